@@ -1,0 +1,948 @@
+/*
+ * check.c - names, arguments, shapes and train settings (see check.h).
+ *
+ * The model block is checked statement by statement, in order, so a name
+ * must be bound before it is used (single assignment). Each expression's
+ * shape comes from the op table's shape rule (op_infer_shape), so the
+ * checker and the IR can never disagree about a shape.
+ */
+#include "check.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the builtins: everything a .nn file can call by name ---- */
+
+#define INF HUGE_VAL
+#define NUM(n, t, d, l, h) {n, t, d, false, l, h, false}
+#define REQ(n, t, l, h) {n, t, 0, true, l, h, false}
+#define POS(n, t, d, h) {n, t, d, false, 0, h, true} /* > 0 */
+#define SEED {"seed", P_INT, 0, false, 0, 9.2e18, false}
+
+static const Builtin builtins[] = {
+    /* ops: one tensor, optional attributes */
+    {"relu", B_OP, OP_RELU, 1, {{0}}},
+    {"sigmoid", B_OP, OP_SIGMOID, 1, {{0}}},
+    {"tanh", B_OP, OP_TANH, 1, {{0}}},
+    {"exp", B_OP, OP_EXP, 1, {{0}}},
+    {"log", B_OP, OP_LOG, 1, {{0}}},
+    {"sqrt", B_OP, OP_SQRT, 1, {{0}}},
+    {"abs", B_OP, OP_ABS, 1, {{0}}},
+    {"softplus", B_OP, OP_SOFTPLUS, 1, {{0}}},
+    {"leaky_relu", B_OP, OP_LEAKY_RELU, 1, {NUM("slope", P_REAL, 0.01, -INF, INF)}},
+    {"sum", B_OP, OP_SUM, 1, {NUM("axis", P_INT, AXIS_ALL, -4, 3)}},
+    {"mean", B_OP, OP_MEAN, 1, {NUM("axis", P_INT, AXIS_ALL, -4, 3)}},
+    {"logsumexp", B_OP, OP_LOGSUMEXP, 1, {{0}}},
+    {"softmax", B_OP, OP_SOFTMAX, 1, {{0}}},
+    {"log_softmax", B_OP, OP_LOG_SOFTMAX, 1, {{0}}},
+    {"transpose", B_OP, OP_TRANSPOSE, 1, {{0}}},
+    /* layers */
+    {"linear", B_LAYER, LAYER_LINEAR, 1,
+     {REQ("units", P_INT, 1, (double)NNC_MAX_DIM), NUM("bias", P_BOOL, 1, 0, 1),
+      {"name", P_STRING, 0, false, 0, 0, false}}},
+    /* losses: (prediction, target) */
+    {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
+    {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
+    {"bce", B_LOSS, LOSS_BCE, 2, {{0}}},
+    {"bce_logits", B_LOSS, LOSS_BCE_LOGITS, 2, {{0}}},
+    {"cross_entropy", B_LOSS, LOSS_CROSS_ENTROPY, 2, {{0}}},
+    /* initializers */
+    {"xavier_normal", B_INIT, NNC_INIT_XAVIER_NORMAL, 0, {SEED}},
+    {"xavier_uniform", B_INIT, NNC_INIT_XAVIER_UNIFORM, 0, {SEED}},
+    {"he_normal", B_INIT, NNC_INIT_HE_NORMAL, 0, {SEED}},
+    {"normal", B_INIT, NNC_INIT_NORMAL, 0, {NUM("std", P_REAL, 1, 0, 1e300), SEED}},
+    {"uniform", B_INIT, NNC_INIT_UNIFORM, 0, {NUM("limit", P_REAL, 1, 0, 1e300), SEED}},
+    {"zeros", B_INIT, NNC_INIT_ZEROS, 0, {{0}}},
+    {"constant", B_INIT, NNC_INIT_CONSTANT, 0, {REQ("value", P_REAL, -1e300, 1e300)}},
+    /* data sources */
+    {"moons", B_DATA, DATA_MOONS, 0,
+     {NUM("samples", P_INT, 100, 2, (double)NNC_DATA_MAX_ROWS),
+      NUM("noise", P_REAL, 0, 0, 1e6), SEED}},
+    {"circles", B_DATA, DATA_CIRCLES, 0,
+     {NUM("samples", P_INT, 100, 2, (double)NNC_DATA_MAX_ROWS),
+      NUM("noise", P_REAL, 0, 0, 1e6), {"factor", P_REAL, 0.8, false, 0, 1, true},
+      SEED}},
+    {"csv", B_DATA, DATA_CSV, 0,
+     {{"path", P_STRING, 0, true, 0, 0, false}, NUM("onehot", P_BOOL, 0, 0, 1)}},
+    /* optimizers */
+    {"sgd", B_OPTIM, OPTIM_SGD, 0,
+     {POS("lr", P_REAL, 0.01, 1e6), NUM("momentum", P_REAL, 0, 0, 1),
+      NUM("weight_decay", P_REAL, 0, 0, 1e6)}},
+    {"adam", B_OPTIM, OPTIM_ADAM, 0,
+     {POS("lr", P_REAL, 0.001, 1e6), NUM("beta1", P_REAL, 0.9, 0, 1),
+      NUM("beta2", P_REAL, 0.999, 0, 1), POS("eps", P_REAL, 1e-8, 1)}},
+};
+
+static const char *kind_noun(BuiltinKind k) {
+  switch (k) {
+  case B_OP: return "an op";
+  case B_LAYER: return "a layer";
+  case B_LOSS: return "a loss";
+  case B_INIT: return "an initializer";
+  case B_DATA: return "a data source";
+  case B_OPTIM: return "an optimizer";
+  }
+  return "?";
+}
+
+const Builtin *builtin_lookup(const char *name) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+    if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+  return NULL;
+}
+
+int builtin_param(const Builtin *b, const char *name) {
+  for (int i = 0; i < MAX_PARAMS && b->params[i].name; i++)
+    if (strcmp(b->params[i].name, name) == 0) return i;
+  return -1;
+}
+
+static int nparams(const Builtin *b) {
+  int n = 0;
+  while (n < MAX_PARAMS && b->params[n].name) n++;
+  return n;
+}
+
+/* ---- the checker's state ---- */
+
+typedef struct Sym {
+  const char *name;
+  Type type;
+  StmtKind kind; /* S_INPUT, S_TARGET, S_PARAM or S_LET */
+  Loc loc;
+} Sym;
+
+typedef struct Checker {
+  Arena *arena;
+  Diag *diag;
+  const Source *src;
+  Sym *syms;
+  int nsyms, capsyms;
+  PtrVec layer_names; /* names given with linear(..., name: "x") */
+  int unnamed_layers;
+} Checker;
+
+static Type *new_type(Checker *c, TypeKind kind) {
+  Type *t = ARENA_NEW(c->arena, Type);
+  t->kind = kind;
+  return t;
+}
+
+static Type *tensor_type(Checker *c, Shape shape) {
+  Type *t = new_type(c, TY_TENSOR);
+  t->shape = shape;
+  return t;
+}
+
+static Sym *find_sym(Checker *c, const char *name) {
+  for (int i = 0; i < c->nsyms; i++)
+    if (strcmp(c->syms[i].name, name) == 0) return &c->syms[i];
+  return NULL;
+}
+
+/* Edit distance, for "did you mean" hints. */
+static int edit_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b);
+  if (la > 40 || lb > 40) return 99;
+  int d[41][41];
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      d[i][j] = best;
+    }
+  return d[la][lb];
+}
+
+/* The closest builtin of one of the kinds in `mask` (1 << kind), or a
+ * bound name when values is set; "" when nothing is close. */
+static const char *suggest(Checker *c, const char *name, unsigned mask,
+                           bool values) {
+  const char *best = NULL;
+  int bestd = (int)strlen(name) <= 3 ? 1 : 2;
+  bestd++;
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+    if (!(mask & (1u << builtins[i].kind))) continue;
+    int d = edit_distance(name, builtins[i].name);
+    if (d < bestd) bestd = d, best = builtins[i].name;
+  }
+  if (values)
+    for (int i = 0; i < c->nsyms; i++) {
+      int d = edit_distance(name, c->syms[i].name);
+      if (d < bestd) bestd = d, best = c->syms[i].name;
+    }
+  if (!best) return "";
+  return arena_printf(c->arena, " (did you mean '%s'?)", best);
+}
+
+static void add_sym(Checker *c, const char *name, StmtKind kind, Loc loc,
+                    const Type *t) {
+  if (c->nsyms == c->capsyms) {
+    int cap = c->capsyms ? c->capsyms * 2 : 32;
+    Sym *syms = ARENA_ARRAY(c->arena, Sym, cap);
+    if (c->nsyms) memcpy(syms, c->syms, sizeof(Sym) * (size_t)c->nsyms);
+    c->syms = syms;
+    c->capsyms = cap;
+  }
+  c->syms[c->nsyms++] = (Sym){name, *t, kind, loc};
+}
+
+/* A new name must not shadow a binding or a builtin. */
+static bool check_new_name(Checker *c, const char *name, Loc loc) {
+  Sym *old = find_sym(c, name);
+  if (old) {
+    diag_error(c->diag, loc, "'%s' is already defined (on line %d); names are bound once",
+               name, old->loc.line);
+    return false;
+  }
+  const Builtin *b = builtin_lookup(name);
+  if (b) {
+    diag_error(c->diag, loc, "'%s' is the name of %s; choose another name", name,
+               kind_noun(b->kind));
+    return false;
+  }
+  if (strcmp(name, "true") == 0 || strcmp(name, "false") == 0) {
+    diag_error(c->diag, loc, "'%s' is reserved; choose another name", name);
+    return false;
+  }
+  return true;
+}
+
+/* ---- constants ---- */
+
+/* The value of a constant number expression (literals, unary minus and
+ * arithmetic on them); false when e is not one. */
+static bool const_value(const Expr *e, double *out) {
+  double a, b;
+  switch (e->kind) {
+  case E_NUM:
+    *out = e->num;
+    return true;
+  case E_NEG:
+    if (!const_value(e->lhs, &a)) return false;
+    *out = -a;
+    return true;
+  case E_BINOP:
+    if (!const_value(e->lhs, &a) || !const_value(e->rhs, &b)) return false;
+    switch (e->op) {
+    case '+': *out = a + b; break;
+    case '-': *out = a - b; break;
+    case '*': *out = a * b; break;
+    case '/': *out = a / b; break;
+    case '^': *out = pow(a, b); break;
+    default: return false;
+    }
+    return isfinite(*out);
+  case E_STR: case E_NAME: case E_CALL:
+    return false;
+  }
+  return false;
+}
+
+/* ---- arguments ---- */
+
+static const char *type_noun(ParamType t) {
+  switch (t) {
+  case P_INT: return "a whole number";
+  case P_REAL: return "a number";
+  case P_BOOL: return "true or false";
+  case P_STRING: return "a string";
+  }
+  return "?";
+}
+
+static void fmt_range(char *buf, size_t n, const ParamSpec *p) {
+  char lo[32], hi[32];
+  fmt_number(lo, sizeof lo, p->lo);
+  fmt_number(hi, sizeof hi, p->hi);
+  if (p->lo_open && p->hi >= 1e299)
+    snprintf(buf, n, "greater than %s", lo);
+  else if (p->lo_open)
+    snprintf(buf, n, "greater than %s and at most %s", lo, hi);
+  else if (p->hi >= 1e299)
+    snprintf(buf, n, "at least %s", lo);
+  else
+    snprintf(buf, n, "between %s and %s", lo, hi);
+}
+
+/* Store one non-tensor argument into slot i of call. */
+static void set_param(Checker *c, Call *call, int i, const Expr *e) {
+  const ParamSpec *p = &call->b->params[i];
+  call->given[i] = true;
+  if (p->type == P_STRING) {
+    if (e->kind != E_STR) {
+      diag_error(c->diag, e->loc, "%s: '%s' must be a string", call->b->name, p->name);
+      return;
+    }
+    call->str[i] = e->text;
+    return;
+  }
+  if (p->type == P_BOOL) {
+    if (e->kind != E_NAME || (strcmp(e->text, "true") && strcmp(e->text, "false"))) {
+      diag_error(c->diag, e->loc, "%s: '%s' must be true or false", call->b->name, p->name);
+      return;
+    }
+    call->num[i] = strcmp(e->text, "true") == 0;
+    return;
+  }
+  double v;
+  if (!const_value(e, &v)) {
+    diag_error(c->diag, e->loc, "%s: '%s' must be %s", call->b->name, p->name,
+               type_noun(p->type));
+    return;
+  }
+  if (p->type == P_INT && v != floor(v)) {
+    diag_error(c->diag, e->loc, "%s: '%s' must be a whole number, got %g",
+               call->b->name, p->name, v);
+    return;
+  }
+  if (v < p->lo || v > p->hi || (p->lo_open && v == p->lo)) {
+    char range[96];
+    fmt_range(range, sizeof range, p);
+    diag_error(c->diag, e->loc, "%s: '%s' must be %s, got %g", call->b->name,
+               p->name, range, v);
+    return;
+  }
+  call->num[i] = v;
+}
+
+static Type *check_expr(Checker *c, Expr *e);
+
+/* Sort a call's arguments into tensor operands and parameter slots. */
+static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
+                          bool check_tensors) {
+  Call *call = ARENA_NEW(c->arena, Call);
+  call->b = b;
+  int np = nparams(b), pos = 0;
+  bool seen_named = false;
+  for (Arg *a = e->args; a; a = a->next) {
+    if (a->name) {
+      seen_named = true;
+      int i = builtin_param(b, a->name);
+      if (i < 0) {
+        if (np == 0)
+          diag_error(c->diag, a->name_loc, "%s takes no named arguments", b->name);
+        else
+          diag_error(c->diag, a->name_loc, "%s has no argument '%s'%s", b->name,
+                     a->name, "");
+        continue;
+      }
+      if (call->given[i]) {
+        diag_error(c->diag, a->name_loc, "%s: '%s' is given twice", b->name, a->name);
+        continue;
+      }
+      set_param(c, call, i, a->value);
+      continue;
+    }
+    if (seen_named) {
+      diag_error(c->diag, a->value->loc,
+                 "%s: positional arguments must come before named ones", b->name);
+      continue;
+    }
+    if (pos < b->ntensors) {
+      call->tensor[pos++] = a->value;
+      continue;
+    }
+    int i = pos++ - b->ntensors;
+    if (i >= np) {
+      int most = b->ntensors + np;
+      diag_error(c->diag, a->value->loc, "%s takes at most %d argument%s, got more",
+                 b->name, most, most == 1 ? "" : "s");
+      continue;
+    }
+    set_param(c, call, i, a->value);
+  }
+  if (pos < b->ntensors) {
+    diag_error(c->diag, e->loc, "%s needs %d tensor argument%s, got %d%s", b->name,
+               b->ntensors, b->ntensors == 1 ? "" : "s", pos,
+               b->ntensors == 1 ? " (write x -> NAME or NAME(x))" : "");
+    return NULL;
+  }
+  for (int i = 0; i < np; i++) {
+    if (call->given[i]) continue;
+    if (b->params[i].required) {
+      diag_error(c->diag, e->loc, "%s needs the argument '%s'", b->name, b->params[i].name);
+      return NULL;
+    }
+    call->num[i] = b->params[i].def;
+  }
+  if (check_tensors)
+    for (int i = 0; i < b->ntensors; i++) {
+      Type *t = check_expr(c, call->tensor[i]);
+      if (t->kind == TY_ERROR) return NULL;
+      if (t->kind != TY_TENSOR) {
+        diag_error(c->diag, call->tensor[i]->loc, "%s: argument %d must be a tensor",
+                   b->name, i + 1);
+        return NULL;
+      }
+    }
+  return call;
+}
+
+/* ---- expressions ---- */
+
+static Type *error_type(Checker *c) { return new_type(c, TY_ERROR); }
+
+static Type *check_op_call(Checker *c, Expr *e, Call *call) {
+  Op op = (Op)call->b->sub;
+  const Type *x = call->tensor[0]->type;
+  OpAttr attr = {.axis = AXIS_ALL};
+  int axis_slot = builtin_param(call->b, "axis");
+  if (axis_slot >= 0 && call->num[axis_slot] != AXIS_ALL) {
+    int axis = (int)call->num[axis_slot];
+    if (axis < 0) axis += x->shape.rank;
+    attr.axis = axis < 0 ? x->shape.rank + 10 : axis; /* out of range: reported below */
+    call->num[axis_slot] = attr.axis;
+  }
+  if (op == OP_LOGSUMEXP) {
+    if (x->shape.rank == 0) {
+      diag_error(c->diag, e->loc, "logsumexp needs a tensor with at least one axis, got a scalar");
+      return error_type(c);
+    }
+    attr.axis = x->shape.rank - 1;
+  }
+  Shape out;
+  char msg[256];
+  const Shape *in[1] = {&x->shape};
+  if (op_infer_shape(op, in, &attr, &out, msg, sizeof msg) != 0) {
+    diag_error(c->diag, e->loc, "%s: %s", call->b->name, msg);
+    return error_type(c);
+  }
+  return tensor_type(c, out);
+}
+
+static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
+  const Type *x = call->tensor[0]->type;
+  char s[64];
+  if (x->shape.rank < 1) {
+    diag_error(c->diag, e->loc, "linear needs a vector or matrix input, got a scalar");
+    return error_type(c);
+  }
+  int name_slot = builtin_param(call->b, "name");
+  if (call->str[name_slot]) {
+    const char *name = call->str[name_slot];
+    bool ok = name[0] != 0;
+    for (const char *p = name; *p; p++)
+      if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (p > name && *p >= '0' && *p <= '9')))
+        ok = false;
+    if (!ok) {
+      diag_error(c->diag, e->loc, "linear: name \"%s\" must be an identifier", name);
+      return error_type(c);
+    }
+    for (int i = 0; i < c->layer_names.len; i++)
+      if (strcmp(c->layer_names.items[i], name) == 0) {
+        diag_error(c->diag, e->loc, "linear: a layer named \"%s\" already exists", name);
+        return error_type(c);
+      }
+    ptrvec_push(&c->layer_names, (void *)name);
+  } else {
+    c->unnamed_layers++;
+  }
+  int64_t in = x->shape.dim[x->shape.rank - 1];
+  int64_t units = (int64_t)call->num[0];
+  if (units * in > NNC_MAX_NUMEL) {
+    diag_error(c->diag, e->loc, "linear: a weight of %lld x %lld is too large (limit %lld elements)",
+               (long long)units, (long long)in, (long long)NNC_MAX_NUMEL);
+    return error_type(c);
+  }
+  Shape out = x->shape;
+  out.dim[out.rank - 1] = units;
+  if (shape_numel(&out) > NNC_MAX_NUMEL) {
+    diag_error(c->diag, e->loc, "linear: output %s is too large",
+               shape_str(&out, false, s, sizeof s));
+    return error_type(c);
+  }
+  return tensor_type(c, out);
+}
+
+static Type *check_loss_call(Checker *c, Expr *e, Call *call) {
+  const Type *y = call->tensor[0]->type, *t = call->tensor[1]->type;
+  char s0[64], s1[64];
+  if (!shape_eq(&y->shape, &t->shape)) {
+    diag_error(c->diag, e->loc, "%s: prediction %s and target %s must have the same shape",
+               call->b->name, shape_str(&y->shape, false, s0, sizeof s0),
+               shape_str(&t->shape, false, s1, sizeof s1));
+    return error_type(c);
+  }
+  if (call->b->sub == LOSS_CROSS_ENTROPY && y->shape.rank < 1) {
+    diag_error(c->diag, e->loc, "cross_entropy needs logits with at least one axis");
+    return error_type(c);
+  }
+  return tensor_type(c, shape0());
+}
+
+static Type *check_call(Checker *c, Expr *e) {
+  const Builtin *b = builtin_lookup(e->text);
+  if (!b) {
+    if (find_sym(c, e->text))
+      diag_error(c->diag, e->loc, "'%s' is a value, not an op; it cannot be called", e->text);
+    else
+      diag_error(c->diag, e->loc, "unknown op '%s'%s", e->text,
+                 suggest(c, e->text, 1u << B_OP | 1u << B_LAYER | 1u << B_LOSS, false));
+    for (Arg *a = e->args; a; a = a->next)
+      if (!a->name) check_expr(c, a->value);
+    return error_type(c);
+  }
+  if (b->kind != B_OP && b->kind != B_LAYER && b->kind != B_LOSS) {
+    diag_error(c->diag, e->loc, "'%s' is %s; it belongs in the train block", e->text,
+               kind_noun(b->kind));
+    return error_type(c);
+  }
+  Call *call = resolve_call(c, e, b, true);
+  if (!call) return error_type(c);
+  e->call = call;
+  switch (b->kind) {
+  case B_OP: return check_op_call(c, e, call);
+  case B_LAYER: return check_layer_call(c, e, call);
+  case B_LOSS: return check_loss_call(c, e, call);
+  case B_INIT: case B_DATA: case B_OPTIM: break;
+  }
+  return error_type(c);
+}
+
+static Type *check_binop(Checker *c, Expr *e) {
+  Type *a = check_expr(c, e->lhs);
+  Type *b = check_expr(c, e->rhs);
+  if (a->kind == TY_ERROR || b->kind == TY_ERROR) return error_type(c);
+  if (a->kind != TY_TENSOR || b->kind != TY_TENSOR) {
+    diag_error(c->diag, e->loc, "'%c' needs numbers or tensors on both sides", e->op);
+    return error_type(c);
+  }
+  if (e->op == '^') {
+    if (!b->is_const) {
+      diag_error(c->diag, e->rhs->loc, "the exponent of ^ must be a constant number");
+      return error_type(c);
+    }
+    Type *t = tensor_type(c, a->shape);
+    if (a->is_const) {
+      t->is_const = true;
+      t->value = pow(a->value, b->value);
+    }
+    return t;
+  }
+  Op op = e->op == '+' ? OP_ADD : e->op == '-' ? OP_SUB : e->op == '*' ? OP_MUL
+        : e->op == '/' ? OP_DIV : OP_MATMUL;
+  const Shape *in[2] = {&a->shape, &b->shape};
+  Shape out;
+  char msg[256];
+  if (op_infer_shape(op, in, &(OpAttr){0}, &out, msg, sizeof msg) != 0) {
+    diag_error(c->diag, e->loc, "%s", msg);
+    return error_type(c);
+  }
+  Type *t = tensor_type(c, out);
+  double v;
+  if (a->is_const && b->is_const && const_value(e, &v)) {
+    t->is_const = true;
+    t->value = v;
+  }
+  return t;
+}
+
+static Type *check_expr_kind(Checker *c, Expr *e) {
+  switch (e->kind) {
+  case E_NUM: {
+    Type *t = tensor_type(c, shape0());
+    t->is_const = true;
+    t->value = e->num;
+    return t;
+  }
+  case E_STR:
+    diag_error(c->diag, e->loc, "a string is not a tensor");
+    return error_type(c);
+  case E_NAME: {
+    Sym *s = find_sym(c, e->text);
+    if (s) return tensor_type(c, s->type.shape);
+    const Builtin *b = builtin_lookup(e->text);
+    if (b && (b->kind == B_OP || b->kind == B_LAYER || b->kind == B_LOSS))
+      diag_error(c->diag, e->loc, "'%s' is %s: call it, as %s(x) or x -> %s", e->text,
+                 kind_noun(b->kind), e->text, e->text);
+    else if (b)
+      diag_error(c->diag, e->loc, "'%s' is %s; it belongs in the train block", e->text,
+                 kind_noun(b->kind));
+    else
+      diag_error(c->diag, e->loc, "undefined name '%s'%s", e->text,
+                 suggest(c, e->text, 0, true));
+    return error_type(c);
+  }
+  case E_CALL:
+    return check_call(c, e);
+  case E_BINOP:
+    return check_binop(c, e);
+  case E_NEG: {
+    Type *a = check_expr(c, e->lhs);
+    if (a->kind != TY_TENSOR) return a;
+    Type *t = tensor_type(c, a->shape);
+    t->is_const = a->is_const;
+    t->value = -a->value;
+    return t;
+  }
+  }
+  return error_type(c);
+}
+
+static Type *check_expr(Checker *c, Expr *e) {
+  if (!e->type) e->type = check_expr_kind(c, e);
+  return e->type;
+}
+
+/* ---- model statements ---- */
+
+/* The shape written in a declaration: `x[2, 3]`, `s` (scalar) or `s[]`. */
+static bool decl_shape(Checker *c, Stmt *s, Shape *out) {
+  *out = shape0();
+  if (s->rank < 0) return true;
+  if (s->ndims > MAX_RANK) {
+    diag_error(c->diag, s->dims[MAX_RANK]->loc, "'%s' has %d dimensions; at most %d are supported",
+               s->name, s->ndims, MAX_RANK);
+    return false;
+  }
+  out->rank = s->ndims;
+  int64_t numel = 1;
+  for (int i = 0; i < s->ndims; i++) {
+    Expr *d = s->dims[i];
+    if (!d->is_int && d->num != floor(d->num)) {
+      diag_error(c->diag, d->loc, "a dimension must be a whole number, got %s", d->text);
+      return false;
+    }
+    if (d->num < 1) {
+      diag_error(c->diag, d->loc, "a dimension must be at least 1, got %s", d->text);
+      return false;
+    }
+    if (d->num > (double)NNC_MAX_DIM) {
+      diag_error(c->diag, d->loc, "dimension %s is too large (limit %lld)", d->text,
+                 (long long)NNC_MAX_DIM);
+      return false;
+    }
+    out->dim[i] = (int64_t)d->num;
+    numel *= out->dim[i];
+    if (numel > NNC_MAX_NUMEL) {
+      diag_error(c->diag, d->loc, "'%s' has too many elements (limit %lld)", s->name,
+                 (long long)NNC_MAX_NUMEL);
+      return false;
+    }
+  }
+  return true;
+}
+
+static void check_init_expr(Checker *c, Expr *e, Call **out) {
+  const char *name = e->kind == E_NAME || e->kind == E_CALL ? e->text : NULL;
+  const Builtin *b = name ? builtin_lookup(name) : NULL;
+  if (!b || b->kind != B_INIT) {
+    diag_error(c->diag, e->loc, "expected an initializer such as normal(std: 0.1) or xavier_normal%s",
+               name ? suggest(c, name, 1u << B_INIT, false) : "");
+    return;
+  }
+  *out = e->kind == E_CALL ? resolve_call(c, e, b, false) : resolve_call(c, &(Expr){.kind = E_CALL, .loc = e->loc, .text = name}, b, false);
+  e->call = *out;
+}
+
+static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
+  Shape shape;
+  switch (s->kind) {
+  case S_DTYPE:
+    if (strcmp(s->name, "f32") == 0)
+      p->dtype = DT_F32;
+    else if (strcmp(s->name, "f64") == 0)
+      p->dtype = DT_F64;
+    else
+      diag_error(c->diag, s->name_loc, "unknown dtype '%s' (use f32 or f64)", s->name);
+    return;
+  case S_INPUT: case S_TARGET: case S_PARAM:
+    if (!decl_shape(c, s, &shape)) return;
+    if (s->kind == S_PARAM && s->value) {
+      Call *call = NULL;
+      check_init_expr(c, s->value, &call);
+    }
+    if (!check_new_name(c, s->name, s->name_loc)) return;
+    add_sym(c, s->name, s->kind, s->name_loc, tensor_type(c, shape));
+    return;
+  case S_LET: {
+    Type *t = check_expr(c, s->value);
+    if (!check_new_name(c, s->name, s->loc)) return;
+    if (t->kind == TY_ERROR) t = tensor_type(c, shape0()); /* keep going quietly */
+    add_sym(c, s->name, S_LET, s->loc, t);
+    return;
+  }
+  case S_LOSS: {
+    if (p->loss) {
+      diag_error(c->diag, s->loc, "a model has exactly one loss (the first is on line %d)",
+                 p->loss->loc.line);
+      return;
+    }
+    p->loss = s;
+    Type *t = check_expr(c, s->value);
+    char sh[64];
+    if (t->kind == TY_TENSOR && shape_numel(&t->shape) != 1)
+      diag_error(c->diag, s->value->loc,
+                 "the loss must be a scalar per sample, got shape %s (reduce it with sum or mean)",
+                 shape_str(&t->shape, false, sh, sizeof sh));
+    return;
+  }
+  case S_OUTPUT:
+    if (p->output) {
+      diag_error(c->diag, s->loc, "the output is already set to '%s'", p->output);
+      return;
+    }
+    if (!find_sym(c, s->name)) {
+      diag_error(c->diag, s->name_loc, "undefined name '%s'%s", s->name,
+                 suggest(c, s->name, 0, true));
+      return;
+    }
+    p->output = s->name;
+    return;
+  case S_SETTING:
+    diag_error(c->diag, s->loc, "'%s' is not a model statement (did you mean '%s = ...'?)",
+               s->name, s->name);
+    return;
+  }
+}
+
+/* ---- the train block ---- */
+
+static const char *const train_keys[] = {"data", "valid", "split", "init", "optimizer",
+                                         "epochs", "batch", "shuffle", "seed"};
+
+static Call *setting_call(Checker *c, Stmt *s, BuiltinKind kind, const char *example) {
+  Expr *e = s->value;
+  const char *name = e->kind == E_NAME || e->kind == E_CALL ? e->text : NULL;
+  const Builtin *b = name ? builtin_lookup(name) : NULL;
+  if (!b || b->kind != kind) {
+    diag_error(c->diag, e->loc, "'%s' expects %s such as %s%s", s->name, kind_noun(kind),
+               example, name && !b ? suggest(c, name, 1u << kind, false) : "");
+    return NULL;
+  }
+  Expr call_expr = {.kind = E_CALL, .loc = e->loc, .text = name};
+  Call *call = resolve_call(c, e->kind == E_CALL ? e : &call_expr, b, false);
+  e->call = call;
+  return call;
+}
+
+static bool setting_int(Checker *c, Stmt *s, int64_t lo, int64_t hi, int64_t *out) {
+  double v;
+  if (!const_value(s->value, &v) || v != floor(v)) {
+    diag_error(c->diag, s->value->loc, "'%s' must be a whole number", s->name);
+    return false;
+  }
+  if (v < (double)lo || v > (double)hi) {
+    diag_error(c->diag, s->value->loc, "'%s' must be between %lld and %lld, got %g", s->name,
+               (long long)lo, (long long)hi, v);
+    return false;
+  }
+  *out = (int64_t)v;
+  return true;
+}
+
+static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
+  Call *call = setting_call(c, s, B_DATA, "moons(samples: 1000, noise: 0.1) or csv(\"file.csv\")");
+  if (!call) return;
+  d->kind = (DataKind)call->b->sub;
+  d->loc = s->value->loc;
+  switch (d->kind) {
+  case DATA_MOONS: case DATA_CIRCLES:
+    d->samples = (int64_t)call->num[0];
+    d->noise = call->num[1];
+    if (d->kind == DATA_CIRCLES) d->factor = call->num[2];
+    int seed_slot = builtin_param(call->b, "seed");
+    d->seed = (uint64_t)call->num[seed_slot];
+    d->has_seed = call->given[seed_slot];
+    break;
+  case DATA_CSV: {
+    const char *path = call->str[0] ? call->str[0] : "";
+    if (!path[0]) {
+      diag_error(c->diag, s->value->loc, "csv: the path is empty");
+      return;
+    }
+    d->path = path[0] == '/' || !dir[0] ? path : arena_printf(c->arena, "%s/%s", dir, path);
+    d->onehot = call->num[1] != 0;
+    break;
+  }
+  case DATA_NONE:
+    break;
+  }
+}
+
+static void check_setting(Checker *c, Program *p, Stmt *s, const char *dir) {
+  TrainConfig *tc = &p->train;
+  const char *k = s->name;
+  if (strcmp(k, "data") == 0) {
+    data_setting(c, s, &tc->data, dir);
+  } else if (strcmp(k, "valid") == 0) {
+    data_setting(c, s, &tc->valid, dir);
+  } else if (strcmp(k, "split") == 0) {
+    double v;
+    if (!const_value(s->value, &v) || v <= 0 || (v >= 1 && v != floor(v)) ||
+        v > (double)NNC_DATA_MAX_ROWS) {
+      diag_error(c->diag, s->value->loc,
+                 "'split' must be a number of rows (like 320) or a fraction between 0 and 1 (like 0.8)");
+      return;
+    }
+    tc->has_split = true;
+    tc->split = v;
+    tc->split_fraction = v < 1;
+  } else if (strcmp(k, "init") == 0) {
+    Call *call = setting_call(c, s, B_INIT, "xavier_normal(seed: 0)");
+    if (!call) return;
+    tc->init.kind = (NncInitKind)call->b->sub;
+    int np = nparams(call->b);
+    tc->init.arg = np > 0 && strcmp(call->b->params[0].name, "seed") ? call->num[0] : 0;
+    int seed_slot = builtin_param(call->b, "seed");
+    tc->init.has_seed = seed_slot >= 0 && call->given[seed_slot];
+    tc->init.seed = tc->init.has_seed ? (uint64_t)call->num[seed_slot] : 0;
+  } else if (strcmp(k, "optimizer") == 0) {
+    Call *call = setting_call(c, s, B_OPTIM, "sgd(lr: 0.05) or adam(lr: 0.001)");
+    if (!call) return;
+    OptimSpec *o = &tc->optim;
+    memset(o, 0, sizeof *o);
+    o->kind = (OptimKind)call->b->sub;
+    o->lr = call->num[0];
+    if (o->kind == OPTIM_SGD) {
+      o->momentum = call->num[1];
+      o->weight_decay = call->num[2];
+    } else {
+      o->beta1 = call->num[1];
+      o->beta2 = call->num[2];
+      o->eps = call->num[3];
+      if (o->beta1 >= 1 || o->beta2 >= 1)
+        diag_error(c->diag, s->value->loc, "adam: beta1 and beta2 must be below 1");
+    }
+  } else if (strcmp(k, "epochs") == 0) {
+    setting_int(c, s, 0, NNC_MAX_EPOCHS, &tc->epochs);
+  } else if (strcmp(k, "batch") == 0) {
+    setting_int(c, s, 1, NNC_MAX_BATCH, &tc->batch);
+  } else if (strcmp(k, "seed") == 0) {
+    int64_t v;
+    if (setting_int(c, s, 0, INT64_MAX / 2, &v)) {
+      tc->seed = (uint64_t)v;
+      tc->has_seed_key = true;
+    }
+  } else if (strcmp(k, "shuffle") == 0) {
+    const Expr *e = s->value;
+    if (e->kind != E_NAME || (strcmp(e->text, "true") && strcmp(e->text, "false"))) {
+      diag_error(c->diag, e->loc, "'shuffle' must be true or false");
+      return;
+    }
+    tc->shuffle = strcmp(e->text, "true") == 0;
+  }
+}
+
+static void check_train_block(Checker *c, Program *p, Block *b, const char *dir) {
+  const char *seen[16] = {0};
+  int nseen = 0;
+  for (Stmt *s = b->stmts; s; s = s->next) {
+    if (s->kind != S_SETTING) {
+      const char *kw = s->kind == S_LET ? NULL : s->kind == S_DTYPE ? "dtype"
+                     : s->kind == S_INPUT ? "input" : s->kind == S_TARGET ? "target"
+                     : s->kind == S_PARAM ? "param" : s->kind == S_LOSS ? "loss" : "output";
+      if (kw)
+        diag_error(c->diag, s->loc, "'%s' belongs in the model block, not the train block", kw);
+      else
+        diag_error(c->diag, s->loc, "bindings belong in the model block, not the train block");
+      continue;
+    }
+    bool known = false;
+    for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
+      if (strcmp(s->name, train_keys[i]) == 0) known = true;
+    if (!known) {
+      const char *best = NULL;
+      for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
+        if (edit_distance(s->name, train_keys[i]) <= 2) best = train_keys[i];
+      diag_error(c->diag, s->loc, "unknown train setting '%s'%s%s%s", s->name,
+                 best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+      continue;
+    }
+    bool dup = false;
+    for (int i = 0; i < nseen; i++)
+      if (strcmp(seen[i], s->name) == 0) dup = true;
+    if (dup) {
+      diag_error(c->diag, s->loc, "'%s' is set twice", s->name);
+      continue;
+    }
+    if (nseen < 16) seen[nseen++] = s->name;
+    check_setting(c, p, s, dir);
+  }
+}
+
+/* Data generators make 2 inputs and a 0/1 label (or its one-hot pair). */
+static void check_data_fits(Checker *c, const DataSpec *d) {
+  if (d->kind != DATA_MOONS && d->kind != DATA_CIRCLES) return;
+  int64_t in = 0, tg = 0;
+  for (int i = 0; i < c->nsyms; i++) {
+    if (c->syms[i].kind == S_INPUT) in += shape_numel(&c->syms[i].type.shape);
+    if (c->syms[i].kind == S_TARGET) tg += shape_numel(&c->syms[i].type.shape);
+  }
+  const char *name = d->kind == DATA_MOONS ? "moons" : "circles";
+  if (in != 2)
+    diag_error(c->diag, d->loc, "%s makes 2 input values per row; the model's inputs hold %lld",
+               name, (long long)in);
+  else if (tg != 1 && tg != 2)
+    diag_error(c->diag, d->loc,
+               "%s makes a 0/1 label per row (target [1], or [2] one-hot); the model's targets hold %lld",
+               name, (long long)tg);
+}
+
+static void set_defaults(Program *p) {
+  TrainConfig *tc = &p->train;
+  memset(tc, 0, sizeof *tc);
+  tc->init.kind = NNC_INIT_XAVIER_NORMAL;
+  tc->optim.kind = OPTIM_SGD;
+  tc->optim.lr = 0.01;
+  tc->epochs = 1;
+  tc->batch = 1;
+}
+
+int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
+                  Program *out) {
+  int errors_before = diag->errors;
+  memset(out, 0, sizeof *out);
+  out->src = src;
+  out->dtype = DT_F32;
+  set_defaults(out);
+  Checker c = {.arena = arena, .diag = diag, .src = src};
+
+  /* the .nn file's directory, for csv paths */
+  const char *slash = strrchr(src->path, '/');
+  const char *dir = slash ? arena_strndup(arena, src->path, (size_t)(slash - src->path)) : "";
+  if (slash == src->path) dir = "/";
+
+  Block *train = NULL;
+  for (Block *b = ast->blocks; b; b = b->next) {
+    if (b->is_model) {
+      if (out->model) {
+        diag_error(diag, b->loc, "a file holds one model block (the first is on line %d)",
+                   out->model->loc.line);
+        continue;
+      }
+      out->model = b;
+      out->model_name = b->name;
+    } else {
+      if (train) {
+        diag_error(diag, b->loc, "a file holds one train block (the first is on line %d)",
+                   train->loc.line);
+        continue;
+      }
+      train = b;
+    }
+  }
+  if (!out->model) {
+    if (diag->errors == errors_before)
+      diag_error(diag, (Loc){0, 0}, "no model block: a .nn file needs `model NAME { ... }`");
+    return diag->errors - errors_before;
+  }
+  for (Stmt *s = out->model->stmts; s; s = s->next) check_model_stmt(&c, out, s);
+  if (!out->loss)
+    diag_error(diag, out->model->loc, "model '%s' has no loss statement (e.g. `loss squared(y, t)`)",
+               out->model_name);
+  if (train) {
+    out->has_train_block = true;
+    check_train_block(&c, out, train, dir);
+    check_data_fits(&c, &out->train.data);
+    check_data_fits(&c, &out->train.valid);
+  }
+  ptrvec_free(&c.layer_names);
+  return diag->errors - errors_before;
+}

@@ -1,0 +1,128 @@
+/*
+ * check.h - the checker: every user error is found here, before anything
+ * runs. It resolves names (values, ops, layers, losses, initializers, data
+ * sources, optimizers), checks arguments, infers every static shape with the
+ * op table's rules, and turns the train block into a TrainConfig.
+ *
+ * It annotates the AST in place: each expression gets its Type, each call
+ * its Call (callee and arguments sorted into slots), which is what lowering
+ * (lower.c) reads.
+ */
+#ifndef NNC_CHECK_H
+#define NNC_CHECK_H
+
+#include "ast.h"
+#include "ir.h"
+#include "runtime.h"
+
+typedef enum TypeKind { TY_TENSOR, TY_STRING, TY_BOOL, TY_ERROR } TypeKind;
+
+struct Type {
+  TypeKind kind;
+  Shape shape;   /* TY_TENSOR */
+  bool is_const; /* a number known now (folded from literals) */
+  double value;  /* is_const: its value */
+};
+
+typedef enum BuiltinKind {
+  B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM
+} BuiltinKind;
+
+typedef enum ParamType { P_INT, P_REAL, P_BOOL, P_STRING } ParamType;
+
+enum { MAX_PARAMS = 6 };
+
+typedef struct ParamSpec {
+  const char *name;
+  ParamType type;
+  double def;     /* default when not required */
+  bool required;
+  double lo, hi;  /* accepted range for numbers (inclusive) */
+  bool lo_open;   /* lo itself is refused */
+} ParamSpec;
+
+typedef enum LayerKind { LAYER_LINEAR } LayerKind;
+typedef enum LossKind {
+  LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
+} LossKind;
+typedef enum DataKind { DATA_NONE, DATA_MOONS, DATA_CIRCLES, DATA_CSV } DataKind;
+typedef enum OptimKind { OPTIM_SGD, OPTIM_ADAM } OptimKind;
+
+typedef struct Builtin {
+  const char *name;
+  BuiltinKind kind;
+  int sub;      /* Op, LayerKind, LossKind, NncInitKind, DataKind, OptimKind */
+  int ntensors; /* leading tensor arguments */
+  ParamSpec params[MAX_PARAMS];
+} Builtin;
+
+/* A checked call: tensor operands and every parameter slot filled. */
+typedef struct Call {
+  const Builtin *b;
+  Expr *tensor[2];
+  double num[MAX_PARAMS];      /* P_INT, P_REAL, P_BOOL (0/1) */
+  const char *str[MAX_PARAMS]; /* P_STRING */
+  bool given[MAX_PARAMS];
+} Call;
+
+typedef struct DataSpec {
+  DataKind kind;
+  int64_t samples;
+  double noise, factor;
+  uint64_t seed;
+  bool has_seed;
+  const char *path; /* csv: resolved against the .nn file's directory */
+  bool onehot;
+  Loc loc;
+} DataSpec;
+
+typedef struct InitSpec {
+  NncInitKind kind;
+  double arg; /* std, limit or constant */
+  uint64_t seed;
+  bool has_seed;
+} InitSpec;
+
+typedef struct OptimSpec {
+  OptimKind kind;
+  double lr, momentum, weight_decay, beta1, beta2, eps;
+} OptimSpec;
+
+typedef struct TrainConfig {
+  DataSpec data, valid;
+  bool has_split;
+  double split;       /* rows, or a fraction when split_fraction */
+  bool split_fraction;
+  InitSpec init;
+  OptimSpec optim;
+  int64_t epochs, batch;
+  bool shuffle;
+  uint64_t seed;
+  bool has_seed_key;
+} TrainConfig;
+
+/* Limits for train settings (refused above these). */
+#define NNC_MAX_EPOCHS 100000000LL
+#define NNC_MAX_BATCH 65536LL
+
+typedef struct Program {
+  const Source *src;
+  Block *model;      /* the model block (checked) */
+  const char *model_name;
+  DType dtype;
+  Stmt *loss;        /* the loss statement */
+  const char *output; /* output name, or NULL for the default */
+  TrainConfig train; /* defaults where the file is silent */
+  bool has_train_block;
+} Program;
+
+/* Check the parsed file; returns the number of errors reported. */
+int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
+                  Program *out);
+
+/* Builtin lookup by name (any kind), or NULL. */
+const Builtin *builtin_lookup(const char *name);
+/* The slot index of parameter `name` in b, or -1. */
+int builtin_param(const Builtin *b, const char *name);
+
+#endif

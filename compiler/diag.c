@@ -1,0 +1,145 @@
+/*
+ * diag.c - printing diagnostics with the source line and a caret.
+ */
+#include "diag.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+int source_read(Source *src, const char *path) {
+  memset(src, 0, sizeof *src);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    diag_file_error(path, "cannot open: %s", strerror(errno));
+    return -1;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    diag_file_error(path, "is a directory, not a .nn file");
+    return -1;
+  }
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    diag_file_error(path, "cannot open: %s", strerror(errno));
+    return -1;
+  }
+  StrBuf sb = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (sb.len + n > NNC_MAX_SOURCE_BYTES) {
+      fclose(f);
+      sb_free(&sb);
+      diag_file_error(path, "file is too large for a .nn file (limit %u MiB)",
+                      NNC_MAX_SOURCE_BYTES >> 20);
+      return -1;
+    }
+    for (size_t i = 0; i < n; i++) sb_putc(&sb, chunk[i]);
+  }
+  int failed = ferror(f);
+  fclose(f);
+  if (failed) {
+    sb_free(&sb);
+    diag_file_error(path, "read error");
+    return -1;
+  }
+  if (!sb.data) sb_puts(&sb, "");
+  src->path = path;
+  src->name = base_name(path);
+  src->text = sb.data;
+  src->len = sb.len;
+  return 0;
+}
+
+void source_from_text(Source *src, const char *path, const char *text,
+                      size_t len) {
+  src->path = path;
+  src->name = base_name(path);
+  src->text = (char *)text;
+  src->len = len;
+}
+
+void source_free(Source *src) {
+  free(src->text);
+  src->text = NULL;
+}
+
+/* Print line `line` of the source and a caret under column `col`. Tabs in
+ * the prefix are kept so the caret lines up in a terminal. */
+static void print_caret(const Source *src, Loc loc) {
+  if (!src || !src->text || loc.line < 1) return;
+  const char *p = src->text, *end = src->text + src->len;
+  for (int l = 1; l < loc.line && p < end; p++)
+    if (*p == '\n') l++;
+  if (p >= end && loc.line > 1) return;
+  const char *eol = p;
+  while (eol < end && *eol != '\n') eol++;
+  if (eol > p && eol[-1] == '\r') eol--;
+  fputs("  ", stderr);
+  for (const char *q = p; q < eol; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c == '\t' || (c >= 32 && c < 127) || c >= 128)
+      fputc(c, stderr);
+    else
+      fputc('?', stderr); /* control bytes would garble the terminal */
+  }
+  fputs("\n  ", stderr);
+  int col = 1;
+  for (const char *q = p; q < eol && col < loc.col; q++, col++)
+    fputc(*q == '\t' ? '\t' : ' ', stderr);
+  fputs("^\n", stderr);
+}
+
+static void report(Diag *d, Loc loc, const char *kind, const char *fmt,
+                   va_list ap) {
+  if (d->quiet) return;
+  int limit = d->max_errors ? d->max_errors : 20;
+  if (d->errors > limit) return;
+  if (d->errors == limit && strcmp(kind, "error") == 0) {
+    fprintf(stderr, "%s: note: too many errors, stopping\n",
+            d->src ? d->src->path : "nnc");
+    return;
+  }
+  const char *path = d->src ? d->src->path : "nnc";
+  if (loc.line > 0)
+    fprintf(stderr, "%s:%d:%d: %s: ", path, loc.line, loc.col, kind);
+  else
+    fprintf(stderr, "%s: %s: ", path, kind);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  if (loc.line > 0) print_caret(d->src, loc);
+}
+
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report(d, loc, "error", fmt, ap);
+  va_end(ap);
+  d->errors++;
+}
+
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report(d, loc, "note", fmt, ap);
+  va_end(ap);
+}
+
+void diag_file_error(const char *path, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "%s: error: ", path);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}

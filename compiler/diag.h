@@ -1,0 +1,56 @@
+/*
+ * diag.h - user diagnostics.
+ *
+ * A source error prints, on standard error,
+ *     moons.nn:7:8: error: unknown op 'relux'
+ *       y = x -> relux
+ *                ^
+ * Errors are counted and the stage goes on where it can (several errors per
+ * run); the driver stops after a stage that reported any. Errors that concern
+ * a whole file (a checkpoint, a CSV file) are one line: `PATH: error: ...`.
+ */
+#ifndef NNC_DIAG_H
+#define NNC_DIAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A position in a .nn file: 1-based line and column (bytes). */
+typedef struct Loc {
+  int line, col;
+} Loc;
+
+/* A source file held in memory for the whole compilation. */
+typedef struct Source {
+  const char *path; /* as given on the command line */
+  const char *name; /* basename, used in dumps */
+  char *text;       /* NUL-terminated copy of the file */
+  size_t len;
+} Source;
+
+typedef struct Diag {
+  const Source *src;
+  int errors;
+  int max_errors; /* stop printing after this many (0 = 20) */
+  bool quiet;     /* count but print nothing (fuzzing) */
+} Diag;
+
+/* Biggest .nn file nnc reads. */
+#define NNC_MAX_SOURCE_BYTES (4u << 20)
+
+/* Read path into src. On failure prints `PATH: error: ...` and returns -1. */
+int source_read(Source *src, const char *path);
+/* Use text (not copied: must outlive src) as the source named path. */
+void source_from_text(Source *src, const char *path, const char *text,
+                      size_t len);
+void source_free(Source *src);
+
+void diag_error(Diag *d, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void diag_note(Diag *d, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* `PATH: error: MESSAGE` on one line. */
+void diag_file_error(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

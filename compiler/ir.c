@@ -1,0 +1,460 @@
+/*
+ * ir.c - the op table, the shape rules, node construction, the text and
+ * Graphviz dumps and the verifier.
+ */
+#include "ir.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+const OpInfo op_info[OP_COUNT] = {
+#define OP(e, name, nin, cls, user) [OP_##e] = {name, nin, cls, user},
+#include "ops.def"
+#undef OP
+};
+
+int op_lookup(const char *name) {
+  for (int i = 0; i < OP_COUNT; i++)
+    if (op_info[i].user && strcmp(op_info[i].name, name) == 0) return i;
+  return -1;
+}
+
+const char *dtype_name(DType dt) { return dt == DT_F64 ? "f64" : "f32"; }
+
+/* ---- shapes ---- */
+
+Shape shape0(void) { return (Shape){0, {0}}; }
+Shape shape1(int64_t a) { return (Shape){1, {a}}; }
+Shape shape2(int64_t a, int64_t b) { return (Shape){2, {a, b}}; }
+
+int64_t shape_numel(const Shape *s) {
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+  return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b) {
+  if (a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dim[i] != b->dim[i]) return false;
+  return true;
+}
+
+char *shape_str(const Shape *s, bool batched, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "[%s", batched ? "B" : "");
+  for (int i = 0; i < s->rank && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64,
+                          (i || batched) ? "," : "", s->dim[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+/* numpy broadcasting: align right, each pair equal or one of them 1. */
+static int broadcast_shapes(const Shape *a, const Shape *b, Shape *out) {
+  int rank = a->rank > b->rank ? a->rank : b->rank;
+  out->rank = rank;
+  for (int i = 0; i < rank; i++) {
+    int ia = a->rank - rank + i, ib = b->rank - rank + i;
+    int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+    if (da != db && da != 1 && db != 1) return -1;
+    out->dim[i] = da == 1 ? db : da;
+  }
+  return 0;
+}
+
+#define FAIL(...) \
+  do { \
+    snprintf(msg, msglen, __VA_ARGS__); \
+    return -1; \
+  } while (0)
+
+int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
+                   char *msg, size_t msglen) {
+  char s0[64], s1[64];
+  const OpInfo *info = &op_info[op];
+  switch (info->cls) {
+  case OPC_LEAF:
+    *out = attr->shape;
+    return 0;
+  case OPC_UNARY:
+    *out = *in[0];
+    return 0;
+  case OPC_BINARY:
+    if (broadcast_shapes(in[0], in[1], out) != 0)
+      FAIL("shapes %s and %s do not broadcast",
+           shape_str(in[0], false, s0, sizeof s0),
+           shape_str(in[1], false, s1, sizeof s1));
+    return 0;
+  case OPC_REDUCE:
+    if (attr->axis == AXIS_ALL) {
+      *out = shape0();
+      return 0;
+    }
+    if (attr->axis < 0 || attr->axis >= in[0]->rank)
+      FAIL("axis %d is out of range for a tensor of shape %s", attr->axis,
+           shape_str(in[0], false, s0, sizeof s0));
+    if (op == OP_LOGSUMEXP && attr->axis != in[0]->rank - 1)
+      FAIL("logsumexp works on the last axis");
+    out->rank = in[0]->rank - 1;
+    for (int i = 0, j = 0; i < in[0]->rank; i++)
+      if (i != attr->axis) out->dim[j++] = in[0]->dim[i];
+    return 0;
+  case OPC_LASTAXIS:
+    if (in[0]->rank < 1)
+      FAIL("%s needs a tensor with at least one axis, got a scalar",
+           info->name);
+    *out = *in[0];
+    return 0;
+  case OPC_MATMUL: {
+    const Shape *a = in[0], *b = in[1];
+    shape_str(a, false, s0, sizeof s0);
+    shape_str(b, false, s1, sizeof s1);
+    if (a->rank < 1 || a->rank > 2 || b->rank < 1 || b->rank > 2)
+      FAIL("@ takes vectors and matrices, got %s @ %s", s0, s1);
+    int64_t ka = a->dim[a->rank - 1], kb = b->dim[0];
+    if (ka != kb)
+      FAIL("inner dimensions differ in %s @ %s (%" PRId64 " vs %" PRId64 ")",
+           s0, s1, ka, kb);
+    out->rank = 0;
+    if (a->rank == 2) out->dim[out->rank++] = a->dim[0];
+    if (b->rank == 2) out->dim[out->rank++] = b->dim[1];
+    return 0;
+  }
+  case OPC_OUTER:
+    if (in[0]->rank != 1 || in[1]->rank != 1)
+      FAIL("outer takes two vectors");
+    *out = shape2(in[0]->dim[0], in[1]->dim[0]);
+    return 0;
+  case OPC_TRANSPOSE:
+    if (in[0]->rank != 2)
+      FAIL("transpose needs a matrix (rank 2), got %s",
+           shape_str(in[0], false, s0, sizeof s0));
+    *out = shape2(in[0]->dim[1], in[0]->dim[0]);
+    return 0;
+  case OPC_BROADCAST: {
+    Shape b;
+    if (broadcast_shapes(in[0], &attr->shape, &b) != 0 ||
+        !shape_eq(&b, &attr->shape))
+      FAIL("cannot broadcast %s to %s", shape_str(in[0], false, s0, sizeof s0),
+           shape_str(&attr->shape, false, s1, sizeof s1));
+    *out = attr->shape;
+    return 0;
+  }
+  case OPC_RESHAPE:
+    if (shape_numel(in[0]) != shape_numel(&attr->shape))
+      FAIL("cannot reshape %s to %s", shape_str(in[0], false, s0, sizeof s0),
+           shape_str(&attr->shape, false, s1, sizeof s1));
+    *out = attr->shape;
+    return 0;
+  case OPC_SUM_TO: {
+    Shape b;
+    if (broadcast_shapes(&attr->shape, in[0], &b) != 0 || !shape_eq(&b, in[0]))
+      FAIL("cannot sum %s down to %s", shape_str(in[0], false, s0, sizeof s0),
+           shape_str(&attr->shape, false, s1, sizeof s1));
+    *out = attr->shape;
+    return 0;
+  }
+  case OPC_BATCH:
+    *out = *in[0];
+    return 0;
+  }
+  FAIL("unknown op");
+}
+
+/* ---- construction ---- */
+
+Graph *graph_new(Arena *arena, DType dtype) {
+  Graph *g = ARENA_NEW(arena, Graph);
+  g->arena = arena;
+  g->dtype = dtype;
+  g->max_batch = 1;
+  return g;
+}
+
+static bool op_batched(Op op, Node *a, Node *b) {
+  switch (op_info[op].cls) {
+  case OPC_LEAF:
+    return op == OP_INPUT || op == OP_TARGET;
+  case OPC_BATCH:
+    return false;
+  case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTAXIS:
+  case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
+  case OPC_RESHAPE: case OPC_SUM_TO:
+    break;
+  }
+  return (a && a->batched) || (b && b->batched);
+}
+
+static Node *append(Graph *g, Node *n) {
+  if (g->len == g->cap) {
+    int cap = g->cap ? g->cap * 2 : 64;
+    Node **nodes = ARENA_ARRAY(g->arena, Node *, cap);
+    if (g->len) memcpy(nodes, g->nodes, sizeof(Node *) * (size_t)g->len);
+    g->nodes = nodes;
+    g->cap = cap;
+  }
+  n->id = g->len;
+  g->nodes[g->len++] = n;
+  return n;
+}
+
+Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
+                Loc loc) {
+  NNC_ASSERT(op_info[op].nin == (a != NULL) + (b != NULL));
+  Node *n = ARENA_NEW(g->arena, Node);
+  n->op = op;
+  n->in[0] = a;
+  n->in[1] = b;
+  if (attr) n->attr = *attr;
+  n->loc = loc;
+  n->param_index = -1;
+  n->state_index = -1;
+  const Shape *shapes[2] = {a ? &a->shape : NULL, b ? &b->shape : NULL};
+  char msg[256];
+  if (op_infer_shape(op, shapes, &n->attr, &n->shape, msg, sizeof msg) != 0)
+    nnc_die("building %s: %s", op_info[op].name, msg);
+  n->batched = op_batched(op, a, b);
+  return append(g, n);
+}
+
+Node *node_leaf(Graph *g, Op op, Shape shape, const char *name, Loc loc) {
+  OpAttr attr = {.shape = shape};
+  Node *n = node_make(g, op, NULL, NULL, &attr, loc);
+  n->name = name;
+  return n;
+}
+
+Node *node_const(Graph *g, double value, Loc loc) {
+  OpAttr attr = {.value = value, .shape = shape0()};
+  return node_make(g, OP_CONST, NULL, NULL, &attr, loc);
+}
+
+Node *node_unary(Graph *g, Op op, Node *a, double value, Loc loc) {
+  OpAttr attr = {.value = value};
+  return node_make(g, op, a, NULL, &attr, loc);
+}
+
+Node *node_binary(Graph *g, Op op, Node *a, Node *b, Loc loc) {
+  return node_make(g, op, a, b, NULL, loc);
+}
+
+Node *node_reduce(Graph *g, Op op, Node *a, int axis, Loc loc) {
+  OpAttr attr = {.axis = axis};
+  return node_make(g, op, a, NULL, &attr, loc);
+}
+
+Node *node_shaped(Graph *g, Op op, Node *a, Shape shape, Loc loc) {
+  OpAttr attr = {.shape = shape};
+  return node_make(g, op, a, NULL, &attr, loc);
+}
+
+/* ---- text dump ---- */
+
+typedef struct Labels {
+  char **text; /* per node id */
+} Labels;
+
+static bool has_value_attr(Op op) {
+  return op == OP_LEAKY_RELU || op == OP_POW || op == OP_STEP ||
+         op == OP_LEAKY_STEP || op == OP_MAXC;
+}
+
+static bool has_shape_attr(Op op) {
+  return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_SUM_TO;
+}
+
+/* Constants print inline as numbers; named nodes as %name; the others get
+ * numbers in graph order, so dumps are stable. */
+static Labels make_labels(const Graph *g) {
+  Labels L = {ARENA_ARRAY(g->arena, char *, g->len + 1)};
+  int next = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op == OP_CONST) {
+      char num[40];
+      fmt_number(num, sizeof num, n->attr.value);
+      L.text[i] = arena_strdup(g->arena, num);
+    } else if (n->name) {
+      L.text[i] = arena_printf(g->arena, "%%%s", n->name);
+    } else {
+      L.text[i] = arena_printf(g->arena, "%%%d", next++);
+    }
+  }
+  return L;
+}
+
+static void node_rhs(const Graph *g, const Node *n, const Labels *L,
+                     StrBuf *sb) {
+  sb_puts(sb, op_info[n->op].name);
+  for (int i = 0; i < op_info[n->op].nin; i++)
+    sb_printf(sb, "%s%s", i ? ", " : " ", L->text[n->in[i]->id]);
+  if (has_value_attr(n->op)) {
+    char num[40];
+    fmt_number(num, sizeof num, n->attr.value);
+    sb_printf(sb, ", %s", num);
+  }
+  if (op_info[n->op].cls == OPC_REDUCE && n->attr.axis != AXIS_ALL)
+    sb_printf(sb, ", axis=%d", n->attr.axis);
+  if (has_shape_attr(n->op)) {
+    char s[64];
+    sb_printf(sb, ", %s", shape_str(&n->attr.shape, false, s, sizeof s));
+  }
+}
+
+static void node_comment(const Graph *g, const Node *n, const Labels *L,
+                         StrBuf *sb) {
+  const char *file = g->source_name ? g->source_name : "?";
+  if (n->role == ROLE_BACKWARD && n->via) {
+    if (n->grad_of)
+      sb_printf(sb, "; d %s via %s, %s:%d", L->text[n->grad_of->id] + 1,
+                op_info[n->via->op].name, file, n->via->loc.line);
+    else
+      sb_printf(sb, "; via %s, %s:%d", op_info[n->via->op].name, file,
+                n->via->loc.line);
+  } else if (n->loc.line > 0) {
+    sb_printf(sb, "; %s:%d", file, n->loc.line);
+  }
+}
+
+static bool dump_includes(const Node *n, DumpKind kind) {
+  if (n->op == OP_CONST) return false;
+  if (kind == DUMP_FORWARD) return n->role == ROLE_FORWARD;
+  if (kind == DUMP_GRAD) return n->role != ROLE_UPDATE;
+  return true;
+}
+
+void graph_dump(const Graph *g, DumpKind kind, StrBuf *out) {
+  Labels L = make_labels(g);
+  /* first pass: the widths of the name and op columns */
+  int wl = 0, wr = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!dump_includes(n, kind)) continue;
+    StrBuf rhs = {0};
+    node_rhs(g, n, &L, &rhs);
+    int l = (int)strlen(L.text[i]), r = (int)rhs.len;
+    if (l > wl) wl = l;
+    if (r > wr && r <= 48) wr = r;
+    sb_free(&rhs);
+  }
+  sb_printf(out, "; model %s, %s, %s\n", g->model_name ? g->model_name : "?",
+            dtype_name(g->dtype),
+            kind == DUMP_FORWARD ? "forward graph"
+            : kind == DUMP_GRAD  ? "forward and backward graph"
+                                 : "optimized graph");
+  Role role = ROLE_FORWARD;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!dump_includes(n, kind)) continue;
+    if (n->role != role) {
+      role = n->role;
+      sb_printf(out, "\n; %s\n", role == ROLE_BACKWARD ? "backward" : "update");
+    }
+    size_t start = out->len;
+    sb_puts(out, L.text[i]);
+    sb_pad_to(out, start, (size_t)wl);
+    sb_puts(out, " = ");
+    size_t rstart = out->len;
+    node_rhs(g, n, &L, out);
+    sb_pad_to(out, rstart, (size_t)wr);
+    char s[64];
+    sb_printf(out, "  %s%s", dtype_name(g->dtype),
+              shape_str(&n->shape, n->batched, s, sizeof s));
+    sb_pad_to(out, start, (size_t)(wl + 3 + wr + 2 + 14));
+    sb_puts(out, "  ");
+    node_comment(g, n, &L, out);
+    /* no trailing spaces when there is no comment */
+    while (out->len > start && out->data[out->len - 1] == ' ')
+      out->data[--out->len] = 0;
+    sb_putc(out, '\n');
+  }
+  sb_putc(out, '\n');
+  if (g->output) sb_printf(out, "; output %s\n", L.text[g->output->id]);
+  if (g->loss) sb_printf(out, "; loss %s\n", L.text[g->loss->id]);
+  if (g->batch_loss)
+    sb_printf(out, "; batch loss %s\n", L.text[g->batch_loss->id]);
+  if (kind != DUMP_FORWARD && g->grads)
+    for (int i = 0; i < g->params.len; i++) {
+      const Node *p = g->params.items[i];
+      sb_printf(out, "; gradient of %s: %s\n", p->name,
+                L.text[g->grads[i]->id]);
+    }
+  if (kind == DUMP_ALL)
+    for (int i = 0; i < g->nupdates; i++)
+      sb_printf(out, "; update %s <- %s\n", L.text[g->updates[i].target->id],
+                L.text[g->updates[i].value->id]);
+}
+
+/* ---- Graphviz ---- */
+
+void graph_dot(const Graph *g, StrBuf *out) {
+  Labels L = make_labels(g);
+  sb_printf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"monospace\" fontsize=10];\n",
+            g->model_name ? g->model_name : "nnc");
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op == OP_CONST) continue;
+    char s[64];
+    shape_str(&n->shape, n->batched, s, sizeof s);
+    const char *style =
+        op_info[n->op].cls == OPC_LEAF ? "shape=box style=filled fillcolor=\"#dde8f7\""
+        : n->role == ROLE_BACKWARD     ? "shape=ellipse style=filled fillcolor=\"#f7e0dd\""
+        : n->role == ROLE_UPDATE       ? "shape=ellipse style=filled fillcolor=\"#e3f2dc\""
+                                       : "shape=ellipse";
+    sb_printf(out, "  n%d [label=\"%s\\n%s %s\" %s];\n", i, L.text[i],
+              op_info[n->op].name, s, style);
+    for (int k = 0; k < op_info[n->op].nin; k++) {
+      const Node *a = n->in[k];
+      if (a->op == OP_CONST) continue;
+      sb_printf(out, "  n%d -> n%d;\n", a->id, i);
+    }
+  }
+  sb_puts(out, "}\n");
+}
+
+/* ---- verifier ---- */
+
+void graph_verify(const Graph *g, const char *after_pass) {
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    const char *name = op_info[n->op].name;
+    if (n->id != i) nnc_die("after %s: node %d has id %d", after_pass, i, n->id);
+    int nin = op_info[n->op].nin;
+    for (int k = 0; k < 2; k++) {
+      if ((k < nin) != (n->in[k] != NULL))
+        nnc_die("after %s: node %d (%s) has the wrong operand count",
+                after_pass, i, name);
+      if (k < nin && (n->in[k]->id >= i || g->nodes[n->in[k]->id] != n->in[k]))
+        nnc_die("after %s: node %d (%s) uses a node that is not before it",
+                after_pass, i, name);
+    }
+    const Shape *in[2] = {nin > 0 ? &n->in[0]->shape : NULL,
+                          nin > 1 ? &n->in[1]->shape : NULL};
+    Shape s;
+    char msg[256];
+    OpAttr attr = n->attr;
+    if (nin == 0) attr.shape = n->shape;
+    if (op_infer_shape(n->op, in, &attr, &s, msg, sizeof msg) != 0 ||
+        !shape_eq(&s, &n->shape))
+      nnc_die("after %s: node %d (%s) has the wrong shape", after_pass, i,
+              name);
+    if (op_batched(n->op, n->in[0], n->in[1]) != n->batched)
+      nnc_die("after %s: node %d (%s) has the wrong batched flag", after_pass,
+              i, name);
+  }
+  if (g->grads)
+    for (int i = 0; i < g->params.len; i++) {
+      const Node *p = g->params.items[i], *d = g->grads[i];
+      if (!d || d->batched || !shape_eq(&d->shape, &p->shape) ||
+          d->id >= g->len || g->nodes[d->id] != d)
+        nnc_die("after %s: parameter %s has no valid gradient", after_pass,
+                p->name);
+    }
+  for (int i = 0; i < g->nupdates; i++) {
+    const Update *u = &g->updates[i];
+    if (!shape_eq(&u->target->shape, &u->value->shape) || u->value->batched)
+      nnc_die("after %s: update of %s has the wrong shape", after_pass,
+              u->target->name);
+  }
+}

@@ -1,0 +1,161 @@
+/*
+ * ir.h - the IR graph: the centre every stage reads.
+ *
+ * A Graph is a list of Nodes in topological order (every operand comes
+ * before its users). A node is one primitive op (ops.def) with a static
+ * per-sample shape, and a `batched` flag: batched values hold one tensor
+ * per row of the batch (inputs, targets and everything computed from them);
+ * the others (parameters, optimizer state, constants) are the same for every
+ * row. The user writes per-sample math; the batch is this flag. A batched
+ * value's gradient flowing into a per-batch value is summed over the rows
+ * (BATCH_SUM), which is where "the batch loss is the mean of per-sample
+ * losses" becomes arithmetic.
+ *
+ * One graph holds forward, backward and update nodes (the `role`); the
+ * outputs say which node is what. Nodes are arena-allocated and never freed
+ * one by one; passes build new graphs.
+ *
+ *   Graph *g = graph_new(arena, DT_F64);
+ *   Node *x = node_leaf(g, OP_INPUT, shape1(2), "x", loc);
+ *   ...
+ */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "util.h"
+
+typedef enum Op {
+#define OP(e, name, nin, cls, user) OP_##e,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} Op;
+
+typedef enum OpClass {
+  OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_LASTAXIS, OPC_MATMUL,
+  OPC_OUTER, OPC_TRANSPOSE, OPC_BROADCAST, OPC_RESHAPE, OPC_SUM_TO, OPC_BATCH
+} OpClass;
+
+typedef struct OpInfo {
+  const char *name;
+  int nin;
+  OpClass cls;
+  bool user; /* callable by name from .nn */
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+/* The user-callable op with this name, or -1. */
+int op_lookup(const char *name);
+
+typedef enum DType { DT_F32, DT_F64 } DType;
+const char *dtype_name(DType dt);
+
+enum { MAX_RANK = 4, AXIS_ALL = 99 };
+
+/* Limits that refuse absurd sizes before anything is allocated. */
+#define NNC_MAX_DIM ((int64_t)1 << 24)
+#define NNC_MAX_NUMEL ((int64_t)1 << 28)
+
+typedef struct Shape {
+  int rank;
+  int64_t dim[MAX_RANK];
+} Shape;
+
+Shape shape0(void);
+Shape shape1(int64_t a);
+Shape shape2(int64_t a, int64_t b);
+int64_t shape_numel(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+/* "[4,2]"; with batched, "[B,4,2]". Returns buf. */
+char *shape_str(const Shape *s, bool batched, char *buf, size_t n);
+
+/* Op attributes; which fields matter depends on the op. */
+typedef struct OpAttr {
+  double value; /* CONST value, POW exponent, slopes, thresholds */
+  int axis;     /* reductions: an axis of the input or AXIS_ALL */
+  Shape shape;  /* BROADCAST/RESHAPE/SUM_TO target */
+} OpAttr;
+
+/* The shape rule of every op: out = shape of op(in...), or -1 with a
+ * message saying what is wrong (for the checker's diagnostics). */
+int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
+                   char *msg, size_t msglen);
+
+typedef enum Role { ROLE_FORWARD, ROLE_BACKWARD, ROLE_UPDATE } Role;
+
+typedef struct Node Node;
+struct Node {
+  int id; /* index in graph->nodes */
+  Op op;
+  Node *in[2];
+  OpAttr attr;
+  Shape shape;  /* per sample */
+  bool batched; /* one value per batch row */
+  Role role;
+  const char *name; /* user binding, parameter name or d.NAME; may be NULL */
+  Loc loc;          /* the .nn source this node came from */
+  /* provenance of backward nodes, for --emit grad */
+  Node *via;     /* forward node whose derivative rule made this node */
+  Node *grad_of; /* this node is (a contribution to) d grad_of */
+  int param_index; /* OP_PARAM / OP_GRADIN: index in graph->params; else -1 */
+  int state_index; /* OP_STATE: index in graph->states; else -1 */
+};
+
+/* An optimizer update: after a step, `target` (a PARAM or STATE leaf)
+ * takes the value of `value`. */
+typedef struct Update {
+  Node *target;
+  Node *value;
+} Update;
+
+typedef struct Graph {
+  Arena *arena;
+  DType dtype;
+  const char *model_name;
+  const char *source_name; /* basename of the .nn file, for comments */
+  Node **nodes;
+  int len, cap;
+  /* leaves in creation order */
+  PtrVec params, inputs, targets, states;
+  /* outputs */
+  Node *output;     /* what --predict prints */
+  Node *loss;       /* per-sample loss (batched scalar) */
+  Node *batch_loss; /* mean of loss over the batch */
+  Node **grads;     /* grads[i]: d batch_loss / d params[i] (after autodiff) */
+  Node **grad_leaves; /* grad_leaves[i]: OP_GRADIN leaf for params[i] */
+  Update *updates;
+  int nupdates;
+  int max_batch; /* rows per batch the graph is built for (>= 1) */
+} Graph;
+
+Graph *graph_new(Arena *arena, DType dtype);
+
+/* Node constructors. They compute shape and batched from the operands and
+ * die on an internal shape error (the checker has caught user errors). */
+Node *node_leaf(Graph *g, Op op, Shape shape, const char *name, Loc loc);
+Node *node_const(Graph *g, double value, Loc loc);
+Node *node_unary(Graph *g, Op op, Node *a, double value, Loc loc);
+Node *node_binary(Graph *g, Op op, Node *a, Node *b, Loc loc);
+Node *node_reduce(Graph *g, Op op, Node *a, int axis, Loc loc);
+Node *node_shaped(Graph *g, Op op, Node *a, Shape shape, Loc loc);
+/* Any op with explicit attributes. */
+Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
+                Loc loc);
+
+/* Text dump, one node per line (--emit ir, grad, opt). */
+typedef enum DumpKind { DUMP_FORWARD, DUMP_GRAD, DUMP_ALL } DumpKind;
+void graph_dump(const Graph *g, DumpKind kind, StrBuf *out);
+/* Graphviz of forward and backward (--emit dot). */
+void graph_dot(const Graph *g, StrBuf *out);
+
+/* Check the invariants: operand counts, shapes, batched flags, topological
+ * order, every parameter has a gradient (once grads exist). Dies with the
+ * pass name on a violation: a failure is a bug in nnc, not in the user's
+ * file. */
+void graph_verify(const Graph *g, const char *after_pass);
+
+#endif

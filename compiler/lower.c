@@ -1,0 +1,236 @@
+/*
+ * lower.c - checked AST to forward IR graph (see lower.h for the rules).
+ */
+#include "lower.h"
+
+#include <string.h>
+
+typedef struct Binding {
+  const char *name;
+  Node *node;
+} Binding;
+
+typedef struct Lower {
+  Graph *g;
+  const Program *p;
+  Binding *binds;
+  int nbinds, capbinds;
+  int unnamed_layers;
+  PtrVec inits; /* ParamInit *, parallel to g->params */
+  Node *loss_first_arg; /* set when a loss call is lowered */
+} Lower;
+
+static void bind(Lower *L, const char *name, Node *n) {
+  if (L->nbinds == L->capbinds) {
+    int cap = L->capbinds ? L->capbinds * 2 : 32;
+    Binding *b = ARENA_ARRAY(L->g->arena, Binding, cap);
+    if (L->nbinds) memcpy(b, L->binds, sizeof(Binding) * (size_t)L->nbinds);
+    L->binds = b;
+    L->capbinds = cap;
+  }
+  L->binds[L->nbinds++] = (Binding){name, n};
+}
+
+static Node *lookup(Lower *L, const char *name) {
+  for (int i = 0; i < L->nbinds; i++)
+    if (strcmp(L->binds[i].name, name) == 0) return L->binds[i].node;
+  nnc_die("lowering: '%s' is not bound (the checker should have caught it)", name);
+}
+
+static Node *new_param(Lower *L, const char *name, Shape shape, Loc loc,
+                       ParamInitKind kind, const InitSpec *own) {
+  Node *n = node_leaf(L->g, OP_PARAM, shape, name, loc);
+  n->param_index = L->g->params.len;
+  ptrvec_push(&L->g->params, n);
+  ParamInit *pi = ARENA_NEW(L->g->arena, ParamInit);
+  pi->kind = kind;
+  if (own) pi->own = *own;
+  ptrvec_push(&L->inits, pi);
+  return n;
+}
+
+static Node *lower_expr(Lower *L, const Expr *e);
+
+/* linear(units) on the last axis of x. */
+static Node *lower_linear(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  const Call *call = e->call;
+  int64_t units = (int64_t)call->num[builtin_param(call->b, "units")];
+  bool has_bias = call->num[builtin_param(call->b, "bias")] != 0;
+  const char *given = call->str[builtin_param(call->b, "name")];
+  const char *layer = given ? given : arena_printf(g->arena, "linear%d", ++L->unnamed_layers);
+  int64_t in = x->shape.dim[x->shape.rank - 1];
+  Node *W = new_param(L, arena_printf(g->arena, "%s.W", layer), shape2(units, in), e->loc,
+                      PINIT_TRAIN, NULL);
+  Node *b = has_bias ? new_param(L, arena_printf(g->arena, "%s.b", layer), shape1(units),
+                                 e->loc, PINIT_ZERO, NULL)
+                     : NULL;
+  Node *y;
+  if (x->shape.rank == 1) {
+    y = node_binary(g, OP_MATMUL, W, x, e->loc);
+  } else {
+    /* rows of x times W^T; ranks above 2 are flattened to rows and back */
+    Shape rows = shape2(shape_numel(&x->shape) / in, in);
+    Node *x2 = x->shape.rank == 2 ? x : node_shaped(g, OP_RESHAPE, x, rows, e->loc);
+    Node *Wt = node_unary(g, OP_TRANSPOSE, W, 0, e->loc);
+    y = node_binary(g, OP_MATMUL, x2, Wt, e->loc);
+    if (x->shape.rank > 2) {
+      Shape out = x->shape;
+      out.dim[out.rank - 1] = units;
+      y = node_shaped(g, OP_RESHAPE, y, out, e->loc);
+    }
+  }
+  return b ? node_binary(g, OP_ADD, y, b, e->loc) : y;
+}
+
+static Node *lower_loss(Lower *L, const Expr *e, Node *y, Node *t) {
+  Graph *g = L->g;
+  Loc loc = e->loc;
+  switch ((LossKind)e->call->b->sub) {
+  case LOSS_SQUARED: {
+    Node *d = node_binary(g, OP_SUB, t, y, loc);
+    return node_reduce(g, OP_SUM, node_unary(g, OP_POW, d, 2, loc), AXIS_ALL, loc);
+  }
+  case LOSS_MSE: {
+    Node *d = node_binary(g, OP_SUB, y, t, loc);
+    return node_reduce(g, OP_MEAN, node_unary(g, OP_POW, d, 2, loc), AXIS_ALL, loc);
+  }
+  case LOSS_BCE:
+    return node_reduce(g, OP_MEAN, node_binary(g, OP_BCE, y, t, loc), AXIS_ALL, loc);
+  case LOSS_BCE_LOGITS: {
+    Node *sp = node_unary(g, OP_SOFTPLUS, y, 0, loc);
+    Node *zt = node_binary(g, OP_MUL, y, t, loc);
+    return node_reduce(g, OP_MEAN, node_binary(g, OP_SUB, sp, zt, loc), AXIS_ALL, loc);
+  }
+  case LOSS_CROSS_ENTROPY: {
+    Node *ls = node_unary(g, OP_LOG_SOFTMAX, y, 0, loc);
+    Node *s = node_reduce(g, OP_SUM, node_binary(g, OP_MUL, t, ls, loc), AXIS_ALL, loc);
+    return node_unary(g, OP_NEG, s, 0, loc);
+  }
+  }
+  nnc_die("unknown loss");
+}
+
+static Node *lower_call(Lower *L, const Expr *e) {
+  const Call *call = e->call;
+  Node *a = lower_expr(L, call->tensor[0]);
+  Node *b = call->b->ntensors > 1 ? lower_expr(L, call->tensor[1]) : NULL;
+  switch (call->b->kind) {
+  case B_OP: {
+    Op op = (Op)call->b->sub;
+    OpAttr attr = {.axis = AXIS_ALL};
+    int slope = builtin_param(call->b, "slope");
+    if (slope >= 0) attr.value = call->num[slope];
+    int axis = builtin_param(call->b, "axis");
+    if (axis >= 0) attr.axis = (int)call->num[axis];
+    if (op == OP_LOGSUMEXP) attr.axis = a->shape.rank - 1;
+    return node_make(L->g, op, a, NULL, &attr, e->loc);
+  }
+  case B_LAYER:
+    return lower_linear(L, e, a);
+  case B_LOSS:
+    L->loss_first_arg = a;
+    return lower_loss(L, e, a, b);
+  case B_INIT: case B_DATA: case B_OPTIM:
+    break;
+  }
+  nnc_die("lowering: %s cannot appear in an expression", call->b->name);
+}
+
+static Node *lower_expr(Lower *L, const Expr *e) {
+  Graph *g = L->g;
+  if (e->type && e->type->is_const) return node_const(g, e->type->value, e->loc);
+  switch (e->kind) {
+  case E_NUM:
+    return node_const(g, e->num, e->loc);
+  case E_NAME:
+    return lookup(L, e->text);
+  case E_NEG:
+    return node_unary(g, OP_NEG, lower_expr(L, e->lhs), 0, e->loc);
+  case E_BINOP: {
+    Node *a = lower_expr(L, e->lhs);
+    if (e->op == '^') return node_unary(g, OP_POW, a, e->rhs->type->value, e->loc);
+    Node *b = lower_expr(L, e->rhs);
+    Op op = e->op == '+' ? OP_ADD : e->op == '-' ? OP_SUB : e->op == '*' ? OP_MUL
+          : e->op == '/' ? OP_DIV : OP_MATMUL;
+    return node_binary(g, op, a, b, e->loc);
+  }
+  case E_CALL:
+    return lower_call(L, e);
+  case E_STR:
+    break;
+  }
+  nnc_die("lowering: unexpected expression");
+}
+
+static Shape stmt_shape(const Stmt *s) {
+  Shape sh = shape0();
+  if (s->rank > 0) {
+    sh.rank = s->ndims;
+    for (int i = 0; i < s->ndims; i++) sh.dim[i] = (int64_t)s->dims[i]->num;
+  }
+  return sh;
+}
+
+static void own_init(const Expr *e, InitSpec *spec) {
+  const Call *call = e->call;
+  spec->kind = (NncInitKind)call->b->sub;
+  spec->arg = call->b->params[0].name && strcmp(call->b->params[0].name, "seed")
+                  ? call->num[0] : 0;
+  int seed = builtin_param(call->b, "seed");
+  spec->has_seed = seed >= 0 && call->given[seed];
+  spec->seed = spec->has_seed ? (uint64_t)call->num[seed] : 0;
+}
+
+Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
+  Graph *g = graph_new(arena, p->dtype);
+  g->model_name = p->model_name;
+  g->source_name = p->src->name;
+  Lower L = {.g = g, .p = p};
+  Node *default_output = NULL;
+  for (const Stmt *s = p->model->stmts; s; s = s->next) {
+    switch (s->kind) {
+    case S_INPUT: case S_TARGET: {
+      Node *n = node_leaf(g, s->kind == S_INPUT ? OP_INPUT : OP_TARGET, stmt_shape(s),
+                          s->name, s->name_loc);
+      ptrvec_push(s->kind == S_INPUT ? &g->inputs : &g->targets, n);
+      bind(&L, s->name, n);
+      break;
+    }
+    case S_PARAM: {
+      InitSpec spec = {0};
+      if (s->value) own_init(s->value, &spec);
+      Node *n = new_param(&L, s->name, stmt_shape(s), s->name_loc,
+                          s->value ? PINIT_OWN : PINIT_TRAIN, &spec);
+      bind(&L, s->name, n);
+      break;
+    }
+    case S_LET: {
+      Node *n = lower_expr(&L, s->value);
+      if (!n->name && n->op != OP_CONST) n->name = s->name;
+      bind(&L, s->name, n);
+      break;
+    }
+    case S_LOSS: {
+      L.loss_first_arg = NULL;
+      Node *loss = lower_expr(&L, s->value);
+      /* the default output: the first argument of the loss */
+      if (s->value->kind == E_CALL && s->value->call->b->kind == B_LOSS)
+        default_output = L.loss_first_arg;
+      if (loss->shape.rank > 0) loss = node_shaped(g, OP_RESHAPE, loss, shape0(), s->loc);
+      if (!loss->name) loss->name = "loss";
+      g->loss = loss;
+      break;
+    }
+    case S_DTYPE: case S_OUTPUT: case S_SETTING:
+      break;
+    }
+  }
+  g->output = p->output ? lookup(&L, p->output) : default_output ? default_output : g->loss;
+  g->batch_loss = node_reduce(g, OP_BATCH_MEAN, g->loss, AXIS_ALL, p->loss->loc);
+  g->batch_loss->name = "batch_loss";
+  *inits = (ParamInit *)ARENA_ARRAY(arena, ParamInit, L.inits.len + 1);
+  for (int i = 0; i < L.inits.len; i++) (*inits)[i] = *(ParamInit *)L.inits.items[i];
+  ptrvec_free(&L.inits);
+  return g;
+}

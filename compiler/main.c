@@ -1,0 +1,136 @@
+/*
+ * main.c - the `nnc` command: parse the command line into NncOptions and
+ * hand them to the library (nnc_run). Misuse exits 2 with a usage line.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc.h"
+
+static const char usage_line[] =
+    "usage: nnc FILE.nn [--jit] [--train | --grad | --check-grad | --predict CSV | --emit KIND] [options]\n";
+
+static const char help_text[] =
+    "nnc - compile a neural network description into native code\n"
+    "\n"
+    "  --jit             compile with LLVM and run native code (default: the interpreter)\n"
+    "  --train           train with the file's settings\n"
+    "  --grad            print the loss and every parameter gradient for the first batch\n"
+    "  --check-grad      compare the gradients with central finite differences\n"
+    "  --predict CSV     print the model output for each input row, as CSV\n"
+    "  --emit KIND       print a stage and exit: ast, ir, grad, opt, layout, llvm, asm, dot,\n"
+    "                    obj or header (obj and header need -o)\n"
+    "  --load FILE       read parameters (safetensors)\n"
+    "  --save FILE       write parameters after training (safetensors)\n"
+    "  --epochs N  --lr X  --batch N  --seed N  --dtype f32|f64   override the file\n"
+    "  -O0 .. -O3        LLVM optimization level for --jit (default -O2)\n"
+    "  -o FILE           where --emit writes (default: standard output)\n"
+    "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
+    "  --time            print compile time per stage on standard error\n"
+    "  --help, --version\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "nnc: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n%s", usage_line);
+  return 2;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  NncOptions o;
+  nnc_options_default(&o);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+    long long v;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage_line, stdout);
+      fputs(help_text, stdout);
+      return 0;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("nnc %s\n", NNC_VERSION);
+      return 0;
+    } else if (strcmp(a, "--jit") == 0) {
+      o.jit = true;
+    } else if (strcmp(a, "--train") == 0) {
+      o.train = true;
+    } else if (strcmp(a, "--grad") == 0) {
+      o.grad = true;
+    } else if (strcmp(a, "--check-grad") == 0) {
+      o.check_grad = true;
+    } else if (strcmp(a, "--time") == 0) {
+      o.time = true;
+    } else if (strlen(a) == 3 && a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3') {
+      o.opt_level = a[2] - '0';
+    } else if (strcmp(a, "--predict") == 0 || strcmp(a, "--emit") == 0 ||
+               strcmp(a, "--load") == 0 || strcmp(a, "--save") == 0 ||
+               strcmp(a, "-o") == 0 || strcmp(a, "--plot") == 0 ||
+               strcmp(a, "--epochs") == 0 || strcmp(a, "--lr") == 0 ||
+               strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0 ||
+               strcmp(a, "--dtype") == 0) {
+      if (!next) return usage_error("%s needs a value", a);
+      i++;
+      if (strcmp(a, "--predict") == 0) o.predict = next;
+      else if (strcmp(a, "--emit") == 0) o.emit = next;
+      else if (strcmp(a, "--load") == 0) o.load = next;
+      else if (strcmp(a, "--save") == 0) o.save = next;
+      else if (strcmp(a, "-o") == 0) o.out = next;
+      else if (strcmp(a, "--plot") == 0) o.plot = next;
+      else if (strcmp(a, "--epochs") == 0) {
+        if (parse_int(next, 0, 100000000, &v)) return usage_error("--epochs needs a whole number from 0 to 100000000, got '%s'", next);
+        o.epochs = v;
+      } else if (strcmp(a, "--batch") == 0) {
+        if (parse_int(next, 1, 65536, &v)) return usage_error("--batch needs a whole number from 1 to 65536, got '%s'", next);
+        o.batch = v;
+      } else if (strcmp(a, "--seed") == 0) {
+        if (parse_int(next, 0, 4611686018427387903LL, &v)) return usage_error("--seed needs a non-negative whole number, got '%s'", next);
+        o.seed = v;
+      } else if (strcmp(a, "--lr") == 0) {
+        char *end;
+        errno = 0;
+        double lr = strtod(next, &end);
+        if (errno || end == next || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a positive number, got '%s'", next);
+        o.lr = lr;
+      } else if (strcmp(a, "--dtype") == 0) {
+        if (strcmp(next, "f32") == 0) o.dtype = 0;
+        else if (strcmp(next, "f64") == 0) o.dtype = 1;
+        else return usage_error("--dtype is f32 or f64, got '%s'", next);
+      }
+    } else if (a[0] == '-' && a[1] != 0) {
+      return usage_error("unknown option '%s'", a);
+    } else if (o.file) {
+      return usage_error("one .nn file at a time (also got '%s')", a);
+    } else {
+      o.file = a;
+    }
+  }
+  if (!o.file) return usage_error("%s", "no input file");
+  int modes = o.train + o.grad + o.check_grad + (o.predict != NULL) + (o.emit != NULL);
+  if (modes > 1)
+    return usage_error("%s", "choose one of --train, --grad, --check-grad, --predict and --emit");
+  if (o.emit) {
+    static const char *const kinds[] = {"ast", "ir", "grad", "opt", "layout", "llvm",
+                                        "asm", "dot", "obj", "header"};
+    int ok = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+      if (strcmp(o.emit, kinds[k]) == 0) ok = 1;
+    if (!ok) return usage_error("unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o.emit);
+    if ((strcmp(o.emit, "obj") == 0 || strcmp(o.emit, "header") == 0) && !o.out)
+      return usage_error("--emit %s needs -o FILE", o.emit);
+  }
+  if (o.out && !o.emit) return usage_error("%s", "-o goes with --emit");
+  if (o.plot && !o.train) return usage_error("%s", "--plot goes with --train");
+  if (o.save && !o.train) return usage_error("%s", "--save goes with --train");
+  return nnc_run(&o);
+}

@@ -1,0 +1,186 @@
+/*
+ * util.c - arena, growable arrays, string builder, internal errors.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+_Noreturn void nnc_die_at(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "nnc: internal error at %s:%d: ", file, line);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  abort();
+}
+
+void *nnc_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) nnc_die("out of memory (%zu bytes)", n);
+  return p;
+}
+
+void *nnc_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) nnc_die("out of memory (%zu x %zu bytes)", n, size);
+  return p;
+}
+
+void *nnc_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) nnc_die("out of memory (%zu bytes)", n);
+  return q;
+}
+
+char *nnc_xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  return memcpy(nnc_xmalloc(n), s, n);
+}
+
+/* ---- arena ---- */
+
+struct ArenaBlock {
+  ArenaBlock *next;
+  size_t size;
+  _Alignas(16) unsigned char data[];
+};
+
+enum { ARENA_BLOCK = 64 * 1024 };
+
+void arena_init(Arena *a) {
+  a->head = NULL;
+  a->used = 0;
+}
+
+void arena_free(Arena *a) {
+  ArenaBlock *b = a->head;
+  while (b) {
+    ArenaBlock *next = b->next;
+    free(b);
+    b = next;
+  }
+  a->head = NULL;
+  a->used = 0;
+}
+
+void *arena_alloc(Arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (!a->head || a->used + n > a->head->size) {
+    size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    ArenaBlock *b = nnc_xmalloc(sizeof(ArenaBlock) + size);
+    b->size = size;
+    b->next = a->head;
+    a->head = b;
+    a->used = 0;
+  }
+  void *p = a->head->data + a->used;
+  a->used += n;
+  memset(p, 0, n);
+  return p;
+}
+
+char *arena_strndup(Arena *a, const char *s, size_t n) {
+  char *p = arena_alloc(a, n + 1);
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+char *arena_strdup(Arena *a, const char *s) {
+  return arena_strndup(a, s, strlen(s));
+}
+
+char *arena_printf(Arena *a, const char *fmt, ...) {
+  va_list ap, ap2;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = arena_alloc(a, (size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  return p;
+}
+
+/* ---- PtrVec ---- */
+
+void ptrvec_push(PtrVec *v, void *p) {
+  if (v->len == v->cap) {
+    v->cap = v->cap ? v->cap * 2 : 8;
+    v->items = nnc_xrealloc(v->items, sizeof(void *) * (size_t)v->cap);
+  }
+  v->items[v->len++] = p;
+}
+
+void ptrvec_free(PtrVec *v) {
+  free(v->items);
+  v->items = NULL;
+  v->len = v->cap = 0;
+}
+
+/* ---- StrBuf ---- */
+
+static void sb_reserve(StrBuf *sb, size_t extra) {
+  if (sb->len + extra + 1 <= sb->cap) return;
+  size_t cap = sb->cap ? sb->cap : 256;
+  while (cap < sb->len + extra + 1) cap *= 2;
+  sb->data = nnc_xrealloc(sb->data, cap);
+  sb->cap = cap;
+}
+
+void sb_putc(StrBuf *sb, char c) {
+  sb_reserve(sb, 1);
+  sb->data[sb->len++] = c;
+  sb->data[sb->len] = 0;
+}
+
+void sb_puts(StrBuf *sb, const char *s) {
+  size_t n = strlen(s);
+  sb_reserve(sb, n);
+  memcpy(sb->data + sb->len, s, n + 1);
+  sb->len += n;
+}
+
+void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  sb_reserve(sb, (size_t)n);
+  vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  sb->len += (size_t)n;
+}
+
+void sb_printf(StrBuf *sb, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vprintf(sb, fmt, ap);
+  va_end(ap);
+}
+
+void sb_pad_to(StrBuf *sb, size_t line_start, size_t col) {
+  while (sb->len - line_start < col) sb_putc(sb, ' ');
+}
+
+void sb_free(StrBuf *sb) {
+  free(sb->data);
+  sb->data = NULL;
+  sb->len = sb->cap = 0;
+}
+
+void fmt_number(char *out, size_t n, double v) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(out, n, "%.*g", prec, v);
+    if (strtod(out, NULL) == v) return;
+  }
+}
+
+double nnc_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,83 @@
+/*
+ * util.h - the small things every stage uses: an arena allocator (one per
+ * compilation, freed at once), growable arrays, a string builder, and the
+ * internal-error macros.
+ *
+ * User mistakes never go through here: they are diagnostics (diag.h).
+ * NNC_ASSERT and nnc_die are for broken invariants inside nnc itself.
+ */
+#ifndef NNC_UTIL_H
+#define NNC_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- internal errors ---- */
+
+_Noreturn void nnc_die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define nnc_die(...) nnc_die_at(__FILE__, __LINE__, __VA_ARGS__)
+#define NNC_ASSERT(x) \
+  ((x) ? (void)0 : nnc_die_at(__FILE__, __LINE__, "assertion failed: %s", #x))
+
+/* malloc/calloc/realloc that die on exhaustion (sizes are checked against
+ * the limits of limits.h long before they could be absurd). */
+void *nnc_xmalloc(size_t n);
+void *nnc_xcalloc(size_t n, size_t size);
+void *nnc_xrealloc(void *p, size_t n);
+char *nnc_xstrdup(const char *s);
+
+/* ---- arena: bump allocation in chained blocks, freed all at once ---- */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+  ArenaBlock *head;
+  size_t used; /* bytes used in head */
+} Arena;
+
+void arena_init(Arena *a);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t n); /* zeroed, 16-byte aligned */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define ARENA_NEW(a, T) ((T *)arena_alloc((a), sizeof(T)))
+#define ARENA_ARRAY(a, T, n) ((T *)arena_alloc((a), sizeof(T) * (size_t)(n)))
+
+/* ---- growable array of pointers (heap, owner frees) ---- */
+
+typedef struct PtrVec {
+  void **items;
+  int len, cap;
+} PtrVec;
+
+void ptrvec_push(PtrVec *v, void *p);
+void ptrvec_free(PtrVec *v);
+
+/* ---- string builder (heap) ---- */
+
+typedef struct StrBuf {
+  char *data;
+  size_t len, cap;
+} StrBuf;
+
+void sb_putc(StrBuf *sb, char c);
+void sb_puts(StrBuf *sb, const char *s);
+void sb_printf(StrBuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
+void sb_free(StrBuf *sb);
+/* Pad with spaces until the current line is `col` characters wide. */
+void sb_pad_to(StrBuf *sb, size_t line_start, size_t col);
+
+/* Shortest %.17g-style text that reads back as the same double. */
+void fmt_number(char *out, size_t n, double v);
+
+/* Seconds from a monotonic clock. */
+double nnc_now(void);
+
+#endif
