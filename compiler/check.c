@@ -168,12 +168,13 @@ static const char *suggest(Checker *c, const char *name, unsigned mask,
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
     if (!(mask & (1u << builtins[i].kind))) continue;
     int d = edit_distance(name, builtins[i].name);
-    if (d < bestd) bestd = d, best = builtins[i].name;
+    if (d < bestd && d < (int)strlen(name)) bestd = d, best = builtins[i].name;
   }
+  /* (d < length: 'q' is not a misspelling of 'x') */
   if (values)
     for (int i = 0; i < c->nsyms; i++) {
       int d = edit_distance(name, c->syms[i].name);
-      if (d < bestd) bestd = d, best = c->syms[i].name;
+      if (d < bestd && d < (int)strlen(name)) bestd = d, best = c->syms[i].name;
     }
   if (!best) return "";
   return arena_printf(c->arena, " (did you mean '%s'?)", best);
@@ -312,30 +313,59 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
 
 static Type *check_expr(Checker *c, Expr *e);
 
-/* Sort a call's arguments into tensor operands and parameter slots. */
+/* "input, units, bias, name": what b takes (with tensors: the tensor
+ * operands too), for messages about arguments. */
+static const char *arg_list(Checker *c, const Builtin *b, bool tensors) {
+  StrBuf sb = {0};
+  if (tensors && b->ntensors == 1) sb_puts(&sb, "input");
+  if (tensors && b->ntensors == 2) sb_puts(&sb, "prediction, target");
+  for (int i = 0; i < nparams(b); i++)
+    sb_printf(&sb, "%s%s", sb.len ? ", " : "", b->params[i].name);
+  const char *out = arena_strdup(c->arena, sb.data ? sb.data : "");
+  sb_free(&sb);
+  return out;
+}
+
+/* Sort a call's arguments into tensor operands and parameter slots, check
+ * the tensor operands and then the parameter values. NULL when anything
+ * about the call is wrong (everything wrong is reported). */
 static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
                           bool check_tensors) {
   Call *call = ARENA_NEW(c->arena, Call);
   call->b = b;
-  int np = nparams(b), pos = 0;
+  int errors_before = c->diag->errors;
+  int np = nparams(b), pos = 0, npositional = 0;
+  const Expr *value[MAX_PARAMS] = {0};
   bool seen_named = false;
   for (Arg *a = e->args; a; a = a->next) {
     if (a->name) {
       seen_named = true;
       int i = builtin_param(b, a->name);
       if (i < 0) {
-        if (np == 0)
+        if (np == 0) {
           diag_error(c->diag, a->name_loc, "%s takes no named arguments", b->name);
-        else
-          diag_error(c->diag, a->name_loc, "%s has no argument '%s'%s", b->name,
-                     a->name, "");
+        } else {
+          const char *best = NULL;
+          int bestd = 3;
+          for (int k = 0; k < np; k++) {
+            int d = edit_distance(a->name, b->params[k].name);
+            if (d < bestd && d < (int)strlen(a->name)) bestd = d, best = b->params[k].name;
+          }
+          if (best)
+            diag_error(c->diag, a->name_loc, "%s has no argument '%s' (did you mean '%s'?)",
+                       b->name, a->name, best);
+          else
+            diag_error(c->diag, a->name_loc, "%s has no argument '%s' (its named arguments: %s)",
+                       b->name, a->name, arg_list(c, b, false));
+        }
         continue;
       }
       if (call->given[i]) {
         diag_error(c->diag, a->name_loc, "%s: '%s' is given twice", b->name, a->name);
         continue;
       }
-      set_param(c, call, i, a->value);
+      call->given[i] = true;
+      value[i] = a->value;
       continue;
     }
     if (seen_named) {
@@ -343,44 +373,56 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
                  "%s: positional arguments must come before named ones", b->name);
       continue;
     }
+    npositional++;
     if (pos < b->ntensors) {
       call->tensor[pos++] = a->value;
       continue;
     }
-    int i = pos++ - b->ntensors;
-    if (i >= np) {
-      int most = b->ntensors + np;
-      diag_error(c->diag, a->value->loc, "%s takes at most %d argument%s, got more",
-                 b->name, most, most == 1 ? "" : "s");
-      continue;
-    }
-    set_param(c, call, i, a->value);
+    int i = pos - b->ntensors;
+    if (i >= np) continue; /* reported below, once */
+    pos++;
+    call->given[i] = true;
+    value[i] = a->value;
   }
-  if (pos < b->ntensors) {
-    diag_error(c->diag, e->loc, "%s needs %d tensor argument%s, got %d%s", b->name,
-               b->ntensors, b->ntensors == 1 ? "" : "s", pos,
-               b->ntensors == 1 ? " (write x -> NAME or NAME(x))" : "");
-    return NULL;
+  int most = b->ntensors + np;
+  if (npositional > most) {
+    const char *chained = e->chained ? ", counting the value chained into it" : "";
+    if (np == 0)
+      diag_error(c->diag, e->loc, "%s takes %d argument%s, got %d%s", b->name, most,
+                 most == 1 ? "" : "s", npositional, chained);
+    else
+      diag_error(c->diag, e->loc, "%s takes at most %d argument%s (%s), got %d%s", b->name,
+                 most, most == 1 ? "" : "s", arg_list(c, b, true), npositional, chained);
   }
-  for (int i = 0; i < np; i++) {
-    if (call->given[i]) continue;
-    if (b->params[i].required) {
-      diag_error(c->diag, e->loc, "%s needs the argument '%s'", b->name, b->params[i].name);
-      return NULL;
-    }
-    call->num[i] = b->params[i].def;
-  }
+  /* the operands first (they are evaluated before the call) */
   if (check_tensors)
-    for (int i = 0; i < b->ntensors; i++) {
+    for (int i = 0; i < pos && i < b->ntensors; i++) {
       Type *t = check_expr(c, call->tensor[i]);
-      if (t->kind == TY_ERROR) return NULL;
-      if (t->kind != TY_TENSOR) {
+      if (t->kind != TY_TENSOR && t->kind != TY_ERROR)
         diag_error(c->diag, call->tensor[i]->loc, "%s: argument %d must be a tensor",
                    b->name, i + 1);
-        return NULL;
-      }
     }
-  return call;
+  if (pos < b->ntensors) {
+    if (b->ntensors == 1)
+      diag_error(c->diag, e->loc, "%s needs 1 tensor argument, got 0 (write x -> %s or %s(x))",
+                 b->name, b->name, b->name);
+    else
+      diag_error(c->diag, e->loc, "%s needs %d tensor arguments, got %d (write %s(y, t))",
+                 b->name, b->ntensors, pos, b->name);
+  }
+  for (int i = 0; i < np; i++) {
+    if (value[i]) {
+      set_param(c, call, i, value[i]);
+    } else if (b->params[i].required) {
+      diag_error(c->diag, e->loc, "%s needs the argument '%s'", b->name, b->params[i].name);
+    } else {
+      call->num[i] = b->params[i].def;
+    }
+  }
+  if (check_tensors)
+    for (int i = 0; i < pos && i < b->ntensors; i++)
+      if (call->tensor[i]->type->kind != TY_TENSOR) return NULL;
+  return c->diag->errors == errors_before ? call : NULL;
 }
 
 /* ---- expressions ---- */
@@ -393,9 +435,16 @@ static Type *check_op_call(Checker *c, Expr *e, Call *call) {
   OpAttr attr = {.axis = AXIS_ALL};
   int axis_slot = builtin_param(call->b, "axis");
   if (axis_slot >= 0 && call->num[axis_slot] != AXIS_ALL) {
-    int axis = (int)call->num[axis_slot];
-    if (axis < 0) axis += x->shape.rank;
-    attr.axis = axis < 0 ? x->shape.rank + 10 : axis; /* out of range: reported below */
+    int given = (int)call->num[axis_slot];
+    int axis = given < 0 ? given + x->shape.rank : given;
+    if (axis < 0 || axis >= x->shape.rank) {
+      char sh[64];
+      diag_error(c->diag, e->loc, "%s: axis %d is out of range for a tensor of shape %s%s",
+                 call->b->name, given, shape_str(&x->shape, false, sh, sizeof sh),
+                 x->shape.rank == 0 ? " (a scalar has no axes)" : "");
+      return error_type(c);
+    }
+    attr.axis = axis;
     call->num[axis_slot] = attr.axis;
   }
   if (op == OP_LOGSUMEXP) {
@@ -409,7 +458,12 @@ static Type *check_op_call(Checker *c, Expr *e, Call *call) {
   char msg[256];
   const Shape *in[1] = {&x->shape};
   if (op_infer_shape(op, in, &attr, &out, msg, sizeof msg) != 0) {
-    diag_error(c->diag, e->loc, "%s: %s", call->b->name, msg);
+    /* the op table's messages may already start with the op's name */
+    size_t n = strlen(call->b->name);
+    if (strncmp(msg, call->b->name, n) == 0 && msg[n] == ' ')
+      diag_error(c->diag, e->loc, "%s", msg);
+    else
+      diag_error(c->diag, e->loc, "%s: %s", call->b->name, msg);
     return error_type(c);
   }
   return tensor_type(c, out);
@@ -514,12 +568,13 @@ static Type *check_binop(Checker *c, Expr *e) {
     return error_type(c);
   }
   if (e->op == '^') {
-    if (!b->is_const) {
+    if (!b->is_const || !isfinite(b->value)) {
       diag_error(c->diag, e->rhs->loc, "the exponent of ^ must be a constant number");
       return error_type(c);
     }
     Type *t = tensor_type(c, a->shape);
-    if (a->is_const) {
+    /* fold constants (when the result is a finite number, as const_value) */
+    if (a->is_const && isfinite(pow(a->value, b->value))) {
       t->is_const = true;
       t->value = pow(a->value, b->value);
     }
@@ -556,7 +611,8 @@ static Type *check_expr_kind(Checker *c, Expr *e) {
     return error_type(c);
   case E_NAME: {
     Sym *s = find_sym(c, e->text);
-    if (s) return tensor_type(c, s->type.shape);
+    /* a name whose definition was wrong is already reported: stay quiet */
+    if (s) return s->type.kind == TY_ERROR ? error_type(c) : tensor_type(c, s->type.shape);
     const Builtin *b = builtin_lookup(e->text);
     if (b && (b->kind == B_OP || b->kind == B_LAYER || b->kind == B_LOSS))
       diag_error(c->diag, e->loc, "'%s' is %s: call it, as %s(x) or x -> %s", e->text,
@@ -591,6 +647,9 @@ static Type *check_expr(Checker *c, Expr *e) {
 }
 
 /* ---- model statements ---- */
+
+static const char *const train_keys[] = {"data", "valid", "split", "init", "optimizer",
+                                         "epochs", "batch", "shuffle", "seed"};
 
 /* The shape written in a declaration: `x[2, 3]`, `s` (scalar) or `s[]`. */
 static bool decl_shape(Checker *c, Stmt *s, Shape *out) {
@@ -652,19 +711,25 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
     else
       diag_error(c->diag, s->name_loc, "unknown dtype '%s' (use f32 or f64)", s->name);
     return;
-  case S_INPUT: case S_TARGET: case S_PARAM:
-    if (!decl_shape(c, s, &shape)) return;
-    if (s->kind == S_PARAM && s->value) {
+  case S_INPUT: case S_TARGET: case S_PARAM: {
+    bool ok = decl_shape(c, s, &shape);
+    if (ok && s->kind == S_PARAM && s->value) {
       Call *call = NULL;
+      int before = c->diag->errors;
       check_init_expr(c, s->value, &call);
+      ok = c->diag->errors == before;
     }
     if (!check_new_name(c, s->name, s->name_loc)) return;
-    add_sym(c, s->name, s->kind, s->name_loc, tensor_type(c, shape));
+    /* a wrong declaration still binds the name (as an error), so its uses
+       are not reported again as undefined */
+    add_sym(c, s->name, s->kind, s->name_loc,
+            ok ? tensor_type(c, shape) : error_type(c));
     return;
+  }
   case S_LET: {
     Type *t = check_expr(c, s->value);
     if (!check_new_name(c, s->name, s->loc)) return;
-    if (t->kind == TY_ERROR) t = tensor_type(c, shape0()); /* keep going quietly */
+    /* an erroneous value is bound as such: its uses stay quiet */
     add_sym(c, s->name, S_LET, s->loc, t);
     return;
   }
@@ -696,6 +761,12 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
     p->output = s->name;
     return;
   case S_SETTING:
+    for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
+      if (strcmp(s->name, train_keys[i]) == 0) {
+        diag_error(c->diag, s->loc, "'%s' is a train setting; it belongs in the train block",
+                   s->name);
+        return;
+      }
     diag_error(c->diag, s->loc, "'%s' is not a model statement (did you mean '%s = ...'?)",
                s->name, s->name);
     return;
@@ -704,8 +775,6 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
 
 /* ---- the train block ---- */
 
-static const char *const train_keys[] = {"data", "valid", "split", "init", "optimizer",
-                                         "epochs", "batch", "shuffle", "seed"};
 
 static Call *setting_call(Checker *c, Stmt *s, BuiltinKind kind, const char *example) {
   Expr *e = s->value;
@@ -724,8 +793,12 @@ static Call *setting_call(Checker *c, Stmt *s, BuiltinKind kind, const char *exa
 
 static bool setting_int(Checker *c, Stmt *s, int64_t lo, int64_t hi, int64_t *out) {
   double v;
-  if (!const_value(s->value, &v) || v != floor(v)) {
+  if (!const_value(s->value, &v)) {
     diag_error(c->diag, s->value->loc, "'%s' must be a whole number", s->name);
+    return false;
+  }
+  if (v != floor(v)) {
+    diag_error(c->diag, s->value->loc, "'%s' must be a whole number, got %g", s->name, v);
     return false;
   }
   if (v < (double)lo || v > (double)hi) {
@@ -872,6 +945,7 @@ static void check_data_fits(Checker *c, const DataSpec *d) {
   if (d->kind != DATA_MOONS && d->kind != DATA_CIRCLES) return;
   int64_t in = 0, tg = 0;
   for (int i = 0; i < c->nsyms; i++) {
+    if (c->syms[i].type.kind == TY_ERROR) return; /* a wrong declaration: reported */
     if (c->syms[i].kind == S_INPUT) in += shape_numel(&c->syms[i].type.shape);
     if (c->syms[i].kind == S_TARGET) tg += shape_numel(&c->syms[i].type.shape);
   }
@@ -902,6 +976,10 @@ int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
   out->src = src;
   out->dtype = DT_F32;
   set_defaults(out);
+  /* A file that did not parse is not checked: error recovery drops
+     statements, and checking what is left would report their absence
+     (undefined names, a missing loss or model) as more errors. */
+  if (diag->errors > 0) return 0;
   Checker c = {.arena = arena, .diag = diag, .src = src};
 
   /* the .nn file's directory, for csv paths */

@@ -12,7 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+
+#include "autodiff.h"
 #include "check.h"
+#include "interp.h"
+#include "jit.h"
+#include "passes.h"
+#include "train.h"
+#include "update.h"
 #include "ir.h"
 #include "lower.h"
 #include "nnc.h"
@@ -33,32 +41,35 @@ typedef struct Compilation {
   Diag diag;
   Ast ast;
   Program prog;
-  Graph *fwd;
+  Graph *fwd;   /* as lowered */
+  Graph *grad;  /* forward + backward, as derived */
+  Graph *opt_g; /* forward + backward + update, after the passes */
+  Layout *layout;
   ParamInit *inits;
 } Compilation;
 
 /* Write text to -o FILE (through a temporary file and a rename, so a failure
  * never leaves half a file) or to standard output. */
-static int write_output(const NncOptions *o, const char *text, size_t len) {
-  if (!o->out) {
-    fwrite(text, 1, len, stdout);
+int nnc_write_output(const char *path, const void *data, size_t len) {
+  if (!path) {
+    fwrite(data, 1, len, stdout);
     return fflush(stdout) == 0 ? 0 : 1;
   }
-  char *tmp = nnc_xmalloc(strlen(o->out) + 16);
-  sprintf(tmp, "%s.tmp.XXXXXX", o->out);
+  char *tmp = nnc_xmalloc(strlen(path) + 16);
+  sprintf(tmp, "%s.tmp.XXXXXX", path);
   int fd = mkstemp(tmp);
   if (fd < 0) {
-    diag_file_error(o->out, "cannot write");
+    diag_file_error(path, "cannot write: %s", strerror(errno));
     free(tmp);
     return 1;
   }
   FILE *f = fdopen(fd, "wb");
-  int bad = !f || fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fd) != 0;
+  int bad = !f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fd) != 0;
   if (f) bad |= fclose(f) != 0;
   else close(fd);
-  if (bad || rename(tmp, o->out) != 0) {
+  if (bad || rename(tmp, path) != 0) {
     unlink(tmp);
-    diag_file_error(o->out, "cannot write");
+    diag_file_error(path, "cannot write");
     free(tmp);
     return 1;
   }
@@ -67,9 +78,13 @@ static int write_output(const NncOptions *o, const char *text, size_t len) {
 }
 
 static int emit_text(const NncOptions *o, StrBuf *sb) {
-  int rc = write_output(o, sb->data ? sb->data : "", sb->len);
+  int rc = nnc_write_output(o->out, sb->data ? sb->data : "", sb->len);
   sb_free(sb);
   return rc;
+}
+
+static bool emitting(const NncOptions *o, const char *kind) {
+  return o->emit && strcmp(o->emit, kind) == 0;
 }
 
 /* Command-line overrides of the file's settings. --seed replaces every seed
@@ -95,8 +110,19 @@ static void apply_overrides(Program *p, const NncOptions *o) {
   if (!tc->valid.has_seed) tc->valid.seed = tc->seed + 1;
 }
 
+/* ---- the stages ---- */
+
+static double stage_start;
+static void stage_done(Compilation *c, const char *name) {
+  double now = nnc_now();
+  if (c->opt->time) fprintf(stderr, "time %-10s %8.3f ms\n", name, (now - stage_start) * 1e3);
+  stage_start = now;
+}
+
+/* read, parse, check, lower. Returns 0 to go on, 1 on error, -1 when done. */
 static int frontend(Compilation *c) {
   const NncOptions *o = c->opt;
+  stage_start = nnc_now();
   if (source_read(&c->src, o->file) != 0) return 1;
   c->diag.src = &c->src;
   if (c->src.len == 0) {
@@ -104,37 +130,127 @@ static int frontend(Compilation *c) {
     return 1;
   }
   nnc_parse(&c->src, &c->arena, &c->diag, &c->ast);
-  if (o->emit && strcmp(o->emit, "ast") == 0) {
+  stage_done(c, "parse");
+  if (emitting(o, "ast")) {
     if (c->diag.errors) return 1;
     StrBuf sb = {0};
     ast_dump(&c->ast, &sb);
     return emit_text(o, &sb) ? 1 : -1;
   }
   check_program(&c->ast, &c->src, &c->diag, &c->arena, &c->prog);
+  stage_done(c, "check");
   if (c->diag.errors) return 1;
   apply_overrides(&c->prog, o);
   c->fwd = lower_program(&c->prog, &c->arena, &c->inits);
+  c->fwd->max_batch = (int)c->prog.train.batch;
   graph_verify(c->fwd, "lower");
+  stage_done(c, "lower");
   return 0;
+}
+
+/* stabilize, autodiff, optimizer step, graph passes, layout. */
+static void middle(Compilation *c) {
+  Graph *g = pass_stabilize(c->fwd, &c->diag);
+  autodiff(g);
+  graph_verify(g, "autodiff");
+  c->grad = g;
+  stage_done(c, "autodiff");
+  /* the update is built on a copy, so --emit grad shows the derivation alone */
+  Graph *u = pass_cse(g);
+  build_updates(u, &c->prog.train.optim);
+  graph_verify(u, "update");
+  c->opt_g = optimize_graph(u);
+  c->layout = layout_make(c->opt_g, &c->arena);
+  stage_done(c, "passes");
+}
+
+static Engine *make_engine(Compilation *c) {
+  const NncOptions *o = c->opt;
+  Engine *e = NULL;
+  if (o->jit) {
+    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->time);
+    if (!e) return NULL;
+  } else {
+    e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
+  }
+  if (o->load) {
+    if (rt_load_params(o->load, e) != 0) {
+      e->destroy(e);
+      return NULL;
+    }
+  } else {
+    rt_init_params(&c->prog, c->inits, e);
+  }
+  return e;
+}
+
+static int run_task(Compilation *c) {
+  const NncOptions *o = c->opt;
+  if (o->predict) {
+    Engine *e = make_engine(c);
+    if (!e) return 1;
+    int rc = rt_predict(e, o->predict);
+    e->destroy(e);
+    return rc;
+  }
+  NncData train, valid;
+  if (rt_load_data(&c->prog, c->opt_g, &train, &valid) != 0) return 1;
+  int rc = 1;
+  Engine *e = make_engine(c);
+  if (e) {
+    if (o->grad)
+      rc = rt_print_grad(e, &train, c->prog.train.batch);
+    else if (o->check_grad)
+      rc = rt_check_grad(e, &train, c->prog.train.batch);
+    else {
+      TrainOptions to = {.save = o->save, .plot = o->plot, .model_name = c->prog.model_name};
+      rc = rt_train(&c->prog, e, &train, &valid, &to);
+    }
+    e->destroy(e);
+  }
+  nnc_data_free(&train);
+  nnc_data_free(&valid);
+  return rc;
+}
+
+static int run(Compilation *c) {
+  const NncOptions *o = c->opt;
+  int rc = frontend(c);
+  if (rc) return rc;
+  StrBuf sb = {0};
+  if (emitting(o, "ir")) {
+    graph_dump(c->fwd, DUMP_FORWARD, &sb);
+    return emit_text(o, &sb);
+  }
+  middle(c);
+  if (emitting(o, "grad")) {
+    graph_dump(c->grad, DUMP_GRAD, &sb);
+    return emit_text(o, &sb);
+  }
+  if (emitting(o, "opt")) {
+    graph_dump(c->opt_g, DUMP_ALL, &sb);
+    return emit_text(o, &sb);
+  }
+  if (emitting(o, "dot")) {
+    graph_dot(c->grad, &sb);
+    return emit_text(o, &sb);
+  }
+  if (emitting(o, "layout")) {
+    layout_dump(c->opt_g, c->layout, &sb);
+    return emit_text(o, &sb);
+  }
+  if (o->emit) return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time);
+  if (!o->train && !o->grad && !o->check_grad && !o->predict) {
+    fprintf(stderr, "nnc: nothing to do: add --train, --grad, --check-grad, --predict CSV or --emit KIND\n");
+    return 2;
+  }
+  return run_task(c);
 }
 
 int nnc_run(const NncOptions *o) {
   Compilation c = {.opt = o};
   arena_init(&c.arena);
-  int rc = frontend(&c);
-  if (rc == 0) {
-    StrBuf sb = {0};
-    if (o->emit && strcmp(o->emit, "ir") == 0) {
-      graph_dump(c.fwd, DUMP_FORWARD, &sb);
-      rc = emit_text(o, &sb);
-    } else if (o->emit && strcmp(o->emit, "dot") == 0) {
-      graph_dot(c.fwd, &sb);
-      rc = emit_text(o, &sb);
-    } else {
-      fprintf(stderr, "nnc: this build stops after the front end; use --emit ast or --emit ir\n");
-      rc = 1;
-    }
-  }
+  int rc = run(&c);
   if (rc < 0) rc = 0;
   source_free(&c.src);
   arena_free(&c.arena);

@@ -101,7 +101,7 @@ struct Node {
   /* provenance of backward nodes, for --emit grad */
   Node *via;     /* forward node whose derivative rule made this node */
   Node *grad_of; /* this node is (a contribution to) d grad_of */
-  int param_index; /* OP_PARAM / OP_GRADIN: index in graph->params; else -1 */
+  int param_index; /* OP_PARAM: index in graph->params; else -1 */
   int state_index; /* OP_STATE: index in graph->states; else -1 */
 };
 
@@ -126,7 +126,6 @@ typedef struct Graph {
   Node *loss;       /* per-sample loss (batched scalar) */
   Node *batch_loss; /* mean of loss over the batch */
   Node **grads;     /* grads[i]: d batch_loss / d params[i] (after autodiff) */
-  Node **grad_leaves; /* grad_leaves[i]: OP_GRADIN leaf for params[i] */
   Update *updates;
   int nupdates;
   int max_batch; /* rows per batch the graph is built for (>= 1) */

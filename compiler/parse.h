@@ -22,6 +22,8 @@ typedef struct ParseState {
   int paren_depth; /* newlines inside ( ) and [ ] do not end a statement */
   int last_token;  /* to drop redundant newlines and end the last line */
   const char *last_text; /* text of the last token, for syntax errors */
+  bool after_lex_error; /* a lexical error in this statement: its syntax
+                           errors would only repeat it */
 } ParseState;
 
 /* Parse src into ast (allocated in arena). Returns the number of errors. */

@@ -1,0 +1,242 @@
+/*
+ * autodiff.c - reverse-mode differentiation of IR graphs, one rule per op.
+ *
+ * Notation in the rules: y is the forward node, a and b its operands, dy
+ * the gradient of the loss with respect to y. A rule calls give(k, value)
+ * for each operand k with the gradient contribution it receives; values of
+ * a different shape are reduced by accumulate(). Rules reuse forward values
+ * where they can (relu's mask from its output, sigmoid's and softmax's
+ * outputs) instead of recomputing them.
+ */
+#include "autodiff.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct AD {
+  Graph *g;
+  Node **grad;     /* grad[id]: accumulated gradient of node id, or NULL */
+  bool *needs;     /* needs[id]: a parameter flows into node id */
+  Node *inv_batch; /* 1 / rows, created on first use */
+  Node *y;         /* the node whose rule is running */
+  Loc loc;
+} AD;
+
+/* ---- node builders for rules (role and provenance are set afterwards) ---- */
+
+static Node *c(AD *ad, double v) { return node_const(ad->g, v, ad->loc); }
+static Node *un(AD *ad, Op op, Node *a) { return node_unary(ad->g, op, a, 0, ad->loc); }
+static Node *unv(AD *ad, Op op, Node *a, double v) { return node_unary(ad->g, op, a, v, ad->loc); }
+static Node *bin(AD *ad, Op op, Node *a, Node *b) { return node_binary(ad->g, op, a, b, ad->loc); }
+static Node *mul(AD *ad, Node *a, Node *b) { return bin(ad, OP_MUL, a, b); }
+static Node *sub(AD *ad, Node *a, Node *b) { return bin(ad, OP_SUB, a, b); }
+
+static Node *shaped(AD *ad, Op op, Node *a, Shape s) {
+  if (shape_eq(&a->shape, &s)) return a;
+  return node_shaped(ad->g, op, a, s, ad->loc);
+}
+
+/* x with a reduced `axis` put back as a 1, then broadcast to `full`:
+ * the inverse direction of a reduction. */
+static Node *unreduce(AD *ad, Node *x, int axis, const Shape *full) {
+  if (axis != AXIS_ALL) {
+    Shape keep = *full;
+    keep.dim[axis] = 1;
+    x = shaped(ad, OP_RESHAPE, x, keep);
+  }
+  return shaped(ad, OP_BROADCAST, x, *full);
+}
+
+static Node *inv_batch(AD *ad) {
+  if (!ad->inv_batch) ad->inv_batch = node_leaf(ad->g, OP_INV_BATCH, shape0(), "inv_batch", ad->loc);
+  return ad->inv_batch;
+}
+
+/* Add contribution `d` to the gradient of `target`, consumed by ad->y. */
+static void accumulate(AD *ad, Node *target, Node *d) {
+  if (!shape_eq(&d->shape, &target->shape)) d = shaped(ad, OP_SUM_TO, d, target->shape);
+  /* a per-row consumer of a per-batch value: its gradient is the sum of
+     the rows' contributions */
+  if (ad->y->batched && !target->batched) d = node_reduce(ad->g, OP_BATCH_SUM, d, AXIS_ALL, ad->loc);
+  Node *old = ad->grad[target->id];
+  ad->grad[target->id] = old ? bin(ad, OP_ADD, old, d) : d;
+}
+
+/* ---- the rules ---- */
+
+/* give[k] = e, built only when operand k needs a gradient */
+#define GIVE(k, e) \
+  do { \
+    if (want[k]) give[k] = (e); \
+  } while (0)
+
+static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
+  Node *a = y->in[0], *b = y->in[1];
+  Graph *g = ad->g;
+  switch (y->op) {
+  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
+  case OP_INV_BATCH:
+    return; /* leaves */
+  case OP_STEP: case OP_SIGN: case OP_LEAKY_STEP:
+    return; /* piecewise constant: zero almost everywhere */
+  case OP_NEG: GIVE(0, un(ad, OP_NEG, dy)); return;
+  case OP_RELU: GIVE(0, mul(ad, dy, unv(ad, OP_STEP, y, 0))); return;
+  case OP_SIGMOID: GIVE(0, mul(ad, dy, mul(ad, y, sub(ad, c(ad, 1), y)))); return;
+  case OP_TANH: GIVE(0, mul(ad, dy, sub(ad, c(ad, 1), mul(ad, y, y)))); return;
+  case OP_EXP: GIVE(0, mul(ad, dy, y)); return;
+  case OP_LOG: GIVE(0, bin(ad, OP_DIV, dy, a)); return;
+  case OP_SQRT: GIVE(0, bin(ad, OP_DIV, dy, mul(ad, c(ad, 2), y))); return;
+  case OP_ABS: GIVE(0, mul(ad, dy, un(ad, OP_SIGN, a))); return;
+  case OP_SOFTPLUS: GIVE(0, mul(ad, dy, un(ad, OP_SIGMOID, a))); return;
+  case OP_LEAKY_RELU: GIVE(0, mul(ad, dy, unv(ad, OP_LEAKY_STEP, a, y->attr.value))); return;
+  case OP_POW: {
+    double p = y->attr.value;
+    Node *deriv = p == 2 ? mul(ad, c(ad, 2), a) : mul(ad, c(ad, p), unv(ad, OP_POW, a, p - 1));
+    GIVE(0, mul(ad, dy, deriv));
+    return;
+  }
+  case OP_MAXC: GIVE(0, mul(ad, dy, unv(ad, OP_STEP, a, y->attr.value))); return;
+  case OP_ADD: GIVE(0, dy); GIVE(1, dy); return;
+  case OP_SUB: GIVE(0, dy); GIVE(1, un(ad, OP_NEG, dy)); return;
+  case OP_MUL: GIVE(0, mul(ad, dy, b)); GIVE(1, mul(ad, dy, a)); return;
+  case OP_DIV:
+    GIVE(0, bin(ad, OP_DIV, dy, b));
+    GIVE(1, un(ad, OP_NEG, mul(ad, dy, bin(ad, OP_DIV, y, b))));
+    return;
+  case OP_BCE:
+    /* as PyTorch: dp = (p - t) / max(p (1 - p), 1e-12) */
+    GIVE(0, mul(ad, dy, bin(ad, OP_DIV, sub(ad, a, b),
+                            unv(ad, OP_MAXC, mul(ad, a, sub(ad, c(ad, 1), a)), 1e-12))));
+    GIVE(1, mul(ad, dy, sub(ad, unv(ad, OP_MAXC, un(ad, OP_LOG, sub(ad, c(ad, 1), a)), -100),
+                            unv(ad, OP_MAXC, un(ad, OP_LOG, a), -100))));
+    return;
+  case OP_SUM: GIVE(0, unreduce(ad, dy, y->attr.axis, &a->shape)); return;
+  case OP_MEAN: {
+    double n = (double)shape_numel(&a->shape) / (double)shape_numel(&y->shape);
+    GIVE(0, unreduce(ad, mul(ad, dy, c(ad, 1 / n)), y->attr.axis, &a->shape));
+    return;
+  }
+  case OP_LOGSUMEXP: {
+    /* dy * softmax(a), with softmax(a) = exp(a - logsumexp(a)) reusing y */
+    Node *ybig = unreduce(ad, y, y->attr.axis, &a->shape);
+    GIVE(0, mul(ad, unreduce(ad, dy, y->attr.axis, &a->shape), un(ad, OP_EXP, sub(ad, a, ybig))));
+    return;
+  }
+  case OP_SOFTMAX: {
+    int last = a->shape.rank - 1;
+    Node *dot = node_reduce(g, OP_SUM, mul(ad, dy, y), last, ad->loc);
+    GIVE(0, mul(ad, y, sub(ad, dy, unreduce(ad, dot, last, &a->shape))));
+    return;
+  }
+  case OP_LOG_SOFTMAX: {
+    int last = a->shape.rank - 1;
+    Node *total = node_reduce(g, OP_SUM, dy, last, ad->loc);
+    GIVE(0, sub(ad, dy, mul(ad, un(ad, OP_EXP, y), unreduce(ad, total, last, &a->shape))));
+    return;
+  }
+  case OP_MATMUL: {
+    int ra = a->shape.rank, rb = b->shape.rank;
+    if (ra == 2 && rb == 2) {        /* [m,k]@[k,n]: dA = dY B^T, dB = A^T dY */
+      GIVE(0, bin(ad, OP_MATMUL, dy, un(ad, OP_TRANSPOSE, b)));
+      GIVE(1, bin(ad, OP_MATMUL, un(ad, OP_TRANSPOSE, a), dy));
+    } else if (ra == 2) {            /* [m,k]@[k]: dA = outer(dy, b), db = A^T dy */
+      GIVE(0, bin(ad, OP_OUTER, dy, b));
+      GIVE(1, bin(ad, OP_MATMUL, un(ad, OP_TRANSPOSE, a), dy));
+    } else if (rb == 2) {            /* [k]@[k,n]: da = B dy, dB = outer(a, dy) */
+      GIVE(0, bin(ad, OP_MATMUL, b, dy));
+      GIVE(1, bin(ad, OP_OUTER, a, dy));
+    } else {                         /* [k]@[k]: a dot product */
+      GIVE(0, mul(ad, dy, b));
+      GIVE(1, mul(ad, dy, a));
+    }
+    return;
+  }
+  case OP_OUTER:
+    GIVE(0, bin(ad, OP_MATMUL, dy, b));
+    GIVE(1, bin(ad, OP_MATMUL, a, dy));
+    return;
+  case OP_TRANSPOSE: GIVE(0, un(ad, OP_TRANSPOSE, dy)); return;
+  case OP_BROADCAST: GIVE(0, dy); return; /* accumulate() sums it down */
+  case OP_RESHAPE: GIVE(0, shaped(ad, OP_RESHAPE, dy, a->shape)); return;
+  case OP_SUM_TO: GIVE(0, shaped(ad, OP_BROADCAST, dy, a->shape)); return;
+  case OP_BATCH_SUM: GIVE(0, dy); return;
+  case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
+  case OP_COUNT: break;
+  }
+  nnc_die("autodiff: no rule for op %d", (int)y->op);
+}
+
+/* ---- the walk ---- */
+
+void autodiff(Graph *g) {
+  int nfwd = g->len;
+  AD ad = {.g = g};
+  /* grad and needs grow with the graph; size them for the worst case */
+  int cap = nfwd * 64 + 1024;
+  ad.grad = nnc_xcalloc((size_t)cap, sizeof(Node *));
+  ad.needs = nnc_xcalloc((size_t)nfwd, sizeof(bool));
+  for (int i = 0; i < nfwd; i++) {
+    Node *n = g->nodes[i];
+    ad.needs[i] = n->op == OP_PARAM;
+    for (int k = 0; k < op_info[n->op].nin; k++) ad.needs[i] |= ad.needs[n->in[k]->id];
+  }
+  Node *root = g->batch_loss;
+  ad.y = root;
+  ad.loc = root->loc;
+  int first = g->len;
+  ad.grad[root->id] = c(&ad, 1);
+  for (int i = root->id; i >= 0; i--) {
+    Node *y = g->nodes[i];
+    Node *dy = ad.grad[i];
+    if (!dy || !ad.needs[i]) continue;
+    Node *give[2] = {NULL, NULL};
+    bool want[2] = {false, false};
+    for (int k = 0; k < op_info[y->op].nin; k++) want[k] = ad.needs[y->in[k]->id];
+    ad.y = y;
+    ad.loc = y->loc;
+    int start = g->len;
+    rule(&ad, y, dy, want, give);
+    for (int k = 0; k < op_info[y->op].nin; k++)
+      if (give[k]) accumulate(&ad, y->in[k], give[k]);
+    for (int j = start; j < g->len; j++) {
+      Node *n = g->nodes[j];
+      if (!n->via) n->via = y;
+    }
+    for (int k = 0; k < op_info[y->op].nin; k++) {
+      Node *d = ad.grad[y->in[k]->id];
+      if (d && d->id >= start && !d->grad_of) d->grad_of = y->in[k];
+    }
+    if (g->len + 64 > cap) nnc_die("autodiff: graph grew past its bound");
+  }
+  for (int j = first; j < g->len; j++) {
+    Node *n = g->nodes[j];
+    n->role = ROLE_BACKWARD;
+    if (!n->via) n->via = root;
+  }
+  /* the gradients, named after what they are the gradient of */
+  g->grads = ARENA_ARRAY(g->arena, Node *, g->params.len + 1);
+  for (int i = 0; i < nfwd; i++) {
+    Node *x = g->nodes[i], *d = ad.grad[i];
+    if (d && d->id >= first && x->name && !d->name && d->op != OP_CONST && d->op != OP_INV_BATCH) {
+      d->name = arena_printf(g->arena, "d.%s", x->name);
+      d->grad_of = x;
+    }
+  }
+  for (int i = 0; i < g->params.len; i++) {
+    Node *p = g->params.items[i];
+    Node *d = ad.grad[p->id];
+    if (!d) {
+      /* a parameter the loss does not depend on has a zero gradient */
+      ad.loc = p->loc;
+      ad.y = p;
+      d = shaped(&ad, OP_BROADCAST, c(&ad, 0), p->shape);
+      d->role = ROLE_BACKWARD;
+      d->via = p;
+      d->grad_of = p;
+      d->name = arena_printf(g->arena, "d.%s", p->name);
+    }
+    g->grads[i] = d;
+  }
+  free(ad.grad);
+  free(ad.needs);
+}

@@ -1,0 +1,512 @@
+/*
+ * interp.c - the reference interpreter and its Engine.
+ */
+#include "interp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scalar semantics ---- */
+
+static double sigmoid(double x) {
+  if (x >= 0) return 1 / (1 + exp(-x));
+  double e = exp(x);
+  return e / (1 + e);
+}
+
+static double softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
+
+/* x^p with the exponents users write most computed exactly as they would
+ * by hand; codegen.c mirrors these cases. */
+static double power(double x, double p) {
+  if (p == 2) return x * x;
+  if (p == 1) return x;
+  if (p == 3) return x * x * x;
+  if (p == -1) return 1 / x;
+  if (p == 0.5) return sqrt(x);
+  return pow(x, p);
+}
+
+static double clamp_log(double x) {
+  double l = log(x);
+  return l > -100 ? l : -100;
+}
+
+double op_scalar(Op op, double a, double b, double attr) {
+  switch (op) {
+  case OP_NEG: return -a;
+  case OP_RELU: return a > 0 ? a : 0;
+  case OP_SIGMOID: return sigmoid(a);
+  case OP_TANH: return tanh(a);
+  case OP_EXP: return exp(a);
+  case OP_LOG: return log(a);
+  case OP_SQRT: return sqrt(a);
+  case OP_ABS: return fabs(a);
+  case OP_SOFTPLUS: return softplus(a);
+  case OP_LEAKY_RELU: return a > 0 ? a : attr * a;
+  case OP_POW: return power(a, attr);
+  case OP_STEP: return a > attr ? 1 : 0;
+  case OP_SIGN: return a > 0 ? 1 : a < 0 ? -1 : 0;
+  case OP_LEAKY_STEP: return a > 0 ? 1 : attr;
+  case OP_MAXC: return a > attr ? a : attr;
+  case OP_ADD: return a + b;
+  case OP_SUB: return a - b;
+  case OP_MUL: return a * b;
+  case OP_DIV: return a / b;
+  case OP_BCE: return -(b * clamp_log(a) + (1 - b) * clamp_log(1 - a));
+  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
+  case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
+  case OP_RESHAPE: case OP_SUM_TO: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+    break;
+  }
+  nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
+}
+
+/* ---- the interpreter ---- */
+
+struct Interp {
+  const Graph *g;
+  int max_rows, rows;
+  bool round_f32;
+  double **val;   /* val[id]: rows*numel (batched) or numel values */
+  bool *have;     /* computed or given */
+  bool *given;
+  bool *needed;   /* scratch for interp_get */
+};
+
+Interp *interp_new(const Graph *g, int max_rows, bool force_f64) {
+  Interp *in = nnc_xcalloc(1, sizeof *in);
+  in->g = g;
+  in->max_rows = in->rows = max_rows;
+  in->round_f32 = g->dtype == DT_F32 && !force_f64;
+  in->val = nnc_xcalloc((size_t)g->len, sizeof(double *));
+  in->have = nnc_xcalloc((size_t)g->len, sizeof(bool));
+  in->given = nnc_xcalloc((size_t)g->len, sizeof(bool));
+  in->needed = nnc_xcalloc((size_t)g->len, sizeof(bool));
+  return in;
+}
+
+void interp_free(Interp *in) {
+  if (!in) return;
+  for (int i = 0; i < in->g->len; i++) free(in->val[i]);
+  free(in->val);
+  free(in->have);
+  free(in->given);
+  free(in->needed);
+  free(in);
+}
+
+static int64_t count(const Interp *in, const Node *n) {
+  return shape_numel(&n->shape) * (n->batched ? in->rows : 1);
+}
+
+static double *slot(Interp *in, const Node *n) {
+  if (!in->val[n->id]) {
+    int64_t cap = shape_numel(&n->shape) * (n->batched ? in->max_rows : 1);
+    in->val[n->id] = nnc_xcalloc((size_t)cap, sizeof(double));
+  }
+  return in->val[n->id];
+}
+
+void interp_forget(Interp *in) {
+  for (int i = 0; i < in->g->len; i++) in->have[i] = in->given[i];
+}
+
+void interp_set_rows(Interp *in, int rows) {
+  NNC_ASSERT(rows >= 1 && rows <= in->max_rows);
+  in->rows = rows;
+  interp_forget(in);
+}
+
+void interp_give(Interp *in, const Node *n, const double *values) {
+  double *v = slot(in, n);
+  int64_t len = count(in, n);
+  for (int64_t i = 0; i < len; i++) v[i] = in->round_f32 ? (double)(float)values[i] : values[i];
+  in->have[n->id] = in->given[n->id] = true;
+}
+
+const double *interp_peek(const Interp *in, const Node *n) {
+  return in->have[n->id] ? in->val[n->id] : NULL;
+}
+
+/* Row-major strides of `s` as seen from the broadcast shape `out`
+ * (right-aligned, 0 where s has a 1 or no axis). */
+static void bstrides(const Shape *s, const Shape *out, int64_t st[MAX_RANK]) {
+  int64_t stride = 1;
+  for (int i = out->rank - 1; i >= 0; i--) {
+    int j = s->rank - out->rank + i;
+    st[i] = (j >= 0 && s->dim[j] != 1) ? stride : 0;
+    if (j >= 0) stride *= s->dim[j];
+  }
+}
+
+/* The offset into a broadcast operand of the out element `e`. */
+static int64_t boffset(const Shape *out, const int64_t st[MAX_RANK], int64_t e) {
+  int64_t off = 0;
+  for (int i = out->rank - 1; i >= 0; i--) {
+    off += (e % out->dim[i]) * st[i];
+    e /= out->dim[i];
+  }
+  return off;
+}
+
+/* One node for one batch row: out and ins point at that row's values. */
+static void eval_row(Interp *in, const Node *n, double *out, const double *a, const double *b) {
+  const Shape *s = &n->shape;
+  int64_t numel = shape_numel(s);
+  const Node *A = n->in[0], *B = n->in[1];
+  switch (n->op) {
+  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE:
+    nnc_die("interpreter: %s '%s' has no value", op_info[n->op].name, n->name ? n->name : "?");
+  case OP_CONST:
+    out[0] = n->attr.value;
+    return;
+  case OP_INV_BATCH:
+    out[0] = 1.0 / in->rows;
+    return;
+  case OP_NEG: case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_EXP: case OP_LOG:
+  case OP_SQRT: case OP_ABS: case OP_SOFTPLUS: case OP_LEAKY_RELU: case OP_POW: case OP_STEP:
+  case OP_SIGN: case OP_LEAKY_STEP: case OP_MAXC:
+    for (int64_t e = 0; e < numel; e++) out[e] = op_scalar(n->op, a[e], 0, n->attr.value);
+    return;
+  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_BCE: {
+    int64_t sa[MAX_RANK], sb[MAX_RANK];
+    bstrides(&A->shape, s, sa);
+    bstrides(&B->shape, s, sb);
+    for (int64_t e = 0; e < numel; e++)
+      out[e] = op_scalar(n->op, a[boffset(s, sa, e)], b[boffset(s, sb, e)], 0);
+    return;
+  }
+  case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: {
+    /* split the input into outer x axis x inner */
+    int64_t total = shape_numel(&A->shape), len = total, inner = 1;
+    if (n->attr.axis != AXIS_ALL) {
+      len = A->shape.dim[n->attr.axis];
+      for (int i = n->attr.axis + 1; i < A->shape.rank; i++) inner *= A->shape.dim[i];
+    }
+    int64_t outer = total / (len * inner);
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t i = 0; i < inner; i++) {
+        const double *p = a + o * len * inner + i;
+        double acc = 0;
+        if (n->op == OP_LOGSUMEXP) {
+          double mx = -INFINITY;
+          for (int64_t k = 0; k < len; k++) mx = p[k * inner] > mx ? p[k * inner] : mx;
+          for (int64_t k = 0; k < len; k++) acc += exp(p[k * inner] - mx);
+          acc = isfinite(mx) ? mx + log(acc) : mx;
+        } else {
+          for (int64_t k = 0; k < len; k++) acc += p[k * inner];
+          if (n->op == OP_MEAN) acc /= (double)len;
+        }
+        out[o * inner + i] = acc;
+      }
+    return;
+  }
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: {
+    int64_t len = s->dim[s->rank - 1];
+    for (int64_t r = 0; r < numel; r += len) {
+      double mx = -INFINITY, sum = 0;
+      for (int64_t k = 0; k < len; k++) mx = a[r + k] > mx ? a[r + k] : mx;
+      for (int64_t k = 0; k < len; k++) sum += exp(a[r + k] - mx);
+      for (int64_t k = 0; k < len; k++)
+        out[r + k] = n->op == OP_SOFTMAX ? exp(a[r + k] - mx) / sum : a[r + k] - mx - log(sum);
+    }
+    return;
+  }
+  case OP_MATMUL: {
+    int64_t m = A->shape.rank == 2 ? A->shape.dim[0] : 1;
+    int64_t k = A->shape.dim[A->shape.rank - 1];
+    int64_t nn = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < nn; j++) {
+        double acc = 0;
+        for (int64_t q = 0; q < k; q++) acc += a[i * k + q] * b[q * nn + j];
+        out[i * nn + j] = acc;
+      }
+    return;
+  }
+  case OP_OUTER: {
+    int64_t m = A->shape.dim[0], nn = B->shape.dim[0];
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < nn; j++) out[i * nn + j] = a[i] * b[j];
+    return;
+  }
+  case OP_TRANSPOSE: {
+    int64_t r = A->shape.dim[0], c = A->shape.dim[1];
+    for (int64_t i = 0; i < r; i++)
+      for (int64_t j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
+    return;
+  }
+  case OP_BROADCAST: {
+    int64_t sa[MAX_RANK];
+    bstrides(&A->shape, s, sa);
+    for (int64_t e = 0; e < numel; e++) out[e] = a[boffset(s, sa, e)];
+    return;
+  }
+  case OP_RESHAPE:
+    memcpy(out, a, sizeof(double) * (size_t)numel);
+    return;
+  case OP_SUM_TO: {
+    int64_t sa[MAX_RANK], total = shape_numel(&A->shape);
+    bstrides(s, &A->shape, sa);
+    memset(out, 0, sizeof(double) * (size_t)numel);
+    for (int64_t e = 0; e < total; e++) out[boffset(&A->shape, sa, e)] += a[e];
+    return;
+  }
+  case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+    break;
+  }
+  nnc_die("interpreter: eval_row of %s", op_info[n->op].name);
+}
+
+static void eval_node(Interp *in, const Node *n) {
+  double *out = slot(in, n);
+  int64_t numel = shape_numel(&n->shape);
+  const Node *A = n->in[0], *B = n->in[1];
+  if (n->op == OP_BATCH_SUM || n->op == OP_BATCH_MEAN) {
+    const double *a = in->val[A->id];
+    int rows = A->batched ? in->rows : 1;
+    for (int64_t e = 0; e < numel; e++) {
+      double acc = 0;
+      for (int r = 0; r < rows; r++) acc += a[(int64_t)r * numel + e];
+      if (!A->batched && n->op == OP_BATCH_SUM) acc *= in->rows;
+      if (A->batched && n->op == OP_BATCH_MEAN) acc /= in->rows;
+      out[e] = acc;
+    }
+  } else {
+    int rows = n->batched ? in->rows : 1;
+    int64_t na = A ? shape_numel(&A->shape) : 0, nb = B ? shape_numel(&B->shape) : 0;
+    for (int r = 0; r < rows; r++) {
+      const double *a = A ? in->val[A->id] + (A->batched ? r * na : 0) : NULL;
+      const double *b = B ? in->val[B->id] + (B->batched ? r * nb : 0) : NULL;
+      eval_row(in, n, out + r * numel, a, b);
+    }
+  }
+  if (in->round_f32) {
+    int64_t len = count(in, n);
+    for (int64_t e = 0; e < len; e++) out[e] = (double)(float)out[e];
+  }
+  in->have[n->id] = true;
+}
+
+const double *interp_get(Interp *in, const Node *target) {
+  if (in->have[target->id]) return in->val[target->id];
+  const Graph *g = in->g;
+  memset(in->needed, 0, (size_t)g->len);
+  in->needed[target->id] = true;
+  for (int i = target->id; i >= 0; i--) {
+    if (!in->needed[i] || in->have[i]) continue;
+    const Node *n = g->nodes[i];
+    for (int k = 0; k < op_info[n->op].nin; k++) in->needed[n->in[k]->id] = true;
+  }
+  for (int i = 0; i <= target->id; i++)
+    if (in->needed[i] && !in->have[i]) eval_node(in, g->nodes[i]);
+  return in->val[target->id];
+}
+
+/* ---- the interpreter Engine ---- */
+
+typedef struct IEngine {
+  Interp *in;
+  double *scratch; /* max_batch * max(cols) values */
+} IEngine;
+
+static double buf_get(const Engine *e, int64_t off) {
+  return e->layout->elem_size == 8 ? ((double *)e->buf)[off] : ((float *)e->buf)[off];
+}
+
+static void buf_set(Engine *e, int64_t off, double v) {
+  if (e->layout->elem_size == 8)
+    ((double *)e->buf)[off] = v;
+  else
+    ((float *)e->buf)[off] = (float)v;
+}
+
+static double data_get(const Engine *e, const void *p, int64_t i) {
+  return e->layout->elem_size == 8 ? ((const double *)p)[i] : ((const float *)p)[i];
+}
+
+/* Give the interpreter the parameters and state from the buffer. */
+static void give_buffer(Engine *e) {
+  IEngine *ie = e->impl;
+  const Graph *g = e->g;
+  const Layout *L = e->layout;
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *p = g->params.items[i];
+    int64_t n = shape_numel(&p->shape);
+    for (int64_t k = 0; k < n; k++) ie->scratch[k] = buf_get(e, L->param_off[i] + k);
+    interp_give(ie->in, p, ie->scratch);
+  }
+  for (int j = 0; j < g->states.len; j++) {
+    const Node *s = g->states.items[j];
+    int64_t n = shape_numel(&s->shape);
+    for (int64_t k = 0; k < n; k++) ie->scratch[k] = buf_get(e, L->state_off[j] + k);
+    interp_give(ie->in, s, ie->scratch);
+  }
+}
+
+/* Give rows of x (or t) to the input (or target) leaves, column by column. */
+static void give_rows(Engine *e, const PtrVec *leaves, const void *data, int64_t cols, int64_t n) {
+  IEngine *ie = e->impl;
+  int64_t col = 0;
+  for (int i = 0; i < leaves->len; i++) {
+    const Node *leaf = leaves->items[i];
+    int64_t w = shape_numel(&leaf->shape);
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t k = 0; k < w; k++) ie->scratch[r * w + k] = data_get(e, data, r * cols + col + k);
+    interp_give(ie->in, leaf, ie->scratch);
+    col += w;
+  }
+}
+
+static void start_batch(Engine *e, const void *x, const void *t, int64_t n) {
+  IEngine *ie = e->impl;
+  interp_set_rows(ie->in, (int)n);
+  give_buffer(e);
+  give_rows(e, &e->g->inputs, x, engine_input_cols(e->g), n);
+  if (t) give_rows(e, &e->g->targets, t, engine_target_cols(e->g), n);
+}
+
+static double ie_backward(Engine *e, const void *x, const void *t, int64_t n) {
+  IEngine *ie = e->impl;
+  start_batch(e, x, t, n);
+  for (int i = 0; i < e->g->params.len; i++) {
+    const Node *d = e->g->grads[i];
+    const double *v = interp_get(ie->in, d);
+    int64_t len = shape_numel(&d->shape);
+    for (int64_t k = 0; k < len; k++) buf_set(e, e->layout->grad_off[i] + k, v[k]);
+  }
+  return interp_get(ie->in, e->g->batch_loss)[0];
+}
+
+/* Apply g->updates from the values the interpreter holds (all computed
+ * before any is stored: an update reads the old values). */
+static void apply_updates(Engine *e) {
+  IEngine *ie = e->impl;
+  const Graph *g = e->g;
+  for (int u = 0; u < g->nupdates; u++) interp_get(ie->in, g->updates[u].value);
+  for (int u = 0; u < g->nupdates; u++) {
+    const Node *target = g->updates[u].target, *v = g->updates[u].value;
+    const double *val = interp_peek(ie->in, v);
+    int64_t off = target->op == OP_PARAM ? e->layout->param_off[target->param_index]
+                                         : e->layout->state_off[target->state_index];
+    int64_t len = shape_numel(&target->shape);
+    for (int64_t k = 0; k < len; k++) buf_set(e, off + k, val[k]);
+  }
+}
+
+static void ie_update(Engine *e) {
+  IEngine *ie = e->impl;
+  interp_set_rows(ie->in, 1);
+  give_buffer(e);
+  for (int i = 0; i < e->g->params.len; i++) {
+    const Node *d = e->g->grads[i];
+    int64_t len = shape_numel(&d->shape);
+    for (int64_t k = 0; k < len; k++) ie->scratch[k] = buf_get(e, e->layout->grad_off[i] + k);
+    interp_give(ie->in, d, ie->scratch);
+  }
+  apply_updates(e);
+  /* the gradient nodes were given for this step only */
+  interp_free(ie->in);
+  ie->in = interp_new(e->g, e->max_batch, false);
+}
+
+static double ie_train_step(Engine *e, const void *x, const void *t, int64_t n) {
+  IEngine *ie = e->impl;
+  start_batch(e, x, t, n);
+  double loss = interp_get(ie->in, e->g->batch_loss)[0];
+  apply_updates(e);
+  return loss;
+}
+
+static double ie_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
+  int64_t xc = engine_input_cols(e->g), tc = engine_target_cols(e->g);
+  size_t es = (size_t)e->layout->elem_size;
+  double total = 0;
+  for (int64_t r = 0; r < rows; r += e->max_batch) {
+    int64_t n = rows - r < e->max_batch ? rows - r : e->max_batch;
+    total += n * e->train_step(e, (const char *)x + (size_t)(r * xc) * es,
+                               (const char *)t + (size_t)(r * tc) * es, n);
+  }
+  return total;
+}
+
+static void ie_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+  IEngine *ie = e->impl;
+  start_batch(e, x, t, n);
+  const Node *out = e->g->output;
+  const double *v = interp_get(ie->in, out);
+  int64_t w = shape_numel(&out->shape);
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t k = 0; k < w; k++) {
+      double val = v[(out->batched ? r * w : 0) + k];
+      if (e->layout->elem_size == 8)
+        ((double *)y)[r * w + k] = val;
+      else
+        ((float *)y)[r * w + k] = (float)val;
+    }
+  if (t && loss) {
+    const double *l = interp_get(ie->in, e->g->loss);
+    for (int64_t r = 0; r < n; r++) {
+      double val = l[e->g->loss->batched ? r : 0];
+      if (e->layout->elem_size == 8)
+        ((double *)loss)[r] = val;
+      else
+        ((float *)loss)[r] = (float)val;
+    }
+  }
+}
+
+static void ie_destroy(Engine *e) {
+  IEngine *ie = e->impl;
+  interp_free(ie->in);
+  free(ie->scratch);
+  free(ie);
+  free(e->buf);
+  free(e);
+}
+
+int64_t engine_input_cols(const Graph *g) {
+  int64_t n = 0;
+  for (int i = 0; i < g->inputs.len; i++) n += shape_numel(&((Node *)g->inputs.items[i])->shape);
+  return n;
+}
+
+int64_t engine_target_cols(const Graph *g) {
+  int64_t n = 0;
+  for (int i = 0; i < g->targets.len; i++) n += shape_numel(&((Node *)g->targets.items[i])->shape);
+  return n;
+}
+
+Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch) {
+  Engine *e = nnc_xcalloc(1, sizeof *e);
+  IEngine *ie = nnc_xcalloc(1, sizeof *ie);
+  e->g = g;
+  e->layout = layout;
+  e->max_batch = max_batch;
+  e->buf = nnc_xcalloc((size_t)layout->total, (size_t)layout->elem_size);
+  e->backward = ie_backward;
+  e->update = ie_update;
+  e->train_step = ie_train_step;
+  e->train_epoch = ie_train_epoch;
+  e->forward = ie_forward;
+  e->destroy = ie_destroy;
+  e->impl = ie;
+  ie->in = interp_new(g, max_batch, false);
+  /* scratch holds the largest leaf or gradient for a full batch */
+  int64_t most = engine_input_cols(g) > engine_target_cols(g) ? engine_input_cols(g) : engine_target_cols(g);
+  most *= max_batch;
+  for (int i = 0; i < g->params.len; i++) {
+    int64_t n = shape_numel(&((Node *)g->params.items[i])->shape);
+    if (n > most) most = n;
+  }
+  for (int j = 0; j < g->states.len; j++) {
+    int64_t n = shape_numel(&((Node *)g->states.items[j])->shape);
+    if (n > most) most = n;
+  }
+  ie->scratch = nnc_xcalloc((size_t)most + 1, sizeof(double));
+  layout_init_states(g, layout, e->buf);
+  return e;
+}

@@ -1,0 +1,44 @@
+/*
+ * interp.h - the reference interpreter: evaluates IR graphs node by node.
+ *
+ * It is the semantic reference compiled code is checked against, so it is
+ * written for clarity: every node's value is a dense array (one tensor per
+ * batch row for batched nodes), computed in double and, for f32 models,
+ * rounded to float after every node.
+ *
+ *   Interp *in = interp_new(g, rows, false);
+ *   interp_give(in, x_node, data);
+ *   const double *loss = interp_get(in, g->batch_loss);
+ */
+#ifndef NNC_INTERP_H
+#define NNC_INTERP_H
+
+#include <stdbool.h>
+
+#include "engine.h"
+#include "ir.h"
+
+/* The elementwise semantics of every unary and binary op, shared with
+ * constant folding. `attr` is the op's value attribute. */
+double op_scalar(Op op, double a, double b, double attr);
+
+typedef struct Interp Interp;
+
+/* force_f64: compute in f64 even for f32 models (finite differences). */
+Interp *interp_new(const Graph *g, int max_rows, bool force_f64);
+void interp_free(Interp *in);
+/* Rows in the batch (1..max_rows); forgets computed values. */
+void interp_set_rows(Interp *in, int rows);
+/* Set a leaf's (or any node's) value; copies rows*numel or numel values. */
+void interp_give(Interp *in, const Node *n, const double *values);
+/* Forget every computed value (given values stay). */
+void interp_forget(Interp *in);
+/* The value of n, computing what it needs. */
+const double *interp_get(Interp *in, const Node *n);
+/* The value of n when it has been computed or given, else NULL. */
+const double *interp_peek(const Interp *in, const Node *n);
+
+/* An Engine that runs the graph in the interpreter. */
+Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch);
+
+#endif

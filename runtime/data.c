@@ -1,0 +1,536 @@
+/*
+ * data.c - where training rows come from: scikit-learn's make_moons and
+ * make_circles rebuilt point for point, the CSV reader of spec section 2,
+ * and the split of one data set into train and valid parts.
+ *
+ * A data set is two row-major f64 arrays, inputs and targets (NncData).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime.h"
+
+#define PI 3.141592653589793238462643383279502884
+
+/* Longest CSV line accepted. Nothing longer is a row of numbers anyone meant
+ * to write, and refusing it early keeps a stray binary file from turning into
+ * millions of fields. */
+#define MAX_LINE ((size_t)1 << 20)
+
+/* Longest piece of a field quoted back in an error message. */
+#define QUOTE_MAX 40
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+                                                      const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+void nnc_data_free(NncData *d) {
+  free(d->x);
+  free(d->t);
+  memset(d, 0, sizeof *d);
+}
+
+/* ---- built-in generators ---- */
+
+/* Row i of n before shuffling, as scikit-learn builds it; the first n/2 rows
+ * are class 0 (outer), the rest class 1 (inner). */
+typedef void PointFn(size_t i, size_t n, double factor, double xy[2]);
+
+/* numpy.linspace(0, stop, num, endpoint)[i]: i * step, and exactly stop at
+ * the end when the endpoint is included. */
+static double linspace_at(double stop, size_t num, int endpoint, size_t i) {
+  if (!endpoint)
+    return (double)i * (stop / (double)num);
+  if (num == 1)
+    return 0.0;
+  if (i == num - 1)
+    return stop;
+  return (double)i * (stop / (double)(num - 1));
+}
+
+static void moons_point(size_t i, size_t n, double factor, double xy[2]) {
+  (void)factor;
+  size_t n_out = n / 2, n_in = n - n_out;
+  if (i < n_out) {
+    double a = linspace_at(PI, n_out, 1, i);
+    xy[0] = cos(a);
+    xy[1] = sin(a);
+  } else {
+    double a = linspace_at(PI, n_in, 1, i - n_out);
+    xy[0] = 1 - cos(a);
+    xy[1] = 1 - sin(a) - 0.5;
+  }
+}
+
+static void circles_point(size_t i, size_t n, double factor, double xy[2]) {
+  size_t n_out = n / 2, n_in = n - n_out;
+  if (i < n_out) {
+    double a = linspace_at(2 * PI, n_out, 0, i);
+    xy[0] = cos(a);
+    xy[1] = sin(a);
+  } else {
+    double a = linspace_at(2 * PI, n_in, 0, i - n_out);
+    xy[0] = cos(a) * factor;
+    xy[1] = sin(a) * factor;
+  }
+}
+
+static int check_generator(const char *name, size_t samples, double noise,
+                           int in_cols, int tgt_cols, char *err,
+                           size_t errlen) {
+  if (in_cols != 2)
+    return fail(err, errlen,
+                "%s: error: %s gives 2 input values per sample, the model's "
+                "inputs hold %d",
+                name, name, in_cols);
+  if (tgt_cols != 1 && tgt_cols != 2)
+    return fail(err, errlen,
+                "%s: error: %s gives a 0/1 label (1 target value) or a one-hot "
+                "pair (2), the model's targets hold %d",
+                name, name, tgt_cols);
+  if (samples < 2)
+    return fail(err, errlen, "%s: error: samples must be at least 2, got %zu",
+                name, samples);
+  if (samples > NNC_DATA_MAX_ROWS)
+    return fail(err, errlen, "%s: error: samples must be at most %zu, got %zu",
+                name, NNC_DATA_MAX_ROWS, samples);
+  if (!(noise >= 0) || !isfinite(noise))
+    return fail(err, errlen,
+                "%s: error: noise must be a finite number >= 0, got %g", name,
+                noise);
+  return 0;
+}
+
+/* As scikit-learn: build the rows in order, shuffle them (row k of the
+ * result is row perm[k]), then add N(0, noise) to every coordinate in
+ * row-major order; one generator seeded with seed makes all the draws. */
+static int generate(NncData *d, const char *name, PointFn *point,
+                    size_t samples, double noise, double factor, uint64_t seed,
+                    int tgt_cols, char *err, size_t errlen) {
+  size_t *perm = malloc(samples * sizeof *perm);
+  d->x = malloc(samples * 2 * sizeof *d->x);
+  d->t = malloc(samples * (size_t)tgt_cols * sizeof *d->t);
+  if (!perm || !d->x || !d->t) {
+    free(perm);
+    nnc_data_free(d);
+    return fail(err, errlen, "%s: error: out of memory for %zu samples", name,
+                samples);
+  }
+  d->rows = samples;
+  d->in_cols = 2;
+  d->tgt_cols = tgt_cols;
+
+  NncRng rng;
+  nnc_rng_seed(&rng, seed);
+  nnc_rng_permutation(&rng, samples, perm);
+  for (size_t k = 0; k < samples; k++) {
+    size_t i = perm[k];
+    int label = i >= samples / 2;
+    point(i, samples, factor, &d->x[2 * k]);
+    if (tgt_cols == 1) {
+      d->t[k] = label;
+    } else {
+      d->t[2 * k] = label == 0;
+      d->t[2 * k + 1] = label == 1;
+    }
+  }
+  for (size_t j = 0; j < 2 * samples; j++)
+    d->x[j] += noise * nnc_rng_normal(&rng);
+  free(perm);
+  return 0;
+}
+
+int nnc_data_moons(NncData *d, size_t samples, double noise, uint64_t seed,
+                   int in_cols, int tgt_cols, char *err, size_t errlen) {
+  memset(d, 0, sizeof *d);
+  if (check_generator("moons", samples, noise, in_cols, tgt_cols, err, errlen) <
+      0)
+    return -1;
+  return generate(d, "moons", moons_point, samples, noise, 0.0, seed, tgt_cols,
+                  err, errlen);
+}
+
+int nnc_data_circles(NncData *d, size_t samples, double noise, double factor,
+                     uint64_t seed, int in_cols, int tgt_cols, char *err,
+                     size_t errlen) {
+  memset(d, 0, sizeof *d);
+  if (check_generator("circles", samples, noise, in_cols, tgt_cols, err,
+                      errlen) < 0)
+    return -1;
+  if (!(factor > 0 && factor < 1))
+    return fail(err, errlen,
+                "circles: error: factor must be between 0 and 1 (exclusive), "
+                "got %g",
+                factor);
+  return generate(d, "circles", circles_point, samples, noise, factor, seed,
+                  tgt_cols, err, errlen);
+}
+
+/* ---- CSV ---- */
+
+typedef struct Csv {
+  const char *path;
+  int in_cols;
+  int tgt_cols;    /* values per row of d->t; 0 when targets are not read */
+  int classes;     /* > 0: the target is one class-index column */
+  int optional;    /* targets may be absent; columns after the inputs ignored */
+  int width;       /* fields per line; 0 until the first line (optional mode) */
+  size_t width_at; /* the line that fixed width in optional mode */
+  size_t cap;      /* rows allocated in d->x and d->t */
+  char *err;
+  size_t errlen;
+} Csv;
+
+__attribute__((format(printf, 4, 5))) static int
+csv_fail(Csv *c, size_t line, int col, const char *fmt, ...) {
+  int n;
+  if (line > 0)
+    n = snprintf(c->err, c->errlen, "%s:%zu:%d: error: ", c->path, line, col);
+  else
+    n = snprintf(c->err, c->errlen, "%s: error: ", c->path);
+  if (n >= 0 && (size_t)n < c->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* The whole file, NUL-terminated (the number parser relies on that). */
+static int read_file(Csv *c, char **text, size_t *len) {
+  FILE *f = fopen(c->path, "rb");
+  if (!f)
+    return csv_fail(c, 0, 0, "cannot open: %s", strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    return csv_fail(c, 0, 0, "is a directory, not a CSV file");
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  for (;;) {
+    if (!buf)
+      break;
+    if (n == cap) {
+      char *bigger = cap < SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
+      if (!bigger) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0)
+      break;
+  }
+  if (!buf) {
+    fclose(f);
+    return csv_fail(c, 0, 0, "out of memory reading the file");
+  }
+  if (ferror(f)) {
+    int e = errno;
+    fclose(f);
+    free(buf);
+    return csv_fail(c, 0, 0, "read error: %s", strerror(e));
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *text = buf;
+  *len = n;
+  return 0;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t'; }
+
+static int blank_line(const char *s, const char *end) {
+  while (s < end && is_blank(*s))
+    s++;
+  return s == end;
+}
+
+static int count_fields(const char *s, const char *end) {
+  int n = 1;
+  for (; s < end; s++)
+    if (*s == ',')
+      n++;
+  return n;
+}
+
+static const char *field_end(const char *s, const char *line_end) {
+  const char *comma = memchr(s, ',', (size_t)(line_end - s));
+  return comma ? comma : line_end;
+}
+
+/* The field [s, end) without surrounding blanks. */
+static void trim(const char **s, const char **end) {
+  while (*s < *end && is_blank(**s))
+    (*s)++;
+  while (*end > *s && is_blank((*end)[-1]))
+    (*end)--;
+}
+
+/* 0 when the whole field, blanks aside, is one number (NaN and infinities
+ * included: they are numbers that the caller refuses). The character at end
+ * is a blank, ',', '\r', '\n' or the final NUL, none of which can continue a
+ * number, so strtod never reads past the field. */
+static int parse_number(const char *s, const char *end, double *v) {
+  trim(&s, &end);
+  if (s == end)
+    return -1;
+  char *stop;
+  *v = strtod(s, &stop);
+  return stop == end ? 0 : -1;
+}
+
+static int is_header(const char *line, const char *line_end) {
+  for (const char *s = line;; s++) {
+    const char *e = field_end(s, line_end);
+    double v;
+    if (parse_number(s, e, &v) < 0)
+      return 1;
+    if (e == line_end)
+      return 0;
+    s = e;
+  }
+}
+
+/* Every line, the header included, must have the row's field count. */
+static int check_width(Csv *c, size_t line, int found) {
+  int col = found + 1; /* where the first missing or extra field is */
+  if (c->optional) {
+    if (found < c->in_cols)
+      return csv_fail(c, line, col,
+                      "expected at least %d fields (the model's inputs), "
+                      "found %d",
+                      c->in_cols, found);
+    if (c->width == 0) {
+      c->width = found;
+      c->width_at = line;
+    }
+    if (found != c->width)
+      return csv_fail(c, line, (found < c->width ? found : c->width) + 1,
+                      "expected %d fields as on line %zu, found %d", c->width,
+                      c->width_at, found);
+    return 0;
+  }
+  if (found == c->width)
+    return 0;
+  if (found > c->width)
+    col = c->width + 1;
+  if (c->classes > 0)
+    return csv_fail(c, line, col,
+                    "expected %d fields (%d inputs, 1 class label), found %d",
+                    c->width, c->in_cols, found);
+  int targets = c->width - c->in_cols;
+  return csv_fail(c, line, col,
+                  "expected %d fields (%d inputs, %d target%s), "
+                  "found %d",
+                  c->width, c->in_cols, targets, targets == 1 ? "" : "s",
+                  found);
+}
+
+/* One field as a finite number, or an error naming line and column. */
+static int read_value(Csv *c, const char *s, const char *end, size_t line,
+                      int col, double *v) {
+  trim(&s, &end);
+  int len = (int)(end - s < QUOTE_MAX ? end - s : QUOTE_MAX);
+  const char *more = end - s > QUOTE_MAX ? "..." : "";
+  if (s == end)
+    return csv_fail(c, line, col, "expected a number, got an empty field");
+  if (parse_number(s, end, v) < 0)
+    return csv_fail(c, line, col, "expected a number, got \"%.*s%s\"", len, s,
+                    more);
+  if (!isfinite(*v))
+    return csv_fail(c, line, col, "expected a finite number, got \"%.*s%s\"",
+                    len, s, more);
+  return 0;
+}
+
+static int grow(Csv *c, NncData *d) {
+  size_t cap = c->cap ? 2 * c->cap : 256;
+  if (cap > NNC_DATA_MAX_ROWS)
+    cap = NNC_DATA_MAX_ROWS;
+  int widest = c->in_cols > c->tgt_cols ? c->in_cols : c->tgt_cols;
+  if (cap > SIZE_MAX / sizeof(double) / (size_t)widest)
+    return -1;
+  double *x = realloc(d->x, cap * (size_t)c->in_cols * sizeof *x);
+  if (!x)
+    return -1;
+  d->x = x;
+  if (c->tgt_cols > 0) {
+    double *t = realloc(d->t, cap * (size_t)c->tgt_cols * sizeof *t);
+    if (!t)
+      return -1;
+    d->t = t;
+  }
+  c->cap = cap;
+  return 0;
+}
+
+static int read_row(Csv *c, NncData *d, const char *line, const char *line_end,
+                    size_t lineno) {
+  if (d->rows == NNC_DATA_MAX_ROWS)
+    return csv_fail(c, lineno, 1, "more than %zu data rows", NNC_DATA_MAX_ROWS);
+  if (d->rows == c->cap && grow(c, d) < 0)
+    return csv_fail(c, lineno, 1, "out of memory after %zu rows", d->rows);
+  double *x = d->x + d->rows * (size_t)c->in_cols;
+  double *t = c->tgt_cols ? d->t + d->rows * (size_t)c->tgt_cols : NULL;
+  const char *s = line;
+  for (int col = 1; col <= c->in_cols + (c->classes ? 1 : c->tgt_cols); col++) {
+    const char *e = field_end(s, line_end);
+    double v = 0;
+    if (read_value(c, s, e, lineno, col, &v) < 0)
+      return -1;
+    if (col <= c->in_cols) {
+      x[col - 1] = v;
+    } else if (c->classes == 0) {
+      t[col - 1 - c->in_cols] = v;
+    } else {
+      if (v != floor(v) || v < 0 || v >= c->classes)
+        return csv_fail(c, lineno, col,
+                        "expected a class label (an integer from 0 to %d), got "
+                        "%.17g",
+                        c->classes - 1, v);
+      for (int k = 0; k < c->classes; k++)
+        t[k] = k == (int)v;
+    }
+    s = e + 1;
+  }
+  d->rows++;
+  return 0;
+}
+
+static int read_lines(Csv *c, NncData *d, const char *text, size_t len) {
+  const char *end = text + len;
+  const char *p = text;
+  int header = 0, first = 1;
+  if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+    p += 3; /* a UTF-8 byte order mark, as spreadsheets write */
+  for (size_t lineno = 1; p < end; lineno++) {
+    const char *line = p;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = nl ? nl : end;
+    p = nl ? nl + 1 : end;
+    if (line_end > line && line_end[-1] == '\r')
+      line_end--;
+    if ((size_t)(line_end - line) > MAX_LINE)
+      return csv_fail(c, lineno, 1, "line is longer than 1 MiB");
+    if (blank_line(line, line_end))
+      continue;
+    if (check_width(c, lineno, count_fields(line, line_end)) < 0)
+      return -1;
+    if (first && is_header(line, line_end)) {
+      first = 0;
+      header = 1;
+      continue;
+    }
+    first = 0;
+    if (read_row(c, d, line, line_end, lineno) < 0)
+      return -1;
+  }
+  if (d->rows == 0)
+    return csv_fail(c, 0, 0,
+                    header ? "no data rows after the header"
+                           : "no data rows (the file is empty)");
+  return 0;
+}
+
+static int check_csv_args(Csv *c) {
+  if (c->in_cols < 1 || c->tgt_cols < 0 || c->classes < 0 ||
+      c->tgt_cols > INT_MAX - c->in_cols)
+    return csv_fail(c, 0, 0, "invalid column counts (%d inputs, %d targets)",
+                    c->in_cols, c->tgt_cols);
+  if (c->classes > 0 && c->tgt_cols != c->classes)
+    return csv_fail(c, 0, 0,
+                    "a class label column of %d classes needs %d target "
+                    "values, the model's targets hold %d",
+                    c->classes, c->classes, c->tgt_cols);
+  return 0;
+}
+
+int nnc_data_csv(NncData *d, const char *path, int in_cols, int tgt_cols,
+                 int onehot_classes, int targets_optional, char *err,
+                 size_t errlen) {
+  Csv c = {.path = path,
+           .in_cols = in_cols,
+           .tgt_cols = tgt_cols,
+           .classes = onehot_classes,
+           .optional = targets_optional != 0,
+           .err = err,
+           .errlen = errlen};
+  memset(d, 0, sizeof *d);
+  if (check_csv_args(&c) < 0)
+    return -1;
+  if (c.optional) {
+    c.tgt_cols = 0; /* t stays NULL: nothing after the inputs is read */
+    c.classes = 0;
+  } else {
+    c.width = in_cols + (c.classes ? 1 : tgt_cols);
+  }
+  d->in_cols = in_cols;
+  d->tgt_cols = c.tgt_cols;
+
+  char *text = NULL;
+  size_t len = 0;
+  if (read_file(&c, &text, &len) < 0)
+    return -1;
+  int rc = read_lines(&c, d, text, len);
+  free(text);
+  if (rc < 0)
+    nnc_data_free(d);
+  return rc;
+}
+
+/* ---- split ---- */
+
+static double *copy_rows(const double *src, size_t rows, int cols) {
+  size_t n = rows * (size_t)cols;
+  double *dst = malloc(n * sizeof *dst);
+  if (!dst) {
+    /* The interface has no error path here; a split only fails when memory
+     * for the data has already run out. */
+    fprintf(stderr, "nnc: error: out of memory splitting the data\n");
+    exit(1);
+  }
+  memcpy(dst, src, n * sizeof *dst);
+  return dst;
+}
+
+void nnc_data_split(NncData *d, size_t n, NncData *train, NncData *valid) {
+  NncData all = *d;
+  NncData empty = {.in_cols = all.in_cols, .tgt_cols = all.tgt_cols};
+  memset(d, 0, sizeof *d);
+  if (n > all.rows)
+    n = all.rows;
+  *train = empty;
+  *valid = empty;
+  if (n == 0) {
+    *valid = all;
+    return;
+  }
+  *train = all;
+  train->rows = n;
+  if (n == all.rows)
+    return;
+  valid->rows = all.rows - n;
+  valid->x =
+      copy_rows(all.x + n * (size_t)all.in_cols, valid->rows, all.in_cols);
+  if (all.t)
+    valid->t =
+        copy_rows(all.t + n * (size_t)all.tgt_cols, valid->rows, all.tgt_cols);
+}

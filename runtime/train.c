@@ -1,0 +1,570 @@
+/*
+ * train.c - data and parameters for a run, the training loop, and the
+ * --grad / --check-grad / --predict reports (see train.h).
+ */
+#include "train.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "interp.h"
+
+/* ---- data ---- */
+
+static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int64_t tgt_cols,
+                       NncData *out) {
+  char err[1024];
+  int rc = -1;
+  switch (d->kind) {
+  case DATA_MOONS:
+    rc = nnc_data_moons(out, (size_t)d->samples, d->noise, d->seed, (int)in_cols, (int)tgt_cols,
+                        err, sizeof err);
+    break;
+  case DATA_CIRCLES:
+    rc = nnc_data_circles(out, (size_t)d->samples, d->noise, d->factor, d->seed, (int)in_cols,
+                          (int)tgt_cols, err, sizeof err);
+    break;
+  case DATA_CSV:
+    rc = nnc_data_csv(out, d->path, (int)in_cols, (int)tgt_cols, d->onehot ? (int)tgt_cols : 0, 0,
+                      err, sizeof err);
+    break;
+  case DATA_NONE:
+    diag_file_error(p->src->path, "no training data: add `data` to the train block");
+    return -1;
+  }
+  if (rc != 0) fprintf(stderr, "%s\n", err);
+  return rc;
+}
+
+int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *valid) {
+  const TrainConfig *tc = &p->train;
+  int64_t in_cols = engine_input_cols(g), tgt_cols = engine_target_cols(g);
+  memset(train, 0, sizeof *train);
+  memset(valid, 0, sizeof *valid);
+  NncData all = {0};
+  if (load_source(p, &tc->data, in_cols, tgt_cols, &all) != 0) return -1;
+  if (tc->has_split) {
+    size_t rows = tc->split_fraction ? (size_t)floor(tc->split * (double)all.rows) : (size_t)tc->split;
+    if (rows < 1 || rows >= all.rows) {
+      diag_file_error(p->src->path, "split %g leaves no rows on one side (the data has %zu rows)",
+                      tc->split, all.rows);
+      nnc_data_free(&all);
+      return -1;
+    }
+    nnc_data_split(&all, rows, train, valid);
+  } else {
+    *train = all;
+  }
+  if (tc->valid.kind != DATA_NONE) {
+    nnc_data_free(valid);
+    if (load_source(p, &tc->valid, in_cols, tgt_cols, valid) != 0) {
+      nnc_data_free(train);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void *rt_data_cast(const NncData *d, bool targets, DType dt) {
+  size_t n = d->rows * (size_t)(targets ? d->tgt_cols : d->in_cols);
+  const double *src = targets ? d->t : d->x;
+  if (dt == DT_F64) {
+    double *out = nnc_xmalloc(sizeof(double) * (n + 1));
+    if (n) memcpy(out, src, sizeof(double) * n);
+    return out;
+  }
+  float *out = nnc_xmalloc(sizeof(float) * (n + 1));
+  for (size_t i = 0; i < n; i++) out[i] = (float)src[i];
+  return out;
+}
+
+/* ---- parameters ---- */
+
+static void buf_write(Engine *e, int64_t off, const double *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    if (e->layout->elem_size == 8)
+      ((double *)e->buf)[off + i] = v[i];
+    else
+      ((float *)e->buf)[off + i] = (float)v[i];
+  }
+}
+
+static double buf_read(const Engine *e, int64_t off) {
+  return e->layout->elem_size == 8 ? ((double *)e->buf)[off] : ((float *)e->buf)[off];
+}
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+void rt_init_params(const Program *p, const ParamInit *inits, Engine *e) {
+  const Graph *g = e->g;
+  const InitSpec *init = &p->train.init;
+  NncRng shared;
+  nnc_rng_seed(&shared, init->seed);
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *prm = g->params.items[i];
+    int64_t n = shape_numel(&prm->shape);
+    double *v = nnc_xcalloc((size_t)n + 1, sizeof(double));
+    const ParamInit *pi = &inits[i];
+    if (pi->kind == PINIT_TRAIN) {
+      nnc_init_fill(init->kind, init->arg, &shared, prm->shape.rank, prm->shape.dim, v);
+    } else if (pi->kind == PINIT_OWN) {
+      NncRng own;
+      nnc_rng_seed(&own, pi->own.has_seed ? pi->own.seed : p->train.seed ^ name_hash(prm->name));
+      nnc_init_fill(pi->own.kind, pi->own.arg, &own, prm->shape.rank, prm->shape.dim, v);
+    }
+    buf_write(e, e->layout->param_off[i], v, n);
+    free(v);
+  }
+}
+
+static NncTensorSpec *param_specs(const Engine *e) {
+  const Graph *g = e->g;
+  NncTensorSpec *specs = nnc_xcalloc((size_t)g->params.len + 1, sizeof *specs);
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *prm = g->params.items[i];
+    specs[i].name = prm->name;
+    specs[i].dtype = g->dtype == DT_F64 ? NNC_ST_F64 : NNC_ST_F32;
+    specs[i].rank = prm->shape.rank;
+    for (int k = 0; k < prm->shape.rank; k++) specs[i].dims[k] = prm->shape.dim[k];
+  }
+  return specs;
+}
+
+int rt_load_params(const char *path, Engine *e) {
+  const Graph *g = e->g;
+  NncTensorSpec *specs = param_specs(e);
+  void **dst = nnc_xcalloc((size_t)g->params.len + 1, sizeof(void *));
+  for (int i = 0; i < g->params.len; i++)
+    dst[i] = (char *)e->buf + e->layout->param_off[i] * e->layout->elem_size;
+  char err[1024];
+  int rc = nnc_st_load(path, specs, dst, g->params.len, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "%s\n", err);
+  free(dst);
+  free(specs);
+  return rc;
+}
+
+int rt_save_params(const char *path, Engine *e, const char *model, int64_t epoch) {
+  const Graph *g = e->g;
+  NncTensorSpec *specs = param_specs(e);
+  const void **src = nnc_xcalloc((size_t)g->params.len + 1, sizeof(void *));
+  for (int i = 0; i < g->params.len; i++)
+    src[i] = (char *)e->buf + e->layout->param_off[i] * e->layout->elem_size;
+  char epoch_text[32];
+  snprintf(epoch_text, sizeof epoch_text, "%" PRId64, epoch);
+  const char *meta[] = {"model", model ? model : "", "epoch", epoch_text, "dtype",
+                        dtype_name(g->dtype), "format", "nnc"};
+  char err[1024];
+  int rc = nnc_st_save(path, specs, src, g->params.len, meta, 4, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "%s\n", err);
+  free(src);
+  free(specs);
+  return rc;
+}
+
+/* ---- printing ---- */
+
+void rt_print_value(FILE *f, double v, DType dt) {
+  fprintf(f, dt == DT_F64 ? "%.17g" : "%.9g", v);
+}
+
+/* ---- evaluation over a whole set ---- */
+
+typedef enum LabelKind { LABELS_NONE, LABELS_BINARY, LABELS_ONEHOT } LabelKind;
+
+/* Targets are labels when every row is 0/1 (one output) or one-hot. */
+static LabelKind label_kind(const Graph *g, const NncData *d) {
+  int64_t outw = shape_numel(&g->output->shape);
+  if (d->tgt_cols < 1 || d->tgt_cols != outw || !d->rows) return LABELS_NONE;
+  for (size_t r = 0; r < d->rows; r++) {
+    const double *t = d->t + r * (size_t)d->tgt_cols;
+    int ones = 0;
+    for (int k = 0; k < d->tgt_cols; k++) {
+      if (t[k] != 0 && t[k] != 1) return LABELS_NONE;
+      ones += t[k] == 1;
+    }
+    if (d->tgt_cols > 1 && ones != 1) return LABELS_NONE;
+  }
+  return d->tgt_cols == 1 ? LABELS_BINARY : LABELS_ONEHOT;
+}
+
+static int argmax(const double *v, int n) {
+  int best = 0;
+  for (int k = 1; k < n; k++)
+    if (v[k] > v[best]) best = k;
+  return best;
+}
+
+typedef struct SetEval {
+  void *x, *t; /* in the model's dtype */
+  size_t rows;
+  LabelKind labels;
+} SetEval;
+
+static void set_prepare(SetEval *s, const Graph *g, const NncData *d) {
+  s->x = rt_data_cast(d, false, g->dtype);
+  s->t = rt_data_cast(d, true, g->dtype);
+  s->rows = d->rows;
+  s->labels = label_kind(g, d);
+}
+
+static void set_free(SetEval *s) {
+  free(s->x);
+  free(s->t);
+}
+
+/* Mean per-row loss over the set (and accuracy when the targets are labels)
+ * with the current parameters, in chunks of the engine's batch. */
+static double set_loss(Engine *e, const SetEval *s, double *accuracy) {
+  const Graph *g = e->g;
+  size_t es = (size_t)e->layout->elem_size;
+  int64_t xc = engine_input_cols(g), tc = engine_target_cols(g), yw = shape_numel(&g->output->shape);
+  int64_t chunk = e->max_batch;
+  void *y = nnc_xmalloc(es * (size_t)(chunk * yw + 1));
+  void *loss = nnc_xmalloc(es * (size_t)(chunk + 1));
+  double total = 0, yd[64], td[64];
+  size_t correct = 0;
+  for (size_t r = 0; r < s->rows; r += (size_t)chunk) {
+    int64_t n = (int64_t)(s->rows - r) < chunk ? (int64_t)(s->rows - r) : chunk;
+    const char *xp = (const char *)s->x + r * (size_t)xc * es;
+    const char *tp = (const char *)s->t + r * (size_t)tc * es;
+    e->forward(e, xp, tp, n, y, loss);
+    for (int64_t i = 0; i < n; i++) {
+      total += es == 8 ? ((double *)loss)[i] : ((float *)loss)[i];
+      if (s->labels == LABELS_NONE || yw > 64) continue;
+      for (int64_t k = 0; k < yw; k++) {
+        yd[k] = es == 8 ? ((double *)y)[i * yw + k] : ((float *)y)[i * yw + k];
+        td[k] = es == 8 ? ((const double *)tp)[i * tc + k] : ((const float *)tp)[i * tc + k];
+      }
+      if (s->labels == LABELS_BINARY)
+        correct += (yd[0] > 0.5) == (td[0] > 0.5);
+      else
+        correct += argmax(yd, (int)yw) == argmax(td, (int)yw);
+    }
+  }
+  free(y);
+  free(loss);
+  if (accuracy) *accuracy = s->rows ? (double)correct / (double)s->rows : 0;
+  return s->rows ? total / (double)s->rows : 0;
+}
+
+/* ---- training ---- */
+
+static void shuffle_rows(NncRng *rng, size_t rows, const void *x, const void *t, void *xs, void *ts,
+                         size_t xbytes, size_t tbytes, size_t *perm) {
+  nnc_rng_permutation(rng, rows, perm);
+  for (size_t r = 0; r < rows; r++) {
+    memcpy((char *)xs + r * xbytes, (const char *)x + perm[r] * xbytes, xbytes);
+    memcpy((char *)ts + r * tbytes, (const char *)t + perm[r] * tbytes, tbytes);
+  }
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+  if (s < 60)
+    snprintf(buf, n, "%.1fs", s);
+  else if (s < 3600)
+    snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+  else
+    snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
+             const TrainOptions *o) {
+  const Graph *g = e->g;
+  const TrainConfig *tc = &p->train;
+  if (train->rows == 0) {
+    diag_file_error(p->src->path, "the training set is empty");
+    return 1;
+  }
+  SetEval tr, va = {0};
+  set_prepare(&tr, g, train);
+  bool has_valid = valid && valid->rows > 0;
+  if (has_valid) set_prepare(&va, g, valid);
+  size_t es = (size_t)e->layout->elem_size;
+  size_t xbytes = (size_t)engine_input_cols(g) * es, tbytes = (size_t)engine_target_cols(g) * es;
+  void *xs = NULL, *ts = NULL;
+  size_t *perm = NULL;
+  NncRng rng;
+  nnc_rng_seed(&rng, tc->seed ^ 0x5DEECE66Dull);
+  if (tc->shuffle) {
+    xs = nnc_xmalloc(xbytes * tr.rows + 1);
+    ts = nnc_xmalloc(tbytes * tr.rows + 1);
+    perm = nnc_xmalloc(sizeof(size_t) * tr.rows + 1);
+  }
+  bool tty = isatty(STDOUT_FILENO);
+  int64_t every = tc->epochs >= 10 ? tc->epochs / 10 : 1;
+  int64_t steps_per_epoch = ((int64_t)tr.rows + e->max_batch - 1) / e->max_batch;
+  double train_time = 0, wall_start = nnc_now();
+  int status = 0;
+  int64_t epoch = 0;
+  for (epoch = 1; epoch <= tc->epochs; epoch++) {
+    const void *x = tr.x, *t = tr.t;
+    if (tc->shuffle) {
+      shuffle_rows(&rng, tr.rows, tr.x, tr.t, xs, ts, xbytes, tbytes, perm);
+      x = xs;
+      t = ts;
+    }
+    double t0 = nnc_now();
+    double running = e->train_epoch(e, x, t, (int64_t)tr.rows) / (double)tr.rows;
+    train_time += nnc_now() - t0;
+    if (!isfinite(running)) {
+      fprintf(stdout, tty ? "\n" : "");
+      fflush(stdout);
+      fprintf(stderr, "%s: error: training diverged in epoch %" PRId64
+                      ": the loss is %s (try a smaller --lr)\n",
+              p->src->path, epoch, isnan(running) ? "nan" : "infinite");
+      status = 1;
+      break;
+    }
+    bool show = tty || epoch % every == 0 || epoch == tc->epochs || epoch == 1;
+    if (!show) continue;
+    double vloss = has_valid ? set_loss(e, &va, NULL) : 0;
+    double done = (double)epoch / (double)tc->epochs;
+    double elapsed = nnc_now() - wall_start;
+    char left[32];
+    format_duration(left, sizeof left, elapsed / done - elapsed);
+    double sps = train_time > 0 ? (double)(epoch * steps_per_epoch) / train_time : 0;
+    if (tty)
+      printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6f", epoch, tc->epochs, running);
+    else
+      printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6f", epoch, tc->epochs, running);
+    if (has_valid) printf("  valid loss %.6f", vloss);
+    printf("  %.0f steps/s  %s left%s", sps, left, tty ? "   " : "\n");
+    fflush(stdout);
+  }
+  if (tty && tc->epochs > 0) printf("\n");
+  if (status == 0) {
+    double acc = 0, vacc = 0;
+    double tl = set_loss(e, &tr, &acc);
+    printf("final train loss ");
+    rt_print_value(stdout, tl, g->dtype);
+    printf("\n");
+    double vl = has_valid ? set_loss(e, &va, &vacc) : 0;
+    if (has_valid) {
+      printf("final valid loss ");
+      rt_print_value(stdout, vl, g->dtype);
+      printf("\n");
+    }
+    if (tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
+    if (has_valid && va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
+    int64_t steps = tc->epochs * steps_per_epoch;
+    printf("train time %.6f s\n", train_time);
+    printf("steps/s %.0f\n", train_time > 0 ? (double)steps / train_time : 0.0);
+    fflush(stdout);
+    if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
+  }
+  free(xs);
+  free(ts);
+  free(perm);
+  set_free(&tr);
+  if (has_valid) set_free(&va);
+  return status;
+}
+
+/* ---- --grad ---- */
+
+static void print_shape(FILE *f, const Shape *s) {
+  fputc('[', f);
+  for (int k = 0; k < s->rank; k++) fprintf(f, "%s%" PRId64, k ? "," : "", s->dim[k]);
+  fputc(']', f);
+}
+
+int rt_print_grad(Engine *e, const NncData *train, int64_t batch) {
+  const Graph *g = e->g;
+  int64_t n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
+  if (n < 1) {
+    fprintf(stderr, "nnc: error: the training set is empty\n");
+    return 1;
+  }
+  void *x = rt_data_cast(train, false, g->dtype), *t = rt_data_cast(train, true, g->dtype);
+  double loss = e->backward(e, x, t, n);
+  printf("loss ");
+  rt_print_value(stdout, loss, g->dtype);
+  printf("\n");
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *prm = g->params.items[i];
+    printf("%s ", prm->name);
+    print_shape(stdout, &prm->shape);
+    int64_t len = shape_numel(&prm->shape);
+    for (int64_t k = 0; k < len; k++) {
+      putchar(' ');
+      rt_print_value(stdout, buf_read(e, e->layout->grad_off[i] + k), g->dtype);
+    }
+    printf("\n");
+  }
+  free(x);
+  free(t);
+  return 0;
+}
+
+/* ---- --check-grad ---- */
+
+static bool is_kink_op(Op op) {
+  return op == OP_RELU || op == OP_ABS || op == OP_LEAKY_RELU || op == OP_MAXC || op == OP_BCE;
+}
+
+/* Which side of its kink each input element of each kink op is on. */
+static void kink_sides(Interp *in, const Graph *g, int nfwd, signed char *sides, int64_t cap) {
+  int64_t k = 0;
+  for (int i = 0; i < nfwd && k < cap; i++) {
+    const Node *n = g->nodes[i];
+    if (!is_kink_op(n->op) || n->role != ROLE_FORWARD) continue;
+    const Node *a = n->in[0];
+    const double *v = interp_peek(in, a);
+    if (!v) continue;
+    double at = n->op == OP_MAXC ? n->attr.value : 0;
+    int64_t len = shape_numel(&a->shape) * (a->batched ? 1 : 1);
+    for (int64_t e = 0; e < len && k < cap; e++)
+      sides[k++] = n->op == OP_BCE ? (v[e] > 0 && v[e] < 1) : (v[e] > at) - (v[e] < at);
+  }
+}
+
+int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
+  const Graph *g = e->g;
+  int64_t n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
+  if (n < 1) {
+    fprintf(stderr, "nnc: error: the training set is empty\n");
+    return 1;
+  }
+  void *x = rt_data_cast(train, false, g->dtype), *t = rt_data_cast(train, true, g->dtype);
+  e->backward(e, x, t, n);
+  free(x);
+  free(t);
+  /* the reference: the same graph in the interpreter, in f64 */
+  Interp *in = interp_new(g, (int)n, true);
+  int64_t col = 0;
+  for (int i = 0; i < g->inputs.len; i++) {
+    const Node *leaf = g->inputs.items[i];
+    int64_t w = shape_numel(&leaf->shape);
+    double *v = nnc_xmalloc(sizeof(double) * (size_t)(n * w));
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t k = 0; k < w; k++) v[r * w + k] = train->x[r * train->in_cols + col + k];
+    interp_give(in, leaf, v);
+    free(v);
+    col += w;
+  }
+  col = 0;
+  for (int i = 0; i < g->targets.len; i++) {
+    const Node *leaf = g->targets.items[i];
+    int64_t w = shape_numel(&leaf->shape);
+    double *v = nnc_xmalloc(sizeof(double) * (size_t)(n * w));
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t k = 0; k < w; k++) v[r * w + k] = train->t[r * train->tgt_cols + col + k];
+    interp_give(in, leaf, v);
+    free(v);
+    col += w;
+  }
+  double **pv = nnc_xcalloc((size_t)g->params.len + 1, sizeof(double *));
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *prm = g->params.items[i];
+    int64_t len = shape_numel(&prm->shape);
+    pv[i] = nnc_xmalloc(sizeof(double) * (size_t)(len + 1));
+    for (int64_t k = 0; k < len; k++) pv[i][k] = buf_read(e, e->layout->param_off[i] + k);
+    interp_give(in, prm, pv[i]);
+  }
+  int nfwd = 0;
+  while (nfwd < g->len && g->nodes[nfwd]->role == ROLE_FORWARD) nfwd++;
+  int64_t kcap = 0;
+  for (int i = 0; i < nfwd; i++)
+    if (is_kink_op(g->nodes[i]->op)) kcap += shape_numel(&g->nodes[i]->in[0]->shape) * n;
+  signed char *s_plus = nnc_xcalloc((size_t)kcap + 1, 1), *s_minus = nnc_xcalloc((size_t)kcap + 1, 1);
+  bool f64 = g->dtype == DT_F64;
+  double rtol = f64 ? 1e-5 : 2e-2, atol = f64 ? 1e-8 : 1e-4;
+  bool ok = true;
+  enum { MAX_CHECKED = 64 }; /* elements per tensor; evenly spread when larger */
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *prm = g->params.items[i];
+    int64_t len = shape_numel(&prm->shape);
+    int64_t stride = len > MAX_CHECKED ? len / MAX_CHECKED : 1;
+    double worst_abs = 0, worst_rel = 0;
+    int checked = 0, kinks = 0, bad = 0;
+    for (int64_t k = 0; k < len; k += stride) {
+      double orig = pv[i][k], h = 6e-6 * (fabs(orig) > 1 ? fabs(orig) : 1);
+      pv[i][k] = orig + h;
+      interp_give(in, prm, pv[i]);
+      interp_forget(in);
+      double lp = interp_get(in, g->batch_loss)[0];
+      kink_sides(in, g, nfwd, s_plus, kcap);
+      pv[i][k] = orig - h;
+      interp_give(in, prm, pv[i]);
+      interp_forget(in);
+      double lm = interp_get(in, g->batch_loss)[0];
+      kink_sides(in, g, nfwd, s_minus, kcap);
+      pv[i][k] = orig;
+      interp_give(in, prm, pv[i]);
+      if (memcmp(s_plus, s_minus, (size_t)kcap) != 0) {
+        kinks++; /* the step crosses a kink: the difference is meaningless */
+        continue;
+      }
+      double numeric = (lp - lm) / (2 * h);
+      double analytic = buf_read(e, e->layout->grad_off[i] + k);
+      double abs_err = fabs(numeric - analytic);
+      double scale = fmax(fabs(numeric), fabs(analytic));
+      double rel_err = scale > 0 ? abs_err / scale : 0;
+      checked++;
+      if (abs_err > worst_abs) worst_abs = abs_err;
+      if (rel_err > worst_rel) worst_rel = rel_err;
+      if (abs_err > atol && rel_err > rtol) bad++;
+    }
+    if (bad) ok = false;
+    printf("%s max abs err %.3g max rel err %.3g  %s (%d checked", prm->name, worst_abs, worst_rel,
+           bad ? "FAILED" : "ok", checked);
+    if (kinks) printf(", %d skipped at a kink", kinks);
+    printf(")\n");
+  }
+  printf("gradient check %s (tolerance: rel %g or abs %g)\n", ok ? "passed" : "FAILED", rtol, atol);
+  for (int i = 0; i < g->params.len; i++) free(pv[i]);
+  free(pv);
+  free(s_plus);
+  free(s_minus);
+  interp_free(in);
+  return ok ? 0 : 1;
+}
+
+/* ---- --predict ---- */
+
+int rt_predict(Engine *e, const char *csv_path) {
+  const Graph *g = e->g;
+  NncData d = {0};
+  char err[1024];
+  if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), (int)engine_target_cols(g), 0, 1, err,
+                   sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  const Node *out = g->output;
+  const char *name = out->name ? out->name : "output";
+  int64_t yw = shape_numel(&out->shape);
+  if (yw == 1)
+    printf("%s\n", name);
+  else
+    for (int64_t k = 0; k < yw; k++) printf("%s%s[%" PRId64 "]", k ? "," : "", name, k);
+  if (yw != 1) printf("\n");
+  size_t es = (size_t)e->layout->elem_size;
+  void *x = rt_data_cast(&d, false, g->dtype);
+  void *y = nnc_xmalloc(es * (size_t)(e->max_batch * yw + 1));
+  for (size_t r = 0; r < d.rows; r += (size_t)e->max_batch) {
+    int64_t n = (int64_t)(d.rows - r) < e->max_batch ? (int64_t)(d.rows - r) : e->max_batch;
+    e->forward(e, (const char *)x + r * (size_t)engine_input_cols(g) * es, NULL, n, y, NULL);
+    for (int64_t i = 0; i < n; i++) {
+      for (int64_t k = 0; k < yw; k++) {
+        if (k) putchar(',');
+        double v = es == 8 ? ((double *)y)[i * yw + k] : ((float *)y)[i * yw + k];
+        rt_print_value(stdout, v, g->dtype);
+      }
+      putchar('\n');
+    }
+  }
+  free(x);
+  free(y);
+  nnc_data_free(&d);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
