@@ -17,6 +17,7 @@
 #include "autodiff.h"
 #include "check.h"
 #include "interp.h"
+#include "codegen.h"
 #include "jit.h"
 #include "passes.h"
 #include "train.h"
@@ -168,7 +169,10 @@ static Engine *make_engine(Compilation *c) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
   if (o->jit) {
-    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->time);
+    unsigned fns = o->predict ? CG_PREDICT
+                 : o->grad || o->check_grad ? CG_BACKWARD
+                 : CG_FORWARD | CG_TRAIN_EPOCH;
+    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time);
     if (!e) return NULL;
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);

@@ -255,6 +255,8 @@ typedef struct Labels {
   char **text; /* per node id */
 } Labels;
 
+static Labels make_labels(const Graph *g);
+
 static bool has_value_attr(Op op) {
   return op == OP_LEAKY_RELU || op == OP_POW || op == OP_STEP ||
          op == OP_LEAKY_STEP || op == OP_MAXC;
@@ -266,6 +268,8 @@ static bool has_shape_attr(Op op) {
 
 /* Constants print inline as numbers; named nodes as %name; the others get
  * numbers in graph order, so dumps are stable. */
+char **graph_labels(const Graph *g) { return make_labels(g).text; }
+
 static Labels make_labels(const Graph *g) {
   Labels L = {ARENA_ARRAY(g->arena, char *, g->len + 1)};
   int next = 0;
@@ -307,7 +311,8 @@ static void node_comment(const Graph *g, const Node *n, const Labels *L,
   const char *file = g->source_name ? g->source_name : "?";
   if (n->role == ROLE_BACKWARD && n->via) {
     if (n->grad_of)
-      sb_printf(sb, "; d %s via %s, %s:%d", L->text[n->grad_of->id] + 1,
+      sb_printf(sb, "; d %s via %s, %s:%d",
+                n->grad_of->name ? n->grad_of->name : L->text[n->grad_of->id],
                 op_info[n->via->op].name, file, n->via->loc.line);
     else
       sb_printf(sb, "; via %s, %s:%d", op_info[n->via->op].name, file,

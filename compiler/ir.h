@@ -145,6 +145,10 @@ Node *node_shaped(Graph *g, Op op, Node *a, Shape shape, Loc loc);
 Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
                 Loc loc);
 
+/* The names dumps use for each node (index by id): %name, %N or a number
+ * for constants. Arena-allocated. */
+char **graph_labels(const Graph *g);
+
 /* Text dump, one node per line (--emit ir, grad, opt). */
 typedef enum DumpKind { DUMP_FORWARD, DUMP_GRAD, DUMP_ALL } DumpKind;
 void graph_dump(const Graph *g, DumpKind kind, StrBuf *out);

@@ -1,19 +1,355 @@
 /*
- * jit.c - placeholder until the LLVM code generator lands: --jit reports
- * that compiled code is not available in this build.
+ * jit.c - optimize the generated module for the host CPU and compile it
+ * with ORC LLJIT; object files, assembly and headers for --emit.
+ *
+ * Ownership at each hand-off (LLVM-C 19, see the notes in README):
+ *   - the module is built in the context of a ThreadSafeContext;
+ *     LLVMOrcCreateNewThreadSafeModule takes the module, and we drop our
+ *     reference to the context right after (the module keeps one);
+ *   - LLVMOrcLLJITAddLLVMIRModule takes the ThreadSafeModule even when it
+ *     fails; the module must not be touched after that;
+ *   - LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine takes its target
+ *     machine, LLVMOrcLLJITBuilderSetJITTargetMachineBuilder takes the
+ *     builder, LLVMOrcCreateLLJIT takes the LLJIT builder, even on error;
+ *   - disposing the LLJIT frees the code and everything it was given.
  */
 #include "jit.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
-                       bool time) {
-  fprintf(stderr, "nnc: error: --jit is not available in this build yet\n");
-  return NULL;
+#include "codegen.h"
+
+int nnc_write_output(const char *path, const void *data, size_t len);
+
+static void init_llvm(void) {
+  static bool done;
+  if (done) return;
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  done = true;
 }
 
-int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind,
-             const char *path, bool time) {
-  fprintf(stderr, "nnc: error: --emit %s is not available in this build yet\n", kind);
-  return 1;
+/* An LLVMErrorRef as text on stderr; consumes the error. */
+static void report_error(const char *what, LLVMErrorRef err) {
+  char *msg = LLVMGetErrorMessage(err);
+  fprintf(stderr, "nnc: internal error: %s: %s\n", what, msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+static LLVMCodeGenOptLevel codegen_level(int opt_level) {
+  switch (opt_level) {
+  case 0: return LLVMCodeGenLevelNone;
+  case 1: return LLVMCodeGenLevelLess;
+  case 3: return LLVMCodeGenLevelAggressive;
+  default: return LLVMCodeGenLevelDefault;
+  }
+}
+
+/* A target machine for the host CPU and its features. */
+static LLVMTargetMachineRef host_machine(int opt_level) {
+  char *triple = LLVMGetDefaultTargetTriple();
+  char *cpu = LLVMGetHostCPUName();
+  char *features = LLVMGetHostCPUFeatures();
+  LLVMTargetRef target;
+  char *err = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (LLVMGetTargetFromTriple(triple, &target, &err) == 0)
+    tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_level(opt_level), LLVMRelocPIC,
+                                 LLVMCodeModelDefault);
+  else {
+    fprintf(stderr, "nnc: internal error: no LLVM target for %s: %s\n", triple, err);
+    LLVMDisposeMessage(err);
+  }
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+  return tm;
+}
+
+typedef struct Timer {
+  bool on;
+  double t;
+} Timer;
+
+static void lap(Timer *tm, const char *stage) {
+  double now = nnc_now();
+  if (tm->on) fprintf(stderr, "time %-10s %8.3f ms\n", stage, (now - tm->t) * 1e3);
+  tm->t = now;
+}
+
+/* Verify, then run the new pass manager's default pipeline at the level.
+ * An invalid module is an nnc bug: say so and keep the module for the
+ * report. Returns 0 on success. */
+static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, Timer *timer) {
+  char *msg = NULL;
+  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/nnc-invalid-module-%d.ll", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    char *err = NULL;
+    LLVMPrintModuleToFile(mod, path, &err);
+    fprintf(stderr, "nnc: internal error: the generated LLVM module is invalid: %s\n(module written to %s)\n",
+            msg, path);
+    if (err) LLVMDisposeMessage(err);
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  LLVMDisposeMessage(msg);
+  char *triple = LLVMGetTargetMachineTriple(tm);
+  LLVMSetTarget(mod, triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(mod, layout);
+  LLVMDisposeTargetData(layout);
+  lap(timer, "verify");
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef err = LLVMRunPasses(mod, pipeline, tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (err) {
+    report_error("LLVM optimization failed", err);
+    return -1;
+  }
+  lap(timer, "llvm-opt");
+  return 0;
+}
+
+/* ---- the Engine over compiled code ---- */
+
+typedef void (*ForwardFn)(void *, const void *, const void *, int64_t, void *, void *);
+typedef void (*PredictFn)(void *, const void *, int64_t, void *);
+typedef double (*StepFn64)(void *, const void *, const void *, int64_t);
+typedef float (*StepFn32)(void *, const void *, const void *, int64_t);
+typedef void (*UpdateFn)(void *);
+
+typedef struct JEngine {
+  LLVMOrcLLJITRef jit;
+  bool f64;
+  ForwardFn forward;
+  PredictFn predict;
+  void *backward, *train_step, *train_epoch; /* StepFn64 or StepFn32 */
+  UpdateFn update;
+} JEngine;
+
+static double call_step(const JEngine *je, void *fn, Engine *e, const void *x, const void *t, int64_t n) {
+  if (!fn) nnc_die("jit: a function that was not compiled was called");
+  if (je->f64) return ((StepFn64)fn)(e->buf, x, t, n);
+  return ((StepFn32)fn)(e->buf, x, t, n);
+}
+
+static double je_backward(Engine *e, const void *x, const void *t, int64_t n) {
+  JEngine *je = e->impl;
+  return call_step(je, je->backward, e, x, t, n);
+}
+
+static void je_update(Engine *e) {
+  JEngine *je = e->impl;
+  if (!je->update) nnc_die("jit: update was not compiled");
+  je->update(e->buf);
+}
+
+static double je_train_step(Engine *e, const void *x, const void *t, int64_t n) {
+  JEngine *je = e->impl;
+  return call_step(je, je->train_step, e, x, t, n);
+}
+
+static double je_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
+  JEngine *je = e->impl;
+  return call_step(je, je->train_epoch, e, x, t, rows);
+}
+
+static void je_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+  JEngine *je = e->impl;
+  if (t && loss && je->forward)
+    je->forward(e->buf, x, t, n, y, loss);
+  else if (!(t && loss) && je->predict)
+    je->predict(e->buf, x, n, y);
+  else
+    nnc_die("jit: forward/predict was not compiled");
+}
+
+static void je_destroy(Engine *e) {
+  JEngine *je = e->impl;
+  LLVMErrorRef err = LLVMOrcDisposeLLJIT(je->jit);
+  if (err) report_error("disposing the JIT", err);
+  free(je);
+  free(e->buf);
+  free(e);
+}
+
+static int lookup(LLVMOrcLLJITRef jit, const Graph *g, const char *fn, void **out) {
+  char prefix[128], name[256];
+  snprintf(name, sizeof name, "%s%s", codegen_prefix(g, prefix, sizeof prefix), fn);
+  LLVMOrcExecutorAddress addr = 0;
+  LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, name);
+  if (err) {
+    report_error("JIT lookup failed", err);
+    return -1;
+  }
+  *out = (void *)(uintptr_t)addr;
+  return 0;
+}
+
+Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
+                       bool time) {
+  init_llvm();
+  Timer timer = {time, nnc_now()};
+  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, fns);
+  lap(&timer, "codegen");
+  LLVMTargetMachineRef tm = host_machine(opt_level);
+  if (!tm || verify_and_optimize(mod, tm, opt_level, &timer) != 0) {
+    if (tm) LLVMDisposeTargetMachine(tm);
+    LLVMDisposeModule(mod);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    return NULL;
+  }
+  /* the JIT gets its own target machine with the same CPU and features, so
+     what the optimizer vectorized for is what the code generator targets */
+  LLVMDisposeTargetMachine(tm);
+  LLVMTargetMachineRef jit_tm = host_machine(opt_level);
+  LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
+  LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
+  LLVMOrcLLJITRef jit;
+  LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder); /* takes builder */
+  if (err) {
+    report_error("cannot create the JIT", err);
+    LLVMDisposeModule(mod);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    return NULL;
+  }
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc); /* takes mod */
+  LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps the context alive */
+  err = LLVMOrcLLJITAddLLVMIRModule(jit, LLVMOrcLLJITGetMainJITDylib(jit), tsm); /* takes tsm */
+  if (err) {
+    report_error("cannot add the module to the JIT", err);
+    LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+    return NULL;
+  }
+  JEngine *je = nnc_xcalloc(1, sizeof *je);
+  je->jit = jit;
+  je->f64 = g->dtype == DT_F64;
+  void *fwd = NULL, *pred = NULL, *upd = NULL;
+  if (((fns & CG_FORWARD) && lookup(jit, g, "forward", &fwd)) ||
+      ((fns & CG_PREDICT) && lookup(jit, g, "predict", &pred)) ||
+      ((fns & CG_BACKWARD) && lookup(jit, g, "backward", &je->backward)) ||
+      ((fns & CG_UPDATE) && lookup(jit, g, "update", &upd)) ||
+      ((fns & CG_TRAIN_STEP) && lookup(jit, g, "train_step", &je->train_step)) ||
+      ((fns & CG_TRAIN_EPOCH) && lookup(jit, g, "train_epoch", &je->train_epoch))) {
+    LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+    free(je);
+    return NULL;
+  }
+  /* object pointers to function pointers: the addresses come from the JIT */
+  memcpy(&je->forward, &fwd, sizeof fwd);
+  memcpy(&je->predict, &pred, sizeof pred);
+  memcpy(&je->update, &upd, sizeof upd);
+  lap(&timer, "machine-code");
+  Engine *e = nnc_xcalloc(1, sizeof *e);
+  e->g = g;
+  e->layout = layout;
+  e->max_batch = max_batch;
+  /* 64-byte aligned, as the layout assumes */
+  size_t bytes = (size_t)layout->total * (size_t)layout->elem_size;
+  e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!e->buf) nnc_die("out of memory");
+  memset(e->buf, 0, bytes);
+  e->backward = je_backward;
+  e->update = je_update;
+  e->train_step = je_train_step;
+  e->train_epoch = je_train_epoch;
+  e->forward = je_forward;
+  e->destroy = je_destroy;
+  e->impl = je;
+  layout_init_states(g, layout, e->buf);
+  return e;
+}
+
+/* ---- --emit llvm, asm, obj, header ---- */
+
+static int emit_header(const Graph *g, const Layout *layout, int max_batch, const char *path) {
+  char prefix[128];
+  codegen_prefix(g, prefix, sizeof prefix);
+  const char *T = g->dtype == DT_F64 ? "double" : "float";
+  StrBuf sb = {0};
+  sb_printf(&sb, "/* Generated by nnc %s from %s: model %s, %s, batch %d.\n", "0.1.0",
+            g->source_name ? g->source_name : "?", g->model_name ? g->model_name : "?", dtype_name(g->dtype),
+            max_batch);
+  sb_printf(&sb, " * buf: %" PRId64 " elements (64-byte aligned) holding parameters, gradients and\n"
+                 " * optimizer state; x, t: rows of inputs and targets; n <= %d rows. */\n",
+            layout->total, max_batch);
+  sb_printf(&sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", prefix, prefix);
+  sb_printf(&sb, "#define %sBUFFER_ELEMS %" PRId64 "\n#define %sMAX_BATCH %d\n", prefix, layout->total, prefix,
+            max_batch);
+  int64_t in = 0, tg = 0;
+  for (int i = 0; i < g->inputs.len; i++) in += shape_numel(&((Node *)g->inputs.items[i])->shape);
+  for (int i = 0; i < g->targets.len; i++) tg += shape_numel(&((Node *)g->targets.items[i])->shape);
+  sb_printf(&sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", prefix, in, prefix, tg);
+  sb_printf(&sb, "#define %sOUTPUT_COLS %" PRId64 "\n\n", prefix, shape_numel(&g->output->shape));
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *p = g->params.items[i];
+    sb_printf(&sb, "/* %s: offset %" PRId64 ", gradient at %" PRId64 ", %" PRId64 " elements */\n", p->name,
+              layout->param_off[i], layout->grad_off[i], shape_numel(&p->shape));
+  }
+  sb_printf(&sb, "\nvoid %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", prefix, T, T,
+            T, T, T);
+  sb_printf(&sb, "void %spredict(%s *buf, const %s *x, int64_t n, %s *y);\n", prefix, T, T, T);
+  sb_printf(&sb, "%s %sbackward(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);
+  sb_printf(&sb, "void %supdate(%s *buf);\n", prefix, T);
+  sb_printf(&sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);
+  sb_printf(&sb, "%s %strain_epoch(%s *buf, const %s *x, const %s *t, int64_t rows);\n", T, prefix, T, T, T);
+  sb_puts(&sb, "\n#endif\n");
+  int rc = nnc_write_output(path, sb.data, sb.len);
+  sb_free(&sb);
+  return rc;
+}
+
+int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind, const char *path,
+             bool time) {
+  if (strcmp(kind, "header") == 0) return emit_header(g, layout, max_batch, path);
+  init_llvm();
+  Timer timer = {time, nnc_now()};
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL);
+  lap(&timer, "codegen");
+  LLVMTargetMachineRef tm = host_machine(opt_level);
+  int rc = 1;
+  if (tm && verify_and_optimize(mod, tm, opt_level, &timer) == 0) {
+    if (strcmp(kind, "llvm") == 0) {
+      char *text = LLVMPrintModuleToString(mod);
+      rc = nnc_write_output(path, text, strlen(text));
+      LLVMDisposeMessage(text);
+    } else {
+      LLVMMemoryBufferRef buf = NULL;
+      char *err = NULL;
+      LLVMCodeGenFileType ft = strcmp(kind, "asm") == 0 ? LLVMAssemblyFile : LLVMObjectFile;
+      if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, ft, &err, &buf)) {
+        fprintf(stderr, "nnc: internal error: cannot emit %s: %s\n", kind, err);
+        LLVMDisposeMessage(err);
+      } else {
+        rc = nnc_write_output(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+        LLVMDisposeMemoryBuffer(buf);
+      }
+      lap(&timer, "machine-code");
+    }
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  return rc;
 }

@@ -23,9 +23,11 @@
 #include "update.h"
 
 /* Compile g and return an Engine running native code, or NULL after
- * printing why. time: per-stage timings on stderr. */
+ * printing why. fns: the functions to build (codegen.h's CG_* bits; the
+ * engine's other entries must not be called). time: per-stage timings on
+ * stderr. */
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
-                       bool time);
+                       unsigned fns, bool time);
 
 /* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm).
  * Returns the exit status. */

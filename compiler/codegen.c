@@ -1,0 +1,1145 @@
+/*
+ * codegen.c - IR graph to LLVM IR (see codegen.h and jit.h).
+ *
+ * Each module function is a subset of the one graph: the nodes its results
+ * need, in graph order, each written as loop nests over its (static) shape,
+ * with a loop over the batch rows for batched nodes. Operands are read
+ * through load_elem(), which maps an element index through views
+ * (transpose, broadcast, reshape) so those never touch memory; every other
+ * node is stored once in a stack slot or the workspace global.
+ *
+ * Floating point: `contract` everywhere (FMA), and `reassoc` on the adds of
+ * reductions (sum, matmul) so LLVM can vectorize them. No nnan/ninf: the
+ * training driver must see NaN and infinity as they happen. Results stay
+ * within 1e-12 (f64) / 1e-5 (f32) relative of the interpreter.
+ */
+#include "codegen.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum StoreKind {
+  ST_NONE,  /* not needed by this function */
+  ST_MEM,   /* in memory: base[row * row_stride + off + linear index] */
+  ST_CONST, /* a constant */
+  ST_VALUE, /* one scalar SSA value (1/n) */
+  ST_VIEW   /* transpose, broadcast, reshape: read through the operand */
+} StoreKind;
+
+typedef struct Store {
+  StoreKind kind;
+  LLVMValueRef base;
+  int64_t row_stride, off; /* in elements */
+  LLVMValueRef value;      /* ST_CONST, ST_VALUE */
+} Store;
+
+typedef enum FnKind { FN_FORWARD, FN_PREDICT, FN_BACKWARD, FN_UPDATE, FN_TRAIN_STEP, FN_COUNT } FnKind;
+
+
+typedef struct CG {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;     /* the function body */
+  LLVMBuilderRef alloc; /* the entry block: stack slots */
+  LLVMTypeRef T, i64, i1, ptr;
+  const Graph *g;
+  const Layout *L;
+  int max_batch;
+  char **labels;
+  int64_t *ws_off;  /* per node: byte offset in the workspace, or -1 */
+  LLVMValueRef ws;  /* the workspace global */
+  /* the function being built */
+  FnKind kind;
+  LLVMValueRef fn, buf, x, t, n, y, loss, inv_n;
+  Store *st;
+  bool *need;
+  int64_t stack_bytes;
+  int64_t unroll; /* product of the unrolled loops around the code being built */
+  int depth;      /* LLVM loops around the code being built */
+  /* values of memory elements known at depth 0, by node and element: loads
+     and stores there are straight-line code, so a value stored or loaded
+     once stands for the element until it is stored again */
+  LLVMValueRef **cache;
+  bool **dirty;                /* cached values not yet stored to memory */
+  LLVMBasicBlockRef outer_pre; /* the block before the outermost loop */
+} CG;
+
+enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
+
+/* ---- small builders ---- */
+
+static LLVMValueRef cT(CG *cg, double v) { return LLVMConstReal(cg->T, v); }
+static LLVMValueRef ci(CG *cg, int64_t v) { return LLVMConstInt(cg->i64, (unsigned long long)v, 1); }
+
+static LLVMValueRef fm(LLVMValueRef v, LLVMFastMathFlags flags) {
+  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v)) LLVMSetFastMathFlags(v, flags);
+  return v;
+}
+
+static LLVMValueRef b_fadd(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return fm(LLVMBuildFAdd(cg->b, a, b, ""), LLVMFastMathAllowContract);
+}
+static LLVMValueRef b_fsub(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return fm(LLVMBuildFSub(cg->b, a, b, ""), LLVMFastMathAllowContract);
+}
+static LLVMValueRef b_fmul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return fm(LLVMBuildFMul(cg->b, a, b, ""), LLVMFastMathAllowContract);
+}
+static LLVMValueRef b_fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return fm(LLVMBuildFDiv(cg->b, a, b, ""), LLVMFastMathAllowContract);
+}
+/* an accumulation whose order does not matter (reductions) */
+static LLVMValueRef facc(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return fm(LLVMBuildFAdd(cg->b, a, b, ""), LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
+}
+static LLVMValueRef fgt(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, "");
+}
+static LLVMValueRef sel(CG *cg, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(cg->b, c, a, b, "");
+}
+static LLVMValueRef iadd(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildNSWAdd(cg->b, a, b, "");
+}
+static LLVMValueRef imul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildNSWMul(cg->b, a, b, "");
+}
+
+static LLVMValueRef intrinsic(CG *cg, const char *name, LLVMValueRef *args, int nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  if (!id) nnc_die("codegen: no intrinsic %s", name);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &cg->T, 1);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &cg->T, 1);
+  return fm(LLVMBuildCall2(cg->b, ty, fn, args, (unsigned)nargs, ""), LLVMFastMathAllowContract);
+}
+
+static LLVMValueRef intrinsic1(CG *cg, const char *name, LLVMValueRef a) {
+  return intrinsic(cg, name, &a, 1);
+}
+
+/* A libm function of one argument (tanh, log1p: no LLVM intrinsic). */
+static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {
+  char name[32];
+  snprintf(name, sizeof name, "%s%s", f64name, cg->g->dtype == DT_F32 ? "f" : "");
+  LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+  LLVMTypeRef ty = LLVMFunctionType(cg->T, &cg->T, 1, 0);
+  if (!fn) {
+    fn = LLVMAddFunction(cg->mod, name, ty);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+  }
+  return LLVMBuildCall2(cg->b, ty, fn, &a, 1, "");
+}
+
+/* ---- loops ----
+ *
+ * An Iter walks an index space. Small spaces are unrolled while the code is
+ * generated: the C loop body runs once per index with constant indices, so
+ * small tensors become straight-line code whose stack slots LLVM promotes
+ * to registers. Larger or runtime-sized spaces become LLVM loops: the C
+ * body runs once, between the loop header and latch. Either way a kernel is
+ * written once:
+ *
+ *   Iter it;
+ *   iter_shape(cg, &it, &n->shape);
+ *   FOR_EACH(cg, it) { ... it.idx[d] ... }
+ *
+ * (No `break` or `continue` inside a FOR_EACH body.)
+ */
+
+enum { UNROLL_LIMIT = 256 }; /* most straight-line copies of one body */
+
+typedef struct Loop {
+  LLVMBasicBlockRef header, exit;
+  LLVMValueRef i;
+} Loop;
+
+static LLVMValueRef loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+  lp->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
+  lp->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
+  LLVMBuildBr(cg->b, lp->header);
+  LLVMPositionBuilderAtEnd(cg->b, lp->header);
+  lp->i = LLVMBuildPhi(cg->b, cg->i64, "i");
+  if (cg->depth++ == 0) cg->outer_pre = pre;
+  LLVMValueRef zero = ci(cg, 0);
+  LLVMAddIncoming(lp->i, &zero, &pre, 1);
+  LLVMValueRef more = LLVMBuildICmp(cg->b, LLVMIntSLT, lp->i, count, "");
+  LLVMBuildCondBr(cg->b, more, body, lp->exit);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  return lp->i;
+}
+
+static void loop_end(CG *cg, Loop *lp) {
+  cg->depth--;
+  LLVMValueRef next = LLVMBuildNUWAdd(cg->b, lp->i, ci(cg, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+  LLVMBuildBr(cg->b, lp->header);
+  LLVMAddIncoming(lp->i, &next, &latch, 1);
+  LLVMPositionBuilderAtEnd(cg->b, lp->exit);
+}
+
+typedef struct Iter {
+  Shape shape;        /* the index space */
+  LLVMValueRef count; /* a runtime trip count (rank 1), or NULL */
+  bool unrolled;
+  int64_t k, total;   /* unrolled: the current flat index and the count */
+  int64_t saved;      /* cg->unroll before this iter */
+  int state;          /* 0 before the body, 1 in it */
+  Loop loops[MAX_RANK];
+  LLVMValueRef idx[MAX_RANK];
+} Iter;
+
+static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
+  memset(it, 0, sizeof *it);
+  it->shape = *s;
+  it->count = count;
+  if (count && LLVMIsAConstantInt(count)) {
+    it->shape = shape1(LLVMConstIntGetSExtValue(count));
+    it->count = NULL;
+  }
+  it->total = it->count ? -1 : shape_numel(&it->shape);
+  it->unrolled = !it->count && (it->total <= 1 || cg->unroll * it->total <= UNROLL_LIMIT);
+}
+
+/* every index of a static shape */
+static void iter_shape(CG *cg, Iter *it, const Shape *s) { iter_setup(cg, it, s, NULL); }
+
+/* 0 .. count-1 */
+static void iter_range(CG *cg, Iter *it, LLVMValueRef count) {
+  Shape one = shape1(1);
+  iter_setup(cg, it, &one, count);
+}
+
+/* the rows of a batched node (n of them) or the single row of another */
+static void iter_rows(CG *cg, Iter *it, const Node *n) { iter_range(cg, it, n->batched ? cg->n : ci(cg, 1)); }
+
+static bool iter_next(CG *cg, Iter *it) {
+  if (it->unrolled) {
+    if (it->state == 0) {
+      it->state = 1;
+      it->saved = cg->unroll;
+      cg->unroll *= it->total > 1 ? it->total : 1;
+    } else {
+      it->k++;
+    }
+    if (it->k >= it->total) {
+      cg->unroll = it->saved;
+      return false;
+    }
+    int64_t rest = it->k;
+    for (int d = it->shape.rank - 1; d >= 0; d--) {
+      it->idx[d] = ci(cg, rest % it->shape.dim[d]);
+      rest /= it->shape.dim[d];
+    }
+    return true;
+  }
+  if (it->state == 0) {
+    it->state = 1;
+    for (int d = 0; d < it->shape.rank; d++)
+      it->idx[d] = loop_begin(cg, &it->loops[d], it->count ? it->count : ci(cg, it->shape.dim[d]));
+    return true;
+  }
+  for (int d = it->shape.rank - 1; d >= 0; d--) loop_end(cg, &it->loops[d]);
+  return false;
+}
+
+#define FOR_EACH(cg, it) while (iter_next((cg), &(it)))
+
+/* ---- element access ---- */
+
+static LLVMValueRef linear_index(CG *cg, const Shape *s, LLVMValueRef *idx) {
+  LLVMValueRef lin = ci(cg, 0);
+  int64_t stride = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    lin = iadd(cg, lin, imul(cg, idx[d], ci(cg, stride)));
+    stride *= s->dim[d];
+  }
+  return lin;
+}
+
+static LLVMValueRef elem_ptr(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  const Store *s = &cg->st[n->id];
+  LLVMValueRef off = iadd(cg, lin, ci(cg, s->off));
+  if (n->batched && s->row_stride) off = iadd(cg, off, imul(cg, row, ci(cg, s->row_stride)));
+  return LLVMBuildInBoundsGEP2(cg->b, cg->T, s->base, &off, 1, "");
+}
+
+/* The cache entry of element lin of row `row` of n, or NULL when the
+ * element is not a known constant position in straight-line code. */
+static LLVMValueRef *cache_slot(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, bool **dirty) {
+  if (cg->depth != 0 || !LLVMIsAConstantInt(lin) || (n->batched && !LLVMIsAConstantInt(row))) return NULL;
+  int64_t numel = shape_numel(&n->shape), rows = n->batched ? cg->max_batch : 1;
+  int64_t r = n->batched ? LLVMConstIntGetSExtValue(row) : 0, e = LLVMConstIntGetSExtValue(lin);
+  if (r < 0 || r >= rows || e < 0 || e >= numel) return NULL;
+  if (!cg->cache[n->id]) {
+    cg->cache[n->id] = nnc_xcalloc((size_t)(numel * rows), sizeof(LLVMValueRef));
+    cg->dirty[n->id] = nnc_xcalloc((size_t)(numel * rows), sizeof(bool));
+  }
+  *dirty = &cg->dirty[n->id][r * numel + e];
+  return &cg->cache[n->id][r * numel + e];
+}
+
+/* Store n's cached values that memory does not have yet: here in
+ * straight-line code, or inside a loop at the end of the block before the
+ * outermost loop (where they are all defined). */
+static void flush(CG *cg, const Node *n) {
+  if (!cg->cache[n->id]) return;
+  LLVMBuilderRef b = cg->b;
+  if (cg->depth > 0) {
+    b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderBefore(b, LLVMGetBasicBlockTerminator(cg->outer_pre));
+  }
+  int64_t numel = shape_numel(&n->shape), rows = n->batched ? cg->max_batch : 1;
+  const Store *st = &cg->st[n->id];
+  for (int64_t k = 0; k < numel * rows; k++) {
+    if (!cg->dirty[n->id][k]) continue;
+    LLVMValueRef off = ci(cg, st->off + (k / numel) * st->row_stride + k % numel);
+    LLVMBuildStore(b, cg->cache[n->id][k], LLVMBuildInBoundsGEP2(b, cg->T, st->base, &off, 1, ""));
+    cg->dirty[n->id][k] = false;
+  }
+  if (b != cg->b) LLVMDisposeBuilder(b);
+}
+
+static LLVMValueRef mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  bool *dirty;
+  LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
+  if (slot && *slot) return *slot;
+  if (!slot) flush(cg, n);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, elem_ptr(cg, n, row, lin), "");
+  if (slot) *slot = v;
+  return v;
+}
+
+/* In straight-line code a store only records the value; memory gets it
+ * when something reads the element where the value is not at hand. */
+static void mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v) {
+  bool *dirty;
+  LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
+  if (slot) {
+    *slot = v;
+    *dirty = true;
+    return;
+  }
+  flush(cg, n);
+  LLVMBuildStore(cg->b, v, elem_ptr(cg, n, row, lin));
+  if (cg->cache[n->id]) { /* what was known no longer is */
+    int64_t len = shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1);
+    memset(cg->cache[n->id], 0, sizeof(LLVMValueRef) * (size_t)len);
+  }
+}
+
+static void forget_cache(CG *cg) {
+  for (int i = 0; i < cg->g->len; i++) {
+    free(cg->cache[i]);
+    free(cg->dirty[i]);
+    cg->cache[i] = NULL;
+    cg->dirty[i] = NULL;
+  }
+}
+
+/* Index of a broadcast operand of shape `from` for an element of `to`. */
+static void broadcast_index(CG *cg, const Shape *from, const Shape *to, LLVMValueRef *idx,
+                            LLVMValueRef *out) {
+  for (int d = 0; d < from->rank; d++) {
+    int j = to->rank - from->rank + d;
+    out[d] = from->dim[d] == 1 ? ci(cg, 0) : idx[j];
+  }
+}
+
+static LLVMValueRef load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
+  const Store *s = &cg->st[n->id];
+  LLVMValueRef sub[MAX_RANK];
+  switch (s->kind) {
+  case ST_CONST: case ST_VALUE:
+    return s->value;
+  case ST_MEM:
+    return mem_load(cg, n, row, linear_index(cg, &n->shape, idx));
+  case ST_VIEW: {
+    const Node *a = n->in[0];
+    if (n->op == OP_TRANSPOSE) {
+      sub[0] = idx[1];
+      sub[1] = idx[0];
+      return load_elem(cg, a, row, sub);
+    }
+    if (n->op == OP_BROADCAST) {
+      broadcast_index(cg, &a->shape, &n->shape, idx, sub);
+      return load_elem(cg, a, row, sub);
+    }
+    /* reshape: same elements, same order */
+    LLVMValueRef lin = linear_index(cg, &n->shape, idx);
+    if (cg->st[a->id].kind == ST_MEM) return mem_load(cg, a, row, lin);
+    for (int d = a->shape.rank - 1; d >= 0; d--) {
+      LLVMValueRef dim = ci(cg, a->shape.dim[d]);
+      sub[d] = LLVMBuildURem(cg->b, lin, dim, "");
+      lin = LLVMBuildUDiv(cg->b, lin, dim, "");
+    }
+    return load_elem(cg, a, row, sub);
+  }
+  case ST_NONE:
+    break;
+  }
+  nnc_die("codegen: node %d (%s) has no storage", n->id, op_info[n->op].name);
+}
+
+static void store_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, LLVMValueRef v) {
+  mem_store(cg, n, row, linear_index(cg, &n->shape, idx), v);
+}
+
+/* ---- scalar semantics (mirror interp.c's op_scalar) ---- */
+
+static LLVMValueRef clamp_log(CG *cg, LLVMValueRef x) {
+  LLVMValueRef l = intrinsic1(cg, "llvm.log", x);
+  return sel(cg, fgt(cg, l, cT(cg, -100)), l, cT(cg, -100));
+}
+
+static LLVMValueRef power(CG *cg, LLVMValueRef x, double p) {
+  if (p == 2) return b_fmul(cg, x, x);
+  if (p == 1) return x;
+  if (p == 3) return b_fmul(cg, b_fmul(cg, x, x), x);
+  if (p == -1) return b_fdiv(cg, cT(cg, 1), x);
+  if (p == 0.5) return intrinsic1(cg, "llvm.sqrt", x);
+  LLVMValueRef args[2] = {x, cT(cg, p)};
+  return intrinsic(cg, "llvm.pow", args, 2);
+}
+
+static LLVMValueRef scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double attr) {
+  LLVMValueRef zero = cT(cg, 0), one = cT(cg, 1);
+  switch (op) {
+  case OP_NEG: return LLVMBuildFNeg(cg->b, a, "");
+  case OP_RELU: return sel(cg, fgt(cg, a, zero), a, zero);
+  case OP_SIGMOID: {
+    LLVMValueRef e = intrinsic1(cg, "llvm.exp", LLVMBuildFNeg(cg->b, intrinsic1(cg, "llvm.fabs", a), ""));
+    LLVMValueRef num = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGE, a, zero, ""), one, e);
+    return b_fdiv(cg, num, b_fadd(cg, one, e));
+  }
+  case OP_TANH: return libm1(cg, "tanh", a);
+  case OP_EXP: return intrinsic1(cg, "llvm.exp", a);
+  case OP_LOG: return intrinsic1(cg, "llvm.log", a);
+  case OP_SQRT: return intrinsic1(cg, "llvm.sqrt", a);
+  case OP_ABS: return intrinsic1(cg, "llvm.fabs", a);
+  case OP_SOFTPLUS: {
+    LLVMValueRef e = intrinsic1(cg, "llvm.exp", LLVMBuildFNeg(cg->b, intrinsic1(cg, "llvm.fabs", a), ""));
+    return b_fadd(cg, sel(cg, fgt(cg, a, zero), a, zero), libm1(cg, "log1p", e));
+  }
+  case OP_LEAKY_RELU: return sel(cg, fgt(cg, a, zero), a, b_fmul(cg, cT(cg, attr), a));
+  case OP_POW: return power(cg, a, attr);
+  case OP_STEP: return sel(cg, fgt(cg, a, cT(cg, attr)), one, zero);
+  case OP_SIGN:
+    return sel(cg, fgt(cg, a, zero), one,
+               sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, zero, ""), cT(cg, -1), zero));
+  case OP_LEAKY_STEP: return sel(cg, fgt(cg, a, zero), one, cT(cg, attr));
+  case OP_MAXC: return sel(cg, fgt(cg, a, cT(cg, attr)), a, cT(cg, attr));
+  case OP_ADD: return b_fadd(cg, a, b);
+  case OP_SUB: return b_fsub(cg, a, b);
+  case OP_MUL: return b_fmul(cg, a, b);
+  case OP_DIV: return b_fdiv(cg, a, b);
+  case OP_BCE: {
+    LLVMValueRef pos = b_fmul(cg, b, clamp_log(cg, a));
+    LLVMValueRef neg = b_fmul(cg, b_fsub(cg, one, b), clamp_log(cg, b_fsub(cg, one, a)));
+    return LLVMBuildFNeg(cg->b, b_fadd(cg, pos, neg), "");
+  }
+  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_INV_BATCH:
+  case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
+  case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
+  case OP_SUM_TO: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+    break;
+  }
+  nnc_die("codegen: %s is not elementwise", op_info[op].name);
+}
+
+/* ---- kernels: one per op class ---- */
+
+/* Name a computed value after its IR node, so the LLVM IR reads like
+ * --emit opt (%d.linear1.W, %3, ...). */
+static const char *llvm_name(CG *cg, const Node *n, char *buf, size_t len) {
+  const char *label = cg->labels[n->id] + 1; /* without the % */
+  snprintf(buf, len, "%s%s", label[0] >= '0' && label[0] <= '9' ? "v" : "", label);
+  return buf;
+}
+
+static void name_value(CG *cg, LLVMValueRef v, const Node *n) {
+  char name[128];
+  if (!LLVMIsAInstruction(v)) return;
+  llvm_name(cg, n, name, sizeof name);
+  LLVMSetValueName2(v, name, strlen(name));
+}
+
+/* Would an Iter over `total` indices here be unrolled? */
+static bool would_unroll(const CG *cg, int64_t total) { return total <= 1 || cg->unroll * total <= UNROLL_LIMIT; }
+
+/* A running value (sum, max). When the loop that updates it is unrolled it
+ * is a plain SSA value; otherwise a stack slot that LLVM turns into a phi. */
+typedef struct Acc {
+  LLVMValueRef slot; /* NULL: SSA */
+  LLVMValueRef value;
+} Acc;
+
+static Acc acc_new(CG *cg, double start, bool unrolled) {
+  Acc a = {NULL, cT(cg, start)};
+  if (!unrolled) {
+    a.slot = LLVMBuildAlloca(cg->alloc, cg->T, "acc");
+    LLVMBuildStore(cg->b, a.value, a.slot);
+  }
+  return a;
+}
+
+static LLVMValueRef acc_get(CG *cg, Acc *a) {
+  return a->slot ? LLVMBuildLoad2(cg->b, cg->T, a->slot, "") : a->value;
+}
+
+static void acc_set(CG *cg, Acc *a, LLVMValueRef v) {
+  if (a->slot)
+    LLVMBuildStore(cg->b, v, a->slot);
+  else
+    a->value = v;
+}
+
+static void acc_add(CG *cg, Acc *a, LLVMValueRef v) { acc_set(cg, a, facc(cg, acc_get(cg, a), v)); }
+
+/* Elementwise ops, and views that must be materialized. */
+static void emit_elementwise(CG *cg, const Node *n) {
+  const OpClass cls = op_info[n->op].cls;
+  Iter rows, el;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef v;
+      if (cls == OPC_UNARY) {
+        v = scalar(cg, n->op, load_elem(cg, n->in[0], row, el.idx), NULL, n->attr.value);
+      } else if (cls == OPC_BINARY) {
+        LLVMValueRef ia[MAX_RANK], ib[MAX_RANK];
+        broadcast_index(cg, &n->in[0]->shape, &n->shape, el.idx, ia);
+        broadcast_index(cg, &n->in[1]->shape, &n->shape, el.idx, ib);
+        LLVMValueRef a = load_elem(cg, n->in[0], row, ia), b = load_elem(cg, n->in[1], row, ib);
+        v = scalar(cg, n->op, a, b, n->attr.value);
+      } else {
+        /* a view read through itself (its storage was switched to memory) */
+        Store saved = cg->st[n->id];
+        cg->st[n->id].kind = ST_VIEW;
+        v = load_elem(cg, n, row, el.idx);
+        cg->st[n->id] = saved;
+      }
+      name_value(cg, v, n);
+      store_elem(cg, n, row, el.idx, v);
+    }
+  }
+}
+
+/* sum, mean, logsumexp over one axis or all of them. */
+static void emit_reduce(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  bool all = n->attr.axis == AXIS_ALL;
+  /* the reduced index space: every element, or the one axis */
+  Shape red = all ? a->shape : shape1(a->shape.dim[n->attr.axis]);
+  Iter rows, out, in;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &out, &n->shape);
+    FOR_EACH(cg, out) {
+      LLVMValueRef idx[MAX_RANK];
+      LLVMValueRef m = NULL, result;
+      if (n->op == OP_LOGSUMEXP) {
+        Acc mx = acc_new(cg, -INFINITY, would_unroll(cg, shape_numel(&red)));
+        iter_shape(cg, &in, &red);
+        FOR_EACH(cg, in) {
+          for (int d = 0, j = 0; d < a->shape.rank; d++)
+            idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
+          LLVMValueRef v = load_elem(cg, a, row, idx), m0 = acc_get(cg, &mx);
+          acc_set(cg, &mx, sel(cg, fgt(cg, v, m0), v, m0));
+        }
+        m = acc_get(cg, &mx);
+      }
+      Acc sum = acc_new(cg, 0, would_unroll(cg, shape_numel(&red)));
+      iter_shape(cg, &in, &red);
+      FOR_EACH(cg, in) {
+        for (int d = 0, j = 0; d < a->shape.rank; d++)
+          idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
+        LLVMValueRef v = load_elem(cg, a, row, idx);
+        acc_add(cg, &sum, m ? intrinsic1(cg, "llvm.exp", b_fsub(cg, v, m)) : v);
+      }
+      result = acc_get(cg, &sum);
+      if (n->op == OP_MEAN) result = b_fdiv(cg, result, cT(cg, (double)shape_numel(&red)));
+      if (n->op == OP_LOGSUMEXP) {
+        LLVMValueRef finite =
+            LLVMBuildFCmp(cg->b, LLVMRealOLT, intrinsic1(cg, "llvm.fabs", m), cT(cg, INFINITY), "");
+        result = sel(cg, finite, b_fadd(cg, m, intrinsic1(cg, "llvm.log", result)), m);
+      }
+      name_value(cg, result, n);
+      store_elem(cg, n, row, out.idx, result);
+    }
+  }
+}
+
+/* softmax and log_softmax along the last axis. */
+static void emit_softmax(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  int last = n->shape.rank - 1;
+  Shape outer = n->shape;
+  outer.rank = last;
+  LLVMValueRef len = ci(cg, n->shape.dim[last]);
+  Iter rows, ol, kl;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &ol, &outer);
+    FOR_EACH(cg, ol) {
+      LLVMValueRef idx[MAX_RANK];
+      for (int d = 0; d < last; d++) idx[d] = ol.idx[d];
+      bool unrolled = would_unroll(cg, n->shape.dim[last]);
+      Acc mx = acc_new(cg, -INFINITY, unrolled);
+      iter_range(cg, &kl, len);
+      FOR_EACH(cg, kl) {
+        idx[last] = kl.idx[0];
+        LLVMValueRef v = load_elem(cg, a, row, idx), m0 = acc_get(cg, &mx);
+        acc_set(cg, &mx, sel(cg, fgt(cg, v, m0), v, m0));
+      }
+      LLVMValueRef m = acc_get(cg, &mx);
+      Acc sum = acc_new(cg, 0, unrolled);
+      iter_range(cg, &kl, len);
+      FOR_EACH(cg, kl) {
+        idx[last] = kl.idx[0];
+        acc_add(cg, &sum, intrinsic1(cg, "llvm.exp", b_fsub(cg, load_elem(cg, a, row, idx), m)));
+      }
+      LLVMValueRef s = acc_get(cg, &sum);
+      LLVMValueRef logs = n->op == OP_LOG_SOFTMAX ? intrinsic1(cg, "llvm.log", s) : NULL;
+      iter_range(cg, &kl, len);
+      FOR_EACH(cg, kl) {
+        idx[last] = kl.idx[0];
+        LLVMValueRef z = b_fsub(cg, load_elem(cg, a, row, idx), m);
+        LLVMValueRef r = n->op == OP_SOFTMAX ? b_fdiv(cg, intrinsic1(cg, "llvm.exp", z), s) : b_fsub(cg, z, logs);
+        name_value(cg, r, n);
+        store_elem(cg, n, row, idx, r);
+      }
+    }
+  }
+}
+
+static void emit_matmul(CG *cg, const Node *n) {
+  const Node *A = n->in[0], *B = n->in[1];
+  int64_t m = A->shape.rank == 2 ? A->shape.dim[0] : 1;
+  int64_t k = A->shape.dim[A->shape.rank - 1];
+  int64_t nn = B->shape.rank == 2 ? B->shape.dim[1] : 1;
+  Shape out = shape2(m, nn);
+  Iter rows, ij, q;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &ij, &out);
+    FOR_EACH(cg, ij) {
+      LLVMValueRef i = ij.idx[0], j = ij.idx[1];
+      Acc acc = acc_new(cg, 0, would_unroll(cg, k));
+      iter_range(cg, &q, ci(cg, k));
+      FOR_EACH(cg, q) {
+        LLVMValueRef ia[2] = {A->shape.rank == 2 ? i : q.idx[0], q.idx[0]};
+        LLVMValueRef ib[2] = {q.idx[0], j};
+        acc_add(cg, &acc, b_fmul(cg, load_elem(cg, A, row, ia), load_elem(cg, B, row, ib)));
+      }
+      LLVMValueRef o[2];
+      int r = 0;
+      if (A->shape.rank == 2) o[r++] = i;
+      if (B->shape.rank == 2) o[r++] = j;
+      LLVMValueRef v = acc_get(cg, &acc);
+      name_value(cg, v, n);
+      store_elem(cg, n, row, o, v);
+    }
+  }
+}
+
+static void emit_outer(CG *cg, const Node *n) {
+  Iter rows, el;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef v =
+          b_fmul(cg, load_elem(cg, n->in[0], row, &el.idx[0]), load_elem(cg, n->in[1], row, &el.idx[1]));
+      name_value(cg, v, n);
+      store_elem(cg, n, row, el.idx, v);
+    }
+  }
+}
+
+static void zero_node(CG *cg, const Node *n, LLVMValueRef row) {
+  Iter el;
+  iter_shape(cg, &el, &n->shape);
+  FOR_EACH(cg, el) { store_elem(cg, n, row, el.idx, cT(cg, 0)); }
+}
+
+/* out[i] += v, for accumulations whose order follows the source */
+static void add_into(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, LLVMValueRef v) {
+  LLVMValueRef lin = linear_index(cg, &n->shape, idx);
+  mem_store(cg, n, row, lin, facc(cg, mem_load(cg, n, row, lin), v));
+}
+
+/* sum_to: add every element of the operand into its broadcast source. */
+static void emit_sum_to(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  Iter rows, el;
+  iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    zero_node(cg, n, row);
+    iter_shape(cg, &el, &a->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef oi[MAX_RANK];
+      broadcast_index(cg, &n->shape, &a->shape, el.idx, oi);
+      add_into(cg, n, row, oi, load_elem(cg, a, row, el.idx));
+    }
+  }
+}
+
+/* batch_sum / batch_mean: sum the rows (a per-batch operand counts n times). */
+static void emit_batch(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  LLVMValueRef zero = ci(cg, 0);
+  Iter el, rows;
+  if (!a->batched) {
+    iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef v = load_elem(cg, a, zero, el.idx);
+      if (n->op == OP_BATCH_SUM) v = b_fmul(cg, v, LLVMBuildSIToFP(cg->b, cg->n, cg->T, ""));
+      store_elem(cg, n, zero, el.idx, v);
+    }
+    return;
+  }
+  zero_node(cg, n, zero);
+  iter_range(cg, &rows, cg->n);
+  FOR_EACH(cg, rows) {
+    iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) { add_into(cg, n, zero, el.idx, load_elem(cg, a, rows.idx[0], el.idx)); }
+  }
+  if (n->op == OP_BATCH_MEAN) {
+    iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef lin = linear_index(cg, &n->shape, el.idx);
+      mem_store(cg, n, zero, lin, b_fmul(cg, mem_load(cg, n, zero, lin), cg->inv_n));
+    }
+  }
+}
+
+static void emit_node(CG *cg, const Node *n) {
+  switch (op_info[n->op].cls) {
+  case OPC_LEAF:
+    return;
+  case OPC_UNARY: case OPC_BINARY: case OPC_TRANSPOSE: case OPC_BROADCAST: case OPC_RESHAPE:
+    emit_elementwise(cg, n);
+    return;
+  case OPC_REDUCE:
+    emit_reduce(cg, n);
+    return;
+  case OPC_LASTAXIS:
+    emit_softmax(cg, n);
+    return;
+  case OPC_MATMUL:
+    emit_matmul(cg, n);
+    return;
+  case OPC_OUTER:
+    emit_outer(cg, n);
+    return;
+  case OPC_SUM_TO:
+    emit_sum_to(cg, n);
+    return;
+  case OPC_BATCH:
+    emit_batch(cg, n);
+    return;
+  }
+}
+
+/* ---- storage ---- */
+
+static bool is_view(const Node *n) {
+  return n->op == OP_TRANSPOSE || n->op == OP_BROADCAST || n->op == OP_RESHAPE;
+}
+
+static int64_t node_bytes(const CG *cg, const Node *n) {
+  return shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1) * cg->L->elem_size;
+}
+
+static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64_t row_stride) {
+  cg->st[n->id] = (Store){.kind = ST_MEM, .base = base, .off = off, .row_stride = row_stride};
+}
+
+/* A computed node gets a stack slot when small, its workspace range
+ * otherwise. */
+static void place(CG *cg, const Node *n, bool materialize) {
+  if (!materialize && is_view(n)) {
+    cg->st[n->id].kind = ST_VIEW;
+    return;
+  }
+  int64_t bytes = node_bytes(cg, n);
+  int64_t numel = shape_numel(&n->shape);
+  if (bytes <= SMALL_NODE_BYTES && cg->stack_bytes + bytes <= STACK_BUDGET) {
+    LLVMTypeRef ty = LLVMArrayType2(cg->T, (uint64_t)(bytes / cg->L->elem_size));
+    char name[128];
+    LLVMValueRef slot = LLVMBuildAlloca(cg->alloc, ty, llvm_name(cg, n, name, sizeof name));
+    LLVMSetAlignment(slot, 64);
+    cg->stack_bytes += bytes;
+    set_mem(cg, n, slot, 0, numel);
+    return;
+  }
+  char name[128];
+  LLVMValueRef off = ci(cg, cg->ws_off[n->id]);
+  LLVMValueRef base = LLVMBuildInBoundsGEP2(cg->alloc, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1,
+                                            llvm_name(cg, n, name, sizeof name));
+  set_mem(cg, n, base, 0, numel);
+}
+
+/* Input/target leaf k's first column among the row's values. */
+static int64_t leaf_column(const PtrVec *leaves, const Node *leaf) {
+  int64_t col = 0;
+  for (int i = 0; i < leaves->len; i++) {
+    const Node *l = leaves->items[i];
+    if (l == leaf) return col;
+    col += shape_numel(&l->shape);
+  }
+  nnc_die("codegen: leaf not found");
+}
+
+static int64_t cols(const PtrVec *leaves) {
+  int64_t c = 0;
+  for (int i = 0; i < leaves->len; i++) c += shape_numel(&((Node *)leaves->items[i])->shape);
+  return c;
+}
+
+/* Mark what this function computes, and how each node is stored. */
+static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
+  const Graph *g = cg->g;
+  memset(cg->need, 0, (size_t)g->len);
+  memset(cg->st, 0, sizeof(Store) * (size_t)g->len);
+  bool *given = nnc_xcalloc((size_t)g->len, 1);
+  if (grads_given)
+    for (int i = 0; i < g->params.len; i++) {
+      const Node *d = g->grads[i];
+      if (!given[d->id] && op_info[d->op].cls != OPC_LEAF) {
+        given[d->id] = true;
+        set_mem(cg, d, cg->buf, cg->L->grad_off[i], 0);
+      }
+    }
+  for (int r = 0; r < nroots; r++) cg->need[roots[r]->id] = true;
+  for (int i = g->len - 1; i >= 0; i--) {
+    if (!cg->need[i] || given[i]) continue;
+    const Node *n = g->nodes[i];
+    for (int k = 0; k < op_info[n->op].nin; k++) cg->need[n->in[k]->id] = true;
+  }
+  /* roots that are views are written out, so they need memory */
+  bool *root = nnc_xcalloc((size_t)g->len, 1);
+  for (int r = 0; r < nroots; r++) root[roots[r]->id] = true;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->need[i] || given[i]) continue;
+    switch ((int)n->op) { /* leaves have fixed homes; the rest is placed */
+    case OP_PARAM: set_mem(cg, n, cg->buf, cg->L->param_off[n->param_index], 0); break;
+    case OP_STATE: set_mem(cg, n, cg->buf, cg->L->state_off[n->state_index], 0); break;
+    case OP_INPUT: set_mem(cg, n, cg->x, leaf_column(&g->inputs, n), cols(&g->inputs)); break;
+    case OP_TARGET: set_mem(cg, n, cg->t, leaf_column(&g->targets, n), cols(&g->targets)); break;
+    case OP_CONST: cg->st[i] = (Store){.kind = ST_CONST, .value = cT(cg, n->attr.value)}; break;
+    case OP_INV_BATCH: cg->st[i] = (Store){.kind = ST_VALUE, .value = cg->inv_n}; break;
+    default: place(cg, n, root[i]); break;
+    }
+  }
+  free(given);
+  free(root);
+}
+
+/* ---- functions ---- */
+
+static void add_attr(CG *cg, LLVMValueRef fn, unsigned idx, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  if (!kind) nnc_die("codegen: no attribute %s", name);
+  LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+static LLVMValueRef declare(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int np,
+                            const char *const *pnames, unsigned readonly_mask) {
+  char full[256];
+  char prefix[128];
+  snprintf(full, sizeof full, "%s%s", codegen_prefix(cg->g, prefix, sizeof prefix), name);
+  LLVMTypeRef ty = LLVMFunctionType(ret, params, (unsigned)np, 0);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, full, ty);
+  add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  for (int i = 0; i < np; i++) {
+    LLVMValueRef p = LLVMGetParam(fn, (unsigned)i);
+    LLVMSetValueName2(p, pnames[i], strlen(pnames[i]));
+    if (LLVMTypeOf(p) == cg->ptr) {
+      add_attr(cg, fn, (unsigned)i + 1, "noalias");
+      add_attr(cg, fn, (unsigned)i + 1, "nocapture");
+      if (readonly_mask & (1u << i)) add_attr(cg, fn, (unsigned)i + 1, "readonly");
+    }
+  }
+  return fn;
+}
+
+/* Start a function body: an entry block for stack slots, then the code. */
+static void begin_body(CG *cg, LLVMValueRef fn) {
+  cg->fn = fn;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(cg->alloc, entry);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  cg->stack_bytes = 0;
+  cg->unroll = 1;
+  cg->depth = 0;
+  forget_cache(cg);
+}
+
+static void end_body(CG *cg) {
+  /* the entry block falls through to the code once all slots exist */
+  LLVMBuildBr(cg->alloc, LLVMGetNextBasicBlock(LLVMGetEntryBasicBlock(cg->fn)));
+}
+
+/* n as the batch row count: a constant when batches have one row. */
+static void set_rows(CG *cg, LLVMValueRef n) {
+  cg->n = cg->max_batch == 1 ? ci(cg, 1) : n;
+  cg->inv_n = cg->max_batch == 1 ? cT(cg, 1)
+                                 : b_fdiv(cg, cT(cg, 1), LLVMBuildSIToFP(cg->b, cg->n, cg->T, ""));
+}
+
+/* Copy node `from` (any storage) into memory at base+off, rows stride. */
+static void copy_out(CG *cg, const Node *from, LLVMValueRef base, int64_t off, int64_t row_stride,
+                     bool per_row) {
+  Iter rows, el;
+  iter_range(cg, &rows, per_row ? cg->n : ci(cg, 1));
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    iter_shape(cg, &el, &from->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef v = load_elem(cg, from, row, el.idx);
+      LLVMValueRef lin = iadd(cg, linear_index(cg, &from->shape, el.idx), ci(cg, off));
+      if (per_row) lin = iadd(cg, lin, imul(cg, row, ci(cg, row_stride)));
+      LLVMBuildStore(cg->b, v, LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &lin, 1, ""));
+    }
+  }
+}
+
+static LLVMValueRef scalar_value(CG *cg, const Node *n) {
+  LLVMValueRef idx[MAX_RANK] = {0};
+  for (int d = 0; d < n->shape.rank; d++) idx[d] = ci(cg, 0);
+  return load_elem(cg, n, ci(cg, 0), idx);
+}
+
+static void store_updates(CG *cg) {
+  const Graph *g = cg->g;
+  for (int u = 0; u < g->nupdates; u++) {
+    const Node *t = g->updates[u].target;
+    int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
+    copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
+  }
+}
+
+static void build_function(CG *cg, FnKind kind) {
+  const Graph *g = cg->g;
+  LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
+  LLVMValueRef fn;
+  cg->kind = kind;
+  cg->x = cg->t = cg->y = cg->loss = NULL;
+  int nroots = 0;
+  Node **roots = nnc_xcalloc((size_t)(g->params.len + g->nupdates + 4), sizeof(Node *));
+  switch (kind) {
+  case FN_FORWARD: {
+    LLVMTypeRef ps[] = {p, p, p, I, p, p};
+    const char *names[] = {"buf", "x", "t", "n", "y", "loss"};
+    fn = declare(cg, "forward", V, ps, 6, names, 0x6);
+    begin_body(cg, fn);
+    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
+    cg->y = LLVMGetParam(fn, 4), cg->loss = LLVMGetParam(fn, 5);
+    set_rows(cg, LLVMGetParam(fn, 3));
+    roots[nroots++] = g->output;
+    roots[nroots++] = g->loss;
+    break;
+  }
+  case FN_PREDICT: {
+    LLVMTypeRef ps[] = {p, p, I, p};
+    const char *names[] = {"buf", "x", "n", "y"};
+    fn = declare(cg, "predict", V, ps, 4, names, 0x2);
+    begin_body(cg, fn);
+    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->y = LLVMGetParam(fn, 3);
+    set_rows(cg, LLVMGetParam(fn, 2));
+    roots[nroots++] = g->output;
+    break;
+  }
+  case FN_BACKWARD: case FN_TRAIN_STEP: {
+    LLVMTypeRef ps[] = {p, p, p, I};
+    const char *names[] = {"buf", "x", "t", "n"};
+    fn = declare(cg, kind == FN_BACKWARD ? "backward" : "train_step", cg->T, ps, 4, names, 0x6);
+    begin_body(cg, fn);
+    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
+    set_rows(cg, LLVMGetParam(fn, 3));
+    roots[nroots++] = g->batch_loss;
+    if (kind == FN_BACKWARD)
+      for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
+    else
+      for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
+    break;
+  }
+  case FN_UPDATE: {
+    LLVMTypeRef ps[] = {p};
+    const char *names[] = {"buf"};
+    fn = declare(cg, "update", V, ps, 1, names, 0);
+    begin_body(cg, fn);
+    cg->buf = LLVMGetParam(fn, 0);
+    set_rows(cg, ci(cg, 1));
+    for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
+    break;
+  }
+  case FN_COUNT: default:
+    nnc_die("codegen: bad function kind");
+  }
+  plan(cg, roots, nroots, kind == FN_UPDATE);
+  /* nodes stored in the buffer are inputs here (params, state, given
+     gradients); everything else in the plan is computed, in order */
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF) continue;
+    if (cg->st[i].kind == ST_MEM && cg->st[i].base == cg->buf) continue;
+    if (cg->st[i].kind == ST_MEM) emit_node(cg, n);
+  }
+  switch (kind) {
+  case FN_FORWARD:
+    copy_out(cg, g->output, cg->y, 0, shape_numel(&g->output->shape), true);
+    copy_out(cg, g->loss, cg->loss, 0, 1, true);
+    LLVMBuildRetVoid(cg->b);
+    break;
+  case FN_PREDICT:
+    copy_out(cg, g->output, cg->y, 0, shape_numel(&g->output->shape), true);
+    LLVMBuildRetVoid(cg->b);
+    break;
+  case FN_BACKWARD: {
+    for (int i = 0; i < g->params.len; i++) copy_out(cg, g->grads[i], cg->buf, cg->L->grad_off[i], 0, false);
+    LLVMBuildRet(cg->b, scalar_value(cg, g->batch_loss));
+    break;
+  }
+  case FN_TRAIN_STEP: {
+    LLVMValueRef loss = scalar_value(cg, g->batch_loss);
+    store_updates(cg);
+    LLVMBuildRet(cg->b, loss);
+    break;
+  }
+  case FN_UPDATE:
+    store_updates(cg);
+    LLVMBuildRetVoid(cg->b);
+    break;
+  case FN_COUNT:
+    break;
+  }
+  end_body(cg);
+  free(roots);
+  if (kind == FN_TRAIN_STEP) add_attr(cg, fn, LLVMAttributeFunctionIndex, "alwaysinline");
+}
+
+/* train_epoch: full batches with the row count a constant (so the inlined
+ * train_step is specialized for it), then the last partial batch. */
+static void build_train_epoch(CG *cg) {
+  const Graph *g = cg->g;
+  LLVMTypeRef p = cg->ptr, I = cg->i64;
+  LLVMTypeRef ps[] = {p, p, p, I};
+  const char *names[] = {"buf", "x", "t", "rows"};
+  LLVMValueRef fn = declare(cg, "train_epoch", cg->T, ps, 4, names, 0x6);
+  char prefix[128], step_name[256];
+  snprintf(step_name, sizeof step_name, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
+  LLVMValueRef step = LLVMGetNamedFunction(cg->mod, step_name);
+  LLVMTypeRef step_ty = LLVMGlobalGetValueType(step);
+  begin_body(cg, fn);
+  LLVMValueRef buf = LLVMGetParam(fn, 0), x = LLVMGetParam(fn, 1), t = LLVMGetParam(fn, 2);
+  LLVMValueRef rows = LLVMGetParam(fn, 3);
+  int64_t B = cg->max_batch, xc = cols(&g->inputs), tc = cols(&g->targets);
+  LLVMValueRef total = LLVMBuildAlloca(cg->alloc, cg->T, "total");
+  LLVMBuildStore(cg->b, cT(cg, 0), total);
+  LLVMValueRef full = LLVMBuildSDiv(cg->b, rows, ci(cg, B), "full_batches");
+  Loop lp;
+  LLVMValueRef k = loop_begin(cg, &lp, full); /* always a real loop */
+  LLVMValueRef first = imul(cg, k, ci(cg, B));
+  LLVMValueRef xo = imul(cg, first, ci(cg, xc)), to = imul(cg, first, ci(cg, tc));
+  LLVMValueRef args[4] = {buf, LLVMBuildInBoundsGEP2(cg->b, cg->T, x, &xo, 1, ""),
+                          LLVMBuildInBoundsGEP2(cg->b, cg->T, t, &to, 1, ""), ci(cg, B)};
+  LLVMValueRef l = LLVMBuildCall2(cg->b, step_ty, step, args, 4, "batch_loss");
+  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, total, ""), b_fmul(cg, l, cT(cg, (double)B))), total);
+  loop_end(cg, &lp);
+  if (B > 1) {
+    LLVMValueRef done = imul(cg, full, ci(cg, B));
+    LLVMValueRef rest = LLVMBuildNSWSub(cg->b, rows, done, "rest");
+    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(cg->ctx, fn, "last_batch");
+    LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(cg->ctx, fn, "end");
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, rest, ci(cg, 0), ""), tail, out);
+    LLVMPositionBuilderAtEnd(cg->b, tail);
+    LLVMValueRef xo2 = imul(cg, done, ci(cg, xc)), to2 = imul(cg, done, ci(cg, tc));
+    LLVMValueRef args2[4] = {buf, LLVMBuildInBoundsGEP2(cg->b, cg->T, x, &xo2, 1, ""),
+                             LLVMBuildInBoundsGEP2(cg->b, cg->T, t, &to2, 1, ""), rest};
+    LLVMValueRef l2 = LLVMBuildCall2(cg->b, step_ty, step, args2, 4, "batch_loss");
+    LLVMBuildStore(cg->b,
+                   b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, total, ""),
+                        b_fmul(cg, l2, LLVMBuildSIToFP(cg->b, rest, cg->T, ""))),
+                   total);
+    LLVMBuildBr(cg->b, out);
+    LLVMPositionBuilderAtEnd(cg->b, out);
+  }
+  LLVMBuildRet(cg->b, LLVMBuildLoad2(cg->b, cg->T, total, ""));
+  end_body(cg);
+}
+
+const char *codegen_prefix(const Graph *g, char *buf, size_t n) {
+  snprintf(buf, n, "nnc_%s_", g->model_name ? g->model_name : "model");
+  return buf;
+}
+
+LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
+                             unsigned fns) {
+  CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
+  char name[160];
+  snprintf(name, sizeof name, "nnc.%s", g->model_name ? g->model_name : "model");
+  cg.mod = LLVMModuleCreateWithNameInContext(name, ctx);
+  cg.b = LLVMCreateBuilderInContext(ctx);
+  cg.alloc = LLVMCreateBuilderInContext(ctx);
+  cg.T = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(ctx) : LLVMFloatTypeInContext(ctx);
+  cg.i64 = LLVMInt64TypeInContext(ctx);
+  cg.i1 = LLVMInt1TypeInContext(ctx);
+  cg.ptr = LLVMPointerTypeInContext(ctx, 0);
+  cg.labels = graph_labels(g);
+  cg.st = nnc_xcalloc((size_t)g->len, sizeof(Store));
+  cg.need = nnc_xcalloc((size_t)g->len, 1);
+  cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
+  cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
+  /* the workspace: a fixed range for every node too large for the stack */
+  cg.ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  int64_t ws = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    cg.ws_off[i] = -1;
+    if (op_info[n->op].cls == OPC_LEAF) continue;
+    int64_t bytes = node_bytes(&cg, n);
+    if (bytes <= SMALL_NODE_BYTES) continue;
+    cg.ws_off[i] = ws;
+    ws += (bytes + 63) / 64 * 64;
+  }
+  LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)(ws ? ws : 64));
+  cg.ws = LLVMAddGlobal(cg.mod, ws_ty, "nnc.workspace");
+  LLVMSetInitializer(cg.ws, LLVMConstNull(ws_ty));
+  LLVMSetLinkage(cg.ws, LLVMInternalLinkage);
+  LLVMSetAlignment(cg.ws, 64);
+  bool step_public = fns & CG_TRAIN_STEP;
+  if (fns & CG_TRAIN_EPOCH) fns |= CG_TRAIN_STEP;
+  for (int k = 0; k < FN_COUNT; k++)
+    if (fns & (1u << k)) build_function(&cg, (FnKind)k);
+  if (fns & CG_TRAIN_EPOCH) build_train_epoch(&cg);
+  if ((fns & CG_TRAIN_EPOCH) && !step_public) {
+    char prefix[128], step[256];
+    snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
+    LLVMSetLinkage(LLVMGetNamedFunction(cg.mod, step), LLVMInternalLinkage);
+  }
+  LLVMDisposeBuilder(cg.b);
+  LLVMDisposeBuilder(cg.alloc);
+  forget_cache(&cg);
+  free(cg.cache);
+  free(cg.dirty);
+  free(cg.st);
+  free(cg.need);
+  free(cg.ws_off);
+  return cg.mod;
+}

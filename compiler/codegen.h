@@ -1,0 +1,36 @@
+/*
+ * codegen.h - the optimized IR graph to an LLVM module (LLVM-C, opaque
+ * pointers). jit.c optimizes and compiles it; see jit.h for the functions
+ * the module defines.
+ *
+ * Every size is a constant in the generated code except the row count n of
+ * a batch, so LLVM can unroll and vectorize. Small intermediates live in
+ * stack slots that LLVM promotes to registers; large ones in a workspace
+ * that is a global of the module (no heap allocation anywhere). Nothing is
+ * allocated or freed inside train_step or train_epoch.
+ */
+#ifndef NNC_CODEGEN_H
+#define NNC_CODEGEN_H
+
+#include <llvm-c/Core.h>
+
+#include "ir.h"
+#include "update.h"
+
+/* The prefix of the module's function names: nnc_MODEL_ (e.g.
+ * nnc_moons_train_step). */
+const char *codegen_prefix(const Graph *g, char *buf, size_t n);
+
+/* Which functions to build (a run builds only what it calls). */
+enum {
+  CG_FORWARD = 1, CG_PREDICT = 2, CG_BACKWARD = 4, CG_UPDATE = 8, CG_TRAIN_STEP = 16,
+  CG_TRAIN_EPOCH = 32, CG_ALL = 63
+};
+
+/* Build the module in ctx with the functions in `fns`. When train_epoch is
+ * built without train_step, train_step is internal and disappears into
+ * train_epoch. */
+LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout,
+                             int max_batch, unsigned fns);
+
+#endif
