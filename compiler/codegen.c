@@ -15,6 +15,8 @@
  */
 #include "codegen.h"
 
+#include <llvm-c/TargetMachine.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,8 @@ typedef enum StoreKind {
   ST_MEM,   /* in memory: base[row * row_stride + off + linear index] */
   ST_CONST, /* a constant */
   ST_VALUE, /* one scalar SSA value (1/n) */
-  ST_VIEW   /* transpose, broadcast, reshape: read through the operand */
+  ST_VIEW,  /* transpose, broadcast, reshape: read through the operand */
+  ST_INLINE /* elementwise with one reader: computed where it is read */
 } StoreKind;
 
 typedef struct Store {
@@ -64,6 +67,8 @@ typedef struct CG {
   LLVMValueRef **cache;
   bool **dirty;                /* cached values not yet stored to memory */
   LLVMBasicBlockRef outer_pre; /* the block before the outermost loop */
+  int vl;                      /* elements per vector register */
+  LLVMValueRef *pack;          /* per matmul node: workspace for a packed B */
 } CG;
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
@@ -149,7 +154,9 @@ static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {
  * (No `break` or `continue` inside a FOR_EACH body.)
  */
 
-enum { UNROLL_LIMIT = 256 }; /* most straight-line copies of one body */
+/* Unroll a loop of at most UNROLL_TRIP iterations when the loops unrolled
+ * around it leave at most UNROLL_LIMIT copies of its body. */
+enum { UNROLL_TRIP = 16, UNROLL_LIMIT = 256 };
 
 typedef struct Loop {
   LLVMBasicBlockRef header, exit;
@@ -202,7 +209,7 @@ static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
     it->count = NULL;
   }
   it->total = it->count ? -1 : shape_numel(&it->shape);
-  it->unrolled = !it->count && (it->total <= 1 || cg->unroll * it->total <= UNROLL_LIMIT);
+  it->unrolled = !it->count && (it->total <= 1 || (it->total <= UNROLL_TRIP && cg->unroll * it->total <= UNROLL_LIMIT));
 }
 
 /* every index of a static shape */
@@ -319,9 +326,15 @@ static LLVMValueRef mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueR
 static void mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v) {
   bool *dirty;
   LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
-  if (slot) {
+  /* the buffer is the function's result: it is written at once */
+  if (slot && cg->st[n->id].base != cg->buf) {
     *slot = v;
     *dirty = true;
+    return;
+  }
+  if (slot) {
+    LLVMBuildStore(cg->b, v, elem_ptr(cg, n, row, lin));
+    *slot = v;
     return;
   }
   flush(cg, n);
@@ -350,12 +363,32 @@ static void broadcast_index(CG *cg, const Shape *from, const Shape *to, LLVMValu
   }
 }
 
+static LLVMValueRef scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double attr);
+static LLVMValueRef load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx);
+
+static bool is_elementwise(const Node *n) {
+  return op_info[n->op].cls == OPC_UNARY || op_info[n->op].cls == OPC_BINARY;
+}
+
+/* Element idx of row `row` of an elementwise node, from its operands. */
+static LLVMValueRef elem_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
+  if (op_info[n->op].cls == OPC_UNARY)
+    return scalar(cg, n->op, load_elem(cg, n->in[0], row, idx), NULL, n->attr.value);
+  LLVMValueRef ia[MAX_RANK], ib[MAX_RANK];
+  broadcast_index(cg, &n->in[0]->shape, &n->shape, idx, ia);
+  broadcast_index(cg, &n->in[1]->shape, &n->shape, idx, ib);
+  LLVMValueRef a = load_elem(cg, n->in[0], row, ia), b = load_elem(cg, n->in[1], row, ib);
+  return scalar(cg, n->op, a, b, n->attr.value);
+}
+
 static LLVMValueRef load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
   const Store *s = &cg->st[n->id];
   LLVMValueRef sub[MAX_RANK];
   switch (s->kind) {
   case ST_CONST: case ST_VALUE:
     return s->value;
+  case ST_INLINE:
+    return elem_value(cg, n, row, idx);
   case ST_MEM:
     return mem_load(cg, n, row, linear_index(cg, &n->shape, idx));
   case ST_VIEW: {
@@ -469,7 +502,9 @@ static void name_value(CG *cg, LLVMValueRef v, const Node *n) {
 }
 
 /* Would an Iter over `total` indices here be unrolled? */
-static bool would_unroll(const CG *cg, int64_t total) { return total <= 1 || cg->unroll * total <= UNROLL_LIMIT; }
+static bool would_unroll(const CG *cg, int64_t total) {
+  return total <= 1 || (total <= UNROLL_TRIP && cg->unroll * total <= UNROLL_LIMIT);
+}
 
 /* A running value (sum, max). When the loop that updates it is unrolled it
  * is a plain SSA value; otherwise a stack slot that LLVM turns into a phi. */
@@ -502,7 +537,6 @@ static void acc_add(CG *cg, Acc *a, LLVMValueRef v) { acc_set(cg, a, facc(cg, ac
 
 /* Elementwise ops, and views that must be materialized. */
 static void emit_elementwise(CG *cg, const Node *n) {
-  const OpClass cls = op_info[n->op].cls;
   Iter rows, el;
   iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
@@ -510,14 +544,8 @@ static void emit_elementwise(CG *cg, const Node *n) {
     iter_shape(cg, &el, &n->shape);
     FOR_EACH(cg, el) {
       LLVMValueRef v;
-      if (cls == OPC_UNARY) {
-        v = scalar(cg, n->op, load_elem(cg, n->in[0], row, el.idx), NULL, n->attr.value);
-      } else if (cls == OPC_BINARY) {
-        LLVMValueRef ia[MAX_RANK], ib[MAX_RANK];
-        broadcast_index(cg, &n->in[0]->shape, &n->shape, el.idx, ia);
-        broadcast_index(cg, &n->in[1]->shape, &n->shape, el.idx, ib);
-        LLVMValueRef a = load_elem(cg, n->in[0], row, ia), b = load_elem(cg, n->in[1], row, ib);
-        v = scalar(cg, n->op, a, b, n->attr.value);
+      if (is_elementwise(n)) {
+        v = elem_value(cg, n, row, el.idx);
       } else {
         /* a view read through itself (its storage was switched to memory) */
         Store saved = cg->st[n->id];
@@ -725,6 +753,229 @@ static void emit_batch(CG *cg, const Node *n) {
   }
 }
 
+
+/* ---- matrix products: register-blocked GEMM ----
+ *
+ * Large products run as C[M,N] = sum_k A(m,k) B(k,n) with B contiguous
+ * along n (packed into the workspace when it is not): a block of MR rows x
+ * NR columns of C stays in vector registers while k runs, each step
+ * loading NR/VL vectors of B and broadcasting MR scalars of A into FMAs.
+ * Columns past the last full block fall back to scalar code. Every C
+ * element still sums over k in order, as the interpreter does.
+ */
+
+enum { GEMM_MR = 4 };
+
+/* How A(m, k) is read, per the IR pattern being computed. */
+typedef enum AMode {
+  A_ROWVEC,   /* A(m,k) = X[row m][k]            (X batched vector [K]) */
+  A_MATRIX,   /* A(m,k) = X[row][m,k]            (one row of a batched matrix) */
+  A_ROWS_T    /* A(m,k) = X[row k][m]            (batch_sum(outer(X, B))) */
+} AMode;
+
+typedef struct Gemm {
+  LLVMValueRef M, K; /* i64, constant or n */
+  int64_t N;
+  const Node *A;
+  AMode amode;
+  LLVMValueRef row;  /* A_MATRIX: the row */
+  LLVMValueRef B;    /* pointer to B(0,0); B(k,n) at B + k*ldb + n */
+  int64_t ldb;
+  LLVMValueRef C;    /* pointer to C(0,0); C(m,n) at C + m*ldc + n */
+  int64_t ldc;
+} Gemm;
+
+static LLVMValueRef gemm_a(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef k) {
+  LLVMValueRef idx[2];
+  switch (gm->amode) {
+  case A_ROWVEC: idx[0] = k; return load_elem(cg, gm->A, m, idx);
+  case A_MATRIX: idx[0] = m; idx[1] = k; return load_elem(cg, gm->A, gm->row, idx);
+  case A_ROWS_T: idx[0] = m; return load_elem(cg, gm->A, k, idx);
+  }
+  return NULL;
+}
+
+static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
+  return LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &off, 1, "");
+}
+
+static LLVMValueRef splat(CG *cg, LLVMValueRef x, int vl) {
+  LLVMTypeRef vt = LLVMVectorType(cg->T, (unsigned)vl);
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(vt), x, ci(cg, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), (unsigned)vl));
+  return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt), zeros, "");
+}
+
+static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, LLVMTypeRef vt) {
+  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &vt, 1);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &vt, 1);
+  LLVMValueRef args[3] = {a, b, c};
+  return LLVMBuildCall2(cg->b, ty, fn, args, 3, "");
+}
+
+/* One MR x NR block of C at rows m0.., columns n0..: the microkernel. */
+static void gemm_block(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr, LLVMValueRef n0, int nv) {
+  int vl = cg->vl;
+  LLVMTypeRef vt = LLVMVectorType(cg->T, (unsigned)vl);
+  LLVMValueRef acc[GEMM_MR][4];
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < nv; v++) {
+      acc[i][v] = LLVMBuildAlloca(cg->alloc, vt, "cblock");
+      LLVMBuildStore(cg->b, LLVMConstNull(vt), acc[i][v]);
+    }
+  Loop kl;
+  LLVMValueRef k = loop_begin(cg, &kl, gm->K);
+  LLVMValueRef brow = iadd(cg, imul(cg, k, ci(cg, gm->ldb)), n0);
+  LLVMValueRef b[4];
+  for (int v = 0; v < nv; v++) {
+    b[v] = LLVMBuildLoad2(cg->b, vt, gep(cg, gm->B, iadd(cg, brow, ci(cg, v * vl))), "b");
+    LLVMSetAlignment(b[v], (unsigned)cg->L->elem_size);
+  }
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef a = splat(cg, gemm_a(cg, gm, iadd(cg, m0, ci(cg, i)), k), vl);
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef c = LLVMBuildLoad2(cg->b, vt, acc[i][v], "");
+      LLVMBuildStore(cg->b, vfma(cg, a, b[v], c, vt), acc[i][v]);
+    }
+  }
+  loop_end(cg, &kl);
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef off = iadd(cg, imul(cg, iadd(cg, m0, ci(cg, i)), ci(cg, gm->ldc)), iadd(cg, n0, ci(cg, v * vl)));
+      LLVMValueRef st = LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, vt, acc[i][v], ""), gep(cg, gm->C, off));
+      LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
+    }
+}
+
+/* Rows m0.. of C (mr at a time), every column. */
+static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
+  int nr = 2 * cg->vl;
+  int64_t nfull = gm->N / nr, done = nfull * nr;
+  if (nfull > 0) {
+    Loop nl;
+    LLVMValueRef nb = loop_begin(cg, &nl, ci(cg, nfull));
+    gemm_block(cg, gm, m0, mr, imul(cg, nb, ci(cg, nr)), 2);
+    loop_end(cg, &nl);
+  }
+  if (gm->N - done >= cg->vl) {
+    gemm_block(cg, gm, m0, mr, ci(cg, done), 1);
+    done += cg->vl;
+  }
+  /* the last columns, one at a time */
+  for (int i = 0; i < mr && done < gm->N; i++) {
+    Loop jl, kl;
+    LLVMValueRef m = iadd(cg, m0, ci(cg, i));
+    LLVMValueRef j = iadd(cg, loop_begin(cg, &jl, ci(cg, gm->N - done)), ci(cg, done));
+    Acc acc = acc_new(cg, 0, false);
+    LLVMValueRef k = loop_begin(cg, &kl, gm->K);
+    LLVMValueRef bv = LLVMBuildLoad2(cg->b, cg->T, gep(cg, gm->B, iadd(cg, imul(cg, k, ci(cg, gm->ldb)), j)), "");
+    acc_add(cg, &acc, b_fmul(cg, gemm_a(cg, gm, m, k), bv));
+    loop_end(cg, &kl);
+    LLVMBuildStore(cg->b, acc_get(cg, &acc), gep(cg, gm->C, iadd(cg, imul(cg, m, ci(cg, gm->ldc)), j)));
+    loop_end(cg, &jl);
+  }
+}
+
+static void emit_gemm(CG *cg, const Gemm *gm) {
+  Loop ml, rl;
+  LLVMValueRef blocks = LLVMBuildSDiv(cg->b, gm->M, ci(cg, GEMM_MR), "");
+  LLVMValueRef mb = loop_begin(cg, &ml, blocks);
+  gemm_rows(cg, gm, imul(cg, mb, ci(cg, GEMM_MR)), GEMM_MR);
+  loop_end(cg, &ml);
+  LLVMValueRef first = imul(cg, blocks, ci(cg, GEMM_MR));
+  LLVMValueRef rest = LLVMBuildNSWSub(cg->b, gm->M, first, "");
+  LLVMValueRef r = loop_begin(cg, &rl, rest);
+  gemm_rows(cg, gm, iadd(cg, first, r), 1);
+  loop_end(cg, &rl);
+}
+
+/* B(k, n) = value of node `src` at the index `map` gives, packed K x N into
+ * the workspace slot of `owner` (so it is not rebuilt per row). */
+static LLVMValueRef pack_b(CG *cg, const Node *owner, const Node *src, int64_t K, int64_t N, bool swap) {
+  LLVMValueRef base = cg->pack[owner->id];
+  Iter it;
+  Shape kn = shape2(K, N);
+  iter_shape(cg, &it, &kn);
+  FOR_EACH(cg, it) {
+    LLVMValueRef idx[2] = {swap ? it.idx[1] : it.idx[0], swap ? it.idx[0] : it.idx[1]};
+    LLVMValueRef v = load_elem(cg, src, ci(cg, 0), idx);
+    LLVMBuildStore(cg->b, v, gep(cg, base, iadd(cg, imul(cg, it.idx[0], ci(cg, N)), it.idx[1])));
+  }
+  return base;
+}
+
+/* A uniform matrix node as a row-major pointer when it is in memory (or a
+ * transpose of memory and `want_t`), else NULL. */
+static LLVMValueRef direct_matrix(CG *cg, const Node *n, int64_t *ld) {
+  const Store *s = &cg->st[n->id];
+  if (n->batched || s->kind != ST_MEM || n->shape.rank != 2) return NULL;
+  *ld = n->shape.dim[1];
+  return gep(cg, s->base, ci(cg, s->off));
+}
+
+/* Is this product worth the GEMM path? */
+static bool gemm_worth(const CG *cg, int64_t N, int64_t K) { return N >= 2 * cg->vl && K >= 4; }
+
+/* matmul as GEMM when one side is a per-batch matrix and the other a
+ * batched vector (layers), or per row for matrix products. */
+static bool try_gemm_matmul(CG *cg, const Node *n) {
+  const Node *L = n->in[0], *R = n->in[1];
+  Gemm gm = {0};
+  int64_t ld;
+  if (L->shape.rank == 2 && R->shape.rank == 1 && !L->batched && R->batched) {
+    /* y[r,i] = sum_q L[i,q] R[r,q]: B(q,i) = L[i,q] */
+    int64_t m = L->shape.dim[0], k = L->shape.dim[1];
+    if (!gemm_worth(cg, m, k)) return false;
+    gm.M = cg->n, gm.K = ci(cg, k), gm.N = m;
+    gm.A = R, gm.amode = A_ROWVEC;
+    if (L->op == OP_TRANSPOSE && (gm.B = direct_matrix(cg, L->in[0], &ld)))
+      gm.ldb = ld;
+    else
+      gm.B = pack_b(cg, n, L, k, m, true), gm.ldb = m;
+  } else if (L->shape.rank == 1 && R->shape.rank == 2 && L->batched && !R->batched) {
+    int64_t k = R->shape.dim[0], m = R->shape.dim[1];
+    if (!gemm_worth(cg, m, k)) return false;
+    gm.M = cg->n, gm.K = ci(cg, k), gm.N = m;
+    gm.A = L, gm.amode = A_ROWVEC;
+    if ((gm.B = direct_matrix(cg, R, &ld)))
+      gm.ldb = ld;
+    else
+      gm.B = pack_b(cg, n, R, k, m, false), gm.ldb = m;
+  } else {
+    return false;
+  }
+  const Store *s = &cg->st[n->id];
+  gm.C = gep(cg, s->base, ci(cg, s->off));
+  gm.ldc = gm.N;
+  emit_gemm(cg, &gm);
+  return true;
+}
+
+/* batch_sum(outer(a, b)): C[i,j] = sum_r a[r,i] b[r,j], the weight
+ * gradient of a layer, without the per-row outer products. */
+static bool fused_outer(const CG *cg, const Node *n) {
+  const Node *o = n->in[0];
+  return n->op == OP_BATCH_SUM && o->op == OP_OUTER && o->batched && cg->st[o->id].kind == ST_INLINE;
+}
+
+static void emit_batch_outer(CG *cg, const Node *n) {
+  const Node *o = n->in[0], *a = o->in[0], *b = o->in[1];
+  int64_t m = a->shape.dim[0], nn = b->shape.dim[0];
+  Gemm gm = {.M = ci(cg, m), .K = cg->n, .N = nn, .A = a, .amode = A_ROWS_T};
+  const Store *bs = &cg->st[b->id];
+  if (b->batched && bs->kind == ST_MEM) {
+    gm.B = gep(cg, bs->base, ci(cg, bs->off));
+    gm.ldb = bs->row_stride;
+  } else {
+    nnc_die("codegen: batch outer needs its right operand in memory");
+  }
+  const Store *s = &cg->st[n->id];
+  gm.C = gep(cg, s->base, ci(cg, s->off));
+  gm.ldc = nn;
+  emit_gemm(cg, &gm);
+}
+
 static void emit_node(CG *cg, const Node *n) {
   switch (op_info[n->op].cls) {
   case OPC_LEAF:
@@ -739,7 +990,7 @@ static void emit_node(CG *cg, const Node *n) {
     emit_softmax(cg, n);
     return;
   case OPC_MATMUL:
-    emit_matmul(cg, n);
+    if (!try_gemm_matmul(cg, n)) emit_matmul(cg, n);
     return;
   case OPC_OUTER:
     emit_outer(cg, n);
@@ -748,7 +999,10 @@ static void emit_node(CG *cg, const Node *n) {
     emit_sum_to(cg, n);
     return;
   case OPC_BATCH:
-    emit_batch(cg, n);
+    if (fused_outer(cg, n))
+      emit_batch_outer(cg, n);
+    else
+      emit_batch(cg, n);
     return;
   }
 }
@@ -809,6 +1063,54 @@ static int64_t cols(const PtrVec *leaves) {
   return c;
 }
 
+/* Can elementwise node n be computed inside its one reader c? Only when c
+ * reads each of n's elements once, at c's own row and index. */
+static bool can_inline(const Node *n, const Node *c) {
+  if (!is_elementwise(n) || n->batched != c->batched) return false;
+  switch (op_info[c->op].cls) {
+  case OPC_UNARY: case OPC_BINARY:
+    return shape_eq(&n->shape, &c->shape);
+  case OPC_REDUCE:
+    return c->op != OP_LOGSUMEXP;
+  case OPC_SUM_TO: case OPC_BATCH:
+    return true;
+  case OPC_LEAF: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
+  case OPC_BROADCAST: case OPC_RESHAPE:
+    return false;
+  }
+  return false;
+}
+
+static bool gemm_worth(const CG *cg, int64_t N, int64_t K);
+
+/* outer(a, b) whose only reader sums it over the batch: one GEMM. */
+static bool outer_into_gemm(const CG *cg, const Node *n, const Node *c) {
+  return n->op == OP_OUTER && c->op == OP_BATCH_SUM && n->batched && n->in[0]->batched &&
+         n->in[1]->batched && cg->st[n->in[1]->id].kind == ST_MEM && gemm_worth(cg, n->shape.dim[1], 4);
+}
+
+/* Where node i is evaluated: itself, or the node it is inlined into. */
+static int eval_point(const CG *cg, const Node **reader, int i) {
+  while (cg->st[i].kind == ST_INLINE) i = reader[i]->id;
+  return i;
+}
+
+/* An update can write its target in place when the value is computed
+ * elementwise (same index in, same index out) and nothing evaluated after
+ * it still reads the target's old value. */
+static bool update_in_place(CG *cg, const Node **reader, const Update *u) {
+  const Node *v = u->value;
+  if (!is_elementwise(v) || cg->st[v->id].kind != ST_MEM || cg->st[v->id].base == cg->buf) return false;
+  for (int i = 0; i < cg->g->len; i++) {
+    if (!cg->need[i]) continue;
+    const Node *n = cg->g->nodes[i];
+    for (int k = 0; k < op_info[n->op].nin; k++)
+      if (n->in[k] == u->target && eval_point(cg, reader, i) != v->id && eval_point(cg, reader, i) > v->id)
+        return false;
+  }
+  return true;
+}
+
 /* Mark what this function computes, and how each node is stored. */
 static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   const Graph *g = cg->g;
@@ -829,7 +1131,17 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     const Node *n = g->nodes[i];
     for (int k = 0; k < op_info[n->op].nin; k++) cg->need[n->in[k]->id] = true;
   }
-  /* roots that are views are written out, so they need memory */
+  /* readers within this function */
+  int *users = nnc_xcalloc((size_t)g->len, sizeof(int));
+  const Node **reader = nnc_xcalloc((size_t)g->len, sizeof(Node *));
+  for (int i = 0; i < g->len; i++) {
+    if (!cg->need[i] || given[i]) continue;
+    const Node *n = g->nodes[i];
+    for (int k = 0; k < op_info[n->op].nin; k++) {
+      users[n->in[k]->id]++;
+      reader[n->in[k]->id] = n;
+    }
+  }
   bool *root = nnc_xcalloc((size_t)g->len, 1);
   for (int r = 0; r < nroots; r++) root[roots[r]->id] = true;
   for (int i = 0; i < g->len; i++) {
@@ -842,11 +1154,38 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     case OP_TARGET: set_mem(cg, n, cg->t, leaf_column(&g->targets, n), cols(&g->targets)); break;
     case OP_CONST: cg->st[i] = (Store){.kind = ST_CONST, .value = cT(cg, n->attr.value)}; break;
     case OP_INV_BATCH: cg->st[i] = (Store){.kind = ST_VALUE, .value = cg->inv_n}; break;
-    default: place(cg, n, root[i]); break;
+    default:
+      if (!root[i] && users[i] == 1 && can_inline(n, reader[i]))
+        cg->st[i].kind = ST_INLINE;
+      else if (!root[i] && users[i] == 1 && outer_into_gemm(cg, n, reader[i]))
+        cg->st[i].kind = ST_INLINE; /* emit_batch_outer computes it with its reader */
+      else
+        place(cg, n, root[i]);
+      break;
     }
   }
+  /* results that can be computed straight into the buffer */
+  if (cg->kind == FN_BACKWARD)
+    for (int p = 0; p < g->params.len; p++) {
+      const Node *d = g->grads[p];
+      bool shared = false;
+      for (int q = 0; q < p; q++) shared |= g->grads[q] == d;
+      if (!shared && cg->st[d->id].kind == ST_MEM && cg->st[d->id].base != cg->buf &&
+          op_info[d->op].cls != OPC_LEAF)
+        set_mem(cg, d, cg->buf, cg->L->grad_off[p], 0);
+    }
+  if (cg->kind == FN_TRAIN_STEP || cg->kind == FN_UPDATE)
+    for (int u = 0; u < g->nupdates; u++) {
+      const Update *up = &g->updates[u];
+      if (!update_in_place(cg, reader, up)) continue;
+      const Node *t = up->target;
+      set_mem(cg, up->value, cg->buf,
+              t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index], 0);
+    }
   free(given);
   free(root);
+  free(users);
+  free(reader);
 }
 
 /* ---- functions ---- */
@@ -925,12 +1264,24 @@ static LLVMValueRef scalar_value(CG *cg, const Node *n) {
   return load_elem(cg, n, ci(cg, 0), idx);
 }
 
+/* Is n's storage exactly buf + off (computed in place)? */
+static bool stored_at(const CG *cg, const Node *n, int64_t off) {
+  const Store *s = &cg->st[n->id];
+  return s->kind == ST_MEM && s->base == cg->buf && s->off == off && op_info[n->op].cls != OPC_LEAF;
+}
+
+static bool is_update_value(const Graph *g, const Node *n) {
+  for (int u = 0; u < g->nupdates; u++)
+    if (g->updates[u].value == n) return true;
+  return false;
+}
+
 static void store_updates(CG *cg) {
   const Graph *g = cg->g;
   for (int u = 0; u < g->nupdates; u++) {
     const Node *t = g->updates[u].target;
     int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
-    copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
+    if (!stored_at(cg, g->updates[u].value, off)) copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
   }
 }
 
@@ -997,9 +1348,9 @@ static void build_function(CG *cg, FnKind kind) {
      gradients); everything else in the plan is computed, in order */
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
-    if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF) continue;
-    if (cg->st[i].kind == ST_MEM && cg->st[i].base == cg->buf) continue;
-    if (cg->st[i].kind == ST_MEM) emit_node(cg, n);
+    if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF || cg->st[i].kind != ST_MEM) continue;
+    if (kind == FN_UPDATE && cg->st[i].base == cg->buf && !is_update_value(g, n)) continue; /* a given gradient */
+    emit_node(cg, n);
   }
   switch (kind) {
   case FN_FORWARD:
@@ -1012,7 +1363,8 @@ static void build_function(CG *cg, FnKind kind) {
     LLVMBuildRetVoid(cg->b);
     break;
   case FN_BACKWARD: {
-    for (int i = 0; i < g->params.len; i++) copy_out(cg, g->grads[i], cg->buf, cg->L->grad_off[i], 0, false);
+    for (int i = 0; i < g->params.len; i++)
+      if (!stored_at(cg, g->grads[i], cg->L->grad_off[i])) copy_out(cg, g->grads[i], cg->buf, cg->L->grad_off[i], 0, false);
     LLVMBuildRet(cg->b, scalar_value(cg, g->batch_loss));
     break;
   }
@@ -1118,11 +1470,34 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
     cg.ws_off[i] = ws;
     ws += (bytes + 63) / 64 * 64;
   }
+  /* room to pack a matrix operand of each matrix-vector product */
+  int64_t *pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    pack_off[i] = -1;
+    if (n->op != OP_MATMUL) continue;
+    const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
+    if (m->shape.rank != 2 || m->batched) continue;
+    pack_off[i] = ws;
+    ws += (shape_numel(&m->shape) * layout->elem_size + 63) / 64 * 64;
+  }
   LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)(ws ? ws : 64));
   cg.ws = LLVMAddGlobal(cg.mod, ws_ty, "nnc.workspace");
   LLVMSetInitializer(cg.ws, LLVMConstNull(ws_ty));
   LLVMSetLinkage(cg.ws, LLVMInternalLinkage);
   LLVMSetAlignment(cg.ws, 64);
+  cg.pack = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef));
+  for (int i = 0; i < g->len; i++)
+    if (pack_off[i] >= 0) {
+      LLVMValueRef off = ci(&cg, pack_off[i]);
+      cg.pack[i] = LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ctx), cg.ws, &off, 1);
+    }
+  free(pack_off);
+  /* vector width of the host: 512-bit with AVX-512, else 256 with AVX */
+  char *features = LLVMGetHostCPUFeatures();
+  int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
+  LLVMDisposeMessage(features);
+  cg.vl = bits / (8 * layout->elem_size);
   bool step_public = fns & CG_TRAIN_STEP;
   if (fns & CG_TRAIN_EPOCH) fns |= CG_TRAIN_STEP;
   for (int k = 0; k < FN_COUNT; k++)
@@ -1141,5 +1516,6 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.st);
   free(cg.need);
   free(cg.ws_off);
+  free(cg.pack);
   return cg.mod;
 }
