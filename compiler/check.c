@@ -64,7 +64,8 @@ static const Builtin builtins[] = {
       NUM("noise", P_REAL, 0, 0, 1e6), {"factor", P_REAL, 0.8, false, 0, 1, true},
       SEED}},
     {"csv", B_DATA, DATA_CSV, 0,
-     {{"path", P_STRING, 0, true, 0, 0, false}, NUM("onehot", P_BOOL, 0, 0, 1)}},
+     {{"path", P_STRING, 0, true, 0, 0, false}, NUM("onehot", P_BOOL, 0, 0, 1),
+      NUM("shuffle", P_BOOL, 0, 0, 1), SEED}},
     /* optimizers */
     {"sgd", B_OPTIM, OPTIM_SGD, 0,
      {POS("lr", P_REAL, 0.01, 1e6), NUM("momentum", P_REAL, 0, 0, 1),
@@ -832,6 +833,9 @@ static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
     }
     d->path = path[0] == '/' || !dir[0] ? path : arena_printf(c->arena, "%s/%s", dir, path);
     d->onehot = call->num[1] != 0;
+    d->shuffle = call->num[2] != 0;
+    d->has_seed = call->given[3];
+    d->seed = (uint64_t)call->num[3];
     break;
   }
   case DATA_NONE:

@@ -73,6 +73,7 @@ typedef struct DataSpec {
   bool has_seed;
   const char *path; /* csv: resolved against the .nn file's directory */
   bool onehot;
+  bool shuffle; /* csv: permute the rows once when loading (seeded) */
   Loc loc;
 } DataSpec;
 

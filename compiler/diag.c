@@ -75,7 +75,9 @@ void source_free(Source *src) {
 }
 
 /* Print line `line` of the source and a caret under column `col`. Tabs in
- * the prefix are kept so the caret lines up in a terminal. */
+ * the prefix are kept so the caret lines up in a terminal. A very long line
+ * shows a window around the column. One write, as standard error is not
+ * buffered. */
 static void print_caret(const Source *src, Loc loc) {
   if (!src || !src->text || loc.line < 1) return;
   const char *p = src->text, *end = src->text + src->len;
@@ -85,19 +87,29 @@ static void print_caret(const Source *src, Loc loc) {
   const char *eol = p;
   while (eol < end && *eol != '\n') eol++;
   if (eol > p && eol[-1] == '\r') eol--;
-  fputs("  ", stderr);
-  for (const char *q = p; q < eol; q++) {
+  enum { WIDTH = 160, BEFORE = 80 };
+  const char *at = p + (loc.col > 1 ? loc.col - 1 : 0);
+  if (at > eol) at = eol;
+  const char *from = p, *to = eol;
+  if (eol - p > WIDTH) {
+    if (at - p > BEFORE) from = at - BEFORE;
+    to = eol - from > WIDTH ? from + WIDTH : eol;
+  }
+  StrBuf sb = {0};
+  sb_puts(&sb, from > p ? "  ..." : "  ");
+  for (const char *q = from; q < to; q++) {
     unsigned char c = (unsigned char)*q;
     if (c == '\t' || (c >= 32 && c < 127) || c >= 128)
-      fputc(c, stderr);
+      sb_putc(&sb, (char)c);
     else
-      fputc('?', stderr); /* control bytes would garble the terminal */
+      sb_putc(&sb, '?'); /* control bytes would garble the terminal */
   }
-  fputs("\n  ", stderr);
-  int col = 1;
-  for (const char *q = p; q < eol && col < loc.col; q++, col++)
-    fputc(*q == '\t' ? '\t' : ' ', stderr);
-  fputs("^\n", stderr);
+  sb_puts(&sb, to < eol ? "...\n  " : "\n  ");
+  if (from > p) sb_puts(&sb, "   ");
+  for (const char *q = from; q < at; q++) sb_putc(&sb, *q == '\t' ? '\t' : ' ');
+  sb_puts(&sb, "^\n");
+  fputs(sb.data, stderr);
+  sb_free(&sb);
 }
 
 static void report(Diag *d, Loc loc, const char *kind, const char *fmt,

@@ -15,6 +15,26 @@
 
 /* ---- data ---- */
 
+/* Permute the rows of d once (csv(..., shuffle: true)), e.g. so a split
+ * takes a random part of a file stored in some order. */
+static void shuffle_data(NncData *d, uint64_t seed) {
+  NncRng rng;
+  nnc_rng_seed(&rng, seed);
+  size_t *perm = nnc_xmalloc(sizeof(size_t) * (d->rows + 1));
+  nnc_rng_permutation(&rng, d->rows, perm);
+  double *x = nnc_xmalloc(sizeof(double) * (d->rows * (size_t)d->in_cols + 1));
+  double *t = nnc_xmalloc(sizeof(double) * (d->rows * (size_t)d->tgt_cols + 1));
+  for (size_t r = 0; r < d->rows; r++) {
+    memcpy(x + r * (size_t)d->in_cols, d->x + perm[r] * (size_t)d->in_cols, sizeof(double) * (size_t)d->in_cols);
+    memcpy(t + r * (size_t)d->tgt_cols, d->t + perm[r] * (size_t)d->tgt_cols, sizeof(double) * (size_t)d->tgt_cols);
+  }
+  free(d->x);
+  free(d->t);
+  d->x = x;
+  d->t = t;
+  free(perm);
+}
+
 static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int64_t tgt_cols,
                        NncData *out) {
   char err[1024];
@@ -36,8 +56,12 @@ static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int
     diag_file_error(p->src->path, "no training data: add `data` to the train block");
     return -1;
   }
-  if (rc != 0) fprintf(stderr, "%s\n", err);
-  return rc;
+  if (rc != 0) {
+    fprintf(stderr, "%s\n", err);
+    return rc;
+  }
+  if (d->shuffle) shuffle_data(out, d->seed);
+  return 0;
 }
 
 int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *valid) {
