@@ -114,13 +114,59 @@ typedef struct Sym {
   Loc loc;
 } Sym;
 
+/* A hash index of names (open addressing): slot holds item index + 1, or 0.
+ * Linear searches made a file with many bindings quadratic. */
+typedef struct NameIndex {
+  int *slot;
+  int cap; /* a power of two, or 0 */
+} NameIndex;
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* The index of `name` (names[i] is item i's name), or -1. */
+static int index_find(const NameIndex *x, const char *const *names, size_t stride,
+                      const char *name) {
+  if (!x->cap) return -1;
+  for (uint32_t h = name_hash(name) & (uint32_t)(x->cap - 1); x->slot[h];
+       h = (h + 1) & (uint32_t)(x->cap - 1)) {
+    int i = x->slot[h] - 1;
+    if (strcmp(*(const char *const *)((const char *)names + stride * (size_t)i), name) == 0)
+      return i;
+  }
+  return -1;
+}
+
+/* Add item i (n items in all after it) named name. */
+static void index_add(Arena *a, NameIndex *x, const char *const *names, size_t stride,
+                      int n, int i, const char *name) {
+  if (2 * n > x->cap) { /* grow and re-insert everything */
+    int cap = x->cap ? x->cap * 2 : 64;
+    while (2 * n > cap) cap *= 2;
+    x->slot = ARENA_ARRAY(a, int, cap);
+    x->cap = cap;
+    for (int k = 0; k < n; k++)
+      if (k != i)
+        index_add(a, x, names, stride, n, k,
+                  *(const char *const *)((const char *)names + stride * (size_t)k));
+  }
+  uint32_t h = name_hash(name) & (uint32_t)(x->cap - 1);
+  while (x->slot[h]) h = (h + 1) & (uint32_t)(x->cap - 1);
+  x->slot[h] = i + 1;
+}
+
 typedef struct Checker {
   Arena *arena;
   Diag *diag;
   const Source *src;
   Sym *syms;
   int nsyms, capsyms;
+  NameIndex sym_index;
   PtrVec layer_names; /* names given with linear(..., name: "x") */
+  NameIndex layer_index;
   int unnamed_layers;
 } Checker;
 
@@ -137,9 +183,9 @@ static Type *tensor_type(Checker *c, Shape shape) {
 }
 
 static Sym *find_sym(Checker *c, const char *name) {
-  for (int i = 0; i < c->nsyms; i++)
-    if (strcmp(c->syms[i].name, name) == 0) return &c->syms[i];
-  return NULL;
+  if (c->nsyms == 0) return NULL;
+  int i = index_find(&c->sym_index, &c->syms[0].name, sizeof(Sym), name);
+  return i < 0 ? NULL : &c->syms[i];
 }
 
 /* Edit distance, for "did you mean" hints. */
@@ -191,6 +237,8 @@ static void add_sym(Checker *c, const char *name, StmtKind kind, Loc loc,
     c->capsyms = cap;
   }
   c->syms[c->nsyms++] = (Sym){name, *t, kind, loc};
+  index_add(c->arena, &c->sym_index, &c->syms[0].name, sizeof(Sym), c->nsyms, c->nsyms - 1,
+            name);
 }
 
 /* A new name must not shadow a binding or a builtin. */
@@ -489,12 +537,19 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
       diag_error(c->diag, e->loc, "linear: name \"%s\" must be an identifier", name);
       return error_type(c);
     }
-    for (int i = 0; i < c->layer_names.len; i++)
-      if (strcmp(c->layer_names.items[i], name) == 0) {
-        diag_error(c->diag, e->loc, "linear: a layer named \"%s\" already exists", name);
-        return error_type(c);
-      }
+    if (strncmp(name, "linear", 6) == 0 && name[6] && strspn(name + 6, "0123456789") == strlen(name + 6)) {
+      diag_error(c->diag, e->loc,
+                 "linear: the name \"%s\" is how unnamed layers are numbered; choose another", name);
+      return error_type(c);
+    }
+    if (index_find(&c->layer_index, (const char *const *)c->layer_names.items,
+                   sizeof(void *), name) >= 0) {
+      diag_error(c->diag, e->loc, "linear: a layer named \"%s\" already exists", name);
+      return error_type(c);
+    }
     ptrvec_push(&c->layer_names, (void *)name);
+    index_add(c->arena, &c->layer_index, (const char *const *)c->layer_names.items,
+              sizeof(void *), c->layer_names.len, c->layer_names.len - 1, name);
   } else {
     c->unnamed_layers++;
   }

@@ -38,6 +38,13 @@ const double *interp_get(Interp *in, const Node *n);
 /* The value of n when it has been computed or given, else NULL. */
 const double *interp_peek(const Interp *in, const Node *n);
 
+/* Run one training step of g in the interpreter from the parameters and
+ * state in buf (layout's form) on n rows of x and t (the model's dtype),
+ * and return the first node, in graph order, whose value is not finite
+ * (NULL when every value is finite). */
+const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf,
+                                   const void *x, const void *t, int64_t n);
+
 /* An Engine that runs the graph in the interpreter. */
 Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch);
 

@@ -15,11 +15,27 @@ typedef struct Lower {
   const Program *p;
   Binding *binds;
   int nbinds, capbinds;
+  int *index; /* hash of binds by name: index + 1, or 0 (open addressing) */
+  int capindex;
   int unnamed_layers;
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
 } Lower;
 
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static void index_put(Lower *L, int i) {
+  uint32_t mask = (uint32_t)L->capindex - 1, h = name_hash(L->binds[i].name) & mask;
+  while (L->index[h]) h = (h + 1) & mask;
+  L->index[h] = i + 1;
+}
+
+/* Names are looked up through a hash index: a linear search made a file
+ * with many bindings quadratic. */
 static void bind(Lower *L, const char *name, Node *n) {
   if (L->nbinds == L->capbinds) {
     int cap = L->capbinds ? L->capbinds * 2 : 32;
@@ -27,13 +43,21 @@ static void bind(Lower *L, const char *name, Node *n) {
     if (L->nbinds) memcpy(b, L->binds, sizeof(Binding) * (size_t)L->nbinds);
     L->binds = b;
     L->capbinds = cap;
+    L->capindex = 2 * cap;
+    L->index = ARENA_ARRAY(L->g->arena, int, L->capindex);
+    for (int i = 0; i < L->nbinds; i++) index_put(L, i);
   }
   L->binds[L->nbinds++] = (Binding){name, n};
+  index_put(L, L->nbinds - 1);
 }
 
 static Node *lookup(Lower *L, const char *name) {
-  for (int i = 0; i < L->nbinds; i++)
-    if (strcmp(L->binds[i].name, name) == 0) return L->binds[i].node;
+  if (L->capindex) {
+    uint32_t mask = (uint32_t)L->capindex - 1;
+    for (uint32_t h = name_hash(name) & mask; L->index[h]; h = (h + 1) & mask)
+      if (strcmp(L->binds[L->index[h] - 1].name, name) == 0)
+        return L->binds[L->index[h] - 1].node;
+  }
   nnc_die("lowering: '%s' is not bound (the checker should have caught it)", name);
 }
 

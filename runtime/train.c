@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include "diag.h"
@@ -300,6 +301,77 @@ static void format_duration(char *buf, size_t n, double s) {
     snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
+static bool params_finite(const Engine *e) {
+  const Graph *g = e->g;
+  const Layout *L = e->layout;
+  for (int i = 0; i < g->params.len; i++) {
+    int64_t len = shape_numel(&((Node *)g->params.items[i])->shape);
+    for (int64_t k = 0; k < len; k++)
+      if (!isfinite(buf_read(e, L->param_off[i] + k))) return false;
+  }
+  for (int j = 0; j < g->states.len; j++) {
+    int64_t len = shape_numel(&((Node *)g->states.items[j])->shape);
+    for (int64_t k = 0; k < len; k++)
+      if (!isfinite(buf_read(e, L->state_off[j] + k))) return false;
+  }
+  return true;
+}
+
+/* The epoch went non-finite: `e->buf` holds the parameters from before it.
+ * Re-run it step by step to find the step, then that step in the
+ * interpreter to find the first non-finite value and its .nn line. Leaves
+ * the last finite parameters in e->buf. */
+static void report_fault(const Program *p, Engine *e, const void *x, const void *t, int64_t rows,
+                         int64_t epoch) {
+  const Graph *g = e->g;
+  size_t es = (size_t)e->layout->elem_size, bytes = (size_t)e->layout->total * es;
+  size_t xbytes = (size_t)engine_input_cols(g) * es, tbytes = (size_t)engine_target_cols(g) * es;
+  void *before = nnc_xmalloc(bytes);
+  int64_t step = 0;
+  const Node *bad = NULL;
+  for (int64_t r = 0; r < rows; r += e->max_batch, step++) {
+    int64_t n = rows - r < e->max_batch ? rows - r : e->max_batch;
+    const char *xb = (const char *)x + (size_t)r * xbytes, *tb = (const char *)t + (size_t)r * tbytes;
+    memcpy(before, e->buf, bytes);
+    double loss = e->train_epoch(e, xb, tb, n);
+    if (isfinite(loss) && params_finite(e)) continue;
+    bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n);
+    memcpy(e->buf, before, bytes);
+    break;
+  }
+  free(before);
+  Diag d = {.src = p->src};
+  if (!bad) {
+    diag_error(&d, (Loc){0, 0}, "training produced a non-finite value in epoch %" PRId64 " (try a smaller --lr)",
+               epoch);
+    return;
+  }
+  const char *what = bad->role == ROLE_FORWARD ? "the forward pass"
+                     : bad->role == ROLE_BACKWARD ? "the backward pass" : "the optimizer update";
+  char label[160];
+  if (bad->name)
+    snprintf(label, sizeof label, "'%s' (%s)", bad->name, op_info[bad->op].name);
+  else
+    snprintf(label, sizeof label, "a %s", op_info[bad->op].name);
+  Loc loc = bad->role == ROLE_BACKWARD && bad->via ? bad->via->loc : bad->loc;
+  diag_error(&d, loc,
+             "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is the first "
+             "value that is not finite; try a smaller --lr",
+             epoch, step + 1, label, what);
+}
+
+/* Heap allocations so far, when a counting allocator is preloaded (bench/). */
+static unsigned long alloc_count(void) {
+  static unsigned long (*counter)(void);
+  static bool looked;
+  if (!looked) {
+    void *sym = dlsym(RTLD_DEFAULT, "nnc_alloc_count");
+    memcpy(&counter, &sym, sizeof sym);
+    looked = true;
+  }
+  return counter ? counter() : 0;
+}
+
 int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
              const TrainOptions *o) {
   const Graph *g = e->g;
@@ -329,6 +401,9 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   double train_time = 0, wall_start = nnc_now();
   int status = 0;
   int64_t epoch = 0;
+  size_t buf_bytes = (size_t)e->layout->total * es;
+  void *snapshot = nnc_xmalloc(buf_bytes);
+  unsigned long allocs = 0;
   for (epoch = 1; epoch <= tc->epochs; epoch++) {
     const void *x = tr.x, *t = tr.t;
     if (tc->shuffle) {
@@ -336,15 +411,18 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
       x = xs;
       t = ts;
     }
+    memcpy(snapshot, e->buf, buf_bytes);
+    unsigned long a0 = alloc_count();
     double t0 = nnc_now();
     double running = e->train_epoch(e, x, t, (int64_t)tr.rows) / (double)tr.rows;
     train_time += nnc_now() - t0;
-    if (!isfinite(running)) {
-      fprintf(stdout, tty ? "\n" : "");
+    allocs += alloc_count() - a0;
+    if (!isfinite(running) || !params_finite(e)) {
+      if (tty) printf("\n");
       fflush(stdout);
-      fprintf(stderr, "%s: error: training diverged in epoch %" PRId64
-                      ": the loss is %s (try a smaller --lr)\n",
-              p->src->path, epoch, isnan(running) ? "nan" : "infinite");
+      memcpy(e->buf, snapshot, buf_bytes);
+      report_fault(p, e, x, t, (int64_t)tr.rows, epoch);
+      if (o->save) rt_save_params(o->save, e, o->model_name, epoch - 1);
       status = 1;
       break;
     }
@@ -382,9 +460,11 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     int64_t steps = tc->epochs * steps_per_epoch;
     printf("train time %.6f s\n", train_time);
     printf("steps/s %.0f\n", train_time > 0 ? (double)steps / train_time : 0.0);
+    if (dlsym(RTLD_DEFAULT, "nnc_alloc_count")) printf("heap allocations in training %lu\n", allocs);
     fflush(stdout);
     if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
   }
+  free(snapshot);
   free(xs);
   free(ts);
   free(perm);
