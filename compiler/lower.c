@@ -65,7 +65,7 @@ static Node *new_param(Lower *L, const char *name, Shape shape, Loc loc,
                        ParamInitKind kind, const InitSpec *own) {
   Node *n = node_leaf(L->g, OP_PARAM, shape, name, loc);
   n->param_index = L->g->params.len;
-  ptrvec_push(&L->g->params, n);
+  ptrvec_push_arena(L->g->arena, &L->g->params, n);
   ParamInit *pi = ARENA_NEW(L->g->arena, ParamInit);
   pi->kind = kind;
   if (own) pi->own = *own;
@@ -217,7 +217,7 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
     case S_INPUT: case S_TARGET: {
       Node *n = node_leaf(g, s->kind == S_INPUT ? OP_INPUT : OP_TARGET, stmt_shape(s),
                           s->name, s->name_loc);
-      ptrvec_push(s->kind == S_INPUT ? &g->inputs : &g->targets, n);
+      ptrvec_push_arena(g->arena, s->kind == S_INPUT ? &g->inputs : &g->targets, n);
       bind(&L, s->name, n);
       break;
     }

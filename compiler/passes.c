@@ -38,10 +38,10 @@ static Node *copy_node(Rebuild *r, Node *n, Node *a, Node *b) {
   m->grad_of = n->grad_of ? r->map[n->grad_of->id] : NULL;
   m->param_index = n->param_index;
   m->state_index = n->state_index;
-  if (n->op == OP_PARAM) ptrvec_push(&r->g->params, m);
-  if (n->op == OP_INPUT) ptrvec_push(&r->g->inputs, m);
-  if (n->op == OP_TARGET) ptrvec_push(&r->g->targets, m);
-  if (n->op == OP_STATE) ptrvec_push(&r->g->states, m);
+  if (n->op == OP_PARAM) ptrvec_push_arena(r->g->arena, &r->g->params, m);
+  if (n->op == OP_INPUT) ptrvec_push_arena(r->g->arena, &r->g->inputs, m);
+  if (n->op == OP_TARGET) ptrvec_push_arena(r->g->arena, &r->g->targets, m);
+  if (n->op == OP_STATE) ptrvec_push_arena(r->g->arena, &r->g->states, m);
   return m;
 }
 

@@ -22,7 +22,7 @@ static Node *state(U *u, const char *name, Shape shape, double start) {
   Node *s = node_leaf(u->g, OP_STATE, shape, name, u->loc);
   s->attr.value = start;
   s->state_index = u->g->states.len;
-  ptrvec_push(&u->g->states, s);
+  ptrvec_push_arena(u->g->arena, &u->g->states, s);
   return s;
 }
 

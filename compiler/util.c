@@ -116,6 +116,17 @@ void ptrvec_push(PtrVec *v, void *p) {
   v->items[v->len++] = p;
 }
 
+void ptrvec_push_arena(Arena *a, PtrVec *v, void *p) {
+  if (v->len == v->cap) {
+    int cap = v->cap ? v->cap * 2 : 8;
+    void **items = arena_alloc(a, sizeof(void *) * (size_t)cap);
+    if (v->len) memcpy(items, v->items, sizeof(void *) * (size_t)v->len);
+    v->items = items;
+    v->cap = cap;
+  }
+  v->items[v->len++] = p;
+}
+
 void ptrvec_free(PtrVec *v) {
   free(v->items);
   v->items = NULL;

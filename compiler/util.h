@@ -57,6 +57,8 @@ typedef struct PtrVec {
 
 void ptrvec_push(PtrVec *v, void *p);
 void ptrvec_free(PtrVec *v);
+/* The same growth in an arena (for vectors that live as long as it). */
+void ptrvec_push_arena(Arena *a, PtrVec *v, void *p);
 
 /* ---- string builder (heap) ---- */
 
