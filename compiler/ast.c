@@ -195,9 +195,11 @@ static void dump_stmt(const Stmt *s, StrBuf *out) {
   if (s->name) sb_printf(out, " %s", s->name);
   if (s->rank >= 0) {
     sb_puts(out, " [");
+    /* the parser keeps at most NNC_MAX_RANK + 1 dimensions (one too many
+       is enough for the checker's message) */
     for (int i = 0; i < s->ndims; i++) {
-      const Expr *d = s->dims[i];
-      sb_printf(out, "%s%s", i ? "," : "", d->kind == E_NUM ? d->text : "?");
+      const Expr *d = i <= NNC_MAX_RANK ? s->dims[i] : NULL;
+      sb_printf(out, "%s%s", i ? "," : "", d && d->kind == E_NUM ? d->text : "?");
     }
     sb_puts(out, "]");
   }

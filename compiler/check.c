@@ -168,6 +168,8 @@ typedef struct Checker {
   PtrVec layer_names; /* names given with linear(..., name: "x") */
   NameIndex layer_index;
   int unnamed_layers;
+  const Block *model;
+  const Stmt *dtype; /* the dtype statement, once seen */
 } Checker;
 
 static Type *new_type(Checker *c, TypeKind kind) {
@@ -209,6 +211,10 @@ static int edit_distance(const char *a, const char *b) {
  * bound name when values is set; "" when nothing is close. */
 static const char *suggest(Checker *c, const char *name, unsigned mask,
                            bool values) {
+  /* a message that will not be printed needs no hint (and a file with
+     thousands of wrong names would make the search quadratic) */
+  int limit = c->diag->max_errors ? c->diag->max_errors : 20;
+  if (c->diag->quiet || c->diag->errors >= limit) return "";
   const char *best = NULL;
   int bestd = (int)strlen(name) <= 3 ? 1 : 2;
   bestd++;
@@ -225,6 +231,22 @@ static const char *suggest(Checker *c, const char *name, unsigned mask,
     }
   if (!best) return "";
   return arena_printf(c->arena, " (did you mean '%s'?)", best);
+}
+
+/* The message for a name that is not bound (yet): it may be bound by a
+ * later statement, or be a misspelling. */
+static void undefined_name(Checker *c, Loc loc, const char *name) {
+  int limit = c->diag->max_errors ? c->diag->max_errors : 20;
+  if (c->model && !c->diag->quiet && c->diag->errors < limit)
+    for (const Stmt *s = c->model->stmts; s; s = s->next)
+      if ((s->kind == S_LET || s->kind == S_INPUT || s->kind == S_TARGET ||
+           s->kind == S_PARAM) && s->name && strcmp(s->name, name) == 0 &&
+          (s->loc.line > loc.line || (s->loc.line == loc.line && s->loc.col > loc.col))) {
+        diag_error(c->diag, loc, "'%s' is used before it is defined (on line %d); names are bound in order",
+                   name, s->loc.line);
+        return;
+      }
+  diag_error(c->diag, loc, "undefined name '%s'%s", name, suggest(c, name, 0, true));
 }
 
 static void add_sym(Checker *c, const char *name, StmtKind kind, Loc loc,
@@ -250,16 +272,18 @@ static bool check_new_name(Checker *c, const char *name, Loc loc) {
     return false;
   }
   const Builtin *b = builtin_lookup(name);
-  if (b) {
+  bool reserved = strcmp(name, "true") == 0 || strcmp(name, "false") == 0;
+  if (b)
     diag_error(c->diag, loc, "'%s' is the name of %s; choose another name", name,
                kind_noun(b->kind));
-    return false;
-  }
-  if (strcmp(name, "true") == 0 || strcmp(name, "false") == 0) {
+  else if (reserved)
     diag_error(c->diag, loc, "'%s' is reserved; choose another name", name);
-    return false;
-  }
-  return true;
+  else
+    return true;
+  /* bound as an error, so that its uses are not reported again (calls of
+     the builtin still work: they look up builtins first) */
+  add_sym(c, name, S_LET, loc, new_type(c, TY_ERROR));
+  return false;
 }
 
 /* ---- constants ---- */
@@ -677,8 +701,7 @@ static Type *check_expr_kind(Checker *c, Expr *e) {
       diag_error(c->diag, e->loc, "'%s' is %s; it belongs in the train block", e->text,
                  kind_noun(b->kind));
     else
-      diag_error(c->diag, e->loc, "undefined name '%s'%s", e->text,
-                 suggest(c, e->text, 0, true));
+      undefined_name(c, e->loc, e->text);
     return error_type(c);
   }
   case E_CALL:
@@ -748,8 +771,12 @@ static void check_init_expr(Checker *c, Expr *e, Call **out) {
   const char *name = e->kind == E_NAME || e->kind == E_CALL ? e->text : NULL;
   const Builtin *b = name ? builtin_lookup(name) : NULL;
   if (!b || b->kind != B_INIT) {
-    diag_error(c->diag, e->loc, "expected an initializer such as normal(std: 0.1) or xavier_normal%s",
-               name ? suggest(c, name, 1u << B_INIT, false) : "");
+    if (name)
+      diag_error(c->diag, e->loc,
+                 "'%s' is not an initializer; use one such as normal(std: 0.1) or xavier_normal%s",
+                 name, suggest(c, name, 1u << B_INIT, false));
+    else
+      diag_error(c->diag, e->loc, "expected an initializer such as normal(std: 0.1) or xavier_normal");
     return;
   }
   *out = e->kind == E_CALL ? resolve_call(c, e, b, false) : resolve_call(c, &(Expr){.kind = E_CALL, .loc = e->loc, .text = name}, b, false);
@@ -760,6 +787,11 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
   Shape shape;
   switch (s->kind) {
   case S_DTYPE:
+    if (c->dtype) {
+      diag_error(c->diag, s->loc, "the dtype is already set (on line %d)", c->dtype->loc.line);
+      return;
+    }
+    c->dtype = s;
     if (strcmp(s->name, "f32") == 0)
       p->dtype = DT_F32;
     else if (strcmp(s->name, "f64") == 0)
@@ -810,8 +842,7 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
       return;
     }
     if (!find_sym(c, s->name)) {
-      diag_error(c->diag, s->name_loc, "undefined name '%s'%s", s->name,
-                 suggest(c, s->name, 0, true));
+      undefined_name(c, s->name_loc, s->name);
       return;
     }
     p->output = s->name;
@@ -1056,6 +1087,7 @@ int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
       }
       out->model = b;
       out->model_name = b->name;
+      c.model = b;
     } else {
       if (train) {
         diag_error(diag, b->loc, "a file holds one train block (the first is on line %d)",

@@ -54,6 +54,12 @@ int source_read(Source *src, const char *path) {
     return -1;
   }
   if (!sb.data) sb_puts(&sb, "");
+  const char *nul = memchr(sb.data, 0, sb.len);
+  if (nul) {
+    diag_file_error(path, "not a text file (a NUL byte at offset %zu)", (size_t)(nul - sb.data));
+    sb_free(&sb);
+    return -1;
+  }
   src->path = path;
   src->name = base_name(path);
   src->text = sb.data;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <errno.h>
@@ -64,13 +65,22 @@ int nnc_write_output(const char *path, const void *data, size_t len) {
     free(tmp);
     return 1;
   }
+  /* mkstemp makes the file private; give it the usual permissions */
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, 0666 & ~mask);
   FILE *f = fdopen(fd, "wb");
   int bad = !f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fd) != 0;
+  int err = errno;
   if (f) bad |= fclose(f) != 0;
   else close(fd);
-  if (bad || rename(tmp, path) != 0) {
+  if (!bad && rename(tmp, path) != 0) {
+    bad = 1;
+    err = errno;
+  }
+  if (bad) {
     unlink(tmp);
-    diag_file_error(path, "cannot write");
+    diag_file_error(path, "cannot write: %s", strerror(err));
     free(tmp);
     return 1;
   }
@@ -188,8 +198,32 @@ static Engine *make_engine(Compilation *c) {
   return e;
 }
 
+/* Refuse an output path that cannot be written before any work is done
+ * (a long training run should not end in "cannot write"). */
+static int check_writable(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    diag_file_error(path, "cannot write: Is a directory");
+    return 1;
+  }
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+  if (!dir[0]) {
+    free(dir);
+    dir = strdup("/");
+  }
+  int rc = 0;
+  if (access(dir, W_OK) != 0) {
+    diag_file_error(path, "cannot write: %s", strerror(errno));
+    rc = 1;
+  }
+  free(dir);
+  return rc;
+}
+
 static int run_task(Compilation *c) {
   const NncOptions *o = c->opt;
+  if (o->save && check_writable(o->save)) return 1;
   if (o->predict) {
     Engine *e = make_engine(c);
     if (!e) return 1;

@@ -21,6 +21,7 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -38,6 +39,16 @@ static void init_llvm(void) {
   if (done) return;
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
+  /* NNC_LLVM_ARGS="-opt1 -opt2": LLVM's own options, for experiments */
+  const char *env = getenv("NNC_LLVM_ARGS");
+  if (env && *env) {
+    static char copy[1024];
+    const char *argv[32] = {"nnc"};
+    int argc = 1;
+    snprintf(copy, sizeof copy, "%s", env);
+    for (char *tok = strtok(copy, " "); tok && argc < 32; tok = strtok(NULL, " ")) argv[argc++] = tok;
+    LLVMParseCommandLineOptions(argc, argv, NULL);
+  }
   done = true;
 }
 

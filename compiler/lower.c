@@ -51,13 +51,20 @@ static void bind(Lower *L, const char *name, Node *n) {
   index_put(L, L->nbinds - 1);
 }
 
-static Node *lookup(Lower *L, const char *name) {
+/* The node bound to name, or NULL. */
+static Node *find(Lower *L, const char *name) {
   if (L->capindex) {
     uint32_t mask = (uint32_t)L->capindex - 1;
     for (uint32_t h = name_hash(name) & mask; L->index[h]; h = (h + 1) & mask)
       if (strcmp(L->binds[L->index[h] - 1].name, name) == 0)
         return L->binds[L->index[h] - 1].node;
   }
+  return NULL;
+}
+
+static Node *lookup(Lower *L, const char *name) {
+  Node *n = find(L, name);
+  if (n) return n;
   nnc_die("lowering: '%s' is not bound (the checker should have caught it)", name);
 }
 
@@ -252,7 +259,8 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
   }
   g->output = p->output ? lookup(&L, p->output) : default_output ? default_output : g->loss;
   g->batch_loss = node_reduce(g, OP_BATCH_MEAN, g->loss, AXIS_ALL, p->loss->loc);
-  g->batch_loss->name = "batch_loss";
+  /* (a binding may already be called batch_loss: labels must stay unique) */
+  g->batch_loss->name = find(&L, "batch_loss") ? NULL : "batch_loss";
   *inits = (ParamInit *)ARENA_ARRAY(arena, ParamInit, L.inits.len + 1);
   for (int i = 0; i < L.inits.len; i++) (*inits)[i] = *(ParamInit *)L.inits.items[i];
   ptrvec_free(&L.inits);

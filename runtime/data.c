@@ -344,20 +344,39 @@ static int check_width(Csv *c, size_t line, int found) {
                   found);
 }
 
+/* A field as printable ASCII for a message: other bytes as \xNN,
+ * cut after QUOTE_MAX bytes with "...". */
+static void quote_field(char *out, size_t outlen, const char *s, const char *end) {
+  size_t k = 0;
+  for (const char *p = s; p < end && k + 8 < outlen; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (p - s >= QUOTE_MAX) {
+      k += (size_t)snprintf(out + k, outlen - k, "...");
+      break;
+    }
+    if (ch < 32 || ch >= 127 || ch == '"' || ch == '\\')
+      k += (size_t)snprintf(out + k, outlen - k, "\\x%02x", ch);
+    else
+      out[k++] = (char)ch;
+  }
+  out[k < outlen ? k : outlen - 1] = 0;
+}
+
 /* One field as a finite number, or an error naming line and column. */
 static int read_value(Csv *c, const char *s, const char *end, size_t line,
                       int col, double *v) {
   trim(&s, &end);
-  int len = (int)(end - s < QUOTE_MAX ? end - s : QUOTE_MAX);
-  const char *more = end - s > QUOTE_MAX ? "..." : "";
+  char shown[QUOTE_MAX * 4 + 16];
   if (s == end)
     return csv_fail(c, line, col, "expected a number, got an empty field");
-  if (parse_number(s, end, v) < 0)
-    return csv_fail(c, line, col, "expected a number, got \"%.*s%s\"", len, s,
-                    more);
-  if (!isfinite(*v))
-    return csv_fail(c, line, col, "expected a finite number, got \"%.*s%s\"",
-                    len, s, more);
+  if (parse_number(s, end, v) < 0) {
+    quote_field(shown, sizeof shown, s, end);
+    return csv_fail(c, line, col, "expected a number, got \"%s\"", shown);
+  }
+  if (!isfinite(*v)) {
+    quote_field(shown, sizeof shown, s, end);
+    return csv_fail(c, line, col, "expected a finite number, got \"%s\"", shown);
+  }
   return 0;
 }
 

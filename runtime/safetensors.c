@@ -421,9 +421,12 @@ static int parse_offsets(St *st, const char *name, const cJSON *item,
       json_uint(end, &e->end) < 0)
     return st_fail(st,
                    "tensor %s: data_offsets must be [begin, end], two "
-                   "non-negative integers",
+                   "whole numbers from 0 to 2^53",
                    name);
-  if (e->begin > e->end || e->end > blob_size)
+  if (e->begin > e->end)
+    return st_fail(st, "tensor %s: data_offsets [%" PRIu64 ",%" PRIu64 "] begin after end", name, e->begin,
+                   e->end);
+  if (e->end > blob_size)
     return st_fail(st,
                    "tensor %s: data_offsets [%" PRIu64 ",%" PRIu64 "] "
                    "are outside the data (%" PRIu64 " bytes)",

@@ -172,6 +172,19 @@ int rt_load_params(const char *path, Engine *e) {
   char err[1024];
   int rc = nnc_st_load(path, specs, dst, g->params.len, err, sizeof err);
   if (rc != 0) fprintf(stderr, "%s\n", err);
+  /* a checkpoint with NaN or infinity would train on garbage: refuse it */
+  for (int i = 0; i < g->params.len && rc == 0; i++) {
+    int64_t len = shape_numel(&((Node *)g->params.items[i])->shape);
+    for (int64_t k = 0; k < len; k++) {
+      double v = buf_read(e, e->layout->param_off[i] + k);
+      if (!isfinite(v)) {
+        fprintf(stderr, "%s: error: tensor %s holds a value that is not finite (%s at element %" PRId64 ")\n",
+                path, specs[i].name, isnan(v) ? "nan" : "inf", k);
+        rc = -1;
+        break;
+      }
+    }
+  }
   free(dst);
   free(specs);
   return rc;
@@ -435,10 +448,10 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     format_duration(left, sizeof left, elapsed / done - elapsed);
     double sps = train_time > 0 ? (double)(epoch * steps_per_epoch) / train_time : 0;
     if (tty)
-      printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6f", epoch, tc->epochs, running);
+      printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, tc->epochs, running);
     else
-      printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6f", epoch, tc->epochs, running);
-    if (has_valid) printf("  valid loss %.6f", vloss);
+      printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, tc->epochs, running);
+    if (has_valid) printf("  valid loss %.6g", vloss);
     printf("  %.0f steps/s  %s left%s", sps, left, tty ? "   " : "\n");
     fflush(stdout);
   }
