@@ -29,16 +29,78 @@ ParseState *nnc_yyget_extra(yyscan_t scanner);
 
 static Loc loc_of(NNC_YYLTYPE l) { return (Loc){l.first_line, l.first_column}; }
 
+/* Every later stage walks expressions recursively: a statement nested
+ * deeper than this (a chain of thousands of steps) is refused here, so no
+ * stage can run out of stack. */
+enum { MAX_NESTING = 1000 };
+
+/* The nesting depth of e below depth (stops counting past MAX_NESTING). */
+static int nesting(const Expr *e, int depth) {
+  if (!e || depth > MAX_NESTING) return depth;
+  int most = depth;
+  switch (e->kind) {
+  case E_BINOP:
+    most = nesting(e->lhs, depth + 1);
+    if (most <= MAX_NESTING) {
+      int r = nesting(e->rhs, depth + 1);
+      if (r > most) most = r;
+    }
+    break;
+  case E_NEG:
+    most = nesting(e->lhs, depth + 1);
+    break;
+  case E_CALL:
+    for (const Arg *a = e->args; a && most <= MAX_NESTING; a = a->next) {
+      int d = nesting(a->value, depth + 1);
+      if (d > most) most = d;
+    }
+    break;
+  case E_NUM: case E_STR: case E_NAME:
+    break;
+  }
+  return most;
+}
+
+static int stmt_nesting(const Stmt *s) { return nesting(s->value, 0); }
+
+/* Statement and argument lists are built back to front (appending would
+ * make a long block or call quadratic) and put in order when complete. */
+static Stmt *stmts_in_order(Stmt *s) {
+  Stmt *rev = NULL;
+  while (s) {
+    Stmt *next = s->next;
+    s->next = rev;
+    rev = s;
+    s = next;
+  }
+  return rev;
+}
+
+static Arg *args_in_order(Arg *a) {
+  Arg *rev = NULL;
+  while (a) {
+    Arg *next = a->next;
+    a->next = rev;
+    rev = a;
+    a = next;
+  }
+  return rev;
+}
+
 /* Bison's own failures (memory exhausted); syntax errors go through
  * yyreport_syntax_error below. */
 static void nnc_yyerror(NNC_YYLTYPE *loc, yyscan_t scanner, const char *msg) {
-  diag_error(PS->diag, loc_of(*loc), "%s", msg);
+  if (strcmp(msg, "memory exhausted") == 0) /* Bison's stack limit */
+    diag_error(PS->diag, loc_of(*loc), "this is nested too deeply; split it into several bindings");
+  else
+    diag_error(PS->diag, loc_of(*loc), "%s", msg);
 }
 }
 
 %define api.pure full
 %define api.prefix {nnc_yy}
 %define parse.error custom
+%define parse.lac full
 %locations
 %param {yyscan_t scanner}
 %expect 0
@@ -70,11 +132,21 @@ file
 
 block
   : MODEL IDENT opt_nl '{' stmts '}'
-      { Block *b = ast_block(AR, true, loc_of(@1), $2, $5);
+      { Block *b = ast_block(AR, true, loc_of(@1), $2, stmts_in_order($5));
         b->next = PS->ast->blocks; PS->ast->blocks = b; }
   | TRAIN opt_nl '{' stmts '}'
-      { Block *b = ast_block(AR, false, loc_of(@1), NULL, $4);
+      { Block *b = ast_block(AR, false, loc_of(@1), NULL, stmts_in_order($4));
         b->next = PS->ast->blocks; PS->ast->blocks = b; }
+  /* a statement error can run into the block's end */
+  | MODEL IDENT opt_nl '{' stmts error '}'
+      { Block *b = ast_block(AR, true, loc_of(@1), $2, stmts_in_order($5));
+        b->next = PS->ast->blocks; PS->ast->blocks = b; yyerrok; }
+  | TRAIN opt_nl '{' stmts error '}'
+      { Block *b = ast_block(AR, false, loc_of(@1), NULL, stmts_in_order($4));
+        b->next = PS->ast->blocks; PS->ast->blocks = b; yyerrok; }
+  /* a block whose header is wrong is skipped whole, not line by line */
+  | MODEL error '}'              { yyerrok; }
+  | TRAIN error '}'              { yyerrok; }
   ;
 
 opt_nl
@@ -84,7 +156,13 @@ opt_nl
 
 stmts
   : %empty                       { $$ = NULL; }
-  | stmts stmt NEWLINE           { $$ = ast_stmts_append($1, $2); }
+  | stmts stmt NEWLINE           { $$ = $1;
+                                   if (stmt_nesting($2) > MAX_NESTING)
+                                     diag_error(PS->diag, $2->loc, "this statement is nested too deeply "
+                                                "(more than %d levels); split it into several bindings",
+                                                MAX_NESTING);
+                                   else
+                                     $2->next = $1, $$ = $2; /* reversed */ }
   | stmts error NEWLINE          { $$ = $1; yyerrok; }
   ;
 
@@ -143,7 +221,7 @@ expr
 callee
   : IDENT                        { $$ = ast_name(AR, loc_of(@1), $1); }
   | IDENT '(' ')'                { $$ = ast_call(AR, loc_of(@1), $1, NULL); }
-  | IDENT '(' args ')'           { $$ = ast_call(AR, loc_of(@1), $1, $3); }
+  | IDENT '(' args ')'           { $$ = ast_call(AR, loc_of(@1), $1, args_in_order($3)); }
   ;
 
 sum
@@ -181,13 +259,13 @@ primary
   | STRING                       { $$ = ast_str(AR, loc_of(@1), $1); }
   | IDENT                        { $$ = ast_name(AR, loc_of(@1), $1); }
   | IDENT '(' ')'                { $$ = ast_call(AR, loc_of(@1), $1, NULL); }
-  | IDENT '(' args ')'           { $$ = ast_call(AR, loc_of(@1), $1, $3); }
+  | IDENT '(' args ')'           { $$ = ast_call(AR, loc_of(@1), $1, args_in_order($3)); }
   | '(' expr ')'                 { $$ = $2; }
   ;
 
 args
   : arg
-  | args ',' arg                 { $$ = ast_args_append($1, $3); }
+  | args ',' arg                 { $3->next = $1; $$ = $3; } /* reversed */
   ;
 
 arg
@@ -212,20 +290,80 @@ static const char *token_text(yysymbol_kind_t sym) {
   return name;
 }
 
+/* Set as the last token text once an error at the end of the file is
+ * reported: the file's end comes as a final NEWLINE and then YYEOF, and the
+ * second error there would only repeat the first. */
+static const char eof_reported[] = "";
+
+static bool is_binary_operator(yysymbol_kind_t sym) {
+  static const char ops[] = "+-*/@^";
+  for (const char *p = ops; *p; p++)
+    if (sym == YYTRANSLATE((unsigned char)*p)) return true;
+  return false;
+}
+
+/* Whether only blanks come before loc on its line. */
+static bool starts_line(const Source *src, Loc loc) {
+  if (!src || !src->text) return false;
+  const char *p = src->text, *end = src->text + src->len;
+  for (int line = 1; line < loc.line && p < end; p++)
+    if (*p == '\n') line++;
+  for (int col = 1; col < loc.col && p < end; col++, p++)
+    if (*p != ' ' && *p != '\t' && *p != '\r') return false;
+  return true;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
   ParseState *ps = PS;
   yysymbol_kind_t got = yypcontext_token(ctx);
   Loc loc = loc_of(*yypcontext_location(ctx));
+  bool at_eof = got == YYSYMBOL_YYEOF ||
+                (got == YYSYMBOL_NEWLINE && ps->last_text && ps->last_text[0] == 0);
+  if (at_eof && ps->last_text == eof_reported) return 0;
+  /* after a lexical error (a stray character, an unterminated string) the
+     rest of its statement is noise */
+  if (ps->after_lex_error) return 0;
+  yysymbol_kind_t expected[YYNTOKENS];
+  int n = yypcontext_expected_tokens(ctx, expected, YYNTOKENS);
+  bool want_arrow = false, want_brace = false, want_paren = false, want_bracket = false;
+  bool want_name = false, want_newline = false;
+  bool keyword = got >= YYSYMBOL_MODEL && got <= YYSYMBOL_DTYPE;
+  for (int i = 0; i < n; i++) {
+    if (expected[i] == YYSYMBOL_IDENT) want_name = true;
+    if (expected[i] == YYSYMBOL_NEWLINE) want_newline = true;
+    if (expected[i] == YYSYMBOL_ARROW) want_arrow = true;
+    if (expected[i] == YYTRANSLATE('}')) want_brace = true;
+    if (expected[i] == YYTRANSLATE(')')) want_paren = true;
+    if (expected[i] == YYTRANSLATE(']')) want_bracket = true;
+  }
   StrBuf msg = {0};
-  if (got == YYSYMBOL_NEWLINE || got == YYSYMBOL_YYEOF)
-    sb_printf(&msg, "unexpected %s", token_text(got));
+  if (at_eof)
+    sb_puts(&msg, "unexpected end of file");
+  else if (got == YYSYMBOL_NEWLINE)
+    sb_puts(&msg, "unexpected end of line");
   else if (got == YYSYMBOL_YYUNDEF)
     sb_puts(&msg, "unexpected input");
   else
     sb_printf(&msg, "unexpected '%s'", ps->last_text);
-  yysymbol_kind_t expected[6];
-  int n = yypcontext_expected_tokens(ctx, expected, 6);
-  if (n > 0 && n <= 5) {
+  if (is_binary_operator(got) && want_arrow) {
+    /* `x -> f + y`: the chain's callee cannot be followed by arithmetic */
+    sb_printf(&msg, " after a chain; '->' binds loosest, so write (a -> f) %s b",
+              ps->last_text);
+  } else if ((got == YYSYMBOL_MODEL || got == YYSYMBOL_TRAIN) && want_brace) {
+    sb_puts(&msg, "; is a '}' missing before it?");
+  } else if (keyword && want_name && !starts_line(ps->diag->src, loc)) {
+    /* (a keyword that starts a line is more likely a statement after an
+       unfinished one) */
+    sb_printf(&msg, "; '%s' is a keyword and cannot be used as a name", ps->last_text);
+  } else if (got == YYTRANSLATE('}') && !want_brace) {
+    sb_puts(&msg, ": no block is open here");
+  } else if (at_eof && want_brace) {
+    sb_puts(&msg, ", expected '}' to close the block");
+  } else if (n > 5 && (want_paren || want_bracket)) {
+    sb_printf(&msg, "; is a '%c' missing?", want_paren ? ')' : ']');
+  } else if (n > 5 && want_newline) {
+    sb_puts(&msg, ", expected an operator or end of line");
+  } else if (n > 0 && n <= 5) {
     sb_puts(&msg, ", expected ");
     for (int i = 0; i < n; i++) {
       if (i) sb_puts(&msg, i == n - 1 ? " or " : ", ");
@@ -237,5 +375,6 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
   }
   diag_error(ps->diag, loc, "%s", msg.data);
   sb_free(&msg);
+  if (at_eof) ps->last_text = eof_reported;
   return 0;
 }

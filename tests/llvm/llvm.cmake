@@ -1,0 +1,31 @@
+# tests/llvm/llvm.cmake - checks on the generated code (included from
+# tests/CMakeLists.txt): FileCheck on --emit llvm, --emit asm/obj/header,
+# many JIT create/dispose cycles in one process (LSan in the sanitizer
+# build), and the fuzz corpus replayed through every compile stage.
+find_program(FILECHECK FileCheck HINTS /usr/lib/llvm-19/bin REQUIRED)
+set(LLVM_TESTS ${CMAKE_CURRENT_LIST_DIR})
+set(FC ${LLVM_TESTS}/run_filecheck.sh)
+set(MOONS ${PROJECT_SOURCE_DIR}/examples/moons.nn)
+
+add_test(NAME llvm.functions COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/moons.check CHECK
+         -- ${MOONS} --emit llvm -O2)
+add_test(NAME llvm.no_allocation COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/moons.check NOALLOC
+         -- ${MOONS} --emit llvm -O2)
+add_test(NAME llvm.steps_allocate_nothing COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/steps.check
+         CHECK -- ${MOONS} --emit llvm -O2)
+add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
+         -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
+         -- ${MOONS} --emit llvm -O0)
+add_test(NAME llvm.emit_asm COMMAND ${CMAKE_COMMAND} -E env sh -c
+         "$<TARGET_FILE:nnc> ${MOONS} --emit asm | grep -q nnc_moons_train_epoch")
+add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_FILE:nnc> ${MOONS})
+
+add_executable(test_jit_lifecycle ${PROJECT_SOURCE_DIR}/tests/unit/test_jit_lifecycle.c)
+target_compile_options(test_jit_lifecycle PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_jit_lifecycle PRIVATE nnc_lib)
+add_test(NAME unit.jit_lifecycle COMMAND test_jit_lifecycle)
+set_tests_properties(unit.jit_lifecycle PROPERTIES TIMEOUT 600)
+
+add_test(NAME fuzz.replay_corpus COMMAND fuzz_nnc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus)
+set_tests_properties(fuzz.replay_corpus PROPERTIES TIMEOUT 600)
