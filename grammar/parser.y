@@ -298,7 +298,7 @@ static const char eof_reported[] = "";
 static bool is_binary_operator(yysymbol_kind_t sym) {
   static const char ops[] = "+-*/@^";
   for (const char *p = ops; *p; p++)
-    if (sym == YYTRANSLATE((unsigned char)*p)) return true;
+    if (sym == YYTRANSLATE((int)(unsigned char)*p)) return true;
   return false;
 }
 
