@@ -95,8 +95,17 @@ static LLVMValueRef b_fmul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
 static LLVMValueRef b_fdiv(CG *cg, LLVMValueRef a, LLVMValueRef b) {
   return fm(LLVMBuildFDiv(cg->b, a, b, ""), LLVMFastMathAllowContract);
 }
-/* an accumulation whose order does not matter (reductions) */
+static bool is_const_fp(LLVMValueRef v, double c) {
+  LLVMBool lost;
+  return LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == c &&
+         signbit(LLVMConstRealGetDouble(v, &lost)) == signbit(c);
+}
+
+/* An accumulation whose order does not matter (reductions). A sum that
+ * starts at +0 starts at its first term instead: the same number (up to the
+ * sign of a zero), and no `fadd 0.0, x` that LLVM may not remove. */
 static LLVMValueRef facc(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  if (is_const_fp(a, 0.0)) return b;
   return fm(LLVMBuildFAdd(cg->b, a, b, ""), LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
 }
 static LLVMValueRef fgt(CG *cg, LLVMValueRef a, LLVMValueRef b) {
@@ -535,6 +544,12 @@ static void acc_set(CG *cg, Acc *a, LLVMValueRef v) {
 
 static void acc_add(CG *cg, Acc *a, LLVMValueRef v) { acc_set(cg, a, facc(cg, acc_get(cg, a), v)); }
 
+/* a = max(a, v); from -inf the first value is the max */
+static void acc_max(CG *cg, Acc *a, LLVMValueRef v) {
+  LLVMValueRef m = acc_get(cg, a);
+  acc_set(cg, a, is_const_fp(m, -INFINITY) ? v : sel(cg, fgt(cg, v, m), v, m));
+}
+
 /* Elementwise ops, and views that must be materialized. */
 static void emit_elementwise(CG *cg, const Node *n) {
   Iter rows, el;
@@ -579,8 +594,7 @@ static void emit_reduce(CG *cg, const Node *n) {
         FOR_EACH(cg, in) {
           for (int d = 0, j = 0; d < a->shape.rank; d++)
             idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
-          LLVMValueRef v = load_elem(cg, a, row, idx), m0 = acc_get(cg, &mx);
-          acc_set(cg, &mx, sel(cg, fgt(cg, v, m0), v, m0));
+          acc_max(cg, &mx, load_elem(cg, a, row, idx));
         }
         m = acc_get(cg, &mx);
       }
@@ -625,8 +639,7 @@ static void emit_softmax(CG *cg, const Node *n) {
       iter_range(cg, &kl, len);
       FOR_EACH(cg, kl) {
         idx[last] = kl.idx[0];
-        LLVMValueRef v = load_elem(cg, a, row, idx), m0 = acc_get(cg, &mx);
-        acc_set(cg, &mx, sel(cg, fgt(cg, v, m0), v, m0));
+        acc_max(cg, &mx, load_elem(cg, a, row, idx));
       }
       LLVMValueRef m = acc_get(cg, &mx);
       Acc sum = acc_new(cg, 0, unrolled);
@@ -1498,6 +1511,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
   LLVMDisposeMessage(features);
   cg.vl = bits / (8 * layout->elem_size);
+  /* an output computed from targets cannot be predicted from inputs */
+  if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;
   if (fns & CG_TRAIN_EPOCH) fns |= CG_TRAIN_STEP;
   for (int k = 0; k < FN_COUNT; k++)

@@ -225,6 +225,11 @@ static int run_task(Compilation *c) {
   const NncOptions *o = c->opt;
   if (o->save && check_writable(o->save)) return 1;
   if (o->predict) {
+    if (graph_output_needs_targets(c->opt_g)) {
+      diag_file_error(o->file, "the output depends on the targets, so it cannot be predicted from inputs; "
+                               "name a value computed from the inputs with `output NAME`");
+      return 1;
+    }
     Engine *e = make_engine(c);
     if (!e) return 1;
     int rc = rt_predict(e, o->predict);

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const OpInfo op_info[OP_COUNT] = {
@@ -462,4 +463,18 @@ void graph_verify(const Graph *g, const char *after_pass) {
       nnc_die("after %s: update of %s has the wrong shape", after_pass,
               u->target->name);
   }
+}
+
+bool graph_output_needs_targets(const Graph *g) {
+  if (!g->output) return false;
+  bool *need = nnc_xcalloc((size_t)g->len, 1), found = false;
+  need[g->output->id] = true;
+  for (int i = g->output->id; i >= 0 && !found; i--) {
+    if (!need[i]) continue;
+    const Node *n = g->nodes[i];
+    if (n->op == OP_TARGET) found = true;
+    for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
+  }
+  free(need);
+  return found;
 }

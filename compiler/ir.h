@@ -145,6 +145,10 @@ Node *node_shaped(Graph *g, Op op, Node *a, Shape shape, Loc loc);
 Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
                 Loc loc);
 
+/* Does the output depend on a target (so it cannot be predicted from
+ * inputs alone)? */
+bool graph_output_needs_targets(const Graph *g);
+
 /* The names dumps use for each node (index by id): %name, %N or a number
  * for constants. Arena-allocated. */
 char **graph_labels(const Graph *g);

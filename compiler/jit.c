@@ -257,7 +257,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   je->f64 = g->dtype == DT_F64;
   void *fwd = NULL, *pred = NULL, *upd = NULL;
   if (((fns & CG_FORWARD) && lookup(jit, g, "forward", &fwd)) ||
-      ((fns & CG_PREDICT) && lookup(jit, g, "predict", &pred)) ||
+      ((fns & CG_PREDICT) && !graph_output_needs_targets(g) && lookup(jit, g, "predict", &pred)) ||
       ((fns & CG_BACKWARD) && lookup(jit, g, "backward", &je->backward)) ||
       ((fns & CG_UPDATE) && lookup(jit, g, "update", &upd)) ||
       ((fns & CG_TRAIN_STEP) && lookup(jit, g, "train_step", &je->train_step)) ||
@@ -319,7 +319,8 @@ static int emit_header(const Graph *g, const Layout *layout, int max_batch, cons
   }
   sb_printf(&sb, "\nvoid %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", prefix, T, T,
             T, T, T);
-  sb_printf(&sb, "void %spredict(%s *buf, const %s *x, int64_t n, %s *y);\n", prefix, T, T, T);
+  if (!graph_output_needs_targets(g))
+    sb_printf(&sb, "void %spredict(%s *buf, const %s *x, int64_t n, %s *y);\n", prefix, T, T, T);
   sb_printf(&sb, "%s %sbackward(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);
   sb_printf(&sb, "void %supdate(%s *buf);\n", prefix, T);
   sb_printf(&sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);

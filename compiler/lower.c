@@ -160,7 +160,7 @@ static Node *lower_call(Lower *L, const Expr *e) {
   case B_LAYER:
     return lower_linear(L, e, a);
   case B_LOSS:
-    L->loss_first_arg = a;
+    if (!L->loss_first_arg) L->loss_first_arg = a; /* the outermost loss call */
     return lower_loss(L, e, a, b);
   case B_INIT: case B_DATA: case B_OPTIM:
     break;
@@ -245,9 +245,8 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
     case S_LOSS: {
       L.loss_first_arg = NULL;
       Node *loss = lower_expr(&L, s->value);
-      /* the default output: the first argument of the loss */
-      if (s->value->kind == E_CALL && s->value->call->b->kind == B_LOSS)
-        default_output = L.loss_first_arg;
+      /* the default output: the first argument of the (first) loss call */
+      default_output = L.loss_first_arg;
       if (loss->shape.rank > 0) loss = node_shaped(g, OP_RESHAPE, loss, shape0(), s->loc);
       if (!loss->name) loss->name = "loss";
       g->loss = loss;
