@@ -354,6 +354,15 @@ static void mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin,
   }
 }
 
+/* Drop what the cache knows of n (its memory is about to be written
+ * directly). */
+static void forget_node(CG *cg, const Node *n) {
+  if (!cg->cache[n->id]) return;
+  int64_t len = shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1);
+  memset(cg->cache[n->id], 0, sizeof(LLVMValueRef) * (size_t)len);
+  memset(cg->dirty[n->id], 0, sizeof(bool) * (size_t)len);
+}
+
 static void forget_cache(CG *cg) {
   for (int i = 0; i < cg->g->len; i++) {
     free(cg->cache[i]);
@@ -890,6 +899,8 @@ static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
   }
 }
 
+static void forget_node(CG *cg, const Node *n);
+
 static void emit_gemm(CG *cg, const Gemm *gm) {
   Loop ml, rl;
   LLVMValueRef blocks = LLVMBuildSDiv(cg->b, gm->M, ci(cg, GEMM_MR), "");
@@ -923,6 +934,7 @@ static LLVMValueRef pack_b(CG *cg, const Node *owner, const Node *src, int64_t K
 static LLVMValueRef direct_matrix(CG *cg, const Node *n, int64_t *ld) {
   const Store *s = &cg->st[n->id];
   if (n->batched || s->kind != ST_MEM || n->shape.rank != 2) return NULL;
+  flush(cg, n); /* the GEMM reads memory, not the value cache */
   *ld = n->shape.dim[1];
   return gep(cg, s->base, ci(cg, s->off));
 }
@@ -961,6 +973,7 @@ static bool try_gemm_matmul(CG *cg, const Node *n) {
   const Store *s = &cg->st[n->id];
   gm.C = gep(cg, s->base, ci(cg, s->off));
   gm.ldc = gm.N;
+  forget_node(cg, n); /* the GEMM writes memory directly */
   emit_gemm(cg, &gm);
   return true;
 }
@@ -978,6 +991,7 @@ static void emit_batch_outer(CG *cg, const Node *n) {
   Gemm gm = {.M = ci(cg, m), .K = cg->n, .N = nn, .A = a, .amode = A_ROWS_T};
   const Store *bs = &cg->st[b->id];
   if (b->batched && bs->kind == ST_MEM) {
+    flush(cg, b); /* the GEMM reads memory, not the value cache */
     gm.B = gep(cg, bs->base, ci(cg, bs->off));
     gm.ldb = bs->row_stride;
   } else {
@@ -986,6 +1000,7 @@ static void emit_batch_outer(CG *cg, const Node *n) {
   const Store *s = &cg->st[n->id];
   gm.C = gep(cg, s->base, ci(cg, s->off));
   gm.ldc = nn;
+  forget_node(cg, n); /* the GEMM writes memory directly */
   emit_gemm(cg, &gm);
 }
 

@@ -10,9 +10,11 @@ args=(--grad --load "$tests/grad/worked.safetensors")
 expected='loss 2.25
 linear1.W [2,2] 6 3 0 0
 linear1.b [2] 3 0'
-out=$("$nnc" "$tests/grad/worked.nn" "${args[@]}" 2>"${TMPDIR:-/tmp}/worked_grad.$$.err")
+errfile=$(mktemp) || exit 2
+trap 'rm -f "$errfile"' EXIT
+out=$("$nnc" "$tests/grad/worked.nn" "${args[@]}" 2>"$errfile")
 rc=$?
-err=$(cat "${TMPDIR:-/tmp}/worked_grad.$$.err"); rm -f "${TMPDIR:-/tmp}/worked_grad.$$.err"
+err=$(cat "$errfile")
 if [ $rc != 0 ] || [ "$out" != "$expected" ] || [ -n "$err" ]; then
   echo "FAIL: nnc worked.nn ${args[*]} (exit $rc)"
   echo "--- expected"; echo "$expected"
