@@ -2,7 +2,7 @@
  * fuzz_nnc.c - libFuzzer target: source text through every compile stage.
  *
  *   parse -> check -> lower -> stabilize -> autodiff -> update -> passes
- *   and, for one input in eight, LLVM code generation and verification.
+ *   and, for one input in sixteen, LLVM code generation and verification.
  *
  * User errors are fine (they are counted quietly); what the fuzzer finds is
  * a crash, a sanitizer report, an internal error (nnc_die aborts) or a
@@ -52,10 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     graph_verify(u, "update");
     u = optimize_graph(u);
     Layout *layout = layout_make(u, &arena);
-    /* code generation is slower: one input in eight, small models only */
+    /* code generation is slower: one input in sixteen, small models only */
     int64_t elems = 0;
     for (int i = 0; i < u->len; i++) elems += shape_numel(&u->nodes[i]->shape);
-    if (size > 0 && data[0] % 8 == 0 && elems < 20000 && u->max_batch <= 64) {
+    if (size > 0 && data[0] % 16 == 0 && elems < 20000 && u->max_batch <= 64) {
       LLVMContextRef ctx = LLVMContextCreate();
       LLVMModuleRef mod = codegen_module(ctx, u, layout, u->max_batch, CG_ALL);
       char *msg = NULL;
