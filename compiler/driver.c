@@ -21,6 +21,7 @@
 #include "codegen.h"
 #include "jit.h"
 #include "passes.h"
+#include "report.h"
 #include "train.h"
 #include "update.h"
 #include "ir.h"
@@ -181,7 +182,7 @@ static Engine *make_engine(Compilation *c) {
   if (o->jit) {
     unsigned fns = o->predict ? CG_PREDICT
                  : o->grad || o->check_grad ? CG_BACKWARD
-                 : CG_FORWARD | CG_TRAIN_EPOCH;
+                 : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time);
     if (!e) return NULL;
   } else {
@@ -224,6 +225,7 @@ static int check_writable(const char *path) {
 static int run_task(Compilation *c) {
   const NncOptions *o = c->opt;
   if (o->save && check_writable(o->save)) return 1;
+  if (o->plot && (report_check_path(o->plot) || check_writable(o->plot))) return 1;
   if (o->predict) {
     if (graph_output_needs_targets(c->opt_g)) {
       diag_file_error(o->file, "the output depends on the targets, so it cannot be predicted from inputs; "

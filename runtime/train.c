@@ -13,6 +13,7 @@
 
 #include "diag.h"
 #include "interp.h"
+#include "report.h"
 
 /* ---- data ---- */
 
@@ -388,6 +389,27 @@ static unsigned long alloc_count(void) {
   return counter ? counter() : 0;
 }
 
+/* The model's output at n points of two inputs, for the report. */
+static void predict_points(void *ctx, const double *points, int64_t n, double *out) {
+  Engine *e = ctx;
+  size_t es = (size_t)e->layout->elem_size;
+  void *x = nnc_xmalloc(es * (size_t)(2 * e->max_batch));
+  void *y = nnc_xmalloc(es * (size_t)e->max_batch);
+  for (int64_t r = 0; r < n; r += e->max_batch) {
+    int64_t k = n - r < e->max_batch ? n - r : e->max_batch;
+    for (int64_t i = 0; i < 2 * k; i++) {
+      if (es == 8)
+        ((double *)x)[i] = points[2 * r + i];
+      else
+        ((float *)x)[i] = (float)points[2 * r + i];
+    }
+    e->forward(e, x, NULL, k, y, NULL);
+    for (int64_t i = 0; i < k; i++) out[r + i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
+  }
+  free(x);
+  free(y);
+}
+
 int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
              const TrainOptions *o) {
   const Graph *g = e->g;
@@ -420,6 +442,9 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   size_t buf_bytes = (size_t)e->layout->total * es;
   void *snapshot = nnc_xmalloc(buf_bytes);
   unsigned long allocs = 0;
+  /* per-epoch losses for --plot */
+  double *hist_train = o->plot ? nnc_xcalloc((size_t)tc->epochs + 1, sizeof(double)) : NULL;
+  double *hist_valid = o->plot && has_valid ? nnc_xcalloc((size_t)tc->epochs + 1, sizeof(double)) : NULL;
   for (epoch = 1; epoch <= tc->epochs; epoch++) {
     const void *x = tr.x, *t = tr.t;
     if (tc->shuffle) {
@@ -443,8 +468,11 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
       break;
     }
     bool show = tty || epoch % every == 0 || epoch == tc->epochs || epoch == 1;
-    if (!show) continue;
+    if (hist_train) hist_train[epoch - 1] = running;
+    if (!show && !hist_valid) continue;
     double vloss = has_valid ? set_loss(e, &va, NULL) : 0;
+    if (hist_valid) hist_valid[epoch - 1] = vloss;
+    if (!show) continue;
     double done = (double)epoch / (double)tc->epochs;
     double elapsed = nnc_now() - wall_start;
     char left[32];
@@ -479,7 +507,19 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     if (dlsym(RTLD_DEFAULT, "nnc_alloc_count")) printf("heap allocations in training %lu\n", allocs);
     fflush(stdout);
     if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
+    if (o->plot) {
+      ReportData rd = {.model = o->model_name, .epochs = tc->epochs, .train_loss = hist_train,
+                       .valid_loss = hist_valid, .rows = train->rows, .in_cols = train->in_cols,
+                       .tgt_cols = train->tgt_cols, .x = train->x, .t = train->t};
+      if (engine_input_cols(g) == 2 && shape_numel(&g->output->shape) == 1 && !graph_output_needs_targets(g)) {
+        rd.predict = predict_points;
+        rd.ctx = e;
+      }
+      if (report_write(o->plot, &rd) != 0) status = 1;
+    }
   }
+  free(hist_train);
+  free(hist_valid);
   free(snapshot);
   free(xs);
   free(ts);

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake make gcc g++ flex bison llvm-19-dev llvm-19-tools libcjson-dev python3
+packages=(cmake make gcc g++ pkg-config flex bison llvm-19-dev llvm-19-tools libcjson-dev libcairo2-dev python3
           clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
