@@ -38,8 +38,12 @@ struct Engine {
   void *impl;
 };
 
-/* Values per row of all inputs / targets / the output. */
+/* Values per row of all inputs / targets. */
 int64_t engine_input_cols(const Graph *g);
 int64_t engine_target_cols(const Graph *g);
+
+/* A zeroed, 64-byte aligned buffer of layout's size (free with free()),
+ * its optimizer state set to its starting values. */
+void *engine_buffer_new(const Graph *g, const Layout *layout);
 
 #endif

@@ -468,25 +468,13 @@ static void ie_destroy(Engine *e) {
   free(e);
 }
 
-int64_t engine_input_cols(const Graph *g) {
-  int64_t n = 0;
-  for (int i = 0; i < g->inputs.len; i++) n += shape_numel(&((Node *)g->inputs.items[i])->shape);
-  return n;
-}
-
-int64_t engine_target_cols(const Graph *g) {
-  int64_t n = 0;
-  for (int i = 0; i < g->targets.len; i++) n += shape_numel(&((Node *)g->targets.items[i])->shape);
-  return n;
-}
-
 Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch) {
   Engine *e = nnc_xcalloc(1, sizeof *e);
   IEngine *ie = nnc_xcalloc(1, sizeof *ie);
   e->g = g;
   e->layout = layout;
   e->max_batch = max_batch;
-  e->buf = nnc_xcalloc((size_t)layout->total, (size_t)layout->elem_size);
+  e->buf = engine_buffer_new(g, layout);
   e->backward = ie_backward;
   e->update = ie_update;
   e->train_step = ie_train_step;
@@ -507,7 +495,6 @@ Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch) {
     if (n > most) most = n;
   }
   ie->scratch = nnc_xcalloc((size_t)most + 1, sizeof(double));
-  layout_init_states(g, layout, e->buf);
   return e;
 }
 

@@ -275,11 +275,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   e->g = g;
   e->layout = layout;
   e->max_batch = max_batch;
-  /* 64-byte aligned, as the layout assumes */
-  size_t bytes = (size_t)layout->total * (size_t)layout->elem_size;
-  e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!e->buf) nnc_die("out of memory");
-  memset(e->buf, 0, bytes);
+  e->buf = engine_buffer_new(g, layout);
   e->backward = je_backward;
   e->update = je_update;
   e->train_step = je_train_step;
@@ -287,7 +283,6 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   e->forward = je_forward;
   e->destroy = je_destroy;
   e->impl = je;
-  layout_init_states(g, layout, e->buf);
   return e;
 }
 

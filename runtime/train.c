@@ -587,6 +587,21 @@ static void kink_sides(Interp *in, const Graph *g, int nfwd, int64_t rows, signe
   }
 }
 
+/* Rows 0..n-1 of data (cols values a row) to the leaves, each its columns. */
+static void give_leaf_rows(Interp *in, const PtrVec *leaves, const double *data, int64_t cols, int64_t n) {
+  int64_t col = 0;
+  for (int i = 0; i < leaves->len; i++) {
+    const Node *leaf = leaves->items[i];
+    int64_t w = shape_numel(&leaf->shape);
+    double *v = nnc_xmalloc(sizeof(double) * (size_t)(n * w + 1));
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t k = 0; k < w; k++) v[r * w + k] = data[r * cols + col + k];
+    interp_give(in, leaf, v);
+    free(v);
+    col += w;
+  }
+}
+
 int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
   const Graph *g = e->g;
   int64_t n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
@@ -600,28 +615,8 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
   free(t);
   /* the reference: the same graph in the interpreter, in f64 */
   Interp *in = interp_new(g, (int)n, true);
-  int64_t col = 0;
-  for (int i = 0; i < g->inputs.len; i++) {
-    const Node *leaf = g->inputs.items[i];
-    int64_t w = shape_numel(&leaf->shape);
-    double *v = nnc_xmalloc(sizeof(double) * (size_t)(n * w));
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t k = 0; k < w; k++) v[r * w + k] = train->x[r * train->in_cols + col + k];
-    interp_give(in, leaf, v);
-    free(v);
-    col += w;
-  }
-  col = 0;
-  for (int i = 0; i < g->targets.len; i++) {
-    const Node *leaf = g->targets.items[i];
-    int64_t w = shape_numel(&leaf->shape);
-    double *v = nnc_xmalloc(sizeof(double) * (size_t)(n * w));
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t k = 0; k < w; k++) v[r * w + k] = train->t[r * train->tgt_cols + col + k];
-    interp_give(in, leaf, v);
-    free(v);
-    col += w;
-  }
+  give_leaf_rows(in, &g->inputs, train->x, train->in_cols, n);
+  give_leaf_rows(in, &g->targets, train->t, train->tgt_cols, n);
   double **pv = nnc_xcalloc((size_t)g->params.len + 1, sizeof(double *));
   for (int i = 0; i < g->params.len; i++) {
     const Node *prm = g->params.items[i];
