@@ -537,15 +537,26 @@ static void print_shape(FILE *f, const Shape *s) {
   fputc(']', f);
 }
 
+/* Gradients into e->buf for the first `batch` rows of train (--grad and
+ * --check-grad): *n gets the row count, *loss the batch loss. */
+static int first_batch_backward(Engine *e, const NncData *train, int64_t batch, int64_t *n, double *loss) {
+  *n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
+  if (*n < 1) {
+    fprintf(stderr, "nnc: error: the training set is empty\n");
+    return -1;
+  }
+  void *x = rt_data_cast(train, false, e->g->dtype), *t = rt_data_cast(train, true, e->g->dtype);
+  *loss = e->backward(e, x, t, *n);
+  free(x);
+  free(t);
+  return 0;
+}
+
 int rt_print_grad(Engine *e, const NncData *train, int64_t batch) {
   const Graph *g = e->g;
-  int64_t n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
-  if (n < 1) {
-    fprintf(stderr, "nnc: error: the training set is empty\n");
-    return 1;
-  }
-  void *x = rt_data_cast(train, false, g->dtype), *t = rt_data_cast(train, true, g->dtype);
-  double loss = e->backward(e, x, t, n);
+  int64_t n;
+  double loss;
+  if (first_batch_backward(e, train, batch, &n, &loss) != 0) return 1;
   printf("loss ");
   rt_print_value(stdout, loss, g->dtype);
   printf("\n");
@@ -560,8 +571,6 @@ int rt_print_grad(Engine *e, const NncData *train, int64_t batch) {
     }
     printf("\n");
   }
-  free(x);
-  free(t);
   return 0;
 }
 
@@ -604,15 +613,9 @@ static void give_leaf_rows(Interp *in, const PtrVec *leaves, const double *data,
 
 int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
   const Graph *g = e->g;
-  int64_t n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
-  if (n < 1) {
-    fprintf(stderr, "nnc: error: the training set is empty\n");
-    return 1;
-  }
-  void *x = rt_data_cast(train, false, g->dtype), *t = rt_data_cast(train, true, g->dtype);
-  e->backward(e, x, t, n);
-  free(x);
-  free(t);
+  int64_t n;
+  double loss;
+  if (first_batch_backward(e, train, batch, &n, &loss) != 0) return 1;
   /* the reference: the same graph in the interpreter, in f64 */
   Interp *in = interp_new(g, (int)n, true);
   give_leaf_rows(in, &g->inputs, train->x, train->in_cols, n);
