@@ -160,8 +160,22 @@ static int frontend(Compilation *c) {
   return 0;
 }
 
-/* stabilize, autodiff, optimizer step, graph passes, layout. */
-static void middle(Compilation *c) {
+/* Memory a run needs: the parameter buffer and every intermediate for a
+ * full batch (what the interpreter holds; compiled code needs less). */
+static double memory_needed(const Graph *g, const Layout *L, int64_t batch) {
+  double elems = (double)L->total;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    elems += (double)shape_numel(&n->shape) * (double)(n->batched ? batch : 1);
+  }
+  return elems * L->elem_size;
+}
+
+#define NNC_MAX_MEMORY (16.0 * (1 << 30))
+
+/* stabilize, autodiff, optimizer step, graph passes, layout. Returns 1 when
+ * the model is too large to run. */
+static int middle(Compilation *c) {
   Graph *g = pass_stabilize(c->fwd, &c->diag);
   autodiff(g);
   graph_verify(g, "autodiff");
@@ -174,6 +188,15 @@ static void middle(Compilation *c) {
   c->opt_g = optimize_graph(u);
   c->layout = layout_make(c->opt_g, &c->arena);
   stage_done(c, "passes");
+  double need = memory_needed(c->opt_g, c->layout, c->prog.train.batch);
+  if (need > NNC_MAX_MEMORY) {
+    diag_file_error(c->opt->file,
+                    "the model needs %.1f GiB for its parameters and a batch of %lld rows of "
+                    "intermediates (limit %.0f GiB): use smaller layers or a smaller batch",
+                    need / (1 << 30), (long long)c->prog.train.batch, NNC_MAX_MEMORY / (1 << 30));
+    return 1;
+  }
+  return 0;
 }
 
 static Engine *make_engine(Compilation *c) {
@@ -267,7 +290,7 @@ static int run(Compilation *c) {
     graph_dump(c->fwd, DUMP_FORWARD, &sb);
     return emit_text(o, &sb);
   }
-  middle(c);
+  if (middle(c)) return 1;
   if (emitting(o, "grad")) {
     graph_dump(c->grad, DUMP_GRAD, &sb);
     return emit_text(o, &sb);
