@@ -1366,6 +1366,14 @@ static void store_updates(CG *cg) {
   }
 }
 
+/* Few enough per-row values that copies of train_step are cheap. */
+static bool step_is_small(const Graph *g, int max_batch) {
+  int64_t elems = 0;
+  for (int i = 0; i < g->len; i++)
+    if (g->nodes[i]->batched) elems += shape_numel(&g->nodes[i]->shape);
+  return elems * max_batch <= 16384;
+}
+
 static void build_function(CG *cg, FnKind kind) {
   const Graph *g = cg->g;
   LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
@@ -1464,7 +1472,12 @@ static void build_function(CG *cg, FnKind kind) {
   }
   end_body(cg);
   free(roots);
-  if (kind == FN_TRAIN_STEP) add_attr(cg, fn, LLVMAttributeFunctionIndex, "alwaysinline");
+  /* train_epoch calls train_step twice, for full batches (n a constant) and
+     the last one. A small step is inlined at both, so the full batches run
+     code specialized for their size; a large one is called, so its code
+     exists once (compile time grows with every copy). */
+  if (kind == FN_TRAIN_STEP)
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, step_is_small(g, cg->max_batch) ? "alwaysinline" : "noinline");
 }
 
 /* train_epoch: full batches with the row count a constant (so the inlined

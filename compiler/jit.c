@@ -128,6 +128,10 @@ static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int o
   char pipeline[32];
   snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  /* codegen.c already unrolls the small loops it wants straight-line and
+     blocks the GEMM by hand; LLVM's own unrolling of the remaining loops
+     costs a third of the compile time of a larger model for no speed */
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
   LLVMErrorRef err = LLVMRunPasses(mod, pipeline, tm, opts);
   LLVMDisposePassBuilderOptions(opts);
   if (err) {
