@@ -91,6 +91,11 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_LEAKY_RELU: GIVE(0, mul(ad, dy, unv(ad, OP_LEAKY_STEP, a, y->attr.value))); return;
   case OP_POW: {
     double p = y->attr.value;
+    if (p == 0) return; /* x^0 is constant */
+    if (p == 1) {
+      GIVE(0, dy);
+      return;
+    }
     Node *deriv = p == 2 ? mul(ad, c(ad, 2), a) : mul(ad, c(ad, p), unv(ad, OP_POW, a, p - 1));
     GIVE(0, mul(ad, dy, deriv));
     return;

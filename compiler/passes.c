@@ -126,6 +126,11 @@ static bool is_const(const Node *n, double v) {
   return n && n->op == OP_CONST && (n->attr.value == v || (isnan(v) && isnan(n->attr.value)));
 }
 
+/* A constant, or a constant broadcast to a shape (a seed gradient). */
+static bool is_const_like(const Node *n, double v) {
+  return is_const(n, v) || (n && n->op == OP_BROADCAST && is_const(n->in[0], v));
+}
+
 /* Can `keep` stand for n? Same shape and batchedness. */
 static Node *same(Rebuild *r, Node *n, Node *keep) {
   if (!shape_eq(&n->shape, &keep->shape) || n->batched != keep->batched) return NULL;
@@ -151,12 +156,12 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
   /* identities: only some ops have them, hence (int) and a default */
   switch ((int)n->op) {
   case OP_MUL:
-    if (is_const(b, 1) && (m = same(r, n, a))) return m;
-    if (is_const(a, 1) && (m = same(r, n, b))) return m;
+    if (is_const_like(b, 1) && (m = same(r, n, a))) return m;
+    if (is_const_like(a, 1) && (m = same(r, n, b))) return m;
     break;
   case OP_ADD:
-    if (is_const(b, 0) && (m = same(r, n, a))) return m;
-    if (is_const(a, 0) && (m = same(r, n, b))) return m;
+    if (is_const_like(b, 0) && (m = same(r, n, a))) return m;
+    if (is_const_like(a, 0) && (m = same(r, n, b))) return m;
     break;
   case OP_SUB:
     if (is_const(b, 0) && (m = same(r, n, a))) return m;

@@ -50,6 +50,10 @@ for nn in "$root"/examples/*.nn; do
   name=$(basename "$nn" .nn)
   emit "$root/examples" "$name.nn" ir "$root/tests/examples/$name.ir"
   emit "$root/examples" "$name.nn" ast "$root/tests/examples/$name.ast"
+  if [ "$name" = moons ]; then
+    emit "$root/examples" "$name.nn" grad "$root/tests/examples/$name.grad"
+    emit "$root/examples" "$name.nn" opt "$root/tests/examples/$name.opt"
+  fi
 done
 
 cd "$root/tests/errors" || exit 1
@@ -62,6 +66,15 @@ for name in $(for f in *.nn *.err; do [ -e "$f" ] && echo "${f%.*}"; done | sort
     problems=$((problems + 1))
   fi
   rm -f "$name.stdout"
+done
+
+# tests/passes: --emit opt and grad, and the notes on standard error
+cd "$root/tests/passes" || exit 1
+for nn in *.nn; do
+  name=${nn%.nn}
+  "$nnc" "$nn" --emit opt >"$name.opt" 2>"$name.notes"
+  "$nnc" "$nn" --emit grad >"$name.grad" 2>/dev/null
+  [ -s "$name.notes" ] || rm -f "$name.notes"
 done
 
 echo "golden files regenerated; review them with: git diff -- tests/" >&2
