@@ -53,6 +53,7 @@ for nn in "$root"/examples/*.nn; do
   if [ "$name" = moons ]; then
     emit "$root/examples" "$name.nn" grad "$root/tests/examples/$name.grad"
     emit "$root/examples" "$name.nn" opt "$root/tests/examples/$name.opt"
+    emit "$root/examples" "$name.nn" layout "$root/tests/examples/$name.layout"
   fi
 done
 

@@ -16,3 +16,9 @@ foreach(mode grad opt)
            COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> --emit ${mode}
                    ${PROJECT_SOURCE_DIR}/examples/moons.nn ${PROJECT_SOURCE_DIR}/tests/examples/moons.${mode})
 endforeach()
+add_test(NAME golden.example.moons.layout
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> --emit layout
+                 ${PROJECT_SOURCE_DIR}/examples/moons.nn ${PROJECT_SOURCE_DIR}/tests/examples/moons.layout)
+add_test(NAME emit.dot COMMAND sh -c
+         "$<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/moons.nn --emit dot | grep -q -- '-> n' && \
+          $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/moons.nn --emit dot | head -1 | grep -q '^digraph'")
