@@ -309,8 +309,13 @@ static int run(Compilation *c) {
   }
   if (o->emit) return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time);
   if (!o->train && !o->grad && !o->check_grad && !o->predict) {
-    fprintf(stderr, "nnc: nothing to do: add --train, --grad, --check-grad, --predict CSV or --emit KIND\n");
-    return 2;
+    /* no task: the file checked, compiled to a graph, and a summary */
+    int64_t count = 0;
+    for (int i = 0; i < c->opt_g->params.len; i++) count += shape_numel(&((Node *)c->opt_g->params.items[i])->shape);
+    printf("%s: model %s, %s, %lld parameters in %d tensors; run it with --train, --grad, "
+           "--check-grad, --predict CSV or --emit KIND\n",
+           o->file, c->prog.model_name, dtype_name(c->prog.dtype), (long long)count, c->opt_g->params.len);
+    return 0;
   }
   return run_task(c);
 }
