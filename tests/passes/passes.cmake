@@ -22,3 +22,5 @@ add_test(NAME golden.example.moons.layout
 add_test(NAME emit.dot COMMAND sh -c
          "$<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/moons.nn --emit dot | grep -q -- '-> n' && \
           $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/moons.nn --emit dot | head -1 | grep -q '^digraph'")
+add_test(NAME cli.summary COMMAND sh -c
+         "$<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/moons.nn | grep -q 'model moons, f64, 57 parameters in 8 tensors'")
