@@ -61,7 +61,7 @@ static const Builtin builtins[] = {
       NUM("noise", P_REAL, 0, 0, 1e6), SEED}},
     {"circles", B_DATA, DATA_CIRCLES, 0,
      {NUM("samples", P_INT, 100, 2, (double)NNC_DATA_MAX_ROWS),
-      NUM("noise", P_REAL, 0, 0, 1e6), {"factor", P_REAL, 0.8, false, 0, 1, true},
+      NUM("noise", P_REAL, 0, 0, 1e6), {"factor", P_REAL, 0.8, false, 0, 1, true, true},
       SEED}},
     {"csv", B_DATA, DATA_CSV, 0,
      {{"path", P_STRING, 0, true, 0, 0, false}, NUM("onehot", P_BOOL, 0, 0, 1),
@@ -333,7 +333,9 @@ static void fmt_range(char *buf, size_t n, const ParamSpec *p) {
   char lo[32], hi[32];
   fmt_number(lo, sizeof lo, p->lo);
   fmt_number(hi, sizeof hi, p->hi);
-  if (p->lo_open && p->hi >= 1e299)
+  if (p->lo_open && p->hi_open)
+    snprintf(buf, n, "between %s and %s, both excluded", lo, hi);
+  else if (p->lo_open && p->hi >= 1e299)
     snprintf(buf, n, "greater than %s", lo);
   else if (p->lo_open)
     snprintf(buf, n, "greater than %s and at most %s", lo, hi);
@@ -374,7 +376,7 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
                call->b->name, p->name, v);
     return;
   }
-  if (v < p->lo || v > p->hi || (p->lo_open && v == p->lo)) {
+  if (v < p->lo || v > p->hi || (p->lo_open && v == p->lo) || (p->hi_open && v == p->hi)) {
     char range[96];
     fmt_range(range, sizeof range, p);
     diag_error(c->diag, e->loc, "%s: '%s' must be %s, got %g", call->b->name,

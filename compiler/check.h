@@ -39,6 +39,7 @@ typedef struct ParamSpec {
   bool required;
   double lo, hi;  /* accepted range for numbers (inclusive) */
   bool lo_open;   /* lo itself is refused */
+  bool hi_open;   /* hi itself is refused */
 } ParamSpec;
 
 typedef enum LayerKind { LAYER_LINEAR } LayerKind;
