@@ -14,7 +14,9 @@ mkdir -p build-fuzz/artifacts
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp tests/fuzz/corpus/* "$work"/
-for f in examples/*.nn tests/*/*.nn; do cp "$f" "$work/seed-$(echo "$f" | tr / _)"; done
+for f in examples/*.nn tests/*/*.nn; do
+  [ -f "$f" ] && cp "$f" "$work/seed-$(echo "$f" | tr / _)"
+done
 echo "replaying $(ls tests/fuzz/corpus | wc -l) saved inputs"
 build-fuzz/fuzz_nnc -runs=0 tests/fuzz/corpus
 build-fuzz/fuzz_nnc "$work" -dict=tests/fuzz/nnc.dict -max_total_time="$secs" -max_len=4096 \
