@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp tests/fuzz/corpus/* "$work"/
 for f in examples/*.nn tests/*/*.nn; do
-  [ -f "$f" ] && cp "$f" "$work/seed-$(echo "$f" | tr / _)"
+  if [ -f "$f" ]; then cp "$f" "$work/seed-$(echo "$f" | tr / _)"; fi
 done
 echo "replaying $(ls tests/fuzz/corpus | wc -l) saved inputs"
 build-fuzz/fuzz_nnc -runs=0 tests/fuzz/corpus
