@@ -16,11 +16,22 @@ static int64_t leaf_cols(const PtrVec *leaves) {
 int64_t engine_input_cols(const Graph *g) { return leaf_cols(&g->inputs); }
 int64_t engine_target_cols(const Graph *g) { return leaf_cols(&g->targets); }
 
-void *engine_buffer_new(const Graph *g, const Layout *layout) {
+Engine *engine_new(const Engine *ops, const Graph *g, const Layout *layout, int max_batch, void *impl) {
+  Engine *e = nnc_xmalloc(sizeof *e);
+  *e = *ops;
+  e->g = g;
+  e->layout = layout;
+  e->max_batch = max_batch;
+  e->impl = impl;
   size_t bytes = (size_t)layout->total * (size_t)layout->elem_size;
-  void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!buf) nnc_die("out of memory (%zu bytes of parameters)", bytes);
-  memset(buf, 0, bytes);
-  layout_init_states(g, layout, buf);
-  return buf;
+  e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!e->buf) nnc_die("out of memory (%zu bytes of parameters)", bytes);
+  memset(e->buf, 0, bytes);
+  layout_init_states(g, layout, e->buf);
+  return e;
+}
+
+void engine_free(Engine *e) {
+  free(e->buf);
+  free(e);
 }

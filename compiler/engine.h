@@ -42,8 +42,11 @@ struct Engine {
 int64_t engine_input_cols(const Graph *g);
 int64_t engine_target_cols(const Graph *g);
 
-/* A zeroed, 64-byte aligned buffer of layout's size (free with free()),
- * its optimizer state set to its starting values. */
-void *engine_buffer_new(const Graph *g, const Layout *layout);
+/* A new Engine with the entry points of `ops` (a template holding only
+ * function pointers), its own zeroed 64-byte aligned buffer with the
+ * optimizer state at its starting values, and `impl`. */
+Engine *engine_new(const Engine *ops, const Graph *g, const Layout *layout, int max_batch, void *impl);
+/* Free what engine_new allocated (impl is the engine's own business). */
+void engine_free(Engine *e);
 
 #endif

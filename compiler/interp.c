@@ -464,24 +464,15 @@ static void ie_destroy(Engine *e) {
   interp_free(ie->in);
   free(ie->scratch);
   free(ie);
-  free(e->buf);
-  free(e);
+  engine_free(e);
 }
 
+static const Engine interp_ops = {.backward = ie_backward, .update = ie_update, .train_step = ie_train_step,
+                                   .train_epoch = ie_train_epoch, .forward = ie_forward, .destroy = ie_destroy};
+
 Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch) {
-  Engine *e = nnc_xcalloc(1, sizeof *e);
   IEngine *ie = nnc_xcalloc(1, sizeof *ie);
-  e->g = g;
-  e->layout = layout;
-  e->max_batch = max_batch;
-  e->buf = engine_buffer_new(g, layout);
-  e->backward = ie_backward;
-  e->update = ie_update;
-  e->train_step = ie_train_step;
-  e->train_epoch = ie_train_epoch;
-  e->forward = ie_forward;
-  e->destroy = ie_destroy;
-  e->impl = ie;
+  Engine *e = engine_new(&interp_ops, g, layout, max_batch, ie);
   ie->in = interp_new(g, max_batch, false);
   /* scratch holds the largest leaf or gradient for a full batch */
   int64_t most = engine_input_cols(g) > engine_target_cols(g) ? engine_input_cols(g) : engine_target_cols(g);

@@ -201,8 +201,7 @@ static void je_destroy(Engine *e) {
   LLVMErrorRef err = LLVMOrcDisposeLLJIT(je->jit);
   if (err) report_error("disposing the JIT", err);
   free(je);
-  free(e->buf);
-  free(e);
+  engine_free(e);
 }
 
 static int lookup(LLVMOrcLLJITRef jit, const Graph *g, const char *fn, void **out) {
@@ -275,19 +274,9 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   memcpy(&je->predict, &pred, sizeof pred);
   memcpy(&je->update, &upd, sizeof upd);
   lap(&timer, "machine-code");
-  Engine *e = nnc_xcalloc(1, sizeof *e);
-  e->g = g;
-  e->layout = layout;
-  e->max_batch = max_batch;
-  e->buf = engine_buffer_new(g, layout);
-  e->backward = je_backward;
-  e->update = je_update;
-  e->train_step = je_train_step;
-  e->train_epoch = je_train_epoch;
-  e->forward = je_forward;
-  e->destroy = je_destroy;
-  e->impl = je;
-  return e;
+  static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
+                                 .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
+  return engine_new(&jit_ops, g, layout, max_batch, je);
 }
 
 /* ---- --emit llvm, asm, obj, header ---- */
