@@ -58,6 +58,7 @@ typedef struct CG {
   LLVMValueRef fn, buf, x, t, n, y, loss, inv_n;
   Store *st;
   bool *need;
+  bool *given; /* per node: this function reads it from the buffer */
   int64_t stack_bytes;
   int64_t unroll; /* product of the unrolled loops around the code being built */
   int depth;      /* LLVM loops around the code being built */
@@ -1197,7 +1198,8 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   const Graph *g = cg->g;
   memset(cg->need, 0, (size_t)g->len);
   memset(cg->st, 0, sizeof(Store) * (size_t)g->len);
-  bool *given = nnc_xcalloc((size_t)g->len, 1);
+  bool *given = cg->given;
+  memset(given, 0, (size_t)g->len);
   if (grads_given)
     for (int i = 0; i < g->params.len; i++) {
       const Node *d = g->grads[i];
@@ -1263,7 +1265,6 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
       set_mem(cg, up->value, cg->buf,
               t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index], 0);
     }
-  free(given);
   free(root);
   free(users);
   free(reader);
@@ -1351,12 +1352,6 @@ static bool stored_at(const CG *cg, const Node *n, int64_t off) {
   return s->kind == ST_MEM && s->base == cg->buf && s->off == off && op_info[n->op].cls != OPC_LEAF;
 }
 
-static bool is_update_value(const Graph *g, const Node *n) {
-  for (int u = 0; u < g->nupdates; u++)
-    if (g->updates[u].value == n) return true;
-  return false;
-}
-
 static void store_updates(CG *cg) {
   const Graph *g = cg->g;
   for (int u = 0; u < g->nupdates; u++) {
@@ -1438,7 +1433,7 @@ static void build_function(CG *cg, FnKind kind) {
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF || cg->st[i].kind != ST_MEM) continue;
-    if (kind == FN_UPDATE && cg->st[i].base == cg->buf && !is_update_value(g, n)) continue; /* a given gradient */
+    if (cg->given[i]) continue; /* read from the buffer (update's gradients) */
     emit_node(cg, n);
   }
   switch (kind) {
@@ -1550,6 +1545,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.labels = graph_labels(g);
   cg.st = nnc_xcalloc((size_t)g->len, sizeof(Store));
   cg.need = nnc_xcalloc((size_t)g->len, 1);
+  cg.given = nnc_xcalloc((size_t)g->len, 1);
   cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
   /* the workspace: a fixed range for every node too large for the stack */
@@ -1612,6 +1608,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.dirty);
   free(cg.st);
   free(cg.need);
+  free(cg.given);
   free(cg.ws_off);
   free(cg.pack);
   return cg.mod;

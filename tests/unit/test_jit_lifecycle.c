@@ -85,6 +85,18 @@ static void run_model(int round, int m) {
     const void *t = layout->elem_size == 8 ? (const void *)t64 : (const void *)t32;
     double lj = jit->train_step(jit, x, t, n), li = ref->train_step(ref, x, t, n);
     check(fabs(lj - li) <= 1e-5 * fmax(1, fabs(li)), "JIT and interpreter agree", round, m);
+    /* backward then update, separately, must agree too */
+    jit->backward(jit, x, t, n);
+    ref->backward(ref, x, t, n);
+    jit->update(jit);
+    ref->update(ref);
+    double worst = 0;
+    for (int64_t i = 0; i < layout->total; i++) {
+      double a = layout->elem_size == 8 ? ((double *)jit->buf)[i] : ((float *)jit->buf)[i];
+      double b = layout->elem_size == 8 ? ((double *)ref->buf)[i] : ((float *)ref->buf)[i];
+      worst = fmax(worst, fabs(a - b) / fmax(1, fabs(b)));
+    }
+    check(worst <= 1e-5, "update agrees with the interpreter", round, m);
     jit->destroy(jit);
   }
   ref->destroy(ref);
