@@ -1362,7 +1362,7 @@ static void store_updates(CG *cg) {
 }
 
 /* Few enough per-row values that copies of train_step are cheap. */
-static bool step_is_small(const Graph *g, int max_batch) {
+bool codegen_step_is_small(const Graph *g, int max_batch) {
   int64_t elems = 0;
   for (int i = 0; i < g->len; i++)
     if (g->nodes[i]->batched) elems += shape_numel(&g->nodes[i]->shape);
@@ -1472,7 +1472,7 @@ static void build_function(CG *cg, FnKind kind) {
      code specialized for their size; a large one is called, so its code
      exists once (compile time grows with every copy). */
   if (kind == FN_TRAIN_STEP)
-    add_attr(cg, fn, LLVMAttributeFunctionIndex, step_is_small(g, cg->max_batch) ? "alwaysinline" : "noinline");
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, codegen_step_is_small(g, cg->max_batch) ? "alwaysinline" : "noinline");
 }
 
 /* train_epoch: full batches with the row count a constant (so the inlined

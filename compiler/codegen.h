@@ -27,6 +27,11 @@ enum {
   CG_TRAIN_EPOCH = 32, CG_ALL = 63
 };
 
+/* True when a training step is small (few values per row times rows):
+ * its code is then straight-line, train_step is inlined into train_epoch,
+ * and jit.c optimizes it with a short pipeline. */
+bool codegen_step_is_small(const Graph *g, int max_batch);
+
 /* Build the module in ctx with the functions in `fns`. When train_epoch is
  * built without train_step, train_step is internal and disappears into
  * train_epoch. */

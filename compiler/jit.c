@@ -100,10 +100,26 @@ static void lap(Timer *tm, const char *stage) {
   tm->t = now;
 }
 
-/* Verify, then run the new pass manager's default pipeline at the level.
- * An invalid module is an nnc bug: say so and keep the module for the
- * report. Returns 0 on success. */
-static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, Timer *timer) {
+/* The pass pipeline for a module. A small step is straight-line code in a
+ * row loop: what speeds it up is SROA, CSE, instcombine, LICM (parameters
+ * kept in registers across the rows) and the SLP vectorizer (width-4
+ * layers become one AVX2 vector). default<O2> runs those and some seventy
+ * more passes that find nothing left to do here, at twice the compile time
+ * for the same code speed (see README, Performance). -O3, and every module
+ * with GEMM loops, get LLVM's default pipeline. */
+static const char *pipeline_for(int opt_level, bool small_step, char *buf, size_t len) {
+  const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
+  if (custom) return custom;
+  if (small_step && (opt_level == 1 || opt_level == 2))
+    return "function(sroa,early-cse<memssa>,instcombine,loop-mssa(licm),slp-vectorizer,instcombine,simplifycfg)";
+  snprintf(buf, len, "default<O%d>", opt_level);
+  return buf;
+}
+
+/* Verify, then optimize (pipeline_for). An invalid module is an nnc bug:
+ * say so and keep the module for the report. Returns 0 on success. */
+static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, bool small_step,
+                               Timer *timer) {
   char *msg = NULL;
   if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
     char path[256];
@@ -125,8 +141,8 @@ static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int o
   LLVMSetModuleDataLayout(mod, layout);
   LLVMDisposeTargetData(layout);
   lap(timer, "verify");
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  char buf[32];
+  const char *pipeline = pipeline_for(opt_level, small_step, buf, sizeof buf);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   /* codegen.c already unrolls the small loops it wants straight-line and
      blocks the GEMM by hand; LLVM's own unrolling of the remaining loops
@@ -226,7 +242,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, fns);
   lap(&timer, "codegen");
   LLVMTargetMachineRef tm = host_machine(opt_level);
-  if (!tm || verify_and_optimize(mod, tm, opt_level, &timer) != 0) {
+  if (!tm || verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) != 0) {
     if (tm) LLVMDisposeTargetMachine(tm);
     LLVMDisposeModule(mod);
     LLVMOrcDisposeThreadSafeContext(tsc);
@@ -329,7 +345,7 @@ int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level,
   lap(&timer, "codegen");
   LLVMTargetMachineRef tm = host_machine(opt_level);
   int rc = 1;
-  if (tm && verify_and_optimize(mod, tm, opt_level, &timer) == 0) {
+  if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) == 0) {
     if (strcmp(kind, "llvm") == 0) {
       char *text = LLVMPrintModuleToString(mod);
       rc = nnc_write_output(path, text, strlen(text));
