@@ -38,7 +38,10 @@ typedef struct Store {
   LLVMValueRef value;      /* ST_CONST, ST_VALUE */
 } Store;
 
-typedef enum FnKind { FN_FORWARD, FN_PREDICT, FN_BACKWARD, FN_UPDATE, FN_TRAIN_STEP, FN_COUNT } FnKind;
+/* One per CG_* bit, in build order (train_epoch calls train_step). */
+typedef enum FnKind {
+  FN_FORWARD, FN_PREDICT, FN_BACKWARD, FN_UPDATE, FN_TRAIN_STEP, FN_TRAIN_EPOCH, FN_GRAD_PART, FN_COUNT
+} FnKind;
 
 
 typedef struct CG {
@@ -52,10 +55,11 @@ typedef struct CG {
   int max_batch;
   char **labels;
   int64_t *ws_off;  /* per node: byte offset in the workspace, or -1 */
-  LLVMValueRef ws;  /* the workspace global */
+  LLVMValueRef ws;  /* the workspace: the module's global, or grad_part's ws */
   /* the function being built */
   FnKind kind;
   LLVMValueRef fn, buf, x, t, n, y, loss, inv_n;
+  LLVMValueRef gbuf; /* where gradients go: buf, or grad_part's grad */
   Store *st;
   bool *need;
   bool *given; /* per node: this function reads it from the buffer */
@@ -70,7 +74,7 @@ typedef struct CG {
   LLVMBasicBlockRef outer_pre; /* the block before the outermost loop */
   int vl;                      /* elements per vector register */
   int gemm_nv;                 /* vectors per GEMM block row */
-  LLVMValueRef *pack;          /* per matmul node: workspace for a packed B */
+  int64_t *pack_off;           /* per matmul node: workspace offset for a packed B, or -1 */
 } CG;
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
@@ -946,7 +950,8 @@ static void transpose_block(CG *cg, LLVMValueRef *v) {
  * workspace slot of `owner`. A transposed matrix in memory whose sides are
  * whole vectors goes through vl x vl register transposes. */
 static LLVMValueRef pack_b(CG *cg, const Node *owner, const Node *src, int64_t K, int64_t N, bool swap) {
-  LLVMValueRef base = cg->pack[owner->id];
+  LLVMValueRef pack_at = ci(cg, cg->pack_off[owner->id]);
+  LLVMValueRef base = LLVMBuildInBoundsGEP2(cg->alloc, LLVMInt8TypeInContext(cg->ctx), cg->ws, &pack_at, 1, "pack");
   const Store *ss = &cg->st[src->id];
   int vl = cg->vl;
   if (swap && ss->kind == ST_MEM && !src->batched && K % vl == 0 && N % vl == 0 && vl <= 64) {
@@ -1205,7 +1210,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
       const Node *d = g->grads[i];
       if (!given[d->id] && op_info[d->op].cls != OPC_LEAF) {
         given[d->id] = true;
-        set_mem(cg, d, cg->buf, cg->L->grad_off[i], 0);
+        set_mem(cg, d, cg->gbuf, cg->L->grad_off[i], 0);
       }
     }
   for (int r = 0; r < nroots; r++) cg->need[roots[r]->id] = true;
@@ -1248,14 +1253,14 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     }
   }
   /* results that can be computed straight into the buffer */
-  if (cg->kind == FN_BACKWARD)
+  if (cg->kind == FN_BACKWARD || cg->kind == FN_GRAD_PART)
     for (int p = 0; p < g->params.len; p++) {
       const Node *d = g->grads[p];
       bool shared = false;
       for (int q = 0; q < p; q++) shared |= g->grads[q] == d;
-      if (!shared && cg->st[d->id].kind == ST_MEM && cg->st[d->id].base != cg->buf &&
+      if (!shared && cg->st[d->id].kind == ST_MEM && cg->st[d->id].base != cg->gbuf &&
           op_info[d->op].cls != OPC_LEAF)
-        set_mem(cg, d, cg->buf, cg->L->grad_off[p], 0);
+        set_mem(cg, d, cg->gbuf, cg->L->grad_off[p], 0);
     }
   if (cg->kind == FN_TRAIN_STEP || cg->kind == FN_UPDATE)
     for (int u = 0; u < g->nupdates; u++) {
@@ -1346,10 +1351,10 @@ static LLVMValueRef scalar_value(CG *cg, const Node *n) {
   return load_elem(cg, n, ci(cg, 0), idx);
 }
 
-/* Is n's storage exactly buf + off (computed in place)? */
-static bool stored_at(const CG *cg, const Node *n, int64_t off) {
+/* Is n's storage exactly base + off (computed in place)? */
+static bool stored_at(const CG *cg, const Node *n, LLVMValueRef base, int64_t off) {
   const Store *s = &cg->st[n->id];
-  return s->kind == ST_MEM && s->base == cg->buf && s->off == off && op_info[n->op].cls != OPC_LEAF;
+  return s->kind == ST_MEM && s->base == base && s->off == off && op_info[n->op].cls != OPC_LEAF;
 }
 
 static void store_updates(CG *cg) {
@@ -1357,7 +1362,7 @@ static void store_updates(CG *cg) {
   for (int u = 0; u < g->nupdates; u++) {
     const Node *t = g->updates[u].target;
     int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
-    if (!stored_at(cg, g->updates[u].value, off)) copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
+    if (!stored_at(cg, g->updates[u].value, cg->buf, off)) copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
   }
 }
 
@@ -1375,6 +1380,7 @@ static void build_function(CG *cg, FnKind kind) {
   LLVMValueRef fn;
   cg->kind = kind;
   cg->x = cg->t = cg->y = cg->loss = NULL;
+  LLVMValueRef module_ws = cg->ws;
   int nroots = 0;
   Node **roots = nnc_xcalloc((size_t)(g->params.len + g->nupdates + 4), sizeof(Node *));
   switch (kind) {
@@ -1414,6 +1420,22 @@ static void build_function(CG *cg, FnKind kind) {
       for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
     break;
   }
+  case FN_GRAD_PART: {
+    /* a shard of a batch: gradients of its n rows into grad (the buffer's
+       layout), scaled by 1/total, the rows of the whole batch; its own
+       workspace, so threads can run it side by side */
+    LLVMTypeRef ps[] = {p, p, p, p, p, I, I};
+    const char *names[] = {"buf", "grad", "ws", "x", "t", "n", "total"};
+    fn = declare(cg, "grad_part", cg->T, ps, 7, names, 0x19);
+    begin_body(cg, fn);
+    cg->buf = LLVMGetParam(fn, 0), cg->gbuf = LLVMGetParam(fn, 1), cg->ws = LLVMGetParam(fn, 2);
+    cg->x = LLVMGetParam(fn, 3), cg->t = LLVMGetParam(fn, 4);
+    cg->n = LLVMGetParam(fn, 5);
+    cg->inv_n = b_fdiv(cg, cT(cg, 1), LLVMBuildSIToFP(cg->b, LLVMGetParam(fn, 6), cg->T, ""));
+    roots[nroots++] = g->batch_loss;
+    for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
+    break;
+  }
   case FN_UPDATE: {
     LLVMTypeRef ps[] = {p};
     const char *names[] = {"buf"};
@@ -1424,9 +1446,10 @@ static void build_function(CG *cg, FnKind kind) {
     for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
     break;
   }
-  case FN_COUNT: default:
+  case FN_TRAIN_EPOCH: case FN_COUNT: default:
     nnc_die("codegen: bad function kind");
   }
+  if (kind != FN_GRAD_PART) cg->gbuf = cg->buf;
   plan(cg, roots, nroots, kind == FN_UPDATE);
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
@@ -1446,9 +1469,10 @@ static void build_function(CG *cg, FnKind kind) {
     copy_out(cg, g->output, cg->y, 0, shape_numel(&g->output->shape), true);
     LLVMBuildRetVoid(cg->b);
     break;
-  case FN_BACKWARD: {
+  case FN_BACKWARD: case FN_GRAD_PART: {
     for (int i = 0; i < g->params.len; i++)
-      if (!stored_at(cg, g->grads[i], cg->L->grad_off[i])) copy_out(cg, g->grads[i], cg->buf, cg->L->grad_off[i], 0, false);
+      if (!stored_at(cg, g->grads[i], cg->gbuf, cg->L->grad_off[i]))
+        copy_out(cg, g->grads[i], cg->gbuf, cg->L->grad_off[i], 0, false);
     LLVMBuildRet(cg->b, scalar_value(cg, g->batch_loss));
     break;
   }
@@ -1462,10 +1486,11 @@ static void build_function(CG *cg, FnKind kind) {
     store_updates(cg);
     LLVMBuildRetVoid(cg->b);
     break;
-  case FN_COUNT:
+  case FN_TRAIN_EPOCH: case FN_COUNT:
     break;
   }
   end_body(cg);
+  cg->ws = module_ws;
   free(roots);
   /* train_epoch calls train_step twice, for full batches (n a constant) and
      the last one. A small step is inlined at both, so the full batches run
@@ -1525,6 +1550,42 @@ static void build_train_epoch(CG *cg) {
   end_body(cg);
 }
 
+/* The workspace: a fixed 64-byte aligned range for every node too large
+ * for the stack (ws_off, per node, else -1), then room to pack the matrix
+ * operand of each matrix-vector product (pack_off). Returns its size. */
+static int64_t plan_workspace(const Graph *g, const Layout *L, int max_batch, int64_t *ws_off,
+                              int64_t *pack_off) {
+  int64_t ws = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    ws_off[i] = -1;
+    if (op_info[n->op].cls == OPC_LEAF) continue;
+    int64_t bytes = shape_numel(&n->shape) * (n->batched ? max_batch : 1) * L->elem_size;
+    if (bytes <= SMALL_NODE_BYTES) continue;
+    ws_off[i] = ws;
+    ws += (bytes + 63) / 64 * 64;
+  }
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    pack_off[i] = -1;
+    if (n->op != OP_MATMUL) continue;
+    const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
+    if (m->shape.rank != 2 || m->batched) continue;
+    pack_off[i] = ws;
+    ws += (shape_numel(&m->shape) * L->elem_size + 63) / 64 * 64;
+  }
+  return ws ? ws : 64;
+}
+
+int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch) {
+  int64_t *ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  int64_t *pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  int64_t ws = plan_workspace(g, L, max_batch, ws_off, pack_off);
+  free(ws_off);
+  free(pack_off);
+  return ws;
+}
+
 const char *codegen_prefix(const Graph *g, char *buf, size_t n) {
   snprintf(buf, n, "nnc_%s_", g->model_name ? g->model_name : "model");
   return buf;
@@ -1548,41 +1609,14 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.given = nnc_xcalloc((size_t)g->len, 1);
   cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
-  /* the workspace: a fixed range for every node too large for the stack */
   cg.ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
-  int64_t ws = 0;
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i];
-    cg.ws_off[i] = -1;
-    if (op_info[n->op].cls == OPC_LEAF) continue;
-    int64_t bytes = node_bytes(&cg, n);
-    if (bytes <= SMALL_NODE_BYTES) continue;
-    cg.ws_off[i] = ws;
-    ws += (bytes + 63) / 64 * 64;
-  }
-  /* room to pack a matrix operand of each matrix-vector product */
-  int64_t *pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i];
-    pack_off[i] = -1;
-    if (n->op != OP_MATMUL) continue;
-    const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
-    if (m->shape.rank != 2 || m->batched) continue;
-    pack_off[i] = ws;
-    ws += (shape_numel(&m->shape) * layout->elem_size + 63) / 64 * 64;
-  }
-  LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)(ws ? ws : 64));
+  cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  int64_t ws = plan_workspace(g, layout, max_batch, cg.ws_off, cg.pack_off);
+  LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)ws);
   cg.ws = LLVMAddGlobal(cg.mod, ws_ty, "nnc.workspace");
   LLVMSetInitializer(cg.ws, LLVMConstNull(ws_ty));
   LLVMSetLinkage(cg.ws, LLVMInternalLinkage);
   LLVMSetAlignment(cg.ws, 64);
-  cg.pack = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef));
-  for (int i = 0; i < g->len; i++)
-    if (pack_off[i] >= 0) {
-      LLVMValueRef off = ci(&cg, pack_off[i]);
-      cg.pack[i] = LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ctx), cg.ws, &off, 1);
-    }
-  free(pack_off);
   /* vector width of the host: 512-bit with AVX-512, else 256 with AVX */
   char *features = LLVMGetHostCPUFeatures();
   int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
@@ -1593,9 +1627,13 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;
   if (fns & CG_TRAIN_EPOCH) fns |= CG_TRAIN_STEP;
-  for (int k = 0; k < FN_COUNT; k++)
-    if (fns & (1u << k)) build_function(&cg, (FnKind)k);
-  if (fns & CG_TRAIN_EPOCH) build_train_epoch(&cg);
+  for (int k = 0; k < FN_COUNT; k++) {
+    if (!(fns & (1u << k))) continue;
+    if (k == FN_TRAIN_EPOCH)
+      build_train_epoch(&cg);
+    else
+      build_function(&cg, (FnKind)k);
+  }
   if ((fns & CG_TRAIN_EPOCH) && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
@@ -1610,6 +1648,6 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.need);
   free(cg.given);
   free(cg.ws_off);
-  free(cg.pack);
+  free(cg.pack_off);
   return cg.mod;
 }

@@ -24,8 +24,17 @@ const char *codegen_prefix(const Graph *g, char *buf, size_t n);
 /* Which functions to build (a run builds only what it calls). */
 enum {
   CG_FORWARD = 1, CG_PREDICT = 2, CG_BACKWARD = 4, CG_UPDATE = 8, CG_TRAIN_STEP = 16,
-  CG_TRAIN_EPOCH = 32, CG_ALL = 63
+  CG_TRAIN_EPOCH = 32, CG_ALL = 63,
+  /* for threads and MPI (not in CG_ALL):
+     T grad_part(buf, grad, ws, x, t, n, total) writes the gradients of n
+     rows, scaled by 1/total, into grad (a buffer of the same layout), uses
+     ws (codegen_workspace_bytes, 64-byte aligned) for its intermediates,
+     and returns the sum of the rows' losses / total */
+  CG_GRAD_PART = 64
 };
+
+/* Bytes of workspace the module's functions use (grad_part's ws). */
+int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch);
 
 /* True when a training step is small (few values per row times rows):
  * its code is then straight-line, train_step is inlined into train_epoch,

@@ -27,6 +27,7 @@
 #include "ir.h"
 #include "lower.h"
 #include "nnc.h"
+#include "parallel.h"
 #include "parse.h"
 
 void nnc_options_default(NncOptions *o) {
@@ -199,13 +200,27 @@ static int middle(Compilation *c) {
   return 0;
 }
 
+/* Threads for a training run: --threads, else what gains (parallel.h). */
+static int train_threads(const Compilation *c) {
+  const NncOptions *o = c->opt;
+  if (!o->train || !o->jit) return 1;
+  if (o->threads > 0) return o->threads;
+  int64_t per_row = 0;
+  for (int i = 0; i < c->opt_g->len; i++)
+    if (c->opt_g->nodes[i]->batched) per_row += shape_numel(&c->opt_g->nodes[i]->shape);
+  return par_default_threads(per_row, c->prog.train.batch);
+}
+
 static Engine *make_engine(Compilation *c) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
+  int threads = train_threads(c);
+  bool parallel = o->train && (threads > 1 || par_size() > 1);
   if (o->jit) {
     unsigned fns = o->predict ? CG_PREDICT
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
+    if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_BACKWARD | CG_UPDATE | CG_GRAD_PART;
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time);
     if (!e) return NULL;
   } else {
@@ -219,6 +234,7 @@ static Engine *make_engine(Compilation *c) {
   } else {
     rt_init_params(&c->prog, c->inits, e);
   }
+  if (parallel) e = par_engine_new(e, threads);
   return e;
 }
 
@@ -261,17 +277,29 @@ static int run_task(Compilation *c) {
     e->destroy(e);
     return rc;
   }
-  NncData train, valid;
-  if (rt_load_data(&c->prog, c->opt_g, &train, &valid) != 0) return 1;
-  int rc = 1;
-  Engine *e = make_engine(c);
+  NncData train = {0}, valid = {0};
+  int rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
+  Engine *e = rc == 0 ? make_engine(c) : NULL;
+  /* with MPI, every rank must get here: one failing rank stops them all */
+  if (par_agree(e == NULL) != 0) {
+    if (e) e->destroy(e);
+    if (rc == 0) {
+      nnc_data_free(&train);
+      nnc_data_free(&valid);
+    }
+    return 1;
+  }
+  rc = 1;
   if (e) {
     if (o->grad)
       rc = rt_print_grad(e, &train, c->prog.train.batch);
     else if (o->check_grad)
       rc = rt_check_grad(e, &train, c->prog.train.batch);
     else {
-      TrainOptions to = {.save = o->save, .plot = o->plot, .model_name = c->prog.model_name};
+      /* rank 0 alone writes files (stdout of the others is already gone) */
+      bool writer = par_rank() == 0;
+      TrainOptions to = {.save = writer ? o->save : NULL, .plot = writer ? o->plot : NULL,
+                         .model_name = c->prog.model_name};
       rc = rt_train(&c->prog, e, &train, &valid, &to);
     }
     e->destroy(e);
@@ -319,6 +347,9 @@ static int run(Compilation *c) {
   }
   return run_task(c);
 }
+
+void nnc_parallel_init(int *argc, char ***argv) { par_init(argc, argv); }
+void nnc_parallel_finalize(void) { par_finalize(); }
 
 int nnc_run(const NncOptions *o) {
   Compilation c = {.opt = o};

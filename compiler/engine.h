@@ -22,6 +22,7 @@ struct Engine {
   const Layout *layout;
   void *buf;     /* parameters, gradients, optimizer state (owned here) */
   int max_batch; /* rows per call the engine was built for */
+  int64_t rows_per_step; /* rows per optimizer step in train_epoch (0: max_batch; MPI: ranks x max_batch) */
   /* batch loss of n <= max_batch rows; gradients into buf */
   double (*backward)(Engine *e, const void *x, const void *t, int64_t n);
   /* one optimizer step from the gradients in buf */
@@ -34,6 +35,14 @@ struct Engine {
   /* per-row outputs y[n * numel(output)] and, when t is given, per-row
    * losses loss[n]; y and loss are in the model's dtype */
   void (*forward)(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss);
+  /* compiled code only (else NULL), for threads and MPI: the gradients of n
+   * rows (0..max_batch) scaled by 1/total into grad, a buffer of the same
+   * layout, with ws (ws_bytes, 64-byte aligned) as workspace; returns the
+   * sum of the rows' losses / total. Reads e->buf, writes only grad and
+   * ws, so threads may run it side by side. */
+  double (*grad_part)(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
+                      int64_t total);
+  int64_t ws_bytes;
   void (*destroy)(Engine *e);
   void *impl;
 };

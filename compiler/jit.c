@@ -111,7 +111,10 @@ static const char *pipeline_for(int opt_level, bool small_step, char *buf, size_
   const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
   if (custom) return custom;
   if (small_step && (opt_level == 1 || opt_level == 2))
-    return "function(sroa,early-cse<memssa>,instcombine,loop-mssa(licm),slp-vectorizer,instcombine,simplifycfg)";
+    /* no-verify-fixpoint: what default<O2> uses; the textual default aborts
+       when one round of instcombine leaves something to do */
+    return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,loop-mssa(licm),slp-vectorizer,"
+           "instcombine<no-verify-fixpoint>,simplifycfg)";
   snprintf(buf, len, "default<O%d>", opt_level);
   return buf;
 }
@@ -165,6 +168,8 @@ typedef void (*PredictFn)(void *, const void *, int64_t, void *);
 typedef double (*StepFn64)(void *, const void *, const void *, int64_t);
 typedef float (*StepFn32)(void *, const void *, const void *, int64_t);
 typedef void (*UpdateFn)(void *);
+typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t);
+typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t);
 
 typedef struct JEngine {
   LLVMOrcLLJITRef jit;
@@ -172,6 +177,7 @@ typedef struct JEngine {
   ForwardFn forward;
   PredictFn predict;
   void *backward, *train_step, *train_epoch; /* StepFn64 or StepFn32 */
+  void *grad_part;                           /* PartFn64 or PartFn32 */
   UpdateFn update;
 } JEngine;
 
@@ -210,6 +216,13 @@ static void je_forward(Engine *e, const void *x, const void *t, int64_t n, void 
     je->predict(e->buf, x, n, y);
   else
     nnc_die("jit: forward/predict was not compiled");
+}
+
+static double je_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
+                           int64_t total) {
+  JEngine *je = e->impl;
+  if (je->f64) return ((PartFn64)je->grad_part)(e->buf, grad, ws, x, t, n, total);
+  return ((PartFn32)je->grad_part)(e->buf, grad, ws, x, t, n, total);
 }
 
 static void je_destroy(Engine *e) {
@@ -280,7 +293,8 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       ((fns & CG_BACKWARD) && lookup(jit, g, "backward", &je->backward)) ||
       ((fns & CG_UPDATE) && lookup(jit, g, "update", &upd)) ||
       ((fns & CG_TRAIN_STEP) && lookup(jit, g, "train_step", &je->train_step)) ||
-      ((fns & CG_TRAIN_EPOCH) && lookup(jit, g, "train_epoch", &je->train_epoch))) {
+      ((fns & CG_TRAIN_EPOCH) && lookup(jit, g, "train_epoch", &je->train_epoch)) ||
+      ((fns & CG_GRAD_PART) && lookup(jit, g, "grad_part", &je->grad_part))) {
     LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
     free(je);
     return NULL;
@@ -292,7 +306,12 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   lap(&timer, "machine-code");
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
-  return engine_new(&jit_ops, g, layout, max_batch, je);
+  Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
+  if (je->grad_part) {
+    e->grad_part = je_grad_part;
+    e->ws_bytes = codegen_workspace_bytes(g, layout, max_batch);
+  }
+  return e;
 }
 
 /* ---- --emit llvm, asm, obj, header ---- */

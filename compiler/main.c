@@ -29,6 +29,9 @@ static const char help_text[] =
     "  -o FILE           where --emit writes (default: standard output)\n"
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
     "  --time            print compile time per stage on standard error\n"
+    "  --threads N       with --jit --train: split each batch across N threads (default: the\n"
+    "                    machine's cores when the batch is large enough to gain, else 1)\n"
+    "  under mpirun -np P: P processes train as one, each with its share of every batch\n"
     "  --help, --version\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -47,7 +50,7 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out) 
   return 0;
 }
 
-int main(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
   NncOptions o;
   nnc_options_default(&o);
   for (int i = 1; i < argc; i++) {
@@ -78,7 +81,7 @@ int main(int argc, char **argv) {
                strcmp(a, "-o") == 0 || strcmp(a, "--plot") == 0 ||
                strcmp(a, "--epochs") == 0 || strcmp(a, "--lr") == 0 ||
                strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0 ||
-               strcmp(a, "--dtype") == 0) {
+               strcmp(a, "--dtype") == 0 || strcmp(a, "--threads") == 0) {
       if (!next) return usage_error("%s needs a value", a);
       i++;
       if (strcmp(a, "--predict") == 0) o.predict = next;
@@ -93,6 +96,9 @@ int main(int argc, char **argv) {
       } else if (strcmp(a, "--batch") == 0) {
         if (parse_int(next, 1, 65536, &v)) return usage_error("--batch needs a whole number from 1 to 65536, got '%s'", next);
         o.batch = v;
+      } else if (strcmp(a, "--threads") == 0) {
+        if (parse_int(next, 1, 256, &v)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", next);
+        o.threads = (int)v;
       } else if (strcmp(a, "--seed") == 0) {
         if (parse_int(next, 0, 4611686018427387903LL, &v)) return usage_error("--seed needs a non-negative whole number, got '%s'", next);
         o.seed = v;
@@ -132,5 +138,13 @@ int main(int argc, char **argv) {
   if (o.out && !o.emit) return usage_error("%s", "-o goes with --emit");
   if (o.plot && !o.train) return usage_error("%s", "--plot goes with --train");
   if (o.save && !o.train) return usage_error("%s", "--save goes with --train");
+  if (o.threads > 1 && !o.jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
   return nnc_run(&o);
+}
+
+int main(int argc, char **argv) {
+  nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
+  int status = run_command(argc, argv);
+  nnc_parallel_finalize();
+  return status;
 }

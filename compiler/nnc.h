@@ -32,10 +32,17 @@ typedef struct NncOptions {
   int dtype;                   /* -1, 0 (f32) or 1 (f64) */
   int opt_level;               /* 0..3 */
   bool time;                   /* per-stage compile times on stderr */
+  int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N */
 } NncOptions;
 
 void nnc_options_default(NncOptions *o);
 /* Run what the options ask for; returns the exit status (0 or 1). */
 int nnc_run(const NncOptions *o);
+
+/* For a program run by mpirun: start MPI before nnc_run (a no-op when not
+ * started by mpirun; exits with a message when nnc was built without MPI),
+ * and shut it down after. See runtime/parallel.h. */
+void nnc_parallel_init(int *argc, char ***argv);
+void nnc_parallel_finalize(void);
 
 #endif

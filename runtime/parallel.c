@@ -1,0 +1,410 @@
+/*
+ * parallel.c - threads and MPI ranks over the compiled grad_part (see
+ * parallel.h for the scheme and what it guarantees).
+ *
+ * Threads: a pool started once per engine. Each step the main thread
+ * publishes the shards, bumps a generation counter and computes shard 0
+ * itself; workers spin briefly on the counter (a step of a model worth
+ * threading takes tens of microseconds at least) and then sleep on a
+ * condition variable, so an idle pool costs nothing between epochs. Every
+ * buffer is allocated when the engine is made: nothing is allocated in the
+ * training loop.
+ */
+#include "parallel.h"
+
+#include <errno.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifdef NNC_HAVE_MPI
+#include <mpi.h>
+#endif
+
+/* ---- MPI ---- */
+
+static int g_rank = 0, g_size = 1;
+static bool g_mpi = false;
+static FILE *g_err_capture; /* ranks > 0: their standard error */
+
+bool par_have_mpi(void) {
+#ifdef NNC_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+/* The world size a launcher announced in the environment (OpenMPI, PMIx,
+ * MPICH's PMI), or 0. */
+static int launcher_size(void) {
+  const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && atoi(v) > 0) return atoi(v);
+  }
+  return getenv("PMIX_RANK") || getenv("OMPI_COMM_WORLD_RANK") ? 1 : 0;
+}
+
+void par_init(int *argc, char ***argv) {
+  int launched = launcher_size();
+  if (!launched) return;
+#ifdef NNC_HAVE_MPI
+  MPI_Init(argc, argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  g_mpi = true;
+  if (g_rank != 0) {
+    /* one report per job: rank 0 prints; the others' messages wait in a
+       file until par_agree asks for them */
+    fflush(stdout);
+    if (!freopen("/dev/null", "w", stdout)) nnc_die("cannot silence standard output of rank %d", g_rank);
+    g_err_capture = tmpfile();
+    if (g_err_capture) {
+      fflush(stderr);
+      dup2(fileno(g_err_capture), STDERR_FILENO);
+    }
+  }
+#else
+  (void)argc, (void)argv;
+  if (launched > 1) {
+    if (!getenv("OMPI_COMM_WORLD_RANK") || atoi(getenv("OMPI_COMM_WORLD_RANK")) == 0)
+      fprintf(stderr, "nnc: started by mpirun with %d processes, but this nnc was built without MPI "
+                      "(install libopenmpi-dev and rebuild)\n", launched);
+    exit(1);
+  }
+#endif
+}
+
+void par_finalize(void) {
+#ifdef NNC_HAVE_MPI
+  if (g_mpi) MPI_Finalize();
+  g_mpi = false;
+#endif
+}
+
+int par_rank(void) { return g_rank; }
+int par_size(void) { return g_size; }
+
+int par_agree(int status) {
+#ifdef NNC_HAVE_MPI
+  if (!g_mpi) return status;
+  int mine = status ? 1 : 0, first_bad = g_size;
+  int me = mine ? g_rank : g_size;
+  MPI_Allreduce(&me, &first_bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first_bad == g_size) return 0;
+  if (first_bad == 0) return 1; /* rank 0 failed and said why itself */
+  if (g_rank == first_bad) {
+    char text[4096] = "";
+    size_t len = 0;
+    if (g_err_capture) {
+      fflush(stderr);
+      rewind(g_err_capture);
+      len = fread(text, 1, sizeof text - 1, g_err_capture);
+    }
+    text[len] = 0;
+    MPI_Send(text, (int)len + 1, MPI_CHAR, 0, 1, MPI_COMM_WORLD);
+  } else if (g_rank == 0) {
+    char text[4096];
+    MPI_Recv(text, sizeof text, MPI_CHAR, first_bad, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    text[sizeof text - 1] = 0;
+    size_t len = strlen(text);
+    while (len && text[len - 1] == '\n') text[--len] = 0;
+    fprintf(stderr, "nnc: rank %d of %d failed, so every rank stops: %s\n", first_bad, g_size,
+            len ? text : "(no message)");
+  }
+  return 1;
+#else
+  return status;
+#endif
+}
+
+static void allreduce_sum(void *data, int64_t count, bool f64) {
+#ifdef NNC_HAVE_MPI
+  if (!g_mpi || g_size == 1) return;
+  /* MPI counts are int: large buffers go in pieces */
+  const int64_t piece = 1 << 30;
+  size_t es = f64 ? 8 : 4;
+  for (int64_t at = 0; at < count; at += piece) {
+    int64_t k = count - at < piece ? count - at : piece;
+    MPI_Allreduce(MPI_IN_PLACE, (char *)data + (size_t)at * es, (int)k, f64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
+                  MPI_COMM_WORLD);
+  }
+#else
+  (void)data, (void)count, (void)f64;
+#endif
+}
+
+/* ---- threads ---- */
+
+int par_default_threads(int64_t work_per_row, int64_t batch) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 2) return 1;
+  /* below ~16 rows a thread or ~1M values per step, waking a thread costs
+     more than it saves */
+  int64_t by_rows = batch / 16;
+  if (by_rows < 2 || work_per_row * batch < (1 << 20)) return 1;
+  return (int)(cores < by_rows ? cores : by_rows);
+}
+
+typedef struct Shard {
+  void *grad, *ws;      /* this thread's gradient buffer and workspace */
+  const void *x, *t;    /* its rows */
+  int64_t n;
+  double loss;
+} Shard;
+
+typedef struct Par Par;
+typedef struct Worker {
+  Par *p;
+  int k;
+  pthread_t thread;
+} Worker;
+
+struct Par {
+  Engine *inner;
+  int threads;
+  bool f64;
+  int64_t grad_lo, grad_hi; /* the gradients' element range in the buffer */
+  Shard *shard;
+  Worker *worker;
+  int64_t total; /* rows of the current global batch */
+  atomic_uint generation;
+  atomic_int pending;
+  atomic_bool quit;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+};
+
+static void run_shard(Par *p, Shard *s) {
+  Engine *in = p->inner;
+  if (s->n == 0) { /* nothing to add: zeros keep the reduction's order */
+    memset((char *)s->grad + (size_t)p->grad_lo * (size_t)in->layout->elem_size, 0,
+           (size_t)(p->grad_hi - p->grad_lo) * (size_t)in->layout->elem_size);
+    s->loss = 0;
+    return;
+  }
+  s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total);
+}
+
+static void *worker_main(void *arg) {
+  Worker *w = arg;
+  Par *p = w->p;
+  unsigned seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
+      if (++spins < 20000) {
+        _mm_pause();
+        continue;
+      }
+      pthread_mutex_lock(&p->mu);
+      while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) pthread_cond_wait(&p->cv, &p->mu);
+      pthread_mutex_unlock(&p->mu);
+    }
+    seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+    if (atomic_load(&p->quit)) return NULL;
+    run_shard(p, &p->shard[w->k]);
+    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+  }
+}
+
+static void wake_workers(Par *p) {
+  pthread_mutex_lock(&p->mu);
+  atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Sum the threads' gradients, in thread order, into the engine's buffer. */
+static void reduce_threads(Par *p) {
+  Engine *in = p->inner;
+  int64_t lo = p->grad_lo, hi = p->grad_hi;
+  if (p->f64) {
+    double *dst = in->buf;
+    const double *s0 = p->shard[0].grad;
+    for (int64_t i = lo; i < hi; i++) dst[i] = s0[i];
+    for (int k = 1; k < p->threads; k++) {
+      const double *s = p->shard[k].grad;
+      for (int64_t i = lo; i < hi; i++) dst[i] += s[i];
+    }
+  } else {
+    float *dst = in->buf;
+    const float *s0 = p->shard[0].grad;
+    for (int64_t i = lo; i < hi; i++) dst[i] = s0[i];
+    for (int k = 1; k < p->threads; k++) {
+      const float *s = p->shard[k].grad;
+      for (int64_t i = lo; i < hi; i++) dst[i] += s[i];
+    }
+  }
+}
+
+/* Scale the gradient range of the buffer by f (the interpreter's fallback:
+ * backward gives the mean over its own rows). */
+static void scale_grads(Par *p, double f) {
+  Engine *in = p->inner;
+  for (int64_t i = p->grad_lo; i < p->grad_hi; i++) {
+    if (p->f64)
+      ((double *)in->buf)[i] *= f;
+    else
+      ((float *)in->buf)[i] = (float)(((float *)in->buf)[i] * f);
+  }
+}
+
+/* This rank's rows [x, x + n rows) of a global batch of `total` rows:
+ * gradients summed into the buffer (x 1/total); returns the loss sum /
+ * total of those rows. */
+static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
+  Engine *in = p->inner;
+  if (!in->grad_part) { /* the interpreter, one thread */
+    if (n == 0) {
+      scale_grads(p, 0.0);
+      return 0;
+    }
+    double loss = in->backward(in, x, t, n);
+    scale_grads(p, (double)n / (double)p->total);
+    return loss * (double)n / (double)p->total;
+  }
+  size_t es = (size_t)in->layout->elem_size;
+  size_t xrow = (size_t)engine_input_cols(in->g) * es, trow = (size_t)engine_target_cols(in->g) * es;
+  int64_t at = 0;
+  for (int k = 0; k < p->threads; k++) {
+    int64_t rows = n / p->threads + (k < n % p->threads ? 1 : 0);
+    p->shard[k].x = (const char *)x + (size_t)at * xrow;
+    p->shard[k].t = (const char *)t + (size_t)at * trow;
+    p->shard[k].n = rows;
+    at += rows;
+  }
+  if (p->threads > 1) {
+    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_release);
+    wake_workers(p);
+  }
+  run_shard(p, &p->shard[0]);
+  while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
+  reduce_threads(p);
+  double loss = 0;
+  for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
+  return loss;
+}
+
+/* train_epoch: global batches of ranks x max_batch rows, each split across
+ * the ranks and their threads, one update per global batch. Returns the sum
+ * over rows of each row's loss before its step (as every train_epoch). */
+static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
+  Par *p = e->impl;
+  Engine *in = p->inner;
+  int64_t B = in->max_batch, G = B * par_size();
+  size_t es = (size_t)in->layout->elem_size;
+  size_t xrow = (size_t)engine_input_cols(in->g) * es, trow = (size_t)engine_target_cols(in->g) * es;
+  double sum = 0;
+  for (int64_t g0 = 0; g0 < rows; g0 += G) {
+    p->total = rows - g0 < G ? rows - g0 : G;
+    int64_t lo = (int64_t)par_rank() * B, hi = lo + B;
+    if (lo > p->total) lo = p->total;
+    if (hi > p->total) hi = p->total;
+    double loss = rank_gradients(p, (const char *)x + (size_t)(g0 + lo) * xrow,
+                                 (const char *)t + (size_t)(g0 + lo) * trow, hi - lo);
+    allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
+    allreduce_sum(&loss, 1, true);
+    in->update(in);
+    sum += loss * (double)p->total;
+  }
+  return sum;
+}
+
+static double par_train_step(Engine *e, const void *x, const void *t, int64_t n) {
+  return par_train_epoch(e, x, t, n) / (double)(n ? n : 1);
+}
+
+static double par_backward(Engine *e, const void *x, const void *t, int64_t n) {
+  Par *p = e->impl;
+  return p->inner->backward(p->inner, x, t, n);
+}
+
+static void par_update(Engine *e) {
+  Par *p = e->impl;
+  p->inner->update(p->inner);
+}
+
+static void par_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+  Par *p = e->impl;
+  p->inner->forward(p->inner, x, t, n, y, loss);
+}
+
+static void par_destroy(Engine *e) {
+  Par *p = e->impl;
+  if (p->threads > 1) {
+    atomic_store(&p->quit, true);
+    wake_workers(p);
+    for (int k = 1; k < p->threads; k++) pthread_join(p->worker[k].thread, NULL);
+  }
+  for (int k = 0; k < p->threads; k++) {
+    free(p->shard[k].grad);
+    free(p->shard[k].ws);
+  }
+  free(p->shard);
+  free(p->worker);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  p->inner->destroy(p->inner);
+  free(p);
+  free(e);
+}
+
+static void *aligned_buffer(int64_t bytes) {
+  size_t n = (size_t)(bytes + 63) / 64 * 64;
+  void *b = aligned_alloc(64, n ? n : 64);
+  if (!b) nnc_die("out of memory (%zu bytes for a thread)", n);
+  memset(b, 0, n);
+  return b;
+}
+
+Engine *par_engine_new(Engine *inner, int threads) {
+  if (threads < 1) threads = 1;
+  if (threads > 1 && !inner->grad_part) nnc_die("parallel: threads need compiled code");
+  Par *p = nnc_xcalloc(1, sizeof *p);
+  p->inner = inner;
+  p->threads = threads;
+  p->f64 = inner->layout->elem_size == 8;
+  const Layout *L = inner->layout;
+  p->grad_lo = L->total, p->grad_hi = 0;
+  for (int i = 0; i < L->nparams; i++) {
+    const Node *param = inner->g->params.items[i];
+    int64_t end = L->grad_off[i] + shape_numel(&param->shape);
+    if (L->grad_off[i] < p->grad_lo) p->grad_lo = L->grad_off[i];
+    if (end > p->grad_hi) p->grad_hi = end;
+  }
+  if (p->grad_hi < p->grad_lo) p->grad_lo = p->grad_hi = 0;
+  p->shard = nnc_xcalloc((size_t)threads, sizeof(Shard));
+  p->worker = nnc_xcalloc((size_t)threads, sizeof(Worker));
+  if (inner->grad_part)
+    for (int k = 0; k < threads; k++) {
+      p->shard[k].grad = aligned_buffer(L->total * L->elem_size);
+      p->shard[k].ws = aligned_buffer(inner->ws_bytes);
+    }
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  for (int k = 1; k < threads; k++) {
+    p->worker[k] = (Worker){.p = p, .k = k};
+    int rc = pthread_create(&p->worker[k].thread, NULL, worker_main, &p->worker[k]);
+    if (rc) nnc_die("cannot start thread %d: %s", k, strerror(rc));
+  }
+  Engine *e = nnc_xmalloc(sizeof *e);
+  *e = *inner;
+  e->backward = par_backward;
+  e->update = par_update;
+  e->train_step = par_train_step;
+  e->train_epoch = par_train_epoch;
+  e->forward = par_forward;
+  e->grad_part = NULL;
+  e->destroy = par_destroy;
+  e->rows_per_step = inner->max_batch * par_size();
+  e->impl = p;
+  return e;
+}

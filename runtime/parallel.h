@@ -1,0 +1,52 @@
+/*
+ * parallel.h - training on several threads and several MPI ranks.
+ *
+ * Both split each batch into shards, compute every shard's gradients with
+ * the compiled grad_part (engine.h), and sum them before one optimizer step:
+ *
+ *   global batch of G rows (P ranks x B rows, in data order)
+ *     rank r takes rows [r B, (r+1) B) of it (possibly none at the end)
+ *       thread k of N takes an equal slice of those (sizes differ by <= 1)
+ *         grad_part: its rows' gradients x 1/G into the thread's own buffer
+ *       threads' gradients summed in thread order 0..N-1 into the rank's buffer
+ *     MPI_Allreduce(SUM) of the gradient range of the buffer across ranks
+ *   update (each rank, the same step on the same numbers)
+ *
+ * So P ranks with batch B train as one process with batch P x B, up to the
+ * order of the additions. A run with N threads is bit-for-bit repeatable; a
+ * different N adds the same numbers in a different order.
+ */
+#ifndef NNC_PARALLEL_H
+#define NNC_PARALLEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+/* Start MPI when the process was started by mpirun (and nnc has MPI);
+ * exits with a message when it was and nnc has not. Ranks other than 0
+ * lose their standard output and keep standard error in a temporary file
+ * (par_agree passes a failing rank's message to rank 0). Call once, first. */
+void par_init(int *argc, char ***argv);
+/* Shut MPI down (a no-op without it). */
+void par_finalize(void);
+int par_rank(void);
+int par_size(void);
+bool par_have_mpi(void);
+
+/* Every rank's status (0 ok) to every rank: returns 0 when all are 0, else
+ * 1, after rank 0 printed the first failing rank's message when rank 0
+ * itself did not fail. A no-op returning status without MPI. */
+int par_agree(int status);
+
+/* The default --threads: this machine's cores when a step of `work` values
+ * per row times `batch` rows is large enough to gain, else 1. */
+int par_default_threads(int64_t work_per_row, int64_t batch);
+
+/* An engine whose train_epoch splits every batch across `threads` threads
+ * and the MPI ranks (inner->grad_part must exist when threads > 1). The rest
+ * is inner's; the wrapper owns inner. */
+Engine *par_engine_new(Engine *inner, int threads);
+
+#endif

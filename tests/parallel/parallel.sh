@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# parallel.sh NNC EXAMPLES_DIR CASE - threads and MPI ranks train as one
+# process would (runtime/parallel.h). Cases:
+#   threads.repeat   --threads 2 twice: the same bits
+#   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
+#   threads.usage    --threads 2 without --jit: exit 2 and the message
+#   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
+#                    and only rank 0 prints
+#   mpi.fault        one rank cannot load its parameters: every rank stops, one message
+#   mpi.diverge      divergence under MPI: exit 1, the same step as one process
+set -u
+nnc=$1 examples=$2 case=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAILED: $*"; exit 1; }
+final() { grep "^final train loss" "$1" | awk '{print $4}'; }
+close() { # close A B: relative difference <= 1e-12
+  python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if abs(a-b)<=1e-12*abs(b) else 1)" "$1" "$2"
+}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+mpi() { timeout 120 mpirun --oversubscribe -np 2 "$@"; }
+moons="$examples/moons.nn"
+case $case in
+threads.repeat)
+  "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 2 >"$tmp/a" || fail "run 1"
+  "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 2 >"$tmp/b" || fail "run 2"
+  [ "$(final "$tmp/a")" = "$(final "$tmp/b")" ] || fail "two runs differ: $(final "$tmp/a") $(final "$tmp/b")"
+  ;;
+threads.agree)
+  for n in 1 2 3; do
+    "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
+  done
+  one=$(final "$tmp/t1")
+  for n in 2 3; do
+    close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
+  done
+  ;;
+threads.usage)
+  err=$("$nnc" "$moons" --train --threads 2 2>&1 >/dev/null)
+  [ $? -eq 2 ] || fail "exit status"
+  echo "$err" | head -1 | grep -qx "nnc: --threads above 1 needs --jit (the interpreter runs on one thread)" || fail "message: $err"
+  err=$("$nnc" "$moons" --jit --train --threads 0 2>&1 >/dev/null)
+  [ $? -eq 2 ] || fail "--threads 0 accepted"
+  ;;
+mpi.equal)
+  mpi "$nnc" "$moons" --jit --train --batch 4 --epochs 20 >"$tmp/mpi" 2>"$tmp/err" || fail "mpirun: $(cat "$tmp/err")"
+  "$nnc" "$moons" --jit --train --batch 8 --epochs 20 >"$tmp/one" || fail "one process"
+  [ "$(grep -c '^final train loss' "$tmp/mpi")" = 1 ] || fail "rank 1 printed too"
+  close "$(final "$tmp/mpi")" "$(final "$tmp/one")" || fail "2 ranks x 4 rows: $(final "$tmp/mpi"); 1 x 8 rows: $(final "$tmp/one")"
+  # the interpreter and threads inside ranks take the same path
+  mpi "$nnc" "$moons" --train --batch 4 --epochs 2 >"$tmp/mpi_i" 2>/dev/null || fail "mpirun, interpreter"
+  "$nnc" "$moons" --train --batch 8 --epochs 2 >"$tmp/one_i" || fail "interpreter"
+  close "$(final "$tmp/mpi_i")" "$(final "$tmp/one_i")" || fail "interpreter: $(final "$tmp/mpi_i") vs $(final "$tmp/one_i")"
+  mpi "$nnc" "$moons" --jit --train --batch 16 --epochs 10 --threads 2 >"$tmp/mpi_t" 2>/dev/null || fail "mpirun, threads"
+  "$nnc" "$moons" --jit --train --batch 32 --epochs 10 >"$tmp/one_t" || fail "batch 32"
+  close "$(final "$tmp/mpi_t")" "$(final "$tmp/one_t")" || fail "ranks x threads: $(final "$tmp/mpi_t") vs $(final "$tmp/one_t")"
+  # --save: rank 0 writes the same parameters one process would
+  mpi "$nnc" "$moons" --jit --train --batch 4 --epochs 2 --save "$tmp/p.st" >/dev/null 2>&1 || fail "mpirun --save"
+  [ -s "$tmp/p.st" ] || fail "no checkpoint"
+  ;;
+mpi.fault)
+  "$nnc" "$moons" --train --epochs 0 --save "$tmp/init.st" >/dev/null || fail "init"
+  mpi sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then p=$0/missing.st; else p=$0/init.st; fi
+             exec "$1" "$2" --jit --train --epochs 3 --load "$p"' "$tmp" "$nnc" "$moons" >"$tmp/out" 2>"$tmp/err"
+  [ $? -ne 0 ] || fail "a failing rank did not fail the job"
+  [ "$(grep -c '^nnc: rank 1 of 2 failed, so every rank stops: .*missing.st: error: cannot open: No such file or directory$' "$tmp/err")" = 1 ] ||
+    fail "message: $(cat "$tmp/err")"
+  grep -q "^final" "$tmp/out" && fail "rank 0 trained alone"
+  ;;
+mpi.diverge)
+  mpi "$nnc" "$moons" --jit --train --lr 1e5 --epochs 3 --batch 4 >"$tmp/out" 2>"$tmp/err"
+  [ $? -ne 0 ] || fail "divergence did not fail"
+  "$nnc" "$moons" --jit --train --lr 1e5 --epochs 3 --batch 8 >/dev/null 2>"$tmp/one"
+  want=$(head -1 "$tmp/one")
+  [ "$(grep -cF -- "$want" "$tmp/err")" = 1 ] || fail "expected once: $want; got: $(cat "$tmp/err")"
+  ;;
+*) fail "unknown case $case" ;;
+esac
+echo "1 passed, 0 failed"
