@@ -30,8 +30,10 @@
 /* ---- MPI ---- */
 
 static int g_rank = 0, g_size = 1;
+#ifdef NNC_HAVE_MPI
 static bool g_mpi = false;
 static FILE *g_err_capture; /* ranks > 0: their standard error */
+#endif
 
 bool par_have_mpi(void) {
 #ifdef NNC_HAVE_MPI

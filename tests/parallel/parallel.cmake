@@ -12,3 +12,14 @@ if(MPI_C_FOUND AND NNC_MPIRUN)
     set_tests_properties(parallel.${case} PROPERTIES LABELS "parallel;mpi" TIMEOUT 300 RESOURCE_LOCK mpi)
   endforeach()
 endif()
+
+# the message of an nnc without MPI started by mpirun: parallel.c built
+# again without NNC_HAVE_MPI, in a small driver that pretends to be rank 0 of 2
+# (the rest comes from libnnc, whose own parallel.o is never pulled in: this
+# one defines its symbols first)
+add_executable(test_no_mpi ${CMAKE_CURRENT_LIST_DIR}/no_mpi.c ${PROJECT_SOURCE_DIR}/runtime/parallel.c)
+target_compile_options(test_no_mpi PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_no_mpi PRIVATE nnc_lib)
+add_test(NAME parallel.no_mpi_message COMMAND sh -c
+  "out=$($<TARGET_FILE:test_no_mpi> 2>&1); rc=$?; echo \"$out\"; [ $rc -eq 1 ] && [ \"$out\" = 'nnc: started by mpirun with 2 processes, but this nnc was built without MPI (install libopenmpi-dev and rebuild)' ]")
+set_tests_properties(parallel.no_mpi_message PROPERTIES LABELS parallel)
