@@ -271,7 +271,13 @@ static int run_task(Compilation *c) {
     else if (o->check_grad)
       rc = rt_check_grad(e, &train, c->prog.train.batch);
     else {
-      TrainOptions to = {.save = o->save, .plot = o->plot, .model_name = c->prog.model_name};
+      char engine[32];
+      if (o->jit)
+        snprintf(engine, sizeof engine, "jit -O%d", o->opt_level);
+      else
+        snprintf(engine, sizeof engine, "interpreter");
+      TrainOptions to = {.save = o->save, .plot = o->plot, .model_name = c->prog.model_name,
+                         .plot_linear = o->plot_linear, .engine = engine};
       rc = rt_train(&c->prog, e, &train, &valid, &to);
     }
     e->destroy(e);

@@ -32,6 +32,7 @@ typedef struct NncOptions {
   int dtype;                   /* -1, 0 (f32) or 1 (f64) */
   int opt_level;               /* 0..3 */
   bool time;                   /* per-stage compile times on stderr */
+  bool plot_linear;            /* --plot-scale linear (default: log loss axis) */
 } NncOptions;
 
 void nnc_options_default(NncOptions *o);
