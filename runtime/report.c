@@ -326,6 +326,12 @@ static void ramp(double p, double out[3]) {
   for (int k = 0; k < 3; k++) out[k] = a[k] + (b[k] - a[k]) * p;
 }
 
+/* p in [0, 1] in ten bands (filled contours 0.1 apart, as contourf). */
+static double bands(double p) {
+  p = fmin(1, fmax(0, p));
+  return fmin(9, floor(p * 10)) / 9;
+}
+
 static void draw_surface_image(cairo_t *cr, const Report *rep, const Box *b) {
   const ReportData *r = rep->r;
   int oc = r->out_cols > 0 ? r->out_cols : 1;
@@ -343,7 +349,7 @@ static void draw_surface_image(cairo_t *cr, const Report *rep, const Box *b) {
       const double *v = rep->grid + (size_t)(j * GRID + i) * (size_t)oc;
       double c[3] = {0.85, 0.85, 0.85};
       if (mode == SURF_PROB) {
-        if (isfinite(v[0])) ramp(fmin(1, fmax(0, v[0])), c);
+        if (isfinite(v[0])) ramp(bands(v[0]), c);
       } else if (mode == SURF_ARGMAX) {
         int best = 0;
         for (int k = 1; k < oc; k++)
@@ -425,10 +431,7 @@ static void draw_points(cairo_t *cr, const Report *rep, const Box *b, const Repo
     }
     cairo_arc(cr, map_x(b, &rep->px, x), map_y(b, &rep->py, y), radius, 0, 2 * M_PI);
     set_rgb(cr, c);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_set_line_width(cr, 0.6);
-    cairo_stroke(cr);
+    cairo_fill(cr);
   }
   cairo_restore(cr);
 }
