@@ -296,10 +296,18 @@ static int run_task(Compilation *c) {
     else if (o->check_grad)
       rc = rt_check_grad(e, &train, c->prog.train.batch);
     else {
+      char engine[64];
+      if (o->jit)
+        snprintf(engine, sizeof engine, "jit -O%d, %d thread%s", o->opt_level, train_threads(c),
+                 train_threads(c) > 1 ? "s" : "");
+      else
+        snprintf(engine, sizeof engine, "interpreter");
+      if (par_size() > 1)
+        snprintf(engine + strlen(engine), sizeof engine - strlen(engine), ", %d MPI ranks", par_size());
       /* rank 0 alone writes files (stdout of the others is already gone) */
       bool writer = par_rank() == 0;
       TrainOptions to = {.save = writer ? o->save : NULL, .plot = writer ? o->plot : NULL,
-                         .model_name = c->prog.model_name};
+                         .model_name = c->prog.model_name, .plot_linear = o->plot_linear, .engine = engine};
       rc = rt_train(&c->prog, e, &train, &valid, &to);
     }
     e->destroy(e);

@@ -394,29 +394,155 @@ void graph_dump(const Graph *g, DumpKind kind, StrBuf *out) {
 
 /* ---- Graphviz ---- */
 
+/* s with " and \ escaped, for a quoted dot string. */
+static void dot_puts(StrBuf *out, const char *s) {
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') sb_putc(out, '\\');
+    sb_putc(out, *s);
+  }
+}
+
+/* The op and what the picture does not show as an edge: constant operands,
+ * the value, axis and shape attributes ("pow 2", "broadcast [1]"). */
+static void dot_op(const Node *n, StrBuf *out) {
+  char num[40], s[64];
+  sb_puts(out, op_info[n->op].name);
+  const char *sep = " ";
+  for (int i = 0; i < op_info[n->op].nin; i++)
+    if (n->in[i]->op == OP_CONST) {
+      fmt_number(num, sizeof num, n->in[i]->attr.value);
+      sb_printf(out, "%s%s", sep, num);
+      sep = ", ";
+    }
+  if (has_value_attr(n->op)) {
+    fmt_number(num, sizeof num, n->attr.value);
+    sb_printf(out, "%s%s", sep, num);
+    sep = ", ";
+  }
+  if (op_info[n->op].cls == OPC_REDUCE && n->attr.axis != AXIS_ALL) {
+    sb_printf(out, "%saxis=%d", sep, n->attr.axis);
+    sep = ", ";
+  }
+  if (has_shape_attr(n->op))
+    sb_printf(out, "%s%s", sep, shape_str(&n->attr.shape, false, s, sizeof s));
+}
+
+/* One node statement: name, op, and for backward nodes the rule that made
+ * it ("d linear1.W via matmul"). */
+static void dot_node(const Graph *g, const Node *n, const Labels *L, bool is_grad, const char *indent,
+                     StrBuf *out) {
+  const char *style;
+  if (n->op == OP_INPUT || n->op == OP_TARGET)
+    style = "shape=invhouse style=filled fillcolor=\"#fde9a9\" color=\"#b08c1a\"";
+  else if (n->op == OP_PARAM)
+    style = "shape=box style=\"rounded,filled\" fillcolor=\"#cfe2f3\" color=\"#3d6fa5\"";
+  else if (n->op == OP_STATE)
+    style = "shape=box style=\"rounded,filled\" fillcolor=\"#e3e3e3\" color=\"#777777\"";
+  else if (n->role == ROLE_BACKWARD)
+    style = "shape=box style=filled fillcolor=\"#f6d5d1\" color=\"#b03a2e\"";
+  else if (n->role == ROLE_UPDATE)
+    style = "shape=box style=filled fillcolor=\"#d9ead3\" color=\"#38761d\"";
+  else
+    style = "shape=ellipse style=filled fillcolor=\"#ffffff\" color=\"#444444\"";
+  sb_printf(out, "%sn%d [label=\"", indent, n->id);
+  dot_puts(out, L->text[n->id]);
+  sb_puts(out, "\\n");
+  StrBuf op = {0};
+  dot_op(n, &op);
+  dot_puts(out, op.data);
+  sb_free(&op);
+  if (op_info[n->op].cls == OPC_LEAF) {
+    char s[64];
+    sb_printf(out, " %s", shape_str(&n->shape, n->batched, s, sizeof s));
+  }
+  if (n->role == ROLE_BACKWARD && n->via) {
+    sb_puts(out, "\\n");
+    if (n->grad_of) {
+      sb_puts(out, "d ");
+      dot_puts(out, n->grad_of->name ? n->grad_of->name : L->text[n->grad_of->id]);
+      sb_puts(out, " ");
+    }
+    sb_printf(out, "via %s", op_info[n->via->op].name);
+  }
+  const char *role = n == g->batch_loss ? "batch loss"
+                     : n == g->loss     ? "loss"
+                     : n == g->output   ? "output"
+                     : is_grad          ? "gradient"
+                                        : NULL;
+  if (role) sb_printf(out, "\\n(%s)", role);
+  sb_printf(out, "\" %s%s];\n", style, role ? " penwidth=2 peripheries=2" : "");
+}
+
+/* Graphviz of the graph: leaves (inputs and targets yellow, parameters
+ * blue), the forward ops as white ellipses in one cluster, the backward ops
+ * as red boxes in another, each edge labelled with the shape its producer
+ * hands over ([B,4] per row of a batch, [4,4] per batch). Edges from
+ * forward values into the backward graph are dashed. Constants are not
+ * nodes: they appear in their users' labels. */
 void graph_dot(const Graph *g, StrBuf *out) {
   Labels L = make_labels(g);
-  sb_printf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"monospace\" fontsize=10];\n",
-            g->model_name ? g->model_name : "nnc");
+  bool *is_grad = nnc_xcalloc((size_t)g->len + 1, 1);
+  if (g->grads)
+    for (int i = 0; i < g->params.len; i++) is_grad[g->grads[i]->id] = true;
+  sb_puts(out, "digraph \"");
+  dot_puts(out, g->model_name ? g->model_name : "nnc");
+  sb_puts(out, "\" {\n");
+  sb_puts(out, "  graph [rankdir=TB nodesep=0.3 ranksep=0.35 fontname=\"Helvetica\" fontsize=12 labelloc=t label=\"model ");
+  dot_puts(out, g->model_name ? g->model_name : "?");
+  if (g->source_name) {
+    sb_puts(out, " (");
+    dot_puts(out, g->source_name);
+    sb_puts(out, ")");
+  }
+  sb_printf(out, ", %s: forward (white ellipses) and backward (red boxes, each with its rule); "
+                 "edges carry the producer's shape, B = rows of the batch\"];\n",
+            dtype_name(g->dtype));
+  sb_puts(out, "  node [fontname=\"Helvetica\" fontsize=10 margin=\"0.08,0.03\"];\n");
+  sb_puts(out, "  edge [fontname=\"Helvetica\" fontsize=9 color=\"#555555\" fontcolor=\"#333333\" arrowsize=0.6];\n");
+  /* leaves first, then one cluster per role */
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (n->op != OP_CONST && op_info[n->op].cls == OPC_LEAF && n->op != OP_INV_BATCH)
+      dot_node(g, n, &L, is_grad[i], "  ", out);
+  }
+  static const char *const cluster[] = {"forward", "backward", "update"};
+  static const char *const cluster_style[] = {
+      "color=\"#999999\" style=dashed", "color=\"#b03a2e\" style=\"dashed,filled\" fillcolor=\"#fdf5f4\"",
+      "color=\"#38761d\" style=dashed"};
+  for (int role = ROLE_FORWARD; role <= ROLE_UPDATE; role++) {
+    bool any = false;
+    for (int i = 0; i < g->len; i++) {
+      const Node *n = g->nodes[i];
+      if (n->op == OP_CONST || (int)n->role != role ||
+          (op_info[n->op].cls == OPC_LEAF && n->op != OP_INV_BATCH))
+        continue;
+      if (!any) sb_printf(out, "  subgraph cluster_%s {\n    label=\"%s\" %s;\n", cluster[role], cluster[role],
+                          cluster_style[role]);
+      any = true;
+      dot_node(g, n, &L, is_grad[i], "    ", out);
+    }
+    if (any) sb_puts(out, "  }\n");
+  }
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (n->op == OP_CONST) continue;
-    char s[64];
-    shape_str(&n->shape, n->batched, s, sizeof s);
-    const char *style =
-        op_info[n->op].cls == OPC_LEAF ? "shape=box style=filled fillcolor=\"#dde8f7\""
-        : n->role == ROLE_BACKWARD     ? "shape=ellipse style=filled fillcolor=\"#f7e0dd\""
-        : n->role == ROLE_UPDATE       ? "shape=ellipse style=filled fillcolor=\"#e3f2dc\""
-                                       : "shape=ellipse";
-    sb_printf(out, "  n%d [label=\"%s\\n%s %s\" %s];\n", i, L.text[i],
-              op_info[n->op].name, s, style);
     for (int k = 0; k < op_info[n->op].nin; k++) {
       const Node *a = n->in[k];
       if (a->op == OP_CONST) continue;
-      sb_printf(out, "  n%d -> n%d;\n", a->id, i);
+      char s[64];
+      shape_str(&a->shape, a->batched, s, sizeof s);
+      const char *style = "";
+      if (n->role == ROLE_BACKWARD && a->role == ROLE_FORWARD && op_info[a->op].cls != OPC_LEAF)
+        style = " style=dashed color=\"#b03a2e\"";
+      else if (n->role == ROLE_BACKWARD)
+        style = " color=\"#b03a2e\"";
+      else if (n->role == ROLE_UPDATE)
+        style = " color=\"#38761d\"";
+      sb_printf(out, "  n%d -> n%d [label=\"%s\"%s];\n", a->id, i, s, style);
     }
   }
   sb_puts(out, "}\n");
+  free(is_grad);
 }
 
 /* ---- verifier ---- */

@@ -28,6 +28,7 @@ static const char help_text[] =
     "  -O0 .. -O3        LLVM optimization level for --jit (default -O2)\n"
     "  -o FILE           where --emit writes (default: standard output)\n"
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
+    "  --plot-scale S    the report's loss axis: log (default) or linear\n"
     "  --time            print compile time per stage on standard error\n"
     "  --threads N       with --jit --train: split each batch across N threads (default: the\n"
     "                    machine's cores when the batch is large enough to gain, else 1)\n"
@@ -53,6 +54,7 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out) 
 static int run_command(int argc, char **argv) {
   NncOptions o;
   nnc_options_default(&o);
+  bool plot_scale = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,7 +83,8 @@ static int run_command(int argc, char **argv) {
                strcmp(a, "-o") == 0 || strcmp(a, "--plot") == 0 ||
                strcmp(a, "--epochs") == 0 || strcmp(a, "--lr") == 0 ||
                strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0 ||
-               strcmp(a, "--dtype") == 0 || strcmp(a, "--threads") == 0) {
+               strcmp(a, "--dtype") == 0 || strcmp(a, "--threads") == 0 ||
+               strcmp(a, "--plot-scale") == 0) {
       if (!next) return usage_error("%s needs a value", a);
       i++;
       if (strcmp(a, "--predict") == 0) o.predict = next;
@@ -112,6 +115,11 @@ static int run_command(int argc, char **argv) {
         if (strcmp(next, "f32") == 0) o.dtype = 0;
         else if (strcmp(next, "f64") == 0) o.dtype = 1;
         else return usage_error("--dtype is f32 or f64, got '%s'", next);
+      } else if (strcmp(a, "--plot-scale") == 0) {
+        if (strcmp(next, "log") == 0) o.plot_linear = false;
+        else if (strcmp(next, "linear") == 0) o.plot_linear = true;
+        else return usage_error("--plot-scale is log or linear, got '%s'", next);
+        plot_scale = true;
       }
     } else if (a[0] == '-' && a[1] != 0) {
       return usage_error("unknown option '%s'", a);
@@ -137,6 +145,7 @@ static int run_command(int argc, char **argv) {
   }
   if (o.out && !o.emit) return usage_error("%s", "-o goes with --emit");
   if (o.plot && !o.train) return usage_error("%s", "--plot goes with --train");
+  if (plot_scale && !o.plot) return usage_error("%s", "--plot-scale goes with --plot");
   if (o.save && !o.train) return usage_error("%s", "--save goes with --train");
   if (o.threads > 1 && !o.jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
   return nnc_run(&o);

@@ -33,6 +33,7 @@ typedef struct NncOptions {
   int opt_level;               /* 0..3 */
   bool time;                   /* per-stage compile times on stderr */
   int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N */
+  bool plot_linear;            /* --plot-scale linear (default: log loss axis) */
 } NncOptions;
 
 void nnc_options_default(NncOptions *o);

@@ -1,11 +1,20 @@
 /*
- * report.c - the --plot report of a training run, drawn with cairo as SVG,
- * PDF or PNG (chosen by the file's extension):
- *   left:  the loss curves (mean running train loss and valid loss per
- *          epoch, log scale);
- *   right: for models with two inputs and one output, the decision surface
- *          (the model's output over the plane) with the training points
- *          coloured by their target.
+ * report.c - the --plot report of a training run, drawn with cairo as PDF,
+ * SVG or PNG (chosen by the file's extension).
+ *
+ * The report is a header and rows of two panels (see report.h):
+ *   data      the training and validation points in the input plane,
+ *             coloured by class                       (two inputs only)
+ *   surface   the model's output over the plane with the points on top,
+ *             for the training and the validation set (two inputs, a model
+ *             whose output needs no targets)
+ *   curves    loss per epoch (log or linear axis) and accuracy per epoch
+ *             when the targets are labels
+ * A PDF has one row per page, the header on the first page, and an outline
+ * (bookmarks) naming the pages; SVG and PNG stack the header and every row
+ * on one page. Both plane rows share one view of the plane (the bounding
+ * box of both sets, equal scale on both axes), so the panels line up.
+ *
  * The file is written to a temporary name and renamed, so a failure never
  * leaves half a report.
  */
@@ -14,8 +23,8 @@
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <cairo.h>
-#include <fontconfig/fontconfig.h>
 #include <errno.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +33,46 @@
 
 #include "diag.h"
 
-enum { W = 960, H = 440, PAD = 48, GRID = 120 };
+/* Page geometry in points (PDF, SVG) or pixels (PNG). */
+enum {
+  W = 1000,      /* page width */
+  ROW_H = 410,   /* one row of two panels */
+  PANEL_W = 370, /* the plotting box of a panel */
+  PANEL_H = 310,
+  LEFT0 = 80,  /* left edge of the first panel's box */
+  LEFT1 = 570, /* ... and of the second */
+  TOP_BAND = 46, /* the title band of PDF pages after the first */
+  GRID = 160,  /* decision surface samples per axis */
+  MAX_POINTS = 4000 /* points drawn per panel (evenly spaced beyond) */
+};
+
+typedef enum RowKind { ROW_DATA, ROW_SURFACE, ROW_CURVES } RowKind;
+
+static const char *const row_title[] = {"data", "decision surface", "loss and accuracy"};
+
+/* tab10, the class colours */
+static const double palette[10][3] = {
+    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
+    {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498},
+    {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812}};
+
+typedef struct Axis {
+  double lo, hi;
+  bool log;
+} Axis;
+
+typedef struct Box {
+  double x, y, w, h;
+} Box;
+
+typedef struct Report {
+  const ReportData *r;
+  Axis px, py;  /* the plane view */
+  double *grid; /* GRID x GRID x out_cols model outputs, row 0 at the top */
+  RowKind rows[3];
+  int nrows;
+  int header_lines;
+} Report;
 
 static const char *extension(const char *path) {
   const char *dot = strrchr(path, '.');
@@ -40,145 +88,644 @@ int report_check_path(const char *path) {
   return 0;
 }
 
-static void text(cairo_t *cr, double x, double y, const char *s, double size) {
+/* ---- drawing helpers ---- */
+
+static void set_rgb(cairo_t *cr, const double c[3]) { cairo_set_source_rgb(cr, c[0], c[1], c[2]); }
+
+/* Text at (x, y): align 0 left, 0.5 centred, 1 right of x; y is the baseline. */
+static void text_at(cairo_t *cr, double x, double y, const char *s, double size, double align) {
+  cairo_text_extents_t ext;
   cairo_set_font_size(cr, size);
-  cairo_move_to(cr, x, y);
+  cairo_text_extents(cr, s, &ext);
+  cairo_move_to(cr, x - align * ext.x_advance, y);
   cairo_show_text(cr, s);
 }
 
-/* Loss curves in the box (x0, y0, w, h), log scale in y. */
-static void draw_losses(cairo_t *cr, const ReportData *r, double x0, double y0, double w, double h) {
-  double lo = INFINITY, hi = -INFINITY;
-  for (int64_t e = 0; e < r->epochs; e++) {
-    double v[2] = {r->train_loss[e], r->valid_loss ? r->valid_loss[e] : NAN};
-    for (int k = 0; k < 2; k++)
-      if (isfinite(v[k]) && v[k] > 0) lo = fmin(lo, v[k]), hi = fmax(hi, v[k]);
+static void font(cairo_t *cr, bool bold) {
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL,
+                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+}
+
+static double axis_frac(const Axis *a, double v) {
+  if (a->log) return (log10(v) - log10(a->lo)) / (log10(a->hi) - log10(a->lo));
+  return (v - a->lo) / (a->hi - a->lo);
+}
+
+static double map_x(const Box *b, const Axis *a, double v) { return b->x + b->w * axis_frac(a, v); }
+static double map_y(const Box *b, const Axis *a, double v) { return b->y + b->h * (1 - axis_frac(a, v)); }
+
+/* Tick values for an axis (at most cap); returns how many. */
+static int ticks(const Axis *a, double *out, int cap, int want) {
+  int n = 0;
+  if (a->log) {
+    double span = log10(a->hi) - log10(a->lo);
+    static const double all[] = {1, 2, 5}, ones[] = {1};
+    const double *m = span <= 2.5 ? all : ones;
+    int nm = span <= 2.5 ? 3 : 1;
+    int step = span > 8 ? (int)ceil(span / 6) : 1;
+    for (int d = (int)floor(log10(a->lo)); d <= (int)ceil(log10(a->hi)) && n < cap; d++) {
+      if (d % step) continue;
+      for (int k = 0; k < nm && n < cap; k++) {
+        double v = m[k] * pow(10, d);
+        if (v >= a->lo * (1 - 1e-9) && v <= a->hi * (1 + 1e-9)) out[n++] = v;
+      }
+    }
+    if (n >= 2) return n;
+    n = 0; /* less than a decade between two ticks: linear ticks */
+  }
+  double raw = (a->hi - a->lo) / want, mag = pow(10, floor(log10(raw))), step = mag;
+  if (raw / mag > 5)
+    step = 10 * mag;
+  else if (raw / mag > 2)
+    step = 5 * mag;
+  else if (raw / mag > 1)
+    step = 2 * mag;
+  for (double v = ceil(a->lo / step - 1e-9) * step; v <= a->hi + step * 1e-9 && n < cap; v += step)
+    if (!a->log || v > 0) out[n++] = fabs(v) < step * 1e-9 ? 0 : v;
+  return n;
+}
+
+/* Frame, ticks, tick labels and axis names; grid lines when asked. */
+static void draw_axes(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, const char *xname,
+                      const char *yname, bool grid, bool integer_x) {
+  double tv[64];
+  char label[32];
+  cairo_set_line_width(cr, 1);
+  font(cr, false);
+  int n = ticks(ax, tv, 64, 6);
+  for (int i = 0; i < n; i++) {
+    if (integer_x && tv[i] != floor(tv[i])) continue;
+    double x = map_x(b, ax, tv[i]);
+    if (grid) {
+      cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+      cairo_move_to(cr, x, b->y);
+      cairo_line_to(cr, x, b->y + b->h);
+      cairo_stroke(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_move_to(cr, x, b->y + b->h);
+    cairo_line_to(cr, x, b->y + b->h + 4);
+    cairo_stroke(cr);
+    snprintf(label, sizeof label, "%g", tv[i]);
+    text_at(cr, x, b->y + b->h + 16, label, 10, 0.5);
+  }
+  n = ticks(ay, tv, 64, 5);
+  for (int i = 0; i < n; i++) {
+    double y = map_y(b, ay, tv[i]);
+    if (grid) {
+      cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+      cairo_move_to(cr, b->x, y);
+      cairo_line_to(cr, b->x + b->w, y);
+      cairo_stroke(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_move_to(cr, b->x - 4, y);
+    cairo_line_to(cr, b->x, y);
+    cairo_stroke(cr);
+    snprintf(label, sizeof label, "%g", tv[i]);
+    text_at(cr, b->x - 7, y + 3.5, label, 10, 1);
   }
   cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_line_width(cr, 1);
-  cairo_rectangle(cr, x0, y0, w, h);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
   cairo_stroke(cr);
-  text(cr, x0, y0 - 10, "loss per epoch (log scale): train (blue), valid (orange)", 13);
-  if (!(lo < hi)) return;
-  double llo = log10(lo), lhi = log10(hi);
-  char label[32];
-  snprintf(label, sizeof label, "%.3g", hi);
-  text(cr, x0 + 4, y0 + 14, label, 11);
-  snprintf(label, sizeof label, "%.3g", lo);
-  text(cr, x0 + 4, y0 + h - 6, label, 11);
-  snprintf(label, sizeof label, "epoch %lld", (long long)r->epochs);
-  text(cr, x0 + w - 70, y0 + h + 16, label, 11);
-  for (int k = 0; k < 2; k++) {
-    const double *v = k == 0 ? r->train_loss : r->valid_loss;
-    if (!v) continue;
-    cairo_set_source_rgb(cr, k == 0 ? 0.12 : 1.0, k == 0 ? 0.47 : 0.5, k == 0 ? 0.71 : 0.05);
-    cairo_set_line_width(cr, 1.5);
-    bool pen = false;
-    for (int64_t e = 0; e < r->epochs; e++) {
-      if (!(isfinite(v[e]) && v[e] > 0)) {
-        pen = false;
-        continue;
-      }
-      double px = x0 + w * (r->epochs > 1 ? (double)e / (double)(r->epochs - 1) : 0.5);
-      double py = y0 + h - h * (log10(v[e]) - llo) / (lhi - llo);
-      if (pen)
-        cairo_line_to(cr, px, py);
-      else
-        cairo_move_to(cr, px, py);
-      pen = true;
-    }
+  text_at(cr, b->x + b->w / 2, b->y + b->h + 34, xname, 11, 0.5);
+  cairo_save(cr);
+  cairo_translate(cr, b->x - 50, b->y + b->h / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  text_at(cr, 0, 0, yname, 11, 0.5);
+  cairo_restore(cr);
+}
+
+static void panel_title(cairo_t *cr, const Box *b, const char *title) {
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  font(cr, true);
+  text_at(cr, b->x, b->y - 10, title, 12.5, 0);
+  font(cr, false);
+}
+
+/* An empty panel with a note in the middle. */
+static void empty_panel(cairo_t *cr, const Box *b, const char *title, const char *note) {
+  panel_title(cr, b, title);
+  cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_stroke(cr);
+  text_at(cr, b->x + b->w / 2, b->y + b->h / 2, note, 11, 0.5);
+}
+
+/* A legend of n lines in the top right corner of b. */
+static void legend(cairo_t *cr, const Box *b, int n, const char *const *names, const double (*colors)[3],
+                   const double *widths, bool below) {
+  double wmax = 0;
+  cairo_set_font_size(cr, 10);
+  for (int i = 0; i < n; i++) {
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, names[i], &ext);
+    wmax = fmax(wmax, ext.x_advance);
+  }
+  double w = wmax + 40, h = 16.0 * n + 6;
+  double x = b->x + b->w - w - 8, y = below ? b->y + b->h - h - 8 : b->y + 8;
+  cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+  cairo_rectangle(cr, x, y, w, h);
+  cairo_fill_preserve(cr);
+  cairo_set_source_rgb(cr, 0.7, 0.7, 0.7);
+  cairo_set_line_width(cr, 0.8);
+  cairo_stroke(cr);
+  for (int i = 0; i < n; i++) {
+    double ly = y + 14 + 16.0 * i;
+    set_rgb(cr, colors[i]);
+    cairo_set_line_width(cr, widths[i]);
+    cairo_move_to(cr, x + 6, ly - 4);
+    cairo_line_to(cr, x + 28, ly - 4);
     cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text_at(cr, x + 34, ly, names[i], 10, 0);
   }
 }
 
-/* The output over the data's bounding box, and the points on top. */
-static void draw_surface(cairo_t *cr, const ReportData *r, double x0, double y0, double w, double h) {
-  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-  for (size_t i = 0; i < r->rows; i++) {
-    xmin = fmin(xmin, r->x[2 * i]), xmax = fmax(xmax, r->x[2 * i]);
-    ymin = fmin(ymin, r->x[2 * i + 1]), ymax = fmax(ymax, r->x[2 * i + 1]);
+/* ---- the plane: data and decision surface ---- */
+
+/* The class of row k of a set, or -1 without labels. */
+static int class_of(const ReportData *r, const ReportSet *s, size_t k) {
+  const double *t = s->t + k * (size_t)r->tgt_cols;
+  if (r->classes == 2 && r->tgt_cols == 1) return t[0] > 0.5;
+  if (r->classes > 1) {
+    int best = 0;
+    for (int c = 1; c < r->tgt_cols; c++)
+      if (t[c] > t[best]) best = c;
+    return best;
   }
-  double mx = (xmax - xmin) * 0.08 + 1e-9, my = (ymax - ymin) * 0.08 + 1e-9;
-  xmin -= mx, xmax += mx, ymin -= my, ymax += my;
-  double *grid = malloc(sizeof(double) * 2 * GRID * GRID), *out = malloc(sizeof(double) * GRID * GRID);
-  if (!grid || !out) {
-    free(grid);
-    free(out);
+  return -1;
+}
+
+/* A light version of a class colour, for the surface. */
+static void light(const double c[3], double amount, double out[3]) {
+  for (int k = 0; k < 3; k++) out[k] = 1 - (1 - c[k]) * amount;
+}
+
+/* The view of the plane: both sets' bounding box with a margin, widened to
+ * an equal scale on both axes in a PANEL_W x PANEL_H box. */
+static void plane_view(Report *rep) {
+  const ReportData *r = rep->r;
+  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+  const ReportSet *sets[2] = {&r->train, &r->valid};
+  for (int s = 0; s < 2; s++)
+    for (size_t i = 0; i < sets[s]->rows; i++) {
+      double x = sets[s]->x[2 * i], y = sets[s]->x[2 * i + 1];
+      if (!isfinite(x) || !isfinite(y)) continue;
+      xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
+    }
+  if (!(xmin <= xmax)) xmin = -1, xmax = 1, ymin = -1, ymax = 1;
+  double cx = (xmin + xmax) / 2, cy = (ymin + ymax) / 2;
+  double hw = fmax((xmax - xmin) / 2 * 1.08, 1e-6), hh = fmax((ymax - ymin) / 2 * 1.08, 1e-6);
+  double aspect = (double)PANEL_W / PANEL_H;
+  if (hw / hh < aspect)
+    hw = hh * aspect;
+  else
+    hh = hw / aspect;
+  rep->px = (Axis){cx - hw, cx + hw, false};
+  rep->py = (Axis){cy - hh, cy + hh, false};
+}
+
+/* The model's outputs on the GRID x GRID pixel centres of the view. */
+static void surface_compute(Report *rep) {
+  const ReportData *r = rep->r;
+  int oc = r->out_cols > 0 ? r->out_cols : 1;
+  double *pts = malloc(sizeof(double) * 2 * GRID * GRID);
+  rep->grid = malloc(sizeof(double) * (size_t)oc * GRID * GRID);
+  if (!pts || !rep->grid) {
+    free(pts);
+    free(rep->grid);
+    rep->grid = NULL;
     return;
   }
   for (int j = 0; j < GRID; j++)
     for (int i = 0; i < GRID; i++) {
-      grid[2 * (j * GRID + i)] = xmin + (xmax - xmin) * (i + 0.5) / GRID;
-      grid[2 * (j * GRID + i) + 1] = ymax - (ymax - ymin) * (j + 0.5) / GRID;
+      pts[2 * (j * GRID + i)] = rep->px.lo + (rep->px.hi - rep->px.lo) * (i + 0.5) / GRID;
+      pts[2 * (j * GRID + i) + 1] = rep->py.hi - (rep->py.hi - rep->py.lo) * (j + 0.5) / GRID;
     }
-  r->predict(r->ctx, grid, GRID * GRID, out);
-  double cw = w / GRID, ch = h / GRID;
-  /* the surface as a GRID x GRID image scaled onto the box: one picture,
-     not GRID^2 rectangles, in SVG and PDF */
-  cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, GRID, GRID);
-  unsigned char *pixels = cairo_image_surface_get_data(img);
-  int stride = cairo_image_surface_get_stride(img);
-  cairo_surface_flush(img);
-  for (int j = 0; j < GRID; j++)
-    for (int i = 0; i < GRID; i++) {
-      double p = out[j * GRID + i];
-      p = isfinite(p) ? fmin(1, fmax(0, p)) : 0.5;
-      /* blue for 0, orange for 1, light in between */
-      uint32_t r8 = (uint32_t)(255 * (0.75 + 0.25 * p)), g8 = (uint32_t)(255 * (0.82 - 0.1 * p)),
-               b8 = (uint32_t)(255 * (1.0 - 0.45 * p));
-      *(uint32_t *)(pixels + j * stride + 4 * i) = r8 << 16 | g8 << 8 | b8;
-    }
-  cairo_surface_mark_dirty(img);
-  cairo_save(cr);
-  cairo_translate(cr, x0, y0);
-  cairo_scale(cr, cw, ch);
-  cairo_set_source_surface(cr, img, 0, 0);
-  cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_BILINEAR);
-  cairo_rectangle(cr, 0, 0, GRID, GRID);
-  cairo_fill(cr);
-  cairo_restore(cr);
-  cairo_surface_destroy(img);
-  /* the 0.5 contour as dots where neighbours straddle it */
-  cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-  for (int j = 0; j + 1 < GRID; j++)
-    for (int i = 0; i + 1 < GRID; i++)
-      if ((out[j * GRID + i] > 0.5) != (out[j * GRID + i + 1] > 0.5) ||
-          (out[j * GRID + i] > 0.5) != (out[(j + 1) * GRID + i] > 0.5)) {
-        cairo_rectangle(cr, x0 + (i + 0.5) * cw, y0 + (j + 0.5) * ch, 1.2, 1.2);
-        cairo_fill(cr);
-      }
-  for (size_t k = 0; k < r->rows; k++) {
-    double px = x0 + w * (r->x[2 * k] - xmin) / (xmax - xmin);
-    double py = y0 + h - h * (r->x[2 * k + 1] - ymin) / (ymax - ymin);
-    int label = r->t[k * (size_t)r->tgt_cols + (size_t)(r->tgt_cols - 1)] > 0.5;
-    cairo_arc(cr, px, py, 2.6, 0, 2 * M_PI);
-    cairo_set_source_rgb(cr, label ? 0.85 : 0.12, label ? 0.37 : 0.36, label ? 0.0 : 0.75);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_set_line_width(cr, 0.6);
-    cairo_stroke(cr);
-  }
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_line_width(cr, 1);
-  cairo_rectangle(cr, x0, y0, w, h);
-  cairo_stroke(cr);
-  text(cr, x0, y0 - 10, "model output and training data (target 0 blue, 1 orange)", 13);
-  free(grid);
-  free(out);
+  r->predict(r->ctx, pts, GRID * GRID, rep->grid);
+  free(pts);
 }
 
-static void draw(cairo_t *cr, const ReportData *r) {
+/* How the surface colours a grid point: the probability of class 1 (one
+ * output and 0/1 labels), the argmax class (one output per class), else
+ * the first output's value on a blue-orange ramp. */
+typedef enum SurfaceMode { SURF_PROB, SURF_ARGMAX, SURF_VALUE } SurfaceMode;
+
+static SurfaceMode surface_mode(const ReportData *r) {
+  if (r->out_cols == 1 && r->classes == 2) return SURF_PROB;
+  if (r->out_cols > 1 && r->classes == r->out_cols) return SURF_ARGMAX;
+  return SURF_VALUE;
+}
+
+static void ramp(double p, double out[3]) {
+  double a[3], b[3];
+  light(palette[0], 0.35, a);
+  light(palette[1], 0.45, b);
+  for (int k = 0; k < 3; k++) out[k] = a[k] + (b[k] - a[k]) * p;
+}
+
+/* p in [0, 1] in ten bands (filled contours 0.1 apart, as contourf). */
+static double bands(double p) {
+  p = fmin(1, fmax(0, p));
+  return fmin(9, floor(p * 10)) / 9;
+}
+
+static void draw_surface_image(cairo_t *cr, const Report *rep, const Box *b) {
+  const ReportData *r = rep->r;
+  int oc = r->out_cols > 0 ? r->out_cols : 1;
+  SurfaceMode mode = surface_mode(r);
+  double vlo = INFINITY, vhi = -INFINITY;
+  if (mode == SURF_VALUE)
+    for (int i = 0; i < GRID * GRID; i++)
+      if (isfinite(rep->grid[i * oc])) vlo = fmin(vlo, rep->grid[i * oc]), vhi = fmax(vhi, rep->grid[i * oc]);
+  cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, GRID, GRID);
+  cairo_surface_flush(img);
+  unsigned char *pixels = cairo_image_surface_get_data(img);
+  int stride = cairo_image_surface_get_stride(img);
+  for (int j = 0; j < GRID; j++)
+    for (int i = 0; i < GRID; i++) {
+      const double *v = rep->grid + (size_t)(j * GRID + i) * (size_t)oc;
+      double c[3] = {0.85, 0.85, 0.85};
+      if (mode == SURF_PROB) {
+        if (isfinite(v[0])) ramp(bands(v[0]), c);
+      } else if (mode == SURF_ARGMAX) {
+        int best = 0;
+        for (int k = 1; k < oc; k++)
+          if (v[k] > v[best]) best = k;
+        light(palette[best % 10], 0.4, c);
+      } else if (isfinite(v[0]) && vlo < vhi) {
+        ramp((v[0] - vlo) / (vhi - vlo), c);
+      }
+      uint32_t px = (uint32_t)(255 * c[0] + 0.5) << 16 | (uint32_t)(255 * c[1] + 0.5) << 8 |
+                    (uint32_t)(255 * c[2] + 0.5);
+      memcpy(pixels + j * stride + 4 * i, &px, 4);
+    }
+  cairo_surface_mark_dirty(img);
+  /* one picture scaled onto the box, not GRID^2 rectangles */
+  cairo_save(cr);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+  cairo_translate(cr, b->x, b->y);
+  cairo_scale(cr, b->w / GRID, b->h / GRID);
+  cairo_set_source_surface(cr, img, 0, 0);
+  cairo_pattern_set_filter(cairo_get_source(cr), mode == SURF_ARGMAX ? CAIRO_FILTER_NEAREST : CAIRO_FILTER_BILINEAR);
+  cairo_paint(cr);
+  cairo_restore(cr);
+  cairo_surface_destroy(img);
+  if (mode != SURF_PROB) return;
+  /* the 0.5 contour by marching squares over the pixel centres */
+  double cw = b->w / GRID, ch = b->h / GRID;
+  cairo_save(cr);
+  cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+  cairo_set_line_width(cr, 1.4);
+  for (int j = 0; j + 1 < GRID; j++)
+    for (int i = 0; i + 1 < GRID; i++) {
+      double v[4] = {rep->grid[j * GRID + i] - 0.5, rep->grid[j * GRID + i + 1] - 0.5,
+                     rep->grid[(j + 1) * GRID + i + 1] - 0.5, rep->grid[(j + 1) * GRID + i] - 0.5};
+      /* corners 0 (i,j) 1 (i+1,j) 2 (i+1,j+1) 3 (i,j+1); edge k joins k and k+1 */
+      static const int cx[4] = {0, 1, 1, 0}, cy[4] = {0, 0, 1, 1};
+      double ex[4], ey[4];
+      int ne = 0;
+      for (int k = 0; k < 4; k++) {
+        double a = v[k], c = v[(k + 1) % 4];
+        if (!isfinite(a) || !isfinite(c) || (a > 0) == (c > 0)) continue;
+        double f = a / (a - c);
+        ex[ne] = b->x + (i + 0.5 + cx[k] + f * (cx[(k + 1) % 4] - cx[k])) * cw;
+        ey[ne] = b->y + (j + 0.5 + cy[k] + f * (cy[(k + 1) % 4] - cy[k])) * ch;
+        ne++;
+      }
+      for (int k = 0; k + 1 < ne; k += 2) {
+        cairo_move_to(cr, ex[k], ey[k]);
+        cairo_line_to(cr, ex[k + 1], ey[k + 1]);
+      }
+    }
+  cairo_stroke(cr);
+  cairo_restore(cr);
+}
+
+static void draw_points(cairo_t *cr, const Report *rep, const Box *b, const ReportSet *s) {
+  const ReportData *r = rep->r;
+  size_t step = s->rows > MAX_POINTS ? (s->rows + MAX_POINTS - 1) / MAX_POINTS : 1;
+  double tlo = INFINITY, thi = -INFINITY;
+  if (r->classes < 2)
+    for (size_t k = 0; k < s->rows; k += step)
+      if (isfinite(s->t[k * (size_t)r->tgt_cols])) tlo = fmin(tlo, s->t[k * (size_t)r->tgt_cols]),
+                                                   thi = fmax(thi, s->t[k * (size_t)r->tgt_cols]);
+  cairo_save(cr);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+  double radius = s->rows / step > 1500 ? 1.8 : 2.8;
+  for (size_t k = 0; k < s->rows; k += step) {
+    double x = s->x[2 * k], y = s->x[2 * k + 1];
+    if (!isfinite(x) || !isfinite(y)) continue;
+    double c[3];
+    int cls = class_of(r, s, k);
+    if (cls >= 0) {
+      memcpy(c, palette[cls % 10], sizeof c);
+    } else {
+      double t = s->t[k * (size_t)r->tgt_cols];
+      double p = tlo < thi && isfinite(t) ? (t - tlo) / (thi - tlo) : 0.5;
+      for (int i = 0; i < 3; i++) c[i] = palette[0][i] + (palette[1][i] - palette[0][i]) * p;
+    }
+    cairo_arc(cr, map_x(b, &rep->px, x), map_y(b, &rep->py, y), radius, 0, 2 * M_PI);
+    set_rgb(cr, c);
+    cairo_fill(cr);
+  }
+  cairo_restore(cr);
+}
+
+/* The class legend of the plane panels (labels only). */
+static void class_legend(cairo_t *cr, const ReportData *r, const Box *b) {
+  if (r->classes < 2 || r->classes > 10) return;
+  cairo_set_font_size(cr, 10);
+  double x = b->x + b->w + 8, y = b->y + 6;
+  text_at(cr, x, y + 8, "class", 10, 0);
+  for (int c = 0; c < r->classes; c++) {
+    double ly = y + 24 + 15.0 * c;
+    set_rgb(cr, palette[c]);
+    cairo_arc(cr, x + 4, ly - 3.5, 3.5, 0, 2 * M_PI);
+    cairo_fill(cr);
+    char s[16];
+    snprintf(s, sizeof s, "%d", c);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text_at(cr, x + 12, ly, s, 10, 0);
+  }
+}
+
+static void plane_panel(cairo_t *cr, const Report *rep, const Box *b, const ReportSet *s, bool surface,
+                        const char *which) {
+  const ReportData *r = rep->r;
+  char title[128];
+  if (!s->rows) {
+    snprintf(title, sizeof title, "%s", which);
+    empty_panel(cr, b, title, "no validation data");
+    return;
+  }
+  snprintf(title, sizeof title, "%s (%zu rows)%s", which, s->rows,
+           surface ? (surface_mode(r) == SURF_PROB     ? ": model output, 0.5 contour"
+                      : surface_mode(r) == SURF_ARGMAX ? ": argmax of the outputs"
+                                                       : ": model output")
+                   : "");
+  panel_title(cr, b, title);
+  if (surface && rep->grid) draw_surface_image(cr, rep, b);
+  draw_points(cr, rep, b, s);
+  draw_axes(cr, b, &rep->px, &rep->py, "x[0]", "x[1]", false, false);
+  class_legend(cr, r, b);
+}
+
+/* ---- curves ---- */
+
+/* A polyline of v[0..n-1] over epochs 1..n; points that are not finite (or
+ * not positive on a log axis) break the line. */
+static void curve(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, const double *v, int64_t n,
+                  const double color[3], double width, bool dots) {
+  int64_t step = n > 3000 ? n / 1500 : 1;
+  set_rgb(cr, color);
+  cairo_set_line_width(cr, width);
+  cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+  bool pen = false;
+  for (int64_t e = 0; e < n; e = e + step < n || e == n - 1 ? e + step : n - 1) {
+    if (!isfinite(v[e]) || (ay->log && !(v[e] > 0))) {
+      pen = false;
+      continue;
+    }
+    double x = map_x(b, ax, (double)(e + 1)), y = map_y(b, ay, fmin(fmax(v[e], ay->lo), ay->hi));
+    if (pen)
+      cairo_line_to(cr, x, y);
+    else
+      cairo_move_to(cr, x, y);
+    pen = true;
+  }
+  cairo_stroke(cr);
+  if (!dots) return;
+  for (int64_t e = 0; e < n; e++) {
+    if (!isfinite(v[e]) || (ay->log && !(v[e] > 0))) continue;
+    cairo_arc(cr, map_x(b, ax, (double)(e + 1)), map_y(b, ay, v[e]), 2.5, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+}
+
+static void value_range(const double *v, int64_t n, bool positive, double *lo, double *hi) {
+  if (!v) return;
+  for (int64_t e = 0; e < n; e++)
+    if (isfinite(v[e]) && (!positive || v[e] > 0)) *lo = fmin(*lo, v[e]), *hi = fmax(*hi, v[e]);
+}
+
+static Axis epoch_axis(int64_t n) {
+  return n > 1 ? (Axis){1, (double)n, false} : (Axis){0.5, 1.5, false};
+}
+
+static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
+  int64_t n = r->epochs;
+  char title[96];
+  snprintf(title, sizeof title, "loss per epoch (%s scale)", r->log_scale ? "log" : "linear");
+  double lo = INFINITY, hi = -INFINITY;
+  const double *curves[3] = {r->running_loss, r->train_loss, r->valid_loss};
+  for (int k = 0; k < 3; k++) value_range(curves[k], n, r->log_scale, &lo, &hi);
+  if (!(lo <= hi)) {
+    empty_panel(cr, b, title, n ? "no finite loss to draw" : "no epochs were run");
+    return;
+  }
+  Axis ay;
+  if (r->log_scale) {
+    double l = log10(lo), h = log10(hi), pad = fmax((h - l) * 0.05, 0.05);
+    ay = (Axis){pow(10, l - pad), pow(10, h + pad), true};
+  } else {
+    double l = fmin(lo, 0), pad = fmax((hi - l) * 0.05, 1e-12);
+    ay = (Axis){l, hi + pad, false};
+  }
+  Axis ax = epoch_axis(n);
+  panel_title(cr, b, title);
+  draw_axes(cr, b, &ax, &ay, "epoch", "mean loss per row", true, true);
+  bool dots = n <= 30;
+  static const double run_color[3] = {0.62, 0.78, 0.91};
+  const char *names[3];
+  double cols[3][3], widths[3];
+  int nl = 0;
+  cairo_save(cr);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+  if (r->running_loss) {
+    curve(cr, b, &ax, &ay, r->running_loss, n, run_color, 1, false);
+    names[nl] = "train, running mean in the epoch", memcpy(cols[nl], run_color, sizeof cols[nl]), widths[nl++] = 1;
+  }
+  if (r->train_loss) {
+    curve(cr, b, &ax, &ay, r->train_loss, n, palette[0], 1.6, dots);
+    names[nl] = "train", memcpy(cols[nl], palette[0], sizeof cols[nl]), widths[nl++] = 1.6;
+  }
+  if (r->valid_loss) {
+    curve(cr, b, &ax, &ay, r->valid_loss, n, palette[1], 1.6, dots);
+    names[nl] = "valid", memcpy(cols[nl], palette[1], sizeof cols[nl]), widths[nl++] = 1.6;
+  }
+  cairo_restore(cr);
+  legend(cr, b, nl, names, (const double(*)[3])cols, widths, false);
+}
+
+static void accuracy_panel(cairo_t *cr, const ReportData *r, const Box *b) {
+  int64_t n = r->epochs;
+  double lo = INFINITY, hi = -INFINITY;
+  value_range(r->train_acc, n, false, &lo, &hi);
+  value_range(r->valid_acc, n, false, &lo, &hi);
+  const char *title = "accuracy per epoch";
+  if (!(lo <= hi)) {
+    empty_panel(cr, b, title, "no epochs were run");
+    return;
+  }
+  double l = fmax(0, floor(lo * 20 - 0.5) / 20);
+  Axis ay = {l, 1 + (1 - l) * 0.03, false}, ax = epoch_axis(n);
+  panel_title(cr, b, title);
+  draw_axes(cr, b, &ax, &ay, "epoch", "fraction classified right", true, true);
+  bool dots = n <= 30;
+  cairo_save(cr);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+  const char *names[2];
+  double cols[2][3], widths[2];
+  int nl = 0;
+  if (r->train_acc) {
+    curve(cr, b, &ax, &ay, r->train_acc, n, palette[0], 1.6, dots);
+    names[nl] = "train", memcpy(cols[nl], palette[0], sizeof cols[nl]), widths[nl++] = 1.6;
+  }
+  if (r->valid_acc) {
+    curve(cr, b, &ax, &ay, r->valid_acc, n, palette[1], 1.6, dots);
+    names[nl] = "valid", memcpy(cols[nl], palette[1], sizeof cols[nl]), widths[nl++] = 1.6;
+  }
+  cairo_restore(cr);
+  legend(cr, b, nl, names, (const double(*)[3])cols, widths, true);
+}
+
+/* ---- pages ---- */
+
+static int count_lines(const char *s) {
+  if (!s || !*s) return 0;
+  int n = 1;
+  for (; *s; s++) n += *s == '\n' && s[1];
+  return n;
+}
+
+static bool plane(const ReportData *r) { return r->in_cols == 2; }
+
+static double header_height(const Report *rep) { return 62 + 17.0 * rep->header_lines + 8; }
+
+/* Draw the lines of s from (x, *y), one per line. */
+static void text_lines(cairo_t *cr, double x, double *y, const char *s, double size) {
+  char line[512];
+  while (s && *s) {
+    size_t n = strcspn(s, "\n");
+    snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), s);
+    text_at(cr, x, *y, line, size, 0);
+    *y += 17;
+    s += n + (s[n] == '\n');
+  }
+}
+
+static void draw_header(cairo_t *cr, const Report *rep) {
+  const ReportData *r = rep->r;
+  char title[256];
+  if (r->source)
+    snprintf(title, sizeof title, "nnc training report: model %s (%s)", r->model ? r->model : "?", r->source);
+  else
+    snprintf(title, sizeof title, "nnc training report: model %s", r->model ? r->model : "?");
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  font(cr, true);
+  text_at(cr, 30, 36, title, 18, 0);
+  font(cr, false);
+  double y = 62;
+  cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+  text_lines(cr, 30, &y, r->settings, 11.5);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  font(cr, true);
+  text_lines(cr, 30, &y, r->figures, 11.5);
+  font(cr, false);
+  if (!plane(r)) {
+    char note[160];
+    snprintf(note, sizeof note,
+             "inputs have %d values per row: no data or decision-surface pages (they need a plane of two)",
+             r->in_cols);
+    cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
+    text_lines(cr, 30, &y, note, 11.5);
+  } else if (!r->predict) {
+    cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
+    text_lines(cr, 30, &y, "the output depends on the targets: no decision surface", 11.5);
+  }
+  cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
+  cairo_set_line_width(cr, 1);
+  cairo_move_to(cr, 30, header_height(rep) - 4);
+  cairo_line_to(cr, W - 30, header_height(rep) - 4);
+  cairo_stroke(cr);
+}
+
+static void draw_row(cairo_t *cr, const Report *rep, RowKind kind, double y0) {
+  const ReportData *r = rep->r;
+  Box left = {LEFT0, y0 + 36, PANEL_W, PANEL_H}, right = {LEFT1, y0 + 36, PANEL_W, PANEL_H};
+  switch (kind) {
+  case ROW_DATA:
+  case ROW_SURFACE:
+    plane_panel(cr, rep, &left, &r->train, kind == ROW_SURFACE, "train");
+    plane_panel(cr, rep, &right, &r->valid, kind == ROW_SURFACE, "valid");
+    break;
+  case ROW_CURVES:
+    if (r->train_acc || r->valid_acc) {
+      loss_panel(cr, r, &left);
+      accuracy_panel(cr, r, &right);
+    } else {
+      Box wide = {LEFT0, y0 + 36, LEFT1 + PANEL_W - LEFT0, PANEL_H};
+      loss_panel(cr, r, &wide);
+    }
+    break;
+  }
+}
+
+static void plan(Report *rep) {
+  const ReportData *r = rep->r;
+  rep->nrows = 0;
+  if (plane(r)) {
+    rep->rows[rep->nrows++] = ROW_DATA;
+    if (r->predict) rep->rows[rep->nrows++] = ROW_SURFACE;
+  }
+  rep->rows[rep->nrows++] = ROW_CURVES;
+  rep->header_lines = count_lines(r->settings) + count_lines(r->figures) + (!plane(r) || !r->predict);
+  if (plane(r)) plane_view(rep);
+  if (plane(r) && r->predict) surface_compute(rep);
+}
+
+static void page_start(cairo_t *cr) {
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  char title[256];
-  snprintf(title, sizeof title, "nnc: model %s", r->model ? r->model : "?");
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  text(cr, PAD, 24, title, 15);
-  double box = (W - 3 * PAD) / 2.0;
-  draw_losses(cr, r, PAD, PAD + 20, box, H - 2 * PAD - 20);
-  if (r->predict && r->in_cols == 2)
-    draw_surface(cr, r, 2 * PAD + box, PAD + 20, box, H - 2 * PAD - 20);
+  font(cr, false);
+}
+
+/* One tall page: the header and every row. */
+static void draw_single(cairo_t *cr, const Report *rep) {
+  page_start(cr);
+  draw_header(cr, rep);
+  for (int i = 0; i < rep->nrows; i++) draw_row(cr, rep, rep->rows[i], header_height(rep) + i * ROW_H);
+}
+
+/* One row per page, the header on the first, and an outline entry per page. */
+static void draw_pages(cairo_surface_t *surface, cairo_t *cr, const Report *rep) {
+  char link[32], title[160];
+  for (int i = 0; i < rep->nrows; i++) {
+    double top = i == 0 ? header_height(rep) : TOP_BAND;
+    if (i > 0) {
+      cairo_show_page(cr);
+      cairo_pdf_surface_set_size(surface, W, TOP_BAND + ROW_H);
+    }
+    page_start(cr);
+    if (i == 0) {
+      draw_header(cr, rep);
+    } else {
+      snprintf(title, sizeof title, "model %s: %s", rep->r->model ? rep->r->model : "?", row_title[rep->rows[i]]);
+      cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+      text_at(cr, 30, 28, title, 13, 0);
+    }
+    draw_row(cr, rep, rep->rows[i], top);
+    snprintf(link, sizeof link, "page=%d", i + 1);
+    cairo_pdf_surface_add_outline(surface, CAIRO_PDF_OUTLINE_ROOT, row_title[rep->rows[i]], link,
+                                  CAIRO_PDF_OUTLINE_FLAG_OPEN);
+  }
 }
 
 int report_write(const char *path, const ReportData *r) {
@@ -188,17 +735,31 @@ int report_write(const char *path, const ReportData *r) {
   char *tmp = malloc(n);
   if (!tmp) return -1;
   snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
-  cairo_surface_t *surface = !strcmp(ext, "svg")   ? cairo_svg_surface_create(tmp, W, H)
-                             : !strcmp(ext, "pdf") ? cairo_pdf_surface_create(tmp, W, H)
-                                                   : cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  Report rep = {.r = r};
+  plan(&rep);
+  bool pdf = !strcmp(ext, "pdf");
+  double height = pdf ? header_height(&rep) + ROW_H : header_height(&rep) + rep.nrows * ROW_H;
+  cairo_surface_t *surface = !strcmp(ext, "svg") ? cairo_svg_surface_create(tmp, W, height)
+                             : pdf ? cairo_pdf_surface_create(tmp, W, height)
+                                   : cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, (int)ceil(height));
+  if (pdf) {
+    char title[160];
+    snprintf(title, sizeof title, "nnc training report: %s", r->model ? r->model : "?");
+    cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title);
+    cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "nnc");
+  }
   cairo_t *cr = cairo_create(surface);
-  draw(cr, r);
+  if (pdf)
+    draw_pages(surface, cr, &rep);
+  else
+    draw_single(cr, &rep);
+  cairo_status_t st = cairo_status(cr);
   cairo_destroy(cr);
-  cairo_status_t st = CAIRO_STATUS_SUCCESS;
-  if (!strcmp(ext, "png")) st = cairo_surface_write_to_png(surface, tmp);
+  if (st == CAIRO_STATUS_SUCCESS && !strcmp(ext, "png")) st = cairo_surface_write_to_png(surface, tmp);
   cairo_surface_finish(surface);
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surface);
   cairo_surface_destroy(surface);
+  free(rep.grid);
   int rc = 0;
   if (st != CAIRO_STATUS_SUCCESS) {
     diag_file_error(path, "cannot write the report: %s", cairo_status_to_string(st));

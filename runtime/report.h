@@ -1,29 +1,53 @@
 /*
  * report.h - the --plot report of a training run (report.c).
+ *
+ * The report is a header (model, settings, final figures, timings) and
+ * rows of two panels: for models with two inputs, the data (train, valid),
+ * then the decision surface under the data (train, valid); always the
+ * curves per epoch (loss, accuracy). A PDF holds one row per page, the
+ * header on the first; SVG and PNG hold everything on one tall page.
  */
 #ifndef NNC_REPORT_H
 #define NNC_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct ReportData {
-  const char *model;
-  int64_t epochs;
-  const double *train_loss; /* per epoch: mean running train loss */
-  const double *valid_loss; /* per epoch, or NULL without validation data */
-  /* the training data, for the decision surface (two inputs) */
+/* One data set as the report sees it: rows of in_cols inputs and tgt_cols
+ * targets (doubles, row-major). */
+typedef struct ReportSet {
   size_t rows;
-  int in_cols, tgt_cols;
   const double *x, *t;
-  /* the model's output for n points of two inputs (NULL: no surface) */
+} ReportSet;
+
+typedef struct ReportData {
+  const char *model;    /* model name */
+  const char *source;   /* the .nn file's base name, or NULL */
+  const char *settings; /* lines of settings, '\n'-separated */
+  const char *figures;  /* lines of final figures and timings, '\n'-separated */
+  int64_t epochs;       /* entries in each per-epoch array */
+  /* per epoch (NULL when absent): the mean running train loss during the
+   * epoch, the train and valid loss and accuracy with the parameters at its
+   * end */
+  const double *running_loss, *train_loss, *valid_loss;
+  const double *train_acc, *valid_acc;
+  bool log_scale; /* loss axis */
+  /* the data: in_cols inputs, tgt_cols targets; classes > 1 when the targets
+   * are labels (2 for one 0/1 column, tgt_cols for one-hot), else 0 */
+  int in_cols, tgt_cols, classes;
+  ReportSet train, valid;
+  /* the model's out_cols outputs at n points of two inputs (NULL: no
+   * decision surface) */
   void (*predict)(void *ctx, const double *points, int64_t n, double *out);
   void *ctx;
+  int out_cols;
 } ReportData;
 
 /* Refuse a path whose extension is not .svg, .pdf or .png. */
 int report_check_path(const char *path);
-/* Draw and write the report (through a temporary file). */
+/* Draw and write the report (through a temporary file, renamed at the
+ * end: the file appears complete or not at all). */
 int report_write(const char *path, const ReportData *r);
 
 #endif

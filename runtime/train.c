@@ -390,12 +390,13 @@ static unsigned long alloc_count(void) {
   return counter ? counter() : 0;
 }
 
-/* The model's output at n points of two inputs, for the report. */
+/* The model's outputs at n points of two inputs, for the report. */
 static void predict_points(void *ctx, const double *points, int64_t n, double *out) {
   Engine *e = ctx;
   size_t es = (size_t)e->layout->elem_size;
+  int64_t yw = shape_numel(&e->g->output->shape);
   void *x = nnc_xmalloc(es * (size_t)(2 * e->max_batch));
-  void *y = nnc_xmalloc(es * (size_t)e->max_batch);
+  void *y = nnc_xmalloc(es * (size_t)(yw * e->max_batch));
   for (int64_t r = 0; r < n; r += e->max_batch) {
     int64_t k = n - r < e->max_batch ? n - r : e->max_batch;
     for (int64_t i = 0; i < 2 * k; i++) {
@@ -405,10 +406,83 @@ static void predict_points(void *ctx, const double *points, int64_t n, double *o
         ((float *)x)[i] = (float)points[2 * r + i];
     }
     e->forward(e, x, NULL, k, y, NULL);
-    for (int64_t i = 0; i < k; i++) out[r + i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
+    for (int64_t i = 0; i < k * yw; i++)
+      out[r * yw + i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
   }
   free(x);
   free(y);
+}
+
+/* ---- the --plot report ---- */
+
+static const char *init_name(NncInitKind k) {
+  switch (k) {
+  case NNC_INIT_XAVIER_NORMAL: return "xavier_normal";
+  case NNC_INIT_XAVIER_UNIFORM: return "xavier_uniform";
+  case NNC_INIT_HE_NORMAL: return "he_normal";
+  case NNC_INIT_NORMAL: return "normal";
+  case NNC_INIT_UNIFORM: return "uniform";
+  case NNC_INIT_ZEROS: return "zeros";
+  case NNC_INIT_CONSTANT: return "constant";
+  }
+  return "?";
+}
+
+static void data_text(StrBuf *sb, const DataSpec *d) {
+  switch (d->kind) {
+  case DATA_MOONS:
+    sb_printf(sb, "moons(samples %" PRId64 ", noise %g, seed %" PRIu64 ")", d->samples, d->noise, d->seed);
+    break;
+  case DATA_CIRCLES:
+    sb_printf(sb, "circles(samples %" PRId64 ", noise %g, factor %g, seed %" PRIu64 ")", d->samples, d->noise,
+              d->factor, d->seed);
+    break;
+  case DATA_CSV: {
+    const char *base = strrchr(d->path, '/');
+    sb_printf(sb, "csv(%s%s)", base ? base + 1 : d->path, d->onehot ? ", onehot" : "");
+    break;
+  }
+  case DATA_NONE:
+    sb_puts(sb, "none");
+    break;
+  }
+}
+
+/* The header's settings lines. */
+static char *report_settings(const Program *p, const Graph *g, const TrainOptions *o, size_t train_rows,
+                             size_t valid_rows) {
+  const TrainConfig *tc = &p->train;
+  StrBuf sb = {0};
+  const OptimSpec *op = &tc->optim;
+  if (op->kind == OPTIM_SGD) {
+    sb_printf(&sb, "optimizer sgd(lr %g", op->lr);
+    if (op->momentum != 0) sb_printf(&sb, ", momentum %g", op->momentum);
+  } else {
+    sb_printf(&sb, "optimizer adam(lr %g, betas %g %g, eps %g", op->lr, op->beta1, op->beta2, op->eps);
+  }
+  if (op->weight_decay != 0) sb_printf(&sb, ", weight decay %g", op->weight_decay);
+  sb_printf(&sb, "), batch %" PRId64 ", %" PRId64 " epochs, shuffle %s, %s, seed %" PRIu64 ", %s\n",
+            tc->batch, tc->epochs, tc->shuffle ? "on" : "off", dtype_name(g->dtype), tc->seed,
+            o->engine ? o->engine : "?");
+  sb_puts(&sb, "data ");
+  data_text(&sb, &tc->data);
+  if (tc->valid.kind != DATA_NONE) {
+    sb_puts(&sb, ", valid ");
+    data_text(&sb, &tc->valid);
+  }
+  sb_printf(&sb, ": %zu train rows, %zu valid rows; init %s", train_rows, valid_rows, init_name(tc->init.kind));
+  if (tc->init.has_seed) sb_printf(&sb, "(seed %" PRIu64 ")", tc->init.seed);
+  return sb.data;
+}
+
+/* Targets as the report colours them: classes > 1 for labels. */
+static int report_classes(const Graph *g, const NncData *d) {
+  switch (label_kind(g, d)) {
+  case LABELS_BINARY: return 2;
+  case LABELS_ONEHOT: return d->tgt_cols;
+  case LABELS_NONE: return 0;
+  }
+  return 0;
 }
 
 int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
@@ -444,9 +518,15 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   size_t buf_bytes = (size_t)e->layout->total * es;
   void *snapshot = nnc_xmalloc(buf_bytes);
   unsigned long allocs = 0;
-  /* per-epoch losses for --plot */
-  double *hist_train = o->plot ? nnc_xcalloc((size_t)tc->epochs + 1, sizeof(double)) : NULL;
-  double *hist_valid = o->plot && has_valid ? nnc_xcalloc((size_t)tc->epochs + 1, sizeof(double)) : NULL;
+  /* per-epoch curves for --plot: the running train loss, and the loss and
+     accuracy of both sets with the parameters at the end of the epoch
+     (evaluated only with --plot, outside the train time) */
+  size_t hn = (size_t)tc->epochs + 1;
+  double *hist_run = o->plot ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_train = o->plot ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_tacc = o->plot && tr.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_valid = o->plot && has_valid ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_vacc = hist_valid && va.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
   for (epoch = 1; epoch <= tc->epochs; epoch++) {
     const void *x = tr.x, *t = tr.t;
     if (tc->shuffle) {
@@ -470,11 +550,16 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
       break;
     }
     bool show = tty || epoch % every == 0 || epoch == tc->epochs || epoch == 1;
-    if (hist_train) hist_train[epoch - 1] = running;
-    if (!show && !hist_valid) continue;
-    double vloss = has_valid ? set_loss(e, &va, NULL) : 0;
-    if (hist_valid) hist_valid[epoch - 1] = vloss;
+    if (o->plot) {
+      double acc = 0;
+      hist_run[epoch - 1] = running;
+      hist_train[epoch - 1] = set_loss(e, &tr, &acc);
+      if (hist_tacc) hist_tacc[epoch - 1] = acc;
+      if (hist_valid) hist_valid[epoch - 1] = set_loss(e, &va, &acc);
+      if (hist_vacc) hist_vacc[epoch - 1] = acc;
+    }
     if (!show) continue;
+    double vloss = hist_valid ? hist_valid[epoch - 1] : has_valid ? set_loss(e, &va, NULL) : 0;
     double done = (double)epoch / (double)tc->epochs;
     double elapsed = nnc_now() - wall_start;
     char left[32];
@@ -488,6 +573,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     printf("  %.0f steps/s  %s left%s", sps, left, tty ? "   " : "\n");
     fflush(stdout);
   }
+  double loop_time = nnc_now() - wall_start;
   if (tty && tc->epochs > 0) printf("\n");
   if (status == 0) {
     double acc = 0, vacc = 0;
@@ -510,18 +596,40 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     fflush(stdout);
     if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
     if (o->plot) {
-      ReportData rd = {.model = o->model_name, .epochs = tc->epochs, .train_loss = hist_train,
-                       .valid_loss = hist_valid, .rows = train->rows, .in_cols = train->in_cols,
-                       .tgt_cols = train->tgt_cols, .x = train->x, .t = train->t};
-      if (engine_input_cols(g) == 2 && shape_numel(&g->output->shape) == 1 && !graph_output_needs_targets(g)) {
+      char *settings = report_settings(p, g, o, tr.rows, has_valid ? va.rows : 0);
+      StrBuf fig = {0};
+      sb_printf(&fig, "final train loss %.6g", tl);
+      if (tr.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", acc);
+      if (has_valid) {
+        sb_printf(&fig, "; final valid loss %.6g", vl);
+        if (va.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", vacc);
+      }
+      sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
+                "evaluation after each %.4g s",
+                train_time, steps, train_time > 0 ? (double)steps / train_time : 0.0, loop_time);
+      ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings,
+                       .figures = fig.data, .epochs = tc->epochs, .running_loss = hist_run,
+                       .train_loss = hist_train, .valid_loss = hist_valid, .train_acc = hist_tacc,
+                       .valid_acc = hist_vacc, .log_scale = !o->plot_linear,
+                       .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
+                       .classes = report_classes(g, train),
+                       .train = {train->rows, train->x, train->t},
+                       .out_cols = (int)shape_numel(&g->output->shape)};
+      if (has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t};
+      if (engine_input_cols(g) == 2 && train->in_cols == 2 && !graph_output_needs_targets(g)) {
         rd.predict = predict_points;
         rd.ctx = e;
       }
       if (report_write(o->plot, &rd) != 0) status = 1;
+      free(settings);
+      sb_free(&fig);
     }
   }
+  free(hist_run);
   free(hist_train);
+  free(hist_tacc);
   free(hist_valid);
+  free(hist_vacc);
   free(snapshot);
   free(xs);
   free(ts);

@@ -35,6 +35,8 @@ typedef struct TrainOptions {
   const char *save; /* checkpoint path or NULL */
   const char *plot; /* report path or NULL */
   const char *model_name;
+  bool plot_linear;   /* the report's loss axis is linear (default log) */
+  const char *engine; /* for the report's header: "jit -O2", "interpreter" */
 } TrainOptions;
 
 /* Train with p's settings; prints progress and the spec's final lines.

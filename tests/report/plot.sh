@@ -1,19 +1,96 @@
 #!/usr/bin/env bash
-# plot.sh NNC EXAMPLES_DIR - --plot writes a complete .svg, .pdf and .png
-# report (checked by their signatures) and refuses other extensions.
+# plot.sh NNC EXAMPLES_DIR CASE - the --plot report (issue 8).
+#
+#   moons    PDF (3 pages: data, decision surface, curves), SVG (well-formed
+#            XML with the two surface images), PNG (header and 3 rows)
+#   circles  the same pages from another model (interpreter, linear scale)
+#   digits   64 inputs: the curves only (PDF 1 page, no surface image in the
+#            SVG, a short PNG)
+#   errors   a refused extension, an unwritable directory, no temporary file
+#            left behind, and --plot does not change what training prints
 set -u
-nnc=$1 examples=$2
+nnc=$1 examples=$2 case=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAILED: $*"; exit 1; }
-"$nnc" "$examples/moons.nn" --jit --train --epochs 20 --plot "$tmp/r.svg" >/dev/null || fail "svg run"
-grep -q "<svg" "$tmp/r.svg" || fail "not an SVG file"
-"$nnc" "$examples/moons.nn" --jit --train --epochs 20 --plot "$tmp/r.pdf" >/dev/null || fail "pdf run"
-head -c 5 "$tmp/r.pdf" | grep -q "%PDF-" || fail "not a PDF file"
-"$nnc" "$examples/circles.nn" --train --epochs 3 --plot "$tmp/r.png" >/dev/null || fail "png run"
-head -c 8 "$tmp/r.png" | od -c | grep -q "P   N   G" || fail "not a PNG file"
-err=$("$nnc" "$examples/moons.nn" --train --plot "$tmp/r.jpg" 2>&1 >/dev/null)
-[ $? -eq 1 ] || fail "a .jpg report should be refused"
-[ "$err" = "$tmp/r.jpg: error: --plot writes .svg, .pdf or .png files" ] || fail "message: $err"
-ls "$tmp" | grep -q tmp && fail "a temporary file was left"
+fail() { echo "FAILED ($case): $*"; exit 1; }
+
+# pdf_pages FILE: the number of page objects
+pdf_pages() { grep -a -c '/Type /Page\b' "$1"; }
+# png_size FILE: "WIDTH HEIGHT" from the IHDR chunk
+png_size() { python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*struct.unpack(">II", d[16:24]))' "$1"; }
+xml_ok() { python3 -c 'import xml.dom.minidom,sys; xml.dom.minidom.parse(sys.argv[1])' "$1"; }
+size() { wc -c <"$1" | tr -d ' '; }
+
+check_pdf() { # FILE PAGES MIN_BYTES
+  head -c 5 "$1" | grep -q '%PDF-' || fail "$1 is not a PDF file"
+  tail -c 8 "$1" | grep -q '%%EOF' || fail "$1 does not end with %%EOF"
+  [ "$(pdf_pages "$1")" -eq "$2" ] || fail "$1 has $(pdf_pages "$1") pages, expected $2"
+  [ "$(size "$1")" -gt "$3" ] || fail "$1 is only $(size "$1") bytes"
+}
+check_svg() { # FILE IMAGES MIN_BYTES
+  head -c 200 "$1" | grep -q '<svg' || fail "$1 is not an SVG file"
+  xml_ok "$1" || fail "$1 is not well-formed XML"
+  [ "$(grep -c '<image' "$1")" -eq "$2" ] || fail "$1 has $(grep -c '<image' "$1") images, expected $2"
+  [ "$(size "$1")" -gt "$3" ] || fail "$1 is only $(size "$1") bytes"
+}
+check_png() { # FILE MIN_HEIGHT MAX_HEIGHT MIN_BYTES
+  [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$1 is not a PNG file"
+  read -r w h <<<"$(png_size "$1")"
+  [ "$w" -eq 1000 ] || fail "$1 is $w pixels wide"
+  [ "$h" -ge "$2" ] && [ "$h" -le "$3" ] || fail "$1 is $h pixels high, expected $2..$3"
+  [ "$(size "$1")" -gt "$4" ] || fail "$1 is only $(size "$1") bytes"
+}
+run() { "$nnc" "$@" >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err"; fail "nnc $*"; }; }
+
+case $case in
+moons)
+  run "$examples/moons.nn" --jit --train --epochs 20 --plot "$tmp/r.pdf"
+  check_pdf "$tmp/r.pdf" 3 20000
+  for t in data "decision surface" "loss and accuracy"; do
+    grep -a -q "/Title ($t)" "$tmp/r.pdf" || fail "the PDF outline has no page '$t'"
+  done
+  run "$examples/moons.nn" --jit --train --epochs 20 --plot "$tmp/r.svg"
+  check_svg "$tmp/r.svg" 2 100000
+  run "$examples/moons.nn" --train --epochs 20 --plot "$tmp/r.png" --plot-scale linear
+  check_png "$tmp/r.png" 1200 1500 50000
+  ;;
+circles)
+  run "$examples/circles.nn" --train --epochs 3 --plot "$tmp/r.pdf" --plot-scale linear
+  check_pdf "$tmp/r.pdf" 3 20000
+  run "$examples/circles.nn" --jit --train --epochs 3 --plot "$tmp/r.png"
+  check_png "$tmp/r.png" 1200 1500 50000
+  run "$examples/circles.nn" --jit --train --epochs 3 --plot "$tmp/r.svg"
+  check_svg "$tmp/r.svg" 2 100000
+  ;;
+digits)
+  run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.pdf"
+  check_pdf "$tmp/r.pdf" 1 5000
+  grep -a -q "/Title (loss and accuracy)" "$tmp/r.pdf" || fail "the PDF has no curves page"
+  grep -a -q -e "/Title (decision surface)" -e "/Title (data)" "$tmp/r.pdf" && fail "the PDF has a plane page"
+  run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.svg"
+  check_svg "$tmp/r.svg" 0 20000
+  run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.png"
+  check_png "$tmp/r.png" 450 700 10000
+  ;;
+errors)
+  err=$("$nnc" "$examples/moons.nn" --train --plot "$tmp/r.jpg" 2>&1 >/dev/null)
+  [ $? -eq 1 ] || fail "a .jpg report should be refused"
+  [ "$err" = "$tmp/r.jpg: error: --plot writes .svg, .pdf or .png files" ] || fail "message: $err"
+  out=$("$nnc" "$examples/moons.nn" --train --epochs 1 --plot "$tmp/nodir/r.png" 2>"$tmp/err")
+  [ $? -eq 1 ] || fail "a report in a missing directory should fail with status 1"
+  [ -z "$out" ] || fail "output on stdout for an unwritable report: $out"
+  [ "$(cat "$tmp/err")" = "$tmp/nodir/r.png: error: cannot write: No such file or directory" ] ||
+    fail "message: $(cat "$tmp/err")"
+  # training prints the same with and without a report (times aside)
+  "$nnc" "$examples/moons.nn" --jit --train --epochs 30 | grep -v -e 'train time' -e 'steps/s' >"$tmp/plain" ||
+    fail "plain run"
+  "$nnc" "$examples/moons.nn" --jit --train --epochs 30 --plot "$tmp/r.png" |
+    grep -v -e 'train time' -e 'steps/s' >"$tmp/plotted" || fail "run with --plot"
+  diff "$tmp/plain" "$tmp/plotted" >/dev/null || fail "--plot changed the training output"
+  ls "$tmp" | grep -q tmp && fail "a temporary file was left"
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
 echo "1 passed, 0 failed"

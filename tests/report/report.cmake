@@ -1,3 +1,20 @@
-# tests/report/report.cmake - the --plot report (included from tests/CMakeLists.txt)
-add_test(NAME report.plot COMMAND ${CMAKE_CURRENT_LIST_DIR}/plot.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples)
-set_tests_properties(report.plot PROPERTIES LABELS report TIMEOUT 300)
+# tests/report/report.cmake - the --plot report and the --emit dot picture
+# (included from tests/CMakeLists.txt)
+foreach(case moons circles digits errors)
+  add_test(NAME report.${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/plot.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
+  set_tests_properties(report.${case} PROPERTIES LABELS report TIMEOUT 300)
+endforeach()
+
+cli_test(plot_scale_bad 2 stderr "^nnc: --plot-scale is log or linear, got 'cubic'$" relu.nn --train --plot r.png --plot-scale cubic)
+cli_test(plot_scale_bad_usage 2 stderr "^usage: nnc " relu.nn --train --plot r.png --plot-scale cubic)
+cli_test(plot_scale_no_plot 2 stderr "^nnc: --plot-scale goes with --plot$" relu.nn --train --plot-scale log)
+cli_test(plot_scale_no_value 2 stderr "^nnc: --plot-scale needs a value$" relu.nn --train --plot r.png --plot-scale)
+set_tests_properties(cli.plot_scale_bad cli.plot_scale_bad_usage cli.plot_scale_no_plot cli.plot_scale_no_value
+                     PROPERTIES LABELS report)
+
+# --emit dot renders with Graphviz (when it is installed)
+find_program(NNC_DOT dot)
+if(NNC_DOT)
+  add_test(NAME report.dot_svg COMMAND ${CMAKE_CURRENT_LIST_DIR}/dot.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${NNC_DOT})
+  set_tests_properties(report.dot_svg PROPERTIES LABELS report TIMEOUT 120)
+endif()
