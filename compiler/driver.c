@@ -206,7 +206,7 @@ static Engine *make_engine(Compilation *c) {
     unsigned fns = o->predict ? CG_PREDICT
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
-    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time);
+    e = jit_engine_new_cpu(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
@@ -307,7 +307,8 @@ static int run(Compilation *c) {
     layout_dump(c->opt_g, c->layout, &sb);
     return emit_text(o, &sb);
   }
-  if (o->emit) return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time);
+  if (o->emit)
+    return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time, o->cpu);
   if (!o->train && !o->grad && !o->check_grad && !o->predict) {
     /* no task: the file checked, compiled to a graph, and a summary */
     int64_t count = 0;
@@ -320,7 +321,14 @@ static int run(Compilation *c) {
   return run_task(c);
 }
 
+bool nnc_cpu_known(const char *name) { return jit_cpu_known(name); }
+
 int nnc_run(const NncOptions *o) {
+  if (!jit_cpu_known(o->cpu)) {
+    fprintf(stderr, "nnc: error: unknown CPU '%s' (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
+                    "x86-64 processor name such as haswell or znver4)\n", o->cpu);
+    return 1;
+  }
   Compilation c = {.opt = o};
   arena_init(&c.arena);
   int rc = run(&c);

@@ -32,10 +32,13 @@ typedef struct NncOptions {
   int dtype;                   /* -1, 0 (f32) or 1 (f64) */
   int opt_level;               /* 0..3 */
   bool time;                   /* per-stage compile times on stderr */
+  const char *cpu;             /* --cpu: NULL (default), "native" or a CPU name */
 } NncOptions;
 
 void nnc_options_default(NncOptions *o);
 /* Run what the options ask for; returns the exit status (0 or 1). */
 int nnc_run(const NncOptions *o);
+/* Whether --cpu accepts the name ("native", x86-64, x86-64-v2, haswell, ...). */
+bool nnc_cpu_known(const char *name);
 
 #endif
