@@ -28,6 +28,7 @@
 #include "lower.h"
 #include "nnc.h"
 #include "parse.h"
+#include "driver.h"
 
 void nnc_options_default(NncOptions *o) {
   memset(o, 0, sizeof *o);
@@ -36,20 +37,6 @@ void nnc_options_default(NncOptions *o) {
   o->dtype = -1;
   o->opt_level = 2;
 }
-
-typedef struct Compilation {
-  const NncOptions *opt;
-  Arena arena;
-  Source src;
-  Diag diag;
-  Ast ast;
-  Program prog;
-  Graph *fwd;   /* as lowered */
-  Graph *grad;  /* forward + backward, as derived */
-  Graph *opt_g; /* forward + backward + update, after the passes */
-  Layout *layout;
-  ParamInit *inits;
-} Compilation;
 
 /* Write text to -o FILE (through a temporary file and a rename, so a failure
  * never leaves half a file) or to standard output. */
@@ -135,7 +122,7 @@ static void stage_done(Compilation *c, const char *name) {
 static int frontend(Compilation *c) {
   const NncOptions *o = c->opt;
   stage_start = nnc_now();
-  if (source_read(&c->src, o->file) != 0) return 1;
+  if (!c->src.text && source_read(&c->src, o->file) != 0) return 1;
   c->diag.src = &c->src;
   if (c->src.len == 0) {
     diag_file_error(o->file, "file is empty: a .nn file needs `model NAME { ... }`");
@@ -197,6 +184,12 @@ static int middle(Compilation *c) {
     return 1;
   }
   return 0;
+}
+
+int compilation_run(Compilation *c) {
+  int rc = frontend(c);
+  if (rc) return rc < 0 ? 0 : rc;
+  return middle(c);
 }
 
 static Engine *make_engine(Compilation *c) {

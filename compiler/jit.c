@@ -324,6 +324,12 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
   return engine_new(&jit_ops, g, layout, max_batch, je);
 }
 
+void *jit_engine_symbol(Engine *e, const char *fn) {
+  JEngine *je = e->impl;
+  void *addr = NULL;
+  return lookup(je->jit, e->g, fn, &addr) == 0 ? addr : NULL;
+}
+
 /* ---- --emit llvm, asm, obj, header ---- */
 
 /* A parameter name as part of a C identifier: linear1.W -> linear1_W. */

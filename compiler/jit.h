@@ -34,6 +34,10 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
 Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level,
                            unsigned fns, bool time, const char *cpu);
 
+/* The address of a compiled function of a JIT engine ("forward",
+ * "train_step", ...: one that was built), or NULL after printing why. */
+void *jit_engine_symbol(Engine *e, const char *fn);
+
 /* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm), for
  * `cpu` (NULL: jit_default_cpu(kind)). Returns the exit status. */
 int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind,
