@@ -10,3 +10,10 @@ target_link_libraries(test_api PRIVATE nnc_lib)
 add_test(NAME api.unit COMMAND sh -c "\"$0\" 2>stderr.txt && ! test -s stderr.txt || { cat stderr.txt; false; }"
          $<TARGET_FILE:test_api>)
 set_tests_properties(api.unit PROPERTIES TIMEOUT 300)
+
+# installing needs the shared library (not built for the fuzzer); the
+# consumer is built without the sanitizers, so not in a sanitizer build
+if(TARGET nnc_shared AND NOT NNC_SANITIZE)
+  add_test(NAME api.install COMMAND ${API_TESTS}/install.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(api.install PROPERTIES TIMEOUT 300)
+endif()
