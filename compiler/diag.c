@@ -80,11 +80,10 @@ void source_free(Source *src) {
   src->text = NULL;
 }
 
-/* Print line `line` of the source and a caret under column `col`. Tabs in
- * the prefix are kept so the caret lines up in a terminal. A very long line
- * shows a window around the column. One write, as standard error is not
- * buffered. */
-static void print_caret(const Source *src, Loc loc) {
+/* Line `line` of the source and a caret under column `col`, appended to sb.
+ * Tabs in the prefix are kept so the caret lines up in a terminal. A very
+ * long line shows a window around the column. */
+static void caret_text(StrBuf *out, const Source *src, Loc loc) {
   if (!src || !src->text || loc.line < 1) return;
   const char *p = src->text, *end = src->text + src->len;
   for (int l = 1; l < loc.line && p < end; p++)
@@ -114,8 +113,50 @@ static void print_caret(const Source *src, Loc loc) {
   if (from > p) sb_puts(&sb, "   ");
   for (const char *q = from; q < at; q++) sb_putc(&sb, *q == '\t' ? '\t' : ' ');
   sb_puts(&sb, "^\n");
-  fputs(sb.data, stderr);
+  sb_puts(out, sb.data);
   sb_free(&sb);
+}
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *c = nnc_xmalloc(n);
+  memcpy(c, s, n);
+  return c;
+}
+
+static void collect(NncDiagnostics *sink, const char *file, Loc loc, NncSeverity sev, const char *message,
+                    const char *text) {
+  sink->items = realloc(sink->items, sizeof *sink->items * (size_t)(sink->count + 1));
+  if (!sink->items) nnc_die("out of memory");
+  NncDiagnostic *d = &sink->items[sink->count++];
+  d->file = xstrdup(file);
+  d->line = loc.line;
+  d->col = loc.col;
+  d->severity = sev;
+  d->message = xstrdup(message);
+  d->text = xstrdup(text);
+}
+
+void nnc_diagnostics_free(NncDiagnostics *d) {
+  if (!d) return;
+  for (int i = 0; i < d->count; i++) {
+    free((char *)d->items[i].file);
+    free((char *)d->items[i].message);
+    free((char *)d->items[i].text);
+  }
+  free(d->items);
+  d->items = NULL;
+  d->count = 0;
+}
+
+/* Print text on standard error, or collect it with its parts. One write, as
+ * standard error is not buffered. */
+static void emit(NncDiagnostics *sink, const char *file, Loc loc, NncSeverity sev, const char *message,
+                 const char *text) {
+  if (sink)
+    collect(sink, file, loc, sev, message, text);
+  else
+    fputs(text, stderr);
 }
 
 static void report(Diag *d, Loc loc, const char *kind, const char *fmt,
@@ -123,19 +164,24 @@ static void report(Diag *d, Loc loc, const char *kind, const char *fmt,
   if (d->quiet) return;
   int limit = d->max_errors ? d->max_errors : 20;
   if (d->errors > limit) return;
+  const char *path = d->src ? d->src->path : "nnc";
+  StrBuf text = {0};
   if (d->errors == limit && strcmp(kind, "error") == 0) {
-    fprintf(stderr, "%s: note: too many errors, stopping\n",
-            d->src ? d->src->path : "nnc");
+    sb_printf(&text, "%s: note: too many errors, stopping\n", path);
+    emit(d->sink, path, (Loc){0, 0}, NNC_NOTE, "too many errors, stopping", text.data);
+    sb_free(&text);
     return;
   }
-  const char *path = d->src ? d->src->path : "nnc";
+  StrBuf msg = {0};
+  sb_vprintf(&msg, fmt, ap);
   if (loc.line > 0)
-    fprintf(stderr, "%s:%d:%d: %s: ", path, loc.line, loc.col, kind);
+    sb_printf(&text, "%s:%d:%d: %s: %s\n", path, loc.line, loc.col, kind, msg.data ? msg.data : "");
   else
-    fprintf(stderr, "%s: %s: ", path, kind);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  if (loc.line > 0) print_caret(d->src, loc);
+    sb_printf(&text, "%s: %s: %s\n", path, kind, msg.data ? msg.data : "");
+  if (loc.line > 0) caret_text(&text, d->src, loc);
+  emit(d->sink, path, loc, strcmp(kind, "error") == 0 ? NNC_ERROR : NNC_NOTE, msg.data ? msg.data : "", text.data);
+  sb_free(&msg);
+  sb_free(&text);
 }
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...) {
@@ -153,11 +199,22 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...) {
   va_end(ap);
 }
 
+static _Thread_local NncDiagnostics *file_sink;
+
+NncDiagnostics *diag_set_file_sink(NncDiagnostics *sink) {
+  NncDiagnostics *old = file_sink;
+  file_sink = sink;
+  return old;
+}
+
 void diag_file_error(const char *path, const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "%s: error: ", path);
+  StrBuf msg = {0}, text = {0};
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  sb_vprintf(&msg, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+  sb_printf(&text, "%s: error: %s\n", path, msg.data ? msg.data : "");
+  emit(file_sink, path, (Loc){0, 0}, NNC_ERROR, msg.data ? msg.data : "", text.data);
+  sb_free(&msg);
+  sb_free(&text);
 }

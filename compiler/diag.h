@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "nnc.h"
+
 /* A position in a .nn file: 1-based line and column (bytes). */
 typedef struct Loc {
   int line, col;
@@ -33,6 +35,7 @@ typedef struct Diag {
   int errors;
   int max_errors; /* stop printing after this many (0 = 20) */
   bool quiet;     /* count but print nothing (fuzzing) */
+  NncDiagnostics *sink; /* when set: collect there instead of printing */
 } Diag;
 
 /* Biggest .nn file nnc reads. */
@@ -49,8 +52,12 @@ void diag_error(Diag *d, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void diag_note(Diag *d, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* `PATH: error: MESSAGE` on one line. */
+/* `PATH: error: MESSAGE` on one line (into the file sink when one is set). */
 void diag_file_error(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Collect this thread's diag_file_error messages into sink instead of
+ * printing them (NULL: print again). Returns the previous sink. */
+NncDiagnostics *diag_set_file_sink(NncDiagnostics *sink);
 
 #endif

@@ -29,6 +29,7 @@
 #include "nnc.h"
 #include "parallel.h"
 #include "parse.h"
+#include "driver.h"
 
 void nnc_options_default(NncOptions *o) {
   memset(o, 0, sizeof *o);
@@ -37,20 +38,6 @@ void nnc_options_default(NncOptions *o) {
   o->dtype = -1;
   o->opt_level = 2;
 }
-
-typedef struct Compilation {
-  const NncOptions *opt;
-  Arena arena;
-  Source src;
-  Diag diag;
-  Ast ast;
-  Program prog;
-  Graph *fwd;   /* as lowered */
-  Graph *grad;  /* forward + backward, as derived */
-  Graph *opt_g; /* forward + backward + update, after the passes */
-  Layout *layout;
-  ParamInit *inits;
-} Compilation;
 
 /* Write text to -o FILE (through a temporary file and a rename, so a failure
  * never leaves half a file) or to standard output. */
@@ -136,7 +123,7 @@ static void stage_done(Compilation *c, const char *name) {
 static int frontend(Compilation *c) {
   const NncOptions *o = c->opt;
   stage_start = nnc_now();
-  if (source_read(&c->src, o->file) != 0) return 1;
+  if (!c->src.text && source_read(&c->src, o->file) != 0) return 1;
   c->diag.src = &c->src;
   if (c->src.len == 0) {
     diag_file_error(o->file, "file is empty: a .nn file needs `model NAME { ... }`");
@@ -211,6 +198,12 @@ static int train_threads(const Compilation *c) {
   return par_default_threads(per_row, c->prog.train.batch);
 }
 
+int compilation_run(Compilation *c) {
+  int rc = frontend(c);
+  if (rc) return rc < 0 ? 0 : rc;
+  return middle(c);
+}
+
 static Engine *make_engine(Compilation *c) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
@@ -221,7 +214,7 @@ static Engine *make_engine(Compilation *c) {
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
     if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_BACKWARD | CG_UPDATE | CG_GRAD_PART;
-    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time);
+    e = jit_engine_new_cpu(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
@@ -343,7 +336,8 @@ static int run(Compilation *c) {
     layout_dump(c->opt_g, c->layout, &sb);
     return emit_text(o, &sb);
   }
-  if (o->emit) return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time);
+  if (o->emit)
+    return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time, o->cpu);
   if (!o->train && !o->grad && !o->check_grad && !o->predict) {
     /* no task: the file checked, compiled to a graph, and a summary */
     int64_t count = 0;
@@ -358,8 +352,14 @@ static int run(Compilation *c) {
 
 void nnc_parallel_init(int *argc, char ***argv) { par_init(argc, argv); }
 void nnc_parallel_finalize(void) { par_finalize(); }
+bool nnc_cpu_known(const char *name) { return jit_cpu_known(name); }
 
 int nnc_run(const NncOptions *o) {
+  if (!jit_cpu_known(o->cpu)) {
+    fprintf(stderr, "nnc: error: unknown CPU '%s' (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
+                    "x86-64 processor name such as haswell or znver4)\n", o->cpu);
+    return 1;
+  }
   Compilation c = {.opt = o};
   arena_init(&c.arena);
   int rc = run(&c);

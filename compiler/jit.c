@@ -68,24 +68,64 @@ static LLVMCodeGenOptLevel codegen_level(int opt_level) {
   }
 }
 
-/* A target machine for the host CPU and its features. */
-static LLVMTargetMachineRef host_machine(int opt_level) {
+/* The CPUs --cpu accepts besides `native`: LLVM 19's names of 64-bit x86
+ * processors (`llc -march=x86-64 -mcpu=help`, 32-bit-only ones left out).
+ * LLVMCreateTargetMachine takes any string and only warns on stderr, so
+ * names are checked here. */
+static const char *const x86_64_cpus[] = {
+    "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic", "nocona", "core2", "penryn", "nehalem",
+    "corei7", "westmere", "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "haswell", "core-avx2",
+    "broadwell", "skylake", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
+    "icelake-client", "icelake-server", "rocketlake", "tigerlake", "sapphirerapids", "alderlake",
+    "raptorlake", "meteorlake", "arrowlake", "arrowlake-s", "lunarlake", "pantherlake", "gracemont",
+    "graniterapids", "graniterapids-d", "emeraldrapids", "sierraforest", "grandridge", "clearwaterforest",
+    "knl", "knm", "atom", "bonnell", "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "k8",
+    "opteron", "athlon64", "athlon-fx", "k8-sse3", "opteron-sse3", "athlon64-sse3", "amdfam10", "barcelona",
+    "btver1", "btver2", "bdver1", "bdver2", "bdver3", "bdver4", "znver1", "znver2", "znver3", "znver4",
+    "znver5"};
+
+static bool host_is_x86_64(void) {
   char *triple = LLVMGetDefaultTargetTriple();
-  char *cpu = LLVMGetHostCPUName();
-  char *features = LLVMGetHostCPUFeatures();
+  bool x86 = strncmp(triple, "x86_64", 6) == 0;
+  LLVMDisposeMessage(triple);
+  return x86;
+}
+
+bool jit_cpu_known(const char *cpu) {
+  if (!cpu || strcmp(cpu, "native") == 0) return true;
+  if (!host_is_x86_64()) return false; /* only `native` elsewhere */
+  for (size_t i = 0; i < sizeof x86_64_cpus / sizeof x86_64_cpus[0]; i++)
+    if (strcmp(cpu, x86_64_cpus[i]) == 0) return true;
+  return false;
+}
+
+const char *jit_default_cpu(const char *kind) {
+  if (kind && (strcmp(kind, "obj") == 0 || strcmp(kind, "asm") == 0) && host_is_x86_64()) return NNC_PORTABLE_CPU;
+  return "native";
+}
+
+/* A target machine for the default triple and `cpu`: NULL or "native" is the
+ * host CPU and its features (what --jit uses), any other name that CPU with
+ * its own default features. Position-independent code either way, so an
+ * object links into a PIE or a shared library. */
+static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) {
+  bool native = !cpu_name || strcmp(cpu_name, "native") == 0;
+  char *triple = LLVMGetDefaultTargetTriple();
+  char *cpu = native ? LLVMGetHostCPUName() : NULL;
+  char *features = native ? LLVMGetHostCPUFeatures() : NULL;
   LLVMTargetRef target;
   char *err = NULL;
   LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &target, &err) == 0)
-    tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_level(opt_level), LLVMRelocPIC,
-                                 LLVMCodeModelDefault);
+    tm = LLVMCreateTargetMachine(target, triple, native ? cpu : cpu_name, native ? features : "",
+                                 codegen_level(opt_level), LLVMRelocPIC, LLVMCodeModelDefault);
   else {
     fprintf(stderr, "nnc: internal error: no LLVM target for %s: %s\n", triple, err);
     LLVMDisposeMessage(err);
   }
   LLVMDisposeMessage(triple);
-  LLVMDisposeMessage(cpu);
-  LLVMDisposeMessage(features);
+  if (cpu) LLVMDisposeMessage(cpu);
+  if (features) LLVMDisposeMessage(features);
   return tm;
 }
 
@@ -248,13 +288,18 @@ static int lookup(LLVMOrcLLJITRef jit, const Graph *g, const char *fn, void **ou
 
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
                        bool time) {
+  return jit_engine_new_cpu(g, layout, max_batch, opt_level, fns, time, NULL);
+}
+
+Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
+                           bool time, const char *cpu) {
   init_llvm();
   Timer timer = {time, nnc_now()};
   LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
   LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
   LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, fns);
   lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = host_machine(opt_level);
+  LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
   if (!tm || verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) != 0) {
     if (tm) LLVMDisposeTargetMachine(tm);
     LLVMDisposeModule(mod);
@@ -264,7 +309,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   /* the JIT gets its own target machine with the same CPU and features, so
      what the optimizer vectorized for is what the code generator targets */
   LLVMDisposeTargetMachine(tm);
-  LLVMTargetMachineRef jit_tm = host_machine(opt_level);
+  LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
   LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
   LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
@@ -314,55 +359,137 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   return e;
 }
 
+void *jit_engine_symbol(Engine *e, const char *fn) {
+  JEngine *je = e->impl;
+  void *addr = NULL;
+  return lookup(je->jit, e->g, fn, &addr) == 0 ? addr : NULL;
+}
+
 /* ---- --emit llvm, asm, obj, header ---- */
+
+/* A parameter name as part of a C identifier: linear1.W -> linear1_W. */
+static void c_ident(const char *name, char *out, size_t n) {
+  size_t k = 0;
+  for (; name[k] && k + 1 < n; k++) {
+    char ch = name[k];
+    out[k] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ? ch : '_';
+  }
+  out[k] = 0;
+}
+
+/* Whether parameter i's C identifier is also another's (then it gets no
+ * macros of its own; the table still lists it). */
+static bool ident_clash(const Graph *g, int i) {
+  char a[128], b[128];
+  c_ident(((Node *)g->params.items[i])->name, a, sizeof a);
+  for (int j = 0; j < g->params.len; j++) {
+    c_ident(((Node *)g->params.items[j])->name, b, sizeof b);
+    if (j != i && strcmp(a, b) == 0) return true;
+  }
+  return false;
+}
 
 static int emit_header(const Graph *g, const Layout *layout, int max_batch, const char *path) {
   char prefix[128];
   codegen_prefix(g, prefix, sizeof prefix);
+  const char *P = prefix;
   const char *T = g->dtype == DT_F64 ? "double" : "float";
+  int64_t in = 0, tg = 0, out = shape_numel(&g->output->shape), pelems = 0;
+  for (int i = 0; i < g->inputs.len; i++) in += shape_numel(&((Node *)g->inputs.items[i])->shape);
+  for (int i = 0; i < g->targets.len; i++) tg += shape_numel(&((Node *)g->targets.items[i])->shape);
+  for (int i = 0; i < g->params.len; i++) pelems += shape_numel(&((Node *)g->params.items[i])->shape);
+  bool predict = !graph_output_needs_targets(g);
   StrBuf sb = {0};
   sb_printf(&sb, "/* Generated by nnc %s from %s: model %s, %s, batch %d.\n", "0.1.0",
             g->source_name ? g->source_name : "?", g->model_name ? g->model_name : "?", dtype_name(g->dtype),
             max_batch);
-  sb_printf(&sb, " * buf: %" PRId64 " elements (64-byte aligned) holding parameters, gradients and\n"
-                 " * optimizer state; x, t: rows of inputs and targets; n <= %d rows. */\n",
-            layout->total, max_batch);
-  sb_printf(&sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", prefix, prefix);
-  sb_printf(&sb, "#define %sBUFFER_ELEMS %" PRId64 "\n#define %sMAX_BATCH %d\n", prefix, layout->total, prefix,
-            max_batch);
-  int64_t in = 0, tg = 0;
-  for (int i = 0; i < g->inputs.len; i++) in += shape_numel(&((Node *)g->inputs.items[i])->shape);
-  for (int i = 0; i < g->targets.len; i++) tg += shape_numel(&((Node *)g->targets.items[i])->shape);
-  sb_printf(&sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", prefix, in, prefix, tg);
-  sb_printf(&sb, "#define %sOUTPUT_COLS %" PRId64 "\n\n", prefix, shape_numel(&g->output->shape));
+  sb_printf(&sb,
+            " *\n"
+            " * The functions of the object file `nnc FILE --emit obj` writes (link it\n"
+            " * with -lm). Their arguments:\n"
+            " *   buf   %sBUFFER_ELEMS values (64-byte aligned): the parameters, their\n"
+            " *         gradients and the optimizer state, at the offsets below; set it up\n"
+            " *         with %sbuffer_init, then write the parameters' values\n"
+            " *   x, t  n rows of %sINPUT_COLS inputs and %sTARGET_COLS targets, row-major\n"
+            " *   n     rows in one call, 1 to %sMAX_BATCH\n"
+            " *   y     n rows of %sOUTPUT_COLS outputs; loss: n per-row losses\n"
+            " * forward: outputs and per-row losses. predict: outputs alone (when the\n"
+            " * output does not depend on the targets). backward: gradients into buf,\n"
+            " * returns the batch loss (mean over rows). update: one optimizer step from\n"
+            " * the gradients. train_step: backward and update, returns the batch loss.\n"
+            " * train_epoch: train_step over `rows` rows (any number) in batches of\n"
+            " * %sMAX_BATCH, returns the sum of the rows' losses.\n"
+            " * The functions share one workspace in the object: call them from one\n"
+            " * thread at a time. */\n",
+            P, P, P, P, P, P, P);
+  sb_printf(&sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", P, P);
+  sb_printf(&sb, "typedef %s %sreal; /* the model's dtype */\n", T, P);
+  sb_printf(&sb, "#define %sDTYPE \"%s\"\n", P, dtype_name(g->dtype));
+  sb_printf(&sb, "#define %sBUFFER_ELEMS %" PRId64 "\n", P, layout->total);
+  sb_printf(&sb, "#define %sBUFFER_BYTES %" PRId64 "\n", P, layout->total * layout->elem_size);
+  sb_printf(&sb, "#define %sMAX_BATCH %d\n", P, max_batch);
+  sb_printf(&sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", P, in, P, tg);
+  sb_printf(&sb, "#define %sOUTPUT_COLS %" PRId64 "\n", P, out);
+  sb_printf(&sb, "#define %sPARAM_COUNT %d /* parameter tensors */\n", P, g->params.len);
+  sb_printf(&sb, "#define %sPARAM_ELEMS %" PRId64 " /* their values in all */\n\n", P, pelems);
+  sb_puts(&sb, "/* Each parameter: where its values and its gradient start in buf and how\n"
+               " * many values it has (elements of the dtype, row-major). */\n");
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
-    sb_printf(&sb, "/* %s: offset %" PRId64 ", gradient at %" PRId64 ", %" PRId64 " elements */\n", p->name,
-              layout->param_off[i], layout->grad_off[i], shape_numel(&p->shape));
+    char id[128];
+    c_ident(p->name, id, sizeof id);
+    if (ident_clash(g, i)) continue;
+    sb_printf(&sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_GRAD_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64
+                   "\n",
+              P, id, layout->param_off[i], P, id, layout->grad_off[i], P, id, shape_numel(&p->shape));
   }
-  sb_printf(&sb, "\nvoid %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", prefix, T, T,
-            T, T, T);
-  if (!graph_output_needs_targets(g))
-    sb_printf(&sb, "void %spredict(%s *buf, const %s *x, int64_t n, %s *y);\n", prefix, T, T, T);
-  sb_printf(&sb, "%s %sbackward(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);
-  sb_printf(&sb, "void %supdate(%s *buf);\n", prefix, T);
-  sb_printf(&sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, prefix, T, T, T);
-  sb_printf(&sb, "%s %strain_epoch(%s *buf, const %s *x, const %s *t, int64_t rows);\n", T, prefix, T, T, T);
-  sb_puts(&sb, "\n#endif\n");
+  sb_printf(&sb, "\ntypedef struct %sparam {\n  const char *name;\n  int64_t offset, grad_offset, size;\n"
+                 "  int rank;\n  int64_t shape[4];\n} %sparam;\n\n",
+            P, P);
+  sb_printf(&sb, "#if defined(__GNUC__)\n__attribute__((unused))\n#endif\n");
+  sb_printf(&sb, "static const %sparam %sPARAMS[%d] = {\n", P, P, g->params.len > 0 ? g->params.len : 1);
+  for (int i = 0; i < g->params.len; i++) {
+    const Node *p = g->params.items[i];
+    sb_printf(&sb, "  {\"%s\", %" PRId64 ", %" PRId64 ", %" PRId64 ", %d, {", p->name, layout->param_off[i],
+              layout->grad_off[i], shape_numel(&p->shape), p->shape.rank);
+    for (int k = 0; k < 4; k++) sb_printf(&sb, "%s%" PRId64, k ? ", " : "", k < p->shape.rank ? p->shape.dim[k] : 0);
+    sb_puts(&sb, "}},\n");
+  }
+  if (g->params.len == 0) sb_puts(&sb, "  {0, 0, 0, 0, 0, {0, 0, 0, 0}},\n");
+  sb_puts(&sb, "};\n\n");
+  sb_printf(&sb, "/* Zero buf and give the optimizer state its starting values. */\n"
+                 "static inline void %sbuffer_init(%s *buf) {\n"
+                 "  for (int64_t i = 0; i < %sBUFFER_ELEMS; i++) buf[i] = 0;\n",
+            P, T, P);
+  for (int j = 0; j < layout->nstates; j++) {
+    const Node *st = g->states.items[j];
+    if (st->attr.value == 0) continue;
+    sb_printf(&sb, "  for (int64_t i = 0; i < %" PRId64 "; i++) buf[%" PRId64 " + i] = %.17g; /* %s */\n",
+              shape_numel(&st->shape), layout->state_off[j], st->attr.value, st->name ? st->name : "state");
+  }
+  sb_puts(&sb, "}\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
+  sb_printf(&sb, "void %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", P, T, T, T, T,
+            T);
+  if (predict) sb_printf(&sb, "void %spredict(%s *buf, const %s *x, int64_t n, %s *y);\n", P, T, T, T);
+  sb_printf(&sb, "%s %sbackward(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, P, T, T, T);
+  sb_printf(&sb, "void %supdate(%s *buf);\n", P, T);
+  sb_printf(&sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, P, T, T, T);
+  sb_printf(&sb, "%s %strain_epoch(%s *buf, const %s *x, const %s *t, int64_t rows);\n", T, P, T, T, T);
+  sb_puts(&sb, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
   int rc = nnc_write_output(path, sb.data, sb.len);
   sb_free(&sb);
   return rc;
 }
 
 int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind, const char *path,
-             bool time) {
+             bool time, const char *cpu) {
   if (strcmp(kind, "header") == 0) return emit_header(g, layout, max_batch, path);
   init_llvm();
   Timer timer = {time, nnc_now()};
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL);
   lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = host_machine(opt_level);
+  LLVMTargetMachineRef tm = target_machine(opt_level, cpu ? cpu : jit_default_cpu(kind));
   int rc = 1;
   if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) == 0) {
     if (strcmp(kind, "llvm") == 0) {

@@ -29,9 +29,28 @@
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
                        unsigned fns, bool time);
 
-/* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm).
- * Returns the exit status. */
+/* The same for a named CPU (jit_cpu_known; NULL or "native": the host's
+ * CPU and features). The host must be able to run code for that CPU. */
+Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level,
+                           unsigned fns, bool time, const char *cpu);
+
+/* The address of a compiled function of a JIT engine ("forward",
+ * "train_step", ...: one that was built), or NULL after printing why. */
+void *jit_engine_symbol(Engine *e, const char *fn);
+
+/* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm), for
+ * `cpu` (NULL: jit_default_cpu(kind)). Returns the exit status. */
 int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind,
-             const char *path, bool time);
+             const char *path, bool time, const char *cpu);
+
+/* The CPU --emit obj and asm target by default: a portable x86-64 level
+ * (SSE4.2 and POPCNT: any x86-64 processor since about 2009). */
+#define NNC_PORTABLE_CPU "x86-64-v2"
+/* NNC_PORTABLE_CPU for obj and asm on an x86-64 host, else "native". */
+const char *jit_default_cpu(const char *kind);
+/* Whether --cpu accepts the name: "native", or on an x86-64 host one of
+ * LLVM's 64-bit x86 processor names (x86-64, x86-64-v2..v4, haswell,
+ * znver4, ...). */
+bool jit_cpu_known(const char *cpu);
 
 #endif

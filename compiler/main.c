@@ -26,6 +26,9 @@ static const char help_text[] =
     "  --save FILE       write parameters after training (safetensors)\n"
     "  --epochs N  --lr X  --batch N  --seed N  --dtype f32|f64   override the file\n"
     "  -O0 .. -O3        LLVM optimization level for --jit (default -O2)\n"
+    "  --cpu NAME        the CPU to compile for: native (the host; default for --jit and\n"
+    "                    --emit llvm), x86-64-v2 (default for --emit obj and asm), x86-64,\n"
+    "                    x86-64-v3, x86-64-v4 or an LLVM processor name (haswell, znver4, ...)\n"
     "  -o FILE           where --emit writes (default: standard output)\n"
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
     "  --plot-scale S    the report's loss axis: log (default) or linear\n"
@@ -84,7 +87,7 @@ static int run_command(int argc, char **argv) {
                strcmp(a, "--epochs") == 0 || strcmp(a, "--lr") == 0 ||
                strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0 ||
                strcmp(a, "--dtype") == 0 || strcmp(a, "--threads") == 0 ||
-               strcmp(a, "--plot-scale") == 0) {
+               strcmp(a, "--plot-scale") == 0 || strcmp(a, "--cpu") == 0) {
       if (!next) return usage_error("%s needs a value", a);
       i++;
       if (strcmp(a, "--predict") == 0) o.predict = next;
@@ -93,6 +96,7 @@ static int run_command(int argc, char **argv) {
       else if (strcmp(a, "--save") == 0) o.save = next;
       else if (strcmp(a, "-o") == 0) o.out = next;
       else if (strcmp(a, "--plot") == 0) o.plot = next;
+      else if (strcmp(a, "--cpu") == 0) o.cpu = next;
       else if (strcmp(a, "--epochs") == 0) {
         if (parse_int(next, 0, 100000000, &v)) return usage_error("--epochs needs a whole number from 0 to 100000000, got '%s'", next);
         o.epochs = v;
@@ -144,6 +148,12 @@ static int run_command(int argc, char **argv) {
       return usage_error("--emit %s needs -o FILE", o.emit);
   }
   if (o.out && !o.emit) return usage_error("%s", "-o goes with --emit");
+  if (o.cpu && !nnc_cpu_known(o.cpu))
+    return usage_error("unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
+                       "LLVM x86-64 processor name such as haswell or znver4)", o.cpu);
+  if (o.cpu && !o.jit && !(o.emit && (strcmp(o.emit, "llvm") == 0 || strcmp(o.emit, "asm") == 0 ||
+                                      strcmp(o.emit, "obj") == 0 || strcmp(o.emit, "header") == 0)))
+    return usage_error("%s", "--cpu goes with --jit or --emit llvm, asm, obj or header");
   if (o.plot && !o.train) return usage_error("%s", "--plot goes with --train");
   if (plot_scale && !o.plot) return usage_error("%s", "--plot-scale goes with --plot");
   if (o.save && !o.train) return usage_error("%s", "--save goes with --train");

@@ -1,16 +1,57 @@
 /*
- * nnc.h - the public face of libnnc: what the `nnc` command calls, and what a
- * C program embedding the compiler calls.
+ * nnc.h - libnnc, the nnc compiler as a library: compile a .nn model from a
+ * file or a string, get its diagnostics as data, its parameter buffer
+ * layout, native functions compiled by the JIT, and the reference
+ * interpreter; or run what the `nnc` command runs (nnc_run).
  *
- *   NncOptions o;
- *   nnc_options_default(&o);
- *   o.file = "examples/moons.nn";
- *   o.train = true;
- *   o.jit = true;
- *   int status = nnc_run(&o);   // 0 ok, 1 user error, as the command line
+ * A worked example (error handling shortened; build it with
+ * `cc ex.c $(pkg-config --cflags --libs nnc)` or CMake's
+ * `find_package(nnc)` + `target_link_libraries(ex nnc::nnc)`):
  *
- * The stages themselves have their own headers (parse.h, check.h, lower.h,
- * ir.h, ...) for programs that want the graph rather than a run.
+ *   #include <stdio.h>
+ *   #include <stdlib.h>
+ *   #include <nnc.h>
+ *
+ *   int main(void) {
+ *     const char *src =
+ *         "model tiny {\n"
+ *         "  dtype f64\n"
+ *         "  input x[2]\n"
+ *         "  target t[1]\n"
+ *         "  y = x -> linear(3) -> tanh -> linear(1)\n"
+ *         "  loss squared(y, t)\n"
+ *         "}\n"
+ *         "train {\n  optimizer sgd(lr: 0.1)\n  batch 2\n}\n";
+ *     NncDiagnostics diags = {0};
+ *     NncModel *m = nnc_compile_string("tiny.nn", src, NULL, &diags);
+ *     for (int i = 0; i < diags.count; i++)   // errors, and notes on rewrites
+ *       fputs(diags.items[i].text, stderr);    // (or .file .line .col .message)
+ *     nnc_diagnostics_free(&diags);
+ *     if (!m) return 1;
+ *
+ *     const NncLayout *L = nnc_model_layout(m);  // L->total, L->params[i].offset, ...
+ *     double *buf = nnc_buffer_new(m);           // parameters, gradients, optimizer state
+ *     nnc_model_init_params(m, buf);             // the file's initializers
+ *     const NncFunctions *f = nnc_model_jit(m, 2);  // native code, -O2
+ *     if (!f) return 1;
+ *
+ *     double x[4] = {0, 1, 1, 0}, t[2] = {1, -1}, y[2], loss[2], yi[2], li[2];
+ *     for (int step = 0; step < 100; step++) f->f64.train_step(buf, x, t, 2);
+ *     f->f64.forward(buf, x, t, 2, y, loss);
+ *     nnc_interp_forward(m, buf, x, t, 2, yi, li);  // the interpreter agrees
+ *     printf("%d parameters in %d tensors: y = %g %g (interpreter %g %g)\n",
+ *            (int)L->param_elems, L->nparams, y[0], y[1], yi[0], yi[1]);
+ *     free(buf);
+ *     nnc_model_free(m);                         // also frees the compiled code
+ *     return 0;
+ *   }
+ *
+ * Data everywhere are row-major arrays in the model's dtype (double for f64,
+ * float for f32): x holds n rows of layout->input_cols values (all inputs,
+ * flattened, in declaration order), t n rows of target_cols, y n rows of
+ * output_cols, loss n per-row losses; n is 1..layout->max_batch (the train
+ * block's `batch`), except train_epoch, which takes any number of rows.
+ * A model and its functions may be used from one thread at a time.
  */
 #ifndef NNC_H
 #define NNC_H
@@ -18,7 +59,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NNC_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define NNC_API __attribute__((visibility("default")))
+#else
+#define NNC_API
+#endif
+
+/* ---- the command line as a call ---- */
 
 typedef struct NncOptions {
   const char *file; /* the .nn file */
@@ -34,11 +87,141 @@ typedef struct NncOptions {
   bool time;                   /* per-stage compile times on stderr */
   int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N */
   bool plot_linear;            /* --plot-scale linear (default: log loss axis) */
+  const char *cpu;             /* --cpu: NULL (default), "native" or a CPU name */
 } NncOptions;
 
-void nnc_options_default(NncOptions *o);
-/* Run what the options ask for; returns the exit status (0 or 1). */
-int nnc_run(const NncOptions *o);
+NNC_API void nnc_options_default(NncOptions *o);
+/* Run what the options ask for, printing as the `nnc` command does; returns
+ * the exit status (0 or 1). */
+NNC_API int nnc_run(const NncOptions *o);
+/* Whether --cpu accepts the name ("native", x86-64, x86-64-v2, haswell, ...). */
+NNC_API bool nnc_cpu_known(const char *name);
+
+/* ---- diagnostics as data ---- */
+
+typedef enum NncSeverity { NNC_ERROR, NNC_NOTE } NncSeverity;
+
+typedef struct NncDiagnostic {
+  const char *file;     /* the path, or the name given to nnc_compile_string */
+  int line, col;        /* 1-based; 0 when the message concerns the whole file */
+  NncSeverity severity; /* errors stop the compilation; notes do not */
+  const char *message;  /* the message alone, one line */
+  const char *text;     /* what nnc prints: "FILE:LINE:COL: error: MESSAGE\n",
+                           then the source line and a caret */
+} NncDiagnostic;
+
+typedef struct NncDiagnostics {
+  int count;
+  NncDiagnostic *items;
+} NncDiagnostics;
+
+/* Free the items (the struct itself is the caller's) and empty it. */
+NNC_API void nnc_diagnostics_free(NncDiagnostics *d);
+
+/* ---- compiling a model ---- */
+
+typedef struct NncModel NncModel;
+
+/* Read, check and compile the model to its optimized graph (forward,
+ * backward and optimizer step). opts: NULL, or options whose overrides
+ * apply (epochs, batch, seed, lr, dtype) and whose cpu the JIT uses; the
+ * other fields are ignored. Diagnostics (errors, and notes such as the
+ * stable rewrites) are appended to *diags when diags is not NULL, and
+ * printed nowhere. Returns NULL when there were errors. */
+NNC_API NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags);
+/* The same for source text (copied); name is used in diagnostics, and as
+ * the directory that relative csv() paths start from. */
+NNC_API NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
+                                     NncDiagnostics *diags);
+/* Free the model and all code compiled for it. */
+NNC_API void nnc_model_free(NncModel *m);
+
+/* ---- the parameter buffer ---- */
+
+typedef enum NncDtype { NNC_F32 = 0, NNC_F64 = 1 } NncDtype;
+
+typedef struct NncParam {
+  const char *name;     /* "linear1.W", ... (checkpoint names) */
+  int64_t offset;       /* where its values start in buf, in elements */
+  int64_t grad_offset;  /* where its gradient starts */
+  int64_t size;         /* elements */
+  int rank;
+  int64_t shape[4];
+} NncParam;
+
+typedef struct NncLayout {
+  const char *model;     /* the model's name */
+  NncDtype dtype;
+  int elem_size;         /* 4 or 8 bytes */
+  int64_t total;         /* elements in buf: parameters, gradients, optimizer state */
+  int64_t param_elems;   /* parameter values in all */
+  int max_batch;         /* rows per call (the train block's batch) */
+  int64_t input_cols, target_cols, output_cols;
+  bool has_predict;      /* the output does not need the targets */
+  int nparams;
+  const NncParam *params; /* in creation order */
+} NncLayout;
+
+/* Lives as long as the model. */
+NNC_API const NncLayout *nnc_model_layout(const NncModel *m);
+/* A new buffer of layout->total elements, 64-byte aligned, zero, with the
+ * optimizer state at its starting values; free it with free(). */
+NNC_API void *nnc_buffer_new(const NncModel *m);
+/* Set the parameters in buf as `nnc --train` starts: the train block's init
+ * for layer weights, zero biases, a param's own initializer. */
+NNC_API void nnc_model_init_params(const NncModel *m, void *buf);
+
+/* ---- native code ---- */
+
+typedef struct NncFunctions {
+  NncDtype dtype; /* which of the two sets is filled in; the other is NULL */
+  struct {
+    /* per-row outputs y and losses */
+    void (*forward)(double *buf, const double *x, const double *t, int64_t n, double *y, double *loss);
+    /* outputs alone (NULL unless layout->has_predict) */
+    void (*predict)(double *buf, const double *x, int64_t n, double *y);
+    /* gradients into buf; returns the batch loss (mean over rows) */
+    double (*backward)(double *buf, const double *x, const double *t, int64_t n);
+    /* one optimizer step from the gradients in buf */
+    void (*update)(double *buf);
+    /* backward and update; returns the batch loss before the step */
+    double (*train_step)(double *buf, const double *x, const double *t, int64_t n);
+    /* train_step over `rows` rows in batches of max_batch; returns the sum
+       of the rows' losses */
+    double (*train_epoch)(double *buf, const double *x, const double *t, int64_t rows);
+  } f64;
+  struct {
+    void (*forward)(float *buf, const float *x, const float *t, int64_t n, float *y, float *loss);
+    void (*predict)(float *buf, const float *x, int64_t n, float *y);
+    float (*backward)(float *buf, const float *x, const float *t, int64_t n);
+    void (*update)(float *buf);
+    float (*train_step)(float *buf, const float *x, const float *t, int64_t n);
+    float (*train_epoch)(float *buf, const float *x, const float *t, int64_t rows);
+  } f32;
+} NncFunctions;
+
+/* Compile the model's functions with LLVM at opt_level 0..3 for the CPU of
+ * the compile options (default: the host) and return pointers to them, or
+ * NULL after printing an internal error on standard error. The code lives
+ * until nnc_model_free; calling again compiles again. */
+NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
+
+/* ---- the reference interpreter, on the same buffer ---- */
+
+/* forward: y (n rows) and, when t and loss are given, per-row losses;
+ * backward: gradients into buf, *loss the batch loss; train_step: backward
+ * and the optimizer step. Return 0, or -1 when n is not 1..max_batch (or y
+ * is asked for without targets and the output needs them). */
+NNC_API int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y,
+                               void *loss);
+NNC_API int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n,
+                                double *loss);
+NNC_API int nnc_interp_train_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n,
+                                  double *loss);
+
+#ifdef __cplusplus
+}
+#endif
 
 /* For a program run by mpirun: start MPI before nnc_run (a no-op when not
  * started by mpirun; exits with a message when nnc was built without MPI),

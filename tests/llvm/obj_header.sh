@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # obj_header.sh NNC MODEL.nn - --emit obj and --emit header give an object
 # file and a C header that a C program compiles and links against, and the
-# linked program trains: its train_epoch lowers the loss.
+# linked program trains: its train_epoch lowers the loss. The object is
+# position-independent (no absolute relocations; it links into a shared
+# library), and its layout table agrees with --emit layout.
 set -eu
 nnc=$1 model=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$nnc" "$model" --emit obj -o "$tmp/m.o"
 "$nnc" "$model" --emit header -o "$tmp/m.h"
+if readelf -rW "$tmp/m.o" | grep -E 'R_X86_64_(32|32S|64) '; then
+  echo "absolute relocations in a position-independent object"
+  exit 1
+fi
+cc -shared -o "$tmp/m.so" "$tmp/m.o" -lm
 cat > "$tmp/main.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include "m.h"
 int main(void) {
-  double *buf = aligned_alloc(64, sizeof(double) * ((nnc_moons_BUFFER_ELEMS + 7) / 8 * 8));
-  for (int i = 0; i < nnc_moons_BUFFER_ELEMS; i++) buf[i] = 0.3 * sin(i * 1.3);
+  double *buf = aligned_alloc(64, (nnc_moons_BUFFER_BYTES + 63) / 64 * 64);
+  nnc_moons_buffer_init(buf);
+  for (int i = 0; i < nnc_moons_PARAM_COUNT; i++)
+    for (int k = 0; k < nnc_moons_PARAMS[i].size; k++) buf[nnc_moons_PARAMS[i].offset + k] = 0.3 * sin(i * 1.3 + k);
   double x[8] = {0.1, 0.9, 1.2, -0.3, -0.8, 0.4, 0.5, 0.5}, t[4] = {1, 0, 0, 1};
   double first = nnc_moons_train_epoch(buf, x, t, 4), last = first;
   for (int e = 0; e < 200; e++) last = nnc_moons_train_epoch(buf, x, t, 4);
   printf("%g -> %g\n", first, last);
-  return !(last < first);
+  for (int i = 0; i < nnc_moons_PARAM_COUNT; i++) printf("%s %lld\n", nnc_moons_PARAMS[i].name, (long long)nnc_moons_PARAMS[i].offset);
+  return !(last < first) || nnc_moons_linear1_W_SIZE != 8 || strcmp(nnc_moons_DTYPE, "f64") != 0;
 }
 C
-cc -O1 -I"$tmp" "$tmp/main.c" "$tmp/m.o" -lm -o "$tmp/main"
-"$tmp/main"
+cc -O1 -Wall -Wextra -Werror -I"$tmp" "$tmp/main.c" "$tmp/m.o" -lm -o "$tmp/main"
+"$tmp/main" > "$tmp/out"
+cat "$tmp/out"
+# the offsets in the header's table are the ones --emit layout prints
+"$nnc" "$model" --emit layout | awk '$1 == "param" {print $2, $5}' > "$tmp/layout"
+tail -n +2 "$tmp/out" | diff - "$tmp/layout"

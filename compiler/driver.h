@@ -1,0 +1,35 @@
+/*
+ * driver.h - the pipeline's state, shared by nnc_run (driver.c) and the
+ * library's compile calls (api.c). Not installed.
+ */
+#ifndef NNC_DRIVER_H
+#define NNC_DRIVER_H
+
+#include "check.h"
+#include "diag.h"
+#include "ir.h"
+#include "lower.h"
+#include "nnc.h"
+#include "parse.h"
+#include "update.h"
+
+typedef struct Compilation {
+  const NncOptions *opt;
+  Arena arena;
+  Source src; /* read from opt->file, unless its text is already set */
+  Diag diag;
+  Ast ast;
+  Program prog;
+  Graph *fwd;   /* as lowered */
+  Graph *grad;  /* forward + backward, as derived */
+  Graph *opt_g; /* forward + backward + update, after the passes */
+  Layout *layout;
+  ParamInit *inits;
+} Compilation;
+
+/* Front end and middle (opt->emit must be NULL): c->opt_g and c->layout.
+ * Returns 0, or 1 after reporting errors (through c->diag and
+ * diag_file_error). */
+int compilation_run(Compilation *c);
+
+#endif
