@@ -178,7 +178,8 @@ struct Par {
   Worker *worker;
   int64_t total; /* rows of the current global batch */
   atomic_uint generation;
-  atomic_int pending;
+  atomic_int pending; /* workers still busy with this step */
+  atomic_int arrived; /* shards done with their gradients */
   atomic_bool quit;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -194,6 +195,8 @@ static void run_shard(Par *p, Shard *s) {
   }
   s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total);
 }
+
+static void run_step_part(Par *p, int k);
 
 static void *worker_main(void *arg) {
   Worker *w = arg;
@@ -212,7 +215,7 @@ static void *worker_main(void *arg) {
     }
     seen = atomic_load_explicit(&p->generation, memory_order_acquire);
     if (atomic_load(&p->quit)) return NULL;
-    run_shard(p, &p->shard[w->k]);
+    run_step_part(p, w->k);
     atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
   }
 }
@@ -224,10 +227,16 @@ static void wake_workers(Par *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* Sum the threads' gradients, in thread order, into the engine's buffer. */
-static void reduce_threads(Par *p) {
+/* Sum the threads' gradients, in thread order, into the engine's buffer:
+ * thread k sums slice k of the gradient range (every element still in
+ * order 0..N-1, so the bits do not depend on who sums what). */
+static void reduce_slice(Par *p, int slice) {
   Engine *in = p->inner;
-  int64_t lo = p->grad_lo, hi = p->grad_hi;
+  int64_t len = p->grad_hi - p->grad_lo;
+  int64_t per = ((len + p->threads - 1) / p->threads + 15) / 16 * 16; /* whole cache lines */
+  int64_t lo = p->grad_lo + per * slice, hi = lo + per;
+  if (hi > p->grad_hi) hi = p->grad_hi;
+  if (lo >= hi) return;
   if (p->f64) {
     double *dst = in->buf;
     const double *s0 = p->shard[0].grad;
@@ -245,6 +254,14 @@ static void reduce_threads(Par *p) {
       for (int64_t i = lo; i < hi; i++) dst[i] += s[i];
     }
   }
+}
+
+/* Shard k's gradients, then (once every shard is done) slice k of the sum. */
+static void run_step_part(Par *p, int k) {
+  run_shard(p, &p->shard[k]);
+  atomic_fetch_add_explicit(&p->arrived, 1, memory_order_acq_rel);
+  while (atomic_load_explicit(&p->arrived, memory_order_acquire) < p->threads) _mm_pause();
+  reduce_slice(p, k);
 }
 
 /* Scale the gradient range of the buffer by f (the interpreter's fallback:
@@ -283,13 +300,13 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     p->shard[k].n = rows;
     at += rows;
   }
+  atomic_store_explicit(&p->arrived, 0, memory_order_release);
   if (p->threads > 1) {
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_release);
     wake_workers(p);
   }
-  run_shard(p, &p->shard[0]);
+  run_step_part(p, 0);
   while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
-  reduce_threads(p);
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;
