@@ -910,16 +910,26 @@ static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
 static void forget_node(CG *cg, const Node *n);
 
 static void emit_gemm(CG *cg, const Gemm *gm) {
-  Loop ml, rl;
+  Loop ml;
   LLVMValueRef blocks = LLVMBuildSDiv(cg->b, gm->M, ci(cg, GEMM_MR), "");
   LLVMValueRef mb = loop_begin(cg, &ml, blocks);
   gemm_rows(cg, gm, imul(cg, mb, ci(cg, GEMM_MR)), GEMM_MR);
   loop_end(cg, &ml);
-  LLVMValueRef first = imul(cg, blocks, ci(cg, GEMM_MR));
-  LLVMValueRef rest = LLVMBuildNSWSub(cg->b, gm->M, first, "");
-  LLVMValueRef r = loop_begin(cg, &rl, rest);
-  gemm_rows(cg, gm, iadd(cg, first, r), 1);
-  loop_end(cg, &rl);
+  /* the last M % 6 rows as blocks of 4, 2 and 1 (one row alone is a chain
+     of dependent FMAs, 4x slower per row than a block) */
+  LLVMValueRef at = imul(cg, blocks, ci(cg, GEMM_MR));
+  LLVMValueRef rest = LLVMBuildNSWSub(cg->b, gm->M, at, "");
+  for (int mr = 4; mr >= 1; mr /= 2) {
+    LLVMValueRef has = LLVMBuildICmp(cg->b, LLVMIntNE, LLVMBuildAnd(cg->b, rest, ci(cg, mr), ""), ci(cg, 0), "");
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_rest");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_rest_done");
+    LLVMBuildCondBr(cg->b, has, then, after);
+    LLVMPositionBuilderAtEnd(cg->b, then);
+    gemm_rows(cg, gm, at, mr);
+    LLVMBuildBr(cg->b, after);
+    LLVMPositionBuilderAtEnd(cg->b, after);
+    at = LLVMBuildSelect(cg->b, has, iadd(cg, at, ci(cg, mr)), at, "");
+  }
 }
 
 /* B(k, n) = value of node `src` at the index `map` gives, packed K x N into
