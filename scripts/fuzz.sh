@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-120}
-CC=clang cmake -S . -B build-fuzz -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm \
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm \
   -DNNC_FUZZ=ON -DNNC_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_nnc
 mkdir -p build-fuzz/artifacts
