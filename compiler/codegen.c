@@ -75,13 +75,24 @@ typedef struct CG {
   int vl;                      /* elements per vector register */
   int gemm_nv;                 /* vectors per GEMM block row */
   int64_t *pack_off;           /* per matmul node: workspace offset for a packed B, or -1 */
+  /* GEMM epilogues: a GEMM node whose elementwise readers up to a stored
+     node (its sink) are computed on its accumulators before they are
+     stored, so the GEMM's own result never goes to memory */
+  const Node **fused_into; /* per GEMM node: its sink, or NULL */
+  const Node **epi_gemm;   /* per sink: its GEMM node, or NULL */
+  int lanes;               /* > 1 while an epilogue is built: cT() splats */
 } CG;
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
 
 /* ---- small builders ---- */
 
-static LLVMValueRef cT(CG *cg, double v) { return LLVMConstReal(cg->T, v); }
+static LLVMValueRef cT(CG *cg, double v) {
+  if (cg->lanes <= 1) return LLVMConstReal(cg->T, v);
+  LLVMValueRef e[64];
+  for (int i = 0; i < cg->lanes; i++) e[i] = LLVMConstReal(cg->T, v);
+  return LLVMConstVector(e, (unsigned)cg->lanes);
+}
 static LLVMValueRef ci(CG *cg, int64_t v) { return LLVMConstInt(cg->i64, (unsigned long long)v, 1); }
 
 static LLVMValueRef fm(LLVMValueRef v, LLVMFastMathFlags flags) {
@@ -813,7 +824,11 @@ typedef struct Gemm {
   int64_t ldb;
   LLVMValueRef C;    /* pointer to C(0,0); C(m,n) at C + m*ldc + n */
   int64_t ldc;
+  const Node *g;     /* the node the GEMM computes */
+  const Node *sink;  /* with an epilogue: the node stored instead (C is its memory) */
 } Gemm;
+
+static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef n, int lanes, LLVMValueRef acc);
 
 static LLVMValueRef gemm_a(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef k) {
   LLVMValueRef idx[2];
@@ -872,8 +887,11 @@ static void gemm_block(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr, LLVMValu
   loop_end(cg, &kl);
   for (int i = 0; i < mr; i++)
     for (int v = 0; v < nv; v++) {
-      LLVMValueRef off = iadd(cg, imul(cg, iadd(cg, m0, ci(cg, i)), ci(cg, gm->ldc)), iadd(cg, n0, ci(cg, v * vl)));
-      LLVMValueRef st = LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, vt, acc[i][v], ""), gep(cg, gm->C, off));
+      LLVMValueRef m = iadd(cg, m0, ci(cg, i)), n = iadd(cg, n0, ci(cg, v * vl));
+      LLVMValueRef off = iadd(cg, imul(cg, m, ci(cg, gm->ldc)), n);
+      LLVMValueRef val = LLVMBuildLoad2(cg->b, vt, acc[i][v], "");
+      if (gm->sink) val = epilogue(cg, gm, m, n, vl, val);
+      LLVMValueRef st = LLVMBuildStore(cg->b, val, gep(cg, gm->C, off));
       LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
     }
 }
@@ -902,12 +920,125 @@ static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
     LLVMValueRef bv = LLVMBuildLoad2(cg->b, cg->T, gep(cg, gm->B, iadd(cg, imul(cg, k, ci(cg, gm->ldb)), j)), "");
     acc_add(cg, &acc, b_fmul(cg, gemm_a(cg, gm, m, k), bv));
     loop_end(cg, &kl);
-    LLVMBuildStore(cg->b, acc_get(cg, &acc), gep(cg, gm->C, iadd(cg, imul(cg, m, ci(cg, gm->ldc)), j)));
+    LLVMValueRef val = acc_get(cg, &acc);
+    if (gm->sink) val = epilogue(cg, gm, m, j, 1, val);
+    LLVMBuildStore(cg->b, val, gep(cg, gm->C, iadd(cg, imul(cg, m, ci(cg, gm->ldc)), j)));
     loop_end(cg, &jl);
   }
 }
 
 static void forget_node(CG *cg, const Node *n);
+
+/* ---- GEMM epilogues ----
+ *
+ * A GEMM node g whose only reader is elementwise, and so on up to a node
+ * that is stored (the sink: a layer's relu output, a relu-masked gradient,
+ * an SGD update written in place), is computed with the sink's expression
+ * applied to its accumulators: one pass instead of a GEMM writing g and a
+ * loop reading it back (plan() finds these chains). The expression is
+ * built by scalar() on whole vectors, so its arithmetic is the one the
+ * loop would have done, element by element.
+ */
+
+/* Ops an epilogue computes on vectors (no calls to libm). */
+static bool epi_op(Op op) {
+  return op == OP_NEG || op == OP_RELU || op == OP_STEP || op == OP_LEAKY_RELU || op == OP_LEAKY_STEP ||
+         op == OP_MAXC || op == OP_SIGN || op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
+}
+
+/* How an operand read from memory lines up with g's elements: g is either
+ * batched [N] (row m, element n) or one [M,N] matrix (element m*N + n). */
+typedef enum EpiRead { EPI_NO, EPI_SAME, EPI_ROWVEC, EPI_SCALAR, EPI_ROWSCALAR } EpiRead;
+
+static EpiRead epi_read(const CG *cg, const Node *x, const Node *g) {
+  const Store *s = &cg->st[x->id];
+  if (s->kind == ST_CONST || s->kind == ST_VALUE) return EPI_SCALAR;
+  if (s->kind != ST_MEM) return EPI_NO;
+  if (x->batched == g->batched && shape_eq(&x->shape, &g->shape) &&
+      (!x->batched || s->row_stride == shape_numel(&x->shape)))
+    return EPI_SAME;
+  if (g->batched && !x->batched && x->shape.rank == 1 && x->shape.dim[0] == g->shape.dim[0]) return EPI_ROWVEC;
+  if (shape_numel(&x->shape) == 1) return x->batched ? (g->batched ? EPI_ROWSCALAR : EPI_NO) : EPI_SCALAR;
+  return EPI_NO;
+}
+
+static bool epi_ok(const CG *cg, const Node *x, const Node *g) {
+  if (x == g) return true;
+  if (cg->st[x->id].kind != ST_INLINE) return epi_read(cg, x, g) != EPI_NO;
+  if (!is_elementwise(x) || !epi_op(x->op) || x->batched != g->batched || !shape_eq(&x->shape, &g->shape))
+    return false;
+  for (int k = 0; k < op_info[x->op].nin; k++)
+    if (!epi_ok(cg, x->in[k], g)) return false;
+  return true;
+}
+
+/* Stored operands of the epilogue: their cached values go to memory first. */
+static void epi_flush(CG *cg, const Gemm *gm, const Node *x) {
+  if (x == gm->g) return;
+  if (x != gm->sink && cg->st[x->id].kind != ST_INLINE) {
+    if (cg->st[x->id].kind == ST_MEM) flush(cg, x);
+    return;
+  }
+  for (int k = 0; k < op_info[x->op].nin; k++) epi_flush(cg, gm, x->in[k]);
+}
+
+static LLVMValueRef epi_load(CG *cg, const Node *x, LLVMValueRef row, LLVMValueRef lin, int lanes) {
+  LLVMValueRef ptr = elem_ptr(cg, x, row, lin);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, lanes > 1 ? LLVMVectorType(cg->T, (unsigned)lanes) : cg->T, ptr, "");
+  LLVMSetAlignment(v, (unsigned)cg->L->elem_size);
+  return v;
+}
+
+static LLVMValueRef epi_value(CG *cg, const Gemm *gm, const Node *x, LLVMValueRef m, LLVMValueRef n, int lanes,
+                              LLVMValueRef acc) {
+  if (x == gm->g) return acc;
+  const Store *s = &cg->st[x->id];
+  if (x == gm->sink || s->kind == ST_INLINE) {
+    LLVMValueRef a = epi_value(cg, gm, x->in[0], m, n, lanes, acc);
+    LLVMValueRef b = op_info[x->op].nin > 1 ? epi_value(cg, gm, x->in[1], m, n, lanes, acc) : NULL;
+    return scalar(cg, x->op, a, b, x->attr.value);
+  }
+  const Node *g = gm->g;
+  LLVMValueRef v = NULL;
+  switch (epi_read(cg, x, g)) {
+  case EPI_SAME:
+    if (g->batched)
+      return epi_load(cg, x, m, n, lanes);
+    return epi_load(cg, x, ci(cg, 0), iadd(cg, imul(cg, m, ci(cg, g->shape.dim[1])), n), lanes);
+  case EPI_ROWVEC: return epi_load(cg, x, ci(cg, 0), n, lanes);
+  case EPI_SCALAR:
+    v = s->kind == ST_MEM ? epi_load(cg, x, ci(cg, 0), ci(cg, 0), 1) : s->value;
+    break;
+  case EPI_ROWSCALAR: v = epi_load(cg, x, m, ci(cg, 0), 1); break;
+  case EPI_NO: nnc_die("codegen: node %d cannot be read in a GEMM epilogue", x->id);
+  }
+  if (lanes > 1 && LLVMGetTypeKind(LLVMTypeOf(v)) != LLVMVectorTypeKind) v = splat(cg, v, lanes);
+  return v;
+}
+
+/* The sink's value at C(m, n..n+lanes-1) from the accumulators `acc`. */
+static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef n, int lanes, LLVMValueRef acc) {
+  int saved = cg->lanes;
+  cg->lanes = lanes;
+  LLVMValueRef v = epi_value(cg, gm, gm->sink, m, n, lanes, acc);
+  cg->lanes = saved;
+  return v;
+}
+
+/* Where a GEMM node writes: its own memory, or its sink's (epilogue). */
+static void gemm_target(CG *cg, Gemm *gm, const Node *n) {
+  const Node *sink = cg->fused_into[n->id];
+  const Store *s = &cg->st[(sink ? sink : n)->id];
+  gm->g = n;
+  gm->sink = sink;
+  gm->C = gep(cg, s->base, ci(cg, s->off));
+  if (sink) {
+    epi_flush(cg, gm, sink);
+    forget_node(cg, sink); /* the GEMM writes the sink's memory directly */
+  } else {
+    forget_node(cg, n); /* the GEMM writes memory directly */
+  }
+}
 
 static void emit_gemm(CG *cg, const Gemm *gm) {
   Loop ml;
@@ -1013,10 +1144,20 @@ static bool gemm_worth(const CG *cg, int64_t N, int64_t K) { return N >= 2 * cg-
 
 /* matmul as GEMM when one side is a per-batch matrix and the other a
  * batched vector (layers), or per row for matrix products. */
+static bool matmul_gemm_ok(const CG *cg, const Node *n) {
+  const Node *L = n->in[0], *R = n->in[1];
+  if (L->shape.rank == 2 && R->shape.rank == 1 && !L->batched && R->batched)
+    return gemm_worth(cg, L->shape.dim[0], L->shape.dim[1]);
+  if (L->shape.rank == 1 && R->shape.rank == 2 && L->batched && !R->batched)
+    return gemm_worth(cg, R->shape.dim[1], R->shape.dim[0]);
+  return false;
+}
+
 static bool try_gemm_matmul(CG *cg, const Node *n) {
   const Node *L = n->in[0], *R = n->in[1];
   Gemm gm = {0};
   int64_t ld;
+  if (!matmul_gemm_ok(cg, n)) return false;
   if (L->shape.rank == 2 && R->shape.rank == 1 && !L->batched && R->batched) {
     /* y[r,i] = sum_q L[i,q] R[r,q]: B(q,i) = L[i,q] */
     int64_t m = L->shape.dim[0], k = L->shape.dim[1];
@@ -1039,10 +1180,8 @@ static bool try_gemm_matmul(CG *cg, const Node *n) {
   } else {
     return false;
   }
-  const Store *s = &cg->st[n->id];
-  gm.C = gep(cg, s->base, ci(cg, s->off));
+  gemm_target(cg, &gm, n);
   gm.ldc = gm.N;
-  forget_node(cg, n); /* the GEMM writes memory directly */
   emit_gemm(cg, &gm);
   return true;
 }
@@ -1066,10 +1205,8 @@ static void emit_batch_outer(CG *cg, const Node *n) {
   } else {
     nnc_die("codegen: batch outer needs its right operand in memory");
   }
-  const Store *s = &cg->st[n->id];
-  gm.C = gep(cg, s->base, ci(cg, s->off));
+  gemm_target(cg, &gm, n);
   gm.ldc = nn;
-  forget_node(cg, n); /* the GEMM writes memory directly */
   emit_gemm(cg, &gm);
 }
 
@@ -1188,8 +1325,43 @@ static bool outer_into_gemm(const CG *cg, const Node *n, const Node *c) {
 
 /* Where node i is evaluated: itself, or the node it is inlined into. */
 static int eval_point(const CG *cg, const Node **reader, int i) {
-  while (cg->st[i].kind == ST_INLINE) i = reader[i]->id;
-  return i;
+  for (;;) {
+    if (cg->st[i].kind == ST_INLINE)
+      i = reader[i]->id;
+    else if (cg->fused_into[i])
+      i = cg->fused_into[i]->id; /* a GEMM runs where its epilogue's sink is */
+    else
+      return i;
+  }
+}
+
+static bool matmul_gemm_ok(const CG *cg, const Node *n);
+static bool epi_ok(const CG *cg, const Node *x, const Node *g);
+static bool epi_op(Op op);
+
+/* GEMM epilogues: for each GEMM node with one reader, follow the inlined
+ * elementwise readers up to the stored node they feed; when that node's
+ * expression is all vector-friendly ops over values a GEMM block can read
+ * at its own element, the GEMM computes it (see "GEMM epilogues"). */
+static void plan_epilogues(CG *cg, const Node **reader, const int *users, const bool *root) {
+  const Graph *g = cg->g;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!cg->need[i] || cg->given[i] || root[i] || users[i] != 1 || cg->st[i].kind != ST_MEM) continue;
+    bool gemm = n->op == OP_MATMUL ? matmul_gemm_ok(cg, n) : n->op == OP_BATCH_SUM && fused_outer(cg, n);
+    if (!gemm) continue;
+    const Node *sink = reader[i];
+    while (cg->st[sink->id].kind == ST_INLINE) sink = reader[sink->id];
+    if (cg->st[sink->id].kind != ST_MEM || cg->given[sink->id] || !is_elementwise(sink) || !epi_op(sink->op) ||
+        sink->batched != n->batched || !shape_eq(&sink->shape, &n->shape) || cg->epi_gemm[sink->id])
+      continue;
+    if (sink->batched && cg->st[sink->id].row_stride != shape_numel(&n->shape)) continue;
+    bool ok = true;
+    for (int k = 0; k < op_info[sink->op].nin; k++) ok = ok && epi_ok(cg, sink->in[k], n);
+    if (!ok) continue;
+    cg->fused_into[i] = sink;
+    cg->epi_gemm[sink->id] = n;
+  }
 }
 
 /* An update can write its target in place when the value is computed
@@ -1215,6 +1387,8 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   memset(cg->st, 0, sizeof(Store) * (size_t)g->len);
   bool *given = cg->given;
   memset(given, 0, (size_t)g->len);
+  memset(cg->fused_into, 0, sizeof(Node *) * (size_t)g->len);
+  memset(cg->epi_gemm, 0, sizeof(Node *) * (size_t)g->len);
   if (grads_given)
     for (int i = 0; i < g->params.len; i++) {
       const Node *d = g->grads[i];
@@ -1262,6 +1436,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
       break;
     }
   }
+  plan_epilogues(cg, reader, users, root);
   /* results that can be computed straight into the buffer */
   if (cg->kind == FN_BACKWARD || cg->kind == FN_GRAD_PART)
     for (int p = 0; p < g->params.len; p++) {
@@ -1467,7 +1642,8 @@ static void build_function(CG *cg, FnKind kind) {
     const Node *n = g->nodes[i];
     if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF || cg->st[i].kind != ST_MEM) continue;
     if (cg->given[i]) continue; /* read from the buffer (update's gradients) */
-    emit_node(cg, n);
+    if (cg->fused_into[i]) continue; /* its GEMM runs at its sink */
+    emit_node(cg, cg->epi_gemm[i] ? cg->epi_gemm[i] : n);
   }
   switch (kind) {
   case FN_FORWARD:
@@ -1621,6 +1797,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
   cg.ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
   cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  cg.fused_into = nnc_xcalloc((size_t)g->len, sizeof(Node *));
+  cg.epi_gemm = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   int64_t ws = plan_workspace(g, layout, max_batch, cg.ws_off, cg.pack_off);
   LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)ws);
   cg.ws = LLVMAddGlobal(cg.mod, ws_ty, "nnc.workspace");
@@ -1659,5 +1837,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.given);
   free(cg.ws_off);
   free(cg.pack_off);
+  free(cg.fused_into);
+  free(cg.epi_gemm);
   return cg.mod;
 }

@@ -15,6 +15,8 @@ add_test(NAME llvm.steps_allocate_nothing COMMAND ${FC} $<TARGET_FILE:nnc> ${FIL
          CHECK -- ${MOONS} --emit llvm -O2)
 add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
          -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/epilogue.check CHECK
+         -- ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
          -- ${MOONS} --emit llvm -O0)
 add_test(NAME llvm.emit_asm COMMAND ${CMAKE_COMMAND} -E env sh -c

@@ -87,6 +87,12 @@ foreach(nn ${SUITES_FD_MODELS} ${SUITES_FD_DIR}/kink/relu_kink.nn
   endforeach()
 endforeach()
 
+# training through the GEMM epilogues (bias + relu, relu mask, SGD step)
+foreach(dtype f64 f32)
+  suite_test(agree.train_epilogue.${dtype} LABELS "agree;jit"
+             COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/epilogue.nn ${dtype})
+endforeach()
+
 foreach(engine interp jit)
   # ---- 3. the spec's worked example ----
   suite_test(grad.worked.${engine} LABELS "grad;${engine}"
