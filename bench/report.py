@@ -23,7 +23,7 @@ T_COMPILE_MS = 20.0
 T_RSS_MB = 80.0   # MB = 10^6 bytes (ru_maxrss is in KiB)
 
 STAGES = ["parse", "check", "lower", "autodiff", "passes", "codegen",
-          "verify", "llvm-opt", "machine-code"]
+          "verify", "llvm-opt", "machine-code", "join", "jit-link"]
 
 W1_SAMPLES_PER_STEP = 1.0
 W2_SAMPLES_PER_STEP = 1797 * 50 / 1450.0   # 28 batches of 64, one of 5

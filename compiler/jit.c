@@ -25,6 +25,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,42 +293,91 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   return jit_engine_new_cpu(g, layout, max_batch, opt_level, fns, time, NULL);
 }
 
+/* One module's way from the graph to an object file in memory: codegen,
+ * verify, optimize, emit. Each runs in its own LLVMContext and target
+ * machine, so two can run on two threads. */
+typedef struct Build {
+  const Graph *g;
+  const Layout *layout;
+  int max_batch, opt_level;
+  unsigned fns;
+  const char *cpu;
+  Timer timer;               /* laps on stderr with --time (one build only) */
+  LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
+} Build;
+
+static void *build_object(void *arg) {
+  Build *b = arg;
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns);
+  lap(&b->timer, "codegen");
+  LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu);
+  if (tm && verify_and_optimize(mod, tm, b->opt_level, codegen_step_is_small(b->g, b->max_batch), &b->timer) == 0) {
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &b->obj)) {
+      fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err);
+      LLVMDisposeMessage(err);
+      b->obj = NULL;
+    }
+    lap(&b->timer, "machine-code");
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  return NULL;
+}
+
 Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
                            bool time, const char *cpu) {
   init_llvm();
-  Timer timer = {time, nnc_now()};
-  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, fns);
-  lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
-  if (!tm || verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) != 0) {
-    if (tm) LLVMDisposeTargetMachine(tm);
-    LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    return NULL;
+  /* the training functions and the evaluation functions share nothing but
+     the buffer layout: two modules, compiled side by side on two threads
+     (the evaluation one is the smaller: it overlaps the other) */
+  unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
+  unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
+  Build part[2] = {{g, layout, max_batch, opt_level, train_fns ? train_fns : eval_fns, cpu, {time, nnc_now()}, NULL},
+                   {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL}};
+  int nparts = train_fns && eval_fns ? 2 : 1;
+  pthread_t thread;
+  bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;
+  build_object(&part[0]);
+  if (nparts == 2) {
+    if (threaded)
+      pthread_join(thread, NULL);
+    else
+      build_object(&part[1]);
+    lap(&part[0].timer, "join");
   }
-  /* the JIT gets its own target machine with the same CPU and features, so
-     what the optimizer vectorized for is what the code generator targets */
-  LLVMDisposeTargetMachine(tm);
-  LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
-  LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
-  LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
-  LLVMOrcLLJITRef jit;
-  LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder); /* takes builder */
-  if (err) {
-    report_error("cannot create the JIT", err);
-    LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    return NULL;
+  Timer timer = part[0].timer;
+  bool ok = true;
+  for (int i = 0; i < nparts; i++) ok = ok && part[i].obj;
+  LLVMOrcLLJITRef jit = NULL;
+  if (ok) {
+    LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
+    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder);         /* takes builder */
+    if (err) {
+      report_error("cannot create the JIT", err);
+      jit = NULL;
+      ok = false;
+    }
   }
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc); /* takes mod */
-  LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps the context alive */
-  err = LLVMOrcLLJITAddLLVMIRModule(jit, LLVMOrcLLJITGetMainJITDylib(jit), tsm); /* takes tsm */
-  if (err) {
-    report_error("cannot add the module to the JIT", err);
-    LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+  for (int i = 0; i < nparts; i++) {
+    if (!part[i].obj) continue;
+    if (!ok) {
+      LLVMDisposeMemoryBuffer(part[i].obj);
+      continue;
+    }
+    LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(jit, LLVMOrcLLJITGetMainJITDylib(jit), part[i].obj); /* takes obj */
+    if (err) {
+      report_error("cannot add the object to the JIT", err);
+      ok = false;
+    }
+  }
+  if (!ok) {
+    if (jit) LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
     return NULL;
   }
   JEngine *je = nnc_xcalloc(1, sizeof *je);
@@ -349,7 +399,7 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
   memcpy(&je->forward, &fwd, sizeof fwd);
   memcpy(&je->predict, &pred, sizeof pred);
   memcpy(&je->update, &upd, sizeof upd);
-  lap(&timer, "machine-code");
+  lap(&timer, "jit-link");
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
