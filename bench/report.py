@@ -204,6 +204,10 @@ def main(argv):
     m_proc = med(proc_ms)
     p("| `nnc examples/moons.nn --jit --train`, whole process (wall, median) | %s |"
       % ("n/a" if m_proc is None else "%.1f ms%s" % (m_proc, spread(proc_ms, lambda x: "%.1f" % x))))
+    warm_ms = {r: v * 1e3 for r, v in D.get("proc.moons_warm.wall_s", {}).items()}
+    if warm_ms:
+        p("| the same with its objects in nnc's compile cache (warm; all else cold) | %.1f ms%s |"
+          % (med(warm_ms), spread(warm_ms, lambda x: "%.1f" % x)))
     ver_ms = {r: v * 1e3 for r, v in D.get("proc.version.wall_s", {}).items()}
     if ver_ms:
         p("| of which starting the process: `nnc --version` (wall, median) | %.1f ms%s |"

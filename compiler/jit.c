@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "codegen.h"
+#include "objcache.h"
 
 int nnc_write_output(const char *path, const void *data, size_t len);
 
@@ -306,19 +307,64 @@ typedef struct Build {
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
 } Build;
 
+/* The object cache's key for a module (objcache.h): everything that
+ * decides the object's bytes. */
+static void module_key(const Build *b, LLVMModuleRef mod, bool small_step, ObjKey *k) {
+  objkey_init(k);
+  unsigned major, minor, patch;
+  LLVMGetVersion(&major, &minor, &patch);
+  char versions[128], pipe[32];
+  /* the build of jit.c stands for how it sets up LLVM (target options,
+     relocation model): a rebuilt nnc never loads an older one's objects */
+  snprintf(versions, sizeof versions, "nnc %s %s %s llvm %u.%u.%u O%d", NNC_VERSION, __DATE__, __TIME__, major, minor,
+           patch, b->opt_level);
+  objkey_add_str(k, versions);
+  objkey_add_str(k, pipeline_for(b->opt_level, small_step, pipe, sizeof pipe));
+  objkey_add_str(k, getenv("NNC_LLVM_ARGS"));
+  char *triple = LLVMGetDefaultTargetTriple();
+  objkey_add_str(k, triple);
+  LLVMDisposeMessage(triple);
+  bool native = !b->cpu || strcmp(b->cpu, "native") == 0;
+  if (native) {
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    objkey_add_str(k, cpu);
+    objkey_add_str(k, features);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+  } else {
+    objkey_add_str(k, b->cpu);
+  }
+  char *text = LLVMPrintModuleToString(mod);
+  objkey_add_str(k, text);
+  LLVMDisposeMessage(text);
+}
+
 static void *build_object(void *arg) {
   Build *b = arg;
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns);
   lap(&b->timer, "codegen");
+  bool small_step = codegen_step_is_small(b->g, b->max_batch);
+  ObjKey key;
+  bool cached = objcache_enabled();
+  if (cached) {
+    module_key(b, mod, small_step, &key);
+    if ((b->obj = objcache_load(&key))) { /* the same module was compiled before */
+      lap(&b->timer, "cache-hit");
+      LLVMDisposeModule(mod);
+      LLVMContextDispose(ctx);
+      return NULL;
+    }
+  }
   LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu);
-  if (tm && verify_and_optimize(mod, tm, b->opt_level, codegen_step_is_small(b->g, b->max_batch), &b->timer) == 0) {
+  if (tm && verify_and_optimize(mod, tm, b->opt_level, small_step, &b->timer) == 0) {
     char *err = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &b->obj)) {
       fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err);
       LLVMDisposeMessage(err);
       b->obj = NULL;
     }
+    if (b->obj && cached) objcache_store(&key, b->obj);
     lap(&b->timer, "machine-code");
   }
   if (tm) LLVMDisposeTargetMachine(tm);
