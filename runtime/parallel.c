@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,16 @@ static void run_shard(Par *p, Shard *s) {
 
 static void run_step_part(Par *p, int k);
 
+/* One turn of a wait for another thread: spin a little (it is usually a few
+ * microseconds away), then give the core up, so that a thread the machine
+ * has not scheduled gets to run instead of being waited for. */
+static void relax(int *spins) {
+  if (++*spins < 4000)
+    _mm_pause();
+  else
+    sched_yield();
+}
+
 static void *worker_main(void *arg) {
   Worker *w = arg;
   Par *p = w->p;
@@ -260,7 +271,7 @@ static void reduce_slice(Par *p, int slice) {
 static void run_step_part(Par *p, int k) {
   run_shard(p, &p->shard[k]);
   atomic_fetch_add_explicit(&p->arrived, 1, memory_order_acq_rel);
-  while (atomic_load_explicit(&p->arrived, memory_order_acquire) < p->threads) _mm_pause();
+  for (int spins = 0; atomic_load_explicit(&p->arrived, memory_order_acquire) < p->threads;) relax(&spins);
   reduce_slice(p, k);
 }
 
@@ -306,7 +317,7 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     wake_workers(p);
   }
   run_step_part(p, 0);
-  while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
+  for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0;) relax(&spins);
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;
