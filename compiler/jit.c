@@ -305,7 +305,26 @@ typedef struct Build {
   const char *cpu;
   Timer timer;               /* laps on stderr with --time (one build only) */
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
+  LLVMOrcLLJITRef jit;       /* with make_jit: the JIT, made once the object is done */
+  bool make_jit;
 } Build;
+
+/* An ORC LLJIT whose target machine has the CPU and features the objects
+ * were compiled for, or NULL after saying why. */
+static LLVMOrcLLJITRef create_jit(int opt_level, const char *cpu) {
+  LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
+  if (!jit_tm) return NULL;
+  LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
+  LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
+  LLVMOrcLLJITRef jit;
+  LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder); /* takes builder */
+  if (err) {
+    report_error("cannot create the JIT", err);
+    return NULL;
+  }
+  return jit;
+}
 
 /* The object cache's key for a module (objcache.h): everything that
  * decides the object's bytes. */
@@ -370,6 +389,8 @@ static void *build_object(void *arg) {
   if (tm) LLVMDisposeTargetMachine(tm);
   LLVMDisposeModule(mod);
   LLVMContextDispose(ctx);
+  /* the smaller build finishes first: it makes the JIT meanwhile */
+  if (b->make_jit && b->obj) b->jit = create_jit(b->opt_level, b->cpu);
   return NULL;
 }
 
@@ -381,8 +402,9 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
      (the evaluation one is the smaller: it overlaps the other) */
   unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
   unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
-  Build part[2] = {{g, layout, max_batch, opt_level, train_fns ? train_fns : eval_fns, cpu, {time, nnc_now()}, NULL},
-                   {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL}};
+  Build part[2] = {{g, layout, max_batch, opt_level, train_fns ? train_fns : eval_fns, cpu, {time, nnc_now()}, NULL,
+                    NULL, false},
+                   {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL, NULL, true}};
   int nparts = train_fns && eval_fns ? 2 : 1;
   pthread_t thread;
   bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;
@@ -397,19 +419,8 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
   Timer timer = part[0].timer;
   bool ok = true;
   for (int i = 0; i < nparts; i++) ok = ok && part[i].obj;
-  LLVMOrcLLJITRef jit = NULL;
-  if (ok) {
-    LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
-    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
-    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* takes jtmb */
-    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder);         /* takes builder */
-    if (err) {
-      report_error("cannot create the JIT", err);
-      jit = NULL;
-      ok = false;
-    }
-  }
+  LLVMOrcLLJITRef jit = part[1].jit;
+  if (ok && !jit && !(jit = create_jit(opt_level, cpu))) ok = false;
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
     if (!ok) {
