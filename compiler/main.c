@@ -36,6 +36,7 @@ static const char help_text[] =
     "  --threads N       with --jit --train: split each batch across N threads (default: the\n"
     "                    machine's cores when the batch is large enough to gain, else 1)\n"
     "  under mpirun -np P: P processes train as one, each with its share of every batch\n"
+    "  environment: NNC_CACHE_DIR (compiled objects; default ~/.cache/nnc), NNC_CACHE=0 (no cache)\n"
     "  --help, --version\n";
 
 static int usage_error(const char *fmt, const char *arg) {
