@@ -17,3 +17,11 @@ if(TARGET nnc_shared AND NOT NNC_SANITIZE)
   add_test(NAME api.install COMMAND ${API_TESTS}/install.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
   set_tests_properties(api.install PROPERTIES TIMEOUT 300)
 endif()
+
+# libnnc.so exports nnc.h's functions and nothing else (cmake/libnnc.map):
+# the LLVM linked into it must not clash with a program's own
+if(TARGET nnc_shared)
+  add_test(NAME api.exports COMMAND sh -c
+    "nm -D --defined-only \"$0\" > exports.txt || exit 1; grep -q ' T nnc_compile_string$' exports.txt || { echo 'nnc_compile_string not exported'; exit 1; }; if grep -v ' nnc_' exports.txt; then echo 'exported beyond the API (above)'; exit 1; fi; echo \"$(wc -l < exports.txt) symbols, all nnc_\""
+    $<TARGET_FILE:nnc_shared>)
+endif()
