@@ -1809,6 +1809,10 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   char *features = LLVMGetHostCPUFeatures();
   int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
   LLVMDisposeMessage(features);
+  /* NNC_VECTOR_BITS=128|256|512: another width, for tests of the code
+     shapes of other machines (compiled with --emit obj --cpu, not run) */
+  const char *force = getenv("NNC_VECTOR_BITS");
+  if (force && (atoi(force) == 128 || atoi(force) == 256 || atoi(force) == 512)) bits = atoi(force);
   cg.vl = bits / (8 * layout->elem_size);
   cg.gemm_nv = bits == 512 ? 4 : 2;
   /* an output computed from targets cannot be predicted from inputs */

@@ -93,6 +93,20 @@ foreach(dtype f64 f32)
              COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/epilogue.nn ${dtype})
 endforeach()
 
+# the code shapes of other machines' vector widths (NNC_VECTOR_BITS: the
+# GEMM blocks and epilogues of AVX-512 and of SSE, run here through LLVM's
+# legalization) agree with the interpreter too
+foreach(bits 128 256 512)
+  foreach(dtype f64 f32)
+    suite_test(agree.vector${bits}.train_epilogue.${dtype} LABELS "agree;jit"
+               COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
+                       ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/epilogue.nn ${dtype})
+    suite_test(agree.vector${bits}.wide.${dtype}.b3 LABELS "agree;jit"
+               COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
+                       ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_FD_DIR}/wide.nn ${dtype} 3)
+  endforeach()
+endforeach()
+
 foreach(engine interp jit)
   # ---- 3. the spec's worked example ----
   suite_test(grad.worked.${engine} LABELS "grad;${engine}"
