@@ -32,14 +32,6 @@ struct NncModel {
   JitCode *jits;
 };
 
-static char *dup_str(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *c = nnc_xmalloc(n);
-  memcpy(c, s, n);
-  return c;
-}
-
 static void fill_layout(NncModel *m) {
   const Graph *g = m->c.opt_g;
   const Layout *L = m->c.layout;
@@ -77,8 +69,8 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   else
     nnc_options_default(&m->opt);
   /* only the overrides and the CPU count; nothing is run or emitted */
-  m->name = dup_str(name ? name : "<string>");
-  m->cpu = dup_str(m->opt.cpu);
+  m->name = nnc_xstrdup(name ? name : "<string>");
+  m->cpu = m->opt.cpu ? nnc_xstrdup(m->opt.cpu) : NULL;
   m->opt.cpu = m->cpu;
   m->opt.file = m->name;
   m->opt.jit = m->opt.train = m->opt.grad = m->opt.check_grad = m->opt.time = false;
@@ -100,7 +92,7 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
       diag_file_error(m->name, "source is too large for a .nn file (limit %u MiB)", NNC_MAX_SOURCE_BYTES >> 20);
       rc = 1;
     } else {
-      source_from_text(&m->c.src, m->name, dup_str(text), len); /* freed by source_free */
+      source_from_text(&m->c.src, m->name, nnc_xstrdup(text), len); /* freed by source_free */
     }
   }
   if (rc == 0) rc = compilation_run(&m->c);
@@ -166,13 +158,8 @@ void nnc_model_init_params(const NncModel *cm, void *buf) {
   e->buf = own;
 }
 
-/* An object pointer from the JIT as a function pointer. */
-#define SET_FN(dst, e, name)                                                                                       \
-  do {                                                                                                             \
-    void *addr_ = jit_engine_symbol(e, name);                                                                      \
-    if (!addr_) ok = false;                                                                                        \
-    memcpy(&(dst), &addr_, sizeof addr_);                                                                          \
-  } while (0)
+/* The compiled functions in the order of NncFunctions' f64 and f32 sets. */
+static const char *const fn_names[] = {"forward", "predict", "backward", "update", "train_step", "train_epoch"};
 
 const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   if (opt_level < 0) opt_level = 0;
@@ -185,21 +172,18 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   bool ok = true;
   NncFunctions *f = &j->fns;
   f->dtype = m->layout.dtype;
-  if (f->dtype == NNC_F64) {
-    SET_FN(f->f64.forward, e, "forward");
-    if (m->layout.has_predict) SET_FN(f->f64.predict, e, "predict");
-    SET_FN(f->f64.backward, e, "backward");
-    SET_FN(f->f64.update, e, "update");
-    SET_FN(f->f64.train_step, e, "train_step");
-    SET_FN(f->f64.train_epoch, e, "train_epoch");
-  } else {
-    SET_FN(f->f32.forward, e, "forward");
-    if (m->layout.has_predict) SET_FN(f->f32.predict, e, "predict");
-    SET_FN(f->f32.backward, e, "backward");
-    SET_FN(f->f32.update, e, "update");
-    SET_FN(f->f32.train_step, e, "train_step");
-    SET_FN(f->f32.train_epoch, e, "train_epoch");
+  /* both sets are six function pointers in fn_names' order; the addresses
+     come from the JIT as object pointers */
+  void *addr[sizeof fn_names / sizeof *fn_names] = {0};
+  _Static_assert(sizeof f->f64 == sizeof addr && sizeof f->f32 == sizeof addr, "NncFunctions sets");
+  for (size_t k = 0; k < sizeof fn_names / sizeof *fn_names; k++) {
+    if (strcmp(fn_names[k], "predict") == 0 && !m->layout.has_predict) continue;
+    if (!(addr[k] = jit_engine_symbol(e, fn_names[k]))) ok = false;
   }
+  if (f->dtype == NNC_F64)
+    memcpy(&f->f64, addr, sizeof addr);
+  else
+    memcpy(&f->f32, addr, sizeof addr);
   if (!ok) {
     e->destroy(e);
     free(j);
@@ -210,7 +194,7 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   return &j->fns;
 }
 
-/* Run fn on the interpreter with the caller's buffer. */
+/* A row count the engines were built for. */
 static bool rows_ok(const NncModel *m, int64_t n) { return n >= 1 && n <= m->layout.max_batch; }
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
@@ -223,24 +207,23 @@ int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int
   return 0;
 }
 
-int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss) {
+/* backward, or backward and the optimizer step, on the caller's buffer */
+static int interp_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss,
+                       bool update) {
   if (!rows_ok(m, n) || !t) return -1;
   Engine *e = interp(m);
   void *own = e->buf;
   e->buf = buf;
-  double l = e->backward(e, x, t, n);
+  double l = update ? e->train_step(e, x, t, n) : e->backward(e, x, t, n);
   e->buf = own;
   if (loss) *loss = l;
   return 0;
 }
 
+int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss) {
+  return interp_step(m, buf, x, t, n, loss, false);
+}
+
 int nnc_interp_train_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss) {
-  if (!rows_ok(m, n) || !t) return -1;
-  Engine *e = interp(m);
-  void *own = e->buf;
-  e->buf = buf;
-  double l = e->train_step(e, x, t, n);
-  e->buf = own;
-  if (loss) *loss = l;
-  return 0;
+  return interp_step(m, buf, x, t, n, loss, true);
 }

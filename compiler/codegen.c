@@ -85,6 +85,11 @@ typedef struct CG {
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
 
+/* Bytes of a node's values for a batch of max_batch rows. */
+static int64_t bytes_at(const Node *n, int max_batch, int elem_size) {
+  return shape_numel(&n->shape) * (n->batched ? max_batch : 1) * elem_size;
+}
+
 /* ---- small builders ---- */
 
 static LLVMValueRef cT(CG *cg, double v) {
@@ -927,8 +932,6 @@ static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
   }
 }
 
-static void forget_node(CG *cg, const Node *n);
-
 /* ---- GEMM epilogues ----
  *
  * A GEMM node g whose only reader is elementwise, and so on up to a node
@@ -1063,8 +1066,6 @@ static void emit_gemm(CG *cg, const Gemm *gm) {
   }
 }
 
-/* B(k, n) = value of node `src` at the index `map` gives, packed K x N into
- * the workspace slot of `owner` (so it is not rebuilt per row). */
 /* v[0..vl-1] <- its transpose, by log2(vl) rounds of full-width
  * interleaves: out[2i] = lo(in[i], in[i+vl/2]), out[2i+1] = hi(...). */
 static void transpose_block(CG *cg, LLVMValueRef *v) {
@@ -1247,9 +1248,7 @@ static bool is_view(const Node *n) {
   return n->op == OP_TRANSPOSE || n->op == OP_BROADCAST || n->op == OP_RESHAPE;
 }
 
-static int64_t node_bytes(const CG *cg, const Node *n) {
-  return shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1) * cg->L->elem_size;
-}
+static int64_t node_bytes(const CG *cg, const Node *n) { return bytes_at(n, cg->max_batch, cg->L->elem_size); }
 
 static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64_t row_stride) {
   cg->st[n->id] = (Store){.kind = ST_MEM, .base = base, .off = off, .row_stride = row_stride};
@@ -1315,8 +1314,6 @@ static bool can_inline(const Node *n, const Node *c) {
   return false;
 }
 
-static bool gemm_worth(const CG *cg, int64_t N, int64_t K);
-
 /* outer(a, b) whose only reader sums it over the batch: one GEMM. */
 static bool outer_into_gemm(const CG *cg, const Node *n, const Node *c) {
   return n->op == OP_OUTER && c->op == OP_BATCH_SUM && n->batched && n->in[0]->batched &&
@@ -1334,10 +1331,6 @@ static int eval_point(const CG *cg, const Node **reader, int i) {
       return i;
   }
 }
-
-static bool matmul_gemm_ok(const CG *cg, const Node *n);
-static bool epi_ok(const CG *cg, const Node *x, const Node *g);
-static bool epi_op(Op op);
 
 /* GEMM epilogues: for each GEMM node with one reader, follow the inlined
  * elementwise readers up to the stored node they feed; when that node's
@@ -1552,12 +1545,7 @@ static void store_updates(CG *cg) {
 }
 
 /* Few enough per-row values that copies of train_step are cheap. */
-bool codegen_step_is_small(const Graph *g, int max_batch) {
-  int64_t elems = 0;
-  for (int i = 0; i < g->len; i++)
-    if (g->nodes[i]->batched) elems += shape_numel(&g->nodes[i]->shape);
-  return elems * max_batch <= 16384;
-}
+bool codegen_step_is_small(const Graph *g, int max_batch) { return graph_row_values(g) * max_batch <= 16384; }
 
 static void build_function(CG *cg, FnKind kind) {
   const Graph *g = cg->g;
@@ -1746,7 +1734,7 @@ static int64_t plan_workspace(const Graph *g, const Layout *L, int max_batch, in
     const Node *n = g->nodes[i];
     ws_off[i] = -1;
     if (op_info[n->op].cls == OPC_LEAF) continue;
-    int64_t bytes = shape_numel(&n->shape) * (n->batched ? max_batch : 1) * L->elem_size;
+    int64_t bytes = bytes_at(n, max_batch, L->elem_size);
     if (bytes <= SMALL_NODE_BYTES) continue;
     ws_off[i] = ws;
     ws += (bytes + 63) / 64 * 64;
@@ -1809,8 +1797,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   char *features = LLVMGetHostCPUFeatures();
   int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
   LLVMDisposeMessage(features);
-  /* NNC_VECTOR_BITS=128|256|512: another width, for tests of the code
-     shapes of other machines (compiled with --emit obj --cpu, not run) */
+  /* NNC_VECTOR_BITS=128|256|512: another machine's width, so tests check
+     its code shapes here (LLVM splits or widens the vectors for the host) */
   const char *force = getenv("NNC_VECTOR_BITS");
   if (force && (atoi(force) == 128 || atoi(force) == 256 || atoi(force) == 512)) bits = atoi(force);
   cg.vl = bits / (8 * layout->elem_size);

@@ -192,10 +192,7 @@ static int train_threads(const Compilation *c) {
   const NncOptions *o = c->opt;
   if (!o->train || !o->jit) return 1;
   if (o->threads > 0) return o->threads;
-  int64_t per_row = 0;
-  for (int i = 0; i < c->opt_g->len; i++)
-    if (c->opt_g->nodes[i]->batched) per_row += shape_numel(&c->opt_g->nodes[i]->shape);
-  return par_default_threads(per_row, c->prog.train.batch);
+  return par_default_threads(graph_row_values(c->opt_g), c->prog.train.batch);
 }
 
 int compilation_run(Compilation *c) {
@@ -213,7 +210,7 @@ static Engine *make_engine(Compilation *c) {
     unsigned fns = o->predict ? CG_PREDICT
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
-    if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_BACKWARD | CG_UPDATE | CG_GRAD_PART;
+    if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | CG_UPDATE; /* parallel.c's step */
     e = jit_engine_new_cpu(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
   } else {

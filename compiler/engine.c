@@ -22,11 +22,9 @@ Engine *engine_new(const Engine *ops, const Graph *g, const Layout *layout, int 
   e->g = g;
   e->layout = layout;
   e->max_batch = max_batch;
+  e->rows_per_step = max_batch;
   e->impl = impl;
-  size_t bytes = (size_t)layout->total * (size_t)layout->elem_size;
-  e->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!e->buf) nnc_die("out of memory (%zu bytes of parameters)", bytes);
-  memset(e->buf, 0, bytes);
+  e->buf = nnc_xaligned((size_t)layout->total * (size_t)layout->elem_size);
   layout_init_states(g, layout, e->buf);
   return e;
 }

@@ -22,7 +22,7 @@ struct Engine {
   const Layout *layout;
   void *buf;     /* parameters, gradients, optimizer state (owned here) */
   int max_batch; /* rows per call the engine was built for */
-  int64_t rows_per_step; /* rows per optimizer step in train_epoch (0: max_batch; MPI: ranks x max_batch) */
+  int64_t rows_per_step; /* rows per optimizer step in train_epoch: max_batch (MPI: ranks x max_batch) */
   /* batch loss of n <= max_batch rows; gradients into buf */
   double (*backward)(Engine *e, const void *x, const void *t, int64_t n);
   /* one optimizer step from the gradients in buf */

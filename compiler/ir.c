@@ -591,6 +591,13 @@ void graph_verify(const Graph *g, const char *after_pass) {
   }
 }
 
+int64_t graph_row_values(const Graph *g) {
+  int64_t values = 0;
+  for (int i = 0; i < g->len; i++)
+    if (g->nodes[i]->batched) values += shape_numel(&g->nodes[i]->shape);
+  return values;
+}
+
 bool graph_output_needs_targets(const Graph *g) {
   if (!g->output) return false;
   bool *need = nnc_xcalloc((size_t)g->len, 1), found = false;

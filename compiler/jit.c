@@ -146,9 +146,9 @@ static void lap(Timer *tm, const char *stage) {
  * row loop: what speeds it up is inlining train_step into train_epoch (its
  * full batches then run code specialized for their row count: 2x faster at
  * batch 32), SROA, CSE, instcombine, the SLP vectorizer (width-4 layers
- * become one AVX2 vector) and LICM (parameters kept in registers). default<O2> runs those and some seventy
- * more passes that find nothing left to do here, at twice the compile time
- * for the same code speed (see README, Performance). -O3, and every module
+ * become one AVX2 vector) and LICM. default<O2> runs those and some
+ * seventy more passes that find nothing left to do here, at twice the
+ * compile time for the same code speed (see README, Performance). -O3, and every module
  * with GEMM loops, get LLVM's default pipeline. */
 static const char *pipeline_for(int opt_level, bool small_step, char *buf, size_t len) {
   const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
@@ -397,6 +397,7 @@ static void *build_object(void *arg) {
 Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
                            bool time, const char *cpu) {
   init_llvm();
+  if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT; /* as codegen_module does */
   /* the training functions and the evaluation functions share nothing but
      the buffer layout: two modules, compiled side by side on two threads
      (the evaluation one is the smaller: it overlaps the other) */
@@ -442,7 +443,7 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
   je->f64 = g->dtype == DT_F64;
   void *fwd = NULL, *pred = NULL, *upd = NULL;
   if (((fns & CG_FORWARD) && lookup(jit, g, "forward", &fwd)) ||
-      ((fns & CG_PREDICT) && !graph_output_needs_targets(g) && lookup(jit, g, "predict", &pred)) ||
+      ((fns & CG_PREDICT) && lookup(jit, g, "predict", &pred)) ||
       ((fns & CG_BACKWARD) && lookup(jit, g, "backward", &je->backward)) ||
       ((fns & CG_UPDATE) && lookup(jit, g, "update", &upd)) ||
       ((fns & CG_TRAIN_STEP) && lookup(jit, g, "train_step", &je->train_step)) ||

@@ -30,6 +30,14 @@ void *nnc_xcalloc(size_t n, size_t size) {
   return p;
 }
 
+void *nnc_xaligned(size_t n) {
+  size_t rounded = (n + 63) / 64 * 64;
+  void *p = aligned_alloc(64, rounded ? rounded : 64);
+  if (!p) nnc_die("out of memory (%zu bytes)", n);
+  memset(p, 0, rounded ? rounded : 64);
+  return p;
+}
+
 void *nnc_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   if (!q) nnc_die("out of memory (%zu bytes)", n);

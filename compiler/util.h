@@ -28,6 +28,8 @@ void *nnc_xmalloc(size_t n);
 void *nnc_xcalloc(size_t n, size_t size);
 void *nnc_xrealloc(void *p, size_t n);
 char *nnc_xstrdup(const char *s);
+/* n zeroed bytes, 64-byte aligned (a parameter buffer's alignment); free() it. */
+void *nnc_xaligned(size_t n);
 
 /* ---- arena: bump allocation in chained blocks, freed all at once ---- */
 

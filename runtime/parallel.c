@@ -186,11 +186,16 @@ struct Par {
   pthread_cond_t cv;
 };
 
+/* Zero the gradient range of buf (a buffer of the layout). */
+static void zero_grads(const Par *p, void *buf) {
+  size_t es = (size_t)p->inner->layout->elem_size;
+  memset((char *)buf + (size_t)p->grad_lo * es, 0, (size_t)(p->grad_hi - p->grad_lo) * es);
+}
+
 static void run_shard(Par *p, Shard *s) {
   Engine *in = p->inner;
   if (s->n == 0) { /* nothing to add: zeros keep the reduction's order */
-    memset((char *)s->grad + (size_t)p->grad_lo * (size_t)in->layout->elem_size, 0,
-           (size_t)(p->grad_hi - p->grad_lo) * (size_t)in->layout->elem_size);
+    zero_grads(p, s->grad);
     s->loss = 0;
     return;
   }
@@ -209,6 +214,10 @@ static void relax(int *spins) {
     sched_yield();
 }
 
+/* A worker between steps spins this long (a few hundred microseconds, more
+ * than the gap between two steps) before it sleeps until woken. */
+enum { IDLE_SPINS = 20000 };
+
 static void *worker_main(void *arg) {
   Worker *w = arg;
   Par *p = w->p;
@@ -216,7 +225,7 @@ static void *worker_main(void *arg) {
   for (;;) {
     int spins = 0;
     while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
-      if (++spins < 20000) {
+      if (++spins < IDLE_SPINS) {
         _mm_pause();
         continue;
       }
@@ -248,23 +257,18 @@ static void reduce_slice(Par *p, int slice) {
   int64_t lo = p->grad_lo + per * slice, hi = lo + per;
   if (hi > p->grad_hi) hi = p->grad_hi;
   if (lo >= hi) return;
-  if (p->f64) {
-    double *dst = in->buf;
-    const double *s0 = p->shard[0].grad;
-    for (int64_t i = lo; i < hi; i++) dst[i] = s0[i];
-    for (int k = 1; k < p->threads; k++) {
-      const double *s = p->shard[k].grad;
-      for (int64_t i = lo; i < hi; i++) dst[i] += s[i];
-    }
-  } else {
-    float *dst = in->buf;
-    const float *s0 = p->shard[0].grad;
-    for (int64_t i = lo; i < hi; i++) dst[i] = s0[i];
-    for (int k = 1; k < p->threads; k++) {
-      const float *s = p->shard[k].grad;
-      for (int64_t i = lo; i < hi; i++) dst[i] += s[i];
-    }
-  }
+#define SUM_SHARDS(T)                                                                                              \
+  do {                                                                                                             \
+    T *dst = in->buf;                                                                                              \
+    memcpy(dst + lo, (const T *)p->shard[0].grad + lo, sizeof(T) * (size_t)(hi - lo));                          \
+    for (int k = 1; k < p->threads; k++)                                                                           \
+      for (int64_t i = lo; i < hi; i++) dst[i] += ((const T *)p->shard[k].grad)[i];                                \
+  } while (0)
+  if (p->f64)
+    SUM_SHARDS(double);
+  else
+    SUM_SHARDS(float);
+#undef SUM_SHARDS
 }
 
 /* Shard k's gradients, then (once every shard is done) slice k of the sum. */
@@ -279,12 +283,10 @@ static void run_step_part(Par *p, int k) {
  * backward gives the mean over its own rows). */
 static void scale_grads(Par *p, double f) {
   Engine *in = p->inner;
-  for (int64_t i = p->grad_lo; i < p->grad_hi; i++) {
-    if (p->f64)
-      ((double *)in->buf)[i] *= f;
-    else
-      ((float *)in->buf)[i] = (float)(((float *)in->buf)[i] * f);
-  }
+  if (p->f64)
+    for (int64_t i = p->grad_lo; i < p->grad_hi; i++) ((double *)in->buf)[i] *= f;
+  else
+    for (int64_t i = p->grad_lo; i < p->grad_hi; i++) ((float *)in->buf)[i] = (float)(((float *)in->buf)[i] * f);
 }
 
 /* This rank's rows [x, x + n rows) of a global batch of `total` rows:
@@ -294,7 +296,7 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
   Engine *in = p->inner;
   if (!in->grad_part) { /* the interpreter, one thread */
     if (n == 0) {
-      scale_grads(p, 0.0);
+      zero_grads(p, in->buf);
       return 0;
     }
     double loss = in->backward(in, x, t, n);
@@ -387,14 +389,6 @@ static void par_destroy(Engine *e) {
   free(e);
 }
 
-static void *aligned_buffer(int64_t bytes) {
-  size_t n = (size_t)(bytes + 63) / 64 * 64;
-  void *b = aligned_alloc(64, n ? n : 64);
-  if (!b) nnc_die("out of memory (%zu bytes for a thread)", n);
-  memset(b, 0, n);
-  return b;
-}
-
 Engine *par_engine_new(Engine *inner, int threads) {
   if (threads < 1) threads = 1;
   if (threads > 1 && !inner->grad_part) nnc_die("parallel: threads need compiled code");
@@ -415,8 +409,8 @@ Engine *par_engine_new(Engine *inner, int threads) {
   p->worker = nnc_xcalloc((size_t)threads, sizeof(Worker));
   if (inner->grad_part)
     for (int k = 0; k < threads; k++) {
-      p->shard[k].grad = aligned_buffer(L->total * L->elem_size);
-      p->shard[k].ws = aligned_buffer(inner->ws_bytes);
+      p->shard[k].grad = nnc_xaligned((size_t)(L->total * L->elem_size));
+      p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);
     }
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);

@@ -507,6 +507,40 @@ static void curve(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, con
   }
 }
 
+/* The curves of one panel, clipped to it, and their legend entries. */
+typedef struct Curves {
+  cairo_t *cr;
+  const Box *b;
+  Axis ax, ay;
+  int64_t n;
+  bool dots;
+  const char *names[3];
+  double colors[3][3], widths[3];
+  int count;
+} Curves;
+
+static void curves_begin(Curves *cs, cairo_t *cr, const Box *b, Axis ax, Axis ay, int64_t n) {
+  *cs = (Curves){.cr = cr, .b = b, .ax = ax, .ay = ay, .n = n, .dots = n <= 30};
+  cairo_save(cr);
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+}
+
+/* v (NULL: nothing) as a curve and a legend entry. */
+static void curves_add(Curves *cs, const char *name, const double *v, const double color[3], double width,
+                       bool dots) {
+  if (!v) return;
+  curve(cs->cr, cs->b, &cs->ax, &cs->ay, v, cs->n, color, width, dots && cs->dots);
+  cs->names[cs->count] = name;
+  memcpy(cs->colors[cs->count], color, sizeof cs->colors[0]);
+  cs->widths[cs->count++] = width;
+}
+
+static void curves_end(Curves *cs, bool legend_below) {
+  cairo_restore(cs->cr);
+  legend(cs->cr, cs->b, cs->count, cs->names, (const double(*)[3])cs->colors, cs->widths, legend_below);
+}
+
 static void value_range(const double *v, int64_t n, bool positive, double *lo, double *hi) {
   if (!v) return;
   for (int64_t e = 0; e < n; e++)
@@ -539,28 +573,13 @@ static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
   Axis ax = epoch_axis(n);
   panel_title(cr, b, title);
   draw_axes(cr, b, &ax, &ay, "epoch", "mean loss per row", true, true);
-  bool dots = n <= 30;
   static const double run_color[3] = {0.62, 0.78, 0.91};
-  const char *names[3];
-  double cols[3][3], widths[3];
-  int nl = 0;
-  cairo_save(cr);
-  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
-  cairo_clip(cr);
-  if (r->running_loss) {
-    curve(cr, b, &ax, &ay, r->running_loss, n, run_color, 1, false);
-    names[nl] = "train, running mean in the epoch", memcpy(cols[nl], run_color, sizeof cols[nl]), widths[nl++] = 1;
-  }
-  if (r->train_loss) {
-    curve(cr, b, &ax, &ay, r->train_loss, n, palette[0], 1.6, dots);
-    names[nl] = "train", memcpy(cols[nl], palette[0], sizeof cols[nl]), widths[nl++] = 1.6;
-  }
-  if (r->valid_loss) {
-    curve(cr, b, &ax, &ay, r->valid_loss, n, palette[1], 1.6, dots);
-    names[nl] = "valid", memcpy(cols[nl], palette[1], sizeof cols[nl]), widths[nl++] = 1.6;
-  }
-  cairo_restore(cr);
-  legend(cr, b, nl, names, (const double(*)[3])cols, widths, false);
+  Curves cs;
+  curves_begin(&cs, cr, b, ax, ay, n);
+  curves_add(&cs, "train, running mean in the epoch", r->running_loss, run_color, 1, false);
+  curves_add(&cs, "train", r->train_loss, palette[0], 1.6, true);
+  curves_add(&cs, "valid", r->valid_loss, palette[1], 1.6, true);
+  curves_end(&cs, false);
 }
 
 static void accuracy_panel(cairo_t *cr, const ReportData *r, const Box *b) {
@@ -577,23 +596,11 @@ static void accuracy_panel(cairo_t *cr, const ReportData *r, const Box *b) {
   Axis ay = {l, 1 + (1 - l) * 0.03, false}, ax = epoch_axis(n);
   panel_title(cr, b, title);
   draw_axes(cr, b, &ax, &ay, "epoch", "fraction classified right", true, true);
-  bool dots = n <= 30;
-  cairo_save(cr);
-  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
-  cairo_clip(cr);
-  const char *names[2];
-  double cols[2][3], widths[2];
-  int nl = 0;
-  if (r->train_acc) {
-    curve(cr, b, &ax, &ay, r->train_acc, n, palette[0], 1.6, dots);
-    names[nl] = "train", memcpy(cols[nl], palette[0], sizeof cols[nl]), widths[nl++] = 1.6;
-  }
-  if (r->valid_acc) {
-    curve(cr, b, &ax, &ay, r->valid_acc, n, palette[1], 1.6, dots);
-    names[nl] = "valid", memcpy(cols[nl], palette[1], sizeof cols[nl]), widths[nl++] = 1.6;
-  }
-  cairo_restore(cr);
-  legend(cr, b, nl, names, (const double(*)[3])cols, widths, true);
+  Curves cs;
+  curves_begin(&cs, cr, b, ax, ay, n);
+  curves_add(&cs, "train", r->train_acc, palette[0], 1.6, true);
+  curves_add(&cs, "valid", r->valid_acc, palette[1], 1.6, true);
+  curves_end(&cs, true);
 }
 
 /* ---- pages ---- */

@@ -346,7 +346,7 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   void *before = nnc_xmalloc(bytes);
   int64_t step = 0;
   const Node *bad = NULL;
-  int64_t step_rows = e->rows_per_step ? e->rows_per_step : e->max_batch; /* MPI: all ranks' rows */
+  int64_t step_rows = e->rows_per_step; /* MPI: all ranks' rows */
   for (int64_t r = 0; r < rows; r += step_rows, step++) {
     int64_t n = rows - r < step_rows ? rows - r : step_rows;
     const char *xb = (const char *)x + (size_t)r * xbytes, *tb = (const char *)t + (size_t)r * tbytes;
@@ -510,8 +510,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   }
   bool tty = isatty(STDOUT_FILENO);
   int64_t every = tc->epochs >= 10 ? tc->epochs / 10 : 1;
-  int64_t step_rows = e->rows_per_step ? e->rows_per_step : e->max_batch;
-  int64_t steps_per_epoch = ((int64_t)tr.rows + step_rows - 1) / step_rows;
+  int64_t steps_per_epoch = ((int64_t)tr.rows + e->rows_per_step - 1) / e->rows_per_step;
   double train_time = 0, wall_start = nnc_now();
   int status = 0;
   int64_t epoch = 0;
