@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake make gcc g++ pkg-config flex bison llvm-19-dev llvm-19-tools libcjson-dev libcairo2-dev python3
-          clang libclang-rt-14-dev lld zlib1g-dev libzstd-dev libopenmpi-dev openmpi-bin)
+          clang libclang-rt-14-dev lld zlib1g-dev libzstd-dev libopenmpi-dev openmpi-bin graphviz)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
