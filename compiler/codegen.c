@@ -15,6 +15,8 @@
  */
 #include "codegen.h"
 
+#include "interp.h"
+
 #include <llvm-c/TargetMachine.h>
 
 #include <math.h>
@@ -81,6 +83,7 @@ typedef struct CG {
   const Node **fused_into; /* per GEMM node: its sink, or NULL */
   const Node **epi_gemm;   /* per sink: its GEMM node, or NULL */
   int lanes;               /* > 1 while an epilogue is built: cT() splats */
+  bool avx_lane_swap;      /* the code runs here, on x86 with AVX: name vperm2f128 */
 } CG;
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
@@ -146,8 +149,9 @@ static LLVMValueRef imul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
 static LLVMValueRef intrinsic(CG *cg, const char *name, LLVMValueRef *args, int nargs) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   if (!id) nnc_die("codegen: no intrinsic %s", name);
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &cg->T, 1);
-  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &cg->T, 1);
+  LLVMTypeRef over = LLVMTypeOf(args[0]); /* T, or a vector of T */
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &over, 1);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &over, 1);
   return fm(LLVMBuildCall2(cg->b, ty, fn, args, (unsigned)nargs, ""), LLVMFastMathAllowContract);
 }
 
@@ -155,8 +159,19 @@ static LLVMValueRef intrinsic1(CG *cg, const char *name, LLVMValueRef a) {
   return intrinsic(cg, name, &a, 1);
 }
 
-/* A libm function of one argument (tanh, log1p: no LLVM intrinsic). */
+/* A libm function of one argument (tanh, log1p: no LLVM intrinsic); on a
+ * vector, one call per lane. */
 static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {
+  LLVMTypeRef ty_a = LLVMTypeOf(a);
+  if (LLVMGetTypeKind(ty_a) == LLVMVectorTypeKind) {
+    LLVMValueRef v = LLVMGetPoison(ty_a);
+    for (unsigned l = 0; l < LLVMGetVectorSize(ty_a); l++) {
+      LLVMValueRef lane = LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), l, 0);
+      LLVMValueRef e = libm1(cg, f64name, LLVMBuildExtractElement(cg->b, a, lane, ""));
+      v = LLVMBuildInsertElement(cg->b, v, e, lane, "");
+    }
+    return v;
+  }
   char name[32];
   snprintf(name, sizeof name, "%s%s", f64name, cg->g->dtype == DT_F32 ? "f" : "");
   LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
@@ -1724,6 +1739,743 @@ static void build_train_epoch(CG *cg) {
   end_body(cg);
 }
 
+/* ---- register tiles: train_epoch for tiny per-sample steps ----
+ *
+ * When every batch is one row and every axis of every tensor in the step
+ * fits one vector register (at most `lanes` elements: 4 f64 with AVX2, 8
+ * with AVX-512), each step depends on the one before through the weights,
+ * and what counts is the latency of that chain. The loop-nest code above
+ * leaves it to LLVM's SLP vectorizer to find vectors in scalar code, which
+ * it does with dozens of shuffles on the chain (and most of the compile
+ * time). Here train_epoch is written in vectors directly:
+ *
+ *  - a tensor of one element is a vector with it in every lane (RF_UNI);
+ *  - a [n] tensor is one vector (RF_VEC); lanes n.. hold 0;
+ *  - an [m,n] matrix is its rows (RF_ROW) and/or its columns (RF_COL),
+ *    each one vector, each computed only if something reads it;
+ *  - W x is sum_k x[k] (in every lane) * column k of W, W^T g is
+ *    sum_i g[i] * row i of W, so no horizontal sum or transpose is on
+ *    the chain; a dot product is a butterfly that leaves it in every lane;
+ *  - a parameter matrix that both W x and W^T g read, and that has more
+ *    rows + columns than lanes, is kept as L "xor diagonals" (RF_DIAG:
+ *    D_d[i] = W[i][i ^ d]), half the registers of rows + columns. With
+ *    P_d(v)[i] = v[i ^ d] (its own inverse; within 128-bit halves for
+ *    d < 128 bits, the cheap shuffles): W x = sum_d D_d * P_d(x),
+ *    W^T g = sum_d P_d(D_d * g), and g x^T is D_d = g * P_d(x);
+ *  - parameters and optimizer state stay in registers for the whole epoch:
+ *    loop phis, one per part the step reads, loaded before the loop and
+ *    stored after it.
+ *
+ * Every value is computed when first read (RVal memoizes it), so the step
+ * holds only what the loss and the updates need. A row and a column of an
+ * updated matrix come from the same products in the same order, so its
+ * two forms stay bit-identical.
+ */
+
+enum { RT_MAX = 16 };
+typedef enum RForm { RF_VEC, RF_ROW, RF_COL, RF_DIAG, RF_UNI, RF_FORMS } RForm;
+
+typedef struct RVal {
+  LLVMValueRef part[RF_FORMS][RT_MAX]; /* [form][row, column, diagonal or 0] */
+  LLVMValueRef perm[RT_MAX];           /* a vector permuted: lane i holds i ^ d */
+  LLVMValueRef *splat;                 /* per element: it in every lane */
+} RVal;
+
+typedef struct RPhi {
+  const Node *leaf;
+  RForm form;
+  int idx;
+  LLVMValueRef phi;
+} RPhi;
+
+typedef struct Regs {
+  CG *cg;
+  int L; /* lanes */
+  LLVMTypeRef VT, i32;
+  LLVMBuilderRef pre; /* the block before the loop, before its branch */
+  LLVMBuilderRef top; /* the loop header, before its first phi */
+  LLVMBasicBlockRef pre_bb;
+  LLVMValueRef xrow, trow; /* this step's row of inputs and of targets */
+  RVal *val;
+  int *users;        /* readers of each node in the step */
+  bool *diag;        /* per matrix leaf: kept as wrapped diagonals */
+  const Node **next; /* per PARAM/STATE: its value after a step, or NULL */
+  RPhi *phi;
+  int nphi, cap;
+} Regs;
+
+static LLVMValueRef r_get(Regs *r, const Node *n, RForm form, int idx);
+
+static int64_t numel(const Node *n) { return shape_numel(&n->shape); }
+
+/* A matrix under its transposes: the leaf, and whether it is transposed. */
+static const Node *r_base(const Node *m, bool *flip) {
+  *flip = false;
+  for (; m->op == OP_TRANSPOSE; m = m->in[0]) *flip = !*flip;
+  return m;
+}
+
+
+/* Elements of a vector (rank 0 or 1). */
+static int r_len(const Node *n) { return n->shape.rank == 0 ? 1 : (int)n->shape.dim[0]; }
+
+/* Does lane l of a part hold an element? The other lanes hold 0. */
+static bool r_valid(const Regs *r, const Node *n, RForm form, int idx, int l) {
+  const int64_t *d = n->shape.dim;
+  switch (form) {
+  case RF_VEC: return l < r_len(n);
+  case RF_ROW: return l < d[1];
+  case RF_COL: return l < d[0];
+  case RF_DIAG: return l < d[0] && (l ^ idx) < d[1];
+  case RF_UNI: case RF_FORMS: break;
+  }
+  return true;
+}
+
+/* Parts of a form: rows, columns, diagonals or 1. */
+static int r_parts(const Regs *r, const Node *n, RForm form) {
+  return form == RF_ROW ? (int)n->shape.dim[0] : form == RF_COL ? (int)n->shape.dim[1] : form == RF_DIAG ? r->L : 1;
+}
+
+/* The linear element index of (valid) lane l of a part. */
+static int64_t r_lane_elem(const Regs *r, const Node *n, RForm form, int idx, int l) {
+  switch (form) {
+  case RF_ROW: return idx * n->shape.dim[1] + l;
+  case RF_COL: return l * n->shape.dim[1] + idx;
+  case RF_DIAG: return l * n->shape.dim[1] + (l ^ idx);
+  case RF_VEC: return l;
+  case RF_UNI: case RF_FORMS: break;
+  }
+  return 0;
+}
+
+static LLVMValueRef r_lane(Regs *r, int l) { return LLVMConstInt(r->i32, (unsigned long long)l, 0); }
+
+/* v in lanes < cnt, 0 in the others: a constant */
+static LLVMValueRef r_const(Regs *r, double v, int cnt) {
+  LLVMValueRef e[RT_MAX];
+  for (int l = 0; l < r->L; l++) e[l] = LLVMConstReal(r->cg->T, l < cnt ? v : 0.0);
+  return LLVMConstVector(e, (unsigned)r->L);
+}
+
+/* lanes of a (0..L-1) and b (L..2L-1) */
+static LLVMValueRef r_shuffle(Regs *r, LLVMValueRef a, LLVMValueRef b, const int *lane) {
+  LLVMValueRef m[RT_MAX];
+  for (int l = 0; l < r->L; l++) m[l] = r_lane(r, lane[l]);
+  return LLVMBuildShuffleVector(r->cg->b, a, b ? b : LLVMGetPoison(r->VT), LLVMConstVector(m, (unsigned)r->L), "");
+}
+
+/* v with lanes cnt.. replaced by those of `fill` */
+static LLVMValueRef r_pad(Regs *r, LLVMValueRef v, int cnt, LLVMValueRef fill) {
+  if (cnt >= r->L) return v;
+  int lane[RT_MAX];
+  for (int l = 0; l < r->L; l++) lane[l] = l < cnt ? l : r->L + l;
+  return r_shuffle(r, v, fill, lane);
+}
+
+static LLVMValueRef r_mask(Regs *r, LLVMValueRef v, int cnt) { return r_pad(r, v, cnt, r_const(r, 0, 0)); }
+
+/* v with the lanes that are not valid in n's part set to 0 */
+static LLVMValueRef r_vmask(Regs *r, LLVMValueRef v, const Node *n, RForm form, int idx) {
+  int lane[RT_MAX];
+  bool all = true;
+  for (int l = 0; l < r->L; l++) {
+    bool ok = r_valid(r, n, form, idx, l);
+    lane[l] = ok ? l : r->L + l;
+    all &= ok;
+  }
+  return all ? v : r_shuffle(r, v, r_const(r, 0, 0), lane);
+}
+
+/* c in the valid lanes of n's part, 0 in the others */
+static LLVMValueRef r_vconst(Regs *r, double c, const Node *n, RForm form, int idx) {
+  LLVMValueRef e[RT_MAX];
+  for (int l = 0; l < r->L; l++) e[l] = LLVMConstReal(r->cg->T, r_valid(r, n, form, idx, l) ? c : 0.0);
+  return LLVMConstVector(e, (unsigned)r->L);
+}
+
+/* P_d(v): lane i of the result holds lane i ^ d of v. Swapping the 128-bit
+ * halves of a 256-bit vector is vperm2f128 (3 cycles on Zen 3), but LLVM
+ * writes every lane-crossing shuffle as vpermpd (6 cycles), and merges
+ * shuffles until they are one: when the code runs here, on x86 with AVX,
+ * the swap is that one instruction (inline assembly, which LLVM leaves as
+ * it is), and the in-half rest is a shuffle LLVM writes as vpermilpd (1). */
+static LLVMValueRef r_permute(Regs *r, LLVMValueRef v, int d) {
+  CG *cg = r->cg;
+  if (cg->avx_lane_swap && r->L * cg->L->elem_size == 32 && d >= r->L / 2) {
+    static const char text[] = "vperm2f128 $$1, $1, $1, $0", constraints[] = "=x,x";
+    LLVMTypeRef ty = LLVMFunctionType(r->VT, &r->VT, 1, 0);
+    LLVMValueRef swap = LLVMGetInlineAsm(ty, text, sizeof text - 1, constraints, sizeof constraints - 1, 0, 0,
+                                         LLVMInlineAsmDialectATT, 0);
+    v = LLVMBuildCall2(cg->b, ty, swap, &v, 1, "");
+    d -= r->L / 2;
+  }
+  if (d == 0) return v;
+  int lane[RT_MAX];
+  for (int l = 0; l < r->L; l++) lane[l] = l ^ d;
+  return r_shuffle(r, v, NULL, lane);
+}
+
+/* lane l of v in every lane */
+static LLVMValueRef r_bcast(Regs *r, LLVMValueRef v, int l) {
+  int lane[RT_MAX];
+  for (int k = 0; k < r->L; k++) lane[k] = l;
+  return r_shuffle(r, v, NULL, lane);
+}
+
+/* The sum (or max) of all lanes, in every lane: log2(L) swaps and adds.
+ * Lane k adds the same two numbers as its partner, so all lanes agree. */
+static LLVMValueRef r_across(Regs *r, LLVMValueRef v, bool max) {
+  for (int s = 1; s < r->L; s *= 2) {
+    LLVMValueRef w = r_permute(r, v, s);
+    v = max ? sel(r->cg, fgt(r->cg, w, v), w, v) : b_fadd(r->cg, v, w);
+  }
+  return v;
+}
+
+/* Load the elements of a part from p[0..] (lane l at p[r_lane_elem]). */
+static LLVMValueRef r_load(Regs *r, LLVMBuilderRef b, LLVMValueRef p, const Node *n, RForm form, int idx) {
+  CG *cg = r->cg;
+  LLVMValueRef v = r_const(r, 0, 0);
+  for (int l = 0; l < (form == RF_UNI ? 1 : r->L); l++) {
+    if (!r_valid(r, n, form, idx, l)) continue;
+    LLVMValueRef off = ci(cg, r_lane_elem(r, n, form, idx, l));
+    LLVMValueRef e = LLVMBuildLoad2(b, cg->T, LLVMBuildInBoundsGEP2(b, cg->T, p, &off, 1, ""), "");
+    v = LLVMBuildInsertElement(b, v, e, r_lane(r, l), "");
+  }
+  if (form == RF_UNI) {
+    LLVMBuilderRef saved = cg->b;
+    cg->b = b;
+    v = r_bcast(r, v, 0);
+    cg->b = saved;
+  }
+  return v;
+}
+
+static int64_t r_buf_off(Regs *r, const Node *leaf) {
+  return leaf->op == OP_PARAM ? r->cg->L->param_off[leaf->param_index] : r->cg->L->state_off[leaf->state_index];
+}
+
+/* A parameter or optimizer state: a loop phi when the step changes it,
+ * else loaded once before the loop. */
+static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
+  CG *cg = r->cg;
+  LLVMValueRef at = LLVMBuildInBoundsGEP2(r->pre, cg->T, cg->buf, (LLVMValueRef[]){ci(cg, r_buf_off(r, n))}, 1, "");
+  LLVMValueRef init = r_load(r, r->pre, at, n, form, idx);
+  if (!r->next[n->id]) return init;
+  char name[160];
+  const char *what = n->name ? n->name : "state";
+  if (form == RF_ROW || form == RF_COL || form == RF_DIAG)
+    snprintf(name, sizeof name, "%s.%s%d", what, form == RF_ROW ? "row" : form == RF_COL ? "col" : "diag", idx);
+  else
+    snprintf(name, sizeof name, "%s", what);
+  LLVMValueRef phi = LLVMBuildPhi(r->top, r->VT, name);
+  LLVMAddIncoming(phi, &init, &r->pre_bb, 1);
+  if (r->nphi == r->cap) {
+    r->cap = r->cap ? 2 * r->cap : 32;
+    r->phi = nnc_xrealloc(r->phi, (size_t)r->cap * sizeof(RPhi));
+  }
+  r->phi[r->nphi++] = (RPhi){n, form, idx, phi};
+  return phi;
+}
+
+/* Where element e of matrix n is read from: a row, column or diagonal that
+ * exists already, else its row. */
+static void r_locate(const Regs *r, const Node *n, int64_t e, RForm *form, int *part, int *lane) {
+  int i = (int)(e / n->shape.dim[1]), j = (int)(e % n->shape.dim[1]), d = i ^ j;
+  const RVal *v = &r->val[n->id];
+  if (!v->part[RF_ROW][i] && v->part[RF_COL][j])
+    *form = RF_COL, *part = j, *lane = i;
+  else if (!v->part[RF_ROW][i] && v->part[RF_DIAG][d])
+    *form = RF_DIAG, *part = d, *lane = i;
+  else
+    *form = RF_ROW, *part = i, *lane = j;
+}
+
+/* Element e (linear index) of n, as a scalar. */
+static LLVMValueRef r_elem(Regs *r, const Node *n, int64_t e) {
+  if (numel(n) == 1) return LLVMBuildExtractElement(r->cg->b, r_get(r, n, RF_UNI, 0), r_lane(r, 0), "");
+  if (n->shape.rank <= 1) return LLVMBuildExtractElement(r->cg->b, r_get(r, n, RF_VEC, 0), r_lane(r, (int)e), "");
+  RForm f;
+  int part, lane;
+  r_locate(r, n, e, &f, &part, &lane);
+  return LLVMBuildExtractElement(r->cg->b, r_get(r, n, f, part), r_lane(r, lane), "");
+}
+
+/* Element e of n in every lane. */
+static LLVMValueRef r_splat(Regs *r, const Node *n, int64_t e) {
+  if (numel(n) == 1) return r_get(r, n, RF_UNI, 0);
+  RVal *v = &r->val[n->id];
+  if (!v->splat) v->splat = nnc_xcalloc((size_t)numel(n), sizeof(LLVMValueRef));
+  if (v->splat[e]) return v->splat[e];
+  if (n->shape.rank <= 1) {
+    v->splat[e] = r_bcast(r, r_get(r, n, RF_VEC, 0), (int)e);
+  } else {
+    RForm f;
+    int part, lane;
+    r_locate(r, n, e, &f, &part, &lane);
+    v->splat[e] = r_bcast(r, r_get(r, n, f, part), lane);
+  }
+  return v->splat[e];
+}
+
+/* The element of `from` that element e of shape `to` reads under numpy
+ * broadcasting (from's axes aligned to the right, size-1 axes repeat). */
+static int64_t r_bcast_elem(const Shape *from, const Shape *to, int64_t e) {
+  int64_t idx[MAX_RANK], lin = 0;
+  for (int d = to->rank - 1; d >= 0; d--) {
+    idx[d] = e % to->dim[d];
+    e /= to->dim[d];
+  }
+  for (int d = 0; d < from->rank; d++) {
+    int j = to->rank - from->rank + d;
+    lin = lin * from->dim[d] + (from->dim[d] == 1 ? 0 : idx[j]);
+  }
+  return lin;
+}
+
+/* Build a part lane by lane from scalars: elem(e) for each valid lane. */
+typedef LLVMValueRef (*ElemFn)(Regs *r, const Node *n, int64_t e);
+
+static LLVMValueRef r_by_lane(Regs *r, const Node *n, RForm form, int idx, ElemFn elem) {
+  LLVMValueRef v = r_const(r, 0, 0);
+  for (int l = 0; l < (form == RF_UNI ? 1 : r->L); l++)
+    if (r_valid(r, n, form, idx, l))
+      v = LLVMBuildInsertElement(r->cg->b, v, elem(r, n, r_lane_elem(r, n, form, idx, l)), r_lane(r, l), "");
+  return form == RF_UNI ? r_bcast(r, v, 0) : v;
+}
+
+/* P_d of vector n (memoized: the forward's permutations of an activation
+ * serve its weight's gradient too). */
+static LLVMValueRef r_perm(Regs *r, const Node *n, int d) {
+  LLVMValueRef *slot = &r->val[n->id].perm[d];
+  if (!*slot) {
+    int half = r->L / 2; /* P_d = P_(d - half) of P_half: one swap of halves for all */
+    *slot = d > half ? r_permute(r, r_perm(r, n, half), d - half) : r_permute(r, r_get(r, n, RF_VEC, 0), d);
+  }
+  return *slot;
+}
+
+/* Operand a of node out, laid out as out's part (broadcasting a). */
+static LLVMValueRef r_operand(Regs *r, const Node *a, const Node *out, RForm form, int idx) {
+  if (form == RF_UNI) return r_get(r, a, RF_UNI, 0);
+  if (numel(a) == 1)
+    return a->op == OP_CONST ? r_vconst(r, a->attr.value, out, form, idx)
+                             : r_vmask(r, r_get(r, a, RF_UNI, 0), out, form, idx);
+  if (shape_eq(&a->shape, &out->shape)) return r_get(r, a, form, idx);
+  if (out->shape.rank == 2 && a->shape.rank == 1 && a->shape.dim[0] == out->shape.dim[1]) {
+    if (form == RF_ROW) return r_get(r, a, RF_VEC, 0);
+    if (form == RF_COL) return r_vmask(r, r_splat(r, a, idx), out, form, idx);
+    return r_vmask(r, r_perm(r, a, idx), out, form, idx);
+  }
+  LLVMValueRef v = r_const(r, 0, 0);
+  for (int l = 0; l < r->L; l++) {
+    if (!r_valid(r, out, form, idx, l)) continue;
+    int64_t e = r_bcast_elem(&a->shape, &out->shape, r_lane_elem(r, out, form, idx, l));
+    v = LLVMBuildInsertElement(r->cg->b, v, r_elem(r, a, e), r_lane(r, l), "");
+  }
+  return v;
+}
+
+/* init + sum_k s[k] * v[k], as two chains added at the end (the step is
+ * latency-bound: half the FMAs in a row) */
+static LLVMValueRef r_dot_chains(Regs *r, LLVMValueRef *s, LLVMValueRef *v, int k, LLVMValueRef init) {
+  CG *cg = r->cg;
+  LLVMValueRef c[2] = {init, NULL};
+  for (int i = 0; i < k; i++) {
+    LLVMValueRef p = b_fmul(cg, s[i], v[i]);
+    c[i & 1] = c[i & 1] ? b_fadd(cg, c[i & 1], p) : p;
+  }
+  return c[1] ? b_fadd(cg, c[0], c[1]) : c[0];
+}
+
+/* matmul: [m,k]@[k] -> sum x[k] * column k; [k]@[k,n] -> sum x[k] * row k;
+ * [m,k]@[k,n] -> rows or columns the same way; one output element -> a
+ * butterfly dot product. init: a same-shaped addend (a bias), or NULL. */
+static LLVMValueRef r_matmul(Regs *r, const Node *n, RForm form, int idx, LLVMValueRef init) {
+  CG *cg = r->cg;
+  const Node *A = n->in[0], *B = n->in[1];
+  int ra = A->shape.rank, rb = B->shape.rank;
+  int K = (int)A->shape.dim[ra - 1];
+  LLVMValueRef s[RT_MAX], v[RT_MAX], out;
+  if (form == RF_UNI) {
+    if (K == 1) {
+      out = b_fmul(cg, r_get(r, A, RF_UNI, 0), r_get(r, B, RF_UNI, 0));
+    } else {
+      LLVMValueRef a = ra == 1 ? r_get(r, A, RF_VEC, 0) : r_get(r, A, RF_ROW, 0);
+      LLVMValueRef b = rb == 1 ? r_get(r, B, RF_VEC, 0) : r_get(r, B, RF_COL, 0);
+      out = r_across(r, b_fmul(cg, a, b), false);
+    }
+    return init ? b_fadd(cg, out, init) : out;
+  }
+  bool flip;
+  const Node *w = ra == 2 && rb == 1 ? r_base(A, &flip) : ra == 1 && rb == 2 ? r_base(B, &flip) : NULL;
+  if (w && r->diag[w->id]) {
+    /* W x (A = W or B = W^T) or W^T x (A = W^T or B = W) from diagonals */
+    const Node *x = ra == 1 ? A : B;
+    bool wx = (ra == 2) != flip;
+    LLVMValueRef c[2] = {init, NULL};
+    for (int d = 0; d < r->L; d++) {
+      LLVMValueRef t;
+      if (wx)
+        t = b_fmul(cg, r_get(r, w, RF_DIAG, d), r_perm(r, x, d));
+      else
+        t = r_permute(r, b_fmul(cg, r_get(r, w, RF_DIAG, d), r_get(r, x, RF_VEC, 0)), d);
+      c[d & 1] = c[d & 1] ? b_fadd(cg, c[d & 1], t) : t;
+    }
+    return c[1] ? b_fadd(cg, c[0], c[1]) : c[0];
+  }
+  for (int k = 0; k < K; k++) {
+    if (ra == 2 && rb == 1) {
+      s[k] = r_splat(r, B, k), v[k] = r_get(r, A, RF_COL, k);
+    } else if (ra == 1) {
+      s[k] = r_splat(r, A, k), v[k] = r_get(r, B, RF_ROW, k);
+    } else if (form == RF_ROW) {
+      s[k] = r_splat(r, A, (int64_t)idx * K + k), v[k] = r_get(r, B, RF_ROW, k);
+    } else {
+      s[k] = r_splat(r, B, (int64_t)k * B->shape.dim[1] + idx), v[k] = r_get(r, A, RF_COL, k);
+    }
+  }
+  return r_dot_chains(r, s, v, K, init);
+}
+
+/* outer(a, b), or outer(a, c * b) when scale (c in every lane) is given:
+ * row i = a[i] * b, column j = a * b[j]; the same products either way. */
+static LLVMValueRef r_outer(Regs *r, const Node *n, LLVMValueRef scale, RForm form, int idx) {
+  CG *cg = r->cg;
+  const Node *a = n->in[0], *b = n->in[1];
+  LLVMValueRef av, bv;
+  if (form == RF_UNI) {
+    av = r_get(r, a, RF_UNI, 0), bv = r_get(r, b, RF_UNI, 0);
+  } else if (form == RF_ROW) {
+    av = r_splat(r, a, idx), bv = r_get(r, b, RF_VEC, 0);
+  } else if (form == RF_DIAG) {
+    av = r_get(r, a, RF_VEC, 0), bv = r_perm(r, b, idx);
+  } else {
+    av = r_get(r, a, RF_VEC, 0), bv = r_splat(r, b, idx);
+  }
+  if (scale) bv = b_fmul(cg, scale, bv);
+  return b_fmul(cg, av, bv);
+}
+
+/* What a batch_sum / batch_mean over one row reads: itself. */
+static const Node *r_unbatch(const Node *n) {
+  while (n->op == OP_BATCH_SUM || n->op == OP_BATCH_MEAN) n = n->in[0];
+  return n;
+}
+
+static LLVMValueRef r_elementwise(Regs *r, const Node *n, RForm form, int idx) {
+  CG *cg = r->cg;
+  const Node *a = n->in[0], *b = op_info[n->op].nin == 2 ? n->in[1] : NULL;
+  if (n->op == OP_MUL)
+    for (int side = 0; side < 2; side++) {
+      const Node *m = n->in[side], *o = n->in[1 - side];
+      /* x * step(y): a select, as PyTorch's relu backward (threshold_backward) */
+      if (m->op == OP_STEP && shape_eq(&m->shape, &n->shape))
+        return sel(cg, fgt(cg, r_get(r, m->in[0], form, idx), cT(cg, m->attr.value)), r_operand(r, o, n, form, idx),
+                   r_const(r, 0, 0));
+      /* c * outer(a, b) (a gradient times a learning rate): outer(a, c b),
+         so the scaling is off the chain of a */
+      const Node *u = r_unbatch(m);
+      if (u->op == OP_OUTER && numel(o) == 1 && shape_eq(&u->shape, &n->shape))
+        return r_outer(r, u, r_get(r, o, RF_UNI, 0), form, idx);
+    }
+  if (n->op == OP_ADD)
+    for (int side = 0; side < 2; side++) {
+      /* matmul + bias: the bias starts the first chain */
+      const Node *m = n->in[side], *o = n->in[1 - side];
+      if (m->op == OP_MATMUL && r->users[m->id] == 1 && shape_eq(&m->shape, &n->shape) && !r->val[m->id].part[form][idx])
+        return r_matmul(r, m, form, idx, r_operand(r, o, n, form, idx));
+    }
+  LLVMValueRef v = scalar(cg, n->op, r_operand(r, a, n, form, idx), b ? r_operand(r, b, n, form, idx) : NULL,
+                          n->attr.value);
+  /* padding lanes read 0 (and 0); keep them 0 */
+  double pad = op_scalar(n->op, 0, 0, n->attr.value);
+  if (form != RF_UNI && !(pad == 0)) v = r_vmask(r, v, n, form, idx);
+  return v;
+}
+
+/* sum / mean: of everything into one element, or of a matrix's rows
+ * (axis 0) or columns (axis 1) into a vector */
+static LLVMValueRef r_reduce(Regs *r, const Node *n, RForm form) {
+  CG *cg = r->cg;
+  const Node *a = n->in[0];
+  LLVMValueRef v;
+  int64_t count = numel(a) / numel(n);
+  if (form == RF_UNI) {
+    if (numel(a) == 1) {
+      v = r_get(r, a, RF_UNI, 0);
+    } else if (a->shape.rank == 1) {
+      v = r_across(r, r_get(r, a, RF_VEC, 0), false);
+    } else {
+      v = r_get(r, a, RF_ROW, 0);
+      for (int i = 1; i < a->shape.dim[0]; i++) v = b_fadd(cg, v, r_get(r, a, RF_ROW, i));
+      v = r_across(r, v, false);
+    }
+  } else {
+    RForm f = n->attr.axis == 0 ? RF_ROW : RF_COL; /* rank 2 into rank 1 */
+    v = r_get(r, a, f, 0);
+    for (int i = 1; i < r_parts(r, a, f); i++) v = b_fadd(cg, v, r_get(r, a, f, i));
+  }
+  return n->op == OP_MEAN ? b_fmul(cg, v, cT(cg, 1.0 / (double)count)) : v;
+}
+
+/* logsumexp, softmax, log_softmax of a vector (or of one element) */
+static LLVMValueRef r_lastaxis(Regs *r, const Node *n, RForm form) {
+  CG *cg = r->cg;
+  const Node *a = n->in[0];
+  bool one = numel(a) == 1;
+  int cnt = one ? r->L : r_len(a);
+  LLVMValueRef x = r_get(r, a, one ? RF_UNI : RF_VEC, 0);
+  LLVMValueRef m = one ? x : r_across(r, r_pad(r, x, cnt, r_const(r, -INFINITY, r->L)), true);
+  LLVMValueRef d = b_fsub(cg, x, m);
+  LLVMValueRef e = r_mask(r, scalar(cg, OP_EXP, d, NULL, 0), cnt);
+  LLVMValueRef s = one ? e : r_across(r, e, false);
+  LLVMValueRef out;
+  if (n->op == OP_LOGSUMEXP)
+    out = b_fadd(cg, m, scalar(cg, OP_LOG, s, NULL, 0));
+  else if (n->op == OP_SOFTMAX)
+    out = b_fdiv(cg, e, s);
+  else
+    out = r_mask(r, b_fsub(cg, d, scalar(cg, OP_LOG, s, NULL, 0)), cnt);
+  (void)form;
+  return out;
+}
+
+static LLVMValueRef r_broadcast_elem(Regs *r, const Node *n, int64_t e) {
+  return r_elem(r, n->in[0], r_bcast_elem(&n->in[0]->shape, &n->shape, e));
+}
+static LLVMValueRef r_reshape_elem(Regs *r, const Node *n, int64_t e) { return r_elem(r, n->in[0], e); }
+static LLVMValueRef r_sum_to_elem(Regs *r, const Node *n, int64_t e) {
+  const Node *a = n->in[0];
+  LLVMValueRef s = NULL;
+  for (int64_t k = 0; k < numel(a); k++)
+    if (r_bcast_elem(&n->shape, &a->shape, k) == e) {
+      LLVMValueRef v = r_elem(r, a, k);
+      s = s ? b_fadd(r->cg, s, v) : v;
+    }
+  return s ? s : LLVMConstReal(r->cg->T, 0);
+}
+
+static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
+  CG *cg = r->cg;
+  switch (n->op) {
+  case OP_INPUT: case OP_TARGET: {
+    bool in = n->op == OP_INPUT;
+    int64_t col = leaf_column(in ? &cg->g->inputs : &cg->g->targets, n);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(cg->b, cg->T, in ? r->xrow : r->trow, (LLVMValueRef[]){ci(cg, col)}, 1, "");
+    return r_load(r, cg->b, p, n, form, idx);
+  }
+  case OP_PARAM: case OP_STATE: return r_leaf(r, n, form, idx);
+  case OP_CONST: return r_const(r, n->attr.value, r->L);
+  case OP_INV_BATCH: return r_const(r, 1, r->L); /* batches of one row */
+  case OP_NEG: case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_ABS:
+  case OP_SOFTPLUS: case OP_LEAKY_RELU: case OP_POW: case OP_STEP: case OP_SIGN: case OP_LEAKY_STEP: case OP_MAXC:
+  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_BCE:
+    return r_elementwise(r, n, form, idx);
+  case OP_SUM: case OP_MEAN: return r_reduce(r, n, form);
+  case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX: return r_lastaxis(r, n, form);
+  case OP_MATMUL: return r_matmul(r, n, form, idx, NULL);
+  case OP_OUTER: return r_outer(r, n, NULL, form, idx);
+  case OP_TRANSPOSE:
+    /* diagonal d of W^T is diagonal d of W, permuted by d */
+    if (form == RF_DIAG) return r_permute(r, r_get(r, n->in[0], RF_DIAG, idx), idx);
+    return r_get(r, n->in[0], form == RF_ROW ? RF_COL : form == RF_COL ? RF_ROW : form, idx);
+  case OP_BATCH_SUM: case OP_BATCH_MEAN: return r_get(r, n->in[0], form, idx); /* one row; 1/n = 1 */
+  case OP_BROADCAST: return r_by_lane(r, n, form, idx, r_broadcast_elem);
+  case OP_RESHAPE: return r_by_lane(r, n, form, idx, r_reshape_elem);
+  case OP_SUM_TO: return r_by_lane(r, n, form, idx, r_sum_to_elem);
+  case OP_COUNT: break;
+  }
+  nnc_die("codegen: bad op in a register step");
+}
+
+/* Part idx of n in the given form, computed on first use. A one-element
+ * tensor is kept in every lane; its other forms are that, masked. */
+static LLVMValueRef r_get(Regs *r, const Node *n, RForm form, int idx) {
+  if (numel(n) == 1 && form != RF_UNI) return r_vmask(r, r_get(r, n, RF_UNI, 0), n, form, idx);
+  if (form == RF_UNI && numel(n) != 1) nnc_die("codegen: register step: %s is not one element", op_info[n->op].name);
+  LLVMValueRef *slot = &r->val[n->id].part[form][idx];
+  if (!*slot) {
+    *slot = r_compute(r, n, form, idx);
+    size_t len;
+    LLVMGetValueName2(*slot, &len);
+    if (len == 0) name_value(r->cg, *slot, n); /* a transpose's is its operand's */
+  }
+  return *slot;
+}
+
+/* Can train_epoch keep this step in registers? Fills need[] (the nodes the
+ * loss and the updates read) and returns the lanes to use, or 0. */
+static int register_step_lanes(const CG *cg, bool *need) {
+  const Graph *g = cg->g;
+  const char *env = getenv("NNC_REGISTER_STEP"); /* 0: the loop-nest code, for comparison */
+  if (cg->max_batch != 1 || (env && strcmp(env, "0") == 0)) return 0;
+  memset(need, 0, (size_t)g->len);
+  need[g->batch_loss->id] = true;
+  for (int u = 0; u < g->nupdates; u++) need[g->updates[u].value->id] = need[g->updates[u].target->id] = true;
+  int64_t widest = 2;
+  for (int i = g->len - 1; i >= 0; i--) {
+    if (!need[i]) continue;
+    const Node *n = g->nodes[i];
+    if (n->shape.rank > 2) return 0;
+    for (int d = 0; d < n->shape.rank; d++) widest = n->shape.dim[d] > widest ? n->shape.dim[d] : widest;
+    OpClass c = op_info[n->op].cls;
+    if ((c == OPC_LASTAXIS || n->op == OP_LOGSUMEXP) && n->in[0]->shape.rank > 1) return 0;
+    for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
+  }
+  int lanes = 2;
+  while (lanes < widest) lanes *= 2;
+  return lanes <= cg->vl && lanes <= RT_MAX ? lanes : 0;
+}
+
+/* Does n have every part of a form? */
+static bool r_complete(const Regs *r, const Node *n, RForm form) {
+  for (int k = 0; k < r_parts(r, n, form); k++)
+    if (!r->val[n->id].part[form][k]) return false;
+  return true;
+}
+
+/* The form a matrix is stored back from: one the step has completely, else
+ * its rows. */
+static RForm r_stored_form(const Regs *r, const Node *n) {
+  return r_complete(r, n, RF_COL) ? RF_COL : r_complete(r, n, RF_DIAG) ? RF_DIAG : RF_ROW;
+}
+
+/* Which updated matrices to keep as diagonals: those that W x and W^T g
+ * both read (columns and rows) with more rows + columns than lanes. */
+static void r_plan_diagonals(Regs *r, const bool *need) {
+  const Graph *g = r->cg->g;
+  bool *cols = nnc_xcalloc((size_t)g->len, 1), *rows = nnc_xcalloc((size_t)g->len, 1);
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!need[i] || n->op != OP_MATMUL || numel(n) == 1) continue;
+    int ra = n->in[0]->shape.rank, rb = n->in[1]->shape.rank;
+    bool flip;
+    if (ra == 2 && rb == 1) { /* W x: columns of W (rows of a transposed W) */
+      const Node *w = r_base(n->in[0], &flip);
+      (flip ? rows : cols)[w->id] = true;
+    } else if (ra == 1 && rb == 2) { /* x W: rows of W */
+      const Node *w = r_base(n->in[1], &flip);
+      (flip ? cols : rows)[w->id] = true;
+    }
+  }
+  for (int u = 0; u < g->nupdates; u++) {
+    const Node *w = g->updates[u].target;
+    if (w->shape.rank == 2 && cols[w->id] && rows[w->id] && w->shape.dim[0] + w->shape.dim[1] > r->L)
+      r->diag[w->id] = true;
+  }
+  free(cols);
+  free(rows);
+}
+
+/* train_epoch(buf, x, t, rows) with the step in registers, L lanes wide
+ * (register_step_lanes, which filled need). */
+static void build_register_epoch(CG *cg, int L, const bool *need) {
+  const Graph *g = cg->g;
+  Regs r = {.cg = cg, .L = L, .i32 = LLVMInt32TypeInContext(cg->ctx)};
+  r.VT = LLVMVectorType(cg->T, (unsigned)L);
+  r.val = nnc_xcalloc((size_t)g->len, sizeof(RVal));
+  r.users = nnc_xcalloc((size_t)g->len, sizeof(int));
+  r.next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
+  r.diag = nnc_xcalloc((size_t)g->len, 1);
+  for (int i = 0; i < g->len; i++)
+    if (need[i])
+      for (int k = 0; k < op_info[g->nodes[i]->op].nin; k++) r.users[g->nodes[i]->in[k]->id]++;
+  for (int u = 0; u < g->nupdates; u++) r.next[g->updates[u].target->id] = g->updates[u].value;
+  r_plan_diagonals(&r, need);
+
+  LLVMTypeRef p = cg->ptr, I = cg->i64;
+  LLVMTypeRef ps[] = {p, p, p, I};
+  const char *names[] = {"buf", "x", "t", "rows"};
+  LLVMValueRef fn = declare(cg, "train_epoch", cg->T, ps, 4, names, 0x6);
+  begin_body(cg, fn);
+  cg->buf = LLVMGetParam(fn, 0);
+  LLVMValueRef x = LLVMGetParam(fn, 1), t = LLVMGetParam(fn, 2), rows = LLVMGetParam(fn, 3);
+  r.pre_bb = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(cg->ctx, fn, "step");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  r.pre = LLVMCreateBuilderInContext(cg->ctx);
+  r.top = LLVMCreateBuilderInContext(cg->ctx);
+  LLVMPositionBuilderBefore(r.pre, LLVMBuildBr(cg->b, header));
+  LLVMPositionBuilderAtEnd(cg->b, header);
+  LLVMValueRef i = LLVMBuildPhi(cg->b, cg->i64, "i");
+  LLVMValueRef total = LLVMBuildPhi(cg->b, cg->T, "total");
+  LLVMPositionBuilderBefore(r.top, i);
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, rows, ""), body, exit);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  LLVMValueRef xo = imul(cg, i, ci(cg, cols(&g->inputs))), to = imul(cg, i, ci(cg, cols(&g->targets)));
+  r.xrow = LLVMBuildInBoundsGEP2(cg->b, cg->T, x, &xo, 1, "xrow");
+  r.trow = LLVMBuildInBoundsGEP2(cg->b, cg->T, t, &to, 1, "trow");
+  int saved_lanes = cg->lanes;
+  cg->lanes = L; /* cT() splats */
+
+  LLVMValueRef loss = LLVMBuildExtractElement(cg->b, r_get(&r, g->batch_loss, RF_UNI, 0), r_lane(&r, 0), "loss");
+  /* each phi takes its update's same part; reading those may read more
+     parts of the state (new phis), and each updated tensor needs a
+     complete form to be stored from at the end */
+  LLVMValueRef *latch = NULL;
+  int done = 0;
+  for (;;) {
+    for (; done < r.nphi; done++) {
+      latch = nnc_xrealloc(latch, (size_t)r.nphi * sizeof(LLVMValueRef));
+      RPhi ph = r.phi[done];
+      latch[done] = r_get(&r, r.next[ph.leaf->id], ph.form, ph.idx);
+    }
+    int before = r.nphi;
+    for (int u = 0; u < g->nupdates; u++) {
+      const Node *leaf = g->updates[u].target;
+      if (numel(leaf) == 1)
+        r_get(&r, leaf, RF_UNI, 0);
+      else if (leaf->shape.rank <= 1)
+        r_get(&r, leaf, RF_VEC, 0);
+      else if (r_stored_form(&r, leaf) == RF_ROW)
+        for (int k = 0; k < leaf->shape.dim[0]; k++) r_get(&r, leaf, RF_ROW, k);
+    }
+    if (r.nphi == before) break;
+  }
+  LLVMValueRef next_i = LLVMBuildNUWAdd(cg->b, i, ci(cg, 1), "");
+  LLVMValueRef next_total = b_fadd(cg, total, loss);
+  LLVMBasicBlockRef latch_bb = LLVMGetInsertBlock(cg->b);
+  LLVMBuildBr(cg->b, header);
+  LLVMValueRef zero_i = ci(cg, 0), zero_t = LLVMConstReal(cg->T, 0);
+  LLVMAddIncoming(i, &zero_i, &r.pre_bb, 1);
+  LLVMAddIncoming(i, &next_i, &latch_bb, 1);
+  LLVMAddIncoming(total, &zero_t, &r.pre_bb, 1);
+  LLVMAddIncoming(total, &next_total, &latch_bb, 1);
+  for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &latch_bb, 1);
+
+  /* after the last step: the state back to the buffer */
+  LLVMPositionBuilderAtEnd(cg->b, exit);
+  for (int u = 0; u < g->nupdates; u++) {
+    const Node *leaf = g->updates[u].target;
+    RVal *v = &r.val[leaf->id];
+    int64_t off = r_buf_off(&r, leaf);
+    RForm f = numel(leaf) == 1 ? RF_UNI : leaf->shape.rank <= 1 ? RF_VEC : r_stored_form(&r, leaf);
+    for (int k = 0; k < r_parts(&r, leaf, f); k++) {
+      for (int l = 0; l < (f == RF_UNI ? 1 : L); l++) {
+        if (!r_valid(&r, leaf, f, k, l)) continue;
+        LLVMValueRef e = LLVMBuildExtractElement(cg->b, v->part[f][k], r_lane(&r, l), "");
+        LLVMValueRef at = ci(cg, off + r_lane_elem(&r, leaf, f, k, l));
+        LLVMBuildStore(cg->b, e, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""));
+      }
+    }
+  }
+  LLVMBuildRet(cg->b, total);
+  end_body(cg);
+  cg->lanes = saved_lanes;
+  LLVMDisposeBuilder(r.pre);
+  LLVMDisposeBuilder(r.top);
+  for (int k = 0; k < g->len; k++) free(r.val[k].splat);
+  free(r.val);
+  free(r.users);
+  free(r.next);
+  free(r.diag);
+  free(r.phi);
+  free(latch);
+}
+
 /* The workspace: a fixed 64-byte aligned range for every node too large
  * for the stack (ws_off, per node, else -1), then room to pack the matrix
  * operand of each matrix-vector product (pack_off). Returns its size. */
@@ -1766,7 +2518,7 @@ const char *codegen_prefix(const Graph *g, char *buf, size_t n) {
 }
 
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
-                             unsigned fns) {
+                             unsigned fns, bool host, bool *registers_only) {
   CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
   char name[160];
   snprintf(name, sizeof name, "nnc.%s", g->model_name ? g->model_name : "model");
@@ -1796,6 +2548,11 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   /* vector width of the host: 512-bit with AVX-512, else 256 with AVX */
   char *features = LLVMGetHostCPUFeatures();
   int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
+  if (host) {
+    char *triple = LLVMGetDefaultTargetTriple();
+    cg.avx_lane_swap = strncmp(triple, "x86_64", 6) == 0 && bits >= 256;
+    LLVMDisposeMessage(triple);
+  }
   LLVMDisposeMessage(features);
   /* NNC_VECTOR_BITS=128|256|512: another machine's width, so tests check
      its code shapes here (LLVM splits or widens the vectors for the host) */
@@ -1806,15 +2563,23 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;
-  if (fns & CG_TRAIN_EPOCH) fns |= CG_TRAIN_STEP;
+  /* train_epoch in registers (tiny steps), else a loop calling train_step */
+  bool *need = nnc_xcalloc((size_t)g->len, 1);
+  int reg_lanes = fns & CG_TRAIN_EPOCH ? register_step_lanes(&cg, need) : 0;
+  bool in_registers = reg_lanes > 0;
+  if ((fns & CG_TRAIN_EPOCH) && !in_registers) fns |= CG_TRAIN_STEP;
+  if (registers_only) *registers_only = in_registers && fns == CG_TRAIN_EPOCH;
   for (int k = 0; k < FN_COUNT; k++) {
     if (!(fns & (1u << k))) continue;
-    if (k == FN_TRAIN_EPOCH)
+    if (k == FN_TRAIN_EPOCH && in_registers)
+      build_register_epoch(&cg, reg_lanes, need);
+    else if (k == FN_TRAIN_EPOCH)
       build_train_epoch(&cg);
     else
       build_function(&cg, (FnKind)k);
   }
-  if ((fns & CG_TRAIN_EPOCH) && !step_public) {
+  free(need);
+  if ((fns & CG_TRAIN_EPOCH) && !in_registers && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
     LLVMSetLinkage(LLVMGetNamedFunction(cg.mod, step), LLVMInternalLinkage);

@@ -41,6 +41,7 @@ static void init_llvm(void) {
   if (done) return;
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
+  LLVMInitializeNativeAsmParser(); /* codegen's inline assembly (r_permute) */
   /* NNC_LLVM_ARGS="-opt1 -opt2": LLVM's own options, for experiments */
   const char *env = getenv("NNC_LLVM_ARGS");
   if (env && *env) {
@@ -106,12 +107,14 @@ const char *jit_default_cpu(const char *kind) {
   return "native";
 }
 
+static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
+
 /* A target machine for the default triple and `cpu`: NULL or "native" is the
  * host CPU and its features (what --jit uses), any other name that CPU with
  * its own default features. Position-independent code either way, so an
  * object links into a PIE or a shared library. */
 static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) {
-  bool native = !cpu_name || strcmp(cpu_name, "native") == 0;
+  bool native = is_native(cpu_name);
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = native ? LLVMGetHostCPUName() : NULL;
   char *features = native ? LLVMGetHostCPUFeatures() : NULL;
@@ -150,10 +153,20 @@ static void lap(Timer *tm, const char *stage) {
  * seventy more passes that find nothing left to do here, at twice the
  * compile time for the same code speed (see README, Performance). -O3, and every module
  * with GEMM loops, get LLVM's default pipeline. */
-static const char *pipeline_for(int opt_level, bool small_step, char *buf, size_t len) {
+typedef enum CodeShape {
+  CODE_LOOPS,      /* loop nests, GEMMs */
+  CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
+  CODE_REGISTERS   /* train_epoch alone, in vectors (codegen_module's registers_only) */
+} CodeShape;
+
+static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_t len) {
   const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
   if (custom) return custom;
-  if (small_step && (opt_level == 1 || opt_level == 2))
+  if (shape == CODE_REGISTERS && (opt_level == 1 || opt_level == 2))
+    /* train_epoch already in vectors (codegen_module): folding repeated
+       shuffles and splats is all there is to do */
+    return "function(early-cse,simplifycfg)";
+  if (shape == CODE_SMALL_STEP && (opt_level == 1 || opt_level == 2))
     /* no-verify-fixpoint: what default<O2> uses; the textual default aborts
        when one round of instcombine leaves something to do */
     return "always-inline,function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
@@ -164,7 +177,7 @@ static const char *pipeline_for(int opt_level, bool small_step, char *buf, size_
 
 /* Verify, then optimize (pipeline_for). An invalid module is an nnc bug:
  * say so and keep the module for the report. Returns 0 on success. */
-static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, bool small_step,
+static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, CodeShape shape,
                                Timer *timer) {
   char *msg = NULL;
   if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
@@ -188,7 +201,7 @@ static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int o
   LLVMDisposeTargetData(layout);
   lap(timer, "verify");
   char buf[32];
-  const char *pipeline = pipeline_for(opt_level, small_step, buf, sizeof buf);
+  const char *pipeline = pipeline_for(opt_level, shape, buf, sizeof buf);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   /* codegen.c already unrolls the small loops it wants straight-line and
      blocks the GEMM by hand; LLVM's own unrolling of the remaining loops
@@ -328,7 +341,7 @@ static LLVMOrcLLJITRef create_jit(int opt_level, const char *cpu) {
 
 /* The object cache's key for a module (objcache.h): everything that
  * decides the object's bytes. */
-static void module_key(const Build *b, LLVMModuleRef mod, bool small_step, ObjKey *k) {
+static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKey *k) {
   objkey_init(k);
   unsigned major, minor, patch;
   LLVMGetVersion(&major, &minor, &patch);
@@ -338,12 +351,12 @@ static void module_key(const Build *b, LLVMModuleRef mod, bool small_step, ObjKe
   snprintf(versions, sizeof versions, "nnc %s %s %s llvm %u.%u.%u O%d", NNC_VERSION, __DATE__, __TIME__, major, minor,
            patch, b->opt_level);
   objkey_add_str(k, versions);
-  objkey_add_str(k, pipeline_for(b->opt_level, small_step, pipe, sizeof pipe));
+  objkey_add_str(k, pipeline_for(b->opt_level, shape, pipe, sizeof pipe));
   objkey_add_str(k, getenv("NNC_LLVM_ARGS"));
   char *triple = LLVMGetDefaultTargetTriple();
   objkey_add_str(k, triple);
   LLVMDisposeMessage(triple);
-  bool native = !b->cpu || strcmp(b->cpu, "native") == 0;
+  bool native = is_native(b->cpu);
   if (native) {
     char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
     objkey_add_str(k, cpu);
@@ -361,13 +374,16 @@ static void module_key(const Build *b, LLVMModuleRef mod, bool small_step, ObjKe
 static void *build_object(void *arg) {
   Build *b = arg;
   LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns);
+  bool registers_only = false;
+  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, is_native(b->cpu), &registers_only);
   lap(&b->timer, "codegen");
-  bool small_step = codegen_step_is_small(b->g, b->max_batch);
+  CodeShape shape = registers_only                                 ? CODE_REGISTERS
+                    : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
+                                                                  : CODE_LOOPS;
   ObjKey key;
   bool cached = objcache_enabled();
   if (cached) {
-    module_key(b, mod, small_step, &key);
+    module_key(b, mod, shape, &key);
     if ((b->obj = objcache_load(&key))) { /* the same module was compiled before */
       lap(&b->timer, "cache-hit");
       LLVMDisposeModule(mod);
@@ -376,7 +392,7 @@ static void *build_object(void *arg) {
     }
   }
   LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu);
-  if (tm && verify_and_optimize(mod, tm, b->opt_level, small_step, &b->timer) == 0) {
+  if (tm && verify_and_optimize(mod, tm, b->opt_level, shape, &b->timer) == 0) {
     char *err = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &b->obj)) {
       fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err);
@@ -596,11 +612,13 @@ int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level,
   init_llvm();
   Timer timer = {time, nnc_now()};
   LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL);
+  if (!cpu) cpu = jit_default_cpu(kind);
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, is_native(cpu), NULL);
   lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = target_machine(opt_level, cpu ? cpu : jit_default_cpu(kind));
+  LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
   int rc = 1;
-  if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch), &timer) == 0) {
+  if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch) ? CODE_SMALL_STEP : CODE_LOOPS,
+                                &timer) == 0) {
     if (strcmp(kind, "llvm") == 0) {
       char *text = LLVMPrintModuleToString(mod);
       rc = nnc_write_output(path, text, strlen(text));
