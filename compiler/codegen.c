@@ -1779,6 +1779,7 @@ typedef struct RVal {
   LLVMValueRef part[RF_FORMS][RT_MAX]; /* [form][row, column, diagonal or 0] */
   LLVMValueRef perm[RT_MAX];           /* a vector permuted: lane i holds i ^ d */
   LLVMValueRef *splat;                 /* per element: it in every lane */
+  LLVMValueRef *loaded;                /* leaves: their rows, loaded before the loop */
 } RVal;
 
 typedef struct RPhi {
@@ -1798,6 +1799,7 @@ typedef struct Regs {
   LLVMValueRef xrow, trow; /* this step's row of inputs and of targets */
   RVal *val;
   int *users;        /* readers of each node in the step */
+  bool *early;       /* known before the step's chain: no updated state in it */
   bool *diag;        /* per matrix leaf: kept as wrapped diagonals */
   const Node **next; /* per PARAM/STATE: its value after a step, or NULL */
   RPhi *phi;
@@ -1933,6 +1935,32 @@ static LLVMValueRef r_across(Regs *r, LLVMValueRef v, bool max) {
   return v;
 }
 
+/* Lanes lo..hi-1 of a vector whose lane l is lane lane[l] of src[l] (a
+ * NULL src: 0), as a tree of two-input shuffles (which LLVM's instruction
+ * selection handles far faster than a chain of element inserts). pos[l]:
+ * where lane l's value is in the result. */
+static LLVMValueRef r_gather_tree(Regs *r, LLVMValueRef *src, const int *lane, int lo, int hi, int *pos) {
+  if (hi - lo == 1) {
+    pos[lo] = src[lo] ? lane[lo] : 0;
+    return src[lo] ? src[lo] : r_const(r, 0, 0);
+  }
+  int mid = (lo + hi) / 2;
+  LLVMValueRef a = r_gather_tree(r, src, lane, lo, mid, pos), b = r_gather_tree(r, src, lane, mid, hi, pos);
+  if (a == b) return a; /* both halves from one vector */
+  int m[RT_MAX];
+  for (int l = 0; l < r->L; l++) m[l] = l < lo || l >= hi ? 0 : l < mid ? pos[l] : r->L + pos[l];
+  for (int l = lo; l < hi; l++) pos[l] = l;
+  return r_shuffle(r, a, b, m);
+}
+
+static LLVMValueRef r_gather(Regs *r, LLVMValueRef *src, const int *lane) {
+  int pos[RT_MAX];
+  LLVMValueRef v = r_gather_tree(r, src, lane, 0, r->L, pos);
+  for (int l = 0; l < r->L; l++)
+    if (pos[l] != l) return r_shuffle(r, v, NULL, pos);
+  return v;
+}
+
 /* Load the elements of a part from p[0..] (lane l at p[r_lane_elem]). */
 static LLVMValueRef r_load(Regs *r, LLVMBuilderRef b, LLVMValueRef p, const Node *n, RForm form, int idx) {
   CG *cg = r->cg;
@@ -1960,8 +1988,38 @@ static int64_t r_buf_off(Regs *r, const Node *leaf) {
  * else loaded once before the loop. */
 static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
   CG *cg = r->cg;
-  LLVMValueRef at = LLVMBuildInBoundsGEP2(r->pre, cg->T, cg->buf, (LLVMValueRef[]){ci(cg, r_buf_off(r, n))}, 1, "");
-  LLVMValueRef init = r_load(r, r->pre, at, n, form, idx);
+  /* its rows: one vector load each (widened to L lanes), then the part
+     gathered from them */
+  RVal *v = &r->val[n->id];
+  int rows = n->shape.rank == 2 ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
+  LLVMBuilderRef saved = cg->b;
+  cg->b = r->pre;
+  if (!v->loaded) {
+    v->loaded = nnc_xcalloc((size_t)rows, sizeof(LLVMValueRef));
+    int widen[RT_MAX];
+    for (int l = 0; l < r->L; l++) widen[l] = l < len ? l : len; /* lane len: a 0 */
+    for (int i = 0; i < rows; i++) {
+      LLVMValueRef at = ci(cg, r_buf_off(r, n) + (int64_t)i * len);
+      LLVMTypeRef row_ty = LLVMVectorType(cg->T, (unsigned)len);
+      LLVMValueRef ld = LLVMBuildLoad2(cg->b, row_ty, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""), "");
+      LLVMSetAlignment(ld, (unsigned)cg->L->elem_size);
+      LLVMValueRef m[RT_MAX];
+      for (int l = 0; l < r->L; l++) m[l] = r_lane(r, widen[l]);
+      v->loaded[i] = len == r->L ? ld
+                                 : LLVMBuildShuffleVector(cg->b, ld, LLVMConstNull(row_ty),
+                                                          LLVMConstVector(m, (unsigned)r->L), "");
+    }
+  }
+  LLVMValueRef src[RT_MAX] = {0};
+  int lane[RT_MAX] = {0};
+  for (int l = 0; l < (form == RF_UNI ? 1 : r->L); l++) {
+    if (!r_valid(r, n, form, idx, l)) continue;
+    int64_t e = r_lane_elem(r, n, form, idx, l);
+    src[l] = v->loaded[e / len], lane[l] = (int)(e % len);
+  }
+  LLVMValueRef init = r_gather(r, src, lane);
+  if (form == RF_UNI) init = r_bcast(r, init, 0);
+  cg->b = saved;
   if (!r->next[n->id]) return init;
   char name[160];
   const char *what = n->name ? n->name : "state";
@@ -2104,7 +2162,10 @@ static LLVMValueRef r_matmul(Regs *r, const Node *n, RForm form, int idx, LLVMVa
     } else {
       LLVMValueRef a = ra == 1 ? r_get(r, A, RF_VEC, 0) : r_get(r, A, RF_ROW, 0);
       LLVMValueRef b = rb == 1 ? r_get(r, B, RF_VEC, 0) : r_get(r, B, RF_COL, 0);
-      out = r_across(r, b_fmul(cg, a, b), false);
+      /* the addend joins lane 0 of the products (an FMA), not the sum */
+      out = b_fmul(cg, a, b);
+      if (init) out = b_fadd(cg, out, r_mask(r, init, 1)), init = NULL;
+      out = r_across(r, out, false);
     }
     return init ? b_fadd(cg, out, init) : out;
   }
@@ -2158,6 +2219,34 @@ static LLVMValueRef r_outer(Regs *r, const Node *n, LLVMValueRef scale, RForm fo
   return b_fmul(cg, av, bv);
 }
 
+/* The numel-1 constant operand of a binary node, or NULL. */
+static const Node *r_const_operand(const Node *n, const Node **other) {
+  for (int side = 0; side < 2; side++)
+    if (n->in[side]->op == OP_CONST) {
+      *other = n->in[1 - side];
+      return n->in[side];
+    }
+  return NULL;
+}
+
+/* c * n, with c distributed through constant factors, negations and a
+ * difference whose left side is known before the step's chain (a target, an
+ * input): c (a - b) is c a - c b, one FMA after b instead of a subtraction
+ * and a multiplication (a loss's derivative: -2 (t - y) is 2 y - 2 t). */
+static LLVMValueRef r_scaled(Regs *r, const Node *n, double c, RForm form, int idx) {
+  CG *cg = r->cg;
+  const Node *other, *k;
+  if (n->op == OP_NEG) return r_scaled(r, n->in[0], -c, form, idx);
+  if (n->op == OP_MUL && (k = r_const_operand(n, &other)) && shape_eq(&other->shape, &n->shape))
+    return r_scaled(r, other, c * k->attr.value, form, idx);
+  if (n->op == OP_SUB && shape_eq(&n->in[0]->shape, &n->shape) && shape_eq(&n->in[1]->shape, &n->shape) &&
+      r->early[n->in[0]->id] && !r->early[n->in[1]->id])
+    return b_fadd(cg, b_fmul(cg, cT(cg, -c), r_get(r, n->in[1], form, idx)),
+                  b_fmul(cg, cT(cg, c), r_get(r, n->in[0], form, idx)));
+  LLVMValueRef v = r_get(r, n, form, idx);
+  return c == 1 ? v : b_fmul(cg, cT(cg, c), v);
+}
+
 /* What a batch_sum / batch_mean over one row reads: itself. */
 static const Node *r_unbatch(const Node *n) {
   while (n->op == OP_BATCH_SUM || n->op == OP_BATCH_MEAN) n = n->in[0];
@@ -2180,6 +2269,10 @@ static LLVMValueRef r_elementwise(Regs *r, const Node *n, RForm form, int idx) {
       if (u->op == OP_OUTER && numel(o) == 1 && shape_eq(&u->shape, &n->shape))
         return r_outer(r, u, r_get(r, o, RF_UNI, 0), form, idx);
     }
+  const Node *other, *k;
+  if (n->op == OP_NEG) return r_scaled(r, a, -1, form, idx);
+  if (n->op == OP_MUL && (k = r_const_operand(n, &other)) && shape_eq(&other->shape, &n->shape))
+    return r_scaled(r, other, k->attr.value, form, idx);
   if (n->op == OP_ADD)
     for (int side = 0; side < 2; side++) {
       /* matmul + bias: the bias starts the first chain */
@@ -2342,6 +2435,33 @@ static RForm r_stored_form(const Regs *r, const Node *n) {
   return r_complete(r, n, RF_COL) ? RF_COL : r_complete(r, n, RF_DIAG) ? RF_DIAG : RF_ROW;
 }
 
+/* Store leaf n (its phis: its value after the last step) to the buffer,
+ * one vector store per row. */
+static void r_store_rows(Regs *r, const Node *n) {
+  CG *cg = r->cg;
+  const RVal *v = &r->val[n->id];
+  RForm f = numel(n) == 1 ? RF_UNI : n->shape.rank <= 1 ? RF_VEC : r_stored_form(r, n);
+  int rows = n->shape.rank == 2 ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
+  for (int i = 0; i < rows; i++) {
+    LLVMValueRef src[RT_MAX] = {0};
+    int lane[RT_MAX] = {0};
+    for (int j = 0; j < len; j++) {
+      switch (f) {
+      case RF_COL: src[j] = v->part[RF_COL][j], lane[j] = i; break;
+      case RF_DIAG: src[j] = v->part[RF_DIAG][i ^ j], lane[j] = i; break;
+      case RF_ROW: src[j] = v->part[RF_ROW][i], lane[j] = j; break;
+      case RF_VEC: case RF_UNI: case RF_FORMS: src[j] = v->part[f][0], lane[j] = f == RF_UNI ? 0 : j; break;
+      }
+    }
+    LLVMValueRef row = r_gather(r, src, lane), m[RT_MAX];
+    for (int j = 0; j < len; j++) m[j] = r_lane(r, j);
+    if (len < r->L) row = LLVMBuildShuffleVector(cg->b, row, LLVMGetPoison(r->VT), LLVMConstVector(m, (unsigned)len), "");
+    LLVMValueRef at = ci(cg, r_buf_off(r, n) + (int64_t)i * len);
+    LLVMValueRef st = LLVMBuildStore(cg->b, row, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""));
+    LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
+  }
+}
+
 /* Which updated matrices to keep as diagonals: those that W x and W^T g
  * both read (columns and rows) with more rows + columns than lanes. */
 static void r_plan_diagonals(Regs *r, const bool *need) {
@@ -2379,10 +2499,17 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
   r.users = nnc_xcalloc((size_t)g->len, sizeof(int));
   r.next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   r.diag = nnc_xcalloc((size_t)g->len, 1);
+  r.early = nnc_xcalloc((size_t)g->len, 1);
   for (int i = 0; i < g->len; i++)
     if (need[i])
       for (int k = 0; k < op_info[g->nodes[i]->op].nin; k++) r.users[g->nodes[i]->in[k]->id]++;
   for (int u = 0; u < g->nupdates; u++) r.next[g->updates[u].target->id] = g->updates[u].value;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    bool early = op_info[n->op].cls != OPC_LEAF || !r.next[i];
+    for (int k = 0; k < op_info[n->op].nin; k++) early &= r.early[n->in[k]->id];
+    r.early[i] = early;
+  }
   r_plan_diagonals(&r, need);
 
   LLVMTypeRef p = cg->ptr, I = cg->i64;
@@ -2446,32 +2573,23 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
   LLVMAddIncoming(total, &next_total, &latch_bb, 1);
   for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &latch_bb, 1);
 
-  /* after the last step: the state back to the buffer */
+  /* after the last step: the state back to the buffer, a row at a time */
   LLVMPositionBuilderAtEnd(cg->b, exit);
-  for (int u = 0; u < g->nupdates; u++) {
-    const Node *leaf = g->updates[u].target;
-    RVal *v = &r.val[leaf->id];
-    int64_t off = r_buf_off(&r, leaf);
-    RForm f = numel(leaf) == 1 ? RF_UNI : leaf->shape.rank <= 1 ? RF_VEC : r_stored_form(&r, leaf);
-    for (int k = 0; k < r_parts(&r, leaf, f); k++) {
-      for (int l = 0; l < (f == RF_UNI ? 1 : L); l++) {
-        if (!r_valid(&r, leaf, f, k, l)) continue;
-        LLVMValueRef e = LLVMBuildExtractElement(cg->b, v->part[f][k], r_lane(&r, l), "");
-        LLVMValueRef at = ci(cg, off + r_lane_elem(&r, leaf, f, k, l));
-        LLVMBuildStore(cg->b, e, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""));
-      }
-    }
-  }
+  for (int u = 0; u < g->nupdates; u++) r_store_rows(&r, g->updates[u].target);
   LLVMBuildRet(cg->b, total);
   end_body(cg);
   cg->lanes = saved_lanes;
   LLVMDisposeBuilder(r.pre);
   LLVMDisposeBuilder(r.top);
-  for (int k = 0; k < g->len; k++) free(r.val[k].splat);
+  for (int k = 0; k < g->len; k++) {
+    free(r.val[k].splat);
+    free(r.val[k].loaded);
+  }
   free(r.val);
   free(r.users);
   free(r.next);
   free(r.diag);
+  free(r.early);
   free(r.phi);
   free(latch);
 }
