@@ -11,6 +11,9 @@
 #                                0: "skipped at a kink", and the check passes
 #   agree.NAME.DTYPE.bN          --grad of the interpreter = --jit at -O0/-O2/-O3
 #                                on N rows (tests/fd/*.nn and the examples)
+#   agree.registers.NAME.DTYPE   --train at batch 1 (the register step) ends
+#                                where the interpreter's does (tests/fd/*.nn,
+#                                tests/train/registers/*.nn)
 #   grad.worked.ENGINE           the spec's worked example, exact --grad text
 #   seed.CASE.ENGINE             the seed's procedure against
 #                                tests/data/expected.json (first-row gradient,
@@ -104,6 +107,31 @@ foreach(bits 128 256 512)
     suite_test(agree.vector${bits}.wide.${dtype}.b3 LABELS "agree;jit"
                COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
                        ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_FD_DIR}/wide.nn ${dtype} 3)
+  endforeach()
+endforeach()
+
+# the register step (codegen.c, "register tiles": train_epoch of a batch-1
+# step whose tensors fit a vector register) trains as the interpreter does:
+# every op's model at batch 1, and tests/train/registers/*.nn (diagonals with
+# empty lanes, Adam and momentum state, 8 lanes, softmax cross-entropy), also
+# with AVX-512's lanes (NNC_VECTOR_BITS=512: 8 f64, 16 f32)
+foreach(nn ${SUITES_FD_MODELS})
+  get_filename_component(name ${nn} NAME_WE)
+  foreach(dtype f64 f32)
+    suite_test(agree.registers.${name}.${dtype} LABELS "agree;jit"
+               COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype}
+                       --batch 1 --epochs 10 --lr 0.0005)
+  endforeach()
+endforeach()
+file(GLOB SUITES_REGISTER_MODELS LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_TRAIN_DIR}/registers/*.nn)
+foreach(nn ${SUITES_REGISTER_MODELS})
+  get_filename_component(name ${nn} NAME_WE)
+  foreach(dtype f64 f32)
+    suite_test(agree.registers.${name}.${dtype} LABELS "agree;jit"
+               COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
+    suite_test(agree.registers512.${name}.${dtype} LABELS "agree;jit"
+               COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=512
+                       ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
   endforeach()
 endforeach()
 
