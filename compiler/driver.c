@@ -254,7 +254,7 @@ static int check_writable(const char *path) {
 static int run_task(Compilation *c) {
   const NncOptions *o = c->opt;
   if (o->save && check_writable(o->save)) return 1;
-  if (o->plot && (report_check_path(o->plot) || check_writable(o->plot))) return 1;
+  if (o->plot && (report_check_path(o->plot) || check_writable(o->plot) || report_load(o->plot))) return 1;
   if (o->predict) {
     if (graph_output_needs_targets(c->opt_g)) {
       diag_file_error(o->file, "the output depends on the targets, so it cannot be predicted from inputs; "

@@ -22,19 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plugin.h"
 #include "util.h"
 
-#ifdef NNC_HAVE_MPI
-#include <mpi.h>
-#endif
-
-/* ---- MPI ---- */
+/* ---- MPI (through nnc-mpi.so) ---- */
 
 static int g_rank = 0, g_size = 1;
-#ifdef NNC_HAVE_MPI
-static bool g_mpi = false;
+static const ParMpi *g_mpi; /* loaded and started */
 static FILE *g_err_capture; /* ranks > 0: their standard error */
-#endif
 
 bool par_have_mpi(void) {
 #ifdef NNC_HAVE_MPI
@@ -58,11 +53,16 @@ static int launcher_size(void) {
 void par_init(int *argc, char ***argv) {
   int launched = launcher_size();
   if (!launched) return;
-#ifdef NNC_HAVE_MPI
-  MPI_Init(argc, argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-  g_mpi = true;
+  char err[4352] = "this nnc was built without MPI (install libopenmpi-dev and rebuild)";
+  const ParMpi *mpi = par_have_mpi() ? plugin_symbol("mpi", PAR_MPI_SYMBOL, err, sizeof err) : NULL;
+  if (!mpi) {
+    if (launched == 1) return; /* one process: it runs alone */
+    if (!getenv("OMPI_COMM_WORLD_RANK") || atoi(getenv("OMPI_COMM_WORLD_RANK")) == 0)
+      fprintf(stderr, "nnc: started by mpirun with %d processes, but %s\n", launched, err);
+    exit(1);
+  }
+  mpi->init(argc, argv, &g_rank, &g_size);
+  g_mpi = mpi;
   if (g_rank != 0) {
     /* one report per job: rank 0 prints; the others' messages wait in a
        file until par_agree asks for them */
@@ -74,33 +74,20 @@ void par_init(int *argc, char ***argv) {
       dup2(fileno(g_err_capture), STDERR_FILENO);
     }
   }
-#else
-  (void)argc, (void)argv;
-  if (launched > 1) {
-    if (!getenv("OMPI_COMM_WORLD_RANK") || atoi(getenv("OMPI_COMM_WORLD_RANK")) == 0)
-      fprintf(stderr, "nnc: started by mpirun with %d processes, but this nnc was built without MPI "
-                      "(install libopenmpi-dev and rebuild)\n", launched);
-    exit(1);
-  }
-#endif
 }
 
 void par_finalize(void) {
-#ifdef NNC_HAVE_MPI
-  if (g_mpi) MPI_Finalize();
-  g_mpi = false;
-#endif
+  if (g_mpi) g_mpi->finalize();
+  g_mpi = NULL;
 }
 
 int par_rank(void) { return g_rank; }
 int par_size(void) { return g_size; }
 
 int par_agree(int status) {
-#ifdef NNC_HAVE_MPI
   if (!g_mpi) return status;
-  int mine = status ? 1 : 0, first_bad = g_size;
-  int me = mine ? g_rank : g_size;
-  MPI_Allreduce(&me, &first_bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  int me = status ? g_rank : g_size;
+  int first_bad = g_mpi->min_int(me);
   if (first_bad == g_size) return 0;
   if (first_bad == 0) return 1; /* rank 0 failed and said why itself */
   if (g_rank == first_bad) {
@@ -112,10 +99,10 @@ int par_agree(int status) {
       len = fread(text, 1, sizeof text - 1, g_err_capture);
     }
     text[len] = 0;
-    MPI_Send(text, (int)len + 1, MPI_CHAR, 0, 1, MPI_COMM_WORLD);
+    g_mpi->send_text(text, (int)len + 1, 0);
   } else if (g_rank == 0) {
     char text[4096];
-    MPI_Recv(text, sizeof text, MPI_CHAR, first_bad, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    g_mpi->recv_text(text, sizeof text, first_bad);
     text[sizeof text - 1] = 0;
     size_t len = strlen(text);
     while (len && text[len - 1] == '\n') text[--len] = 0;
@@ -123,25 +110,17 @@ int par_agree(int status) {
             len ? text : "(no message)");
   }
   return 1;
-#else
-  return status;
-#endif
 }
 
 static void allreduce_sum(void *data, int64_t count, bool f64) {
-#ifdef NNC_HAVE_MPI
   if (!g_mpi || g_size == 1) return;
   /* MPI counts are int: large buffers go in pieces */
   const int64_t piece = 1 << 30;
   size_t es = f64 ? 8 : 4;
   for (int64_t at = 0; at < count; at += piece) {
     int64_t k = count - at < piece ? count - at : piece;
-    MPI_Allreduce(MPI_IN_PLACE, (char *)data + (size_t)at * es, (int)k, f64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
-                  MPI_COMM_WORLD);
+    g_mpi->sum((char *)data + (size_t)at * es, (int)k, f64);
   }
-#else
-  (void)data, (void)count, (void)f64;
-#endif
 }
 
 /* ---- threads ---- */

@@ -33,7 +33,20 @@ void par_init(int *argc, char ***argv);
 void par_finalize(void);
 int par_rank(void);
 int par_size(void);
+/* Was nnc built with MPI (nnc-mpi.so)? */
 bool par_have_mpi(void);
+
+/* nnc-mpi.so's entry (mpi.c), loaded by par_init under mpirun: the MPI
+ * calls nnc makes, all on MPI_COMM_WORLD. */
+typedef struct ParMpi {
+  void (*init)(int *argc, char ***argv, int *rank, int *size);
+  void (*finalize)(void);
+  int (*min_int)(int v);                        /* the least v of all ranks */
+  void (*sum)(void *data, int count, bool f64); /* element sums over the ranks, in place */
+  void (*send_text)(const char *text, int len, int to);
+  void (*recv_text)(char *text, int cap, int from);
+} ParMpi;
+#define PAR_MPI_SYMBOL "nnc_mpi"
 
 /* Every rank's status (0 ok) to every rank: returns 0 when all are 0, else
  * 1, after rank 0 printed the first failing rank's message when rank 0

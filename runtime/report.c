@@ -17,6 +17,9 @@
  *
  * The file is written to a temporary name and renamed, so a failure never
  * leaves half a report.
+ *
+ * This file is nnc-report.so, a plugin (plugin.h): libnnc's report_write
+ * loads it, so only a run that plots loads cairo and its libraries.
  */
 #include "report.h"
 
@@ -31,7 +34,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "diag.h"
 
 /* Page geometry in points (PDF, SVG) or pixels (PNG). */
 enum {
@@ -77,15 +79,6 @@ typedef struct Report {
 static const char *extension(const char *path) {
   const char *dot = strrchr(path, '.');
   return dot ? dot + 1 : "";
-}
-
-int report_check_path(const char *path) {
-  const char *ext = extension(path);
-  if (strcmp(ext, "svg") && strcmp(ext, "pdf") && strcmp(ext, "png")) {
-    diag_file_error(path, "--plot writes .svg, .pdf or .png files");
-    return -1;
-  }
-  return 0;
 }
 
 /* ---- drawing helpers ---- */
@@ -735,12 +728,14 @@ static void draw_pages(cairo_surface_t *surface, cairo_t *cr, const Report *rep)
   }
 }
 
-int report_write(const char *path, const ReportData *r) {
-  if (report_check_path(path) != 0) return -1;
+int nnc_report_draw(const char *path, const ReportData *r, char *err, size_t errlen) {
   const char *ext = extension(path);
   size_t n = strlen(path) + 16;
   char *tmp = malloc(n);
-  if (!tmp) return -1;
+  if (!tmp) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
   snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
   Report rep = {.r = r};
   plan(&rep);
@@ -769,10 +764,10 @@ int report_write(const char *path, const ReportData *r) {
   free(rep.grid);
   int rc = 0;
   if (st != CAIRO_STATUS_SUCCESS) {
-    diag_file_error(path, "cannot write the report: %s", cairo_status_to_string(st));
+    snprintf(err, errlen, "%s", cairo_status_to_string(st));
     rc = -1;
   } else if (rename(tmp, path) != 0) {
-    diag_file_error(path, "cannot write the report: %s", strerror(errno));
+    snprintf(err, errlen, "%s", strerror(errno));
     rc = -1;
   }
   if (rc) unlink(tmp);

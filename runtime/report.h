@@ -46,8 +46,19 @@ typedef struct ReportData {
 
 /* Refuse a path whose extension is not .svg, .pdf or .png. */
 int report_check_path(const char *path);
+/* Load the drawing code (nnc-report.so) now, before a training run that
+ * ends with a report: a message naming path when it cannot be. */
+int report_load(const char *path);
 /* Draw and write the report (through a temporary file, renamed at the
- * end: the file appears complete or not at all). */
+ * end: the file appears complete or not at all). libnnc (plugin.c) loads
+ * nnc-report.so for it; a message names the path on failure. */
 int report_write(const char *path, const ReportData *r);
+
+/* nnc-report.so's entry (report.c): the drawing and writing of
+ * report_write; on failure -1 and the reason in err. */
+typedef int (*ReportDrawFn)(const char *path, const ReportData *r, char *err, size_t errlen);
+#define REPORT_DRAW_SYMBOL "nnc_report_draw"
+__attribute__((visibility("default"))) int nnc_report_draw(const char *path, const ReportData *r, char *err,
+                                                           size_t errlen);
 
 #endif

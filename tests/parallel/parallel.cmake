@@ -23,3 +23,9 @@ target_link_libraries(test_no_mpi PRIVATE nnc_lib)
 add_test(NAME parallel.no_mpi_message COMMAND sh -c
   "out=$($<TARGET_FILE:test_no_mpi> 2>&1); rc=$?; echo \"$out\"; [ $rc -eq 1 ] && [ \"$out\" = 'nnc: started by mpirun with 2 processes, but this nnc was built without MPI (install libopenmpi-dev and rebuild)' ]")
 set_tests_properties(parallel.no_mpi_message PROPERTIES LABELS parallel)
+
+# nnc without its plugins (a copy of the executable alone): --plot and
+# mpirun say which plugin is missing, exit 1, and leave no file behind
+add_test(NAME plugins.missing COMMAND ${CMAKE_CURRENT_LIST_DIR}/missing_plugins.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples/moons.nn)
+set_tests_properties(plugins.missing PROPERTIES LABELS "parallel;report")

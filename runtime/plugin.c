@@ -1,0 +1,125 @@
+/*
+ * plugin.c - loading nnc's plugins (see plugin.h), and the report's entry
+ * points in libnnc, which hand the drawing to nnc-report.so.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
+#include "plugin.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "report.h"
+
+#ifndef NNC_PLUGIN_DIR
+#define NNC_PLUGIN_DIR "/usr/local/lib/nnc"
+#endif
+
+/* The directory part of path (in place); false when there is none. */
+static bool dir_of(char *path) {
+  char *slash = strrchr(path, '/');
+  if (!slash) return false;
+  *slash = 0;
+  return true;
+}
+
+/* out = a + b, when it fits in PATH_MAX */
+static bool join(char *out, const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la + lb >= PATH_MAX) return false;
+  memcpy(out, a, la);
+  memcpy(out + la, b, lb + 1);
+  return true;
+}
+
+/* dlopen nnc-NAME.so from the first directory that has it. MPI's library
+ * loads its own components, which need its symbols: RTLD_GLOBAL. */
+static void *open_plugin(const char *name, char *err, size_t errlen) {
+  static char dirs[4][PATH_MAX];
+  int n = 0;
+  ssize_t len = readlink("/proc/self/exe", dirs[n], PATH_MAX - 1);
+  if (len > 0) {
+    dirs[n][len] = 0;
+    if (dir_of(dirs[n])) n++;
+  }
+  Dl_info info;
+  if (dladdr((void *)open_plugin, &info) && info.dli_fname && info.dli_fname[0] == '/' &&
+      join(dirs[n], info.dli_fname, "") && dir_of(dirs[n]) && join(dirs[n + 1], dirs[n], "/nnc"))
+    n += 2;
+  join(dirs[n++], NNC_PLUGIN_DIR, "");
+  char file[64], path[PATH_MAX];
+  snprintf(file, sizeof file, "/nnc-%s.so", name);
+  const char *why = "not found";
+  for (int i = 0; i < n; i++) {
+    if (!join(path, dirs[i], file) || access(path, F_OK) != 0) continue;
+    void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (h) return h;
+    why = dlerror();
+    break;
+  }
+  snprintf(err, errlen, "cannot load nnc-%s.so: %s (looked next to %s and in %s)", name, why ? why : "?",
+           n > 1 ? dirs[0] : "nnc", NNC_PLUGIN_DIR);
+  return NULL;
+}
+
+static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *plugin_symbol(const char *name, const char *symbol, char *err, size_t errlen) {
+  static struct {
+    char name[16];
+    void *handle;
+  } loaded[4];
+  pthread_mutex_lock(&plugin_lock);
+  void *h = NULL;
+  int i = 0;
+  for (; i < 4 && loaded[i].handle; i++)
+    if (!strcmp(loaded[i].name, name)) h = loaded[i].handle;
+  if (!h && (h = open_plugin(name, err, errlen)) && i < 4) {
+    snprintf(loaded[i].name, sizeof loaded[i].name, "%s", name);
+    loaded[i].handle = h;
+  }
+  pthread_mutex_unlock(&plugin_lock);
+  if (!h) return NULL;
+  void *sym = dlsym(h, symbol);
+  if (!sym) snprintf(err, errlen, "nnc-%s.so has no %s", name, symbol);
+  return sym;
+}
+
+/* ---- the report (report.h): checked here, drawn by nnc-report.so ---- */
+
+int report_check_path(const char *path) {
+  const char *dot = strrchr(path, '.');
+  const char *ext = dot ? dot + 1 : "";
+  if (strcmp(ext, "svg") && strcmp(ext, "pdf") && strcmp(ext, "png")) {
+    diag_file_error(path, "--plot writes .svg, .pdf or .png files");
+    return -1;
+  }
+  return 0;
+}
+
+static ReportDrawFn report_draw(char *err, size_t errlen) {
+  return (ReportDrawFn)plugin_symbol("report", REPORT_DRAW_SYMBOL, err, errlen);
+}
+
+int report_load(const char *path) {
+  char err[PATH_MAX + 256] = "";
+  if (report_draw(err, sizeof err)) return 0;
+  diag_file_error(path, "cannot write the report: %s", err);
+  return -1;
+}
+
+int report_write(const char *path, const ReportData *r) {
+  if (report_check_path(path) != 0) return -1;
+  char err[PATH_MAX + 256] = "";
+  ReportDrawFn draw = report_draw(err, sizeof err);
+  if (draw && draw(path, r, err, sizeof err) == 0) return 0;
+  diag_file_error(path, "cannot write the report: %s", err);
+  return -1;
+}
