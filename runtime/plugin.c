@@ -19,7 +19,10 @@
 #include "report.h"
 
 #ifndef NNC_PLUGIN_DIR
-#define NNC_PLUGIN_DIR "/usr/local/lib/nnc"
+#define NNC_PLUGIN_DIR "/usr/local/lib/nnc"   /* where nnc was to be installed */
+#endif
+#ifndef NNC_PLUGIN_FROM_BIN
+#define NNC_PLUGIN_FROM_BIN "../lib/nnc" /* that, from the directory of nnc */
 #endif
 
 /* The directory part of path (in place); false when there is none. */
@@ -42,12 +45,12 @@ static bool join(char *out, const char *a, const char *b) {
 /* dlopen nnc-NAME.so from the first directory that has it. MPI's library
  * loads its own components, which need its symbols: RTLD_GLOBAL. */
 static void *open_plugin(const char *name, char *err, size_t errlen) {
-  static char dirs[4][PATH_MAX];
+  static char dirs[5][PATH_MAX];
   int n = 0;
   ssize_t len = readlink("/proc/self/exe", dirs[n], PATH_MAX - 1);
   if (len > 0) {
     dirs[n][len] = 0;
-    if (dir_of(dirs[n])) n++;
+    if (dir_of(dirs[n]) && join(dirs[n + 1], dirs[n], "/" NNC_PLUGIN_FROM_BIN)) n += 2;
   }
   Dl_info info;
   if (dladdr((void *)open_plugin, &info) && info.dli_fname && info.dli_fname[0] == '/' &&

@@ -9,10 +9,11 @@
  * 4 ms of a 30 ms training run; now only a run that plots, or runs under
  * mpirun, loads them.
  *
- * A plugin is looked for next to the running program (the build tree),
- * next to the library holding this code and in its nnc/ directory (an
- * installed libnnc.so: LIBDIR/nnc/), then in the directory nnc was
- * installed for (NNC_PLUGIN_DIR).
+ * A plugin is looked for next to the running program (the build tree) and
+ * in ../lib/nnc from it (an installed nnc, whatever the prefix), next to
+ * the library holding this code and in its nnc/ directory (an installed
+ * libnnc.so: LIBDIR/nnc), then in the directory nnc was configured to be
+ * installed in (NNC_PLUGIN_DIR).
  */
 #ifndef NNC_PLUGIN_H
 #define NNC_PLUGIN_H
