@@ -1804,6 +1804,8 @@ typedef struct Regs {
   const Node **next; /* per PARAM/STATE: its value after a step, or NULL */
   RPhi *phi;
   int nphi, cap;
+  LLVMBasicBlockRef latch_bb; /* the loop's last block */
+  int saved_lanes;            /* cg->lanes outside */
 } Regs;
 
 static LLVMValueRef r_get(Regs *r, const Node *n, RForm form, int idx);
@@ -2398,15 +2400,14 @@ static LLVMValueRef r_get(Regs *r, const Node *n, RForm form, int idx) {
   return *slot;
 }
 
-/* Can train_epoch keep this step in registers? Fills need[] (the nodes the
- * loss and the updates read) and returns the lanes to use, or 0. */
-static int register_step_lanes(const CG *cg, bool *need) {
+/* Can the nodes that roots read be computed in registers (register
+ * tiles)? Fills need[] with them and returns the lanes to use, or 0. */
+static int register_lanes(const CG *cg, Node *const *roots, int nroots, bool *need) {
   const Graph *g = cg->g;
   const char *env = getenv("NNC_REGISTER_STEP"); /* 0: the loop-nest code, for comparison */
   if (cg->max_batch != 1 || (env && strcmp(env, "0") == 0)) return 0;
   memset(need, 0, (size_t)g->len);
-  need[g->batch_loss->id] = true;
-  for (int u = 0; u < g->nupdates; u++) need[g->updates[u].value->id] = need[g->updates[u].target->id] = true;
+  for (int k = 0; k < nroots; k++) need[roots[k]->id] = true;
   int64_t widest = 2;
   for (int i = g->len - 1; i >= 0; i--) {
     if (!need[i]) continue;
@@ -2420,6 +2421,21 @@ static int register_step_lanes(const CG *cg, bool *need) {
   int lanes = 2;
   while (lanes < widest) lanes *= 2;
   return lanes <= cg->vl && lanes <= RT_MAX ? lanes : 0;
+}
+
+/* The roots of a function built in registers: train_epoch's loss and
+ * updates (and their targets, stored at the end), forward's output and
+ * loss, predict's output. Returns their number. */
+static int register_roots(const Graph *g, FnKind kind, Node **roots) {
+  int n = 0;
+  if (kind == FN_TRAIN_EPOCH) {
+    roots[n++] = g->batch_loss;
+    for (int u = 0; u < g->nupdates; u++) roots[n++] = g->updates[u].value, roots[n++] = g->updates[u].target;
+  } else {
+    roots[n++] = g->output;
+    if (kind == FN_FORWARD) roots[n++] = g->loss;
+  }
+  return n;
 }
 
 /* Does n have every part of a form? */
@@ -2489,55 +2505,100 @@ static void r_plan_diagonals(Regs *r, const bool *need) {
   free(rows);
 }
 
-/* train_epoch(buf, x, t, rows) with the step in registers, L lanes wide
- * (register_step_lanes, which filled need). */
-static void build_register_epoch(CG *cg, int L, const bool *need) {
+/* Start a register-tile function fn over `rows` rows of x (and t): the
+ * per-node tables (updates: the state changes each row), then the blocks:
+ * the one before the loop (loads), the loop header `step` (phis), its body
+ * (one row: the builder is left there) and `done`. Returns the row index. */
+static LLVMValueRef r_open(Regs *r, CG *cg, int L, const bool *need, bool updates, LLVMValueRef fn, LLVMValueRef rows,
+                           LLVMValueRef x, LLVMValueRef t, LLVMBasicBlockRef *header, LLVMBasicBlockRef *exit) {
   const Graph *g = cg->g;
-  Regs r = {.cg = cg, .L = L, .i32 = LLVMInt32TypeInContext(cg->ctx)};
-  r.VT = LLVMVectorType(cg->T, (unsigned)L);
-  r.val = nnc_xcalloc((size_t)g->len, sizeof(RVal));
-  r.users = nnc_xcalloc((size_t)g->len, sizeof(int));
-  r.next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
-  r.diag = nnc_xcalloc((size_t)g->len, 1);
-  r.early = nnc_xcalloc((size_t)g->len, 1);
+  *r = (Regs){.cg = cg, .L = L, .i32 = LLVMInt32TypeInContext(cg->ctx)};
+  r->VT = LLVMVectorType(cg->T, (unsigned)L);
+  r->val = nnc_xcalloc((size_t)g->len, sizeof(RVal));
+  r->users = nnc_xcalloc((size_t)g->len, sizeof(int));
+  r->next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
+  r->diag = nnc_xcalloc((size_t)g->len, 1);
+  r->early = nnc_xcalloc((size_t)g->len, 1);
   for (int i = 0; i < g->len; i++)
     if (need[i])
-      for (int k = 0; k < op_info[g->nodes[i]->op].nin; k++) r.users[g->nodes[i]->in[k]->id]++;
-  for (int u = 0; u < g->nupdates; u++) r.next[g->updates[u].target->id] = g->updates[u].value;
+      for (int k = 0; k < op_info[g->nodes[i]->op].nin; k++) r->users[g->nodes[i]->in[k]->id]++;
+  if (updates)
+    for (int u = 0; u < g->nupdates; u++) r->next[g->updates[u].target->id] = g->updates[u].value;
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
-    bool early = op_info[n->op].cls != OPC_LEAF || !r.next[i];
-    for (int k = 0; k < op_info[n->op].nin; k++) early &= r.early[n->in[k]->id];
-    r.early[i] = early;
+    bool early = op_info[n->op].cls != OPC_LEAF || !r->next[i];
+    for (int k = 0; k < op_info[n->op].nin; k++) early &= r->early[n->in[k]->id];
+    r->early[i] = early;
   }
-  r_plan_diagonals(&r, need);
+  r_plan_diagonals(r, need);
 
+  begin_body(cg, fn);
+  cg->buf = LLVMGetParam(fn, 0);
+  r->pre_bb = LLVMGetInsertBlock(cg->b);
+  *header = LLVMAppendBasicBlockInContext(cg->ctx, fn, "step");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
+  *exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  r->pre = LLVMCreateBuilderInContext(cg->ctx);
+  r->top = LLVMCreateBuilderInContext(cg->ctx);
+  LLVMPositionBuilderBefore(r->pre, LLVMBuildBr(cg->b, *header));
+  LLVMPositionBuilderAtEnd(cg->b, *header);
+  LLVMValueRef i = LLVMBuildPhi(cg->b, cg->i64, "i");
+  LLVMPositionBuilderBefore(r->top, i);
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, rows, ""), body, *exit);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  LLVMValueRef xo = imul(cg, i, ci(cg, cols(&g->inputs)));
+  r->xrow = LLVMBuildInBoundsGEP2(cg->b, cg->T, x, &xo, 1, "xrow");
+  if (t) {
+    LLVMValueRef to = imul(cg, i, ci(cg, cols(&g->targets)));
+    r->trow = LLVMBuildInBoundsGEP2(cg->b, cg->T, t, &to, 1, "trow");
+  }
+  r->saved_lanes = cg->lanes;
+  cg->lanes = L; /* cT() splats */
+  return i;
+}
+
+/* The loop's latch: the row index (and the other phis' values) go back. */
+static void r_next_row(Regs *r, LLVMValueRef i, LLVMBasicBlockRef header) {
+  CG *cg = r->cg;
+  LLVMValueRef next = LLVMBuildNUWAdd(cg->b, i, ci(cg, 1), "");
+  r->latch_bb = LLVMGetInsertBlock(cg->b);
+  LLVMBuildBr(cg->b, header);
+  LLVMValueRef zero = ci(cg, 0);
+  LLVMAddIncoming(i, &zero, &r->pre_bb, 1);
+  LLVMAddIncoming(i, &next, &r->latch_bb, 1);
+}
+
+static void r_close(Regs *r) {
+  CG *cg = r->cg;
+  end_body(cg);
+  cg->lanes = r->saved_lanes;
+  LLVMDisposeBuilder(r->pre);
+  LLVMDisposeBuilder(r->top);
+  for (int k = 0; k < cg->g->len; k++) {
+    free(r->val[k].splat);
+    free(r->val[k].loaded);
+  }
+  free(r->val);
+  free(r->users);
+  free(r->next);
+  free(r->diag);
+  free(r->early);
+  free(r->phi);
+}
+
+/* train_epoch(buf, x, t, rows) with the step in registers, L lanes wide
+ * (register_lanes, which filled need). */
+static void build_register_epoch(CG *cg, int L, const bool *need) {
+  const Graph *g = cg->g;
   LLVMTypeRef p = cg->ptr, I = cg->i64;
   LLVMTypeRef ps[] = {p, p, p, I};
   const char *names[] = {"buf", "x", "t", "rows"};
   LLVMValueRef fn = declare(cg, "train_epoch", cg->T, ps, 4, names, 0x6);
-  begin_body(cg, fn);
-  cg->buf = LLVMGetParam(fn, 0);
-  LLVMValueRef x = LLVMGetParam(fn, 1), t = LLVMGetParam(fn, 2), rows = LLVMGetParam(fn, 3);
-  r.pre_bb = LLVMGetInsertBlock(cg->b);
-  LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(cg->ctx, fn, "step");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
-  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
-  r.pre = LLVMCreateBuilderInContext(cg->ctx);
-  r.top = LLVMCreateBuilderInContext(cg->ctx);
-  LLVMPositionBuilderBefore(r.pre, LLVMBuildBr(cg->b, header));
-  LLVMPositionBuilderAtEnd(cg->b, header);
-  LLVMValueRef i = LLVMBuildPhi(cg->b, cg->i64, "i");
-  LLVMValueRef total = LLVMBuildPhi(cg->b, cg->T, "total");
-  LLVMPositionBuilderBefore(r.top, i);
-  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, rows, ""), body, exit);
-  LLVMPositionBuilderAtEnd(cg->b, body);
-  LLVMValueRef xo = imul(cg, i, ci(cg, cols(&g->inputs))), to = imul(cg, i, ci(cg, cols(&g->targets)));
-  r.xrow = LLVMBuildInBoundsGEP2(cg->b, cg->T, x, &xo, 1, "xrow");
-  r.trow = LLVMBuildInBoundsGEP2(cg->b, cg->T, t, &to, 1, "trow");
-  int saved_lanes = cg->lanes;
-  cg->lanes = L; /* cT() splats */
-
+  Regs r;
+  LLVMBasicBlockRef header, exit;
+  LLVMValueRef i = r_open(&r, cg, L, need, true, fn, LLVMGetParam(fn, 3), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2),
+                          &header, &exit);
+  LLVMValueRef total = LLVMBuildPhi(r.top, cg->T, "total");
   LLVMValueRef loss = LLVMBuildExtractElement(cg->b, r_get(&r, g->batch_loss, RF_UNI, 0), r_lane(&r, 0), "loss");
   /* each phi takes its update's same part; reading those may read more
      parts of the state (new phis), and each updated tensor needs a
@@ -2562,36 +2623,61 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
     }
     if (r.nphi == before) break;
   }
-  LLVMValueRef next_i = LLVMBuildNUWAdd(cg->b, i, ci(cg, 1), "");
   LLVMValueRef next_total = b_fadd(cg, total, loss);
-  LLVMBasicBlockRef latch_bb = LLVMGetInsertBlock(cg->b);
-  LLVMBuildBr(cg->b, header);
-  LLVMValueRef zero_i = ci(cg, 0), zero_t = LLVMConstReal(cg->T, 0);
-  LLVMAddIncoming(i, &zero_i, &r.pre_bb, 1);
-  LLVMAddIncoming(i, &next_i, &latch_bb, 1);
-  LLVMAddIncoming(total, &zero_t, &r.pre_bb, 1);
-  LLVMAddIncoming(total, &next_total, &latch_bb, 1);
-  for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &latch_bb, 1);
+  r_next_row(&r, i, header);
+  LLVMValueRef zero = LLVMConstReal(cg->T, 0);
+  LLVMAddIncoming(total, &zero, &r.pre_bb, 1);
+  LLVMAddIncoming(total, &next_total, &r.latch_bb, 1);
+  for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &r.latch_bb, 1);
 
   /* after the last step: the state back to the buffer, a row at a time */
   LLVMPositionBuilderAtEnd(cg->b, exit);
   for (int u = 0; u < g->nupdates; u++) r_store_rows(&r, g->updates[u].target);
   LLVMBuildRet(cg->b, total);
-  end_body(cg);
-  cg->lanes = saved_lanes;
-  LLVMDisposeBuilder(r.pre);
-  LLVMDisposeBuilder(r.top);
-  for (int k = 0; k < g->len; k++) {
-    free(r.val[k].splat);
-    free(r.val[k].loaded);
-  }
-  free(r.val);
-  free(r.users);
-  free(r.next);
-  free(r.diag);
-  free(r.early);
-  free(r.phi);
   free(latch);
+  r_close(&r);
+}
+
+/* Store node n's value for this row at p, row by row (y of forward). */
+static void r_store_value(Regs *r, const Node *n, LLVMValueRef p) {
+  CG *cg = r->cg;
+  RForm f = numel(n) == 1 ? RF_UNI : n->shape.rank <= 1 ? RF_VEC : RF_ROW;
+  int rows = f == RF_ROW ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
+  LLVMValueRef m[RT_MAX];
+  for (int j = 0; j < len; j++) m[j] = r_lane(r, j);
+  for (int k = 0; k < rows; k++) {
+    LLVMValueRef v = r_get(r, n, f, k);
+    LLVMValueRef row = LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(r->VT), LLVMConstVector(m, (unsigned)len), "");
+    LLVMValueRef at = ci(cg, (int64_t)k * len);
+    LLVMValueRef st = LLVMBuildStore(cg->b, row, LLVMBuildInBoundsGEP2(cg->b, cg->T, p, &at, 1, ""));
+    LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
+  }
+}
+
+/* forward(buf, x, t, n, y, loss) or predict(buf, x, n, y) in registers:
+ * the parameters loaded once, then each row's output (and loss). */
+static void build_register_eval(CG *cg, FnKind kind, int L, const bool *need) {
+  const Graph *g = cg->g;
+  LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
+  bool fwd = kind == FN_FORWARD;
+  LLVMTypeRef ps_f[] = {p, p, p, I, p, p}, ps_p[] = {p, p, I, p};
+  const char *names_f[] = {"buf", "x", "t", "n", "y", "loss"}, *names_p[] = {"buf", "x", "n", "y"};
+  LLVMValueRef fn = fwd ? declare(cg, "forward", V, ps_f, 6, names_f, 0x6) : declare(cg, "predict", V, ps_p, 4, names_p, 0x2);
+  LLVMValueRef x = LLVMGetParam(fn, 1), t = fwd ? LLVMGetParam(fn, 2) : NULL;
+  LLVMValueRef rows = LLVMGetParam(fn, fwd ? 3 : 2), y = LLVMGetParam(fn, fwd ? 4 : 3);
+  Regs r;
+  LLVMBasicBlockRef header, exit;
+  LLVMValueRef i = r_open(&r, cg, L, need, false, fn, rows, x, t, &header, &exit);
+  LLVMValueRef yo = imul(cg, i, ci(cg, numel(g->output)));
+  r_store_value(&r, g->output, LLVMBuildInBoundsGEP2(cg->b, cg->T, y, &yo, 1, "yrow"));
+  if (fwd) {
+    LLVMValueRef l = LLVMBuildExtractElement(cg->b, r_get(&r, g->loss, RF_UNI, 0), r_lane(&r, 0), "");
+    LLVMBuildStore(cg->b, l, LLVMBuildInBoundsGEP2(cg->b, cg->T, LLVMGetParam(fn, 5), &i, 1, ""));
+  }
+  r_next_row(&r, i, header);
+  LLVMPositionBuilderAtEnd(cg->b, exit);
+  LLVMBuildRetVoid(cg->b);
+  r_close(&r);
 }
 
 /* The workspace: a fixed 64-byte aligned range for every node too large
@@ -2681,23 +2767,34 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;
-  /* train_epoch in registers (tiny steps), else a loop calling train_step */
-  bool *need = nnc_xcalloc((size_t)g->len, 1);
-  int reg_lanes = fns & CG_TRAIN_EPOCH ? register_step_lanes(&cg, need) : 0;
-  bool in_registers = reg_lanes > 0;
-  if ((fns & CG_TRAIN_EPOCH) && !in_registers) fns |= CG_TRAIN_STEP;
-  if (registers_only) *registers_only = in_registers && fns == CG_TRAIN_EPOCH;
+  /* train_epoch, forward and predict in registers when their nodes fit
+     (register tiles), else loop nests; train_epoch then calls train_step */
+  bool *need[FN_COUNT] = {0};
+  int lanes[FN_COUNT] = {0};
+  Node **roots = nnc_xcalloc((size_t)(2 * g->nupdates + 2), sizeof(Node *));
+  for (int k = 0; k < FN_COUNT; k++) {
+    if (!(fns & (1u << k)) || (k != FN_TRAIN_EPOCH && k != FN_FORWARD && k != FN_PREDICT)) continue;
+    need[k] = nnc_xcalloc((size_t)g->len, 1);
+    lanes[k] = register_lanes(&cg, roots, register_roots(g, (FnKind)k, roots), need[k]);
+  }
+  free(roots);
+  bool all_registers = true;
+  if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH]) fns |= CG_TRAIN_STEP;
   for (int k = 0; k < FN_COUNT; k++) {
     if (!(fns & (1u << k))) continue;
-    if (k == FN_TRAIN_EPOCH && in_registers)
-      build_register_epoch(&cg, reg_lanes, need);
+    all_registers &= lanes[k] > 0;
+    if (lanes[k] && k == FN_TRAIN_EPOCH)
+      build_register_epoch(&cg, lanes[k], need[k]);
+    else if (lanes[k])
+      build_register_eval(&cg, (FnKind)k, lanes[k], need[k]);
     else if (k == FN_TRAIN_EPOCH)
       build_train_epoch(&cg);
     else
       build_function(&cg, (FnKind)k);
+    free(need[k]);
   }
-  free(need);
-  if ((fns & CG_TRAIN_EPOCH) && !in_registers && !step_public) {
+  if (registers_only) *registers_only = all_registers;
+  if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH] && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
     LLVMSetLinkage(LLVMGetNamedFunction(cg.mod, step), LLVMInternalLinkage);
