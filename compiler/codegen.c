@@ -1779,7 +1779,7 @@ typedef struct RVal {
   LLVMValueRef part[RF_FORMS][RT_MAX]; /* [form][row, column, diagonal or 0] */
   LLVMValueRef perm[RT_MAX];           /* a vector permuted: lane i holds i ^ d */
   LLVMValueRef *splat;                 /* per element: it in every lane */
-  LLVMValueRef *loaded;                /* leaves: their rows, loaded before the loop */
+  LLVMValueRef *loaded;                /* leaves (gather_state): their rows */
 } RVal;
 
 typedef struct RPhi {
@@ -1806,6 +1806,19 @@ typedef struct Regs {
   int nphi, cap;
   LLVMBasicBlockRef latch_bb; /* the loop's last block */
   int saved_lanes;            /* cg->lanes outside */
+  /* the state's parts go through a scratch on the stack: slot k holds L
+     elements, lane l from buf[slot_map[k L + l]] (-1: a 0) */
+  LLVMValueRef scratch;
+  int64_t *slot_map;
+  int *slot_of; /* per (leaf, form, part): its slot */
+  int nslots, max_slots;
+  LLVMValueRef map;           /* slot_map as a constant table */
+  /* train_epoch's starting state is gathered with shuffles, not copied in:
+     the same loop, its phis starting from loads of the scratch, came out
+     of LLVM's register allocator 10% slower on Zen 3 (measured: W1); the
+     evaluation functions take the copy, which compiles faster */
+  bool gather_state;
+  LLVMBasicBlockRef start_bb; /* the function's first block: the copy in */
 } Regs;
 
 static LLVMValueRef r_get(Regs *r, const Node *n, RForm form, int idx);
@@ -1986,27 +1999,31 @@ static int64_t r_buf_off(Regs *r, const Node *leaf) {
   return leaf->op == OP_PARAM ? r->cg->L->param_off[leaf->param_index] : r->cg->L->state_off[leaf->state_index];
 }
 
-/* A parameter or optimizer state: a loop phi when the step changes it,
- * else loaded once before the loop. */
-static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
+/* Slot k of the scratch, loaded before the loop. */
+static LLVMValueRef r_load_slot(Regs *r, int slot) {
+  LLVMValueRef at = ci(r->cg, (int64_t)slot * r->L);
+  LLVMValueRef v = LLVMBuildLoad2(r->pre, r->VT, LLVMBuildInBoundsGEP2(r->pre, r->cg->T, r->scratch, &at, 1, ""), "");
+  LLVMSetAlignment(v, (unsigned)r->cg->L->elem_size);
+  return v;
+}
+
+/* A part of leaf n gathered with shuffles from its rows (each one vector
+ * load, widened to L lanes), before the loop. */
+static LLVMValueRef r_gather_part(Regs *r, const Node *n, RForm form, int idx) {
   CG *cg = r->cg;
-  /* its rows: one vector load each (widened to L lanes), then the part
-     gathered from them */
   RVal *v = &r->val[n->id];
   int rows = n->shape.rank == 2 ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
   LLVMBuilderRef saved = cg->b;
   cg->b = r->pre;
   if (!v->loaded) {
     v->loaded = nnc_xcalloc((size_t)rows, sizeof(LLVMValueRef));
-    int widen[RT_MAX];
-    for (int l = 0; l < r->L; l++) widen[l] = l < len ? l : len; /* lane len: a 0 */
+    LLVMValueRef m[RT_MAX];
+    for (int l = 0; l < r->L; l++) m[l] = r_lane(r, l < len ? l : len); /* lane len: a 0 */
+    LLVMTypeRef row_ty = LLVMVectorType(cg->T, (unsigned)len);
     for (int i = 0; i < rows; i++) {
       LLVMValueRef at = ci(cg, r_buf_off(r, n) + (int64_t)i * len);
-      LLVMTypeRef row_ty = LLVMVectorType(cg->T, (unsigned)len);
       LLVMValueRef ld = LLVMBuildLoad2(cg->b, row_ty, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""), "");
       LLVMSetAlignment(ld, (unsigned)cg->L->elem_size);
-      LLVMValueRef m[RT_MAX];
-      for (int l = 0; l < r->L; l++) m[l] = r_lane(r, widen[l]);
       v->loaded[i] = len == r->L ? ld
                                  : LLVMBuildShuffleVector(cg->b, ld, LLVMConstNull(row_ty),
                                                           LLVMConstVector(m, (unsigned)r->L), "");
@@ -2019,9 +2036,24 @@ static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
     int64_t e = r_lane_elem(r, n, form, idx, l);
     src[l] = v->loaded[e / len], lane[l] = (int)(e % len);
   }
-  LLVMValueRef init = r_gather(r, src, lane);
-  if (form == RF_UNI) init = r_bcast(r, init, 0);
+  LLVMValueRef part = r_gather(r, src, lane);
+  if (form == RF_UNI) part = r_bcast(r, part, 0);
   cg->b = saved;
+  return part;
+}
+
+/* A parameter or optimizer state: a loop phi when the step changes it,
+ * else loaded once before the loop. */
+static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
+  /* its part's slot in the scratch (r_copy_state) */
+  int slot = r->nslots++;
+  if (slot >= r->max_slots) nnc_die("codegen: register step: out of state slots");
+  for (int l = 0; l < r->L; l++) {
+    bool ok = form == RF_UNI || r_valid(r, n, form, idx, l);
+    r->slot_map[(int64_t)slot * r->L + l] = ok ? r_buf_off(r, n) + r_lane_elem(r, n, form, idx, l) : -1;
+  }
+  r->slot_of[n->id * RF_FORMS * RT_MAX + form * RT_MAX + idx] = slot;
+  LLVMValueRef init = r->gather_state ? r_gather_part(r, n, form, idx) : r_load_slot(r, slot);
   if (!r->next[n->id]) return init;
   char name[160];
   const char *what = n->name ? n->name : "state";
@@ -2451,31 +2483,71 @@ static RForm r_stored_form(const Regs *r, const Node *n) {
   return r_complete(r, n, RF_COL) ? RF_COL : r_complete(r, n, RF_DIAG) ? RF_DIAG : RF_ROW;
 }
 
-/* Store leaf n (its phis: its value after the last step) to the buffer,
- * one vector store per row. */
-static void r_store_rows(Regs *r, const Node *n) {
+/* Copy the state between the buffer and the scratch, a loop over the
+ * slots' lanes (slot_map): in before the loop (lanes without an element
+ * get 0), and out after it (one complete form of every updated tensor is
+ * among the slots, and a tensor's forms hold the same numbers). A loop,
+ * not unrolled code: gathering diagonals and columns with shuffles made
+ * instruction selection take most of the compile time. Ends in `to`. */
+static void r_copy_state(Regs *r, bool in, LLVMBasicBlockRef to) {
   CG *cg = r->cg;
-  const RVal *v = &r->val[n->id];
-  RForm f = numel(n) == 1 ? RF_UNI : n->shape.rank <= 1 ? RF_VEC : r_stored_form(r, n);
-  int rows = n->shape.rank == 2 ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
-  for (int i = 0; i < rows; i++) {
-    LLVMValueRef src[RT_MAX] = {0};
-    int lane[RT_MAX] = {0};
-    for (int j = 0; j < len; j++) {
-      switch (f) {
-      case RF_COL: src[j] = v->part[RF_COL][j], lane[j] = i; break;
-      case RF_DIAG: src[j] = v->part[RF_DIAG][i ^ j], lane[j] = i; break;
-      case RF_ROW: src[j] = v->part[RF_ROW][i], lane[j] = j; break;
-      case RF_VEC: case RF_UNI: case RF_FORMS: src[j] = v->part[f][0], lane[j] = f == RF_UNI ? 0 : j; break;
-      }
-    }
-    LLVMValueRef row = r_gather(r, src, lane), m[RT_MAX];
-    for (int j = 0; j < len; j++) m[j] = r_lane(r, j);
-    if (len < r->L) row = LLVMBuildShuffleVector(cg->b, row, LLVMGetPoison(r->VT), LLVMConstVector(m, (unsigned)len), "");
-    LLVMValueRef at = ci(cg, r_buf_off(r, n) + (int64_t)i * len);
-    LLVMValueRef st = LLVMBuildStore(cg->b, row, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""));
+  int64_t count = (int64_t)r->nslots * r->L;
+  if (!r->map) { /* one table per function, for both copies */
+    LLVMTypeRef map_ty = LLVMArrayType2(cg->i64, (uint64_t)(count ? count : 1));
+    LLVMValueRef *e = nnc_xcalloc((size_t)(count ? count : 1), sizeof(LLVMValueRef));
+    for (int64_t k = 0; k < (count ? count : 1); k++) e[k] = ci(cg, k < count ? r->slot_map[k] : -1);
+    r->map = LLVMAddGlobal(cg->mod, map_ty, "nnc.state_map");
+    LLVMSetInitializer(r->map, LLVMConstArray2(cg->i64, e, (uint64_t)(count ? count : 1)));
+    LLVMSetGlobalConstant(r->map, 1);
+    LLVMSetLinkage(r->map, LLVMPrivateLinkage);
+    free(e);
+  }
+  LLVMValueRef map = r->map;
+  LLVMBasicBlockRef from = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, in ? "state_in" : "state_out");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, in ? "state_in.lane" : "state_out.lane");
+  LLVMBasicBlockRef store = in ? NULL : LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "state_out.store");
+  LLVMBasicBlockRef next = in ? body : LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "state_out.next");
+  LLVMBuildBr(cg->b, head);
+  LLVMPositionBuilderAtEnd(cg->b, head);
+  LLVMValueRef j = LLVMBuildPhi(cg->b, cg->i64, "lane");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, j, ci(cg, count), ""), body, to);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  LLVMValueRef m = LLVMBuildLoad2(cg->b, cg->i64, LLVMBuildInBoundsGEP2(cg->b, cg->i64, map, &j, 1, ""), "");
+  LLVMValueRef has = LLVMBuildICmp(cg->b, LLVMIntSGE, m, ci(cg, 0), "");
+  LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->T, r->scratch, &j, 1, "");
+  if (in) {
+    LLVMValueRef at = sel(cg, has, m, ci(cg, 0)); /* buf[0] exists: read it, use 0 */
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""), "");
+    LLVMBuildStore(cg->b, sel(cg, has, v, LLVMConstReal(cg->T, 0)), slot);
+  } else {
+    LLVMBuildCondBr(cg->b, has, store, next);
+    LLVMPositionBuilderAtEnd(cg->b, store);
+    LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, slot, ""), LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &m, 1, ""));
+    LLVMBuildBr(cg->b, next);
+    LLVMPositionBuilderAtEnd(cg->b, next);
+  }
+  LLVMValueRef j1 = LLVMBuildNUWAdd(cg->b, j, ci(cg, 1), "");
+  LLVMBuildBr(cg->b, head);
+  LLVMValueRef zero = ci(cg, 0);
+  LLVMAddIncoming(j, &zero, &from, 1);
+  LLVMAddIncoming(j, &j1, &next, 1);
+  LLVMPositionBuilderAtEnd(cg->b, to);
+}
+
+/* After the loop: each phi's final value into its slot, then the slots to
+ * the buffer (r_copy_state). */
+static void r_store_state(Regs *r) {
+  CG *cg = r->cg;
+  for (int k = 0; k < r->nphi; k++) {
+    const RPhi *ph = &r->phi[k];
+    int slot = r->slot_of[ph->leaf->id * RF_FORMS * RT_MAX + ph->form * RT_MAX + ph->idx];
+    LLVMValueRef at = ci(cg, (int64_t)slot * r->L);
+    LLVMValueRef st = LLVMBuildStore(cg->b, ph->phi, LLVMBuildInBoundsGEP2(cg->b, cg->T, r->scratch, &at, 1, ""));
     LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
   }
+  LLVMBasicBlockRef ret = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
+  r_copy_state(r, false, ret);
 }
 
 /* Which updated matrices to keep as diagonals: those that W x and W^T g
@@ -2514,6 +2586,7 @@ static LLVMValueRef r_open(Regs *r, CG *cg, int L, const bool *need, bool update
   const Graph *g = cg->g;
   *r = (Regs){.cg = cg, .L = L, .i32 = LLVMInt32TypeInContext(cg->ctx)};
   r->VT = LLVMVectorType(cg->T, (unsigned)L);
+  r->gather_state = updates;
   r->val = nnc_xcalloc((size_t)g->len, sizeof(RVal));
   r->users = nnc_xcalloc((size_t)g->len, sizeof(int));
   r->next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
@@ -2534,7 +2607,19 @@ static LLVMValueRef r_open(Regs *r, CG *cg, int L, const bool *need, bool update
 
   begin_body(cg, fn);
   cg->buf = LLVMGetParam(fn, 0);
-  r->pre_bb = LLVMGetInsertBlock(cg->b);
+  /* the scratch: at most every part of every leaf the roots read */
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (need[i] && (n->op == OP_PARAM || n->op == OP_STATE))
+      r->max_slots += n->shape.rank == 2 ? (int)(n->shape.dim[0] + n->shape.dim[1]) + L + 1 : 2;
+  }
+  r->slot_map = nnc_xcalloc((size_t)(r->max_slots * L + 1), sizeof(int64_t));
+  r->slot_of = nnc_xcalloc((size_t)g->len * RF_FORMS * RT_MAX, sizeof(int));
+  r->scratch = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(r->max_slots * L + 1)), "state");
+  LLVMSetAlignment(r->scratch, (unsigned)cg->L->elem_size);
+  r->start_bb = LLVMGetInsertBlock(cg->b);
+  r->pre_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "loaded");
+  LLVMPositionBuilderAtEnd(cg->b, r->pre_bb);
   *header = LLVMAppendBasicBlockInContext(cg->ctx, fn, "step");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
   *exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
@@ -2570,6 +2655,12 @@ static void r_next_row(Regs *r, LLVMValueRef i, LLVMBasicBlockRef header) {
 
 static void r_close(Regs *r) {
   CG *cg = r->cg;
+  /* the copy in, now that every slot is known, ahead of the loads */
+  LLVMPositionBuilderAtEnd(cg->b, r->start_bb);
+  if (r->gather_state)
+    LLVMBuildBr(cg->b, r->pre_bb);
+  else
+    r_copy_state(r, true, r->pre_bb);
   end_body(cg);
   cg->lanes = r->saved_lanes;
   LLVMDisposeBuilder(r->pre);
@@ -2578,6 +2669,8 @@ static void r_close(Regs *r) {
     free(r->val[k].splat);
     free(r->val[k].loaded);
   }
+  free(r->slot_map);
+  free(r->slot_of);
   free(r->val);
   free(r->users);
   free(r->next);
@@ -2630,9 +2723,9 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
   LLVMAddIncoming(total, &next_total, &r.latch_bb, 1);
   for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &r.latch_bb, 1);
 
-  /* after the last step: the state back to the buffer, a row at a time */
+  /* after the last step: the state back to the buffer */
   LLVMPositionBuilderAtEnd(cg->b, exit);
-  for (int u = 0; u < g->nupdates; u++) r_store_rows(&r, g->updates[u].target);
+  r_store_state(&r);
   LLVMBuildRet(cg->b, total);
   free(latch);
   r_close(&r);
