@@ -1779,7 +1779,6 @@ typedef struct RVal {
   LLVMValueRef part[RF_FORMS][RT_MAX]; /* [form][row, column, diagonal or 0] */
   LLVMValueRef perm[RT_MAX];           /* a vector permuted: lane i holds i ^ d */
   LLVMValueRef *splat;                 /* per element: it in every lane */
-  LLVMValueRef *loaded;                /* leaves (gather_state): their rows */
 } RVal;
 
 typedef struct RPhi {
@@ -1813,11 +1812,6 @@ typedef struct Regs {
   int *slot_of; /* per (leaf, form, part): its slot */
   int nslots, max_slots;
   LLVMValueRef map;           /* slot_map as a constant table */
-  /* train_epoch's starting state is gathered with shuffles, not copied in:
-     the same loop, its phis starting from loads of the scratch, came out
-     of LLVM's register allocator 10% slower on Zen 3 (measured: W1); the
-     evaluation functions take the copy, which compiles faster */
-  bool gather_state;
   LLVMBasicBlockRef start_bb; /* the function's first block: the copy in */
 } Regs;
 
@@ -1950,32 +1944,6 @@ static LLVMValueRef r_across(Regs *r, LLVMValueRef v, bool max) {
   return v;
 }
 
-/* Lanes lo..hi-1 of a vector whose lane l is lane lane[l] of src[l] (a
- * NULL src: 0), as a tree of two-input shuffles (which LLVM's instruction
- * selection handles far faster than a chain of element inserts). pos[l]:
- * where lane l's value is in the result. */
-static LLVMValueRef r_gather_tree(Regs *r, LLVMValueRef *src, const int *lane, int lo, int hi, int *pos) {
-  if (hi - lo == 1) {
-    pos[lo] = src[lo] ? lane[lo] : 0;
-    return src[lo] ? src[lo] : r_const(r, 0, 0);
-  }
-  int mid = (lo + hi) / 2;
-  LLVMValueRef a = r_gather_tree(r, src, lane, lo, mid, pos), b = r_gather_tree(r, src, lane, mid, hi, pos);
-  if (a == b) return a; /* both halves from one vector */
-  int m[RT_MAX];
-  for (int l = 0; l < r->L; l++) m[l] = l < lo || l >= hi ? 0 : l < mid ? pos[l] : r->L + pos[l];
-  for (int l = lo; l < hi; l++) pos[l] = l;
-  return r_shuffle(r, a, b, m);
-}
-
-static LLVMValueRef r_gather(Regs *r, LLVMValueRef *src, const int *lane) {
-  int pos[RT_MAX];
-  LLVMValueRef v = r_gather_tree(r, src, lane, 0, r->L, pos);
-  for (int l = 0; l < r->L; l++)
-    if (pos[l] != l) return r_shuffle(r, v, NULL, pos);
-  return v;
-}
-
 /* Load the elements of a part from p[0..] (lane l at p[r_lane_elem]). */
 static LLVMValueRef r_load(Regs *r, LLVMBuilderRef b, LLVMValueRef p, const Node *n, RForm form, int idx) {
   CG *cg = r->cg;
@@ -1999,47 +1967,15 @@ static int64_t r_buf_off(Regs *r, const Node *leaf) {
   return leaf->op == OP_PARAM ? r->cg->L->param_off[leaf->param_index] : r->cg->L->state_off[leaf->state_index];
 }
 
-/* Slot k of the scratch, loaded before the loop. */
+/* Slot k of the scratch, loaded before the loop. The freeze (a no-op on a
+ * loaded number) keeps LLVM's register allocator from treating the loop
+ * phi that starts from it as a value living in the scratch: without it the
+ * same loop came out 10% slower on Zen 3 (W1, measured). */
 static LLVMValueRef r_load_slot(Regs *r, int slot) {
   LLVMValueRef at = ci(r->cg, (int64_t)slot * r->L);
   LLVMValueRef v = LLVMBuildLoad2(r->pre, r->VT, LLVMBuildInBoundsGEP2(r->pre, r->cg->T, r->scratch, &at, 1, ""), "");
   LLVMSetAlignment(v, (unsigned)r->cg->L->elem_size);
-  return v;
-}
-
-/* A part of leaf n gathered with shuffles from its rows (each one vector
- * load, widened to L lanes), before the loop. */
-static LLVMValueRef r_gather_part(Regs *r, const Node *n, RForm form, int idx) {
-  CG *cg = r->cg;
-  RVal *v = &r->val[n->id];
-  int rows = n->shape.rank == 2 ? (int)n->shape.dim[0] : 1, len = (int)(numel(n) / rows);
-  LLVMBuilderRef saved = cg->b;
-  cg->b = r->pre;
-  if (!v->loaded) {
-    v->loaded = nnc_xcalloc((size_t)rows, sizeof(LLVMValueRef));
-    LLVMValueRef m[RT_MAX];
-    for (int l = 0; l < r->L; l++) m[l] = r_lane(r, l < len ? l : len); /* lane len: a 0 */
-    LLVMTypeRef row_ty = LLVMVectorType(cg->T, (unsigned)len);
-    for (int i = 0; i < rows; i++) {
-      LLVMValueRef at = ci(cg, r_buf_off(r, n) + (int64_t)i * len);
-      LLVMValueRef ld = LLVMBuildLoad2(cg->b, row_ty, LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->buf, &at, 1, ""), "");
-      LLVMSetAlignment(ld, (unsigned)cg->L->elem_size);
-      v->loaded[i] = len == r->L ? ld
-                                 : LLVMBuildShuffleVector(cg->b, ld, LLVMConstNull(row_ty),
-                                                          LLVMConstVector(m, (unsigned)r->L), "");
-    }
-  }
-  LLVMValueRef src[RT_MAX] = {0};
-  int lane[RT_MAX] = {0};
-  for (int l = 0; l < (form == RF_UNI ? 1 : r->L); l++) {
-    if (!r_valid(r, n, form, idx, l)) continue;
-    int64_t e = r_lane_elem(r, n, form, idx, l);
-    src[l] = v->loaded[e / len], lane[l] = (int)(e % len);
-  }
-  LLVMValueRef part = r_gather(r, src, lane);
-  if (form == RF_UNI) part = r_bcast(r, part, 0);
-  cg->b = saved;
-  return part;
+  return LLVMBuildFreeze(r->pre, v, "");
 }
 
 /* A parameter or optimizer state: a loop phi when the step changes it,
@@ -2053,7 +1989,7 @@ static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
     r->slot_map[(int64_t)slot * r->L + l] = ok ? r_buf_off(r, n) + r_lane_elem(r, n, form, idx, l) : -1;
   }
   r->slot_of[n->id * RF_FORMS * RT_MAX + form * RT_MAX + idx] = slot;
-  LLVMValueRef init = r->gather_state ? r_gather_part(r, n, form, idx) : r_load_slot(r, slot);
+  LLVMValueRef init = r_load_slot(r, slot);
   if (!r->next[n->id]) return init;
   char name[160];
   const char *what = n->name ? n->name : "state";
@@ -2586,7 +2522,6 @@ static LLVMValueRef r_open(Regs *r, CG *cg, int L, const bool *need, bool update
   const Graph *g = cg->g;
   *r = (Regs){.cg = cg, .L = L, .i32 = LLVMInt32TypeInContext(cg->ctx)};
   r->VT = LLVMVectorType(cg->T, (unsigned)L);
-  r->gather_state = updates;
   r->val = nnc_xcalloc((size_t)g->len, sizeof(RVal));
   r->users = nnc_xcalloc((size_t)g->len, sizeof(int));
   r->next = nnc_xcalloc((size_t)g->len, sizeof(Node *));
@@ -2657,18 +2592,12 @@ static void r_close(Regs *r) {
   CG *cg = r->cg;
   /* the copy in, now that every slot is known, ahead of the loads */
   LLVMPositionBuilderAtEnd(cg->b, r->start_bb);
-  if (r->gather_state)
-    LLVMBuildBr(cg->b, r->pre_bb);
-  else
-    r_copy_state(r, true, r->pre_bb);
+  r_copy_state(r, true, r->pre_bb);
   end_body(cg);
   cg->lanes = r->saved_lanes;
   LLVMDisposeBuilder(r->pre);
   LLVMDisposeBuilder(r->top);
-  for (int k = 0; k < cg->g->len; k++) {
-    free(r->val[k].splat);
-    free(r->val[k].loaded);
-  }
+  for (int k = 0; k < cg->g->len; k++) free(r->val[k].splat);
   free(r->slot_map);
   free(r->slot_of);
   free(r->val);
