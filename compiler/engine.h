@@ -23,6 +23,8 @@ struct Engine {
   void *buf;     /* parameters, gradients, optimizer state (owned here) */
   int max_batch; /* rows per call the engine was built for */
   int64_t rows_per_step; /* rows per optimizer step in train_epoch: max_batch (MPI: ranks x max_batch) */
+  int64_t eval_rows;     /* rows forward takes per call: max_batch, or any number (compiled
+                            register steps loop over rows: evaluation in one call) */
   /* batch loss of n <= max_batch rows; gradients into buf */
   double (*backward)(Engine *e, const void *x, const void *t, int64_t n);
   /* one optimizer step from the gradients in buf */

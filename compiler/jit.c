@@ -320,6 +320,7 @@ typedef struct Build {
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
   LLVMOrcLLJITRef jit;       /* with make_jit: the JIT, made once the object is done */
   bool make_jit;
+  bool registers_only;       /* codegen_module's: every function a register step */
 } Build;
 
 /* An ORC LLJIT whose target machine has the CPU and features the objects
@@ -376,6 +377,7 @@ static void *build_object(void *arg) {
   LLVMContextRef ctx = LLVMContextCreate();
   bool registers_only = false;
   LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, is_native(b->cpu), &registers_only);
+  b->registers_only = registers_only;
   lap(&b->timer, "codegen");
   CodeShape shape = registers_only                                 ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
@@ -477,6 +479,9 @@ Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, 
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
+  /* forward and predict written as register steps loop over any number of
+     rows: the driver evaluates a data set in one call */
+  if (eval_fns && part[nparts - 1].registers_only) e->eval_rows = INT64_MAX / 2;
   if (je->grad_part) {
     e->grad_part = je_grad_part;
     e->ws_bytes = codegen_workspace_bytes(g, layout, max_batch);

@@ -269,7 +269,7 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy) {
   const Graph *g = e->g;
   size_t es = (size_t)e->layout->elem_size;
   int64_t xc = engine_input_cols(g), tc = engine_target_cols(g), yw = shape_numel(&g->output->shape);
-  int64_t chunk = e->max_batch;
+  int64_t chunk = e->eval_rows < (int64_t)s->rows ? e->eval_rows : (int64_t)(s->rows ? s->rows : 1);
   void *y = nnc_xmalloc(es * (size_t)(chunk * yw + 1));
   void *loss = nnc_xmalloc(es * (size_t)(chunk + 1));
   double total = 0, yd[64], td[64];
