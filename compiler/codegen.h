@@ -46,7 +46,7 @@ bool codegen_step_is_small(const Graph *g, int max_batch);
  * train_epoch. host: the code runs on this machine (the JIT, --cpu
  * native), so it may name this machine's instructions. registers_only (or
  * NULL): set when the module is train_epoch alone, written in vectors with
- * the step in registers (see "register tiles" in codegen.c): it needs no
+ * the step in registers (regstep.c): it needs no
  * vectorizer, and instcombine would undo its named shuffles. */
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout,
                              int max_batch, unsigned fns, bool host, bool *registers_only);

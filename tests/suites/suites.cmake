@@ -110,7 +110,7 @@ foreach(bits 128 256 512)
   endforeach()
 endforeach()
 
-# the register step (codegen.c, "register tiles": train_epoch of a batch-1
+# the register step (compiler/regstep.c: train_epoch of a batch-1
 # step whose tensors fit a vector register) trains as the interpreter does:
 # every op's model at batch 1, and tests/train/registers/*.nn (diagonals with
 # empty lanes, Adam and momentum state, 8 lanes, softmax cross-entropy), also
