@@ -69,7 +69,7 @@ typedef struct Regs {
   RVal *val;
   int *users;        /* readers of each node in the step */
   bool *early;       /* known before the step's chain: no updated state in it */
-  bool *diag;        /* per matrix leaf: kept as wrapped diagonals */
+  bool *diag;        /* per matrix leaf: kept as xor diagonals */
   const Node **next; /* per PARAM/STATE: its value after a step, or NULL */
   RPhi *phi;
   int nphi, cap;
@@ -95,7 +95,6 @@ static const Node *r_base(const Node *m, bool *flip) {
   for (; m->op == OP_TRANSPOSE; m = m->in[0]) *flip = !*flip;
   return m;
 }
-
 
 /* Elements of a vector (rank 0 or 1). */
 static int r_len(const Node *n) { return n->shape.rank == 0 ? 1 : (int)n->shape.dim[0]; }
