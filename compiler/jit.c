@@ -156,15 +156,15 @@ static void lap(Timer *tm, const char *stage) {
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */
   CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
-  CODE_REGISTERS   /* train_epoch alone, in vectors (codegen_module's registers_only) */
+  CODE_REGISTERS   /* register steps only, already vector code (codegen_module's registers_only) */
 } CodeShape;
 
 static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_t len) {
   const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
   if (custom) return custom;
   if (shape == CODE_REGISTERS && (opt_level == 1 || opt_level == 2))
-    /* train_epoch already in vectors (codegen_module): folding repeated
-       shuffles and splats is all there is to do */
+    /* register steps (regstep.c) are vector code already: folding
+       repeated shuffles and splats is all there is to do */
     return "function(early-cse,simplifycfg)";
   if (shape == CODE_SMALL_STEP && (opt_level == 1 || opt_level == 2))
     /* no-verify-fixpoint: what default<O2> uses; the textual default aborts
@@ -375,11 +375,10 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
 static void *build_object(void *arg) {
   Build *b = arg;
   LLVMContextRef ctx = LLVMContextCreate();
-  bool registers_only = false;
-  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, is_native(b->cpu), &registers_only);
-  b->registers_only = registers_only;
+  LLVMModuleRef mod =
+      codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, is_native(b->cpu), &b->registers_only);
   lap(&b->timer, "codegen");
-  CodeShape shape = registers_only                                 ? CODE_REGISTERS
+  CodeShape shape = b->registers_only                              ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
                                                                   : CODE_LOOPS;
   ObjKey key;

@@ -54,8 +54,9 @@ typedef struct RVal {
 typedef struct RPhi {
   const Node *leaf;
   RForm form;
-  int idx;
+  int idx, slot;      /* the part, and its slot in the scratch */
   LLVMValueRef phi;
+  LLVMValueRef latch; /* its value after a step */
 } RPhi;
 
 typedef struct Regs {
@@ -79,7 +80,6 @@ typedef struct Regs {
      elements, lane l from buf[slot_map[k L + l]] (-1: a 0) */
   LLVMValueRef scratch;
   int64_t *slot_map;
-  int *slot_of; /* per (leaf, form, part): its slot */
   int nslots, max_slots;
   LLVMValueRef map;           /* slot_map as a constant table */
   LLVMBasicBlockRef start_bb; /* the function's first block: the copy in */
@@ -213,23 +213,18 @@ static LLVMValueRef r_across(Regs *r, LLVMValueRef v, bool max) {
   return v;
 }
 
-/* Load the elements of a part from p[0..] (lane l at p[r_lane_elem]). */
-static LLVMValueRef r_load(Regs *r, LLVMBuilderRef b, LLVMValueRef p, const Node *n, RForm form, int idx) {
+/* Load the elements of a part from p[0..] (lane l at p[r_lane_elem]): an
+ * input or target row. */
+static LLVMValueRef r_load(Regs *r, LLVMValueRef p, const Node *n, RForm form, int idx) {
   CG *cg = r->cg;
   LLVMValueRef v = r_const(r, 0, 0);
   for (int l = 0; l < (form == RF_UNI ? 1 : r->L); l++) {
     if (!r_valid(r, n, form, idx, l)) continue;
     LLVMValueRef off = ci(cg, r_lane_elem(r, n, form, idx, l));
-    LLVMValueRef e = LLVMBuildLoad2(b, cg->T, LLVMBuildInBoundsGEP2(b, cg->T, p, &off, 1, ""), "");
-    v = LLVMBuildInsertElement(b, v, e, r_lane(r, l), "");
+    LLVMValueRef e = LLVMBuildLoad2(cg->b, cg->T, LLVMBuildInBoundsGEP2(cg->b, cg->T, p, &off, 1, ""), "");
+    v = LLVMBuildInsertElement(cg->b, v, e, r_lane(r, l), "");
   }
-  if (form == RF_UNI) {
-    LLVMBuilderRef saved = cg->b;
-    cg->b = b;
-    v = r_bcast(r, v, 0);
-    cg->b = saved;
-  }
-  return v;
+  return form == RF_UNI ? r_bcast(r, v, 0) : v;
 }
 
 static int64_t r_buf_off(Regs *r, const Node *leaf) {
@@ -257,7 +252,6 @@ static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
     bool ok = form == RF_UNI || r_valid(r, n, form, idx, l);
     r->slot_map[(int64_t)slot * r->L + l] = ok ? r_buf_off(r, n) + r_lane_elem(r, n, form, idx, l) : -1;
   }
-  r->slot_of[n->id * RF_FORMS * RT_MAX + form * RT_MAX + idx] = slot;
   LLVMValueRef init = r_load_slot(r, slot);
   if (!r->next[n->id]) return init;
   char name[160];
@@ -272,7 +266,7 @@ static LLVMValueRef r_leaf(Regs *r, const Node *n, RForm form, int idx) {
     r->cap = r->cap ? 2 * r->cap : 32;
     r->phi = nnc_xrealloc(r->phi, (size_t)r->cap * sizeof(RPhi));
   }
-  r->phi[r->nphi++] = (RPhi){n, form, idx, phi};
+  r->phi[r->nphi++] = (RPhi){n, form, idx, slot, phi, NULL};
   return phi;
 }
 
@@ -458,13 +452,15 @@ static LLVMValueRef r_outer(Regs *r, const Node *n, LLVMValueRef scale, RForm fo
   return b_fmul(cg, av, bv);
 }
 
-/* The numel-1 constant operand of a binary node, or NULL. */
-static const Node *r_const_operand(const Node *n, const Node **other) {
-  for (int side = 0; side < 2; side++)
-    if (n->in[side]->op == OP_CONST) {
-      *other = n->in[1 - side];
-      return n->in[side];
-    }
+/* n = c * x (a negation, or a product with a constant, x of n's shape):
+ * x and c, else NULL. */
+static const Node *r_scaling(const Node *n, double *c) {
+  if (n->op == OP_NEG) return *c = -1, n->in[0];
+  if (n->op != OP_MUL) return NULL;
+  for (int side = 0; side < 2; side++) {
+    const Node *k = n->in[side], *x = n->in[1 - side];
+    if (k->op == OP_CONST && shape_eq(&x->shape, &n->shape)) return *c = k->attr.value, x;
+  }
   return NULL;
 }
 
@@ -474,10 +470,9 @@ static const Node *r_const_operand(const Node *n, const Node **other) {
  * and a multiplication (a loss's derivative: -2 (t - y) is 2 y - 2 t). */
 static LLVMValueRef r_scaled(Regs *r, const Node *n, double c, RForm form, int idx) {
   CG *cg = r->cg;
-  const Node *other, *k;
-  if (n->op == OP_NEG) return r_scaled(r, n->in[0], -c, form, idx);
-  if (n->op == OP_MUL && (k = r_const_operand(n, &other)) && shape_eq(&other->shape, &n->shape))
-    return r_scaled(r, other, c * k->attr.value, form, idx);
+  double k;
+  const Node *x = r_scaling(n, &k);
+  if (x) return r_scaled(r, x, c * k, form, idx);
   if (n->op == OP_SUB && shape_eq(&n->in[0]->shape, &n->shape) && shape_eq(&n->in[1]->shape, &n->shape) &&
       r->early[n->in[0]->id] && !r->early[n->in[1]->id])
     return b_fadd(cg, b_fmul(cg, cT(cg, -c), r_get(r, n->in[1], form, idx)),
@@ -508,10 +503,8 @@ static LLVMValueRef r_elementwise(Regs *r, const Node *n, RForm form, int idx) {
       if (u->op == OP_OUTER && numel(o) == 1 && shape_eq(&u->shape, &n->shape))
         return r_outer(r, u, r_get(r, o, RF_UNI, 0), form, idx);
     }
-  const Node *other, *k;
-  if (n->op == OP_NEG) return r_scaled(r, a, -1, form, idx);
-  if (n->op == OP_MUL && (k = r_const_operand(n, &other)) && shape_eq(&other->shape, &n->shape))
-    return r_scaled(r, other, k->attr.value, form, idx);
+  double k;
+  if (r_scaling(n, &k)) return r_scaled(r, n, 1, form, idx);
   if (n->op == OP_ADD)
     for (int side = 0; side < 2; side++) {
       /* matmul + bias: the bias starts the first chain */
@@ -553,7 +546,7 @@ static LLVMValueRef r_reduce(Regs *r, const Node *n, RForm form) {
 }
 
 /* logsumexp, softmax, log_softmax of a vector (or of one element) */
-static LLVMValueRef r_lastaxis(Regs *r, const Node *n, RForm form) {
+static LLVMValueRef r_lastaxis(Regs *r, const Node *n) {
   CG *cg = r->cg;
   const Node *a = n->in[0];
   bool one = numel(a) == 1;
@@ -570,7 +563,6 @@ static LLVMValueRef r_lastaxis(Regs *r, const Node *n, RForm form) {
     out = b_fdiv(cg, e, s);
   else
     out = r_mask(r, b_fsub(cg, d, cg_scalar(cg, OP_LOG, s, NULL, 0)), cnt);
-  (void)form;
   return out;
 }
 
@@ -599,14 +591,14 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
       bool in = n->op == OP_INPUT;
       int64_t col = cg_leaf_column(in ? &cg->g->inputs : &cg->g->targets, n);
       LLVMValueRef p = LLVMBuildInBoundsGEP2(cg->b, cg->T, in ? r->xrow : r->trow, (LLVMValueRef[]){ci(cg, col)}, 1, "");
-      return r_load(r, cg->b, p, n, form, idx);
+      return r_load(r, p, n, form, idx);
     }
     if (n->op == OP_PARAM || n->op == OP_STATE) return r_leaf(r, n, form, idx);
     /* a constant, or 1/n for batches of one row */
     return r_const(r, n->op == OP_CONST ? n->attr.value : 1.0, r->L);
   case OPC_UNARY: case OPC_BINARY: return r_elementwise(r, n, form, idx);
-  case OPC_REDUCE: return n->op == OP_LOGSUMEXP ? r_lastaxis(r, n, form) : r_reduce(r, n, form);
-  case OPC_LASTAXIS: return r_lastaxis(r, n, form);
+  case OPC_REDUCE: return n->op == OP_LOGSUMEXP ? r_lastaxis(r, n) : r_reduce(r, n, form);
+  case OPC_LASTAXIS: return r_lastaxis(r, n);
   case OPC_MATMUL: return r_matmul(r, n, form, idx, NULL);
   case OPC_OUTER: return r_outer(r, n, NULL, form, idx);
   case OPC_TRANSPOSE:
@@ -747,8 +739,7 @@ static void r_store_state(Regs *r) {
   CG *cg = r->cg;
   for (int k = 0; k < r->nphi; k++) {
     const RPhi *ph = &r->phi[k];
-    int slot = r->slot_of[ph->leaf->id * RF_FORMS * RT_MAX + ph->form * RT_MAX + ph->idx];
-    LLVMValueRef at = ci(cg, (int64_t)slot * r->L);
+    LLVMValueRef at = ci(cg, (int64_t)ph->slot * r->L);
     LLVMValueRef st = LLVMBuildStore(cg->b, ph->phi, LLVMBuildInBoundsGEP2(cg->b, cg->T, r->scratch, &at, 1, ""));
     LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
   }
@@ -819,7 +810,6 @@ static LLVMValueRef r_open(Regs *r, CG *cg, int L, const bool *need, bool update
       r->max_slots += n->shape.rank == 2 ? (int)(n->shape.dim[0] + n->shape.dim[1]) + L + 1 : 2;
   }
   r->slot_map = nnc_xcalloc((size_t)(r->max_slots * L + 1), sizeof(int64_t));
-  r->slot_of = nnc_xcalloc((size_t)g->len * RF_FORMS * RT_MAX, sizeof(int));
   r->scratch = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(r->max_slots * L + 1)), "state");
   LLVMSetAlignment(r->scratch, (unsigned)cg->L->elem_size);
   r->start_bb = LLVMGetInsertBlock(cg->b);
@@ -869,7 +859,6 @@ static void r_close(Regs *r) {
   LLVMDisposeBuilder(r->top);
   for (int k = 0; k < cg->g->len; k++) free(r->val[k].splat);
   free(r->slot_map);
-  free(r->slot_of);
   free(r->val);
   free(r->users);
   free(r->next);
@@ -895,13 +884,12 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
   /* each phi takes its update's same part; reading those may read more
      parts of the state (new phis), and each updated tensor needs a
      complete form to be stored from at the end */
-  LLVMValueRef *latch = NULL;
   int done = 0;
   for (;;) {
     for (; done < r.nphi; done++) {
-      latch = nnc_xrealloc(latch, (size_t)r.nphi * sizeof(LLVMValueRef));
-      RPhi ph = r.phi[done];
-      latch[done] = r_get(&r, r.next[ph.leaf->id], ph.form, ph.idx);
+      RPhi ph = r.phi[done]; /* a copy: r_get may add phis (and move the array) */
+      LLVMValueRef latch = r_get(&r, r.next[ph.leaf->id], ph.form, ph.idx);
+      r.phi[done].latch = latch;
     }
     int before = r.nphi;
     for (int u = 0; u < g->nupdates; u++) {
@@ -920,13 +908,12 @@ static void build_register_epoch(CG *cg, int L, const bool *need) {
   LLVMValueRef zero = LLVMConstReal(cg->T, 0);
   LLVMAddIncoming(total, &zero, &r.pre_bb, 1);
   LLVMAddIncoming(total, &next_total, &r.latch_bb, 1);
-  for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &latch[k], &r.latch_bb, 1);
+  for (int k = 0; k < r.nphi; k++) LLVMAddIncoming(r.phi[k].phi, &r.phi[k].latch, &r.latch_bb, 1);
 
   /* after the last step: the state back to the buffer */
   LLVMPositionBuilderAtEnd(cg->b, exit);
   r_store_state(&r);
   LLVMBuildRet(cg->b, total);
-  free(latch);
   r_close(&r);
 }
 

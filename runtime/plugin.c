@@ -98,8 +98,7 @@ void *plugin_symbol(const char *name, const char *symbol, char *err, size_t errl
 /* ---- the report (report.h): checked here, drawn by nnc-report.so ---- */
 
 int report_check_path(const char *path) {
-  const char *dot = strrchr(path, '.');
-  const char *ext = dot ? dot + 1 : "";
+  const char *ext = report_extension(path);
   if (strcmp(ext, "svg") && strcmp(ext, "pdf") && strcmp(ext, "png")) {
     diag_file_error(path, "--plot writes .svg, .pdf or .png files");
     return -1;

@@ -76,11 +76,6 @@ typedef struct Report {
   int header_lines;
 } Report;
 
-static const char *extension(const char *path) {
-  const char *dot = strrchr(path, '.');
-  return dot ? dot + 1 : "";
-}
-
 /* ---- drawing helpers ---- */
 
 static void set_rgb(cairo_t *cr, const double c[3]) { cairo_set_source_rgb(cr, c[0], c[1], c[2]); }
@@ -729,7 +724,7 @@ static void draw_pages(cairo_surface_t *surface, cairo_t *cr, const Report *rep)
 }
 
 int nnc_report_draw(const char *path, const ReportData *r, char *err, size_t errlen) {
-  const char *ext = extension(path);
+  const char *ext = report_extension(path);
   size_t n = strlen(path) + 16;
   char *tmp = malloc(n);
   if (!tmp) {

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One data set as the report sees it: rows of in_cols inputs and tgt_cols
  * targets (doubles, row-major). */
@@ -43,6 +44,12 @@ typedef struct ReportData {
   void *ctx;
   int out_cols;
 } ReportData;
+
+/* The extension of path without its dot ("" when none): the format. */
+static inline const char *report_extension(const char *path) {
+  const char *dot = strrchr(path, '.');
+  return dot ? dot + 1 : "";
+}
 
 /* Refuse a path whose extension is not .svg, .pdf or .png. */
 int report_check_path(const char *path);
