@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -18,10 +19,18 @@
 
 #define PI 3.141592653589793238462643383279502884
 
-/* Longest CSV line accepted. Nothing longer is a row of numbers anyone meant
- * to write, and refusing it early keeps a stray binary file from turning into
- * millions of fields. */
-#define MAX_LINE ((size_t)1 << 20)
+/* What a CSV read accepts (runtime.h). A line longer than 1 MiB is no row of
+ * numbers anyone meant to write; refusing it early keeps a stray binary file
+ * from turning into millions of fields, and /dev/zero from filling memory. */
+const NncDataLimits nnc_data_limits = {
+    .line_bytes = (size_t)1 << 20,
+    .file_bytes = (uint64_t)4 << 30,
+    .rows = NNC_DATA_MAX_ROWS,
+    .values = NNC_DATA_MAX_VALUES,
+};
+
+/* Bytes read from the file at a time. */
+#define CHUNK ((size_t)1 << 16)
 
 /* Longest piece of a field quoted back in an error message. */
 #define QUOTE_MAX 40
@@ -188,6 +197,7 @@ typedef struct Csv {
   int width;       /* fields per line; 0 until the first line (optional mode) */
   size_t width_at; /* the line that fixed width in optional mode */
   size_t cap;      /* rows allocated in d->x and d->t */
+  const NncDataLimits *lim;
   char *err;
   size_t errlen;
 } Csv;
@@ -208,51 +218,16 @@ csv_fail(Csv *c, size_t line, int col, const char *fmt, ...) {
   return -1;
 }
 
-/* The whole file, NUL-terminated (the number parser relies on that). */
-static int read_file(Csv *c, char **text, size_t *len) {
-  FILE *f = fopen(c->path, "rb");
-  if (!f)
-    return csv_fail(c, 0, 0, "cannot open: %s", strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    fclose(f);
-    return csv_fail(c, 0, 0, "is a directory, not a CSV file");
+/* "1 MiB", "4 GiB" or "100 bytes": a limit as messages say it. */
+static const char *size_text(char *buf, size_t n, uint64_t bytes) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    u++;
   }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  for (;;) {
-    if (!buf)
-      break;
-    if (n == cap) {
-      char *bigger = cap < SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
-      if (!bigger) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = bigger;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0)
-      break;
-  }
-  if (!buf) {
-    fclose(f);
-    return csv_fail(c, 0, 0, "out of memory reading the file");
-  }
-  if (ferror(f)) {
-    int e = errno;
-    fclose(f);
-    free(buf);
-    return csv_fail(c, 0, 0, "read error: %s", strerror(e));
-  }
-  fclose(f);
-  buf[n] = '\0';
-  *text = buf;
-  *len = n;
-  return 0;
+  snprintf(buf, n, "%llu %s", (unsigned long long)bytes, unit[u]);
+  return buf;
 }
 
 static int is_blank(char ch) { return ch == ' ' || ch == '\t'; }
@@ -382,8 +357,8 @@ static int read_value(Csv *c, const char *s, const char *end, size_t line,
 
 static int grow(Csv *c, NncData *d) {
   size_t cap = c->cap ? 2 * c->cap : 256;
-  if (cap > NNC_DATA_MAX_ROWS)
-    cap = NNC_DATA_MAX_ROWS;
+  if (cap > c->lim->rows)
+    cap = c->lim->rows;
   int widest = c->in_cols > c->tgt_cols ? c->in_cols : c->tgt_cols;
   if (cap > SIZE_MAX / sizeof(double) / (size_t)widest)
     return -1;
@@ -403,8 +378,14 @@ static int grow(Csv *c, NncData *d) {
 
 static int read_row(Csv *c, NncData *d, const char *line, const char *line_end,
                     size_t lineno) {
-  if (d->rows == NNC_DATA_MAX_ROWS)
-    return csv_fail(c, lineno, 1, "more than %zu data rows", NNC_DATA_MAX_ROWS);
+  uint64_t per_row = (uint64_t)c->in_cols + (uint64_t)c->tgt_cols;
+  if (d->rows == c->lim->rows)
+    return csv_fail(c, lineno, 1, "more than %zu data rows", c->lim->rows);
+  if ((uint64_t)(d->rows + 1) * per_row > c->lim->values)
+    return csv_fail(c, lineno, 1,
+                    "more than %llu values in the data set (%zu rows of %llu)",
+                    (unsigned long long)c->lim->values, d->rows,
+                    (unsigned long long)per_row);
   if (d->rows == c->cap && grow(c, d) < 0)
     return csv_fail(c, lineno, 1, "out of memory after %zu rows", d->rows);
   double *x = d->x + d->rows * (size_t)c->in_cols;
@@ -434,34 +415,141 @@ static int read_row(Csv *c, NncData *d, const char *line, const char *line_end,
   return 0;
 }
 
-static int read_lines(Csv *c, NncData *d, const char *text, size_t len) {
-  const char *end = text + len;
-  const char *p = text;
-  int header = 0, first = 1;
-  if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-    p += 3; /* a UTF-8 byte order mark, as spreadsheets write */
-  for (size_t lineno = 1; p < end; lineno++) {
-    const char *line = p;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *line_end = nl ? nl : end;
-    p = nl ? nl + 1 : end;
-    if (line_end > line && line_end[-1] == '\r')
-      line_end--;
-    if ((size_t)(line_end - line) > MAX_LINE)
-      return csv_fail(c, lineno, 1, "line is longer than 1 MiB");
+/* ---- the file as a stream of lines ---- */
+
+/* The file is read in chunks and handed out a line at a time, so memory
+ * holds one line and the rows kept, never the file: a pipe or a device that
+ * never ends (/dev/zero) meets a limit within seconds instead of filling
+ * memory. */
+typedef struct Lines {
+  FILE *f;
+  char *buf;
+  size_t cap;        /* bytes in buf, one more kept for a NUL */
+  size_t start, end; /* the bytes read and not handed out: buf[start, end) */
+  uint64_t total;    /* bytes read from the file */
+  int eof;
+} Lines;
+
+static int lines_open(Csv *c, Lines *l) {
+  memset(l, 0, sizeof *l);
+  l->f = fopen(c->path, "rb");
+  if (!l->f)
+    return csv_fail(c, 0, 0, "cannot open: %s", strerror(errno));
+  struct stat st;
+  int rc = 0;
+  char limit[32];
+  if (fstat(fileno(l->f), &st) == 0 && S_ISDIR(st.st_mode))
+    rc = csv_fail(c, 0, 0, "is a directory, not a CSV file");
+  else if (fstat(fileno(l->f), &st) == 0 && S_ISREG(st.st_mode) &&
+           (uint64_t)st.st_size > c->lim->file_bytes)
+    rc = csv_fail(c, 0, 0, "the file is larger than %s, the limit for CSV data",
+                  size_text(limit, sizeof limit, c->lim->file_bytes));
+  if (rc == 0 && !(l->buf = malloc(2 * CHUNK + 1)))
+    rc = csv_fail(c, 0, 0, "out of memory reading the file");
+  if (rc < 0)
+    fclose(l->f);
+  l->cap = 2 * CHUNK;
+  return rc;
+}
+
+static void lines_close(Lines *l) {
+  fclose(l->f);
+  free(l->buf);
+}
+
+/* Moves the unread bytes to the front and reads another chunk after them. */
+static int lines_fill(Csv *c, Lines *l) {
+  memmove(l->buf, l->buf + l->start, l->end - l->start);
+  l->end -= l->start;
+  l->start = 0;
+  if (l->cap - l->end < CHUNK) {
+    /* the unread bytes are one line of at most line_bytes: the buffer never
+       grows past line_bytes + 2 chunks */
+    size_t cap = 2 * l->cap;
+    char *bigger = realloc(l->buf, cap + 1);
+    if (!bigger)
+      return csv_fail(c, 0, 0, "out of memory reading the file");
+    l->buf = bigger;
+    l->cap = cap;
+  }
+  size_t got = fread(l->buf + l->end, 1, l->cap - l->end, l->f);
+  if (got == 0 && ferror(l->f))
+    return csv_fail(c, 0, 0, "read error: %s", strerror(errno));
+  l->eof = got == 0;
+  l->end += got;
+  l->total += got;
+  char limit[32];
+  if (l->total > c->lim->file_bytes)
+    return csv_fail(c, 0, 0, "more than %s read, the limit for CSV data",
+                    size_text(limit, sizeof limit, c->lim->file_bytes));
+  return 0;
+}
+
+/* The next line without its line break ("\n", "\r\n" or a lone "\r"),
+ * NUL-terminated in place (the number parser relies on that): 1 with
+ * [*line, *line_end) set, 0 at the end of the file, -1 on an error. */
+static int next_line(Csv *c, Lines *l, size_t lineno, char **line,
+                     char **line_end) {
+  size_t scanned = 0; /* bytes of this line known to hold no line break */
+  for (;;) {
+    char *p = l->buf + l->start + scanned, *end = l->buf + l->end;
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *cr = memchr(p, '\r', (size_t)((nl ? nl : end) - p));
+    char *brk = cr ? cr : nl;
+    /* a '\r' last in what was read may be the start of "\r\n" */
+    int known = brk && (brk == nl || brk + 1 < end || l->eof);
+    scanned = known ? (size_t)(brk - (l->buf + l->start))
+                    : (size_t)(end - (l->buf + l->start));
+    char limit[32];
+    if (scanned > c->lim->line_bytes)
+      return csv_fail(c, lineno, 1, "line is longer than %s",
+                      size_text(limit, sizeof limit, c->lim->line_bytes));
+    if (known || l->eof) {
+      if (!known && scanned == 0)
+        return 0;
+      size_t skip = !known ? 0 : brk == cr && brk + 1 == nl ? 2 : 1;
+      *line = l->buf + l->start;
+      *line_end = l->buf + l->start + scanned;
+      **line_end = '\0'; /* at the end of the file: the byte kept for it */
+      l->start += scanned + skip;
+      return 1;
+    }
+    if (brk) /* that '\r' is looked at again with what follows */
+      scanned--;
+    if (lines_fill(c, l) < 0)
+      return -1;
+  }
+}
+
+static int read_lines(Csv *c, NncData *d) {
+  Lines l;
+  if (lines_open(c, &l) < 0)
+    return -1;
+  int header = 0, first = 1, rc;
+  char *line = NULL, *line_end = NULL;
+  for (size_t lineno = 1; (rc = next_line(c, &l, lineno, &line, &line_end)) > 0;
+       lineno++) {
+    if (lineno == 1 && line_end - line >= 3 &&
+        memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+      line += 3; /* a UTF-8 byte order mark, as spreadsheets write */
     if (blank_line(line, line_end))
       continue;
-    if (check_width(c, lineno, count_fields(line, line_end)) < 0)
-      return -1;
+    rc = check_width(c, lineno, count_fields(line, line_end));
+    if (rc < 0)
+      break;
     if (first && is_header(line, line_end)) {
       first = 0;
       header = 1;
       continue;
     }
     first = 0;
-    if (read_row(c, d, line, line_end, lineno) < 0)
-      return -1;
+    rc = read_row(c, d, line, line_end, lineno);
+    if (rc < 0)
+      break;
   }
+  lines_close(&l);
+  if (rc < 0)
+    return -1;
   if (d->rows == 0)
     return csv_fail(c, 0, 0,
                     header ? "no data rows after the header"
@@ -485,7 +573,15 @@ static int check_csv_args(Csv *c) {
 int nnc_data_csv(NncData *d, const char *path, int in_cols, int tgt_cols,
                  int onehot_classes, int targets_optional, char *err,
                  size_t errlen) {
+  return nnc_data_csv_within(d, path, in_cols, tgt_cols, onehot_classes,
+                             targets_optional, &nnc_data_limits, err, errlen);
+}
+
+int nnc_data_csv_within(NncData *d, const char *path, int in_cols,
+                        int tgt_cols, int onehot_classes, int targets_optional,
+                        const NncDataLimits *limits, char *err, size_t errlen) {
   Csv c = {.path = path,
+           .lim = limits,
            .in_cols = in_cols,
            .tgt_cols = tgt_cols,
            .classes = onehot_classes,
@@ -504,12 +600,7 @@ int nnc_data_csv(NncData *d, const char *path, int in_cols, int tgt_cols,
   d->in_cols = in_cols;
   d->tgt_cols = c.tgt_cols;
 
-  char *text = NULL;
-  size_t len = 0;
-  if (read_file(&c, &text, &len) < 0)
-    return -1;
-  int rc = read_lines(&c, d, text, len);
-  free(text);
+  int rc = read_lines(&c, d);
   if (rc < 0)
     nnc_data_free(d);
   return rc;

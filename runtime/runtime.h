@@ -46,6 +46,20 @@ typedef struct NncData {
 
 /* Largest row count any data source may produce (refused above this). */
 #define NNC_DATA_MAX_ROWS ((size_t)1 << 26)
+/* Most values (inputs and targets of every row) a data set may hold: 2 GiB
+ * as f64. */
+#define NNC_DATA_MAX_VALUES ((uint64_t)1 << 28)
+
+/* What reading a data file checks as it goes, so that a stream that never
+ * ends (a pipe, /dev/zero) stops with a message and memory holds only what
+ * is kept. */
+typedef struct NncDataLimits {
+  size_t line_bytes;   /* the longest line: 1 MiB */
+  uint64_t file_bytes; /* bytes read from one file: 4 GiB */
+  size_t rows;         /* data rows: NNC_DATA_MAX_ROWS */
+  uint64_t values;     /* values kept: NNC_DATA_MAX_VALUES */
+} NncDataLimits;
+extern const NncDataLimits nnc_data_limits;
 
 /* scikit-learn's make_moons / make_circles geometry, Gaussian noise, shuffled.
  * in_cols must be 2. tgt_cols is 1 (label 0/1) or 2 (one-hot). */
@@ -62,11 +76,16 @@ int nnc_data_circles(NncData *d, size_t samples, double noise, double factor,
  * onehot_classes values. targets_optional != 0 (for --predict): rows may hold
  * only the in_cols inputs; extra columns are ignored and t is left NULL.
  * Refused: a missing file, a directory, an empty file, ragged rows, fields
- * that are not numbers, NaN or infinite values, more than NNC_DATA_MAX_ROWS
- * rows. Error positions are LINE:COLUMN of the file (1-based). */
+ * that are not numbers, NaN or infinite values, anything past
+ * nnc_data_limits. The file is read as a stream (a pipe or a device works).
+ * Error positions are LINE:COLUMN of the file (1-based). */
 int nnc_data_csv(NncData *d, const char *path, int in_cols, int tgt_cols,
                  int onehot_classes, int targets_optional, char *err,
                  size_t errlen);
+/* The same with other limits. */
+int nnc_data_csv_within(NncData *d, const char *path, int in_cols,
+                        int tgt_cols, int onehot_classes, int targets_optional,
+                        const NncDataLimits *limits, char *err, size_t errlen);
 
 /* Split d into its first n rows (train) and the rest (valid); d is emptied. */
 void nnc_data_split(NncData *d, size_t n, NncData *train, NncData *valid);

@@ -25,3 +25,7 @@ endforeach()
 
 add_test(NAME hostile.diverge_save COMMAND ${HOSTILE_DIR}/diverge.sh $<TARGET_FILE:nnc>)
 set_tests_properties(hostile.diverge_save PROPERTIES LABELS hostile TIMEOUT 300)
+
+# Data from /dev/zero, pipes and FIFOs: stopped by the limits, memory bounded.
+add_test(NAME hostile.streams COMMAND ${HOSTILE_DIR}/streams.py $<TARGET_FILE:nnc>)
+set_tests_properties(hostile.streams PROPERTIES LABELS hostile TIMEOUT 400)

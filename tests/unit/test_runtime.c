@@ -11,12 +11,15 @@
  * status is 1 when any check failed.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -516,6 +519,90 @@ static void test_csv_files(void) {
   nnc_data_free(&d);
 }
 
+/* The limits a CSV read checks as it goes, made small; a FIFO fed by a
+ * child stands for a stream whose size nobody knows in advance. */
+static const char *fifo_of(const char *name, const char *text, size_t len,
+                           pid_t *writer) {
+  const char *path = tmp_name(name);
+  mkfifo(path, 0600);
+  *writer = fork();
+  if (*writer == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    int fd = open(path, O_WRONLY);
+    while (fd >= 0 && len > 0) {
+      ssize_t w = write(fd, text, len);
+      if (w <= 0)
+        break;
+      text += w;
+      len -= (size_t)w;
+    }
+    _exit(0);
+  }
+  return path;
+}
+
+static void test_csv_limits(void) {
+  const NncDataLimits lim = {.line_bytes = 64, .file_bytes = 1000, .rows = 10,
+                             .values = 25};
+  NncData d;
+  char err[512], text[8192];
+  size_t n = 0;
+  for (int i = 0; i < 11; i++)
+    n += (size_t)sprintf(text + n, "%d,%d\n", i, i % 2);
+  const char *path = tmp_file("lim_rows.csv", text, n);
+  CHECK(nnc_data_csv_within(&d, path, 1, 1, 0, 0, &lim, err, sizeof err) < 0);
+  CHECK(is_error(err, path, ":11:1", "more than 10 data rows"));
+  CHECK(d.x == NULL && d.rows == 0);
+
+  const char *nine = "1,2,0\n1,2,0\n1,2,0\n1,2,0\n1,2,0\n1,2,0\n1,2,0\n1,2,0\n"
+                     "1,2,0\n";
+  path = tmp_file("lim_values.csv", nine, strlen(nine));
+  CHECK(nnc_data_csv_within(&d, path, 2, 1, 0, 0, &lim, err, sizeof err) < 0);
+  CHECK(is_error(err, path, ":9:1", "more than 25 values in the data set (8 rows of 3)"));
+
+  const char *wide = "1,2,0\n1,                                             "
+                     "                    2,0\n";
+  path = tmp_file("lim_line.csv", wide, strlen(wide));
+  CHECK(nnc_data_csv_within(&d, path, 2, 1, 0, 0, &lim, err, sizeof err) < 0);
+  CHECK(is_error(err, path, ":2:1", "line is longer than 64 bytes"));
+
+  /* a regular file is measured before it is read, a stream as it comes */
+  memset(text, '\n', 2000);
+  path = tmp_file("lim_file.csv", text, 2000);
+  CHECK(nnc_data_csv_within(&d, path, 2, 1, 0, 0, &lim, err, sizeof err) < 0);
+  CHECK(is_error(err, path, "", "the file is larger than 1000 bytes"));
+  pid_t writer;
+  path = fifo_of("lim_fifo.csv", text, 8000, &writer);
+  CHECK(nnc_data_csv_within(&d, path, 2, 1, 0, 0, &lim, err, sizeof err) < 0);
+  CHECK(is_error(err, path, "", "more than 1000 bytes read"));
+  waitpid(writer, NULL, 0);
+
+  /* the default limits stop /dev/zero at its first line */
+  CHECK(nnc_data_csv(&d, "/dev/zero", 2, 1, 0, 0, err, sizeof err) < 0);
+  CHECK(is_error(err, "/dev/zero", ":1:1", "line is longer than 1 MiB"));
+
+  /* rows from a FIFO, with every kind of line break */
+  const char *breaks = "x,y,t\r1,2,0\r\n3,4,1\n5,6,0";
+  path = fifo_of("rows_fifo.csv", breaks, strlen(breaks), &writer);
+  REQUIRE(nnc_data_csv(&d, path, 2, 1, 0, 0, err, sizeof err) == 0);
+  CHECK(d.rows == 3 && d.x[4] == 5 && d.t[1] == 1);
+  nnc_data_free(&d);
+  waitpid(writer, NULL, 0);
+
+  /* a CR LF split across two reads is one line break: the error is on line 3 */
+  size_t first = ((size_t)1 << 17) - 1; /* the first read's last byte */
+  char *big = malloc(first + 64);
+  memcpy(big, "1,2,0", 5);
+  memset(big + 5, ' ', first - 5);
+  n = first;
+  n += (size_t)sprintf(big + n, "\r\n3,4,1\r\nabc,4,1\r\n");
+  CHECK(big[first] == '\r');
+  path = tmp_file("crlf_split.csv", big, n);
+  free(big);
+  CHECK(nnc_data_csv(&d, path, 2, 1, 0, 0, err, sizeof err) < 0);
+  CHECK(is_error(err, path, ":3:1", "expected a number, got \"abc\""));
+}
+
 /* ---- initializers ---- */
 
 static void moments(const double *v, size_t n, double *mean, double *std) {
@@ -943,6 +1030,7 @@ int main(int argc, char **argv) {
   run_group("csv: accepted files", test_csv_good);
   run_group("csv: refused files", test_csv_errors);
   run_group("csv: missing, directory, long lines, many rows", test_csv_files);
+  run_group("csv: limits, streams, line breaks", test_csv_limits);
   run_group("init: formulas", test_init);
   run_group("safetensors: round trip", test_st_roundtrip);
   run_group("safetensors: save failures", test_st_save_errors);
