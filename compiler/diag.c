@@ -218,3 +218,13 @@ void diag_file_error(const char *path, const char *fmt, ...) {
   sb_free(&msg);
   sb_free(&text);
 }
+
+int nnc_write_output(const char *path, const void *data, size_t len) {
+  if (!path) {
+    fwrite(data, 1, len, stdout);
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
+  int err = nnc_write_file(path, data, len, NNC_WRITE_SYNC);
+  if (err) diag_file_error(path, "cannot write: %s", strerror(err));
+  return err ? 1 : 0;
+}

@@ -56,6 +56,11 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...)
 void diag_file_error(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Write data to path (nnc_write_file: durable, never half a file) or, with
+ * path NULL, to standard output. Returns 0, or 1 after reporting
+ * `PATH: error: cannot write: ...`. */
+int nnc_write_output(const char *path, const void *data, size_t len);
+
 /* Collect this thread's diag_file_error messages into sink instead of
  * printing them (NULL: print again). Returns the previous sink. */
 NncDiagnostics *diag_set_file_sink(NncDiagnostics *sink);

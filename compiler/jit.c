@@ -32,9 +32,8 @@
 #include <unistd.h>
 
 #include "codegen.h"
+#include "diag.h"
 #include "objcache.h"
-
-int nnc_write_output(const char *path, const void *data, size_t len);
 
 static void init_llvm(void) {
   static bool done;

@@ -8,14 +8,12 @@
  */
 #include "objcache.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "util.h"
 
 enum { HEADER_BYTES = 40 };
 static const char magic[8] = {'N', 'N', 'C', 'O', 'B', 'J', '1', '\n'};
@@ -96,18 +94,6 @@ done:
   return buf;
 }
 
-static int write_all(int fd, const void *data, size_t n) {
-  const char *p = data;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return 0;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 1;
-}
-
 static void make_dirs(const char *dir) {
   char path[4096];
   snprintf(path, sizeof path, "%s", dir);
@@ -121,20 +107,18 @@ static void make_dirs(const char *dir) {
 }
 
 void objcache_store(const ObjKey *k, LLVMMemoryBufferRef obj) {
-  char dir[4096], path[4200], tmp[4300];
+  char dir[4096], path[4200];
   if (!cache_dir(dir, sizeof dir) || !entry_path(k, path, sizeof path)) return;
   make_dirs(dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)pthread_self());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) return;
   const char *data = LLVMGetBufferStart(obj);
   uint64_t size = LLVMGetBufferSize(obj), sum = fnv(0xcbf29ce484222325ull, data, size);
-  unsigned char header[HEADER_BYTES];
-  memcpy(header, magic, 8);
-  memcpy(header + 8, k->h, 16);
-  memcpy(header + 24, &size, 8);
-  memcpy(header + 32, &sum, 8);
-  int ok = write_all(fd, header, HEADER_BYTES) && write_all(fd, data, size);
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+  unsigned char *file = nnc_xmalloc(HEADER_BYTES + size);
+  memcpy(file, magic, 8);
+  memcpy(file + 8, k->h, 16);
+  memcpy(file + 24, &size, 8);
+  memcpy(file + 32, &sum, 8);
+  memcpy(file + HEADER_BYTES, data, size);
+  /* a cache entry need not survive a crash: a lost one is compiled again */
+  nnc_write_file(path, file, HEADER_BYTES + size, NNC_WRITE_PRIVATE);
+  free(file);
 }

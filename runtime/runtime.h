@@ -4,7 +4,7 @@
  * safetensors checkpoints.
  *
  * Nothing here depends on the compiler: these are plain C services that the
- * training driver (runtime/train.c) and the command line use.
+ * training driver (driver/train.c) and the command line use.
  *
  * Errors: every function that can fail returns 0 on success and -1 on error,
  * with a one-line message (no trailing newline) written into err[errlen].

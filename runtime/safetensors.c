@@ -59,7 +59,7 @@ __attribute__((format(printf, 2, 3))) static int st_fail(St *st,
   return -1;
 }
 
-static const char *dtype_name(NncStDtype dtype) {
+static const char *st_dtype_name(NncStDtype dtype) {
   return dtype == NNC_ST_F32 ? "F32" : "F64";
 }
 
@@ -193,7 +193,7 @@ static char *header_json(const NncTensorSpec *specs, int n,
     const NncTensorSpec *s = &specs[i];
     uint64_t bytes = tensor_bytes(s->dtype, s->rank, s->dims);
     cJSON *entry = cJSON_AddObjectToObject(root, s->name);
-    ok = entry && cJSON_AddStringToObject(entry, "dtype", dtype_name(s->dtype));
+    ok = entry && cJSON_AddStringToObject(entry, "dtype", st_dtype_name(s->dtype));
     format_shape(text, s->rank, s->dims);
     ok = ok && cJSON_AddRawToObject(entry, "shape", text);
     snprintf(text, sizeof text, "[%" PRIu64 ",%" PRIu64 "]", offset,
@@ -441,7 +441,7 @@ static int parse_offsets(St *st, const char *name, const cJSON *item,
                    "tensor %s: data_offsets [%" PRIu64 ",%" PRIu64 "] "
                    "hold %" PRIu64 " bytes, but %s %s needs %" PRIu64,
                    name, e->begin, e->end, e->end - e->begin,
-                   dtype_name(e->dtype), shape, want);
+                   st_dtype_name(e->dtype), shape, want);
   }
   return 0;
 }
@@ -624,7 +624,7 @@ static int find_specs(St *st, const Entry **sorted, size_t nsorted,
     const Entry *e = *hit;
     if (e->dtype != s->dtype)
       return st_fail(st, "tensor %s has dtype %s, model expects %s", s->name,
-                     dtype_name(e->dtype), dtype_name(s->dtype));
+                     st_dtype_name(e->dtype), st_dtype_name(s->dtype));
     if (e->rank != s->rank ||
         memcmp(e->dims, s->dims, (size_t)s->rank * sizeof *s->dims) != 0) {
       char have[SHAPE_BUF], want[SHAPE_BUF];

@@ -1,4 +1,4 @@
-/* no_mpi.c - runtime/parallel.c built without MPI, started as if by
+/* no_mpi.c - driver/parallel.c built without MPI, started as if by
  * `mpirun -np 2`: it must exit 1 with its one-line message (checked by
  * parallel.cmake's PASS_REGULAR_EXPRESSION) instead of training alone. */
 #include <stdio.h>

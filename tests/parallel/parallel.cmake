@@ -17,7 +17,7 @@ endif()
 # again without NNC_HAVE_MPI, in a small driver that pretends to be rank 0 of 2
 # (the rest comes from libnnc, whose own parallel.o is never pulled in: this
 # one defines its symbols first)
-add_executable(test_no_mpi ${CMAKE_CURRENT_LIST_DIR}/no_mpi.c ${PROJECT_SOURCE_DIR}/runtime/parallel.c)
+add_executable(test_no_mpi ${CMAKE_CURRENT_LIST_DIR}/no_mpi.c ${PROJECT_SOURCE_DIR}/driver/parallel.c)
 target_compile_options(test_no_mpi PRIVATE ${NNC_WARNINGS})
 target_link_libraries(test_no_mpi PRIVATE nnc_lib)
 add_test(NAME parallel.no_mpi_message COMMAND sh -c

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # parallel.sh NNC EXAMPLES_DIR CASE - threads and MPI ranks train as one
-# process would (runtime/parallel.h). Cases:
+# process would (driver/parallel.h). Cases:
 #   threads.repeat   --threads 2 twice: the same bits
 #   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
 #   threads.usage    --threads 2 without --jit: exit 2 and the message

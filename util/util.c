@@ -1,12 +1,16 @@
 /*
- * util.c - arena, growable arrays, string builder, internal errors.
+ * util.c - arena, growable arrays, string builder, internal errors, output
+ * files.
  */
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 _Noreturn void nnc_die_at(const char *file, int line, const char *fmt, ...) {
   va_list ap;
@@ -202,4 +206,35 @@ double nnc_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int nnc_write_file(const char *path, const void *data, size_t len, int flags) {
+  char *tmp = nnc_xmalloc(strlen(path) + 16);
+  sprintf(tmp, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    int err = errno;
+    free(tmp);
+    return err;
+  }
+  /* mkstemp makes the file private; give it the mode asked for */
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fd, ((flags & NNC_WRITE_PRIVATE) ? 0600 : 0666) & ~mask);
+  FILE *f = fdopen(fd, "wb");
+  int bad = !f || fwrite(data, 1, len, f) != len || fflush(f) != 0 ||
+            ((flags & NNC_WRITE_SYNC) && fsync(fd) != 0);
+  int err = errno;
+  if (!f) close(fd);
+  else if (fclose(f) != 0 && !bad) {
+    bad = 1;
+    err = errno;
+  }
+  if (!bad && rename(tmp, path) != 0) {
+    bad = 1;
+    err = errno;
+  }
+  if (bad) unlink(tmp);
+  free(tmp);
+  return bad ? (err ? err : EIO) : 0;
 }

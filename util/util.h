@@ -1,7 +1,8 @@
 /*
  * util.h - the small things every stage uses: an arena allocator (one per
- * compilation, freed at once), growable arrays, a string builder, and the
- * internal-error macros.
+ * compilation, freed at once), growable arrays, a string builder, the
+ * internal-error macros and the output-file writer. Depends on nothing else
+ * in nnc.
  *
  * User mistakes never go through here: they are diagnostics (diag.h).
  * NNC_ASSERT and nnc_die are for broken invariants inside nnc itself.
@@ -83,5 +84,18 @@ void fmt_number(char *out, size_t n, double v);
 
 /* Seconds from a monotonic clock. */
 double nnc_now(void);
+
+/* ---- output files ---- */
+
+enum {
+  NNC_WRITE_PRIVATE = 1, /* mode 0600 (else 0666), less the umask either way */
+  NNC_WRITE_SYNC = 2,    /* fsync the data before the rename */
+};
+
+/* Write len bytes to path through a temporary file in the same directory
+ * (PATH.tmp.XXXXXX) that is renamed over path once complete: a failure never
+ * leaves half a file at path, and the temporary is removed. flags: the
+ * NNC_WRITE_ bits. Returns 0, or the errno value of the failure. */
+int nnc_write_file(const char *path, const void *data, size_t len, int flags);
 
 #endif

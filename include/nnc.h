@@ -225,7 +225,7 @@ NNC_API int nnc_interp_train_step(NncModel *m, void *buf, const void *x, const v
 
 /* For a program run by mpirun: start MPI before nnc_run (a no-op when not
  * started by mpirun; exits with a message when nnc was built without MPI),
- * and shut it down after. See runtime/parallel.h. */
+ * and shut it down after. See driver/parallel.h. */
 NNC_API void nnc_parallel_init(int *argc, char ***argv);
 NNC_API void nnc_parallel_finalize(void);
 

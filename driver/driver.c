@@ -39,44 +39,6 @@ void nnc_options_default(NncOptions *o) {
   o->opt_level = 2;
 }
 
-/* Write text to -o FILE (through a temporary file and a rename, so a failure
- * never leaves half a file) or to standard output. */
-int nnc_write_output(const char *path, const void *data, size_t len) {
-  if (!path) {
-    fwrite(data, 1, len, stdout);
-    return fflush(stdout) == 0 ? 0 : 1;
-  }
-  char *tmp = nnc_xmalloc(strlen(path) + 16);
-  sprintf(tmp, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    diag_file_error(path, "cannot write: %s", strerror(errno));
-    free(tmp);
-    return 1;
-  }
-  /* mkstemp makes the file private; give it the usual permissions */
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  FILE *f = fdopen(fd, "wb");
-  int bad = !f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fd) != 0;
-  int err = errno;
-  if (f) bad |= fclose(f) != 0;
-  else close(fd);
-  if (!bad && rename(tmp, path) != 0) {
-    bad = 1;
-    err = errno;
-  }
-  if (bad) {
-    unlink(tmp);
-    diag_file_error(path, "cannot write: %s", strerror(err));
-    free(tmp);
-    return 1;
-  }
-  free(tmp);
-  return 0;
-}
-
 static int emit_text(const NncOptions *o, StrBuf *sb) {
   int rc = nnc_write_output(o->out, sb->data ? sb->data : "", sb->len);
   sb_free(sb);
