@@ -22,7 +22,7 @@
  * into this program rather than reimplemented, so the numbers are the same.
  * For a given --cpu the object holds the same code as nnc's JIT, so the
  * final lines equal `nnc examples/moons.nn --jit --train --cpu CPU` digit
- * for digit (see README, "Ahead-of-time and embedding").
+ * for digit (see docs/embedding.md).
  */
 #include <stdio.h>
 #include <stdlib.h>

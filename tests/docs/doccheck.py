@@ -200,9 +200,10 @@ def main():
             new = []
             for cmd, want in commands(body):
                 got = run(cmd, work)
-                new += ["$ " + cmd] + (want if "..." in want else got)
                 if match(want, got):
+                    new += ["$ " + cmd] + want
                     continue
+                new += ["$ " + cmd] + (want if "..." in want else got)
                 if update and "..." not in want:
                     print("%s:%d: updated: $ %s" % (name, start, cmd))
                     continue
@@ -221,7 +222,9 @@ def main():
         with open(doc, "w", encoding="utf-8") as f:
             f.write("\n".join(lines))
     if failures:
-        print("%s: %d example%s disagree" % (name, failures, "" if failures == 1 else "s"))
+        print("%s: %d example%s disagree; when the document is what is wrong, run\n"
+              "  %s %s %s %s --update\nand review the change with git diff"
+              % (name, failures, "" if failures == 1 else "s", sys.argv[0], sys.argv[1], root, doc))
         return 1
     print("%s: every example agrees" % name)
     return 0
