@@ -15,7 +15,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-# targets of the issue
+# the performance targets (bench/RESULTS.md)
 T_W1_RATIO = 1.10
 T_W2_RATIO = 1.25
 T_PROC_MS = 30.0

@@ -2,7 +2,7 @@
  * jit.c - optimize the generated module for the host CPU and compile it
  * with ORC LLJIT; object files, assembly and headers for --emit.
  *
- * Ownership at each hand-off (LLVM-C 19, see the notes in README):
+ * Ownership at each hand-off (LLVM-C 19):
  *   - the module is built in the context of a ThreadSafeContext;
  *     LLVMOrcCreateNewThreadSafeModule takes the module, and we drop our
  *     reference to the context right after (the module keeps one);
@@ -150,7 +150,7 @@ static void lap(Timer *tm, const char *stage) {
  * batch 32), SROA, CSE, instcombine, the SLP vectorizer (width-4 layers
  * become one AVX2 vector) and LICM. default<O2> runs those and some
  * seventy more passes that find nothing left to do here, at twice the
- * compile time for the same code speed (see README, Performance). -O3, and every module
+ * compile time for the same code speed (bench/RESULTS.md). -O3, and every module
  * with GEMM loops, get LLVM's default pipeline. */
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */

@@ -5,9 +5,9 @@
  *   nnc-mpi.so     talks to MPI under mpirun (mpi.c)
  *
  * Linked into nnc, their libraries (cairo with fontconfig, freetype and
- * X11's; OpenMPI's runtime: two dozen) were loaded at every start, about
- * 4 ms of a 30 ms training run; now only a run that plots, or runs under
- * mpirun, loads them.
+ * X11's; OpenMPI's runtime: two dozen) would be loaded at every start,
+ * about 4 ms of a 30 ms training run; as plugins, only a run that plots,
+ * or runs under mpirun, loads them.
  *
  * A plugin is looked for next to the running program (the build tree) and
  * in ../lib/nnc from it (an installed nnc, whatever the prefix), next to

@@ -1,4 +1,4 @@
-# tests/hostile/hostile.cmake - the hostile-file test set (issue 7), included
+# tests/hostile/hostile.cmake - the hostile-file test set, included
 # from tests/CMakeLists.txt: one test hostile.NAME per case of cases.txt,
 # run by run.sh in a temporary copy of this directory (see run.sh).
 #

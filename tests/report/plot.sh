@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plot.sh NNC EXAMPLES_DIR CASE - the --plot report (issue 8).
+# plot.sh NNC EXAMPLES_DIR CASE - the --plot report.
 #
 #   moons    PDF (3 pages: data, decision surface, curves), SVG (well-formed
 #            XML with the two surface images), PNG (header and 3 rows)
