@@ -22,8 +22,9 @@ instead (those without `...`), for review with git diff.
 
 Compared loosely, so that the test holds on any x86-64 host: numbers agree
 to 1e-4 relative (training in f64 ends within about 1e-6 across CPUs with
-and without FMA), and what measures time (`train time`, steps/s, time left)
-or rounding (--check-grad's errors) is not compared.
+and without FMA), and what measures time (`train time`, steps/s, time left,
+`--time`'s milliseconds) or rounding (--check-grad's errors) is not
+compared.
 """
 import os
 import re
@@ -53,6 +54,7 @@ def normalize(line):
     line = re.sub(r"^train time \S+ s$", "train time T s", line)
     line = re.sub(r"^steps/s \d+$", "steps/s N", line)
     line = re.sub(r"(max (abs|rel) err) \S+", r"\1 E", line)
+    line = re.sub(r"^time (\S+)\s+\S+ ms$", r"time \1 T ms", line)
     return line.rstrip()
 
 
