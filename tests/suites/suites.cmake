@@ -35,8 +35,7 @@ set(SUITES_EXAMPLES_DIR ${PROJECT_SOURCE_DIR}/examples)
 set(SUITES_NNC $<TARGET_FILE:nnc>)
 
 # Tests left out while a known nnc bug makes them fail (they are not
-# registered at all); empty now: the two bugs that were here (a GEMM reading
-# values not yet stored, kink detection in the first row only) are fixed.
+# registered at all); empty when every test passes.
 set(SUITES_LEFT_OUT)
 
 # suite_test(NAME LABELS "l1;l2" COMMAND ...): add_test with labels and a timeout
