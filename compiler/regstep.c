@@ -1,6 +1,6 @@
 /*
  * regstep.c - register tiles: train_epoch, forward and predict for tiny
- * per-sample steps (see codegen_int.h; the loop-nest code is codegen.c).
+ * per-sample steps (see regstep.h; the loop-nest code is codegen.c).
  *
  * When every batch is one row and every axis of every tensor in the step
  * fits one vector register (at most `lanes` elements: 4 f64 with AVX2, 8
@@ -33,7 +33,7 @@
  * updated matrix come from the same products in the same order, so its
  * two forms stay bit-identical.
  */
-#include "codegen_int.h"
+#include "regstep.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,14 +1,17 @@
 /*
- * codegen_int.h - what the code generator's two files share (not part of
- * codegen.h's interface): its state, the function kinds, small LLVM IR
- * builders, and the entry points of each file for the other.
+ * cgbase.h - the code generator's common ground (not part of codegen.h's
+ * interface): its state, the function kinds, small LLVM IR builders, loops,
+ * element access and function frames. Its files build on it and point down
+ * only:
  *
- *   codegen.c   the module, and loop nests over each node (GEMMs, fusion)
+ *   codegen.c   the module, and loop nests over each node
+ *   gemm.c      matrix products as register-blocked GEMMs, with epilogues
  *   regstep.c   train_epoch, forward and predict of a batch-1 step whose
  *               tensors fit vector registers, written in vectors
+ *   cgbase.c    what they all use (below)
  */
-#ifndef NNC_CODEGEN_INT_H
-#define NNC_CODEGEN_INT_H
+#ifndef NNC_CGBASE_H
+#define NNC_CGBASE_H
 
 #include <llvm-c/Core.h>
 
@@ -34,7 +37,6 @@ typedef struct Store {
 typedef enum FnKind {
   FN_FORWARD, FN_PREDICT, FN_BACKWARD, FN_UPDATE, FN_TRAIN_STEP, FN_TRAIN_EPOCH, FN_GRAD_PART, FN_COUNT
 } FnKind;
-
 
 typedef struct CG {
   LLVMContextRef ctx;
@@ -116,16 +118,109 @@ static inline LLVMValueRef imul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildNSWMul(cg->b, a, b, "");
 }
 
-/* ---- codegen.c, for regstep.c ---- */
+static inline bool is_elementwise(const Node *n) {
+  return op_info[n->op].cls == OPC_UNARY || op_info[n->op].cls == OPC_BINARY;
+}
+
+/* An accumulation whose order does not matter (reductions): a + b with
+ * reassoc; a sum that starts at +0 starts at its first term. */
+LLVMValueRef cg_facc(CG *cg, LLVMValueRef a, LLVMValueRef b);
+/* A call of the LLVM intrinsic `name` ("llvm.exp", ...) on a. */
+LLVMValueRef cg_intrinsic1(CG *cg, const char *name, LLVMValueRef a);
+
+/* ---- loops ----
+ *
+ * An Iter walks an index space. Small spaces are unrolled while the code is
+ * generated: the C loop body runs once per index with constant indices, so
+ * small tensors become straight-line code whose stack slots LLVM promotes
+ * to registers. Larger or runtime-sized spaces become LLVM loops: the C
+ * body runs once, between the loop header and latch. Either way a kernel is
+ * written once:
+ *
+ *   Iter it;
+ *   cg_iter_shape(cg, &it, &n->shape);
+ *   FOR_EACH(cg, it) { ... it.idx[d] ... }
+ *
+ * (No `break` or `continue` inside a FOR_EACH body.)
+ */
+
+typedef struct Loop {
+  LLVMBasicBlockRef header, exit;
+  LLVMValueRef i;
+} Loop;
+
+LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count); /* returns the index */
+void cg_loop_end(CG *cg, Loop *lp);
+
+typedef struct Iter {
+  Shape shape;        /* the index space */
+  LLVMValueRef count; /* a runtime trip count (rank 1), or NULL */
+  bool unrolled;
+  int64_t k, total;   /* unrolled: the current flat index and the count */
+  int64_t saved;      /* cg->unroll before this iter */
+  int state;          /* 0 before the body, 1 in it */
+  Loop loops[MAX_RANK];
+  LLVMValueRef idx[MAX_RANK];
+} Iter;
+
+void cg_iter_shape(CG *cg, Iter *it, const Shape *s);            /* every index of a static shape */
+void cg_iter_range(CG *cg, Iter *it, LLVMValueRef count);        /* 0 .. count-1 */
+void cg_iter_rows(CG *cg, Iter *it, const Node *n);              /* n's rows (n of them, or one) */
+bool cg_iter_next(CG *cg, Iter *it);
+#define FOR_EACH(cg, it) while (cg_iter_next((cg), &(it)))
+/* Would an Iter over `total` indices here be unrolled? */
+bool cg_would_unroll(const CG *cg, int64_t total);
+
+/* ---- element access ----
+ *
+ * Operands are read through cg_load_elem(), which maps an element index
+ * through views (transpose, broadcast, reshape) and computes inlined
+ * elementwise nodes where they are read. In straight-line code a value
+ * stored or loaded once stands for its element (the value cache) until
+ * memory must have it: cg_flush() before anything reads memory directly. */
+
+LLVMValueRef cg_linear_index(CG *cg, const Shape *s, LLVMValueRef *idx);
+LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin);
+void cg_flush(CG *cg, const Node *n);
+LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin);
+void cg_mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v);
+/* Drop what the cache knows of n (its memory is about to be written directly). */
+void cg_forget_node(CG *cg, const Node *n);
+void cg_forget_cache(CG *cg);
+/* Index of a broadcast operand of shape `from` for an element of `to`. */
+void cg_broadcast_index(CG *cg, const Shape *from, const Shape *to, LLVMValueRef *idx, LLVMValueRef *out);
+LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx);
+/* Element idx of row `row` of an elementwise node, from its operands. */
+LLVMValueRef cg_elem_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx);
+void cg_store_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, LLVMValueRef v);
 
 /* The elementwise semantics of op on a and b (scalars, or vectors when
  * cg->lanes > 1), as interp.c's op_scalar. */
 LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double attr);
-/* Name an instruction after its IR node (%d.linear1.W, %3, ...). */
+
+/* A running value (sum, max). When the loop that updates it is unrolled it
+ * is a plain SSA value; otherwise a stack slot that LLVM turns into a phi. */
+typedef struct Acc {
+  LLVMValueRef slot; /* NULL: SSA */
+  LLVMValueRef value;
+} Acc;
+
+Acc cg_acc_new(CG *cg, double start, bool unrolled);
+LLVMValueRef cg_acc_get(CG *cg, Acc *a);
+void cg_acc_add(CG *cg, Acc *a, LLVMValueRef v);
+void cg_acc_max(CG *cg, Acc *a, LLVMValueRef v); /* from -inf the first value is the max */
+
+/* ---- names and functions ---- */
+
+/* An IR node's name in LLVM IR (d.linear1.W, v3, ...) into buf. */
+const char *cg_llvm_name(CG *cg, const Node *n, char *buf, size_t len);
+/* Name an instruction after its IR node (%d.linear1.W, %v3, ...). */
 void cg_name_value(CG *cg, LLVMValueRef v, const Node *n);
 /* The column of a leaf among the inputs (or targets), and their count. */
 int64_t cg_leaf_column(const PtrVec *leaves, const Node *leaf);
 int64_t cg_cols(const PtrVec *leaves);
+/* Add the enum attribute `name` to fn at idx (LLVMAttributeFunctionIndex, or a parameter + 1). */
+void cg_add_attr(CG *cg, LLVMValueRef fn, unsigned idx, const char *name);
 /* Declare nnc_MODEL_name with the given parameters (pointer parameters
  * noalias nocapture; readonly_mask: bit i for a read-only parameter i). */
 LLVMValueRef cg_declare(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int np,
@@ -134,14 +229,5 @@ LLVMValueRef cg_declare(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *
  * by cg_end_body. */
 void cg_begin_body(CG *cg, LLVMValueRef fn);
 void cg_end_body(CG *cg);
-
-/* ---- regstep.c, for codegen.c ---- */
-
-/* Can function `kind` (train_epoch, forward, predict) be built as a
- * register step? Fills need[] (per node: read by it) and returns the lanes
- * to use, or 0. */
-int regstep_lanes(const CG *cg, FnKind kind, bool *need);
-/* Build it, `lanes` wide. */
-void regstep_build(CG *cg, FnKind kind, int lanes, const bool *need);
 
 #endif

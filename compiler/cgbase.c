@@ -1,0 +1,495 @@
+/*
+ * cgbase.c - what every part of the code generator builds with (see
+ * cgbase.h): loops, element access through views and the value cache, the
+ * scalar semantics of each elementwise op, accumulators, function frames.
+ */
+#include "cgbase.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small builders ---- */
+
+static bool is_const_fp(LLVMValueRef v, double c) {
+  LLVMBool lost;
+  return LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == c &&
+         signbit(LLVMConstRealGetDouble(v, &lost)) == signbit(c);
+}
+
+/* An accumulation whose order does not matter (reductions). A sum that
+ * starts at +0 starts at its first term instead: the same number (up to the
+ * sign of a zero), and no `fadd 0.0, x` that LLVM may not remove. */
+LLVMValueRef cg_facc(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  if (is_const_fp(a, 0.0)) return b;
+  return fm(LLVMBuildFAdd(cg->b, a, b, ""), LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
+}
+static LLVMValueRef intrinsic(CG *cg, const char *name, LLVMValueRef *args, int nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  if (!id) nnc_die("codegen: no intrinsic %s", name);
+  LLVMTypeRef over = LLVMTypeOf(args[0]); /* T, or a vector of T */
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &over, 1);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &over, 1);
+  return fm(LLVMBuildCall2(cg->b, ty, fn, args, (unsigned)nargs, ""), LLVMFastMathAllowContract);
+}
+
+LLVMValueRef cg_intrinsic1(CG *cg, const char *name, LLVMValueRef a) {
+  return intrinsic(cg, name, &a, 1);
+}
+
+/* A libm function of one argument (tanh, log1p: no LLVM intrinsic); on a
+ * vector, one call per lane. */
+static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {
+  LLVMTypeRef ty_a = LLVMTypeOf(a);
+  if (LLVMGetTypeKind(ty_a) == LLVMVectorTypeKind) {
+    LLVMValueRef v = LLVMGetPoison(ty_a);
+    for (unsigned l = 0; l < LLVMGetVectorSize(ty_a); l++) {
+      LLVMValueRef lane = LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), l, 0);
+      LLVMValueRef e = libm1(cg, f64name, LLVMBuildExtractElement(cg->b, a, lane, ""));
+      v = LLVMBuildInsertElement(cg->b, v, e, lane, "");
+    }
+    return v;
+  }
+  char name[32];
+  snprintf(name, sizeof name, "%s%s", f64name, cg->g->dtype == DT_F32 ? "f" : "");
+  LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+  LLVMTypeRef ty = LLVMFunctionType(cg->T, &cg->T, 1, 0);
+  if (!fn) {
+    fn = LLVMAddFunction(cg->mod, name, ty);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+  }
+  return LLVMBuildCall2(cg->b, ty, fn, &a, 1, "");
+}
+
+/* ---- loops (see cgbase.h) ---- */
+
+/* Unroll a loop of at most UNROLL_TRIP iterations when the loops unrolled
+ * around it leave at most UNROLL_LIMIT copies of its body. */
+enum { UNROLL_TRIP = 16, UNROLL_LIMIT = 256 };
+
+LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+  lp->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
+  lp->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
+  LLVMBuildBr(cg->b, lp->header);
+  LLVMPositionBuilderAtEnd(cg->b, lp->header);
+  lp->i = LLVMBuildPhi(cg->b, cg->i64, "i");
+  if (cg->depth++ == 0) cg->outer_pre = pre;
+  LLVMValueRef zero = ci(cg, 0);
+  LLVMAddIncoming(lp->i, &zero, &pre, 1);
+  LLVMValueRef more = LLVMBuildICmp(cg->b, LLVMIntSLT, lp->i, count, "");
+  LLVMBuildCondBr(cg->b, more, body, lp->exit);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  return lp->i;
+}
+
+void cg_loop_end(CG *cg, Loop *lp) {
+  cg->depth--;
+  LLVMValueRef next = LLVMBuildNUWAdd(cg->b, lp->i, ci(cg, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+  LLVMBuildBr(cg->b, lp->header);
+  LLVMAddIncoming(lp->i, &next, &latch, 1);
+  LLVMPositionBuilderAtEnd(cg->b, lp->exit);
+}
+
+static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
+  memset(it, 0, sizeof *it);
+  it->shape = *s;
+  it->count = count;
+  if (count && LLVMIsAConstantInt(count)) {
+    it->shape = shape1(LLVMConstIntGetSExtValue(count));
+    it->count = NULL;
+  }
+  it->total = it->count ? -1 : shape_numel(&it->shape);
+  it->unrolled = !it->count && (it->total <= 1 || (it->total <= UNROLL_TRIP && cg->unroll * it->total <= UNROLL_LIMIT));
+}
+
+/* every index of a static shape */
+void cg_iter_shape(CG *cg, Iter *it, const Shape *s) { iter_setup(cg, it, s, NULL); }
+
+/* 0 .. count-1 */
+void cg_iter_range(CG *cg, Iter *it, LLVMValueRef count) {
+  Shape one = shape1(1);
+  iter_setup(cg, it, &one, count);
+}
+
+/* the rows of a batched node (n of them) or the single row of another */
+void cg_iter_rows(CG *cg, Iter *it, const Node *n) { cg_iter_range(cg, it, n->batched ? cg->n : ci(cg, 1)); }
+
+bool cg_iter_next(CG *cg, Iter *it) {
+  if (it->unrolled) {
+    if (it->state == 0) {
+      it->state = 1;
+      it->saved = cg->unroll;
+      cg->unroll *= it->total > 1 ? it->total : 1;
+    } else {
+      it->k++;
+    }
+    if (it->k >= it->total) {
+      cg->unroll = it->saved;
+      return false;
+    }
+    int64_t rest = it->k;
+    for (int d = it->shape.rank - 1; d >= 0; d--) {
+      it->idx[d] = ci(cg, rest % it->shape.dim[d]);
+      rest /= it->shape.dim[d];
+    }
+    return true;
+  }
+  if (it->state == 0) {
+    it->state = 1;
+    for (int d = 0; d < it->shape.rank; d++)
+      it->idx[d] = cg_loop_begin(cg, &it->loops[d], it->count ? it->count : ci(cg, it->shape.dim[d]));
+    return true;
+  }
+  for (int d = it->shape.rank - 1; d >= 0; d--) cg_loop_end(cg, &it->loops[d]);
+  return false;
+}
+
+/* ---- element access ---- */
+
+LLVMValueRef cg_linear_index(CG *cg, const Shape *s, LLVMValueRef *idx) {
+  LLVMValueRef lin = ci(cg, 0);
+  int64_t stride = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    lin = iadd(cg, lin, imul(cg, idx[d], ci(cg, stride)));
+    stride *= s->dim[d];
+  }
+  return lin;
+}
+
+LLVMValueRef cg_elem_ptr(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  const Store *s = &cg->st[n->id];
+  LLVMValueRef off = iadd(cg, lin, ci(cg, s->off));
+  if (n->batched && s->row_stride) off = iadd(cg, off, imul(cg, row, ci(cg, s->row_stride)));
+  return LLVMBuildInBoundsGEP2(cg->b, cg->T, s->base, &off, 1, "");
+}
+
+/* The cache entry of element lin of row `row` of n, or NULL when the
+ * element is not a known constant position in straight-line code. */
+static LLVMValueRef *cache_slot(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, bool **dirty) {
+  if (cg->depth != 0 || !LLVMIsAConstantInt(lin) || (n->batched && !LLVMIsAConstantInt(row))) return NULL;
+  int64_t numel = shape_numel(&n->shape), rows = n->batched ? cg->max_batch : 1;
+  int64_t r = n->batched ? LLVMConstIntGetSExtValue(row) : 0, e = LLVMConstIntGetSExtValue(lin);
+  if (r < 0 || r >= rows || e < 0 || e >= numel) return NULL;
+  if (!cg->cache[n->id]) {
+    cg->cache[n->id] = nnc_xcalloc((size_t)(numel * rows), sizeof(LLVMValueRef));
+    cg->dirty[n->id] = nnc_xcalloc((size_t)(numel * rows), sizeof(bool));
+  }
+  *dirty = &cg->dirty[n->id][r * numel + e];
+  return &cg->cache[n->id][r * numel + e];
+}
+
+/* Store n's cached values that memory does not have yet: here in
+ * straight-line code, or inside a loop at the end of the block before the
+ * outermost loop (where they are all defined). */
+void cg_flush(CG *cg, const Node *n) {
+  if (!cg->cache[n->id]) return;
+  LLVMBuilderRef b = cg->b;
+  if (cg->depth > 0) {
+    b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderBefore(b, LLVMGetBasicBlockTerminator(cg->outer_pre));
+  }
+  int64_t numel = shape_numel(&n->shape), rows = n->batched ? cg->max_batch : 1;
+  const Store *st = &cg->st[n->id];
+  for (int64_t k = 0; k < numel * rows; k++) {
+    if (!cg->dirty[n->id][k]) continue;
+    LLVMValueRef off = ci(cg, st->off + (k / numel) * st->row_stride + k % numel);
+    LLVMBuildStore(b, cg->cache[n->id][k], LLVMBuildInBoundsGEP2(b, cg->T, st->base, &off, 1, ""));
+    cg->dirty[n->id][k] = false;
+  }
+  if (b != cg->b) LLVMDisposeBuilder(b);
+}
+
+LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  bool *dirty;
+  LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
+  if (slot && *slot) return *slot;
+  if (!slot) cg_flush(cg, n);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, cg_elem_ptr(cg, n, row, lin), "");
+  if (slot) *slot = v;
+  return v;
+}
+
+/* In straight-line code a store only records the value; memory gets it
+ * when something reads the element where the value is not at hand. */
+void cg_mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v) {
+  bool *dirty;
+  LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
+  /* the buffer is the function's result: it is written at once */
+  if (slot && cg->st[n->id].base != cg->buf) {
+    *slot = v;
+    *dirty = true;
+    return;
+  }
+  if (slot) {
+    LLVMBuildStore(cg->b, v, cg_elem_ptr(cg, n, row, lin));
+    *slot = v;
+    return;
+  }
+  cg_flush(cg, n);
+  LLVMBuildStore(cg->b, v, cg_elem_ptr(cg, n, row, lin));
+  if (cg->cache[n->id]) { /* what was known no longer is */
+    int64_t len = shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1);
+    memset(cg->cache[n->id], 0, sizeof(LLVMValueRef) * (size_t)len);
+  }
+}
+
+/* Drop what the cache knows of n (its memory is about to be written
+ * directly). */
+void cg_forget_node(CG *cg, const Node *n) {
+  if (!cg->cache[n->id]) return;
+  int64_t len = shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1);
+  memset(cg->cache[n->id], 0, sizeof(LLVMValueRef) * (size_t)len);
+  memset(cg->dirty[n->id], 0, sizeof(bool) * (size_t)len);
+}
+
+void cg_forget_cache(CG *cg) {
+  for (int i = 0; i < cg->g->len; i++) {
+    free(cg->cache[i]);
+    free(cg->dirty[i]);
+    cg->cache[i] = NULL;
+    cg->dirty[i] = NULL;
+  }
+}
+
+/* Index of a broadcast operand of shape `from` for an element of `to`. */
+void cg_broadcast_index(CG *cg, const Shape *from, const Shape *to, LLVMValueRef *idx, LLVMValueRef *out) {
+  for (int d = 0; d < from->rank; d++) {
+    int j = to->rank - from->rank + d;
+    out[d] = from->dim[d] == 1 ? ci(cg, 0) : idx[j];
+  }
+}
+
+/* Element idx of row `row` of an elementwise node, from its operands. */
+LLVMValueRef cg_elem_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
+  if (op_info[n->op].cls == OPC_UNARY)
+    return cg_scalar(cg, n->op, cg_load_elem(cg, n->in[0], row, idx), NULL, n->attr.value);
+  LLVMValueRef ia[MAX_RANK], ib[MAX_RANK];
+  cg_broadcast_index(cg, &n->in[0]->shape, &n->shape, idx, ia);
+  cg_broadcast_index(cg, &n->in[1]->shape, &n->shape, idx, ib);
+  LLVMValueRef a = cg_load_elem(cg, n->in[0], row, ia), b = cg_load_elem(cg, n->in[1], row, ib);
+  return cg_scalar(cg, n->op, a, b, n->attr.value);
+}
+
+LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
+  const Store *s = &cg->st[n->id];
+  LLVMValueRef sub[MAX_RANK];
+  switch (s->kind) {
+  case ST_CONST: case ST_VALUE:
+    return s->value;
+  case ST_INLINE:
+    return cg_elem_value(cg, n, row, idx);
+  case ST_MEM:
+    return cg_mem_load(cg, n, row, cg_linear_index(cg, &n->shape, idx));
+  case ST_VIEW: {
+    const Node *a = n->in[0];
+    if (n->op == OP_TRANSPOSE) {
+      sub[0] = idx[1];
+      sub[1] = idx[0];
+      return cg_load_elem(cg, a, row, sub);
+    }
+    if (n->op == OP_BROADCAST) {
+      cg_broadcast_index(cg, &a->shape, &n->shape, idx, sub);
+      return cg_load_elem(cg, a, row, sub);
+    }
+    /* reshape: same elements, same order */
+    LLVMValueRef lin = cg_linear_index(cg, &n->shape, idx);
+    if (cg->st[a->id].kind == ST_MEM) return cg_mem_load(cg, a, row, lin);
+    for (int d = a->shape.rank - 1; d >= 0; d--) {
+      LLVMValueRef dim = ci(cg, a->shape.dim[d]);
+      sub[d] = LLVMBuildURem(cg->b, lin, dim, "");
+      lin = LLVMBuildUDiv(cg->b, lin, dim, "");
+    }
+    return cg_load_elem(cg, a, row, sub);
+  }
+  case ST_NONE:
+    break;
+  }
+  nnc_die("codegen: node %d (%s) has no storage", n->id, op_info[n->op].name);
+}
+
+void cg_store_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, LLVMValueRef v) {
+  cg_mem_store(cg, n, row, cg_linear_index(cg, &n->shape, idx), v);
+}
+
+/* ---- scalar semantics (mirror interp.c's op_scalar) ---- */
+
+static LLVMValueRef clamp_log(CG *cg, LLVMValueRef x) {
+  LLVMValueRef l = cg_intrinsic1(cg, "llvm.log", x);
+  return sel(cg, fgt(cg, l, cT(cg, -100)), l, cT(cg, -100));
+}
+
+static LLVMValueRef power(CG *cg, LLVMValueRef x, double p) {
+  if (p == 2) return b_fmul(cg, x, x);
+  if (p == 1) return x;
+  if (p == 3) return b_fmul(cg, b_fmul(cg, x, x), x);
+  if (p == -1) return b_fdiv(cg, cT(cg, 1), x);
+  if (p == 0.5) return cg_intrinsic1(cg, "llvm.sqrt", x);
+  LLVMValueRef args[2] = {x, cT(cg, p)};
+  return intrinsic(cg, "llvm.pow", args, 2);
+}
+
+LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double attr) {
+  LLVMValueRef zero = cT(cg, 0), one = cT(cg, 1);
+  switch (op) {
+  case OP_NEG: return LLVMBuildFNeg(cg->b, a, "");
+  case OP_RELU: return sel(cg, fgt(cg, a, zero), a, zero);
+  case OP_SIGMOID: {
+    LLVMValueRef e = cg_intrinsic1(cg, "llvm.exp", LLVMBuildFNeg(cg->b, cg_intrinsic1(cg, "llvm.fabs", a), ""));
+    LLVMValueRef num = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGE, a, zero, ""), one, e);
+    return b_fdiv(cg, num, b_fadd(cg, one, e));
+  }
+  case OP_TANH: return libm1(cg, "tanh", a);
+  case OP_EXP: return cg_intrinsic1(cg, "llvm.exp", a);
+  case OP_LOG: return cg_intrinsic1(cg, "llvm.log", a);
+  case OP_SQRT: return cg_intrinsic1(cg, "llvm.sqrt", a);
+  case OP_ABS: return cg_intrinsic1(cg, "llvm.fabs", a);
+  case OP_SOFTPLUS: {
+    LLVMValueRef e = cg_intrinsic1(cg, "llvm.exp", LLVMBuildFNeg(cg->b, cg_intrinsic1(cg, "llvm.fabs", a), ""));
+    return b_fadd(cg, sel(cg, fgt(cg, a, zero), a, zero), libm1(cg, "log1p", e));
+  }
+  case OP_LEAKY_RELU: return sel(cg, fgt(cg, a, zero), a, b_fmul(cg, cT(cg, attr), a));
+  case OP_POW: return power(cg, a, attr);
+  case OP_STEP: return sel(cg, fgt(cg, a, cT(cg, attr)), one, zero);
+  case OP_SIGN:
+    return sel(cg, fgt(cg, a, zero), one,
+               sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, zero, ""), cT(cg, -1), zero));
+  case OP_LEAKY_STEP: return sel(cg, fgt(cg, a, zero), one, cT(cg, attr));
+  case OP_MAXC: return sel(cg, fgt(cg, a, cT(cg, attr)), a, cT(cg, attr));
+  case OP_ADD: return b_fadd(cg, a, b);
+  case OP_SUB: return b_fsub(cg, a, b);
+  case OP_MUL: return b_fmul(cg, a, b);
+  case OP_DIV: return b_fdiv(cg, a, b);
+  case OP_BCE: {
+    LLVMValueRef pos = b_fmul(cg, b, clamp_log(cg, a));
+    LLVMValueRef neg = b_fmul(cg, b_fsub(cg, one, b), clamp_log(cg, b_fsub(cg, one, a)));
+    return LLVMBuildFNeg(cg->b, b_fadd(cg, pos, neg), "");
+  }
+  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_INV_BATCH:
+  case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
+  case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
+  case OP_SUM_TO: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+    break;
+  }
+  nnc_die("codegen: %s is not elementwise", op_info[op].name);
+}
+
+/* Name a computed value after its IR node, so the LLVM IR reads like
+ * --emit opt (%d.linear1.W, %3, ...). */
+const char *cg_llvm_name(CG *cg, const Node *n, char *buf, size_t len) {
+  const char *label = cg->labels[n->id] + 1; /* without the % */
+  snprintf(buf, len, "%s%s", label[0] >= '0' && label[0] <= '9' ? "v" : "", label);
+  return buf;
+}
+
+void cg_name_value(CG *cg, LLVMValueRef v, const Node *n) {
+  char name[128];
+  if (!LLVMIsAInstruction(v)) return;
+  cg_llvm_name(cg, n, name, sizeof name);
+  LLVMSetValueName2(v, name, strlen(name));
+}
+
+/* Would an Iter over `total` indices here be unrolled? */
+bool cg_would_unroll(const CG *cg, int64_t total) {
+  return total <= 1 || (total <= UNROLL_TRIP && cg->unroll * total <= UNROLL_LIMIT);
+}
+
+Acc cg_acc_new(CG *cg, double start, bool unrolled) {
+  Acc a = {NULL, cT(cg, start)};
+  if (!unrolled) {
+    a.slot = LLVMBuildAlloca(cg->alloc, cg->T, "acc");
+    LLVMBuildStore(cg->b, a.value, a.slot);
+  }
+  return a;
+}
+
+LLVMValueRef cg_acc_get(CG *cg, Acc *a) {
+  return a->slot ? LLVMBuildLoad2(cg->b, cg->T, a->slot, "") : a->value;
+}
+
+static void acc_set(CG *cg, Acc *a, LLVMValueRef v) {
+  if (a->slot)
+    LLVMBuildStore(cg->b, v, a->slot);
+  else
+    a->value = v;
+}
+
+void cg_acc_add(CG *cg, Acc *a, LLVMValueRef v) { acc_set(cg, a, cg_facc(cg, cg_acc_get(cg, a), v)); }
+
+/* a = max(a, v); from -inf the first value is the max */
+void cg_acc_max(CG *cg, Acc *a, LLVMValueRef v) {
+  LLVMValueRef m = cg_acc_get(cg, a);
+  acc_set(cg, a, is_const_fp(m, -INFINITY) ? v : sel(cg, fgt(cg, v, m), v, m));
+}
+
+/* Input/target leaf k's first column among the row's values. */
+int64_t cg_leaf_column(const PtrVec *leaves, const Node *leaf) {
+  int64_t col = 0;
+  for (int i = 0; i < leaves->len; i++) {
+    const Node *l = leaves->items[i];
+    if (l == leaf) return col;
+    col += shape_numel(&l->shape);
+  }
+  nnc_die("codegen: leaf not found");
+}
+
+int64_t cg_cols(const PtrVec *leaves) {
+  int64_t c = 0;
+  for (int i = 0; i < leaves->len; i++) c += shape_numel(&((Node *)leaves->items[i])->shape);
+  return c;
+}
+
+/* ---- functions ---- */
+
+void cg_add_attr(CG *cg, LLVMValueRef fn, unsigned idx, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  if (!kind) nnc_die("codegen: no attribute %s", name);
+  LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+LLVMValueRef cg_declare(CG *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int np,
+                        const char *const *pnames, unsigned readonly_mask) {
+  char full[256];
+  char prefix[128];
+  snprintf(full, sizeof full, "%s%s", codegen_prefix(cg->g, prefix, sizeof prefix), name);
+  LLVMTypeRef ty = LLVMFunctionType(ret, params, (unsigned)np, 0);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, full, ty);
+  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  for (int i = 0; i < np; i++) {
+    LLVMValueRef p = LLVMGetParam(fn, (unsigned)i);
+    LLVMSetValueName2(p, pnames[i], strlen(pnames[i]));
+    if (LLVMTypeOf(p) == cg->ptr) {
+      cg_add_attr(cg, fn, (unsigned)i + 1, "noalias");
+      cg_add_attr(cg, fn, (unsigned)i + 1, "nocapture");
+      if (readonly_mask & (1u << i)) cg_add_attr(cg, fn, (unsigned)i + 1, "readonly");
+    }
+  }
+  return fn;
+}
+
+/* Start a function body: an entry block for stack slots, then the code. */
+void cg_begin_body(CG *cg, LLVMValueRef fn) {
+  cg->fn = fn;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(cg->alloc, entry);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  cg->stack_bytes = 0;
+  cg->unroll = 1;
+  cg->depth = 0;
+  cg_forget_cache(cg);
+}
+
+void cg_end_body(CG *cg) {
+  /* the entry block falls through to the code once all slots exist */
+  LLVMBuildBr(cg->alloc, LLVMGetNextBasicBlock(LLVMGetEntryBasicBlock(cg->fn)));
+}
+
+const char *codegen_prefix(const Graph *g, char *buf, size_t n) {
+  snprintf(buf, n, "nnc_%s_", g->model_name ? g->model_name : "model");
+  return buf;
+}
