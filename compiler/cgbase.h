@@ -75,7 +75,7 @@ typedef struct CG {
   const Node **fused_into; /* per GEMM node: its sink, or NULL */
   const Node **epi_gemm;   /* per sink: its GEMM node, or NULL */
   int lanes;               /* > 1 while an epilogue is built: cT() splats */
-  bool avx_lane_swap;      /* the code runs here, on x86 with AVX: name vperm2f128 */
+  bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;
 
 /* ---- small builders ---- */

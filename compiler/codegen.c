@@ -17,8 +17,6 @@
  */
 #include "cgbase.h"
 
-#include <llvm-c/TargetMachine.h>
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -710,7 +708,7 @@ int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch) 
 }
 
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
-                             unsigned fns, bool host, bool *registers_only) {
+                             unsigned fns, const CgTarget *target, bool *registers_only) {
   CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
   char name[160];
   snprintf(name, sizeof name, "nnc.%s", g->model_name ? g->model_name : "model");
@@ -737,21 +735,9 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   LLVMSetInitializer(cg.ws, LLVMConstNull(ws_ty));
   LLVMSetLinkage(cg.ws, LLVMInternalLinkage);
   LLVMSetAlignment(cg.ws, 64);
-  /* vector width of the host: 512-bit with AVX-512, else 256 with AVX */
-  char *features = LLVMGetHostCPUFeatures();
-  int bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
-  if (host) {
-    char *triple = LLVMGetDefaultTargetTriple();
-    cg.avx_lane_swap = strncmp(triple, "x86_64", 6) == 0 && bits >= 256;
-    LLVMDisposeMessage(triple);
-  }
-  LLVMDisposeMessage(features);
-  /* NNC_VECTOR_BITS=128|256|512: another machine's width, so tests check
-     its code shapes here (LLVM splits or widens the vectors for the host) */
-  const char *force = getenv("NNC_VECTOR_BITS");
-  if (force && (atoi(force) == 128 || atoi(force) == 256 || atoi(force) == 512)) bits = atoi(force);
-  cg.vl = bits / (8 * layout->elem_size);
-  cg.gemm_nv = bits == 512 ? 4 : 2;
+  cg.vl = target->vector_bits / (8 * layout->elem_size);
+  cg.gemm_nv = target->vector_bits == 512 ? 4 : 2;
+  cg.avx_lane_swap = target->x86_avx;
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;

@@ -41,14 +41,21 @@ int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch);
  * and jit.c optimizes it with a short pipeline. */
 bool codegen_step_is_small(const Graph *g, int max_batch);
 
-/* Build the module in ctx with the functions in `fns`. When train_epoch is
- * built without train_step, train_step is internal and disappears into
- * train_epoch. host: the code runs on this machine (the JIT, --cpu
- * native), so it may name this machine's instructions. registers_only (or
- * NULL): set when the module is train_epoch alone, written in vectors with
- * the step in registers (regstep.c): it needs no
- * vectorizer, and instcombine would undo its named shuffles. */
+/* What code generation needs to know of the CPU the code is for: one
+ * description, made by jit.c (jit_target) for the target machine it
+ * compiles with. */
+typedef struct CgTarget {
+  int vector_bits; /* its widest vector registers: 128 (SSE), 256 (AVX), 512 (AVX-512) */
+  bool x86_avx;    /* x86-64 with AVX: the code may name AVX instructions */
+} CgTarget;
+
+/* Build the module in ctx with the functions in `fns`, for `target`. When
+ * train_epoch is built without train_step, train_step is internal and
+ * disappears into train_epoch. registers_only (or NULL): set when the
+ * module is train_epoch alone, written in vectors with the step in
+ * registers (regstep.c): it needs no vectorizer, and instcombine would
+ * undo its named shuffles. */
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout,
-                             int max_batch, unsigned fns, bool host, bool *registers_only);
+                             int max_batch, unsigned fns, const CgTarget *target, bool *registers_only);
 
 #endif

@@ -71,20 +71,39 @@ static LLVMCodeGenOptLevel codegen_level(int opt_level) {
 }
 
 /* The CPUs --cpu accepts besides `native`: LLVM 19's names of 64-bit x86
- * processors (`llc -march=x86-64 -mcpu=help`, 32-bit-only ones left out).
- * LLVMCreateTargetMachine takes any string and only warns on stderr, so
- * names are checked here. */
-static const char *const x86_64_cpus[] = {
-    "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic", "nocona", "core2", "penryn", "nehalem",
-    "corei7", "westmere", "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "haswell", "core-avx2",
-    "broadwell", "skylake", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
-    "icelake-client", "icelake-server", "rocketlake", "tigerlake", "sapphirerapids", "alderlake",
-    "raptorlake", "meteorlake", "arrowlake", "arrowlake-s", "lunarlake", "pantherlake", "gracemont",
-    "graniterapids", "graniterapids-d", "emeraldrapids", "sierraforest", "grandridge", "clearwaterforest",
-    "knl", "knm", "atom", "bonnell", "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "k8",
-    "opteron", "athlon64", "athlon-fx", "k8-sse3", "opteron-sse3", "athlon64-sse3", "amdfam10", "barcelona",
-    "btver1", "btver2", "bdver1", "bdver2", "bdver3", "bdver4", "znver1", "znver2", "znver3", "znver4",
-    "znver5"};
+ * processors (`llc -march=x86-64 -mcpu=help`, 32-bit-only ones left out),
+ * each with its widest vector registers (the registers llc uses for a
+ * <16 x float> add with that -mcpu). LLVMCreateTargetMachine takes any
+ * string and only warns on stderr, so names are checked here. */
+typedef struct X86Cpu {
+  const char *name;
+  int vector_bits;
+} X86Cpu;
+static const X86Cpu x86_64_cpus[] = {
+    /* SSE */
+    {"x86-64", 128}, {"x86-64-v2", 128}, {"generic", 128}, {"nocona", 128}, {"core2", 128}, {"penryn", 128},
+    {"nehalem", 128}, {"corei7", 128}, {"westmere", 128}, {"atom", 128}, {"bonnell", 128}, {"silvermont", 128},
+    {"slm", 128}, {"goldmont", 128}, {"goldmont-plus", 128}, {"tremont", 128}, {"k8", 128}, {"opteron", 128},
+    {"athlon64", 128}, {"athlon-fx", 128}, {"k8-sse3", 128}, {"opteron-sse3", 128}, {"athlon64-sse3", 128},
+    {"amdfam10", 128}, {"barcelona", 128}, {"btver1", 128},
+    /* AVX, AVX2 */
+    {"x86-64-v3", 256}, {"sandybridge", 256}, {"corei7-avx", 256}, {"ivybridge", 256}, {"core-avx-i", 256},
+    {"haswell", 256}, {"core-avx2", 256}, {"broadwell", 256}, {"skylake", 256}, {"alderlake", 256},
+    {"raptorlake", 256}, {"meteorlake", 256}, {"arrowlake", 256}, {"arrowlake-s", 256}, {"lunarlake", 256},
+    {"pantherlake", 256}, {"gracemont", 256}, {"sierraforest", 256}, {"grandridge", 256},
+    {"clearwaterforest", 256}, {"btver2", 256}, {"bdver1", 256}, {"bdver2", 256}, {"bdver3", 256},
+    {"bdver4", 256}, {"znver1", 256}, {"znver2", 256}, {"znver3", 256},
+    /* AVX-512 */
+    {"x86-64-v4", 512}, {"skylake-avx512", 512}, {"skx", 512}, {"cascadelake", 512}, {"cooperlake", 512},
+    {"cannonlake", 512}, {"icelake-client", 512}, {"icelake-server", 512}, {"rocketlake", 512},
+    {"tigerlake", 512}, {"sapphirerapids", 512}, {"graniterapids", 512}, {"graniterapids-d", 512},
+    {"emeraldrapids", 512}, {"knl", 512}, {"knm", 512}, {"znver4", 512}, {"znver5", 512}};
+
+static const X86Cpu *x86_64_cpu(const char *name) {
+  for (size_t i = 0; i < sizeof x86_64_cpus / sizeof x86_64_cpus[0]; i++)
+    if (strcmp(name, x86_64_cpus[i].name) == 0) return &x86_64_cpus[i];
+  return NULL;
+}
 
 static bool host_is_x86_64(void) {
   char *triple = LLVMGetDefaultTargetTriple();
@@ -96,9 +115,7 @@ static bool host_is_x86_64(void) {
 bool jit_cpu_known(const char *cpu) {
   if (!cpu || strcmp(cpu, "native") == 0) return true;
   if (!host_is_x86_64()) return false; /* only `native` elsewhere */
-  for (size_t i = 0; i < sizeof x86_64_cpus / sizeof x86_64_cpus[0]; i++)
-    if (strcmp(cpu, x86_64_cpus[i]) == 0) return true;
-  return false;
+  return x86_64_cpu(cpu) != NULL;
 }
 
 const char *jit_default_cpu(const char *kind) {
@@ -107,6 +124,23 @@ const char *jit_default_cpu(const char *kind) {
 }
 
 static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
+
+CgTarget jit_target(const char *cpu) {
+  CgTarget t = {128, false};
+  if (is_native(cpu)) {
+    char *features = LLVMGetHostCPUFeatures();
+    t.vector_bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
+    LLVMDisposeMessage(features);
+  } else if (x86_64_cpu(cpu)) {
+    t.vector_bits = x86_64_cpu(cpu)->vector_bits;
+  }
+  t.x86_avx = host_is_x86_64() && t.vector_bits >= 256;
+  /* NNC_VECTOR_BITS=128|256|512: another machine's width, so tests check
+     its code shapes here (LLVM splits or widens the vectors for the host) */
+  const char *force = getenv("NNC_VECTOR_BITS");
+  if (force && (atoi(force) == 128 || atoi(force) == 256 || atoi(force) == 512)) t.vector_bits = atoi(force);
+  return t;
+}
 
 /* A target machine for the default triple and `cpu`: NULL or "native" is the
  * host CPU and its features (what --jit uses), any other name that CPU with
@@ -374,8 +408,8 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
 static void *build_object(void *arg) {
   Build *b = arg;
   LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod =
-      codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, is_native(b->cpu), &b->registers_only);
+  CgTarget target = jit_target(b->cpu);
+  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->registers_only);
   lap(&b->timer, "codegen");
   CodeShape shape = b->registers_only                              ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
@@ -616,7 +650,8 @@ int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level,
   Timer timer = {time, nnc_now()};
   LLVMContextRef ctx = LLVMContextCreate();
   if (!cpu) cpu = jit_default_cpu(kind);
-  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, is_native(cpu), NULL);
+  CgTarget target = jit_target(cpu);
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, NULL);
   lap(&timer, "codegen");
   LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
   int rc = 1;

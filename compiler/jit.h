@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 
+#include "codegen.h"
 #include "engine.h"
 #include "ir.h"
 #include "update.h"
@@ -48,6 +49,9 @@ int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level,
 #define NNC_PORTABLE_CPU "x86-64-v2"
 /* NNC_PORTABLE_CPU for obj and asm on an x86-64 host, else "native". */
 const char *jit_default_cpu(const char *kind);
+/* What code generation needs to know of `cpu` (NULL or "native": the
+ * host's; else a name jit_cpu_known accepts). */
+CgTarget jit_target(const char *cpu);
 /* Whether --cpu accepts the name: "native", or on an x86-64 host one of
  * LLVM's 64-bit x86 processor names (x86-64, x86-64-v2..v4, haswell,
  * znver4, ...). */

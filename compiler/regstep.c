@@ -177,9 +177,9 @@ static LLVMValueRef r_vconst(Regs *r, double c, const Node *n, RForm form, int i
 /* P_d(v): lane i of the result holds lane i ^ d of v. Swapping the 128-bit
  * halves of a 256-bit vector is vperm2f128 (3 cycles on Zen 3), but LLVM
  * writes every lane-crossing shuffle as vpermpd (6 cycles), and merges
- * shuffles until they are one: when the code runs here, on x86 with AVX,
- * the swap is that one instruction (inline assembly, which LLVM leaves as
- * it is), and the in-half rest is a shuffle LLVM writes as vpermilpd (1). */
+ * shuffles until they are one: when the target is x86 with AVX, the swap
+ * is that one instruction (inline assembly, which LLVM leaves as it is),
+ * and the in-half rest is a shuffle LLVM writes as vpermilpd (1). */
 static LLVMValueRef r_permute(Regs *r, LLVMValueRef v, int d) {
   CG *cg = r->cg;
   if (cg->avx_lane_swap && r->L * cg->L->elem_size == 32 && d >= r->L / 2) {

@@ -18,6 +18,7 @@
 #include "autodiff.h"
 #include "check.h"
 #include "codegen.h"
+#include "jit.h"
 #include "lower.h"
 #include "parse.h"
 #include "passes.h"
@@ -57,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < u->len; i++) elems += shape_numel(&u->nodes[i]->shape);
     if (size > 0 && data[0] % 16 == 0 && elems < 20000 && u->max_batch <= 64) {
       LLVMContextRef ctx = LLVMContextCreate();
-      LLVMModuleRef mod = codegen_module(ctx, u, layout, u->max_batch, CG_ALL, true, NULL);
+      CgTarget target = jit_target("native");
+      LLVMModuleRef mod = codegen_module(ctx, u, layout, u->max_batch, CG_ALL, &target, NULL);
       char *msg = NULL;
       if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) nnc_die("invalid module: %s", msg);
       LLVMDisposeMessage(msg);

@@ -21,6 +21,11 @@ add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} 
          -- ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
          -- ${MOONS} --emit llvm -O0)
+# the vector width of the CPU named by --cpu (tests/llvm/target.check)
+foreach(level 2 3 4)
+  add_test(NAME llvm.target_width.v${level} COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/target.check
+           V${level} -- ${LLVM_TESTS}/wide.nn --emit llvm -O0 --cpu x86-64-v${level})
+endforeach()
 add_test(NAME llvm.emit_asm COMMAND ${CMAKE_COMMAND} -E env sh -c
          "$<TARGET_FILE:nnc> ${MOONS} --emit asm | grep -q nnc_moons_train_epoch")
 add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_FILE:nnc> ${MOONS})
