@@ -719,7 +719,9 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.i64 = LLVMInt64TypeInContext(ctx);
   cg.i1 = LLVMInt1TypeInContext(ctx);
   cg.ptr = LLVMPointerTypeInContext(ctx, 0);
-  cg.labels = graph_labels(g);
+  Arena labels; /* LLVM copies the names it is given */
+  arena_init(&labels);
+  cg.labels = graph_labels(g, &labels);
   cg.st = nnc_xcalloc((size_t)g->len, sizeof(Store));
   cg.need = nnc_xcalloc((size_t)g->len, 1);
   cg.given = nnc_xcalloc((size_t)g->len, 1);
@@ -781,5 +783,6 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.pack_off);
   free(cg.fused_into);
   free(cg.epi_gemm);
+  arena_free(&labels);
   return cg.mod;
 }

@@ -151,8 +151,13 @@ void nnc_diagnostics_free(NncDiagnostics *d) {
 
 /* Print text on standard error, or collect it with its parts. One write, as
  * standard error is not buffered. */
+static _Thread_local NncDiagnostics *file_sink;
+
+/* A Diag without a sink of its own reports into the thread's file sink when
+ * one is set (a library call), else on standard error. */
 static void emit(NncDiagnostics *sink, const char *file, Loc loc, NncSeverity sev, const char *message,
                  const char *text) {
+  if (!sink) sink = file_sink;
   if (sink)
     collect(sink, file, loc, sev, message, text);
   else
@@ -199,12 +204,25 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...) {
   va_end(ap);
 }
 
-static _Thread_local NncDiagnostics *file_sink;
-
 NncDiagnostics *diag_set_file_sink(NncDiagnostics *sink) {
   NncDiagnostics *old = file_sink;
   file_sink = sink;
   return old;
+}
+
+void diag_error_line(const char *line) {
+  const char *sep = strstr(line, ": error: ");
+  char *path = NULL;
+  if (sep) {
+    path = nnc_xmalloc((size_t)(sep - line) + 1);
+    memcpy(path, line, (size_t)(sep - line));
+    path[sep - line] = 0;
+  }
+  StrBuf text = {0};
+  sb_printf(&text, "%s\n", line);
+  emit(file_sink, path ? path : "nnc", (Loc){0, 0}, NNC_ERROR, sep ? sep + 9 : line, text.data);
+  sb_free(&text);
+  free(path);
 }
 
 void diag_file_error(const char *path, const char *fmt, ...) {

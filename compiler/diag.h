@@ -61,6 +61,10 @@ void diag_file_error(const char *path, const char *fmt, ...)
  * `PATH: error: cannot write: ...`. */
 int nnc_write_output(const char *path, const void *data, size_t len);
 
+/* A one-line error already formatted as `PATH: error: MESSAGE` (the
+ * runtime's messages), reported as diag_file_error reports. */
+void diag_error_line(const char *line);
+
 /* Collect this thread's diag_file_error messages into sink instead of
  * printing them (NULL: print again). Returns the previous sink. */
 NncDiagnostics *diag_set_file_sink(NncDiagnostics *sink);

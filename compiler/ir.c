@@ -256,7 +256,7 @@ typedef struct Labels {
   char **text; /* per node id */
 } Labels;
 
-static Labels make_labels(const Graph *g);
+static Labels make_labels(const Graph *g, Arena *a);
 
 static bool has_value_attr(Op op) {
   return op == OP_LEAKY_RELU || op == OP_POW || op == OP_STEP ||
@@ -269,21 +269,21 @@ static bool has_shape_attr(Op op) {
 
 /* Constants print inline as numbers; named nodes as %name; the others get
  * numbers in graph order, so dumps are stable. */
-char **graph_labels(const Graph *g) { return make_labels(g).text; }
+char **graph_labels(const Graph *g, Arena *a) { return make_labels(g, a).text; }
 
-static Labels make_labels(const Graph *g) {
-  Labels L = {ARENA_ARRAY(g->arena, char *, g->len + 1)};
+static Labels make_labels(const Graph *g, Arena *a) {
+  Labels L = {ARENA_ARRAY(a, char *, g->len + 1)};
   int next = 0;
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (n->op == OP_CONST) {
       char num[40];
       fmt_number(num, sizeof num, n->attr.value);
-      L.text[i] = arena_strdup(g->arena, num);
+      L.text[i] = arena_strdup(a, num);
     } else if (n->name) {
-      L.text[i] = arena_printf(g->arena, "%%%s", n->name);
+      L.text[i] = arena_printf(a, "%%%s", n->name);
     } else {
-      L.text[i] = arena_printf(g->arena, "%%%d", next++);
+      L.text[i] = arena_printf(a, "%%%d", next++);
     }
   }
   return L;
@@ -331,7 +331,9 @@ static bool dump_includes(const Node *n, DumpKind kind) {
 }
 
 void graph_dump(const Graph *g, DumpKind kind, StrBuf *out) {
-  Labels L = make_labels(g);
+  Arena labels;
+  arena_init(&labels);
+  Labels L = make_labels(g, &labels);
   /* first pass: the widths of the name and op columns */
   int wl = 0, wr = 0;
   for (int i = 0; i < g->len; i++) {
@@ -390,6 +392,7 @@ void graph_dump(const Graph *g, DumpKind kind, StrBuf *out) {
     for (int i = 0; i < g->nupdates; i++)
       sb_printf(out, "; update %s <- %s\n", L.text[g->updates[i].target->id],
                 L.text[g->updates[i].value->id]);
+  arena_free(&labels);
 }
 
 /* ---- Graphviz ---- */
@@ -480,7 +483,9 @@ static void dot_node(const Graph *g, const Node *n, const Labels *L, bool is_gra
  * forward values into the backward graph are dashed. Constants are not
  * nodes: they appear in their users' labels. */
 void graph_dot(const Graph *g, StrBuf *out) {
-  Labels L = make_labels(g);
+  Arena labels;
+  arena_init(&labels);
+  Labels L = make_labels(g, &labels);
   bool *is_grad = nnc_xcalloc((size_t)g->len + 1, 1);
   if (g->grads)
     for (int i = 0; i < g->params.len; i++) is_grad[g->grads[i]->id] = true;
@@ -543,6 +548,7 @@ void graph_dot(const Graph *g, StrBuf *out) {
   }
   sb_puts(out, "}\n");
   free(is_grad);
+  arena_free(&labels);
 }
 
 /* ---- verifier ---- */

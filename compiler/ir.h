@@ -153,8 +153,9 @@ bool graph_output_needs_targets(const Graph *g);
 int64_t graph_row_values(const Graph *g);
 
 /* The names dumps use for each node (index by id): %name, %N or a number
- * for constants. Arena-allocated. */
-char **graph_labels(const Graph *g);
+ * for constants, allocated in a (the graph's own arena is not used: code
+ * generation labels one graph from two threads). */
+char **graph_labels(const Graph *g, Arena *a);
 
 /* Text dump, one node per line (--emit ir, grad, opt). */
 typedef enum DumpKind { DUMP_FORWARD, DUMP_GRAD, DUMP_ALL } DumpKind;

@@ -43,6 +43,10 @@ void *jit_engine_symbol(Engine *e, const char *fn);
  * `cpu` (NULL: jit_default_cpu(kind)). Returns the exit status. */
 int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind,
              const char *path, bool time, const char *cpu);
+/* The same into out (obj: the object file's bytes). Returns 0, or 1 after
+ * printing an internal error. */
+int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind, bool time,
+                  const char *cpu, StrBuf *out);
 
 /* The CPU --emit obj and asm target by default: a portable x86-64 level
  * (SSE4.2 and POPCNT: any x86-64 processor since about 2009). */

@@ -61,6 +61,16 @@ static void fill_layout(NncModel *m) {
   pub->params = m->params;
 }
 
+/* What is wrong with the overrides (the command line's limits), or NULL. */
+static const char *override_error(const NncOptions *o) {
+  if (o->epochs < -1 || o->epochs > NNC_MAX_EPOCHS) return "options: epochs must be -1 (the file's) or 0 to 100000000";
+  if (o->batch != -1 && (o->batch < 1 || o->batch > 65536)) return "options: batch must be -1 (the file's) or 1 to 65536";
+  if (o->seed < -1 || o->seed > 4611686018427387903LL) return "options: seed must be -1 (the file's) or 0 to 2^62 - 1";
+  if (!(o->lr < 0 || (o->lr > 0 && o->lr <= 1e6))) return "options: lr must be negative (the file's) or in (0, 1e6]";
+  if (o->dtype < -1 || o->dtype > 1) return "options: dtype must be -1 (the file's), 0 (f32) or 1 (f64)";
+  return NULL;
+}
+
 /* text: the source to compile, or NULL to read name as a file. */
 static NncModel *compile(const char *name, const char *text, const NncOptions *opts, NncDiagnostics *diags) {
   NncModel *m = nnc_xcalloc(1, sizeof *m);
@@ -83,7 +93,11 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   m->c.diag.sink = sink;
   NncDiagnostics *old = diag_set_file_sink(sink);
   int rc = 0;
-  if (!jit_cpu_known(m->opt.cpu)) {
+  const char *bad = override_error(&m->opt);
+  if (bad) {
+    diag_file_error(m->name, "%s", bad);
+    rc = 1;
+  } else if (!jit_cpu_known(m->opt.cpu)) {
     diag_file_error(m->name, "unknown CPU '%s'", m->opt.cpu);
     rc = 1;
   } else if (text) {
@@ -135,12 +149,18 @@ void nnc_model_free(NncModel *m) {
 
 const NncLayout *nnc_model_layout(const NncModel *m) { return &m->layout; }
 
+static size_t buffer_bytes(const NncModel *m) { return (size_t)m->layout.total * (size_t)m->layout.elem_size; }
+
+void nnc_buffer_init(const NncModel *m, void *buf) {
+  memset(buf, 0, buffer_bytes(m));
+  layout_init_states(m->c.opt_g, m->c.layout, buf);
+}
+
 void *nnc_buffer_new(const NncModel *m) {
-  size_t bytes = (size_t)m->layout.total * (size_t)m->layout.elem_size;
+  size_t bytes = buffer_bytes(m);
   void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!buf) return NULL;
-  memset(buf, 0, bytes);
-  layout_init_states(m->c.opt_g, m->c.layout, buf);
+  nnc_buffer_init(m, buf);
   return buf;
 }
 
@@ -226,4 +246,168 @@ int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, in
 
 int nnc_interp_train_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss) {
   return interp_step(m, buf, x, t, n, loss, true);
+}
+
+/* ---- training, checkpoints, data and text ---- */
+
+/* The engine a caller's buffer is lent to for one call: the interpreter, or
+ * the JIT code whose functions `code` points at (NULL when it is not m's). */
+static Engine *engine_for(NncModel *m, const NncFunctions *code) {
+  if (!code) return interp(m);
+  for (JitCode *j = m->jits; j; j = j->next)
+    if (&j->fns == code) return j->engine;
+  return NULL;
+}
+
+/* Diagnostics of a call go to the caller's list, or nowhere: never to
+ * standard error. */
+typedef struct Sink {
+  NncDiagnostics scratch, *old;
+} Sink;
+
+static void sink_open(Sink *k, NncDiagnostics *diags) {
+  memset(&k->scratch, 0, sizeof k->scratch);
+  k->old = diag_set_file_sink(diags ? diags : &k->scratch);
+}
+
+static void sink_close(Sink *k) {
+  diag_set_file_sink(k->old);
+  nnc_diagnostics_free(&k->scratch);
+}
+
+static bool is_code_kind(const char *kind) {
+  return strcmp(kind, "llvm") == 0 || strcmp(kind, "asm") == 0 || strcmp(kind, "obj") == 0 ||
+         strcmp(kind, "header") == 0;
+}
+
+char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
+  Sink k;
+  sink_open(&k, diags);
+  StrBuf sb = {0};
+  bool ok = true;
+  if (!kind) kind = "";
+  if (compilation_dump(&m->c, kind, &sb)) {
+  } else if (is_code_kind(kind)) {
+    int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;
+    ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, kind, false, m->opt.cpu, &sb) == 0;
+    if (!ok) diag_file_error(m->name, "cannot emit %s: LLVM failed (its message is on standard error)", kind);
+  } else {
+    diag_file_error(m->name, "unknown emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)",
+                    kind);
+    ok = false;
+  }
+  sink_close(&k);
+  if (!ok) {
+    sb_free(&sb);
+    return NULL;
+  }
+  if (!sb.data) {
+    sb_putc(&sb, 0);
+    sb.len = 0;
+  }
+  if (len) *len = sb.len;
+  return sb.data;
+}
+
+/* Run fn on the engine with the caller's buffer lent to it. */
+#define WITH_BUFFER(e, buffer, stmt)                                                                            \
+  do {                                                                                                           \
+    void *own_ = (e)->buf;                                                                                       \
+    (e)->buf = (buffer);                                                                                         \
+    stmt;                                                                                                        \
+    (e)->buf = own_;                                                                                             \
+  } while (0)
+
+int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
+  Sink k;
+  sink_open(&k, diags);
+  Engine *e = interp(m);
+  int rc;
+  WITH_BUFFER(e, (void *)buf, rc = rt_save_params(path ? path : "", e, m->layout.model, epoch));
+  sink_close(&k);
+  return rc ? -1 : 0;
+}
+
+int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
+  Sink k;
+  sink_open(&k, diags);
+  /* into a copy, so a failed load leaves buf as it was */
+  size_t bytes = buffer_bytes(m);
+  void *copy = nnc_xaligned(bytes);
+  memcpy(copy, buf, bytes);
+  Engine *e = interp(m);
+  int rc;
+  WITH_BUFFER(e, copy, rc = rt_load_params(path ? path : "", e));
+  if (rc == 0) memcpy(buf, copy, bytes);
+  free(copy);
+  sink_close(&k);
+  return rc ? -1 : 0;
+}
+
+static void dataset_take(const NncData *d, DType dt, NncDataset *out) {
+  out->rows = (int64_t)d->rows;
+  out->x = rt_data_cast(d, false, dt);
+  out->t = rt_data_cast(d, true, dt);
+}
+
+int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
+  memset(train, 0, sizeof *train);
+  memset(valid, 0, sizeof *valid);
+  Sink k;
+  sink_open(&k, diags);
+  NncData tr, va;
+  int rc = rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va);
+  if (rc == 0) {
+    dataset_take(&tr, m->c.opt_g->dtype, train);
+    dataset_take(&va, m->c.opt_g->dtype, valid);
+    nnc_data_free(&tr);
+    nnc_data_free(&va);
+  }
+  sink_close(&k);
+  return rc ? -1 : 0;
+}
+
+void nnc_dataset_free(NncDataset *d) {
+  if (!d) return;
+  free(d->x);
+  free(d->t);
+  memset(d, 0, sizeof *d);
+}
+
+int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
+                  NncDiagnostics *diags) {
+  NncFitResult scratch;
+  if (!r) r = &scratch;
+  memset(r, 0, sizeof *r);
+  Sink k;
+  sink_open(&k, diags);
+  int rc = -1;
+  Engine *e = engine_for(m, code);
+  NncData tr = {0}, va = {0};
+  if (!e) {
+    diag_file_error(m->name, "nnc_model_fit: the code is not this model's");
+  } else if (epochs > NNC_MAX_EPOCHS) {
+    diag_file_error(m->name, "nnc_model_fit: epochs must be at most %lld", NNC_MAX_EPOCHS);
+  } else if (rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va) == 0) {
+    Program p = m->c.prog; /* a copy, for another epoch count */
+    if (epochs >= 0) p.train.epochs = epochs;
+    TrainOptions to = {.model_name = p.model_name, .engine = code ? "jit" : "interpreter", .quiet = !verbose,
+                       .result = r};
+    int status;
+    WITH_BUFFER(e, buf, status = rt_train(&p, e, &tr, &va, &to));
+    /* without files to write, rt_train fails before training only on an empty set */
+    rc = status == 0 ? 0 : tr.rows > 0 ? 1 : -1;
+    nnc_data_free(&tr);
+    nnc_data_free(&va);
+  }
+  sink_close(&k);
+  if (r == &scratch) nnc_fit_result_free(r);
+  return rc;
+}
+
+void nnc_fit_result_free(NncFitResult *r) {
+  if (!r) return;
+  free(r->train_loss);
+  free(r->valid_loss);
+  r->train_loss = r->valid_loss = NULL;
 }

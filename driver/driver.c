@@ -96,7 +96,7 @@ static int frontend(Compilation *c) {
   if (emitting(o, "ast")) {
     if (c->diag.errors) return 1;
     StrBuf sb = {0};
-    ast_dump(&c->ast, &sb);
+    compilation_dump(c, "ast", &sb);
     return emit_text(o, &sb) ? 1 : -1;
   }
   check_program(&c->ast, &c->src, &c->diag, &c->arena, &c->prog);
@@ -155,6 +155,24 @@ static int train_threads(const Compilation *c) {
   if (!o->train || !o->jit) return 1;
   if (o->threads > 0) return o->threads;
   return par_default_threads(graph_row_values(c->opt_g), c->prog.train.batch);
+}
+
+bool compilation_dump(const Compilation *c, const char *kind, StrBuf *out) {
+  if (strcmp(kind, "ast") == 0)
+    ast_dump(&c->ast, out);
+  else if (strcmp(kind, "ir") == 0)
+    graph_dump(c->fwd, DUMP_FORWARD, out);
+  else if (strcmp(kind, "grad") == 0)
+    graph_dump(c->grad, DUMP_GRAD, out);
+  else if (strcmp(kind, "opt") == 0)
+    graph_dump(c->opt_g, DUMP_ALL, out);
+  else if (strcmp(kind, "dot") == 0)
+    graph_dot(c->grad, out);
+  else if (strcmp(kind, "layout") == 0)
+    layout_dump(c->opt_g, c->layout, out);
+  else
+    return false;
+  return true;
 }
 
 int compilation_run(Compilation *c) {
@@ -275,26 +293,11 @@ static int run(Compilation *c) {
   if (rc) return rc;
   StrBuf sb = {0};
   if (emitting(o, "ir")) {
-    graph_dump(c->fwd, DUMP_FORWARD, &sb);
+    compilation_dump(c, "ir", &sb);
     return emit_text(o, &sb);
   }
   if (middle(c)) return 1;
-  if (emitting(o, "grad")) {
-    graph_dump(c->grad, DUMP_GRAD, &sb);
-    return emit_text(o, &sb);
-  }
-  if (emitting(o, "opt")) {
-    graph_dump(c->opt_g, DUMP_ALL, &sb);
-    return emit_text(o, &sb);
-  }
-  if (emitting(o, "dot")) {
-    graph_dot(c->grad, &sb);
-    return emit_text(o, &sb);
-  }
-  if (emitting(o, "layout")) {
-    layout_dump(c->opt_g, c->layout, &sb);
-    return emit_text(o, &sb);
-  }
+  if (o->emit && compilation_dump(c, o->emit, &sb)) return emit_text(o, &sb);
   if (o->emit)
     return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time, o->cpu);
   if (!o->train && !o->grad && !o->check_grad && !o->predict) {

@@ -32,4 +32,9 @@ typedef struct Compilation {
  * diag_file_error). */
 int compilation_run(Compilation *c);
 
+/* The text of `--emit KIND` for the kinds drawn from the compilation's
+ * graphs, into out: ast (parsed), ir (lowered), grad, opt, dot and layout
+ * (after the middle). Returns false for any other kind. */
+bool compilation_dump(const Compilation *c, const char *kind, StrBuf *out);
+
 #endif

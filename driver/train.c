@@ -59,7 +59,7 @@ static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int
     return -1;
   }
   if (rc != 0) {
-    fprintf(stderr, "%s\n", err);
+    diag_error_line(err);
     return rc;
   }
   if (d->shuffle) shuffle_data(out, d->seed);
@@ -172,15 +172,15 @@ int rt_load_params(const char *path, Engine *e) {
     dst[i] = (char *)e->buf + e->layout->param_off[i] * e->layout->elem_size;
   char err[1024];
   int rc = nnc_st_load(path, specs, dst, g->params.len, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "%s\n", err);
+  if (rc != 0) diag_error_line(err);
   /* a checkpoint with NaN or infinity would train on garbage: refuse it */
   for (int i = 0; i < g->params.len && rc == 0; i++) {
     int64_t len = shape_numel(&((Node *)g->params.items[i])->shape);
     for (int64_t k = 0; k < len; k++) {
       double v = buf_read(e, e->layout->param_off[i] + k);
       if (!isfinite(v)) {
-        fprintf(stderr, "%s: error: tensor %s holds a value that is not finite (%s at element %" PRId64 ")\n",
-                path, specs[i].name, isnan(v) ? "nan" : "inf", k);
+        diag_file_error(path, "tensor %s holds a value that is not finite (%s at element %" PRId64 ")",
+                        specs[i].name, isnan(v) ? "nan" : "inf", k);
         rc = -1;
         break;
       }
@@ -203,7 +203,7 @@ int rt_save_params(const char *path, Engine *e, const char *model, int64_t epoch
                         dtype_name(g->dtype), "format", "nnc"};
   char err[1024];
   int rc = nnc_st_save(path, specs, src, g->params.len, meta, 4, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "%s\n", err);
+  if (rc != 0) diag_error_line(err);
   free(src);
   free(specs);
   return rc;
@@ -508,7 +508,8 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     ts = nnc_xmalloc(tbytes * tr.rows + 1);
     perm = nnc_xmalloc(sizeof(size_t) * tr.rows + 1);
   }
-  bool tty = isatty(STDOUT_FILENO);
+  bool quiet = o->quiet;
+  bool tty = !quiet && isatty(STDOUT_FILENO);
   int64_t every = tc->epochs >= 10 ? tc->epochs / 10 : 1;
   int64_t steps_per_epoch = ((int64_t)tr.rows + e->rows_per_step - 1) / e->rows_per_step;
   double train_time = 0, wall_start = nnc_now();
@@ -517,15 +518,17 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   size_t buf_bytes = (size_t)e->layout->total * es;
   void *snapshot = nnc_xmalloc(buf_bytes);
   unsigned long allocs = 0;
-  /* per-epoch curves for --plot: the running train loss, and the loss and
-     accuracy of both sets with the parameters at the end of the epoch
-     (evaluated only with --plot, outside the train time) */
+  /* per-epoch curves for --plot and for a caller's result: the running
+     train loss, and the loss (and accuracy: --plot) of the sets with the
+     parameters at the end of the epoch (evaluated only then, outside the
+     train time) */
   size_t hn = (size_t)tc->epochs + 1;
-  double *hist_run = o->plot ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  bool curves = o->plot || o->result;
+  double *hist_run = curves ? nnc_xcalloc(hn, sizeof(double)) : NULL;
   double *hist_train = o->plot ? nnc_xcalloc(hn, sizeof(double)) : NULL;
   double *hist_tacc = o->plot && tr.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_valid = o->plot && has_valid ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_vacc = hist_valid && va.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_valid = curves && has_valid ? nnc_xcalloc(hn, sizeof(double)) : NULL;
+  double *hist_vacc = o->plot && hist_valid && va.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
   for (epoch = 1; epoch <= tc->epochs; epoch++) {
     const void *x = tr.x, *t = tr.t;
     if (tc->shuffle) {
@@ -541,7 +544,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     allocs += alloc_count() - a0;
     if (!isfinite(running) || !params_finite(e)) {
       if (tty) printf("\n");
-      fflush(stdout);
+      if (!quiet) fflush(stdout);
       memcpy(e->buf, snapshot, buf_bytes);
       report_fault(p, e, x, t, (int64_t)tr.rows, epoch);
       if (o->save) rt_save_params(o->save, e, o->model_name, epoch - 1);
@@ -549,15 +552,15 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
       break;
     }
     bool show = tty || epoch % every == 0 || epoch == tc->epochs || epoch == 1;
-    if (o->plot) {
+    if (curves) {
       double acc = 0;
       hist_run[epoch - 1] = running;
-      hist_train[epoch - 1] = set_loss(e, &tr, &acc);
+      if (hist_train) hist_train[epoch - 1] = set_loss(e, &tr, &acc);
       if (hist_tacc) hist_tacc[epoch - 1] = acc;
       if (hist_valid) hist_valid[epoch - 1] = set_loss(e, &va, &acc);
       if (hist_vacc) hist_vacc[epoch - 1] = acc;
     }
-    if (!show) continue;
+    if (!show || quiet) continue;
     double vloss = hist_valid ? hist_valid[epoch - 1] : has_valid ? set_loss(e, &va, NULL) : 0;
     double done = (double)epoch / (double)tc->epochs;
     double elapsed = nnc_now() - wall_start;
@@ -574,25 +577,44 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   }
   double loop_time = nnc_now() - wall_start;
   if (tty && tc->epochs > 0) printf("\n");
+  NncFitResult *res = o->result;
+  if (res) {
+    res->epochs = epoch - 1;
+    res->train_loss = hist_run;
+    res->valid_loss = hist_valid;
+    hist_run = hist_valid = NULL; /* the caller's now */
+    res->final_train_loss = res->final_valid_loss = NAN;
+    res->final_train_accuracy = res->final_valid_accuracy = NAN;
+    res->train_time = train_time;
+    res->steps = res->epochs * steps_per_epoch;
+  }
   if (status == 0) {
     double acc = 0, vacc = 0;
     double tl = set_loss(e, &tr, &acc);
-    printf("final train loss ");
-    rt_print_value(stdout, tl, g->dtype);
-    printf("\n");
     double vl = has_valid ? set_loss(e, &va, &vacc) : 0;
-    if (has_valid) {
-      printf("final valid loss ");
-      rt_print_value(stdout, vl, g->dtype);
-      printf("\n");
-    }
-    if (tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
-    if (has_valid && va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
     int64_t steps = tc->epochs * steps_per_epoch;
-    printf("train time %.6f s\n", train_time);
-    printf("steps/s %.0f\n", train_time > 0 ? (double)steps / train_time : 0.0);
-    if (dlsym(RTLD_DEFAULT, "nnc_alloc_count")) printf("heap allocations in training %lu\n", allocs);
-    fflush(stdout);
+    if (res) {
+      res->final_train_loss = tl;
+      if (has_valid) res->final_valid_loss = vl;
+      if (tr.labels != LABELS_NONE) res->final_train_accuracy = acc;
+      if (has_valid && va.labels != LABELS_NONE) res->final_valid_accuracy = vacc;
+    }
+    if (!quiet) {
+      printf("final train loss ");
+      rt_print_value(stdout, tl, g->dtype);
+      printf("\n");
+      if (has_valid) {
+        printf("final valid loss ");
+        rt_print_value(stdout, vl, g->dtype);
+        printf("\n");
+      }
+      if (tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
+      if (has_valid && va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
+      printf("train time %.6f s\n", train_time);
+      printf("steps/s %.0f\n", train_time > 0 ? (double)steps / train_time : 0.0);
+      if (dlsym(RTLD_DEFAULT, "nnc_alloc_count")) printf("heap allocations in training %lu\n", allocs);
+      fflush(stdout);
+    }
     if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
     if (o->plot) {
       char *settings = report_settings(p, g, o, tr.rows, has_valid ? va.rows : 0);

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "engine.h"
 #include "lower.h"
+#include "nnc.h"
 #include "runtime.h"
 
 /* The training and validation sets of the train block (data, valid,
@@ -37,6 +38,8 @@ typedef struct TrainOptions {
   const char *model_name;
   bool plot_linear;   /* the report's loss axis is linear (default log) */
   const char *engine; /* for the report's header: "jit -O2", "interpreter" */
+  bool quiet;         /* print nothing (errors go to the diagnostics) */
+  NncFitResult *result; /* when set: the per-epoch losses and final figures */
 } TrainOptions;
 
 /* Train with p's settings; prints progress and the spec's final lines.

@@ -219,6 +219,65 @@ NNC_API int nnc_interp_backward(NncModel *m, void *buf, const void *x, const voi
 NNC_API int nnc_interp_train_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n,
                                   double *loss);
 
+/* ---- training, checkpoints, data and text: what `nnc` does, as calls ----
+ * (what a binding such as the Python package builds on; errors are
+ * appended to diags when it is not NULL, and printed nowhere) */
+
+/* Zero buf (layout->total elements) and give the optimizer state its
+ * starting values: nnc_buffer_new's work on a buffer the caller allocated
+ * (64-byte aligned), or a reset of the optimizer's state. */
+NNC_API void nnc_buffer_init(const NncModel *m, void *buf);
+
+/* What `nnc --emit KIND` writes for this model: ast, ir, grad, opt, layout,
+ * dot, llvm, asm, header (text) or obj (the bytes of an object file).
+ * opt_level (0..3) is -O for llvm, asm and obj, and the CPU the compile
+ * options' (as --cpu). Returns a malloc'd buffer with a NUL after the *len
+ * bytes (free it with free()), or NULL when the kind is unknown. */
+NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags);
+
+/* The parameters in buf to and from a safetensors checkpoint, as --save and
+ * --load (names and shapes as the layout's; `epoch` goes to the file's
+ * metadata). A load must find every parameter with its dtype and shape, and
+ * finite values; it changes buf only when it succeeds. Return 0 or -1. */
+NNC_API int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags);
+NNC_API int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags);
+
+/* The train block's data sets (data, valid, split) as `nnc --train` loads
+ * them: rows of layout->input_cols inputs and target_cols targets in the
+ * model's dtype (malloc'd). valid has 0 rows when the block has none.
+ * Returns 0, or -1 (an unreadable file, a bad split). */
+typedef struct NncDataset {
+  int64_t rows;
+  void *x, *t;
+} NncDataset;
+NNC_API int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags);
+NNC_API void nnc_dataset_free(NncDataset *d);
+
+/* What a training run did. The arrays are malloc'd (nnc_fit_result_free). */
+typedef struct NncFitResult {
+  int64_t epochs;     /* epochs completed */
+  double *train_loss; /* per epoch: the mean loss of its rows before their steps
+                         (what --train's progress lines print) */
+  double *valid_loss; /* per epoch: the validation set's mean loss with the
+                         parameters at its end; NULL without a validation set */
+  double final_train_loss, final_valid_loss;         /* --train's final lines; */
+  double final_train_accuracy, final_valid_accuracy; /* NaN when not printed */
+  double train_time;  /* seconds in training steps */
+  int64_t steps;      /* optimizer steps taken */
+} NncFitResult;
+
+/* Train buf as `nnc --train` does: the train block's data, shuffling,
+ * optimizer and epochs (epochs >= 0 replaces the count), with the code of
+ * `code` (an nnc_model_jit result of m) or the interpreter (NULL), on one
+ * thread. verbose: print the progress and final lines as --train does.
+ * Returns 0; -1 when training could not start (the data could not be
+ * loaded); 1 when it stopped at a value that is not finite (an error names
+ * the step and the value; buf holds the last finite parameters, *r the
+ * epochs before). */
+NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose,
+                          NncFitResult *r, NncDiagnostics *diags);
+NNC_API void nnc_fit_result_free(NncFitResult *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -168,6 +168,13 @@ void sb_puts(StrBuf *sb, const char *s) {
   sb->len += n;
 }
 
+void sb_append(StrBuf *sb, const void *data, size_t n) {
+  sb_reserve(sb, n);
+  memcpy(sb->data + sb->len, data, n);
+  sb->len += n;
+  sb->data[sb->len] = 0;
+}
+
 void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);

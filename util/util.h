@@ -72,6 +72,8 @@ typedef struct StrBuf {
 
 void sb_putc(StrBuf *sb, char c);
 void sb_puts(StrBuf *sb, const char *s);
+/* n bytes, which may hold NULs (the buffer still ends in one more). */
+void sb_append(StrBuf *sb, const void *data, size_t n);
 void sb_printf(StrBuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);

@@ -1,12 +1,14 @@
 /*
  * test_api.c - libnnc's public calls (nnc.h) and nothing else: diagnostics
  * as data (and nothing printed), the buffer layout, JIT-compiled functions
- * against the interpreter on the same buffer, f32 and f64.
+ * against the interpreter on the same buffer, f32 and f64; --emit's text,
+ * the train block's data, training, checkpoints, and the overrides' limits.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nnc.h"
 
@@ -194,7 +196,199 @@ static void jit_equals_interp(const char *dtype) {
   free(a);
   free(b);
   nnc_model_free(m);
-  (void)close_to;
+}
+
+/* Whether the diagnostics hold exactly one error whose message has `part`. */
+static bool one_error(NncDiagnostics *d, const char *part) {
+  bool ok = d->count == 1 && d->items[0].severity == NNC_ERROR && strstr(d->items[0].message, part) != NULL;
+  if (!ok)
+    for (int i = 0; i < d->count; i++) printf("  diagnostic: %s", d->items[i].text);
+  nnc_diagnostics_free(d);
+  return ok;
+}
+
+static void emit_text(void) {
+  NncDiagnostics d = {0};
+  NncModel *m = nnc_compile_string("tiny.nn", tiny, NULL, &d);
+  CHECK(m != NULL);
+  if (!m) return;
+  static const char *const kinds[] = {"ast", "ir", "grad", "opt", "layout", "dot", "llvm", "asm", "header"};
+  static const char *const marks[] = {"model tiny", "linear1.W", "d.linear1.W", "update", "grad   d.linear1.W",
+                                      "digraph", "define", "nnc_tiny_train_step", "#define nnc_tiny_MAX_BATCH 2"};
+  for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+    size_t len = 0;
+    char *text = nnc_model_emit(m, kinds[k], 2, &len, &d);
+    CHECK(text != NULL && len > 0 && strlen(text) == len && d.count == 0);
+    if (text && !strstr(text, marks[k])) printf("FAILED: --emit %s lacks '%s'\n", kinds[k], marks[k]), failures++;
+    free(text);
+  }
+  size_t len = 0;
+  char *obj = nnc_model_emit(m, "obj", 0, &len, &d);
+  CHECK(obj != NULL && len > 64 && memcmp(obj, "\x7f" "ELF", 4) == 0);
+  free(obj);
+  CHECK(nnc_model_emit(m, "pdf", 2, &len, &d) == NULL);
+  CHECK(one_error(&d, "unknown emit kind 'pdf'"));
+  char *text = nnc_model_emit(m, "ir", 2, NULL, NULL); /* no length, no list: fine */
+  CHECK(text != NULL);
+  free(text);
+  CHECK(nnc_model_emit(m, NULL, 2, &len, NULL) == NULL); /* printed nowhere */
+  nnc_model_free(m);
+}
+
+static const char trainable[] = "model two {\n"
+                                "  dtype f64\n"
+                                "  input x[2]\n"
+                                "  target t[1]\n"
+                                "  y = x -> linear(4) -> relu -> linear(1)\n"
+                                "  loss squared(y, t)\n"
+                                "}\n"
+                                "train {\n"
+                                "  data moons(samples: 60, noise: 0.1, seed: 3)\n"
+                                "  split 40\n"
+                                "  optimizer sgd(lr: %s)\n"
+                                "  epochs 5\n"
+                                "  batch 4\n"
+                                "}\n";
+
+static NncModel *compile_trainable(const char *lr) {
+  char src[1024];
+  snprintf(src, sizeof src, trainable, lr);
+  NncDiagnostics d = {0};
+  NncModel *m = nnc_compile_string("two.nn", src, NULL, &d);
+  CHECK(m != NULL && d.count == 0);
+  nnc_diagnostics_free(&d);
+  return m;
+}
+
+static void data_and_fit(void) {
+  NncModel *m = compile_trainable("0.05");
+  if (!m) return;
+  const NncLayout *L = nnc_model_layout(m);
+  NncDiagnostics d = {0};
+  NncDataset tr, va;
+  CHECK(nnc_model_data(m, &tr, &va, &d) == 0 && d.count == 0);
+  CHECK(tr.rows == 40 && va.rows == 20);
+  /* moons' labels are 0 and 1 */
+  for (int64_t r = 0; r < tr.rows; r++) CHECK(((double *)tr.t)[r] == 0 || ((double *)tr.t)[r] == 1);
+
+  /* nnc_buffer_init on a buffer of the caller's equals nnc_buffer_new */
+  size_t bytes = (size_t)L->total * 8;
+  double *a = nnc_buffer_new(m), *b = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  memset(b, 0xff, bytes);
+  nnc_buffer_init(m, b);
+  CHECK(memcmp(a, b, bytes) == 0);
+  nnc_model_init_params(m, a);
+  memcpy(b, a, bytes);
+
+  /* the interpreter and the JIT train alike; the history has every epoch */
+  NncFitResult ri, rj;
+  CHECK(nnc_model_fit(m, a, NULL, -1, false, &ri, &d) == 0 && d.count == 0);
+  CHECK(ri.epochs == 5 && ri.steps == 5 * 10 && ri.train_loss && ri.valid_loss);
+  CHECK(ri.final_train_loss > 0 && ri.final_valid_loss > 0 && ri.train_time >= 0);
+  CHECK(ri.final_train_accuracy >= 0 && ri.final_train_accuracy <= 1 && ri.final_valid_accuracy >= 0);
+  CHECK(ri.train_loss[4] < ri.train_loss[0]);
+  const NncFunctions *f = nnc_model_jit(m, 2);
+  CHECK(f != NULL);
+  CHECK(nnc_model_fit(m, b, f, 3, false, &rj, &d) == 0 && rj.epochs == 3 && rj.steps == 30);
+  for (int k = 0; k < 3; k++) {
+    CHECK(close_to(ri.train_loss[k], rj.train_loss[k]));
+    CHECK(close_to(ri.valid_loss[k], rj.valid_loss[k]));
+  }
+  /* the final train loss is the mean per-row loss over the set */
+  double y[4], loss[4], sum = 0;
+  nnc_model_fit(m, b, f, 0, false, &rj, &d);
+  for (int64_t r = 0; r < tr.rows; r += 4) {
+    CHECK(nnc_interp_forward(m, b, (double *)tr.x + 2 * r, (double *)tr.t + r, 4, y, loss) == 0);
+    for (int i = 0; i < 4; i++) sum += loss[i];
+  }
+  CHECK(rj.epochs == 0 && close_to(rj.final_train_loss, sum / 40));
+  nnc_fit_result_free(&ri);
+  nnc_fit_result_free(&rj);
+  CHECK(ri.train_loss == NULL && rj.valid_loss == NULL);
+
+  /* checkpoints: a round trip; a failed load changes nothing */
+  char dir[] = "/tmp/nnc-api-XXXXXX", path[64], other[64];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(path, sizeof path, "%s/a.safetensors", dir);
+  snprintf(other, sizeof other, "%s/tiny.safetensors", dir);
+  CHECK(nnc_model_save(m, a, path, 5, &d) == 0 && d.count == 0);
+  double *c = nnc_buffer_new(m);
+  CHECK(nnc_model_load(m, c, path, &d) == 0 && d.count == 0);
+  for (int i = 0; i < L->nparams; i++)
+    CHECK(memcmp(c + L->params[i].offset, a + L->params[i].offset, (size_t)L->params[i].size * 8) == 0);
+  memcpy(c, b, bytes);
+  CHECK(nnc_model_load(m, c, "/nonexistent/p.safetensors", &d) == -1);
+  CHECK(one_error(&d, "cannot"));
+  NncModel *t = nnc_compile_string("tiny.nn", tiny, NULL, NULL);
+  double *tb = nnc_buffer_new(t);
+  CHECK(nnc_model_save(t, tb, other, 0, &d) == 0);
+  CHECK(nnc_model_load(m, c, other, &d) == -1 && d.count == 1);
+  nnc_diagnostics_free(&d);
+  CHECK(memcmp(c, b, bytes) == 0);
+  CHECK(nnc_model_save(m, a, "/nonexistent/p.safetensors", 0, &d) == -1);
+  CHECK(one_error(&d, "cannot"));
+
+  /* another model's code, too many epochs */
+  CHECK(nnc_model_fit(t, tb, f, 1, false, &rj, &d) == -1);
+  CHECK(one_error(&d, "not this model's"));
+  CHECK(nnc_model_fit(m, a, NULL, 100000001, false, NULL, &d) == -1);
+  CHECK(one_error(&d, "epochs"));
+  /* no data in the train block */
+  CHECK(nnc_model_data(t, &tr, &va, &d) == -1 && tr.rows == 0);
+  CHECK(one_error(&d, "no training data"));
+  CHECK(nnc_model_fit(t, tb, NULL, 1, false, &rj, &d) == -1 && rj.epochs == 0);
+  CHECK(one_error(&d, "no training data"));
+  nnc_dataset_free(&tr);
+  nnc_dataset_free(&va);
+  unlink(path);
+  unlink(other);
+  rmdir(dir);
+  free(a);
+  free(b);
+  free(c);
+  free(tb);
+  nnc_model_free(t);
+  nnc_model_free(m);
+}
+
+/* Training that leaves the finite numbers stops with an error naming the
+ * step, and keeps the last finite parameters. */
+static void divergence(void) {
+  NncModel *m = compile_trainable("1000000");
+  if (!m) return;
+  const NncLayout *L = nnc_model_layout(m);
+  double *buf = nnc_buffer_new(m);
+  nnc_model_init_params(m, buf);
+  NncDiagnostics d = {0};
+  NncFitResult r;
+  CHECK(nnc_model_fit(m, buf, nnc_model_jit(m, 2), 50, false, &r, &d) == 1);
+  CHECK(r.epochs < 50 && isnan(r.final_train_loss));
+  for (int64_t i = 0; i < r.epochs; i++) CHECK(isfinite(r.train_loss[i]));
+  CHECK(one_error(&d, "diverged"));
+  for (int i = 0; i < L->nparams; i++)
+    for (int64_t k = 0; k < L->params[i].size; k++) CHECK(isfinite(buf[L->params[i].offset + k]));
+  nnc_fit_result_free(&r);
+  free(buf);
+  nnc_model_free(m);
+}
+
+/* Overrides out of the command line's ranges are errors, not crashes. */
+static void override_limits(void) {
+  struct {
+    const char *part;
+    NncOptions o;
+  } cases[5];
+  for (int i = 0; i < 5; i++) nnc_options_default(&cases[i].o);
+  cases[0].o.batch = 0, cases[0].part = "batch";
+  cases[1].o.epochs = -7, cases[1].part = "epochs";
+  cases[2].o.dtype = 2, cases[2].part = "dtype";
+  cases[3].o.lr = NAN, cases[3].part = "lr";
+  cases[4].o.seed = -2, cases[4].part = "seed";
+  for (int i = 0; i < 5; i++) {
+    NncDiagnostics d = {0};
+    CHECK(nnc_compile_string("tiny.nn", tiny, &cases[i].o, &d) == NULL);
+    CHECK(one_error(&d, cases[i].part));
+  }
 }
 
 int main(void) {
@@ -202,6 +396,10 @@ int main(void) {
   layout();
   jit_equals_interp("f64");
   jit_equals_interp("f32");
+  emit_text();
+  data_and_fit();
+  divergence();
+  override_limits();
   if (failures) {
     printf("%d checks failed\n", failures);
     return 1;
