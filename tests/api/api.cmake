@@ -2,7 +2,8 @@
 #   api.unit            tests/api/test_api.c against nnc.h alone; prints nothing
 #                       on standard error
 #   api.install_*       (install.sh) cmake --install into a temporary prefix, then
-#                       consumer.c built with pkg-config and with find_package(nnc)
+#                       consumer.c built with pkg-config and with find_package(nnc),
+#                       and the Python package imported from the prefix
 set(API_TESTS ${CMAKE_CURRENT_LIST_DIR})
 add_executable(test_api ${API_TESTS}/test_api.c)
 target_compile_options(test_api PRIVATE ${NNC_WARNINGS})
@@ -14,7 +15,8 @@ set_tests_properties(api.unit PROPERTIES TIMEOUT 300)
 # installing needs the shared library (not built for the fuzzer); the
 # consumer is built without the sanitizers, so not in a sanitizer build
 if(TARGET nnc_shared AND NOT NNC_SANITIZE)
-  add_test(NAME api.install COMMAND ${API_TESTS}/install.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  add_test(NAME api.install COMMAND ${API_TESTS}/install.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}
+           "${NNC_PYTHON_FOUND}" ${NNC_PYTHON_SITEDIR_USED})
   set_tests_properties(api.install PROPERTIES TIMEOUT 300)
 endif()
 

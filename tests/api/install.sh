@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# install.sh BUILD_DIR SOURCE_DIR - `cmake --install` into a temporary prefix
-# puts nnc, libnnc, nnc.h alone, the CMake package and the pkg-config file
-# there; consumer.c builds against the installed tree with pkg-config (shared
-# and static) and with find_package(nnc), and runs; the installed nnc runs.
+# install.sh BUILD_DIR SOURCE_DIR [PYTHON SITEDIR] - `cmake --install` into a
+# temporary prefix puts nnc, libnnc, nnc.h alone, the CMake package and the
+# pkg-config file there; consumer.c builds against the installed tree with
+# pkg-config (shared and static) and with find_package(nnc), and runs; the
+# installed nnc runs; with PYTHON, the Python package installed in
+# PREFIX/SITEDIR imports and trains with the installed libnnc.so.
 set -eu
-build=$1 src=$2
+build=$1 src=$2 python=${3:-} sitedir=${4:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -34,3 +36,17 @@ cmake -S "$src/tests/api/consumer" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$prefix" -D
   || { cat "$tmp/cm.log"; exit 1; }
 cmake --build "$tmp/cm" > "$tmp/cm-build.log" || { cat "$tmp/cm-build.log"; exit 1; }
 "$tmp/cm/consumer"
+
+if [ -n "$python" ]; then
+  echo "== the Python package in $sitedir"
+  (cd "$tmp" && env -u NNC_LIBRARY PYTHONPATH="$prefix/$sitedir" "$python" - "$prefix" "$src/examples/moons.nn" <<'PY'
+import os, sys
+import nnc
+from nnc import _lib
+prefix = os.path.realpath(sys.argv[1])
+assert os.path.realpath(nnc.__file__).startswith(prefix), nnc.__file__
+assert os.path.realpath(_lib.path) == os.path.realpath(os.path.join(prefix, "lib", "libnnc.so")), _lib.path
+print("nnc from %s: final train loss %.6g" % (_lib.path, nnc.Model(sys.argv[2], epochs=50).fit().final_train_loss))
+PY
+  )
+fi

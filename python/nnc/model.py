@@ -1,0 +1,606 @@
+"""nnc.Model: a compiled .nn model, its parameters as numpy arrays, and the
+calls that train and run it on numpy data (see docs/python.md)."""
+import collections
+import ctypes
+import os
+from ctypes import byref, c_double, c_size_t
+
+import numpy as np
+
+from ._lib import (FUNCTION_NAMES, SIGNATURES, NncDataset, NncDiagnostics, NncFitResult, NncOptions,
+                   compile_lock, lib, libc)
+
+EMIT_KINDS = ("ast", "ir", "grad", "opt", "layout", "dot", "llvm", "asm", "obj", "header")
+_DTYPES = {0: np.dtype(np.float32), 1: np.dtype(np.float64)}
+
+
+class Diagnostic:
+    """One message of the compiler: file, line and col (1-based; 0 for a
+    message about a whole file), severity ("error" or "note"), message (the
+    sentence alone) and text (what the command line prints: the first line,
+    then the source line and a caret)."""
+
+    __slots__ = ("file", "line", "col", "severity", "message", "text")
+
+    def __init__(self, file, line, col, severity, message, text):
+        self.file, self.line, self.col = file, line, col
+        self.severity, self.message, self.text = severity, message, text
+
+    def __str__(self):
+        return self.text.rstrip("\n")
+
+    def __repr__(self):
+        return "Diagnostic(%r, %d, %d, %r, %r)" % (self.file, self.line, self.col, self.severity, self.message)
+
+
+class Error(Exception):
+    """An error nnc reported: `diagnostics` holds each message; str() is
+    what the command line prints."""
+
+    def __init__(self, diagnostics):
+        self.diagnostics = list(diagnostics)
+        super().__init__("".join(d.text for d in self.diagnostics).rstrip("\n"))
+
+
+class CompileError(Error):
+    """The .nn source has errors (each in `diagnostics`, with its position)."""
+
+
+class TrainingError(Error):
+    """Training stopped: the loss or a parameter stopped being finite. The
+    model keeps the last finite parameters; `history` holds the epochs
+    before."""
+
+    def __init__(self, diagnostics, history):
+        super().__init__(diagnostics)
+        self.history = history
+
+
+def _take_diagnostics(d):
+    """The Diagnostics of a C list, which is then freed."""
+    out = []
+    for i in range(d.count):
+        it = d.items[i]
+        out.append(Diagnostic(os.fsdecode(it.file), it.line, it.col, "error" if it.severity == 0 else "note",
+                              it.message.decode("utf-8", "replace"), it.text.decode("utf-8", "replace")))
+    lib.diagnostics_free(byref(d))
+    return out
+
+
+def _path_arg(path, what="path"):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError("%s must be a str or os.PathLike, got %s" % (what, type(path).__name__))
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError("%s holds a NUL character" % what)
+    return b
+
+
+def _int_arg(v, name, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError("%s must be a whole number, got %s" % (name, type(v).__name__))
+    if not lo <= v <= hi:
+        raise ValueError("%s must be from %d to %d, got %d" % (name, lo, hi, v))
+    return int(v)
+
+
+def _options(epochs, batch, seed, lr, dtype, cpu):
+    o = NncOptions()
+    lib.options_default(byref(o))
+    if epochs is not None:
+        o.epochs = _int_arg(epochs, "epochs", 0, 100000000)
+    if batch is not None:
+        o.batch = _int_arg(batch, "batch", 1, 65536)
+    if seed is not None:
+        o.seed = _int_arg(seed, "seed", 0, (1 << 62) - 1)
+    if lr is not None:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
+            raise TypeError("lr must be a number, got %s" % type(lr).__name__)
+        if not 0 < lr <= 1e6:
+            raise ValueError("lr must be positive and at most 1e6, got %r" % (lr,))
+        o.lr = float(lr)
+    if dtype is not None:
+        names = {"f32": 0, "float32": 0, "f64": 1, "float64": 1}
+        key = dtype if isinstance(dtype, str) else getattr(np.dtype(dtype), "name", None) \
+            if isinstance(dtype, (type, np.dtype)) else None
+        if key not in names:
+            raise ValueError("dtype must be 'f32' or 'f64' (or np.float32, np.float64), got %r" % (dtype,))
+        o.dtype = names[key]
+    if cpu is not None:
+        o.cpu = _path_arg(cpu, "cpu")
+    return o
+
+
+def _aligned_zeros(count, dtype):
+    """A zeroed array of count elements whose data starts on 64 bytes."""
+    raw = np.zeros(count * dtype.itemsize + 64, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % 64
+    return raw[skip:skip + count * dtype.itemsize].view(dtype)
+
+
+class Param:
+    """Where a parameter lives in the buffer: name, shape, offset and
+    grad_offset (elements), size (elements)."""
+
+    __slots__ = ("name", "shape", "offset", "grad_offset", "size")
+
+    def __init__(self, p):
+        self.name = p.name.decode()
+        self.shape = tuple(p.shape[k] for k in range(p.rank))
+        self.offset, self.grad_offset, self.size = p.offset, p.grad_offset, p.size
+
+    def __repr__(self):
+        return "Param(%r, shape=%r, offset=%d, grad_offset=%d)" % (self.name, self.shape, self.offset,
+                                                                  self.grad_offset)
+
+
+class _Views:
+    """name -> a numpy view of the model's buffer (parameters or their
+    gradients), in creation order. Writing into a view changes the model;
+    assigning `views[name] = array` copies the values in (same shape)."""
+
+    def __init__(self, buf, params, grads):
+        self._arrays = {}
+        for p in params:
+            at = p.grad_offset if grads else p.offset
+            self._arrays[p.name] = buf[at:at + p.size].reshape(p.shape)
+
+    def __getitem__(self, name):
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise KeyError("no parameter %r (the model has %s)" % (name, ", ".join(self._arrays))) from None
+
+    def __setitem__(self, name, value):
+        view = self[name]
+        value = np.asarray(value)
+        if value.shape != view.shape:
+            raise ValueError("%s has shape %s; got an array of shape %s" % (name, view.shape, value.shape))
+        if not np.can_cast(value.dtype, view.dtype, "same_kind"):
+            raise ValueError("%s holds %s; cannot take values of dtype %s" % (name, view.dtype, value.dtype))
+        np.copyto(view, value, casting="same_kind")
+
+    def update(self, other):
+        for name, value in dict(other).items():
+            self[name] = value
+
+    def __contains__(self, name):
+        return name in self._arrays
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def keys(self):
+        return self._arrays.keys()
+
+    def values(self):
+        return self._arrays.values()
+
+    def items(self):
+        return self._arrays.items()
+
+    def __repr__(self):
+        return "{%s}" % ", ".join("%r: array%s" % (k, v.shape) for k, v in self._arrays.items())
+
+
+class History:
+    """What fit() did: train_loss (per epoch, the mean loss of its rows
+    before their steps, as --train's progress lines), valid_loss (per
+    epoch, the validation set's loss at its end; None without one), the
+    final figures --train prints (final_train_loss, final_valid_loss,
+    final_train_accuracy, final_valid_accuracy: None when it does not print
+    them), train_time (seconds in training steps) and steps. It behaves as
+    the array train_loss: len(), indexing, np.asarray(history)."""
+
+    def __init__(self, r):
+        n = r.epochs
+        self.epochs = n
+        self.train_loss = np.ctypeslib.as_array(r.train_loss, (n,)).copy() if n and r.train_loss else np.zeros(0)
+        self.valid_loss = np.ctypeslib.as_array(r.valid_loss, (n,)).copy() if n and r.valid_loss else \
+            (np.zeros(0) if r.valid_loss else None)
+
+        def final(v):
+            return None if v != v else float(v)  # NaN: not printed
+        self.final_train_loss = final(r.final_train_loss)
+        self.final_valid_loss = final(r.final_valid_loss)
+        self.final_train_accuracy = final(r.final_train_accuracy)
+        self.final_valid_accuracy = final(r.final_valid_accuracy)
+        self.train_time = r.train_time
+        self.steps = r.steps
+
+    def __len__(self):
+        return len(self.train_loss)
+
+    def __getitem__(self, i):
+        return self.train_loss[i]
+
+    def __iter__(self):
+        return iter(self.train_loss)
+
+    def __array__(self, dtype=None):
+        return self.train_loss if dtype is None else self.train_loss.astype(dtype)
+
+    def __repr__(self):
+        s = "History(%d epochs, final train loss %s" % (self.epochs, self.final_train_loss)
+        if self.final_valid_loss is not None:
+            s += ", final valid loss %s" % self.final_valid_loss
+        return s + ")"
+
+
+Dataset = collections.namedtuple("Dataset", "x_train t_train x_valid t_valid")
+Dataset.__doc__ = """The train block's data: x_train, t_train, x_valid, t_valid (rows in
+the model's dtype; the valid arrays have 0 rows without a validation
+set)."""
+
+
+class Model:
+    """A .nn model compiled by nnc, with its parameter buffer.
+
+    Model(path, jit=True): compile the file; jit=True runs LLVM-compiled
+    native code (at opt_level 0..3, for `cpu`), jit=False the reference
+    interpreter. epochs, batch, seed, lr and dtype override the file's train
+    block as the command line's options do. Source errors raise CompileError.
+    """
+
+    def __init__(self, path, jit=True, *, opt_level=2, epochs=None, batch=None, seed=None, lr=None, dtype=None,
+                 cpu=None):
+        self._m = None
+        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+
+    @classmethod
+    def from_source(cls, text, name="<string>", jit=True, *, opt_level=2, epochs=None, batch=None, seed=None,
+                    lr=None, dtype=None, cpu=None):
+        """Compile source text; name stands for the file in messages, and
+        relative csv() paths start from its directory. The other arguments
+        are Model()'s."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not isinstance(text, str):
+            raise TypeError("text must be a str, got %s" % type(text).__name__)
+        source = text.encode("utf-8")
+        if b"\0" in source:
+            raise ValueError("the source text holds a NUL character")
+        self = cls.__new__(cls)
+        self._m = None
+        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+        return self
+
+    # ---- set-up and teardown ----
+
+    def _setup(self, name, source, jit, opt_level, opts):
+        self._m = None
+        self._busy = False
+        opt_level = _int_arg(opt_level, "opt_level", 0, 3)
+        d = NncDiagnostics()
+        with compile_lock:
+            if source is None:
+                m = lib.compile_file(name, byref(opts), byref(d))
+            else:
+                m = lib.compile_string(name, source, byref(opts), byref(d))
+        diags = _take_diagnostics(d)
+        if not m:
+            raise CompileError(diags)
+        self._m = m
+        self.notes = [x for x in diags if x.severity == "note"]
+        L = lib.model_layout(m).contents
+        self.name = L.model.decode()
+        self.dtype = _DTYPES[L.dtype]
+        self.max_batch = L.max_batch
+        self.input_cols, self.target_cols, self.output_cols = L.input_cols, L.target_cols, L.output_cols
+        self.has_predict = bool(L.has_predict)
+        self.layout = [Param(L.params[i]) for i in range(L.nparams)]
+        self.buffer = _aligned_zeros(L.total, self.dtype)
+        self._bufp = self.buffer.ctypes.data
+        lib.buffer_init(m, self._bufp)
+        lib.model_init_params(m, self._bufp)
+        self.params = _Views(self.buffer, self.layout, False)
+        self.grads = _Views(self.buffer, self.layout, True)
+        self.epochs_trained = 0
+        self._data = None
+        self._fns = None
+        self.jit = bool(jit)
+        self.opt_level = opt_level
+        if self.jit:
+            with compile_lock:
+                fns = lib.model_jit(m, opt_level)
+            if not fns:
+                raise Error([Diagnostic(os.fsdecode(name), 0, 0, "error", "JIT compilation failed",
+                                        "%s: error: JIT compilation failed (see standard error)\n" %
+                                        os.fsdecode(name))])
+            self._fns = fns
+            addrs = fns.contents.f64 if L.dtype == 1 else fns.contents.f32
+            for fn in FUNCTION_NAMES:
+                addr = getattr(addrs, fn)
+                setattr(self, "_c_" + fn, SIGNATURES[L.dtype][fn](addr) if addr else None)
+
+    def close(self):
+        """Free the compiled model and its code. The parameter arrays stay
+        valid (they belong to numpy); calls on the model raise ValueError."""
+        m, self._m = getattr(self, "_m", None), None
+        if m:
+            self._fns = None
+            for fn in FUNCTION_NAMES:
+                setattr(self, "_c_" + fn, None)
+            lib.model_free(m)
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if not self._m else ("jit -O%d" % self.opt_level if self.jit else "interpreter")
+        return "<nnc.Model %s: %s, %d parameters in %d tensors, %s>" % (
+            self.name, "f64" if self.dtype == np.float64 else "f32", sum(p.size for p in self.layout),
+            len(self.layout), state)
+
+    def _ready(self):
+        if not self._m:
+            raise ValueError("the model is closed")
+        if self._busy:
+            raise RuntimeError("the model is training in another thread (fit)")
+
+    # ---- argument checks ----
+
+    def _rows(self, a, cols, what, lo=0, hi=None, call=None):
+        """The number of rows of a: a C-contiguous array of shape (n, cols)
+        (or (n,) when cols is 1) in the model's dtype, lo <= n <= hi."""
+        if not isinstance(a, np.ndarray):
+            raise TypeError("%s must be a numpy array of shape (n, %d) and dtype %s, got %s"
+                            % (what, cols, self.dtype, type(a).__name__))
+        shape = a.shape
+        if not (len(shape) == 2 and shape[1] == cols or len(shape) == 1 and cols == 1):
+            raise ValueError("%s must have shape (n, %d)%s, got %s" % (
+                what, cols, " or (n,)" if cols == 1 else "", shape))
+        if a.dtype != self.dtype:
+            raise ValueError("%s has dtype %s; the model computes in %s: pass %s.astype(np.%s)"
+                             % (what, a.dtype, self.dtype, what, self.dtype))
+        if not a.flags.c_contiguous or not a.flags.aligned:
+            raise ValueError("%s must be C-contiguous and aligned: pass np.ascontiguousarray(%s)" % (what, what))
+        n = shape[0]
+        if n < lo:
+            raise ValueError("%s has %d rows; %s takes at least %d" % (what, n, call, lo))
+        if hi is not None and n > hi:
+            raise ValueError("%s has %d rows; %s takes 1 to %d rows (the train block's batch is %d)"
+                             % (what, n, call, hi, self.max_batch))
+        return n
+
+    def _batch(self, x, t, call):
+        self._ready()
+        n = self._rows(x, self.input_cols, "x", 1, self.max_batch, call)
+        if self._rows(t, self.target_cols, "t", 1, self.max_batch, call) != n:
+            raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        return n
+
+    # ---- running the model ----
+
+    def train_step(self, x, t):
+        """One optimizer step on the batch x (n rows of input_cols values),
+        t (n rows of target_cols), 1 <= n <= max_batch, on the arrays'
+        memory; returns the batch loss before the step (the mean over rows)."""
+        f = self._c_train_step if self._fns else None
+        # the common case checked inline: it is the call made in a loop
+        if (f is not None and not self._busy and type(x) is np.ndarray and type(t) is np.ndarray
+                and x.dtype is self.dtype and t.dtype is self.dtype and x.ndim == 2 and t.ndim == 2):
+            n = x.shape[0]
+            if (x.shape[1] == self.input_cols and t.shape[1] == self.target_cols and t.shape[0] == n
+                    and 1 <= n <= self.max_batch and x.flags.carray and t.flags.carray):
+                return f(self._bufp, x.ctypes.data, t.ctypes.data, n)
+        n = self._batch(x, t, "train_step")
+        if f is not None:
+            return f(self._bufp, x.ctypes.data, t.ctypes.data, n)
+        loss = c_double()
+        lib.interp_train_step(self._m, self._bufp, x.ctypes.data, t.ctypes.data, n, byref(loss))
+        return loss.value
+
+    def grad(self, x=None, t=None):
+        """The batch loss and each parameter's gradient (a dict of new
+        arrays, in creation order) for the batch x, t, as `nnc --grad`
+        prints them; without arguments, for the first batch of the train
+        block's data (what --grad uses). The gradients also stay in
+        self.grads."""
+        if x is None and t is None:
+            self._ready()
+            d = self.data()
+            n = min(self.max_batch, len(d.x_train))
+            if n < 1:
+                raise ValueError("the training set is empty")
+            x, t = d.x_train[:n], d.t_train[:n]
+        elif x is None or t is None:
+            raise TypeError("grad() takes both x and t, or neither")
+        n = self._batch(x, t, "grad")
+        if self._fns:
+            loss = self._c_backward(self._bufp, x.ctypes.data, t.ctypes.data, n)
+        else:
+            out = c_double()
+            lib.interp_backward(self._m, self._bufp, x.ctypes.data, t.ctypes.data, n, byref(out))
+            loss = out.value
+        return float(loss), {k: v.copy() for k, v in self.grads.items()}
+
+    def update(self):
+        """One optimizer step from the gradients in self.grads (after grad(),
+        or gradients written there)."""
+        self._ready()
+        if not self._fns:
+            raise ValueError("update() runs compiled code: make the model with jit=True")
+        self._c_update(self._bufp)
+
+    def train_epoch(self, x, t):
+        """train_step over all rows of x, t in order, in batches of
+        max_batch (the last may be smaller), in one compiled loop; returns
+        the mean over rows of each row's loss before its step."""
+        self._ready()
+        n = self._rows(x, self.input_cols, "x", 1, None, "train_epoch")
+        if self._rows(t, self.target_cols, "t", 1, None, "train_epoch") != n:
+            raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        if self._fns:
+            return float(self._c_train_epoch(self._bufp, x.ctypes.data, t.ctypes.data, n)) / n
+        total = 0.0
+        loss = c_double()
+        for r in range(0, n, self.max_batch):
+            k = min(self.max_batch, n - r)
+            lib.interp_train_step(self._m, self._bufp, x[r:r + k].ctypes.data, t[r:r + k].ctypes.data, k,
+                                  byref(loss))
+            total += loss.value * k
+        return total / n
+
+    def forward(self, x, t):
+        """The outputs (n rows of output_cols) and per-row losses (n) for
+        any number of rows."""
+        self._ready()
+        n = self._rows(x, self.input_cols, "x", 0, None, "forward")
+        if self._rows(t, self.target_cols, "t", 0, None, "forward") != n:
+            raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        y = np.empty((n, self.output_cols), self.dtype)
+        loss = np.empty(n, self.dtype)
+        self._chunks(n, x, t, y, loss)
+        return y, loss
+
+    def evaluate(self, x, t):
+        """The mean per-row loss over x, t (what --train's `final train
+        loss` line prints for the training set)."""
+        n = self._rows(x, self.input_cols, "x", 1, None, "evaluate")
+        _, loss = self.forward(x, t)
+        # summed in row order in double, as nnc does
+        return float(np.cumsum(loss, dtype=np.float64)[-1] / n)
+
+    def predict(self, x):
+        """The outputs for each row of x (any number of rows): an array of
+        shape (n, output_cols)."""
+        self._ready()
+        n = self._rows(x, self.input_cols, "x", 0, None, "predict")
+        if not self.has_predict:
+            raise ValueError("the output of model %s depends on the targets, so it cannot be predicted from "
+                             "inputs alone: use forward(x, t), or name a value computed from the inputs with "
+                             "`output NAME`" % self.name)
+        y = np.empty((n, self.output_cols), self.dtype)
+        self._chunks(n, x, None, y, None)
+        return y
+
+    def _chunks(self, n, x, t, y, loss):
+        es = self.dtype.itemsize
+        xp, yp = x.ctypes.data, y.ctypes.data
+        tp = t.ctypes.data if t is not None else None
+        lp = loss.ctypes.data if loss is not None else None
+        xw, tw, yw = self.input_cols * es, self.target_cols * es, self.output_cols * es
+        for r in range(0, n, self.max_batch):
+            k = min(self.max_batch, n - r)
+            xr, yr = xp + r * xw, yp + r * yw
+            if self._fns and t is None:
+                self._c_predict(self._bufp, xr, k, yr)
+            elif self._fns:
+                self._c_forward(self._bufp, xr, tp + r * tw, k, yr, lp + r * es)
+            elif lib.interp_forward(self._m, self._bufp, xr, None if t is None else tp + r * tw, k, yr,
+                                    None if t is None else lp + r * es) != 0:
+                raise ValueError("the interpreter refused the call")  # checked above; not expected
+
+    # ---- the train block ----
+
+    def data(self):
+        """The train block's data sets (a Dataset: x_train, t_train,
+        x_valid, t_valid), loaded as --train loads them; cached."""
+        self._ready()
+        if self._data is None:
+            tr, va, d = NncDataset(), NncDataset(), NncDiagnostics()
+            rc = lib.model_data(self._m, byref(tr), byref(va), byref(d))
+            diags = _take_diagnostics(d)
+            if rc != 0:
+                raise Error(diags)
+            try:
+                arrays = []
+                for s in (tr, va):
+                    for p, cols in ((s.x, self.input_cols), (s.t, self.target_cols)):
+                        count = s.rows * cols
+                        a = np.empty((s.rows, cols), self.dtype)
+                        if count:
+                            ctypes.memmove(a.ctypes.data, p, count * self.dtype.itemsize)
+                        arrays.append(a)
+            finally:
+                lib.dataset_free(byref(tr))
+                lib.dataset_free(byref(va))
+            self._data = Dataset(*arrays)
+        return self._data
+
+    def fit(self, epochs=None, verbose=False):
+        """Train as `nnc --train` does: the train block's data, shuffling,
+        optimizer and epochs (or `epochs`), with the model's code, on one
+        thread. verbose prints --train's progress and final lines on
+        standard output. Returns a History; raises TrainingError when the
+        loss or a parameter stops being finite."""
+        self._ready()
+        epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
+        r, d = NncFitResult(), NncDiagnostics()
+        self._busy = True  # the call lets other threads run
+        try:
+            rc = lib.model_fit(self._m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
+        finally:
+            self._busy = False
+        try:
+            history = History(r)
+        finally:
+            lib.fit_result_free(byref(r))
+        diags = _take_diagnostics(d)
+        self.epochs_trained += history.epochs
+        if rc > 0:
+            raise TrainingError(diags, history)
+        if rc < 0:
+            raise Error(diags)
+        return history
+
+    def init_params(self):
+        """Set the parameters as the file's initializers do (a fresh start)
+        and the optimizer state to its starting values."""
+        self._ready()
+        lib.buffer_init(self._m, self._bufp)
+        lib.model_init_params(self._m, self._bufp)
+        self.epochs_trained = 0
+
+    # ---- checkpoints and text ----
+
+    def save(self, path):
+        """Write the parameters to a safetensors file, as --save (tensor
+        names as self.params; metadata model, epoch, dtype, format)."""
+        self._ready()
+        d = NncDiagnostics()
+        rc = lib.model_save(self._m, self._bufp, _path_arg(path), self.epochs_trained, byref(d))
+        diags = _take_diagnostics(d)
+        if rc != 0:
+            raise Error(diags)
+
+    def load(self, path):
+        """Read the parameters from a safetensors file, as --load: every
+        parameter with its dtype and shape, finite values. On an error the
+        parameters are unchanged."""
+        self._ready()
+        d = NncDiagnostics()
+        rc = lib.model_load(self._m, self._bufp, _path_arg(path), byref(d))
+        diags = _take_diagnostics(d)
+        if rc != 0:
+            raise Error(diags)
+
+    def emit(self, kind, opt_level=None):
+        """What `nnc --emit KIND` writes: a str for ast, ir, grad, opt,
+        layout, dot, llvm, asm and header; bytes for obj. opt_level (default:
+        the model's) is -O for llvm, asm and obj."""
+        self._ready()
+        if kind not in EMIT_KINDS:
+            raise ValueError("kind must be one of %s, got %r" % (", ".join(EMIT_KINDS), kind))
+        level = self.opt_level if opt_level is None else _int_arg(opt_level, "opt_level", 0, 3)
+        n, d = c_size_t(), NncDiagnostics()
+        with compile_lock:
+            p = lib.model_emit(self._m, kind.encode(), level, byref(n), byref(d))
+        diags = _take_diagnostics(d)
+        if not p:
+            raise Error(diags)
+        try:
+            data = ctypes.string_at(p, n.value)
+        finally:
+            libc.free(p)
+        return data if kind == "obj" else data.decode("utf-8")

@@ -1,0 +1,251 @@
+"""Every call of nnc.Model on small models: what it returns, and that the
+compiled code and the interpreter agree."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import nnc
+from conftest import DATA, MOONS, TINY, cli, rows
+
+
+def test_layout_as_the_command_line_prints_it(moons):
+    assert moons.name == "moons" and moons.dtype == np.float64 and moons.jit
+    assert (moons.max_batch, moons.input_cols, moons.target_cols, moons.output_cols) == (1, 2, 1, 1)
+    assert moons.has_predict
+    layout = [line.split() for line in cli(MOONS, "--emit", "layout").splitlines()[1:]]
+    params = [(l[1], l[2], int(l[4])) for l in layout if l[0] == "param"]
+    grads = [(l[1][2:], int(l[4])) for l in layout if l[0] == "grad"]
+    assert [(p.name, "[%s]" % ",".join(map(str, p.shape)), p.offset) for p in moons.layout] == params
+    assert [(p.name, p.grad_offset) for p in moons.layout] == grads
+    assert list(moons.params) == [p.name for p in moons.layout]
+    assert moons.buffer.ctypes.data % 64 == 0
+    assert "moons" in repr(moons) and "57 parameters in 8 tensors" in repr(moons)
+
+
+def test_params_are_views_of_the_buffer(tiny):
+    w = tiny.params["linear1.W"]
+    assert w.shape == (3, 2) and w.dtype == np.float64
+    assert np.shares_memory(w, tiny.buffer)
+    x = rows(4, 2)
+    before = tiny.predict(x)
+    w *= 2  # writes go to the model
+    assert not np.array_equal(tiny.predict(x), before)
+    tiny.params["linear1.W"] = w / 2  # assignment copies in
+    assert np.array_equal(tiny.predict(x), before)
+    tiny.params.update({"linear2.b": np.array([0.25])})
+    assert tiny.params["linear2.b"][0] == 0.25
+    assert np.shares_memory(tiny.grads["linear1.W"], tiny.buffer)
+    assert "linear1.W" in tiny.params and len(tiny.params) == 4
+    assert dict(tiny.params.items()).keys() == set(tiny.params.keys())
+
+
+def test_params_refuse_other_shapes_and_names(tiny):
+    with pytest.raises(ValueError, match=r"linear1.W has shape \(3, 2\); got an array of shape \(2, 3\)"):
+        tiny.params["linear1.W"] = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="cannot take values of dtype complex128"):
+        tiny.params["linear1.W"] = np.zeros((3, 2), complex)
+    with pytest.raises(KeyError, match="no parameter 'linear9.W'"):
+        tiny.params["linear9.W"]
+
+
+def test_jit_and_interpreter_agree():
+    a = nnc.Model.from_source(TINY, name="tiny.nn", jit=True)
+    b = nnc.Model.from_source(TINY, name="tiny.nn", jit=False)
+    assert not b.jit and "interpreter" in repr(b)
+    assert np.array_equal(a.buffer, b.buffer)  # the same initializers
+    x, t = rows(4, 2, seed=1), rows(4, 1, seed=2)
+    for _ in range(5):
+        la, lb = a.train_step(x, t), b.train_step(x, t)
+        assert abs(la - lb) <= 1e-12 * abs(lb)
+    assert np.allclose(a.buffer, b.buffer, rtol=1e-12, atol=1e-15)
+    ya, yb = a.predict(rows(9, 2)), b.predict(rows(9, 2))
+    assert ya.shape == (9, 1) and np.allclose(ya, yb, rtol=1e-12)
+    (fa, la), (fb, lb) = a.forward(x, t), b.forward(x, t)
+    assert np.allclose(fa, fb, rtol=1e-12) and np.allclose(la, lb, rtol=1e-12) and la.shape == (4,)
+    ga, gb = a.grad(x, t), b.grad(x, t)
+    assert abs(ga[0] - gb[0]) <= 1e-12 * gb[0]
+    for k in ga[1]:
+        assert np.allclose(ga[1][k], gb[1][k], rtol=1e-10, atol=1e-15)
+    ha, hb = a.fit(), b.fit()
+    assert np.allclose(ha.train_loss, hb.train_loss, rtol=1e-10)
+    assert a.train_epoch(x, t) == pytest.approx(b.train_epoch(x, t), rel=1e-10)
+
+
+def test_train_step_returns_the_batch_loss_before_the_step(tiny):
+    x, t = rows(4, 2), rows(4, 1, seed=5)
+    y, loss = tiny.forward(x, t)
+    assert np.allclose(loss, ((y - t) ** 2).sum(axis=1))
+    assert tiny.train_step(x, t) == pytest.approx(loss.mean(), rel=1e-14)
+    assert tiny.train_step(x, t) < loss.mean()
+    # fewer rows than the batch; targets as (n,) for one column
+    assert isinstance(tiny.train_step(x[:1], t[:1, 0]), float)
+    # a read-only array is fine: nothing writes to x or t
+    x.flags.writeable = False
+    tiny.train_step(x, t)
+
+
+def test_grad_then_update_is_a_train_step(tiny):
+    x, t = rows(4, 2), rows(4, 1, seed=5)
+    start = tiny.buffer.copy()
+    loss, grads = tiny.grad(x, t)
+    assert list(grads) == list(tiny.params) and grads["linear1.W"].shape == (3, 2)
+    assert np.array_equal(grads["linear1.W"], tiny.grads["linear1.W"])
+    assert not np.shares_memory(grads["linear1.W"], tiny.buffer)
+    tiny.update()
+    after_update = {k: v.copy() for k, v in tiny.params.items()}
+    tiny.buffer[:] = start
+    assert tiny.train_step(x, t) == loss
+    for k, v in tiny.params.items():  # (the fused step need not store gradients)
+        assert np.array_equal(v, after_update[k])
+    # SGD: W - lr * dW
+    assert np.allclose(tiny.params["linear1.W"], start[:6].reshape(3, 2) - 0.1 * grads["linear1.W"])
+
+
+def test_grad_without_arguments_uses_the_first_batch(tiny):
+    d = tiny.data()
+    assert tiny.grad()[0] == tiny.grad(d.x_train[:4], d.t_train[:4])[0]
+
+
+def test_train_epoch_runs_every_row(tiny):
+    x, t = rows(10, 2), rows(10, 1, seed=3)
+    start = tiny.buffer.copy()
+    mean = tiny.train_epoch(x, t)
+    end = tiny.buffer.copy()
+    tiny.buffer[:] = start
+    losses = [tiny.train_step(x[r:r + 4], t[r:r + 4]) * len(x[r:r + 4]) for r in range(0, 10, 4)]
+    assert mean == pytest.approx(sum(losses) / 10, rel=1e-12)
+    assert np.allclose(tiny.buffer, end, rtol=1e-12)
+
+
+def test_predict_and_evaluate_take_any_number_of_rows(tiny):
+    x = rows(11, 2)
+    y = tiny.predict(x)
+    assert y.shape == (11, 1) and y.dtype == np.float64
+    assert np.array_equal(np.concatenate([tiny.predict(x[:4]), tiny.predict(x[4:])]), y)
+    assert tiny.predict(x[:0]).shape == (0, 1)
+    t = rows(11, 1, seed=9)
+    assert tiny.evaluate(x, t) == pytest.approx(((y - t) ** 2).mean(), rel=1e-13)
+
+
+def test_data_is_the_train_block(tiny):
+    d = tiny.data()
+    x, t, xv, tv = d
+    assert x.shape == (30, 2) and t.shape == (30, 1) and xv.shape == (10, 2) and tv.shape == (10, 1)
+    assert set(np.unique(t)) <= {0.0, 1.0}
+    assert tiny.data() is d
+
+
+def test_csv_data_is_read_as_the_file_holds_it():
+    m = nnc.Model(os.path.join(DATA, "seed_moons.nn"), jit=False)
+    d = m.data()
+    with open(os.path.join(DATA, "moons_train.csv")) as f:
+        lines = [l.split(",") for l in f.read().split("\n")[1:] if l]
+    assert len(d.x_train) == len(lines)
+    assert d.x_train[0].tolist() == [float(v) for v in lines[0][:2]]
+    assert d.t_train[-1, 0] == float(lines[-1][2])
+
+
+def test_from_source_reads_csv_relative_to_its_name():
+    with open(os.path.join(DATA, "seed_moons.nn")) as f:
+        text = f.read()
+    m = nnc.Model.from_source(text, name=os.path.join(DATA, "seed_moons.nn"), epochs=1)
+    assert len(m.data().x_train) == 320
+    assert m.fit().epochs == 1
+
+
+def test_fit_history(tiny):
+    h = tiny.fit()
+    assert h.epochs == 3 == len(h) and h.steps == 3 * 8
+    assert h.train_loss.shape == (3,) and h.valid_loss.shape == (3,)
+    assert np.array_equal(np.asarray(h), h.train_loss) and h[0] == h.train_loss[0] and list(h) == list(h.train_loss)
+    assert h.final_train_loss == tiny.evaluate(*tiny.data()[:2])
+    assert h.final_valid_loss == pytest.approx(h.valid_loss[-1], rel=1e-15)
+    assert 0 <= h.final_train_accuracy <= 1 and 0 <= h.final_valid_accuracy <= 1
+    assert h.train_time >= 0 and "3 epochs" in repr(h)
+    assert tiny.fit(epochs=2).epochs == 2 and tiny.epochs_trained == 5
+    h0 = tiny.fit(epochs=0)
+    assert h0.epochs == 0 and len(h0.train_loss) == 0 and h0.final_train_loss is not None
+
+
+def test_fit_without_validation_or_labels():
+    src = TINY.replace("split 30\n", "").replace("moons(samples: 40, noise: 0.1, seed: 3)", "circles(samples: 20)")
+    m = nnc.Model.from_source(src.replace("t[1]", "t[1]"), name="nv.nn", jit=False)
+    h = m.fit()
+    assert h.valid_loss is None and h.final_valid_loss is None and h.final_valid_accuracy is None
+
+
+def test_init_params_starts_again(tiny):
+    start = tiny.buffer.copy()
+    tiny.fit()
+    assert not np.array_equal(tiny.buffer, start)
+    tiny.init_params()
+    assert np.array_equal(tiny.buffer, start) and tiny.epochs_trained == 0
+
+
+def test_save_and_load(tiny, tmp_path):
+    tiny.fit()
+    p = tmp_path / "p.safetensors"
+    tiny.save(p)
+    other = nnc.Model.from_source(TINY, name="tiny.nn", jit=False)
+    assert not np.array_equal(other.params["linear1.W"], tiny.params["linear1.W"])
+    other.load(str(p))
+    for name in tiny.params:
+        assert np.array_equal(other.params[name], tiny.params[name])
+    assert nnc.safetensors.metadata(p) == {"model": "tiny", "epoch": "3", "dtype": "f64", "format": "nnc"}
+
+
+def test_emit_kinds(tiny):
+    assert tiny.emit("ir").startswith("; model tiny, f64, forward graph\n")
+    assert isinstance(tiny.emit("obj"), bytes) and tiny.emit("obj", opt_level=0)[:4] == b"\x7fELF"
+    assert "nnc_tiny_train_step" in tiny.emit("header")
+    assert tiny.emit("llvm", opt_level=0) != tiny.emit("llvm", opt_level=2)
+
+
+def test_options_override_the_file():
+    m = nnc.Model.from_source(TINY, name="tiny.nn", batch=2, epochs=1, lr=0.5, dtype="f32", seed=4, opt_level=1)
+    assert m.max_batch == 2 and m.dtype == np.float32 and m.opt_level == 1
+    assert m.fit().epochs == 1
+    assert nnc.Model.from_source(TINY, dtype=np.float32).dtype == np.float32
+    # --seed replaces the init seed: another start
+    a = nnc.Model.from_source(TINY, seed=1, jit=False).buffer
+    b = nnc.Model.from_source(TINY, seed=2, jit=False).buffer
+    assert not np.array_equal(a, b)
+    assert nnc.Model.from_source(TINY, cpu="x86-64-v2").fit().epochs == 3
+
+
+def test_notes_are_kept():
+    src = TINY.replace("y = x -> linear(3) -> tanh -> linear(1)", "z = x -> linear(1)") \
+              .replace("loss squared(y, t)", "loss bce(sigmoid(z), t)")
+    m = nnc.Model.from_source(src, name="n.nn")
+    assert len(m.notes) == 1 and m.notes[0].severity == "note" and m.notes[0].line == 6
+
+
+def test_close_keeps_the_arrays(tiny):
+    w = tiny.params["linear1.W"]
+    copy = w.copy()
+    tiny.close()
+    tiny.close()  # twice is fine
+    assert np.array_equal(w, copy)
+    assert "closed" in repr(tiny)
+    for call in (lambda: tiny.train_step(rows(1, 2), rows(1, 1)), lambda: tiny.predict(rows(1, 2)),
+                 lambda: tiny.fit(), lambda: tiny.emit("ir"), lambda: tiny.save("x"), lambda: tiny.data()):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+def test_fit_in_a_thread_makes_other_calls_wait_their_turn():
+    m = nnc.Model.from_source(TINY.replace("epochs 3", "epochs 3000"), name="tiny.nn")
+    x, t = rows(1, 2), rows(1, 1)
+    refused = []
+    th = threading.Thread(target=m.fit)
+    th.start()
+    while th.is_alive():
+        try:
+            m.train_step(x, t)
+        except RuntimeError as e:
+            refused.append(str(e))
+    th.join()
+    assert refused and "training in another thread" in refused[0]
+    assert m.epochs_trained == 3000
