@@ -169,11 +169,18 @@ static Engine *interp(NncModel *m) {
   return m->interp;
 }
 
+/* An engine works on the caller's buffer for one call: lend it the buffer,
+ * and give the engine's own back after (e->buf = the returned pointer). */
+static void *lend(Engine *e, void *buf) {
+  void *own = e->buf;
+  e->buf = buf;
+  return own;
+}
+
 void nnc_model_init_params(const NncModel *cm, void *buf) {
   NncModel *m = (NncModel *)cm; /* the interpreter engine is a cache */
   Engine *e = interp(m);
-  void *own = e->buf;
-  e->buf = buf;
+  void *own = lend(e, buf);
   rt_init_params(&m->c.prog, m->c.inits, e);
   e->buf = own;
 }
@@ -220,8 +227,7 @@ static bool rows_ok(const NncModel *m, int64_t n) { return n >= 1 && n <= m->lay
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
   if (!rows_ok(m, n) || !y || (!t && !m->layout.has_predict)) return -1;
   Engine *e = interp(m);
-  void *own = e->buf;
-  e->buf = buf;
+  void *own = lend(e, buf);
   e->forward(e, x, t && loss ? t : NULL, n, y, t ? loss : NULL);
   e->buf = own;
   return 0;
@@ -232,8 +238,7 @@ static int interp_step(NncModel *m, void *buf, const void *x, const void *t, int
                        bool update) {
   if (!rows_ok(m, n) || !t) return -1;
   Engine *e = interp(m);
-  void *own = e->buf;
-  e->buf = buf;
+  void *own = lend(e, buf);
   double l = update ? e->train_step(e, x, t, n) : e->backward(e, x, t, n);
   e->buf = own;
   if (loss) *loss = l;
@@ -284,17 +289,15 @@ char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, 
   Sink k;
   sink_open(&k, diags);
   StrBuf sb = {0};
-  bool ok = true;
   if (!kind) kind = "";
-  if (compilation_dump(&m->c, kind, &sb)) {
-  } else if (is_code_kind(kind)) {
+  bool ok = compilation_dump(&m->c, kind, &sb);
+  if (!ok && is_code_kind(kind)) {
     int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;
     ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, kind, false, m->opt.cpu, &sb) == 0;
     if (!ok) diag_file_error(m->name, "cannot emit %s: LLVM failed (its message is on standard error)", kind);
-  } else {
+  } else if (!ok) {
     diag_file_error(m->name, "unknown emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)",
                     kind);
-    ok = false;
   }
   sink_close(&k);
   if (!ok) {
@@ -309,21 +312,13 @@ char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, 
   return sb.data;
 }
 
-/* Run fn on the engine with the caller's buffer lent to it. */
-#define WITH_BUFFER(e, buffer, stmt)                                                                            \
-  do {                                                                                                           \
-    void *own_ = (e)->buf;                                                                                       \
-    (e)->buf = (buffer);                                                                                         \
-    stmt;                                                                                                        \
-    (e)->buf = own_;                                                                                             \
-  } while (0)
-
 int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   Engine *e = interp(m);
-  int rc;
-  WITH_BUFFER(e, (void *)buf, rc = rt_save_params(path ? path : "", e, m->layout.model, epoch));
+  void *own = lend(e, (void *)buf); /* saving only reads it */
+  int rc = rt_save_params(path ? path : "", e, m->layout.model, epoch);
+  e->buf = own;
   sink_close(&k);
   return rc ? -1 : 0;
 }
@@ -336,8 +331,9 @@ int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *dia
   void *copy = nnc_xaligned(bytes);
   memcpy(copy, buf, bytes);
   Engine *e = interp(m);
-  int rc;
-  WITH_BUFFER(e, copy, rc = rt_load_params(path ? path : "", e));
+  void *own = lend(e, copy);
+  int rc = rt_load_params(path ? path : "", e);
+  e->buf = own;
   if (rc == 0) memcpy(buf, copy, bytes);
   free(copy);
   sink_close(&k);
@@ -393,8 +389,9 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
     if (epochs >= 0) p.train.epochs = epochs;
     TrainOptions to = {.model_name = p.model_name, .engine = code ? "jit" : "interpreter", .quiet = !verbose,
                        .result = r};
-    int status;
-    WITH_BUFFER(e, buf, status = rt_train(&p, e, &tr, &va, &to));
+    void *own = lend(e, buf);
+    int status = rt_train(&p, e, &tr, &va, &to);
+    e->buf = own;
     /* without files to write, rt_train fails before training only on an empty set */
     rc = status == 0 ? 0 : tr.rows > 0 ? 1 : -1;
     nnc_data_free(&tr);

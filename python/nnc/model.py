@@ -3,6 +3,7 @@ calls that train and run it on numpy data (see docs/python.md)."""
 import collections
 import ctypes
 import os
+import weakref
 from ctypes import byref, c_double, c_size_t
 
 import numpy as np
@@ -109,6 +110,27 @@ def _options(epochs, batch, seed, lr, dtype, cpu):
     if cpu is not None:
         o.cpu = _path_arg(cpu, "cpu")
     return o
+
+
+_ndarray = np.ndarray
+_addresses = {}
+
+
+def _address(a):
+    """a.ctypes.data, remembered for views: a view's data never moves (numpy
+    moves data only in ndarray.resize, which views refuse), and a.ctypes
+    costs about a microsecond, as much as a small compiled step. Keyed by
+    id() with a weak reference, so the entry neither keeps a alive nor
+    serves another array that gets its id."""
+    e = _addresses.get(id(a))
+    if e is not None and e[0]() is a:
+        return e[1]
+    p = a.ctypes.data
+    if a.base is not None:
+        if len(_addresses) >= 4096:
+            _addresses.clear()
+        _addresses[id(a)] = (weakref.ref(a), p)
+    return p
 
 
 def _aligned_zeros(count, dtype):
@@ -301,6 +323,7 @@ class Model:
         self.epochs_trained = 0
         self._data = None
         self._fns = None
+        self._fast_step = None
         self.jit = bool(jit)
         self.opt_level = opt_level
         if self.jit:
@@ -315,13 +338,16 @@ class Model:
             for fn in FUNCTION_NAMES:
                 addr = getattr(addrs, fn)
                 setattr(self, "_c_" + fn, SIGNATURES[L.dtype][fn](addr) if addr else None)
+            self._fast_step = self._c_train_step
 
     def close(self):
         """Free the compiled model and its code. The parameter arrays stay
         valid (they belong to numpy); calls on the model raise ValueError."""
+        if getattr(self, "_busy", False):
+            raise RuntimeError("the model is training in another thread (fit): close it after")
         m, self._m = getattr(self, "_m", None), None
         if m:
-            self._fns = None
+            self._fns = self._fast_step = None
             for fn in FUNCTION_NAMES:
                 setattr(self, "_c_" + fn, None)
             lib.model_free(m)
@@ -368,8 +394,8 @@ class Model:
         if n < lo:
             raise ValueError("%s has %d rows; %s takes at least %d" % (what, n, call, lo))
         if hi is not None and n > hi:
-            raise ValueError("%s has %d rows; %s takes 1 to %d rows (the train block's batch is %d)"
-                             % (what, n, call, hi, self.max_batch))
+            raise ValueError("%s has %d rows; %s takes %s (the train block's batch is %d)"
+                             % (what, n, call, "1 row" if hi == 1 else "1 to %d rows" % hi, self.max_batch))
         return n
 
     def _batch(self, x, t, call):
@@ -385,17 +411,19 @@ class Model:
         """One optimizer step on the batch x (n rows of input_cols values),
         t (n rows of target_cols), 1 <= n <= max_batch, on the arrays'
         memory; returns the batch loss before the step (the mean over rows)."""
-        f = self._c_train_step if self._fns else None
-        # the common case checked inline: it is the call made in a loop
-        if (f is not None and not self._busy and type(x) is np.ndarray and type(t) is np.ndarray
-                and x.dtype is self.dtype and t.dtype is self.dtype and x.ndim == 2 and t.ndim == 2):
-            n = x.shape[0]
-            if (x.shape[1] == self.input_cols and t.shape[1] == self.target_cols and t.shape[0] == n
-                    and 1 <= n <= self.max_batch and x.flags.carray and t.flags.carray):
-                return f(self._bufp, x.ctypes.data, t.ctypes.data, n)
+        f = self._fast_step  # compiled code, not closed, not busy
+        # the common case checked inline, as cheaply as it can be: this is
+        # the call made in a loop (the full checks below say what is wrong)
+        if f is not None and type(x) is _ndarray and type(t) is _ndarray:
+            xs = x.shape
+            if len(xs) == 2 and x.dtype is self.dtype and t.dtype is self.dtype and x.flags.carray \
+                    and t.flags.carray:
+                n = xs[0]
+                if xs[1] == self.input_cols and t.shape == (n, self.target_cols) and 0 < n <= self.max_batch:
+                    return f(self._bufp, _address(x), _address(t), n)
         n = self._batch(x, t, "train_step")
-        if f is not None:
-            return f(self._bufp, x.ctypes.data, t.ctypes.data, n)
+        if self._fns:
+            return self._c_train_step(self._bufp, x.ctypes.data, t.ctypes.data, n)
         loss = c_double()
         lib.interp_train_step(self._m, self._bufp, x.ctypes.data, t.ctypes.data, n, byref(loss))
         return loss.value
@@ -538,10 +566,12 @@ class Model:
         epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
         r, d = NncFitResult(), NncDiagnostics()
         self._busy = True  # the call lets other threads run
+        fast, self._fast_step = self._fast_step, None
         try:
             rc = lib.model_fit(self._m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
         finally:
             self._busy = False
+            self._fast_step = fast
         try:
             history = History(r)
         finally:
