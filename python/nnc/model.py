@@ -290,6 +290,18 @@ class Model:
         self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
         return self
 
+    name = property(lambda self: self._name, doc="the model's name (`model NAME`)")
+    dtype = property(lambda self: self._dtype, doc="np.float32 or np.float64")
+    max_batch = property(lambda self: self._max_batch, doc="rows per step (the train block's batch)")
+    input_cols = property(lambda self: self._input_cols, doc="input values per row")
+    target_cols = property(lambda self: self._target_cols, doc="target values per row")
+    output_cols = property(lambda self: self._output_cols, doc="output values per row")
+    has_predict = property(lambda self: self._has_predict, doc="whether the output needs no targets")
+    layout = property(lambda self: self._layout, doc="each parameter's place in the buffer (Param)")
+    buffer = property(lambda self: self._buffer, doc="the whole buffer: parameters, gradients, optimizer state")
+    jit = property(lambda self: self._jit, doc="compiled code (True) or the interpreter")
+    opt_level = property(lambda self: self._opt_level, doc="LLVM's optimization level")
+
     # ---- set-up and teardown ----
 
     def _setup(self, name, source, jit, opt_level, opts):
@@ -308,13 +320,15 @@ class Model:
         self._m = m
         self.notes = [x for x in diags if x.severity == "note"]
         L = lib.model_layout(m).contents
-        self.name = L.model.decode()
-        self.dtype = _DTYPES[L.dtype]
-        self.max_batch = L.max_batch
-        self.input_cols, self.target_cols, self.output_cols = L.input_cols, L.target_cols, L.output_cols
-        self.has_predict = bool(L.has_predict)
-        self.layout = [Param(L.params[i]) for i in range(L.nparams)]
-        self.buffer = _aligned_zeros(L.total, self.dtype)
+        # read-only (properties below): the checks that keep the compiled
+        # code inside its memory rely on them
+        self._name = L.model.decode()
+        self._dtype = _DTYPES[L.dtype]
+        self._max_batch = L.max_batch
+        self._input_cols, self._target_cols, self._output_cols = L.input_cols, L.target_cols, L.output_cols
+        self._has_predict = bool(L.has_predict)
+        self._layout = tuple(Param(L.params[i]) for i in range(L.nparams))
+        self._buffer = _aligned_zeros(L.total, self.dtype)
         self._bufp = self.buffer.ctypes.data
         lib.buffer_init(m, self._bufp)
         lib.model_init_params(m, self._bufp)
@@ -324,8 +338,8 @@ class Model:
         self._data = None
         self._fns = None
         self._fast_step = None
-        self.jit = bool(jit)
-        self.opt_level = opt_level
+        self._jit = bool(jit)
+        self._opt_level = opt_level
         if self.jit:
             with compile_lock:
                 fns = lib.model_jit(m, opt_level)
@@ -362,6 +376,8 @@ class Model:
         self.close()
 
     def __repr__(self):
+        if not hasattr(self, "_layout"):
+            return "<nnc.Model (not compiled)>"
         state = "closed" if not self._m else ("jit -O%d" % self.opt_level if self.jit else "interpreter")
         return "<nnc.Model %s: %s, %d parameters in %d tensors, %s>" % (
             self.name, "f64" if self.dtype == np.float64 else "f32", sum(p.size for p in self.layout),
@@ -416,10 +432,10 @@ class Model:
         # the call made in a loop (the full checks below say what is wrong)
         if f is not None and type(x) is _ndarray and type(t) is _ndarray:
             xs = x.shape
-            if len(xs) == 2 and x.dtype is self.dtype and t.dtype is self.dtype and x.flags.carray \
+            if len(xs) == 2 and x.dtype is self._dtype and t.dtype is self._dtype and x.flags.carray \
                     and t.flags.carray:
                 n = xs[0]
-                if xs[1] == self.input_cols and t.shape == (n, self.target_cols) and 0 < n <= self.max_batch:
+                if xs[1] == self._input_cols and t.shape == (n, self._target_cols) and 0 < n <= self._max_batch:
                     return f(self._bufp, _address(x), _address(t), n)
         n = self._batch(x, t, "train_step")
         if self._fns:

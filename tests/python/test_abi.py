@@ -10,7 +10,7 @@ from conftest import ROOT
 
 
 def header():
-    for rel in ("include/nnc.h", "compiler/nnc.h"):
+    for rel in ("include/nnc.h",):
         path = os.path.join(ROOT, rel)
         if os.path.exists(path):
             with open(path) as f:

@@ -146,6 +146,13 @@ def test_other_calls_are_checked(model, tmp_path):
             model.update()
 
 
+def test_what_the_checks_rely_on_cannot_be_changed(model):
+    for name in ("max_batch", "input_cols", "target_cols", "output_cols", "dtype", "buffer", "layout"):
+        with pytest.raises(AttributeError):
+            setattr(model, name, 10 ** 6)
+    assert model.max_batch == 4
+
+
 def test_predict_needs_an_output_of_the_inputs():
     src = TINY.replace("loss squared(y, t)", "loss squared(y - t, t)")
     m = nnc.Model.from_source(src, name="o.nn")

@@ -1,5 +1,6 @@
 """No call leaks: the heap in use (glibc's mallinfo2, or the sanitizer's
-count in a sanitizer build) is the same after thousands of calls."""
+count when the sanitizers' runtimes are loaded) is the same after thousands
+of calls."""
 import ctypes
 import gc
 
