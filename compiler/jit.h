@@ -21,38 +21,34 @@
 #include "codegen.h"
 #include "engine.h"
 #include "ir.h"
+#include "nnc.h"
 #include "update.h"
 
-/* Compile g and return an Engine running native code, or NULL after
- * printing why. fns: the functions to build (codegen.h's CG_* bits; the
- * engine's other entries must not be called). time: per-stage timings on
- * stderr. */
+/* Compile g for `cpu` (jit_cpu_known; NULL or "native": the host's CPU
+ * and features; the host must be able to run code for it) and return an
+ * Engine running native code, or NULL after printing why. fns: the
+ * functions to build (codegen.h's CG_* bits; the engine's other entries
+ * must not be called). time: per-stage timings on stderr. */
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
-                       unsigned fns, bool time);
-
-/* The same for a named CPU (jit_cpu_known; NULL or "native": the host's
- * CPU and features). The host must be able to run code for that CPU. */
-Engine *jit_engine_new_cpu(const Graph *g, const Layout *layout, int max_batch, int opt_level,
-                           unsigned fns, bool time, const char *cpu);
+                       unsigned fns, bool time, const char *cpu);
 
 /* The address of a compiled function of a JIT engine ("forward",
  * "train_step", ...: one that was built), or NULL after printing why. */
 void *jit_engine_symbol(Engine *e, const char *fn);
 
 /* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm), for
- * `cpu` (NULL: jit_default_cpu(kind)). Returns the exit status. */
-int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind,
+ * `cpu` (NULL: NNC_PORTABLE_CPU for obj and asm on an x86-64 host, else
+ * "native"). Returns the exit status. */
+int jit_emit(const Graph *g, const Layout *layout, int max_batch, int opt_level, NncEmit kind,
              const char *path, bool time, const char *cpu);
 /* The same into out (obj: the object file's bytes). Returns 0, or 1 after
  * printing an internal error. */
-int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, const char *kind, bool time,
+int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, NncEmit kind, bool time,
                   const char *cpu, StrBuf *out);
 
 /* The CPU --emit obj and asm target by default: a portable x86-64 level
  * (SSE4.2 and POPCNT: any x86-64 processor since about 2009). */
 #define NNC_PORTABLE_CPU "x86-64-v2"
-/* NNC_PORTABLE_CPU for obj and asm on an x86-64 host, else "native". */
-const char *jit_default_cpu(const char *kind);
 /* What code generation needs to know of `cpu` (NULL or "native": the
  * host's; else a name jit_cpu_known accepts). */
 CgTarget jit_target(const char *cpu);

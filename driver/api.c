@@ -191,8 +191,8 @@ static const char *const fn_names[] = {"forward", "predict", "backward", "update
 const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   if (opt_level < 0) opt_level = 0;
   if (opt_level > 3) opt_level = 3;
-  Engine *e = jit_engine_new_cpu(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
-                                 m->opt.cpu);
+  Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
+                             m->opt.cpu);
   if (!e) return NULL;
   JitCode *j = nnc_xcalloc(1, sizeof *j);
   j->engine = e;
@@ -280,20 +280,18 @@ static void sink_close(Sink *k) {
   nnc_diagnostics_free(&k->scratch);
 }
 
-static bool is_code_kind(const char *kind) {
-  return strcmp(kind, "llvm") == 0 || strcmp(kind, "asm") == 0 || strcmp(kind, "obj") == 0 ||
-         strcmp(kind, "header") == 0;
-}
+const char *nnc_version(void) { return NNC_VERSION; }
 
 char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   StrBuf sb = {0};
   if (!kind) kind = "";
-  bool ok = compilation_dump(&m->c, kind, &sb);
-  if (!ok && is_code_kind(kind)) {
+  NncEmit emit = nnc_emit_kind(kind);
+  bool ok = compilation_dump(&m->c, emit, &sb);
+  if (!ok && emit != NNC_EMIT_NONE) {
     int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;
-    ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, kind, false, m->opt.cpu, &sb) == 0;
+    ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, emit, false, m->opt.cpu, &sb) == 0;
     if (!ok) diag_file_error(m->name, "cannot emit %s: LLVM failed (its message is on standard error)", kind);
   } else if (!ok) {
     diag_file_error(m->name, "unknown emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)",

@@ -45,8 +45,16 @@ static int emit_text(const NncOptions *o, StrBuf *sb) {
   return rc;
 }
 
-static bool emitting(const NncOptions *o, const char *kind) {
-  return o->emit && strcmp(o->emit, kind) == 0;
+static const char *const emit_names[] = {
+    [NNC_EMIT_AST] = "ast", [NNC_EMIT_IR] = "ir",         [NNC_EMIT_GRAD] = "grad", [NNC_EMIT_OPT] = "opt",
+    [NNC_EMIT_LAYOUT] = "layout", [NNC_EMIT_DOT] = "dot", [NNC_EMIT_LLVM] = "llvm", [NNC_EMIT_ASM] = "asm",
+    [NNC_EMIT_OBJ] = "obj", [NNC_EMIT_HEADER] = "header"};
+_Static_assert(sizeof emit_names / sizeof emit_names[0] == NNC_EMIT_HEADER + 1, "a name for every NncEmit");
+
+NncEmit nnc_emit_kind(const char *name) {
+  for (int k = NNC_EMIT_NONE + 1; name && k <= NNC_EMIT_HEADER; k++)
+    if (strcmp(name, emit_names[k]) == 0) return (NncEmit)k;
+  return NNC_EMIT_NONE;
 }
 
 /* Command-line overrides of the file's settings. --seed replaces every seed
@@ -93,10 +101,10 @@ static int frontend(Compilation *c) {
   }
   nnc_parse(&c->src, &c->arena, &c->diag, &c->ast);
   stage_done(c, "parse");
-  if (emitting(o, "ast")) {
+  if (c->emit == NNC_EMIT_AST) {
     if (c->diag.errors) return 1;
     StrBuf sb = {0};
-    compilation_dump(c, "ast", &sb);
+    compilation_dump(c, NNC_EMIT_AST, &sb);
     return emit_text(o, &sb) ? 1 : -1;
   }
   check_program(&c->ast, &c->src, &c->diag, &c->arena, &c->prog);
@@ -157,22 +165,17 @@ static int train_threads(const Compilation *c) {
   return par_default_threads(graph_row_values(c->opt_g), c->prog.train.batch);
 }
 
-bool compilation_dump(const Compilation *c, const char *kind, StrBuf *out) {
-  if (strcmp(kind, "ast") == 0)
-    ast_dump(&c->ast, out);
-  else if (strcmp(kind, "ir") == 0)
-    graph_dump(c->fwd, DUMP_FORWARD, out);
-  else if (strcmp(kind, "grad") == 0)
-    graph_dump(c->grad, DUMP_GRAD, out);
-  else if (strcmp(kind, "opt") == 0)
-    graph_dump(c->opt_g, DUMP_ALL, out);
-  else if (strcmp(kind, "dot") == 0)
-    graph_dot(c->grad, out);
-  else if (strcmp(kind, "layout") == 0)
-    layout_dump(c->opt_g, c->layout, out);
-  else
-    return false;
-  return true;
+bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out) {
+  switch (kind) {
+  case NNC_EMIT_AST: ast_dump(&c->ast, out); return true;
+  case NNC_EMIT_IR: graph_dump(c->fwd, DUMP_FORWARD, out); return true;
+  case NNC_EMIT_GRAD: graph_dump(c->grad, DUMP_GRAD, out); return true;
+  case NNC_EMIT_OPT: graph_dump(c->opt_g, DUMP_ALL, out); return true;
+  case NNC_EMIT_DOT: graph_dot(c->grad, out); return true;
+  case NNC_EMIT_LAYOUT: layout_dump(c->opt_g, c->layout, out); return true;
+  case NNC_EMIT_NONE: case NNC_EMIT_LLVM: case NNC_EMIT_ASM: case NNC_EMIT_OBJ: case NNC_EMIT_HEADER: return false;
+  }
+  return false;
 }
 
 int compilation_run(Compilation *c) {
@@ -191,7 +194,7 @@ static Engine *make_engine(Compilation *c) {
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
     if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | CG_UPDATE; /* parallel.c's step */
-    e = jit_engine_new_cpu(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
+    e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
@@ -292,14 +295,14 @@ static int run(Compilation *c) {
   int rc = frontend(c);
   if (rc) return rc;
   StrBuf sb = {0};
-  if (emitting(o, "ir")) {
-    compilation_dump(c, "ir", &sb);
+  if (c->emit == NNC_EMIT_IR) {
+    compilation_dump(c, NNC_EMIT_IR, &sb);
     return emit_text(o, &sb);
   }
   if (middle(c)) return 1;
-  if (o->emit && compilation_dump(c, o->emit, &sb)) return emit_text(o, &sb);
-  if (o->emit)
-    return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, o->emit, o->out, o->time, o->cpu);
+  if (c->emit != NNC_EMIT_NONE && compilation_dump(c, c->emit, &sb)) return emit_text(o, &sb);
+  if (c->emit != NNC_EMIT_NONE)
+    return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, c->emit, o->out, o->time, o->cpu);
   if (!o->train && !o->grad && !o->check_grad && !o->predict) {
     /* no task: the file checked, compiled to a graph, and a summary */
     int64_t count = 0;
@@ -322,7 +325,11 @@ int nnc_run(const NncOptions *o) {
                     "x86-64 processor name such as haswell or znver4)\n", o->cpu);
     return 1;
   }
-  Compilation c = {.opt = o};
+  Compilation c = {.opt = o, .emit = nnc_emit_kind(o->emit)};
+  if (o->emit && c.emit == NNC_EMIT_NONE) {
+    fprintf(stderr, "nnc: error: unknown --emit kind '%s'\n", o->emit);
+    return 1;
+  }
   arena_init(&c.arena);
   int rc = run(&c);
   if (rc < 0) rc = 0;

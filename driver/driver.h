@@ -15,6 +15,7 @@
 
 typedef struct Compilation {
   const NncOptions *opt;
+  NncEmit emit; /* opt->emit's kind */
   Arena arena;
   Source src; /* read from opt->file, unless its text is already set */
   Diag diag;
@@ -27,7 +28,7 @@ typedef struct Compilation {
   ParamInit *inits;
 } Compilation;
 
-/* Front end and middle (opt->emit must be NULL): c->opt_g and c->layout.
+/* Front end and middle (emit must be NNC_EMIT_NONE): c->opt_g and c->layout.
  * Returns 0, or 1 after reporting errors (through c->diag and
  * diag_file_error). */
 int compilation_run(Compilation *c);
@@ -35,6 +36,6 @@ int compilation_run(Compilation *c);
 /* The text of `--emit KIND` for the kinds drawn from the compilation's
  * graphs, into out: ast (parsed), ir (lowered), grad, opt, dot and layout
  * (after the middle). Returns false for any other kind. */
-bool compilation_dump(const Compilation *c, const char *kind, StrBuf *out);
+bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out);
 
 #endif

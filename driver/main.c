@@ -1,8 +1,11 @@
 /*
- * main.c - the `nnc` command: parse the command line into NncOptions and
+ * main.c - the `nnc` command: parse the command line into NncOptions (GNU
+ * getopt_long: `--emit ir`, `--emit=ir`, `-O2`, `-o FILE`, `-oFILE`) and
  * hand them to the library (nnc_run). Misuse exits 2 with a usage line.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,111 +58,154 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out) 
   return 0;
 }
 
+/* Long options without a short form: codes above any character. */
+enum {
+  OPT_VERSION = 256, OPT_JIT, OPT_TRAIN, OPT_GRAD, OPT_CHECK_GRAD, OPT_TIME, OPT_PREDICT, OPT_EMIT, OPT_LOAD,
+  OPT_SAVE, OPT_PLOT, OPT_PLOT_SCALE, OPT_EPOCHS, OPT_LR, OPT_BATCH, OPT_SEED, OPT_DTYPE, OPT_THREADS, OPT_CPU
+};
+
+static const struct option long_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"jit", no_argument, NULL, OPT_JIT},
+    {"train", no_argument, NULL, OPT_TRAIN},
+    {"grad", no_argument, NULL, OPT_GRAD},
+    {"check-grad", no_argument, NULL, OPT_CHECK_GRAD},
+    {"time", no_argument, NULL, OPT_TIME},
+    {"predict", required_argument, NULL, OPT_PREDICT},
+    {"emit", required_argument, NULL, OPT_EMIT},
+    {"load", required_argument, NULL, OPT_LOAD},
+    {"save", required_argument, NULL, OPT_SAVE},
+    {"plot", required_argument, NULL, OPT_PLOT},
+    {"plot-scale", required_argument, NULL, OPT_PLOT_SCALE},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"dtype", required_argument, NULL, OPT_DTYPE},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"cpu", required_argument, NULL, OPT_CPU},
+    {NULL, 0, NULL, 0}};
+
+/* "-" first: operands come back in order as option 1 (whatever
+ * POSIXLY_CORRECT says); ":" next: a missing value comes back as ':'. */
+static const char short_options[] = "-:hO:o:";
+
+/* One option and its value into o; returns 0, or 2 after a usage error.
+ * `opt` is the option as written (for messages). */
+static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale) {
+  long long v;
+  switch (code) {
+  case OPT_JIT: o->jit = true; break;
+  case OPT_TRAIN: o->train = true; break;
+  case OPT_GRAD: o->grad = true; break;
+  case OPT_CHECK_GRAD: o->check_grad = true; break;
+  case OPT_TIME: o->time = true; break;
+  case 'O':
+    if (strlen(val) != 1 || val[0] < '0' || val[0] > '3') return usage_error("unknown option '-O%s'", val);
+    o->opt_level = val[0] - '0';
+    break;
+  case OPT_PREDICT: o->predict = val; break;
+  case OPT_EMIT: o->emit = val; break;
+  case OPT_LOAD: o->load = val; break;
+  case OPT_SAVE: o->save = val; break;
+  case 'o': o->out = val; break;
+  case OPT_PLOT: o->plot = val; break;
+  case OPT_CPU: o->cpu = val; break;
+  case OPT_EPOCHS:
+    if (parse_int(val, 0, 100000000, &v)) return usage_error("--epochs needs a whole number from 0 to 100000000, got '%s'", val);
+    o->epochs = v;
+    break;
+  case OPT_BATCH:
+    if (parse_int(val, 1, 65536, &v)) return usage_error("--batch needs a whole number from 1 to 65536, got '%s'", val);
+    o->batch = v;
+    break;
+  case OPT_THREADS:
+    if (parse_int(val, 1, 256, &v)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", val);
+    o->threads = (int)v;
+    break;
+  case OPT_SEED:
+    if (parse_int(val, 0, 4611686018427387903LL, &v)) return usage_error("--seed needs a non-negative whole number, got '%s'", val);
+    o->seed = v;
+    break;
+  case OPT_LR: {
+    char *end;
+    errno = 0;
+    double lr = strtod(val, &end);
+    if (errno || end == val || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a positive number, got '%s'", val);
+    o->lr = lr;
+    break;
+  }
+  case OPT_DTYPE:
+    if (strcmp(val, "f32") == 0) o->dtype = 0;
+    else if (strcmp(val, "f64") == 0) o->dtype = 1;
+    else return usage_error("--dtype is f32 or f64, got '%s'", val);
+    break;
+  case OPT_PLOT_SCALE:
+    if (strcmp(val, "log") == 0) o->plot_linear = false;
+    else if (strcmp(val, "linear") == 0) o->plot_linear = true;
+    else return usage_error("--plot-scale is log or linear, got '%s'", val);
+    *plot_scale = true;
+    break;
+  default:
+    return usage_error("unknown option '%s'", opt);
+  }
+  return 0;
+}
+
+/* Options that go together, once all are read. */
+static int check_combination(const NncOptions *o, bool plot_scale) {
+  if (!o->file) return usage_error("%s", "no input file");
+  int modes = o->train + o->grad + o->check_grad + (o->predict != NULL) + (o->emit != NULL);
+  if (modes > 1)
+    return usage_error("%s", "choose one of --train, --grad, --check-grad, --predict and --emit");
+  NncEmit emit = nnc_emit_kind(o->emit);
+  if (o->emit && emit == NNC_EMIT_NONE)
+    return usage_error("unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
+  if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out)
+    return usage_error("--emit %s needs -o FILE", o->emit);
+  if (o->out && !o->emit) return usage_error("%s", "-o goes with --emit");
+  if (o->cpu && !nnc_cpu_known(o->cpu))
+    return usage_error("unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
+                       "LLVM x86-64 processor name such as haswell or znver4)", o->cpu);
+  bool for_cpu = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
+  if (o->cpu && !o->jit && !for_cpu)
+    return usage_error("%s", "--cpu goes with --jit or --emit llvm, asm, obj or header");
+  if (o->plot && !o->train) return usage_error("%s", "--plot goes with --train");
+  if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
+  if (o->save && !o->train) return usage_error("%s", "--save goes with --train");
+  if (o->threads > 1 && !o->jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
+  return 0;
+}
+
 static int run_command(int argc, char **argv) {
   NncOptions o;
   nnc_options_default(&o);
   bool plot_scale = false;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-    long long v;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+  opterr = 0; /* the messages are ours */
+  int code;
+  while ((code = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
+    const char *written = argv[optind - 1]; /* the option as given, for messages */
+    if (code == 'h') {
       fputs(usage_line, stdout);
       fputs(help_text, stdout);
       return 0;
-    } else if (strcmp(a, "--version") == 0) {
+    } else if (code == OPT_VERSION) {
       printf("nnc %s\n", NNC_VERSION);
       return 0;
-    } else if (strcmp(a, "--jit") == 0) {
-      o.jit = true;
-    } else if (strcmp(a, "--train") == 0) {
-      o.train = true;
-    } else if (strcmp(a, "--grad") == 0) {
-      o.grad = true;
-    } else if (strcmp(a, "--check-grad") == 0) {
-      o.check_grad = true;
-    } else if (strcmp(a, "--time") == 0) {
-      o.time = true;
-    } else if (strlen(a) == 3 && a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3') {
-      o.opt_level = a[2] - '0';
-    } else if (strcmp(a, "--predict") == 0 || strcmp(a, "--emit") == 0 ||
-               strcmp(a, "--load") == 0 || strcmp(a, "--save") == 0 ||
-               strcmp(a, "-o") == 0 || strcmp(a, "--plot") == 0 ||
-               strcmp(a, "--epochs") == 0 || strcmp(a, "--lr") == 0 ||
-               strcmp(a, "--batch") == 0 || strcmp(a, "--seed") == 0 ||
-               strcmp(a, "--dtype") == 0 || strcmp(a, "--threads") == 0 ||
-               strcmp(a, "--plot-scale") == 0 || strcmp(a, "--cpu") == 0) {
-      if (!next) return usage_error("%s needs a value", a);
-      i++;
-      if (strcmp(a, "--predict") == 0) o.predict = next;
-      else if (strcmp(a, "--emit") == 0) o.emit = next;
-      else if (strcmp(a, "--load") == 0) o.load = next;
-      else if (strcmp(a, "--save") == 0) o.save = next;
-      else if (strcmp(a, "-o") == 0) o.out = next;
-      else if (strcmp(a, "--plot") == 0) o.plot = next;
-      else if (strcmp(a, "--cpu") == 0) o.cpu = next;
-      else if (strcmp(a, "--epochs") == 0) {
-        if (parse_int(next, 0, 100000000, &v)) return usage_error("--epochs needs a whole number from 0 to 100000000, got '%s'", next);
-        o.epochs = v;
-      } else if (strcmp(a, "--batch") == 0) {
-        if (parse_int(next, 1, 65536, &v)) return usage_error("--batch needs a whole number from 1 to 65536, got '%s'", next);
-        o.batch = v;
-      } else if (strcmp(a, "--threads") == 0) {
-        if (parse_int(next, 1, 256, &v)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", next);
-        o.threads = (int)v;
-      } else if (strcmp(a, "--seed") == 0) {
-        if (parse_int(next, 0, 4611686018427387903LL, &v)) return usage_error("--seed needs a non-negative whole number, got '%s'", next);
-        o.seed = v;
-      } else if (strcmp(a, "--lr") == 0) {
-        char *end;
-        errno = 0;
-        double lr = strtod(next, &end);
-        if (errno || end == next || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a positive number, got '%s'", next);
-        o.lr = lr;
-      } else if (strcmp(a, "--dtype") == 0) {
-        if (strcmp(next, "f32") == 0) o.dtype = 0;
-        else if (strcmp(next, "f64") == 0) o.dtype = 1;
-        else return usage_error("--dtype is f32 or f64, got '%s'", next);
-      } else if (strcmp(a, "--plot-scale") == 0) {
-        if (strcmp(next, "log") == 0) o.plot_linear = false;
-        else if (strcmp(next, "linear") == 0) o.plot_linear = true;
-        else return usage_error("--plot-scale is log or linear, got '%s'", next);
-        plot_scale = true;
-      }
-    } else if (a[0] == '-' && a[1] != 0) {
-      return usage_error("unknown option '%s'", a);
-    } else if (o.file) {
-      return usage_error("one .nn file at a time (also got '%s')", a);
+    } else if (code == 1) {
+      if (o.file) return usage_error("one .nn file at a time (also got '%s')", optarg);
+      o.file = optarg;
+    } else if (code == ':') {
+      if (optopt == 'O') return usage_error("unknown option '%s'", "-O");
+      return usage_error("%s needs a value", written);
     } else {
-      o.file = a;
+      int rc = take_option(&o, code == '?' ? 0 : code, written, optarg, &plot_scale);
+      if (rc) return rc;
     }
   }
-  if (!o.file) return usage_error("%s", "no input file");
-  int modes = o.train + o.grad + o.check_grad + (o.predict != NULL) + (o.emit != NULL);
-  if (modes > 1)
-    return usage_error("%s", "choose one of --train, --grad, --check-grad, --predict and --emit");
-  if (o.emit) {
-    static const char *const kinds[] = {"ast", "ir", "grad", "opt", "layout", "llvm",
-                                        "asm", "dot", "obj", "header"};
-    int ok = 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-      if (strcmp(o.emit, kinds[k]) == 0) ok = 1;
-    if (!ok) return usage_error("unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o.emit);
-    if ((strcmp(o.emit, "obj") == 0 || strcmp(o.emit, "header") == 0) && !o.out)
-      return usage_error("--emit %s needs -o FILE", o.emit);
-  }
-  if (o.out && !o.emit) return usage_error("%s", "-o goes with --emit");
-  if (o.cpu && !nnc_cpu_known(o.cpu))
-    return usage_error("unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
-                       "LLVM x86-64 processor name such as haswell or znver4)", o.cpu);
-  if (o.cpu && !o.jit && !(o.emit && (strcmp(o.emit, "llvm") == 0 || strcmp(o.emit, "asm") == 0 ||
-                                      strcmp(o.emit, "obj") == 0 || strcmp(o.emit, "header") == 0)))
-    return usage_error("%s", "--cpu goes with --jit or --emit llvm, asm, obj or header");
-  if (o.plot && !o.train) return usage_error("%s", "--plot goes with --train");
-  if (plot_scale && !o.plot) return usage_error("%s", "--plot-scale goes with --plot");
-  if (o.save && !o.train) return usage_error("%s", "--save goes with --train");
-  if (o.threads > 1 && !o.jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
-  return nnc_run(&o);
+  int rc = check_combination(&o, plot_scale);
+  return rc ? rc : nnc_run(&o);
 }
 
 int main(int argc, char **argv) {

@@ -57,13 +57,14 @@
 #define NNC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "nnc_version.h" /* NNC_VERSION "MAJOR.MINOR.PATCH", from the build */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define NNC_VERSION "0.1.0"
 
 #if defined(__GNUC__)
 #define NNC_API __attribute__((visibility("default")))
@@ -78,7 +79,7 @@ typedef struct NncOptions {
   bool jit;         /* compiled code instead of the interpreter */
   bool train, grad, check_grad;
   const char *predict; /* CSV of inputs, or NULL */
-  const char *emit;    /* ast, ir, grad, opt, llvm, asm, dot, obj, header, layout */
+  const char *emit;    /* NULL, or a stage to print: a name nnc_emit_kind knows */
   const char *load, *save, *out, *plot;
   int64_t epochs, batch, seed; /* -1: as the file says */
   double lr;                   /* < 0: as the file says */
@@ -91,6 +92,20 @@ typedef struct NncOptions {
 } NncOptions;
 
 NNC_API void nnc_options_default(NncOptions *o);
+/* The library's version, NNC_VERSION as it was built (a program may have
+ * been compiled with another nnc.h). */
+NNC_API const char *nnc_version(void);
+
+/* The stages --emit prints. */
+typedef enum NncEmit {
+  NNC_EMIT_NONE, /* no --emit: run the task */
+  NNC_EMIT_AST, NNC_EMIT_IR, NNC_EMIT_GRAD, NNC_EMIT_OPT, NNC_EMIT_LAYOUT, NNC_EMIT_DOT, /* text */
+  NNC_EMIT_LLVM, NNC_EMIT_ASM, NNC_EMIT_OBJ, NNC_EMIT_HEADER /* code, for a CPU (--cpu) */
+} NncEmit;
+/* The stage --emit NAME names ("ast", "ir", "grad", "opt", "layout", "dot",
+ * "llvm", "asm", "obj", "header"), or NNC_EMIT_NONE for NULL or any other
+ * name. */
+NNC_API NncEmit nnc_emit_kind(const char *name);
 /* Run what the options ask for, printing as the `nnc` command does; returns
  * the exit status (0 or 1). */
 NNC_API int nnc_run(const NncOptions *o);
@@ -278,14 +293,16 @@ NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int6
                           NncFitResult *r, NncDiagnostics *diags);
 NNC_API void nnc_fit_result_free(NncFitResult *r);
 
-#ifdef __cplusplus
-}
-#endif
+/* ---- MPI ---- */
 
 /* For a program run by mpirun: start MPI before nnc_run (a no-op when not
  * started by mpirun; exits with a message when nnc was built without MPI),
  * and shut it down after. See driver/parallel.h. */
 NNC_API void nnc_parallel_init(int *argc, char ***argv);
 NNC_API void nnc_parallel_finalize(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,7 @@ if set, else ../build/libnnc.so (what scripts/build.sh makes). Without one
 it installs alone and looks for libnnc.so when imported (docs/python.md).
 """
 import os
+import re
 import shutil
 
 from setuptools import setup
@@ -17,6 +18,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def built_library():
     path = os.environ.get("NNC_LIBRARY") or os.path.join(HERE, "..", "build", "libnnc.so")
     return os.path.realpath(path) if os.path.exists(path) else None
+
+
+def nnc_version():
+    """The version in project(nnc VERSION ...) of the source tree's CMakeLists.txt."""
+    with open(os.path.join(HERE, "..", "CMakeLists.txt")) as f:
+        return re.search(r"project\(nnc VERSION ([0-9.]+)", f.read()).group(1)
 
 
 class BuildWithLibrary(build_py):
@@ -35,7 +42,7 @@ class BuildWithLibrary(build_py):
 
 setup(
     name="nnc",
-    version="0.1.0",
+    version=nnc_version(),
     description="nnc, a compiler for neural networks, from numpy",
     packages=["nnc"],
     python_requires=">=3.9",

@@ -12,9 +12,10 @@ arrays with the compiled functions called directly on numpy memory.
 See docs/python.md.
 """
 from . import safetensors
+from ._lib import lib as _lib
 from .model import (EMIT_KINDS, CompileError, Dataset, Diagnostic, Error, History, Model, Param,
                     TrainingError)
 
-__version__ = "0.1.0"
+__version__ = _lib.version().decode()  # the library's (project(VERSION) in CMakeLists.txt)
 __all__ = ["Model", "Error", "CompileError", "TrainingError", "Diagnostic", "History", "Dataset", "Param",
            "EMIT_KINDS", "safetensors"]

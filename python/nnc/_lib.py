@@ -135,6 +135,7 @@ SIGNATURES = {0: _signatures(c_float), 1: _signatures(c_double)}
 # name: (restype, argtypes, releases the GIL)
 _PROTOTYPES = {
     "nnc_options_default": (None, [POINTER(NncOptions)], False),
+    "nnc_version": (c_char_p, [], False),
     "nnc_compile_file": (c_void_p, [c_char_p, POINTER(NncOptions), POINTER(NncDiagnostics)], True),
     "nnc_compile_string": (c_void_p, [c_char_p, c_char_p, POINTER(NncOptions), POINTER(NncDiagnostics)], True),
     "nnc_model_free": (None, [c_void_p], False),

@@ -4,6 +4,7 @@
 #   api.install_*       (install.sh) cmake --install into a temporary prefix, then
 #                       consumer.c built with pkg-config and with find_package(nnc),
 #                       and the Python package imported from the prefix
+#   api.cxx_linkage     nnc.h in C++: every function has C linkage
 set(API_TESTS ${CMAKE_CURRENT_LIST_DIR})
 add_executable(test_api ${API_TESTS}/test_api.c)
 target_compile_options(test_api PRIVATE ${NNC_WARNINGS})
@@ -11,6 +12,9 @@ target_link_libraries(test_api PRIVATE nnc_lib)
 add_test(NAME api.unit COMMAND sh -c "\"$0\" 2>stderr.txt && ! test -s stderr.txt || { cat stderr.txt; false; }"
          $<TARGET_FILE:test_api>)
 set_tests_properties(api.unit PROPERTIES TIMEOUT 300)
+
+add_test(NAME api.cxx_linkage COMMAND ${API_TESTS}/cxx_linkage.sh ${PROJECT_SOURCE_DIR}/include
+         ${PROJECT_BINARY_DIR}/include)
 
 # installing needs the shared library (not built for the fuzzer); the
 # consumer is built without the sanitizers, so not in a sanitizer build

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install.sh BUILD_DIR SOURCE_DIR [PYTHON SITEDIR] - `cmake --install` into a
-# temporary prefix puts nnc, libnnc, nnc.h alone, the CMake package and the
+# temporary prefix puts nnc, libnnc, nnc.h (and its nnc_version.h) alone, the CMake package and the
 # pkg-config file there; consumer.c builds against the installed tree with
 # pkg-config (shared and static) and with find_package(nnc), and runs; the
 # installed nnc runs; with PYTHON, the Python package installed in
@@ -11,11 +11,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" > "$tmp/install.log"
-for f in bin/nnc lib/libnnc.so lib/libnnc.a include/nnc.h lib/pkgconfig/nnc.pc lib/cmake/nnc/nncConfig.cmake \
+for f in bin/nnc lib/libnnc.so lib/libnnc.a include/nnc.h include/nnc_version.h lib/pkgconfig/nnc.pc lib/cmake/nnc/nncConfig.cmake \
          lib/cmake/nnc/nncConfigVersion.cmake lib/cmake/nnc/nncTargets.cmake; do
   [ -e "$prefix/$f" ] || { echo "not installed: $f"; exit 1; }
 done
-[ "$(ls "$prefix/include")" = nnc.h ] || { echo "include/ holds more than nnc.h:"; ls "$prefix/include"; exit 1; }
+[ "$(ls "$prefix/include" | tr '\n' ' ')" = "nnc.h nnc_version.h " ] ||
+  { echo "include/ holds more than nnc.h and nnc_version.h:"; ls "$prefix/include"; exit 1; }
 "$prefix/bin/nnc" "$src/examples/moons.nn" | grep -q "model moons"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig

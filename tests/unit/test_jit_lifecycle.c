@@ -62,7 +62,7 @@ static void run_model(int round, int m) {
   build_updates(g, &prog.train.optim);
   g = optimize_graph(g);
   Layout *layout = layout_make(g, &arena);
-  Engine *jit = jit_engine_new(g, layout, g->max_batch, round % 3 == 0 ? 0 : 2, CG_ALL, false);
+  Engine *jit = jit_engine_new(g, layout, g->max_batch, round % 3 == 0 ? 0 : 2, CG_ALL, false, NULL);
   Engine *ref = interp_engine_new(g, layout, g->max_batch);
   check(jit != NULL, "JIT compiles", round, m);
   if (jit) {
