@@ -14,17 +14,16 @@
  * too.  The counter is a relaxed atomic, so counts from several threads
  * are exact; reading it is cheap.
  *
- * A program reads it with
+ * A program may read it with
  *
  *   unsigned long (*count)(void) =
  *       (unsigned long (*)(void))dlsym(RTLD_DEFAULT, "nnc_alloc_count");
  *
- * which is NULL when the library is not preloaded.  nnc's training driver
- * does this and prints "heap allocations in training N" (the difference of
- * two readings around the training steps).
- *
- * With NNC_ALLOC_COUNT_REPORT=1 in the environment the library also writes
- * "alloc_count total N" to standard error when the process exits.
+ * which is NULL when the library is not preloaded (alloc_count_test.c
+ * does).  With NNC_ALLOC_COUNT_REPORT=1 in the environment the library
+ * writes "alloc_count total N" to standard error when the process exits:
+ * bench/run runs nnc at two epoch counts, and the difference of the two
+ * totals is what the extra training steps allocated.
  *
  * The allocation functions forward to glibc's own entry points
  * (__libc_malloc and friends, exported by glibc for exactly this), so there

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include "diag.h"
@@ -211,7 +210,8 @@ int rt_save_params(const char *path, Engine *e, const char *model, int64_t epoch
 
 /* ---- printing ---- */
 
-void rt_print_value(FILE *f, double v, DType dt) {
+/* One value as the spec prints it: %.17g for f64, %.9g for f32. */
+static void rt_print_value(FILE *f, double v, DType dt) {
   /* -0 and 0 are the same number; the sign of a zero depends on the order of
      sums, so printing it would make equal results print differently */
   if (v == 0) v = 0;
@@ -298,7 +298,7 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy) {
   return s->rows ? total / (double)s->rows : 0;
 }
 
-/* ---- training ---- */
+/* ---- training steps ---- */
 
 static void shuffle_rows(NncRng *rng, size_t rows, const void *x, const void *t, void *xs, void *ts,
                          size_t xbytes, size_t tbytes, size_t *perm) {
@@ -376,18 +376,6 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
              "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is the first "
              "value that is not finite; try a smaller --lr",
              epoch, step + 1, label, what);
-}
-
-/* Heap allocations so far, when a counting allocator is preloaded (bench/). */
-static unsigned long alloc_count(void) {
-  static unsigned long (*counter)(void);
-  static bool looked;
-  if (!looked) {
-    void *sym = dlsym(RTLD_DEFAULT, "nnc_alloc_count");
-    memcpy(&counter, &sym, sizeof sym);
-    looked = true;
-  }
-  return counter ? counter() : 0;
 }
 
 /* The model's outputs at n points of two inputs, for the report. */
@@ -485,178 +473,236 @@ static int report_classes(const Graph *g, const NncData *d) {
   return 0;
 }
 
-int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
-             const TrainOptions *o) {
-  const Graph *g = e->g;
-  const TrainConfig *tc = &p->train;
-  if (train->rows == 0) {
-    diag_file_error(p->src->path, "the training set is empty");
-    return 1;
-  }
-  SetEval tr, va = {0};
-  set_prepare(&tr, g, train);
-  bool has_valid = valid && valid->rows > 0;
-  if (has_valid) set_prepare(&va, g, valid);
+/* ---- training: the loop, its progress lines, the final lines and report ---- */
+
+/* One training run: what the loop, the progress lines and the report share. */
+typedef struct Run {
+  const Program *p;
+  Engine *e;
+  const NncData *train, *valid;
+  const TrainOptions *o;
+  SetEval tr, va;
+  bool has_valid;
+  bool tty;                /* progress on one line, rewritten */
+  int64_t steps_per_epoch;
+  int64_t epochs_done;
+  double train_time;       /* seconds inside train_epoch */
+  double wall_start;       /* when the loop started */
+  /* per-epoch curves for --plot and for a caller's result: the running
+     train loss, and the loss (and accuracy: --plot) of the sets with the
+     parameters at the end of the epoch (evaluated only then, outside the
+     train time) */
+  double *hist_run, *hist_train, *hist_tacc, *hist_valid, *hist_vacc;
+} Run;
+
+/* The epoch's point of each curve. */
+static void record_epoch(Run *r, int64_t epoch, double running) {
+  if (!r->hist_run) return;
+  double acc = 0;
+  r->hist_run[epoch - 1] = running;
+  if (r->hist_train) r->hist_train[epoch - 1] = set_loss(r->e, &r->tr, &acc);
+  if (r->hist_tacc) r->hist_tacc[epoch - 1] = acc;
+  if (r->hist_valid) r->hist_valid[epoch - 1] = set_loss(r->e, &r->va, &acc);
+  if (r->hist_vacc) r->hist_vacc[epoch - 1] = acc;
+}
+
+/* The progress line of an epoch: every epoch on a terminal (one line,
+ * rewritten), else the first, every tenth of the run and the last. */
+static void progress(Run *r, int64_t epoch, double running) {
+  int64_t epochs = r->p->train.epochs, every = epochs >= 10 ? epochs / 10 : 1;
+  if (r->o->quiet || !(r->tty || epoch % every == 0 || epoch == epochs || epoch == 1)) return;
+  double vloss = r->hist_valid ? r->hist_valid[epoch - 1] : r->has_valid ? set_loss(r->e, &r->va, NULL) : 0;
+  double done = (double)epoch / (double)epochs;
+  double elapsed = nnc_now() - r->wall_start;
+  char left[32];
+  format_duration(left, sizeof left, elapsed / done - elapsed);
+  double sps = r->train_time > 0 ? (double)(epoch * r->steps_per_epoch) / r->train_time : 0;
+  if (r->tty)
+    printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, epochs, running);
+  else
+    printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, epochs, running);
+  if (r->has_valid) printf("  valid loss %.6g", vloss);
+  printf("  %.0f steps/s  %s left%s", sps, left, r->tty ? "   " : "\n");
+  fflush(stdout);
+}
+
+/* The epochs: each on the rows in order or shuffled anew, and undone when
+ * it ends with a value that is not finite (then said, with the step and
+ * the .nn line, and the parameters from before it saved). Returns the exit
+ * status. */
+static int train_loop(Run *r) {
+  const TrainConfig *tc = &r->p->train;
+  Engine *e = r->e;
   size_t es = (size_t)e->layout->elem_size;
-  size_t xbytes = (size_t)engine_input_cols(g) * es, tbytes = (size_t)engine_target_cols(g) * es;
+  size_t xbytes = (size_t)engine_input_cols(e->g) * es, tbytes = (size_t)engine_target_cols(e->g) * es;
   void *xs = NULL, *ts = NULL;
   size_t *perm = NULL;
   NncRng rng;
   nnc_rng_seed(&rng, tc->seed ^ 0x5DEECE66Dull);
   if (tc->shuffle) {
-    xs = nnc_xmalloc(xbytes * tr.rows + 1);
-    ts = nnc_xmalloc(tbytes * tr.rows + 1);
-    perm = nnc_xmalloc(sizeof(size_t) * tr.rows + 1);
+    xs = nnc_xmalloc(xbytes * r->tr.rows + 1);
+    ts = nnc_xmalloc(tbytes * r->tr.rows + 1);
+    perm = nnc_xmalloc(sizeof(size_t) * r->tr.rows + 1);
   }
-  bool quiet = o->quiet;
-  bool tty = !quiet && isatty(STDOUT_FILENO);
-  int64_t every = tc->epochs >= 10 ? tc->epochs / 10 : 1;
-  int64_t steps_per_epoch = ((int64_t)tr.rows + e->rows_per_step - 1) / e->rows_per_step;
-  double train_time = 0, wall_start = nnc_now();
-  int status = 0;
-  int64_t epoch = 0;
   size_t buf_bytes = (size_t)e->layout->total * es;
   void *snapshot = nnc_xmalloc(buf_bytes);
-  unsigned long allocs = 0;
-  /* per-epoch curves for --plot and for a caller's result: the running
-     train loss, and the loss (and accuracy: --plot) of the sets with the
-     parameters at the end of the epoch (evaluated only then, outside the
-     train time) */
-  size_t hn = (size_t)tc->epochs + 1;
-  bool curves = o->plot || o->result;
-  double *hist_run = curves ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_train = o->plot ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_tacc = o->plot && tr.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_valid = curves && has_valid ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  double *hist_vacc = o->plot && hist_valid && va.labels != LABELS_NONE ? nnc_xcalloc(hn, sizeof(double)) : NULL;
-  for (epoch = 1; epoch <= tc->epochs; epoch++) {
-    const void *x = tr.x, *t = tr.t;
+  int status = 0;
+  for (int64_t epoch = 1; epoch <= tc->epochs; epoch++) {
+    const void *x = r->tr.x, *t = r->tr.t;
     if (tc->shuffle) {
-      shuffle_rows(&rng, tr.rows, tr.x, tr.t, xs, ts, xbytes, tbytes, perm);
+      shuffle_rows(&rng, r->tr.rows, r->tr.x, r->tr.t, xs, ts, xbytes, tbytes, perm);
       x = xs;
       t = ts;
     }
     memcpy(snapshot, e->buf, buf_bytes);
-    unsigned long a0 = alloc_count();
     double t0 = nnc_now();
-    double running = e->train_epoch(e, x, t, (int64_t)tr.rows) / (double)tr.rows;
-    train_time += nnc_now() - t0;
-    allocs += alloc_count() - a0;
+    double running = e->train_epoch(e, x, t, (int64_t)r->tr.rows) / (double)r->tr.rows;
+    r->train_time += nnc_now() - t0;
     if (!isfinite(running) || !params_finite(e)) {
-      if (tty) printf("\n");
-      if (!quiet) fflush(stdout);
+      if (r->tty) printf("\n");
+      if (!r->o->quiet) fflush(stdout);
       memcpy(e->buf, snapshot, buf_bytes);
-      report_fault(p, e, x, t, (int64_t)tr.rows, epoch);
-      if (o->save) rt_save_params(o->save, e, o->model_name, epoch - 1);
+      report_fault(r->p, e, x, t, (int64_t)r->tr.rows, epoch);
+      if (r->o->save) rt_save_params(r->o->save, e, r->o->model_name, epoch - 1);
       status = 1;
       break;
     }
-    bool show = tty || epoch % every == 0 || epoch == tc->epochs || epoch == 1;
-    if (curves) {
-      double acc = 0;
-      hist_run[epoch - 1] = running;
-      if (hist_train) hist_train[epoch - 1] = set_loss(e, &tr, &acc);
-      if (hist_tacc) hist_tacc[epoch - 1] = acc;
-      if (hist_valid) hist_valid[epoch - 1] = set_loss(e, &va, &acc);
-      if (hist_vacc) hist_vacc[epoch - 1] = acc;
-    }
-    if (!show || quiet) continue;
-    double vloss = hist_valid ? hist_valid[epoch - 1] : has_valid ? set_loss(e, &va, NULL) : 0;
-    double done = (double)epoch / (double)tc->epochs;
-    double elapsed = nnc_now() - wall_start;
-    char left[32];
-    format_duration(left, sizeof left, elapsed / done - elapsed);
-    double sps = train_time > 0 ? (double)(epoch * steps_per_epoch) / train_time : 0;
-    if (tty)
-      printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, tc->epochs, running);
-    else
-      printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, tc->epochs, running);
-    if (has_valid) printf("  valid loss %.6g", vloss);
-    printf("  %.0f steps/s  %s left%s", sps, left, tty ? "   " : "\n");
-    fflush(stdout);
+    r->epochs_done = epoch;
+    record_epoch(r, epoch, running);
+    progress(r, epoch, running);
   }
-  double loop_time = nnc_now() - wall_start;
-  if (tty && tc->epochs > 0) printf("\n");
-  NncFitResult *res = o->result;
-  if (res) {
-    res->epochs = epoch - 1;
-    res->train_loss = hist_run;
-    res->valid_loss = hist_valid;
-    hist_run = hist_valid = NULL; /* the caller's now */
-    res->final_train_loss = res->final_valid_loss = NAN;
-    res->final_train_accuracy = res->final_valid_accuracy = NAN;
-    res->train_time = train_time;
-    res->steps = res->epochs * steps_per_epoch;
-  }
-  if (status == 0) {
-    double acc = 0, vacc = 0;
-    double tl = set_loss(e, &tr, &acc);
-    double vl = has_valid ? set_loss(e, &va, &vacc) : 0;
-    int64_t steps = tc->epochs * steps_per_epoch;
-    if (res) {
-      res->final_train_loss = tl;
-      if (has_valid) res->final_valid_loss = vl;
-      if (tr.labels != LABELS_NONE) res->final_train_accuracy = acc;
-      if (has_valid && va.labels != LABELS_NONE) res->final_valid_accuracy = vacc;
-    }
-    if (!quiet) {
-      printf("final train loss ");
-      rt_print_value(stdout, tl, g->dtype);
-      printf("\n");
-      if (has_valid) {
-        printf("final valid loss ");
-        rt_print_value(stdout, vl, g->dtype);
-        printf("\n");
-      }
-      if (tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
-      if (has_valid && va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
-      printf("train time %.6f s\n", train_time);
-      printf("steps/s %.0f\n", train_time > 0 ? (double)steps / train_time : 0.0);
-      if (dlsym(RTLD_DEFAULT, "nnc_alloc_count")) printf("heap allocations in training %lu\n", allocs);
-      fflush(stdout);
-    }
-    if (o->save && rt_save_params(o->save, e, o->model_name, tc->epochs) != 0) status = 1;
-    if (o->plot) {
-      char *settings = report_settings(p, g, o, tr.rows, has_valid ? va.rows : 0);
-      StrBuf fig = {0};
-      sb_printf(&fig, "final train loss %.6g", tl);
-      if (tr.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", acc);
-      if (has_valid) {
-        sb_printf(&fig, "; final valid loss %.6g", vl);
-        if (va.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", vacc);
-      }
-      sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
-                "evaluation after each %.4g s",
-                train_time, steps, train_time > 0 ? (double)steps / train_time : 0.0, loop_time);
-      ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings,
-                       .figures = fig.data, .epochs = tc->epochs, .running_loss = hist_run,
-                       .train_loss = hist_train, .valid_loss = hist_valid, .train_acc = hist_tacc,
-                       .valid_acc = hist_vacc, .log_scale = !o->plot_linear,
-                       .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
-                       .classes = report_classes(g, train),
-                       .train = {train->rows, train->x, train->t},
-                       .out_cols = (int)shape_numel(&g->output->shape)};
-      if (has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t};
-      if (engine_input_cols(g) == 2 && train->in_cols == 2 && !graph_output_needs_targets(g)) {
-        rd.predict = predict_points;
-        rd.ctx = e;
-      }
-      if (report_write(o->plot, &rd) != 0) status = 1;
-      free(settings);
-      sb_free(&fig);
-    }
-  }
-  free(hist_run);
-  free(hist_train);
-  free(hist_tacc);
-  free(hist_valid);
-  free(hist_vacc);
   free(snapshot);
   free(xs);
   free(ts);
   free(perm);
-  set_free(&tr);
-  if (has_valid) set_free(&va);
+  return status;
+}
+
+/* --plot: the report of a finished run, with its final figures. */
+static int write_report(Run *r, double tl, double acc, double vl, double vacc, double loop_time) {
+  const Program *p = r->p;
+  const Graph *g = r->e->g;
+  const TrainOptions *o = r->o;
+  int64_t steps = p->train.epochs * r->steps_per_epoch;
+  char *settings = report_settings(p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
+  StrBuf fig = {0};
+  sb_printf(&fig, "final train loss %.6g", tl);
+  if (r->tr.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", acc);
+  if (r->has_valid) {
+    sb_printf(&fig, "; final valid loss %.6g", vl);
+    if (r->va.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", vacc);
+  }
+  sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
+            "evaluation after each %.4g s",
+            r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, loop_time);
+  const NncData *train = r->train, *valid = r->valid;
+  ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings,
+                   .figures = fig.data, .epochs = p->train.epochs, .running_loss = r->hist_run,
+                   .train_loss = r->hist_train, .valid_loss = r->hist_valid, .train_acc = r->hist_tacc,
+                   .valid_acc = r->hist_vacc, .log_scale = !o->plot_linear,
+                   .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
+                   .classes = report_classes(g, train),
+                   .train = {train->rows, train->x, train->t},
+                   .out_cols = (int)shape_numel(&g->output->shape)};
+  if (r->has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t};
+  if (engine_input_cols(g) == 2 && train->in_cols == 2 && !graph_output_needs_targets(g)) {
+    rd.predict = predict_points;
+    rd.ctx = r->e;
+  }
+  int status = report_write(o->plot, &rd) != 0;
+  free(settings);
+  sb_free(&fig);
+  return status;
+}
+
+/* A finished run: the spec's final lines (and the caller's result), then
+ * the checkpoint and the report. Returns the exit status. */
+static int finish(Run *r, double loop_time) {
+  Engine *e = r->e;
+  const Graph *g = e->g;
+  NncFitResult *res = r->o->result;
+  double acc = 0, vacc = 0;
+  double tl = set_loss(e, &r->tr, &acc);
+  double vl = r->has_valid ? set_loss(e, &r->va, &vacc) : 0;
+  if (res) {
+    res->final_train_loss = tl;
+    if (r->has_valid) res->final_valid_loss = vl;
+    if (r->tr.labels != LABELS_NONE) res->final_train_accuracy = acc;
+    if (r->has_valid && r->va.labels != LABELS_NONE) res->final_valid_accuracy = vacc;
+  }
+  if (!r->o->quiet) {
+    printf("final train loss ");
+    rt_print_value(stdout, tl, g->dtype);
+    printf("\n");
+    if (r->has_valid) {
+      printf("final valid loss ");
+      rt_print_value(stdout, vl, g->dtype);
+      printf("\n");
+    }
+    if (r->tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
+    if (r->has_valid && r->va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
+    int64_t steps = r->p->train.epochs * r->steps_per_epoch;
+    printf("train time %.6f s\n", r->train_time);
+    printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
+    fflush(stdout);
+  }
+  int status = 0;
+  if (r->o->save && rt_save_params(r->o->save, e, r->o->model_name, r->p->train.epochs) != 0) status = 1;
+  if (r->o->plot && write_report(r, tl, acc, vl, vacc, loop_time) != 0) status = 1;
+  return status;
+}
+
+/* The caller's result: the epochs done and their curves (the caller's once
+ * the run is over), the time and steps; the final figures are NaN unless
+ * finish sets them. */
+static void start_result(Run *r) {
+  NncFitResult *res = r->o->result;
+  res->epochs = r->epochs_done;
+  res->train_loss = r->hist_run;
+  res->valid_loss = r->hist_valid;
+  res->final_train_loss = res->final_valid_loss = NAN;
+  res->final_train_accuracy = res->final_valid_accuracy = NAN;
+  res->train_time = r->train_time;
+  res->steps = res->epochs * r->steps_per_epoch;
+}
+
+int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
+             const TrainOptions *o) {
+  const TrainConfig *tc = &p->train;
+  if (train->rows == 0) {
+    diag_file_error(p->src->path, "the training set is empty");
+    return 1;
+  }
+  Run r = {.p = p, .e = e, .train = train, .valid = valid, .o = o};
+  set_prepare(&r.tr, e->g, train);
+  r.has_valid = valid && valid->rows > 0;
+  if (r.has_valid) set_prepare(&r.va, e->g, valid);
+  r.tty = !o->quiet && isatty(STDOUT_FILENO);
+  r.steps_per_epoch = ((int64_t)r.tr.rows + e->rows_per_step - 1) / e->rows_per_step;
+  size_t hn = (size_t)tc->epochs + 1;
+  if (o->plot || o->result) {
+    r.hist_run = nnc_xcalloc(hn, sizeof(double));
+    if (r.has_valid) r.hist_valid = nnc_xcalloc(hn, sizeof(double));
+  }
+  if (o->plot) {
+    r.hist_train = nnc_xcalloc(hn, sizeof(double));
+    if (r.tr.labels != LABELS_NONE) r.hist_tacc = nnc_xcalloc(hn, sizeof(double));
+    if (r.has_valid && r.va.labels != LABELS_NONE) r.hist_vacc = nnc_xcalloc(hn, sizeof(double));
+  }
+  r.wall_start = nnc_now();
+  int status = train_loop(&r);
+  double loop_time = nnc_now() - r.wall_start;
+  if (r.tty && tc->epochs > 0) printf("\n");
+  if (o->result) start_result(&r);
+  if (status == 0) status = finish(&r, loop_time);
+  if (o->result) r.hist_run = r.hist_valid = NULL; /* the caller's now */
+  free(r.hist_run);
+  free(r.hist_train);
+  free(r.hist_tacc);
+  free(r.hist_valid);
+  free(r.hist_vacc);
+  set_free(&r.tr);
+  if (r.has_valid) set_free(&r.va);
   return status;
 }
 

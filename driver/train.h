@@ -57,7 +57,4 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch);
 /* --predict: outputs for each row of the CSV file. Returns exit status. */
 int rt_predict(Engine *e, const char *csv_path);
 
-/* Print one value as the spec says: %.17g for f64, %.9g for f32. */
-void rt_print_value(FILE *f, double v, DType dt);
-
 #endif
