@@ -32,7 +32,7 @@ void objkey_init(ObjKey *k) {
   k->h[1] = 0x84222325cbf29ce4ull;
 }
 
-void objkey_add(ObjKey *k, const void *data, size_t n) {
+static void objkey_add(ObjKey *k, const void *data, size_t n) {
   k->h[0] = fnv(k->h[0], data, n);
   k->h[1] = fnv(k->h[1] ^ n, data, n);
 }

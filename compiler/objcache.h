@@ -25,7 +25,7 @@ typedef struct ObjKey {
 } ObjKey;
 
 void objkey_init(ObjKey *k);
-void objkey_add(ObjKey *k, const void *data, size_t n);
+/* Add a string (or NULL) to what the key stands for. */
 void objkey_add_str(ObjKey *k, const char *s);
 
 /* Whether the cache is on (NNC_CACHE is not 0 and a directory is known). */

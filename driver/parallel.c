@@ -31,7 +31,7 @@ static int g_rank = 0, g_size = 1;
 static const ParMpi *g_mpi; /* loaded and started */
 static FILE *g_err_capture; /* ranks > 0: their standard error */
 
-bool par_have_mpi(void) {
+static bool par_have_mpi(void) {
 #ifdef NNC_HAVE_MPI
   return true;
 #else

@@ -33,8 +33,6 @@ void par_init(int *argc, char ***argv);
 void par_finalize(void);
 int par_rank(void);
 int par_size(void);
-/* Was nnc built with MPI (nnc-mpi.so)? */
-bool par_have_mpi(void);
 
 /* nnc-mpi.so's entry (mpi.c), loaded by par_init under mpirun: the MPI
  * calls nnc makes, all on MPI_COMM_WORLD. */
