@@ -21,7 +21,6 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
-#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -41,16 +40,6 @@ static void init_llvm(void) {
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   LLVMInitializeNativeAsmParser(); /* codegen's inline assembly (r_permute) */
-  /* NNC_LLVM_ARGS="-opt1 -opt2": LLVM's own options, for experiments */
-  const char *env = getenv("NNC_LLVM_ARGS");
-  if (env && *env) {
-    static char copy[1024];
-    const char *argv[32] = {"nnc"};
-    int argc = 1;
-    snprintf(copy, sizeof copy, "%s", env);
-    for (char *tok = strtok(copy, " "); tok && argc < 32; tok = strtok(NULL, " ")) argv[argc++] = tok;
-    LLVMParseCommandLineOptions(argc, argv, NULL);
-  }
   done = true;
 }
 
@@ -193,8 +182,6 @@ typedef enum CodeShape {
 } CodeShape;
 
 static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_t len) {
-  const char *custom = getenv("NNC_PIPELINE"); /* experiments only */
-  if (custom) return custom;
   if (shape == CODE_REGISTERS && (opt_level == 1 || opt_level == 2))
     /* register steps (regstep.c) are vector code already: folding
        repeated shuffles and splats is all there is to do */
@@ -381,7 +368,6 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
            patch, b->opt_level);
   objkey_add_str(k, versions);
   objkey_add_str(k, pipeline_for(b->opt_level, shape, pipe, sizeof pipe));
-  objkey_add_str(k, getenv("NNC_LLVM_ARGS"));
   char *triple = LLVMGetDefaultTargetTriple();
   objkey_add_str(k, triple);
   LLVMDisposeMessage(triple);

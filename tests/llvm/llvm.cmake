@@ -15,6 +15,8 @@ add_test(NAME llvm.steps_allocate_nothing COMMAND ${FC} $<TARGET_FILE:nnc> ${FIL
          CHECK -- ${MOONS} --emit llvm -O2)
 add_test(NAME llvm.register_step COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=256
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check CHECK -- ${MOONS} --emit llvm -O0)
+add_test(NAME llvm.register_step_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=256 NNC_REGISTER_STEP=0
+         ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check OFF -- ${MOONS} --emit llvm -O0)
 add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
          -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
 add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/epilogue.check CHECK

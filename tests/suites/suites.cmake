@@ -131,6 +131,10 @@ foreach(nn ${SUITES_REGISTER_MODELS})
     suite_test(agree.registers512.${name}.${dtype} LABELS "agree;jit"
                COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=512
                        ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
+    # the same steps as loop nests (NNC_REGISTER_STEP=0)
+    suite_test(agree.loop_nests.${name}.${dtype} LABELS "agree;jit"
+               COMMAND ${CMAKE_COMMAND} -E env NNC_REGISTER_STEP=0
+                       ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
   endforeach()
 endforeach()
 
