@@ -296,6 +296,7 @@ static void data_and_fit(void) {
   }
   /* the final train loss is the mean per-row loss over the set */
   double y[4], loss[4], sum = 0;
+  nnc_fit_result_free(&rj);
   nnc_model_fit(m, b, f, 0, false, &rj, &d);
   for (int64_t r = 0; r < tr.rows; r += 4) {
     CHECK(nnc_interp_forward(m, b, (double *)tr.x + 2 * r, (double *)tr.t + r, 4, y, loss) == 0);
@@ -334,6 +335,8 @@ static void data_and_fit(void) {
   CHECK(nnc_model_fit(m, a, NULL, 100000001, false, NULL, &d) == -1);
   CHECK(one_error(&d, "epochs"));
   /* no data in the train block */
+  nnc_dataset_free(&tr);
+  nnc_dataset_free(&va);
   CHECK(nnc_model_data(t, &tr, &va, &d) == -1 && tr.rows == 0);
   CHECK(one_error(&d, "no training data"));
   CHECK(nnc_model_fit(t, tb, NULL, 1, false, &rj, &d) == -1 && rj.epochs == 0);
