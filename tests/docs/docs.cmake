@@ -11,6 +11,11 @@ if(DOCS_PYTHON)
        ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/*.md)
   foreach(page ${DOCS_PAGES})
     get_filename_component(name ${page} NAME_WE)
+    # docs/python.md runs Python on libnnc.so, which in a sanitizer build
+    # needs the sanitizers' runtimes preloaded (as tests/python.cmake says)
+    if(NNC_SANITIZE AND name STREQUAL "python")
+      continue()
+    endif()
     add_test(NAME docs.${name}
              COMMAND ${DOCS_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/doccheck.py
                      $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR} ${page})
