@@ -5,6 +5,7 @@ compiled at install time. It bundles the libnnc.so of a build: $NNC_LIBRARY
 if set, else ../build/libnnc.so (what scripts/build.sh makes). Without one
 it installs alone and looks for libnnc.so when imported (docs/python.md).
 """
+import ctypes
 import os
 import re
 import shutil
@@ -21,8 +22,17 @@ def built_library():
 
 
 def nnc_version():
-    """The version in project(nnc VERSION ...) of the source tree's CMakeLists.txt."""
-    with open(os.path.join(HERE, "..", "CMakeLists.txt")) as f:
+    """The bundled library's nnc_version(), else project(nnc VERSION ...) in the
+    source tree's CMakeLists.txt (the one place the version is written)."""
+    lib = built_library()
+    if lib:
+        nnc_version = ctypes.CDLL(lib).nnc_version
+        nnc_version.restype = ctypes.c_char_p
+        return nnc_version().decode()
+    cmakelists = os.path.join(HERE, "..", "CMakeLists.txt")
+    if not os.path.exists(cmakelists):
+        raise SystemExit("nnc's version: no libnnc.so to bundle (set NNC_LIBRARY) and no %s" % cmakelists)
+    with open(cmakelists) as f:
         return re.search(r"project\(nnc VERSION ([0-9.]+)", f.read()).group(1)
 
 

@@ -12,10 +12,12 @@ arrays with the compiled functions called directly on numpy memory.
 See docs/python.md.
 """
 from . import safetensors
-from ._lib import lib as _lib
 from .model import (EMIT_KINDS, CompileError, Dataset, Diagnostic, Error, History, Model, Param,
                     TrainingError)
 
-__version__ = _lib.version().decode()  # the library's (project(VERSION) in CMakeLists.txt)
+from ._lib import lib as _library
+
+__version__ = _library.version().decode()  # the library's (project(VERSION) in CMakeLists.txt)
+del _library  # nnc._lib stays the module
 __all__ = ["Model", "Error", "CompileError", "TrainingError", "Diagnostic", "History", "Dataset", "Param",
            "EMIT_KINDS", "safetensors"]
