@@ -5,6 +5,9 @@
 #                                     prints what the document shows, every
 #                                     .nn example compiles, every link names
 #                                     a file of the repository
+#   docs.environment                  docs/internals.md lists every NNC*
+#                                     environment variable the sources read,
+#                                     and only those (environment.sh)
 find_program(DOCS_PYTHON python3)
 if(DOCS_PYTHON)
   file(GLOB DOCS_PAGES LIST_DIRECTORIES false CONFIGURE_DEPENDS
@@ -22,3 +25,5 @@ if(DOCS_PYTHON)
     set_tests_properties(docs.${name} PROPERTIES LABELS docs TIMEOUT 600)
   endforeach()
 endif()
+add_test(NAME docs.environment COMMAND ${CMAKE_CURRENT_LIST_DIR}/environment.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(docs.environment PROPERTIES LABELS docs)
