@@ -66,6 +66,9 @@ static const Builtin builtins[] = {
     {"csv", B_DATA, DATA_CSV, 0,
      {{"path", P_STRING, 0, true, 0, 0, false}, NUM("onehot", P_BOOL, 0, 0, 1),
       NUM("shuffle", P_BOOL, 0, 0, 1), SEED}},
+    {"idx", B_DATA, DATA_IDX, 0,
+     {{"images", P_STRING, 0, true, 0, 0, false}, {"labels", P_STRING, 0, true, 0, 0, false},
+      {"scale", P_REAL, 0, false, 0, 1e300, true}}},
     /* optimizers */
     {"sgd", B_OPTIM, OPTIM_SGD, 0,
      {POS("lr", P_REAL, 0.01, 1e6), NUM("momentum", P_REAL, 0, 0, 1),
@@ -899,6 +902,16 @@ static bool setting_int(Checker *c, Stmt *s, int64_t lo, int64_t hi, int64_t *ou
   return true;
 }
 
+/* A data file's path relative to the .nn file's directory dir (absolute
+ * paths as they are); NULL, reported, when it is empty. */
+static const char *data_path(Checker *c, Stmt *s, const char *dir, const char *what, const char *path) {
+  if (!path || !path[0]) {
+    diag_error(c->diag, s->value->loc, "%s is empty", what);
+    return NULL;
+  }
+  return path[0] == '/' || !dir[0] ? path : arena_printf(c->arena, "%s/%s", dir, path);
+}
+
 static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
   Call *call = setting_call(c, s, B_DATA, "moons(samples: 1000, noise: 0.1) or csv(\"file.csv\")");
   if (!call) return;
@@ -914,18 +927,19 @@ static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
     d->has_seed = call->given[seed_slot];
     break;
   case DATA_CSV: {
-    const char *path = call->str[0] ? call->str[0] : "";
-    if (!path[0]) {
-      diag_error(c->diag, s->value->loc, "csv: the path is empty");
-      return;
-    }
-    d->path = path[0] == '/' || !dir[0] ? path : arena_printf(c->arena, "%s/%s", dir, path);
+    d->path = data_path(c, s, dir, "csv: the path", call->str[0]);
+    if (!d->path) return;
     d->onehot = call->num[1] != 0;
     d->shuffle = call->num[2] != 0;
     d->has_seed = call->given[3];
     d->seed = (uint64_t)call->num[3];
     break;
   }
+  case DATA_IDX:
+    d->path = data_path(c, s, dir, "idx: the images path", call->str[0]);
+    d->labels = data_path(c, s, dir, "idx: the labels path", call->str[1]);
+    d->scale = call->given[2] ? call->num[2] : NAN;
+    break;
   case DATA_NONE:
     break;
   }
@@ -1032,14 +1046,21 @@ static void check_train_block(Checker *c, Program *p, Block *b, const char *dir)
   }
 }
 
-/* Data generators make 2 inputs and a 0/1 label (or its one-hot pair). */
+/* Data generators make 2 inputs and a 0/1 label (or its one-hot pair); the
+ * idx source needs an input for its images and a target for its labels
+ * (their sizes are in the files, checked when they are read). */
 static void check_data_fits(Checker *c, const DataSpec *d) {
-  if (d->kind != DATA_MOONS && d->kind != DATA_CIRCLES) return;
+  if (d->kind != DATA_MOONS && d->kind != DATA_CIRCLES && d->kind != DATA_IDX) return;
   int64_t in = 0, tg = 0;
   for (int i = 0; i < c->nsyms; i++) {
     if (c->syms[i].type.kind == TY_ERROR) return; /* a wrong declaration: reported */
     if (c->syms[i].kind == S_INPUT) in += shape_numel(&c->syms[i].type.shape);
     if (c->syms[i].kind == S_TARGET) tg += shape_numel(&c->syms[i].type.shape);
+  }
+  if (d->kind == DATA_IDX) {
+    if (in == 0 || tg == 0)
+      diag_error(c->diag, d->loc, "idx reads an image and a label per row; the model needs an input and a target");
+    return;
   }
   const char *name = d->kind == DATA_MOONS ? "moons" : "circles";
   if (in != 2)

@@ -46,7 +46,7 @@ typedef enum LayerKind { LAYER_LINEAR } LayerKind;
 typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;
-typedef enum DataKind { DATA_NONE, DATA_MOONS, DATA_CIRCLES, DATA_CSV } DataKind;
+typedef enum DataKind { DATA_NONE, DATA_MOONS, DATA_CIRCLES, DATA_CSV, DATA_IDX } DataKind;
 typedef enum OptimKind { OPTIM_SGD, OPTIM_ADAM } OptimKind;
 
 typedef struct Builtin {
@@ -72,7 +72,9 @@ typedef struct DataSpec {
   double noise, factor;
   uint64_t seed;
   bool has_seed;
-  const char *path; /* csv: resolved against the .nn file's directory */
+  const char *path;   /* csv, idx images: resolved against the .nn file's directory */
+  const char *labels; /* idx labels: resolved the same way */
+  double scale;       /* idx: NAN for the default of the images' element type */
   bool onehot;
   bool shuffle; /* csv: permute the rows once when loading (seeded) */
   Loc loc;

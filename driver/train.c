@@ -53,6 +53,9 @@ static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int
     rc = nnc_data_csv(out, d->path, (int)in_cols, (int)tgt_cols, d->onehot ? (int)tgt_cols : 0, 0,
                       err, sizeof err);
     break;
+  case DATA_IDX:
+    rc = nnc_data_idx(out, d->path, d->labels, d->scale, (int)in_cols, (int)tgt_cols, err, sizeof err);
+    break;
   case DATA_NONE:
     diag_file_error(p->src->path, "no training data: add `data` to the train block");
     return -1;
@@ -428,6 +431,11 @@ static void data_text(StrBuf *sb, const DataSpec *d) {
   case DATA_CSV: {
     const char *base = strrchr(d->path, '/');
     sb_printf(sb, "csv(%s%s)", base ? base + 1 : d->path, d->onehot ? ", onehot" : "");
+    break;
+  }
+  case DATA_IDX: { /* the images file names the pair: the line stays within the page */
+    const char *images = strrchr(d->path, '/');
+    sb_printf(sb, "idx(%s)", images ? images + 1 : d->path);
     break;
   }
   case DATA_NONE:

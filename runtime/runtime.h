@@ -87,6 +87,26 @@ int nnc_data_csv_within(NncData *d, const char *path, int in_cols,
                         int tgt_cols, int onehot_classes, int targets_optional,
                         const NncDataLimits *limits, char *err, size_t errlen);
 
+/* IDX reader (spec section 6; idx.c): images and labels of MNIST-format
+ * files, raw or gzip-compressed, read side by side as streams (a pipe or a
+ * device works). Each image must hold in_cols values (its dimensions do not
+ * matter); each value is multiplied by scale, or, when scale is NAN, by the
+ * type's default: 1/255 for unsigned bytes, 1 for the other element types
+ * (signed bytes, 16- and 32-bit integers, floats and doubles). Labels are
+ * one-hot rows when tgt_cols > 1 (an integer from 0 to tgt_cols-1), else
+ * the label's value. Refused, with a message naming the file: a missing
+ * file, a directory, a bad magic number, an images file not of 2 to 4
+ * dimensions or a labels file not of 1, a size of 0, images of the wrong
+ * size for the model, different image and label counts, a header that
+ * announces more than the rows or values of nnc_data_limits, a file
+ * shorter or longer than its header says, corrupt gzip data, a label that
+ * is not a class, a value that is not finite. */
+int nnc_data_idx(NncData *d, const char *images, const char *labels, double scale, int in_cols, int tgt_cols,
+                 char *err, size_t errlen);
+/* The same with other limits (only rows and values apply). */
+int nnc_data_idx_within(NncData *d, const char *images, const char *labels, double scale, int in_cols,
+                        int tgt_cols, const NncDataLimits *limits, char *err, size_t errlen);
+
 /* Split d into its first n rows (train) and the rest (valid); d is emptied. */
 void nnc_data_split(NncData *d, size_t n, NncData *train, NncData *valid);
 void nnc_data_free(NncData *d);
