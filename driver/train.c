@@ -267,8 +267,9 @@ static void set_free(SetEval *s) {
 }
 
 /* Mean per-row loss over the set (and accuracy when the targets are labels)
- * with the current parameters, in chunks of the engine's batch. */
-static double set_loss(Engine *e, const SetEval *s, double *accuracy) {
+ * with the current parameters, in chunks of the engine's batch; with pred,
+ * the predicted class of each row too. */
+static double set_loss(Engine *e, const SetEval *s, double *accuracy, int *pred) {
   const Graph *g = e->g;
   size_t es = (size_t)e->layout->elem_size;
   int64_t xc = engine_input_cols(g), tc = engine_target_cols(g), yw = shape_numel(&g->output->shape);
@@ -289,10 +290,10 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy) {
         yd[k] = es == 8 ? ((double *)y)[i * yw + k] : ((float *)y)[i * yw + k];
         td[k] = es == 8 ? ((const double *)tp)[i * tc + k] : ((const float *)tp)[i * tc + k];
       }
-      if (s->labels == LABELS_BINARY)
-        correct += (yd[0] > 0.5) == (td[0] > 0.5);
-      else
-        correct += argmax(yd, (int)yw) == argmax(td, (int)yw);
+      int guess = s->labels == LABELS_BINARY ? yd[0] > 0.5 : argmax(yd, (int)yw);
+      int truth = s->labels == LABELS_BINARY ? td[0] > 0.5 : argmax(td, (int)yw);
+      correct += guess == truth;
+      if (pred) pred[r + (size_t)i] = guess;
     }
   }
   free(y);
@@ -471,6 +472,24 @@ static char *report_settings(const Program *p, const Graph *g, const TrainOption
   return sb.data;
 }
 
+/* The report draws the inputs as images when the model has one input of
+ * shape [C, H, W] with 1 (grey) or 3 (RGB) channels, [H, W], or [N] with N
+ * the square of 8 or more (a flattened square image, as x[784] for 28x28);
+ * else *c = 0. */
+static void image_shape(const Graph *g, int *c, int *h, int *w) {
+  *c = *h = *w = 0;
+  if (g->inputs.len != 1) return;
+  const Shape *s = &((const Node *)g->inputs.items[0])->shape;
+  if (s->rank == 3 && (s->dim[0] == 1 || s->dim[0] == 3) && s->dim[1] > 1 && s->dim[2] > 1) {
+    *c = (int)s->dim[0], *h = (int)s->dim[1], *w = (int)s->dim[2];
+  } else if (s->rank == 2 && s->dim[0] > 1 && s->dim[1] > 1) {
+    *c = 1, *h = (int)s->dim[0], *w = (int)s->dim[1];
+  } else if (s->rank == 1) {
+    int64_t side = (int64_t)llround(sqrt((double)s->dim[0]));
+    if (side >= 8 && side * side == s->dim[0]) *c = 1, *h = *w = (int)side;
+  }
+}
+
 /* Targets as the report colours them: classes > 1 for labels. */
 static int report_classes(const Graph *g, const NncData *d) {
   switch (label_kind(g, d)) {
@@ -501,6 +520,8 @@ typedef struct Run {
      parameters at the end of the epoch (evaluated only then, outside the
      train time) */
   double *hist_run, *hist_train, *hist_tacc, *hist_valid, *hist_vacc;
+  /* --plot: each row's predicted class, from the final evaluation */
+  int *pred_train, *pred_valid;
 } Run;
 
 /* The epoch's point of each curve. */
@@ -508,9 +529,9 @@ static void record_epoch(Run *r, int64_t epoch, double running) {
   if (!r->hist_run) return;
   double acc = 0;
   r->hist_run[epoch - 1] = running;
-  if (r->hist_train) r->hist_train[epoch - 1] = set_loss(r->e, &r->tr, &acc);
+  if (r->hist_train) r->hist_train[epoch - 1] = set_loss(r->e, &r->tr, &acc, NULL);
   if (r->hist_tacc) r->hist_tacc[epoch - 1] = acc;
-  if (r->hist_valid) r->hist_valid[epoch - 1] = set_loss(r->e, &r->va, &acc);
+  if (r->hist_valid) r->hist_valid[epoch - 1] = set_loss(r->e, &r->va, &acc, NULL);
   if (r->hist_vacc) r->hist_vacc[epoch - 1] = acc;
 }
 
@@ -519,7 +540,7 @@ static void record_epoch(Run *r, int64_t epoch, double running) {
 static void progress(Run *r, int64_t epoch, double running) {
   int64_t epochs = r->p->train.epochs, every = epochs >= 10 ? epochs / 10 : 1;
   if (r->o->quiet || !(r->tty || epoch % every == 0 || epoch == epochs || epoch == 1)) return;
-  double vloss = r->hist_valid ? r->hist_valid[epoch - 1] : r->has_valid ? set_loss(r->e, &r->va, NULL) : 0;
+  double vloss = r->hist_valid ? r->hist_valid[epoch - 1] : r->has_valid ? set_loss(r->e, &r->va, NULL, NULL) : 0;
   double done = (double)epoch / (double)epochs;
   double elapsed = nnc_now() - r->wall_start;
   char left[32];
@@ -610,9 +631,10 @@ static int write_report(Run *r, double tl, double acc, double vl, double vacc, d
                    .valid_acc = r->hist_vacc, .log_scale = !o->plot_linear,
                    .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
                    .classes = report_classes(g, train),
-                   .train = {train->rows, train->x, train->t},
+                   .train = {train->rows, train->x, train->t, r->pred_train},
                    .out_cols = (int)shape_numel(&g->output->shape)};
-  if (r->has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t};
+  if (r->has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t, r->pred_valid};
+  image_shape(g, &rd.img_channels, &rd.img_h, &rd.img_w);
   if (engine_input_cols(g) == 2 && train->in_cols == 2 && !graph_output_needs_targets(g)) {
     rd.predict = predict_points;
     rd.ctx = r->e;
@@ -630,8 +652,13 @@ static int finish(Run *r, double loop_time) {
   const Graph *g = e->g;
   NncFitResult *res = r->o->result;
   double acc = 0, vacc = 0;
-  double tl = set_loss(e, &r->tr, &acc);
-  double vl = r->has_valid ? set_loss(e, &r->va, &vacc) : 0;
+  /* the report's predicted classes, from this evaluation */
+  bool classify = r->o->plot && shape_numel(&g->output->shape) <= 64; /* as set_loss's accuracy */
+  if (classify && r->tr.labels != LABELS_NONE) r->pred_train = nnc_xcalloc(r->tr.rows + 1, sizeof(int));
+  if (classify && r->has_valid && r->va.labels != LABELS_NONE)
+    r->pred_valid = nnc_xcalloc(r->va.rows + 1, sizeof(int));
+  double tl = set_loss(e, &r->tr, &acc, r->pred_train);
+  double vl = r->has_valid ? set_loss(e, &r->va, &vacc, r->pred_valid) : 0;
   if (res) {
     res->final_train_loss = tl;
     if (r->has_valid) res->final_valid_loss = vl;
@@ -709,6 +736,8 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   free(r.hist_tacc);
   free(r.hist_valid);
   free(r.hist_vacc);
+  free(r.pred_train);
+  free(r.pred_valid);
   set_free(&r.tr);
   if (r.has_valid) set_free(&r.va);
   return status;

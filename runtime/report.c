@@ -8,6 +8,11 @@
  *   surface   the model's output over the plane with the points on top,
  *             for the training and the validation set (two inputs, a model
  *             whose output needs no targets)
+ *   images    the first validation images (training images without a
+ *             validation set) with the predicted class under each, the
+ *             true class beside it in red when they differ (image inputs)
+ *   confusion the confusion matrices of the training and the validation
+ *             set (image inputs, and any model with 3 to 30 classes)
  *   curves    loss per epoch (log or linear axis) and accuracy per epoch
  *             when the targets are labels
  * A PDF has one row per page, the header on the first page, and an outline
@@ -45,12 +50,17 @@ enum {
   LEFT1 = 570, /* ... and of the second */
   TOP_BAND = 46, /* the title band of PDF pages after the first */
   GRID = 160,  /* decision surface samples per axis */
-  MAX_POINTS = 4000 /* points drawn per panel (evenly spaced beyond) */
+  MAX_POINTS = 4000, /* points drawn per panel (evenly spaced beyond) */
+  IMG_COLS = 10,    /* the image grid */
+  IMG_ROWS = 3,
+  IMG_BOX = 64,     /* an image's longer side */
+  MAX_CONFUSION = 30 /* classes in a confusion matrix */
 };
 
-typedef enum RowKind { ROW_DATA, ROW_SURFACE, ROW_CURVES } RowKind;
+typedef enum RowKind { ROW_DATA, ROW_SURFACE, ROW_IMAGES, ROW_CONFUSION, ROW_CURVES } RowKind;
 
-static const char *const row_title[] = {"data", "decision surface", "loss and accuracy"};
+static const char *const row_title[] = {"data", "decision surface", "images", "confusion matrix",
+                                        "loss and accuracy"};
 
 /* tab10, the class colours */
 static const double palette[10][3] = {
@@ -71,7 +81,7 @@ typedef struct Report {
   const ReportData *r;
   Axis px, py;  /* the plane view */
   double *grid; /* GRID x GRID x out_cols model outputs, row 0 at the top */
-  RowKind rows[3];
+  RowKind rows[5];
   int nrows;
   int header_lines;
 } Report;
@@ -463,6 +473,180 @@ static void plane_panel(cairo_t *cr, const Report *rep, const Box *b, const Repo
   class_legend(cr, r, b);
 }
 
+/* ---- images and confusion matrices ---- */
+
+static bool images(const ReportData *r) { return r->img_channels > 0; }
+
+static bool confusion(const ReportData *r) {
+  return r->classes >= 2 && r->classes <= MAX_CONFUSION && (images(r) || r->classes >= 3) &&
+         r->train.predicted;
+}
+
+/* The set the image grid shows: validation, else training. */
+static const ReportSet *shown_set(const ReportData *r, const char **name) {
+  bool valid = r->valid.rows > 0 && r->valid.predicted;
+  *name = valid ? "valid" : "train";
+  return valid ? &r->valid : &r->train;
+}
+
+/* Image k of s as RGB in [0, 1] at (px, py) of an image scaled to iw x ih
+ * (nearest pixel), with lo..hi the value range shown black to white. */
+static void image_pixel(const ReportData *r, const ReportSet *s, size_t k, int px, int py, int iw, int ih,
+                        double lo, double hi, double rgb[3]) {
+  int sx = px * r->img_w / iw, sy = py * r->img_h / ih;
+  const double *x = s->x + k * (size_t)r->in_cols;
+  size_t plane_size = (size_t)r->img_h * (size_t)r->img_w, at = (size_t)sy * (size_t)r->img_w + (size_t)sx;
+  for (int c = 0; c < 3; c++) {
+    double v = x[(r->img_channels == 3 ? (size_t)c : 0) * plane_size + at];
+    rgb[c] = hi > lo && isfinite(v) ? fmin(1, fmax(0, (v - lo) / (hi - lo))) : 0.5;
+  }
+}
+
+/* The grid's pixels as one image (so that the SVG and PDF hold one picture,
+ * not one per cell), drawn at b's top left at 1:1. */
+static void draw_image_grid(cairo_t *cr, const ReportData *r, const ReportSet *s, size_t n, const Box *b,
+                            int cell_w, int cell_h, int iw, int ih) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t k = 0; k < n * (size_t)r->in_cols; k++)
+    if (isfinite(s->x[k])) lo = fmin(lo, s->x[k]), hi = fmax(hi, s->x[k]);
+  int w = (int)b->w, h = (int)b->h;
+  cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+  unsigned char *data = cairo_image_surface_get_data(img);
+  int stride = cairo_image_surface_get_stride(img);
+  if (!data) {
+    cairo_surface_destroy(img);
+    return;
+  }
+  memset(data, 0xff, (size_t)stride * (size_t)h);
+  for (size_t k = 0; k < n; k++) {
+    int x0 = (int)(k % IMG_COLS) * cell_w + (cell_w - iw) / 2, y0 = (int)(k / IMG_COLS) * cell_h + 4;
+    for (int py = 0; py < ih; py++) {
+      uint32_t *row = (uint32_t *)(data + (size_t)(y0 + py) * (size_t)stride) + x0;
+      for (int px = 0; px < iw; px++) {
+        double c[3];
+        image_pixel(r, s, k, px, py, iw, ih, lo, hi, c);
+        row[px] = (uint32_t)lround(c[0] * 255) << 16 | (uint32_t)lround(c[1] * 255) << 8 | (uint32_t)lround(c[2] * 255);
+      }
+    }
+  }
+  cairo_surface_mark_dirty(img);
+  cairo_save(cr);
+  cairo_set_source_surface(cr, img, b->x, b->y);
+  cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+  cairo_rectangle(cr, b->x, b->y, w, h);
+  cairo_fill(cr);
+  cairo_restore(cr);
+  cairo_surface_destroy(img);
+}
+
+/* The first images of the shown set, each with its predicted class; a
+ * wrong one gets a red frame and its true class. */
+static void images_panel(cairo_t *cr, const ReportData *r, const Box *b) {
+  const char *name;
+  const ReportSet *s = shown_set(r, &name);
+  size_t n = s->rows < IMG_COLS * IMG_ROWS ? s->rows : IMG_COLS * IMG_ROWS;
+  int cell_w = (int)b->w / IMG_COLS, cell_h = (int)b->h / IMG_ROWS;
+  int longer = r->img_w > r->img_h ? r->img_w : r->img_h;
+  int iw = r->img_w * IMG_BOX / longer, ih = r->img_h * IMG_BOX / longer;
+  int wrong = 0;
+  for (size_t k = 0; k < n && s->predicted; k++) wrong += s->predicted[k] != class_of(r, s, k);
+  char title[200];
+  if (s->predicted)
+    snprintf(title, sizeof title, "%s images %zu to %zu: predicted class (true class in red when wrong), %d wrong",
+             name, n ? (size_t)1 : 0, n, wrong);
+  else
+    snprintf(title, sizeof title, "%s images 1 to %zu", name, n);
+  panel_title(cr, b, title);
+  draw_image_grid(cr, r, s, n, b, cell_w, cell_h, iw, ih);
+  font(cr, false);
+  for (size_t k = 0; k < n; k++) {
+    double x0 = b->x + (double)(k % IMG_COLS) * cell_w + (cell_w - iw) / 2, y0 = b->y + (double)(k / IMG_COLS) * cell_h + 4;
+    int truth = class_of(r, s, k), guess = s->predicted ? s->predicted[k] : -1;
+    bool bad = s->predicted && guess != truth;
+    char label[48] = "";
+    if (!s->predicted && truth >= 0)
+      snprintf(label, sizeof label, "%d", truth);
+    else if (bad)
+      snprintf(label, sizeof label, "%d, true %d", guess, truth);
+    else
+      snprintf(label, sizeof label, "%d", guess);
+    if (bad) {
+      set_rgb(cr, palette[3]);
+      cairo_set_line_width(cr, 2);
+      cairo_rectangle(cr, x0 - 2, y0 - 2, iw + 4, ih + 4);
+    } else {
+      cairo_set_source_rgb(cr, 0.8, 0.8, 0.8);
+      cairo_set_line_width(cr, 1);
+      cairo_rectangle(cr, x0 - 0.5, y0 - 0.5, iw + 1, ih + 1);
+    }
+    cairo_stroke(cr);
+    if (!bad) cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text_at(cr, x0 + iw / 2.0, y0 + ih + 15, label, 11, 0.5);
+  }
+}
+
+/* Rows: true classes, columns: predicted; each cell coloured by its share
+ * of its row, with its count when the cells are large enough. */
+static void confusion_panel(cairo_t *cr, const ReportData *r, const Box *b, const ReportSet *s, const char *name) {
+  if (!s->rows || !s->predicted) {
+    empty_panel(cr, b, name, s->rows ? "no predictions" : "no validation data");
+    return;
+  }
+  int K = r->classes;
+  size_t *count = calloc((size_t)K * (size_t)K, sizeof *count), *total = calloc((size_t)K, sizeof *total);
+  if (!count || !total) {
+    free(count);
+    free(total);
+    return;
+  }
+  size_t right = 0;
+  for (size_t k = 0; k < s->rows; k++) {
+    int t = class_of(r, s, k), p = s->predicted[k];
+    if (t < 0 || t >= K || p < 0 || p >= K) continue;
+    count[t * K + p]++;
+    total[t]++;
+    right += t == p;
+  }
+  char title[160];
+  snprintf(title, sizeof title, "%s (%zu rows): accuracy %.4f", name, s->rows, (double)right / (double)s->rows);
+  panel_title(cr, b, title);
+  double cell = floor(fmin(b->w - 60, b->h - 40) / K);
+  double x0 = b->x + 60 + (b->w - 60 - cell * K) / 2, y0 = b->y;
+  double fsize = fmin(10, cell * 0.36);
+  char text[32];
+  for (int t = 0; t < K; t++)
+    for (int p = 0; p < K; p++) {
+      size_t c = count[t * K + p];
+      double share = total[t] ? (double)c / (double)total[t] : 0, rgb[3];
+      light(palette[0], share, rgb);
+      set_rgb(cr, rgb);
+      cairo_rectangle(cr, x0 + p * cell, y0 + t * cell, cell, cell);
+      cairo_fill(cr);
+      if (cell < 14 || c == 0) continue;
+      snprintf(text, sizeof text, "%zu", c);
+      cairo_set_source_rgb(cr, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0, share > 0.5 ? 1 : 0);
+      text_at(cr, x0 + (p + 0.5) * cell, y0 + (t + 0.5) * cell + fsize * 0.35, text, fsize, 0.5);
+    }
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, x0, y0, cell * K, cell * K);
+  cairo_stroke(cr);
+  int every = K > 15 ? 5 : 1;
+  for (int k = 0; k < K; k += every) {
+    snprintf(text, sizeof text, "%d", k);
+    text_at(cr, x0 + (k + 0.5) * cell, y0 + cell * K + 14, text, 10, 0.5);
+    text_at(cr, x0 - 6, y0 + (k + 0.5) * cell + 3.5, text, 10, 1);
+  }
+  text_at(cr, x0 + cell * K / 2, y0 + cell * K + 30, "predicted class", 11, 0.5);
+  cairo_save(cr);
+  cairo_translate(cr, x0 - 28, y0 + cell * K / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  text_at(cr, 0, 0, "true class", 11, 0.5);
+  cairo_restore(cr);
+  free(count);
+  free(total);
+}
+
 /* ---- curves ---- */
 
 /* A polyline of v[0..n-1] over epochs 1..n; points that are not finite (or
@@ -634,14 +818,14 @@ static void draw_header(cairo_t *cr, const Report *rep) {
   font(cr, true);
   text_lines(cr, 30, &y, r->figures, 11.5);
   font(cr, false);
-  if (!plane(r)) {
+  if (!plane(r) && !images(r)) {
     char note[160];
     snprintf(note, sizeof note,
              "inputs have %d values per row: no data or decision-surface pages (they need a plane of two)",
              r->in_cols);
     cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
     text_lines(cr, 30, &y, note, 11.5);
-  } else if (!r->predict) {
+  } else if (plane(r) && !r->predict) {
     cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
     text_lines(cr, 30, &y, "the output depends on the targets: no decision surface", 11.5);
   }
@@ -660,6 +844,15 @@ static void draw_row(cairo_t *cr, const Report *rep, RowKind kind, double y0) {
   case ROW_SURFACE:
     plane_panel(cr, rep, &left, &r->train, kind == ROW_SURFACE, "train");
     plane_panel(cr, rep, &right, &r->valid, kind == ROW_SURFACE, "valid");
+    break;
+  case ROW_IMAGES: {
+    Box wide = {LEFT0, y0 + 36, LEFT1 + PANEL_W - LEFT0, PANEL_H};
+    images_panel(cr, r, &wide);
+    break;
+  }
+  case ROW_CONFUSION:
+    confusion_panel(cr, r, &left, &r->train, "train");
+    confusion_panel(cr, r, &right, &r->valid, "valid");
     break;
   case ROW_CURVES:
     if (r->train_acc || r->valid_acc) {
@@ -680,8 +873,11 @@ static void plan(Report *rep) {
     rep->rows[rep->nrows++] = ROW_DATA;
     if (r->predict) rep->rows[rep->nrows++] = ROW_SURFACE;
   }
+  if (images(r)) rep->rows[rep->nrows++] = ROW_IMAGES;
+  if (confusion(r)) rep->rows[rep->nrows++] = ROW_CONFUSION;
   rep->rows[rep->nrows++] = ROW_CURVES;
-  rep->header_lines = count_lines(r->settings) + count_lines(r->figures) + (!plane(r) || !r->predict);
+  rep->header_lines = count_lines(r->settings) + count_lines(r->figures) +
+                      (plane(r) ? !r->predict : !images(r));
   if (plane(r)) plane_view(rep);
   if (plane(r) && r->predict) surface_compute(rep);
 }

@@ -3,9 +3,12 @@
  *
  * The report is a header (model, settings, final figures, timings) and
  * rows of two panels: for models with two inputs, the data (train, valid),
- * then the decision surface under the data (train, valid); always the
- * curves per epoch (loss, accuracy). A PDF holds one row per page, the
- * header on the first; SVG and PNG hold everything on one tall page.
+ * then the decision surface under the data (train, valid); for image
+ * inputs, a grid of images with the predicted and true classes; for image
+ * inputs and for three classes or more, the confusion matrices (train,
+ * valid); always the curves per epoch (loss, accuracy). A PDF holds one row
+ * per page, the header on the first; SVG and PNG hold everything on one
+ * tall page.
  */
 #ifndef NNC_REPORT_H
 #define NNC_REPORT_H
@@ -20,6 +23,7 @@
 typedef struct ReportSet {
   size_t rows;
   const double *x, *t;
+  const int *predicted; /* the model's class for each row, or NULL */
 } ReportSet;
 
 typedef struct ReportData {
@@ -38,6 +42,10 @@ typedef struct ReportData {
    * are labels (2 for one 0/1 column, tgt_cols for one-hot), else 0 */
   int in_cols, tgt_cols, classes;
   ReportSet train, valid;
+  /* image inputs (0 when the inputs are not images): a row's in_cols values
+   * are an image of img_channels (1 grey, 3 RGB) x img_h x img_w, channels
+   * first */
+  int img_channels, img_h, img_w;
   /* the model's out_cols outputs at n points of two inputs (NULL: no
    * decision surface) */
   void (*predict)(void *ctx, const double *points, int64_t n, double *out);

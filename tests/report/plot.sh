@@ -4,8 +4,11 @@
 #   moons    PDF (3 pages: data, decision surface, curves), SVG (well-formed
 #            XML with the two surface images), PNG (header and 3 rows)
 #   circles  the same pages from another model (interpreter, linear scale)
-#   digits   64 inputs: the curves only (PDF 1 page, no surface image in the
-#            SVG, a short PNG)
+#   digits   64 inputs, 8x8 images: the image grid, the confusion matrices
+#            and the curves (PDF 3 pages, the grid as the SVG's one image,
+#            no plane pages)
+#   classes3 two inputs, three classes: data, surface, confusion matrices
+#            and curves (PDF 4 pages)
 #   errors   a refused extension, an unwritable directory, no temporary file
 #            left behind, and --plot does not change what training prints
 set -u
@@ -64,13 +67,42 @@ circles)
   ;;
 digits)
   run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.pdf"
-  check_pdf "$tmp/r.pdf" 1 5000
-  grep -a -q "/Title (loss and accuracy)" "$tmp/r.pdf" || fail "the PDF has no curves page"
+  check_pdf "$tmp/r.pdf" 3 5000
+  for t in images "confusion matrix" "loss and accuracy"; do
+    grep -a -q "/Title ($t)" "$tmp/r.pdf" || fail "the PDF outline has no page '$t'"
+  done
   grep -a -q -e "/Title (decision surface)" -e "/Title (data)" "$tmp/r.pdf" && fail "the PDF has a plane page"
   run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.svg"
-  check_svg "$tmp/r.svg" 0 20000
+  check_svg "$tmp/r.svg" 1 20000
   run "$examples/digits.nn" --jit --train --epochs 2 --plot "$tmp/r.png"
-  check_png "$tmp/r.png" 450 700 10000
+  check_png "$tmp/r.png" 1300 1450 10000
+  ;;
+classes3)
+  # three classes in the plane: the data and surface pages, then the
+  # confusion matrices (no images: two inputs)
+  awk 'BEGIN { print "x0,x1,label"; for (i = 0; i < 150; i++) { c = i % 3
+    printf "%.3f,%.3f,%d\n", c + 0.3 * sin(i * 1.7), (c == 1) + 0.3 * cos(i * 2.3), c } }' >"$tmp/three.csv"
+  cat >"$tmp/three.nn" <<'NN'
+model three {
+  input  x[2]
+  target t[3]
+  y = x -> linear(8) -> relu -> linear(3)
+  loss cross_entropy(y, t)
+}
+train {
+  data      csv("three.csv", onehot: true, shuffle: true)
+  split     100
+  optimizer adam(lr: 0.01)
+  epochs    5
+  batch     10
+}
+NN
+  run "$tmp/three.nn" --jit --train --plot "$tmp/r.pdf"
+  check_pdf "$tmp/r.pdf" 4 20000
+  for t in data "decision surface" "confusion matrix" "loss and accuracy"; do
+    grep -a -q "/Title ($t)" "$tmp/r.pdf" || fail "the PDF outline has no page '$t'"
+  done
+  grep -a -q "/Title (images)" "$tmp/r.pdf" && fail "the PDF has an images page"
   ;;
 errors)
   err=$("$nnc" "$examples/moons.nn" --train --plot "$tmp/r.jpg" 2>&1 >/dev/null)

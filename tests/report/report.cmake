@@ -1,6 +1,6 @@
 # tests/report/report.cmake - the --plot report and the --emit dot picture
 # (included from tests/CMakeLists.txt)
-foreach(case moons circles digits errors)
+foreach(case moons circles digits classes3 errors)
   add_test(NAME report.${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/plot.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
   set_tests_properties(report.${case} PROPERTIES LABELS report TIMEOUT 300)
 endforeach()
@@ -18,3 +18,8 @@ if(NNC_DOT)
   add_test(NAME report.dot_svg COMMAND ${CMAKE_CURRENT_LIST_DIR}/dot.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${NNC_DOT})
   set_tests_properties(report.dot_svg PROPERTIES LABELS report TIMEOUT 120)
 endif()
+
+# image inputs: the image grid, the confusion matrices (tests/idx's test_idx
+# writes a Fashion-MNIST subset)
+add_test(NAME report.images COMMAND ${CMAKE_CURRENT_LIST_DIR}/images.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx>)
+set_tests_properties(report.images PROPERTIES LABELS report TIMEOUT 300)
