@@ -49,6 +49,7 @@ typedef struct CG {
   int max_batch;
   char **labels;
   int64_t *ws_off;  /* per node: byte offset in the workspace, or -1 */
+  int64_t ws_bytes; /* the workspace's bytes so far (packs, then placed nodes) */
   LLVMValueRef ws;  /* the workspace: the module's global, or grad_part's ws */
   /* the function being built */
   FnKind kind;

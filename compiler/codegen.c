@@ -311,6 +311,10 @@ static void place(CG *cg, const Node *n, bool materialize) {
     set_mem(cg, n, slot, 0, numel);
     return;
   }
+  if (cg->ws_off[n->id] < 0) { /* its range, the first time a function stores it */
+    cg->ws_off[n->id] = cg->ws_bytes;
+    cg->ws_bytes += (bytes + 63) / 64 * 64;
+  }
   char name[128];
   LLVMValueRef off = ci(cg, cg->ws_off[n->id]);
   LLVMValueRef base = LLVMBuildInBoundsGEP2(cg->alloc, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1,
@@ -671,22 +675,16 @@ static void build_train_epoch(CG *cg) {
   cg_end_body(cg);
 }
 
-/* The workspace: a fixed 64-byte aligned range for every node too large
- * for the stack (ws_off, per node, else -1), then room to pack the matrix
- * operand of each matrix-vector product (pack_off). Returns its size. */
-static int64_t plan_workspace(const Graph *g, const Layout *L, int max_batch, int64_t *ws_off,
-                              int64_t *pack_off) {
+/* The workspace: 64-byte aligned ranges of one buffer. Room to pack the
+ * matrix operand of each matrix-vector product (pack_off) comes first; a
+ * node too large for the stack gets its range (ws_off) when a function
+ * first stores it (place), so a node that every function computes inline
+ * or inside a GEMM, as the per-row outer products of a weight gradient,
+ * takes none. Returns the packs' bytes. */
+static int64_t plan_packs(const Graph *g, const Layout *L, int64_t *ws_off, int64_t *pack_off) {
   int64_t ws = 0;
   for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i];
     ws_off[i] = -1;
-    if (op_info[n->op].cls == OPC_LEAF) continue;
-    int64_t bytes = bytes_at(n, max_batch, L->elem_size);
-    if (bytes <= SMALL_NODE_BYTES) continue;
-    ws_off[i] = ws;
-    ws += (bytes + 63) / 64 * 64;
-  }
-  for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     pack_off[i] = -1;
     if (n->op != OP_MATMUL) continue;
@@ -695,20 +693,27 @@ static int64_t plan_workspace(const Graph *g, const Layout *L, int max_batch, in
     pack_off[i] = ws;
     ws += (shape_numel(&m->shape) * L->elem_size + 63) / 64 * 64;
   }
-  return ws ? ws : 64;
-}
-
-int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch) {
-  int64_t *ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
-  int64_t *pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
-  int64_t ws = plan_workspace(g, L, max_batch, ws_off, pack_off);
-  free(ws_off);
-  free(pack_off);
   return ws;
 }
 
+/* The module's workspace global, sized once every function has placed its
+ * nodes: it replaces the empty one the functions were built with. */
+static void size_workspace(CG *cg) {
+  int64_t bytes = cg->ws_bytes > 64 ? cg->ws_bytes : 64;
+  LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)bytes);
+  LLVMValueRef ws = LLVMAddGlobal(cg->mod, ty, "");
+  LLVMSetInitializer(ws, LLVMConstNull(ty));
+  LLVMSetLinkage(ws, LLVMInternalLinkage);
+  LLVMSetAlignment(ws, 64);
+  LLVMReplaceAllUsesWith(cg->ws, ws);
+  LLVMDeleteGlobal(cg->ws);
+  LLVMSetValueName2(ws, "nnc.workspace", strlen("nnc.workspace"));
+  cg->ws = ws;
+  cg->ws_bytes = bytes;
+}
+
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
-                             unsigned fns, const CgTarget *target, bool *registers_only) {
+                             unsigned fns, const CgTarget *target, CgModuleInfo *info) {
   CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
   char name[160];
   snprintf(name, sizeof name, "nnc.%s", g->model_name ? g->model_name : "model");
@@ -731,12 +736,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
   cg.fused_into = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   cg.epi_gemm = nnc_xcalloc((size_t)g->len, sizeof(Node *));
-  int64_t ws = plan_workspace(g, layout, max_batch, cg.ws_off, cg.pack_off);
-  LLVMTypeRef ws_ty = LLVMArrayType2(LLVMInt8TypeInContext(ctx), (uint64_t)ws);
-  cg.ws = LLVMAddGlobal(cg.mod, ws_ty, "nnc.workspace");
-  LLVMSetInitializer(cg.ws, LLVMConstNull(ws_ty));
-  LLVMSetLinkage(cg.ws, LLVMInternalLinkage);
-  LLVMSetAlignment(cg.ws, 64);
+  cg.ws_bytes = plan_packs(g, layout, cg.ws_off, cg.pack_off);
+  cg.ws = LLVMAddGlobal(cg.mod, LLVMArrayType2(LLVMInt8TypeInContext(ctx), 0), "nnc.workspace.unsized");
   cg.vl = target->vector_bits / (8 * layout->elem_size);
   cg.gemm_nv = target->vector_bits == 512 ? 4 : 2;
   cg.avx_lane_swap = target->x86_avx;
@@ -765,7 +766,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
       build_function(&cg, (FnKind)k);
     free(need[k]);
   }
-  if (registers_only) *registers_only = all_registers;
+  size_workspace(&cg);
+  if (info) *info = (CgModuleInfo){.registers_only = all_registers, .ws_bytes = cg.ws_bytes};
   if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH] && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));

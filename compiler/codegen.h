@@ -28,13 +28,10 @@ enum {
   /* for threads and MPI (not in CG_ALL):
      T grad_part(buf, grad, ws, x, t, n, total) writes the gradients of n
      rows, scaled by 1/total, into grad (a buffer of the same layout), uses
-     ws (codegen_workspace_bytes, 64-byte aligned) for its intermediates,
+     ws (CgModuleInfo.ws_bytes, 64-byte aligned) for its intermediates,
      and returns the sum of the rows' losses / total */
   CG_GRAD_PART = 64
 };
-
-/* Bytes of workspace the module's functions use (grad_part's ws). */
-int64_t codegen_workspace_bytes(const Graph *g, const Layout *L, int max_batch);
 
 /* True when a training step is small (few values per row times rows):
  * its code is then straight-line, train_step is inlined into train_epoch,
@@ -49,13 +46,21 @@ typedef struct CgTarget {
   bool x86_avx;    /* x86-64 with AVX: the code may name AVX instructions */
 } CgTarget;
 
+/* What codegen_module says of the module it built. */
+typedef struct CgModuleInfo {
+  /* the module is train_epoch alone, written in vectors with the step in
+     registers (regstep.c): it needs no vectorizer, and instcombine would
+     undo its named shuffles */
+  bool registers_only;
+  /* the bytes of its workspace: the intermediates its functions store and
+     the packed matrices of its GEMMs (grad_part's ws needs as many) */
+  int64_t ws_bytes;
+} CgModuleInfo;
+
 /* Build the module in ctx with the functions in `fns`, for `target`. When
  * train_epoch is built without train_step, train_step is internal and
- * disappears into train_epoch. registers_only (or NULL): set when the
- * module is train_epoch alone, written in vectors with the step in
- * registers (regstep.c): it needs no vectorizer, and instcombine would
- * undo its named shuffles. */
+ * disappears into train_epoch. info (or NULL): what the module is. */
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout,
-                             int max_batch, unsigned fns, const CgTarget *target, bool *registers_only);
+                             int max_batch, unsigned fns, const CgTarget *target, CgModuleInfo *info);
 
 #endif

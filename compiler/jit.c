@@ -178,7 +178,7 @@ static void lap(Timer *tm, const char *stage) {
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */
   CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
-  CODE_REGISTERS   /* register steps only, already vector code (codegen_module's registers_only) */
+  CODE_REGISTERS   /* register steps only, already vector code (CgModuleInfo.registers_only) */
 } CodeShape;
 
 static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_t len) {
@@ -335,7 +335,7 @@ typedef struct Build {
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
   LLVMOrcLLJITRef jit;       /* with make_jit: the JIT, made once the object is done */
   bool make_jit;
-  bool registers_only;       /* codegen_module's: every function a register step */
+  CgModuleInfo info;         /* codegen_module's: register steps only, workspace bytes */
 } Build;
 
 /* An ORC LLJIT whose target machine has the CPU and features the objects
@@ -390,9 +390,9 @@ static void *build_object(void *arg) {
   Build *b = arg;
   LLVMContextRef ctx = LLVMContextCreate();
   CgTarget target = jit_target(b->cpu);
-  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->registers_only);
+  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
   lap(&b->timer, "codegen");
-  CodeShape shape = b->registers_only                              ? CODE_REGISTERS
+  CodeShape shape = b->info.registers_only                              ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
                                                                   : CODE_LOOPS;
   ObjKey key;
@@ -494,10 +494,10 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
   /* forward and predict written as register steps loop over any number of
      rows: the driver evaluates a data set in one call */
-  if (eval_fns && part[nparts - 1].registers_only) e->eval_rows = INT64_MAX / 2;
-  if (je->grad_part) {
+  if (eval_fns && part[nparts - 1].info.registers_only) e->eval_rows = INT64_MAX / 2;
+  if (je->grad_part) { /* in the training module */
     e->grad_part = je_grad_part;
-    e->ws_bytes = codegen_workspace_bytes(g, layout, max_batch);
+    e->ws_bytes = part[0].info.ws_bytes;
   }
   return e;
 }
