@@ -18,29 +18,54 @@
 #define NUM(n, t, d, l, h) {n, t, d, false, l, h, false}
 #define REQ(n, t, l, h) {n, t, 0, true, l, h, false}
 #define POS(n, t, d, h) {n, t, d, false, 0, h, true} /* > 0 */
-#define SEED {"seed", P_INT, 0, false, 0, 9.2e18, false}
+#define SEED {"seed", P_SEED, 0, false, 0, 9.2e18, false}
 
+/* ops: the rows of ops.def (see there for the call column) */
+#define ARG_REAL(n, d, l, h) {n, P_REAL, d, false, l, h, false}
+#define ARG_AXIS(n) {n, P_INT, AXIS_ALL, false, -MAX_RANK, MAX_RANK - 1, false}
+
+#define CALL(...) {__VA_ARGS__}
+#define NOCALL {{0}}
+static const Builtin op_builtins[] = {
+#define OP(e, name, nin, cls, attr, call) [OP_##e] = {name, B_OP, OP_##e, nin, call},
+#include "ops.def"
+#undef OP
+};
+#undef CALL
+#undef NOCALL
+
+#define CALL(...) true
+#define NOCALL false
+static const bool op_callable[] = {
+#define OP(e, name, nin, cls, attr, call) [OP_##e] = call,
+#include "ops.def"
+#undef OP
+};
+#undef CALL
+#undef NOCALL
+
+_Static_assert(sizeof op_builtins / sizeof op_builtins[0] == OP_COUNT, "op_builtins: one per op");
+_Static_assert(sizeof op_callable / sizeof op_callable[0] == OP_COUNT, "op_callable: one per op");
+
+/* A call's arguments become the op's attribute (op_attr): one number for a
+ * value or an axis, nothing for the others. */
+#define CALL(...) (sizeof((ParamSpec[]){{0}, __VA_ARGS__}) / sizeof(ParamSpec) - 1)
+#define NOCALL 0
+#define OP(e, name, nin, cls, attr, call) \
+  _Static_assert(call <= ((attr) == A_VALUE || (attr) == A_AXIS ? 1 : 0), \
+                 "ops.def: " name " takes arguments its attribute cannot hold");
+#include "ops.def"
+#undef OP
+#undef CALL
+#undef NOCALL
+
+/* the others */
 static const Builtin builtins[] = {
-    /* ops: one tensor, optional attributes */
-    {"relu", B_OP, OP_RELU, 1, {{0}}},
-    {"sigmoid", B_OP, OP_SIGMOID, 1, {{0}}},
-    {"tanh", B_OP, OP_TANH, 1, {{0}}},
-    {"exp", B_OP, OP_EXP, 1, {{0}}},
-    {"log", B_OP, OP_LOG, 1, {{0}}},
-    {"sqrt", B_OP, OP_SQRT, 1, {{0}}},
-    {"abs", B_OP, OP_ABS, 1, {{0}}},
-    {"softplus", B_OP, OP_SOFTPLUS, 1, {{0}}},
-    {"leaky_relu", B_OP, OP_LEAKY_RELU, 1, {NUM("slope", P_REAL, 0.01, -INF, INF)}},
-    {"sum", B_OP, OP_SUM, 1, {NUM("axis", P_INT, AXIS_ALL, -4, 3)}},
-    {"mean", B_OP, OP_MEAN, 1, {NUM("axis", P_INT, AXIS_ALL, -4, 3)}},
-    {"logsumexp", B_OP, OP_LOGSUMEXP, 1, {{0}}},
-    {"softmax", B_OP, OP_SOFTMAX, 1, {{0}}},
-    {"log_softmax", B_OP, OP_LOG_SOFTMAX, 1, {{0}}},
-    {"transpose", B_OP, OP_TRANSPOSE, 1, {{0}}},
     /* layers */
     {"linear", B_LAYER, LAYER_LINEAR, 1,
-     {REQ("units", P_INT, 1, (double)NNC_MAX_DIM), NUM("bias", P_BOOL, 1, 0, 1),
-      {"name", P_STRING, 0, false, 0, 0, false}}},
+     {[LINEAR_UNITS] = REQ("units", P_INT, 1, (double)NNC_MAX_DIM),
+      [LINEAR_BIAS] = NUM("bias", P_BOOL, 1, 0, 1),
+      [LINEAR_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -90,13 +115,17 @@ static const char *kind_noun(BuiltinKind k) {
   return "?";
 }
 
-const Builtin *builtin_lookup(const char *name) {
+/* The builtin called `name` (any kind), or NULL. */
+static const Builtin *builtin_lookup(const char *name) {
+  for (int op = 0; op < OP_COUNT; op++)
+    if (op_callable[op] && strcmp(op_builtins[op].name, name) == 0) return &op_builtins[op];
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
     if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
   return NULL;
 }
 
-int builtin_param(const Builtin *b, const char *name) {
+/* The slot of b's argument called `name`, or -1. */
+static int builtin_param(const Builtin *b, const char *name) {
   for (int i = 0; i < MAX_PARAMS && b->params[i].name; i++)
     if (strcmp(b->params[i].name, name) == 0) return i;
   return -1;
@@ -106,6 +135,24 @@ static int nparams(const Builtin *b) {
   int n = 0;
   while (n < MAX_PARAMS && b->params[n].name) n++;
   return n;
+}
+
+/* The slot of b's seed argument, or -1. */
+static int seed_slot(const Builtin *b) {
+  for (int i = 0; i < nparams(b); i++)
+    if (b->params[i].type == P_SEED) return i;
+  return -1;
+}
+
+InitSpec init_spec(const Call *call) {
+  InitSpec spec = {.kind = (NncInitKind)call->b->sub};
+  /* the first argument is the std, limit or value, unless it is the seed */
+  const ParamSpec *first = &call->b->params[0];
+  if (first->name && first->type != P_SEED) spec.arg = call->num[0];
+  int seed = seed_slot(call->b);
+  spec.has_seed = seed >= 0 && call->given[seed];
+  spec.seed = spec.has_seed ? (uint64_t)call->num[seed] : 0;
+  return spec;
 }
 
 /* ---- the checker's state ---- */
@@ -221,6 +268,11 @@ static const char *suggest(Checker *c, const char *name, unsigned mask,
   const char *best = NULL;
   int bestd = (int)strlen(name) <= 3 ? 1 : 2;
   bestd++;
+  for (int op = 0; op < OP_COUNT && (mask & (1u << B_OP)); op++) {
+    if (!op_callable[op]) continue;
+    int d = edit_distance(name, op_builtins[op].name);
+    if (d < bestd && d < (int)strlen(name)) bestd = d, best = op_builtins[op].name;
+  }
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
     if (!(mask & (1u << builtins[i].kind))) continue;
     int d = edit_distance(name, builtins[i].name);
@@ -324,7 +376,7 @@ static bool const_value(const Expr *e, double *out) {
 
 static const char *type_noun(ParamType t) {
   switch (t) {
-  case P_INT: return "a whole number";
+  case P_INT: case P_SEED: return "a whole number";
   case P_REAL: return "a number";
   case P_BOOL: return "true or false";
   case P_STRING: return "a string";
@@ -374,7 +426,7 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
                type_noun(p->type));
     return;
   }
-  if (p->type == P_INT && v != floor(v)) {
+  if ((p->type == P_INT || p->type == P_SEED) && v != floor(v)) {
     diag_error(c->diag, e->loc, "%s: '%s' must be a whole number, got %g",
                call->b->name, p->name, v);
     return;
@@ -507,35 +559,44 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
 
 static Type *error_type(Checker *c) { return new_type(c, TY_ERROR); }
 
-static Type *check_op_call(Checker *c, Expr *e, Call *call) {
-  Op op = (Op)call->b->sub;
-  const Type *x = call->tensor[0]->type;
-  OpAttr attr = {.axis = AXIS_ALL};
-  int axis_slot = builtin_param(call->b, "axis");
-  if (axis_slot >= 0 && call->num[axis_slot] != AXIS_ALL) {
-    int given = (int)call->num[axis_slot];
-    int axis = given < 0 ? given + x->shape.rank : given;
-    if (axis < 0 || axis >= x->shape.rank) {
+/* The op's attribute from the call's arguments (ops.def: a CALL's one
+ * argument fills the attribute); false after reporting a wrong one. */
+static bool op_attr(Checker *c, Expr *e, Call *call, const Shape *x) {
+  OpAttr *attr = &call->attr;
+  attr->axis = AXIS_ALL;
+  if (nparams(call->b) == 0) return true;
+  switch (op_info[call->b->sub].attr) {
+  case A_VALUE:
+    attr->value = call->num[0];
+    return true;
+  case A_AXIS: {
+    if (call->num[0] == AXIS_ALL) return true;
+    int given = (int)call->num[0];
+    int axis = given < 0 ? given + x->rank : given;
+    if (axis < 0 || axis >= x->rank) {
       char sh[64];
       diag_error(c->diag, e->loc, "%s: axis %d is out of range for a tensor of shape %s%s",
-                 call->b->name, given, shape_str(&x->shape, false, sh, sizeof sh),
-                 x->shape.rank == 0 ? " (a scalar has no axes)" : "");
-      return error_type(c);
+                 call->b->name, given, shape_str(x, false, sh, sizeof sh),
+                 x->rank == 0 ? " (a scalar has no axes)" : "");
+      return false;
     }
-    attr.axis = axis;
-    call->num[axis_slot] = attr.axis;
+    attr->axis = axis;
+    return true;
   }
-  if (op == OP_LOGSUMEXP) {
-    if (x->shape.rank == 0) {
-      diag_error(c->diag, e->loc, "logsumexp needs a tensor with at least one axis, got a scalar");
-      return error_type(c);
-    }
-    attr.axis = x->shape.rank - 1;
+  case A_NONE: case A_SHAPE:
+    break;
   }
+  return true;
+}
+
+static Type *check_op_call(Checker *c, Expr *e, Call *call) {
+  Op op = (Op)call->b->sub;
+  const Shape *in[MAX_OPERANDS] = {0};
+  for (int k = 0; k < op_info[op].nin; k++) in[k] = &call->tensor[k]->type->shape;
+  if (!op_attr(c, e, call, in[0])) return error_type(c);
   Shape out;
   char msg[256];
-  const Shape *in[1] = {&x->shape};
-  if (op_infer_shape(op, in, &attr, &out, msg, sizeof msg) != 0) {
+  if (op_infer_shape(op, in, &call->attr, &out, msg, sizeof msg) != 0) {
     /* the op table's messages may already start with the op's name */
     size_t n = strlen(call->b->name);
     if (strncmp(msg, call->b->name, n) == 0 && msg[n] == ' ')
@@ -554,9 +615,8 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
     diag_error(c->diag, e->loc, "linear needs a vector or matrix input, got a scalar");
     return error_type(c);
   }
-  int name_slot = builtin_param(call->b, "name");
-  if (call->str[name_slot]) {
-    const char *name = call->str[name_slot];
+  if (call->str[LINEAR_NAME]) {
+    const char *name = call->str[LINEAR_NAME];
     bool ok = name[0] != 0;
     for (const char *p = name; *p; p++)
       if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -583,7 +643,7 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
     c->unnamed_layers++;
   }
   int64_t in = x->shape.dim[x->shape.rank - 1];
-  int64_t units = (int64_t)call->num[0];
+  int64_t units = (int64_t)call->num[LINEAR_UNITS];
   if (units * in > NNC_MAX_NUMEL) {
     diag_error(c->diag, e->loc, "linear: a weight of %lld x %lld is too large (limit %lld elements)",
                (long long)units, (long long)in, (long long)NNC_MAX_NUMEL);
@@ -922,17 +982,16 @@ static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
     d->samples = (int64_t)call->num[0];
     d->noise = call->num[1];
     if (d->kind == DATA_CIRCLES) d->factor = call->num[2];
-    int seed_slot = builtin_param(call->b, "seed");
-    d->seed = (uint64_t)call->num[seed_slot];
-    d->has_seed = call->given[seed_slot];
+    d->seed = (uint64_t)call->num[seed_slot(call->b)];
+    d->has_seed = call->given[seed_slot(call->b)];
     break;
   case DATA_CSV: {
     d->path = data_path(c, s, dir, "csv: the path", call->str[0]);
     if (!d->path) return;
     d->onehot = call->num[1] != 0;
     d->shuffle = call->num[2] != 0;
-    d->has_seed = call->given[3];
-    d->seed = (uint64_t)call->num[3];
+    d->has_seed = call->given[seed_slot(call->b)];
+    d->seed = (uint64_t)call->num[seed_slot(call->b)];
     break;
   }
   case DATA_IDX:
@@ -966,12 +1025,7 @@ static void check_setting(Checker *c, Program *p, Stmt *s, const char *dir) {
   } else if (strcmp(k, "init") == 0) {
     Call *call = setting_call(c, s, B_INIT, "xavier_normal(seed: 0)");
     if (!call) return;
-    tc->init.kind = (NncInitKind)call->b->sub;
-    int np = nparams(call->b);
-    tc->init.arg = np > 0 && strcmp(call->b->params[0].name, "seed") ? call->num[0] : 0;
-    int seed_slot = builtin_param(call->b, "seed");
-    tc->init.has_seed = seed_slot >= 0 && call->given[seed_slot];
-    tc->init.seed = tc->init.has_seed ? (uint64_t)call->num[seed_slot] : 0;
+    tc->init = init_spec(call);
   } else if (strcmp(k, "optimizer") == 0) {
     Call *call = setting_call(c, s, B_OPTIM, "sgd(lr: 0.05) or adam(lr: 0.001)");
     if (!call) return;

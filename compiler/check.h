@@ -28,7 +28,10 @@ typedef enum BuiltinKind {
   B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM
 } BuiltinKind;
 
-typedef enum ParamType { P_INT, P_REAL, P_BOOL, P_STRING } ParamType;
+typedef enum ParamType {
+  P_INT, P_REAL, P_BOOL, P_STRING,
+  P_SEED /* a whole number that seeds a random generator */
+} ParamType;
 
 enum { MAX_PARAMS = 6 };
 
@@ -43,6 +46,8 @@ typedef struct ParamSpec {
 } ParamSpec;
 
 typedef enum LayerKind { LAYER_LINEAR } LayerKind;
+/* linear's argument slots (Call.num, Call.str) */
+enum { LINEAR_UNITS, LINEAR_BIAS, LINEAR_NAME };
 typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;
@@ -60,8 +65,9 @@ typedef struct Builtin {
 /* A checked call: tensor operands and every parameter slot filled. */
 typedef struct Call {
   const Builtin *b;
-  Expr *tensor[2];
-  double num[MAX_PARAMS];      /* P_INT, P_REAL, P_BOOL (0/1) */
+  Expr *tensor[MAX_OPERANDS]; /* (a loss has two) */
+  OpAttr attr;                /* B_OP: the op's attribute, from the arguments */
+  double num[MAX_PARAMS];      /* P_INT, P_REAL, P_SEED, P_BOOL (0/1) */
   const char *str[MAX_PARAMS]; /* P_STRING */
   bool given[MAX_PARAMS];
 } Call;
@@ -124,9 +130,8 @@ typedef struct Program {
 int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
                   Program *out);
 
-/* Builtin lookup by name (any kind), or NULL. */
-const Builtin *builtin_lookup(const char *name);
-/* The slot index of parameter `name` in b, or -1. */
-int builtin_param(const Builtin *b, const char *name);
+/* What a checked initializer call (normal(std: 0.1), xavier_normal, ...)
+ * asks for. */
+InitSpec init_spec(const Call *call);
 
 #endif

@@ -58,7 +58,7 @@ static void emit_elementwise(CG *cg, const Node *n) {
   }
 }
 
-/* sum, mean, logsumexp over one axis or all of them. */
+/* sum and mean over one axis or all of them. */
 static void emit_reduce(CG *cg, const Node *n) {
   const Node *a = n->in[0];
   bool all = n->attr.axis == AXIS_ALL;
@@ -71,45 +71,30 @@ static void emit_reduce(CG *cg, const Node *n) {
     cg_iter_shape(cg, &out, &n->shape);
     FOR_EACH(cg, out) {
       LLVMValueRef idx[MAX_RANK];
-      LLVMValueRef m = NULL, result;
-      if (n->op == OP_LOGSUMEXP) {
-        Acc mx = cg_acc_new(cg, -INFINITY, cg_would_unroll(cg, shape_numel(&red)));
-        cg_iter_shape(cg, &in, &red);
-        FOR_EACH(cg, in) {
-          for (int d = 0, j = 0; d < a->shape.rank; d++)
-            idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
-          cg_acc_max(cg, &mx, cg_load_elem(cg, a, row, idx));
-        }
-        m = cg_acc_get(cg, &mx);
-      }
       Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&red)));
       cg_iter_shape(cg, &in, &red);
       FOR_EACH(cg, in) {
         for (int d = 0, j = 0; d < a->shape.rank; d++)
           idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
-        LLVMValueRef v = cg_load_elem(cg, a, row, idx);
-        cg_acc_add(cg, &sum, m ? cg_intrinsic1(cg, "llvm.exp", b_fsub(cg, v, m)) : v);
+        cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
       }
-      result = cg_acc_get(cg, &sum);
+      LLVMValueRef result = cg_acc_get(cg, &sum);
       if (n->op == OP_MEAN) result = b_fdiv(cg, result, cT(cg, (double)shape_numel(&red)));
-      if (n->op == OP_LOGSUMEXP) {
-        LLVMValueRef finite =
-            LLVMBuildFCmp(cg->b, LLVMRealOLT, cg_intrinsic1(cg, "llvm.fabs", m), cT(cg, INFINITY), "");
-        result = sel(cg, finite, b_fadd(cg, m, cg_intrinsic1(cg, "llvm.log", result)), m);
-      }
       cg_name_value(cg, result, n);
       cg_store_elem(cg, n, row, out.idx, result);
     }
   }
 }
 
-/* softmax and log_softmax along the last axis. */
-static void emit_softmax(CG *cg, const Node *n) {
+/* The last-axis ops: logsumexp (one value per run of the last axis),
+ * softmax and log_softmax (one per element), from each run's max m and
+ * s = sum exp(x - m). */
+static void emit_lastaxis(CG *cg, const Node *n) {
   const Node *a = n->in[0];
-  int last = n->shape.rank - 1;
-  Shape outer = n->shape;
+  int last = a->shape.rank - 1;
+  Shape outer = a->shape;
   outer.rank = last;
-  LLVMValueRef len = ci(cg, n->shape.dim[last]);
+  LLVMValueRef len = ci(cg, a->shape.dim[last]);
   Iter rows, ol, kl;
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
@@ -118,7 +103,7 @@ static void emit_softmax(CG *cg, const Node *n) {
     FOR_EACH(cg, ol) {
       LLVMValueRef idx[MAX_RANK];
       for (int d = 0; d < last; d++) idx[d] = ol.idx[d];
-      bool unrolled = cg_would_unroll(cg, n->shape.dim[last]);
+      bool unrolled = cg_would_unroll(cg, a->shape.dim[last]);
       Acc mx = cg_acc_new(cg, -INFINITY, unrolled);
       cg_iter_range(cg, &kl, len);
       FOR_EACH(cg, kl) {
@@ -133,14 +118,23 @@ static void emit_softmax(CG *cg, const Node *n) {
         cg_acc_add(cg, &sum, cg_intrinsic1(cg, "llvm.exp", b_fsub(cg, cg_load_elem(cg, a, row, idx), m)));
       }
       LLVMValueRef s = cg_acc_get(cg, &sum);
-      LLVMValueRef logs = n->op == OP_LOG_SOFTMAX ? cg_intrinsic1(cg, "llvm.log", s) : NULL;
-      cg_iter_range(cg, &kl, len);
-      FOR_EACH(cg, kl) {
-        idx[last] = kl.idx[0];
-        LLVMValueRef z = b_fsub(cg, cg_load_elem(cg, a, row, idx), m);
-        LLVMValueRef r = n->op == OP_SOFTMAX ? b_fdiv(cg, cg_intrinsic1(cg, "llvm.exp", z), s) : b_fsub(cg, z, logs);
+      if (op_info[n->op].cls == OPC_LASTREDUCE) {
+        /* logsumexp: m + log s, or m itself when it is infinite */
+        LLVMValueRef finite =
+            LLVMBuildFCmp(cg->b, LLVMRealOLT, cg_intrinsic1(cg, "llvm.fabs", m), cT(cg, INFINITY), "");
+        LLVMValueRef r = sel(cg, finite, b_fadd(cg, m, cg_intrinsic1(cg, "llvm.log", s)), m);
         cg_name_value(cg, r, n);
-        cg_store_elem(cg, n, row, idx, r);
+        cg_store_elem(cg, n, row, ol.idx, r);
+      } else {
+        LLVMValueRef logs = n->op == OP_LOG_SOFTMAX ? cg_intrinsic1(cg, "llvm.log", s) : NULL;
+        cg_iter_range(cg, &kl, len);
+        FOR_EACH(cg, kl) {
+          idx[last] = kl.idx[0];
+          LLVMValueRef z = b_fsub(cg, cg_load_elem(cg, a, row, idx), m);
+          LLVMValueRef r = n->op == OP_SOFTMAX ? b_fdiv(cg, cg_intrinsic1(cg, "llvm.exp", z), s) : b_fsub(cg, z, logs);
+          cg_name_value(cg, r, n);
+          cg_store_elem(cg, n, row, idx, r);
+        }
       }
     }
   }
@@ -260,8 +254,8 @@ static void emit_node(CG *cg, const Node *n) {
   case OPC_REDUCE:
     emit_reduce(cg, n);
     return;
-  case OPC_LASTAXIS:
-    emit_softmax(cg, n);
+  case OPC_LASTREDUCE: case OPC_LASTAXIS:
+    emit_lastaxis(cg, n);
     return;
   case OPC_MATMUL:
     if (!gemm_try_matmul(cg, n)) emit_matmul(cg, n);
@@ -329,11 +323,9 @@ static bool can_inline(const Node *n, const Node *c) {
   switch (op_info[c->op].cls) {
   case OPC_UNARY: case OPC_BINARY:
     return shape_eq(&n->shape, &c->shape);
-  case OPC_REDUCE:
-    return c->op != OP_LOGSUMEXP;
-  case OPC_SUM_TO: case OPC_BATCH:
+  case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
-  case OPC_LEAF: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
+  case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
   case OPC_BROADCAST: case OPC_RESHAPE:
     return false;
   }

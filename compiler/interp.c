@@ -152,26 +152,27 @@ static int64_t boffset(const Shape *out, const int64_t st[MAX_RANK], int64_t e) 
   return off;
 }
 
-/* One node for one batch row: out and ins point at that row's values. */
+/* One node for one batch row: out and ins point at that row's values.
+ * By class: an elementwise op needs only its case in op_scalar. */
 static void eval_row(Interp *in, const Node *n, double *out, const double *a, const double *b) {
   const Shape *s = &n->shape;
   int64_t numel = shape_numel(s);
   const Node *A = n->in[0], *B = n->in[1];
-  switch (n->op) {
-  case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE:
+  switch (op_info[n->op].cls) {
+  case OPC_LEAF:
+    if (n->op == OP_CONST) {
+      out[0] = n->attr.value;
+      return;
+    }
+    if (n->op == OP_INV_BATCH) {
+      out[0] = 1.0 / in->rows;
+      return;
+    }
     nnc_die("interpreter: %s '%s' has no value", op_info[n->op].name, n->name ? n->name : "?");
-  case OP_CONST:
-    out[0] = n->attr.value;
-    return;
-  case OP_INV_BATCH:
-    out[0] = 1.0 / in->rows;
-    return;
-  case OP_NEG: case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_EXP: case OP_LOG:
-  case OP_SQRT: case OP_ABS: case OP_SOFTPLUS: case OP_LEAKY_RELU: case OP_POW: case OP_STEP:
-  case OP_SIGN: case OP_LEAKY_STEP: case OP_MAXC:
+  case OPC_UNARY:
     for (int64_t e = 0; e < numel; e++) out[e] = op_scalar(n->op, a[e], 0, n->attr.value);
     return;
-  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_BCE: {
+  case OPC_BINARY: {
     int64_t sa[MAX_RANK], sb[MAX_RANK];
     bstrides(&A->shape, s, sa);
     bstrides(&B->shape, s, sb);
@@ -179,7 +180,7 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
       out[e] = op_scalar(n->op, a[boffset(s, sa, e)], b[boffset(s, sb, e)], 0);
     return;
   }
-  case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: {
+  case OPC_REDUCE: {
     /* split the input into outer x axis x inner */
     int64_t total = shape_numel(&A->shape), len = total, inner = 1;
     if (n->attr.axis != AXIS_ALL) {
@@ -191,31 +192,28 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
       for (int64_t i = 0; i < inner; i++) {
         const double *p = a + o * len * inner + i;
         double acc = 0;
-        if (n->op == OP_LOGSUMEXP) {
-          double mx = -INFINITY;
-          for (int64_t k = 0; k < len; k++) mx = p[k * inner] > mx ? p[k * inner] : mx;
-          for (int64_t k = 0; k < len; k++) acc += exp(p[k * inner] - mx);
-          acc = isfinite(mx) ? mx + log(acc) : mx;
-        } else {
-          for (int64_t k = 0; k < len; k++) acc += p[k * inner];
-          if (n->op == OP_MEAN) acc /= (double)len;
-        }
+        for (int64_t k = 0; k < len; k++) acc += p[k * inner];
+        if (n->op == OP_MEAN) acc /= (double)len;
         out[o * inner + i] = acc;
       }
     return;
   }
-  case OP_SOFTMAX: case OP_LOG_SOFTMAX: {
-    int64_t len = s->dim[s->rank - 1];
-    for (int64_t r = 0; r < numel; r += len) {
+  case OPC_LASTREDUCE: case OPC_LASTAXIS: {
+    /* each run of the last axis: its max m and sum of exp(x - m) */
+    int64_t len = A->shape.dim[A->shape.rank - 1], total = shape_numel(&A->shape);
+    for (int64_t r = 0; r < total; r += len) {
       double mx = -INFINITY, sum = 0;
       for (int64_t k = 0; k < len; k++) mx = a[r + k] > mx ? a[r + k] : mx;
       for (int64_t k = 0; k < len; k++) sum += exp(a[r + k] - mx);
-      for (int64_t k = 0; k < len; k++)
-        out[r + k] = n->op == OP_SOFTMAX ? exp(a[r + k] - mx) / sum : a[r + k] - mx - log(sum);
+      if (n->op == OP_LOGSUMEXP)
+        out[r / len] = isfinite(mx) ? mx + log(sum) : mx;
+      else
+        for (int64_t k = 0; k < len; k++)
+          out[r + k] = n->op == OP_SOFTMAX ? exp(a[r + k] - mx) / sum : a[r + k] - mx - log(sum);
     }
     return;
   }
-  case OP_MATMUL: {
+  case OPC_MATMUL: {
     int64_t m = A->shape.rank == 2 ? A->shape.dim[0] : 1;
     int64_t k = A->shape.dim[A->shape.rank - 1];
     int64_t nn = B->shape.rank == 2 ? B->shape.dim[1] : 1;
@@ -227,36 +225,36 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
       }
     return;
   }
-  case OP_OUTER: {
+  case OPC_OUTER: {
     int64_t m = A->shape.dim[0], nn = B->shape.dim[0];
     for (int64_t i = 0; i < m; i++)
       for (int64_t j = 0; j < nn; j++) out[i * nn + j] = a[i] * b[j];
     return;
   }
-  case OP_TRANSPOSE: {
+  case OPC_TRANSPOSE: {
     int64_t r = A->shape.dim[0], c = A->shape.dim[1];
     for (int64_t i = 0; i < r; i++)
       for (int64_t j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
     return;
   }
-  case OP_BROADCAST: {
+  case OPC_BROADCAST: {
     int64_t sa[MAX_RANK];
     bstrides(&A->shape, s, sa);
     for (int64_t e = 0; e < numel; e++) out[e] = a[boffset(s, sa, e)];
     return;
   }
-  case OP_RESHAPE:
+  case OPC_RESHAPE:
     memcpy(out, a, sizeof(double) * (size_t)numel);
     return;
-  case OP_SUM_TO: {
+  case OPC_SUM_TO: {
     int64_t sa[MAX_RANK], total = shape_numel(&A->shape);
     bstrides(s, &A->shape, sa);
     memset(out, 0, sizeof(double) * (size_t)numel);
     for (int64_t e = 0; e < total; e++) out[boffset(&A->shape, sa, e)] += a[e];
     return;
   }
-  case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
-    break;
+  case OPC_BATCH:
+    break; /* eval_node: across rows */
   }
   nnc_die("interpreter: eval_row of %s", op_info[n->op].name);
 }
@@ -265,7 +263,7 @@ static void eval_node(Interp *in, const Node *n) {
   double *out = slot(in, n);
   int64_t numel = shape_numel(&n->shape);
   const Node *A = n->in[0], *B = n->in[1];
-  if (n->op == OP_BATCH_SUM || n->op == OP_BATCH_MEAN) {
+  if (op_info[n->op].cls == OPC_BATCH) {
     const double *a = in->val[A->id];
     int rows = A->batched ? in->rows : 1;
     for (int64_t e = 0; e < numel; e++) {

@@ -10,16 +10,26 @@
 #include <string.h>
 
 const OpInfo op_info[OP_COUNT] = {
-#define OP(e, name, nin, cls, user) [OP_##e] = {name, nin, cls, user},
+#define OP(e, name, nin, cls, attr, call) [OP_##e] = {name, nin, cls, attr},
 #include "ops.def"
 #undef OP
 };
 
-int op_lookup(const char *name) {
-  for (int i = 0; i < OP_COUNT; i++)
-    if (op_info[i].user && strcmp(op_info[i].name, name) == 0) return i;
-  return -1;
-}
+/* Each row against its class: the operands the shape rule reads, and the
+ * attribute it needs (reductions an axis, views a shape) or allows. */
+#define CLASS_NIN(cls) \
+  ((cls) == OPC_LEAF ? 0 : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER ? 2 : 1)
+#define CLASS_ATTR_OK(cls, attr) \
+  ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE ? (attr) == A_AXIS \
+   : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO ? (attr) == A_SHAPE \
+   : (cls) == OPC_LEAF || (cls) == OPC_UNARY ? (attr) == A_NONE || (attr) == A_VALUE \
+   : (attr) == A_NONE)
+#define OP(e, name, nin, cls, attr, call) \
+  _Static_assert((nin) <= MAX_OPERANDS, "ops.def: " name " has more operands than Node.in holds"); \
+  _Static_assert((nin) == CLASS_NIN(cls), "ops.def: " name " has the wrong operand count for its class"); \
+  _Static_assert(CLASS_ATTR_OK(cls, attr), "ops.def: " name " has an attribute its class does not take");
+#include "ops.def"
+#undef OP
 
 const char *dtype_name(DType dt) { return dt == DT_F64 ? "f64" : "f32"; }
 
@@ -95,11 +105,16 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
     if (attr->axis < 0 || attr->axis >= in[0]->rank)
       FAIL("axis %d is out of range for a tensor of shape %s", attr->axis,
            shape_str(in[0], false, s0, sizeof s0));
-    if (op == OP_LOGSUMEXP && attr->axis != in[0]->rank - 1)
-      FAIL("logsumexp works on the last axis");
     out->rank = in[0]->rank - 1;
     for (int i = 0, j = 0; i < in[0]->rank; i++)
       if (i != attr->axis) out->dim[j++] = in[0]->dim[i];
+    return 0;
+  case OPC_LASTREDUCE:
+    if (in[0]->rank < 1)
+      FAIL("%s needs a tensor with at least one axis, got a scalar",
+           info->name);
+    *out = *in[0];
+    out->rank--;
     return 0;
   case OPC_LASTAXIS:
     if (in[0]->rank < 1)
@@ -179,8 +194,8 @@ static bool op_batched(Op op, Node *a, Node *b) {
     return op == OP_INPUT || op == OP_TARGET;
   case OPC_BATCH:
     return false;
-  case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTAXIS:
-  case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
+  case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
+  case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
   case OPC_RESHAPE: case OPC_SUM_TO:
     break;
   }
@@ -208,10 +223,11 @@ Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
   n->in[0] = a;
   n->in[1] = b;
   if (attr) n->attr = *attr;
+  if (op_info[op].cls == OPC_LASTREDUCE) n->attr.axis = a->shape.rank - 1;
   n->loc = loc;
   n->param_index = -1;
   n->state_index = -1;
-  const Shape *shapes[2] = {a ? &a->shape : NULL, b ? &b->shape : NULL};
+  const Shape *shapes[MAX_OPERANDS] = {a ? &a->shape : NULL, b ? &b->shape : NULL};
   char msg[256];
   if (op_infer_shape(op, shapes, &n->attr, &n->shape, msg, sizeof msg) != 0)
     nnc_die("building %s: %s", op_info[op].name, msg);
@@ -258,13 +274,24 @@ typedef struct Labels {
 
 static Labels make_labels(const Graph *g, Arena *a);
 
-static bool has_value_attr(Op op) {
-  return op == OP_LEAKY_RELU || op == OP_POW || op == OP_STEP ||
-         op == OP_LEAKY_STEP || op == OP_MAXC;
-}
-
-static bool has_shape_attr(Op op) {
-  return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_SUM_TO;
+/* The attribute as dumps show it ("0.01", "axis=1", "[4,1]"); false when
+ * there is nothing to show (no attribute, or every axis). */
+static bool attr_text(const Node *n, char *buf, size_t len) {
+  switch (op_info[n->op].attr) {
+  case A_NONE:
+    return false;
+  case A_VALUE:
+    fmt_number(buf, len, n->attr.value);
+    return true;
+  case A_AXIS:
+    if (n->attr.axis == AXIS_ALL) return false;
+    snprintf(buf, len, "axis=%d", n->attr.axis);
+    return true;
+  case A_SHAPE:
+    shape_str(&n->attr.shape, false, buf, len);
+    return true;
+  }
+  return false;
 }
 
 /* Constants print inline as numbers; named nodes as %name; the others get
@@ -294,17 +321,8 @@ static void node_rhs(const Graph *g, const Node *n, const Labels *L,
   sb_puts(sb, op_info[n->op].name);
   for (int i = 0; i < op_info[n->op].nin; i++)
     sb_printf(sb, "%s%s", i ? ", " : " ", L->text[n->in[i]->id]);
-  if (has_value_attr(n->op)) {
-    char num[40];
-    fmt_number(num, sizeof num, n->attr.value);
-    sb_printf(sb, ", %s", num);
-  }
-  if (op_info[n->op].cls == OPC_REDUCE && n->attr.axis != AXIS_ALL)
-    sb_printf(sb, ", axis=%d", n->attr.axis);
-  if (has_shape_attr(n->op)) {
-    char s[64];
-    sb_printf(sb, ", %s", shape_str(&n->attr.shape, false, s, sizeof s));
-  }
+  char text[64];
+  if (attr_text(n, text, sizeof text)) sb_printf(sb, ", %s", text);
 }
 
 static void node_comment(const Graph *g, const Node *n, const Labels *L,
@@ -417,17 +435,7 @@ static void dot_op(const Node *n, StrBuf *out) {
       sb_printf(out, "%s%s", sep, num);
       sep = ", ";
     }
-  if (has_value_attr(n->op)) {
-    fmt_number(num, sizeof num, n->attr.value);
-    sb_printf(out, "%s%s", sep, num);
-    sep = ", ";
-  }
-  if (op_info[n->op].cls == OPC_REDUCE && n->attr.axis != AXIS_ALL) {
-    sb_printf(out, "%saxis=%d", sep, n->attr.axis);
-    sep = ", ";
-  }
-  if (has_shape_attr(n->op))
-    sb_printf(out, "%s%s", sep, shape_str(&n->attr.shape, false, s, sizeof s));
+  if (attr_text(n, s, sizeof s)) sb_printf(out, "%s%s", sep, s);
 }
 
 /* One node statement: name, op, and for backward nodes the rule that made
@@ -559,7 +567,7 @@ void graph_verify(const Graph *g, const char *after_pass) {
     const char *name = op_info[n->op].name;
     if (n->id != i) nnc_die("after %s: node %d has id %d", after_pass, i, n->id);
     int nin = op_info[n->op].nin;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < MAX_OPERANDS; k++) {
       if ((k < nin) != (n->in[k] != NULL))
         nnc_die("after %s: node %d (%s) has the wrong operand count",
                 after_pass, i, name);
@@ -567,7 +575,7 @@ void graph_verify(const Graph *g, const char *after_pass) {
         nnc_die("after %s: node %d (%s) uses a node that is not before it",
                 after_pass, i, name);
     }
-    const Shape *in[2] = {nin > 0 ? &n->in[0]->shape : NULL,
+    const Shape *in[MAX_OPERANDS] = {nin > 0 ? &n->in[0]->shape : NULL,
                           nin > 1 ? &n->in[1]->shape : NULL};
     Shape s;
     char msg[256];

@@ -29,27 +29,37 @@
 #include "util.h"
 
 typedef enum Op {
-#define OP(e, name, nin, cls, user) OP_##e,
+#define OP(e, name, nin, cls, attr, call) OP_##e,
 #include "ops.def"
 #undef OP
   OP_COUNT
 } Op;
 
 typedef enum OpClass {
-  OPC_LEAF, OPC_UNARY, OPC_BINARY, OPC_REDUCE, OPC_LASTAXIS, OPC_MATMUL,
-  OPC_OUTER, OPC_TRANSPOSE, OPC_BROADCAST, OPC_RESHAPE, OPC_SUM_TO, OPC_BATCH
+  OPC_LEAF,       /* no operands: the shape is the node's own */
+  OPC_UNARY,      /* elementwise, one operand */
+  OPC_BINARY,     /* elementwise, two operands, numpy broadcasting */
+  OPC_REDUCE,     /* over `axis`, or every element */
+  OPC_LASTREDUCE, /* over the last axis, from its max m and sum of exp(x - m) */
+  OPC_LASTAXIS,   /* along the last axis, shape preserving, from the same */
+  OPC_MATMUL, OPC_OUTER, OPC_TRANSPOSE, OPC_BROADCAST, OPC_RESHAPE, OPC_SUM_TO,
+  OPC_BATCH       /* across the rows of the batch */
 } OpClass;
+
+/* Which field of OpAttr an op reads. */
+typedef enum OpAttrKind { A_NONE, A_VALUE, A_AXIS, A_SHAPE } OpAttrKind;
+
+/* The most operands an op has (Node.in). */
+enum { MAX_OPERANDS = 2 };
 
 typedef struct OpInfo {
   const char *name;
   int nin;
   OpClass cls;
-  bool user; /* callable by name from .nn */
+  OpAttrKind attr;
 } OpInfo;
 
 extern const OpInfo op_info[OP_COUNT];
-/* The user-callable op with this name, or -1. */
-int op_lookup(const char *name);
 
 typedef enum DType { DT_F32, DT_F64 } DType;
 const char *dtype_name(DType dt);
@@ -73,11 +83,11 @@ bool shape_eq(const Shape *a, const Shape *b);
 /* "[4,2]"; with batched, "[B,4,2]". Returns buf. */
 char *shape_str(const Shape *s, bool batched, char *buf, size_t n);
 
-/* Op attributes; which fields matter depends on the op. */
+/* Op attributes: the op's OpAttrKind says which field it reads. */
 typedef struct OpAttr {
-  double value; /* CONST value, POW exponent, slopes, thresholds */
-  int axis;     /* reductions: an axis of the input or AXIS_ALL */
-  Shape shape;  /* BROADCAST/RESHAPE/SUM_TO target */
+  double value; /* A_VALUE: CONST value, POW exponent, slopes, thresholds */
+  int axis;     /* A_AXIS: an axis of the input or AXIS_ALL */
+  Shape shape;  /* A_SHAPE: BROADCAST/RESHAPE/SUM_TO target; leaves: their shape */
 } OpAttr;
 
 /* The shape rule of every op: out = shape of op(in...), or -1 with a
@@ -91,7 +101,7 @@ typedef struct Node Node;
 struct Node {
   int id; /* index in graph->nodes */
   Op op;
-  Node *in[2];
+  Node *in[MAX_OPERANDS];
   OpAttr attr;
   Shape shape;  /* per sample */
   bool batched; /* one value per batch row */

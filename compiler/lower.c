@@ -86,9 +86,9 @@ static Node *lower_expr(Lower *L, const Expr *e);
 static Node *lower_linear(Lower *L, const Expr *e, Node *x) {
   Graph *g = L->g;
   const Call *call = e->call;
-  int64_t units = (int64_t)call->num[builtin_param(call->b, "units")];
-  bool has_bias = call->num[builtin_param(call->b, "bias")] != 0;
-  const char *given = call->str[builtin_param(call->b, "name")];
+  int64_t units = (int64_t)call->num[LINEAR_UNITS];
+  bool has_bias = call->num[LINEAR_BIAS] != 0;
+  const char *given = call->str[LINEAR_NAME];
   const char *layer = given ? given : arena_printf(g->arena, "linear%d", ++L->unnamed_layers);
   int64_t in = x->shape.dim[x->shape.rank - 1];
   Node *W = new_param(L, arena_printf(g->arena, "%s.W", layer), shape2(units, in), e->loc,
@@ -147,16 +147,8 @@ static Node *lower_call(Lower *L, const Expr *e) {
   Node *a = lower_expr(L, call->tensor[0]);
   Node *b = call->b->ntensors > 1 ? lower_expr(L, call->tensor[1]) : NULL;
   switch (call->b->kind) {
-  case B_OP: {
-    Op op = (Op)call->b->sub;
-    OpAttr attr = {.axis = AXIS_ALL};
-    int slope = builtin_param(call->b, "slope");
-    if (slope >= 0) attr.value = call->num[slope];
-    int axis = builtin_param(call->b, "axis");
-    if (axis >= 0) attr.axis = (int)call->num[axis];
-    if (op == OP_LOGSUMEXP) attr.axis = a->shape.rank - 1;
-    return node_make(L->g, op, a, NULL, &attr, e->loc);
-  }
+  case B_OP:
+    return node_make(L->g, (Op)call->b->sub, a, b, &call->attr, e->loc);
   case B_LAYER:
     return lower_linear(L, e, a);
   case B_LOSS:
@@ -203,16 +195,6 @@ static Shape stmt_shape(const Stmt *s) {
   return sh;
 }
 
-static void own_init(const Expr *e, InitSpec *spec) {
-  const Call *call = e->call;
-  spec->kind = (NncInitKind)call->b->sub;
-  spec->arg = call->b->params[0].name && strcmp(call->b->params[0].name, "seed")
-                  ? call->num[0] : 0;
-  int seed = builtin_param(call->b, "seed");
-  spec->has_seed = seed >= 0 && call->given[seed];
-  spec->seed = spec->has_seed ? (uint64_t)call->num[seed] : 0;
-}
-
 Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
   Graph *g = graph_new(arena, p->dtype);
   g->model_name = p->model_name;
@@ -229,8 +211,7 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
       break;
     }
     case S_PARAM: {
-      InitSpec spec = {0};
-      if (s->value) own_init(s->value, &spec);
+      InitSpec spec = s->value ? init_spec(s->value->call) : (InitSpec){0};
       Node *n = new_param(&L, s->name, stmt_shape(s), s->name_loc,
                           s->value ? PINIT_OWN : PINIT_TRAIN, &spec);
       bind(&L, s->name, n);

@@ -223,10 +223,7 @@ static bool same_node(const Node *x, const Node *y) {
   if (x->op != y->op || x->in[0] != y->in[0] || x->in[1] != y->in[1]) return false;
   if (memcmp(&x->attr.value, &y->attr.value, sizeof(double)) != 0) return false;
   if (x->attr.axis != y->attr.axis) return false;
-  if (op_info[x->op].cls == OPC_BROADCAST || op_info[x->op].cls == OPC_RESHAPE ||
-      op_info[x->op].cls == OPC_SUM_TO)
-    return shape_eq(&x->attr.shape, &y->attr.shape);
-  return true;
+  return op_info[x->op].attr != A_SHAPE || shape_eq(&x->attr.shape, &y->attr.shape);
 }
 
 static Node *cse_fn(Rebuild *r, Node *n, Node *a, Node *b) {

@@ -597,8 +597,8 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
     /* a constant, or 1/n for batches of one row */
     return r_const(r, n->op == OP_CONST ? n->attr.value : 1.0, r->L);
   case OPC_UNARY: case OPC_BINARY: return r_elementwise(r, n, form, idx);
-  case OPC_REDUCE: return n->op == OP_LOGSUMEXP ? r_lastaxis(r, n) : r_reduce(r, n, form);
-  case OPC_LASTAXIS: return r_lastaxis(r, n);
+  case OPC_REDUCE: return r_reduce(r, n, form);
+  case OPC_LASTREDUCE: case OPC_LASTAXIS: return r_lastaxis(r, n);
   case OPC_MATMUL: return r_matmul(r, n, form, idx, NULL);
   case OPC_OUTER: return r_outer(r, n, NULL, form, idx);
   case OPC_TRANSPOSE:
@@ -643,9 +643,9 @@ static int register_lanes(const CG *cg, Node *const *roots, int nroots, bool *ne
     if (n->shape.rank > 2) return 0;
     for (int d = 0; d < n->shape.rank; d++) widest = n->shape.dim[d] > widest ? n->shape.dim[d] : widest;
     OpClass c = op_info[n->op].cls;
-    if ((c == OPC_LASTAXIS || n->op == OP_LOGSUMEXP) && n->in[0]->shape.rank > 1) return 0;
-    /* the reductions r_reduce and r_lastaxis know; another one: loop nests */
-    if (c == OPC_REDUCE && n->op != OP_SUM && n->op != OP_MEAN && n->op != OP_LOGSUMEXP) return 0;
+    if ((c == OPC_LASTAXIS || c == OPC_LASTREDUCE) && n->in[0]->shape.rank > 1) return 0;
+    /* the reductions r_reduce knows; another one: loop nests */
+    if (c == OPC_REDUCE && n->op != OP_SUM && n->op != OP_MEAN) return 0;
     for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
   }
   int lanes = 2;
