@@ -82,14 +82,6 @@ Arg *ast_arg(Arena *a, const char *name, Loc name_loc, Expr *value) {
   return g;
 }
 
-Arg *ast_args_append(Arg *list, Arg *arg) {
-  if (!list) return arg;
-  Arg *p = list;
-  while (p->next) p = p->next;
-  p->next = arg;
-  return list;
-}
-
 Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc, const char *name) {
   Stmt *s = ARENA_NEW(a, Stmt);
   s->kind = kind;
@@ -98,15 +90,6 @@ Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc, const char *name) {
   s->name_loc = loc;
   s->rank = -1;
   return s;
-}
-
-Stmt *ast_stmts_append(Stmt *list, Stmt *s) {
-  if (!s) return list;
-  if (!list) return s;
-  Stmt *p = list;
-  while (p->next) p = p->next;
-  p->next = s;
-  return list;
 }
 
 Block *ast_block(Arena *a, bool is_model, Loc loc, const char *name,

@@ -37,6 +37,7 @@ struct Arg {
 
 /* Filled in by the checker. */
 typedef struct Type Type;
+typedef struct Symbol Symbol;
 
 struct Expr {
   ExprKind kind;
@@ -50,6 +51,7 @@ struct Expr {
   bool chained;     /* E_CALL written as `first -> f(...)` */
   Type *type;         /* checker's result (NULL before checking) */
   struct Call *call;  /* E_CALL after checking: callee and arguments */
+  Symbol *sym;        /* E_NAME after checking: the binding it names */
 };
 
 typedef enum StmtKind {
@@ -75,6 +77,8 @@ struct Stmt {
   Expr *dims[NNC_MAX_RANK + 1]; /* dimension expressions (checked later) */
   int ndims;
   Expr *value; /* S_PARAM init (may be NULL), S_LET, S_LOSS, S_SETTING */
+  Symbol *sym; /* after checking: the binding of S_INPUT, S_TARGET, S_PARAM
+                  and S_LET, the one S_OUTPUT names */
   Stmt *next;
 };
 
@@ -99,9 +103,7 @@ Expr *ast_chain(Arena *a, Expr *first, Expr *callee);
 Expr *ast_binop(Arena *a, Loc loc, char op, Expr *lhs, Expr *rhs);
 Expr *ast_neg(Arena *a, Loc loc, Expr *operand);
 Arg *ast_arg(Arena *a, const char *name, Loc name_loc, Expr *value);
-Arg *ast_args_append(Arg *list, Arg *arg);
 Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc, const char *name);
-Stmt *ast_stmts_append(Stmt *list, Stmt *s);
 Block *ast_block(Arena *a, bool is_model, Loc loc, const char *name,
                  Stmt *stmts);
 

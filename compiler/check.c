@@ -157,66 +157,13 @@ InitSpec init_spec(const Call *call) {
 
 /* ---- the checker's state ---- */
 
-typedef struct Sym {
-  const char *name;
-  Type type;
-  StmtKind kind; /* S_INPUT, S_TARGET, S_PARAM or S_LET */
-  Loc loc;
-} Sym;
-
-/* A hash index of names (open addressing): slot holds item index + 1, or 0.
- * Linear searches made a file with many bindings quadratic. */
-typedef struct NameIndex {
-  int *slot;
-  int cap; /* a power of two, or 0 */
-} NameIndex;
-
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
-/* The index of `name` (names[i] is item i's name), or -1. */
-static int index_find(const NameIndex *x, const char *const *names, size_t stride,
-                      const char *name) {
-  if (!x->cap) return -1;
-  for (uint32_t h = name_hash(name) & (uint32_t)(x->cap - 1); x->slot[h];
-       h = (h + 1) & (uint32_t)(x->cap - 1)) {
-    int i = x->slot[h] - 1;
-    if (strcmp(*(const char *const *)((const char *)names + stride * (size_t)i), name) == 0)
-      return i;
-  }
-  return -1;
-}
-
-/* Add item i (n items in all after it) named name. */
-static void index_add(Arena *a, NameIndex *x, const char *const *names, size_t stride,
-                      int n, int i, const char *name) {
-  if (2 * n > x->cap) { /* grow and re-insert everything */
-    int cap = x->cap ? x->cap * 2 : 64;
-    while (2 * n > cap) cap *= 2;
-    x->slot = ARENA_ARRAY(a, int, cap);
-    x->cap = cap;
-    for (int k = 0; k < n; k++)
-      if (k != i)
-        index_add(a, x, names, stride, n, k,
-                  *(const char *const *)((const char *)names + stride * (size_t)k));
-  }
-  uint32_t h = name_hash(name) & (uint32_t)(x->cap - 1);
-  while (x->slot[h]) h = (h + 1) & (uint32_t)(x->cap - 1);
-  x->slot[h] = i + 1;
-}
-
 typedef struct Checker {
   Arena *arena;
   Diag *diag;
   const Source *src;
-  Sym *syms;
-  int nsyms, capsyms;
-  NameIndex sym_index;
-  PtrVec layer_names; /* names given with linear(..., name: "x") */
-  NameIndex layer_index;
+  PtrVec syms;       /* Symbol *, in the order of binding */
+  StrMap sym_index;  /* name -> Symbol * */
+  StrMap layer_names; /* names given with linear(..., name: "x") -> the name */
   int unnamed_layers;
   const Block *model;
   const Stmt *dtype; /* the dtype statement, once seen */
@@ -234,28 +181,7 @@ static Type *tensor_type(Checker *c, Shape shape) {
   return t;
 }
 
-static Sym *find_sym(Checker *c, const char *name) {
-  if (c->nsyms == 0) return NULL;
-  int i = index_find(&c->sym_index, &c->syms[0].name, sizeof(Sym), name);
-  return i < 0 ? NULL : &c->syms[i];
-}
-
-/* Edit distance, for "did you mean" hints. */
-static int edit_distance(const char *a, const char *b) {
-  int la = (int)strlen(a), lb = (int)strlen(b);
-  if (la > 40 || lb > 40) return 99;
-  int d[41][41];
-  for (int i = 0; i <= la; i++) d[i][0] = i;
-  for (int j = 0; j <= lb; j++) d[0][j] = j;
-  for (int i = 1; i <= la; i++)
-    for (int j = 1; j <= lb; j++) {
-      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-      d[i][j] = best;
-    }
-  return d[la][lb];
-}
+static Symbol *find_sym(Checker *c, const char *name) { return strmap_get(&c->sym_index, name); }
 
 /* The closest builtin of one of the kinds in `mask` (1 << kind), or a
  * bound name when values is set; "" when nothing is close. */
@@ -265,27 +191,15 @@ static const char *suggest(Checker *c, const char *name, unsigned mask,
      thousands of wrong names would make the search quadratic) */
   int limit = c->diag->max_errors ? c->diag->max_errors : 20;
   if (c->diag->quiet || c->diag->errors >= limit) return "";
-  const char *best = NULL;
-  int bestd = (int)strlen(name) <= 3 ? 1 : 2;
-  bestd++;
-  for (int op = 0; op < OP_COUNT && (mask & (1u << B_OP)); op++) {
-    if (!op_callable[op]) continue;
-    int d = edit_distance(name, op_builtins[op].name);
-    if (d < bestd && d < (int)strlen(name)) bestd = d, best = op_builtins[op].name;
-  }
-  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-    if (!(mask & (1u << builtins[i].kind))) continue;
-    int d = edit_distance(name, builtins[i].name);
-    if (d < bestd && d < (int)strlen(name)) bestd = d, best = builtins[i].name;
-  }
-  /* (d < length: 'q' is not a misspelling of 'x') */
+  Closest best = closest_start(name, strlen(name) <= 3 ? 1 : 2);
+  for (int op = 0; op < OP_COUNT && (mask & (1u << B_OP)); op++)
+    if (op_callable[op]) closest_offer(&best, op_builtins[op].name);
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+    if (mask & (1u << builtins[i].kind)) closest_offer(&best, builtins[i].name);
   if (values)
-    for (int i = 0; i < c->nsyms; i++) {
-      int d = edit_distance(name, c->syms[i].name);
-      if (d < bestd && d < (int)strlen(name)) bestd = d, best = c->syms[i].name;
-    }
-  if (!best) return "";
-  return arena_printf(c->arena, " (did you mean '%s'?)", best);
+    for (int i = 0; i < c->syms.len; i++) closest_offer(&best, ((Symbol *)c->syms.items[i])->name);
+  if (!best.best) return "";
+  return arena_printf(c->arena, " (did you mean '%s'?)", best.best);
 }
 
 /* The message for a name that is not bound (yet): it may be bound by a
@@ -304,23 +218,17 @@ static void undefined_name(Checker *c, Loc loc, const char *name) {
   diag_error(c->diag, loc, "undefined name '%s'%s", name, suggest(c, name, 0, true));
 }
 
-static void add_sym(Checker *c, const char *name, StmtKind kind, Loc loc,
-                    const Type *t) {
-  if (c->nsyms == c->capsyms) {
-    int cap = c->capsyms ? c->capsyms * 2 : 32;
-    Sym *syms = ARENA_ARRAY(c->arena, Sym, cap);
-    if (c->nsyms) memcpy(syms, c->syms, sizeof(Sym) * (size_t)c->nsyms);
-    c->syms = syms;
-    c->capsyms = cap;
-  }
-  c->syms[c->nsyms++] = (Sym){name, *t, kind, loc};
-  index_add(c->arena, &c->sym_index, &c->syms[0].name, sizeof(Sym), c->nsyms, c->nsyms - 1,
-            name);
+static Symbol *add_sym(Checker *c, const char *name, StmtKind kind, Loc loc, const Type *t) {
+  Symbol *sym = ARENA_NEW(c->arena, Symbol);
+  *sym = (Symbol){name, *t, kind, loc, c->syms.len};
+  ptrvec_push(&c->syms, sym);
+  strmap_put(&c->sym_index, name, sym);
+  return sym;
 }
 
 /* A new name must not shadow a binding or a builtin. */
 static bool check_new_name(Checker *c, const char *name, Loc loc) {
-  Sym *old = find_sym(c, name);
+  Symbol *old = find_sym(c, name);
   if (old) {
     diag_error(c->diag, loc, "'%s' is already defined (on line %d); names are bound once",
                name, old->loc.line);
@@ -475,15 +383,11 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
         if (np == 0) {
           diag_error(c->diag, a->name_loc, "%s takes no named arguments", b->name);
         } else {
-          const char *best = NULL;
-          int bestd = 3;
-          for (int k = 0; k < np; k++) {
-            int d = edit_distance(a->name, b->params[k].name);
-            if (d < bestd && d < (int)strlen(a->name)) bestd = d, best = b->params[k].name;
-          }
-          if (best)
+          Closest best = closest_start(a->name, 2);
+          for (int k = 0; k < np; k++) closest_offer(&best, b->params[k].name);
+          if (best.best)
             diag_error(c->diag, a->name_loc, "%s has no argument '%s' (did you mean '%s'?)",
-                       b->name, a->name, best);
+                       b->name, a->name, best.best);
           else
             diag_error(c->diag, a->name_loc, "%s has no argument '%s' (its named arguments: %s)",
                        b->name, a->name, arg_list(c, b, false));
@@ -631,14 +535,11 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
                  "linear: the name \"%s\" is how unnamed layers are numbered; choose another", name);
       return error_type(c);
     }
-    if (index_find(&c->layer_index, (const char *const *)c->layer_names.items,
-                   sizeof(void *), name) >= 0) {
+    if (strmap_get(&c->layer_names, name)) {
       diag_error(c->diag, e->loc, "linear: a layer named \"%s\" already exists", name);
       return error_type(c);
     }
-    ptrvec_push(&c->layer_names, (void *)name);
-    index_add(c->arena, &c->layer_index, (const char *const *)c->layer_names.items,
-              sizeof(void *), c->layer_names.len, c->layer_names.len - 1, name);
+    strmap_put(&c->layer_names, name, (void *)name);
   } else {
     c->unnamed_layers++;
   }
@@ -755,9 +656,12 @@ static Type *check_expr_kind(Checker *c, Expr *e) {
     diag_error(c->diag, e->loc, "a string is not a tensor");
     return error_type(c);
   case E_NAME: {
-    Sym *s = find_sym(c, e->text);
+    Symbol *s = find_sym(c, e->text);
     /* a name whose definition was wrong is already reported: stay quiet */
-    if (s) return s->type.kind == TY_ERROR ? error_type(c) : tensor_type(c, s->type.shape);
+    if (s) {
+      e->sym = s;
+      return s->type.kind == TY_ERROR ? error_type(c) : tensor_type(c, s->type.shape);
+    }
     const Builtin *b = builtin_lookup(e->text);
     if (b && (b->kind == B_OP || b->kind == B_LAYER || b->kind == B_LOSS))
       diag_error(c->diag, e->loc, "'%s' is %s: call it, as %s(x) or x -> %s", e->text,
@@ -875,15 +779,14 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
     if (!check_new_name(c, s->name, s->name_loc)) return;
     /* a wrong declaration still binds the name (as an error), so its uses
        are not reported again as undefined */
-    add_sym(c, s->name, s->kind, s->name_loc,
-            ok ? tensor_type(c, shape) : error_type(c));
+    s->sym = add_sym(c, s->name, s->kind, s->name_loc, ok ? tensor_type(c, shape) : error_type(c));
     return;
   }
   case S_LET: {
     Type *t = check_expr(c, s->value);
     if (!check_new_name(c, s->name, s->loc)) return;
     /* an erroneous value is bound as such: its uses stay quiet */
-    add_sym(c, s->name, S_LET, s->loc, t);
+    s->sym = add_sym(c, s->name, S_LET, s->loc, t);
     return;
   }
   case S_LOSS: {
@@ -903,14 +806,15 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
   }
   case S_OUTPUT:
     if (p->output) {
-      diag_error(c->diag, s->loc, "the output is already set to '%s'", p->output);
+      diag_error(c->diag, s->loc, "the output is already set to '%s'", p->output->name);
       return;
     }
-    if (!find_sym(c, s->name)) {
+    s->sym = find_sym(c, s->name);
+    if (!s->sym) {
       undefined_name(c, s->name_loc, s->name);
       return;
     }
-    p->output = s->name;
+    p->output = s->sym;
     return;
   case S_SETTING:
     for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
@@ -1081,11 +985,12 @@ static void check_train_block(Checker *c, Program *p, Block *b, const char *dir)
     for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
       if (strcmp(s->name, train_keys[i]) == 0) known = true;
     if (!known) {
-      const char *best = NULL;
+      Closest best = closest_start(s->name, 2);
       for (size_t i = 0; i < sizeof train_keys / sizeof train_keys[0]; i++)
-        if (edit_distance(s->name, train_keys[i]) <= 2) best = train_keys[i];
+        closest_offer(&best, train_keys[i]);
       diag_error(c->diag, s->loc, "unknown train setting '%s'%s%s%s", s->name,
-                 best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
+                 best.best ? " (did you mean '" : "", best.best ? best.best : "",
+                 best.best ? "'?)" : "");
       continue;
     }
     bool dup = false;
@@ -1106,10 +1011,11 @@ static void check_train_block(Checker *c, Program *p, Block *b, const char *dir)
 static void check_data_fits(Checker *c, const DataSpec *d) {
   if (d->kind != DATA_MOONS && d->kind != DATA_CIRCLES && d->kind != DATA_IDX) return;
   int64_t in = 0, tg = 0;
-  for (int i = 0; i < c->nsyms; i++) {
-    if (c->syms[i].type.kind == TY_ERROR) return; /* a wrong declaration: reported */
-    if (c->syms[i].kind == S_INPUT) in += shape_numel(&c->syms[i].type.shape);
-    if (c->syms[i].kind == S_TARGET) tg += shape_numel(&c->syms[i].type.shape);
+  for (int i = 0; i < c->syms.len; i++) {
+    const Symbol *s = c->syms.items[i];
+    if (s->type.kind == TY_ERROR) return; /* a wrong declaration: reported */
+    if (s->kind == S_INPUT) in += shape_numel(&s->type.shape);
+    if (s->kind == S_TARGET) tg += shape_numel(&s->type.shape);
   }
   if (d->kind == DATA_IDX) {
     if (in == 0 || tg == 0)
@@ -1189,6 +1095,9 @@ int check_program(const Ast *ast, const Source *src, Diag *diag, Arena *arena,
     check_data_fits(&c, &out->train.data);
     check_data_fits(&c, &out->train.valid);
   }
-  ptrvec_free(&c.layer_names);
+  out->nsymbols = c.syms.len;
+  ptrvec_free(&c.syms);
+  strmap_free(&c.sym_index);
+  strmap_free(&c.layer_names);
   return diag->errors - errors_before;
 }

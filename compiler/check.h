@@ -24,6 +24,17 @@ struct Type {
   double value;  /* is_const: its value */
 };
 
+/* A name the model block binds: an input, target, param or let. The
+ * checker records it on its statement (Stmt.sym) and on every use of the
+ * name (Expr.sym); lowering gives each its node by index. */
+struct Symbol {
+  const char *name;
+  Type type;
+  StmtKind kind; /* S_INPUT, S_TARGET, S_PARAM or S_LET */
+  Loc loc;
+  int index;     /* 0, 1, ... in the order of binding */
+};
+
 typedef enum BuiltinKind {
   B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM
 } BuiltinKind;
@@ -121,7 +132,8 @@ typedef struct Program {
   const char *model_name;
   DType dtype;
   Stmt *loss;        /* the loss statement */
-  const char *output; /* output name, or NULL for the default */
+  const Symbol *output; /* the output statement's, or NULL for the default */
+  int nsymbols;      /* Symbol.index is below this */
   TrainConfig train; /* defaults where the file is silent */
   bool has_train_block;
 } Program;

@@ -5,67 +5,26 @@
 
 #include <string.h>
 
-typedef struct Binding {
-  const char *name;
-  Node *node;
-} Binding;
-
 typedef struct Lower {
   Graph *g;
   const Program *p;
-  Binding *binds;
-  int nbinds, capbinds;
-  int *index; /* hash of binds by name: index + 1, or 0 (open addressing) */
-  int capindex;
+  Node **bound; /* bound[Symbol.index]: the node a name stands for */
   int unnamed_layers;
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
 } Lower;
 
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
+/* The node of a name the checker resolved. */
+static Node *lookup(Lower *L, const Symbol *sym) {
+  if (sym && L->bound[sym->index]) return L->bound[sym->index];
+  nnc_die("lowering: '%s' is not bound (the checker should have caught it)", sym ? sym->name : "?");
 }
 
-static void index_put(Lower *L, int i) {
-  uint32_t mask = (uint32_t)L->capindex - 1, h = name_hash(L->binds[i].name) & mask;
-  while (L->index[h]) h = (h + 1) & mask;
-  L->index[h] = i + 1;
-}
-
-/* Names are looked up through a hash index: a linear search made a file
- * with many bindings quadratic. */
-static void bind(Lower *L, const char *name, Node *n) {
-  if (L->nbinds == L->capbinds) {
-    int cap = L->capbinds ? L->capbinds * 2 : 32;
-    Binding *b = ARENA_ARRAY(L->g->arena, Binding, cap);
-    if (L->nbinds) memcpy(b, L->binds, sizeof(Binding) * (size_t)L->nbinds);
-    L->binds = b;
-    L->capbinds = cap;
-    L->capindex = 2 * cap;
-    L->index = ARENA_ARRAY(L->g->arena, int, L->capindex);
-    for (int i = 0; i < L->nbinds; i++) index_put(L, i);
-  }
-  L->binds[L->nbinds++] = (Binding){name, n};
-  index_put(L, L->nbinds - 1);
-}
-
-/* The node bound to name, or NULL. */
-static Node *find(Lower *L, const char *name) {
-  if (L->capindex) {
-    uint32_t mask = (uint32_t)L->capindex - 1;
-    for (uint32_t h = name_hash(name) & mask; L->index[h]; h = (h + 1) & mask)
-      if (strcmp(L->binds[L->index[h] - 1].name, name) == 0)
-        return L->binds[L->index[h] - 1].node;
-  }
-  return NULL;
-}
-
-static Node *lookup(Lower *L, const char *name) {
-  Node *n = find(L, name);
-  if (n) return n;
-  nnc_die("lowering: '%s' is not bound (the checker should have caught it)", name);
+/* Does the model bind `name`? */
+static bool binds(const Program *p, const char *name) {
+  for (const Stmt *s = p->model->stmts; s; s = s->next)
+    if (s->sym && s->kind != S_OUTPUT && strcmp(s->sym->name, name) == 0) return true;
+  return false;
 }
 
 static Node *new_param(Lower *L, const char *name, Shape shape, Loc loc,
@@ -167,7 +126,7 @@ static Node *lower_expr(Lower *L, const Expr *e) {
   case E_NUM:
     return node_const(g, e->num, e->loc);
   case E_NAME:
-    return lookup(L, e->text);
+    return lookup(L, e->sym);
   case E_NEG:
     return node_unary(g, OP_NEG, lower_expr(L, e->lhs), 0, e->loc);
   case E_BINOP: {
@@ -199,7 +158,7 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
   Graph *g = graph_new(arena, p->dtype);
   g->model_name = p->model_name;
   g->source_name = p->src->name;
-  Lower L = {.g = g, .p = p};
+  Lower L = {.g = g, .p = p, .bound = ARENA_ARRAY(arena, Node *, p->nsymbols + 1)};
   Node *default_output = NULL;
   for (const Stmt *s = p->model->stmts; s; s = s->next) {
     switch (s->kind) {
@@ -207,20 +166,20 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
       Node *n = node_leaf(g, s->kind == S_INPUT ? OP_INPUT : OP_TARGET, stmt_shape(s),
                           s->name, s->name_loc);
       ptrvec_push_arena(g->arena, s->kind == S_INPUT ? &g->inputs : &g->targets, n);
-      bind(&L, s->name, n);
+      L.bound[s->sym->index] = n;
       break;
     }
     case S_PARAM: {
       InitSpec spec = s->value ? init_spec(s->value->call) : (InitSpec){0};
       Node *n = new_param(&L, s->name, stmt_shape(s), s->name_loc,
                           s->value ? PINIT_OWN : PINIT_TRAIN, &spec);
-      bind(&L, s->name, n);
+      L.bound[s->sym->index] = n;
       break;
     }
     case S_LET: {
       Node *n = lower_expr(&L, s->value);
       if (!n->name && n->op != OP_CONST) n->name = s->name;
-      bind(&L, s->name, n);
+      L.bound[s->sym->index] = n;
       break;
     }
     case S_LOSS: {
@@ -240,7 +199,7 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
   g->output = p->output ? lookup(&L, p->output) : default_output ? default_output : g->loss;
   g->batch_loss = node_reduce(g, OP_BATCH_MEAN, g->loss, AXIS_ALL, p->loss->loc);
   /* (a binding may already be called batch_loss: labels must stay unique) */
-  g->batch_loss->name = find(&L, "batch_loss") ? NULL : "batch_loss";
+  g->batch_loss->name = binds(p, "batch_loss") ? NULL : "batch_loss";
   *inits = (ParamInit *)ARENA_ARRAY(arena, ParamInit, L.inits.len + 1);
   for (int i = 0; i < L.inits.len; i++) (*inits)[i] = *(ParamInit *)L.inits.items[i];
   ptrvec_free(&L.inits);

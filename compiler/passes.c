@@ -199,13 +199,6 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
   return NULL;
 }
 
-Graph *pass_fold(Graph *g) {
-  Rebuild r = {0};
-  Graph *out = rebuild(g, fold_fn, &r);
-  graph_verify(out, "fold");
-  return out;
-}
-
 /* ---- cse ---- */
 
 static uint64_t node_hash(const Node *n) {

@@ -11,7 +11,8 @@
  *                 bce(sigmoid(z),t) -> softplus(z) - z*t  (the logits form)
  *   fold        constant folding and exact algebraic identities
  *               (x*1, x+0, x-0, x/1, --x, x^1, no-op reshapes and broadcasts;
- *               x*0 only between constants, the one place it is exact)
+ *               x*0 only between constants, the one place it is exact); a
+ *               step of optimize_graph
  *   cse         common-subexpression elimination
  *   dce         dead-code elimination (keeps leaves: they are the interface)
  */
@@ -22,7 +23,6 @@
 #include "ir.h"
 
 Graph *pass_stabilize(Graph *g, Diag *diag);
-Graph *pass_fold(Graph *g);
 Graph *pass_cse(Graph *g);
 Graph *pass_dce(Graph *g);
 /* fold, cse, dce until nothing changes (at most a few rounds). */

@@ -125,12 +125,6 @@ static double buf_read(const Engine *e, int64_t off) {
   return e->layout->elem_size == 8 ? ((double *)e->buf)[off] : ((float *)e->buf)[off];
 }
 
-static uint64_t name_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
 void rt_init_params(const Program *p, const ParamInit *inits, Engine *e) {
   const Graph *g = e->g;
   const InitSpec *init = &p->train.init;
@@ -145,7 +139,7 @@ void rt_init_params(const Program *p, const ParamInit *inits, Engine *e) {
       nnc_init_fill(init->kind, init->arg, &shared, prm->shape.rank, prm->shape.dim, v);
     } else if (pi->kind == PINIT_OWN) {
       NncRng own;
-      nnc_rng_seed(&own, pi->own.has_seed ? pi->own.seed : p->train.seed ^ name_hash(prm->name));
+      nnc_rng_seed(&own, pi->own.has_seed ? pi->own.seed : p->train.seed ^ str_hash(prm->name));
       nnc_init_fill(pi->own.kind, pi->own.arg, &own, prm->shape.rank, prm->shape.dim, v);
     }
     buf_write(e, e->layout->param_off[i], v, n);

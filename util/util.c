@@ -1,6 +1,6 @@
 /*
- * util.c - arena, growable arrays, string builder, internal errors, output
- * files.
+ * util.c - arena, growable arrays, string builder, string map, closest
+ * name, internal errors, output files.
  */
 #include "util.h"
 
@@ -143,6 +143,84 @@ void ptrvec_free(PtrVec *v) {
   free(v->items);
   v->items = NULL;
   v->len = v->cap = 0;
+}
+
+/* ---- StrMap ---- */
+
+uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The slot of key, or of the empty slot where it would go. */
+static int strmap_slot(const StrMap *m, const char *key) {
+  uint64_t mask = (uint64_t)m->cap - 1;
+  uint64_t i = str_hash(key) & mask;
+  while (m->keys[i] && strcmp(m->keys[i], key) != 0) i = (i + 1) & mask;
+  return (int)i;
+}
+
+void *strmap_get(const StrMap *m, const char *key) {
+  if (!m->cap) return NULL;
+  int i = strmap_slot(m, key);
+  return m->keys[i] ? m->vals[i] : NULL;
+}
+
+void strmap_put(StrMap *m, const char *key, void *val) {
+  NNC_ASSERT(val);
+  if (2 * (m->len + 1) > m->cap) { /* at most half full: grow, put everything back */
+    StrMap old = *m;
+    m->cap = old.cap ? old.cap * 2 : 64;
+    m->keys = nnc_xcalloc((size_t)m->cap, sizeof *m->keys);
+    m->vals = nnc_xcalloc((size_t)m->cap, sizeof *m->vals);
+    m->len = 0;
+    for (int i = 0; i < old.cap; i++)
+      if (old.keys[i]) strmap_put(m, old.keys[i], old.vals[i]);
+    strmap_free(&old);
+  }
+  int i = strmap_slot(m, key);
+  if (!m->keys[i]) m->len++;
+  m->keys[i] = key;
+  m->vals[i] = val;
+}
+
+void strmap_free(StrMap *m) {
+  free(m->keys);
+  free(m->vals);
+  *m = (StrMap){0};
+}
+
+/* ---- Closest ---- */
+
+/* Edit distance, for names (longer ones are never close). */
+static int edit_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b);
+  if (la > 40 || lb > 40) return 99;
+  int d[41][41];
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      d[i][j] = best;
+    }
+  return d[la][lb];
+}
+
+Closest closest_start(const char *name, int max_edits) {
+  int len = (int)strlen(name);
+  return (Closest){name, NULL, max_edits < len ? max_edits + 1 : len};
+}
+
+void closest_offer(Closest *c, const char *candidate) {
+  int d = edit_distance(c->name, candidate);
+  if (d < c->edits) {
+    c->edits = d;
+    c->best = candidate;
+  }
 }
 
 /* ---- StrBuf ---- */

@@ -1,8 +1,8 @@
 /*
  * util.h - the small things every stage uses: an arena allocator (one per
- * compilation, freed at once), growable arrays, a string builder, the
- * internal-error macros and the output-file writer. Depends on nothing else
- * in nnc.
+ * compilation, freed at once), growable arrays, a string builder, a string
+ * map, the closest-name search for "did you mean" hints, the internal-error
+ * macros and the output-file writer. Depends on nothing else in nnc.
  *
  * User mistakes never go through here: they are diagnostics (diag.h).
  * NNC_ASSERT and nnc_die are for broken invariants inside nnc itself.
@@ -80,6 +80,42 @@ void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
 void sb_free(StrBuf *sb);
 /* Pad with spaces until the current line is `col` characters wide. */
 void sb_pad_to(StrBuf *sb, size_t line_start, size_t col);
+
+/* ---- string map (heap, owner frees): open addressing on FNV-1a ---- */
+
+typedef struct StrMap {
+  const char **keys; /* not copied: each must live as long as the map */
+  void **vals;
+  int len, cap;      /* cap: a power of two, or 0 */
+} StrMap;
+
+/* The value stored under key, or NULL. */
+void *strmap_get(const StrMap *m, const char *key);
+/* Store val (not NULL) under key, replacing what was there. */
+void strmap_put(StrMap *m, const char *key, void *val);
+void strmap_free(StrMap *m);
+
+/* FNV-1a, 64 bits: the string map's hash, and a stable one to derive
+ * seeds from names. */
+uint64_t str_hash(const char *s);
+
+/* ---- the closest name, for "did you mean" hints ----
+ *
+ *   Closest c = closest_start(name, 2);
+ *   for (...) closest_offer(&c, candidate);
+ *   if (c.best) ... "did you mean '%s'?", c.best
+ *
+ * A candidate counts when it is at most max_edits insertions, deletions or
+ * substitutions away and fewer than name's length ('q' is not a misspelling
+ * of 'x'); the first of the closest wins. */
+typedef struct Closest {
+  const char *name;
+  const char *best; /* NULL while nothing counts */
+  int edits;        /* a candidate must need fewer than this */
+} Closest;
+
+Closest closest_start(const char *name, int max_edits);
+void closest_offer(Closest *c, const char *candidate);
 
 /* Shortest %.17g-style text that reads back as the same double. */
 void fmt_number(char *out, size_t n, double v);
