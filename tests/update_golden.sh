@@ -10,8 +10,11 @@
 #   examples/NAME.nn        -> tests/examples/NAME.ir and NAME.ast
 #   tests/errors/NAME.nn    -> NAME.err (standard error of --emit ir)
 #   tests/errors/NAME.err   with no NAME.nn: a missing file, regenerated too
+#   tests/rules/NAME.nn     -> NAME.grad (--emit grad); NAME.grad with no
+#                              NAME.nn: rule_graph NAME.op (build/tests/)
 # nnc runs in the .nn file's directory with its base name, as tests/golden.sh
-# does. A new ir test gets an .ast golden file with `touch tests/ir/NAME.ast`.
+# does. A new ir test gets an .ast golden file with `touch tests/ir/NAME.ast`,
+# a rule of an op no .nn file can write one with `touch tests/rules/NAME.grad`.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,6 +70,19 @@ for name in $(for f in *.nn *.err; do [ -e "$f" ] && echo "${f%.*}"; done | sort
     problems=$((problems + 1))
   fi
   rm -f "$name.stdout"
+done
+
+# tests/rules: one backward graph per derivative rule
+for stem in $(ls "$root"/tests/rules/*.nn "$root"/tests/rules/*.grad | sed 's/\.[a-z]*$//' | sort -u); do
+  name=$(basename "$stem")
+  if [ -e "$stem.nn" ]; then
+    emit "$root/tests/rules" "$name.nn" grad "$stem.grad"
+  else
+    (cd "$root/tests/rules" && exec "$(dirname "$nnc")/tests/rule_graph" "$name.op") >"$stem.grad" || {
+      echo "warning: rule_graph $name.op failed" >&2
+      problems=$((problems + 1))
+    }
+  fi
 done
 
 # tests/passes: --emit opt and grad, and the notes on standard error
