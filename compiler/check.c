@@ -66,6 +66,9 @@ static const Builtin builtins[] = {
      {[LINEAR_UNITS] = REQ("units", P_INT, 1, (double)NNC_MAX_DIM),
       [LINEAR_BIAS] = NUM("bias", P_BOOL, 1, 0, 1),
       [LINEAR_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
+    {"layer_norm", B_LAYER, LAYER_LAYER_NORM, 1,
+     {[LAYER_NORM_EPS] = POS("eps", P_REAL, 1e-5, 1),
+      [LAYER_NORM_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -512,37 +515,52 @@ static Type *check_op_call(Checker *c, Expr *e, Call *call) {
   return tensor_type(c, out);
 }
 
-static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
+/* Is `name` how unnamed layers of some kind are numbered (linear2,
+ * layer_norm1)? Such a name would collide with their parameters. */
+static bool is_numbered_layer_name(const char *name) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+    if (builtins[i].kind != B_LAYER) continue;
+    size_t n = strlen(builtins[i].name);
+    if (strncmp(name, builtins[i].name, n) == 0 && name[n] &&
+        strspn(name + n, "0123456789") == strlen(name + n))
+      return true;
+  }
+  return false;
+}
+
+/* A layer's name: given (an identifier no other layer has) or numbered. */
+static bool check_layer_name(Checker *c, Expr *e, Call *call) {
+  const char *kind = call->b->name;
+  const char *name = call->str[builtin_param(call->b, "name")];
+  if (!name) {
+    c->unnamed_layers++;
+    return true;
+  }
+  bool ok = name[0] != 0;
+  for (const char *p = name; *p; p++)
+    if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (p > name && *p >= '0' && *p <= '9')))
+      ok = false;
+  if (!ok) {
+    diag_error(c->diag, e->loc, "%s: name \"%s\" must be an identifier", kind, name);
+    return false;
+  }
+  if (is_numbered_layer_name(name)) {
+    diag_error(c->diag, e->loc,
+               "%s: the name \"%s\" is how unnamed layers are numbered; choose another", kind, name);
+    return false;
+  }
+  if (strmap_get(&c->layer_names, name)) {
+    diag_error(c->diag, e->loc, "%s: a layer named \"%s\" already exists", kind, name);
+    return false;
+  }
+  strmap_put(&c->layer_names, name, (void *)name);
+  return true;
+}
+
+static Type *check_linear(Checker *c, Expr *e, Call *call) {
   const Type *x = call->tensor[0]->type;
   char s[64];
-  if (x->shape.rank < 1) {
-    diag_error(c->diag, e->loc, "linear needs a vector or matrix input, got a scalar");
-    return error_type(c);
-  }
-  if (call->str[LINEAR_NAME]) {
-    const char *name = call->str[LINEAR_NAME];
-    bool ok = name[0] != 0;
-    for (const char *p = name; *p; p++)
-      if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-            (p > name && *p >= '0' && *p <= '9')))
-        ok = false;
-    if (!ok) {
-      diag_error(c->diag, e->loc, "linear: name \"%s\" must be an identifier", name);
-      return error_type(c);
-    }
-    if (strncmp(name, "linear", 6) == 0 && name[6] && strspn(name + 6, "0123456789") == strlen(name + 6)) {
-      diag_error(c->diag, e->loc,
-                 "linear: the name \"%s\" is how unnamed layers are numbered; choose another", name);
-      return error_type(c);
-    }
-    if (strmap_get(&c->layer_names, name)) {
-      diag_error(c->diag, e->loc, "linear: a layer named \"%s\" already exists", name);
-      return error_type(c);
-    }
-    strmap_put(&c->layer_names, name, (void *)name);
-  } else {
-    c->unnamed_layers++;
-  }
   int64_t in = x->shape.dim[x->shape.rank - 1];
   int64_t units = (int64_t)call->num[LINEAR_UNITS];
   if (units * in > NNC_MAX_NUMEL) {
@@ -558,6 +576,20 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
     return error_type(c);
   }
   return tensor_type(c, out);
+}
+
+static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
+  const Type *x = call->tensor[0]->type;
+  if (x->shape.rank < 1) {
+    diag_error(c->diag, e->loc, "%s needs a vector or matrix input, got a scalar", call->b->name);
+    return error_type(c);
+  }
+  if (!check_layer_name(c, e, call)) return error_type(c);
+  switch ((LayerKind)call->b->sub) {
+  case LAYER_LINEAR: return check_linear(c, e, call);
+  case LAYER_LAYER_NORM: return tensor_type(c, x->shape); /* normalizes the last axis */
+  }
+  return error_type(c);
 }
 
 static Type *check_loss_call(Checker *c, Expr *e, Call *call) {

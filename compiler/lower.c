@@ -9,7 +9,7 @@ typedef struct Lower {
   Graph *g;
   const Program *p;
   Node **bound; /* bound[Symbol.index]: the node a name stands for */
-  int unnamed_layers;
+  int unnamed[LAYER_LAYER_NORM + 1]; /* unnamed layers of each kind so far */
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
 } Lower;
@@ -41,14 +41,22 @@ static Node *new_param(Lower *L, const char *name, Shape shape, Loc loc,
 
 static Node *lower_expr(Lower *L, const Expr *e);
 
+/* The name a layer's parameters start with: its own, or its kind's name
+ * and number (linear1, layer_norm2; each kind counts its own). */
+static const char *layer_name(Lower *L, const Call *call) {
+  int slot = (LayerKind)call->b->sub == LAYER_LINEAR ? LINEAR_NAME : LAYER_NORM_NAME;
+  const char *given = call->str[slot];
+  if (given) return given;
+  return arena_printf(L->g->arena, "%s%d", call->b->name, ++L->unnamed[call->b->sub]);
+}
+
 /* linear(units) on the last axis of x. */
 static Node *lower_linear(Lower *L, const Expr *e, Node *x) {
   Graph *g = L->g;
   const Call *call = e->call;
   int64_t units = (int64_t)call->num[LINEAR_UNITS];
   bool has_bias = call->num[LINEAR_BIAS] != 0;
-  const char *given = call->str[LINEAR_NAME];
-  const char *layer = given ? given : arena_printf(g->arena, "linear%d", ++L->unnamed_layers);
+  const char *layer = layer_name(L, call);
   int64_t in = x->shape.dim[x->shape.rank - 1];
   Node *W = new_param(L, arena_printf(g->arena, "%s.W", layer), shape2(units, in), e->loc,
                       PINIT_TRAIN, NULL);
@@ -71,6 +79,43 @@ static Node *lower_linear(Lower *L, const Expr *e, Node *x) {
     }
   }
   return b ? node_binary(g, OP_ADD, y, b, e->loc) : y;
+}
+
+/* x with its last axis reduced by `op` put back as a 1 (a scalar for a
+ * vector), so it broadcasts against x. */
+static Node *last_axis(Lower *L, Op op, Node *x, Loc loc) {
+  int last = x->shape.rank - 1;
+  Node *r = node_reduce(L->g, op, x, last, loc);
+  if (last == 0) return r;
+  Shape keep = x->shape;
+  keep.dim[last] = 1;
+  return node_shaped(L->g, OP_RESHAPE, r, keep, loc);
+}
+
+/* layer_norm over the last axis, as nn.LayerNorm: (x - mean) /
+ * sqrt(var + eps) * g + b with the biased variance. */
+static Node *lower_layer_norm(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  Loc loc = e->loc;
+  const char *layer = layer_name(L, e->call);
+  Shape features = shape1(x->shape.dim[x->shape.rank - 1]);
+  InitSpec ones = {.kind = NNC_INIT_CONSTANT, .arg = 1};
+  Node *gain = new_param(L, arena_printf(g->arena, "%s.g", layer), features, loc, PINIT_OWN, &ones);
+  Node *bias = new_param(L, arena_printf(g->arena, "%s.b", layer), features, loc, PINIT_ZERO, NULL);
+  Node *d = node_binary(g, OP_SUB, x, last_axis(L, OP_MEAN, x, loc), loc);
+  Node *var = last_axis(L, OP_MEAN, node_unary(g, OP_POW, d, 2, loc), loc);
+  Node *eps = node_const(g, e->call->num[LAYER_NORM_EPS], loc);
+  Node *std = node_unary(g, OP_SQRT, node_binary(g, OP_ADD, var, eps, loc), 0, loc);
+  Node *y = node_binary(g, OP_MUL, node_binary(g, OP_DIV, d, std, loc), gain, loc);
+  return node_binary(g, OP_ADD, y, bias, loc);
+}
+
+static Node *lower_layer(Lower *L, const Expr *e, Node *x) {
+  switch ((LayerKind)e->call->b->sub) {
+  case LAYER_LINEAR: return lower_linear(L, e, x);
+  case LAYER_LAYER_NORM: return lower_layer_norm(L, e, x);
+  }
+  nnc_die("lowering: unknown layer");
 }
 
 static Node *lower_loss(Lower *L, const Expr *e, Node *y, Node *t) {
@@ -109,7 +154,7 @@ static Node *lower_call(Lower *L, const Expr *e) {
   case B_OP:
     return node_make(L->g, (Op)call->b->sub, a, b, &call->attr, e->loc);
   case B_LAYER:
-    return lower_linear(L, e, a);
+    return lower_layer(L, e, a);
   case B_LOSS:
     if (!L->loss_first_arg) L->loss_first_arg = a; /* the outermost loss call */
     return lower_loss(L, e, a, b);
