@@ -47,6 +47,28 @@ static Node *unreduce(AD *ad, Node *x, int axis, const Shape *full) {
   return shaped(ad, OP_BROADCAST, x, *full);
 }
 
+/* x[start : start + shape.dim[axis]] along axis */
+static Node *slice_of(AD *ad, Node *x, int axis, int64_t start, Shape shape) {
+  if (shape_eq(&x->shape, &shape)) return x;
+  OpAttr attr = {.axis = axis, .value = (double)start, .shape = shape};
+  return node_make(ad->g, OP_SLICE, x, NULL, &attr, ad->loc);
+}
+
+/* x, with `before` and `after` zeros around it along axis: the inverse
+ * direction of a slice */
+static Node *pad(AD *ad, Node *x, int axis, int64_t before, int64_t after) {
+  OpAttr attr = {.axis = axis};
+  for (int side = 0; side < 2; side++) {
+    int64_t len = side == 0 ? before : after;
+    if (len == 0) continue;
+    Shape zs = x->shape;
+    zs.dim[axis] = len;
+    Node *zeros = shaped(ad, OP_BROADCAST, c(ad, 0), zs);
+    x = node_make(ad->g, OP_CONCAT, side == 0 ? zeros : x, side == 0 ? x : zeros, &attr, ad->loc);
+  }
+  return x;
+}
+
 static Node *inv_batch(AD *ad) {
   if (!ad->inv_batch) ad->inv_batch = node_leaf(ad->g, OP_INV_BATCH, shape0(), "inv_batch", ad->loc);
   return ad->inv_batch;
@@ -164,6 +186,18 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_BROADCAST: GIVE(0, dy); return; /* accumulate() sums it down */
   case OP_RESHAPE: GIVE(0, shaped(ad, OP_RESHAPE, dy, a->shape)); return;
   case OP_SUM_TO: GIVE(0, shaped(ad, OP_BROADCAST, dy, a->shape)); return;
+  case OP_CONCAT: {
+    int ax = y->attr.axis;
+    GIVE(0, slice_of(ad, dy, ax, 0, a->shape));
+    GIVE(1, slice_of(ad, dy, ax, a->shape.dim[ax], b->shape));
+    return;
+  }
+  case OP_SLICE: {
+    int ax = y->attr.axis;
+    int64_t start = (int64_t)y->attr.value;
+    GIVE(0, pad(ad, dy, ax, start, a->shape.dim[ax] - start - y->shape.dim[ax]));
+    return;
+  }
   case OP_BATCH_SUM: GIVE(0, dy); return;
   case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
   case OP_COUNT: break;

@@ -275,6 +275,26 @@ LLVMValueRef cg_elem_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef
   return cg_scalar(cg, n->op, a, b, n->attr.value);
 }
 
+/* Element idx of a slice (its operand's, shifted along the axis) or of a
+ * concat (the first operand's below its length on the axis, else the
+ * second's): both operands are read at indices in their bounds, and the
+ * right value is selected. */
+static LLVMValueRef concat_or_slice_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
+  int axis = n->attr.axis, rank = n->shape.rank;
+  LLVMValueRef ia[MAX_RANK], ib[MAX_RANK];
+  for (int d = 0; d < rank; d++) ia[d] = ib[d] = idx[d];
+  if (n->op == OP_SLICE) {
+    ia[axis] = iadd(cg, idx[axis], ci(cg, (int64_t)n->attr.value));
+    return cg_load_elem(cg, n->in[0], row, ia);
+  }
+  int64_t len = n->in[0]->shape.dim[axis];
+  LLVMValueRef first = LLVMBuildICmp(cg->b, LLVMIntSLT, idx[axis], ci(cg, len), "");
+  ia[axis] = sel(cg, first, idx[axis], ci(cg, 0));
+  ib[axis] = sel(cg, first, ci(cg, 0), LLVMBuildSub(cg->b, idx[axis], ci(cg, len), ""));
+  LLVMValueRef a = cg_load_elem(cg, n->in[0], row, ia), b = cg_load_elem(cg, n->in[1], row, ib);
+  return sel(cg, first, a, b);
+}
+
 LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx) {
   const Store *s = &cg->st[n->id];
   LLVMValueRef sub[MAX_RANK];
@@ -296,6 +316,7 @@ LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef 
       cg_broadcast_index(cg, &a->shape, &n->shape, idx, sub);
       return cg_load_elem(cg, a, row, sub);
     }
+    if (n->op == OP_SLICE || n->op == OP_CONCAT) return concat_or_slice_elem(cg, n, row, idx);
     /* reshape: same elements, same order */
     LLVMValueRef lin = cg_linear_index(cg, &n->shape, idx);
     if (cg->st[a->id].kind == ST_MEM) return cg_mem_load(cg, a, row, lin);
@@ -372,7 +393,7 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_INV_BATCH:
   case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
   case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
-  case OP_SUM_TO: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("codegen: %s is not elementwise", op_info[op].name);

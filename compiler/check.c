@@ -69,6 +69,12 @@ static const Builtin builtins[] = {
     {"layer_norm", B_LAYER, LAYER_LAYER_NORM, 1,
      {[LAYER_NORM_EPS] = POS("eps", P_REAL, 1e-5, 1),
       [LAYER_NORM_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
+    /* ops with their own argument checks (check_pieces) */
+    {"concat", B_OP, OP_CONCAT, 2, {NUM("axis", P_INT, 0, -MAX_RANK, MAX_RANK - 1)}, true},
+    {"slice", B_OP, OP_SLICE, 1,
+     {[SLICE_START] = NUM("start", P_INT, 0, -(double)NNC_MAX_DIM, (double)NNC_MAX_DIM),
+      [SLICE_END] = NUM("end", P_INT, 0, -(double)NNC_MAX_DIM, (double)NNC_MAX_DIM),
+      [SLICE_AXIS] = NUM("axis", P_INT, 0, -MAX_RANK, MAX_RANK - 1)}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -358,8 +364,9 @@ static Type *check_expr(Checker *c, Expr *e);
  * operands too), for messages about arguments. */
 static const char *arg_list(Checker *c, const Builtin *b, bool tensors) {
   StrBuf sb = {0};
-  if (tensors && b->ntensors == 1) sb_puts(&sb, "input");
-  if (tensors && b->ntensors == 2) sb_puts(&sb, "prediction, target");
+  if (tensors && b->variadic) sb_puts(&sb, "tensors...");
+  else if (tensors && b->ntensors == 1) sb_puts(&sb, "input");
+  else if (tensors && b->ntensors == 2) sb_puts(&sb, "prediction, target");
   for (int i = 0; i < nparams(b); i++)
     sb_printf(&sb, "%s%s", sb.len ? ", " : "", b->params[i].name);
   const char *out = arena_strdup(c->arena, sb.data ? sb.data : "");
@@ -376,6 +383,7 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
   call->b = b;
   int errors_before = c->diag->errors;
   int np = nparams(b), pos = 0, npositional = 0;
+  int most_tensors = b->variadic ? MAX_CALL_TENSORS : b->ntensors;
   const Expr *value[MAX_PARAMS] = {0};
   bool seen_named = false;
   for (Arg *a = e->args; a; a = a->next) {
@@ -411,17 +419,18 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
       continue;
     }
     npositional++;
-    if (pos < b->ntensors) {
+    if (pos < most_tensors) {
       call->tensor[pos++] = a->value;
       continue;
     }
-    int i = pos - b->ntensors;
+    int i = pos - most_tensors;
     if (i >= np) continue; /* reported below, once */
     pos++;
     call->given[i] = true;
     value[i] = a->value;
   }
-  int most = b->ntensors + np;
+  call->ntensors = pos < most_tensors ? pos : most_tensors;
+  int most = most_tensors + np;
   if (npositional > most) {
     const char *chained = e->chained ? ", counting the value chained into it" : "";
     if (np == 0)
@@ -433,14 +442,17 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
   }
   /* the operands first (they are evaluated before the call) */
   if (check_tensors)
-    for (int i = 0; i < pos && i < b->ntensors; i++) {
+    for (int i = 0; i < call->ntensors; i++) {
       Type *t = check_expr(c, call->tensor[i]);
       if (t->kind != TY_TENSOR && t->kind != TY_ERROR)
         diag_error(c->diag, call->tensor[i]->loc, "%s: argument %d must be a tensor",
                    b->name, i + 1);
     }
   if (pos < b->ntensors) {
-    if (b->ntensors == 1)
+    if (b->variadic)
+      diag_error(c->diag, e->loc, "%s needs at least %d tensors, got %d (write a -> %s(b) or %s(a, b, c))",
+                 b->name, b->ntensors, pos, b->name, b->name);
+    else if (b->ntensors == 1)
       diag_error(c->diag, e->loc, "%s needs 1 tensor argument, got 0 (write x -> %s or %s(x))",
                  b->name, b->name, b->name);
     else
@@ -457,7 +469,7 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
     }
   }
   if (check_tensors)
-    for (int i = 0; i < pos && i < b->ntensors; i++)
+    for (int i = 0; i < call->ntensors; i++)
       if (call->tensor[i]->type->kind != TY_TENSOR) return NULL;
   return c->diag->errors == errors_before ? call : NULL;
 }
@@ -490,14 +502,81 @@ static bool op_attr(Checker *c, Expr *e, Call *call, const Shape *x) {
     attr->axis = axis;
     return true;
   }
-  case A_NONE: case A_SHAPE:
+  case A_NONE: case A_SHAPE: case A_RANGE:
     break;
   }
   return true;
 }
 
+/* An axis argument of x (negative counts from the end), or -1 after
+ * reporting one out of range. */
+static int axis_of(Checker *c, Expr *e, const Call *call, int slot, const Shape *x) {
+  int given = (int)call->num[slot];
+  int axis = given < 0 ? given + x->rank : given;
+  if (axis >= 0 && axis < x->rank) return axis;
+  char sh[64];
+  diag_error(c->diag, e->loc, "%s: axis %d is out of range for a tensor of shape %s%s",
+             call->b->name, given, shape_str(x, false, sh, sizeof sh),
+             x->rank == 0 ? " (a scalar has no axes)" : "");
+  return -1;
+}
+
+/* concat(a, b, ...): every tensor joins the ones before it along the axis. */
+static Type *check_concat(Checker *c, Expr *e, Call *call) {
+  Shape out = call->tensor[0]->type->shape;
+  int axis = axis_of(c, e, call, 0, &out);
+  if (axis < 0) return error_type(c);
+  call->attr.axis = axis;
+  for (int i = 1; i < call->ntensors; i++) {
+    Shape joined;
+    const Shape *in[MAX_OPERANDS] = {&out, &call->tensor[i]->type->shape};
+    char msg[256];
+    if (op_infer_shape(OP_CONCAT, in, &call->attr, &joined, msg, sizeof msg) != 0) {
+      diag_error(c->diag, call->tensor[i]->loc, "concat: %s", msg);
+      return error_type(c);
+    }
+    out = joined;
+  }
+  if (shape_numel(&out) > NNC_MAX_NUMEL) {
+    diag_error(c->diag, e->loc, "concat: the result is too large");
+    return error_type(c);
+  }
+  return tensor_type(c, out);
+}
+
+/* slice(x, start, end, axis): Python's x[start:end] along the axis
+ * (negative indices count from the end, bounds clamp), never empty. */
+static Type *check_slice(Checker *c, Expr *e, Call *call) {
+  const Shape *x = &call->tensor[0]->type->shape;
+  int axis = axis_of(c, e, call, SLICE_AXIS, x);
+  if (axis < 0) return error_type(c);
+  int64_t len = x->dim[axis];
+  int64_t at[2] = {(int64_t)call->num[SLICE_START],
+                   call->given[SLICE_END] ? (int64_t)call->num[SLICE_END] : len};
+  for (int k = 0; k < 2; k++) {
+    if (at[k] < 0) at[k] += len;
+    at[k] = at[k] < 0 ? 0 : at[k] > len ? len : at[k];
+  }
+  if (at[1] <= at[0]) {
+    char sh[64];
+    diag_error(c->diag, e->loc,
+               "slice: start %lld and end %lld leave nothing of axis %d of %s (its indices are 0 to %lld)",
+               (long long)call->num[SLICE_START],
+               (long long)(call->given[SLICE_END] ? call->num[SLICE_END] : (double)len), axis,
+               shape_str(x, false, sh, sizeof sh), (long long)len - 1);
+    return error_type(c);
+  }
+  call->attr.axis = axis;
+  call->attr.value = (double)at[0];
+  call->attr.shape = *x;
+  call->attr.shape.dim[axis] = at[1] - at[0];
+  return tensor_type(c, call->attr.shape);
+}
+
 static Type *check_op_call(Checker *c, Expr *e, Call *call) {
   Op op = (Op)call->b->sub;
+  if (op == OP_CONCAT) return check_concat(c, e, call);
+  if (op == OP_SLICE) return check_slice(c, e, call);
   const Shape *in[MAX_OPERANDS] = {0};
   for (int k = 0; k < op_info[op].nin; k++) in[k] = &call->tensor[k]->type->shape;
   if (!op_attr(c, e, call, in[0])) return error_type(c);

@@ -70,14 +70,20 @@ typedef struct Builtin {
   const char *name;
   BuiltinKind kind;
   int sub;      /* Op, LayerKind, LossKind, NncInitKind, DataKind, OptimKind */
-  int ntensors; /* leading tensor arguments */
+  int ntensors; /* leading tensor arguments (variadic: at least these) */
   ParamSpec params[MAX_PARAMS];
+  bool variadic; /* up to MAX_CALL_TENSORS tensors (concat) */
 } Builtin;
+
+enum { MAX_CALL_TENSORS = 8 };
+/* slice's argument slots */
+enum { SLICE_START, SLICE_END, SLICE_AXIS };
 
 /* A checked call: tensor operands and every parameter slot filled. */
 typedef struct Call {
   const Builtin *b;
-  Expr *tensor[MAX_OPERANDS]; /* (a loss has two) */
+  Expr *tensor[MAX_CALL_TENSORS]; /* (a loss has two, concat up to all) */
+  int ntensors;                   /* how many the call has */
   OpAttr attr;                /* B_OP: the op's attribute, from the arguments */
   double num[MAX_PARAMS];      /* P_INT, P_REAL, P_SEED, P_BOOL (0/1) */
   const char *str[MAX_PARAMS]; /* P_STRING */

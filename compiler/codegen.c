@@ -249,6 +249,7 @@ static void emit_node(CG *cg, const Node *n) {
   case OPC_LEAF:
     return;
   case OPC_UNARY: case OPC_BINARY: case OPC_TRANSPOSE: case OPC_BROADCAST: case OPC_RESHAPE:
+  case OPC_CONCAT: case OPC_SLICE:
     emit_elementwise(cg, n);
     return;
   case OPC_REDUCE:
@@ -278,7 +279,8 @@ static void emit_node(CG *cg, const Node *n) {
 /* ---- storage ---- */
 
 static bool is_view(const Node *n) {
-  return n->op == OP_TRANSPOSE || n->op == OP_BROADCAST || n->op == OP_RESHAPE;
+  return n->op == OP_TRANSPOSE || n->op == OP_BROADCAST || n->op == OP_RESHAPE || n->op == OP_SLICE ||
+         n->op == OP_CONCAT;
 }
 
 static int64_t node_bytes(const CG *cg, const Node *n) { return bytes_at(n, cg->max_batch, cg->L->elem_size); }
@@ -326,7 +328,7 @@ static bool can_inline(const Node *n, const Node *c) {
   case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
-  case OPC_BROADCAST: case OPC_RESHAPE:
+  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE:
     return false;
   }
   return false;

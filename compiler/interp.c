@@ -58,7 +58,8 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
   case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
-  case OP_RESHAPE: case OP_SUM_TO: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_BATCH_SUM:
+  case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
@@ -251,6 +252,23 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
     bstrides(s, &A->shape, sa);
     memset(out, 0, sizeof(double) * (size_t)numel);
     for (int64_t e = 0; e < total; e++) out[boffset(&A->shape, sa, e)] += a[e];
+    return;
+  }
+  case OPC_CONCAT: case OPC_SLICE: {
+    /* runs along the axis: outer x (run of the axis) x inner */
+    int ax = n->attr.axis;
+    int64_t inner = 1, outer = 1;
+    for (int i = ax + 1; i < s->rank; i++) inner *= s->dim[i];
+    for (int i = 0; i < ax; i++) outer *= s->dim[i];
+    int64_t len = s->dim[ax] * inner, la = A->shape.dim[ax] * inner;
+    for (int64_t o = 0; o < outer; o++) {
+      if (n->op == OP_SLICE) {
+        memcpy(out + o * len, a + o * la + (int64_t)n->attr.value * inner, sizeof(double) * (size_t)len);
+      } else {
+        memcpy(out + o * len, a + o * la, sizeof(double) * (size_t)la);
+        memcpy(out + o * len + la, b + o * (len - la), sizeof(double) * (size_t)(len - la));
+      }
+    }
     return;
   }
   case OPC_BATCH:

@@ -18,9 +18,11 @@ const OpInfo op_info[OP_COUNT] = {
 /* Each row against its class: the operands the shape rule reads, and the
  * attribute it needs (reductions an axis, views a shape) or allows. */
 #define CLASS_NIN(cls) \
-  ((cls) == OPC_LEAF ? 0 : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER ? 2 : 1)
+  ((cls) == OPC_LEAF ? 0 \
+   : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT ? 2 : 1)
 #define CLASS_ATTR_OK(cls, attr) \
-  ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE ? (attr) == A_AXIS \
+  ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE || (cls) == OPC_CONCAT ? (attr) == A_AXIS \
+   : (cls) == OPC_SLICE ? (attr) == A_RANGE \
    : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO ? (attr) == A_SHAPE \
    : (cls) == OPC_LEAF || (cls) == OPC_UNARY ? (attr) == A_NONE || (attr) == A_VALUE \
    : (attr) == A_NONE)
@@ -171,6 +173,33 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
     *out = attr->shape;
     return 0;
   }
+  case OPC_CONCAT: {
+    const Shape *a = in[0], *b = in[1];
+    int ax = attr->axis;
+    if (ax < 0 || ax >= a->rank)
+      FAIL("axis %d is out of range for a tensor of shape %s", ax, shape_str(a, false, s0, sizeof s0));
+    bool same = a->rank == b->rank;
+    for (int d = 0; same && d < a->rank; d++) same = d == ax || a->dim[d] == b->dim[d];
+    if (!same)
+      FAIL("cannot join %s and %s along axis %d: every other axis must have the same size",
+           shape_str(a, false, s0, sizeof s0), shape_str(b, false, s1, sizeof s1), ax);
+    *out = *a;
+    out->dim[ax] += b->dim[ax];
+    return 0;
+  }
+  case OPC_SLICE: {
+    const Shape *a = in[0];
+    int ax = attr->axis;
+    bool ok = ax >= 0 && ax < a->rank && attr->shape.rank == a->rank;
+    for (int d = 0; ok && d < a->rank; d++)
+      ok = d == ax ? attr->value >= 0 && attr->value + (double)attr->shape.dim[d] <= (double)a->dim[d]
+                   : attr->shape.dim[d] == a->dim[d];
+    if (!ok)
+      FAIL("cannot take %s from index %g of axis %d of %s", shape_str(&attr->shape, false, s1, sizeof s1),
+           attr->value, ax, shape_str(a, false, s0, sizeof s0));
+    *out = attr->shape;
+    return 0;
+  }
   case OPC_BATCH:
     *out = *in[0];
     return 0;
@@ -196,7 +225,7 @@ static bool op_batched(Op op, Node *a, Node *b) {
     return false;
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
   case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
-  case OPC_RESHAPE: case OPC_SUM_TO:
+  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE:
     break;
   }
   return (a && a->batched) || (b && b->batched);
@@ -289,6 +318,10 @@ static bool attr_text(const Node *n, char *buf, size_t len) {
     return true;
   case A_SHAPE:
     shape_str(&n->attr.shape, false, buf, len);
+    return true;
+  case A_RANGE:
+    snprintf(buf, len, "axis=%d, %g:%" PRId64, n->attr.axis, n->attr.value,
+             (int64_t)n->attr.value + n->attr.shape.dim[n->attr.axis]);
     return true;
   }
   return false;

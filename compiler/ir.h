@@ -43,11 +43,16 @@ typedef enum OpClass {
   OPC_LASTREDUCE, /* over the last axis, from its max m and sum of exp(x - m) */
   OPC_LASTAXIS,   /* along the last axis, shape preserving, from the same */
   OPC_MATMUL, OPC_OUTER, OPC_TRANSPOSE, OPC_BROADCAST, OPC_RESHAPE, OPC_SUM_TO,
+  OPC_CONCAT,     /* two operands joined along `axis` */
+  OPC_SLICE,      /* a range of indices along `axis` (a view) */
   OPC_BATCH       /* across the rows of the batch */
 } OpClass;
 
 /* Which field of OpAttr an op reads. */
-typedef enum OpAttrKind { A_NONE, A_VALUE, A_AXIS, A_SHAPE } OpAttrKind;
+typedef enum OpAttrKind {
+  A_NONE, A_VALUE, A_AXIS, A_SHAPE,
+  A_RANGE /* axis, the first index (value) and the result's shape */
+} OpAttrKind;
 
 /* The most operands an op has (Node.in). */
 enum { MAX_OPERANDS = 2 };
@@ -87,7 +92,8 @@ char *shape_str(const Shape *s, bool batched, char *buf, size_t n);
 typedef struct OpAttr {
   double value; /* A_VALUE: CONST value, POW exponent, slopes, thresholds */
   int axis;     /* A_AXIS: an axis of the input or AXIS_ALL */
-  Shape shape;  /* A_SHAPE: BROADCAST/RESHAPE/SUM_TO target; leaves: their shape */
+  Shape shape;  /* A_SHAPE: BROADCAST/RESHAPE/SUM_TO target; leaves: their shape;
+                   A_RANGE: the slice's shape */
 } OpAttr;
 
 /* The shape rule of every op: out = shape of op(in...), or -1 with a

@@ -152,6 +152,12 @@ static Node *lower_call(Lower *L, const Expr *e) {
   Node *b = call->b->ntensors > 1 ? lower_expr(L, call->tensor[1]) : NULL;
   switch (call->b->kind) {
   case B_OP:
+    if (call->b->sub == OP_CONCAT) { /* a chain of two-operand concats, in order */
+      Node *joined = node_make(L->g, OP_CONCAT, a, b, &call->attr, e->loc);
+      for (int i = 2; i < call->ntensors; i++)
+        joined = node_make(L->g, OP_CONCAT, joined, lower_expr(L, call->tensor[i]), &call->attr, e->loc);
+      return joined;
+    }
     return node_make(L->g, (Op)call->b->sub, a, b, &call->attr, e->loc);
   case B_LAYER:
     return lower_layer(L, e, a);

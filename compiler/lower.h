@@ -4,13 +4,16 @@
  * Layers and losses are sugar and expand here into primitive ops:
  *   linear(u) on x[k]       W[u,k] @ x + b
  *   linear(u) on x[n,k]     x @ transpose(W) + b   (the last axis, as PyTorch)
+ *   layer_norm on x[..,n]   (x - mean) / sqrt(var + eps) * g + b over the last axis
+ *   concat(a, b, c)         concat(concat(a, b), c)
  *   squared(y, t)           sum((t - y)^2)
  *   mse(y, t)               mean((y - t)^2)
  *   bce(p, t)               mean(bce(p, t))        (elementwise op, logs clamped at -100)
  *   bce_logits(z, t)        mean(softplus(z) - z * t)
  *   cross_entropy(z, t)     -sum(t * log_softmax(z))
  * Parameters are created in evaluation order (arguments before the call,
- * chains left to right) and named linear1.W, linear1.b, ... or NAME.W.
+ * chains left to right) and named linear1.W, linear1.b, layer_norm1.g, ...
+ * (each kind numbers its own) or NAME.W.
  */
 #ifndef NNC_LOWER_H
 #define NNC_LOWER_H

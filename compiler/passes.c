@@ -193,6 +193,9 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
   case OP_TRANSPOSE:
     if (a->op == OP_TRANSPOSE && (m = same(r, n, a->in[0]))) return m;
     break;
+  case OP_SLICE: /* all of it */
+    if ((m = same(r, n, a))) return m;
+    break;
   default:
     break;
   }
@@ -216,7 +219,8 @@ static bool same_node(const Node *x, const Node *y) {
   if (x->op != y->op || x->in[0] != y->in[0] || x->in[1] != y->in[1]) return false;
   if (memcmp(&x->attr.value, &y->attr.value, sizeof(double)) != 0) return false;
   if (x->attr.axis != y->attr.axis) return false;
-  return op_info[x->op].attr != A_SHAPE || shape_eq(&x->attr.shape, &y->attr.shape);
+  return (op_info[x->op].attr != A_SHAPE && op_info[x->op].attr != A_RANGE) ||
+         shape_eq(&x->attr.shape, &y->attr.shape);
 }
 
 static Node *cse_fn(Rebuild *r, Node *n, Node *a, Node *b) {

@@ -569,6 +569,21 @@ static LLVMValueRef r_lastaxis(Regs *r, const Node *n) {
 static LLVMValueRef r_broadcast_elem(Regs *r, const Node *n, int64_t e) {
   return r_elem(r, n->in[0], r_bcast_elem(&n->in[0]->shape, &n->shape, e));
 }
+/* element e of a slice or a concat: its operand's at the index along the
+ * axis shifted (a slice's start; a concat's second operand) */
+static LLVMValueRef r_pieces_elem(Regs *r, const Node *n, int64_t e) {
+  int ax = n->attr.axis;
+  int64_t inner = 1;
+  for (int i = ax + 1; i < n->shape.rank; i++) inner *= n->shape.dim[i];
+  int64_t o = e / (n->shape.dim[ax] * inner), k = e / inner % n->shape.dim[ax], i = e % inner;
+  const Node *a = n->in[0];
+  if (n->op == OP_SLICE) k += (int64_t)n->attr.value;
+  if (n->op == OP_CONCAT && k >= a->shape.dim[ax]) {
+    a = n->in[1];
+    k -= n->in[0]->shape.dim[ax];
+  }
+  return r_elem(r, a, (o * a->shape.dim[ax] + k) * inner + i);
+}
 static LLVMValueRef r_reshape_elem(Regs *r, const Node *n, int64_t e) { return r_elem(r, n->in[0], e); }
 static LLVMValueRef r_sum_to_elem(Regs *r, const Node *n, int64_t e) {
   const Node *a = n->in[0];
@@ -609,6 +624,7 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
   case OPC_BROADCAST: return r_by_lane(r, n, form, idx, r_broadcast_elem);
   case OPC_RESHAPE: return r_by_lane(r, n, form, idx, r_reshape_elem);
   case OPC_SUM_TO: return r_by_lane(r, n, form, idx, r_sum_to_elem);
+  case OPC_CONCAT: case OPC_SLICE: return r_by_lane(r, n, form, idx, r_pieces_elem);
   }
   nnc_die("codegen: bad op in a register step");
 }

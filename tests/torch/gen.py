@@ -75,5 +75,27 @@ def layer_norm_case(rng):
     run("layer_norm", x, t, params, loss)
 
 
+def concat_slice_case(rng):
+    x = rng.uniform(-2, 2, (3, 2, 3))
+    v = rng.uniform(-2, 2, (3, 4))
+    t = rng.uniform(-2, 2, (3, 5))
+    params = [("linear1.W", torch.tensor(rng.normal(0, 0.7, (4, 3)))),
+              ("linear1.b", torch.tensor(rng.normal(0, 0.3, (4,)))),
+              ("linear2.W", torch.tensor(rng.normal(0, 0.7, (4, 3)))),
+              ("linear2.b", torch.tensor(rng.normal(0, 0.3, (4,))))]
+    xv = np.concatenate([x.reshape(3, -1), v], axis=1)
+
+    def loss(xv, t, p):
+        x, v = xv[:, :6].reshape(-1, 2, 3), xv[:, 6:]
+        a = torch.tanh(F.linear(x, p["linear1.W"], p["linear1.b"]))
+        b = torch.cat([a, F.linear(x[:, 1:], p["linear2.W"], p["linear2.b"])], dim=1)
+        c = b[:, :, -3:100].sum(dim=1)
+        d = torch.tanh(torch.cat([c, v, v[:, 1:2]], dim=1))
+        y = d[:, :5]
+        return ((t - y) ** 2).sum(dim=1)
+    run("concat_slice", xv, t, params, loss)
+
+
 if __name__ == "__main__":
     layer_norm_case(np.random.default_rng(17))
+    concat_slice_case(np.random.default_rng(18))
