@@ -75,6 +75,7 @@ static const Builtin builtins[] = {
      {[SLICE_START] = NUM("start", P_INT, 0, -(double)NNC_MAX_DIM, (double)NNC_MAX_DIM),
       [SLICE_END] = NUM("end", P_INT, 0, -(double)NNC_MAX_DIM, (double)NNC_MAX_DIM),
       [SLICE_AXIS] = NUM("axis", P_INT, 0, -MAX_RANK, MAX_RANK - 1)}},
+    {"dropout", B_OP, OP_DROPOUT, 1, {{"rate", P_REAL, 0, true, 0, 1, false, true}}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -313,6 +314,8 @@ static void fmt_range(char *buf, size_t n, const ParamSpec *p) {
     snprintf(buf, n, "greater than %s and at most %s", lo, hi);
   else if (p->hi >= 1e299)
     snprintf(buf, n, "at least %s", lo);
+  else if (p->hi_open)
+    snprintf(buf, n, "at least %s and less than %s", lo, hi);
   else
     snprintf(buf, n, "between %s and %s", lo, hi);
 }
@@ -502,7 +505,7 @@ static bool op_attr(Checker *c, Expr *e, Call *call, const Shape *x) {
     attr->axis = axis;
     return true;
   }
-  case A_NONE: case A_SHAPE: case A_RANGE:
+  case A_NONE: case A_SHAPE: case A_RANGE: case A_MASK:
     break;
   }
   return true;
@@ -577,6 +580,10 @@ static Type *check_op_call(Checker *c, Expr *e, Call *call) {
   Op op = (Op)call->b->sub;
   if (op == OP_CONCAT) return check_concat(c, e, call);
   if (op == OP_SLICE) return check_slice(c, e, call);
+  if (op == OP_DROPOUT) { /* the lowering makes the mask's key and step */
+    call->attr.value = call->num[0];
+    return tensor_type(c, call->tensor[0]->type->shape);
+  }
   const Shape *in[MAX_OPERANDS] = {0};
   for (int k = 0; k < op_info[op].nin; k++) in[k] = &call->tensor[k]->type->shape;
   if (!op_attr(c, e, call, in[0])) return error_type(c);

@@ -244,6 +244,46 @@ static void emit_batch(CG *cg, const Node *n) {
   }
 }
 
+/* dropout_hash (ir.c) in IR: a splitmix64 finalizer over the key and the
+ * step, then over that and the element. */
+static LLVMValueRef mix64(CG *cg, LLVMValueRef h) {
+  LLVMBuilderRef b = cg->b;
+  h = LLVMBuildAdd(b, h, ci(cg, (int64_t)0x9E3779B97F4A7C15ull), "");
+  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 30), ""), ""), ci(cg, (int64_t)0xBF58476D1CE4E5B9ull), "");
+  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 27), ""), ""), ci(cg, (int64_t)0x94D049BB133111EBull), "");
+  return LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 31), ""), "");
+}
+
+/* dropout in training: a * mask / (1 - rate), the mask from the key, the
+ * step (the state operand) and each element's place in the batch. */
+static void emit_dropout(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  LLVMValueRef zero_idx[MAX_RANK] = {0};
+  LLVMValueRef stepf = cg_load_elem(cg, n->in[1], ci(cg, 0), zero_idx);
+  LLVMValueRef step = LLVMBuildFPToUI(cg->b, stepf, cg->i64, "step");
+  LLVMValueRef seed = mix64(cg, LLVMBuildXor(cg->b, ci(cg, (int64_t)((uint64_t)(uint32_t)n->attr.axis << 32)), step, ""));
+  int64_t numel = shape_numel(&n->shape);
+  LLVMValueRef scale = cT(cg, 1 / (1 - n->attr.value)), rate = cT(cg, n->attr.value);
+  Iter rows, el;
+  cg_iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    cg_iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef elem = iadd(cg, imul(cg, row, ci(cg, numel)), cg_linear_index(cg, &n->shape, el.idx));
+      LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, seed, elem, ""));
+      LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, ci(cg, 11), ""),
+                                                            LLVMDoubleTypeInContext(cg->ctx), ""),
+                                     LLVMConstReal(LLVMDoubleTypeInContext(cg->ctx), 0x1p-53), "");
+      if (cg->L->elem_size == 4) u = LLVMBuildFPTrunc(cg->b, u, cg->T, "");
+      LLVMValueRef keep = LLVMBuildFCmp(cg->b, LLVMRealOGE, u, rate, "");
+      LLVMValueRef v = sel(cg, keep, b_fmul(cg, cg_load_elem(cg, a, row, el.idx), scale), cT(cg, 0));
+      cg_name_value(cg, v, n);
+      cg_store_elem(cg, n, row, el.idx, v);
+    }
+  }
+}
+
 static void emit_node(CG *cg, const Node *n) {
   switch (op_info[n->op].cls) {
   case OPC_LEAF:
@@ -266,6 +306,12 @@ static void emit_node(CG *cg, const Node *n) {
     return;
   case OPC_SUM_TO:
     emit_sum_to(cg, n);
+    return;
+  case OPC_DROPOUT:
+    if (cg->kind == FN_FORWARD || cg->kind == FN_PREDICT)
+      emit_elementwise(cg, n); /* evaluation: a copy of the operand (a result stored) */
+    else
+      emit_dropout(cg, n);
     return;
   case OPC_BATCH:
     if (gemm_batch_outer_ok(cg, n))
@@ -292,7 +338,8 @@ static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64
 /* A computed node gets a stack slot when small, its workspace range
  * otherwise. */
 static void place(CG *cg, const Node *n, bool materialize) {
-  if (!materialize && is_view(n)) {
+  bool evaluation = cg->kind == FN_FORWARD || cg->kind == FN_PREDICT;
+  if (!materialize && (is_view(n) || (n->op == OP_DROPOUT && evaluation))) {
     cg->st[n->id].kind = ST_VIEW;
     return;
   }
@@ -328,7 +375,7 @@ static bool can_inline(const Node *n, const Node *c) {
   case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
-  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE:
+  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT:
     return false;
   }
   return false;

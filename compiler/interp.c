@@ -58,7 +58,7 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
   case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
-  case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_BATCH_SUM:
+  case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_BATCH_SUM:
   case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
@@ -75,6 +75,7 @@ struct Interp {
   bool *have;     /* computed or given */
   bool *given;
   bool *needed;   /* scratch for interp_get */
+  bool evaluation; /* dropout is the identity (forward, predict) */
 };
 
 Interp *interp_new(const Graph *g, int max_rows, bool force_f64) {
@@ -87,6 +88,11 @@ Interp *interp_new(const Graph *g, int max_rows, bool force_f64) {
   in->given = nnc_xcalloc((size_t)g->len, sizeof(bool));
   in->needed = nnc_xcalloc((size_t)g->len, sizeof(bool));
   return in;
+}
+
+void interp_set_evaluation(Interp *in, bool on) {
+  if (in->evaluation != on) interp_forget(in);
+  in->evaluation = on;
 }
 
 void interp_free(Interp *in) {
@@ -271,6 +277,8 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
     }
     return;
   }
+  case OPC_DROPOUT:
+    break; /* eval_node: its masks need the row */
   case OPC_BATCH:
     break; /* eval_node: across rows */
   }
@@ -291,6 +299,14 @@ static void eval_node(Interp *in, const Node *n) {
       if (A->batched && n->op == OP_BATCH_MEAN) acc /= in->rows;
       out[e] = acc;
     }
+  } else if (op_info[n->op].cls == OPC_DROPOUT) {
+    const double *a = in->val[A->id];
+    int64_t len = count(in, n);
+    uint64_t step = (uint64_t)in->val[B->id][0];
+    double scale = 1 / (1 - n->attr.value);
+    for (int64_t e = 0; e < len; e++)
+      out[e] = in->evaluation ? a[e]
+             : dropout_keeps((uint32_t)n->attr.axis, step, (uint64_t)e, n->attr.value) ? a[e] * scale : 0;
   } else {
     int rows = n->batched ? in->rows : 1;
     int64_t na = A ? shape_numel(&A->shape) : 0, nb = B ? shape_numel(&B->shape) : 0;
@@ -380,6 +396,7 @@ static void give_rows(Engine *e, const PtrVec *leaves, const void *data, int64_t
 static void start_batch(Engine *e, const void *x, const void *t, int64_t n) {
   IEngine *ie = e->impl;
   interp_set_rows(ie->in, (int)n);
+  interp_set_evaluation(ie->in, false);
   give_buffer(e);
   give_rows(e, &e->g->inputs, x, engine_input_cols(e->g), n);
   if (t) give_rows(e, &e->g->targets, t, engine_target_cols(e->g), n);
@@ -452,6 +469,7 @@ static double ie_train_epoch(Engine *e, const void *x, const void *t, int64_t ro
 static void ie_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
   IEngine *ie = e->impl;
   start_batch(e, x, t, n);
+  interp_set_evaluation(ie->in, true);
   const Node *out = e->g->output;
   const double *v = interp_get(ie->in, out);
   int64_t w = shape_numel(&out->shape);

@@ -27,6 +27,9 @@ typedef struct Interp Interp;
 /* force_f64: compute in f64 even for f32 models (finite differences). */
 Interp *interp_new(const Graph *g, int max_rows, bool force_f64);
 void interp_free(Interp *in);
+/* Evaluation mode (forward, predict): dropout is the identity; else
+ * (the default) training mode. Forgets computed values on a change. */
+void interp_set_evaluation(Interp *in, bool on);
 /* Rows in the batch (1..max_rows); forgets computed values. */
 void interp_set_rows(Interp *in, int rows);
 /* Set a leaf's (or any node's) value; copies rows*numel or numel values. */

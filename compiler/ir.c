@@ -19,10 +19,12 @@ const OpInfo op_info[OP_COUNT] = {
  * attribute it needs (reductions an axis, views a shape) or allows. */
 #define CLASS_NIN(cls) \
   ((cls) == OPC_LEAF ? 0 \
-   : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT ? 2 : 1)
+   : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT || \
+     (cls) == OPC_DROPOUT ? 2 : 1)
 #define CLASS_ATTR_OK(cls, attr) \
   ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE || (cls) == OPC_CONCAT ? (attr) == A_AXIS \
    : (cls) == OPC_SLICE ? (attr) == A_RANGE \
+   : (cls) == OPC_DROPOUT ? (attr) == A_MASK \
    : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO ? (attr) == A_SHAPE \
    : (cls) == OPC_LEAF || (cls) == OPC_UNARY ? (attr) == A_NONE || (attr) == A_VALUE \
    : (attr) == A_NONE)
@@ -200,11 +202,33 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
     *out = attr->shape;
     return 0;
   }
+  case OPC_DROPOUT:
+    if (in[1]->rank != 0) FAIL("dropout's step must be a scalar");
+    *out = *in[0];
+    return 0;
   case OPC_BATCH:
     *out = *in[0];
     return 0;
   }
   FAIL("unknown op");
+}
+
+/* ---- dropout's masks ---- */
+
+uint64_t dropout_hash(uint32_t key, uint64_t step, uint64_t elem) {
+  uint64_t h = ((uint64_t)key << 32) ^ step;
+  for (int round = 0; round < 2; round++) { /* splitmix64's finalizer, twice */
+    h ^= round ? elem : 0;
+    h += 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+  }
+  return h;
+}
+
+bool dropout_keeps(uint32_t key, uint64_t step, uint64_t elem, double rate) {
+  return (double)(dropout_hash(key, step, elem) >> 11) * 0x1p-53 >= rate;
 }
 
 /* ---- construction ---- */
@@ -225,7 +249,7 @@ static bool op_batched(Op op, Node *a, Node *b) {
     return false;
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
   case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
-  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE:
+  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT:
     break;
   }
   return (a && a->batched) || (b && b->batched);
@@ -318,6 +342,9 @@ static bool attr_text(const Node *n, char *buf, size_t len) {
     return true;
   case A_SHAPE:
     shape_str(&n->attr.shape, false, buf, len);
+    return true;
+  case A_MASK:
+    snprintf(buf, len, "rate=%g, key=%d", n->attr.value, n->attr.axis);
     return true;
   case A_RANGE:
     snprintf(buf, len, "axis=%d, %g:%" PRId64, n->attr.axis, n->attr.value,

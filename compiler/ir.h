@@ -45,13 +45,15 @@ typedef enum OpClass {
   OPC_MATMUL, OPC_OUTER, OPC_TRANSPOSE, OPC_BROADCAST, OPC_RESHAPE, OPC_SUM_TO,
   OPC_CONCAT,     /* two operands joined along `axis` */
   OPC_SLICE,      /* a range of indices along `axis` (a view) */
+  OPC_DROPOUT,    /* operand a masked at random in training (b: the step), else a */
   OPC_BATCH       /* across the rows of the batch */
 } OpClass;
 
 /* Which field of OpAttr an op reads. */
 typedef enum OpAttrKind {
   A_NONE, A_VALUE, A_AXIS, A_SHAPE,
-  A_RANGE /* axis, the first index (value) and the result's shape */
+  A_RANGE, /* axis, the first index (value) and the result's shape */
+  A_MASK   /* a dropout's rate (value) and the key of its masks (axis) */
 } OpAttrKind;
 
 /* The most operands an op has (Node.in). */
@@ -95,6 +97,14 @@ typedef struct OpAttr {
   Shape shape;  /* A_SHAPE: BROADCAST/RESHAPE/SUM_TO target; leaves: their shape;
                    A_RANGE: the slice's shape */
 } OpAttr;
+
+/* Does dropout with this key, at this training step, keep element `elem`
+ * (row-major, rows after each other) of its operand? The same in the
+ * interpreter and compiled code: a hash of the four, as a uniform number
+ * in [0, 1), at least the rate. */
+bool dropout_keeps(uint32_t key, uint64_t step, uint64_t elem, double rate);
+/* The hash behind it (codegen writes the same arithmetic in IR). */
+uint64_t dropout_hash(uint32_t key, uint64_t step, uint64_t elem);
 
 /* The shape rule of every op: out = shape of op(in...), or -1 with a
  * message saying what is wrong (for the checker's diagnostics). */

@@ -12,6 +12,8 @@ typedef struct Lower {
   int unnamed[LAYER_LAYER_NORM + 1]; /* unnamed layers of each kind so far */
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
+  Node *dropout_step;   /* the training step dropout's masks depend on, made on first use */
+  int dropouts;         /* dropout calls so far */
 } Lower;
 
 /* The node of a name the checker resolved. */
@@ -110,6 +112,32 @@ static Node *lower_layer_norm(Lower *L, const Expr *e, Node *x) {
   return node_binary(g, OP_ADD, y, bias, loc);
 }
 
+/* dropout(rate): its masks come from the train seed, the step and the
+ * dropout's place among the model's dropouts (its key). The step is a
+ * state every optimizer step advances, so --grad and --check-grad, which
+ * take no step, keep one mask. */
+static Node *lower_dropout(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  double rate = e->call->attr.value;
+  int ordinal = L->dropouts++;
+  if (rate == 0) return x;
+  if (!L->dropout_step) {
+    Node *s = node_leaf(g, OP_STATE, shape0(), "dropout.step", e->loc);
+    s->state_index = g->states.len;
+    ptrvec_push_arena(g->arena, &g->states, s);
+    Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
+    if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
+    Node *next = node_binary(g, OP_ADD, s, node_const(g, 1, e->loc), e->loc);
+    next->role = ROLE_UPDATE;
+    ups[g->nupdates++] = (Update){s, next};
+    g->updates = ups;
+    L->dropout_step = s;
+  }
+  OpAttr attr = {.value = rate,
+                 .axis = (int)(dropout_hash((uint32_t)ordinal, L->p->train.seed, 0) >> 33)};
+  return node_make(g, OP_DROPOUT, x, L->dropout_step, &attr, e->loc);
+}
+
 static Node *lower_layer(Lower *L, const Expr *e, Node *x) {
   switch ((LayerKind)e->call->b->sub) {
   case LAYER_LINEAR: return lower_linear(L, e, x);
@@ -152,6 +180,7 @@ static Node *lower_call(Lower *L, const Expr *e) {
   Node *b = call->b->ntensors > 1 ? lower_expr(L, call->tensor[1]) : NULL;
   switch (call->b->kind) {
   case B_OP:
+    if (call->b->sub == OP_DROPOUT) return lower_dropout(L, e, a);
     if (call->b->sub == OP_CONCAT) { /* a chain of two-operand concats, in order */
       Node *joined = node_make(L->g, OP_CONCAT, a, b, &call->attr, e->loc);
       for (int i = 2; i < call->ntensors; i++)

@@ -836,6 +836,15 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
     for (int64_t k = 0; k < len; k++) pv[i][k] = buf_read(e, e->layout->param_off[i] + k);
     interp_give(in, prm, pv[i]);
   }
+  /* the state the forward graph reads (dropout's step: one mask throughout) */
+  for (int j = 0; j < g->states.len; j++) {
+    const Node *s = g->states.items[j];
+    int64_t len = shape_numel(&s->shape);
+    double *v = nnc_xmalloc(sizeof(double) * (size_t)(len + 1));
+    for (int64_t k = 0; k < len; k++) v[k] = buf_read(e, e->layout->state_off[j] + k);
+    interp_give(in, s, v);
+    free(v);
+  }
   int nfwd = 0;
   while (nfwd < g->len && g->nodes[nfwd]->role == ROLE_FORWARD) nfwd++;
   int64_t kcap = 0;
