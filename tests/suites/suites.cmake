@@ -1,19 +1,25 @@
 # tests/suites/suites.cmake - numerical and end-to-end test suites, included
 # from tests/CMakeLists.txt (once: include_guard). Every test runs the nnc
-# binary; labels select a suite (`ctest -L fd`, `ctest -L seed`, ...) and
-# every test also carries the label `suites`. Scripts: tests/fd/fd.sh and
-# tests/train/*.sh; tests/suites/numcmp.awk compares outputs number by number.
+# binary; labels select a suite (`ctest -L gradcheck`, `ctest -L seed`, ...)
+# and every test also carries the label `suites`. Scripts:
+# tests/gradcheck/gradcheck.sh and tests/train/*.sh; tests/suites/numcmp.awk
+# compares outputs number by number.
 #
-#   fd.NAME.ENGINE.DTYPE.bN      tests/fd/NAME.nn: --check-grad (central finite
-#                                differences) passes with the interpreter or
-#                                --jit, in f64 or f32, on 1 or 3 rows
-#   fd.kink.NAME.ENGINE.DTYPE.bN tests/fd/kink/NAME.nn: a relu input exactly at
-#                                0: "skipped at a kink", and the check passes
+#   gradcheck.NAME.ENGINE.DTYPE.bN
+#                                tests/gradcheck/NAME.nn: --check-grad
+#                                (central finite differences) passes with the
+#                                interpreter or --jit, in f64 or f32, on 1 or
+#                                3 rows
+#   gradcheck.kink.NAME.ENGINE.DTYPE.bN
+#                                tests/gradcheck/kink/NAME.nn: a relu input
+#                                exactly at 0: "skipped at a kink", and the
+#                                check passes
 #   agree.NAME.DTYPE.bN          --grad of the interpreter = --jit at -O0/-O2/-O3
-#                                on N rows (tests/fd/*.nn and the examples)
+#                                on N rows (tests/gradcheck/*.nn and the
+#                                examples)
 #   agree.registers.NAME.DTYPE   --train at batch 1 (the register step) ends
-#                                where the interpreter's does (tests/fd/*.nn,
-#                                tests/train/registers/*.nn)
+#                                where the interpreter's does
+#                                (tests/gradcheck/*.nn, tests/train/registers/*.nn)
 #   grad.worked.ENGINE           the spec's worked example, exact --grad text
 #   seed.CASE.ENGINE             the seed's procedure against
 #                                tests/data/expected.json (first-row gradient,
@@ -29,7 +35,7 @@ include_guard(GLOBAL)
 
 set(SUITES_DIR ${CMAKE_CURRENT_LIST_DIR})
 get_filename_component(SUITES_TESTS_DIR ${SUITES_DIR} DIRECTORY)
-set(SUITES_FD_DIR ${SUITES_TESTS_DIR}/fd)
+set(SUITES_GRADCHECK_DIR ${SUITES_TESTS_DIR}/gradcheck)
 set(SUITES_TRAIN_DIR ${SUITES_TESTS_DIR}/train)
 set(SUITES_EXAMPLES_DIR ${PROJECT_SOURCE_DIR}/examples)
 set(SUITES_NNC $<TARGET_FILE:nnc>)
@@ -49,14 +55,14 @@ function(suite_test name)
 endfunction()
 
 # ---- 1. finite-difference gradient checks ----
-file(GLOB SUITES_FD_MODELS LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_FD_DIR}/*.nn)
-foreach(nn ${SUITES_FD_MODELS})
+file(GLOB SUITES_GRADCHECK_MODELS LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_GRADCHECK_DIR}/*.nn)
+foreach(nn ${SUITES_GRADCHECK_MODELS})
   get_filename_component(name ${nn} NAME_WE)
   foreach(engine interp jit)
     foreach(dtype f64 f32)
       foreach(batch 1 3)
-        suite_test(fd.${name}.${engine}.${dtype}.b${batch} LABELS "fd;${engine}"
-                   COMMAND ${SUITES_FD_DIR}/fd.sh ${SUITES_NNC} ${nn} ${engine} ${dtype} ${batch})
+        suite_test(gradcheck.${name}.${engine}.${dtype}.b${batch} LABELS "gradcheck;${engine}"
+                   COMMAND ${SUITES_GRADCHECK_DIR}/gradcheck.sh ${SUITES_NNC} ${nn} ${engine} ${dtype} ${batch})
       endforeach()
     endforeach()
   endforeach()
@@ -67,18 +73,18 @@ endforeach()
 # 1-3 all three do)
 foreach(engine interp jit)
   foreach(dtype f64 f32)
-    suite_test(fd.kink.relu_kink.${engine}.${dtype}.b1 LABELS "fd;${engine}"
-               COMMAND ${SUITES_FD_DIR}/fd.sh ${SUITES_NNC} ${SUITES_FD_DIR}/kink/relu_kink.nn
+    suite_test(gradcheck.kink.relu_kink.${engine}.${dtype}.b1 LABELS "gradcheck;${engine}"
+               COMMAND ${SUITES_GRADCHECK_DIR}/gradcheck.sh ${SUITES_NNC} ${SUITES_GRADCHECK_DIR}/kink/relu_kink.nn
                        ${engine} ${dtype} 1 "^w .*\\(1 checked, 2 skipped at a kink\\)")
-    suite_test(fd.kink.relu_kink.${engine}.${dtype}.b3 LABELS "fd;${engine}"
-               COMMAND ${SUITES_FD_DIR}/fd.sh ${SUITES_NNC} ${SUITES_FD_DIR}/kink/relu_kink.nn
+    suite_test(gradcheck.kink.relu_kink.${engine}.${dtype}.b3 LABELS "gradcheck;${engine}"
+               COMMAND ${SUITES_GRADCHECK_DIR}/gradcheck.sh ${SUITES_NNC} ${SUITES_GRADCHECK_DIR}/kink/relu_kink.nn
                        ${engine} ${dtype} 3 "^w .*\\(0 checked, 3 skipped at a kink\\)")
   endforeach()
 endforeach()
 
 # ---- 2. the compiled code agrees with the interpreter ----
 # (relu_kink: both engines take relu'(0) = 0)
-foreach(nn ${SUITES_FD_MODELS} ${SUITES_FD_DIR}/kink/relu_kink.nn
+foreach(nn ${SUITES_GRADCHECK_MODELS} ${SUITES_GRADCHECK_DIR}/kink/relu_kink.nn
            ${SUITES_EXAMPLES_DIR}/moons.nn ${SUITES_EXAMPLES_DIR}/circles.nn)
   get_filename_component(name ${nn} NAME_WE)
   foreach(dtype f64 f32)
@@ -105,7 +111,7 @@ foreach(bits 128 256 512)
                        ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/epilogue.nn ${dtype})
     suite_test(agree.vector${bits}.wide.${dtype}.b3 LABELS "agree;jit"
                COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
-                       ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_FD_DIR}/wide.nn ${dtype} 3)
+                       ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_GRADCHECK_DIR}/wide.nn ${dtype} 3)
   endforeach()
 endforeach()
 
@@ -114,7 +120,7 @@ endforeach()
 # every op's model at batch 1, and tests/train/registers/*.nn (diagonals with
 # empty lanes, Adam and momentum state, 8 lanes, softmax cross-entropy), also
 # with AVX-512's lanes (NNC_VECTOR_BITS=512: 8 f64, 16 f32)
-foreach(nn ${SUITES_FD_MODELS})
+foreach(nn ${SUITES_GRADCHECK_MODELS})
   get_filename_component(name ${nn} NAME_WE)
   foreach(dtype f64 f32)
     suite_test(agree.registers.${name}.${dtype} LABELS "agree;jit"

@@ -1,6 +1,6 @@
 #!/bin/bash
-# fd.sh NNC FILE.nn ENGINE DTYPE BATCH [EXPECT] - finite-difference gradient
-# check of one model in one configuration:
+# gradcheck.sh NNC FILE.nn ENGINE DTYPE BATCH [EXPECT] - the gradient check
+# (central finite differences) of one model in one configuration:
 #
 #   nnc FILE.nn --check-grad [--jit] --dtype DTYPE --batch BATCH
 #
@@ -17,7 +17,7 @@ args=(--check-grad --dtype "$dtype" --batch "$batch")
 case $engine in
   interp) ;;
   jit) args+=(--jit) ;;
-  *) echo "fd.sh: engine is interp or jit, got '$engine'"; exit 2 ;;
+  *) echo "gradcheck.sh: engine is interp or jit, got '$engine'"; exit 2 ;;
 esac
 out=$("$nnc" "$nn" "${args[@]}" 2>&1)
 rc=$?
