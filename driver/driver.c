@@ -267,7 +267,7 @@ static int run_task(Compilation *c) {
     if (o->grad)
       rc = rt_print_grad(e, &train, c->prog.train.batch);
     else if (o->check_grad)
-      rc = rt_check_grad(e, &train, c->prog.train.batch);
+      rc = rt_check_grad(e, &train, c->prog.train.batch, o->file);
     else {
       char engine[64];
       if (o->jit)

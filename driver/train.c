@@ -4,6 +4,7 @@
  */
 #include "train.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -819,7 +820,29 @@ static void give_leaf_rows(Interp *in, const PtrVec *leaves, const double *data,
   }
 }
 
-int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
+/* The tolerance of one element, as torch.autograd.gradcheck's
+ * atol + rtol * |numerical|, with atol scaled by the largest gradient of the
+ * tensor (an element much smaller than its neighbours carries their
+ * rounding) and widened by the rounding of the loss itself: central
+ * differences of a loss L with step h are uncertain by about ulp(L) / h,
+ * which matters when the loss is large. */
+typedef struct GradTolerance {
+  double atol, rtol;
+  int loss_ulps;
+} GradTolerance;
+
+static double element_tolerance(const GradTolerance *t, double numeric, double largest, double loss, double h) {
+  return t->atol * fmax(1, largest) + t->rtol * fabs(numeric) + t->loss_ulps * DBL_EPSILON * fabs(loss) / h;
+}
+
+/* One parameter tensor: its checked elements and how they fared. */
+typedef struct ParamCheck {
+  int checked, kinks, bad, nonfinite;
+  int64_t first_nonfinite;
+  double worst_abs, worst_rel;
+} ParamCheck;
+
+int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *path) {
   const Graph *g = e->g;
   int64_t n;
   double loss;
@@ -851,16 +874,17 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
   for (int i = 0; i < nfwd; i++)
     if (is_kink_op(g->nodes[i]->op)) kcap += shape_numel(&g->nodes[i]->in[0]->shape) * n;
   signed char *s_plus = nnc_xcalloc((size_t)kcap + 1, 1), *s_minus = nnc_xcalloc((size_t)kcap + 1, 1);
-  bool f64 = g->dtype == DT_F64;
-  double rtol = f64 ? 1e-5 : 2e-2, atol = f64 ? 1e-8 : 1e-4;
-  bool ok = true;
+  /* the analytic side is computed in the model's dtype, the numeric in f64 */
+  GradTolerance tol = g->dtype == DT_F64 ? (GradTolerance){1e-8, 1e-5, 32} : (GradTolerance){1e-4, 2e-2, 32};
   enum { MAX_CHECKED = 64 }; /* elements per tensor; evenly spread when larger */
+  double numeric[MAX_CHECKED], analytic[MAX_CHECKED], losses[MAX_CHECKED], steps[MAX_CHECKED];
+  StrBuf failed = {0};
   for (int i = 0; i < g->params.len; i++) {
     const Node *prm = g->params.items[i];
     int64_t len = shape_numel(&prm->shape);
-    int64_t stride = len > MAX_CHECKED ? len / MAX_CHECKED : 1;
-    double worst_abs = 0, worst_rel = 0;
-    int checked = 0, kinks = 0, bad = 0;
+    int64_t stride = (len + MAX_CHECKED - 1) / MAX_CHECKED;
+    ParamCheck pc = {.first_nonfinite = -1};
+    double largest = 0;
     for (int64_t k = 0; k < len; k += stride) {
       double orig = pv[i][k], h = 6e-6 * (fabs(orig) > 1 ? fabs(orig) : 1);
       pv[i][k] = orig + h;
@@ -875,28 +899,45 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch) {
       kink_sides(in, g, nfwd, n, s_minus, kcap);
       pv[i][k] = orig;
       interp_give(in, prm, pv[i]);
-      if (memcmp(s_plus, s_minus, (size_t)kcap) != 0) {
-        kinks++; /* the step crosses a kink: the difference is meaningless */
+      double a = buf_read(e, e->layout->grad_off[i] + k), d = (lp - lm) / (2 * h);
+      if (!isfinite(a) || !isfinite(d)) { /* a NaN gradient is never right, kink or not */
+        if (pc.nonfinite++ == 0) pc.first_nonfinite = k;
         continue;
       }
-      double numeric = (lp - lm) / (2 * h);
-      double analytic = buf_read(e, e->layout->grad_off[i] + k);
-      double abs_err = fabs(numeric - analytic);
-      double scale = fmax(fabs(numeric), fabs(analytic));
-      double rel_err = scale > 0 ? abs_err / scale : 0;
-      checked++;
-      if (abs_err > worst_abs) worst_abs = abs_err;
-      if (rel_err > worst_rel) worst_rel = rel_err;
-      /* written so that a NaN on either side fails */
-      if (!(abs_err <= atol) && !(rel_err <= rtol)) bad++;
+      if (memcmp(s_plus, s_minus, (size_t)kcap) != 0) {
+        pc.kinks++; /* the step crosses a kink: the difference is meaningless */
+        continue;
+      }
+      numeric[pc.checked] = d;
+      analytic[pc.checked] = a;
+      losses[pc.checked] = fmax(fabs(lp), fabs(lm));
+      steps[pc.checked] = h;
+      pc.checked++;
+      largest = fmax(largest, fabs(d));
     }
-    if (bad) ok = false;
-    printf("%s max abs err %.3g max rel err %.3g  %s (%d checked", prm->name, worst_abs, worst_rel,
-           bad ? "FAILED" : "ok", checked);
-    if (kinks) printf(", %d skipped at a kink", kinks);
+    for (int c = 0; c < pc.checked; c++) {
+      double abs_err = fabs(numeric[c] - analytic[c]);
+      double scale = fmax(fabs(numeric[c]), fabs(analytic[c]));
+      double rel_err = scale > 0 ? abs_err / scale : 0;
+      pc.worst_abs = fmax(pc.worst_abs, abs_err);
+      pc.worst_rel = fmax(pc.worst_rel, rel_err);
+      if (abs_err > element_tolerance(&tol, numeric[c], largest, losses[c], steps[c])) pc.bad++;
+    }
+    bool fails = pc.bad || pc.nonfinite;
+    printf("%s max abs err %.3g max rel err %.3g  %s (%d checked", prm->name, pc.worst_abs, pc.worst_rel,
+           fails ? "FAILED" : "ok", pc.checked);
+    if (pc.kinks) printf(", %d skipped at a kink", pc.kinks);
+    if (pc.nonfinite)
+      printf(", %d not finite, the first at element %" PRId64, pc.nonfinite, pc.first_nonfinite);
     printf(")\n");
+    if (fails) sb_printf(&failed, "%s%s%s", failed.len ? ", " : "", prm->name, pc.nonfinite ? " (not finite)" : "");
   }
-  printf("gradient check %s (tolerance: rel %g or abs %g)\n", ok ? "passed" : "FAILED", rtol, atol);
+  printf("gradient check %s (tolerance: %g x max(1, largest |gradient|) + %g x |gradient| + rounding of the loss)\n",
+         failed.len ? "FAILED" : "passed", tol.atol, tol.rtol);
+  fflush(stdout);
+  if (failed.len) fprintf(stderr, "%s: error: gradient check failed for %s\n", path, failed.data);
+  bool ok = failed.len == 0;
+  sb_free(&failed);
   for (int i = 0; i < g->params.len; i++) free(pv[i]);
   free(pv);
   free(s_plus);

@@ -51,8 +51,10 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
 int rt_print_grad(Engine *e, const NncData *train, int64_t batch);
 
 /* --check-grad: the engine's gradients against central differences of the
- * f64 interpreter on the first batch rows. Returns the exit status. */
-int rt_check_grad(Engine *e, const NncData *train, int64_t batch);
+ * f64 interpreter on the first batch rows; a gradient that is not finite
+ * fails. Failures are named on standard error too, after path. Returns the
+ * exit status. */
+int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *path);
 
 /* --predict: outputs for each row of the CSV file. Returns exit status. */
 int rt_predict(Engine *e, const char *csv_path);
