@@ -384,6 +384,7 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
   char *text = LLVMPrintModuleToString(mod);
   objkey_add_str(k, text);
   LLVMDisposeMessage(text);
+  objkey_final(k);
 }
 
 static void *build_object(void *arg) {

@@ -3,7 +3,10 @@
 # a second run loads the objects instead of compiling and prints the same;
 # a damaged or foreign file is ignored and replaced; NNC_CACHE=0 writes
 # nothing; an unusable directory changes nothing but the time; a different
-# model, learning rate or CPU is a different entry.
+# model, learning rate or CPU is a different entry; a directory or an entry
+# that someone else could have written is not used (one note, then the run
+# compiles), nor an entry that is a FIFO or a link; past NNC_CACHE_SIZE the
+# least recently used entries are removed.
 set -u
 nnc=$1 examples=$2
 tmp=$(mktemp -d)
@@ -12,12 +15,13 @@ fail() { echo "FAILED: $*"; exit 1; }
 export NNC_CACHE_DIR=$tmp/cache
 unset NNC_CACHE
 results() { grep -E '^final' "$1"; }
-run() { "$nnc" "$examples/moons.nn" --jit --train --epochs 5 --time "$@" >"$tmp/out" 2>"$tmp/err" || fail "run $*: $(cat "$tmp/err")"; }
+run() { timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 5 --time "$@" >"$tmp/out" 2>"$tmp/err" || fail "run $*: $(cat "$tmp/err")"; }
 
 run; results "$tmp/out" >"$tmp/cold"
 grep -q "^time llvm-opt" "$tmp/err" || fail "the first run did not compile"
-n=$(ls "$tmp/cache" | wc -l)
-[ "$n" = 2 ] || fail "expected 2 objects (training and evaluation), found $n"
+objects() { ls "$1" | grep -Ec '^[0-9a-f]{64}\.o$'; }
+n=$(objects "$tmp/cache")
+[ "$n" = 2 ] || fail "expected 2 objects named by 64 hex digits (training and evaluation), found: $(ls "$tmp/cache")"
 run; results "$tmp/out" >"$tmp/warm"
 grep -q "^time cache-hit" "$tmp/err" || fail "the second run did not use the cache: $(cat "$tmp/err")"
 grep -q "^time llvm-opt" "$tmp/err" && fail "the second run compiled"
@@ -41,9 +45,9 @@ run; grep -q "^time cache-hit" "$tmp/err" || fail "replaced objects were not use
 
 # another learning rate is another module, another CPU another object
 run --lr 0.01
-[ "$(ls "$tmp/cache" | wc -l)" = 3 ] || fail "--lr 0.01 did not make a new training object"
+[ "$(objects "$tmp/cache")" = 3 ] || fail "--lr 0.01 did not make a new training object"
 run --cpu x86-64-v2
-[ "$(ls "$tmp/cache" | wc -l)" = 5 ] || fail "--cpu x86-64-v2 did not make new objects"
+[ "$(objects "$tmp/cache")" = 5 ] || fail "--cpu x86-64-v2 did not make new objects"
 
 # off, and unusable
 NNC_CACHE=0 NNC_CACHE_DIR=$tmp/off run
@@ -53,4 +57,71 @@ NNC_CACHE_DIR=$tmp/file/sub run
 [ -s "$tmp/err" ] && grep -qv '^time' "$tmp/err" && fail "an unusable cache directory printed: $(cat "$tmp/err")"
 results "$tmp/out" | cmp -s - "$tmp/cold" || fail "an unusable cache directory changed the numbers"
 ls "$tmp/cache" | grep -q tmp && fail "a temporary file was left"
+
+# ---- trust: nothing someone else could have written is loaded ----
+export NNC_CACHE_DIR=$tmp/trust
+run
+run
+compiled() { grep -q "^time llvm-opt" "$tmp/err"; }
+# expect_note TEXT: the run printed this one note, compiled and printed the same numbers
+expect_note() {
+  [ "$(grep -c '^nnc: note:' "$tmp/err")" = 1 ] || fail "$1: expected one note, got: $(cat "$tmp/err")"
+  grep -qxF "nnc: note: not using the compile cache: $1; compiling instead" "$tmp/err" ||
+    fail "expected the note '$1', got: $(grep '^nnc' "$tmp/err")"
+  compiled || fail "$1: the cache was used"
+  results "$tmp/out" | cmp -s - "$tmp/cold" || fail "$1: the numbers changed"
+}
+chmod 0777 "$tmp/trust"
+run
+expect_note "the directory $tmp/trust is writable by others (it must be yours, mode 0700)"
+chmod 0700 "$tmp/trust"
+run
+compiled && fail "the directory made private again was not used"
+# one entry at a time (the two modules are loaded by two threads): the
+# training module's, whose compilation --time shows
+entry=$(grep -l train_epoch "$tmp"/trust/*.o)
+chmod 0660 "$entry"
+run
+expect_note "$entry is writable by others"
+run
+compiled && fail "the entry replaced by the run that compiled was not used"
+rm "$entry" && mkfifo "$entry"
+run # opening a FIFO for reading must not wait for a writer
+expect_note "$entry is not a regular file"
+mkdir "$tmp/elsewhere"
+cp -p "$entry" "$tmp/elsewhere/" && ln -sf "$tmp/elsewhere/$(basename "$entry")" "$entry"
+run
+expect_note "$entry is a symbolic link"
+[ -L "$entry" ] && fail "a link was left in place of a compiled entry"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+  # what root can make: an entry and a directory that belong to someone else
+  chown nobody "$entry"
+  run
+  expect_note "$entry is not owned by you"
+  chown nobody "$tmp/trust"
+  run
+  expect_note "the directory $tmp/trust is not owned by you (it must be yours, mode 0700)"
+  chown root "$tmp/trust"
+fi
+
+# ---- eviction: past NNC_CACHE_SIZE the least recently used entries go ----
+export NNC_CACHE_DIR=$tmp/small
+mkdir -p "$NNC_CACHE_DIR"
+touch "$NNC_CACHE_DIR/0123456789abcdef0123456789abcdef.o" "$NNC_CACHE_DIR/notes.txt"
+run
+[ -e "$NNC_CACHE_DIR/0123456789abcdef0123456789abcdef.o" ] && fail "an entry of an older nnc was kept"
+[ -e "$NNC_CACHE_DIR/notes.txt" ] || fail "a file that is not the cache's was removed"
+bytes() { stat -c %s "$NNC_CACHE_DIR"/*.o | awk '{ s += $1 } END { print s }'; }
+two=$(bytes)
+[ "$(cat "$NNC_CACHE_DIR/size")" = "$two" ] || fail "size says $(cat "$NNC_CACHE_DIR/size"), the entries hold $two bytes"
+export NNC_CACHE_SIZE=$((two * 2))
+for lr in 0.011 0.012 0.013 0.014 0.015 0.016; do
+  run --lr $lr
+  [ "$(bytes)" -le "$NNC_CACHE_SIZE" ] || fail "after --lr $lr the cache holds $(bytes) bytes, more than $NNC_CACHE_SIZE"
+done
+run --lr 0.016
+compiled && fail "the newest entries were evicted"
+run --lr 0.011
+compiled || fail "the oldest entry was kept"
+unset NNC_CACHE_SIZE
 echo "1 passed, 0 failed"
