@@ -7,6 +7,7 @@
  * Each stage reports user errors through the Diag; the driver stops after a
  * stage that reported any. --emit stops after the stage it names.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,12 +158,20 @@ static int middle(Compilation *c) {
   return 0;
 }
 
-/* Threads for a training run: --threads, else what gains (parallel.h). */
-static int train_threads(const Compilation *c) {
+/* Threads for a training run: --threads, else what gains (parallel.h).
+ * Every thread needs a row of the batch: more are clamped, with a note
+ * when `say`. */
+static int train_threads(const Compilation *c, bool say) {
   const NncOptions *o = c->opt;
   if (!o->train || !o->jit) return 1;
-  if (o->threads > 0) return o->threads;
-  return par_default_threads(graph_row_values(c->opt_g), c->prog.train.batch);
+  int64_t batch = c->prog.train.batch;
+  if (o->threads <= 0) return par_default_threads(graph_row_values(c->opt_g), batch);
+  if (o->threads <= batch) return o->threads;
+  if (say)
+    fprintf(stderr, "nnc: note: --threads %d is more than a batch of %" PRId64 " row%s can use; training on %" PRId64
+                    " thread%s\n",
+            o->threads, batch, batch == 1 ? "" : "s", batch, batch == 1 ? "" : "s");
+  return (int)batch;
 }
 
 bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out) {
@@ -187,7 +196,7 @@ int compilation_run(Compilation *c) {
 static Engine *make_engine(Compilation *c) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
-  int threads = train_threads(c);
+  int threads = train_threads(c, true);
   bool parallel = o->train && (threads > 1 || par_size() > 1);
   if (o->jit) {
     unsigned fns = o->predict ? CG_PREDICT
@@ -271,8 +280,8 @@ static int run_task(Compilation *c) {
     else {
       char engine[64];
       if (o->jit)
-        snprintf(engine, sizeof engine, "jit -O%d, %d thread%s", o->opt_level, train_threads(c),
-                 train_threads(c) > 1 ? "s" : "");
+        snprintf(engine, sizeof engine, "jit -O%d, %d thread%s", o->opt_level, train_threads(c, false),
+                 train_threads(c, false) > 1 ? "s" : "");
       else
         snprintf(engine, sizeof engine, "interpreter");
       if (par_size() > 1)

@@ -4,22 +4,26 @@
  *
  * Threads: a pool started once per engine. Each step the main thread
  * publishes the shards, bumps a generation counter and computes shard 0
- * itself; workers spin briefly on the counter (a step of a model worth
- * threading takes tens of microseconds at least) and then sleep on a
- * condition variable, so an idle pool costs nothing between epochs. Every
- * buffer is allocated when the engine is made: nothing is allocated in the
- * training loop.
+ * itself. Every wait (a worker for the next step, every thread for the
+ * others' shards, the main thread for the workers) spins briefly, since the
+ * other side is usually microseconds away, and then sleeps on a futex, so a
+ * waiting thread never takes a core from a working one (two threads may
+ * share one core). Every buffer is allocated when the engine is made:
+ * nothing is allocated in the training loop.
  */
 #include "parallel.h"
 
 #include <errno.h>
 #include <immintrin.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "plugin.h"
@@ -125,14 +129,61 @@ static void allreduce_sum(void *data, int64_t count, bool f64) {
 
 /* ---- threads ---- */
 
+int par_cgroup_cpus(const char *cpu_max) {
+  char quota[32];
+  long long period = 0;
+  if (sscanf(cpu_max, "%31s %lld", quota, &period) != 2 || period <= 0 || strcmp(quota, "max") == 0) return 0;
+  char *end;
+  long long q = strtoll(quota, &end, 10);
+  if (*end || q <= 0) return 0;
+  long long cpus = (q + period - 1) / period; /* 1.5 CPUs of time: 2 threads */
+  return cpus > INT_MAX ? INT_MAX : (int)cpus;
+}
+
+/* The tightest CPU quota of this process's cgroup (v2) and the cgroups
+ * above it, or 0 when none is set. */
+static int cgroup_quota(void) {
+  FILE *f = fopen("/proc/self/cgroup", "r");
+  if (!f) return 0;
+  char line[4096], dir[4200] = "";
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "0::/", 4) == 0) {
+      line[strcspn(line, "\n")] = 0;
+      snprintf(dir, sizeof dir, "/sys/fs/cgroup%s", line + 3);
+    }
+  fclose(f);
+  int least = 0;
+  const size_t root = strlen("/sys/fs/cgroup");
+  while (strlen(dir) > root) {
+    char path[4300], text[128];
+    snprintf(path, sizeof path, "%s/cpu.max", dir);
+    FILE *m = fopen(path, "r");
+    if (m && fgets(text, sizeof text, m)) {
+      int cpus = par_cgroup_cpus(text);
+      if (cpus > 0 && (least == 0 || cpus < least)) least = cpus;
+    }
+    if (m) fclose(m);
+    *strrchr(dir, '/') = 0; /* the parent */
+  }
+  return least;
+}
+
+int par_available_cpus(void) {
+  cpu_set_t set;
+  long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+  int quota = cgroup_quota();
+  if (quota > 0 && quota < cpus) cpus = quota;
+  return cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+}
+
 int par_default_threads(int64_t work_per_row, int64_t batch) {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  if (cores < 2) return 1;
+  int cpus = par_available_cpus();
+  if (cpus < 2) return 1;
   /* below ~16 rows a thread or ~1M values per step, waking a thread costs
      more than it saves */
   int64_t by_rows = batch / 16;
   if (by_rows < 2 || work_per_row * batch < (1 << 20)) return 1;
-  return (int)(cores < by_rows ? cores : by_rows);
+  return (int)(cpus < by_rows ? cpus : by_rows);
 }
 
 typedef struct Shard {
@@ -157,12 +208,12 @@ struct Par {
   Shard *shard;
   Worker *worker;
   int64_t total; /* rows of the current global batch */
-  atomic_uint generation;
-  atomic_int pending; /* workers still busy with this step */
-  atomic_int arrived; /* shards done with their gradients */
+  /* futex words */
+  atomic_uint generation; /* bumped for each step */
+  atomic_uint pending;    /* workers still busy with this step */
+  atomic_uint arrived;    /* shards done with their gradients */
+  atomic_uint sleepers;   /* threads asleep (or about to be) in a futex wait */
   atomic_bool quit;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
 };
 
 /* Zero the gradient range of buf (a buffer of the layout). */
@@ -183,47 +234,55 @@ static void run_shard(Par *p, Shard *s) {
 
 static void run_step_part(Par *p, int k);
 
-/* One turn of a wait for another thread: spin a little (it is usually a few
- * microseconds away), then give the core up, so that a thread the machine
- * has not scheduled gets to run instead of being waited for. */
-static void relax(int *spins) {
-  if (++*spins < 4000)
+/* ---- waiting: a short spin, then the kernel ---- */
+
+/* Pauses before a wait sleeps: a few microseconds, about what a futex wake
+ * costs, and far less than a step worth threading. */
+enum { SPINS = 256 };
+
+/* Waits until *word is no longer seen; returns its new value. The sleepers
+ * count is incremented before the value is looked at again and the waker
+ * looks at it after changing the value (both sequentially consistent), so a
+ * wake is never missed; FUTEX_WAIT itself returns at once when the value
+ * has changed. */
+static unsigned await_change(Par *p, atomic_uint *word, unsigned seen) {
+  unsigned v;
+  for (int spins = 0; spins < SPINS; spins++) {
+    if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
     _mm_pause();
-  else
-    sched_yield();
+  }
+  atomic_fetch_add(&p->sleepers, 1);
+  while ((v = atomic_load(word)) == seen) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  atomic_fetch_sub(&p->sleepers, 1);
+  return v;
 }
 
-/* A worker between steps spins this long (a few hundred microseconds, more
- * than the gap between two steps) before it sleeps until woken. */
-enum { IDLE_SPINS = 20000 };
+/* After changing *word: wakes whoever waits on it. */
+static void wake(Par *p, atomic_uint *word) {
+  if (atomic_load(&p->sleepers) > 0) syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Waits until *word reaches at least goal (a count that only grows). */
+static void await_count(Par *p, atomic_uint *word, unsigned goal) {
+  for (unsigned v = atomic_load_explicit(word, memory_order_acquire); v < goal;) v = await_change(p, word, v);
+}
 
 static void *worker_main(void *arg) {
   Worker *w = arg;
   Par *p = w->p;
   unsigned seen = 0;
   for (;;) {
-    int spins = 0;
-    while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
-      if (++spins < IDLE_SPINS) {
-        _mm_pause();
-        continue;
-      }
-      pthread_mutex_lock(&p->mu);
-      while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) pthread_cond_wait(&p->cv, &p->mu);
-      pthread_mutex_unlock(&p->mu);
-    }
-    seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+    seen = await_change(p, &p->generation, seen);
     if (atomic_load(&p->quit)) return NULL;
     run_step_part(p, w->k);
-    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    atomic_fetch_sub(&p->pending, 1);
+    wake(p, &p->pending);
   }
 }
 
 static void wake_workers(Par *p) {
-  pthread_mutex_lock(&p->mu);
-  atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  atomic_fetch_add(&p->generation, 1);
+  wake(p, &p->generation);
 }
 
 /* Sum the threads' gradients, in thread order, into the engine's buffer:
@@ -253,8 +312,9 @@ static void reduce_slice(Par *p, int slice) {
 /* Shard k's gradients, then (once every shard is done) slice k of the sum. */
 static void run_step_part(Par *p, int k) {
   run_shard(p, &p->shard[k]);
-  atomic_fetch_add_explicit(&p->arrived, 1, memory_order_acq_rel);
-  for (int spins = 0; atomic_load_explicit(&p->arrived, memory_order_acquire) < p->threads;) relax(&spins);
+  atomic_fetch_add(&p->arrived, 1);
+  wake(p, &p->arrived);
+  await_count(p, &p->arrived, (unsigned)p->threads);
   reduce_slice(p, k);
 }
 
@@ -292,13 +352,13 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     p->shard[k].n = rows;
     at += rows;
   }
-  atomic_store_explicit(&p->arrived, 0, memory_order_release);
+  atomic_store(&p->arrived, 0);
   if (p->threads > 1) {
-    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_release);
+    atomic_store(&p->pending, (unsigned)p->threads - 1);
     wake_workers(p);
   }
   run_step_part(p, 0);
-  for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0;) relax(&spins);
+  for (unsigned v; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) > 0;) await_change(p, &p->pending, v);
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;
@@ -361,8 +421,6 @@ static void par_destroy(Engine *e) {
   }
   free(p->shard);
   free(p->worker);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
   p->inner->destroy(p->inner);
   free(p);
   free(e);
@@ -391,8 +449,6 @@ Engine *par_engine_new(Engine *inner, int threads) {
       p->shard[k].grad = nnc_xaligned((size_t)(L->total * L->elem_size));
       p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);
     }
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
   for (int k = 1; k < threads; k++) {
     p->worker[k] = (Worker){.p = p, .k = k};
     int rc = pthread_create(&p->worker[k].thread, NULL, worker_main, &p->worker[k]);

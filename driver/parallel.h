@@ -51,7 +51,13 @@ typedef struct ParMpi {
  * itself did not fail. A no-op returning status without MPI. */
 int par_agree(int status);
 
-/* The default --threads: this machine's cores when a step of `work` values
+/* The CPUs this process may use: its affinity mask (taskset), lowered to a
+ * cgroup v2 CPU quota (cpu.max, rounded up) when one is set. */
+int par_available_cpus(void);
+/* The CPUs a cgroup's cpu.max text ("150000 100000": 2) allows, 0 for none
+ * ("max 100000") or text that is not a quota. */
+int par_cgroup_cpus(const char *cpu_max);
+/* The default --threads: the available CPUs when a step of `work` values
  * per row times `batch` rows is large enough to gain, else 1. */
 int par_default_threads(int64_t work_per_row, int64_t batch);
 

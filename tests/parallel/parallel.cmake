@@ -1,6 +1,6 @@
 # tests/parallel/parallel.cmake - threads and MPI (included from tests/CMakeLists.txt)
 set(NNC_PAR ${CMAKE_CURRENT_LIST_DIR}/parallel.sh)
-foreach(case threads.repeat threads.agree threads.usage)
+foreach(case threads.repeat threads.agree threads.usage threads.clamp)
   add_test(NAME parallel.${case} COMMAND ${NNC_PAR} $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
   set_tests_properties(parallel.${case} PROPERTIES LABELS parallel TIMEOUT 120)
 endforeach()
@@ -29,3 +29,10 @@ set_tests_properties(parallel.no_mpi_message PROPERTIES LABELS parallel)
 add_test(NAME plugins.missing COMMAND ${CMAKE_CURRENT_LIST_DIR}/missing_plugins.sh $<TARGET_FILE:nnc>
          ${PROJECT_SOURCE_DIR}/examples/moons.nn)
 set_tests_properties(plugins.missing PROPERTIES LABELS "parallel;report")
+
+# the CPUs nnc may use (affinity, cgroup quota) and waits that sleep
+add_executable(test_threads ${CMAKE_CURRENT_LIST_DIR}/test_threads.c)
+target_compile_options(test_threads PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_threads PRIVATE nnc_lib)
+add_test(NAME parallel.threads.pool COMMAND test_threads)
+set_tests_properties(parallel.threads.pool PROPERTIES LABELS parallel TIMEOUT 120)

@@ -4,6 +4,8 @@
 #   threads.repeat   --threads 2 twice: the same bits
 #   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
 #   threads.usage    --threads 2 without --jit: exit 2 and the message
+#   threads.clamp    more threads than rows in a batch: a note, and the run
+#                    of as many threads as rows
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    and only rank 0 prints
 #   mpi.fault        one rank cannot load its parameters: every rank stops, one message
@@ -42,6 +44,19 @@ threads.usage)
   echo "$err" | head -1 | grep -qx "nnc: --threads above 1 needs --jit (the interpreter runs on one thread)" || fail "message: $err"
   err=$("$nnc" "$moons" --jit --train --threads 0 2>&1 >/dev/null)
   [ $? -eq 2 ] || fail "--threads 0 accepted"
+  ;;
+threads.clamp)
+  "$nnc" "$moons" --jit --train --epochs 20 --batch 2 --threads 3 >"$tmp/t3" 2>"$tmp/err" || fail "--threads 3"
+  [ "$(cat "$tmp/err")" = "nnc: note: --threads 3 is more than a batch of 2 rows can use; training on 2 threads" ] ||
+    fail "message: $(cat "$tmp/err")"
+  "$nnc" "$moons" --jit --train --epochs 20 --batch 2 --threads 2 >"$tmp/t2" 2>"$tmp/err" || fail "--threads 2"
+  [ -s "$tmp/err" ] && fail "--threads 2 with a batch of 2 printed: $(cat "$tmp/err")"
+  [ "$(final "$tmp/t3")" = "$(final "$tmp/t2")" ] || fail "--threads 3 is not the run of 2: $(final "$tmp/t3") $(final "$tmp/t2")"
+  "$nnc" "$moons" --jit --train --epochs 20 --threads 2 >"$tmp/b1" 2>"$tmp/err" || fail "batch 1"
+  [ "$(cat "$tmp/err")" = "nnc: note: --threads 2 is more than a batch of 1 row can use; training on 1 thread" ] ||
+    fail "message: $(cat "$tmp/err")"
+  "$nnc" "$moons" --jit --train --epochs 20 --threads 1 >"$tmp/b1one" || fail "--threads 1"
+  [ "$(final "$tmp/b1")" = "$(final "$tmp/b1one")" ] || fail "batch 1 on 2 threads is not the run of one"
   ;;
 mpi.equal)
   mpi "$nnc" "$moons" --jit --train --batch 4 --epochs 20 >"$tmp/mpi" 2>"$tmp/err" || fail "mpirun: $(cat "$tmp/err")"

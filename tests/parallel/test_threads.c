@@ -1,0 +1,146 @@
+/*
+ * test_threads.c - the thread pool of runtime/parallel.c:
+ *   - how many CPUs nnc may use: the affinity mask (as taskset sets it) and a
+ *     cgroup's CPU quota, which the default --threads follows;
+ *   - waiting threads sleep: while one thread's shard takes long, the others
+ *     are asleep in the kernel (state S), not spinning (state R), so they
+ *     never take a core from the thread that works.
+ * The pool runs over the interpreter's engine of a small model with a
+ * grad_part that only sleeps and looks at the other threads.
+ */
+#include <dirent.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "engine.h"
+#include "interp.h"
+#include "parallel.h"
+#include "util.h"
+
+static int passed, failed;
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (cond) {                                                            \
+      passed++;                                                            \
+    } else {                                                               \
+      failed++;                                                            \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                      \
+  } while (0)
+
+static void test_cgroup_text(void) {
+  CHECK(par_cgroup_cpus("max 100000\n") == 0);
+  CHECK(par_cgroup_cpus("100000 100000\n") == 1);
+  CHECK(par_cgroup_cpus("150000 100000\n") == 2);
+  CHECK(par_cgroup_cpus("50000 100000") == 1);
+  CHECK(par_cgroup_cpus("400000 100000") == 4);
+  CHECK(par_cgroup_cpus("") == 0);
+  CHECK(par_cgroup_cpus("12x 100000") == 0);
+  CHECK(par_cgroup_cpus("100000 0") == 0);
+}
+
+static void test_affinity(void) {
+  cpu_set_t all, one;
+  if (sched_getaffinity(0, sizeof all, &all) != 0) {
+    CHECK(!"sched_getaffinity");
+    return;
+  }
+  int first = 0;
+  while (!CPU_ISSET(first, &all)) first++;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+  CHECK(par_available_cpus() == 1);
+  CHECK(par_default_threads(1 << 20, 256) == 1); /* work enough for many threads */
+  CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+  int cpus = par_available_cpus();
+  CHECK(cpus >= 1 && cpus <= CPU_COUNT(&all));
+  CHECK(par_default_threads(1 << 20, 256) == (cpus < 16 ? cpus : 16));
+}
+
+/* ---- waiting ---- */
+
+static const char MODEL[] = "model m {\n  dtype f64\n  input x[2]\n  target t[1]\n"
+                            "  y = x -> linear(3) -> relu -> linear(1)\n  loss squared(y, t)\n}\n"
+                            "train {\n  batch 4\n}\n";
+
+static pid_t main_tid, worker_tid;
+static atomic_int step;
+static char worker_state, main_state; /* what the other saw while it slept */
+
+/* The scheduler state of thread tid of this process: 'R' running or
+ * runnable, 'S' asleep, ... */
+static char thread_state(pid_t tid) {
+  char path[64], text[512];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return '?';
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = 0;
+  char *paren = strrchr(text, ')');
+  return paren && paren[1] == ' ' ? paren[2] : '?';
+}
+
+/* Step 1: the main thread's shard takes 300 ms and looks at the worker,
+ * which is waiting for it; step 2: the other way round. */
+static double slow_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
+                             int64_t total) {
+  pid_t me = gettid();
+  if (me == main_tid) {
+    int s = atomic_fetch_add(&step, 1);
+    if (s == 0) {
+      usleep(300000);
+      worker_state = thread_state(worker_tid);
+    }
+  } else {
+    static int calls;
+    worker_tid = me;
+    if (++calls == 2) {
+      usleep(300000);
+      main_state = thread_state(main_tid);
+    }
+  }
+  return 0;
+}
+
+static void test_waits_sleep(void) {
+  NncOptions o;
+  nnc_options_default(&o);
+  o.file = "threads.nn";
+  o.train = true;
+  Compilation c = {.opt = &o};
+  arena_init(&c.arena);
+  source_from_text(&c.src, o.file, nnc_xstrdup(MODEL), strlen(MODEL));
+  if (compilation_run(&c) != 0) {
+    CHECK(!"the model compiles");
+    return;
+  }
+  Engine *in = interp_engine_new(c.opt_g, c.layout, 4);
+  in->grad_part = slow_grad_part;
+  in->ws_bytes = 64;
+  main_tid = gettid();
+  Engine *e = par_engine_new(in, 2);
+  double x[16] = {0}, t[8] = {0};
+  e->train_epoch(e, x, t, 8); /* two steps of 4 rows: 2 per thread */
+  e->destroy(e);
+  source_free(&c.src);
+  arena_free(&c.arena);
+  CHECK(worker_tid != 0 && worker_tid != main_tid);
+  printf("waiting worker: %c, waiting main thread: %c\n", worker_state, main_state);
+  CHECK(worker_state == 'S');
+  CHECK(main_state == 'S');
+}
+
+int main(void) {
+  test_cgroup_text();
+  test_affinity();
+  test_waits_sleep();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
