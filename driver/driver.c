@@ -193,6 +193,39 @@ int compilation_run(Compilation *c) {
   return middle(c);
 }
 
+/* What every MPI rank must share (par_same_run): the compiled graph
+ * (forward, backward, update: the model, the optimizer and its settings,
+ * the dtype; without the comments, which name the file), the parameter
+ * layout, the options that decide the steps and the data's shape. */
+static int run_facts_agree(const Compilation *c, const NncData *train, const NncData *valid) {
+  if (par_size() == 1) return 0;
+  const TrainConfig *tc = &c->prog.train;
+  StrBuf graph = {0}, facts = {0};
+  sb_printf(&facts, "epochs %" PRId64 ", batch %" PRId64 " rows a rank, shuffle %s, seed %" PRIu64 "\n", tc->epochs,
+            tc->batch, tc->shuffle ? "true" : "false", tc->seed);
+  sb_printf(&facts, "training data: %zu rows of %d inputs and %d targets\n", train->rows, train->in_cols,
+            train->tgt_cols);
+  sb_printf(&facts, "validation data: %zu rows\n", valid->rows);
+  graph_dump(c->opt_g, DUMP_ALL, &graph);
+  for (char *line = graph.data; line && *line;) {
+    char *end = line + strcspn(line, "\n"), *comment = memchr(line, ';', (size_t)(end - line));
+    char *stop = comment ? comment : end;
+    while (stop > line && stop[-1] == ' ') stop--;
+    if (stop > line) { /* "%3 = matmul %W, %x  f64[B,4]" with its runs of spaces made one */
+      sb_puts(&facts, "graph:");
+      for (char *p = line; p < stop; p++)
+        if (*p != ' ' || (p > line && p[-1] != ' ')) sb_putc(&facts, *p);
+      sb_putc(&facts, '\n');
+    }
+    line = *end ? end + 1 : end;
+  }
+  sb_printf(&facts, "parameter buffer: %" PRId64 " elements of %d bytes\n", c->layout->total, c->layout->elem_size);
+  int rc = par_same_run(facts.data);
+  sb_free(&graph);
+  sb_free(&facts);
+  return rc;
+}
+
 static Engine *make_engine(Compilation *c) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
@@ -262,8 +295,9 @@ static int run_task(Compilation *c) {
   NncData train = {0}, valid = {0};
   int rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   Engine *e = rc == 0 ? make_engine(c) : NULL;
-  /* with MPI, every rank must get here: one failing rank stops them all */
-  if (par_agree(e == NULL) != 0) {
+  /* with MPI, every rank must get here: one failing rank stops them all,
+     and so does one that would not run the same steps */
+  if (par_agree(e == NULL) != 0 || run_facts_agree(c, &train, &valid) != 0) {
     if (e) e->destroy(e);
     if (rc == 0) {
       nnc_data_free(&train);

@@ -33,4 +33,7 @@ static void recv_text(char *text, int cap, int from) {
   MPI_Recv(text, cap, MPI_CHAR, from, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
-__attribute__((visibility("default"))) const ParMpi nnc_mpi = {init, finalize, min_int, sum, send_text, recv_text};
+static void bcast(void *data, int bytes) { MPI_Bcast(data, bytes, MPI_BYTE, 0, MPI_COMM_WORLD); }
+
+__attribute__((visibility("default"))) const ParMpi nnc_mpi = {init,      finalize,  min_int, sum,
+                                                                send_text, recv_text, bcast};

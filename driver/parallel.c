@@ -116,6 +116,31 @@ int par_agree(int status) {
   return 1;
 }
 
+/* The line of text that starts at s, without its newline, for a message. */
+static int line_len(const char *s) { return (int)strcspn(s, "\n"); }
+
+int par_same_run(const char *facts) {
+  if (!g_mpi || g_size == 1) return 0;
+  int len = g_rank == 0 ? (int)strlen(facts) : 0;
+  g_mpi->bcast(&len, sizeof len);
+  char *first = nnc_xmalloc((size_t)len + 1);
+  if (g_rank == 0) memcpy(first, facts, (size_t)len);
+  g_mpi->bcast(first, len);
+  first[len] = 0;
+  /* the first line that differs, here and on rank 0 */
+  const char *mine = facts, *theirs = first;
+  while (*mine && *theirs && line_len(mine) == line_len(theirs) && memcmp(mine, theirs, (size_t)line_len(mine)) == 0) {
+    mine += line_len(mine) + (mine[line_len(mine)] == '\n');
+    theirs += line_len(theirs) + (theirs[line_len(theirs)] == '\n');
+  }
+  int differs = *mine || *theirs;
+  if (differs)
+    fprintf(stderr, "it would not run the same steps as rank 0: \"%.*s\" here, \"%.*s\" on rank 0\n", line_len(mine),
+            *mine ? mine : "(nothing)", line_len(theirs), *theirs ? theirs : "(nothing)");
+  free(first);
+  return par_agree(differs);
+}
+
 static void allreduce_sum(void *data, int64_t count, bool f64) {
   if (!g_mpi || g_size == 1) return;
   /* MPI counts are int: large buffers go in pieces */

@@ -43,6 +43,7 @@ typedef struct ParMpi {
   void (*sum)(void *data, int count, bool f64); /* element sums over the ranks, in place */
   void (*send_text)(const char *text, int len, int to);
   void (*recv_text)(char *text, int cap, int from);
+  void (*bcast)(void *data, int bytes); /* rank 0's bytes to every rank */
 } ParMpi;
 #define PAR_MPI_SYMBOL "nnc_mpi"
 
@@ -57,6 +58,14 @@ int par_available_cpus(void);
 /* The CPUs a cgroup's cpu.max text ("150000 100000": 2) allows, 0 for none
  * ("max 100000") or text that is not a quota. */
 int par_cgroup_cpus(const char *cpu_max);
+/* Before training, every rank must be about to run the same steps: facts
+ * is a rank's account of them, one thing a line (the compiled model, the
+ * options that decide the steps, the data's shape). Rank 0's facts go to
+ * every rank; a rank whose facts differ says which line differs, and every
+ * rank stops through par_agree. Returns 0 when all agree, else 1. A no-op
+ * returning 0 without MPI. */
+int par_same_run(const char *facts);
+
 /* The default --threads: the available CPUs when a step of `work` values
  * per row times `batch` rows is large enough to gain, else 1. */
 int par_default_threads(int64_t work_per_row, int64_t batch);

@@ -10,6 +10,9 @@
 #                    and only rank 0 prints
 #   mpi.fault        one rank cannot load its parameters: every rank stops, one message
 #   mpi.diverge      divergence under MPI: exit 1, the same step as one process
+#   mpi.disagree     ranks that would not run the same steps (another layer
+#                    width, fewer data rows, other epochs): every rank stops
+#                    at once, one message naming what differs, exit 1
 set -u
 nnc=$1 examples=$2 case=$3
 tmp=$(mktemp -d)
@@ -89,6 +92,30 @@ mpi.diverge)
   "$nnc" "$moons" --jit --train --lr 1e5 --epochs 3 --batch 8 >/dev/null 2>"$tmp/one"
   want=$(head -1 "$tmp/one")
   [ "$(grep -cF -- "$want" "$tmp/err")" = 1 ] || fail "expected once: $want; got: $(cat "$tmp/err")"
+  ;;
+mpi.disagree)
+  sed 's/linear(4) -> relu -> linear(1)/linear(5) -> relu -> linear(1)/' "$moons" >"$tmp/wide.nn"
+  cp "$moons" "$tmp/moons.nn"
+  # each case: rank 1 runs "$@" with its own file or options, rank 0 the moons example
+  disagree() {
+    local want=$1
+    shift
+    mpi sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then shift; exec "$@"; else exec "$0" "$1" --jit --train --epochs 3; fi' \
+      "$nnc" "$tmp/moons.nn" "$nnc" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    [ $rc = 1 ] || fail "$*: exit status $rc (124: a hang), expected 1: $(cat "$tmp/err")"
+    [ "$(grep -c '^nnc' "$tmp/err")" = 1 ] || fail "$*: expected one line from nnc: $(cat "$tmp/err")"
+    grep -qxF "$want" "$tmp/err" || fail "$*: expected: $want; got: $(cat "$tmp/err")"
+    grep -q "^final" "$tmp/out" && fail "$*: rank 0 trained"
+  }
+  msg='nnc: rank 1 of 2 failed, so every rank stops: it would not run the same steps as rank 0:'
+  disagree "$msg \"graph:%linear3.W = param f64[5,4]\" here, \"graph:%linear3.W = param f64[4,4]\" on rank 0" \
+    "$tmp/wide.nn" --jit --train --epochs 3
+  disagree "$msg \"epochs 4, batch 1 rows a rank, shuffle false, seed 0\" here, \"epochs 3, batch 1 rows a rank, shuffle false, seed 0\" on rank 0" \
+    "$tmp/moons.nn" --jit --train --epochs 4
+  sed 's/samples: 1000/samples: 999/' "$moons" >"$tmp/fewer.nn"
+  disagree "$msg \"validation data: 679 rows\" here, \"validation data: 680 rows\" on rank 0" \
+    "$tmp/fewer.nn" --jit --train --epochs 3
   ;;
 *) fail "unknown case $case" ;;
 esac
