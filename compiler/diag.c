@@ -60,11 +60,66 @@ int source_read(Source *src, const char *path) {
     sb_free(&sb);
     return -1;
   }
+  source_normalize(sb.data, &sb.len);
   src->path = path;
   src->name = base_name(path);
   src->text = sb.data;
   src->len = sb.len;
   return 0;
+}
+
+void source_normalize(char *text, size_t *len) {
+  if (*len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+    memmove(text, text + 3, *len - 3 + 1); /* with the NUL */
+    *len -= 3;
+  }
+  for (size_t i = 0; i < *len; i++)
+    if (text[i] == '\r' && (i + 1 == *len || text[i + 1] != '\n')) text[i] = '\n';
+}
+
+/* The length of the valid UTF-8 sequence of a non-ASCII character at p
+ * (before end), or 0. */
+static int utf8_len(const char *p, const char *end) {
+  unsigned char c = (unsigned char)*p;
+  int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || end - p < n) return 0;
+  for (int k = 1; k < n; k++)
+    if (((unsigned char)p[k] & 0xc0) != 0x80) return 0;
+  return n;
+}
+
+/* Appends [p, end) with what a terminal would not show as \xNN (tabs kept);
+ * returns the bytes appended for the first character (for the caret). */
+static void put_shown(StrBuf *sb, const char *p, const char *end) {
+  while (p < end) {
+    unsigned char c = (unsigned char)*p;
+    int n = c >= 128 ? utf8_len(p, end) : 0;
+    if (c == '\t' || (c >= 32 && c < 127)) {
+      sb_putc(sb, (char)c);
+      p++;
+    } else if (n > 0) {
+      for (int k = 0; k < n; k++) sb_putc(sb, p[k]);
+      p += n;
+    } else {
+      sb_printf(sb, "\\x%02x", c);
+      p++;
+    }
+  }
+}
+
+const char *diag_excerpt(char *buf, size_t n, const char *s) {
+  enum { KEEP = 32, LONGEST = 40 };
+  size_t len = strlen(s), cut = len;
+  if (len > LONGEST) { /* not in the middle of a UTF-8 sequence */
+    cut = KEEP;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80) cut--;
+  }
+  StrBuf sb = {0};
+  put_shown(&sb, s, s + cut);
+  if (cut < len) sb_puts(&sb, "...");
+  snprintf(buf, n, "%s", sb.data ? sb.data : "");
+  sb_free(&sb);
+  return buf;
 }
 
 void source_from_text(Source *src, const char *path, const char *text,
@@ -102,16 +157,21 @@ static void caret_text(StrBuf *out, const Source *src, Loc loc) {
   }
   StrBuf sb = {0};
   sb_puts(&sb, from > p ? "  ..." : "  ");
-  for (const char *q = from; q < to; q++) {
-    unsigned char c = (unsigned char)*q;
-    if (c == '\t' || (c >= 32 && c < 127) || c >= 128)
-      sb_putc(&sb, (char)c);
-    else
-      sb_putc(&sb, '?'); /* control bytes would garble the terminal */
-  }
+  put_shown(&sb, from, to); /* control bytes would garble the terminal */
   sb_puts(&sb, to < eol ? "...\n  " : "\n  ");
   if (from > p) sb_puts(&sb, "   ");
-  for (const char *q = from; q < at; q++) sb_putc(&sb, *q == '\t' ? '\t' : ' ');
+  /* the caret under column col: as many columns as each shown character */
+  for (const char *q = from; q < at;) {
+    unsigned char c = (unsigned char)*q;
+    int n = c >= 128 ? utf8_len(q, eol) : 0;
+    if (c == '\t' || (c >= 32 && c < 127) || n > 0) {
+      sb_putc(&sb, c == '\t' ? '\t' : ' ');
+      q += n > 0 ? n : 1;
+    } else {
+      sb_puts(&sb, "    ");
+      q++;
+    }
+  }
   sb_puts(&sb, "^\n");
   sb_puts(out, sb.data);
   sb_free(&sb);

@@ -46,6 +46,14 @@ int source_read(Source *src, const char *path);
 /* Use text (not copied: must outlive src) as the source named path. */
 void source_from_text(Source *src, const char *path, const char *text,
                       size_t len);
+/* What source_read does to a file's text, in place: a UTF-8 byte order mark
+ * at the start is dropped and a lone CR (old Mac line ends) becomes a
+ * newline, so the lexer and the caret lines see one kind of line end. */
+void source_normalize(char *text, size_t *len);
+
+/* s for a message: bytes that are not printable as \xNN (valid UTF-8 is
+ * kept), and cut to about 40 characters with "..." when longer. */
+const char *diag_excerpt(char *buf, size_t n, const char *s);
 void source_free(Source *src);
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...)

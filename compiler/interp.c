@@ -523,8 +523,8 @@ Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch) {
   return e;
 }
 
-const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf,
-                                   const void *x, const void *t, int64_t n) {
+const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf, const void *x,
+                                   const void *t, int64_t n, double *operand) {
   Engine *e = interp_engine_new(g, layout, (int)n);
   memcpy(e->buf, buf, (size_t)layout->total * (size_t)layout->elem_size);
   IEngine *ie = e->impl;
@@ -532,13 +532,18 @@ const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const v
   interp_get(ie->in, g->batch_loss);
   for (int u = 0; u < g->nupdates; u++) interp_get(ie->in, g->updates[u].value);
   const Node *bad = NULL;
+  *operand = NAN;
   for (int i = 0; i < g->len && !bad; i++) {
     const Node *node = g->nodes[i];
     const double *v = interp_peek(ie->in, node);
     if (!v) continue;
     int64_t len = count(ie->in, node);
-    for (int64_t k = 0; k < len && !bad; k++)
-      if (!isfinite(v[k])) bad = node;
+    for (int64_t k = 0; k < len && !bad; k++) {
+      if (isfinite(v[k])) continue;
+      bad = node;
+      const double *in = op_info[node->op].cls == OPC_UNARY ? interp_peek(ie->in, node->in[0]) : NULL;
+      if (in && count(ie->in, node->in[0]) == len) *operand = in[k];
+    }
   }
   e->destroy(e);
   return bad;

@@ -44,9 +44,11 @@ const double *interp_peek(const Interp *in, const Node *n);
 /* Run one training step of g in the interpreter from the parameters and
  * state in buf (layout's form) on n rows of x and t (the model's dtype),
  * and return the first node, in graph order, whose value is not finite
- * (NULL when every value is finite). */
-const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf,
-                                   const void *x, const void *t, int64_t n);
+ * (NULL when every value is finite). For an elementwise op of one input,
+ * *operand gets that input's value at the first element that is not
+ * finite (log's argument, say); otherwise NAN. */
+const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf, const void *x,
+                                   const void *t, int64_t n, double *operand);
 
 /* An Engine that runs the graph in the interpreter. */
 Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch);

@@ -106,7 +106,9 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
       diag_file_error(m->name, "source is too large for a .nn file (limit %u MiB)", NNC_MAX_SOURCE_BYTES >> 20);
       rc = 1;
     } else {
-      source_from_text(&m->c.src, m->name, nnc_xstrdup(text), len); /* freed by source_free */
+      char *copy = nnc_xstrdup(text); /* freed by source_free */
+      source_normalize(copy, &len);
+      source_from_text(&m->c.src, m->name, copy, len);
     }
   }
   if (rc == 0) rc = compilation_run(&m->c);

@@ -288,7 +288,8 @@ static int run_task(Compilation *c) {
     }
     Engine *e = make_engine(c);
     if (!e) return 1;
-    int rc = rt_predict(e, o->predict);
+    const DataSpec *data = &c->prog.train.data;
+    int rc = rt_predict(e, o->predict, data->kind == DATA_CSV && data->onehot);
     e->destroy(e);
     return rc;
   }

@@ -333,6 +333,18 @@ static bool params_finite(const Engine *e) {
   return true;
 }
 
+/* The domain an op's input left when its value is not finite, as text, or
+ * NULL when the input was inside it (an overflow, a NaN that came in). */
+static const char *outside_domain(const Node *n, double x) {
+  if (!isfinite(x)) return NULL;
+  if (n->op == OP_LOG && x <= 0) return "x > 0";
+  if (n->op == OP_SQRT && x < 0) return "x >= 0";
+  if (n->op == OP_POW && x < 0 && n->attr.value != floor(n->attr.value))
+    return "x >= 0 for a power that is not a whole number";
+  if (n->op == OP_POW && x == 0 && n->attr.value < 0) return "x != 0 for a negative power";
+  return NULL;
+}
+
 /* The epoch went non-finite: `e->buf` holds the parameters from before it.
  * Re-run it step by step to find the step, then that step in the
  * interpreter to find the first non-finite value and its .nn line. Leaves
@@ -345,6 +357,7 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   void *before = nnc_xmalloc(bytes);
   int64_t step = 0;
   const Node *bad = NULL;
+  double operand = NAN;
   int64_t step_rows = e->rows_per_step; /* MPI: all ranks' rows */
   for (int64_t r = 0; r < rows; r += step_rows, step++) {
     int64_t n = rows - r < step_rows ? rows - r : step_rows;
@@ -352,7 +365,7 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
     memcpy(before, e->buf, bytes);
     double loss = e->train_epoch(e, xb, tb, n);
     if (isfinite(loss) && params_finite(e)) continue;
-    bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n);
+    bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &operand);
     memcpy(e->buf, before, bytes);
     break;
   }
@@ -371,6 +384,18 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   else
     snprintf(label, sizeof label, "a %s", op_info[bad->op].name);
   Loc loc = bad->role == ROLE_BACKWARD && bad->via ? bad->via->loc : bad->loc;
+  const char *domain = outside_domain(bad, operand);
+  bool first = epoch == 1 && step == 0; /* the initial parameters: no step of --lr taken yet */
+  if (domain) {
+    char shown[32];
+    fmt_number(shown, sizeof shown, operand);
+    diag_error(&d, loc,
+               "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is not finite: its input %s is "
+               "outside the domain of %s (%s)%s",
+               epoch, step + 1, label, what, shown, op_info[bad->op].name, domain,
+               first ? "" : "; try a smaller --lr");
+    return;
+  }
   diag_error(&d, loc,
              "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is the first "
              "value that is not finite; try a smaller --lr",
@@ -948,12 +973,12 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *pa
 
 /* ---- --predict ---- */
 
-int rt_predict(Engine *e, const char *csv_path) {
+int rt_predict(Engine *e, const char *csv_path, bool label_column) {
   const Graph *g = e->g;
   NncData d = {0};
   char err[1024];
-  if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), (int)engine_target_cols(g), 0, 1, err,
-                   sizeof err) != 0) {
+  int tgt = (int)engine_target_cols(g);
+  if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), tgt, label_column ? tgt : 0, 1, err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }

@@ -56,7 +56,9 @@ int rt_print_grad(Engine *e, const NncData *train, int64_t batch);
  * exit status. */
 int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *path);
 
-/* --predict: outputs for each row of the CSV file. Returns exit status. */
-int rt_predict(Engine *e, const char *csv_path);
+/* --predict: outputs for each row of the CSV file, whose rows hold the
+ * inputs, then nothing, the targets or (label_column: the training data has
+ * one) a class label. Returns the exit status. */
+int rt_predict(Engine *e, const char *csv_path, bool label_column);
 
 #endif

@@ -343,8 +343,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
     sb_puts(&msg, "unexpected end of line");
   else if (got == YYSYMBOL_YYUNDEF)
     sb_puts(&msg, "unexpected input");
-  else
-    sb_printf(&msg, "unexpected '%s'", ps->last_text);
+  else {
+    char shown[200]; /* a 100,000-digit number is shown by its start */
+    sb_printf(&msg, "unexpected '%s'", diag_excerpt(shown, sizeof shown, ps->last_text));
+  }
   if (is_binary_operator(got) && want_arrow) {
     /* `x -> f + y`: the chain's callee cannot be followed by arithmetic */
     sb_printf(&msg, " after a chain; '->' binds loosest, so write (a -> f) %s b",

@@ -193,7 +193,8 @@ typedef struct Csv {
   int in_cols;
   int tgt_cols;    /* values per row of d->t; 0 when targets are not read */
   int classes;     /* > 0: the target is one class-index column */
-  int optional;    /* targets may be absent; columns after the inputs ignored */
+  int optional;    /* targets may be absent (--predict): they are not read */
+  int model_tgt;   /* optional: the model's target values, which may follow */
   int width;       /* fields per line; 0 until the first line (optional mode) */
   size_t width_at; /* the line that fixed width in optional mode */
   size_t cap;      /* rows allocated in d->x and d->t */
@@ -263,6 +264,32 @@ static void trim(const char **s, const char **end) {
  * included: they are numbers that the caller refuses). The character at end
  * is a blank, ',', '\r', '\n' or the final NUL, none of which can continue a
  * number, so strtod never reads past the field. */
+/* Whether [s, end) is a decimal number as the spec writes them: digits
+ * with an optional sign, point and exponent (not C's hexadecimal floats,
+ * which strtod also reads). */
+static int is_decimal(const char *s, const char *end) {
+  if (s < end && (*s == '+' || *s == '-'))
+    s++;
+  int digits = 0;
+  while (s < end && *s >= '0' && *s <= '9')
+    s++, digits++;
+  if (s < end && *s == '.')
+    for (s++; s < end && *s >= '0' && *s <= '9'; s++)
+      digits++;
+  if (digits == 0)
+    return 0;
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    s++;
+    if (s < end && (*s == '+' || *s == '-'))
+      s++;
+    if (s == end || *s < '0' || *s > '9')
+      return 0;
+    while (s < end && *s >= '0' && *s <= '9')
+      s++;
+  }
+  return s == end;
+}
+
 static int parse_number(const char *s, const char *end, double *v) {
   trim(&s, &end);
   if (s == end)
@@ -293,7 +320,20 @@ static int check_width(Csv *c, size_t line, int found) {
                       "expected at least %d fields (the model's inputs), "
                       "found %d",
                       c->in_cols, found);
-    if (c->width == 0) {
+    if (c->width == 0) { /* the inputs, then the targets or nothing */
+      int with_targets = c->in_cols + c->model_tgt;
+      int label = c->classes > 0 ? c->in_cols + 1 : 0;
+      if (found != c->in_cols && found != with_targets && found != label) {
+        int widest = with_targets > label ? with_targets : label;
+        if (label)
+          return csv_fail(c, line, found > widest ? widest + 1 : col,
+                          "expected %d fields (the model's inputs), %d (inputs and a class label) or %d (inputs and "
+                          "targets), found %d",
+                          c->in_cols, label, with_targets, found);
+        return csv_fail(c, line, found > widest ? widest + 1 : col,
+                        "expected %d fields (the model's inputs) or %d (inputs and targets), found %d", c->in_cols,
+                        with_targets, found);
+      }
       c->width = found;
       c->width_at = line;
     }
@@ -348,6 +388,10 @@ static int read_value(Csv *c, const char *s, const char *end, size_t line,
     quote_field(shown, sizeof shown, s, end);
     return csv_fail(c, line, col, "expected a number, got \"%s\"", shown);
   }
+  if (isfinite(*v) && !is_decimal(s, end)) { /* 0x10 */
+    quote_field(shown, sizeof shown, s, end);
+    return csv_fail(c, line, col, "expected a decimal number, got \"%s\"", shown);
+  }
   if (!isfinite(*v)) {
     quote_field(shown, sizeof shown, s, end);
     return csv_fail(c, line, col, "expected a finite number, got \"%s\"", shown);
@@ -391,7 +435,8 @@ static int read_row(Csv *c, NncData *d, const char *line, const char *line_end,
   double *x = d->x + d->rows * (size_t)c->in_cols;
   double *t = c->tgt_cols ? d->t + d->rows * (size_t)c->tgt_cols : NULL;
   const char *s = line;
-  for (int col = 1; col <= c->in_cols + (c->classes ? 1 : c->tgt_cols); col++) {
+  int fields = c->optional ? c->in_cols : c->in_cols + (c->classes ? 1 : c->tgt_cols);
+  for (int col = 1; col <= fields; col++) {
     const char *e = field_end(s, line_end);
     double v = 0;
     if (read_value(c, s, e, lineno, col, &v) < 0)
@@ -592,8 +637,8 @@ int nnc_data_csv_within(NncData *d, const char *path, int in_cols,
   if (check_csv_args(&c) < 0)
     return -1;
   if (c.optional) {
+    c.model_tgt = tgt_cols;
     c.tgt_cols = 0; /* t stays NULL: nothing after the inputs is read */
-    c.classes = 0;
   } else {
     c.width = in_cols + (c.classes ? 1 : tgt_cols);
   }

@@ -73,8 +73,9 @@ int nnc_data_circles(NncData *d, size_t samples, double noise, double factor,
  * fields is not a number; each row holds in_cols input values then the
  * targets. onehot_classes > 0: the target is one column holding a class
  * index 0..onehot_classes-1, expanded to a one-hot row of tgt_cols ==
- * onehot_classes values. targets_optional != 0 (for --predict): rows may hold
- * only the in_cols inputs; extra columns are ignored and t is left NULL.
+ * onehot_classes values. targets_optional != 0 (for --predict): rows hold
+ * the in_cols inputs, then nothing, the tgt_cols targets, or (when
+ * onehot_classes > 0) a class label; only the inputs are read (t is NULL).
  * Refused: a missing file, a directory, an empty file, ragged rows, fields
  * that are not numbers, NaN or infinite values, anything past
  * nnc_data_limits. The file is read as a stream (a pipe or a device works).

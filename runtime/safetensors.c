@@ -542,14 +542,24 @@ static int parse_header(St *st, Header *h, const char *text,
   return check_entries(st, h);
 }
 
+/* What a file that is not a regular file is, for a message. */
+static const char *file_kind(mode_t mode) {
+  return S_ISDIR(mode)    ? "a directory"
+         : S_ISFIFO(mode) ? "a FIFO"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+         : S_ISSOCK(mode) ? "a socket"
+                          : "something other than a file";
+}
+
 /* Reads and validates everything up to the blob. */
 static int read_header(St *st, int fd, Header *h) {
   memset(h, 0, sizeof *h);
   struct stat sb;
   if (fstat(fd, &sb) != 0)
     return st_fail(st, "cannot stat: %s", strerror(errno));
-  if (S_ISDIR(sb.st_mode))
-    return st_fail(st, "is a directory, not a safetensors file");
+  if (!S_ISREG(sb.st_mode))
+    return st_fail(st, "is %s, not a safetensors file", file_kind(sb.st_mode));
   uint64_t size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
   unsigned char size_field[8];
   if (size < 8)
@@ -589,7 +599,8 @@ static int read_header(St *st, int fd, Header *h) {
 }
 
 static int open_checked(St *st) {
-  int fd = open(st->path, O_RDONLY);
+  /* not waiting for a writer when it is a FIFO: read_header refuses it */
+  int fd = open(st->path, O_RDONLY | O_NONBLOCK);
   if (fd < 0)
     st_fail(st, "cannot open: %s", strerror(errno));
   return fd;

@@ -155,6 +155,8 @@ CSV = {
     "empty": "",
     "header_only": "x0,x1,t\n",
     "binary": "0.5,-1,1\n\x00\x01\x02\xff,\x7f\x00,1\n",
+    "hex": "x0,x1,t\n0.5,-1,1\n0x10,2,0\n",
+    "wide": "x0,x1,t,u,v\n0.5,-1,1,2,3\n",
 }
 
 CSV_MODEL = """\

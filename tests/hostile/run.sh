@@ -47,6 +47,7 @@ setup() {
   for a in "$@"; do
     case $a in
       dir.csv | dir.nn | dir.safetensors) mkdir -p "$a" ;;
+      fifo.safetensors) mkfifo "$a" ;; # with no writer: opening it must not wait
       csv_dir.nn) mkdir -p dir.csv ;; # its train block reads dir.csv
       csv_huge_line.csv | csv_huge_line.nn)
         # a 2 MiB line, past the CSV reader's 1 MiB limit, on line 3

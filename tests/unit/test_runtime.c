@@ -441,6 +441,13 @@ static void test_csv_good(void) {
   REQUIRE(csv("pred2.csv", "1,2,0\n3,4,1\n", 2, 1, 0, 1, &d, err, &p) == 0);
   CHECK(d.rows == 2 && d.t == NULL && d.x[2] == 3);
   nnc_data_free(&d);
+  /* --predict on a file with a class label, as the training file has it */
+  REQUIRE(csv("predlabel.csv", "1,2,2\n3,4,0\n", 2, 3, 3, 1, &d, err, &p) == 0);
+  CHECK(d.rows == 2 && d.t == NULL && d.x[2] == 3);
+  nnc_data_free(&d);
+  REQUIRE(csv("decimal.csv", "+1.5,-.5,0\n2.,1e-3,1E+2\n", 2, 1, 0, 0, &d, err, &p) == 0);
+  CHECK(d.x[0] == 1.5 && d.x[1] == -0.5 && d.x[2] == 2 && d.x[3] == 1e-3 && d.t[1] == 100);
+  nnc_data_free(&d);
 }
 
 struct CsvCase {
@@ -471,6 +478,15 @@ static void test_csv_errors(void) {
       {"optfew.csv", "1\n", 2, 1, 0, 1, ":1:2", "at least 2 fields"},
       {"optragged.csv", "1,2\n1,2,3\n", 2, 1, 0, 1, ":2:3",
        "expected 2 fields as on line 1"},
+      {"optwide.csv", "1,2,3,4\n", 2, 1, 0, 1, ":1:4",
+       "expected 2 fields (the model's inputs) or 3 (inputs and targets), found 4"},
+      {"optpart.csv", "1,2,3\n", 2, 2, 0, 1, ":1:4",
+       "expected 2 fields (the model's inputs) or 4 (inputs and targets), found 3"},
+      {"optlabel.csv", "1,2,0,1\n", 2, 3, 3, 1, ":1:5",
+       "2 fields (the model's inputs), 3 (inputs and a class label) or 5 (inputs and targets), found 4"},
+      {"hex.csv", "1,2,0\n0x10,2,1\n", 2, 1, 0, 0, ":2:1", "expected a decimal number, got \"0x10\""},
+      {"hexfloat.csv", "1,2,0x1p3\n", 2, 1, 0, 0, ":1:3", "decimal number"},
+      {"infinity.csv", "1,2,0\n1,-Infinity,1\n", 2, 1, 0, 0, ":2:2", "finite"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     const struct CsvCase *c = &cases[i];
