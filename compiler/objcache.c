@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -144,18 +143,6 @@ static int read_all(int fd, void *data, size_t n) {
     if (r <= 0) return 0;
     p += r;
     n -= (size_t)r;
-  }
-  return 1;
-}
-
-static int write_all(int fd, const void *data, size_t n) {
-  const char *p = data;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return 0;
-    p += w;
-    n -= (size_t)w;
   }
   return 1;
 }
@@ -320,16 +307,10 @@ static void account(int dfd, uint64_t added) {
 /* ---- store ---- */
 
 void objcache_store(const ObjKey *k, LLVMMemoryBufferRef obj) {
-  char dir[4096], name[OBJKEY_BYTES * 2 + 3], tmp[OBJKEY_BYTES * 2 + 64];
+  char dir[4096], name[OBJKEY_BYTES * 2 + 3];
   int dfd = open_dir(true, dir, sizeof dir);
   if (dfd < 0) return;
   entry_name(k, name);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", name, (int)getpid(), (unsigned long)pthread_self());
-  int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    close(dfd);
-    return;
-  }
   const char *data = LLVMGetBufferStart(obj);
   uint64_t size = LLVMGetBufferSize(obj);
   unsigned char header[HEADER_BYTES];
@@ -337,11 +318,13 @@ void objcache_store(const ObjKey *k, LLVMMemoryBufferRef obj) {
   memcpy(header + 8, k->hash, OBJKEY_BYTES);
   memcpy(header + 8 + OBJKEY_BYTES, &size, 8);
   content_hash(data, size, header + 16 + OBJKEY_BYTES);
-  int ok = write_all(fd, header, HEADER_BYTES) && write_all(fd, data, size);
-  ok = close(fd) == 0 && ok;
-  if (ok && renameat(dfd, tmp, dfd, name) == 0)
-    account(dfd, size + HEADER_BYTES);
-  else
-    unlinkat(dfd, tmp, 0);
+  /* util's output file in the checked directory: a temporary file renamed
+     over the entry (an entry need not survive a crash: it is compiled again) */
+  NncOut out;
+  if (nnc_out_open_at(&out, dfd, name, NNC_WRITE_PRIVATE) == 0) {
+    nnc_out_write(&out, header, HEADER_BYTES);
+    nnc_out_write(&out, data, size);
+    if (nnc_out_close(&out) == 0) account(dfd, size + HEADER_BYTES);
+  }
   close(dfd);
 }

@@ -253,33 +253,23 @@ static Engine *make_engine(Compilation *c) {
   return e;
 }
 
-/* Refuse an output path that cannot be written before any work is done
- * (a long training run should not end in "cannot write"). */
-static int check_writable(const char *path) {
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    diag_file_error(path, "cannot write: Is a directory");
-    return 1;
+/* Refuse an output that cannot be written before any work is done (a
+ * long training run should not end in "cannot write"). */
+static int check_outputs(const NncOptions *o) {
+  const char *outputs[] = {o->out, o->save, o->plot};
+  for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++) {
+    int err = outputs[i] ? nnc_out_check(outputs[i]) : 0;
+    if (err) {
+      diag_file_error(outputs[i], "cannot write: %s", strerror(err));
+      return 1;
+    }
   }
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-  if (!dir[0]) {
-    free(dir);
-    dir = strdup("/");
-  }
-  int rc = 0;
-  if (access(dir, W_OK) != 0) {
-    diag_file_error(path, "cannot write: %s", strerror(errno));
-    rc = 1;
-  }
-  free(dir);
-  return rc;
+  return 0;
 }
 
 static int run_task(Compilation *c) {
   const NncOptions *o = c->opt;
-  if (o->save && check_writable(o->save)) return 1;
-  if (o->plot && (report_check_path(o->plot) || check_writable(o->plot) || report_load(o->plot))) return 1;
+  if (o->plot && (report_check_path(o->plot) || report_load(o->plot))) return 1;
   if (o->predict) {
     if (graph_output_needs_targets(c->opt_g)) {
       diag_file_error(o->file, "the output depends on the targets, so it cannot be predicted from inputs; "
@@ -336,6 +326,7 @@ static int run_task(Compilation *c) {
 
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
+  if (check_outputs(o)) return 1;
   int rc = frontend(c);
   if (rc) return rc;
   StrBuf sb = {0};

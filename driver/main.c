@@ -49,6 +49,14 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* Whether an output path can name a file at all: not "", not a path
+ * ending in '/', ".", or "..". */
+static bool names_a_file(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *last = slash ? slash + 1 : path;
+  return *last && strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+}
+
 static int parse_int(const char *s, long long lo, long long hi, long long *out) {
   char *end;
   errno = 0;
@@ -175,6 +183,12 @@ static int check_combination(const NncOptions *o, bool plot_scale) {
   if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
   if (o->save && !o->train) return usage_error("%s", "--save goes with --train");
   if (o->threads > 1 && !o->jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
+  const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
+  for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)
+    if (outputs[i][1] && !names_a_file(outputs[i][1])) {
+      fprintf(stderr, "nnc: %s needs a file name, got '%s'\n%s", outputs[i][0], outputs[i][1], usage_line);
+      return 2;
+    }
   return 0;
 }
 

@@ -17,6 +17,7 @@
 
 #include "diag.h"
 #include "report.h"
+#include "util.h"
 
 #ifndef NNC_PLUGIN_DIR
 #define NNC_PLUGIN_DIR "/usr/local/lib/nnc"   /* where nnc was to be installed */
@@ -117,11 +118,30 @@ int report_load(const char *path) {
   return -1;
 }
 
+static int write_out(void *ctx, const void *data, size_t len) {
+  NncOut *out = ctx;
+  nnc_out_write(out, data, len);
+  return out->err ? -1 : 0;
+}
+
 int report_write(const char *path, const ReportData *r) {
   if (report_check_path(path) != 0) return -1;
   char err[PATH_MAX + 256] = "";
   ReportDrawFn draw = report_draw(err, sizeof err);
-  if (draw && draw(path, r, err, sizeof err) == 0) return 0;
+  NncOut out;
+  int e = draw ? nnc_out_open(&out, path, 0) : 0;
+  if (e) {
+    diag_file_error(path, "cannot write: %s", strerror(e));
+    return -1;
+  }
+  if (draw && draw(report_extension(path), r, write_out, &out, err, sizeof err) == 0) {
+    e = nnc_out_close(&out);
+    if (e == 0) return 0;
+    snprintf(err, sizeof err, "%s", strerror(e));
+  } else if (draw) {
+    if (out.err) snprintf(err, sizeof err, "%s", strerror(out.err));
+    nnc_out_discard(&out);
+  }
   diag_file_error(path, "cannot write the report: %s", err);
   return -1;
 }

@@ -20,8 +20,9 @@
  * on one page. Both plane rows share one view of the plane (the bounding
  * box of both sets, equal scale on both axes), so the panels line up.
  *
- * The file is written to a temporary name and renamed, so a failure never
- * leaves half a report.
+ * The drawing is handed to the caller's writer (report_write in libnnc
+ * writes it through util's output file, so a failure never leaves half a
+ * report).
  *
  * This file is nnc-report.so, a plugin (plugin.h): libnnc's report_write
  * loads it, so only a run that plots loads cairo and its libraries.
@@ -919,21 +920,26 @@ static void draw_pages(cairo_surface_t *surface, cairo_t *cr, const Report *rep)
   }
 }
 
-int nnc_report_draw(const char *path, const ReportData *r, char *err, size_t errlen) {
-  const char *ext = report_extension(path);
-  size_t n = strlen(path) + 16;
-  char *tmp = malloc(n);
-  if (!tmp) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+/* cairo's stream writer over the caller's ReportWriteFn. */
+typedef struct Sink {
+  ReportWriteFn write;
+  void *ctx;
+} Sink;
+
+static cairo_status_t sink_write(void *closure, const unsigned char *data, unsigned int length) {
+  Sink *s = closure;
+  return s->write(s->ctx, data, length) == 0 ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+int nnc_report_draw(const char *ext, const ReportData *r, ReportWriteFn write, void *ctx, char *err,
+                    size_t errlen) {
+  Sink sink = {write, ctx};
   Report rep = {.r = r};
   plan(&rep);
   bool pdf = !strcmp(ext, "pdf");
   double height = pdf ? header_height(&rep) + ROW_H : header_height(&rep) + rep.nrows * ROW_H;
-  cairo_surface_t *surface = !strcmp(ext, "svg") ? cairo_svg_surface_create(tmp, W, height)
-                             : pdf ? cairo_pdf_surface_create(tmp, W, height)
+  cairo_surface_t *surface = !strcmp(ext, "svg") ? cairo_svg_surface_create_for_stream(sink_write, &sink, W, height)
+                             : pdf ? cairo_pdf_surface_create_for_stream(sink_write, &sink, W, height)
                                    : cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, (int)ceil(height));
   if (pdf) {
     char title[160];
@@ -948,7 +954,7 @@ int nnc_report_draw(const char *path, const ReportData *r, char *err, size_t err
     draw_single(cr, &rep);
   cairo_status_t st = cairo_status(cr);
   cairo_destroy(cr);
-  if (st == CAIRO_STATUS_SUCCESS && !strcmp(ext, "png")) st = cairo_surface_write_to_png(surface, tmp);
+  if (st == CAIRO_STATUS_SUCCESS && !strcmp(ext, "png")) st = cairo_surface_write_to_png_stream(surface, sink_write, &sink);
   cairo_surface_finish(surface);
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surface);
   cairo_surface_destroy(surface);
@@ -957,12 +963,7 @@ int nnc_report_draw(const char *path, const ReportData *r, char *err, size_t err
   if (st != CAIRO_STATUS_SUCCESS) {
     snprintf(err, errlen, "%s", cairo_status_to_string(st));
     rc = -1;
-  } else if (rename(tmp, path) != 0) {
-    snprintf(err, errlen, "%s", strerror(errno));
-    rc = -1;
   }
-  if (rc) unlink(tmp);
-  free(tmp);
   /* release cairo's and fontconfig's process-wide caches (the report is
      drawn once; LeakSanitizer would see them as leaks) */
   cairo_debug_reset_static_data();

@@ -64,16 +64,21 @@ int report_check_path(const char *path);
 /* Load the drawing code (nnc-report.so) now, before a training run that
  * ends with a report: a message naming path when it cannot be. */
 int report_load(const char *path);
-/* Draw and write the report (through a temporary file, renamed at the
- * end: the file appears complete or not at all). libnnc (plugin.c) loads
- * nnc-report.so for it; a message names the path on failure. */
+/* Draw and write the report through util's output file (a temporary file
+ * renamed at the end: the file appears complete or not at all). libnnc
+ * (plugin.c) loads nnc-report.so for it; a message names the path on
+ * failure. */
 int report_write(const char *path, const ReportData *r);
 
-/* nnc-report.so's entry (report.c): the drawing and writing of
- * report_write; on failure -1 and the reason in err. */
-typedef int (*ReportDrawFn)(const char *path, const ReportData *r, char *err, size_t errlen);
+/* Where the drawing goes: 0, or -1 when it cannot be written. */
+typedef int (*ReportWriteFn)(void *ctx, const void *data, size_t len);
+/* nnc-report.so's entry (report.c): the report drawn in format ext (svg,
+ * pdf, png) and handed to write; on failure -1 and the reason in err. */
+typedef int (*ReportDrawFn)(const char *ext, const ReportData *r, ReportWriteFn write, void *ctx, char *err,
+                            size_t errlen);
 #define REPORT_DRAW_SYMBOL "nnc_report_draw"
-__attribute__((visibility("default"))) int nnc_report_draw(const char *path, const ReportData *r, char *err,
+__attribute__((visibility("default"))) int nnc_report_draw(const char *ext, const ReportData *r,
+                                                           ReportWriteFn write, void *ctx, char *err,
                                                            size_t errlen);
 
 #endif

@@ -142,9 +142,10 @@ typedef struct NncTensorSpec {
 } NncTensorSpec;
 
 /* Write n tensors (data[i] holds specs[i]'s values in specs[i].dtype) and the
- * metadata pairs meta[2k] = key, meta[2k+1] = value. Writes PATH.tmp.XXXXXX
- * in the same directory, fsyncs, then renames over path: a failure never
- * leaves a half-written file at path. */
+ * metadata pairs meta[2k] = key, meta[2k+1] = value, through util's output
+ * file (nnc_out_open: a temporary file fsynced and renamed over path, or the
+ * target of a link, or a device written directly): a failure never leaves
+ * a half-written file at path. */
 int nnc_st_save(const char *path, const NncTensorSpec *specs,
                 const void *const *data, int n, const char *const *meta,
                 int nmeta, char *err, size_t errlen);

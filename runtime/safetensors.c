@@ -10,8 +10,8 @@
  *   the rest        the data blob: each tensor row-major, little-endian, at
  *                   [begin, end) counted from the start of the blob
  *
- * Saving goes through a temporary file and rename, so a crash never leaves a
- * half-written checkpoint. Loading trusts nothing: the whole header is
+ * Saving goes through util's output file (a temporary file renamed over the
+ * checkpoint, fsynced), so a crash never leaves a half-written checkpoint. Loading trusts nothing: the whole header is
  * checked before a single value is copied, and then the file must match the
  * model exactly (names, dtypes, shapes), as PyTorch's strict load does.
  */
@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "runtime.h"
+#include "util.h"
 
 /* Largest header accepted, the limit of the reference implementation. */
 #define HEADER_MAX ((uint64_t)100 << 20)
@@ -249,46 +250,6 @@ static int write_file(FILE *f, const char *json, const NncTensorSpec *specs,
   return 0;
 }
 
-/* Makes the rename itself durable; failing here loses nothing already
- * written, so errors are ignored. */
-static void sync_parent_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? malloc((size_t)(slash - path) + 2) : NULL;
-  if (dir) {
-    memcpy(dir, path, (size_t)(slash - path) + 1);
-    dir[slash - path + 1] = '\0';
-  }
-  int fd = open(dir ? dir : ".", O_RDONLY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
-
-/* Writes the temporary file; on failure errno says why. */
-static int write_temp(int fd, const char *json, const NncTensorSpec *specs,
-                      const void *const *data, int n) {
-  /* mkstemp creates the file 0600; give it the mode a plain fopen would.
-   * umask can only be read by setting it, so it is set back at once. */
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
-    close(fd);
-    return -1;
-  }
-  int rc = write_file(f, json, specs, data, n);
-  if (rc == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-    rc = -1;
-  int saved = errno;
-  if (fclose(f) != 0 && rc == 0)
-    return -1;
-  errno = saved;
-  return rc;
-}
-
 int nnc_st_save(const char *path, const NncTensorSpec *specs,
                 const void *const *data, int n, const char *const *meta,
                 int nmeta, char *err, size_t errlen) {
@@ -296,30 +257,18 @@ int nnc_st_save(const char *path, const NncTensorSpec *specs,
   if (check_specs(&st, specs, n, meta, nmeta) < 0)
     return -1;
   char *json = header_json(specs, n, meta, nmeta);
-  char *tmp = malloc(strlen(path) + sizeof ".tmp.XXXXXX");
-  if (!json || !tmp) {
-    cJSON_free(json);
-    free(tmp);
+  if (!json)
     return st_fail(&st, "out of memory");
-  }
-  sprintf(tmp, "%s.tmp.XXXXXX", path);
-  int rc = 0;
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    rc = st_fail(&st, "cannot create a temporary file next to it: %s",
-                 strerror(errno));
-  } else if (write_temp(fd, json, specs, data, n) < 0) {
-    rc = st_fail(&st, "cannot write %s: %s", tmp, strerror(errno));
-    unlink(tmp);
-  } else if (rename(tmp, path) != 0) {
-    rc = st_fail(&st, "cannot rename %s to it: %s", tmp, strerror(errno));
-    unlink(tmp);
-  } else {
-    sync_parent_dir(path);
+  /* util's output file: complete or not at all, durable (fsync) */
+  NncOut out;
+  int e = nnc_out_open(&out, path, NNC_WRITE_SYNC);
+  if (e == 0) {
+    if (write_file(out.f, json, specs, data, n) < 0)
+      out.err = errno ? errno : EIO;
+    e = nnc_out_close(&out);
   }
   cJSON_free(json);
-  free(tmp);
-  return rc;
+  return e ? st_fail(&st, "cannot write: %s", strerror(e)) : 0;
 }
 
 /* ==== loading ==== */

@@ -5,6 +5,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,33 +295,186 @@ double nnc_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int nnc_write_file(const char *path, const void *data, size_t len, int flags) {
-  char *tmp = nnc_xmalloc(strlen(path) + 16);
-  sprintf(tmp, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int err = errno;
-    free(tmp);
-    return err;
+/* ---- output files ---- */
+
+/* path with its symbolic links followed to what they name, which need not
+ * exist (malloc'd; NULL with errno set). *fdno gets N when the links end
+ * at a descriptor of this process (/dev/stdout is /proc/self/fd/1). */
+static char *follow_links(const char *path, int *fdno) {
+  char *p = nnc_xstrdup(path);
+  *fdno = -1;
+  for (int depth = 0; depth < 40; depth++) {
+    int n = -1, end = 0;
+    if ((sscanf(p, "/proc/self/fd/%d%n", &n, &end) == 1 || sscanf(p, "/dev/fd/%d%n", &n, &end) == 1) &&
+        p[end] == 0 && n >= 0) {
+      *fdno = n;
+      return p;
+    }
+    struct stat st;
+    if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode)) return p; /* the end, existing or not */
+    char target[4096];
+    ssize_t len = readlink(p, target, sizeof target - 1);
+    if (len < 0) {
+      free(p);
+      return NULL;
+    }
+    target[len] = 0;
+    char *slash = strrchr(p, '/');
+    char *next;
+    if (target[0] == '/' || !slash) {
+      next = nnc_xstrdup(target);
+    } else { /* relative to the link's directory */
+      next = nnc_xmalloc((size_t)(slash - p) + 2 + (size_t)len);
+      sprintf(next, "%.*s/%s", (int)(slash - p), p, target);
+    }
+    free(p);
+    p = next;
   }
-  /* mkstemp makes the file private; give it the mode asked for */
+  free(p);
+  errno = ELOOP;
+  return NULL;
+}
+
+/* The directory part of path ("." when none), malloc'd. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return nnc_xstrdup(".");
+  if (slash == path) return nnc_xstrdup("/");
+  char *dir = nnc_xmalloc((size_t)(slash - path) + 1);
+  memcpy(dir, path, (size_t)(slash - path));
+  dir[slash - path] = 0;
+  return dir;
+}
+
+int nnc_out_check(const char *path) {
+  if (!*path) return ENOENT;
+  int fdno;
+  char *dest = follow_links(path, &fdno);
+  if (!dest) return errno;
+  struct stat st;
+  int err = 0;
+  if (fdno >= 0)
+    err = fcntl(fdno, F_GETFL) < 0 ? errno : 0;
+  else if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode))
+    err = EISDIR;
+  else if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
+    err = access(dest, W_OK) != 0 ? errno : 0;
+  else {
+    char *dir = dir_of(dest);
+    err = access(dir, W_OK) != 0 ? errno : 0;
+    free(dir);
+  }
+  free(dest);
+  return err;
+}
+
+static int out_fail(NncOut *o, int err) {
+  nnc_out_discard(o);
+  return err ? err : EIO;
+}
+
+int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags) {
+  memset(o, 0, sizeof *o);
+  o->flags = flags;
+  o->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (o->dirfd < 0) return errno;
+  o->name = nnc_xstrdup(name);
+  /* the mode of the file it replaces, or of a new file (umask can only be
+     read by setting it) */
+  struct stat st;
   mode_t mask = umask(0);
   umask(mask);
-  fchmod(fd, ((flags & NNC_WRITE_PRIVATE) ? 0600 : 0666) & ~mask);
-  FILE *f = fdopen(fd, "wb");
-  int bad = !f || fwrite(data, 1, len, f) != len || fflush(f) != 0 ||
-            ((flags & NNC_WRITE_SYNC) && fsync(fd) != 0);
-  int err = errno;
-  if (!f) close(fd);
-  else if (fclose(f) != 0 && !bad) {
-    bad = 1;
-    err = errno;
+  mode_t mode = (flags & NNC_WRITE_PRIVATE) ? 0600 & ~mask : 0666 & ~mask;
+  if (!(flags & NNC_WRITE_PRIVATE) && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+    mode = st.st_mode & 07777;
+  static atomic_uint serial;
+  o->tmp = nnc_xmalloc(strlen(name) + 64);
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    sprintf(o->tmp, "%s.tmp.%d.%x%x", name, (int)getpid(), atomic_fetch_add(&serial, 1),
+            (unsigned)(nnc_now() * 1e9));
+    fd = openat(dirfd, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) break;
   }
-  if (!bad && rename(tmp, path) != 0) {
-    bad = 1;
-    err = errno;
+  if (fd < 0) {
+    int err = errno;
+    free(o->tmp);
+    o->tmp = NULL;
+    return out_fail(o, err);
   }
-  if (bad) unlink(tmp);
-  free(tmp);
-  return bad ? (err ? err : EIO) : 0;
+  fchmod(fd, mode);
+  if (!(o->f = fdopen(fd, "wb"))) {
+    int err = errno;
+    close(fd);
+    return out_fail(o, err);
+  }
+  return 0;
+}
+
+int nnc_out_open(NncOut *o, const char *path, int flags) {
+  memset(o, 0, sizeof *o);
+  o->dirfd = -1;
+  if (!*path) return ENOENT;
+  int fdno, fd;
+  char *dest = follow_links(path, &fdno);
+  if (!dest) return errno;
+  struct stat st;
+  bool exists = fdno < 0 && stat(dest, &st) == 0;
+  int err = 0;
+  if (exists && S_ISDIR(st.st_mode)) {
+    err = EISDIR;
+  } else if (fdno >= 0 || (exists && !S_ISREG(st.st_mode))) { /* written directly */
+    fd = fdno >= 0 ? fcntl(fdno, F_DUPFD_CLOEXEC, 0) : open(dest, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !(o->f = fdopen(fd, "wb"))) {
+      err = errno;
+      if (fd >= 0) close(fd);
+    }
+  } else { /* a temporary file beside the destination, renamed over it */
+    char *dir = dir_of(dest);
+    const char *slash = strrchr(dest, '/');
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    err = dirfd < 0 ? errno : nnc_out_open_at(o, dirfd, slash ? slash + 1 : dest, flags);
+    if (dirfd >= 0) close(dirfd);
+    free(dir);
+  }
+  free(dest);
+  o->flags = flags;
+  return err;
+}
+
+void nnc_out_write(NncOut *o, const void *data, size_t len) {
+  if (!o->err && len && fwrite(data, 1, len, o->f) != len) o->err = errno ? errno : EIO;
+}
+
+int nnc_out_close(NncOut *o) {
+  int err = o->err;
+  if (!err && fflush(o->f) != 0) err = errno;
+  if (!err && o->tmp && (o->flags & NNC_WRITE_SYNC) && fsync(fileno(o->f)) != 0) err = errno;
+  if (fclose(o->f) != 0 && !err) err = errno;
+  o->f = NULL;
+  if (!err && o->tmp && renameat(o->dirfd, o->tmp, o->dirfd, o->name) != 0) err = errno;
+  if (err) return out_fail(o, err);
+  if (o->tmp && (o->flags & NNC_WRITE_SYNC)) fsync(o->dirfd); /* the rename, durable */
+  free(o->tmp);
+  o->tmp = NULL;
+  nnc_out_discard(o);
+  return 0;
+}
+
+void nnc_out_discard(NncOut *o) {
+  if (o->f) fclose(o->f);
+  if (o->tmp) unlinkat(o->dirfd, o->tmp, 0);
+  if (o->dirfd >= 0) close(o->dirfd);
+  free(o->tmp);
+  free(o->name);
+  memset(o, 0, sizeof *o);
+  o->dirfd = -1;
+}
+
+int nnc_write_file(const char *path, const void *data, size_t len, int flags) {
+  NncOut o;
+  int err = nnc_out_open(&o, path, flags);
+  if (err) return err;
+  nnc_out_write(&o, data, len);
+  return nnc_out_close(&o);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- internal errors ---- */
 
@@ -123,17 +124,50 @@ void fmt_number(char *out, size_t n, double v);
 /* Seconds from a monotonic clock. */
 double nnc_now(void);
 
-/* ---- output files ---- */
+/* ---- output files: every file nnc writes goes through here ---- */
 
 enum {
-  NNC_WRITE_PRIVATE = 1, /* mode 0600 (else 0666), less the umask either way */
-  NNC_WRITE_SYNC = 2,    /* fsync the data before the rename */
+  NNC_WRITE_PRIVATE = 1, /* a new file gets mode 0600 (else 0666), less the umask */
+  NNC_WRITE_SYNC = 2,    /* fsync the data before the rename, the directory after */
 };
 
-/* Write len bytes to path through a temporary file in the same directory
- * (PATH.tmp.XXXXXX) that is renamed over path once complete: a failure never
- * leaves half a file at path, and the temporary is removed. flags: the
- * NNC_WRITE_ bits. Returns 0, or the errno value of the failure. */
+/* An output being written. What the path names decides how:
+ *   - a regular file, or nothing yet: a temporary file in the same directory
+ *     (PATH.tmp.XXXXXX) is renamed over it once complete, so the path holds
+ *     the old file or the new one, never half of one; a file that existed
+ *     keeps its mode;
+ *   - a symbolic link: the same for the file it names (links followed to
+ *     the end), so the link stays and its target is replaced;
+ *   - a device, FIFO or socket (/dev/null, a pipe), or a descriptor of this
+ *     process (/dev/stdout, /dev/fd/N): written directly, since replacing
+ *     it would destroy it (or write where nobody looks);
+ *   - a directory, or an empty path: refused. */
+typedef struct NncOut {
+  FILE *f;
+  int dirfd;  /* the directory the temporary file is in; -1 when writing directly */
+  char *tmp;  /* the temporary file's name there */
+  char *name; /* the name it replaces there */
+  int flags;
+  int err; /* the first failure's errno, 0 while all is well */
+} NncOut;
+
+/* 0, or the errno value of the failure (nothing is left behind then). */
+int nnc_out_open(NncOut *o, const char *path, int flags);
+/* The file name in the directory dirfd (not taken), always through a
+ * temporary file renamed over name: a link there is replaced, not followed
+ * (the compile cache, in a directory it has checked). */
+int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags);
+/* Appends; a failure is kept for nnc_out_close. */
+void nnc_out_write(NncOut *o, const void *data, size_t len);
+/* Finish: the file is in place. 0, or the errno value of the first
+ * failure, and then the temporary file is removed. */
+int nnc_out_close(NncOut *o);
+/* Give up: the temporary file is removed, path is as it was. */
+void nnc_out_discard(NncOut *o);
+/* The whole file at once. 0, or the errno value of the failure. */
 int nnc_write_file(const char *path, const void *data, size_t len, int flags);
+/* Whether path could be written (before a long run ends in "cannot
+ * write"): 0, or the errno value of the reason (EISDIR, ENOENT, EACCES). */
+int nnc_out_check(const char *path);
 
 #endif

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# outputs.sh NNC EXAMPLES_DIR - what nnc does to the files it writes
+# (util/util.h, nnc_out_open), for -o, --save and --plot alike:
+#   - a symbolic link stays; the file it names is replaced (also when that
+#     file does not exist yet);
+#   - a character device (a copy of /dev/null made with mknod, as root) and a
+#     FIFO are written through, never replaced by a regular file;
+#   - /dev/stdout writes to standard output; /dev/full (through a link) is
+#     an error and leaves nothing behind;
+#   - a file that is replaced keeps its mode;
+#   - an output that can name no file ("", "dir/", ".") is a usage error
+#     (exit 2) before any work: even the .nn file is not read.
+set -u
+nnc=$1 examples=$2
+moons=$examples/moons.nn
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 2
+fail() { echo "FAILED: $*"; exit 1; }
+# write KIND PATH: one output of each kind to PATH
+write() {
+  case $1 in
+    o) "$nnc" "$moons" --emit ir -o "$2" ;;
+    save) "$nnc" "$moons" --train --epochs 1 --save "$2" >/dev/null ;;
+    plot) "$nnc" "$moons" --train --epochs 1 --plot "$2" >/dev/null ;;
+  esac
+}
+ext() { case $1 in o) echo ir ;; save) echo safetensors ;; plot) echo svg ;; esac; }
+
+for kind in o save plot; do
+  e=$(ext $kind)
+  # a link to an existing file, and a dangling link
+  echo old >"real.$e"
+  ln -s "real.$e" "link.$e"
+  write $kind "link.$e" 2>err || fail "$kind to a link: $(cat err)"
+  [ -L "link.$e" ] || fail "$kind replaced the link link.$e"
+  echo old | cmp -s - "real.$e" && fail "$kind did not write the link's target"
+  ln -s "new.$e" "dangling.$e"
+  write $kind "dangling.$e" 2>err || fail "$kind to a dangling link: $(cat err)"
+  [ -L "dangling.$e" ] && [ -s "new.$e" ] || fail "$kind to a dangling link: the link or its new target"
+  # a replaced file keeps its mode
+  echo old >"mode.$e" && chmod 0640 "mode.$e"
+  write $kind "mode.$e" 2>err || fail "$kind over a file: $(cat err)"
+  [ "$(stat -c %a "mode.$e")" = 640 ] || fail "$kind changed the mode of a file it replaced to $(stat -c %a "mode.$e")"
+  # a FIFO is written through, with a reader on the other side
+  mkfifo "fifo.$e"
+  (cat "fifo.$e" >"read.$e") &
+  reader=$!
+  timeout 120 bash -c "$(declare -f write); nnc='$nnc' moons='$moons' write $kind fifo.$e" 2>err ||
+    fail "$kind to a FIFO: $(cat err)"
+  wait $reader
+  [ -p "fifo.$e" ] || fail "$kind replaced a FIFO"
+  [ -s "read.$e" ] || fail "$kind to a FIFO: the reader got nothing"
+  # a character device: a copy of /dev/null (root can make one)
+  if [ "$(id -u)" = 0 ] && mknod "null.$e" c 1 3 2>/dev/null; then
+    write $kind "null.$e" 2>err || fail "$kind to a device: $(cat err)"
+    [ -c "null.$e" ] || fail "$kind replaced a character device with $(stat -c %F "null.$e")"
+  fi
+  # /dev/full, through a link: an error, nothing left
+  ln -s /dev/full "full.$e"
+  write $kind "full.$e" 2>err && fail "$kind to /dev/full succeeded"
+  grep -q "^full.$e: error: .*No space left on device" err || fail "$kind to /dev/full: $(cat err)"
+  # unusable names: usage errors before anything is read
+  for bad in "" "dir/" "." ".."; do
+    case $kind in
+      o) "$nnc" missing.nn --emit ir -o "$bad" 2>err; rc=$? ;;
+      save) "$nnc" missing.nn --train --save "$bad" 2>err; rc=$? ;;
+      plot) "$nnc" missing.nn --train --plot "$bad" 2>err; rc=$? ;;
+    esac
+    [ $rc = 2 ] || fail "$kind '$bad': exit status $rc, expected 2: $(cat err)"
+    flag=$([ $kind = o ] && echo -o || echo --$kind)
+    head -1 err | grep -qxF "nnc: $flag needs a file name, got '$bad'" || fail "$kind '$bad': $(cat err)"
+    grep -q '^usage: nnc ' err || fail "$kind '$bad': no usage line"
+  done
+done
+"$nnc" "$moons" --emit ir -o /dev/stdout >stdout.txt 2>err || fail "-o /dev/stdout: $(cat err)"
+"$nnc" "$moons" --emit ir >plain.txt
+cmp -s stdout.txt plain.txt || fail "-o /dev/stdout did not write standard output"
+leftover=$(ls | grep '\.tmp\.' || true)
+[ -z "$leftover" ] || fail "temporary files left: $leftover"
+echo "1 passed, 0 failed"
