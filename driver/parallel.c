@@ -88,6 +88,11 @@ void par_finalize(void) {
 int par_rank(void) { return g_rank; }
 int par_size(void) { return g_size; }
 
+bool par_any(bool flag) {
+  if (!g_mpi || g_size == 1) return flag;
+  return g_mpi->min_int(flag ? 0 : 1) == 0;
+}
+
 int par_agree(int status) {
   if (!g_mpi) return status;
   int me = status ? g_rank : g_size;

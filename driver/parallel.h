@@ -47,6 +47,10 @@ typedef struct ParMpi {
 } ParMpi;
 #define PAR_MPI_SYMBOL "nnc_mpi"
 
+/* Whether flag is set on any rank (every rank must ask at the same point).
+ * flag itself without MPI. */
+bool par_any(bool flag);
+
 /* Every rank's status (0 ok) to every rank: returns 0 when all are 0, else
  * 1, after rank 0 printed the first failing rank's message when rank 0
  * itself did not fail. A no-op returning status without MPI. */

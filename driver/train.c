@@ -7,12 +7,14 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "diag.h"
 #include "interp.h"
+#include "parallel.h"
 #include "report.h"
 
 /* ---- data ---- */
@@ -520,6 +522,75 @@ static int report_classes(const Graph *g, const NncData *d) {
   return 0;
 }
 
+/* ---- stopping on SIGINT and SIGTERM ---- */
+
+/* The first SIGINT or SIGTERM asks training to stop at the next step
+ * boundary (the run then ends as if it had been that long: final lines,
+ * --save); a second ends the process at once, as the signal would have. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+  if (stop_signal) {
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when this handler returns */
+    return;
+  }
+  stop_signal = sig;
+}
+
+typedef struct StopHandlers {
+  struct sigaction old_int, old_term;
+} StopHandlers;
+
+static void catch_stop_signals(StopHandlers *h) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &h->old_int);
+  sigaction(SIGTERM, &sa, &h->old_term);
+}
+
+static void release_stop_signals(StopHandlers *h) {
+  sigaction(SIGINT, &h->old_int, NULL);
+  sigaction(SIGTERM, &h->old_term, NULL);
+}
+
+/* Whether to stop now; under MPI every rank asks at the same steps and
+ * they stop together when any was signalled (mpirun forwards signals, but
+ * not at the same instant). */
+static bool stop_requested(void) {
+  return par_size() > 1 ? par_any(stop_signal != 0) : stop_signal != 0;
+}
+
+/* Rows per train_epoch call: whole steps worth about 2^22 values of work
+ * (a few milliseconds), so a signal is seen soon after the step it came
+ * in; the same on every rank. */
+static int64_t chunk_rows(const Engine *e, int64_t rows) {
+  int64_t per_step = graph_row_values(e->g) * e->rows_per_step;
+  int64_t steps = per_step > 0 ? ((int64_t)1 << 22) / per_step : 1;
+  if (steps < 1) steps = 1;
+  int64_t chunk = steps * e->rows_per_step;
+  return chunk < rows ? chunk : rows;
+}
+
+/* One epoch, or its first rows when a stop was asked for on the way (then
+ * *stop is set, on every rank alike): returns the sum of the rows' losses;
+ * *done gets the rows trained. */
+static double train_rows(Engine *e, const void *x, const void *t, int64_t rows, size_t xbytes, size_t tbytes,
+                         int64_t *done, bool *stop) {
+  int64_t chunk = chunk_rows(e, rows);
+  double sum = 0;
+  *done = 0;
+  while (*done < rows && !*stop) {
+    int64_t n = rows - *done < chunk ? rows - *done : chunk;
+    sum += e->train_epoch(e, (const char *)x + (size_t)*done * xbytes, (const char *)t + (size_t)*done * tbytes, n);
+    *done += n;
+    *stop = stop_requested();
+  }
+  return sum;
+}
+
 /* ---- training: the loop, its progress lines, the final lines and report ---- */
 
 /* One training run: what the loop, the progress lines and the report share. */
@@ -532,7 +603,9 @@ typedef struct Run {
   bool has_valid;
   bool tty;                /* progress on one line, rewritten */
   int64_t steps_per_epoch;
-  int64_t epochs_done;
+  int64_t epochs_done;     /* whole epochs */
+  int64_t steps_done;      /* steps, of a last epoch cut short too */
+  bool stop;               /* a signal asked training to stop (every rank agrees) */
   double train_time;       /* seconds inside train_epoch */
   double wall_start;       /* when the loop started */
   /* per-epoch curves for --plot and for a caller's result: the running
@@ -605,18 +678,22 @@ static int train_loop(Run *r) {
     }
     memcpy(snapshot, e->buf, buf_bytes);
     double t0 = nnc_now();
-    double running = e->train_epoch(e, x, t, (int64_t)r->tr.rows) / (double)r->tr.rows;
+    int64_t rows_done;
+    double running = train_rows(e, x, t, (int64_t)r->tr.rows, xbytes, tbytes, &rows_done, &r->stop);
+    running /= (double)rows_done;
     r->train_time += nnc_now() - t0;
     if (!isfinite(running) || !params_finite(e)) {
       if (r->tty) printf("\n");
       if (!r->o->quiet) fflush(stdout);
       memcpy(e->buf, snapshot, buf_bytes);
-      report_fault(r->p, e, x, t, (int64_t)r->tr.rows, epoch);
+      report_fault(r->p, e, x, t, rows_done, epoch);
       if (r->o->save) rt_save_params(r->o->save, e, r->o->model_name, epoch - 1);
       status = 1;
       break;
     }
-    r->epochs_done = epoch;
+    r->steps_done += (rows_done + e->rows_per_step - 1) / e->rows_per_step;
+    r->epochs_done = rows_done == (int64_t)r->tr.rows ? epoch : epoch - 1;
+    if (r->stop) break; /* within the epoch or as it ended */
     record_epoch(r, epoch, running);
     progress(r, epoch, running);
   }
@@ -632,7 +709,7 @@ static int write_report(Run *r, double tl, double acc, double vl, double vacc, d
   const Program *p = r->p;
   const Graph *g = r->e->g;
   const TrainOptions *o = r->o;
-  int64_t steps = p->train.epochs * r->steps_per_epoch;
+  int64_t steps = r->steps_done;
   char *settings = report_settings(p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
   StrBuf fig = {0};
   sb_printf(&fig, "final train loss %.6g", tl);
@@ -646,7 +723,7 @@ static int write_report(Run *r, double tl, double acc, double vl, double vacc, d
             r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, loop_time);
   const NncData *train = r->train, *valid = r->valid;
   ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings,
-                   .figures = fig.data, .epochs = p->train.epochs, .running_loss = r->hist_run,
+                   .figures = fig.data, .epochs = r->epochs_done, .running_loss = r->hist_run,
                    .train_loss = r->hist_train, .valid_loss = r->hist_valid, .train_acc = r->hist_tacc,
                    .valid_acc = r->hist_vacc, .log_scale = !o->plot_linear,
                    .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
@@ -696,14 +773,15 @@ static int finish(Run *r, double loop_time) {
     }
     if (r->tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
     if (r->has_valid && r->va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
-    int64_t steps = r->p->train.epochs * r->steps_per_epoch;
+    int64_t steps = r->steps_done;
     printf("train time %.6f s\n", r->train_time);
     printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
     fflush(stdout);
   }
   int status = 0;
-  if (r->o->save && rt_save_params(r->o->save, e, r->o->model_name, r->p->train.epochs) != 0) status = 1;
-  if (r->o->plot && write_report(r, tl, acc, vl, vacc, loop_time) != 0) status = 1;
+  if (r->o->save && rt_save_params(r->o->save, e, r->o->model_name, r->epochs_done) != 0) status = 1;
+  /* (a run stopped in its first epoch has no curves) */
+  if (r->o->plot && r->epochs_done > 0 && write_report(r, tl, acc, vl, vacc, loop_time) != 0) status = 1;
   return status;
 }
 
@@ -718,7 +796,7 @@ static void start_result(Run *r) {
   res->final_train_loss = res->final_valid_loss = NAN;
   res->final_train_accuracy = res->final_valid_accuracy = NAN;
   res->train_time = r->train_time;
-  res->steps = res->epochs * r->steps_per_epoch;
+  res->steps = r->steps_done;
 }
 
 int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
@@ -744,11 +822,24 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     if (r.tr.labels != LABELS_NONE) r.hist_tacc = nnc_xcalloc(hn, sizeof(double));
     if (r.has_valid && r.va.labels != LABELS_NONE) r.hist_vacc = nnc_xcalloc(hn, sizeof(double));
   }
+  /* (the command line's: a library leaves its host's signals alone) */
+  StopHandlers handlers;
+  stop_signal = 0;
+  if (!o->quiet) catch_stop_signals(&handlers);
   r.wall_start = nnc_now();
   int status = train_loop(&r);
   double loop_time = nnc_now() - r.wall_start;
+  if (!o->quiet) release_stop_signals(&handlers);
   if (r.tty && tc->epochs > 0) printf("\n");
   if (o->result) start_result(&r);
+  /* (under MPI a rank may stop for another's signal) */
+  int stopped_by = status == 0 && r.stop ? (stop_signal ? stop_signal : SIGTERM) : 0;
+  if (stopped_by) {
+    fflush(stdout);
+    fprintf(stderr, "nnc: stopped by %s after %" PRId64 " of %" PRId64 " epochs and %" PRId64
+                    " steps; the final lines are for the parameters reached\n",
+            stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.epochs_done, tc->epochs, r.steps_done);
+  }
   if (status == 0) status = finish(&r, loop_time);
   if (o->result) r.hist_run = r.hist_valid = NULL; /* the caller's now */
   free(r.hist_run);
@@ -760,7 +851,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   free(r.pred_valid);
   set_free(&r.tr);
   if (r.has_valid) set_free(&r.va);
-  return status;
+  return status == 0 && stopped_by ? 128 + stopped_by : status; /* as the shell reports a signal */
 }
 
 /* ---- --grad ---- */

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# signals.sh NNC EXAMPLES_DIR CASE - SIGINT and SIGTERM during --train
+# (driver/train.c): the run stops at a step boundary, prints its final lines
+# for what was trained, writes --save atomically and exits 128 + the signal;
+# a second signal ends it at once. Cases (ENGINE: interp or jit):
+#   int.ENGINE    SIGINT: exit 130, the final lines, a "stopped by" line on
+#                 standard error, a checkpoint that loads, whose epoch is
+#                 the one the message names
+#   term.ENGINE   the same for SIGTERM: exit 143
+#   twice         SIGTERM then SIGINT at once: the process ends at once (no
+#                 final lines, no checkpoint)
+set -u
+set -m # background jobs keep SIGINT (without job control they would ignore it)
+nnc=$1 examples=$2 case=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAILED: $*"; echo "--- stdout"; cat "$tmp/out"; echo "--- stderr"; cat "$tmp/err"; exit 1; }
+engine=()
+case $case in *.jit) engine=(--jit) ;; esac
+
+# start: training that would take days, in the background; returns once
+# its first progress line is out (compiling is over, training runs)
+start() {
+  "$nnc" "$examples/moons.nn" "${engine[@]}" --train --epochs 100000000 --save "$tmp/p.safetensors" \
+    >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  for _ in $(seq 1 600); do
+    grep -q '^epoch 1/' "$tmp/out" 2>/dev/null && return
+    kill -0 $pid 2>/dev/null || fail "nnc ended before training"
+    sleep 0.1
+  done
+  kill -KILL $pid
+  fail "no progress line after 60 s"
+}
+
+# finish: waits for nnc to end (at most 60 s); rc gets its exit status
+finish() {
+  for _ in $(seq 1 600); do
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 $pid 2>/dev/null; then
+    kill -KILL $pid
+    wait $pid
+    fail "still running 60 s after the signal"
+  fi
+  wait $pid
+  rc=$?
+}
+
+case $case in
+int.* | term.*)
+  sig=${case%%.*}
+  want=$([ "$sig" = int ] && echo 130 || echo 143)
+  name=$([ "$sig" = int ] && echo SIGINT || echo SIGTERM)
+  start
+  sleep 0.3
+  kill -s "$name" $pid
+  finish
+  [ $rc = "$want" ] || fail "exit status $rc, expected $want"
+  grep -q '^final train loss ' "$tmp/out" || fail "no final lines"
+  grep -q '^final valid loss ' "$tmp/out" || fail "no final valid line"
+  grep -q '^steps/s ' "$tmp/out" || fail "no steps/s line"
+  line=$(grep '^nnc: stopped by' "$tmp/err")
+  [[ $line =~ ^nnc:\ stopped\ by\ $name\ after\ ([0-9]+)\ of\ 100000000\ epochs\ and\ [0-9]+\ steps\;\ the\ final\ lines\ are\ for\ the\ parameters\ reached$ ]] ||
+    fail "the message: $line"
+  epochs=${BASH_REMATCH[1]}
+  [ "$(grep -c . "$tmp/err")" = 1 ] || fail "more than one line on standard error"
+  ls "$tmp" | grep -q '\.tmp\.' && fail "a temporary file was left"
+  # the checkpoint: the parameters the final lines were computed with
+  python3 - "$tmp/p.safetensors" "$epochs" <<'PY' || fail "the checkpoint's epoch"
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+meta = json.loads(data[8:8 + n])["__metadata__"]
+sys.exit(0 if meta["epoch"] == sys.argv[2] else 1)
+PY
+  final=$(grep '^final train loss ' "$tmp/out")
+  "$nnc" "$examples/moons.nn" "${engine[@]}" --train --epochs 0 --load "$tmp/p.safetensors" >"$tmp/again" 2>&1 ||
+    fail "the checkpoint does not load: $(cat "$tmp/again")"
+  grep -qxF "$final" "$tmp/again" || fail "the checkpoint is not what the final lines measured: $(grep final "$tmp/again")"
+  ;;
+twice)
+  engine=(--jit)
+  start
+  kill -TERM $pid
+  kill -INT $pid
+  finish
+  [ $rc = 130 ] || [ $rc = 143 ] || fail "exit status $rc, expected death by a signal"
+  grep -q '^final' "$tmp/out" && fail "a second signal let the run finish"
+  [ -e "$tmp/p.safetensors" ] && fail "a second signal let the run save"
+  ;;
+*) fail "unknown case $case" ;;
+esac
+echo "1 passed, 0 failed"
