@@ -69,7 +69,7 @@ static const char MODEL[] = "model m {\n  dtype f64\n  input x[2]\n  target t[1]
                             "  y = x -> linear(3) -> relu -> linear(1)\n  loss squared(y, t)\n}\n"
                             "train {\n  batch 4\n}\n";
 
-static pid_t main_tid, worker_tid;
+static volatile pid_t main_tid, worker_tid;
 static atomic_int step;
 static char worker_state, main_state; /* what the other saw while it slept */
 
@@ -87,24 +87,30 @@ static char thread_state(pid_t tid) {
   return paren && paren[1] == ' ' ? paren[2] : '?';
 }
 
-/* Step 1: the main thread's shard takes 300 ms and looks at the worker,
- * which is waiting for it; step 2: the other way round. */
+/* tid's state once it has had the time to settle: a thread that sleeps
+ * is 'S' soon after it starts waiting (on a busy machine it may first wait
+ * a while to be scheduled at all); one that spins stays 'R'. */
+static char settled_state(const volatile pid_t *tid) {
+  char state = '?';
+  for (int tries = 0; tries < 20 && state != 'S'; tries++) {
+    usleep(100000);
+    state = *tid ? thread_state(*tid) : '?';
+  }
+  return state;
+}
+
+/* Step 1: the main thread's shard looks at the worker, which is waiting
+ * for it; step 2: the other way round. */
 static double slow_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
                              int64_t total) {
   pid_t me = gettid();
   if (me == main_tid) {
     int s = atomic_fetch_add(&step, 1);
-    if (s == 0) {
-      usleep(300000);
-      worker_state = thread_state(worker_tid);
-    }
+    if (s == 0) worker_state = settled_state(&worker_tid);
   } else {
     static int calls;
     worker_tid = me;
-    if (++calls == 2) {
-      usleep(300000);
-      main_state = thread_state(main_tid);
-    }
+    if (++calls == 2) main_state = settled_state(&main_tid);
   }
   return 0;
 }
