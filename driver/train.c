@@ -542,13 +542,18 @@ typedef struct StopHandlers {
   struct sigaction old_int, old_term;
 } StopHandlers;
 
+/* A signal the process was started with ignored stays ignored: a shell
+ * without job control ignores SIGINT in background jobs (`nnc ... &` in a
+ * script), and nohup-like launchers ignore signals on purpose. */
 static void catch_stop_signals(StopHandlers *h) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &h->old_int);
+  if (h->old_int.sa_handler == SIG_IGN) sigaction(SIGINT, &h->old_int, NULL);
   sigaction(SIGTERM, &sa, &h->old_term);
+  if (h->old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &h->old_term, NULL);
 }
 
 static void release_stop_signals(StopHandlers *h) {

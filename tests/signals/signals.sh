@@ -9,6 +9,8 @@
 #   term.ENGINE   the same for SIGTERM: exit 143
 #   twice         SIGTERM then SIGINT at once: the process ends at once (no
 #                 final lines, no checkpoint)
+#   ignored       started with SIGINT ignored (a background job of a script):
+#                 SIGINT changes nothing, SIGTERM still stops the run
 set -u
 set -m # background jobs keep SIGINT (without job control they would ignore it)
 nnc=$1 examples=$2 case=$3
@@ -18,10 +20,11 @@ fail() { echo "FAILED: $*"; echo "--- stdout"; cat "$tmp/out"; echo "--- stderr"
 engine=()
 case $case in *.jit) engine=(--jit) ;; esac
 
-# start: training that would take days, in the background; returns once
-# its first progress line is out (compiling is over, training runs)
+# start [PREFIX...]: training that would take days, in the background;
+# returns once its first progress line is out (compiling is over, training
+# runs)
 start() {
-  "$nnc" "$examples/moons.nn" "${engine[@]}" --train --epochs 100000000 --save "$tmp/p.safetensors" \
+  "$@" "$nnc" "$examples/moons.nn" "${engine[@]}" --train --epochs 100000000 --save "$tmp/p.safetensors" \
     >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   for _ in $(seq 1 600); do
@@ -89,6 +92,18 @@ twice)
   [ $rc = 130 ] || [ $rc = 143 ] || fail "exit status $rc, expected death by a signal"
   grep -q '^final' "$tmp/out" && fail "a second signal let the run finish"
   [ -e "$tmp/p.safetensors" ] && fail "a second signal let the run save"
+  ;;
+ignored)
+  engine=(--jit)
+  # python3 execs nnc with SIGINT ignored, as a shell without job control would
+  start python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])'
+  kill -INT $pid
+  sleep 1
+  kill -0 $pid 2>/dev/null || fail "an ignored SIGINT stopped the run"
+  kill -TERM $pid
+  finish
+  [ $rc = 143 ] || fail "exit status $rc, expected 143"
+  grep -q '^nnc: stopped by SIGTERM' "$tmp/err" || fail "no stopped-by-SIGTERM line"
   ;;
 *) fail "unknown case $case" ;;
 esac
