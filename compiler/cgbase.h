@@ -48,9 +48,8 @@ typedef struct CG {
   const Layout *L;
   int max_batch;
   char **labels;
-  int64_t *ws_off;  /* per node: byte offset in the workspace, or -1 */
-  int64_t ws_bytes; /* the workspace's bytes so far (packs, then placed nodes) */
   LLVMValueRef ws;  /* the workspace: the module's global, or grad_part's ws */
+  int64_t ws_bytes, part_ws_bytes; /* the largest plan of the module's functions; grad_part's */
   /* the function being built */
   FnKind kind;
   LLVMValueRef fn, buf, x, t, n, y, loss, inv_n;

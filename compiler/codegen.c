@@ -8,7 +8,9 @@
  * Operands are read through cg_load_elem() (cgbase.c), which maps an
  * element index through views (transpose, broadcast, reshape) so those
  * never touch memory; every other node is stored once in a stack slot or
- * the workspace global.
+ * the workspace global, whose ranges are planned per function by liveness
+ * (plan_workspace). forward and predict run chunks of max_batch rows
+ * (build_chunked), so any number of rows needs one batch of workspace.
  *
  * Floating point: `contract` everywhere (FMA), and `reassoc` on the adds of
  * reductions (sum, matmul) so LLVM can vectorize them. No nnan/ninf: the
@@ -26,11 +28,6 @@
 #include "regstep.h"
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
-
-/* Bytes of a node's values for a batch of max_batch rows. */
-static int64_t bytes_at(const Node *n, int max_batch, int elem_size) {
-  return shape_numel(&n->shape) * (n->batched ? max_batch : 1) * elem_size;
-}
 
 /* ---- kernels: one per op class (matrix products: gemm.c) ---- */
 
@@ -329,14 +326,18 @@ static bool is_view(const Node *n) {
          n->op == OP_CONCAT;
 }
 
-static int64_t node_bytes(const CG *cg, const Node *n) { return bytes_at(n, cg->max_batch, cg->L->elem_size); }
+/* Bytes of a node's values for a batch of max_batch rows. */
+static int64_t node_bytes(const CG *cg, const Node *n) {
+  return shape_numel(&n->shape) * (n->batched ? cg->max_batch : 1) * cg->L->elem_size;
+}
 
 static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64_t row_stride) {
   cg->st[n->id] = (Store){.kind = ST_MEM, .base = base, .off = off, .row_stride = row_stride};
 }
 
-/* A computed node gets a stack slot when small, its workspace range
- * otherwise. */
+/* A computed node gets a stack slot when small, else a range of the
+ * workspace, which plan_workspace chooses once every node's storage is
+ * known (until then its base is NULL). */
 static void place(CG *cg, const Node *n, bool materialize) {
   bool evaluation = cg->kind == FN_FORWARD || cg->kind == FN_PREDICT;
   if (!materialize && (is_view(n) || (n->op == OP_DROPOUT && evaluation))) {
@@ -354,15 +355,7 @@ static void place(CG *cg, const Node *n, bool materialize) {
     set_mem(cg, n, slot, 0, numel);
     return;
   }
-  if (cg->ws_off[n->id] < 0) { /* its range, the first time a function stores it */
-    cg->ws_off[n->id] = cg->ws_bytes;
-    cg->ws_bytes += (bytes + 63) / 64 * 64;
-  }
-  char name[128];
-  LLVMValueRef off = ci(cg, cg->ws_off[n->id]);
-  LLVMValueRef base = LLVMBuildInBoundsGEP2(cg->alloc, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1,
-                                            cg_llvm_name(cg, n, name, sizeof name));
-  set_mem(cg, n, base, 0, numel);
+  set_mem(cg, n, NULL, 0, numel);
 }
 
 /* Can elementwise node n be computed inside its one reader c? Only when c
@@ -407,6 +400,134 @@ static bool update_in_place(CG *cg, const Node **reader, const Update *u) {
         return false;
   }
   return true;
+}
+
+/* ---- the workspace ----
+ *
+ * Nodes too large for the stack live in the workspace, sized for one batch
+ * of max_batch rows. Each function plans its own: a node holds its range
+ * from where it is computed to its last read (a read through a view or an
+ * inlined node counts where it happens; results are read at the end), and
+ * nodes whose lifetimes do not overlap share bytes. Ranges are placed
+ * greedily, the largest first, each at the lowest offset that is free for
+ * its whole lifetime. An elementwise node whose operand dies in it takes
+ * the operand's range (in place: each element is read before it is
+ * written). A GEMM that packs its matrix gets a scratch range for its own
+ * position. The module's global is as large as its largest function's
+ * workspace; grad_part plans the ws it is given. */
+
+typedef struct Span {
+  int64_t bytes, off;
+  int from, to; /* positions (graph order) where the range is in use */
+} Span;
+
+/* Bytes of the packed matrix operand of a GEMM (gemm.c's pack_b), or 0. */
+static int64_t pack_bytes(const CG *cg, const Node *n) {
+  if (n->op != OP_MATMUL) return 0;
+  const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
+  if (m->shape.rank != 2 || m->batched) return 0;
+  return shape_numel(&m->shape) * cg->L->elem_size;
+}
+
+static bool in_workspace(const CG *cg, int i) {
+  return cg->need[i] && !cg->given[i] && !cg->fused_into[i] && cg->st[i].kind == ST_MEM && !cg->st[i].base;
+}
+
+/* Can elementwise node n be written over its operand a, which dies in it? */
+static bool reuse_in_place(const CG *cg, const Node *n, const Node *a, const int *users, const Node **reader,
+                           const bool *root) {
+  return is_elementwise(n) && !cg->epi_gemm[n->id] && in_workspace(cg, a->id) && !root[a->id] &&
+         users[a->id] == 1 && reader[a->id] == n && a->batched == n->batched && shape_eq(&a->shape, &n->shape);
+}
+
+static int cmp_span_size(const void *pa, const void *pb) {
+  const Span *a = *(Span *const *)pa, *b = *(Span *const *)pb;
+  if (a->bytes != b->bytes) return a->bytes > b->bytes ? -1 : 1;
+  return a->from - b->from;
+}
+
+static int cmp_span_off(const void *pa, const void *pb) {
+  const Span *a = *(Span *const *)pa, *b = *(Span *const *)pb;
+  return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* Offsets for spans[0..n): returns the bytes they need together. */
+static int64_t place_spans(Span *spans, int n) {
+  Span **order = nnc_xcalloc((size_t)n + 1, sizeof *order), **live = nnc_xcalloc((size_t)n + 1, sizeof *live);
+  for (int i = 0; i < n; i++) order[i] = &spans[i];
+  qsort(order, (size_t)n, sizeof *order, cmp_span_size);
+  int64_t peak = 0;
+  for (int i = 0; i < n; i++) {
+    Span *s = order[i];
+    int nlive = 0;
+    for (int j = 0; j < i; j++)
+      if (order[j]->from <= s->to && s->from <= order[j]->to) live[nlive++] = order[j];
+    qsort(live, (size_t)nlive, sizeof *live, cmp_span_off);
+    int64_t off = 0;
+    for (int j = 0; j < nlive && off + s->bytes > live[j]->off; j++)
+      if (live[j]->off + live[j]->bytes > off) off = live[j]->off + live[j]->bytes;
+    s->off = off;
+    if (off + s->bytes > peak) peak = off + s->bytes;
+  }
+  free(order);
+  free(live);
+  return peak;
+}
+
+/* Lifetimes, in-place reuse and offsets for this function's workspace
+ * nodes and GEMM scratch; their bases become addresses in cg->ws. */
+static void plan_workspace(CG *cg, const Node **reader, const int *users, const bool *root) {
+  const Graph *g = cg->g;
+  int len = g->len;
+  int *last = nnc_xcalloc((size_t)len, sizeof(int)), *span_of = nnc_xcalloc((size_t)len, sizeof(int));
+  int *pack_span = nnc_xcalloc((size_t)len, sizeof(int));
+  Span *spans = nnc_xcalloc((size_t)len * 2 + 1, sizeof(Span));
+  int nspans = 0;
+  /* last reads, from the end: a view is read where its readers are */
+  for (int i = 0; i < len; i++) last[i] = root[i] ? len : -1;
+  for (int i = len - 1; i >= 0; i--) {
+    if (!cg->need[i] || cg->given[i]) continue;
+    const Node *n = g->nodes[i];
+    int at = cg->st[i].kind == ST_VIEW ? last[i] : eval_point(cg, reader, i);
+    for (int k = 0; k < op_info[n->op].nin; k++)
+      if (last[n->in[k]->id] < at) last[n->in[k]->id] = at;
+  }
+  for (int i = 0; i < len; i++) {
+    span_of[i] = pack_span[i] = -1;
+    if (cg->need[i] && !cg->given[i] && pack_bytes(cg, g->nodes[i])) {
+      int at = eval_point(cg, reader, i);
+      pack_span[i] = nspans;
+      spans[nspans++] = (Span){.bytes = pack_bytes(cg, g->nodes[i]), .from = at, .to = at};
+    }
+    if (!in_workspace(cg, i)) continue;
+    const Node *n = g->nodes[i];
+    int to = last[i] > i ? last[i] : i;
+    for (int k = 0; k < op_info[n->op].nin && span_of[i] < 0; k++)
+      if (reuse_in_place(cg, n, n->in[k], users, reader, root)) {
+        span_of[i] = span_of[n->in[k]->id];
+        if (spans[span_of[i]].to < to) spans[span_of[i]].to = to;
+      }
+    if (span_of[i] >= 0) continue;
+    span_of[i] = nspans;
+    spans[nspans++] = (Span){.bytes = (node_bytes(cg, n) + 63) / 64 * 64, .from = i, .to = to};
+  }
+  int64_t peak = place_spans(spans, nspans);
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->ctx);
+  for (int i = 0; i < len; i++) {
+    cg->pack_off[i] = pack_span[i] >= 0 ? spans[pack_span[i]].off : -1;
+    if (span_of[i] < 0) continue;
+    char name[128];
+    LLVMValueRef off = ci(cg, spans[span_of[i]].off);
+    cg->st[i].base = LLVMBuildInBoundsGEP2(cg->alloc, i8, cg->ws, &off, 1, cg_llvm_name(cg, g->nodes[i], name, sizeof name));
+  }
+  if (cg->kind == FN_GRAD_PART)
+    cg->part_ws_bytes = peak;
+  else if (peak > cg->ws_bytes)
+    cg->ws_bytes = peak;
+  free(last);
+  free(span_of);
+  free(pack_span);
+  free(spans);
 }
 
 /* Mark what this function computes, and how each node is stored. */
@@ -466,14 +587,17 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     }
   }
   gemm_plan_epilogues(cg, reader, users, root);
-  /* results that can be computed straight into the buffer */
-  if (cg->kind == FN_BACKWARD || cg->kind == FN_GRAD_PART)
+  /* results that can be computed straight into the buffer; train_step
+     keeps a gradient too large for the stack in the buffer's gradient
+     range, memory that exists anyway, instead of the workspace */
+  bool grads_out = cg->kind == FN_BACKWARD || cg->kind == FN_GRAD_PART;
+  if (grads_out || cg->kind == FN_TRAIN_STEP)
     for (int p = 0; p < g->params.len; p++) {
       const Node *d = g->grads[p];
       bool shared = false;
       for (int q = 0; q < p; q++) shared |= g->grads[q] == d;
       if (!shared && cg->st[d->id].kind == ST_MEM && cg->st[d->id].base != cg->gbuf &&
-          op_info[d->op].cls != OPC_LEAF)
+          op_info[d->op].cls != OPC_LEAF && (grads_out || (!cg->st[d->id].base && !cg->fused_into[d->id])))
         set_mem(cg, d, cg->gbuf, cg->L->grad_off[p], 0);
     }
   if (cg->kind == FN_TRAIN_STEP || cg->kind == FN_UPDATE)
@@ -484,6 +608,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
       set_mem(cg, up->value, cg->buf,
               t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index], 0);
     }
+  plan_workspace(cg, reader, users, root);
   free(root);
   free(users);
   free(reader);
@@ -539,6 +664,47 @@ static void store_updates(CG *cg) {
 /* Few enough per-row values that copies of train_step are cheap. */
 bool codegen_step_is_small(const Graph *g, int max_batch) { return graph_row_values(g) * max_batch <= 16384; }
 
+/* forward and predict take any number of rows: the public function runs
+ * `batch` (the code for at most max_batch rows) on chunks of max_batch
+ * rows, the last one smaller, so the workspace is sized by the batch
+ * whatever the number of rows. */
+static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
+  const Graph *g = cg->g;
+  bool fwd = kind == FN_FORWARD;
+  LLVMSetLinkage(batch, LLVMInternalLinkage);
+  if (codegen_step_is_small(g, cg->max_batch)) cg_add_attr(cg, batch, LLVMAttributeFunctionIndex, "alwaysinline");
+  LLVMTypeRef p = cg->ptr, I = cg->i64;
+  LLVMTypeRef ps[] = {p, p, p, I, p, p};
+  const char *names[] = {"buf", "x", "t", "n", "y", "loss"};
+  LLVMTypeRef pps[] = {p, p, I, p};
+  const char *pnames[] = {"buf", "x", "n", "y"};
+  LLVMValueRef fn = fwd ? cg_declare(cg, "forward", LLVMVoidTypeInContext(cg->ctx), ps, 6, names, 0x6)
+                        : cg_declare(cg, "predict", LLVMVoidTypeInContext(cg->ctx), pps, 4, pnames, 0x2);
+  cg_begin_body(cg, fn);
+  LLVMValueRef n = LLVMGetParam(fn, fwd ? 3 : 2), B = ci(cg, cg->max_batch);
+  LLVMValueRef chunks = LLVMBuildSDiv(cg->b, iadd(cg, n, ci(cg, cg->max_batch - 1)), B, "chunks");
+  Loop lp;
+  LLVMValueRef first = imul(cg, cg_loop_begin(cg, &lp, chunks), B);
+  LLVMValueRef rest = LLVMBuildNSWSub(cg->b, n, first, "");
+  LLVMValueRef rows = sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, rest, B, ""), rest, B);
+  /* argument k's rows from `first` on, `cols` values a row */
+  LLVMValueRef args[6];
+  int64_t cols[6] = {0, cg_cols(&g->inputs), cg_cols(&g->targets), -1, shape_numel(&g->output->shape), 1};
+  int64_t *c = fwd ? cols : (int64_t[4]){0, cols[1], -1, cols[4]};
+  for (int k = 0; k < (fwd ? 6 : 4); k++) {
+    LLVMValueRef a = LLVMGetParam(fn, (unsigned)k);
+    if (c[k] > 0) {
+      LLVMValueRef off = imul(cg, first, ci(cg, c[k]));
+      a = LLVMBuildGEP2(cg->b, cg->T, a, &off, 1, "");
+    }
+    args[k] = c[k] < 0 ? rows : a;
+  }
+  LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(batch), batch, args, fwd ? 6 : 4, "");
+  cg_loop_end(cg, &lp);
+  LLVMBuildRetVoid(cg->b);
+  cg_end_body(cg);
+}
+
 static void build_function(CG *cg, FnKind kind) {
   const Graph *g = cg->g;
   LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
@@ -552,7 +718,7 @@ static void build_function(CG *cg, FnKind kind) {
   case FN_FORWARD: {
     LLVMTypeRef ps[] = {p, p, p, I, p, p};
     const char *names[] = {"buf", "x", "t", "n", "y", "loss"};
-    fn = cg_declare(cg, "forward", V, ps, 6, names, 0x6);
+    fn = cg_declare(cg, "forward_batch", V, ps, 6, names, 0x6);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
     cg->y = LLVMGetParam(fn, 4), cg->loss = LLVMGetParam(fn, 5);
@@ -564,7 +730,7 @@ static void build_function(CG *cg, FnKind kind) {
   case FN_PREDICT: {
     LLVMTypeRef ps[] = {p, p, I, p};
     const char *names[] = {"buf", "x", "n", "y"};
-    fn = cg_declare(cg, "predict", V, ps, 4, names, 0x2);
+    fn = cg_declare(cg, "predict_batch", V, ps, 4, names, 0x2);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->y = LLVMGetParam(fn, 3);
     set_rows(cg, LLVMGetParam(fn, 2));
@@ -664,6 +830,7 @@ static void build_function(CG *cg, FnKind kind) {
      exists once (compile time grows with every copy). */
   if (kind == FN_TRAIN_STEP)
     cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, codegen_step_is_small(g, cg->max_batch) ? "alwaysinline" : "noinline");
+  if (kind == FN_FORWARD || kind == FN_PREDICT) build_chunked(cg, kind, fn);
 }
 
 /* train_epoch: full batches with the row count a constant (so the inlined
@@ -716,45 +883,24 @@ static void build_train_epoch(CG *cg) {
   cg_end_body(cg);
 }
 
-/* The workspace: 64-byte aligned ranges of one buffer. Room to pack the
- * matrix operand of each matrix-vector product (pack_off) comes first; a
- * node too large for the stack gets its range (ws_off) when a function
- * first stores it (place), so a node that every function computes inline
- * or inside a GEMM, as the per-row outer products of a weight gradient,
- * takes none. Returns the packs' bytes. */
-static int64_t plan_packs(const Graph *g, const Layout *L, int64_t *ws_off, int64_t *pack_off) {
-  int64_t ws = 0;
-  for (int i = 0; i < g->len; i++) {
-    ws_off[i] = -1;
-    const Node *n = g->nodes[i];
-    pack_off[i] = -1;
-    if (n->op != OP_MATMUL) continue;
-    const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
-    if (m->shape.rank != 2 || m->batched) continue;
-    pack_off[i] = ws;
-    ws += (shape_numel(&m->shape) * L->elem_size + 63) / 64 * 64;
+/* The workspace global, in the functions' place of the stand-in: zero
+ * (.bss), 64-byte aligned, internal. A module without one has none. */
+static void define_workspace(CG *cg) {
+  LLVMValueRef planned = cg->ws;
+  if (cg->ws_bytes > 0) {
+    LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)cg->ws_bytes);
+    LLVMValueRef ws = LLVMAddGlobal(cg->mod, ty, "nnc.workspace");
+    LLVMSetInitializer(ws, LLVMConstNull(ty));
+    LLVMSetLinkage(ws, LLVMInternalLinkage);
+    LLVMSetAlignment(ws, 64);
+    LLVMReplaceAllUsesWith(planned, ws);
   }
-  return ws;
-}
-
-/* The module's workspace global, sized once every function has placed its
- * nodes: it replaces the empty one the functions were built with. */
-static void size_workspace(CG *cg) {
-  int64_t bytes = cg->ws_bytes > 64 ? cg->ws_bytes : 64;
-  LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)bytes);
-  LLVMValueRef ws = LLVMAddGlobal(cg->mod, ty, "");
-  LLVMSetInitializer(ws, LLVMConstNull(ty));
-  LLVMSetLinkage(ws, LLVMInternalLinkage);
-  LLVMSetAlignment(ws, 64);
-  LLVMReplaceAllUsesWith(cg->ws, ws);
-  LLVMDeleteGlobal(cg->ws);
-  LLVMSetValueName2(ws, "nnc.workspace", strlen("nnc.workspace"));
-  cg->ws = ws;
-  cg->ws_bytes = bytes;
+  LLVMDeleteGlobal(planned);
+  cg->ws = NULL;
 }
 
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
-                             unsigned fns, const CgTarget *target, CgModuleInfo *info) {
+                             unsigned fns, const CgTarget *target, CgInfo *info) {
   CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
   char name[160];
   snprintf(name, sizeof name, "nnc.%s", g->model_name ? g->model_name : "model");
@@ -773,12 +919,12 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.given = nnc_xcalloc((size_t)g->len, 1);
   cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
-  cg.ws_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
   cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
   cg.fused_into = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   cg.epi_gemm = nnc_xcalloc((size_t)g->len, sizeof(Node *));
-  cg.ws_bytes = plan_packs(g, layout, cg.ws_off, cg.pack_off);
-  cg.ws = LLVMAddGlobal(cg.mod, LLVMArrayType2(LLVMInt8TypeInContext(ctx), 0), "nnc.workspace.unsized");
+  /* the functions address the workspace through a stand-in until its size,
+     their largest plan, is known */
+  cg.ws = LLVMAddGlobal(cg.mod, LLVMArrayType2(LLVMInt8TypeInContext(ctx), 0), "nnc.workspace.planned");
   cg.vl = target->vector_bits / (8 * layout->elem_size);
   cg.gemm_nv = target->vector_bits == 512 ? 4 : 2;
   cg.avx_lane_swap = target->x86_avx;
@@ -807,8 +953,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
       build_function(&cg, (FnKind)k);
     free(need[k]);
   }
-  size_workspace(&cg);
-  if (info) *info = (CgModuleInfo){.registers_only = all_registers, .ws_bytes = cg.ws_bytes};
+  define_workspace(&cg);
+  if (info) *info = (CgInfo){.registers_only = all_registers, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};
   if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH] && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));
@@ -822,7 +968,6 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.st);
   free(cg.need);
   free(cg.given);
-  free(cg.ws_off);
   free(cg.pack_off);
   free(cg.fused_into);
   free(cg.epi_gemm);

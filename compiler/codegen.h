@@ -4,10 +4,12 @@
  * the module defines.
  *
  * Every size is a constant in the generated code except the row count n of
- * a batch, so LLVM can unroll and vectorize. Small intermediates live in
- * stack slots that LLVM promotes to registers; large ones in a workspace
- * that is a global of the module (no heap allocation anywhere). Nothing is
- * allocated or freed inside train_step or train_epoch.
+ * a batch, so LLVM can unroll and vectorize; forward and predict run any
+ * number of rows in chunks of max_batch. Small intermediates live in stack
+ * slots that LLVM promotes to registers; large ones in a workspace sized
+ * for one batch and shared by nodes whose lifetimes do not overlap, a
+ * global of the module (no heap allocation anywhere). Nothing is allocated
+ * or freed inside train_step or train_epoch.
  */
 #ifndef NNC_CODEGEN_H
 #define NNC_CODEGEN_H
@@ -28,10 +30,11 @@ enum {
   /* for threads and MPI (not in CG_ALL):
      T grad_part(buf, grad, ws, x, t, n, total) writes the gradients of n
      rows, scaled by 1/total, into grad (a buffer of the same layout), uses
-     ws (CgModuleInfo.ws_bytes, 64-byte aligned) for its intermediates,
+     ws (CgInfo's part_ws_bytes, 64-byte aligned) for its intermediates,
      and returns the sum of the rows' losses / total */
   CG_GRAD_PART = 64
 };
+
 
 /* True when a training step is small (few values per row times rows):
  * its code is then straight-line, train_step is inlined into train_epoch,
@@ -46,21 +49,20 @@ typedef struct CgTarget {
   bool x86_avx;    /* x86-64 with AVX: the code may name AVX instructions */
 } CgTarget;
 
-/* What codegen_module says of the module it built. */
-typedef struct CgModuleInfo {
-  /* the module is train_epoch alone, written in vectors with the step in
-     registers (regstep.c): it needs no vectorizer, and instcombine would
-     undo its named shuffles */
+/* What codegen_module tells of the module it built. */
+typedef struct CgInfo {
+  /* every function is written in vectors with the step in registers
+     (regstep.c): the module needs no vectorizer, and instcombine would undo
+     its named shuffles */
   bool registers_only;
-  /* the bytes of its workspace: the intermediates its functions store and
-     the packed matrices of its GEMMs (grad_part's ws needs as many) */
-  int64_t ws_bytes;
-} CgModuleInfo;
+  int64_t ws_bytes;      /* the workspace global (0: none) */
+  int64_t part_ws_bytes; /* the ws grad_part needs (64-byte aligned) */
+} CgInfo;
 
 /* Build the module in ctx with the functions in `fns`, for `target`. When
  * train_epoch is built without train_step, train_step is internal and
- * disappears into train_epoch. info (or NULL): what the module is. */
+ * disappears into train_epoch. info: NULL, or what the module holds. */
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout,
-                             int max_batch, unsigned fns, const CgTarget *target, CgModuleInfo *info);
+                             int max_batch, unsigned fns, const CgTarget *target, CgInfo *info);
 
 #endif

@@ -23,8 +23,6 @@ struct Engine {
   void *buf;     /* parameters, gradients, optimizer state (owned here) */
   int max_batch; /* rows per call the engine was built for */
   int64_t rows_per_step; /* rows per optimizer step in train_epoch: max_batch (MPI: ranks x max_batch) */
-  int64_t eval_rows;     /* rows forward takes per call: max_batch, or any number (compiled
-                            register steps loop over rows: evaluation in one call) */
   /* batch loss of n <= max_batch rows; gradients into buf */
   double (*backward)(Engine *e, const void *x, const void *t, int64_t n);
   /* one optimizer step from the gradients in buf */
@@ -35,7 +33,8 @@ struct Engine {
    * returns the sum over rows of each row's loss before its step */
   double (*train_epoch)(Engine *e, const void *x, const void *t, int64_t rows);
   /* per-row outputs y[n * numel(output)] and, when t is given, per-row
-   * losses loss[n]; y and loss are in the model's dtype */
+   * losses loss[n], for any number of rows n (in batches of max_batch);
+   * y and loss are in the model's dtype */
   void (*forward)(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss);
   /* compiled code only (else NULL), for threads and MPI: the gradients of n
    * rows (0..max_batch) scaled by 1/total into grad, a buffer of the same

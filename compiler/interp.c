@@ -466,7 +466,7 @@ static double ie_train_epoch(Engine *e, const void *x, const void *t, int64_t ro
   return total;
 }
 
-static void ie_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+static void ie_forward_batch(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
   IEngine *ie = e->impl;
   start_batch(e, x, t, n);
   interp_set_evaluation(ie->in, true);
@@ -490,6 +490,17 @@ static void ie_forward(Engine *e, const void *x, const void *t, int64_t n, void 
       else
         ((float *)loss)[r] = (float)val;
     }
+  }
+}
+
+/* any number of rows, in batches of max_batch */
+static void ie_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+  int64_t xc = engine_input_cols(e->g), tc = engine_target_cols(e->g), yc = shape_numel(&e->g->output->shape);
+  size_t es = (size_t)e->layout->elem_size;
+  for (int64_t r = 0; r < n; r += e->max_batch) {
+    int64_t k = n - r < e->max_batch ? n - r : e->max_batch;
+    ie_forward_batch(e, (const char *)x + (size_t)(r * xc) * es, t ? (const char *)t + (size_t)(r * tc) * es : NULL, k,
+                     (char *)y + (size_t)(r * yc) * es, loss ? (char *)loss + (size_t)r * es : NULL);
   }
 }
 

@@ -178,7 +178,7 @@ static void lap(Timer *tm, const char *stage) {
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */
   CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
-  CODE_REGISTERS   /* register steps only, already vector code (CgModuleInfo.registers_only) */
+  CODE_REGISTERS   /* register steps only, already vector code (CgInfo's registers_only) */
 } CodeShape;
 
 static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_t len) {
@@ -335,7 +335,7 @@ typedef struct Build {
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
   LLVMOrcLLJITRef jit;       /* with make_jit: the JIT, made once the object is done */
   bool make_jit;
-  CgModuleInfo info;         /* codegen_module's: register steps only, workspace bytes */
+  CgInfo info;               /* codegen_module's account of the module */
 } Build;
 
 /* An ORC LLJIT whose target machine has the CPU and features the objects
@@ -393,9 +393,9 @@ static void *build_object(void *arg) {
   CgTarget target = jit_target(b->cpu);
   LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
   lap(&b->timer, "codegen");
-  CodeShape shape = b->info.registers_only                              ? CODE_REGISTERS
+  CodeShape shape = b->info.registers_only                    ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
-                                                                  : CODE_LOOPS;
+                                                                : CODE_LOOPS;
   ObjKey key;
   bool cached = objcache_enabled();
   if (cached) {
@@ -490,15 +490,16 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   memcpy(&je->predict, &pred, sizeof pred);
   memcpy(&je->update, &upd, sizeof upd);
   lap(&timer, "jit-link");
+  if (time) { /* the modules' workspaces: sized by the batch, whatever the data */
+    int64_t ws = part[0].info.ws_bytes + (nparts == 2 ? part[1].info.ws_bytes : 0);
+    fprintf(stderr, "workspace  %" PRId64 " bytes\n", ws);
+  }
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
-  /* forward and predict written as register steps loop over any number of
-     rows: the driver evaluates a data set in one call */
-  if (eval_fns && part[nparts - 1].info.registers_only) e->eval_rows = INT64_MAX / 2;
-  if (je->grad_part) { /* in the training module */
+  if (je->grad_part) {
     e->grad_part = je_grad_part;
-    e->ws_bytes = part[0].info.ws_bytes;
+    e->ws_bytes = part[0].info.part_ws_bytes > 0 ? part[0].info.part_ws_bytes : 64;
   }
   return e;
 }
@@ -554,17 +555,19 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             " *         gradients and the optimizer state, at the offsets below; set it up\n"
             " *         with %sbuffer_init, then write the parameters' values\n"
             " *   x, t  n rows of %sINPUT_COLS inputs and %sTARGET_COLS targets, row-major\n"
-            " *   n     rows in one call, 1 to %sMAX_BATCH\n"
+            " *   n     rows in one call: any number for forward, predict and\n"
+            " *         train_epoch (in batches of %sMAX_BATCH), 1 to %sMAX_BATCH for\n"
+            " *         backward and train_step\n"
             " *   y     n rows of %sOUTPUT_COLS outputs; loss: n per-row losses\n"
             " * forward: outputs and per-row losses. predict: outputs alone (when the\n"
             " * output does not depend on the targets). backward: gradients into buf,\n"
             " * returns the batch loss (mean over rows). update: one optimizer step from\n"
             " * the gradients. train_step: backward and update, returns the batch loss.\n"
-            " * train_epoch: train_step over `rows` rows (any number) in batches of\n"
-            " * %sMAX_BATCH, returns the sum of the rows' losses.\n"
+            " * train_epoch: train_step over `rows` rows in batches of %sMAX_BATCH,\n"
+            " * returns the sum of the rows' losses.\n"
             " * The functions share one workspace in the object: call them from one\n"
             " * thread at a time. */\n",
-            P, P, P, P, P, P, P);
+            P, P, P, P, P, P, P, P);
   sb_printf(sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", P, P);
   sb_printf(sb, "typedef %s %sreal; /* the model's dtype */\n", T, P);
   sb_printf(sb, "#define %sDTYPE \"%s\"\n", P, dtype_name(g->dtype));

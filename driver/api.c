@@ -227,7 +227,7 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
 static bool rows_ok(const NncModel *m, int64_t n) { return n >= 1 && n <= m->layout.max_batch; }
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
-  if (!rows_ok(m, n) || !y || (!t && !m->layout.has_predict)) return -1;
+  if (n < 0 || !y || (!t && !m->layout.has_predict)) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   e->forward(e, x, t && loss ? t : NULL, n, y, t ? loss : NULL);

@@ -35,7 +35,7 @@ static const char help_text[] =
     "  -o FILE           where --emit writes (default: standard output)\n"
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
     "  --plot-scale S    the report's loss axis: log (default) or linear\n"
-    "  --time            print compile time per stage on standard error\n"
+    "  --time            print compile time per stage and the workspace size on standard error\n"
     "  --threads N       with --jit --train: split each batch across N threads (default: the\n"
     "                    machine's cores when the batch is large enough to gain, else 1)\n"
     "  under mpirun -np P: P processes train as one, each with its share of every batch\n"

@@ -263,14 +263,18 @@ static void set_free(SetEval *s) {
   free(s->t);
 }
 
+/* Rows per forward call when a data set is evaluated (forward takes any
+ * number; this bounds the memory for its outputs). */
+enum { EVAL_ROWS = 4096 };
+
 /* Mean per-row loss over the set (and accuracy when the targets are labels)
- * with the current parameters, in chunks of the engine's batch; with pred,
- * the predicted class of each row too. */
+ * with the current parameters; with pred, the predicted class of each row
+ * too. */
 static double set_loss(Engine *e, const SetEval *s, double *accuracy, int *pred) {
   const Graph *g = e->g;
   size_t es = (size_t)e->layout->elem_size;
   int64_t xc = engine_input_cols(g), tc = engine_target_cols(g), yw = shape_numel(&g->output->shape);
-  int64_t chunk = e->eval_rows < (int64_t)s->rows ? e->eval_rows : (int64_t)(s->rows ? s->rows : 1);
+  int64_t chunk = (int64_t)s->rows < EVAL_ROWS ? (int64_t)(s->rows ? s->rows : 1) : EVAL_ROWS;
   void *y = nnc_xmalloc(es * (size_t)(chunk * yw + 1));
   void *loss = nnc_xmalloc(es * (size_t)(chunk + 1));
   double total = 0, yd[64], td[64];
@@ -409,20 +413,16 @@ static void predict_points(void *ctx, const double *points, int64_t n, double *o
   Engine *e = ctx;
   size_t es = (size_t)e->layout->elem_size;
   int64_t yw = shape_numel(&e->g->output->shape);
-  void *x = nnc_xmalloc(es * (size_t)(2 * e->max_batch));
-  void *y = nnc_xmalloc(es * (size_t)(yw * e->max_batch));
-  for (int64_t r = 0; r < n; r += e->max_batch) {
-    int64_t k = n - r < e->max_batch ? n - r : e->max_batch;
-    for (int64_t i = 0; i < 2 * k; i++) {
-      if (es == 8)
-        ((double *)x)[i] = points[2 * r + i];
-      else
-        ((float *)x)[i] = (float)points[2 * r + i];
-    }
-    e->forward(e, x, NULL, k, y, NULL);
-    for (int64_t i = 0; i < k * yw; i++)
-      out[r * yw + i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
+  void *x = nnc_xmalloc(es * (size_t)(2 * n + 1));
+  void *y = nnc_xmalloc(es * (size_t)(yw * n + 1));
+  for (int64_t i = 0; i < 2 * n; i++) {
+    if (es == 8)
+      ((double *)x)[i] = points[i];
+    else
+      ((float *)x)[i] = (float)points[i];
   }
+  e->forward(e, x, NULL, n, y, NULL);
+  for (int64_t i = 0; i < n * yw; i++) out[i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
   free(x);
   free(y);
 }
@@ -1088,9 +1088,9 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
   if (yw != 1) printf("\n");
   size_t es = (size_t)e->layout->elem_size;
   void *x = rt_data_cast(&d, false, g->dtype);
-  void *y = nnc_xmalloc(es * (size_t)(e->max_batch * yw + 1));
-  for (size_t r = 0; r < d.rows; r += (size_t)e->max_batch) {
-    int64_t n = (int64_t)(d.rows - r) < e->max_batch ? (int64_t)(d.rows - r) : e->max_batch;
+  void *y = nnc_xmalloc(es * (size_t)(EVAL_ROWS * yw + 1));
+  for (size_t r = 0; r < d.rows; r += EVAL_ROWS) {
+    int64_t n = d.rows - r < EVAL_ROWS ? (int64_t)(d.rows - r) : EVAL_ROWS;
     e->forward(e, (const char *)x + r * (size_t)engine_input_cols(g) * es, NULL, n, y, NULL);
     for (int64_t i = 0; i < n; i++) {
       for (int64_t k = 0; k < yw; k++) {

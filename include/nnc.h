@@ -49,8 +49,9 @@
  * Data everywhere are row-major arrays in the model's dtype (double for f64,
  * float for f32): x holds n rows of layout->input_cols values (all inputs,
  * flattened, in declaration order), t n rows of target_cols, y n rows of
- * output_cols, loss n per-row losses; n is 1..layout->max_batch (the train
- * block's `batch`), except train_epoch, which takes any number of rows.
+ * output_cols, loss n per-row losses. forward, predict and train_epoch
+ * take any number of rows (in batches of layout->max_batch, the train
+ * block's `batch`); backward and train_step take 1..max_batch.
  * A model and its functions may be used from one thread at a time.
  */
 #ifndef NNC_H
@@ -170,7 +171,7 @@ typedef struct NncLayout {
   int elem_size;         /* 4 or 8 bytes */
   int64_t total;         /* elements in buf: parameters, gradients, optimizer state */
   int64_t param_elems;   /* parameter values in all */
-  int max_batch;         /* rows per call (the train block's batch) */
+  int max_batch;         /* rows per step (the train block's batch) */
   int64_t input_cols, target_cols, output_cols;
   bool has_predict;      /* the output does not need the targets */
   int nparams;
@@ -191,7 +192,7 @@ NNC_API void nnc_model_init_params(const NncModel *m, void *buf);
 typedef struct NncFunctions {
   NncDtype dtype; /* which of the two sets is filled in; the other is NULL */
   struct {
-    /* per-row outputs y and losses */
+    /* per-row outputs y and losses of any number of rows */
     void (*forward)(double *buf, const double *x, const double *t, int64_t n, double *y, double *loss);
     /* outputs alone (NULL unless layout->has_predict) */
     void (*predict)(double *buf, const double *x, int64_t n, double *y);
@@ -223,10 +224,11 @@ NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
 
 /* ---- the reference interpreter, on the same buffer ---- */
 
-/* forward: y (n rows) and, when t and loss are given, per-row losses;
- * backward: gradients into buf, *loss the batch loss; train_step: backward
- * and the optimizer step. Return 0, or -1 when n is not 1..max_batch (or y
- * is asked for without targets and the output needs them). */
+/* forward: y (n rows, any number) and, when t and loss are given, per-row
+ * losses; backward: gradients into buf, *loss the batch loss; train_step:
+ * backward and the optimizer step. Return 0, or -1 when n is not
+ * 1..max_batch for backward and train_step (or negative for forward), or
+ * y is asked for without targets and the output needs them. */
 NNC_API int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y,
                                void *loss);
 NNC_API int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n,

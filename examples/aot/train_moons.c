@@ -16,7 +16,8 @@
  * in creation order, and the biases zero (runtime/init.c, the train block's
  * `init`); 400 epochs of train_epoch over the rows in file order (no
  * shuffling, batch 1, SGD at lr 0.05, all compiled into the object). Then
- * forward gives the mean per-row losses and predict the accuracies.
+ * forward gives the mean per-row losses and predict the accuracies, each
+ * over a whole set in one call.
  *
  * Those three runtime files are plain C (libc and libm): they are compiled
  * into this program rather than reimplemented, so the numbers are the same.
@@ -33,27 +34,26 @@
 
 typedef nnc_moons_real real;
 
-/* Mean per-row loss over a set with forward, in batches of MAX_BATCH. */
+/* Mean per-row loss over a set: forward takes any number of rows. */
 static double mean_loss(real *buf, const real *x, const real *t, size_t rows) {
-  real y[nnc_moons_MAX_BATCH * nnc_moons_OUTPUT_COLS], loss[nnc_moons_MAX_BATCH];
+  real *y = malloc(sizeof(real) * (rows * nnc_moons_OUTPUT_COLS + 1)), *loss = malloc(sizeof(real) * (rows + 1));
+  if (!y || !loss) abort();
+  nnc_moons_forward(buf, x, t, (int64_t)rows, y, loss);
   double total = 0;
-  for (size_t r = 0; r < rows; r += nnc_moons_MAX_BATCH) {
-    int64_t n = rows - r < nnc_moons_MAX_BATCH ? (int64_t)(rows - r) : nnc_moons_MAX_BATCH;
-    nnc_moons_forward(buf, x + r * nnc_moons_INPUT_COLS, t + r * nnc_moons_TARGET_COLS, n, y, loss);
-    for (int64_t i = 0; i < n; i++) total += loss[i];
-  }
+  for (size_t i = 0; i < rows; i++) total += loss[i];
+  free(y);
+  free(loss);
   return total / (double)rows;
 }
 
 /* Share of rows whose prediction (threshold 0.5) matches the 0/1 label. */
 static double accuracy(real *buf, const real *x, const real *t, size_t rows) {
-  real y[nnc_moons_MAX_BATCH * nnc_moons_OUTPUT_COLS];
+  real *y = malloc(sizeof(real) * (rows * nnc_moons_OUTPUT_COLS + 1));
+  if (!y) abort();
+  nnc_moons_predict(buf, x, (int64_t)rows, y);
   size_t correct = 0;
-  for (size_t r = 0; r < rows; r += nnc_moons_MAX_BATCH) {
-    int64_t n = rows - r < nnc_moons_MAX_BATCH ? (int64_t)(rows - r) : nnc_moons_MAX_BATCH;
-    nnc_moons_predict(buf, x + r * nnc_moons_INPUT_COLS, n, y);
-    for (int64_t i = 0; i < n; i++) correct += (y[i] > 0.5) == (t[(r + (size_t)i)] > 0.5);
-  }
+  for (size_t i = 0; i < rows; i++) correct += (y[i] > 0.5) == (t[i] > 0.5);
+  free(y);
   return (double)correct / (double)rows;
 }
 
@@ -109,11 +109,10 @@ int main(int argc, char **argv) {
   printf("final valid accuracy %.9g\n", accuracy(buf, vx, vt, valid.rows));
 
   /* the trained model on two points: one in each moon */
-  real points[2 * nnc_moons_INPUT_COLS] = {0, 1, 1, -0.5}, y[nnc_moons_OUTPUT_COLS];
-  for (int i = 0; i < 2; i++) {
-    nnc_moons_predict(buf, points + i * nnc_moons_INPUT_COLS, 1, y);
-    printf("predict (%g, %g) -> %.6f\n", (double)points[2 * i], (double)points[2 * i + 1], (double)y[0]);
-  }
+  real points[2 * nnc_moons_INPUT_COLS] = {0, 1, 1, -0.5}, y[2 * nnc_moons_OUTPUT_COLS];
+  nnc_moons_predict(buf, points, 2, y);
+  for (int i = 0; i < 2; i++)
+    printf("predict (%g, %g) -> %.6f\n", (double)points[2 * i], (double)points[2 * i + 1], (double)y[i]);
   free(tx);
   free(tt);
   free(vx);

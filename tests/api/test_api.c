@@ -188,7 +188,7 @@ static void jit_equals_interp(const char *dtype) {
       CHECK(fabs(ga - gb) <= tol * (1 + fabs(gb)));
     }
   /* rows out of range */
-  CHECK(nnc_interp_forward(m, b, x, t, 5, f64 ? (void *)yi : (void *)yif, f64 ? (void *)li : (void *)lif) == -1);
+  CHECK(nnc_interp_forward(m, b, x, t, -1, f64 ? (void *)yi : (void *)yif, f64 ? (void *)li : (void *)lif) == -1);
   CHECK(nnc_interp_backward(m, b, x, t, 0, NULL) == -1);
   /* a second compilation, at -O0, lives alongside the first */
   const NncFunctions *f0 = nnc_model_jit(m, 0);
