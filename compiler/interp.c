@@ -121,7 +121,8 @@ void interp_forget(Interp *in) {
   for (int i = 0; i < in->g->len; i++) in->have[i] = in->given[i];
 }
 
-void interp_set_rows(Interp *in, int rows) {
+/* Rows in the batch (1..max_rows); forgets computed values. */
+static void interp_set_rows(Interp *in, int rows) {
   NNC_ASSERT(rows >= 1 && rows <= in->max_rows);
   in->rows = rows;
   interp_forget(in);

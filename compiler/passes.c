@@ -45,6 +45,8 @@ static Node *copy_node(Rebuild *r, Node *n, Node *a, Node *b) {
   return m;
 }
 
+static Graph *pass_dce(Graph *g);
+
 static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   Graph *g = graph_new(old->arena, old->dtype);
   g->model_name = old->model_name;
@@ -261,7 +263,7 @@ Graph *pass_cse(Graph *g) {
 
 /* ---- dce ---- */
 
-Graph *pass_dce(Graph *g) {
+static Graph *pass_dce(Graph *g) {
   bool *live = nnc_xcalloc((size_t)g->len, sizeof(bool));
   for (int i = 0; i < g->len; i++) {
     Op op = g->nodes[i]->op;

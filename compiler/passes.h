@@ -24,7 +24,6 @@
 
 Graph *pass_stabilize(Graph *g, Diag *diag);
 Graph *pass_cse(Graph *g);
-Graph *pass_dce(Graph *g);
 /* fold, cse, dce until nothing changes (at most a few rounds). */
 Graph *optimize_graph(Graph *g);
 
