@@ -280,16 +280,22 @@ static uint64_t tidy(int dfd, uint64_t limit) {
   return total;
 }
 
-/* Adds a stored entry's bytes to <dir>/size, under a lock for concurrent
- * runs; counts everything when the file is new, tidies past the limit. */
-static void account(int dfd, uint64_t added) {
+/* <dir>/size, open and locked for one store (concurrent runs, and the
+ * threads of one run, store at once); -1 when it cannot be used. */
+static int lock_size(int dfd) {
   int fd = openat(dfd, "size", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return;
+  if (fd < 0) return -1;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || untrusted(&st) || flock(fd, LOCK_EX) != 0) {
     close(fd);
-    return;
+    return -1;
   }
+  return fd;
+}
+
+/* Adds a stored entry's bytes to the locked size file fd; counts every
+ * entry when the file is new, tidies past the limit. */
+static void account(int fd, int dfd, uint64_t added) {
   char text[32] = {0};
   char *end;
   ssize_t got = pread(fd, text, sizeof text - 1, 0);
@@ -301,7 +307,6 @@ static void account(int dfd, uint64_t added) {
     total = tidy(dfd, limit); /* a new count, or over the limit */
   int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)total);
   if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) != len) ftruncate(fd, 0);
-  close(fd); /* and the lock with it */
 }
 
 /* ---- store ---- */
@@ -320,11 +325,16 @@ void objcache_store(const ObjKey *k, LLVMMemoryBufferRef obj) {
   content_hash(data, size, header + 16 + OBJKEY_BYTES);
   /* util's output file in the checked directory: a temporary file renamed
      over the entry (an entry need not survive a crash: it is compiled again) */
+  /* The entry appears and is counted under the size file's lock: a count
+     made afresh from the directory (tidy) must not find an entry whose own
+     bytes are about to be added too. */
+  int size_fd = lock_size(dfd);
   NncOut out;
   if (nnc_out_open_at(&out, dfd, name, NNC_WRITE_PRIVATE) == 0) {
     nnc_out_write(&out, header, HEADER_BYTES);
     nnc_out_write(&out, data, size);
-    if (nnc_out_close(&out) == 0) account(dfd, size + HEADER_BYTES);
+    if (nnc_out_close(&out) == 0 && size_fd >= 0) account(size_fd, dfd, size + HEADER_BYTES);
   }
+  if (size_fd >= 0) close(size_fd); /* and the lock with it */
   close(dfd);
 }
