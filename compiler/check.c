@@ -104,13 +104,29 @@ static const Builtin builtins[] = {
     {"idx", B_DATA, DATA_IDX, 0,
      {{"images", P_STRING, 0, true, 0, 0, false}, {"labels", P_STRING, 0, true, 0, 0, false},
       {"scale", P_REAL, 0, false, 0, 1e300, true}}},
-    /* optimizers */
+    /* optimizers: torch.optim's arguments and defaults */
     {"sgd", B_OPTIM, OPTIM_SGD, 0,
      {POS("lr", P_REAL, 0.01, 1e6), NUM("momentum", P_REAL, 0, 0, 1),
-      NUM("weight_decay", P_REAL, 0, 0, 1e6)}},
+      NUM("weight_decay", P_REAL, 0, 0, 1e6), NUM("nesterov", P_BOOL, 0, 0, 1)}},
     {"adam", B_OPTIM, OPTIM_ADAM, 0,
      {POS("lr", P_REAL, 0.001, 1e6), NUM("beta1", P_REAL, 0.9, 0, 1),
-      NUM("beta2", P_REAL, 0.999, 0, 1), POS("eps", P_REAL, 1e-8, 1)}},
+      NUM("beta2", P_REAL, 0.999, 0, 1), POS("eps", P_REAL, 1e-8, 1),
+      NUM("weight_decay", P_REAL, 0, 0, 1e6)}},
+    {"adamw", B_OPTIM, OPTIM_ADAMW, 0,
+     {POS("lr", P_REAL, 0.001, 1e6), NUM("beta1", P_REAL, 0.9, 0, 1),
+      NUM("beta2", P_REAL, 0.999, 0, 1), POS("eps", P_REAL, 1e-8, 1),
+      NUM("weight_decay", P_REAL, 0.01, 0, 1e6)}},
+    {"rmsprop", B_OPTIM, OPTIM_RMSPROP, 0,
+     {POS("lr", P_REAL, 0.01, 1e6), NUM("alpha", P_REAL, 0.99, 0, 1), POS("eps", P_REAL, 1e-8, 1),
+      NUM("momentum", P_REAL, 0, 0, 1), NUM("weight_decay", P_REAL, 0, 0, 1e6),
+      NUM("centered", P_BOOL, 0, 0, 1)}},
+    /* learning-rate schedules */
+    {"constant", B_SCHEDULE, SCHED_CONSTANT, 0, {NUM("warmup", P_INT, 0, 0, NNC_MAX_EPOCHS)}},
+    {"step", B_SCHEDULE, SCHED_STEP, 0,
+     {REQ("every", P_INT, 1, NNC_MAX_EPOCHS), POS("gamma", P_REAL, 0.1, 1e6),
+      NUM("warmup", P_INT, 0, 0, NNC_MAX_EPOCHS)}},
+    {"cosine", B_SCHEDULE, SCHED_COSINE, 0,
+     {NUM("min_lr", P_REAL, 0, 0, 1e6), NUM("warmup", P_INT, 0, 0, NNC_MAX_EPOCHS)}},
 };
 
 static const char *kind_noun(BuiltinKind k) {
@@ -121,6 +137,7 @@ static const char *kind_noun(BuiltinKind k) {
   case B_INIT: return "an initializer";
   case B_DATA: return "a data source";
   case B_OPTIM: return "an optimizer";
+  case B_SCHEDULE: return "a schedule";
   }
   return "?";
 }
@@ -130,7 +147,15 @@ static const Builtin *builtin_lookup(const char *name) {
   for (int op = 0; op < OP_COUNT; op++)
     if (op_callable[op] && strcmp(op_builtins[op].name, name) == 0) return &op_builtins[op];
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-    if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+    if (builtins[i].kind != B_SCHEDULE && strcmp(builtins[i].name, name) == 0) return &builtins[i];
+  return NULL;
+}
+
+/* The builtin of that kind with that name (schedules share names with an
+ * initializer and with words users bind), or NULL. */
+static const Builtin *builtin_of_kind(const char *name, BuiltinKind kind) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+    if (builtins[i].kind == kind && strcmp(builtins[i].name, name) == 0) return &builtins[i];
   return NULL;
 }
 
@@ -718,7 +743,7 @@ static Type *check_call(Checker *c, Expr *e) {
   case B_OP: return check_op_call(c, e, call);
   case B_LAYER: return check_layer_call(c, e, call);
   case B_LOSS: return check_loss_call(c, e, call);
-  case B_INIT: case B_DATA: case B_OPTIM: break;
+  case B_INIT: case B_DATA: case B_OPTIM: case B_SCHEDULE: break;
   }
   return error_type(c);
 }
@@ -814,8 +839,9 @@ static Type *check_expr(Checker *c, Expr *e) {
 
 /* ---- model statements ---- */
 
-static const char *const train_keys[] = {"data", "valid", "split", "init", "optimizer",
-                                         "epochs", "batch", "shuffle", "seed"};
+static const char *const train_keys[] = {"data",   "valid",  "split",   "init",     "optimizer",
+                                         "epochs", "batch",  "shuffle", "seed",     "schedule",
+                                         "clip_norm", "early_stop"};
 
 /* The shape written in a declaration: `x[2, 3]`, `s` (scalar) or `s[]`. */
 static bool decl_shape(Checker *c, Stmt *s, Shape *out) {
@@ -953,10 +979,10 @@ static void check_model_stmt(Checker *c, Program *p, Stmt *s) {
 static Call *setting_call(Checker *c, Stmt *s, BuiltinKind kind, const char *example) {
   Expr *e = s->value;
   const char *name = e->kind == E_NAME || e->kind == E_CALL ? e->text : NULL;
-  const Builtin *b = name ? builtin_lookup(name) : NULL;
-  if (!b || b->kind != kind) {
+  const Builtin *b = name ? builtin_of_kind(name, kind) : NULL;
+  if (!b) {
     diag_error(c->diag, e->loc, "'%s' expects %s such as %s%s", s->name, kind_noun(kind),
-               example, name && !b ? suggest(c, name, 1u << kind, false) : "");
+               example, name && !builtin_lookup(name) ? suggest(c, name, 1u << kind, false) : "");
     return NULL;
   }
   Expr call_expr = {.kind = E_CALL, .loc = e->loc, .text = name};
@@ -1026,6 +1052,35 @@ static void data_setting(Checker *c, Stmt *s, DataSpec *d, const char *dir) {
   }
 }
 
+/* `optimizer NAME(...)`: the slots by name, so each optimizer's own list. */
+static void optimizer_setting(Checker *c, Stmt *s, OptimSpec *o) {
+  Call *call = setting_call(c, s, B_OPTIM, "sgd(lr: 0.05) or adamw(lr: 0.001)");
+  if (!call) return;
+  const Builtin *b = call->b;
+  double clip = o->clip_norm; /* its own key */
+  memset(o, 0, sizeof *o);
+  o->clip_norm = clip;
+  o->kind = (OptimKind)b->sub;
+  int i;
+#define SLOT(field, name) if ((i = builtin_param(b, name)) >= 0) o->field = call->num[i]
+  SLOT(lr, "lr");
+  SLOT(momentum, "momentum");
+  SLOT(weight_decay, "weight_decay");
+  SLOT(nesterov, "nesterov");
+  SLOT(beta1, "beta1");
+  SLOT(beta2, "beta2");
+  SLOT(eps, "eps");
+  SLOT(alpha, "alpha");
+  SLOT(centered, "centered");
+#undef SLOT
+  if ((o->kind == OPTIM_ADAM || o->kind == OPTIM_ADAMW) && (o->beta1 >= 1 || o->beta2 >= 1))
+    diag_error(c->diag, s->value->loc, "%s: beta1 and beta2 must be below 1", b->name);
+  if (o->nesterov && o->momentum == 0)
+    diag_error(c->diag, s->value->loc, "sgd: nesterov needs a momentum above 0 (as torch.optim.SGD)");
+  if (o->kind == OPTIM_RMSPROP && o->alpha >= 1)
+    diag_error(c->diag, s->value->loc, "rmsprop: alpha must be below 1 (the square average would stay 0)");
+}
+
 static void check_setting(Checker *c, Program *p, Stmt *s, const char *dir) {
   TrainConfig *tc = &p->train;
   const char *k = s->name;
@@ -1049,22 +1104,24 @@ static void check_setting(Checker *c, Program *p, Stmt *s, const char *dir) {
     if (!call) return;
     tc->init = init_spec(call);
   } else if (strcmp(k, "optimizer") == 0) {
-    Call *call = setting_call(c, s, B_OPTIM, "sgd(lr: 0.05) or adam(lr: 0.001)");
+    optimizer_setting(c, s, &tc->optim);
+  } else if (strcmp(k, "schedule") == 0) {
+    Call *call = setting_call(c, s, B_SCHEDULE, "cosine(min_lr: 0) or step(every: 10, gamma: 0.5)");
     if (!call) return;
-    OptimSpec *o = &tc->optim;
-    memset(o, 0, sizeof *o);
-    o->kind = (OptimKind)call->b->sub;
-    o->lr = call->num[0];
-    if (o->kind == OPTIM_SGD) {
-      o->momentum = call->num[1];
-      o->weight_decay = call->num[2];
-    } else {
-      o->beta1 = call->num[1];
-      o->beta2 = call->num[2];
-      o->eps = call->num[3];
-      if (o->beta1 >= 1 || o->beta2 >= 1)
-        diag_error(c->diag, s->value->loc, "adam: beta1 and beta2 must be below 1");
+    ScheduleSpec *sc = &tc->schedule;
+    sc->kind = (ScheduleKind)call->b->sub;
+    sc->warmup = (int64_t)call->num[builtin_param(call->b, "warmup")];
+    if (sc->kind == SCHED_STEP) sc->every = (int64_t)call->num[0], sc->gamma = call->num[1];
+    if (sc->kind == SCHED_COSINE) sc->min_lr = call->num[0];
+  } else if (strcmp(k, "clip_norm") == 0) {
+    double v;
+    if (!const_value(s->value, &v) || !(v > 0) || v > 1e300) {
+      diag_error(c->diag, s->value->loc, "'clip_norm' must be a positive number (the largest gradient norm a step keeps)");
+      return;
     }
+    tc->optim.clip_norm = v;
+  } else if (strcmp(k, "early_stop") == 0) {
+    setting_int(c, s, 1, NNC_MAX_EPOCHS, &tc->early_stop);
   } else if (strcmp(k, "epochs") == 0) {
     setting_int(c, s, 0, NNC_MAX_EPOCHS, &tc->epochs);
   } else if (strcmp(k, "batch") == 0) {
@@ -1088,6 +1145,7 @@ static void check_setting(Checker *c, Program *p, Stmt *s, const char *dir) {
 static void check_train_block(Checker *c, Program *p, Block *b, const char *dir) {
   const char *seen[16] = {0};
   int nseen = 0;
+  const Stmt *early_stop = NULL;
   for (Stmt *s = b->stmts; s; s = s->next) {
     if (s->kind != S_SETTING) {
       const char *kw = s->kind == S_LET ? NULL : s->kind == S_DTYPE ? "dtype"
@@ -1120,7 +1178,12 @@ static void check_train_block(Checker *c, Program *p, Block *b, const char *dir)
     }
     if (nseen < 16) seen[nseen++] = s->name;
     check_setting(c, p, s, dir);
+    if (strcmp(s->name, "early_stop") == 0) early_stop = s;
   }
+  const TrainConfig *tc = &p->train;
+  if (early_stop && tc->early_stop && !tc->has_split && tc->valid.kind == DATA_NONE)
+    diag_error(c->diag, early_stop->loc,
+               "early_stop watches the validation loss: add `valid` or `split` to the train block");
 }
 
 /* Data generators make 2 inputs and a 0/1 label (or its one-hot pair); the

@@ -36,7 +36,8 @@ struct Symbol {
 };
 
 typedef enum BuiltinKind {
-  B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM
+  B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM,
+  B_SCHEDULE /* train block only: its names are not reserved in models */
 } BuiltinKind;
 
 typedef enum ParamType {
@@ -64,12 +65,13 @@ typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;
 typedef enum DataKind { DATA_NONE, DATA_MOONS, DATA_CIRCLES, DATA_CSV, DATA_IDX } DataKind;
-typedef enum OptimKind { OPTIM_SGD, OPTIM_ADAM } OptimKind;
+typedef enum OptimKind { OPTIM_SGD, OPTIM_ADAM, OPTIM_ADAMW, OPTIM_RMSPROP } OptimKind;
+typedef enum ScheduleKind { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } ScheduleKind;
 
 typedef struct Builtin {
   const char *name;
   BuiltinKind kind;
-  int sub;      /* Op, LayerKind, LossKind, NncInitKind, DataKind, OptimKind */
+  int sub;      /* Op, LayerKind, LossKind, NncInitKind, DataKind, OptimKind, ScheduleKind */
   int ntensors; /* leading tensor arguments (variadic: at least these) */
   ParamSpec params[MAX_PARAMS];
   bool variadic; /* up to MAX_CALL_TENSORS tensors (concat) */
@@ -114,7 +116,20 @@ typedef struct InitSpec {
 typedef struct OptimSpec {
   OptimKind kind;
   double lr, momentum, weight_decay, beta1, beta2, eps;
+  bool nesterov;  /* sgd */
+  double alpha;   /* rmsprop: the square average's decay */
+  bool centered;  /* rmsprop */
+  double clip_norm; /* the train key clip_norm: > 0 clips each step's gradients */
 } OptimSpec;
+
+/* The learning rate per epoch (train.c: schedule_lr). */
+typedef struct ScheduleSpec {
+  ScheduleKind kind;
+  int64_t every;  /* step: epochs between decays */
+  double gamma;   /* step: the factor of each decay */
+  double min_lr;  /* cosine: the rate it ends at */
+  int64_t warmup; /* epochs of linear warm-up from lr / warmup, or 0 */
+} ScheduleSpec;
 
 typedef struct TrainConfig {
   DataSpec data, valid;
@@ -123,6 +138,8 @@ typedef struct TrainConfig {
   bool split_fraction;
   InitSpec init;
   OptimSpec optim;
+  ScheduleSpec schedule;
+  int64_t early_stop; /* patience in epochs, or 0 */
   int64_t epochs, batch;
   bool shuffle;
   uint64_t seed;

@@ -121,8 +121,7 @@ void interp_forget(Interp *in) {
   for (int i = 0; i < in->g->len; i++) in->have[i] = in->given[i];
 }
 
-/* Rows in the batch (1..max_rows); forgets computed values. */
-static void interp_set_rows(Interp *in, int rows) {
+void interp_set_rows(Interp *in, int rows) {
   NNC_ASSERT(rows >= 1 && rows <= in->max_rows);
   in->rows = rows;
   interp_forget(in);

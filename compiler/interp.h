@@ -30,6 +30,8 @@ void interp_free(Interp *in);
 /* Evaluation mode (forward, predict): dropout is the identity; else
  * (the default) training mode. Forgets computed values on a change. */
 void interp_set_evaluation(Interp *in, bool on);
+/* Rows in the batch (1..max_rows); forgets computed values. */
+void interp_set_rows(Interp *in, int rows);
 /* Set a leaf's (or any node's) value; copies rows*numel or numel values. */
 void interp_give(Interp *in, const Node *n, const double *values);
 /* Forget every computed value (given values stay). */

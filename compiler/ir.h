@@ -154,6 +154,7 @@ typedef struct Graph {
   Node **grads;     /* grads[i]: d batch_loss / d params[i] (after autodiff) */
   Update *updates;
   int nupdates;
+  Node *lr; /* the learning rate state the updates read (update.h), or NULL */
   int max_batch; /* rows per batch the graph is built for (>= 1) */
 } Graph;
 

@@ -563,11 +563,15 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             " * output does not depend on the targets). backward: gradients into buf,\n"
             " * returns the batch loss (mean over rows). update: one optimizer step from\n"
             " * the gradients. train_step: backward and update, returns the batch loss.\n"
-            " * train_epoch: train_step over `rows` rows in batches of %sMAX_BATCH,\n"
-            " * returns the sum of the rows' losses.\n"
+            " * train_epoch: train_step over `rows` rows (any number) in batches of\n"
+            " * %sMAX_BATCH, returns the sum of the rows' losses.\n"
+            " * The learning rate is not compiled in: update, train_step and\n"
+            " * train_epoch read it from buf[%sLR_OFFSET] (buffer_init writes the\n"
+            " * train block's lr there); write another value there between calls to\n"
+            " * follow a schedule.\n"
             " * The functions share one workspace in the object: call them from one\n"
             " * thread at a time. */\n",
-            P, P, P, P, P, P, P, P);
+            P, P, P, P, P, P, P, P, P);
   sb_printf(sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", P, P);
   sb_printf(sb, "typedef %s %sreal; /* the model's dtype */\n", T, P);
   sb_printf(sb, "#define %sDTYPE \"%s\"\n", P, dtype_name(g->dtype));
@@ -577,7 +581,9 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_printf(sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", P, in, P, tg);
   sb_printf(sb, "#define %sOUTPUT_COLS %" PRId64 "\n", P, out);
   sb_printf(sb, "#define %sPARAM_COUNT %d /* parameter tensors */\n", P, g->params.len);
-  sb_printf(sb, "#define %sPARAM_ELEMS %" PRId64 " /* their values in all */\n\n", P, pelems);
+  sb_printf(sb, "#define %sPARAM_ELEMS %" PRId64 " /* their values in all */\n", P, pelems);
+  sb_printf(sb, "#define %sLR_OFFSET %" PRId64 " /* the learning rate in buf (-1: no parameters to train) */\n\n", P,
+            layout->lr_off);
   sb_puts(sb, "/* Each parameter: where its values and its gradient start in buf and how\n"
                " * many values it has (elements of the dtype, row-major). */\n");
   for (int i = 0; i < g->params.len; i++) {

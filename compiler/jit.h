@@ -12,6 +12,8 @@
  *   T    train_step(buf, x, t, n)         backward and update fused; the batch loss
  *   T    train_epoch(buf, x, t, rows)     train_step over every batch; the sum of
  *                                         the rows' losses
+ * The optimizer step reads the learning rate from buf (layout->lr_off), so
+ * the training loop's schedule changes it without compiling again.
  */
 #ifndef NNC_JIT_H
 #define NNC_JIT_H

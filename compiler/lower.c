@@ -193,7 +193,7 @@ static Node *lower_call(Lower *L, const Expr *e) {
   case B_LOSS:
     if (!L->loss_first_arg) L->loss_first_arg = a; /* the outermost loss call */
     return lower_loss(L, e, a, b);
-  case B_INIT: case B_DATA: case B_OPTIM:
+  case B_INIT: case B_DATA: case B_OPTIM: case B_SCHEDULE:
     break;
   }
   nnc_die("lowering: %s cannot appear in an expression", call->b->name);

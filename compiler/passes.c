@@ -69,6 +69,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->output = old->output ? r->map[old->output->id] : NULL;
   g->loss = old->loss ? r->map[old->loss->id] : NULL;
   g->batch_loss = old->batch_loss ? r->map[old->batch_loss->id] : NULL;
+  g->lr = old->lr ? r->map[old->lr->id] : NULL;
   if (old->grads) {
     g->grads = ARENA_ARRAY(g->arena, Node *, old->params.len + 1);
     for (int i = 0; i < old->params.len; i++) g->grads[i] = r->map[old->grads[i]->id];

@@ -9,14 +9,18 @@
 
 typedef struct U {
   Graph *g;
+  const OptimSpec *o;
   Loc loc;
+  Node *lr;       /* the learning rate: a state the driver sets */
+  Node *step_size, *bc2_sqrt; /* adam, adamw: lr / (1 - b1^t), sqrt(1 - b2^t) */
+  Node *decay;    /* adamw: 1 - lr * weight_decay */
 } U;
 
-static Node *k(U *u, double v) {
-  Node *n = node_const(u->g, v, u->loc);
-  return n;
-}
+static Node *k(U *u, double v) { return node_const(u->g, v, u->loc); }
 static Node *bin(U *u, Op op, Node *a, Node *b) { return node_binary(u->g, op, a, b, u->loc); }
+static Node *add(U *u, Node *a, Node *b) { return bin(u, OP_ADD, a, b); }
+static Node *mul(U *u, Node *a, Node *b) { return bin(u, OP_MUL, a, b); }
+static Node *sqrt_of(U *u, Node *a) { return node_unary(u->g, OP_SQRT, a, 0, u->loc); }
 
 static Node *state(U *u, const char *name, Shape shape, double start) {
   Node *s = node_leaf(u->g, OP_STATE, shape, name, u->loc);
@@ -26,6 +30,11 @@ static Node *state(U *u, const char *name, Shape shape, double start) {
   return s;
 }
 
+/* A state of parameter p's shape, optimizer.P.WHAT, starting at 0. */
+static Node *param_state(U *u, const Node *p, const char *what) {
+  return state(u, arena_printf(u->g->arena, "optimizer.%s.%s", p->name, what), p->shape, 0);
+}
+
 static void add_update(Graph *g, Node *target, Node *value) {
   Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
   if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
@@ -33,51 +42,110 @@ static void add_update(Graph *g, Node *target, Node *value) {
   g->updates = ups;
 }
 
-static void sgd_step(U *u, const OptimSpec *o, Node *p, Node *grad) {
+/* a * s + b * x: a running average (torch's s.mul_(a).add_(x, alpha=b)) */
+static Node *average(U *u, double a, Node *s, double b, Node *x) { return add(u, mul(u, k(u, a), s), mul(u, k(u, b), x)); }
+
+/* The clipping factor of clip_grad_norm_(params, X): min(1, X / (norm +
+ * 1e-6)), the norm over every gradient of the step. min(1, c) is written
+ * -max(-c, -1), both exact. */
+static Node *clip_factor(U *u) {
   Graph *g = u->g;
-  Node *step = grad;
-  if (o->weight_decay > 0) step = bin(u, OP_ADD, step, bin(u, OP_MUL, k(u, o->weight_decay), p));
-  if (o->momentum > 0) {
-    Node *v = state(u, arena_printf(g->arena, "%s.momentum", p->name), p->shape, 0);
-    step = bin(u, OP_ADD, bin(u, OP_MUL, k(u, o->momentum), v), step);
-    add_update(g, v, step);
+  Node *total = NULL;
+  for (int i = 0; i < g->params.len; i++) {
+    Node *d = g->grads[i];
+    Node *sq = node_reduce(g, OP_SUM, mul(u, d, d), AXIS_ALL, u->loc);
+    total = total ? add(u, total, sq) : sq;
   }
-  add_update(g, p, bin(u, OP_SUB, p, bin(u, OP_MUL, k(u, o->lr), step)));
+  Node *coef = bin(u, OP_DIV, k(u, u->o->clip_norm), add(u, sqrt_of(u, total), k(u, 1e-6)));
+  Node *neg = node_unary(g, OP_NEG, coef, 0, u->loc);
+  return node_unary(g, OP_NEG, node_unary(g, OP_MAXC, neg, -1, u->loc), 0, u->loc);
+}
+
+/* torch.optim.SGD: g' = g + wd p; v <- mu v + g'; p <- p - lr (g' + mu v)
+ * with nesterov, else p - lr v (v is g' itself when mu is 0). */
+static void sgd_step(U *u, Node *p, Node *grad) {
+  const OptimSpec *o = u->o;
+  Node *step = grad;
+  if (o->weight_decay > 0) step = add(u, step, mul(u, k(u, o->weight_decay), p));
+  if (o->momentum > 0) {
+    Node *v = param_state(u, p, "momentum");
+    Node *v_new = add(u, mul(u, k(u, o->momentum), v), step);
+    add_update(u->g, v, v_new);
+    step = o->nesterov ? add(u, step, mul(u, k(u, o->momentum), v_new)) : v_new;
+  }
+  add_update(u->g, p, bin(u, OP_SUB, p, mul(u, u->lr, step)));
+}
+
+/* torch.optim.Adam (weight decay added to the gradient) and AdamW (the
+ * parameter decayed by 1 - lr wd first):
+ *   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+ *   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+static void adam_step(U *u, Node *p, Node *grad) {
+  const OptimSpec *o = u->o;
+  if (o->kind == OPTIM_ADAM && o->weight_decay > 0) grad = add(u, grad, mul(u, k(u, o->weight_decay), p));
+  Node *m = param_state(u, p, "m"), *v = param_state(u, p, "v");
+  Node *m_new = average(u, o->beta1, m, 1 - o->beta1, grad);
+  Node *v_new = average(u, o->beta2, v, 1 - o->beta2, mul(u, grad, grad));
+  Node *denom = add(u, bin(u, OP_DIV, sqrt_of(u, v_new), u->bc2_sqrt), k(u, o->eps));
+  Node *from = u->decay ? mul(u, p, u->decay) : p;
+  add_update(u->g, m, m_new);
+  add_update(u->g, v, v_new);
+  add_update(u->g, p, bin(u, OP_SUB, from, mul(u, u->step_size, bin(u, OP_DIV, m_new, denom))));
+}
+
+/* torch.optim.RMSprop: g' = g + wd p; s <- a s + (1 - a) g'^2; with
+ * centered, c <- a c + (1 - a) g' and the average is sqrt(s - c^2) + eps,
+ * else sqrt(s) + eps; with momentum, b <- mu b + g' / avg and p <- p - lr b,
+ * else p <- p - lr g' / avg. */
+static void rmsprop_step(U *u, Node *p, Node *grad) {
+  const OptimSpec *o = u->o;
+  if (o->weight_decay > 0) grad = add(u, grad, mul(u, k(u, o->weight_decay), p));
+  Node *s = param_state(u, p, "square_avg");
+  Node *s_new = average(u, o->alpha, s, 1 - o->alpha, mul(u, grad, grad));
+  add_update(u->g, s, s_new);
+  Node *var = s_new;
+  if (o->centered) {
+    Node *c = param_state(u, p, "grad_avg");
+    Node *c_new = average(u, o->alpha, c, 1 - o->alpha, grad);
+    add_update(u->g, c, c_new);
+    var = bin(u, OP_SUB, s_new, mul(u, c_new, c_new));
+  }
+  Node *step = bin(u, OP_DIV, grad, add(u, sqrt_of(u, var), k(u, o->eps)));
+  if (o->momentum > 0) {
+    Node *b = param_state(u, p, "momentum");
+    step = add(u, mul(u, k(u, o->momentum), b), step);
+    add_update(u->g, b, step);
+  }
+  add_update(u->g, p, bin(u, OP_SUB, p, mul(u, u->lr, step)));
 }
 
 void build_updates(Graph *g, const OptimSpec *o) {
-  U u = {.g = g, .loc = g->batch_loss ? g->batch_loss->loc : (Loc){0, 0}};
+  U u = {.g = g, .o = o, .loc = g->batch_loss ? g->batch_loss->loc : (Loc){0, 0}};
+  if (!g->params.len) return;
   int first = g->len;
-  Node *b1t = NULL, *b2t = NULL, *step_size = NULL, *bc2_sqrt = NULL;
-  if (o->kind == OPTIM_ADAM && g->params.len) {
-    b1t = state(&u, "adam.beta1_t", shape0(), 1);
-    b2t = state(&u, "adam.beta2_t", shape0(), 1);
-    Node *b1t_new = bin(&u, OP_MUL, b1t, k(&u, o->beta1));
-    Node *b2t_new = bin(&u, OP_MUL, b2t, k(&u, o->beta2));
+  u.lr = g->lr = state(&u, "optimizer.lr", shape0(), o->lr);
+  if (o->kind == OPTIM_ADAM || o->kind == OPTIM_ADAMW) {
+    Node *b1t = state(&u, "optimizer.beta1_power", shape0(), 1);
+    Node *b2t = state(&u, "optimizer.beta2_power", shape0(), 1);
+    Node *b1t_new = mul(&u, b1t, k(&u, o->beta1));
+    Node *b2t_new = mul(&u, b2t, k(&u, o->beta2));
     add_update(g, b1t, b1t_new);
     add_update(g, b2t, b2t_new);
-    step_size = bin(&u, OP_DIV, k(&u, o->lr), bin(&u, OP_SUB, k(&u, 1), b1t_new));
-    bc2_sqrt = node_unary(g, OP_SQRT, bin(&u, OP_SUB, k(&u, 1), b2t_new), 0, u.loc);
+    u.step_size = bin(&u, OP_DIV, u.lr, bin(&u, OP_SUB, k(&u, 1), b1t_new));
+    u.bc2_sqrt = sqrt_of(&u, bin(&u, OP_SUB, k(&u, 1), b2t_new));
+    if (o->kind == OPTIM_ADAMW && o->weight_decay > 0)
+      u.decay = bin(&u, OP_SUB, k(&u, 1), mul(&u, u.lr, k(&u, o->weight_decay)));
   }
+  Node *clip = o->clip_norm > 0 ? clip_factor(&u) : NULL;
   for (int i = 0; i < g->params.len; i++) {
     Node *p = g->params.items[i], *grad = g->grads[i];
     u.loc = p->loc;
-    if (o->kind == OPTIM_SGD) {
-      sgd_step(&u, o, p, grad);
-      continue;
+    if (clip) grad = mul(&u, grad, clip);
+    switch (o->kind) {
+    case OPTIM_SGD: sgd_step(&u, p, grad); break;
+    case OPTIM_ADAM: case OPTIM_ADAMW: adam_step(&u, p, grad); break;
+    case OPTIM_RMSPROP: rmsprop_step(&u, p, grad); break;
     }
-    Node *m = state(&u, arena_printf(g->arena, "%s.adam_m", p->name), p->shape, 0);
-    Node *v = state(&u, arena_printf(g->arena, "%s.adam_v", p->name), p->shape, 0);
-    Node *m_new = bin(&u, OP_ADD, bin(&u, OP_MUL, k(&u, o->beta1), m),
-                      bin(&u, OP_MUL, k(&u, 1 - o->beta1), grad));
-    Node *v_new = bin(&u, OP_ADD, bin(&u, OP_MUL, k(&u, o->beta2), v),
-                      bin(&u, OP_MUL, k(&u, 1 - o->beta2), bin(&u, OP_MUL, grad, grad)));
-    Node *denom = bin(&u, OP_ADD, bin(&u, OP_DIV, node_unary(g, OP_SQRT, v_new, 0, u.loc), bc2_sqrt),
-                      k(&u, o->eps));
-    Node *p_new = bin(&u, OP_SUB, p, bin(&u, OP_MUL, step_size, bin(&u, OP_DIV, m_new, denom)));
-    add_update(g, m, m_new);
-    add_update(g, v, v_new);
-    add_update(g, p, p_new);
   }
   for (int j = first; j < g->len; j++) g->nodes[j]->role = ROLE_UPDATE;
   /* state leaves are inputs of the step, not part of it */
@@ -109,6 +177,7 @@ Layout *layout_make(const Graph *g, Arena *arena) {
     L->state_off[j] = off = align_up(off, align);
     off += shape_numel(&((Node *)g->states.items[j])->shape);
   }
+  L->lr_off = g->lr ? L->state_off[g->lr->state_index] : -1;
   L->total = align_up(off, align);
   if (L->total == 0) L->total = align;
   return L;

@@ -3,13 +3,20 @@
  *
  * build_updates() appends ROLE_UPDATE nodes computing each parameter's new
  * value from its gradient (g->grads[i]) and the optimizer state (STATE
- * leaves), and records them in g->updates, Theano's function(updates=):
+ * leaves named optimizer.*), and records them in g->updates, Theano's
+ * function(updates=). Each optimizer is torch.optim's update, operation for
+ * operation (update.c has the formulas): sgd (momentum, nesterov, weight
+ * decay), adam (weight decay on the gradient), adamw (decoupled decay),
+ * rmsprop (momentum, centered, weight decay). Adam's b1^t and b2^t are two
+ * scalar states. With clip_norm, every gradient is first scaled as
+ * torch.nn.utils.clip_grad_norm_ does (one factor from the norm over all of
+ * them), before weight decay and momentum.
  *
- *   sgd:   g' = g + weight_decay * p;  v <- momentum * v + g';  p <- p - lr * v
- *          (v is g' itself when momentum is 0: no state)
- *   adam:  as torch.optim.Adam: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
- *          p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
- *          with b1^t and b2^t kept as two scalar states.
+ * The learning rate is not a constant of the step: it is the scalar state
+ * optimizer.lr (g->lr), which starts at the train block's lr and which
+ * nothing in the step changes. Whoever runs the step sets it (the training
+ * loop, from the schedule, before each epoch), so a schedule never
+ * recompiles anything; it is at layout->lr_off in the buffer.
  *
  * The layout puts every parameter, its gradient and all optimizer state in
  * one contiguous buffer of the model's dtype, each tensor 64-byte aligned,
@@ -29,6 +36,7 @@ typedef struct Layout {
   int64_t *param_off; /* element offsets of params[i] */
   int64_t *grad_off;  /* element offsets of grads[i] */
   int64_t *state_off; /* element offsets of states[j] */
+  int64_t lr_off;     /* the learning rate (g->lr), or -1 when there is no step */
   int64_t total;      /* elements in the buffer */
   int elem_size;      /* 4 or 8 */
 } Layout;

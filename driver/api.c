@@ -46,6 +46,7 @@ static void fill_layout(NncModel *m) {
   pub->output_cols = shape_numel(&g->output->shape);
   pub->has_predict = !graph_output_needs_targets(g);
   pub->nparams = g->params.len;
+  pub->lr_offset = L->lr_off;
   m->params = nnc_xcalloc((size_t)g->params.len + 1, sizeof *m->params);
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
@@ -83,8 +84,8 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   m->cpu = m->opt.cpu ? nnc_xstrdup(m->opt.cpu) : NULL;
   m->opt.cpu = m->cpu;
   m->opt.file = m->name;
-  m->opt.jit = m->opt.train = m->opt.grad = m->opt.check_grad = m->opt.time = false;
-  m->opt.predict = m->opt.emit = m->opt.load = m->opt.save = m->opt.out = m->opt.plot = NULL;
+  m->opt.jit = m->opt.train = m->opt.grad = m->opt.check_grad = m->opt.time = m->opt.eval = false;
+  m->opt.predict = m->opt.emit = m->opt.load = m->opt.save = m->opt.out = m->opt.plot = m->opt.resume = NULL;
   m->c.opt = &m->opt;
   arena_init(&m->c.arena);
   /* diagnostics go to the caller's list (or nowhere), never to stderr */
@@ -317,7 +318,8 @@ int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch
   sink_open(&k, diags);
   Engine *e = interp(m);
   void *own = lend(e, (void *)buf); /* saving only reads it */
-  int rc = rt_save_params(path ? path : "", e, m->layout.model, epoch);
+  TrainState st = {.epoch = epoch};
+  int rc = rt_save_checkpoint(path ? path : "", e, m->layout.model, &st, NULL);
   e->buf = own;
   sink_close(&k);
   return rc ? -1 : 0;
@@ -390,7 +392,9 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
     TrainOptions to = {.model_name = p.model_name, .engine = code ? "jit" : "interpreter", .quiet = !verbose,
                        .result = r};
     void *own = lend(e, buf);
-    int status = rt_train(&p, e, &tr, &va, &to);
+    TrainState st = {0};
+    int status = rt_train(&p, e, &tr, &va, &to, &st);
+    free(st.best);
     e->buf = own;
     /* without files to write, rt_train fails before training only on an empty set */
     rc = status == 0 ? 0 : tr.rows > 0 ? 1 : -1;

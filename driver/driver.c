@@ -226,7 +226,7 @@ static int run_facts_agree(const Compilation *c, const NncData *train, const Nnc
   return rc;
 }
 
-static Engine *make_engine(Compilation *c) {
+static Engine *make_engine(Compilation *c, TrainState *st) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
   int threads = train_threads(c, true);
@@ -241,13 +241,16 @@ static Engine *make_engine(Compilation *c) {
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
   }
-  if (o->load) {
-    if (rt_load_params(o->load, e) != 0) {
-      e->destroy(e);
-      return NULL;
-    }
-  } else {
+  int rc = 0;
+  if (o->resume)
+    rc = rt_resume(o->resume, e, st);
+  else if (o->load)
+    rc = rt_load_params(o->load, e);
+  else
     rt_init_params(&c->prog, c->inits, e);
+  if (rc != 0) {
+    e->destroy(e);
+    return NULL;
   }
   if (parallel) e = par_engine_new(e, threads);
   return e;
@@ -276,7 +279,7 @@ static int run_task(Compilation *c) {
                                "name a value computed from the inputs with `output NAME`");
       return 1;
     }
-    Engine *e = make_engine(c);
+    Engine *e = make_engine(c, NULL);
     if (!e) return 1;
     const DataSpec *data = &c->prog.train.data;
     int rc = rt_predict(e, o->predict, data->kind == DATA_CSV && data->onehot);
@@ -284,8 +287,20 @@ static int run_task(Compilation *c) {
     return rc;
   }
   NncData train = {0}, valid = {0};
-  int rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
-  Engine *e = rc == 0 ? make_engine(c) : NULL;
+  TrainState st = {0};
+  int rc = 0;
+  if ((o->grad || o->check_grad) && c->prog.train.data.kind == DATA_NONE) {
+    /* as torch.autograd.gradcheck on random inputs */
+    int64_t rows = c->prog.train.batch;
+    rt_random_data(&c->prog, c->opt_g, rows, &train);
+    fprintf(stderr, "%s: note: the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1) and "
+                    "targets from U(0, 1) with seed %llu\n",
+            o->file, o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
+            (unsigned long long)c->prog.train.seed);
+  } else {
+    rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
+  }
+  Engine *e = rc == 0 ? make_engine(c, &st) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
      and so does one that would not run the same steps */
   if (par_agree(e == NULL) != 0 || run_facts_agree(c, &train, &valid) != 0) {
@@ -302,6 +317,8 @@ static int run_task(Compilation *c) {
       rc = rt_print_grad(e, &train, c->prog.train.batch);
     else if (o->check_grad)
       rc = rt_check_grad(e, &train, c->prog.train.batch, o->file);
+    else if (o->eval)
+      rc = rt_eval(e, &train, &valid);
     else {
       char engine[64];
       if (o->jit)
@@ -315,8 +332,9 @@ static int run_task(Compilation *c) {
       bool writer = par_rank() == 0;
       TrainOptions to = {.save = writer ? o->save : NULL, .plot = writer ? o->plot : NULL,
                          .model_name = c->prog.model_name, .plot_linear = o->plot_linear, .engine = engine};
-      rc = rt_train(&c->prog, e, &train, &valid, &to);
+      rc = rt_train(&c->prog, e, &train, &valid, &to, &st);
     }
+    free(st.best);
     e->destroy(e);
   }
   nnc_data_free(&train);
@@ -338,7 +356,7 @@ static int run(Compilation *c) {
   if (c->emit != NNC_EMIT_NONE && compilation_dump(c, c->emit, &sb)) return emit_text(o, &sb);
   if (c->emit != NNC_EMIT_NONE)
     return jit_emit(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, c->emit, o->out, o->time, o->cpu);
-  if (!o->train && !o->grad && !o->check_grad && !o->predict) {
+  if (!o->train && !o->grad && !o->check_grad && !o->predict && !o->eval) {
     /* no task: the file checked, compiled to a graph, and a summary */
     int64_t count = 0;
     for (int i = 0; i < c->opt_g->params.len; i++) count += shape_numel(&((Node *)c->opt_g->params.items[i])->shape);

@@ -13,7 +13,7 @@
 #include "nnc.h"
 
 static const char usage_line[] =
-    "usage: nnc FILE.nn [--jit] [--train | --grad | --check-grad | --predict CSV | --emit KIND] [options]\n";
+    "usage: nnc FILE.nn [--jit] [--train | --grad | --check-grad | --eval | --predict CSV | --emit KIND] [options]\n";
 
 static const char help_text[] =
     "nnc - compile a neural network description into native code\n"
@@ -22,11 +22,13 @@ static const char help_text[] =
     "  --train           train with the file's settings\n"
     "  --grad            print the loss and every parameter gradient for the first batch\n"
     "  --check-grad      compare the gradients with central finite differences\n"
+    "  --eval            print the final loss and accuracy lines for the parameters, no training\n"
     "  --predict CSV     print the model output for each input row, as CSV\n"
     "  --emit KIND       print a stage and exit: ast, ir, grad, opt, layout, llvm, asm, dot,\n"
     "                    obj or header (obj and header need -o)\n"
-    "  --load FILE       read parameters (safetensors)\n"
-    "  --save FILE       write parameters after training (safetensors)\n"
+    "  --load FILE       read parameters (safetensors; optimizer state is not read)\n"
+    "  --save FILE       write parameters and optimizer state after training (safetensors)\n"
+    "  --resume FILE     with --train: continue the run a --save checkpoint holds\n"
     "  --epochs N  --lr X  --batch N  --seed N  --dtype f32|f64   override the file\n"
     "  -O0 .. -O3        LLVM optimization level for --jit (default -O2)\n"
     "  --cpu NAME        the CPU to compile for: native (the host; default for --jit and\n"
@@ -69,7 +71,8 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out) 
 /* Long options without a short form: codes above any character. */
 enum {
   OPT_VERSION = 256, OPT_JIT, OPT_TRAIN, OPT_GRAD, OPT_CHECK_GRAD, OPT_TIME, OPT_PREDICT, OPT_EMIT, OPT_LOAD,
-  OPT_SAVE, OPT_PLOT, OPT_PLOT_SCALE, OPT_EPOCHS, OPT_LR, OPT_BATCH, OPT_SEED, OPT_DTYPE, OPT_THREADS, OPT_CPU
+  OPT_SAVE, OPT_PLOT, OPT_PLOT_SCALE, OPT_EPOCHS, OPT_LR, OPT_BATCH, OPT_SEED, OPT_DTYPE, OPT_THREADS, OPT_CPU,
+  OPT_EVAL, OPT_RESUME
 };
 
 static const struct option long_options[] = {
@@ -93,6 +96,8 @@ static const struct option long_options[] = {
     {"dtype", required_argument, NULL, OPT_DTYPE},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"cpu", required_argument, NULL, OPT_CPU},
+    {"eval", no_argument, NULL, OPT_EVAL},
+    {"resume", required_argument, NULL, OPT_RESUME},
     {NULL, 0, NULL, 0}};
 
 /* "-" first: operands come back in order as option 1 (whatever
@@ -108,6 +113,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
   case OPT_TRAIN: o->train = true; break;
   case OPT_GRAD: o->grad = true; break;
   case OPT_CHECK_GRAD: o->check_grad = true; break;
+  case OPT_EVAL: o->eval = true; break;
   case OPT_TIME: o->time = true; break;
   case 'O':
     if (strlen(val) != 1 || val[0] < '0' || val[0] > '3') return usage_error("unknown option '-O%s'", val);
@@ -120,6 +126,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
   case 'o': o->out = val; break;
   case OPT_PLOT: o->plot = val; break;
   case OPT_CPU: o->cpu = val; break;
+  case OPT_RESUME: o->resume = val; break;
   case OPT_EPOCHS:
     if (parse_int(val, 0, 100000000, &v)) return usage_error("--epochs needs a whole number from 0 to 100000000, got '%s'", val);
     o->epochs = v;
@@ -164,9 +171,9 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
 /* Options that go together, once all are read. */
 static int check_combination(const NncOptions *o, bool plot_scale) {
   if (!o->file) return usage_error("%s", "no input file");
-  int modes = o->train + o->grad + o->check_grad + (o->predict != NULL) + (o->emit != NULL);
+  int modes = o->train + o->grad + o->check_grad + o->eval + (o->predict != NULL) + (o->emit != NULL);
   if (modes > 1)
-    return usage_error("%s", "choose one of --train, --grad, --check-grad, --predict and --emit");
+    return usage_error("%s", "choose one of --train, --grad, --check-grad, --eval, --predict and --emit");
   NncEmit emit = nnc_emit_kind(o->emit);
   if (o->emit && emit == NNC_EMIT_NONE)
     return usage_error("unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
@@ -182,6 +189,10 @@ static int check_combination(const NncOptions *o, bool plot_scale) {
   if (o->plot && !o->train) return usage_error("%s", "--plot goes with --train");
   if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
   if (o->save && !o->train) return usage_error("%s", "--save goes with --train");
+  if (o->resume && !o->train)
+    return usage_error("%s", "--resume goes with --train (--load reads parameters for the other modes)");
+  if (o->resume && o->load)
+    return usage_error("%s", "--resume reads the parameters too: give --resume or --load, not both");
   if (o->threads > 1 && !o->jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
   const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
   for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)

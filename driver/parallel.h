@@ -12,6 +12,11 @@
  *     MPI_Allreduce(SUM) of the gradient range of the buffer across ranks
  *   update (each rank, the same step on the same numbers)
  *
+ * The update sees the summed gradients of the whole global batch, so
+ * clip_norm's norm is that batch's, as one process would compute it; it
+ * reads the learning rate from the buffer, where the training loop wrote
+ * the epoch's rate on every rank.
+ *
  * So P ranks with batch B train as one process with batch P x B, up to the
  * order of the additions. A run with N threads is bit-for-bit repeatable; a
  * different N adds the same numbers in a different order.

@@ -100,6 +100,19 @@ int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *vali
   return 0;
 }
 
+void rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out) {
+  NncRng rng;
+  nnc_rng_seed(&rng, p->train.seed);
+  memset(out, 0, sizeof *out);
+  out->rows = (size_t)rows;
+  out->in_cols = (int)engine_input_cols(g);
+  out->tgt_cols = (int)engine_target_cols(g);
+  out->x = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->in_cols + 1));
+  out->t = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->tgt_cols + 1));
+  for (size_t k = 0; k < out->rows * (size_t)out->in_cols; k++) out->x[k] = nnc_rng_normal(&rng);
+  for (size_t k = 0; k < out->rows * (size_t)out->tgt_cols; k++) out->t[k] = nnc_rng_uniform(&rng);
+}
+
 void *rt_data_cast(const NncData *d, bool targets, DType dt) {
   size_t n = d->rows * (size_t)(targets ? d->tgt_cols : d->in_cols);
   const double *src = targets ? d->t : d->x;
@@ -150,64 +163,6 @@ void rt_init_params(const Program *p, const ParamInit *inits, Engine *e) {
   }
 }
 
-static NncTensorSpec *param_specs(const Engine *e) {
-  const Graph *g = e->g;
-  NncTensorSpec *specs = nnc_xcalloc((size_t)g->params.len + 1, sizeof *specs);
-  for (int i = 0; i < g->params.len; i++) {
-    const Node *prm = g->params.items[i];
-    specs[i].name = prm->name;
-    specs[i].dtype = g->dtype == DT_F64 ? NNC_ST_F64 : NNC_ST_F32;
-    specs[i].rank = prm->shape.rank;
-    for (int k = 0; k < prm->shape.rank; k++) specs[i].dims[k] = prm->shape.dim[k];
-  }
-  return specs;
-}
-
-int rt_load_params(const char *path, Engine *e) {
-  const Graph *g = e->g;
-  NncTensorSpec *specs = param_specs(e);
-  void **dst = nnc_xcalloc((size_t)g->params.len + 1, sizeof(void *));
-  for (int i = 0; i < g->params.len; i++)
-    dst[i] = (char *)e->buf + e->layout->param_off[i] * e->layout->elem_size;
-  char err[1024];
-  int rc = nnc_st_load(path, specs, dst, g->params.len, err, sizeof err);
-  if (rc != 0) diag_error_line(err);
-  /* a checkpoint with NaN or infinity would train on garbage: refuse it */
-  for (int i = 0; i < g->params.len && rc == 0; i++) {
-    int64_t len = shape_numel(&((Node *)g->params.items[i])->shape);
-    for (int64_t k = 0; k < len; k++) {
-      double v = buf_read(e, e->layout->param_off[i] + k);
-      if (!isfinite(v)) {
-        diag_file_error(path, "tensor %s holds a value that is not finite (%s at element %" PRId64 ")",
-                        specs[i].name, isnan(v) ? "nan" : "inf", k);
-        rc = -1;
-        break;
-      }
-    }
-  }
-  free(dst);
-  free(specs);
-  return rc;
-}
-
-int rt_save_params(const char *path, Engine *e, const char *model, int64_t epoch) {
-  const Graph *g = e->g;
-  NncTensorSpec *specs = param_specs(e);
-  const void **src = nnc_xcalloc((size_t)g->params.len + 1, sizeof(void *));
-  for (int i = 0; i < g->params.len; i++)
-    src[i] = (char *)e->buf + e->layout->param_off[i] * e->layout->elem_size;
-  char epoch_text[32];
-  snprintf(epoch_text, sizeof epoch_text, "%" PRId64, epoch);
-  const char *meta[] = {"model", model ? model : "", "epoch", epoch_text, "dtype",
-                        dtype_name(g->dtype), "format", "nnc"};
-  char err[1024];
-  int rc = nnc_st_save(path, specs, src, g->params.len, meta, 4, err, sizeof err);
-  if (rc != 0) diag_error_line(err);
-  free(src);
-  free(specs);
-  return rc;
-}
-
 /* ---- printing ---- */
 
 /* One value as the spec prints it: %.17g for f64, %.9g for f32. */
@@ -246,12 +201,14 @@ static int argmax(const double *v, int n) {
 }
 
 typedef struct SetEval {
+  const NncData *src;
   void *x, *t; /* in the model's dtype */
   size_t rows;
   LabelKind labels;
 } SetEval;
 
 static void set_prepare(SetEval *s, const Graph *g, const NncData *d) {
+  s->src = d;
   s->x = rt_data_cast(d, false, g->dtype);
   s->t = rt_data_cast(d, true, g->dtype);
   s->rows = d->rows;
@@ -304,6 +261,29 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy, int *pred)
 }
 
 /* ---- training steps ---- */
+
+double rt_schedule_lr(const TrainConfig *tc, int64_t epoch) {
+  const ScheduleSpec *s = &tc->schedule;
+  double lr = tc->optim.lr, e = (double)epoch;
+  if (epoch < s->warmup) return lr * (e + 1) / (double)s->warmup;
+  switch (s->kind) {
+  case SCHED_CONSTANT: return lr;
+  case SCHED_STEP: return lr * pow(s->gamma, (double)(epoch / s->every));
+  case SCHED_COSINE:
+    return s->min_lr + (lr - s->min_lr) * (1 + cos(M_PI * e / (double)(tc->epochs > 0 ? tc->epochs : 1))) / 2;
+  }
+  return lr;
+}
+
+/* Does the learning rate change during the run (then progress lines show it)? */
+static bool lr_scheduled(const TrainConfig *tc) {
+  return tc->schedule.kind != SCHED_CONSTANT || tc->schedule.warmup > 0;
+}
+
+/* The learning rate the compiled step reads (update.h: optimizer.lr). */
+static void set_lr(Engine *e, double lr) {
+  if (e->layout->lr_off >= 0) buf_write(e, e->layout->lr_off, &lr, 1);
+}
 
 static void shuffle_rows(NncRng *rng, size_t rows, const void *x, const void *t, void *xs, void *ts,
                          size_t xbytes, size_t tbytes, size_t *perm) {
@@ -473,14 +453,32 @@ static char *report_settings(const Program *p, const Graph *g, const TrainOption
   const TrainConfig *tc = &p->train;
   StrBuf sb = {0};
   const OptimSpec *op = &tc->optim;
-  if (op->kind == OPTIM_SGD) {
+  switch (op->kind) {
+  case OPTIM_SGD:
     sb_printf(&sb, "optimizer sgd(lr %g", op->lr);
+    if (op->momentum != 0) sb_printf(&sb, ", momentum %g%s", op->momentum, op->nesterov ? ", nesterov" : "");
+    break;
+  case OPTIM_ADAM: case OPTIM_ADAMW:
+    sb_printf(&sb, "optimizer %s(lr %g, betas %g %g, eps %g", op->kind == OPTIM_ADAM ? "adam" : "adamw", op->lr,
+              op->beta1, op->beta2, op->eps);
+    break;
+  case OPTIM_RMSPROP:
+    sb_printf(&sb, "optimizer rmsprop(lr %g, alpha %g, eps %g", op->lr, op->alpha, op->eps);
     if (op->momentum != 0) sb_printf(&sb, ", momentum %g", op->momentum);
-  } else {
-    sb_printf(&sb, "optimizer adam(lr %g, betas %g %g, eps %g", op->lr, op->beta1, op->beta2, op->eps);
+    if (op->centered) sb_puts(&sb, ", centered");
+    break;
   }
   if (op->weight_decay != 0) sb_printf(&sb, ", weight decay %g", op->weight_decay);
-  sb_printf(&sb, "), batch %" PRId64 ", %" PRId64 " epochs, shuffle %s, %s, seed %" PRIu64 ", %s\n",
+  sb_puts(&sb, ")");
+  const ScheduleSpec *sc = &tc->schedule;
+  if (sc->kind == SCHED_STEP) sb_printf(&sb, ", schedule step(every %" PRId64 ", gamma %g", sc->every, sc->gamma);
+  if (sc->kind == SCHED_COSINE) sb_printf(&sb, ", schedule cosine(min_lr %g", sc->min_lr);
+  if (sc->kind == SCHED_CONSTANT && sc->warmup) sb_puts(&sb, ", schedule constant(");
+  if (sc->warmup) sb_printf(&sb, "%swarmup %" PRId64, sc->kind == SCHED_CONSTANT ? "" : ", ", sc->warmup);
+  if (lr_scheduled(tc)) sb_puts(&sb, ")");
+  if (op->clip_norm > 0) sb_printf(&sb, ", clip_norm %g", op->clip_norm);
+  if (tc->early_stop) sb_printf(&sb, ", early_stop %" PRId64, tc->early_stop);
+  sb_printf(&sb, "\nbatch %" PRId64 ", %" PRId64 " epochs, shuffle %s, %s, seed %" PRIu64 ", %s\n",
             tc->batch, tc->epochs, tc->shuffle ? "on" : "off", dtype_name(g->dtype), tc->seed,
             o->engine ? o->engine : "?");
   sb_puts(&sb, "data ");
@@ -598,124 +596,240 @@ static double train_rows(Engine *e, const void *x, const void *t, int64_t rows, 
 
 /* ---- training: the loop, its progress lines, the final lines and report ---- */
 
-/* One training run: what the loop, the progress lines and the report share. */
+/* A training run: the sets, the shuffled copies, the curves, the timings. */
 typedef struct Run {
   const Program *p;
+  const TrainConfig *tc;
   Engine *e;
-  const NncData *train, *valid;
   const TrainOptions *o;
+  TrainState *st;
   SetEval tr, va;
-  bool has_valid;
-  bool tty;                /* progress on one line, rewritten */
-  int64_t steps_per_epoch;
-  int64_t epochs_done;     /* whole epochs */
-  int64_t steps_done;      /* steps, of a last epoch cut short too */
-  bool stop;               /* a signal asked training to stop (every rank agrees) */
-  double train_time;       /* seconds inside train_epoch */
-  double wall_start;       /* when the loop started */
-  /* per-epoch curves for --plot and for a caller's result: the running
-     train loss, and the loss (and accuracy: --plot) of the sets with the
-     parameters at the end of the epoch (evaluated only then, outside the
-     train time) */
-  double *hist_run, *hist_train, *hist_tacc, *hist_valid, *hist_vacc;
+  bool has_valid, tty, early;
+  size_t xbytes, tbytes, buf_bytes;
+  void *xs, *ts; /* this epoch's shuffled rows */
+  size_t *perm;
+  void *snapshot; /* the buffer before the epoch (a diverging epoch is undone) */
+  int64_t start, every, steps_per_epoch, run_epochs;
+  int64_t run_steps; /* steps of this run, of a last epoch cut short too */
+  bool stop;         /* a signal asked training to stop (every rank agrees) */
+  double train_time, wall_start, loop_time;
+  /* per epoch of this run (--plot; the running loss and the valid loss for
+     a caller's result too): the running train loss, the loss and accuracy
+     of both sets at the end of the epoch, the learning rate */
+  double *hist_run, *hist_train, *hist_tacc, *hist_valid, *hist_vacc, *hist_lr;
   /* --plot: each row's predicted class, from the final evaluation */
   int *pred_train, *pred_valid;
+  Health *health;
 } Run;
 
-/* The epoch's point of each curve. */
-static void record_epoch(Run *r, int64_t epoch, double running) {
-  if (!r->hist_run) return;
-  double acc = 0;
-  r->hist_run[epoch - 1] = running;
-  if (r->hist_train) r->hist_train[epoch - 1] = set_loss(r->e, &r->tr, &acc, NULL);
-  if (r->hist_tacc) r->hist_tacc[epoch - 1] = acc;
-  if (r->hist_valid) r->hist_valid[epoch - 1] = set_loss(r->e, &r->va, &acc, NULL);
-  if (r->hist_vacc) r->hist_vacc[epoch - 1] = acc;
+static double *hist_new(const Run *r, bool want) {
+  int64_t n = r->tc->epochs > r->start ? r->tc->epochs - r->start : 0;
+  return want ? nnc_xcalloc((size_t)n + 1, sizeof(double)) : NULL;
 }
 
-/* The progress line of an epoch: every epoch on a terminal (one line,
- * rewritten), else the first, every tenth of the run and the last. */
-static void progress(Run *r, int64_t epoch, double running) {
-  int64_t epochs = r->p->train.epochs, every = epochs >= 10 ? epochs / 10 : 1;
-  if (r->o->quiet || !(r->tty || epoch % every == 0 || epoch == epochs || epoch == 1)) return;
-  double vloss = r->hist_valid ? r->hist_valid[epoch - 1] : r->has_valid ? set_loss(r->e, &r->va, NULL, NULL) : 0;
-  double done = (double)epoch / (double)epochs;
+static void run_open(Run *r) {
+  const Graph *g = r->e->g;
+  set_prepare(&r->tr, g, r->tr.src);
+  if (r->has_valid) set_prepare(&r->va, g, r->va.src);
+  size_t es = (size_t)r->e->layout->elem_size;
+  r->xbytes = (size_t)engine_input_cols(g) * es, r->tbytes = (size_t)engine_target_cols(g) * es;
+  r->buf_bytes = (size_t)r->e->layout->total * es;
+  if (r->tc->shuffle) {
+    r->xs = nnc_xmalloc(r->xbytes * r->tr.rows + 1);
+    r->ts = nnc_xmalloc(r->tbytes * r->tr.rows + 1);
+    r->perm = nnc_xmalloc(sizeof(size_t) * r->tr.rows + 1);
+  }
+  if (!r->st->has_shuffle) {
+    nnc_rng_seed(&r->st->shuffle, r->tc->seed ^ 0x5DEECE66Dull);
+    r->st->has_shuffle = true;
+  }
+  r->snapshot = nnc_xmalloc(r->buf_bytes);
+  r->start = r->st->epoch;
+  r->every = r->tc->epochs >= 10 ? r->tc->epochs / 10 : 1;
+  r->steps_per_epoch = ((int64_t)r->tr.rows + r->e->rows_per_step - 1) / r->e->rows_per_step;
+  r->early = r->tc->early_stop > 0 && r->has_valid;
+  if (r->early && !r->st->best) r->st->best = nnc_xaligned(r->buf_bytes);
+  bool plot = r->o->plot != NULL, curves = plot || r->o->result;
+  r->hist_run = hist_new(r, curves);
+  r->hist_train = hist_new(r, plot);
+  r->hist_tacc = hist_new(r, plot && r->tr.labels != LABELS_NONE);
+  r->hist_valid = hist_new(r, curves && r->has_valid);
+  r->hist_vacc = hist_new(r, plot && r->has_valid && r->va.labels != LABELS_NONE);
+  r->hist_lr = hist_new(r, plot && lr_scheduled(r->tc));
+  /* training-health notes go with the progress lines */
+  if (!r->o->quiet) r->health = health_new(r->p, g, r->tr.src, r->start == 0 ? set_loss(r->e, &r->tr, NULL, NULL) : NAN);
+}
+
+static void run_close(Run *r) {
+  health_free(r->health);
+  free(r->hist_run);
+  free(r->hist_train);
+  free(r->hist_tacc);
+  free(r->hist_valid);
+  free(r->hist_vacc);
+  free(r->hist_lr);
+  free(r->pred_train);
+  free(r->pred_valid);
+  free(r->snapshot);
+  free(r->xs);
+  free(r->ts);
+  free(r->perm);
+  set_free(&r->tr);
+  if (r->has_valid) set_free(&r->va);
+}
+
+/* Early stopping: has the validation loss not improved for `patience`
+ * epochs after `epoch`? */
+static bool patience_out(const Run *r, int64_t epoch) {
+  return r->early && r->st->best_epoch && epoch - r->st->best_epoch >= r->tc->early_stop;
+}
+
+static void progress(Run *r, int64_t epoch, double running, double vloss, double lr) {
+  const TrainConfig *tc = r->tc;
+  double done = (double)(epoch - r->start) / (double)(tc->epochs - r->start);
   double elapsed = nnc_now() - r->wall_start;
   char left[32];
   format_duration(left, sizeof left, elapsed / done - elapsed);
-  double sps = r->train_time > 0 ? (double)(epoch * r->steps_per_epoch) / r->train_time : 0;
-  if (r->tty)
-    printf("\repoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, epochs, running);
-  else
-    printf("epoch %" PRId64 "/%" PRId64 "  train loss %.6g", epoch, epochs, running);
+  double sps = r->train_time > 0 ? (double)((epoch - r->start) * r->steps_per_epoch) / r->train_time : 0;
+  printf("%sepoch %" PRId64 "/%" PRId64 "  train loss %.6g", r->tty ? "\r" : "", epoch, tc->epochs, running);
   if (r->has_valid) printf("  valid loss %.6g", vloss);
+  if (lr_scheduled(tc)) printf("  lr %.6g", lr);
   printf("  %.0f steps/s  %s left%s", sps, left, r->tty ? "   " : "\n");
   fflush(stdout);
 }
 
-/* The epochs: each on the rows in order or shuffled anew, and undone when
- * it ends with a value that is not finite (then said, with the step and
- * the .nn line, and the parameters from before it saved). Returns the exit
- * status. */
-static int train_loop(Run *r) {
-  const TrainConfig *tc = &r->p->train;
+/* One epoch; false when it diverged (reported; the buffer as before it). */
+static bool run_epoch(Run *r, int64_t epoch) {
   Engine *e = r->e;
-  size_t es = (size_t)e->layout->elem_size;
-  size_t xbytes = (size_t)engine_input_cols(e->g) * es, tbytes = (size_t)engine_target_cols(e->g) * es;
-  void *xs = NULL, *ts = NULL;
-  size_t *perm = NULL;
-  NncRng rng;
-  nnc_rng_seed(&rng, tc->seed ^ 0x5DEECE66Dull);
+  const TrainConfig *tc = r->tc;
+  const void *x = r->tr.x, *t = r->tr.t;
+  NncRng shuffle_before = r->st->shuffle; /* a diverging epoch leaves no trace */
   if (tc->shuffle) {
-    xs = nnc_xmalloc(xbytes * r->tr.rows + 1);
-    ts = nnc_xmalloc(tbytes * r->tr.rows + 1);
-    perm = nnc_xmalloc(sizeof(size_t) * r->tr.rows + 1);
+    shuffle_rows(&r->st->shuffle, r->tr.rows, r->tr.x, r->tr.t, r->xs, r->ts, r->xbytes, r->tbytes, r->perm);
+    x = r->xs;
+    t = r->ts;
   }
-  size_t buf_bytes = (size_t)e->layout->total * es;
-  void *snapshot = nnc_xmalloc(buf_bytes);
-  int status = 0;
-  for (int64_t epoch = 1; epoch <= tc->epochs; epoch++) {
-    const void *x = r->tr.x, *t = r->tr.t;
-    if (tc->shuffle) {
-      shuffle_rows(&rng, r->tr.rows, r->tr.x, r->tr.t, xs, ts, xbytes, tbytes, perm);
-      x = xs;
-      t = ts;
-    }
-    memcpy(snapshot, e->buf, buf_bytes);
-    double t0 = nnc_now();
-    int64_t rows_done;
-    double running = train_rows(e, x, t, (int64_t)r->tr.rows, xbytes, tbytes, &rows_done, &r->stop);
-    running /= (double)rows_done;
-    r->train_time += nnc_now() - t0;
-    if (!isfinite(running) || !params_finite(e)) {
-      if (r->tty) printf("\n");
-      if (!r->o->quiet) fflush(stdout);
-      memcpy(e->buf, snapshot, buf_bytes);
-      report_fault(r->p, e, x, t, rows_done, epoch);
-      if (r->o->save) rt_save_params(r->o->save, e, r->o->model_name, epoch - 1);
-      status = 1;
-      break;
-    }
-    r->steps_done += (rows_done + e->rows_per_step - 1) / e->rows_per_step;
-    r->epochs_done = rows_done == (int64_t)r->tr.rows ? epoch : epoch - 1;
-    if (r->stop) break; /* within the epoch or as it ended */
-    record_epoch(r, epoch, running);
-    progress(r, epoch, running);
+  double lr = rt_schedule_lr(tc, epoch - 1);
+  set_lr(e, lr);
+  memcpy(r->snapshot, e->buf, r->buf_bytes);
+  double t0 = nnc_now();
+  int64_t rows_done;
+  double running = train_rows(e, x, t, (int64_t)r->tr.rows, r->xbytes, r->tbytes, &rows_done, &r->stop);
+  running /= (double)(rows_done > 0 ? rows_done : 1);
+  r->train_time += nnc_now() - t0;
+  if (!isfinite(running) || !params_finite(e)) {
+    if (r->tty) printf("\n");
+    if (!r->o->quiet) fflush(stdout);
+    memcpy(e->buf, r->snapshot, r->buf_bytes);
+    r->st->shuffle = shuffle_before;
+    report_fault(r->p, e, x, t, rows_done, epoch);
+    return false;
   }
-  free(snapshot);
-  free(xs);
-  free(ts);
-  free(perm);
-  return status;
+  int64_t steps = (rows_done + e->rows_per_step - 1) / e->rows_per_step;
+  r->st->steps += steps;
+  r->run_steps += steps;
+  if (rows_done < (int64_t)r->tr.rows) return true; /* stopped by a signal within the epoch */
+  r->st->epoch = epoch;
+  r->run_epochs++;
+  bool show = r->tty || epoch % r->every == 0 || epoch == tc->epochs || epoch == r->start + 1;
+  int64_t h = epoch - r->start - 1;
+  double vloss = 0, acc = 0;
+  if (r->hist_run) r->hist_run[h] = running;
+  if (r->hist_train) r->hist_train[h] = set_loss(e, &r->tr, &acc, NULL);
+  if (r->hist_tacc) r->hist_tacc[h] = acc;
+  if (r->hist_valid) r->hist_valid[h] = set_loss(e, &r->va, &acc, NULL);
+  if (r->hist_vacc) r->hist_vacc[h] = acc;
+  if (r->hist_lr) r->hist_lr[h] = lr;
+  show &= !r->o->quiet;
+  if (r->has_valid && (show || r->early)) vloss = r->hist_valid ? r->hist_valid[h] : set_loss(e, &r->va, NULL, NULL);
+  if (r->early && (!r->st->best_epoch || vloss < r->st->best_loss)) {
+    r->st->best_epoch = epoch;
+    r->st->best_loss = vloss;
+    memcpy(r->st->best, e->buf, r->buf_bytes);
+  }
+  if (show) progress(r, epoch, running, vloss, lr);
+  if (r->health && health_wants_loss(r->health, epoch))
+    health_check_loss(r->health, epoch, r->hist_train ? r->hist_train[h] : set_loss(e, &r->tr, NULL, NULL));
+  if (r->health && epoch == r->start + 1) health_check_units(r->health, e, epoch);
+  return true;
 }
 
-/* --plot: the report of a finished run, with its final figures. */
-static int write_report(Run *r, double tl, double acc, double vl, double vacc, double loop_time) {
-  const Program *p = r->p;
-  const Graph *g = r->e->g;
+/* The final losses and accuracies for the parameters in e->buf, and their
+ * lines unless quiet. */
+static void final_lines(Engine *e, const SetEval *tr, const SetEval *va, bool quiet, double *tl, double *acc,
+                        double *vl, double *vacc, int *pred_train, int *pred_valid) {
+  DType dt = e->g->dtype;
+  *tl = set_loss(e, tr, acc, pred_train);
+  *vl = va ? set_loss(e, va, vacc, pred_valid) : 0;
+  if (quiet) return;
+  printf("final train loss ");
+  rt_print_value(stdout, *tl, dt);
+  printf("\n");
+  if (va) {
+    printf("final valid loss ");
+    rt_print_value(stdout, *vl, dt);
+    printf("\n");
+  }
+  if (tr->labels != LABELS_NONE) printf("final train accuracy %.9g\n", *acc);
+  if (va && va->labels != LABELS_NONE) printf("final valid accuracy %.9g\n", *vacc);
+}
+
+int rt_eval(Engine *e, const NncData *train, const NncData *valid) {
+  SetEval tr, va;
+  bool has_valid = valid && valid->rows > 0;
+  set_prepare(&tr, e->g, train);
+  if (has_valid) set_prepare(&va, e->g, valid);
+  double tl, acc = 0, vl, vacc = 0;
+  final_lines(e, &tr, has_valid ? &va : NULL, false, &tl, &acc, &vl, &vacc, NULL, NULL);
+  set_free(&tr);
+  if (has_valid) set_free(&va);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* A caller's result (TrainOptions.result): the curves (the caller's once
+ * rt_train returns) and the figures of the run; the final ones are NaN
+ * until run_report sets them. */
+static void run_result(Run *r) {
+  NncFitResult *res = r->o->result;
+  if (!res) return;
+  res->epochs = r->run_epochs;
+  res->train_loss = r->hist_run;
+  res->valid_loss = r->hist_valid;
+  res->final_train_loss = res->final_valid_loss = NAN;
+  res->final_train_accuracy = res->final_valid_accuracy = NAN;
+  res->train_time = r->train_time;
+  res->steps = r->run_steps;
+}
+
+/* The final lines, a caller's final figures and the report, for the
+ * parameters in e->buf. */
+static int run_report(Run *r) {
+  Engine *e = r->e;
+  const Graph *g = e->g;
   const TrainOptions *o = r->o;
-  int64_t steps = r->steps_done;
-  char *settings = report_settings(p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
+  double tl, acc = 0, vl, vacc = 0;
+  /* the report's predicted classes, from this evaluation */
+  bool classify = o->plot && shape_numel(&g->output->shape) <= 64; /* as set_loss's accuracy */
+  if (classify && r->tr.labels != LABELS_NONE) r->pred_train = nnc_xcalloc(r->tr.rows + 1, sizeof(int));
+  if (classify && r->has_valid && r->va.labels != LABELS_NONE)
+    r->pred_valid = nnc_xcalloc(r->va.rows + 1, sizeof(int));
+  final_lines(e, &r->tr, r->has_valid ? &r->va : NULL, o->quiet, &tl, &acc, &vl, &vacc, r->pred_train,
+              r->pred_valid);
+  NncFitResult *res = o->result;
+  if (res) {
+    res->final_train_loss = tl;
+    if (r->has_valid) res->final_valid_loss = vl;
+    if (r->tr.labels != LABELS_NONE) res->final_train_accuracy = acc;
+    if (r->has_valid && r->va.labels != LABELS_NONE) res->final_valid_accuracy = vacc;
+  }
+  int64_t steps = r->run_steps;
+  if (!o->quiet) {
+    printf("train time %.6f s\n", r->train_time);
+    printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
+    fflush(stdout);
+  }
+  if (!o->plot || r->run_epochs == 0) return 0; /* (a run stopped in its first epoch has no curves) */
+  char *settings = report_settings(r->p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
   StrBuf fig = {0};
   sb_printf(&fig, "final train loss %.6g", tl);
   if (r->tr.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", acc);
@@ -723,23 +837,23 @@ static int write_report(Run *r, double tl, double acc, double vl, double vacc, d
     sb_printf(&fig, "; final valid loss %.6g", vl);
     if (r->va.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", vacc);
   }
+  if (r->early && r->st->best_epoch) sb_printf(&fig, " (best epoch %" PRId64 ")", r->st->best_epoch);
   sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
             "evaluation after each %.4g s",
-            r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, loop_time);
-  const NncData *train = r->train, *valid = r->valid;
-  ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings,
-                   .figures = fig.data, .epochs = r->epochs_done, .running_loss = r->hist_run,
+            r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, r->loop_time);
+  const NncData *train = r->tr.src, *valid = r->va.src;
+  ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings, .figures = fig.data,
+                   .epochs = r->run_epochs, .epoch0 = r->start, .running_loss = r->hist_run,
                    .train_loss = r->hist_train, .valid_loss = r->hist_valid, .train_acc = r->hist_tacc,
-                   .valid_acc = r->hist_vacc, .log_scale = !o->plot_linear,
-                   .in_cols = train->in_cols, .tgt_cols = train->tgt_cols,
-                   .classes = report_classes(g, train),
+                   .valid_acc = r->hist_vacc, .lr = r->hist_lr, .log_scale = !o->plot_linear,
+                   .in_cols = train->in_cols, .tgt_cols = train->tgt_cols, .classes = report_classes(g, train),
                    .train = {train->rows, train->x, train->t, r->pred_train},
                    .out_cols = (int)shape_numel(&g->output->shape)};
   if (r->has_valid) rd.valid = (ReportSet){valid->rows, valid->x, valid->t, r->pred_valid};
   image_shape(g, &rd.img_channels, &rd.img_h, &rd.img_w);
   if (engine_input_cols(g) == 2 && train->in_cols == 2 && !graph_output_needs_targets(g)) {
     rd.predict = predict_points;
-    rd.ctx = r->e;
+    rd.ctx = e;
   }
   int status = report_write(o->plot, &rd) != 0;
   free(settings);
@@ -747,115 +861,62 @@ static int write_report(Run *r, double tl, double acc, double vl, double vacc, d
   return status;
 }
 
-/* A finished run: the spec's final lines (and the caller's result), then
- * the checkpoint and the report. Returns the exit status. */
-static int finish(Run *r, double loop_time) {
-  Engine *e = r->e;
-  const Graph *g = e->g;
-  NncFitResult *res = r->o->result;
-  double acc = 0, vacc = 0;
-  /* the report's predicted classes, from this evaluation */
-  bool classify = r->o->plot && shape_numel(&g->output->shape) <= 64; /* as set_loss's accuracy */
-  if (classify && r->tr.labels != LABELS_NONE) r->pred_train = nnc_xcalloc(r->tr.rows + 1, sizeof(int));
-  if (classify && r->has_valid && r->va.labels != LABELS_NONE)
-    r->pred_valid = nnc_xcalloc(r->va.rows + 1, sizeof(int));
-  double tl = set_loss(e, &r->tr, &acc, r->pred_train);
-  double vl = r->has_valid ? set_loss(e, &r->va, &vacc, r->pred_valid) : 0;
-  if (res) {
-    res->final_train_loss = tl;
-    if (r->has_valid) res->final_valid_loss = vl;
-    if (r->tr.labels != LABELS_NONE) res->final_train_accuracy = acc;
-    if (r->has_valid && r->va.labels != LABELS_NONE) res->final_valid_accuracy = vacc;
-  }
-  if (!r->o->quiet) {
-    printf("final train loss ");
-    rt_print_value(stdout, tl, g->dtype);
-    printf("\n");
-    if (r->has_valid) {
-      printf("final valid loss ");
-      rt_print_value(stdout, vl, g->dtype);
-      printf("\n");
-    }
-    if (r->tr.labels != LABELS_NONE) printf("final train accuracy %.9g\n", acc);
-    if (r->has_valid && r->va.labels != LABELS_NONE) printf("final valid accuracy %.9g\n", vacc);
-    int64_t steps = r->steps_done;
-    printf("train time %.6f s\n", r->train_time);
-    printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
-    fflush(stdout);
-  }
-  int status = 0;
-  if (r->o->save && rt_save_params(r->o->save, e, r->o->model_name, r->epochs_done) != 0) status = 1;
-  /* (a run stopped in its first epoch has no curves) */
-  if (r->o->plot && r->epochs_done > 0 && write_report(r, tl, acc, vl, vacc, loop_time) != 0) status = 1;
-  return status;
-}
-
-/* The caller's result: the epochs done and their curves (the caller's once
- * the run is over), the time and steps; the final figures are NaN unless
- * finish sets them. */
-static void start_result(Run *r) {
-  NncFitResult *res = r->o->result;
-  res->epochs = r->epochs_done;
-  res->train_loss = r->hist_run;
-  res->valid_loss = r->hist_valid;
-  res->final_train_loss = res->final_valid_loss = NAN;
-  res->final_train_accuracy = res->final_valid_accuracy = NAN;
-  res->train_time = r->train_time;
-  res->steps = r->steps_done;
-}
-
-int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
-             const TrainOptions *o) {
-  const TrainConfig *tc = &p->train;
+int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid, const TrainOptions *o,
+             TrainState *st) {
   if (train->rows == 0) {
     diag_file_error(p->src->path, "the training set is empty");
     return 1;
   }
-  Run r = {.p = p, .e = e, .train = train, .valid = valid, .o = o};
-  set_prepare(&r.tr, e->g, train);
+  Run r = {.p = p, .tc = &p->train, .e = e, .o = o, .st = st, .tty = !o->quiet && isatty(STDOUT_FILENO)};
+  r.tr.src = train;
+  r.va.src = valid;
   r.has_valid = valid && valid->rows > 0;
-  if (r.has_valid) set_prepare(&r.va, e->g, valid);
-  r.tty = !o->quiet && isatty(STDOUT_FILENO);
-  r.steps_per_epoch = ((int64_t)r.tr.rows + e->rows_per_step - 1) / e->rows_per_step;
-  size_t hn = (size_t)tc->epochs + 1;
-  if (o->plot || o->result) {
-    r.hist_run = nnc_xcalloc(hn, sizeof(double));
-    if (r.has_valid) r.hist_valid = nnc_xcalloc(hn, sizeof(double));
-  }
-  if (o->plot) {
-    r.hist_train = nnc_xcalloc(hn, sizeof(double));
-    if (r.tr.labels != LABELS_NONE) r.hist_tacc = nnc_xcalloc(hn, sizeof(double));
-    if (r.has_valid && r.va.labels != LABELS_NONE) r.hist_vacc = nnc_xcalloc(hn, sizeof(double));
-  }
+  run_open(&r);
+  int status = 0;
   /* (the command line's: a library leaves its host's signals alone) */
   StopHandlers handlers;
   stop_signal = 0;
   if (!o->quiet) catch_stop_signals(&handlers);
   r.wall_start = nnc_now();
-  int status = train_loop(&r);
-  double loop_time = nnc_now() - r.wall_start;
+  for (int64_t epoch = r.start + 1; epoch <= r.tc->epochs && !patience_out(&r, epoch - 1); epoch++) {
+    if (!run_epoch(&r, epoch)) {
+      status = 1;
+      break;
+    }
+    if (r.stop) break; /* within the epoch or as it ended */
+    if (patience_out(&r, epoch) && !o->quiet) {
+      if (r.tty) printf("\n");
+      printf("stopped early after epoch %" PRId64 ": the valid loss has not improved for %" PRId64 " epochs\n", epoch,
+             r.tc->early_stop);
+    }
+  }
+  if (status == 0 && r.health && r.st->epoch > r.start + 1) health_check_units(r.health, e, r.st->epoch);
+  r.loop_time = nnc_now() - r.wall_start;
   if (!o->quiet) release_stop_signals(&handlers);
-  if (r.tty && tc->epochs > 0) printf("\n");
-  if (o->result) start_result(&r);
+  if (r.tty && r.run_epochs > 0 && status == 0 && !patience_out(&r, r.st->epoch)) printf("\n");
   /* (under MPI a rank may stop for another's signal) */
   int stopped_by = status == 0 && r.stop ? (stop_signal ? stop_signal : SIGTERM) : 0;
   if (stopped_by) {
     fflush(stdout);
     fprintf(stderr, "nnc: stopped by %s after %" PRId64 " of %" PRId64 " epochs and %" PRId64
                     " steps; the final lines are for the parameters reached\n",
-            stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.epochs_done, tc->epochs, r.steps_done);
+            stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.st->epoch, r.tc->epochs, r.st->steps);
   }
-  if (status == 0) status = finish(&r, loop_time);
-  if (o->result) r.hist_run = r.hist_valid = NULL; /* the caller's now */
-  free(r.hist_run);
-  free(r.hist_train);
-  free(r.hist_tacc);
-  free(r.hist_valid);
-  free(r.hist_vacc);
-  free(r.pred_train);
-  free(r.pred_valid);
-  set_free(&r.tr);
-  if (r.has_valid) set_free(&r.va);
+  /* early stopping: the best epoch's parameters for the final lines and
+     the checkpoint's NAME tensors; the last epoch's state goes on */
+  void *last = NULL;
+  if (r.early && st->best_epoch) {
+    last = nnc_xaligned(r.buf_bytes);
+    memcpy(last, e->buf, r.buf_bytes);
+    memcpy(e->buf, st->best, r.buf_bytes);
+    if (status == 0 && !o->quiet) printf("best epoch %" PRId64 "\n", st->best_epoch);
+  }
+  run_result(&r);
+  if (status == 0) status = run_report(&r);
+  if (o->save && rt_save_checkpoint(o->save, e, o->model_name, st, last) != 0) status = 1;
+  free(last);
+  if (o->result) r.hist_run = r.hist_valid = NULL; /* the caller's */
+  run_close(&r);
   return status == 0 && stopped_by ? 128 + stopped_by : status; /* as the shell reports a signal */
 }
 

@@ -21,13 +21,40 @@
  * split). Errors are printed (one line naming the file); returns -1. */
 int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *valid);
 
+/* Rows of inputs drawn from N(0, 1) and targets from U(0, 1), from the
+ * train block's seed: what --grad and --check-grad use when the train
+ * block has no data (as torch.autograd.gradcheck on random inputs). */
+void rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out);
+
 /* Fill the parameters in e->buf from the initializers (train block `init`,
  * biases zero, a `param`'s own initializer). */
 void rt_init_params(const Program *p, const ParamInit *inits, Engine *e);
 
-/* Checkpoints in safetensors; errors printed, return -1. */
+/* Where a training run stands (what a checkpoint keeps besides the
+ * buffer): zero for a fresh run. */
+typedef struct TrainState {
+  int64_t epoch;      /* epochs trained */
+  int64_t steps;      /* optimizer steps taken */
+  NncRng shuffle;     /* the generator that shuffles each epoch's rows */
+  bool has_shuffle;   /* shuffle holds it (else rt_train seeds it) */
+  int64_t best_epoch; /* early stopping: the epoch of the lowest valid loss so far, or 0 */
+  double best_loss;   /* that loss */
+  void *best;         /* that epoch's buffer (nnc_xaligned, owned here), or NULL */
+} TrainState;
+
+/* Checkpoints in safetensors (checkpoint.c has the format); errors
+ * printed, return -1.
+ * rt_load_params (--load): the parameters (and layer states) into e->buf;
+ *   the file's optimizer state is not read.
+ * rt_resume (--resume): the parameters, the optimizer state and *st, so
+ *   that rt_train goes on from there bit for bit.
+ * rt_save_checkpoint (--save): e->buf's parameters; the optimizer state of
+ *   `last` (NULL: e->buf), and its parameters as last.NAME when they differ
+ *   (early stopping saves the best epoch's parameters and goes on from the
+ *   last); *st in the metadata. */
 int rt_load_params(const char *path, Engine *e);
-int rt_save_params(const char *path, Engine *e, const char *model, int64_t epoch);
+int rt_resume(const char *path, Engine *e, TrainState *st);
+int rt_save_checkpoint(const char *path, Engine *e, const char *model, const TrainState *st, const void *last);
 
 /* A dataset's x or t as a row-major array in the model's dtype (malloc). */
 void *rt_data_cast(const NncData *d, bool targets, DType dt);
@@ -42,10 +69,35 @@ typedef struct TrainOptions {
   NncFitResult *result; /* when set: the per-epoch losses and final figures */
 } TrainOptions;
 
-/* Train with p's settings; prints progress and the spec's final lines.
- * Returns the exit status. */
-int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid,
-             const TrainOptions *o);
+/* The learning rate of epoch `epoch` (from 0) under the train block's
+ * schedule: warm-up epochs lr (e + 1) / warmup, then the schedule's rate of
+ * that epoch (constant lr; step lr gamma^floor(e / every); cosine min_lr +
+ * (lr - min_lr) (1 + cos(pi e / epochs)) / 2). */
+double rt_schedule_lr(const TrainConfig *tc, int64_t epoch);
+
+/* Train with p's settings from where *st says (epoch 0 for a fresh run)
+ * to the train block's epochs, or until early stopping; prints progress,
+ * `best epoch E` with early stopping, and the spec's final lines; *st is
+ * where the run ended. Returns the exit status. */
+int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid, const TrainOptions *o,
+             TrainState *st);
+
+/* Training health (health.c): notes, on standard error at a .nn line,
+ * when every unit of a relu is dead for every training row (checked
+ * after the first and the last epoch) and when the training loss has not
+ * moved from initial_loss (the train set's before training; NAN: unknown)
+ * after the first epochs. */
+typedef struct Health Health;
+Health *health_new(const Program *p, const Graph *g, const NncData *train, double initial_loss);
+void health_check_units(Health *h, const Engine *e, int64_t epoch);
+/* Does the loss check want the train set's loss after this epoch? */
+bool health_wants_loss(const Health *h, int64_t epoch);
+void health_check_loss(Health *h, int64_t epoch, double loss);
+void health_free(Health *h);
+
+/* --eval: the final loss and accuracy lines of --train for the parameters
+ * in e->buf, without training. Returns the exit status. */
+int rt_eval(Engine *e, const NncData *train, const NncData *valid);
 
 /* --grad: loss and gradients for the first batch rows of train. */
 int rt_print_grad(Engine *e, const NncData *train, int64_t batch);

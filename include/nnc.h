@@ -90,6 +90,8 @@ typedef struct NncOptions {
   int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N */
   bool plot_linear;            /* --plot-scale linear (default: log loss axis) */
   const char *cpu;             /* --cpu: NULL (default), "native" or a CPU name */
+  const char *resume;          /* --resume: a checkpoint to continue training from, or NULL */
+  bool eval;                   /* --eval: the final lines for the parameters, no training */
 } NncOptions;
 
 NNC_API void nnc_options_default(NncOptions *o);
@@ -176,6 +178,10 @@ typedef struct NncLayout {
   bool has_predict;      /* the output does not need the targets */
   int nparams;
   const NncParam *params; /* in creation order */
+  /* where the learning rate is in buf, or -1 when there is nothing to
+     train: update, train_step and train_epoch read it there, so a schedule
+     is a store between calls (nnc_buffer_new writes the train block's lr) */
+  int64_t lr_offset;
 } NncLayout;
 
 /* Lives as long as the model. */
@@ -252,10 +258,12 @@ NNC_API void nnc_buffer_init(const NncModel *m, void *buf);
  * bytes (free it with free()), or NULL when the kind is unknown. */
 NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags);
 
-/* The parameters in buf to and from a safetensors checkpoint, as --save and
- * --load (names and shapes as the layout's; `epoch` goes to the file's
- * metadata). A load must find every parameter with its dtype and shape, and
- * finite values; it changes buf only when it succeeds. Return 0 or -1. */
+/* buf to and from a safetensors checkpoint, as --save and --load: save
+ * writes the parameters and the optimizer state (names and shapes as
+ * --emit layout's; `epoch` goes to the file's metadata), load reads the
+ * parameters and skips the optimizer state. A load must find every
+ * parameter with its dtype and shape, and finite values; it changes buf
+ * only when it succeeds. Return 0 or -1. */
 NNC_API int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags);
 NNC_API int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags);
 

@@ -650,10 +650,10 @@ static void confusion_panel(cairo_t *cr, const ReportData *r, const Box *b, cons
 
 /* ---- curves ---- */
 
-/* A polyline of v[0..n-1] over epochs 1..n; points that are not finite (or
- * not positive on a log axis) break the line. */
+/* A polyline of v[0..n-1] over epochs e0+1..e0+n; points that are not
+ * finite (or not positive on a log axis) break the line. */
 static void curve(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, const double *v, int64_t n,
-                  const double color[3], double width, bool dots) {
+                  int64_t e0, const double color[3], double width, bool dots) {
   int64_t step = n > 3000 ? n / 1500 : 1;
   set_rgb(cr, color);
   cairo_set_line_width(cr, width);
@@ -664,7 +664,7 @@ static void curve(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, con
       pen = false;
       continue;
     }
-    double x = map_x(b, ax, (double)(e + 1)), y = map_y(b, ay, fmin(fmax(v[e], ay->lo), ay->hi));
+    double x = map_x(b, ax, (double)(e0 + e + 1)), y = map_y(b, ay, fmin(fmax(v[e], ay->lo), ay->hi));
     if (pen)
       cairo_line_to(cr, x, y);
     else
@@ -675,7 +675,7 @@ static void curve(cairo_t *cr, const Box *b, const Axis *ax, const Axis *ay, con
   if (!dots) return;
   for (int64_t e = 0; e < n; e++) {
     if (!isfinite(v[e]) || (ay->log && !(v[e] > 0))) continue;
-    cairo_arc(cr, map_x(b, ax, (double)(e + 1)), map_y(b, ay, v[e]), 2.5, 0, 2 * M_PI);
+    cairo_arc(cr, map_x(b, ax, (double)(e0 + e + 1)), map_y(b, ay, v[e]), 2.5, 0, 2 * M_PI);
     cairo_fill(cr);
   }
 }
@@ -685,15 +685,15 @@ typedef struct Curves {
   cairo_t *cr;
   const Box *b;
   Axis ax, ay;
-  int64_t n;
+  int64_t n, e0;
   bool dots;
-  const char *names[3];
-  double colors[3][3], widths[3];
+  const char *names[4];
+  double colors[4][3], widths[4];
   int count;
 } Curves;
 
-static void curves_begin(Curves *cs, cairo_t *cr, const Box *b, Axis ax, Axis ay, int64_t n) {
-  *cs = (Curves){.cr = cr, .b = b, .ax = ax, .ay = ay, .n = n, .dots = n <= 30};
+static void curves_begin(Curves *cs, cairo_t *cr, const Box *b, Axis ax, Axis ay, int64_t n, int64_t e0) {
+  *cs = (Curves){.cr = cr, .b = b, .ax = ax, .ay = ay, .n = n, .e0 = e0, .dots = n <= 30};
   cairo_save(cr);
   cairo_rectangle(cr, b->x, b->y, b->w, b->h);
   cairo_clip(cr);
@@ -703,15 +703,10 @@ static void curves_begin(Curves *cs, cairo_t *cr, const Box *b, Axis ax, Axis ay
 static void curves_add(Curves *cs, const char *name, const double *v, const double color[3], double width,
                        bool dots) {
   if (!v) return;
-  curve(cs->cr, cs->b, &cs->ax, &cs->ay, v, cs->n, color, width, dots && cs->dots);
+  curve(cs->cr, cs->b, &cs->ax, &cs->ay, v, cs->n, cs->e0, color, width, dots && cs->dots);
   cs->names[cs->count] = name;
   memcpy(cs->colors[cs->count], color, sizeof cs->colors[0]);
   cs->widths[cs->count++] = width;
-}
-
-static void curves_end(Curves *cs, bool legend_below) {
-  cairo_restore(cs->cr);
-  legend(cs->cr, cs->b, cs->count, cs->names, (const double(*)[3])cs->colors, cs->widths, legend_below);
 }
 
 static void value_range(const double *v, int64_t n, bool positive, double *lo, double *hi) {
@@ -720,8 +715,51 @@ static void value_range(const double *v, int64_t n, bool positive, double *lo, d
     if (isfinite(v[e]) && (!positive || v[e] > 0)) *lo = fmin(*lo, v[e]), *hi = fmax(*hi, v[e]);
 }
 
-static Axis epoch_axis(int64_t n) {
-  return n > 1 ? (Axis){1, (double)n, false} : (Axis){0.5, 1.5, false};
+/* The learning rate per epoch on an axis of its own at the right of the
+ * panel, from 0 to its largest value. */
+static void rate_curve(Curves *cs, const double *lr) {
+  double lo = INFINITY, hi = -INFINITY;
+  value_range(lr, cs->n, false, &lo, &hi);
+  if (!(hi > 0)) return;
+  cairo_t *cr = cs->cr;
+  const Box *b = cs->b;
+  Axis ay = {0, hi * 1.05, false};
+  static const double color[3] = {0.45, 0.45, 0.45};
+  curve(cr, b, &cs->ax, &ay, lr, cs->n, cs->e0, color, 1.2, false);
+  cairo_restore(cr); /* out of the clip, for the axis */
+  double tv[16];
+  char label[32];
+  int n = ticks(&ay, tv, 16, 4);
+  cairo_set_line_width(cr, 1);
+  for (int i = 0; i < n; i++) {
+    double y = map_y(b, &ay, tv[i]);
+    set_rgb(cr, color);
+    cairo_move_to(cr, b->x + b->w, y);
+    cairo_line_to(cr, b->x + b->w + 4, y);
+    cairo_stroke(cr);
+    snprintf(label, sizeof label, "%g", tv[i]);
+    text_at(cr, b->x + b->w + 7, y + 3.5, label, 10, 0);
+  }
+  cairo_save(cr);
+  cairo_translate(cr, b->x + b->w + 52, b->y + b->h / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  text_at(cr, 0, 0, "learning rate", 11, 0.5);
+  cairo_restore(cr);
+  cairo_save(cr); /* back in the clip, as curves_end expects */
+  cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+  cairo_clip(cr);
+  cs->names[cs->count] = "learning rate (right axis)";
+  memcpy(cs->colors[cs->count], color, sizeof cs->colors[0]);
+  cs->widths[cs->count++] = 1.2;
+}
+
+static void curves_end(Curves *cs, bool legend_below) {
+  cairo_restore(cs->cr);
+  legend(cs->cr, cs->b, cs->count, cs->names, (const double(*)[3])cs->colors, cs->widths, legend_below);
+}
+
+static Axis epoch_axis(int64_t n, int64_t e0) {
+  return n > 1 ? (Axis){(double)e0 + 1, (double)(e0 + n), false} : (Axis){e0 + 0.5, e0 + 1.5, false};
 }
 
 static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
@@ -743,15 +781,16 @@ static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
     double l = fmin(lo, 0), pad = fmax((hi - l) * 0.05, 1e-12);
     ay = (Axis){l, hi + pad, false};
   }
-  Axis ax = epoch_axis(n);
+  Axis ax = epoch_axis(n, r->epoch0);
   panel_title(cr, b, title);
   draw_axes(cr, b, &ax, &ay, "epoch", "mean loss per row", true, true);
   static const double run_color[3] = {0.62, 0.78, 0.91};
   Curves cs;
-  curves_begin(&cs, cr, b, ax, ay, n);
+  curves_begin(&cs, cr, b, ax, ay, n, r->epoch0);
   curves_add(&cs, "train, running mean in the epoch", r->running_loss, run_color, 1, false);
   curves_add(&cs, "train", r->train_loss, palette[0], 1.6, true);
   curves_add(&cs, "valid", r->valid_loss, palette[1], 1.6, true);
+  if (r->lr) rate_curve(&cs, r->lr);
   curves_end(&cs, false);
 }
 
@@ -766,11 +805,11 @@ static void accuracy_panel(cairo_t *cr, const ReportData *r, const Box *b) {
     return;
   }
   double l = fmax(0, floor(lo * 20 - 0.5) / 20);
-  Axis ay = {l, 1 + (1 - l) * 0.03, false}, ax = epoch_axis(n);
+  Axis ay = {l, 1 + (1 - l) * 0.03, false}, ax = epoch_axis(n, r->epoch0);
   panel_title(cr, b, title);
   draw_axes(cr, b, &ax, &ay, "epoch", "fraction classified right", true, true);
   Curves cs;
-  curves_begin(&cs, cr, b, ax, ay, n);
+  curves_begin(&cs, cr, b, ax, ay, n, r->epoch0);
   curves_add(&cs, "train", r->train_acc, palette[0], 1.6, true);
   curves_add(&cs, "valid", r->valid_acc, palette[1], 1.6, true);
   curves_end(&cs, true);

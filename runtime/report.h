@@ -32,11 +32,13 @@ typedef struct ReportData {
   const char *settings; /* lines of settings, '\n'-separated */
   const char *figures;  /* lines of final figures and timings, '\n'-separated */
   int64_t epochs;       /* entries in each per-epoch array */
+  int64_t epoch0;       /* epochs before the first entry (a resumed run), else 0 */
   /* per epoch (NULL when absent): the mean running train loss during the
    * epoch, the train and valid loss and accuracy with the parameters at its
    * end */
   const double *running_loss, *train_loss, *valid_loss;
   const double *train_acc, *valid_acc;
+  const double *lr; /* the learning rate of each epoch, when a schedule changes it (else NULL) */
   bool log_scale; /* loss axis */
   /* the data: in_cols inputs, tgt_cols targets; classes > 1 when the targets
    * are labels (2 for one 0/1 column, tgt_cols for one-hot), else 0 */

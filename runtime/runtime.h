@@ -159,6 +159,18 @@ int nnc_st_save(const char *path, const NncTensorSpec *specs,
 int nnc_st_load(const char *path, const NncTensorSpec *specs, void *const *dst,
                 int n, char *err, size_t errlen);
 
+/* nnc_st_load, except that the file's tensors whose names begin with one
+ * of the prefixes in skip (a NULL-terminated list, or NULL) are neither
+ * read nor refused: --load skips a checkpoint's optimizer state. */
+int nnc_st_load_except(const char *path, const NncTensorSpec *specs,
+                       void *const *dst, int n, const char *const *skip,
+                       char *err, size_t errlen);
+
+/* Whether the file holds a tensor of that name: 1 or 0; -1 on error (file
+ * unreadable or invalid). */
+int nnc_st_contains(const char *path, const char *name, char *err,
+                    size_t errlen);
+
 /* Read one __metadata__ value (e.g. "epoch") into out[outlen]; returns 0 if
  * found, 1 if the file has no such key, -1 on error (file unreadable or
  * invalid). */

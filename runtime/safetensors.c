@@ -598,11 +598,20 @@ static int find_specs(St *st, const Entry **sorted, size_t nsorted,
   return 0;
 }
 
-/* Every entry, in file order, must be one of the specs (sorted by name). */
+static int has_prefix(const char *name, const char *const *prefixes) {
+  for (; prefixes && *prefixes; prefixes++)
+    if (strncmp(name, *prefixes, strlen(*prefixes)) == 0)
+      return 1;
+  return 0;
+}
+
+/* Every entry, in file order, must be one of the specs (sorted by name),
+ * or have one of the skipped prefixes. */
 static int find_extra(St *st, const Header *h, const NncTensorSpec **sorted,
-                      int n) {
+                      int n, const char *const *skip) {
   for (size_t i = 0; i < h->n; i++)
-    if (!bsearch(h->entries[i].name, sorted, (size_t)n, sizeof *sorted,
+    if (!has_prefix(h->entries[i].name, skip) &&
+        !bsearch(h->entries[i].name, sorted, (size_t)n, sizeof *sorted,
                  spec_has_name))
       return st_fail(st,
                      "unexpected tensor %s (the model has no such "
@@ -612,7 +621,7 @@ static int find_extra(St *st, const Header *h, const NncTensorSpec **sorted,
 }
 
 static int match_specs(St *st, const Header *h, const NncTensorSpec *specs,
-                       int n, const Entry **found) {
+                       int n, const Entry **found, const char *const *skip) {
   const Entry **entries = malloc((h->n + 1) * sizeof *entries);
   const NncTensorSpec **names = malloc(((size_t)n + 1) * sizeof *names);
   if (!entries || !names) {
@@ -628,7 +637,7 @@ static int match_specs(St *st, const Header *h, const NncTensorSpec *specs,
   qsort(names, (size_t)n, sizeof *names, by_spec_name);
   int rc = find_specs(st, entries, h->n, specs, n, found);
   if (rc == 0)
-    rc = find_extra(st, h, names, n);
+    rc = find_extra(st, h, names, n, skip);
   free(entries);
   free(names);
   return rc;
@@ -636,6 +645,12 @@ static int match_specs(St *st, const Header *h, const NncTensorSpec *specs,
 
 int nnc_st_load(const char *path, const NncTensorSpec *specs, void *const *dst,
                 int n, char *err, size_t errlen) {
+  return nnc_st_load_except(path, specs, dst, n, NULL, err, errlen);
+}
+
+int nnc_st_load_except(const char *path, const NncTensorSpec *specs,
+                       void *const *dst, int n, const char *const *skip,
+                       char *err, size_t errlen) {
   St st = {path, err, errlen};
   if (n < 0)
     return st_fail(&st, "negative tensor count");
@@ -646,7 +661,7 @@ int nnc_st_load(const char *path, const NncTensorSpec *specs, void *const *dst,
   const Entry **found = malloc(((size_t)n + 1) * sizeof *found);
   int rc = found ? read_header(&st, fd, &h) : st_fail(&st, "out of memory");
   if (rc == 0) {
-    rc = match_specs(&st, &h, specs, n, found);
+    rc = match_specs(&st, &h, specs, n, found, skip);
     /* Only now, with everything checked, are the values copied. */
     for (int i = 0; rc == 0 && i < n; i++) {
       const Entry *e = found[i];
@@ -665,17 +680,23 @@ int nnc_st_load(const char *path, const NncTensorSpec *specs, void *const *dst,
   return rc;
 }
 
+/* The header of st's file alone (the file closed again): 0 or -1. */
+static int header_of(St *st, Header *h) {
+  int fd = open_checked(st);
+  if (fd < 0)
+    return -1;
+  int rc = read_header(st, fd, h);
+  close(fd);
+  return rc < 0 ? -1 : 0;
+}
+
 int nnc_st_metadata(const char *path, const char *key, char *out, size_t outlen,
                     char *err, size_t errlen) {
   St st = {path, err, errlen};
-  int fd = open_checked(&st);
-  if (fd < 0)
-    return -1;
   Header h;
-  int rc = read_header(&st, fd, &h);
-  close(fd);
-  if (rc < 0)
+  if (header_of(&st, &h) < 0)
     return -1;
+  int rc = 0;
   const cJSON *value =
       h.meta ? cJSON_GetObjectItemCaseSensitive(h.meta, key) : NULL;
   if (!value) {
@@ -686,6 +707,19 @@ int nnc_st_metadata(const char *path, const char *key, char *out, size_t outlen,
   } else {
     strcpy(out, value->valuestring);
   }
+  header_free(&h);
+  return rc;
+}
+
+int nnc_st_contains(const char *path, const char *name, char *err,
+                    size_t errlen) {
+  St st = {path, err, errlen};
+  Header h;
+  if (header_of(&st, &h) < 0)
+    return -1;
+  int rc = 0;
+  for (size_t i = 0; i < h.n && rc == 0; i++)
+    rc = strcmp(h.entries[i].name, name) == 0;
   header_free(&h);
   return rc;
 }

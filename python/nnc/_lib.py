@@ -39,6 +39,8 @@ class NncOptions(Structure):
         ("threads", c_int),
         ("plot_linear", c_bool),
         ("cpu", c_char_p),
+        ("resume", c_char_p),
+        ("eval", c_bool),
     ]
 
 
@@ -82,6 +84,7 @@ class NncLayout(Structure):
         ("has_predict", c_bool),
         ("nparams", c_int),
         ("params", POINTER(NncParam)),
+        ("lr_offset", c_int64),
     ]
 
 

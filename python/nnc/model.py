@@ -300,6 +300,24 @@ class Model:
     layout = property(lambda self: self._layout, doc="each parameter's place in the buffer (Param)")
     buffer = property(lambda self: self._buffer, doc="the whole buffer: parameters, gradients, optimizer state")
     jit = property(lambda self: self._jit, doc="compiled code (True) or the interpreter")
+
+    @property
+    def lr(self):
+        """The learning rate of the next steps: the buffer's optimizer.lr,
+        which the compiled step reads (the train block's lr at first; None
+        for a model without parameters). Set it between steps to follow a
+        schedule: nothing is compiled again."""
+        return None if self._lr_offset < 0 else float(self._buffer[self._lr_offset])
+
+    @lr.setter
+    def lr(self, value):
+        if self._lr_offset < 0:
+            raise ValueError("the model has no parameters to train, so no learning rate")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise TypeError("lr must be a number, got %s" % type(value).__name__)
+        if not 0 <= value <= 1e6:
+            raise ValueError("lr must be from 0 to 1e6, got %r" % value)
+        self._buffer[self._lr_offset] = value
     opt_level = property(lambda self: self._opt_level, doc="LLVM's optimization level")
 
     # ---- set-up and teardown ----
@@ -328,6 +346,7 @@ class Model:
         self._input_cols, self._target_cols, self._output_cols = L.input_cols, L.target_cols, L.output_cols
         self._has_predict = bool(L.has_predict)
         self._layout = tuple(Param(L.params[i]) for i in range(L.nparams))
+        self._lr_offset = L.lr_offset
         self._buffer = _aligned_zeros(L.total, self.dtype)
         self._bufp = self.buffer.ctypes.data
         lib.buffer_init(m, self._bufp)

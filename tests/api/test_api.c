@@ -394,9 +394,57 @@ static void override_limits(void) {
   }
 }
 
+/* The learning rate lives in the buffer: a store changes the next steps
+ * of the compiled code and of the interpreter alike, without compiling. */
+static void learning_rate(void) {
+  NncModel *m = nnc_compile_string("tiny.nn", tiny, NULL, NULL);
+  CHECK(m != NULL);
+  if (!m) return;
+  const NncLayout *L = nnc_model_layout(m);
+  const NncFunctions *f = nnc_model_jit(m, 2);
+  CHECK(f != NULL && L->lr_offset >= 0 && L->lr_offset < L->total);
+  if (!f || L->lr_offset < 0) {
+    nnc_model_free(m);
+    return;
+  }
+  size_t bytes = (size_t)L->total * 8;
+  double *a = nnc_buffer_new(m), *b = nnc_buffer_new(m), *before = nnc_buffer_new(m);
+  CHECK(a[L->lr_offset] == 0.1); /* the train block's lr */
+  nnc_model_init_params(m, a);
+  double x[4] = {0.5, -1, 1, 0.25}, t[2] = {1, -1}, loss = 0;
+  /* rate 0: the step changes nothing but the momentum buffers */
+  a[L->lr_offset] = 0;
+  memcpy(before, a, bytes);
+  f->f64.train_step(a, x, t, 2);
+  for (int i = 0; i < L->nparams; i++)
+    for (int64_t k = 0; k < L->params[i].size; k++)
+      CHECK(a[L->params[i].offset + k] == before[L->params[i].offset + k]);
+  /* a rate set in the buffer: the interpreter and the JIT agree */
+  memcpy(a, before, bytes);
+  a[L->lr_offset] = 0.03;
+  memcpy(b, a, bytes);
+  for (int step = 0; step < 3; step++) {
+    f->f64.train_step(a, x, t, 2);
+    CHECK(nnc_interp_train_step(m, b, x, t, 2, &loss) == 0);
+  }
+  bool moved = false;
+  for (int i = 0; i < L->nparams; i++)
+    for (int64_t k = 0; k < L->params[i].size; k++) {
+      int64_t o = L->params[i].offset + k;
+      CHECK(close_to(a[o], b[o]));
+      moved |= a[o] != before[o];
+    }
+  CHECK(moved);
+  free(a);
+  free(b);
+  free(before);
+  nnc_model_free(m);
+}
+
 int main(void) {
   errors_as_data();
   layout();
+  learning_rate();
   jit_equals_interp("f64");
   jit_equals_interp("f32");
   emit_text();

@@ -3,10 +3,10 @@
 # a second run loads the objects instead of compiling and prints the same;
 # a damaged or foreign file is ignored and replaced; NNC_CACHE=0 writes
 # nothing; an unusable directory changes nothing but the time; a different
-# model, learning rate or CPU is a different entry; a directory or an entry
-# that someone else could have written is not used (one note, then the run
-# compiles), nor an entry that is a FIFO or a link; past NNC_CACHE_SIZE the
-# least recently used entries are removed.
+# model or CPU is a different entry, a different learning rate is not; a
+# directory or an entry that someone else could have written is not used
+# (one note, then the run compiles), nor an entry that is a FIFO or a link;
+# past NNC_CACHE_SIZE the least recently used entries are removed.
 set -u
 nnc=$1 examples=$2
 tmp=$(mktemp -d)
@@ -43,11 +43,14 @@ for f in "$tmp"/cache/*.o; do head -c 4096 /dev/urandom >"$f"; done
 run; results "$tmp/out" | cmp -s - "$tmp/cold" || fail "after garbage the numbers changed"
 run; grep -q "^time cache-hit" "$tmp/err" || fail "replaced objects were not used"
 
-# another learning rate is another module, another CPU another object
+# another learning rate is the same module (the step reads the rate from
+# the buffer) with other numbers; another CPU is another object
 run --lr 0.01
-[ "$(objects "$tmp/cache")" = 3 ] || fail "--lr 0.01 did not make a new training object"
+[ "$(objects "$tmp/cache")" = 2 ] || fail "--lr 0.01 made a new object"
+grep -q "^time cache-hit" "$tmp/err" || fail "--lr 0.01 compiled again"
+results "$tmp/out" | cmp -s - "$tmp/cold" && fail "--lr 0.01 printed the numbers of lr 0.05"
 run --cpu x86-64-v2
-[ "$(objects "$tmp/cache")" = 5 ] || fail "--cpu x86-64-v2 did not make new objects"
+[ "$(objects "$tmp/cache")" = 4 ] || fail "--cpu x86-64-v2 did not make new objects"
 
 # off, and unusable
 NNC_CACHE=0 NNC_CACHE_DIR=$tmp/off run

@@ -40,7 +40,7 @@ PRELUDE = [
     ("m", "input m[2,3]"),
     ("t", "target t[3]"),
 ]
-TRAIN_KEYS = {"data", "valid", "split", "init", "optimizer", "epochs", "batch",
+TRAIN_KEYS = {"data", "valid", "split", "init", "optimizer", "schedule", "clip_norm", "early_stop", "epochs", "batch",
               "shuffle", "seed"}
 TRAIN_MODEL = "model doc {\n  input x[2]\n  target t[1]\n  y = x -> linear(1)\n  loss squared(y, t)\n}\n"
 

@@ -3,7 +3,9 @@
 # file and a C header that a C program compiles and links against, and the
 # linked program trains: its train_epoch lowers the loss. The object is
 # position-independent (no absolute relocations; it links into a shared
-# library), and its layout table agrees with --emit layout.
+# library), and its layout table agrees with --emit layout. The step reads
+# the learning rate at LR_OFFSET: buffer_init writes the file's, and 0 there
+# leaves the parameters as they are.
 set -eu
 nnc=$1 model=$2
 tmp=$(mktemp -d)
@@ -29,6 +31,11 @@ int main(void) {
   double x[8] = {0.1, 0.9, 1.2, -0.3, -0.8, 0.4, 0.5, 0.5}, t[4] = {1, 0, 0, 1};
   double first = nnc_moons_train_epoch(buf, x, t, 4), last = first;
   for (int e = 0; e < 200; e++) last = nnc_moons_train_epoch(buf, x, t, 4);
+  if (buf[nnc_moons_LR_OFFSET] != 0.05) return 2;
+  double w = buf[nnc_moons_linear1_W_OFFSET];
+  buf[nnc_moons_LR_OFFSET] = 0;
+  nnc_moons_train_epoch(buf, x, t, 4);
+  if (buf[nnc_moons_linear1_W_OFFSET] != w) return 3;
   printf("%g -> %g\n", first, last);
   for (int i = 0; i < nnc_moons_PARAM_COUNT; i++) printf("%s %lld\n", nnc_moons_PARAMS[i].name, (long long)nnc_moons_PARAMS[i].offset);
   return !(last < first) || nnc_moons_linear1_W_SIZE != 8 || strcmp(nnc_moons_DTYPE, "f64") != 0;

@@ -249,3 +249,20 @@ def test_fit_in_a_thread_makes_other_calls_wait_their_turn():
     th.join()
     assert refused and "training in another thread" in refused[0]
     assert m.epochs_trained == 3000
+
+
+def test_lr_is_read_from_the_buffer(tiny):
+    x, t = rows(4, 2), rows(4, 1, seed=5)
+    assert tiny.lr == pytest.approx(0.1)
+    before = [p.copy() for p in tiny.params.values()]
+    tiny.lr = 0.0  # no step at all
+    tiny.train_step(x, t)
+    assert all(np.array_equal(a, b) for a, b in zip(before, tiny.params.values()))
+    tiny.lr = 0.05
+    assert tiny.lr == 0.05
+    tiny.train_step(x, t)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, tiny.params.values()))
+    with pytest.raises(ValueError):
+        tiny.lr = -1
+    with pytest.raises(TypeError):
+        tiny.lr = "fast"

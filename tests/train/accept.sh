@@ -4,6 +4,8 @@
 #   moons    nnc examples/moons.nn --jit --train: final train loss <= 0.01,
 #            final valid loss <= 0.015, final valid accuracy >= 0.97
 #   circles  nnc examples/circles.nn --jit --train: final valid accuracy >= 0.97
+#   digits_adamw  AdamW, cosine schedule, clipping, early stopping: stops
+#            early, a best epoch line, final valid accuracy >= 0.97
 set -u
 nnc=$1 examples=$2 case=$3
 out=$("$nnc" "$examples/$case.nn" --jit --train 2>&1)
@@ -20,6 +22,10 @@ case $case in
     at_most "final valid loss" 0.015
     at_least "final valid accuracy" 0.97 ;;
   circles)
+    at_least "final valid accuracy" 0.97 ;;
+  digits_adamw)
+    grep -q '^stopped early after epoch' <<<"$out" || fail "no early stop"
+    grep -q '^best epoch [0-9]' <<<"$out" || fail "no best epoch line"
     at_least "final valid accuracy" 0.97 ;;
   *) echo "accept.sh: unknown case '$case'"; exit 2 ;;
 esac

@@ -6,6 +6,8 @@
         WHICH = final | initial | batch32 | checkpoint:N   (moons[0])
   seedcheck.py params A.safetensors B.safetensors RTOL
         the same tensors (names, dtypes, shapes) with values equal to RTOL
+  seedcheck.py model A.safetensors B.safetensors RTOL
+        the same, leaving out optimizer state (optimizer.* tensors)
 
 Numbers agree when |a - b| <= rtol * max(|a|, |b|) (so zeros must be zero).
 Only the standard library (json, struct): no numpy.
@@ -103,8 +105,11 @@ def read_safetensors(path):
     return tensors
 
 
-def check_params(a_path, b_path, rtol):
+def check_params(a_path, b_path, rtol, model_only=False):
     a, b = read_safetensors(a_path), read_safetensors(b_path)
+    if model_only:
+        a = {k: v for k, v in a.items() if not k.startswith("optimizer.")}
+        b = {k: v for k, v in b.items() if not k.startswith("optimizer.")}
     bad = []
     if sorted(a) != sorted(b):
         bad.append("tensor names differ: %s vs %s" % (sorted(a), sorted(b)))
@@ -124,8 +129,8 @@ def main(argv):
         bad = check_grad(argv[2], argv[3])
     elif len(argv) >= 5 and argv[1] == "losses":
         bad = check_losses(argv[2], argv[3], argv[4])
-    elif len(argv) >= 5 and argv[1] == "params":
-        bad = check_params(argv[2], argv[3], float(argv[4]))
+    elif len(argv) >= 5 and argv[1] in ("params", "model"):
+        bad = check_params(argv[2], argv[3], float(argv[4]), argv[1] == "model")
     else:
         print(__doc__)
         return 2

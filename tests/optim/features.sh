@@ -1,0 +1,144 @@
+#!/bin/bash
+# features.sh NNC TESTS_DIR EXAMPLES_DIR CASE ENGINE - training features
+# around the optimizer step.
+#
+#   early_stop    tests/optim/early_stop.nn stops after epoch 15 with a line
+#                 saying so, then `best epoch 11`, then the final lines; the
+#                 checkpoint holds epoch 11's parameters (--eval --load prints
+#                 the same final lines), the last epoch's as last.NAME, and
+#                 the optimizer state
+#   eval          --eval --load of a --save checkpoint prints the final lines
+#                 of that run (losses and accuracies), no training lines
+#   load_skips    --load reads a checkpoint with optimizer state (circles:
+#                 Adam) and leaves the optimizer state fresh: --epochs 1 from
+#                 it equals --epochs 1 from a copy without optimizer.* tensors
+#   resume_nothing_left  --resume of a checkpoint at the run's last epoch
+#                 trains nothing and prints the same final lines
+#   resume_no_epoch      --resume of a checkpoint --save did not write while
+#                 training (no epoch in its metadata): exit 1, one line
+#   resume_other_optimizer  --resume with another optimizer than the
+#                 checkpoint's: exit 1, one line naming the missing state
+#   grad_no_data  --grad and --check-grad of a model without data: a note
+#                 line on standard error, the same gradients each run, and
+#                 a passing check
+#   dead_relu     examples/moons.nn with --seed 5 starts with its third relu
+#                 dead: one note at line 7, column 67
+#   loss_stuck    examples/moons.nn at --lr 1e-9: one note at the loss line
+#   schedule_plot --plot of a run with a schedule draws the learning rate
+set -u
+nnc=$1 tests=$2 examples=$3 case=$4 engine=$5
+here=$tests/optim
+check=$tests/train/seedcheck.py
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+args=()
+[ "$engine" = jit ] && args+=(--jit)
+fail() { echo "FAIL: $case ($engine): $*"; exit 1; }
+run() { # OUT WANT_STATUS ARGS...
+  local out=$1 want=$2
+  shift 2
+  "$nnc" "$@" "${args[@]}" >"$tmp/$out" 2>"$tmp/$out.err"
+  local rc=$?
+  [ $rc = "$want" ] || { cat "$tmp/$out" "$tmp/$out.err"; fail "nnc $* exited $rc, expected $want"; }
+}
+one_line_error() { # OUT REGEX
+  [ -s "$tmp/$1" ] && { cat "$tmp/$1"; fail "something on standard output"; }
+  [ "$(wc -l <"$tmp/$1.err")" = 1 ] || { cat "$tmp/$1.err"; fail "expected one line on standard error"; }
+  grep -Eq -- "$2" "$tmp/$1.err" || { cat "$tmp/$1.err"; fail "the message does not match '$2'"; }
+  echo "ok: $case ($engine): $(cat "$tmp/$1.err")"
+}
+tensors() { python3 -c "
+import sys; sys.path.insert(0, '$tests/train'); import seedcheck
+print(' '.join(sorted(seedcheck.read_safetensors('$1'))))"; }
+
+case $case in
+  early_stop)
+    run out 0 "$here/early_stop.nn" --train --save "$tmp/es.safetensors"
+    grep -E '^(stopped|best|final)' "$tmp/out" >"$tmp/lines"
+    head -2 "$tmp/lines" | tr '\n' '|' | grep -q '^stopped early after epoch 15: the valid loss has not improved for 4 epochs|best epoch 11|$' ||
+      { cat "$tmp/out"; fail "no stop line and best epoch 11 before the final lines"; }
+    grep -q '^epoch 16/' "$tmp/out" && fail "an epoch after the stop"
+    run eval 0 "$here/early_stop.nn" --eval --load "$tmp/es.safetensors"
+    diff <(grep '^final' "$tmp/lines") "$tmp/eval" || fail "--eval of the checkpoint differs from the final lines"
+    names=$(tensors "$tmp/es.safetensors")
+    for t in linear1.W last.linear1.W last.linear3.b optimizer.linear1.W.m optimizer.beta2_power; do
+      [[ " $names " == *" $t "* ]] || fail "the checkpoint has no $t: $names"
+    done
+    echo "ok: $case ($engine)"; cat "$tmp/lines" ;;
+  eval)
+    run out 0 "$examples/circles.nn" --train --epochs 3 --save "$tmp/c.safetensors"
+    run eval 0 "$examples/circles.nn" --eval --load "$tmp/c.safetensors"
+    grep '^final' "$tmp/out" >"$tmp/final"
+    diff "$tmp/final" "$tmp/eval" || fail "--eval printed other lines than the run's final lines"
+    echo "ok: $case ($engine)"; cat "$tmp/eval" ;;
+  load_skips)
+    run out 0 "$examples/circles.nn" --train --epochs 2 --save "$tmp/c.safetensors"
+    python3 - "$here" "$tmp/c.safetensors" "$tmp/p.safetensors" <<'PY' || fail "cannot write the copy"
+import json, struct, sys
+d = open(sys.argv[2], "rb").read()
+n = struct.unpack("<Q", d[:8])[0]
+h = json.loads(d[8:8 + n])
+assert any(k.startswith("optimizer.") for k in h), sorted(h)
+keep = {k: v for k, v in h.items() if k == "__metadata__" or not k.startswith("optimizer.")}
+body, out = d[8 + n:], b""
+for k, v in keep.items():
+    if k == "__metadata__":
+        continue
+    a, b = v["data_offsets"]
+    v["data_offsets"] = [len(out), len(out) + b - a]
+    out += body[a:b]
+t = json.dumps(keep).encode()
+t += b" " * (-len(t) % 8)
+open(sys.argv[3], "wb").write(struct.pack("<Q", len(t)) + t + out)
+PY
+    run a 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/c.safetensors"
+    run b 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/p.safetensors"
+    diff <(grep '^final' "$tmp/a") <(grep '^final' "$tmp/b") || fail "--load used the optimizer state"
+    echo "ok: $case ($engine)" ;;
+  resume_nothing_left)
+    run out 0 "$here/resume_adam.nn" --train --save "$tmp/a.safetensors"
+    run again 0 "$here/resume_adam.nn" --train --resume "$tmp/a.safetensors" --save "$tmp/b.safetensors"
+    grep -q '^epoch ' "$tmp/again" && fail "the resumed run trained"
+    diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/again") || fail "other final lines"
+    python3 "$check" params "$tmp/a.safetensors" "$tmp/b.safetensors" 0 || fail "the checkpoints differ"
+    echo "ok: $case ($engine)" ;;
+  resume_no_epoch)
+    run out 1 "$tests/data/seed_moons.nn" --train --resume "$tests/data/init_seed0.safetensors"
+    one_line_error out 'init_seed0.safetensors: error: no epoch in the checkpoint.s metadata: --resume continues a run that --save wrote' ;;
+  resume_other_optimizer)
+    run out 0 "$here/resume_nesterov.nn" --train --epochs 2 --save "$tmp/n.safetensors"
+    sed 's/optimizer .*/optimizer adamw(lr: 0.01)/' "$here/resume_nesterov.nn" >"$tmp/adamw.nn"
+    run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/n.safetensors"
+    one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.beta1_power, which this optimizer keeps' ;;
+  grad_no_data)
+    run grad 0 "$here/nodata.nn" --grad
+    grep -Eq '^.*nodata.nn: note: the train block has no data: --grad uses 3 rows of inputs drawn from N\(0, 1\) and targets from U\(0, 1\) with seed 7$' "$tmp/grad.err" ||
+      { cat "$tmp/grad.err"; fail "no note about the drawn rows"; }
+    [ "$(wc -l <"$tmp/grad.err")" = 1 ] || fail "more than one line on standard error"
+    grep -q '^loss ' "$tmp/grad" && grep -q '^linear2.b \[2\] ' "$tmp/grad" || { cat "$tmp/grad"; fail "no gradients"; }
+    run grad2 0 "$here/nodata.nn" --grad
+    cmp -s "$tmp/grad" "$tmp/grad2" || fail "two runs drew other rows"
+    run check 0 "$here/nodata.nn" --check-grad
+    grep -q '^gradient check passed' "$tmp/check" || { cat "$tmp/check"; fail "the check did not pass"; }
+    grep -q 'note: the train block has no data: --check-grad uses 3 rows' "$tmp/check.err" || fail "no note for --check-grad"
+    echo "ok: $case ($engine): $(cat "$tmp/grad.err")" ;;
+  dead_relu)
+    run out 0 "$examples/moons.nn" --train --epochs 20 --seed 5
+    [ "$(grep -c 'note:' "$tmp/out.err")" = 1 ] || { cat "$tmp/out.err"; fail "expected one note"; }
+    grep -Eq 'moons.nn:7:67: note: every unit of this relu \(4\) gave 0 for every training row after epoch 1: the layer is dead.*leaky_relu' "$tmp/out.err" ||
+      { cat "$tmp/out.err"; fail "no note on the dead relu"; }
+    run ok 0 "$examples/moons.nn" --train --epochs 20
+    [ -s "$tmp/ok.err" ] && { cat "$tmp/ok.err"; fail "a note on a run that trains"; }
+    echo "ok: $case ($engine): $(head -1 "$tmp/out.err")" ;;
+  loss_stuck)
+    run out 0 "$examples/moons.nn" --train --epochs 5 --lr 1e-9
+    grep -Eq 'moons.nn:8:3: note: the training loss is 1.0078[0-9]* after 3 epochs, where it started \(1.0078[0-9]*\): nothing is learning; a larger learning rate' "$tmp/out.err" ||
+      { cat "$tmp/out.err"; fail "no note on the loss"; }
+    echo "ok: $case ($engine): $(head -1 "$tmp/out.err")" ;;
+  schedule_plot)
+    run out 0 "$here/resume_adam.nn" --train --plot "$tmp/r.svg"
+    grep -q 'lr 0.005' "$tmp/out" || { cat "$tmp/out"; fail "no learning rate in the progress lines"; }
+    [ -s "$tmp/r.svg" ] || fail "no report"
+    echo "ok: $case ($engine)" ;;
+  *) echo "features.sh: unknown case '$case'"; exit 2 ;;
+esac
