@@ -706,7 +706,9 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
 static Type *check_loss_call(Checker *c, Expr *e, Call *call) {
   const Type *y = call->tensor[0]->type, *t = call->tensor[1]->type;
   char s0[64], s1[64];
-  if (!shape_eq(&y->shape, &t->shape)) {
+  /* a one-element tensor stands for a scalar: mse(sum(h), t) with t[1] */
+  bool one = shape_numel(&y->shape) == 1 && shape_numel(&t->shape) == 1;
+  if (!shape_eq(&y->shape, &t->shape) && !one) {
     diag_error(c->diag, e->loc, "%s: prediction %s and target %s must have the same shape",
                call->b->name, shape_str(&y->shape, false, s0, sizeof s0),
                shape_str(&t->shape, false, s1, sizeof s1));
