@@ -32,7 +32,7 @@ static Node *state(U *u, const char *name, Shape shape, double start) {
 
 /* A state of parameter p's shape, optimizer.P.WHAT, starting at 0. */
 static Node *param_state(U *u, const Node *p, const char *what) {
-  return state(u, arena_printf(u->g->arena, "optimizer.%s.%s", p->name, what), p->shape, 0);
+  return state(u, arena_printf(u->g->arena, OPTIMIZER_STATE_PREFIX "%s.%s", p->name, what), p->shape, 0);
 }
 
 static void add_update(Graph *g, Node *target, Node *value) {
@@ -123,10 +123,10 @@ void build_updates(Graph *g, const OptimSpec *o) {
   U u = {.g = g, .o = o, .loc = g->batch_loss ? g->batch_loss->loc : (Loc){0, 0}};
   if (!g->params.len) return;
   int first = g->len;
-  u.lr = g->lr = state(&u, "optimizer.lr", shape0(), o->lr);
+  u.lr = g->lr = state(&u, OPTIMIZER_STATE_PREFIX "lr", shape0(), o->lr);
   if (o->kind == OPTIM_ADAM || o->kind == OPTIM_ADAMW) {
-    Node *b1t = state(&u, "optimizer.beta1_power", shape0(), 1);
-    Node *b2t = state(&u, "optimizer.beta2_power", shape0(), 1);
+    Node *b1t = state(&u, OPTIMIZER_STATE_PREFIX "beta1_power", shape0(), 1);
+    Node *b2t = state(&u, OPTIMIZER_STATE_PREFIX "beta2_power", shape0(), 1);
     Node *b1t_new = mul(&u, b1t, k(&u, o->beta1));
     Node *b2t_new = mul(&u, b2t, k(&u, o->beta2));
     add_update(g, b1t, b1t_new);

@@ -26,10 +26,19 @@
 #ifndef NNC_UPDATE_H
 #define NNC_UPDATE_H
 
+#include <string.h>
+
 #include "check.h"
 #include "ir.h"
 
 void build_updates(Graph *g, const OptimSpec *optim);
+
+/* The names of the optimizer's states begin with this (checkpoints keep
+ * them apart from a layer's states; --load skips them). */
+#define OPTIMIZER_STATE_PREFIX "optimizer."
+static inline bool is_optimizer_state(const Node *s) {
+  return strncmp(s->name, OPTIMIZER_STATE_PREFIX, sizeof OPTIMIZER_STATE_PREFIX - 1) == 0;
+}
 
 typedef struct Layout {
   int nparams, nstates;

@@ -28,10 +28,8 @@
 #include "diag.h"
 #include "train.h"
 
-static const char *const optimizer_prefix = "optimizer.";
-static const char *const last_prefix = "last.";
-
-static bool is_optimizer_state(const Node *s) { return strncmp(s->name, optimizer_prefix, 10) == 0; }
+#define LAST_PREFIX "last."
+static const char *const last_prefix = LAST_PREFIX;
 
 /* The tensors of a checkpoint a model reads or writes. */
 typedef struct Tensors {
@@ -135,7 +133,7 @@ int rt_load_params(const char *path, Engine *e) {
   Arena arena;
   arena_init(&arena);
   Tensors t = tensors_of(e, PART_MODEL, &arena);
-  static const char *const skip[] = {"optimizer.", "last.", NULL};
+  static const char *const skip[] = {OPTIMIZER_STATE_PREFIX, LAST_PREFIX, NULL};
   int rc = load_into(path, e, &t, skip);
   tensors_free(&t);
   arena_free(&arena);
