@@ -30,6 +30,8 @@ struct NncModel {
   NncParam *params;
   Engine *interp; /* built on first use; its buffer is swapped for the caller's */
   JitCode *jits;
+  TrainState fitted; /* the last nnc_model_fit's steps and shuffling (for
+                        nnc_model_save's metadata; best not kept) */
 };
 
 static void fill_layout(NncModel *m) {
@@ -318,7 +320,8 @@ int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch
   sink_open(&k, diags);
   Engine *e = interp(m);
   void *own = lend(e, (void *)buf); /* saving only reads it */
-  TrainState st = {.epoch = epoch};
+  /* the metadata of the run that reached this epoch, as --save writes it */
+  TrainState st = m->fitted.epoch == epoch ? m->fitted : (TrainState){.epoch = epoch};
   int rc = rt_save_checkpoint(path ? path : "", e, m->layout.model, &st, NULL);
   e->buf = own;
   sink_close(&k);
@@ -395,6 +398,8 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
     TrainState st = {0};
     int status = rt_train(&p, e, &tr, &va, &to, &st);
     free(st.best);
+    st.best = NULL;
+    if (status == 0) m->fitted = st;
     e->buf = own;
     /* without files to write, rt_train fails before training only on an empty set */
     rc = status == 0 ? 0 : tr.rows > 0 ? 1 : -1;

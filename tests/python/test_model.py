@@ -193,7 +193,11 @@ def test_save_and_load(tiny, tmp_path):
     other.load(str(p))
     for name in tiny.params:
         assert np.array_equal(other.params[name], tiny.params[name])
-    assert nnc.safetensors.metadata(p) == {"model": "tiny", "epoch": "3", "dtype": "f64", "format": "nnc"}
+    meta = nnc.safetensors.metadata(p)
+    # the fit's counts, as --save writes them
+    assert {k: meta[k] for k in ("model", "epoch", "dtype", "format", "steps")} == \
+        {"model": "tiny", "epoch": "3", "dtype": "f64", "format": "nnc", "steps": "24"}
+    assert len(meta["shuffle_rng"].split()) == 4
 
 
 def test_emit_kinds(tiny):
