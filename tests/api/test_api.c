@@ -12,15 +12,7 @@
 
 #include "nnc.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                                \
-  do {                                                                                                             \
-    if (!(cond)) {                                                                                                 \
-      failures++;                                                                                                  \
-      printf("FAILED line %d: %s\n", __LINE__, #cond);                                                             \
-    }                                                                                                              \
-  } while (0)
+#include "../check.h"
 
 static bool close_to(double a, double b) { return fabs(a - b) <= 1e-9 * (1 + fabs(a) + fabs(b)); }
 
@@ -219,7 +211,8 @@ static void emit_text(void) {
     size_t len = 0;
     char *text = nnc_model_emit(m, kinds[k], 2, &len, &d);
     CHECK(text != NULL && len > 0 && strlen(text) == len && d.count == 0);
-    if (text && !strstr(text, marks[k])) printf("FAILED: --emit %s lacks '%s'\n", kinds[k], marks[k]), failures++;
+    if (text && !strstr(text, marks[k])) printf("  --emit %s lacks '%s'\n", kinds[k], marks[k]);
+    CHECK(text && strstr(text, marks[k]));
     free(text);
   }
   size_t len = 0;
@@ -451,10 +444,5 @@ int main(void) {
   data_and_fit();
   divergence();
   override_limits();
-  if (failures) {
-    printf("%d checks failed\n", failures);
-    return 1;
-  }
-  printf("all API checks passed\n");
-  return 0;
+  return check_report();
 }

@@ -28,26 +28,7 @@
 
 #include "runtime.h"
 
-static int passed, failed, group_failed;
-
-static void check_at(int ok, int line, const char *what) {
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  group_failed++;
-  printf("  line %d: check failed: %s\n", line, what);
-}
-
-#define CHECK(cond) check_at((cond) != 0, __LINE__, #cond)
-
-static void run_group(const char *name, void (*fn)(void)) {
-  int before = passed + failed;
-  group_failed = 0;
-  fn();
-  printf("%s  %s (%d checks)\n", group_failed ? "FAIL" : "ok  ", name, passed + failed - before);
-}
+#include "../check.h"
 
 /* ---- writing IDX files ---- */
 
@@ -173,7 +154,7 @@ static const char *msg(void) {
 static void check_msg_at(int line, NncData *d, int rc, const char *want) {
   char what[1200];
   snprintf(what, sizeof what, "error \"%s\", expected \"%s\"", rc ? msg() : "(none)", want);
-  check_at(rc == -1 && strcmp(msg(), want) == 0 && d->rows == 0 && !d->x && !d->t, line, what);
+  check_at(rc == -1 && strcmp(msg(), want) == 0 && d->rows == 0 && !d->x && !d->t, __FILE__, line, what);
 }
 
 #define CHECK_MSG(rc, want) check_msg_at(__LINE__, &d, rc, want)
@@ -556,6 +537,5 @@ int main(int argc, char **argv) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
   if (system(cmd) != 0) fprintf(stderr, "test_idx: could not remove %s\n", tmp);
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed > 0;
+  return check_report();
 }

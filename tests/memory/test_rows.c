@@ -14,15 +14,7 @@
 
 #include "nnc.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                                \
-  do {                                                                                                             \
-    if (!(cond)) {                                                                                                 \
-      failures++;                                                                                                  \
-      printf("FAILED line %d: %s\n", __LINE__, #cond);                                                             \
-    }                                                                                                              \
-  } while (0)
+#include "../check.h"
 
 enum { MAX_ROWS = 64, SENTINEL = 12345 };
 
@@ -89,8 +81,8 @@ static void check_rows(const char *name, NncModel *m, const NncFunctions *f, voi
     }
     bad += !near(get(loss, r, f64), get(li, 0, f64), tol);
   }
-  if (bad) printf("FAILED %s, %lld rows: %d values differ from the interpreter's\n", name, (long long)n, bad);
-  failures += bad > 0;
+  if (bad) printf("  %s, %lld rows: %d values differ from the interpreter's\n", name, (long long)n, bad);
+  CHECK(bad == 0);
   /* nothing written past the n rows */
   for (int64_t i = n * yc; i < (MAX_ROWS + 1) * yc; i++) {
     CHECK(get(y, i, f64) == SENTINEL);
@@ -134,10 +126,5 @@ static void run_case(const Case *c) {
 
 int main(void) {
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i]);
-  if (failures) {
-    printf("%d failures\n", failures);
-    return 1;
-  }
-  printf("forward and predict agree with the interpreter at every row count\n");
-  return 0;
+  return check_report();
 }

@@ -22,16 +22,7 @@
 #include "parallel.h"
 #include "util.h"
 
-static int passed, failed;
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      passed++;                                                            \
-    } else {                                                               \
-      failed++;                                                            \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                      \
-  } while (0)
+#include "../check.h"
 
 static void test_cgroup_text(void) {
   CHECK(par_cgroup_cpus("max 100000\n") == 0);
@@ -147,6 +138,5 @@ int main(void) {
   test_cgroup_text();
   test_affinity();
   test_waits_sleep();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_report();
 }

@@ -26,41 +26,7 @@
 
 #define PI 3.141592653589793238462643383279502884
 
-static int passed, failed;
-static int group_failed;
-
-static void check_at(int ok, int line, const char *what) {
-  if (ok) {
-    passed++;
-    return;
-  }
-  failed++;
-  group_failed++;
-  printf("  line %d: check failed: %s\n", line, what);
-}
-
-#define CHECK(cond) check_at((cond) != 0, __LINE__, #cond)
-
-/* A check that the rest of the group depends on: on failure the group stops
- * (what it allocated may leak; the run has failed anyway). */
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    int ok_ = (cond) != 0;                                                     \
-    check_at(ok_, __LINE__, #cond);                                            \
-    if (!ok_)                                                                  \
-      return;                                                                  \
-  } while (0)
-
-static void run_group(const char *name, void (*fn)(void)) {
-  int before = passed + failed;
-  group_failed = 0;
-  fn();
-  int checks = passed + failed - before;
-  if (group_failed)
-    printf("FAIL  %s (%d of %d checks failed)\n", name, group_failed, checks);
-  else
-    printf("ok    %s (%d checks)\n", name, checks);
-}
+#include "../check.h"
 
 /* ---- the temporary directory ---- */
 
@@ -1057,6 +1023,5 @@ int main(int argc, char **argv) {
     printf("skip  golden: no path given\n");
   }
   cleanup();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return check_report();
 }

@@ -7,17 +7,7 @@
 
 #include "util.h"
 
-static int passed, failed;
-
-#define CHECK(x) \
-  do { \
-    if (x) { \
-      passed++; \
-    } else { \
-      failed++; \
-      printf("  line %d: check failed: %s\n", __LINE__, #x); \
-    } \
-  } while (0)
+#include "../check.h"
 
 static void test_strmap(void) {
   StrMap m = {0};
@@ -75,6 +65,5 @@ static void test_closest(void) {
 int main(void) {
   test_strmap();
   test_closest();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return check_report();
 }
