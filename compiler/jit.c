@@ -16,6 +16,9 @@
 #include "jit.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <inttypes.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
@@ -449,6 +452,13 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       build_object(&part[1]);
     lap(&part[0].timer, "join");
   }
+#ifdef __GLIBC__
+  /* LLVM freed what it compiled with, but glibc keeps the pages (the other
+     thread's arena above all): give them back before the buffers of
+     training are allocated, so the peak is the larger of the two, not
+     their sum */
+  malloc_trim(0);
+#endif
   Timer timer = part[0].timer;
   bool ok = true;
   for (int i = 0; i < nparts; i++) ok = ok && part[i].obj;

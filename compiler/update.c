@@ -169,10 +169,12 @@ Layout *layout_make(const Graph *g, Arena *arena) {
     L->param_off[i] = off = align_up(off, align);
     off += shape_numel(&((Node *)g->params.items[i])->shape);
   }
+  L->grad_lo = off = align_up(off, align);
   for (int i = 0; i < L->nparams; i++) {
     L->grad_off[i] = off = align_up(off, align);
     off += shape_numel(&((Node *)g->params.items[i])->shape);
   }
+  L->grad_hi = off;
   for (int j = 0; j < L->nstates; j++) {
     L->state_off[j] = off = align_up(off, align);
     off += shape_numel(&((Node *)g->states.items[j])->shape);

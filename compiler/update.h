@@ -46,6 +46,7 @@ typedef struct Layout {
   int64_t *grad_off;  /* element offsets of grads[i] */
   int64_t *state_off; /* element offsets of states[j] */
   int64_t lr_off;     /* the learning rate (g->lr), or -1 when there is no step */
+  int64_t grad_lo, grad_hi; /* the gradients' element range: params before it, state after */
   int64_t total;      /* elements in the buffer */
   int elem_size;      /* 4 or 8 */
 } Layout;

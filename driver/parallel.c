@@ -218,6 +218,7 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
 
 typedef struct Shard {
   void *grad, *ws;      /* this thread's gradient buffer and workspace */
+  void *grad_mem;       /* the gradient range grad addresses */
   const void *x, *t;    /* its rows */
   int64_t n;
   double loss;
@@ -327,8 +328,7 @@ static void reduce_slice(Par *p, int slice) {
   if (lo >= hi) return;
 #define SUM_SHARDS(T)                                                                                              \
   do {                                                                                                             \
-    T *dst = in->buf;                                                                                              \
-    memcpy(dst + lo, (const T *)p->shard[0].grad + lo, sizeof(T) * (size_t)(hi - lo));                          \
+    T *dst = in->buf; /* holds shard 0's gradients */                                                             \
     for (int k = 1; k < p->threads; k++)                                                                           \
       for (int64_t i = lo; i < hi; i++) dst[i] += ((const T *)p->shard[k].grad)[i];                                \
   } while (0)
@@ -382,6 +382,7 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     p->shard[k].n = rows;
     at += rows;
   }
+  p->shard[0].grad = in->buf; /* a caller may have lent the engine another buffer */
   atomic_store(&p->arrived, 0);
   if (p->threads > 1) {
     atomic_store(&p->pending, (unsigned)p->threads - 1);
@@ -446,7 +447,7 @@ static void par_destroy(Engine *e) {
     for (int k = 1; k < p->threads; k++) pthread_join(p->worker[k].thread, NULL);
   }
   for (int k = 0; k < p->threads; k++) {
-    free(p->shard[k].grad);
+    free(p->shard[k].grad_mem);
     free(p->shard[k].ws);
   }
   free(p->shard);
@@ -464,20 +465,19 @@ Engine *par_engine_new(Engine *inner, int threads) {
   p->threads = threads;
   p->f64 = inner->layout->elem_size == 8;
   const Layout *L = inner->layout;
-  p->grad_lo = L->total, p->grad_hi = 0;
-  for (int i = 0; i < L->nparams; i++) {
-    const Node *param = inner->g->params.items[i];
-    int64_t end = L->grad_off[i] + shape_numel(&param->shape);
-    if (L->grad_off[i] < p->grad_lo) p->grad_lo = L->grad_off[i];
-    if (end > p->grad_hi) p->grad_hi = end;
-  }
-  if (p->grad_hi < p->grad_lo) p->grad_lo = p->grad_hi = 0;
+  p->grad_lo = L->grad_lo, p->grad_hi = L->grad_hi;
   p->shard = nnc_xcalloc((size_t)threads, sizeof(Shard));
   p->worker = nnc_xcalloc((size_t)threads, sizeof(Worker));
   if (inner->grad_part)
     for (int k = 0; k < threads; k++) {
-      p->shard[k].grad = nnc_xaligned((size_t)(L->total * L->elem_size));
       p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);
+      if (k == 0) continue; /* shard 0 writes the engine's own buffer */
+      /* grad_part writes the gradient range of a buffer of the layout and
+         nothing else: a shard holds that range only, addressed as if it
+         sat in a whole buffer */
+      size_t es = (size_t)L->elem_size;
+      p->shard[k].grad_mem = nnc_xaligned((size_t)(p->grad_hi - p->grad_lo) * es);
+      p->shard[k].grad = (void *)((uintptr_t)p->shard[k].grad_mem - (uintptr_t)p->grad_lo * es);
     }
   for (int k = 1; k < threads; k++) {
     p->worker[k] = (Worker){.p = p, .k = k};

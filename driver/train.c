@@ -608,7 +608,7 @@ typedef struct Run {
   size_t xbytes, tbytes, buf_bytes;
   void *xs, *ts; /* this epoch's shuffled rows */
   size_t *perm;
-  void *snapshot; /* the buffer before the epoch (a diverging epoch is undone) */
+  void *snapshot; /* parameters and state before the epoch (a diverging epoch is undone) */
   int64_t start, every, steps_per_epoch, run_epochs;
   int64_t run_steps; /* steps of this run, of a last epoch cut short too */
   bool stop;         /* a signal asked training to stop (every rank agrees) */
@@ -621,6 +621,25 @@ typedef struct Run {
   int *pred_train, *pred_valid;
   Health *health;
 } Run;
+
+/* The parameters and optimizer state, which lie before and after the
+ * gradients in the buffer: all a step reads that it did not compute, so all
+ * that undoing an epoch needs (the gradients are recomputed). */
+static size_t snapshot_bytes(const Layout *L) {
+  return (size_t)(L->grad_lo + L->total - L->grad_hi) * (size_t)L->elem_size;
+}
+
+static void snapshot_take(const Layout *L, const void *buf, void *snap) {
+  size_t es = (size_t)L->elem_size, head = (size_t)L->grad_lo * es;
+  memcpy(snap, buf, head);
+  memcpy((char *)snap + head, (const char *)buf + (size_t)L->grad_hi * es, (size_t)(L->total - L->grad_hi) * es);
+}
+
+static void snapshot_restore(const Layout *L, void *buf, const void *snap) {
+  size_t es = (size_t)L->elem_size, head = (size_t)L->grad_lo * es;
+  memcpy(buf, snap, head);
+  memcpy((char *)buf + (size_t)L->grad_hi * es, (const char *)snap + head, (size_t)(L->total - L->grad_hi) * es);
+}
 
 static double *hist_new(const Run *r, bool want) {
   int64_t n = r->tc->epochs > r->start ? r->tc->epochs - r->start : 0;
@@ -643,7 +662,7 @@ static void run_open(Run *r) {
     nnc_rng_seed(&r->st->shuffle, r->tc->seed ^ 0x5DEECE66Dull);
     r->st->has_shuffle = true;
   }
-  r->snapshot = nnc_xmalloc(r->buf_bytes);
+  r->snapshot = nnc_xmalloc(snapshot_bytes(r->e->layout) + 1);
   r->start = r->st->epoch;
   r->every = r->tc->epochs >= 10 ? r->tc->epochs / 10 : 1;
   r->steps_per_epoch = ((int64_t)r->tr.rows + r->e->rows_per_step - 1) / r->e->rows_per_step;
@@ -711,7 +730,7 @@ static bool run_epoch(Run *r, int64_t epoch) {
   }
   double lr = rt_schedule_lr(tc, epoch - 1);
   set_lr(e, lr);
-  memcpy(r->snapshot, e->buf, r->buf_bytes);
+  snapshot_take(e->layout, e->buf, r->snapshot);
   double t0 = nnc_now();
   int64_t rows_done;
   double running = train_rows(e, x, t, (int64_t)r->tr.rows, r->xbytes, r->tbytes, &rows_done, &r->stop);
@@ -720,7 +739,7 @@ static bool run_epoch(Run *r, int64_t epoch) {
   if (!isfinite(running) || !params_finite(e)) {
     if (r->tty) printf("\n");
     if (!r->o->quiet) fflush(stdout);
-    memcpy(e->buf, r->snapshot, r->buf_bytes);
+    snapshot_restore(e->layout, e->buf, r->snapshot);
     r->st->shuffle = shuffle_before;
     report_fault(r->p, e, x, t, rows_done, epoch);
     return false;
