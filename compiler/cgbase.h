@@ -38,6 +38,8 @@ typedef enum FnKind {
   FN_FORWARD, FN_PREDICT, FN_BACKWARD, FN_UPDATE, FN_TRAIN_STEP, FN_TRAIN_EPOCH, FN_GRAD_PART, FN_COUNT
 } FnKind;
 
+typedef struct GemmKernels GemmKernels;
+
 typedef struct CG {
   LLVMContextRef ctx;
   LLVMModuleRef mod;
@@ -68,7 +70,8 @@ typedef struct CG {
   LLVMBasicBlockRef outer_pre; /* the block before the outermost loop */
   int vl;                      /* elements per vector register */
   int gemm_nv;                 /* vectors per GEMM block row */
-  int64_t *pack_off;           /* per matmul node: workspace offset for a packed B, or -1 */
+  int64_t *pack_off;           /* per GEMM node: workspace offset of its scratch (packed B), or -1 */
+  struct GemmKernels *gemm;    /* the module's GEMM kernels, once made (gemm.c) */
   /* GEMM epilogues: a GEMM node whose elementwise readers up to a stored
      node (its sink) are computed on its accumulators before they are
      stored, so the GEMM's own result never goes to memory */

@@ -421,12 +421,9 @@ typedef struct Span {
   int from, to; /* positions (graph order) where the range is in use */
 } Span;
 
-/* Bytes of the packed matrix operand of a GEMM (gemm.c's pack_b), or 0. */
+/* Bytes of a GEMM's scratch (its packed B), or 0. */
 static int64_t pack_bytes(const CG *cg, const Node *n) {
-  if (n->op != OP_MATMUL) return 0;
-  const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
-  if (m->shape.rank != 2 || m->batched) return 0;
-  return shape_numel(&m->shape) * cg->L->elem_size;
+  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch);
 }
 
 static bool in_workspace(const CG *cg, int i) {
@@ -969,6 +966,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.need);
   free(cg.given);
   free(cg.pack_off);
+  gemm_free(&cg);
   free(cg.fused_into);
   free(cg.epi_gemm);
   arena_free(&labels);

@@ -1,57 +1,109 @@
 /*
- * gemm.c - matrix products as register-blocked GEMMs, and the epilogues
- * computed on their accumulators (see gemm.h).
+ * gemm.c - matrix products as calls of one packed, cache-blocked GEMM
+ * kernel per module, and the epilogues computed on its accumulators (see
+ * gemm.h).
  *
- * Large products run as C[M,N] = sum_k A(m,k) B(k,n) with B contiguous
- * along n (packed into the workspace when it is not): a block of MR rows x
- * NR columns of C stays in vector registers while k runs, each step
- * loading NR/VL vectors of B and broadcasting MR scalars of A into FMAs.
- * Columns past the last full block fall back to scalar code. Every C
- * element still sums over k in order, as the interpreter does.
+ * A product C[M,N] = A[M,K] B[K,N] (A and B any strides, C rows of ldc)
+ * is a call of the module's macro-kernel, written once whatever the sizes,
+ * which are its arguments. It runs BLIS's loops, with A read in place:
+ *
+ *   for jc in 0..N by NC
+ *     for pc in 0..K by KB                        (KB: the caller's k-block)
+ *       pack B[pc.., jc..] into NR-wide micro-panels: B~, zero padded
+ *       for ic in 0..M by MC                      rows of A: L2
+ *         for jr in 0..nc by NR                   a micro-panel of B~: L1
+ *           for ir in ic..ic+mc by MR
+ *             micro-kernel: C[ir.., jc+jr..] (+)= A[ir.., pc..] B~[.., jr..]
+ *
+ * The micro-kernel keeps an MR x NR tile of C in vector registers (6 rows
+ * x 2 vectors, 12 of AVX2's 16 registers; 6 x 4, 24 of AVX-512's 32)
+ * while k runs: each step loads NR/VL vectors of B~ and broadcasts MR
+ * scalars of A into FMAs. The k-blocks of one tile go through C: the first
+ * starts at zero, the others load what the one before stored; every C
+ * element sums over k in order, as the interpreter does. Edge tiles run
+ * whole, with the missing rows of A reading row 0 again and B~'s padding
+ * zero, and store through masks.
+ *
+ * There is one micro-kernel per epilogue: the last k-block computes the
+ * expression the GEMM's readers make of its result on the accumulators
+ * before they are stored (see "GEMM epilogues"). Its operands come in a
+ * context array the caller fills; constants are part of the kernel.
  */
 #include "gemm.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Rows of C per block; the columns are cg->gemm_nv vectors: 6 x 2 x 8
- * floats in 12 of AVX2's 16 registers, 6 x 4 x 16 in 24 of AVX-512's 32. */
+/* Rows of a micro-kernel tile; its columns are cg->gemm_nv vectors. */
 enum { GEMM_MR = 6 };
+/* Cache blocking (elements): the B~ panel of KC x NC stays in L2/L3, a
+ * micro-panel KC x NR in L1, MC rows of A's KC columns in L2. KC is the
+ * same for every target so that the workspace does not depend on it. */
+enum { GEMM_KC = 256, GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024 };
+/* The widest NR of any target (4 vectors of 16 floats): scratch is sized
+ * for it. */
+enum { GEMM_NR_MAX = 64 };
 
-/* How A(m, k) is read, per the IR pattern being computed. */
-typedef enum AMode {
-  A_ROWVEC,   /* A(m,k) = X[row m][k]            (X batched vector [K]) */
-  A_MATRIX,   /* A(m,k) = X[row][m,k]            (one row of a batched matrix) */
-  A_ROWS_T    /* A(m,k) = X[row k][m]            (batch_sum(outer(X, B))) */
-} AMode;
+/* The micro-kernel's flags: load C first (a k-block after the first);
+ * the last k-block (compute the epilogue). */
+enum { UK_LOADC = 1, UK_LAST = 2 };
 
-typedef struct Gemm {
-  LLVMValueRef M, K; /* i64, constant or n */
-  int64_t N;
-  const Node *A;
-  AMode amode;
-  LLVMValueRef row;  /* A_MATRIX: the row */
-  LLVMValueRef B;    /* pointer to B(0,0); B(k,n) at B + k*ldb + n */
-  int64_t ldb;
-  LLVMValueRef C;    /* pointer to C(0,0); C(m,n) at C + m*ldc + n */
-  int64_t ldc;
-  const Node *g;     /* the node the GEMM computes */
-  const Node *sink;  /* with an epilogue: the node stored instead (C is its memory) */
-} Gemm;
+/* The packer's parameters. */
+enum { P_DST, P_DESC, P_K0, P_KC, P_N0, P_NC, P_COUNT };
 
-static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef n, int lanes, LLVMValueRef acc);
+/* An epilogue's kernels (below). */
+typedef struct EpiKernels {
+  char *key;
+  LLVMValueRef ukr, edge;
+} EpiKernels;
 
-static LLVMValueRef gemm_a(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef k) {
-  LLVMValueRef idx[2];
-  switch (gm->amode) {
-  case A_ROWVEC: idx[0] = k; return cg_load_elem(cg, gm->A, m, idx);
-  case A_MATRIX: idx[0] = m; idx[1] = k; return cg_load_elem(cg, gm->A, gm->row, idx);
-  case A_ROWS_T: idx[0] = m; return cg_load_elem(cg, gm->A, k, idx);
-  }
-  return NULL;
-}
+/* The module's kernels: made at the first GEMM, shared by its functions. */
+struct GemmKernels {
+  LLVMValueRef gemm, pack, ukr;
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, ukr_e_ty, epi_e_ty;
+  int nepi;
+  EpiKernels *epi;
+};
+
+/* ---- small builders ---- */
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
   return LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &off, 1, "");
+}
+
+static LLVMValueRef gep_i64(CG *cg, LLVMValueRef base, int64_t i) {
+  LLVMValueRef off = ci(cg, i);
+  return LLVMBuildInBoundsGEP2(cg->b, cg->i64, base, &off, 1, "");
+}
+
+static LLVMTypeRef vec_type(CG *cg) { return LLVMVectorType(cg->T, (unsigned)cg->vl); }
+
+static LLVMValueRef load_al(CG *cg, LLVMTypeRef ty, LLVMValueRef ptr, unsigned align) {
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, ty, ptr, "");
+  LLVMSetAlignment(v, align);
+  return v;
+}
+
+static void store_al(CG *cg, LLVMValueRef v, LLVMValueRef ptr, unsigned align) {
+  LLVMSetAlignment(LLVMBuildStore(cg->b, v, ptr), align);
+}
+
+static unsigned es(const CG *cg) { return (unsigned)cg->L->elem_size; }
+
+static LLVMValueRef imin(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef isub(CG *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWSub(cg->b, a, b, ""); }
+
+static LLVMValueRef icmp(CG *cg, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildICmp(cg->b, p, a, b, "");
+}
+
+/* ceil(x / b) for x >= 0 */
+static LLVMValueRef blocks_of(CG *cg, LLVMValueRef x, int64_t b) {
+  return LLVMBuildSDiv(cg->b, iadd(cg, x, ci(cg, b - 1)), ci(cg, b), "");
 }
 
 static LLVMValueRef splat(CG *cg, LLVMValueRef x, int vl) {
@@ -61,7 +113,8 @@ static LLVMValueRef splat(CG *cg, LLVMValueRef x, int vl) {
   return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt), zeros, "");
 }
 
-static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, LLVMTypeRef vt) {
+static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  LLVMTypeRef vt = LLVMTypeOf(c);
   unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
   LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &vt, 1);
   LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &vt, 1);
@@ -69,72 +122,242 @@ static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c,
   return LLVMBuildCall2(cg->b, ty, fn, args, 3, "");
 }
 
-/* One MR x NR block of C at rows m0.., columns n0..: the microkernel. */
-static void gemm_block(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr, LLVMValueRef n0, int nv) {
-  int vl = cg->vl;
-  LLVMTypeRef vt = LLVMVectorType(cg->T, (unsigned)vl);
-  LLVMValueRef acc[GEMM_MR][4];
-  for (int i = 0; i < mr; i++)
-    for (int v = 0; v < nv; v++) {
-      acc[i][v] = LLVMBuildAlloca(cg->alloc, vt, "cblock");
-      LLVMBuildStore(cg->b, LLVMConstNull(vt), acc[i][v]);
-    }
-  Loop kl;
-  LLVMValueRef k = cg_loop_begin(cg, &kl, gm->K);
-  LLVMValueRef brow = iadd(cg, imul(cg, k, ci(cg, gm->ldb)), n0);
-  LLVMValueRef b[4];
-  for (int v = 0; v < nv; v++) {
-    b[v] = LLVMBuildLoad2(cg->b, vt, gep(cg, gm->B, iadd(cg, brow, ci(cg, v * vl))), "b");
-    LLVMSetAlignment(b[v], (unsigned)cg->L->elem_size);
-  }
-  for (int i = 0; i < mr; i++) {
-    LLVMValueRef a = splat(cg, gemm_a(cg, gm, iadd(cg, m0, ci(cg, i)), k), vl);
-    for (int v = 0; v < nv; v++) {
-      LLVMValueRef c = LLVMBuildLoad2(cg->b, vt, acc[i][v], "");
-      LLVMBuildStore(cg->b, vfma(cg, a, b[v], c, vt), acc[i][v]);
-    }
-  }
-  cg_loop_end(cg, &kl);
-  for (int i = 0; i < mr; i++)
-    for (int v = 0; v < nv; v++) {
-      LLVMValueRef m = iadd(cg, m0, ci(cg, i)), n = iadd(cg, n0, ci(cg, v * vl));
-      LLVMValueRef off = iadd(cg, imul(cg, m, ci(cg, gm->ldc)), n);
-      LLVMValueRef val = LLVMBuildLoad2(cg->b, vt, acc[i][v], "");
-      if (gm->sink) val = epilogue(cg, gm, m, n, vl, val);
-      LLVMValueRef st = LLVMBuildStore(cg->b, val, gep(cg, gm->C, off));
-      LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
-    }
+/* Lanes l with l < limit (an i64), as a vector of i1. */
+static LLVMValueRef lane_mask(CG *cg, LLVMValueRef limit) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef lanes[64];
+  for (int l = 0; l < cg->vl; l++) lanes[l] = LLVMConstInt(i32, (unsigned)l, 0);
+  LLVMValueRef lim = LLVMBuildTrunc(cg->b, limit, i32, "");
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(LLVMVectorType(i32, (unsigned)cg->vl)), lim, ci(cg, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(i32, (unsigned)cg->vl));
+  v = LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(LLVMTypeOf(v)), zeros, "");
+  return LLVMBuildICmp(cg->b, LLVMIntSLT, LLVMConstVector(lanes, (unsigned)cg->vl), v, "");
 }
 
-/* Rows m0.. of C (mr at a time), every column. */
-static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
-  int nr = cg->gemm_nv * cg->vl;
-  int64_t nfull = gm->N / nr, done = nfull * nr;
-  if (nfull > 0) {
-    Loop nl;
-    LLVMValueRef nb = cg_loop_begin(cg, &nl, ci(cg, nfull));
-    gemm_block(cg, gm, m0, mr, imul(cg, nb, ci(cg, nr)), cg->gemm_nv);
-    cg_loop_end(cg, &nl);
+static LLVMValueRef masked_load(CG *cg, LLVMValueRef ptr, LLVMValueRef mask) {
+  LLVMTypeRef vt = vec_type(cg);
+  LLVMTypeRef over[2] = {vt, cg->ptr};
+  unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, over, 2);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, over, 2);
+  LLVMValueRef args[4] = {ptr, LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), es(cg), 0), mask, LLVMConstNull(vt)};
+  return LLVMBuildCall2(cg->b, ty, fn, args, 4, "");
+}
+
+static void masked_store(CG *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask) {
+  LLVMTypeRef over[2] = {vec_type(cg), cg->ptr};
+  unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, over, 2);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, over, 2);
+  LLVMValueRef args[4] = {v, ptr, LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), es(cg), 0), mask};
+  LLVMBuildCall2(cg->b, ty, fn, args, 4, "");
+}
+
+/* if (cond) { then } else { other }: blocks to fill, joined at *join. */
+static void branch(CG *cg, LLVMValueRef cond, LLVMBasicBlockRef *then, LLVMBasicBlockRef *other,
+                   LLVMBasicBlockRef *join) {
+  *then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then");
+  *other = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "else");
+  *join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "join");
+  LLVMBuildCondBr(cg->b, cond, *then, *other);
+  LLVMPositionBuilderAtEnd(cg->b, *then);
+}
+
+static void go_to(CG *cg, LLVMBasicBlockRef to, LLVMBasicBlockRef at) {
+  LLVMBuildBr(cg->b, to);
+  if (at) LLVMPositionBuilderAtEnd(cg->b, at);
+}
+
+/* ---- kernel functions ----
+ *
+ * Kernels are built in the middle of another function's body: its builders,
+ * loop depth and lanes are put aside and restored. */
+
+typedef struct KernelScope {
+  LLVMBuilderRef b, alloc;
+  LLVMValueRef fn;
+  int depth, lanes;
+  int64_t unroll;
+  LLVMBasicBlockRef outer_pre;
+} KernelScope;
+
+static LLVMValueRef kernel_begin(CG *cg, KernelScope *ks, const char *name, LLVMTypeRef ty) {
+  *ks = (KernelScope){cg->b, cg->alloc, cg->fn, cg->depth, cg->lanes, cg->unroll, cg->outer_pre};
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, ty);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
+  cg->b = LLVMCreateBuilderInContext(cg->ctx);
+  cg->alloc = LLVMCreateBuilderInContext(cg->ctx);
+  cg->fn = fn;
+  cg->depth = 0;
+  cg->lanes = 1;
+  cg->unroll = 1;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(cg->alloc, entry);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  return fn;
+}
+
+static void kernel_end(CG *cg, KernelScope *ks) {
+  LLVMBuildRetVoid(cg->b);
+  LLVMBuildBr(cg->alloc, LLVMGetNextBasicBlock(LLVMGetEntryBasicBlock(cg->fn)));
+  LLVMDisposeBuilder(cg->b);
+  LLVMDisposeBuilder(cg->alloc);
+  cg->b = ks->b, cg->alloc = ks->alloc, cg->fn = ks->fn, cg->depth = ks->depth, cg->lanes = ks->lanes;
+  cg->unroll = ks->unroll, cg->outer_pre = ks->outer_pre;
+}
+
+static void noalias_param(CG *cg, LLVMValueRef fn, unsigned i, bool readonly) {
+  cg_add_attr(cg, fn, i + 1, "noalias");
+  cg_add_attr(cg, fn, i + 1, "nocapture");
+  if (readonly) cg_add_attr(cg, fn, i + 1, "readonly");
+}
+
+/* The k-block of a GEMM: KC, or all of K in one when an epilogue reads the
+ * memory it writes (a k-block's partial sums would overwrite what a later
+ * block's epilogue reads). */
+static int64_t kc_of(const CG *cg) { (void)cg; return GEMM_KC; }
+
+static int64_t mc_of(const CG *cg) {
+  int64_t mc = GEMM_MC_BYTES / (kc_of(cg) * cg->L->elem_size);
+  return mc / GEMM_MR * GEMM_MR;
+}
+
+static int64_t nr_of(const CG *cg) { return (int64_t)cg->vl * cg->gemm_nv; }
+
+/* ---- packing B ----
+ *
+ * void pack(T *dst, const GemmBDesc *desc, i64 k0, i64 kc, i64 n0, i64 nc)
+ * B(k0.., n0..) -> dst as ceil(nc / NR) micro-panels of kc x NR, each k's
+ * NR values contiguous, columns past nc zero. desc = {B, rs, cs}: B(k, n)
+ * at B + k*rs + n*cs. Rows contiguous along n are copied by vectors;
+ * columns contiguous along k (a transposed matrix) go through VL x VL
+ * register transposes; anything else element by element. */
+
+/* v[0..vl-1] <- its transpose, by log2(vl) rounds of full-width
+ * interleaves: out[2i] = lo(in[i], in[i+vl/2]), out[2i+1] = hi(...). */
+static void transpose_block(CG *cg, LLVMValueRef *v) {
+  int vl = cg->vl;
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef lo[64], hi[64], tmp[64];
+  for (int j = 0; j < vl / 2; j++) {
+    lo[2 * j] = LLVMConstInt(i32, (unsigned)j, 0);
+    lo[2 * j + 1] = LLVMConstInt(i32, (unsigned)(vl + j), 0);
+    hi[2 * j] = LLVMConstInt(i32, (unsigned)(vl / 2 + j), 0);
+    hi[2 * j + 1] = LLVMConstInt(i32, (unsigned)(vl + vl / 2 + j), 0);
   }
-  if (gm->N - done >= cg->vl) {
-    gemm_block(cg, gm, m0, mr, ci(cg, done), 1);
-    done += cg->vl;
+  LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)vl), mhi = LLVMConstVector(hi, (unsigned)vl);
+  for (int round = 1; round < vl; round *= 2) {
+    for (int i = 0; i < vl / 2; i++) {
+      tmp[2 * i] = LLVMBuildShuffleVector(cg->b, v[i], v[i + vl / 2], mlo, "");
+      tmp[2 * i + 1] = LLVMBuildShuffleVector(cg->b, v[i], v[i + vl / 2], mhi, "");
+    }
+    for (int i = 0; i < vl; i++) v[i] = tmp[i];
   }
-  /* the last columns, one at a time */
-  for (int i = 0; i < mr && done < gm->N; i++) {
-    Loop jl, kl;
-    LLVMValueRef m = iadd(cg, m0, ci(cg, i));
-    LLVMValueRef j = iadd(cg, cg_loop_begin(cg, &jl, ci(cg, gm->N - done)), ci(cg, done));
-    Acc acc = cg_acc_new(cg, 0, false);
-    LLVMValueRef k = cg_loop_begin(cg, &kl, gm->K);
-    LLVMValueRef bv = LLVMBuildLoad2(cg->b, cg->T, gep(cg, gm->B, iadd(cg, imul(cg, k, ci(cg, gm->ldb)), j)), "");
-    cg_acc_add(cg, &acc, b_fmul(cg, gemm_a(cg, gm, m, k), bv));
+}
+
+/* One micro-panel whose rows are contiguous: vector copies (masked for a
+ * partial panel of w columns). */
+static void pack_rows(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef rs, LLVMValueRef kc, LLVMValueRef w) {
+  int vl = cg->vl, nv = cg->gemm_nv;
+  LLVMTypeRef vt = vec_type(cg);
+  LLVMBasicBlockRef full, part, join;
+  branch(cg, icmp(cg, LLVMIntEQ, w, ci(cg, nr_of(cg))), &full, &part, &join);
+  for (int masked = 0; masked < 2; masked++) {
+    LLVMValueRef mask[4] = {0};
+    if (masked)
+      for (int v = 0; v < nv; v++) mask[v] = lane_mask(cg, isub(cg, w, ci(cg, v * vl)));
+    Loop kl;
+    LLVMValueRef k = cg_loop_begin(cg, &kl, kc);
+    LLVMValueRef row = gep(cg, src, imul(cg, k, rs)), o = gep(cg, out, imul(cg, k, ci(cg, nr_of(cg))));
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef p = gep(cg, row, ci(cg, v * vl));
+      LLVMValueRef x = masked ? masked_load(cg, p, mask[v]) : load_al(cg, vt, p, es(cg));
+      store_al(cg, x, gep(cg, o, ci(cg, v * vl)), es(cg));
+    }
     cg_loop_end(cg, &kl);
-    LLVMValueRef val = cg_acc_get(cg, &acc);
-    if (gm->sink) val = epilogue(cg, gm, m, j, 1, val);
-    LLVMBuildStore(cg->b, val, gep(cg, gm->C, iadd(cg, imul(cg, m, ci(cg, gm->ldc)), j)));
-    cg_loop_end(cg, &jl);
+    go_to(cg, join, masked ? NULL : part);
   }
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
+/* One full micro-panel whose columns are contiguous (B(k, n) = src[n*cs +
+ * k]): VL x VL blocks through register transposes, the last kc % VL rows
+ * element by element. */
+static void pack_cols(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef cs, LLVMValueRef kc) {
+  int vl = cg->vl, nv = cg->gemm_nv;
+  int64_t nr = nr_of(cg);
+  LLVMTypeRef vt = vec_type(cg);
+  Loop bl, vloop, kl, jl;
+  LLVMValueRef nblk = LLVMBuildSDiv(cg->b, kc, ci(cg, vl), "");
+  LLVMValueRef k0 = imul(cg, cg_loop_begin(cg, &bl, nblk), ci(cg, vl));
+  LLVMValueRef n0 = imul(cg, cg_loop_begin(cg, &vloop, ci(cg, nv)), ci(cg, vl));
+  LLVMValueRef x[64];
+  for (int j = 0; j < vl; j++) /* column n0 + j, rows k0.. */
+    x[j] = load_al(cg, vt, gep(cg, src, iadd(cg, imul(cg, iadd(cg, n0, ci(cg, j)), cs), k0)), es(cg));
+  transpose_block(cg, x);
+  for (int i = 0; i < vl; i++)
+    store_al(cg, x[i], gep(cg, out, iadd(cg, imul(cg, iadd(cg, k0, ci(cg, i)), ci(cg, nr)), n0)), es(cg));
+  cg_loop_end(cg, &vloop);
+  cg_loop_end(cg, &bl);
+  LLVMValueRef done = imul(cg, nblk, ci(cg, vl));
+  LLVMValueRef k = iadd(cg, cg_loop_begin(cg, &kl, isub(cg, kc, done)), done);
+  LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, nr));
+  LLVMValueRef e = load_al(cg, cg->T, gep(cg, src, iadd(cg, imul(cg, j, cs), k)), es(cg));
+  store_al(cg, e, gep(cg, out, iadd(cg, imul(cg, k, ci(cg, nr)), j)), es(cg));
+  cg_loop_end(cg, &jl);
+  cg_loop_end(cg, &kl);
+}
+
+/* Any strides, element by element; columns w.. of a partial panel zero. */
+static void pack_any(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef rs, LLVMValueRef cs, LLVMValueRef kc,
+                     LLVMValueRef w) {
+  int64_t nr = nr_of(cg);
+  Loop kl, jl;
+  LLVMValueRef k = cg_loop_begin(cg, &kl, kc);
+  for (int v = 0; v < cg->gemm_nv; v++)
+    store_al(cg, LLVMConstNull(vec_type(cg)), gep(cg, out, iadd(cg, imul(cg, k, ci(cg, nr)), ci(cg, v * cg->vl))), es(cg));
+  cg_loop_end(cg, &kl);
+  LLVMValueRef j = cg_loop_begin(cg, &jl, w);
+  k = cg_loop_begin(cg, &kl, kc);
+  LLVMValueRef x = load_al(cg, cg->T, gep(cg, src, iadd(cg, imul(cg, k, rs), imul(cg, j, cs))), es(cg));
+  store_al(cg, x, gep(cg, out, iadd(cg, imul(cg, k, ci(cg, nr)), j)), es(cg));
+  cg_loop_end(cg, &kl);
+  cg_loop_end(cg, &jl);
+}
+
+static LLVMValueRef build_pack(CG *cg, LLVMTypeRef ty) {
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm.pack_b", ty);
+  noalias_param(cg, fn, P_DST, false);
+  noalias_param(cg, fn, P_DESC, true);
+  LLVMValueRef desc = LLVMGetParam(fn, P_DESC);
+  LLVMValueRef B = load_al(cg, cg->ptr, desc, 8);
+  LLVMValueRef rs = load_al(cg, cg->i64, gep_i64(cg, desc, 1), 8), cs = load_al(cg, cg->i64, gep_i64(cg, desc, 2), 8);
+  LLVMValueRef kc = LLVMGetParam(fn, P_KC), nc = LLVMGetParam(fn, P_NC);
+  LLVMValueRef src0 = gep(cg, B, iadd(cg, imul(cg, LLVMGetParam(fn, P_K0), rs), imul(cg, LLVMGetParam(fn, P_N0), cs)));
+  int64_t nr = nr_of(cg);
+  Loop pl;
+  LLVMValueRef j0 = imul(cg, cg_loop_begin(cg, &pl, blocks_of(cg, nc, nr)), ci(cg, nr));
+  LLVMValueRef w = imin(cg, ci(cg, nr), isub(cg, nc, j0));
+  LLVMValueRef out = gep(cg, LLVMGetParam(fn, P_DST), imul(cg, j0, kc));
+  LLVMValueRef src = gep(cg, src0, imul(cg, j0, cs));
+  LLVMBasicBlockRef rows, other, join, cols, any, join2;
+  branch(cg, icmp(cg, LLVMIntEQ, cs, ci(cg, 1)), &rows, &other, &join);
+  pack_rows(cg, out, src, rs, kc, w);
+  go_to(cg, join, other);
+  LLVMValueRef transposed = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, rs, ci(cg, 1)), icmp(cg, LLVMIntEQ, w, ci(cg, nr)), "");
+  branch(cg, transposed, &cols, &any, &join2);
+  pack_cols(cg, out, src, cs, kc);
+  go_to(cg, join2, any);
+  pack_any(cg, out, src, rs, cs, kc, w);
+  go_to(cg, join2, join2);
+  go_to(cg, join, join);
+  cg_loop_end(cg, &pl);
+  kernel_end(cg, &ks);
+  return fn;
 }
 
 /* ---- GEMM epilogues ----
@@ -143,10 +366,13 @@ static void gemm_rows(CG *cg, const Gemm *gm, LLVMValueRef m0, int mr) {
  * that is stored (the sink: a layer's relu output, a relu-masked gradient,
  * an SGD update written in place), is computed with the sink's expression
  * applied to its accumulators: one pass instead of a GEMM writing g and a
- * loop reading it back (plan() finds these chains). The expression is
- * built by cg_scalar() on whole vectors, so its arithmetic is the one the
- * loop would have done, element by element.
- */
+ * loop reading it back (gemm_plan_epilogues finds these chains). The
+ * expression is built by cg_scalar() on whole vectors, so its arithmetic
+ * is the one the loop would have done, element by element.
+ *
+ * The micro-kernel of an epilogue is shared by every GEMM whose epilogue
+ * has the same key: its ops and constants, and how each stored operand is
+ * read (below); the operands' addresses and strides are the call's. */
 
 /* Ops an epilogue computes on vectors (no calls to libm). */
 static bool epi_op(Op op) {
@@ -190,205 +416,611 @@ static void epi_flush(CG *cg, const Gemm *gm, const Node *x) {
   for (int k = 0; k < op_info[x->op].nin; k++) epi_flush(cg, gm, x->in[k]);
 }
 
-static LLVMValueRef epi_load(CG *cg, const Node *x, LLVMValueRef row, LLVMValueRef lin, int lanes) {
-  LLVMValueRef ptr = cg_elem_ptr(cg, x, row, lin);
-  LLVMValueRef v = LLVMBuildLoad2(cg->b, lanes > 1 ? LLVMVectorType(cg->T, (unsigned)lanes) : cg->T, ptr, "");
-  LLVMSetAlignment(v, (unsigned)cg->L->elem_size);
-  return v;
+/* The epilogue's expression is walked three times, always in the same
+ * order: for its key, at the call (each stored operand's address and
+ * stride into the next slots of the context) and in the micro-kernel
+ * (each operand's slots read back, and the values computed). */
+typedef enum EpiPass { EPI_KEY, EPI_ARGS, EPI_CODE } EpiPass;
+
+typedef struct EpiWalk {
+  EpiPass pass;
+  StrBuf key;
+  LLVMValueRef ctx;      /* the context array: filled (ARGS) or read (CODE) */
+  int slot;              /* its next slot */
+  /* EPI_CODE: the tile element */
+  LLVMValueRef acc, m, n, mask;
+} EpiWalk;
+
+/* Slot j of the context as a value of type ty. */
+static LLVMValueRef slot_load(CG *cg, EpiWalk *w, LLVMTypeRef ty) {
+  return load_al(cg, ty, gep_i64(cg, w->ctx, w->slot++), ty == cg->T ? es(cg) : 8);
 }
 
-static LLVMValueRef epi_value(CG *cg, const Gemm *gm, const Node *x, LLVMValueRef m, LLVMValueRef n, int lanes,
-                              LLVMValueRef acc) {
-  if (x == gm->g) return acc;
+static void slot_store(CG *cg, EpiWalk *w, LLVMValueRef v) {
+  store_al(cg, v, gep_i64(cg, w->ctx, w->slot++), LLVMTypeOf(v) == cg->T ? es(cg) : 8);
+}
+
+/* A vector of operand elements at p (masked in edge tiles). */
+static LLVMValueRef epi_vec(CG *cg, EpiWalk *w, LLVMValueRef p) {
+  return w->mask ? masked_load(cg, p, w->mask) : load_al(cg, vec_type(cg), p, es(cg));
+}
+
+static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) {
+  if (x == gm->g) {
+    if (w->pass == EPI_KEY) sb_puts(&w->key, "acc");
+    return w->acc;
+  }
   const Store *s = &cg->st[x->id];
   if (x == gm->sink || s->kind == ST_INLINE) {
-    LLVMValueRef a = epi_value(cg, gm, x->in[0], m, n, lanes, acc);
-    LLVMValueRef b = op_info[x->op].nin > 1 ? epi_value(cg, gm, x->in[1], m, n, lanes, acc) : NULL;
-    return cg_scalar(cg, x->op, a, b, x->attr.value);
+    if (w->pass == EPI_KEY) sb_printf(&w->key, "%s[%a](", op_info[x->op].name, x->attr.value);
+    LLVMValueRef a = epi_walk(cg, w, gm, x->in[0]), b = NULL;
+    if (op_info[x->op].nin > 1) {
+      if (w->pass == EPI_KEY) sb_putc(&w->key, ',');
+      b = epi_walk(cg, w, gm, x->in[1]);
+    }
+    if (w->pass == EPI_KEY) sb_putc(&w->key, ')');
+    return w->pass == EPI_CODE ? cg_scalar(cg, x->op, a, b, x->attr.value) : NULL;
   }
   const Node *g = gm->g;
-  LLVMValueRef v = NULL;
-  switch (epi_read(cg, x, g)) {
-  case EPI_SAME:
-    if (g->batched)
-      return epi_load(cg, x, m, n, lanes);
-    return epi_load(cg, x, ci(cg, 0), iadd(cg, imul(cg, m, ci(cg, g->shape.dim[1])), n), lanes);
-  case EPI_ROWVEC: return epi_load(cg, x, ci(cg, 0), n, lanes);
-  case EPI_SCALAR:
-    v = s->kind == ST_MEM ? epi_load(cg, x, ci(cg, 0), ci(cg, 0), 1) : s->value;
-    break;
-  case EPI_ROWSCALAR: v = epi_load(cg, x, m, ci(cg, 0), 1); break;
-  case EPI_NO: nnc_die("codegen: node %d cannot be read in a GEMM epilogue", x->id);
+  EpiRead how = epi_read(cg, x, g);
+  if (how == EPI_NO) nnc_die("codegen: node %d cannot be read in a GEMM epilogue", x->id);
+  if (s->kind == ST_CONST) { /* part of the kernel */
+    if (w->pass == EPI_KEY) sb_printf(&w->key, "%a", x->attr.value);
+    return w->pass == EPI_CODE ? splat(cg, LLVMConstReal(cg->T, x->attr.value), cg->vl) : NULL;
   }
-  if (lanes > 1 && LLVMGetTypeKind(LLVMTypeOf(v)) != LLVMVectorTypeKind) v = splat(cg, v, lanes);
+  if (w->pass == EPI_KEY) {
+    sb_printf(&w->key, "%c", s->kind == ST_VALUE ? 'v' : "?SrsR"[how]);
+    w->slot += s->kind != ST_VALUE && (how == EPI_SAME || how == EPI_ROWSCALAR) ? 2 : 1;
+    return NULL;
+  }
+  if (w->pass == EPI_ARGS) {
+    if (s->kind == ST_VALUE) {
+      slot_store(cg, w, s->value);
+      return NULL;
+    }
+    slot_store(cg, w, cg_elem_ptr(cg, x, ci(cg, 0), ci(cg, 0)));
+    if (how == EPI_SAME) slot_store(cg, w, ci(cg, x->batched ? s->row_stride : g->shape.dim[1]));
+    if (how == EPI_ROWSCALAR) slot_store(cg, w, ci(cg, s->row_stride));
+    return NULL;
+  }
+  if (s->kind == ST_VALUE) return splat(cg, slot_load(cg, w, cg->T), cg->vl);
+  LLVMValueRef p = slot_load(cg, w, cg->ptr);
+  switch (how) {
+  case EPI_SAME: {
+    LLVMValueRef ld = slot_load(cg, w, cg->i64);
+    return epi_vec(cg, w, gep(cg, p, iadd(cg, imul(cg, w->m, ld), w->n)));
+  }
+  case EPI_ROWVEC: return epi_vec(cg, w, gep(cg, p, w->n));
+  case EPI_SCALAR: return splat(cg, load_al(cg, cg->T, p, es(cg)), cg->vl);
+  case EPI_ROWSCALAR: {
+    LLVMValueRef stride = slot_load(cg, w, cg->i64);
+    return splat(cg, load_al(cg, cg->T, gep(cg, p, imul(cg, w->m, stride)), es(cg)), cg->vl);
+  }
+  case EPI_NO: break;
+  }
+  return NULL;
+}
+
+/* The sink's value at C(m, n..n+VL-1) from the accumulators `acc`. */
+static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValueRef acc, LLVMValueRef m,
+                             LLVMValueRef n, LLVMValueRef mask) {
+  EpiWalk w = {.pass = EPI_CODE, .ctx = ctx, .acc = acc, .m = m, .n = n, .mask = mask};
+  cg->lanes = cg->vl;
+  LLVMValueRef v = epi_walk(cg, &w, gm, gm->sink);
+  cg->lanes = 1;
   return v;
 }
 
-/* The sink's value at C(m, n..n+lanes-1) from the accumulators `acc`. */
-static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef m, LLVMValueRef n, int lanes, LLVMValueRef acc) {
-  int saved = cg->lanes;
-  cg->lanes = lanes;
-  LLVMValueRef v = epi_value(cg, gm, gm->sink, m, n, lanes, acc);
-  cg->lanes = saved;
-  return v;
+/* ---- micro-kernels ----
+ *
+ * The module's micro-kernel computes any tile, full or at an edge:
+ *   void ukr(i64 kc, T *a, i64 rsa, i64 csa, T *bp, T *c, i64 ldc, T *out,
+ *            i64 ldo, i64 mr, i64 nr, i64 flags)
+ * rows i < mr, columns j < nr of C + c's offset: starting from c (UK_LOADC)
+ * or zero, stored at out. a = &A(m0, k0), bp a micro-panel of B~.
+ *
+ * An epilogue has a micro-kernel for full tiles, which applies it on the
+ * last k-block before storing (else stores the sums as they are):
+ *   void ukr_e(i64 kc, T *a, i64 rsa, i64 csa, T *bp, T *c, i64 ldc,
+ *              i64 m0, i64 n0, i64 flags, i64 *ctx)
+ * and one for an edge tile's last k-block, whose sums the module's
+ * micro-kernel left in a tile buffer of NR columns:
+ *   void epi_e(T *tile, T *c, i64 ldc, i64 m0, i64 n0, i64 mr, i64 nr, i64 *ctx)
+ * (m0, n0: the tile's place in C, where the epilogue reads its operands.) */
+enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_COUNT };
+enum { E_KC, E_A, E_RSA, E_CSA, E_BP, E_C, E_LDC, E_M0, E_N0, E_FLAGS, E_CTX, E_COUNT };
+enum { T_TILE, T_C, T_LDC, T_M0, T_N0, T_MR, T_NR, T_CTX, T_COUNT };
+
+typedef struct Tile {
+  LLVMValueRef v[GEMM_MR][4];
+} Tile;
+
+/* The lanes of an edge tile: rows i < mr, columns < nr; a missing row's
+ * mask is all false, and its address row 0's. */
+static void edge_masks(CG *cg, LLVMValueRef mr, LLVMValueRef nr, LLVMValueRef mask[GEMM_MR][4], LLVMValueRef *row) {
+  LLVMValueRef lanes[4];
+  for (int v = 0; v < cg->gemm_nv; v++) lanes[v] = lane_mask(cg, isub(cg, nr, ci(cg, v * cg->vl)));
+  LLVMValueRef none = LLVMConstNull(LLVMTypeOf(lanes[0]));
+  for (int i = 0; i < GEMM_MR; i++) {
+    LLVMValueRef has = icmp(cg, LLVMIntSLT, ci(cg, i), mr);
+    row[i] = LLVMBuildSelect(cg->b, has, ci(cg, i), ci(cg, 0), "");
+    for (int v = 0; v < cg->gemm_nv; v++) mask[i][v] = LLVMBuildSelect(cg->b, has, lanes[v], none, "");
+  }
+}
+
+static LLVMValueRef tile_ptr(CG *cg, LLVMValueRef c, LLVMValueRef ld, LLVMValueRef row, int v) {
+  return gep(cg, c, iadd(cg, imul(cg, row, ld), ci(cg, v * cg->vl)));
+}
+
+/* The tile at c (edge: mr x nr of it, through masks). */
+static void load_tile(CG *cg, LLVMValueRef c, LLVMValueRef ld, LLVMValueRef mr, LLVMValueRef nr, Tile *t) {
+  LLVMValueRef mask[GEMM_MR][4] = {{0}}, row[GEMM_MR];
+  if (mr) edge_masks(cg, mr, nr, mask, row);
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++) {
+      LLVMValueRef p = tile_ptr(cg, c, ld, mr ? row[i] : ci(cg, i), v);
+      t->v[i][v] = mr ? masked_load(cg, p, mask[i][v]) : load_al(cg, vec_type(cg), p, es(cg));
+    }
+}
+
+static void store_tile(CG *cg, LLVMValueRef c, LLVMValueRef ld, LLVMValueRef mr, LLVMValueRef nr, const Tile *t) {
+  LLVMValueRef mask[GEMM_MR][4] = {{0}}, row[GEMM_MR];
+  if (mr) edge_masks(cg, mr, nr, mask, row);
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++) {
+      LLVMValueRef p = tile_ptr(cg, c, ld, mr ? row[i] : ci(cg, i), v);
+      if (mr)
+        masked_store(cg, t->v[i][v], p, mask[i][v]);
+      else
+        store_al(cg, t->v[i][v], p, es(cg));
+    }
+}
+
+static void add_incoming(CG *cg, Tile *phi, const Tile *from, LLVMBasicBlockRef bb) {
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++) {
+      LLVMValueRef x = from->v[i][v];
+      LLVMAddIncoming(phi->v[i][v], &x, &bb, 1);
+    }
+}
+
+static void tile_phis(CG *cg, Tile *t) {
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++) t->v[i][v] = LLVMBuildPhi(cg->b, vec_type(cg), "acc");
+}
+
+/* if (cond) *t = then's tile else other's: the two fill their blocks. */
+typedef void TileFn(CG *cg, void *arg, Tile *t);
+
+static void tile_if(CG *cg, LLVMValueRef cond, TileFn *then_fn, void *then_arg, TileFn *else_fn, void *else_arg,
+                    Tile *t) {
+  LLVMBasicBlockRef th, el, join;
+  Tile a, b;
+  branch(cg, cond, &th, &el, &join);
+  then_fn(cg, then_arg, &a);
+  LLVMBasicBlockRef th_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, join, el);
+  else_fn(cg, else_arg, &b);
+  LLVMBasicBlockRef el_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, join, join);
+  tile_phis(cg, t);
+  add_incoming(cg, t, &a, th_end);
+  add_incoming(cg, t, &b, el_end);
+}
+
+static void zero_tile(CG *cg, void *arg, Tile *t) {
+  (void)arg;
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++) t->v[i][v] = LLVMConstNull(vec_type(cg));
+}
+
+typedef struct TileAt {
+  LLVMValueRef c, ld, mr, nr; /* mr NULL: a full tile */
+} TileAt;
+
+static void load_at(CG *cg, void *arg, Tile *t) {
+  TileAt *at = arg;
+  load_tile(cg, at->c, at->ld, at->mr, at->nr, t);
+}
+
+/* The k loop: acc += A(i, k) B~(k, :) for k < kc, the accumulators as
+ * phis; rows i >= mr (when mr is given) read row 0. */
+static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef bp,
+                   LLVMValueRef mr, const Tile *init, Tile *out) {
+  int nv = cg->gemm_nv, vl = cg->vl;
+  LLVMTypeRef vt = vec_type(cg);
+  LLVMValueRef arow[GEMM_MR];
+  for (int i = 0; i < GEMM_MR; i++) {
+    LLVMValueRef r = mr ? LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSLT, ci(cg, i), mr), ci(cg, i), ci(cg, 0), "") : ci(cg, i);
+    arow[i] = gep(cg, a, imul(cg, r, rsa));
+  }
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k_done");
+  LLVMBuildCondBr(cg->b, icmp(cg, LLVMIntSGT, kc, ci(cg, 0)), body, done);
+  LLVMPositionBuilderAtEnd(cg->b, body);
+  LLVMValueRef k = LLVMBuildPhi(cg->b, cg->i64, "k");
+  Tile acc, next;
+  tile_phis(cg, &acc);
+  LLVMValueRef bk = gep(cg, bp, imul(cg, k, ci(cg, nr_of(cg)))), koff = imul(cg, k, csa);
+  LLVMValueRef b[4];
+  for (int v = 0; v < nv; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
+  for (int i = 0; i < GEMM_MR; i++) {
+    LLVMValueRef x = splat(cg, load_al(cg, cg->T, gep(cg, arow[i], koff), es(cg)), vl);
+    for (int v = 0; v < nv; v++) next.v[i][v] = vfma(cg, x, b[v], acc.v[i][v]);
+  }
+  LLVMValueRef k1 = LLVMBuildNUWAdd(cg->b, k, ci(cg, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+  LLVMBuildCondBr(cg->b, icmp(cg, LLVMIntSLT, k1, kc), body, done);
+  LLVMValueRef zero = ci(cg, 0);
+  LLVMAddIncoming(k, &zero, &pre, 1);
+  LLVMAddIncoming(k, &k1, &latch, 1);
+  add_incoming(cg, &acc, init, pre);
+  add_incoming(cg, &acc, &next, latch);
+  LLVMPositionBuilderAtEnd(cg->b, done);
+  tile_phis(cg, out);
+  add_incoming(cg, out, init, pre);
+  add_incoming(cg, out, &next, latch);
+}
+
+static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {
+  return icmp(cg, LLVMIntNE, LLVMBuildAnd(cg->b, flags, ci(cg, bit), ""), ci(cg, 0));
+}
+
+static LLVMValueRef build_ukr(CG *cg) {
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm.ukr", cg->gemm->ukr_ty);
+  noalias_param(cg, fn, U_A, true);
+  noalias_param(cg, fn, U_BP, true);
+  LLVMValueRef P[U_COUNT];
+  for (int i = 0; i < U_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, P[U_MR], ci(cg, GEMM_MR)),
+                                   icmp(cg, LLVMIntEQ, P[U_NR], ci(cg, nr_of(cg))), "full");
+  TileAt whole = {P[U_C], P[U_LDC], NULL, NULL}, edge = {P[U_C], P[U_LDC], P[U_MR], P[U_NR]};
+  Tile init, acc;
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, flag_set(cg, P[U_FLAGS], UK_LOADC), &th, &el, &join);
+  Tile loaded, zero;
+  tile_if(cg, full, load_at, &whole, load_at, &edge, &loaded);
+  LLVMBasicBlockRef th_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, join, el);
+  zero_tile(cg, NULL, &zero);
+  go_to(cg, join, join);
+  tile_phis(cg, &init);
+  add_incoming(cg, &init, &loaded, th_end);
+  add_incoming(cg, &init, &zero, el);
+  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], &init, &acc);
+  branch(cg, full, &th, &el, &join);
+  store_tile(cg, P[U_OUT], P[U_LDO], NULL, NULL, &acc);
+  go_to(cg, join, el);
+  store_tile(cg, P[U_OUT], P[U_LDO], P[U_MR], P[U_NR], &acc);
+  go_to(cg, join, join);
+  kernel_end(cg, &ks);
+  return fn;
+}
+
+/* The micro-kernel of a full tile with epilogue gm. */
+static LLVMValueRef build_ukr_epi(CG *cg, const Gemm *gm, const char *name) {
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->ukr_e_ty);
+  noalias_param(cg, fn, E_A, true);
+  noalias_param(cg, fn, E_BP, true);
+  noalias_param(cg, fn, E_CTX, true);
+  LLVMValueRef P[E_COUNT];
+  for (int i = 0; i < E_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  TileAt whole = {P[E_C], P[E_LDC], NULL, NULL};
+  Tile init, acc;
+  tile_if(cg, flag_set(cg, P[E_FLAGS], UK_LOADC), load_at, &whole, zero_tile, NULL, &init);
+  k_loop(cg, P[E_KC], P[E_A], P[E_RSA], P[E_CSA], P[E_BP], NULL, &init, &acc);
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, flag_set(cg, P[E_FLAGS], UK_LAST), &th, &el, &join);
+  Tile out;
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int v = 0; v < cg->gemm_nv; v++)
+      out.v[i][v] = epilogue(cg, gm, P[E_CTX], acc.v[i][v], iadd(cg, P[E_M0], ci(cg, i)),
+                             iadd(cg, P[E_N0], ci(cg, v * cg->vl)), NULL);
+  store_tile(cg, P[E_C], P[E_LDC], NULL, NULL, &out);
+  go_to(cg, join, el);
+  store_tile(cg, P[E_C], P[E_LDC], NULL, NULL, &acc);
+  go_to(cg, join, join);
+  kernel_end(cg, &ks);
+  return fn;
+}
+
+/* The epilogue of an edge tile from its sums in a tile buffer. */
+static LLVMValueRef build_epi_edge(CG *cg, const Gemm *gm, const char *name) {
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->epi_e_ty);
+  noalias_param(cg, fn, T_TILE, true);
+  noalias_param(cg, fn, T_CTX, true);
+  LLVMValueRef P[T_COUNT];
+  for (int i = 0; i < T_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  Loop il, vl;
+  LLVMValueRef i = cg_loop_begin(cg, &il, P[T_MR]);
+  LLVMValueRef col = imul(cg, cg_loop_begin(cg, &vl, blocks_of(cg, P[T_NR], cg->vl)), ci(cg, cg->vl));
+  LLVMValueRef mask = lane_mask(cg, isub(cg, P[T_NR], col));
+  LLVMValueRef acc = masked_load(cg, gep(cg, P[T_TILE], iadd(cg, imul(cg, i, ci(cg, nr_of(cg))), col)), mask);
+  LLVMValueRef x = epilogue(cg, gm, P[T_CTX], acc, iadd(cg, P[T_M0], i), iadd(cg, P[T_N0], col), mask);
+  masked_store(cg, x, gep(cg, P[T_C], iadd(cg, imul(cg, i, P[T_LDC]), col)), mask);
+  cg_loop_end(cg, &vl);
+  cg_loop_end(cg, &il);
+  kernel_end(cg, &ks);
+  return fn;
+}
+
+/* ---- the macro-kernel ----
+ *
+ * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
+ *           T *C, i64 ldc, ukr_e, epi_e, i64 *ctx, T *ws, i64 kb)
+ * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
+ * round_up(min(N, NC), NR) elements. ukr_e and epi_e are an epilogue's
+ * kernels, or null. */
+enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_UKR_E, G_EPI_E, G_CTX, G_WS, G_KB, G_COUNT };
+
+/* One tile: the epilogue's kernel for a full one, else the module's (into
+ * the tile buffer on the last k-block of an epilogue, which then runs). */
+static void call_tile(CG *cg, LLVMValueRef *P, LLVMValueRef tile, LLVMValueRef *u, LLVMValueRef m0, LLVMValueRef n0) {
+  GemmKernels *gk = cg->gemm;
+  LLVMValueRef has_epi = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[G_UKR_E], cg->i64, ""), ci(cg, 0));
+  LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, u[U_MR], ci(cg, GEMM_MR)),
+                                   icmp(cg, LLVMIntEQ, u[U_NR], ci(cg, nr_of(cg))), "");
+  LLVMBasicBlockRef th, el, join, th2, el2, join2;
+  branch(cg, LLVMBuildAnd(cg->b, has_epi, full, ""), &th, &el, &join);
+  LLVMValueRef e[E_COUNT] = {u[U_KC], u[U_A], u[U_RSA], u[U_CSA], u[U_BP], u[U_C], u[U_LDC], m0, n0, u[U_FLAGS], P[G_CTX]};
+  LLVMBuildCall2(cg->b, gk->ukr_e_ty, P[G_UKR_E], e, E_COUNT, "");
+  go_to(cg, join, el);
+  branch(cg, LLVMBuildAnd(cg->b, has_epi, flag_set(cg, u[U_FLAGS], UK_LAST), ""), &th2, &el2, &join2);
+  LLVMValueRef t[U_COUNT];
+  memcpy(t, u, sizeof t);
+  t[U_OUT] = tile, t[U_LDO] = ci(cg, nr_of(cg));
+  LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, t, U_COUNT, "");
+  LLVMValueRef x[T_COUNT] = {tile, u[U_C], u[U_LDC], m0, n0, u[U_MR], u[U_NR], P[G_CTX]};
+  LLVMBuildCall2(cg->b, gk->epi_e_ty, P[G_EPI_E], x, T_COUNT, "");
+  go_to(cg, join2, el2);
+  LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, u, U_COUNT, "");
+  go_to(cg, join2, join2);
+  go_to(cg, join, join);
+}
+
+static LLVMValueRef build_gemm(CG *cg) {
+  GemmKernels *gk = cg->gemm;
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm", gk->gemm_ty);
+  LLVMValueRef P[G_COUNT];
+  for (int i = 0; i < G_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  int64_t nr = nr_of(cg), mc_max = mc_of(cg);
+  LLVMValueRef M = P[G_M], N = P[G_N], K = P[G_K], kb = P[G_KB];
+  LLVMValueRef tile = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(GEMM_MR * nr)), "tile");
+  LLVMSetAlignment(tile, 64);
+  Loop jl, kl, il, rl, ml;
+  LLVMValueRef jc = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, N, GEMM_NC)), ci(cg, GEMM_NC));
+  LLVMValueRef nc = imin(cg, ci(cg, GEMM_NC), isub(cg, N, jc));
+  /* at least one k-block: K = 0 (no rows) still computes the epilogue */
+  LLVMValueRef nkb = LLVMBuildSDiv(cg->b, iadd(cg, K, isub(cg, kb, ci(cg, 1))), kb, "");
+  nkb = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, nkb, ci(cg, 0)), nkb, ci(cg, 1), "");
+  LLVMValueRef pc = imul(cg, cg_loop_begin(cg, &kl, nkb), kb);
+  LLVMValueRef kc = imin(cg, kb, isub(cg, K, pc));
+  LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
+  LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
+  LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), ci(cg, UK_LOADC), ci(cg, 0), ""),
+                            LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGE, iadd(cg, pc, kc), K), ci(cg, UK_LAST), ci(cg, 0), ""));
+  LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, blocks_of(cg, M, mc_max)), ci(cg, mc_max));
+  LLVMValueRef mc = imin(cg, ci(cg, mc_max), isub(cg, M, ic));
+  LLVMValueRef jr = imul(cg, cg_loop_begin(cg, &rl, blocks_of(cg, nc, nr)), ci(cg, nr));
+  LLVMValueRef nrv = imin(cg, ci(cg, nr), isub(cg, nc, jr));
+  LLVMValueRef bp = gep(cg, P[G_WS], imul(cg, jr, kc));
+  LLVMValueRef col = iadd(cg, jc, jr);
+  LLVMValueRef ir = iadd(cg, ic, imul(cg, cg_loop_begin(cg, &ml, blocks_of(cg, mc, GEMM_MR)), ci(cg, GEMM_MR)));
+  LLVMValueRef mrv = imin(cg, ci(cg, GEMM_MR), isub(cg, iadd(cg, ic, mc), ir));
+  LLVMValueRef a = gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA])));
+  LLVMValueRef c = gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col));
+  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, P[G_LDC], c, P[G_LDC], mrv, nrv, flags};
+  call_tile(cg, P, tile, u, ir, col);
+  cg_loop_end(cg, &ml);
+  cg_loop_end(cg, &rl);
+  cg_loop_end(cg, &il);
+  cg_loop_end(cg, &kl);
+  cg_loop_end(cg, &jl);
+  kernel_end(cg, &ks);
+  return fn;
+}
+
+static GemmKernels *kernels(CG *cg) {
+  if (cg->gemm) return cg->gemm;
+  GemmKernels *gk = cg->gemm = nnc_xcalloc(1, sizeof *gk);
+  LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
+  LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I};
+  LLVMTypeRef e[E_COUNT] = {I, p, I, I, p, p, I, I, I, I, p};
+  LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, p, I};
+  LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
+  gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
+  gk->ukr_e_ty = LLVMFunctionType(V, e, E_COUNT, 0);
+  gk->epi_e_ty = LLVMFunctionType(V, t, T_COUNT, 0);
+  gk->gemm_ty = LLVMFunctionType(V, g, G_COUNT, 0);
+  gk->pack_ty = LLVMFunctionType(V, k, P_COUNT, 0);
+  gk->pack = build_pack(cg, gk->pack_ty);
+  gk->ukr = build_ukr(cg);
+  gk->gemm = build_gemm(cg);
+  return gk;
+}
+
+/* The kernels of gm's epilogue, made at its first use; *slots: the context
+ * slots its operands take. */
+static const EpiKernels *epi_kernels(CG *cg, const Gemm *gm, int *slots) {
+  GemmKernels *gk = kernels(cg);
+  EpiWalk w = {.pass = EPI_KEY};
+  epi_walk(cg, &w, gm, gm->sink);
+  *slots = w.slot;
+  for (int i = 0; i < gk->nepi; i++)
+    if (!strcmp(gk->epi[i].key, w.key.data)) {
+      sb_free(&w.key);
+      return &gk->epi[i];
+    }
+  char name[64];
+  gk->epi = nnc_xrealloc(gk->epi, sizeof(EpiKernels) * (size_t)(gk->nepi + 1));
+  EpiKernels *ek = &gk->epi[gk->nepi];
+  ek->key = nnc_xstrdup(w.key.data);
+  snprintf(name, sizeof name, "nnc.gemm.ukr_e%d", gk->nepi);
+  ek->ukr = build_ukr_epi(cg, gm, name);
+  snprintf(name, sizeof name, "nnc.gemm.epi_e%d", gk->nepi);
+  ek->edge = build_epi_edge(cg, gm, name);
+  sb_free(&w.key);
+  gk->nepi++;
+  return ek;
+}
+
+void gemm_free(CG *cg) {
+  GemmKernels *gk = cg->gemm;
+  if (!gk) return;
+  for (int i = 0; i < gk->nepi; i++) free(gk->epi[i].key);
+  free(gk->epi);
+  free(gk);
+  cg->gemm = NULL;
+}
+
+/* ---- calls ---- */
+
+/* Where a node's memory starts: the object (a parameter of the function,
+ * the workspace, a stack slot) and a byte offset in it. */
+static LLVMValueRef mem_object(const CG *cg, const Node *n, int64_t *byte_off) {
+  const Store *s = &cg->st[n->id];
+  LLVMValueRef base = s->base;
+  *byte_off = s->off * cg->L->elem_size;
+  if (LLVMIsAGetElementPtrInst(base) && LLVMGetOperand(base, 0) == cg->ws && LLVMIsAConstantInt(LLVMGetOperand(base, 1)))
+    *byte_off += LLVMConstIntGetSExtValue(LLVMGetOperand(base, 1)), base = cg->ws;
+  return base;
+}
+
+static bool may_overlap(const CG *cg, const Node *a, const Node *b) {
+  int64_t oa, ob;
+  LLVMValueRef x = mem_object(cg, a, &oa), y = mem_object(cg, b, &ob);
+  if (x != y) return false;
+  int64_t rows = cg->max_batch, ea = shape_numel(&a->shape) * cg->L->elem_size,
+          eb = shape_numel(&b->shape) * cg->L->elem_size;
+  if (a->batched) ea = cg->st[a->id].row_stride * cg->L->elem_size * rows;
+  if (b->batched) eb = cg->st[b->id].row_stride * cg->L->elem_size * rows;
+  return oa < ob + eb && ob < oa + ea;
+}
+
+/* Does the epilogue read memory its sink writes? */
+static bool epi_reads_sink(const CG *cg, const Gemm *gm, const Node *x) {
+  if (x == gm->g) return false;
+  if (x != gm->sink && cg->st[x->id].kind != ST_INLINE)
+    return cg->st[x->id].kind == ST_MEM && may_overlap(cg, x, gm->sink);
+  for (int k = 0; k < op_info[x->op].nin; k++)
+    if (epi_reads_sink(cg, gm, x->in[k])) return true;
+  return false;
+}
+
+static LLVMValueRef slot_array(CG *cg, int slots, const char *name) {
+  return LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->i64, (uint64_t)(slots > 0 ? slots : 1)), name);
+}
+
+void gemm_emit(CG *cg, const Gemm *gm) {
+  GemmKernels *gk = kernels(cg);
+  int slots = 0;
+  const EpiKernels *ek = gm->sink ? epi_kernels(cg, gm, &slots) : NULL;
+  /* the epilogue's operands */
+  EpiWalk w = {.pass = EPI_ARGS, .ctx = slot_array(cg, slots, "epi")};
+  if (gm->sink) epi_walk(cg, &w, gm, gm->sink);
+  LLVMValueRef desc = slot_array(cg, 3, "bdesc");
+  EpiWalk d = {.pass = EPI_ARGS, .ctx = desc};
+  slot_store(cg, &d, gm->B.ptr);
+  slot_store(cg, &d, gm->B.rs);
+  slot_store(cg, &d, gm->B.cs);
+  LLVMValueRef kb = ci(cg, kc_of(cg));
+  if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
+    /* one k-block: its scratch is sized for that only when K is the rows */
+    if (gm->K != cg->n && !(LLVMIsAConstantInt(gm->K) && LLVMConstIntGetSExtValue(gm->K) <= kc_of(cg)))
+      nnc_die("codegen: a GEMM epilogue reads the memory it writes");
+    kb = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, gm->K, ci(cg, 0)), gm->K, ci(cg, 1), "");
+  }
+  LLVMValueRef at = ci(cg, cg->pack_off[gm->owner->id]);
+  LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "pack");
+  LLVMValueRef none = LLVMConstNull(cg->ptr);
+  LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
+                                gm->C, gm->ldc, ek ? ek->ukr : none, ek ? ek->edge : none, w.ctx, ws, kb};
+  LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
+}
+
+/* ---- GEMMs of the IR ---- */
+
+/* A node's elements as a strided matrix, (i, j) at ptr + i*rs + j*cs:
+ * an unbatched matrix in memory, or a transpose of one. */
+static bool matrix_ok(const CG *cg, const Node *n) {
+  const Store *s = &cg->st[n->id];
+  if (n->batched || n->shape.rank != 2) return false;
+  if (s->kind == ST_VIEW && n->op == OP_TRANSPOSE) return matrix_ok(cg, n->in[0]);
+  return s->kind == ST_MEM;
+}
+
+static GemmMat matrix(CG *cg, const Node *n) {
+  if (cg->st[n->id].kind == ST_VIEW) {
+    GemmMat m = matrix(cg, n->in[0]);
+    return (GemmMat){m.ptr, m.cs, m.rs};
+  }
+  cg_flush(cg, n); /* the GEMM reads memory, not the value cache */
+  return (GemmMat){cg_elem_ptr(cg, n, ci(cg, 0), ci(cg, 0)), ci(cg, n->shape.dim[1]), ci(cg, 1)};
+}
+
+/* A batched vector as rows in memory, (r, j) at ptr + r*rs + j: in memory,
+ * or a reshape of a batched tensor in memory. */
+static const Node *rows_node(const CG *cg, const Node *n) {
+  if (!n->batched) return NULL;
+  if (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  return n->batched && cg->st[n->id].kind == ST_MEM ? n : NULL;
+}
+
+static GemmMat rows(CG *cg, const Node *n) {
+  n = rows_node(cg, n);
+  cg_flush(cg, n);
+  return (GemmMat){cg_elem_ptr(cg, n, ci(cg, 0), ci(cg, 0)), ci(cg, cg->st[n->id].row_stride), ci(cg, 1)};
+}
+
+/* Is a product of these sizes (per row) worth a call of the kernel? */
+static bool gemm_worth(int64_t n, int64_t k) { return n * k >= 512 && k >= 4; }
+
+/* matmul of a per-batch matrix and a batched vector (a layer), either way. */
+static bool matmul_gemm_ok(const CG *cg, const Node *n) {
+  const Node *L = n->in[0], *R = n->in[1];
+  if (L->shape.rank == 2 && R->shape.rank == 1)
+    return matrix_ok(cg, L) && rows_node(cg, R) && gemm_worth(L->shape.dim[0], L->shape.dim[1]);
+  if (L->shape.rank == 1 && R->shape.rank == 2)
+    return rows_node(cg, L) && matrix_ok(cg, R) && gemm_worth(R->shape.dim[1], R->shape.dim[0]);
+  return false;
 }
 
 /* Where a GEMM node writes: its own memory, or its sink's (epilogue). */
 static void gemm_target(CG *cg, Gemm *gm, const Node *n) {
   const Node *sink = cg->fused_into[n->id];
-  const Store *s = &cg->st[(sink ? sink : n)->id];
+  const Node *to = sink ? sink : n;
   gm->g = n;
   gm->sink = sink;
-  gm->C = gep(cg, s->base, ci(cg, s->off));
-  if (sink) {
-    epi_flush(cg, gm, sink);
-    cg_forget_node(cg, sink); /* the GEMM writes the sink's memory directly */
-  } else {
-    cg_forget_node(cg, n); /* the GEMM writes memory directly */
-  }
-}
-
-static void emit_gemm(CG *cg, const Gemm *gm) {
-  Loop ml;
-  LLVMValueRef blocks = LLVMBuildSDiv(cg->b, gm->M, ci(cg, GEMM_MR), "");
-  LLVMValueRef mb = cg_loop_begin(cg, &ml, blocks);
-  gemm_rows(cg, gm, imul(cg, mb, ci(cg, GEMM_MR)), GEMM_MR);
-  cg_loop_end(cg, &ml);
-  /* the last M % 6 rows as blocks of 4, 2 and 1 (one row alone is a chain
-     of dependent FMAs, 4x slower per row than a block) */
-  LLVMValueRef at = imul(cg, blocks, ci(cg, GEMM_MR));
-  LLVMValueRef rest = LLVMBuildNSWSub(cg->b, gm->M, at, "");
-  for (int mr = 4; mr >= 1; mr /= 2) {
-    LLVMValueRef has = LLVMBuildICmp(cg->b, LLVMIntNE, LLVMBuildAnd(cg->b, rest, ci(cg, mr), ""), ci(cg, 0), "");
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_rest");
-    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_rest_done");
-    LLVMBuildCondBr(cg->b, has, then, after);
-    LLVMPositionBuilderAtEnd(cg->b, then);
-    gemm_rows(cg, gm, at, mr);
-    LLVMBuildBr(cg->b, after);
-    LLVMPositionBuilderAtEnd(cg->b, after);
-    at = LLVMBuildSelect(cg->b, has, iadd(cg, at, ci(cg, mr)), at, "");
-  }
-}
-
-/* v[0..vl-1] <- its transpose, by log2(vl) rounds of full-width
- * interleaves: out[2i] = lo(in[i], in[i+vl/2]), out[2i+1] = hi(...). */
-static void transpose_block(CG *cg, LLVMValueRef *v) {
-  int vl = cg->vl;
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-  LLVMValueRef lo[64], hi[64], tmp[64];
-  for (int j = 0; j < vl / 2; j++) {
-    lo[2 * j] = LLVMConstInt(i32, (unsigned)j, 0);
-    lo[2 * j + 1] = LLVMConstInt(i32, (unsigned)(vl + j), 0);
-    hi[2 * j] = LLVMConstInt(i32, (unsigned)(vl / 2 + j), 0);
-    hi[2 * j + 1] = LLVMConstInt(i32, (unsigned)(vl + vl / 2 + j), 0);
-  }
-  LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)vl), mhi = LLVMConstVector(hi, (unsigned)vl);
-  for (int round = 1; round < vl; round *= 2) {
-    for (int i = 0; i < vl / 2; i++) {
-      tmp[2 * i] = LLVMBuildShuffleVector(cg->b, v[i], v[i + vl / 2], mlo, "");
-      tmp[2 * i + 1] = LLVMBuildShuffleVector(cg->b, v[i], v[i + vl / 2], mhi, "");
-    }
-    for (int i = 0; i < vl; i++) v[i] = tmp[i];
-  }
-}
-
-/* B(k, n) = src[k][n] (or src[n][k] with swap) packed K x N into the
- * workspace slot of `owner`. A transposed matrix in memory whose sides are
- * whole vectors goes through vl x vl register transposes. */
-static LLVMValueRef pack_b(CG *cg, const Node *owner, const Node *src, int64_t K, int64_t N, bool swap) {
-  LLVMValueRef pack_at = ci(cg, cg->pack_off[owner->id]);
-  LLVMValueRef base = LLVMBuildInBoundsGEP2(cg->alloc, LLVMInt8TypeInContext(cg->ctx), cg->ws, &pack_at, 1, "pack");
-  const Store *ss = &cg->st[src->id];
-  int vl = cg->vl;
-  if (swap && ss->kind == ST_MEM && !src->batched && K % vl == 0 && N % vl == 0 && vl <= 64) {
-    cg_flush(cg, src);
-    LLVMTypeRef vt = LLVMVectorType(cg->T, (unsigned)vl);
-    LLVMValueRef from = gep(cg, ss->base, ci(cg, ss->off));
-    Loop nl, kl;
-    LLVMValueRef n0 = imul(cg, cg_loop_begin(cg, &nl, ci(cg, N / vl)), ci(cg, vl));
-    LLVMValueRef k0 = imul(cg, cg_loop_begin(cg, &kl, ci(cg, K / vl)), ci(cg, vl));
-    LLVMValueRef v[64];
-    for (int i = 0; i < vl; i++) { /* rows n0+i of src, columns k0.. */
-      LLVMValueRef off = iadd(cg, imul(cg, iadd(cg, n0, ci(cg, i)), ci(cg, K)), k0);
-      v[i] = LLVMBuildLoad2(cg->b, vt, gep(cg, from, off), "");
-      LLVMSetAlignment(v[i], (unsigned)cg->L->elem_size);
-    }
-    transpose_block(cg, v);
-    for (int i = 0; i < vl; i++) { /* rows k0+i of B, columns n0.. */
-      LLVMValueRef off = iadd(cg, imul(cg, iadd(cg, k0, ci(cg, i)), ci(cg, N)), n0);
-      LLVMValueRef st = LLVMBuildStore(cg->b, v[i], gep(cg, base, off));
-      LLVMSetAlignment(st, (unsigned)cg->L->elem_size);
-    }
-    cg_loop_end(cg, &kl);
-    cg_loop_end(cg, &nl);
-    return base;
-  }
-  Iter it;
-  Shape kn = shape2(K, N);
-  cg_iter_shape(cg, &it, &kn);
-  FOR_EACH(cg, it) {
-    LLVMValueRef idx[2] = {swap ? it.idx[1] : it.idx[0], swap ? it.idx[0] : it.idx[1]};
-    LLVMValueRef v = cg_load_elem(cg, src, ci(cg, 0), idx);
-    LLVMBuildStore(cg->b, v, gep(cg, base, iadd(cg, imul(cg, it.idx[0], ci(cg, N)), it.idx[1])));
-  }
-  return base;
-}
-
-/* A uniform matrix node as a row-major pointer when it is in memory (or a
- * transpose of memory and `want_t`), else NULL. */
-static LLVMValueRef direct_matrix(CG *cg, const Node *n, int64_t *ld) {
-  const Store *s = &cg->st[n->id];
-  if (n->batched || s->kind != ST_MEM || n->shape.rank != 2) return NULL;
-  cg_flush(cg, n); /* the GEMM reads memory, not the value cache */
-  *ld = n->shape.dim[1];
-  return gep(cg, s->base, ci(cg, s->off));
-}
-
-/* Is this product worth the GEMM path? */
-static bool gemm_worth(const CG *cg, int64_t N, int64_t K) { return N >= 2 * cg->vl && K >= 4; }
-
-/* matmul as GEMM when one side is a per-batch matrix and the other a
- * batched vector (layers), or per row for matrix products. */
-static bool matmul_gemm_ok(const CG *cg, const Node *n) {
-  const Node *L = n->in[0], *R = n->in[1];
-  if (L->shape.rank == 2 && R->shape.rank == 1 && !L->batched && R->batched)
-    return gemm_worth(cg, L->shape.dim[0], L->shape.dim[1]);
-  if (L->shape.rank == 1 && R->shape.rank == 2 && L->batched && !R->batched)
-    return gemm_worth(cg, R->shape.dim[1], R->shape.dim[0]);
-  return false;
+  gm->owner = n;
+  gm->C = cg_elem_ptr(cg, to, ci(cg, 0), ci(cg, 0));
+  gm->ldc = ci(cg, to->batched ? cg->st[to->id].row_stride : to->shape.dim[1]);
+  if (sink) epi_flush(cg, gm, sink);
+  cg_forget_node(cg, to); /* the GEMM writes memory directly */
 }
 
 bool gemm_try_matmul(CG *cg, const Node *n) {
   const Node *L = n->in[0], *R = n->in[1];
-  Gemm gm = {0};
-  int64_t ld;
   if (!matmul_gemm_ok(cg, n)) return false;
-  if (L->shape.rank == 2 && R->shape.rank == 1 && !L->batched && R->batched) {
+  Gemm gm = {.M = cg->n};
+  if (L->shape.rank == 2) {
     /* y[r,i] = sum_q L[i,q] R[r,q]: B(q,i) = L[i,q] */
-    int64_t m = L->shape.dim[0], k = L->shape.dim[1];
-    if (!gemm_worth(cg, m, k)) return false;
-    gm.M = cg->n, gm.K = ci(cg, k), gm.N = m;
-    gm.A = R, gm.amode = A_ROWVEC;
-    if (L->op == OP_TRANSPOSE && (gm.B = direct_matrix(cg, L->in[0], &ld)))
-      gm.ldb = ld;
-    else
-      gm.B = pack_b(cg, n, L, k, m, true), gm.ldb = m;
-  } else if (L->shape.rank == 1 && R->shape.rank == 2 && L->batched && !R->batched) {
-    int64_t k = R->shape.dim[0], m = R->shape.dim[1];
-    if (!gemm_worth(cg, m, k)) return false;
-    gm.M = cg->n, gm.K = ci(cg, k), gm.N = m;
-    gm.A = L, gm.amode = A_ROWVEC;
-    if ((gm.B = direct_matrix(cg, R, &ld)))
-      gm.ldb = ld;
-    else
-      gm.B = pack_b(cg, n, R, k, m, false), gm.ldb = m;
+    GemmMat l = matrix(cg, L);
+    gm.N = ci(cg, L->shape.dim[0]), gm.K = ci(cg, L->shape.dim[1]);
+    gm.A = rows(cg, R);
+    gm.B = (GemmMat){l.ptr, l.cs, l.rs};
   } else {
-    return false;
+    gm.N = ci(cg, R->shape.dim[1]), gm.K = ci(cg, R->shape.dim[0]);
+    gm.A = rows(cg, L);
+    gm.B = matrix(cg, R);
   }
   gemm_target(cg, &gm, n);
-  gm.ldc = gm.N;
-  emit_gemm(cg, &gm);
+  gemm_emit(cg, &gm);
   return true;
 }
 
@@ -401,25 +1033,36 @@ bool gemm_batch_outer_ok(const CG *cg, const Node *n) {
 
 void gemm_batch_outer(CG *cg, const Node *n) {
   const Node *o = n->in[0], *a = o->in[0], *b = o->in[1];
-  int64_t m = a->shape.dim[0], nn = b->shape.dim[0];
-  Gemm gm = {.M = ci(cg, m), .K = cg->n, .N = nn, .A = a, .amode = A_ROWS_T};
-  const Store *bs = &cg->st[b->id];
-  if (b->batched && bs->kind == ST_MEM) {
-    cg_flush(cg, b); /* the GEMM reads memory, not the value cache */
-    gm.B = gep(cg, bs->base, ci(cg, bs->off));
-    gm.ldb = bs->row_stride;
-  } else {
-    nnc_die("codegen: batch outer needs its right operand in memory");
-  }
+  GemmMat ar = rows(cg, a);
+  Gemm gm = {.M = ci(cg, a->shape.dim[0]), .N = ci(cg, b->shape.dim[0]), .K = cg->n,
+             .A = {ar.ptr, ar.cs, ar.rs}, .B = rows(cg, b)};
   gemm_target(cg, &gm, n);
-  gm.ldc = nn;
-  emit_gemm(cg, &gm);
+  gemm_emit(cg, &gm);
 }
 
 /* outer(a, b) whose only reader sums it over the batch: one GEMM. */
 bool gemm_outer_ok(const CG *cg, const Node *n, const Node *c) {
-  return n->op == OP_OUTER && c->op == OP_BATCH_SUM && n->batched && n->in[0]->batched &&
-         n->in[1]->batched && cg->st[n->in[1]->id].kind == ST_MEM && gemm_worth(cg, n->shape.dim[1], 4);
+  return n->op == OP_OUTER && c->op == OP_BATCH_SUM && n->batched && rows_node(cg, n->in[0]) &&
+         rows_node(cg, n->in[1]) && gemm_worth(n->shape.dim[1], n->shape.dim[0]);
+}
+
+int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch) {
+  int64_t N, kb;
+  if (n->op == OP_MATMUL && n->batched && n->in[0]->shape.rank + n->in[1]->shape.rank == 3) {
+    const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
+    if (m->batched) return 0;
+    N = m == n->in[0] ? m->shape.dim[0] : m->shape.dim[1];
+    kb = m == n->in[0] ? m->shape.dim[1] : m->shape.dim[0];
+    if (kb > GEMM_KC) kb = GEMM_KC;
+  } else if (n->op == OP_BATCH_SUM && n->in[0]->op == OP_OUTER && n->in[0]->batched) {
+    N = n->shape.dim[1];
+    kb = max_batch; /* one k-block when the epilogue reads what it writes */
+  } else {
+    return 0;
+  }
+  if (N > GEMM_NC) N = GEMM_NC;
+  N = (N + GEMM_NR_MAX - 1) / GEMM_NR_MAX * GEMM_NR_MAX;
+  return (kb > 0 ? kb : 1) * N * elem_size;
 }
 
 /* GEMM epilogues: for each GEMM node with one reader, follow the inlined

@@ -1,11 +1,35 @@
 /*
- * gemm.h - matrix products as register-blocked GEMMs, with epilogues
- * (gemm.c), for codegen.c.
+ * gemm.h - matrix products as calls of the module's packed GEMM kernel,
+ * with epilogues (gemm.c), for codegen.c.
  */
 #ifndef NNC_GEMM_H
 #define NNC_GEMM_H
 
 #include "cgbase.h"
+
+/* A matrix operand: element (i, j) at ptr + i*rs + j*cs (i64 strides in
+ * elements, any values: a transposed matrix is a swap of rs and cs). */
+typedef struct GemmMat {
+  LLVMValueRef ptr, rs, cs;
+} GemmMat;
+
+/* C[M,N] = A[M,K] B[K,N], or, with an epilogue, the sink's expression of
+ * it (gemm_plan_epilogues) stored instead. Sizes are i64 values, constants
+ * or not. B is packed into the workspace scratch of `owner`
+ * (gemm_scratch_bytes). */
+typedef struct Gemm {
+  LLVMValueRef M, N, K;
+  GemmMat A, B;
+  LLVMValueRef C, ldc;   /* C(m,n) at C + m*ldc + n */
+  const Node *g;         /* the node the GEMM computes */
+  const Node *sink;      /* with an epilogue: the node stored instead (C is its memory) */
+  const Node *owner;     /* the node whose scratch packs B */
+} Gemm;
+
+/* A call of the kernel (made once per module at its first use). */
+void gemm_emit(CG *cg, const Gemm *gm);
+/* Release the module's kernel table (codegen_module, at its end). */
+void gemm_free(CG *cg);
 
 /* Build matmul node n as a GEMM when that pays; false: the caller builds
  * its loop nest. */
@@ -19,5 +43,8 @@ bool gemm_outer_ok(const CG *cg, const Node *n, const Node *c);
 /* Choose the GEMM epilogues of the function being planned (cg->fused_into,
  * cg->epi_gemm) from each node's readers, reader counts and roots. */
 void gemm_plan_epilogues(CG *cg, const Node **reader, const int *users, const bool *root);
+/* Bytes of workspace scratch node n needs if it becomes a GEMM (its packed
+ * B), for any target; 0 when it cannot be one. */
+int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch);
 
 #endif

@@ -17,6 +17,7 @@
 #   agree.NAME.DTYPE.bN          --grad of the interpreter = --jit at -O0/-O2/-O3
 #                                on N rows (tests/gradcheck/*.nn and the
 #                                examples)
+#   agree.gemm.NAME.DTYPE.bN     the same for tests/train/gemm/*.nn (GEMM shapes)
 #   agree.registers.NAME.DTYPE   --train at batch 1 (the register step) ends
 #                                where the interpreter's does
 #                                (tests/gradcheck/*.nn, tests/train/registers/*.nn)
@@ -99,6 +100,32 @@ endforeach()
 foreach(dtype f64 f32)
   suite_test(agree.train_epilogue.${dtype} LABELS "agree;jit"
              COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/epilogue.nn ${dtype})
+endforeach()
+
+# every GEMM shape class at the edges of the blocks (tests/train/gemm/*.nn:
+# k-blocks, column blocks, edge tiles, rows not a multiple of the
+# micro-kernel's, the weight gradient over more rows than a k-block),
+# gradients on 1, 13 and 260 rows, and training through the epilogues;
+# kblocks also at SSE's and AVX2's vector widths (other edges)
+file(GLOB SUITES_GEMM_MODELS LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_TRAIN_DIR}/gemm/*.nn)
+foreach(nn ${SUITES_GEMM_MODELS})
+  get_filename_component(name ${nn} NAME_WE)
+  foreach(dtype f64 f32)
+    foreach(batch 1 13 260)
+      suite_test(agree.gemm.${name}.${dtype}.b${batch} LABELS "agree;jit"
+                 COMMAND ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${nn} ${dtype} ${batch})
+    endforeach()
+    suite_test(agree.gemm_train.${name}.${dtype} LABELS "agree;jit"
+               COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
+  endforeach()
+endforeach()
+foreach(bits 128 256)
+  suite_test(agree.vector${bits}.gemm.kblocks.f32.b13 LABELS "agree;jit"
+             COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
+                     ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/kblocks.nn f32 13)
+  suite_test(agree.vector${bits}.gemm_train.kblocks.f64 LABELS "agree;jit"
+             COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
+                     ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/kblocks.nn f64)
 endforeach()
 
 # the code shapes of other machines' vector widths (NNC_VECTOR_BITS: the
