@@ -201,6 +201,7 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_DROPOUT: /* linear: the same mask (key, step, element) on dy */
     GIVE(0, node_make(g, OP_DROPOUT, dy, b, &y->attr, ad->loc));
     return;
+  case OP_IF_TRAINING: GIVE(0, dy); return; /* gradients are of training functions */
   case OP_BATCH_SUM: GIVE(0, dy); return;
   case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
   case OP_COUNT: break;

@@ -318,6 +318,7 @@ LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef 
     }
     if (n->op == OP_SLICE || n->op == OP_CONCAT) return concat_or_slice_elem(cg, n, row, idx);
     if (n->op == OP_DROPOUT) return cg_load_elem(cg, a, row, idx); /* evaluation: the identity */
+    if (n->op == OP_IF_TRAINING) return cg_load_elem(cg, n->in[cg_evaluation(cg) ? 1 : 0], row, idx);
     /* reshape: same elements, same order */
     LLVMValueRef lin = cg_linear_index(cg, &n->shape, idx);
     if (cg->st[a->id].kind == ST_MEM) return cg_mem_load(cg, a, row, lin);
@@ -394,7 +395,8 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_INV_BATCH:
   case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
   case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
-  case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING: case OP_BATCH_SUM:
+  case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("codegen: %s is not elementwise", op_info[op].name);

@@ -121,6 +121,10 @@ static inline LLVMValueRef imul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildNSWMul(cg->b, a, b, "");
 }
 
+/* Is this an evaluation function (forward, predict: dropout is the
+ * identity, if_training reads its second operand)? */
+static inline bool cg_evaluation(const CG *cg) { return cg->kind == FN_FORWARD || cg->kind == FN_PREDICT; }
+
 static inline bool is_elementwise(const Node *n) {
   return op_info[n->op].cls == OPC_UNARY || op_info[n->op].cls == OPC_BINARY;
 }

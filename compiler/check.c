@@ -69,6 +69,10 @@ static const Builtin builtins[] = {
     {"layer_norm", B_LAYER, LAYER_LAYER_NORM, 1,
      {[LAYER_NORM_EPS] = POS("eps", P_REAL, 1e-5, 1),
       [LAYER_NORM_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
+    {"batch_norm", B_LAYER, LAYER_BATCH_NORM, 1,
+     {[BATCH_NORM_MOMENTUM] = NUM("momentum", P_REAL, 0.1, 0, 1),
+      [BATCH_NORM_EPS] = POS("eps", P_REAL, 1e-5, 1),
+      [BATCH_NORM_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
     /* ops with their own argument checks (check_pieces) */
     {"concat", B_OP, OP_CONCAT, 2, {NUM("axis", P_INT, 0, -MAX_RANK, MAX_RANK - 1)}, true},
     {"slice", B_OP, OP_SLICE, 1,
@@ -699,6 +703,7 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
   switch ((LayerKind)call->b->sub) {
   case LAYER_LINEAR: return check_linear(c, e, call);
   case LAYER_LAYER_NORM: return tensor_type(c, x->shape); /* normalizes the last axis */
+  case LAYER_BATCH_NORM: return tensor_type(c, x->shape); /* normalizes each channel (axis 0) */
   }
   return error_type(c);
 }

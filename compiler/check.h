@@ -57,10 +57,11 @@ typedef struct ParamSpec {
   bool hi_open;   /* hi itself is refused */
 } ParamSpec;
 
-typedef enum LayerKind { LAYER_LINEAR, LAYER_LAYER_NORM } LayerKind;
+typedef enum LayerKind { LAYER_LINEAR, LAYER_LAYER_NORM, LAYER_BATCH_NORM } LayerKind;
 /* the layers' argument slots (Call.num, Call.str) */
 enum { LINEAR_UNITS, LINEAR_BIAS, LINEAR_NAME };
 enum { LAYER_NORM_EPS, LAYER_NORM_NAME };
+enum { BATCH_NORM_MOMENTUM, BATCH_NORM_EPS, BATCH_NORM_NAME };
 typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;

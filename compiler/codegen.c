@@ -281,6 +281,19 @@ static void emit_dropout(CG *cg, const Node *n) {
   }
 }
 
+/* n's values stored from its view (the operand its function reads). */
+static void emit_copy(CG *cg, const Node *n) {
+  Iter rows, el;
+  cg_iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    cg_iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef v = cg_load_elem(cg, n->in[cg_evaluation(cg) ? 1 : 0], rows.idx[0], el.idx);
+      cg_store_elem(cg, n, rows.idx[0], el.idx, v);
+    }
+  }
+}
+
 static void emit_node(CG *cg, const Node *n) {
   switch (op_info[n->op].cls) {
   case OPC_LEAF:
@@ -305,10 +318,13 @@ static void emit_node(CG *cg, const Node *n) {
     emit_sum_to(cg, n);
     return;
   case OPC_DROPOUT:
-    if (cg->kind == FN_FORWARD || cg->kind == FN_PREDICT)
+    if (cg_evaluation(cg))
       emit_elementwise(cg, n); /* evaluation: a copy of the operand (a result stored) */
     else
       emit_dropout(cg, n);
+    return;
+  case OPC_MODE:
+    emit_copy(cg, n); /* a view, unless a result */
     return;
   case OPC_BATCH:
     if (gemm_batch_outer_ok(cg, n))
@@ -323,7 +339,7 @@ static void emit_node(CG *cg, const Node *n) {
 
 static bool is_view(const Node *n) {
   return n->op == OP_TRANSPOSE || n->op == OP_BROADCAST || n->op == OP_RESHAPE || n->op == OP_SLICE ||
-         n->op == OP_CONCAT;
+         n->op == OP_CONCAT || n->op == OP_IF_TRAINING;
 }
 
 /* Bytes of a node's values for a batch of max_batch rows. */
@@ -339,8 +355,7 @@ static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64
  * workspace, which plan_workspace chooses once every node's storage is
  * known (until then its base is NULL). */
 static void place(CG *cg, const Node *n, bool materialize) {
-  bool evaluation = cg->kind == FN_FORWARD || cg->kind == FN_PREDICT;
-  if (!materialize && (is_view(n) || (n->op == OP_DROPOUT && evaluation))) {
+  if (!materialize && (is_view(n) || (n->op == OP_DROPOUT && cg_evaluation(cg)))) {
     cg->st[n->id].kind = ST_VIEW;
     return;
   }
@@ -368,7 +383,7 @@ static bool can_inline(const Node *n, const Node *c) {
   case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
-  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT:
+  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:
     return false;
   }
   return false;
@@ -548,7 +563,8 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   for (int i = g->len - 1; i >= 0; i--) {
     if (!cg->need[i] || given[i]) continue;
     const Node *n = g->nodes[i];
-    for (int k = 0; k < op_info[n->op].nin; k++) cg->need[n->in[k]->id] = true;
+    for (int k = 0; k < op_info[n->op].nin; k++)
+      if (node_reads(n, k, cg_evaluation(cg))) cg->need[n->in[k]->id] = true;
   }
   /* readers within this function */
   int *users = nnc_xcalloc((size_t)g->len, sizeof(int));
@@ -557,6 +573,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     if (!cg->need[i] || given[i]) continue;
     const Node *n = g->nodes[i];
     for (int k = 0; k < op_info[n->op].nin; k++) {
+      if (!node_reads(n, k, cg_evaluation(cg))) continue;
       users[n->in[k]->id]++;
       reader[n->in[k]->id] = n;
     }
@@ -600,7 +617,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   if (cg->kind == FN_TRAIN_STEP || cg->kind == FN_UPDATE)
     for (int u = 0; u < g->nupdates; u++) {
       const Update *up = &g->updates[u];
-      if (!update_in_place(cg, reader, up)) continue;
+      if ((cg->kind == FN_UPDATE && up->from_batch) || !update_in_place(cg, reader, up)) continue;
       const Node *t = up->target;
       set_mem(cg, up->value, cg->buf,
               t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index], 0);
@@ -652,6 +669,7 @@ static bool stored_at(const CG *cg, const Node *n, LLVMValueRef base, int64_t of
 static void store_updates(CG *cg) {
   const Graph *g = cg->g;
   for (int u = 0; u < g->nupdates; u++) {
+    if (cg->kind == FN_UPDATE && g->updates[u].from_batch) continue;
     const Node *t = g->updates[u].target;
     int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
     if (!stored_at(cg, g->updates[u].value, cg->buf, off)) copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
@@ -771,7 +789,8 @@ static void build_function(CG *cg, FnKind kind) {
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0);
     set_rows(cg, ci(cg, 1));
-    for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
+    for (int u = 0; u < g->nupdates; u++)
+      if (!g->updates[u].from_batch) roots[nroots++] = g->updates[u].value; /* it has no batch */
     break;
   }
   case FN_TRAIN_EPOCH: case FN_COUNT: default:

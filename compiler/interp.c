@@ -58,8 +58,8 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
   case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
-  case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_BATCH_SUM:
-  case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING:
+  case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
@@ -75,7 +75,7 @@ struct Interp {
   bool *have;     /* computed or given */
   bool *given;
   bool *needed;   /* scratch for interp_get */
-  bool evaluation; /* dropout is the identity (forward, predict) */
+  bool evaluation; /* forward, predict: dropout is the identity, if_training its second operand */
 };
 
 Interp *interp_new(const Graph *g, int max_rows, bool force_f64) {
@@ -277,6 +277,9 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
     }
     return;
   }
+  case OPC_MODE:
+    memcpy(out, in->evaluation ? b : a, sizeof(double) * (size_t)numel);
+    return;
   case OPC_DROPOUT:
     break; /* eval_node: its masks need the row */
   case OPC_BATCH:
@@ -311,8 +314,8 @@ static void eval_node(Interp *in, const Node *n) {
     int rows = n->batched ? in->rows : 1;
     int64_t na = A ? shape_numel(&A->shape) : 0, nb = B ? shape_numel(&B->shape) : 0;
     for (int r = 0; r < rows; r++) {
-      const double *a = A ? in->val[A->id] + (A->batched ? r * na : 0) : NULL;
-      const double *b = B ? in->val[B->id] + (B->batched ? r * nb : 0) : NULL;
+      const double *a = A && in->val[A->id] ? in->val[A->id] + (A->batched ? r * na : 0) : NULL;
+      const double *b = B && in->val[B->id] ? in->val[B->id] + (B->batched ? r * nb : 0) : NULL;
       eval_row(in, n, out + r * numel, a, b);
     }
   }
@@ -331,7 +334,8 @@ const double *interp_get(Interp *in, const Node *target) {
   for (int i = target->id; i >= 0; i--) {
     if (!in->needed[i] || in->have[i]) continue;
     const Node *n = g->nodes[i];
-    for (int k = 0; k < op_info[n->op].nin; k++) in->needed[n->in[k]->id] = true;
+    for (int k = 0; k < op_info[n->op].nin; k++)
+      if (node_reads(n, k, in->evaluation)) in->needed[n->in[k]->id] = true;
   }
   for (int i = 0; i <= target->id; i++)
     if (in->needed[i] && !in->have[i]) eval_node(in, g->nodes[i]);
@@ -415,12 +419,15 @@ static double ie_backward(Engine *e, const void *x, const void *t, int64_t n) {
 }
 
 /* Apply g->updates from the values the interpreter holds (all computed
- * before any is stored: an update reads the old values). */
-static void apply_updates(Engine *e) {
+ * before any is stored: an update reads the old values); without the
+ * batch (with_batch false), those that need it are left out. */
+static void apply_updates(Engine *e, bool with_batch) {
   IEngine *ie = e->impl;
   const Graph *g = e->g;
-  for (int u = 0; u < g->nupdates; u++) interp_get(ie->in, g->updates[u].value);
+  for (int u = 0; u < g->nupdates; u++)
+    if (with_batch || !g->updates[u].from_batch) interp_get(ie->in, g->updates[u].value);
   for (int u = 0; u < g->nupdates; u++) {
+    if (!with_batch && g->updates[u].from_batch) continue;
     const Node *target = g->updates[u].target, *v = g->updates[u].value;
     const double *val = interp_peek(ie->in, v);
     int64_t off = target->op == OP_PARAM ? e->layout->param_off[target->param_index]
@@ -440,7 +447,7 @@ static void ie_update(Engine *e) {
     for (int64_t k = 0; k < len; k++) ie->scratch[k] = buf_get(e, e->layout->grad_off[i] + k);
     interp_give(ie->in, d, ie->scratch);
   }
-  apply_updates(e);
+  apply_updates(e, false);
   /* the gradient nodes were given for this step only */
   interp_free(ie->in);
   ie->in = interp_new(e->g, e->max_batch, false);
@@ -450,7 +457,7 @@ static double ie_train_step(Engine *e, const void *x, const void *t, int64_t n) 
   IEngine *ie = e->impl;
   start_batch(e, x, t, n);
   double loss = interp_get(ie->in, e->g->batch_loss)[0];
-  apply_updates(e);
+  apply_updates(e, true);
   return loss;
 }
 

@@ -20,7 +20,7 @@ const OpInfo op_info[OP_COUNT] = {
 #define CLASS_NIN(cls) \
   ((cls) == OPC_LEAF ? 0 \
    : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT || \
-     (cls) == OPC_DROPOUT ? 2 : 1)
+     (cls) == OPC_DROPOUT || (cls) == OPC_MODE ? 2 : 1)
 #define CLASS_ATTR_OK(cls, attr) \
   ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE || (cls) == OPC_CONCAT ? (attr) == A_AXIS \
    : (cls) == OPC_SLICE ? (attr) == A_RANGE \
@@ -206,6 +206,12 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
     if (in[1]->rank != 0) FAIL("dropout's step must be a scalar");
     *out = *in[0];
     return 0;
+  case OPC_MODE:
+    if (!shape_eq(in[0], in[1]))
+      FAIL("if_training needs two values of one shape, got %s and %s", shape_str(in[0], false, s0, sizeof s0),
+           shape_str(in[1], false, s1, sizeof s1));
+    *out = *in[0];
+    return 0;
   case OPC_BATCH:
     *out = *in[0];
     return 0;
@@ -249,7 +255,7 @@ static bool op_batched(Op op, Node *a, Node *b) {
     return false;
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
   case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
-  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT:
+  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:
     break;
   }
   return (a && a->batched) || (b && b->batched);

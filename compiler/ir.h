@@ -46,6 +46,7 @@ typedef enum OpClass {
   OPC_CONCAT,     /* two operands joined along `axis` */
   OPC_SLICE,      /* a range of indices along `axis` (a view) */
   OPC_DROPOUT,    /* operand a masked at random in training (b: the step), else a */
+  OPC_MODE,       /* operand a in training functions, b in evaluation functions */
   OPC_BATCH       /* across the rows of the batch */
 } OpClass;
 
@@ -131,11 +132,20 @@ struct Node {
   int state_index; /* OP_STATE: index in graph->states; else -1 */
 };
 
+/* Does n read its operand k in training (evaluation false) or evaluation
+ * functions? Every op reads all of them but if_training, which reads one. */
+static inline bool node_reads(const Node *n, int k, bool evaluation) {
+  return op_info[n->op].cls != OPC_MODE || k == (evaluation ? 1 : 0);
+}
+
 /* An optimizer update: after a step, `target` (a PARAM or STATE leaf)
- * takes the value of `value`. */
+ * takes the value of `value`. `from_batch`: value is computed from the
+ * batch's rows (batch_norm's running statistics), so a training step
+ * applies it but an optimizer step from given gradients (update) cannot. */
 typedef struct Update {
   Node *target;
   Node *value;
+  bool from_batch;
 } Update;
 
 typedef struct Graph {
@@ -156,6 +166,10 @@ typedef struct Graph {
   int nupdates;
   Node *lr; /* the learning rate state the updates read (update.h), or NULL */
   int max_batch; /* rows per batch the graph is built for (>= 1) */
+  /* batch statistics (batch_norm): the layer whose channels get the fewest
+   * values from one row, and how many (0: the model has none) */
+  const char *stat_layer;
+  int64_t stat_values;
 } Graph;
 
 Graph *graph_new(Arena *arena, DType dtype);

@@ -580,8 +580,15 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             " * train block's lr there); write another value there between calls to\n"
             " * follow a schedule.\n"
             " * The functions share one workspace in the object: call them from one\n"
-            " * thread at a time. */\n",
+            " * thread at a time.",
             P, P, P, P, P, P, P, P, P);
+  if (g->stat_values)
+    sb_puts(sb, "\n * batch_norm: backward, train_step and train_epoch normalize with the\n"
+                " * statistics of each batch's rows (training mode), and train_step and\n"
+                " * train_epoch move the running statistics towards them; forward and\n"
+                " * predict normalize with the running statistics (evaluation mode);\n"
+                " * update, which has no batch, leaves them alone.");
+  sb_puts(sb, " */\n");
   sb_printf(sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", P, P);
   sb_printf(sb, "typedef %s %sreal; /* the model's dtype */\n", T, P);
   sb_printf(sb, "#define %sDTYPE \"%s\"\n", P, dtype_name(g->dtype));
@@ -604,6 +611,20 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
     sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_GRAD_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64
                    "\n",
               P, id, layout->param_off[i], P, id, layout->grad_off[i], P, id, shape_numel(&p->shape));
+  }
+  /* the states layers keep (batch_norm's running statistics, dropout's step) */
+  bool stated = false;
+  for (int j = 0; j < layout->nstates; j++) {
+    const Node *st = g->states.items[j];
+    if (is_optimizer_state(st)) continue;
+    if (!stated)
+      sb_puts(sb, "\n/* Each state a layer keeps: where its values start in buf and how many\n"
+                  " * it has. Keep them with the parameters. */\n");
+    stated = true;
+    char id[128];
+    c_ident(st->name, id, sizeof id);
+    sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64 "\n", P, id, layout->state_off[j], P,
+              id, shape_numel(&st->shape));
   }
   sb_printf(sb, "\ntypedef struct %sparam {\n  const char *name;\n  int64_t offset, grad_offset, size;\n"
                  "  int rank;\n  int64_t shape[4];\n} %sparam;\n\n",

@@ -9,7 +9,7 @@ typedef struct Lower {
   Graph *g;
   const Program *p;
   Node **bound; /* bound[Symbol.index]: the node a name stands for */
-  int unnamed[LAYER_LAYER_NORM + 1]; /* unnamed layers of each kind so far */
+  int unnamed[LAYER_BATCH_NORM + 1]; /* unnamed layers of each kind so far */
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
   Node *dropout_step;   /* the training step dropout's masks depend on, made on first use */
@@ -46,7 +46,8 @@ static Node *lower_expr(Lower *L, const Expr *e);
 /* The name a layer's parameters start with: its own, or its kind's name
  * and number (linear1, layer_norm2; each kind counts its own). */
 static const char *layer_name(Lower *L, const Call *call) {
-  int slot = (LayerKind)call->b->sub == LAYER_LINEAR ? LINEAR_NAME : LAYER_NORM_NAME;
+  LayerKind kind = (LayerKind)call->b->sub;
+  int slot = kind == LAYER_LINEAR ? LINEAR_NAME : kind == LAYER_BATCH_NORM ? BATCH_NORM_NAME : LAYER_NORM_NAME;
   const char *given = call->str[slot];
   if (given) return given;
   return arena_printf(L->g->arena, "%s%d", call->b->name, ++L->unnamed[call->b->sub]);
@@ -112,6 +113,96 @@ static Node *lower_layer_norm(Lower *L, const Expr *e, Node *x) {
   return node_binary(g, OP_ADD, y, bias, loc);
 }
 
+/* A state of the model (not the optimizer's), starting at `start`, which
+ * `value` replaces after each training step. */
+static Node *new_state(Lower *L, const char *name, Shape shape, double start, Loc loc) {
+  Graph *g = L->g;
+  Node *s = node_leaf(g, OP_STATE, shape, name, loc);
+  s->attr.value = start;
+  s->state_index = g->states.len;
+  ptrvec_push_arena(g->arena, &g->states, s);
+  return s;
+}
+
+static void add_update(Graph *g, Node *target, Node *value, bool from_batch) {
+  Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
+  if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
+  value->role = ROLE_UPDATE;
+  ups[g->nupdates++] = (Update){target, value, from_batch};
+  g->updates = ups;
+}
+
+/* x of shape [C, ...] as [C] per row: the sum over each channel's
+ * positions (x itself for a vector). */
+static Node *channel_sums(Graph *g, Node *x, Loc loc) {
+  if (x->shape.rank == 1) return x;
+  int64_t C = x->shape.dim[0];
+  Node *x2 = x->shape.rank == 2 ? x : node_shaped(g, OP_RESHAPE, x, shape2(C, shape_numel(&x->shape) / C), loc);
+  return node_reduce(g, OP_SUM, x2, 1, loc);
+}
+
+/* a [C] value of a channel as [C, 1, ...], to broadcast against x */
+static Node *per_channel(Graph *g, Node *v, const Node *x, Loc loc) {
+  if (x->shape.rank == 1) return v;
+  Shape keep = x->shape;
+  for (int d = 1; d < keep.rank; d++) keep.dim[d] = 1;
+  return node_shaped(g, OP_RESHAPE, v, keep, loc);
+}
+
+/* batch_norm on axis 0 (the channels; a vector's features), as
+ * nn.BatchNorm1d/2d. Training functions normalize with the statistics of
+ * the batch over its rows and every other axis (the biased variance) and
+ * move the running statistics towards them by `momentum` (the unbiased
+ * variance); evaluation functions normalize with the running statistics.
+ * Both as y = x * scale + shift with scale = g / sqrt(var + eps) and
+ * shift = b - mean * scale per channel: one multiply-add an element, as
+ * PyTorch's CPU kernel computes it. The gradient goes through the batch
+ * statistics (if_training gives its training operand dy). The row count
+ * is batch_sum(1), the rows of this call, so a shard of a batch
+ * (grad_part) normalizes with its own rows. */
+static Node *lower_batch_norm(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  Loc loc = e->loc;
+  const Call *call = e->call;
+  const char *layer = layer_name(L, call);
+  double momentum = call->num[BATCH_NORM_MOMENTUM];
+  int64_t C = x->shape.dim[0], positions = shape_numel(&x->shape) / C;
+  Shape channels = shape1(C);
+  if (!g->stat_values || positions < g->stat_values) g->stat_layer = layer, g->stat_values = positions;
+  InitSpec ones = {.kind = NNC_INIT_CONSTANT, .arg = 1};
+  Node *gain = new_param(L, arena_printf(g->arena, "%s.g", layer), channels, loc, PINIT_OWN, &ones);
+  Node *bias = new_param(L, arena_printf(g->arena, "%s.b", layer), channels, loc, PINIT_ZERO, NULL);
+  Node *run_mean = new_state(L, arena_printf(g->arena, "%s.running_mean", layer), channels, 0, loc);
+  Node *run_var = new_state(L, arena_printf(g->arena, "%s.running_var", layer), channels, 1, loc);
+  /* the batch statistics: values per channel, their mean, then the sum of
+     squared deviations from it */
+  Node *rows = node_reduce(g, OP_BATCH_SUM, node_const(g, 1, loc), AXIS_ALL, loc);
+  Node *count = positions == 1 ? rows : node_binary(g, OP_MUL, rows, node_const(g, (double)positions, loc), loc);
+  Node *mean_b = node_binary(g, OP_DIV, node_reduce(g, OP_BATCH_SUM, channel_sums(g, x, loc), AXIS_ALL, loc), count, loc);
+  Node *d = node_binary(g, OP_SUB, x, per_channel(g, mean_b, x, loc), loc);
+  Node *squares = node_reduce(g, OP_BATCH_SUM, channel_sums(g, node_unary(g, OP_POW, d, 2, loc), loc), AXIS_ALL, loc);
+  Node *var_b = node_binary(g, OP_DIV, squares, count, loc);
+  /* normalize with the batch's or the running statistics */
+  Node *mean = node_make(g, OP_IF_TRAINING, mean_b, run_mean, NULL, loc);
+  Node *var = node_make(g, OP_IF_TRAINING, var_b, run_var, NULL, loc);
+  Node *eps = node_const(g, call->num[BATCH_NORM_EPS], loc);
+  Node *scale = node_binary(g, OP_DIV, gain, node_unary(g, OP_SQRT, node_binary(g, OP_ADD, var, eps, loc), 0, loc), loc);
+  Node *shift = node_binary(g, OP_SUB, bias, node_binary(g, OP_MUL, mean, scale, loc), loc);
+  Node *y = node_binary(g, OP_ADD, node_binary(g, OP_MUL, x, per_channel(g, scale, x, loc), loc),
+                        per_channel(g, shift, x, loc), loc);
+  /* the running statistics after a training step, as PyTorch:
+     (1 - momentum) * running + momentum * batch, the variance unbiased */
+  int first = g->len;
+  Node *keep = node_const(g, 1 - momentum, loc), *take = node_const(g, momentum, loc);
+  Node *var_u = node_binary(g, OP_DIV, squares, node_binary(g, OP_SUB, count, node_const(g, 1, loc), loc), loc);
+  add_update(g, run_mean, node_binary(g, OP_ADD, node_binary(g, OP_MUL, take, mean_b, loc),
+                                      node_binary(g, OP_MUL, keep, run_mean, loc), loc), true);
+  add_update(g, run_var, node_binary(g, OP_ADD, node_binary(g, OP_MUL, take, var_u, loc),
+                                     node_binary(g, OP_MUL, keep, run_var, loc), loc), true);
+  for (int i = first; i < g->len; i++) g->nodes[i]->role = ROLE_UPDATE;
+  return y;
+}
+
 /* dropout(rate): its masks come from the train seed, the step and the
  * dropout's place among the model's dropouts (its key). The step is a
  * state every optimizer step advances, so --grad and --check-grad, which
@@ -142,6 +233,7 @@ static Node *lower_layer(Lower *L, const Expr *e, Node *x) {
   switch ((LayerKind)e->call->b->sub) {
   case LAYER_LINEAR: return lower_linear(L, e, x);
   case LAYER_LAYER_NORM: return lower_layer_norm(L, e, x);
+  case LAYER_BATCH_NORM: return lower_batch_norm(L, e, x);
   }
   nnc_die("lowering: unknown layer");
 }

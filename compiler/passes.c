@@ -52,6 +52,8 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->model_name = old->model_name;
   g->source_name = old->source_name;
   g->max_batch = old->max_batch;
+  g->stat_layer = old->stat_layer;
+  g->stat_values = old->stat_values;
   r->old = old;
   r->g = g;
   r->map = nnc_xcalloc((size_t)old->len, sizeof(Node *));
@@ -78,7 +80,8 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
     g->updates = ARENA_ARRAY(g->arena, Update, old->nupdates);
     g->nupdates = old->nupdates;
     for (int i = 0; i < old->nupdates; i++)
-      g->updates[i] = (Update){r->map[old->updates[i].target->id], r->map[old->updates[i].value->id]};
+      g->updates[i] = (Update){r->map[old->updates[i].target->id], r->map[old->updates[i].value->id],
+                               old->updates[i].from_batch};
   }
   free(r->map);
   r->map = NULL;

@@ -624,7 +624,7 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
   case OPC_BROADCAST: return r_by_lane(r, n, form, idx, r_broadcast_elem);
   case OPC_RESHAPE: return r_by_lane(r, n, form, idx, r_reshape_elem);
   case OPC_SUM_TO: return r_by_lane(r, n, form, idx, r_sum_to_elem);
-  case OPC_DROPOUT: break; /* register_lanes refuses it */
+  case OPC_DROPOUT: case OPC_MODE: break; /* register_lanes refuses them */
   case OPC_CONCAT: case OPC_SLICE: return r_by_lane(r, n, form, idx, r_pieces_elem);
   }
   nnc_die("codegen: bad op in a register step");
@@ -664,6 +664,7 @@ static int register_lanes(const CG *cg, Node *const *roots, int nroots, bool *ne
     /* the reductions r_reduce knows; another one: loop nests */
     if (c == OPC_REDUCE && n->op != OP_SUM && n->op != OP_MEAN) return 0;
     if (c == OPC_DROPOUT) return 0; /* its masks: loop nests */
+    if (c == OPC_MODE) return 0;    /* batch statistics: loop nests */
     for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
   }
   int lanes = 2;

@@ -1069,11 +1069,13 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *pa
     interp_give(in, s, v);
     free(v);
   }
-  int nfwd = 0;
-  while (nfwd < g->len && g->nodes[nfwd]->role == ROLE_FORWARD) nfwd++;
+  /* the forward nodes end at the last one (a layer's states and their
+     updates may come between them) */
+  int nfwd = g->len;
+  while (nfwd > 0 && g->nodes[nfwd - 1]->role != ROLE_FORWARD) nfwd--;
   int64_t kcap = 0;
   for (int i = 0; i < nfwd; i++)
-    if (is_kink_op(g->nodes[i]->op)) kcap += shape_numel(&g->nodes[i]->in[0]->shape) * n;
+    if (is_kink_op(g->nodes[i]->op) && g->nodes[i]->role == ROLE_FORWARD) kcap += shape_numel(&g->nodes[i]->in[0]->shape) * n;
   signed char *s_plus = nnc_xcalloc((size_t)kcap + 1, 1), *s_minus = nnc_xcalloc((size_t)kcap + 1, 1);
   /* the analytic side is computed in the model's dtype, the numeric in f64 */
   GradTolerance tol = g->dtype == DT_F64 ? (GradTolerance){1e-8, 1e-5, 32} : (GradTolerance){1e-4, 1e-3, 32};
