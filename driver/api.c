@@ -28,6 +28,7 @@ struct NncModel {
   char *cpu;
   NncLayout layout;
   NncParam *params;
+  NncParam *states;
   Engine *interp; /* built on first use; its buffer is swapped for the caller's */
   JitCode *jits;
   TrainState fitted; /* the last nnc_model_fit's steps and shuffling (for
@@ -62,6 +63,19 @@ static void fill_layout(NncModel *m) {
     pub->param_elems += q->size;
   }
   pub->params = m->params;
+  m->states = nnc_xcalloc((size_t)g->states.len + 1, sizeof *m->states);
+  for (int j = 0; j < g->states.len; j++) {
+    const Node *s = g->states.items[j];
+    if (is_optimizer_state(s)) continue;
+    NncParam *q = &m->states[pub->nstates++];
+    q->name = s->name;
+    q->offset = L->state_off[j];
+    q->grad_offset = -1;
+    q->size = shape_numel(&s->shape);
+    q->rank = s->shape.rank;
+    for (int k = 0; k < s->shape.rank && k < 4; k++) q->shape[k] = s->shape.dim[k];
+  }
+  pub->states = m->states;
 }
 
 /* What is wrong with the overrides (the command line's limits), or NULL. */
@@ -145,6 +159,7 @@ void nnc_model_free(NncModel *m) {
   }
   if (m->interp) m->interp->destroy(m->interp);
   free(m->params);
+  free(m->states);
   source_free(&m->c.src);
   arena_free(&m->c.arena);
   free(m->name);

@@ -226,11 +226,10 @@ static int run_facts_agree(const Compilation *c, const NncData *train, const Nnc
   return rc;
 }
 
-/* batch_norm's batch statistics: over every row of a batch in one step, so
- * no threads or MPI ranks (their shards would each normalize with their
- * own rows); and no training batch of one row when a row gives a channel
- * one value (its variance is no statistic: PyTorch refuses it too). */
-static int check_batch_stats(const Compilation *c, const NncData *train) {
+/* batch_norm's batch statistics are over every row of a batch in one step,
+ * so no threads or MPI ranks (their shards would each normalize with their
+ * own rows). */
+static int check_batch_stats(const Compilation *c) {
   const Graph *g = c->opt_g;
   const NncOptions *o = c->opt;
   if (!g->stat_values) return 0;
@@ -238,26 +237,6 @@ static int check_batch_stats(const Compilation *c, const NncData *train) {
     fprintf(stderr, "nnc: error: %s normalizes with the statistics of the whole batch, computed in one step, so a "
                     "model with batch_norm trains on one thread of one process (%s)\n",
             g->stat_layer, par_size() > 1 ? "not under mpirun" : "--threads 1");
-    return 1;
-  }
-  if (g->stat_values > 1) return 0;
-  int64_t batch = c->prog.train.batch, rows = (int64_t)train->rows;
-  if ((o->grad || o->check_grad) && (rows < batch ? rows : batch) == 1) {
-    fprintf(stderr, "nnc: error: %s gets one value per channel from a batch of 1 row, and the variance of one "
-                    "value is no statistic (PyTorch refuses it too); %s needs a batch of at least 2 rows\n",
-            g->stat_layer, o->grad ? "--grad" : "--check-grad");
-    return 1;
-  }
-  if (o->train && !o->eval && (batch == 1 || rows % batch == 1)) {
-    if (batch == 1)
-      fprintf(stderr, "nnc: error: %s gets one value per channel from a training batch of 1 row, and the variance "
-                      "of one value is no statistic (PyTorch refuses it too); train with batches of at least 2 rows\n",
-              g->stat_layer);
-    else
-      fprintf(stderr, "nnc: error: the last training batch of each epoch has 1 row (%" PRId64 " rows in batches of %"
-                      PRId64 "), which gives %s one value per channel (PyTorch refuses it too); choose a batch that "
-                      "leaves no row or at least 2\n",
-              rows, batch, g->stat_layer);
     return 1;
   }
   return 0;
@@ -337,7 +316,7 @@ static int run_task(Compilation *c) {
   } else {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   }
-  if (rc == 0) rc = check_batch_stats(c, &train);
+  if (rc == 0) rc = check_batch_stats(c);
   Engine *e = rc == 0 ? make_engine(c, &st) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
      and so does one that would not run the same steps */

@@ -182,6 +182,11 @@ typedef struct NncLayout {
      train: update, train_step and train_epoch read it there, so a schedule
      is a store between calls (nnc_buffer_new writes the train block's lr) */
   int64_t lr_offset;
+  /* the states layers keep (batch_norm's running statistics): in buf at
+     offset, saved and loaded with the parameters; train_step and
+     train_epoch update them (grad_offset is -1) */
+  int nstates;
+  const NncParam *states;
 } NncLayout;
 
 /* Lives as long as the model. */

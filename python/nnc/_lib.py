@@ -85,6 +85,8 @@ class NncLayout(Structure):
         ("nparams", c_int),
         ("params", POINTER(NncParam)),
         ("lr_offset", c_int64),
+        ("nstates", c_int),
+        ("states", POINTER(NncParam)),
     ]
 
 

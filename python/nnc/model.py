@@ -157,11 +157,12 @@ class Param:
 
 
 class _Views:
-    """name -> a numpy view of the model's buffer (parameters or their
-    gradients), in creation order. Writing into a view changes the model;
+    """name -> a numpy view of the model's buffer (parameters, their
+    gradients, or the states layers keep), in creation order. Writing into a view changes the model;
     assigning `views[name] = array` copies the values in (same shape)."""
 
-    def __init__(self, buf, params, grads):
+    def __init__(self, buf, params, grads, kind="parameter"):
+        self._kind = kind
         self._arrays = {}
         for p in params:
             at = p.grad_offset if grads else p.offset
@@ -171,7 +172,8 @@ class _Views:
         try:
             return self._arrays[name]
         except KeyError:
-            raise KeyError("no parameter %r (the model has %s)" % (name, ", ".join(self._arrays))) from None
+            have = ", ".join(self._arrays) or "none"
+            raise KeyError("no %s %r (the model has %s)" % (self._kind, name, have)) from None
 
     def __setitem__(self, name, value):
         view = self[name]
@@ -298,6 +300,8 @@ class Model:
     output_cols = property(lambda self: self._output_cols, doc="output values per row")
     has_predict = property(lambda self: self._has_predict, doc="whether the output needs no targets")
     layout = property(lambda self: self._layout, doc="each parameter's place in the buffer (Param)")
+    state_layout = property(lambda self: self._state_layout,
+                            doc="each state a layer keeps (batch_norm's running statistics): its place in the buffer")
     buffer = property(lambda self: self._buffer, doc="the whole buffer: parameters, gradients, optimizer state")
     jit = property(lambda self: self._jit, doc="compiled code (True) or the interpreter")
 
@@ -351,7 +355,9 @@ class Model:
         self._bufp = self.buffer.ctypes.data
         lib.buffer_init(m, self._bufp)
         lib.model_init_params(m, self._bufp)
+        self._state_layout = tuple(Param(L.states[i]) for i in range(L.nstates))
         self.params = _Views(self.buffer, self.layout, False)
+        self.states = _Views(self.buffer, self._state_layout, False, "state")
         self.grads = _Views(self.buffer, self.layout, True)
         self.epochs_trained = 0
         self._data = None

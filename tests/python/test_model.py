@@ -270,3 +270,52 @@ def test_lr_is_read_from_the_buffer(tiny):
         tiny.lr = -1
     with pytest.raises(TypeError):
         tiny.lr = "fast"
+
+
+BATCH_NORM = """model bn {
+  dtype f64
+  input x[2]
+  target t[1]
+  y = x -> linear(4) -> batch_norm(momentum: 0.5) -> relu -> linear(1)
+  loss squared(y, t)
+}
+train {
+  data moons(samples: 40, noise: 0.1, seed: 3)
+  split 30
+  optimizer sgd(lr: 0.1)
+  epochs 2
+  batch 5
+}
+"""
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_batch_norm_states(tmp_path, jit):
+    m = nnc.Model.from_source(BATCH_NORM, name="bn.nn", jit=jit)
+    layout = [line.split() for line in m.emit("layout").splitlines()[1:]]
+    states = [(l[1], int(l[4])) for l in layout if l[0] == "state" and not l[1].startswith("optimizer.")]
+    assert [(s.name, s.offset) for s in m.state_layout] == states
+    assert list(m.states) == ["batch_norm1.running_mean", "batch_norm1.running_var"]
+    assert np.shares_memory(m.states["batch_norm1.running_var"], m.buffer)
+    assert (m.states["batch_norm1.running_mean"] == 0).all() and (m.states["batch_norm1.running_var"] == 1).all()
+    x = rows(6, 2)
+    before = m.predict(x)
+    m.grad()  # training mode, no step: the running statistics stay
+    assert (m.states["batch_norm1.running_mean"] == 0).all()
+    m.fit()
+    assert not (m.states["batch_norm1.running_mean"] == 0).any()
+    # evaluation reads the running statistics: one row predicts as in a batch
+    y = m.predict(x)
+    assert not np.array_equal(y, before)
+    assert np.array_equal(m.predict(x[2:3]), y[2:3])
+    p = tmp_path / "bn.safetensors"
+    m.save(p)
+    other = nnc.Model.from_source(BATCH_NORM, name="bn.nn", jit=jit)
+    other.load(str(p))
+    for name in m.states:
+        assert np.array_equal(other.states[name], m.states[name])
+    assert np.array_equal(other.predict(x), y)
+    with pytest.raises(KeyError, match="no state 'running_mean'"):
+        m.states["running_mean"]
+    m.close()
+    other.close()
