@@ -195,10 +195,49 @@ static void add_into(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx,
   cg_mem_store(cg, n, row, lin, cg_facc(cg, cg_mem_load(cg, n, row, lin), v));
 }
 
-/* sum_to: add every element of the operand into its broadcast source. */
+/* The first axis from which a sum_to reduces every axis to 1 and none
+ * before it ([C,H,W] to [C,1,1]: 1), or -1 when it is not of that form. */
+static int suffix_sum(const Node *n) {
+  const Shape *to = &n->shape, *from = &n->in[0]->shape;
+  if (to->rank != from->rank) return -1;
+  int k = to->rank;
+  while (k > 0 && to->dim[k - 1] == 1) k--;
+  for (int d = 0; d < k; d++)
+    if (to->dim[d] != from->dim[d]) return -1;
+  return k < to->rank ? k : -1;
+}
+
+/* sum_to: add every element of the operand into its broadcast source.
+ * Reducing trailing axes (a per-channel sum), each result is one
+ * accumulation in a register, as a reduction's. */
 static void emit_sum_to(CG *cg, const Node *n) {
   const Node *a = n->in[0];
   Iter rows, el;
+  int k = suffix_sum(n);
+  if (k >= 0) {
+    Shape inner = a->shape;
+    inner.rank = a->shape.rank - k;
+    for (int d = 0; d < inner.rank; d++) inner.dim[d] = a->shape.dim[k + d];
+    cg_iter_rows(cg, &rows, n);
+    FOR_EACH(cg, rows) {
+      LLVMValueRef row = rows.idx[0];
+      Iter out, in;
+      cg_iter_shape(cg, &out, &n->shape);
+      FOR_EACH(cg, out) {
+        Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&inner)));
+        cg_iter_shape(cg, &in, &inner);
+        FOR_EACH(cg, in) {
+          LLVMValueRef idx[MAX_RANK];
+          for (int d = 0; d < a->shape.rank; d++) idx[d] = d < k ? out.idx[d] : in.idx[d - k];
+          cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
+        }
+        LLVMValueRef v = cg_acc_get(cg, &sum);
+        cg_name_value(cg, v, n);
+        cg_store_elem(cg, n, row, out.idx, v);
+      }
+    }
+    return;
+  }
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
     LLVMValueRef row = rows.idx[0];
