@@ -13,34 +13,14 @@
 #   images.step     --predict after one training step from those values
 #                   (sgd, lr 0.1, the 5 rows as one batch): the step's
 #                   parameters and the running statistics it moved
-import json, os, struct
+import os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors:
-        data = t.detach().numpy().astype('<f8').tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def write_csv(path, x, t):
-    x, t = x.reshape(len(x), -1), t.reshape(len(t), -1)
-    head = [f"x{i}" for i in range(x.shape[1])] + [f"t{i}" for i in range(t.shape[1])]
-    with open(path, "w") as f:
-        f.write(",".join(head) + "\n")
-        for row in np.concatenate([x, t], axis=1):
-            f.write(",".join(f"{v:.4f}" for v in row) + "\n")
+sys.path.insert(0, os.path.join(HERE, "..", "torch"))
+from gen import write_csv, write_safetensors  # noqa: E402 (tests/torch/gen.py)
 
 
 def outputs(path, y):
