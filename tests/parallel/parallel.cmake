@@ -6,7 +6,7 @@ foreach(case threads.repeat threads.agree threads.usage threads.clamp)
 endforeach()
 find_program(NNC_MPIRUN mpirun)
 if(MPI_C_FOUND AND NNC_MPIRUN)
-  foreach(case mpi.equal mpi.fault mpi.diverge mpi.disagree)
+  foreach(case mpi.equal mpi.fault mpi.diverge mpi.disagree mpi.batch_norm)
     add_test(NAME parallel.${case} COMMAND ${NNC_PAR} $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
     # two processes each: never alongside another MPI test
     set_tests_properties(parallel.${case} PROPERTIES LABELS "parallel;mpi" TIMEOUT 300 RESOURCE_LOCK mpi)

@@ -10,6 +10,8 @@
 #                    and only rank 0 prints
 #   mpi.fault        one rank cannot load its parameters: every rank stops, one message
 #   mpi.diverge      divergence under MPI: exit 1, the same step as one process
+#   mpi.batch_norm   a model with batch_norm under mpirun: refused with one
+#                    message (its statistics are the whole batch's), exit 1
 #   mpi.disagree     ranks that would not run the same steps (another layer
 #                    width, fewer data rows, other epochs): every rank stops
 #                    at once, one message naming what differs, exit 1
@@ -85,6 +87,13 @@ mpi.fault)
   [ "$(grep -c '^nnc: rank 1 of 2 failed, so every rank stops: .*missing.st: error: cannot open: No such file or directory$' "$tmp/err")" = 1 ] ||
     fail "message: $(cat "$tmp/err")"
   grep -q "^final" "$tmp/out" && fail "rank 0 trained alone"
+  ;;
+mpi.batch_norm)
+  mpi "$nnc" "$examples/../tests/batch_norm/resume.nn" --jit --train >"$tmp/out" 2>"$tmp/err"
+  [ $? -ne 0 ] || fail "batch_norm trained under mpirun"
+  [ "$(grep -c '^nnc: error: batch_norm1 normalizes with the statistics of the whole batch, computed in one step, so a model with batch_norm trains on one thread of one process (not under mpirun)$' "$tmp/err")" = 1 ] ||
+    fail "message: $(cat "$tmp/err")"
+  grep -q "^final" "$tmp/out" && fail "a rank trained"
   ;;
 mpi.diverge)
   mpi "$nnc" "$moons" --jit --train --lr 1e5 --epochs 3 --batch 4 >"$tmp/out" 2>"$tmp/err"
