@@ -132,13 +132,10 @@ static void add_update(Graph *g, Node *target, Node *value, bool from_batch) {
   g->updates = ups;
 }
 
-/* x of shape [C, ...] as [C] per row: the sum over each channel's
+/* x of shape [C] or [C, P] as [C] per row: the sum over each channel's
  * positions (x itself for a vector). */
 static Node *channel_sums(Graph *g, Node *x, Loc loc) {
-  if (x->shape.rank == 1) return x;
-  int64_t C = x->shape.dim[0];
-  Node *x2 = x->shape.rank == 2 ? x : node_shaped(g, OP_RESHAPE, x, shape2(C, shape_numel(&x->shape) / C), loc);
-  return node_reduce(g, OP_SUM, x2, 1, loc);
+  return x->shape.rank == 1 ? x : node_reduce(g, OP_SUM, x, 1, loc);
 }
 
 /* a [C] value of a channel as [C, 1, ...], to broadcast against x */
@@ -178,8 +175,11 @@ static Node *lower_batch_norm(Lower *L, const Expr *e, Node *x) {
      squared deviations from it */
   Node *rows = node_reduce(g, OP_BATCH_SUM, node_const(g, 1, loc), AXIS_ALL, loc);
   Node *count = positions == 1 ? rows : node_binary(g, OP_MUL, rows, node_const(g, (double)positions, loc), loc);
-  Node *mean_b = node_binary(g, OP_DIV, node_reduce(g, OP_BATCH_SUM, channel_sums(g, x, loc), AXIS_ALL, loc), count, loc);
-  Node *d = node_binary(g, OP_SUB, x, per_channel(g, mean_b, x, loc), loc);
+  /* on [C, P]: the squared deviations are computed inside their sum (a
+     reshape between them would store them) */
+  Node *xp = x->shape.rank <= 2 ? x : node_shaped(g, OP_RESHAPE, x, shape2(C, positions), loc);
+  Node *mean_b = node_binary(g, OP_DIV, node_reduce(g, OP_BATCH_SUM, channel_sums(g, xp, loc), AXIS_ALL, loc), count, loc);
+  Node *d = node_binary(g, OP_SUB, xp, per_channel(g, mean_b, xp, loc), loc);
   Node *squares = node_reduce(g, OP_BATCH_SUM, channel_sums(g, node_unary(g, OP_POW, d, 2, loc), loc), AXIS_ALL, loc);
   Node *var_b = node_binary(g, OP_DIV, squares, count, loc);
   /* normalize with the batch's or the running statistics */
