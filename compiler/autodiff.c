@@ -77,9 +77,15 @@ static Node *inv_batch(AD *ad) {
 /* Add contribution `d` to the gradient of `target`, consumed by ad->y. */
 static void accumulate(AD *ad, Node *target, Node *d) {
   if (!shape_eq(&d->shape, &target->shape)) d = shaped(ad, OP_SUM_TO, d, target->shape);
-  /* a per-row consumer of a per-batch value: its gradient is the sum of
-     the rows' contributions */
-  if (ad->y->batched && !target->batched) d = node_reduce(ad->g, OP_BATCH_SUM, d, AXIS_ALL, ad->loc);
+  /* a per-row consumer of a per-batch value (or a per-row contribution
+     to one, as scatter_add's): its gradient is the sum of the rows' */
+  if ((ad->y->batched || d->batched) && !target->batched) d = node_reduce(ad->g, OP_BATCH_SUM, d, AXIS_ALL, ad->loc);
+  Node *old = ad->grad[target->id];
+  ad->grad[target->id] = old ? bin(ad, OP_ADD, old, d) : d;
+}
+
+/* Add d, already summed over the batch rows, to the gradient of target. */
+static void accumulate_summed(AD *ad, Node *target, Node *d) {
   Node *old = ad->grad[target->id];
   ad->grad[target->id] = old ? bin(ad, OP_ADD, old, d) : d;
 }
@@ -137,6 +143,24 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
     GIVE(1, mul(ad, dy, sub(ad, unv(ad, OP_MAXC, un(ad, OP_LOG, sub(ad, c(ad, 1), a)), -100),
                             unv(ad, OP_MAXC, un(ad, OP_LOG, a), -100))));
     return;
+  case OP_MAX: /* ties: half to each side, as torch.maximum */
+    GIVE(0, mul(ad, dy, bin(ad, OP_MAX_SHARE, a, b)));
+    GIVE(1, mul(ad, dy, bin(ad, OP_MAX_SHARE, b, a)));
+    return;
+  case OP_MIN: /* a's part of min(a, b) is b's part of max(a, b) */
+    GIVE(0, mul(ad, dy, bin(ad, OP_MAX_SHARE, b, a)));
+    GIVE(1, mul(ad, dy, bin(ad, OP_MAX_SHARE, a, b)));
+    return;
+  case OP_MAX_SHARE:
+    return; /* piecewise constant */
+  case OP_KEEP_POS: GIVE(1, bin(ad, OP_KEEP_POS, a, dy)); return; /* none to the condition */
+  case OP_KEEP_NONPOS: GIVE(1, bin(ad, OP_KEEP_NONPOS, a, dy)); return;
+  case OP_GATHER:
+    /* each index's row of dy goes back to its row of the table, summed over
+       the batch by scatter_add itself (none to the indices) */
+    if (want[0]) accumulate_summed(ad, a, node_make(g, OP_SCATTER_ADD, dy, b, &(OpAttr){.shape = a->shape}, ad->loc));
+    return;
+  case OP_SCATTER_ADD: GIVE(0, bin(ad, OP_GATHER, dy, b)); return; /* per row: the table's rows again */
   case OP_SUM: GIVE(0, unreduce(ad, dy, y->attr.axis, &a->shape)); return;
   case OP_MEAN: {
     double n = (double)shape_numel(&a->shape) / (double)shape_numel(&y->shape);

@@ -356,6 +356,8 @@ static LLVMValueRef power(CG *cg, LLVMValueRef x, double p) {
   return intrinsic(cg, "llvm.pow", args, 2);
 }
 
+static LLVMValueRef is_nan(CG *cg, LLVMValueRef x) { return LLVMBuildFCmp(cg->b, LLVMRealUNO, x, x, ""); }
+
 LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double attr) {
   LLVMValueRef zero = cT(cg, 0), one = cT(cg, 1);
   switch (op) {
@@ -392,11 +394,17 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
     LLVMValueRef neg = b_fmul(cg, b_fsub(cg, one, b), clamp_log(cg, b_fsub(cg, one, a)));
     return LLVMBuildFNeg(cg->b, b_fadd(cg, pos, neg), "");
   }
+  case OP_MAX: return sel(cg, LLVMBuildOr(cg->b, fgt(cg, a, b), is_nan(cg, a), ""), a, b);
+  case OP_MIN: return sel(cg, LLVMBuildOr(cg->b, fgt(cg, b, a), is_nan(cg, a), ""), a, b);
+  case OP_MAX_SHARE:
+    return sel(cg, fgt(cg, a, b), one, sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOEQ, a, b, ""), cT(cg, 0.5), zero));
+  case OP_KEEP_POS: return sel(cg, fgt(cg, a, zero), b, zero);
+  case OP_KEEP_NONPOS: return sel(cg, fgt(cg, a, zero), zero, b);
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_INV_BATCH:
   case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
   case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
-  case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING: case OP_BATCH_SUM:
-  case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING: case OP_GATHER:
+  case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("codegen: %s is not elementwise", op_info[op].name);

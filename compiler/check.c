@@ -80,6 +80,12 @@ static const Builtin builtins[] = {
       [SLICE_END] = NUM("end", P_INT, 0, -(double)NNC_MAX_DIM, (double)NNC_MAX_DIM),
       [SLICE_AXIS] = NUM("axis", P_INT, 0, -MAX_RANK, MAX_RANK - 1)}},
     {"dropout", B_OP, OP_DROPOUT, 1, {{"rate", P_REAL, 0, true, 0, 1, false, true}}},
+    {"embedding", B_LAYER, LAYER_EMBEDDING, 1,
+     {[EMBEDDING_VOCAB] = REQ("vocab", P_INT, 1, (double)NNC_MAX_DIM),
+      [EMBEDDING_DIM] = REQ("dim", P_INT, 1, (double)NNC_MAX_DIM),
+      [EMBEDDING_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
+    /* where(c, a, b): keep_pos(c, a) + keep_nonpos(c, b) */
+    {"where", B_WHERE, 0, 3, {{0}}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -135,7 +141,7 @@ static const Builtin builtins[] = {
 
 static const char *kind_noun(BuiltinKind k) {
   switch (k) {
-  case B_OP: return "an op";
+  case B_OP: case B_WHERE: return "an op";
   case B_LAYER: return "a layer";
   case B_LOSS: return "a loss";
   case B_INIT: return "an initializer";
@@ -392,13 +398,22 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
 
 static Type *check_expr(Checker *c, Expr *e);
 
+/* The tensor operands of b, as a call would name them. */
+static const char *tensor_names(const Builtin *b) {
+  switch (b->ntensors) {
+  case 0: return "";
+  case 1: return "input";
+  case 2: return b->kind == B_LOSS ? "prediction, target" : "a, b";
+  default: return "condition, a, b";
+  }
+}
+
 /* "input, units, bias, name": what b takes (with tensors: the tensor
  * operands too), for messages about arguments. */
 static const char *arg_list(Checker *c, const Builtin *b, bool tensors) {
   StrBuf sb = {0};
   if (tensors && b->variadic) sb_puts(&sb, "tensors...");
-  else if (tensors && b->ntensors == 1) sb_puts(&sb, "input");
-  else if (tensors && b->ntensors == 2) sb_puts(&sb, "prediction, target");
+  else if (tensors) sb_puts(&sb, tensor_names(b));
   for (int i = 0; i < nparams(b); i++)
     sb_printf(&sb, "%s%s", sb.len ? ", " : "", b->params[i].name);
   const char *out = arena_strdup(c->arena, sb.data ? sb.data : "");
@@ -488,8 +503,9 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
       diag_error(c->diag, e->loc, "%s needs 1 tensor argument, got 0 (write x -> %s or %s(x))",
                  b->name, b->name, b->name);
     else
-      diag_error(c->diag, e->loc, "%s needs %d tensor arguments, got %d (write %s(y, t))",
-                 b->name, b->ntensors, pos, b->name);
+      diag_error(c->diag, e->loc, "%s needs %d tensor arguments, got %d (write %s(%s))",
+                 b->name, b->ntensors, pos, b->name,
+                 b->kind == B_LOSS ? "y, t" : b->ntensors == 2 ? "a, b" : "c, a, b");
   }
   for (int i = 0; i < np; i++) {
     if (value[i]) {
@@ -693,8 +709,37 @@ static Type *check_linear(Checker *c, Expr *e, Call *call) {
   return tensor_type(c, out);
 }
 
+/* embedding(vocab, dim) on the indices of an input: the data's values,
+ * checked row by row when the data is read (train.c), select the rows. */
+static Type *check_embedding(Checker *c, Expr *e, Call *call) {
+  const Expr *ids = call->tensor[0];
+  const Type *x = ids->type;
+  char s[64];
+  if (ids->kind != E_NAME || !ids->sym || ids->sym->kind != S_INPUT) {
+    diag_error(c->diag, ids->loc,
+               "embedding: the indices must be an input (integers read from the data), not a computed value");
+    return error_type(c);
+  }
+  if (x->shape.rank + 1 > MAX_RANK) {
+    diag_error(c->diag, e->loc, "embedding: indices %s leave no axis for the rows (rank %d at most)",
+               shape_str(&x->shape, false, s, sizeof s), MAX_RANK - 1);
+    return error_type(c);
+  }
+  if (!check_layer_name(c, e, call)) return error_type(c);
+  int64_t vocab = (int64_t)call->num[EMBEDDING_VOCAB], dim = (int64_t)call->num[EMBEDDING_DIM];
+  Shape out = x->shape;
+  out.dim[out.rank++] = dim;
+  if (vocab * dim > NNC_MAX_NUMEL || shape_numel(&out) > NNC_MAX_NUMEL) {
+    diag_error(c->diag, e->loc, "embedding: a table of %lld x %lld is too large (limit %lld elements)",
+               (long long)vocab, (long long)dim, (long long)NNC_MAX_NUMEL);
+    return error_type(c);
+  }
+  return tensor_type(c, out);
+}
+
 static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
   const Type *x = call->tensor[0]->type;
+  if ((LayerKind)call->b->sub == LAYER_EMBEDDING) return check_embedding(c, e, call);
   if (x->shape.rank < 1) {
     diag_error(c->diag, e->loc, "%s needs a vector or matrix input, got a scalar", call->b->name);
     return error_type(c);
@@ -704,8 +749,27 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
   case LAYER_LINEAR: return check_linear(c, e, call);
   case LAYER_LAYER_NORM: return tensor_type(c, x->shape); /* normalizes the last axis */
   case LAYER_BATCH_NORM: return tensor_type(c, x->shape); /* normalizes each channel (axis 0) */
+  case LAYER_EMBEDDING: case LAYER_KINDS: break;
   }
   return error_type(c);
+}
+
+/* where(c, a, b): the three shapes broadcast together. */
+static Type *check_where_call(Checker *c, Expr *e, Call *call) {
+  const Shape *cond = &call->tensor[0]->type->shape;
+  const Shape *pick[2] = {cond, &call->tensor[1]->type->shape};
+  Shape first, out;
+  char msg[256], s0[64], s1[64], s2[64];
+  if (op_infer_shape(OP_KEEP_POS, pick, &(OpAttr){0}, &first, msg, sizeof msg) != 0 ||
+      op_infer_shape(OP_KEEP_NONPOS, (const Shape *[]){&first, &call->tensor[2]->type->shape},
+                     &(OpAttr){0}, &out, msg, sizeof msg) != 0) {
+    diag_error(c->diag, e->loc, "where: shapes %s, %s and %s do not broadcast",
+               shape_str(cond, false, s0, sizeof s0),
+               shape_str(&call->tensor[1]->type->shape, false, s1, sizeof s1),
+               shape_str(&call->tensor[2]->type->shape, false, s2, sizeof s2));
+    return error_type(c);
+  }
+  return tensor_type(c, out);
 }
 
 static Type *check_loss_call(Checker *c, Expr *e, Call *call) {
@@ -733,12 +797,12 @@ static Type *check_call(Checker *c, Expr *e) {
       diag_error(c->diag, e->loc, "'%s' is a value, not an op; it cannot be called", e->text);
     else
       diag_error(c->diag, e->loc, "unknown op '%s'%s", e->text,
-                 suggest(c, e->text, 1u << B_OP | 1u << B_LAYER | 1u << B_LOSS, false));
+                 suggest(c, e->text, 1u << B_OP | 1u << B_WHERE | 1u << B_LAYER | 1u << B_LOSS, false));
     for (Arg *a = e->args; a; a = a->next)
       if (!a->name) check_expr(c, a->value);
     return error_type(c);
   }
-  if (b->kind != B_OP && b->kind != B_LAYER && b->kind != B_LOSS) {
+  if (b->kind != B_OP && b->kind != B_WHERE && b->kind != B_LAYER && b->kind != B_LOSS) {
     diag_error(c->diag, e->loc, "'%s' is %s; it belongs in the train block", e->text,
                kind_noun(b->kind));
     return error_type(c);
@@ -748,6 +812,7 @@ static Type *check_call(Checker *c, Expr *e) {
   e->call = call;
   switch (b->kind) {
   case B_OP: return check_op_call(c, e, call);
+  case B_WHERE: return check_where_call(c, e, call);
   case B_LAYER: return check_layer_call(c, e, call);
   case B_LOSS: return check_loss_call(c, e, call);
   case B_INIT: case B_DATA: case B_OPTIM: case B_SCHEDULE: break;
@@ -813,7 +878,7 @@ static Type *check_expr_kind(Checker *c, Expr *e) {
       return s->type.kind == TY_ERROR ? error_type(c) : tensor_type(c, s->type.shape);
     }
     const Builtin *b = builtin_lookup(e->text);
-    if (b && (b->kind == B_OP || b->kind == B_LAYER || b->kind == B_LOSS))
+    if (b && (b->kind == B_OP || b->kind == B_WHERE || b->kind == B_LAYER || b->kind == B_LOSS))
       diag_error(c->diag, e->loc, "'%s' is %s: call it, as %s(x) or x -> %s", e->text,
                  kind_noun(b->kind), e->text, e->text);
     else if (b)

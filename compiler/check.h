@@ -36,7 +36,7 @@ struct Symbol {
 };
 
 typedef enum BuiltinKind {
-  B_OP, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM,
+  B_OP, B_WHERE, B_LAYER, B_LOSS, B_INIT, B_DATA, B_OPTIM,
   B_SCHEDULE /* train block only: its names are not reserved in models */
 } BuiltinKind;
 
@@ -57,11 +57,12 @@ typedef struct ParamSpec {
   bool hi_open;   /* hi itself is refused */
 } ParamSpec;
 
-typedef enum LayerKind { LAYER_LINEAR, LAYER_LAYER_NORM, LAYER_BATCH_NORM } LayerKind;
+typedef enum LayerKind { LAYER_LINEAR, LAYER_LAYER_NORM, LAYER_BATCH_NORM, LAYER_EMBEDDING, LAYER_KINDS } LayerKind;
 /* the layers' argument slots (Call.num, Call.str) */
 enum { LINEAR_UNITS, LINEAR_BIAS, LINEAR_NAME };
 enum { LAYER_NORM_EPS, LAYER_NORM_NAME };
 enum { BATCH_NORM_MOMENTUM, BATCH_NORM_EPS, BATCH_NORM_NAME };
+enum { EMBEDDING_VOCAB, EMBEDDING_DIM, EMBEDDING_NAME };
 typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;
@@ -85,7 +86,7 @@ enum { SLICE_START, SLICE_END, SLICE_AXIS };
 /* A checked call: tensor operands and every parameter slot filled. */
 typedef struct Call {
   const Builtin *b;
-  Expr *tensor[MAX_CALL_TENSORS]; /* (a loss has two, concat up to all) */
+  Expr *tensor[MAX_CALL_TENSORS]; /* (a loss has two, where three, concat up to all) */
   int ntensors;                   /* how many the call has */
   OpAttr attr;                /* B_OP: the op's attribute, from the arguments */
   double num[MAX_PARAMS];      /* P_INT, P_REAL, P_SEED, P_BOOL (0/1) */

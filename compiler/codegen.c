@@ -333,6 +333,60 @@ static void emit_copy(CG *cg, const Node *n) {
   }
 }
 
+/* The table row an index value x selects, as interp.c's table_row: x
+ * clamped to [0, rows - 1] (NaN to 0) before it becomes an integer. */
+static LLVMValueRef table_row(CG *cg, LLVMValueRef x, int64_t rows) {
+  LLVMValueRef lo = cT(cg, 0), hi = cT(cg, (double)(rows - 1));
+  x = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGE, x, lo, ""), x, lo);
+  x = sel(cg, fgt(cg, x, hi), hi, x);
+  return LLVMBuildFPToSI(cg->b, x, cg->i64, "");
+}
+
+/* gather: out[i..., d] = table[index[i...], d]. */
+static void emit_gather(CG *cg, const Node *n) {
+  const Node *table = n->in[0], *index = n->in[1];
+  int r = index->shape.rank;
+  Iter rows, el;
+  cg_iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    cg_iter_shape(cg, &el, &n->shape);
+    FOR_EACH(cg, el) {
+      LLVMValueRef ti[2] = {table_row(cg, cg_load_elem(cg, index, row, el.idx), table->shape.dim[0]), el.idx[r]};
+      LLVMValueRef v = cg_load_elem(cg, table, ci(cg, 0), ti);
+      cg_name_value(cg, v, n);
+      cg_store_elem(cg, n, row, el.idx, v);
+    }
+  }
+}
+
+/* scatter_add: each row of dy added at its index, over the batch rows in
+ * order (as the interpreter). */
+static void emit_scatter(CG *cg, const Node *n) {
+  const Node *dy = n->in[0], *index = n->in[1];
+  LLVMValueRef zero = ci(cg, 0);
+  Iter rows, pos, el;
+  zero_node(cg, n, zero);
+  if (dy->batched || index->batched)
+    cg_iter_range(cg, &rows, cg->n);
+  else
+    cg_iter_range(cg, &rows, ci(cg, 1));
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0];
+    cg_iter_shape(cg, &pos, &index->shape);
+    FOR_EACH(cg, pos) {
+      LLVMValueRef at = table_row(cg, cg_load_elem(cg, index, row, pos.idx), n->shape.dim[0]);
+      LLVMValueRef di[MAX_RANK];
+      for (int d = 0; d < index->shape.rank; d++) di[d] = pos.idx[d];
+      cg_iter_range(cg, &el, ci(cg, n->shape.dim[1]));
+      FOR_EACH(cg, el) {
+        di[index->shape.rank] = el.idx[0];
+        add_into(cg, n, zero, (LLVMValueRef[]){at, el.idx[0]}, cg_load_elem(cg, dy, row, di));
+      }
+    }
+  }
+}
+
 static void emit_node(CG *cg, const Node *n) {
   switch (op_info[n->op].cls) {
   case OPC_LEAF:
@@ -364,6 +418,12 @@ static void emit_node(CG *cg, const Node *n) {
     return;
   case OPC_MODE:
     emit_copy(cg, n); /* a view, unless a result */
+    return;
+  case OPC_GATHER:
+    emit_gather(cg, n);
+    return;
+  case OPC_SCATTER:
+    emit_scatter(cg, n);
     return;
   case OPC_BATCH:
     if (gemm_batch_outer_ok(cg, n))
@@ -421,6 +481,7 @@ static bool can_inline(const Node *n, const Node *c) {
     return shape_eq(&n->shape, &c->shape);
   case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
+  case OPC_GATHER: case OPC_SCATTER:
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
   case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:
     return false;

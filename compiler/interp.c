@@ -55,11 +55,16 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_MUL: return a * b;
   case OP_DIV: return a / b;
   case OP_BCE: return -(b * clamp_log(a) + (1 - b) * clamp_log(1 - a));
+  case OP_MAX: return a > b || a != a ? a : b;
+  case OP_MIN: return a < b || a != a ? a : b;
+  case OP_MAX_SHARE: return a > b ? 1 : a == b ? 0.5 : 0;
+  case OP_KEEP_POS: return a > 0 ? b : 0;
+  case OP_KEEP_NONPOS: return a > 0 ? 0 : b;
   case OP_INPUT: case OP_TARGET: case OP_PARAM: case OP_STATE: case OP_CONST:
   case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
   case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING:
-  case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_GATHER: case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
     break;
   }
   nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
@@ -157,6 +162,31 @@ static int64_t boffset(const Shape *out, const int64_t st[MAX_RANK], int64_t e) 
     e /= out->dim[i];
   }
   return off;
+}
+
+/* The row of a table of `rows` rows that index value x selects: x itself
+ * when it is an integer in range (the data's checks make it one), else
+ * clamped, so memory is never read outside the table. codegen.c mirrors it. */
+static int64_t table_row(double x, int64_t rows) {
+  if (!(x >= 0)) return 0;
+  if (x >= (double)rows) return rows - 1;
+  return (int64_t)x;
+}
+
+/* scatter_add: every row of a's rows added at its index, over the batch. */
+static void eval_scatter(Interp *in, const Node *n, double *out) {
+  const Node *A = n->in[0], *B = n->in[1];
+  int64_t dim = n->shape.dim[1], len = shape_numel(&B->shape);
+  int rows = A->batched || B->batched ? in->rows : 1;
+  memset(out, 0, sizeof(double) * (size_t)shape_numel(&n->shape));
+  for (int r = 0; r < rows; r++) {
+    const double *a = in->val[A->id] + (A->batched ? r * len * dim : 0);
+    const double *b = in->val[B->id] + (B->batched ? r * len : 0);
+    for (int64_t p = 0; p < len; p++) {
+      double *o = out + table_row(b[p], n->shape.dim[0]) * dim;
+      for (int64_t d = 0; d < dim; d++) o[d] += a[p * dim + d];
+    }
+  }
 }
 
 /* One node for one batch row: out and ins point at that row's values.
@@ -282,7 +312,13 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
     return;
   case OPC_DROPOUT:
     break; /* eval_node: its masks need the row */
-  case OPC_BATCH:
+  case OPC_GATHER: {
+    int64_t dim = A->shape.dim[1], len = shape_numel(&B->shape);
+    for (int64_t p = 0; p < len; p++)
+      memcpy(out + p * dim, a + table_row(b[p], A->shape.dim[0]) * dim, sizeof(double) * (size_t)dim);
+    return;
+  }
+  case OPC_BATCH: case OPC_SCATTER:
     break; /* eval_node: across rows */
   }
   nnc_die("interpreter: eval_row of %s", op_info[n->op].name);
@@ -310,6 +346,8 @@ static void eval_node(Interp *in, const Node *n) {
     for (int64_t e = 0; e < len; e++)
       out[e] = in->evaluation ? a[e]
              : dropout_keeps((uint32_t)n->attr.axis, step, (uint64_t)e, n->attr.value) ? a[e] * scale : 0;
+  } else if (op_info[n->op].cls == OPC_SCATTER) {
+    eval_scatter(in, n, out);
   } else {
     int rows = n->batched ? in->rows : 1;
     int64_t na = A ? shape_numel(&A->shape) : 0, nb = B ? shape_numel(&B->shape) : 0;

@@ -20,12 +20,13 @@ const OpInfo op_info[OP_COUNT] = {
 #define CLASS_NIN(cls) \
   ((cls) == OPC_LEAF ? 0 \
    : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT || \
-     (cls) == OPC_DROPOUT || (cls) == OPC_MODE ? 2 : 1)
+     (cls) == OPC_DROPOUT || (cls) == OPC_MODE || (cls) == OPC_GATHER || (cls) == OPC_SCATTER ? 2 : 1)
 #define CLASS_ATTR_OK(cls, attr) \
   ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE || (cls) == OPC_CONCAT ? (attr) == A_AXIS \
    : (cls) == OPC_SLICE ? (attr) == A_RANGE \
    : (cls) == OPC_DROPOUT ? (attr) == A_MASK \
-   : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO ? (attr) == A_SHAPE \
+   : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO || \
+       (cls) == OPC_SCATTER ? (attr) == A_SHAPE \
    : (cls) == OPC_LEAF || (cls) == OPC_UNARY ? (attr) == A_NONE || (attr) == A_VALUE \
    : (attr) == A_NONE)
 #define OP(e, name, nin, cls, attr, call) \
@@ -212,6 +213,25 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
            shape_str(in[1], false, s1, sizeof s1));
     *out = *in[0];
     return 0;
+  case OPC_GATHER:
+    if (in[0]->rank != 2)
+      FAIL("%s needs a table of rank 2, got %s", info->name, shape_str(in[0], false, s0, sizeof s0));
+    if (in[1]->rank + 1 > MAX_RANK)
+      FAIL("%s: indices %s leave no room for the row axis (rank %d at most)", info->name,
+           shape_str(in[1], false, s1, sizeof s1), MAX_RANK - 1);
+    *out = *in[1];
+    out->dim[out->rank++] = in[0]->dim[1];
+    return 0;
+  case OPC_SCATTER: {
+    char s2[64];
+    if (attr->shape.rank != 2 || in[0]->rank != in[1]->rank + 1 ||
+        in[0]->dim[in[0]->rank - 1] != attr->shape.dim[1])
+      FAIL("%s cannot add rows of %s at indices %s into %s", info->name,
+           shape_str(in[0], false, s0, sizeof s0), shape_str(in[1], false, s1, sizeof s1),
+           shape_str(&attr->shape, false, s2, sizeof s2));
+    *out = attr->shape;
+    return 0;
+  }
   case OPC_BATCH:
     *out = *in[0];
     return 0;
@@ -251,8 +271,9 @@ static bool op_batched(Op op, Node *a, Node *b) {
   switch (op_info[op].cls) {
   case OPC_LEAF:
     return op == OP_INPUT || op == OP_TARGET;
-  case OPC_BATCH:
+  case OPC_BATCH: case OPC_SCATTER:
     return false;
+  case OPC_GATHER:
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
   case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
   case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:

@@ -47,6 +47,8 @@ typedef enum OpClass {
   OPC_SLICE,      /* a range of indices along `axis` (a view) */
   OPC_DROPOUT,    /* operand a masked at random in training (b: the step), else a */
   OPC_MODE,       /* operand a in training functions, b in evaluation functions */
+  OPC_GATHER,     /* rows of a table (operand 0) at indices (operand 1) */
+  OPC_SCATTER,    /* the reverse: rows added into a table, summed over the batch */
   OPC_BATCH       /* across the rows of the batch */
 } OpClass;
 

@@ -9,7 +9,7 @@ typedef struct Lower {
   Graph *g;
   const Program *p;
   Node **bound; /* bound[Symbol.index]: the node a name stands for */
-  int unnamed[LAYER_BATCH_NORM + 1]; /* unnamed layers of each kind so far */
+  int unnamed[LAYER_KINDS]; /* unnamed layers of each kind so far */
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
   Node *dropout_step;   /* the training step dropout's masks depend on, made on first use */
@@ -43,12 +43,22 @@ static Node *new_param(Lower *L, const char *name, Shape shape, Loc loc,
 
 static Node *lower_expr(Lower *L, const Expr *e);
 
+/* Where a layer kind's call keeps its `name:` argument. */
+static int layer_name_slot(LayerKind kind) {
+  switch (kind) {
+  case LAYER_LINEAR: return LINEAR_NAME;
+  case LAYER_LAYER_NORM: return LAYER_NORM_NAME;
+  case LAYER_BATCH_NORM: return BATCH_NORM_NAME;
+  case LAYER_EMBEDDING: return EMBEDDING_NAME;
+  case LAYER_KINDS: break;
+  }
+  nnc_die("lowering: unknown layer");
+}
+
 /* The name a layer's parameters start with: its own, or its kind's name
  * and number (linear1, layer_norm2; each kind counts its own). */
 static const char *layer_name(Lower *L, const Call *call) {
-  LayerKind kind = (LayerKind)call->b->sub;
-  int slot = kind == LAYER_LINEAR ? LINEAR_NAME : kind == LAYER_BATCH_NORM ? BATCH_NORM_NAME : LAYER_NORM_NAME;
-  const char *given = call->str[slot];
+  const char *given = call->str[layer_name_slot((LayerKind)call->b->sub)];
   if (given) return given;
   return arena_printf(L->g->arena, "%s%d", call->b->name, ++L->unnamed[call->b->sub]);
 }
@@ -229,11 +239,34 @@ static Node *lower_dropout(Lower *L, const Expr *e, Node *x) {
   return node_make(g, OP_DROPOUT, x, L->dropout_step, &attr, e->loc);
 }
 
+/* embedding(vocab, dim) on indices x: rows of the table W [vocab, dim],
+ * initialized normal(std: 1) as PyTorch's nn.Embedding. */
+static Node *lower_embedding(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  const Call *call = e->call;
+  const char *layer = layer_name(L, call);
+  InitSpec normal = {.kind = NNC_INIT_NORMAL, .arg = 1};
+  Shape table = shape2((int64_t)call->num[EMBEDDING_VOCAB], (int64_t)call->num[EMBEDDING_DIM]);
+  Node *W = new_param(L, arena_printf(g->arena, "%s.W", layer), table, e->loc, PINIT_OWN, &normal);
+  return node_binary(g, OP_GATHER, W, x, e->loc);
+}
+
+/* where(c, a, b) = keep_pos(c, a) + keep_nonpos(c, b): exact, since one
+ * side is zero (and a NaN or infinity on the side not taken stays there). */
+static Node *lower_where(Lower *L, const Expr *e, Node *cond, Node *a, Node *b) {
+  Graph *g = L->g;
+  Node *taken = node_binary(g, OP_KEEP_POS, cond, a, e->loc);
+  Node *other = node_binary(g, OP_KEEP_NONPOS, cond, b, e->loc);
+  return node_binary(g, OP_ADD, taken, other, e->loc);
+}
+
 static Node *lower_layer(Lower *L, const Expr *e, Node *x) {
   switch ((LayerKind)e->call->b->sub) {
   case LAYER_LINEAR: return lower_linear(L, e, x);
   case LAYER_LAYER_NORM: return lower_layer_norm(L, e, x);
   case LAYER_BATCH_NORM: return lower_batch_norm(L, e, x);
+  case LAYER_EMBEDDING: return lower_embedding(L, e, x);
+  case LAYER_KINDS: break;
   }
   nnc_die("lowering: unknown layer");
 }
@@ -280,6 +313,8 @@ static Node *lower_call(Lower *L, const Expr *e) {
       return joined;
     }
     return node_make(L->g, (Op)call->b->sub, a, b, &call->attr, e->loc);
+  case B_WHERE:
+    return lower_where(L, e, a, b, lower_expr(L, call->tensor[2]));
   case B_LAYER:
     return lower_layer(L, e, a);
   case B_LOSS:

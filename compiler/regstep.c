@@ -626,6 +626,8 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
   case OPC_SUM_TO: return r_by_lane(r, n, form, idx, r_sum_to_elem);
   case OPC_DROPOUT: case OPC_MODE: break; /* register_lanes refuses them */
   case OPC_CONCAT: case OPC_SLICE: return r_by_lane(r, n, form, idx, r_pieces_elem);
+  case OPC_GATHER: case OPC_SCATTER:
+    break; /* register_lanes leaves them to loop nests */
   }
   nnc_die("codegen: bad op in a register step");
 }
@@ -665,6 +667,7 @@ static int register_lanes(const CG *cg, Node *const *roots, int nroots, bool *ne
     if (c == OPC_REDUCE && n->op != OP_SUM && n->op != OP_MEAN) return 0;
     if (c == OPC_DROPOUT) return 0; /* its masks: loop nests */
     if (c == OPC_MODE) return 0;    /* batch statistics: loop nests */
+    if (c == OPC_GATHER || c == OPC_SCATTER) return 0; /* rows chosen by data */
     for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
   }
   int lanes = 2;

@@ -39,8 +39,40 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   free(perm);
 }
 
-static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int64_t tgt_cols,
-                       NncData *out) {
+/* Every value an embedding reads from an input must be a row of its table:
+ * an error naming the data row and column otherwise. */
+static int check_indices(const Graph *g, const NncData *d, const char *source) {
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i], *ids = n->in[1];
+    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
+    int64_t col = 0, len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
+    for (int k = 0; k < g->inputs.len && g->inputs.items[k] != ids; k++)
+      col += shape_numel(&((const Node *)g->inputs.items[k])->shape);
+    for (size_t r = 0; r < d->rows; r++)
+      for (int64_t k = 0; k < len; k++) {
+        double v = d->x[r * (size_t)d->in_cols + (size_t)(col + k)];
+        if (v >= 0 && v < (double)rows && v == floor(v)) continue;
+        diag_file_error(source, "data row %zu, column %" PRId64 " (%s[%" PRId64 "]): %.17g is not a row of %s "
+                        "(an integer in [0, %" PRId64 "))", r + 1, col + k + 1, ids->name, k, v,
+                        n->in[0]->name, rows);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+static const char *source_name(const DataSpec *d) {
+  switch (d->kind) {
+  case DATA_MOONS: return "moons";
+  case DATA_CIRCLES: return "circles";
+  case DATA_CSV: case DATA_IDX: return d->path; /* idx: the images file */
+  case DATA_NONE: break;
+  }
+  return "data";
+}
+
+static int load_source(const Program *p, const Graph *g, const DataSpec *d, int64_t in_cols,
+                       int64_t tgt_cols, NncData *out) {
   char err[1024];
   int rc = -1;
   switch (d->kind) {
@@ -67,6 +99,10 @@ static int load_source(const Program *p, const DataSpec *d, int64_t in_cols, int
     diag_error_line(err);
     return rc;
   }
+  if (check_indices(g, out, source_name(d)) != 0) {
+    nnc_data_free(out);
+    return -1;
+  }
   if (d->shuffle) shuffle_data(out, d->seed);
   return 0;
 }
@@ -77,7 +113,7 @@ int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *vali
   memset(train, 0, sizeof *train);
   memset(valid, 0, sizeof *valid);
   NncData all = {0};
-  if (load_source(p, &tc->data, in_cols, tgt_cols, &all) != 0) return -1;
+  if (load_source(p, g, &tc->data, in_cols, tgt_cols, &all) != 0) return -1;
   if (tc->has_split) {
     size_t rows = tc->split_fraction ? (size_t)floor(tc->split * (double)all.rows) : (size_t)tc->split;
     if (rows < 1 || rows >= all.rows) {
@@ -92,7 +128,7 @@ int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *vali
   }
   if (tc->valid.kind != DATA_NONE) {
     nnc_data_free(valid);
-    if (load_source(p, &tc->valid, in_cols, tgt_cols, valid) != 0) {
+    if (load_source(p, g, &tc->valid, in_cols, tgt_cols, valid) != 0) {
       nnc_data_free(train);
       return -1;
     }
@@ -1186,6 +1222,10 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
   int tgt = (int)engine_target_cols(g);
   if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), tgt, label_column ? tgt : 0, 1, err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  if (check_indices(g, &d, csv_path) != 0) {
+    nnc_data_free(&d);
     return 1;
   }
   const Node *out = g->output;

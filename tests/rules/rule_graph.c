@@ -37,6 +37,21 @@ static Node *build(Op op) {
     Node *a = param("a", shape1(2)), *b = param("b", shape1(3));
     return node_make(g, op, a, b, &attr, here);
   }
+  case OP_MAX_SHARE: {
+    Node *a = param("a", shape1(3)), *b = param("b", shape1(3));
+    return node_make(g, op, a, b, &attr, here);
+  }
+  case OP_KEEP_POS: case OP_KEEP_NONPOS: {
+    Node *c = node_leaf(g, OP_INPUT, shape1(3), "c", here);
+    ptrvec_push_arena(g->arena, &g->inputs, c);
+    return node_make(g, op, c, param("w", shape1(3)), &attr, here);
+  }
+  case OP_SCATTER_ADD: {
+    Node *ids = node_leaf(g, OP_INPUT, shape1(2), "ids", here);
+    ptrvec_push_arena(g->arena, &g->inputs, ids);
+    attr.shape = shape2(4, 3);
+    return node_make(g, op, param("w", shape2(2, 3)), ids, &attr, here);
+  }
   case OP_BROADCAST:
     attr.shape = shape2(2, 3);
     return node_make(g, op, param("w", shape1(3)), NULL, &attr, here);

@@ -1,7 +1,7 @@
 # tests/rules/rules.cmake - one golden --emit grad file per derivative rule
 # (included from tests/CMakeLists.txt), so that each rule's shape is pinned
 # as text: golden.rule.NAME compares the backward graph of tests/rules/NAME.nn
-# with NAME.grad. The ops no .nn file can write (max, step, outer, ...) have
+# with NAME.grad. The ops no .nn file can write (clamp_min, step, outer, ...) have
 # a NAME.grad without a NAME.nn: rule_graph (rule_graph.c) builds their graph.
 add_executable(rule_graph ${CMAKE_CURRENT_LIST_DIR}/rule_graph.c)
 target_compile_options(rule_graph PRIVATE ${NNC_WARNINGS})

@@ -1,0 +1,24 @@
+# tests/ops/ops.cmake - max, min, where and embedding against PyTorch:
+# ops.CASE.ENGINE runs --grad on tests/ops/CASE.nn with the parameters of
+# CASE.safetensors and compares the loss and gradients with reference.json
+# (written by torch_ops.py with PyTorch; the test needs only python3):
+# ties of max and min, where's two sides, an embedding row used twice.
+set(OPS_DIR ${CMAKE_CURRENT_LIST_DIR})
+foreach(case max_tie min_tie max_params where embedding)
+  foreach(engine interp jit)
+    add_test(NAME ops.${case}.${engine} COMMAND python3 ${OPS_DIR}/check.py $<TARGET_FILE:nnc> ${case} ${engine})
+    set_tests_properties(ops.${case}.${engine} PROPERTIES LABELS ops)
+  endforeach()
+endforeach()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${OPS_DIR}/reference.json)
+
+# an embedding index in the data that is not a row of the table: an error
+# naming the data row and column, for training data and for --predict
+add_test(NAME cli.embedding_index_not_integer
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
+                 "bad_index.csv: error: data row 2, column 3 \\(ids\\[2\\]\\): 4.5 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
+                 ../ops/bad_index.nn --train)
+add_test(NAME cli.embedding_index_out_of_range
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
+                 "bad_predict.csv: error: data row 1, column 4 \\(ids\\[3\\]\\): 6 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
+                 ../ops/embedding.nn --load ../ops/embedding.safetensors --predict ../ops/bad_predict.csv)
