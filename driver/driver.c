@@ -308,10 +308,11 @@ static int run_task(Compilation *c) {
   if ((o->grad || o->check_grad) && c->prog.train.data.kind == DATA_NONE) {
     /* as torch.autograd.gradcheck on random inputs */
     int64_t rows = c->prog.train.batch;
-    rt_random_data(&c->prog, c->opt_g, rows, &train);
-    fprintf(stderr, "%s: note: the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1) and "
+    bool indices = rt_random_data(&c->prog, c->opt_g, rows, &train);
+    fprintf(stderr, "%s: note: the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1)%s and "
                     "targets from U(0, 1) with seed %llu\n",
             o->file, o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
+            indices ? " (embedding indices uniformly from their tables' rows)" : "",
             (unsigned long long)c->prog.train.seed);
   } else {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);

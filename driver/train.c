@@ -39,15 +39,21 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   free(perm);
 }
 
+/* The column of input `ids` in a data row (inputs in order, flattened). */
+static int64_t input_column(const Graph *g, const Node *ids) {
+  int64_t col = 0;
+  for (int k = 0; k < g->inputs.len && g->inputs.items[k] != ids; k++)
+    col += shape_numel(&((const Node *)g->inputs.items[k])->shape);
+  return col;
+}
+
 /* Every value an embedding reads from an input must be a row of its table:
  * an error naming the data row and column otherwise. */
 static int check_indices(const Graph *g, const NncData *d, const char *source) {
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i], *ids = n->in[1];
     if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    int64_t col = 0, len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
-    for (int k = 0; k < g->inputs.len && g->inputs.items[k] != ids; k++)
-      col += shape_numel(&((const Node *)g->inputs.items[k])->shape);
+    int64_t col = input_column(g, ids), len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
     for (size_t r = 0; r < d->rows; r++)
       for (int64_t k = 0; k < len; k++) {
         double v = d->x[r * (size_t)d->in_cols + (size_t)(col + k)];
@@ -136,7 +142,21 @@ int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *vali
   return 0;
 }
 
-void rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out) {
+/* rows[c]: for a data column an embedding reads, the rows of the smallest
+ * table it indexes; 0 for every other column. */
+static int64_t *index_limits(const Graph *g, int64_t in_cols) {
+  int64_t *rows = nnc_xcalloc((size_t)in_cols + 1, sizeof *rows);
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i], *ids = n->in[1];
+    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
+    int64_t col = input_column(g, ids), len = shape_numel(&ids->shape), table = n->in[0]->shape.dim[0];
+    for (int64_t k = 0; k < len; k++)
+      if (!rows[col + k] || table < rows[col + k]) rows[col + k] = table;
+  }
+  return rows;
+}
+
+bool rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out) {
   NncRng rng;
   nnc_rng_seed(&rng, p->train.seed);
   memset(out, 0, sizeof *out);
@@ -145,8 +165,17 @@ void rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out
   out->tgt_cols = (int)engine_target_cols(g);
   out->x = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->in_cols + 1));
   out->t = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->tgt_cols + 1));
-  for (size_t k = 0; k < out->rows * (size_t)out->in_cols; k++) out->x[k] = nnc_rng_normal(&rng);
+  int64_t *limit = index_limits(g, out->in_cols);
+  bool indices = false;
+  for (size_t k = 0; k < out->rows * (size_t)out->in_cols; k++) {
+    int64_t table = limit[k % (size_t)out->in_cols];
+    /* an embedding's indices: whole rows of its table, uniformly */
+    out->x[k] = table ? floor(nnc_rng_uniform(&rng) * (double)table) : nnc_rng_normal(&rng);
+    indices |= table != 0;
+  }
+  free(limit);
   for (size_t k = 0; k < out->rows * (size_t)out->tgt_cols; k++) out->t[k] = nnc_rng_uniform(&rng);
+  return indices;
 }
 
 void *rt_data_cast(const NncData *d, bool targets, DType dt) {

@@ -21,10 +21,12 @@
  * split). Errors are printed (one line naming the file); returns -1. */
 int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *valid);
 
-/* Rows of inputs drawn from N(0, 1) and targets from U(0, 1), from the
- * train block's seed: what --grad and --check-grad use when the train
- * block has no data (as torch.autograd.gradcheck on random inputs). */
-void rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out);
+/* Rows of inputs drawn from N(0, 1) (an embedding's indices: whole rows of
+ * its table, uniformly) and targets from U(0, 1), from the train block's
+ * seed: what --grad and --check-grad use when the train block has no data
+ * (as torch.autograd.gradcheck on random inputs). True when some input
+ * holds embedding indices. */
+bool rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out);
 
 /* Fill the parameters in e->buf from the initializers (train block `init`,
  * biases zero, a `param`'s own initializer). */

@@ -21,6 +21,10 @@
 #   grad_no_data  --grad and --check-grad of a model without data: a note
 #                 line on standard error, the same gradients each run, and
 #                 a passing check
+#   grad_no_data_embedding  the same with an embedding of 50 rows: the note
+#                 says how its indices are drawn, the drawn indices reach
+#                 rows beyond the first three (N(0, 1) values clamped to the
+#                 table would not), and the check passes
 #   dead_relu     examples/moons.nn with --seed 5 starts with its third relu
 #                 dead: one note at line 7, column 67
 #   loss_stuck    examples/moons.nn at --lr 1e-9: one note at the loss line
@@ -122,6 +126,18 @@ PY
     grep -q '^gradient check passed' "$tmp/check" || { cat "$tmp/check"; fail "the check did not pass"; }
     grep -q 'note: the train block has no data: --check-grad uses 3 rows' "$tmp/check.err" || fail "no note for --check-grad"
     echo "ok: $case ($engine): $(cat "$tmp/grad.err")" ;;
+  grad_no_data_embedding)
+    run grad 0 "$here/nodata_embedding.nn" --grad
+    grep -q 'note: the train block has no data: --grad uses 3 rows of inputs drawn from N(0, 1) (embedding indices uniformly from their tables. rows)' "$tmp/grad.err" ||
+      { cat "$tmp/grad.err"; fail "no note about the drawn indices"; }
+    # rows of embedding1.W [50,4] with a gradient, beyond rows 0 to 2
+    far=$(awk '$1 == "embedding1.W" { for (i = 3; i <= NF; i++) if ($i != 0 && int((i - 3) / 4) > 2) r[int((i - 3) / 4)] = 1;
+                                      n = 0; for (k in r) n++; print n }' "$tmp/grad")
+    [ "${far:-0}" -ge 5 ] || { cat "$tmp/grad"; fail "the indices reach only $far rows beyond row 2"; }
+    run check 0 "$here/nodata_embedding.nn" --check-grad
+    grep -q '^embedding1.W .* ok' "$tmp/check" && grep -q '^gradient check passed' "$tmp/check" ||
+      { cat "$tmp/check"; fail "the check did not pass"; }
+    echo "ok: $case ($engine): $far rows beyond row 2 drawn" ;;
   dead_relu)
     run out 0 "$examples/moons.nn" --train --epochs 20 --seed 5
     [ "$(grep -c 'note:' "$tmp/out.err")" = 1 ] || { cat "$tmp/out.err"; fail "expected one note"; }
