@@ -22,3 +22,8 @@ add_test(NAME cli.embedding_index_out_of_range
          COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
                  "bad_predict.csv: error: data row 1, column 4 \\(ids\\[3\\]\\): 6 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
                  ../ops/embedding.nn --load ../ops/embedding.safetensors --predict ../ops/bad_predict.csv)
+
+# examples/reviews.nn (an embedding of word indices) learns its task
+add_test(NAME accept.reviews
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/train/accept.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples reviews)
+set_tests_properties(accept.reviews PROPERTIES LABELS "suites;accept;jit" TIMEOUT 300)

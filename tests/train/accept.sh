@@ -6,6 +6,8 @@
 #   circles  nnc examples/circles.nn --jit --train: final valid accuracy >= 0.97
 #   digits_adamw  AdamW, cosine schedule, clipping, early stopping: stops
 #            early, a best epoch line, final valid accuracy >= 0.97
+#   reviews  the embedding of word indices: final valid loss <= 0.01,
+#            final valid accuracy >= 0.98
 set -u
 nnc=$1 examples=$2 case=$3
 out=$("$nnc" "$examples/$case.nn" --jit --train 2>&1)
@@ -27,6 +29,9 @@ case $case in
     grep -q '^stopped early after epoch' <<<"$out" || fail "no early stop"
     grep -q '^best epoch [0-9]' <<<"$out" || fail "no best epoch line"
     at_least "final valid accuracy" 0.97 ;;
+  reviews)
+    at_most "final valid loss" 0.01
+    at_least "final valid accuracy" 0.98 ;;
   *) echo "accept.sh: unknown case '$case'"; exit 2 ;;
 esac
 echo "ok: $case"
