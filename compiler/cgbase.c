@@ -219,8 +219,9 @@ LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef l
 void cg_mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v) {
   bool *dirty;
   LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
-  /* the buffer is the function's result: it is written at once */
-  if (slot && cg->st[n->id].base != cg->buf) {
+  /* the buffer and the gradients are the function's results (grad_part
+     writes its gradients elsewhere than the buffer): written at once */
+  if (slot && cg->st[n->id].base != cg->buf && cg->st[n->id].base != cg->gbuf) {
     *slot = v;
     *dirty = true;
     return;

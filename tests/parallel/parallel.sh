@@ -3,6 +3,9 @@
 # process would (driver/parallel.h). Cases:
 #   threads.repeat   --threads 2 twice: the same bits
 #   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
+#   threads.unbatched  tests/parallel/unbatched.nn (gradients that are products
+#                    of batch sums and parameters): --threads 2 saves the
+#                    parameters of one thread (1e-12)
 #   threads.usage    --threads 2 without --jit: exit 2 and the message
 #   threads.clamp    more threads than rows in a batch: a note, and the run
 #                    of as many threads as rows
@@ -42,6 +45,13 @@ threads.agree)
   for n in 2 3; do
     close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
   done
+  ;;
+threads.unbatched)
+  nn=$(dirname "$0")/unbatched.nn
+  "$nnc" "$nn" --jit --train --save "$tmp/one.safetensors" >/dev/null || fail "--jit"
+  "$nnc" "$nn" --jit --train --threads 2 --save "$tmp/two.safetensors" >/dev/null || fail "--threads 2"
+  python3 "$(dirname "$0")/../train/seedcheck.py" params "$tmp/one.safetensors" "$tmp/two.safetensors" 1e-12 ||
+    fail "--threads 2 ends with other parameters"
   ;;
 threads.usage)
   err=$("$nnc" "$moons" --train --threads 2 2>&1 >/dev/null)
