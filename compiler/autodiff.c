@@ -282,6 +282,7 @@ void autodiff(Graph *g) {
   }
   /* the gradients, named after what they are the gradient of */
   g->grads = ARENA_ARRAY(g->arena, Node *, g->params.len + 1);
+  g->no_path = ARENA_ARRAY(g->arena, bool, g->params.len + 1);
   for (int i = 0; i < nfwd; i++) {
     Node *x = g->nodes[i], *d = ad.grad[i];
     if (d && d->id >= first && x->name && !d->name && d->op != OP_CONST && d->op != OP_INV_BATCH) {
@@ -301,6 +302,7 @@ void autodiff(Graph *g) {
       d->via = p;
       d->grad_of = p;
       d->name = arena_printf(g->arena, "d.%s", p->name);
+      g->no_path[i] = true;
     }
     g->grads[i] = d;
   }

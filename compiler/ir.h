@@ -164,6 +164,9 @@ typedef struct Graph {
   Node *loss;       /* per-sample loss (batched scalar) */
   Node *batch_loss; /* mean of loss over the batch */
   Node **grads;     /* grads[i]: d batch_loss / d params[i] (after autodiff) */
+  bool *no_path;    /* no_path[i]: batch_loss does not depend on params[i] (its
+                       gradient is 0 and the optimizer leaves it alone, as
+                       torch.optim a parameter whose .grad is None) */
   Update *updates;
   int nupdates;
   Node *lr; /* the learning rate state the updates read (update.h), or NULL */

@@ -75,6 +75,8 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   if (old->grads) {
     g->grads = ARENA_ARRAY(g->arena, Node *, old->params.len + 1);
     for (int i = 0; i < old->params.len; i++) g->grads[i] = r->map[old->grads[i]->id];
+    g->no_path = ARENA_ARRAY(g->arena, bool, old->params.len + 1);
+    memcpy(g->no_path, old->no_path, sizeof(bool) * (size_t)old->params.len);
   }
   if (old->nupdates) {
     g->updates = ARENA_ARRAY(g->arena, Update, old->nupdates);

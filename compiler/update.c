@@ -139,6 +139,7 @@ void build_updates(Graph *g, const OptimSpec *o) {
   Node *clip = o->clip_norm > 0 ? clip_factor(&u) : NULL;
   for (int i = 0; i < g->params.len; i++) {
     Node *p = g->params.items[i], *grad = g->grads[i];
+    if (g->no_path[i]) continue; /* torch.optim skips a parameter without a gradient: no decay, no state */
     u.loc = p->loc;
     if (clip) grad = mul(&u, grad, clip);
     switch (o->kind) {
