@@ -64,3 +64,17 @@ optim_cli(eval_no_data 1 stderr "^relu.nn: error: no training data" relu.nn --ev
 add_test(NAME accept.digits_adamw
          COMMAND ${PROJECT_SOURCE_DIR}/tests/train/accept.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples digits_adamw)
 set_tests_properties(accept.digits_adamw PROPERTIES LABELS "suites;accept;jit" TIMEOUT 300)
+
+# random cases against PyTorch (scripts/torch_optim_check.py draws them and
+# trains them with torch.optim; tests/optim/random keeps a few, with torch's
+# parameters): optim.random.CASE.ENGINE trains one from the same start
+# (random_check.py, standard library only)
+file(GLOB OPTIM_RANDOM LIST_DIRECTORIES false CONFIGURE_DEPENDS ${OPTIM_DIR}/random/*.json)
+foreach(json ${OPTIM_RANDOM})
+  get_filename_component(case ${json} NAME_WE)
+  foreach(engine interp jit)
+    add_test(NAME optim.random.${case}.${engine}
+             COMMAND python3 ${OPTIM_DIR}/random_check.py $<TARGET_FILE:nnc> ${case} ${engine})
+    set_tests_properties(optim.random.${case}.${engine} PROPERTIES LABELS optim TIMEOUT 120)
+  endforeach()
+endforeach()
