@@ -18,6 +18,10 @@
 #                 training (no epoch in its metadata): exit 1, one line
 #   resume_other_optimizer  --resume with another optimizer than the
 #                 checkpoint's: exit 1, one line naming the missing state
+#   resume_bad_metadata  --resume of a checkpoint whose metadata was changed
+#                 (set_metadata.py): an epoch that is not a whole number, a
+#                 shuffle_rng that is not four hexadecimal numbers,
+#                 best_epoch without best_valid_loss: exit 1, one line each
 #   grad_no_data  --grad and --check-grad of a model without data: a note
 #                 line on standard error, the same gradients each run, and
 #                 a passing check
@@ -114,6 +118,18 @@ PY
     sed 's/optimizer .*/optimizer adamw(lr: 0.01)/' "$here/resume_nesterov.nn" >"$tmp/adamw.nn"
     run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/n.safetensors"
     one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.beta1_power, which this optimizer keeps' ;;
+  resume_bad_metadata)
+    run out 0 "$here/early_stop.nn" --train --epochs 3 --save "$tmp/es.safetensors"
+    set_meta() { python3 "$here/set_metadata.py" "$tmp/es.safetensors" "$tmp/bad.safetensors" "$@"; }
+    set_meta epoch=2.5
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: metadata epoch is "2.5", not a whole number$'
+    set_meta shuffle_rng=0x1
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: metadata shuffle_rng is "0x1", not four hexadecimal numbers$'
+    set_meta best_valid_loss=
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: the checkpoint has best_epoch but no best_valid_loss \(a number\) in its metadata$' ;;
   grad_no_data)
     run grad 0 "$here/nodata.nn" --grad
     grep -Eq '^.*nodata.nn: note: the train block has no data: --grad uses 3 rows of inputs drawn from N\(0, 1\) and targets from U\(0, 1\) with seed 7$' "$tmp/grad.err" ||
