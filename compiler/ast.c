@@ -44,6 +44,14 @@ Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args) {
   return e;
 }
 
+Expr *ast_list(Arena *a, Loc loc, Arg *elems) {
+  Expr *e = ARENA_NEW(a, Expr);
+  e->kind = E_LIST;
+  e->loc = loc;
+  e->args = elems;
+  return e;
+}
+
 /* `first -> callee`: callee is a name (relu) or a call (linear(4)); the
  * result calls it with `first` prepended to its arguments. */
 Expr *ast_chain(Arena *a, Expr *first, Expr *callee) {
@@ -148,9 +156,12 @@ static void dump_expr(const Expr *e, int depth, StrBuf *out) {
   case E_NEG:
     sb_puts(out, "neg");
     break;
+  case E_LIST:
+    sb_puts(out, "list");
+    break;
   }
   loc_end(out, e->loc);
-  if (e->kind == E_CALL) dump_args(e->args, depth + 1, out);
+  if (e->kind == E_CALL || e->kind == E_LIST) dump_args(e->args, depth + 1, out);
   if (e->kind == E_BINOP) {
     dump_expr(e->lhs, depth + 1, out);
     dump_expr(e->rhs, depth + 1, out);

@@ -21,7 +21,8 @@ typedef enum ExprKind {
   E_NAME,  /* x, relu, true */
   E_CALL,  /* f(args) or a -> f(args) */
   E_BINOP, /* a + b, a @ b, a ^ b */
-  E_NEG    /* -a */
+  E_NEG,   /* -a */
+  E_LIST   /* [3, 5]: an argument's value; its elements are `args` (unnamed) */
 } ExprKind;
 
 typedef struct Arg Arg;
@@ -99,6 +100,7 @@ Expr *ast_num(Arena *a, Loc loc, const char *text);
 Expr *ast_str(Arena *a, Loc loc, const char *text);
 Expr *ast_name(Arena *a, Loc loc, const char *name);
 Expr *ast_call(Arena *a, Loc loc, const char *name, Arg *args);
+Expr *ast_list(Arena *a, Loc loc, Arg *elems);
 Expr *ast_chain(Arena *a, Expr *first, Expr *callee);
 Expr *ast_binop(Arena *a, Loc loc, char op, Expr *lhs, Expr *rhs);
 Expr *ast_neg(Arena *a, Loc loc, Expr *operand);

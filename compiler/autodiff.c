@@ -31,6 +31,10 @@ static Node *bin(AD *ad, Op op, Node *a, Node *b) { return node_binary(ad->g, op
 static Node *mul(AD *ad, Node *a, Node *b) { return bin(ad, OP_MUL, a, b); }
 static Node *sub(AD *ad, Node *a, Node *b) { return bin(ad, OP_SUB, a, b); }
 
+static Node *window(AD *ad, Op op, Node *a, Node *b, const OpAttr *attr) {
+  return node_make(ad->g, op, a, b, attr, ad->loc);
+}
+
 static Node *shaped(AD *ad, Op op, Node *a, Shape s) {
   if (shape_eq(&a->shape, &s)) return a;
   return node_shaped(ad->g, op, a, s, ad->loc);
@@ -228,6 +232,15 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_IF_TRAINING: GIVE(0, dy); return; /* gradients are of training functions */
   case OP_BATCH_SUM: GIVE(0, dy); return;
   case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
+  case OP_CONV: /* y = conv(x, w): the transposed convolution, and the correlation of x with dy */
+    GIVE(0, window(ad, OP_CONV_DX, dy, b, &y->attr));
+    GIVE(1, window(ad, OP_CONV_DW, a, dy, &y->attr));
+    return;
+  case OP_MAX_POOL: GIVE(0, window(ad, OP_MAX_POOL_DX, a, dy, &y->attr)); return;
+  case OP_AVG_POOL: GIVE(0, window(ad, OP_AVG_POOL_DX, dy, NULL, &y->attr)); return;
+  case OP_CONV_DX: case OP_CONV_DW: case OP_MAX_POOL_DX: case OP_AVG_POOL_DX:
+    /* made by the rules above; nnc differentiates once */
+    break;
   case OP_COUNT: break;
   }
   nnc_die("autodiff: no rule for op %d", (int)y->op);

@@ -406,6 +406,8 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
   case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST: case OP_RESHAPE:
   case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING: case OP_GATHER:
   case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_CONV: case OP_CONV_DX: case OP_CONV_DW: case OP_MAX_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL:
+  case OP_AVG_POOL_DX:
     break;
   }
   nnc_die("codegen: %s is not elementwise", op_info[op].name);

@@ -60,6 +60,15 @@ _Static_assert(sizeof op_callable / sizeof op_callable[0] == OP_COUNT, "op_calla
 #undef NOCALL
 
 /* the others */
+#define NAME_ARG {"name", P_STRING, 0, false, 0, 0, false}
+/* a size per spatial axis (default d; 0: as the kernel) of at least lo */
+#define SIZES(n, d, lo) {n, P_SIZES, d, false, lo, (double)NNC_MAX_DIM, false}
+#define SIZES_REQ(n, lo) {n, P_SIZES, 0, true, lo, (double)NNC_MAX_DIM, false}
+#define CONV_ARGS \
+  {[CONV_CHANNELS] = REQ("channels", P_INT, 1, (double)NNC_MAX_DIM), [CONV_KERNEL] = SIZES_REQ("kernel", 1), \
+   [CONV_STRIDE] = SIZES("stride", 1, 1), \
+   [CONV_PADDING] = {"padding", P_PADDING, 0, false, 0, (double)NNC_MAX_DIM, false}, \
+   [CONV_BIAS] = NUM("bias", P_BOOL, 1, 0, 1), [CONV_NAME] = NAME_ARG}
 static const Builtin builtins[] = {
     /* layers */
     {"linear", B_LAYER, LAYER_LINEAR, 1,
@@ -86,6 +95,21 @@ static const Builtin builtins[] = {
       [EMBEDDING_NAME] = {"name", P_STRING, 0, false, 0, 0, false}}},
     /* where(c, a, b): keep_pos(c, a) + keep_nonpos(c, b) */
     {"where", B_WHERE, 0, 3, {{0}}},
+    {"conv2d", B_LAYER, LAYER_CONV2D, 1, CONV_ARGS},
+    {"conv1d", B_LAYER, LAYER_CONV1D, 1, CONV_ARGS},
+    {"max_pool2d", B_LAYER, LAYER_MAX_POOL2D, 1,
+     {[POOL_KERNEL] = SIZES_REQ("kernel", 1), [POOL_STRIDE] = SIZES("stride", 0, 1),
+      [POOL_PADDING] = SIZES("padding", 0, 0)}},
+    {"max_pool1d", B_LAYER, LAYER_MAX_POOL1D, 1,
+     {[POOL_KERNEL] = SIZES_REQ("kernel", 1), [POOL_STRIDE] = SIZES("stride", 0, 1),
+      [POOL_PADDING] = SIZES("padding", 0, 0)}},
+    {"avg_pool2d", B_LAYER, LAYER_AVG_POOL2D, 1,
+     {[POOL_KERNEL] = SIZES_REQ("kernel", 1), [POOL_STRIDE] = SIZES("stride", 0, 1)}},
+    {"avg_pool1d", B_LAYER, LAYER_AVG_POOL1D, 1,
+     {[POOL_KERNEL] = SIZES_REQ("kernel", 1), [POOL_STRIDE] = SIZES("stride", 0, 1)}},
+    {"flatten", B_LAYER, LAYER_FLATTEN, 1, {{0}}},
+    {"reshape", B_LAYER, LAYER_RESHAPE, 1,
+     {[RESHAPE_SHAPE] = {"shape", P_SHAPE, 0, true, -1, (double)NNC_MAX_DIM, false}}},
     /* losses: (prediction, target) */
     {"squared", B_LOSS, LOSS_SQUARED, 2, {{0}}},
     {"mse", B_LOSS, LOSS_MSE, 2, {{0}}},
@@ -319,7 +343,7 @@ static bool const_value(const Expr *e, double *out) {
     default: return false;
     }
     return isfinite(*out);
-  case E_STR: case E_NAME: case E_CALL:
+  case E_STR: case E_NAME: case E_CALL: case E_LIST:
     return false;
   }
   return false;
@@ -333,6 +357,9 @@ static const char *type_noun(ParamType t) {
   case P_REAL: return "a number";
   case P_BOOL: return "true or false";
   case P_STRING: return "a string";
+  case P_SIZES: return "a whole number or a list of them";
+  case P_PADDING: return "a whole number, a list of them or \"same\"";
+  case P_SHAPE: return "a list of whole numbers";
   }
   return "?";
 }
@@ -355,6 +382,52 @@ static void fmt_range(char *buf, size_t n, const ParamSpec *p) {
     snprintf(buf, n, "between %s and %s", lo, hi);
 }
 
+/* A list argument (kernel: [3, 5], padding: "same", shape: [7, 7, 64]) into
+ * slot i: its numbers in call->list[i]; a single number is a list of one. */
+static void list_param(Checker *c, Call *call, int i, const Expr *e) {
+  const ParamSpec *p = &call->b->params[i];
+  const char *f = call->b->name;
+  if (p->type == P_PADDING && e->kind == E_STR) {
+    if (strcmp(e->text, "same") != 0) {
+      diag_error(c->diag, e->loc, "%s: padding is a number, a list of numbers or \"same\", got \"%s\"", f,
+                 e->text);
+      return;
+    }
+    call->str[i] = "same";
+    return;
+  }
+  if (e->kind != E_LIST && p->type == P_SHAPE) {
+    diag_error(c->diag, e->loc, "%s: '%s' must be a list of whole numbers, like [7, 7, 64]", f, p->name);
+    return;
+  }
+  int n = 0;
+  const Arg *one = &(Arg){.value = (Expr *)e};
+  for (const Arg *a = e->kind == E_LIST ? e->args : one; a; a = a->next, n++) {
+    double v;
+    if (n == MAX_RANK) {
+      diag_error(c->diag, e->loc, "%s: '%s' has more than %d numbers", f, p->name, MAX_RANK);
+      return;
+    }
+    if (!const_value(a->value, &v) || v != floor(v)) {
+      diag_error(c->diag, a->value->loc, "%s: '%s' must be %s", f, p->name, type_noun(p->type));
+      return;
+    }
+    bool minus_one = p->type == P_SHAPE && v == -1;
+    double lo = p->type == P_SHAPE ? 1 : p->lo;
+    if (!minus_one && (v < lo || v > p->hi)) {
+      diag_error(c->diag, a->value->loc, "%s: each number of '%s' must be %s %g, got %g", f, p->name,
+                 p->type == P_SHAPE ? "-1 or at least" : "at least", lo, v);
+      return;
+    }
+    call->list[i][n] = (int64_t)v;
+  }
+  if (n == 0) {
+    diag_error(c->diag, e->loc, "%s: '%s' is an empty list", f, p->name);
+    return;
+  }
+  call->nlist[i] = n;
+}
+
 /* Store one non-tensor argument into slot i of call. */
 static void set_param(Checker *c, Call *call, int i, const Expr *e) {
   const ParamSpec *p = &call->b->params[i];
@@ -373,6 +446,10 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
       return;
     }
     call->num[i] = strcmp(e->text, "true") == 0;
+    return;
+  }
+  if (p->type == P_SIZES || p->type == P_PADDING || p->type == P_SHAPE) {
+    list_param(c, call, i, e);
     return;
   }
   double v;
@@ -550,7 +627,7 @@ static bool op_attr(Checker *c, Expr *e, Call *call, const Shape *x) {
     attr->axis = axis;
     return true;
   }
-  case A_NONE: case A_SHAPE: case A_RANGE: case A_MASK:
+  case A_NONE: case A_SHAPE: case A_RANGE: case A_MASK: case A_WINDOW:
     break;
   }
   return true;
@@ -647,13 +724,14 @@ static Type *check_op_call(Checker *c, Expr *e, Call *call) {
 }
 
 /* Is `name` how unnamed layers of some kind are numbered (linear2,
- * layer_norm1)? Such a name would collide with their parameters. */
+ * layer_norm1, conv1)? Such a name would collide with their parameters. */
 static bool is_numbered_layer_name(const char *name) {
-  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-    if (builtins[i].kind != B_LAYER) continue;
-    size_t n = strlen(builtins[i].name);
-    if (strncmp(name, builtins[i].name, n) == 0 && name[n] &&
-        strspn(name + n, "0123456789") == strlen(name + n))
+  for (size_t i = 0; i <= sizeof builtins / sizeof builtins[0]; i++) {
+    /* the builtins' layers, and conv (conv1d and conv2d count together) */
+    const char *prefix = i < sizeof builtins / sizeof builtins[0] ? builtins[i].name : "conv";
+    if (i < sizeof builtins / sizeof builtins[0] && builtins[i].kind != B_LAYER) continue;
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) == 0 && name[n] && strspn(name + n, "0123456789") == strlen(name + n))
       return true;
   }
   return false;
@@ -662,7 +740,8 @@ static bool is_numbered_layer_name(const char *name) {
 /* A layer's name: given (an identifier no other layer has) or numbered. */
 static bool check_layer_name(Checker *c, Expr *e, Call *call) {
   const char *kind = call->b->name;
-  const char *name = call->str[builtin_param(call->b, "name")];
+  int slot = builtin_param(call->b, "name");
+  const char *name = slot >= 0 ? call->str[slot] : NULL;
   if (!name) {
     c->unnamed_layers++;
     return true;
@@ -737,9 +816,147 @@ static Type *check_embedding(Checker *c, Expr *e, Call *call) {
   return tensor_type(c, out);
 }
 
+/* Slot i's numbers spread over the window's axes (one number: every
+ * axis), into v[0..1] (a rank-1 window uses v[1]); false after an error. */
+static bool window_sizes(Checker *c, Expr *e, const Call *call, int i, int rank, int64_t v[2]) {
+  int n = call->nlist[i];
+  if (n == 0) return true; /* not given: the caller's default */
+  if (n != 1 && n != rank) {
+    diag_error(c->diag, e->loc, "%s: '%s' takes one number or %d (one per spatial axis), got %d",
+               call->b->name, call->b->params[i].name, rank, n);
+    return false;
+  }
+  for (int d = 0; d < rank; d++) v[2 - rank + d] = call->list[i][n == 1 ? 0 : d];
+  return true;
+}
+
+/* conv2d, conv1d, the poolings: the window over x from the arguments, with
+ * the errors a user can make (rank, sizes, padding, an empty output). */
+static Type *check_window_layer(Checker *c, Expr *e, Call *call, const Type *x) {
+  LayerKind kind = (LayerKind)call->b->sub;
+  bool conv = kind == LAYER_CONV2D || kind == LAYER_CONV1D;
+  bool maxp = kind == LAYER_MAX_POOL2D || kind == LAYER_MAX_POOL1D;
+  int rank = kind == LAYER_CONV2D || kind == LAYER_MAX_POOL2D || kind == LAYER_AVG_POOL2D ? 2 : 1;
+  const char *f = call->b->name;
+  char s0[64];
+  shape_str(&x->shape, false, s0, sizeof s0);
+  if (x->shape.rank != rank + 1) {
+    diag_error(c->diag, e->loc, "%s needs a %s input (channels first), got %s%s", f,
+               rank == 2 ? "[C, H, W]" : "[C, L]", s0,
+               x->shape.rank == rank ? (rank == 2 ? "; for one channel declare it [1, H, W] or reshape it"
+                                                  : "; for one channel declare it [1, L] or reshape it")
+                                     : "");
+    return error_type(c);
+  }
+  if (conv && !check_layer_name(c, e, call)) return error_type(c);
+  int ki = conv ? CONV_KERNEL : POOL_KERNEL, si = conv ? CONV_STRIDE : POOL_STRIDE;
+  int pi = conv ? CONV_PADDING : maxp ? POOL_PADDING : -1;
+  Window w = {.rank = rank, .in = {1, 1}, .k = {1, 1}, .s = {1, 1}};
+  for (int d = 0; d < rank; d++) w.in[2 - rank + d] = x->shape.dim[1 + d];
+  if (!window_sizes(c, e, call, ki, rank, w.k)) return error_type(c);
+  /* a pooling's stride defaults to its kernel */
+  if (!conv && call->nlist[si] == 0) memcpy(w.s, w.k, sizeof w.s);
+  if (!window_sizes(c, e, call, si, rank, w.s)) return error_type(c);
+  bool same = pi >= 0 && call->str[pi];
+  if (same) {
+    if (w.s[0] != 1 || w.s[1] != 1) {
+      diag_error(c->diag, e->loc,
+                 "%s: padding \"same\" needs stride 1: with a stride above 1 the output is smaller than the "
+                 "input whatever the padding; give the padding as a number",
+                 f);
+      return error_type(c);
+    }
+    for (int d = 0; d < 2; d++) { /* PyTorch's: an odd total puts the extra one at the end */
+      w.pad[d] = (w.k[d] - 1) / 2;
+      w.pad_end[d] = w.k[d] - 1 - w.pad[d];
+    }
+  } else if (pi >= 0) {
+    if (!window_sizes(c, e, call, pi, rank, w.pad)) return error_type(c);
+    memcpy(w.pad_end, w.pad, sizeof w.pad);
+  }
+  for (int d = 2 - rank; d < 2; d++) {
+    const char *axis = rank == 1 ? "L" : d == 0 ? "H" : "W";
+    if (maxp && 2 * w.pad[d] > w.k[d]) {
+      diag_error(c->diag, e->loc, "%s: padding %lld is more than half the kernel %lld (windows would hold only padding)",
+                 f, (long long)w.pad[d], (long long)w.k[d]);
+      return error_type(c);
+    }
+    int64_t padded = w.in[d] + w.pad[d] + w.pad_end[d];
+    if (w.k[d] > padded) {
+      diag_error(c->diag, e->loc,
+                 "%s: the kernel (%lld) is larger than the padded input along %s (%lld + %lld padding = %lld): "
+                 "the output size would be floor((%lld - %lld) / %lld) + 1 = %lld; use a smaller kernel or more "
+                 "padding",
+                 f, (long long)w.k[d], axis, (long long)w.in[d], (long long)(w.pad[d] + w.pad_end[d]),
+                 (long long)padded, (long long)padded, (long long)w.k[d], (long long)w.s[d],
+                 (long long)((padded - w.k[d]) >= 0 ? (padded - w.k[d]) / w.s[d] + 1
+                                                    : -((w.k[d] - padded + w.s[d] - 1) / w.s[d]) + 1));
+      return error_type(c);
+    }
+  }
+  call->attr.win = w;
+  int64_t channels = conv ? (int64_t)call->num[CONV_CHANNELS] : x->shape.dim[0];
+  int64_t taps = x->shape.dim[0] * w.k[0] * w.k[1];
+  Shape out = window_shape(&w, channels, true);
+  if (channels * taps > NNC_MAX_NUMEL || shape_numel(&out) > NNC_MAX_NUMEL) {
+    diag_error(c->diag, e->loc, "%s: the %s is too large (limit %lld elements)", f,
+               channels * taps > NNC_MAX_NUMEL ? "weight" : "output", (long long)NNC_MAX_NUMEL);
+    return error_type(c);
+  }
+  return tensor_type(c, out);
+}
+
+/* reshape(x, shape: [...]) with one -1 filled in; flatten is reshape to [n]. */
+static Type *check_reshape(Checker *c, Expr *e, Call *call, const Type *x) {
+  int64_t numel = shape_numel(&x->shape);
+  Shape out = shape1(numel);
+  if (call->b->sub == LAYER_RESHAPE) {
+    out.rank = call->nlist[RESHAPE_SHAPE];
+    int64_t known = 1, unknown = -1;
+    for (int d = 0; d < out.rank; d++) {
+      out.dim[d] = call->list[RESHAPE_SHAPE][d];
+      if (out.dim[d] >= 0) {
+        known *= out.dim[d];
+        if (known > NNC_MAX_NUMEL) known = NNC_MAX_NUMEL + 1;
+      } else if (unknown >= 0) {
+        diag_error(c->diag, e->loc, "reshape: only one entry of the shape may be -1");
+        return error_type(c);
+      } else {
+        unknown = d;
+      }
+    }
+    char s0[64], s1[96];
+    shape_str(&x->shape, false, s0, sizeof s0);
+    shape_str(&out, false, s1, sizeof s1);
+    if (unknown >= 0) {
+      if (numel % known) {
+        diag_error(c->diag, e->loc, "reshape: %s holds %lld elements, which is not a multiple of %lld (the "
+                   "product of %s without the -1)", s0, (long long)numel, (long long)known, s1);
+        return error_type(c);
+      }
+      out.dim[unknown] = numel / known;
+    } else if (known != numel) {
+      diag_error(c->diag, e->loc, "reshape: the shape %s holds %lld elements, the input %s holds %lld", s1,
+                 (long long)known, s0, (long long)numel);
+      return error_type(c);
+    }
+  }
+  call->attr.shape = out;
+  return tensor_type(c, out);
+}
+
 static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
   const Type *x = call->tensor[0]->type;
   if ((LayerKind)call->b->sub == LAYER_EMBEDDING) return check_embedding(c, e, call);
+  switch ((LayerKind)call->b->sub) {
+  case LAYER_CONV2D: case LAYER_CONV1D: case LAYER_MAX_POOL2D: case LAYER_MAX_POOL1D: case LAYER_AVG_POOL2D:
+  case LAYER_AVG_POOL1D:
+    return check_window_layer(c, e, call, x);
+  case LAYER_FLATTEN: case LAYER_RESHAPE:
+    return check_reshape(c, e, call, x);
+  case LAYER_LINEAR: case LAYER_LAYER_NORM: case LAYER_BATCH_NORM: case LAYER_EMBEDDING: case LAYER_KINDS:
+    break;
+  }
   if (x->shape.rank < 1) {
     diag_error(c->diag, e->loc, "%s needs a vector or matrix input, got a scalar", call->b->name);
     return error_type(c);
@@ -750,6 +967,9 @@ static Type *check_layer_call(Checker *c, Expr *e, Call *call) {
   case LAYER_LAYER_NORM: return tensor_type(c, x->shape); /* normalizes the last axis */
   case LAYER_BATCH_NORM: return tensor_type(c, x->shape); /* normalizes each channel (axis 0) */
   case LAYER_EMBEDDING: case LAYER_KINDS: break;
+  case LAYER_CONV2D: case LAYER_CONV1D: case LAYER_MAX_POOL2D: case LAYER_MAX_POOL1D: case LAYER_AVG_POOL2D:
+  case LAYER_AVG_POOL1D: case LAYER_FLATTEN: case LAYER_RESHAPE:
+    break;
   }
   return error_type(c);
 }
@@ -869,6 +1089,9 @@ static Type *check_expr_kind(Checker *c, Expr *e) {
   }
   case E_STR:
     diag_error(c->diag, e->loc, "a string is not a tensor");
+    return error_type(c);
+  case E_LIST:
+    diag_error(c->diag, e->loc, "a list is not a tensor (lists are argument values, as in kernel: [3, 5])");
     return error_type(c);
   case E_NAME: {
     Symbol *s = find_sym(c, e->text);

@@ -42,7 +42,10 @@ typedef enum BuiltinKind {
 
 typedef enum ParamType {
   P_INT, P_REAL, P_BOOL, P_STRING,
-  P_SEED /* a whole number that seeds a random generator */
+  P_SEED,    /* a whole number that seeds a random generator */
+  P_SIZES,   /* a whole number, or a list of them (one per spatial axis) */
+  P_PADDING, /* as P_SIZES, or the string "same" */
+  P_SHAPE    /* a list of whole numbers (a shape; one entry may be -1) */
 } ParamType;
 
 enum { MAX_PARAMS = 6 };
@@ -57,12 +60,19 @@ typedef struct ParamSpec {
   bool hi_open;   /* hi itself is refused */
 } ParamSpec;
 
-typedef enum LayerKind { LAYER_LINEAR, LAYER_LAYER_NORM, LAYER_BATCH_NORM, LAYER_EMBEDDING, LAYER_KINDS } LayerKind;
-/* the layers' argument slots (Call.num, Call.str) */
+/* Layers: sugar that may create parameters and expands into ops. */
+typedef enum LayerKind {
+  LAYER_LINEAR, LAYER_LAYER_NORM, LAYER_BATCH_NORM, LAYER_EMBEDDING, LAYER_CONV2D, LAYER_CONV1D, LAYER_MAX_POOL2D,
+  LAYER_MAX_POOL1D, LAYER_AVG_POOL2D, LAYER_AVG_POOL1D, LAYER_FLATTEN, LAYER_RESHAPE, LAYER_KINDS
+} LayerKind;
+/* the layers' argument slots (Call.num, Call.str, Call.list) */
 enum { LINEAR_UNITS, LINEAR_BIAS, LINEAR_NAME };
 enum { LAYER_NORM_EPS, LAYER_NORM_NAME };
 enum { BATCH_NORM_MOMENTUM, BATCH_NORM_EPS, BATCH_NORM_NAME };
 enum { EMBEDDING_VOCAB, EMBEDDING_DIM, EMBEDDING_NAME };
+enum { CONV_CHANNELS, CONV_KERNEL, CONV_STRIDE, CONV_PADDING, CONV_BIAS, CONV_NAME };
+enum { POOL_KERNEL, POOL_STRIDE, POOL_PADDING };
+enum { RESHAPE_SHAPE };
 typedef enum LossKind {
   LOSS_SQUARED, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CROSS_ENTROPY
 } LossKind;
@@ -88,9 +98,13 @@ typedef struct Call {
   const Builtin *b;
   Expr *tensor[MAX_CALL_TENSORS]; /* (a loss has two, where three, concat up to all) */
   int ntensors;                   /* how many the call has */
-  OpAttr attr;                /* B_OP: the op's attribute, from the arguments */
+  OpAttr attr;                /* B_OP: the op's attribute, from the arguments;
+                                 conv and pool layers: their window; reshape:
+                                 its shape */
   double num[MAX_PARAMS];      /* P_INT, P_REAL, P_SEED, P_BOOL (0/1) */
-  const char *str[MAX_PARAMS]; /* P_STRING */
+  const char *str[MAX_PARAMS]; /* P_STRING, P_PADDING's "same" */
+  int64_t list[MAX_PARAMS][MAX_RANK]; /* P_SIZES, P_PADDING, P_SHAPE */
+  int nlist[MAX_PARAMS];              /* their length (0: not given) */
   bool given[MAX_PARAMS];
 } Call;
 

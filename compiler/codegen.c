@@ -26,6 +26,7 @@
 
 #include "gemm.h"
 #include "regstep.h"
+#include "window.h"
 
 enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
 
@@ -428,8 +429,13 @@ static void emit_node(CG *cg, const Node *n) {
   case OPC_BATCH:
     if (gemm_batch_outer_ok(cg, n))
       gemm_batch_outer(cg, n);
+    else if (window_batch_dw_ok(cg, n))
+      window_batch_dw(cg, n);
     else
       emit_batch(cg, n);
+    return;
+  case OPC_WINDOW: case OPC_WINDOW2:
+    window_emit(cg, n);
     return;
   }
 }
@@ -483,7 +489,8 @@ static bool can_inline(const Node *n, const Node *c) {
     return true;
   case OPC_GATHER: case OPC_SCATTER:
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
-  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:
+  case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE: case OPC_WINDOW:
+  case OPC_WINDOW2:
     return false;
   }
   return false;
@@ -695,6 +702,8 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
         cg->st[i].kind = ST_INLINE;
       else if (!root[i] && users[i] == 1 && gemm_outer_ok(cg, n, reader[i]))
         cg->st[i].kind = ST_INLINE; /* gemm_batch_outer computes it with its reader */
+      else if (!root[i] && users[i] == 1 && window_dw_inline_ok(n, reader[i]))
+        cg->st[i].kind = ST_INLINE; /* window_batch_dw computes it with its reader */
       else
         place(cg, n, root[i]);
       break;

@@ -64,7 +64,8 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_INV_BATCH: case OP_SUM: case OP_MEAN: case OP_LOGSUMEXP: case OP_SOFTMAX:
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
   case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING:
-  case OP_GATHER: case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
+  case OP_GATHER: case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_CONV: case OP_CONV_DX:
+  case OP_CONV_DW: case OP_MAX_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL: case OP_AVG_POOL_DX: case OP_COUNT:
     break;
   }
   nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
@@ -187,6 +188,115 @@ static void eval_scatter(Interp *in, const Node *n, double *out) {
       for (int64_t d = 0; d < dim; d++) o[d] += a[p * dim + d];
     }
   }
+}
+
+/* ---- sliding windows ----
+ *
+ * Written as the definitions read: for each output position (oy, ox) the
+ * input position of tap (i, j) is (oy*s - pad + i, ox*s - pad + j), and
+ * taps outside the input read padding. A convolution's weight is
+ * [K, C*kh*kw], tap (c, i, j) at column (c*kh + i)*kw + j. */
+
+typedef struct Taps {
+  const Window *w;
+  int64_t oh, ow, kk; /* output size, taps per channel */
+} Taps;
+
+static Taps taps_of(const Window *w) { return (Taps){w, window_out(w, 0), window_out(w, 1), w->k[0] * w->k[1]}; }
+
+/* The input offset (within one channel) of tap t at output position o,
+ * or -1 in the padding. */
+static int64_t tap_at(const Taps *T, int64_t o, int64_t t) {
+  const Window *w = T->w;
+  int64_t y = (o / T->ow) * w->s[0] - w->pad[0] + t / w->k[1];
+  int64_t x = (o % T->ow) * w->s[1] - w->pad[1] + t % w->k[1];
+  if (y < 0 || y >= w->in[0] || x < 0 || x >= w->in[1]) return -1;
+  return y * w->in[1] + x;
+}
+
+static void eval_window(const Node *n, double *out, const double *a, const double *b) {
+  Taps T = taps_of(&n->attr.win);
+  int64_t hw = n->attr.win.in[0] * n->attr.win.in[1], o_n = T.oh * T.ow;
+  switch ((int)n->op) {
+  case OP_CONV: { /* a = x [C,H,W], b = w [K, C*kk] */
+    int64_t C = n->in[0]->shape.dim[0], K = n->shape.dim[0];
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t o = 0; o < o_n; o++) {
+        double acc = 0;
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t t = 0; t < T.kk; t++) {
+            int64_t at = tap_at(&T, o, t);
+            if (at >= 0) acc += b[k * C * T.kk + c * T.kk + t] * a[c * hw + at];
+          }
+        out[k * o_n + o] = acc;
+      }
+    return;
+  }
+  case OP_CONV_DX: { /* a = dy [K,H',W'], b = w */
+    int64_t C = n->shape.dim[0], K = n->in[0]->shape.dim[0];
+    memset(out, 0, sizeof(double) * (size_t)(C * hw));
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t o = 0; o < o_n; o++)
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t t = 0; t < T.kk; t++) {
+            int64_t at = tap_at(&T, o, t);
+            if (at >= 0) out[c * hw + at] += b[k * C * T.kk + c * T.kk + t] * a[k * o_n + o];
+          }
+    return;
+  }
+  case OP_CONV_DW: { /* a = x, b = dy */
+    int64_t C = n->in[0]->shape.dim[0], K = n->in[1]->shape.dim[0];
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t t = 0; t < T.kk; t++) {
+          double acc = 0;
+          for (int64_t o = 0; o < o_n; o++) {
+            int64_t at = tap_at(&T, o, t);
+            if (at >= 0) acc += a[c * hw + at] * b[k * o_n + o];
+          }
+          out[k * C * T.kk + c * T.kk + t] = acc;
+        }
+    return;
+  }
+  case OP_MAX_POOL: case OP_AVG_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL_DX: {
+    bool fwd = n->op == OP_MAX_POOL || n->op == OP_AVG_POOL;
+    int64_t C = n->shape.dim[0];
+    /* the gradients: b (max) or a (avg) is dy */
+    const double *dy = n->op == OP_MAX_POOL_DX ? b : a;
+    if (!fwd) memset(out, 0, sizeof(double) * (size_t)(C * hw));
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t o = 0; o < o_n; o++) {
+        const double *x = n->op == OP_AVG_POOL_DX ? NULL : a + c * hw;
+        if (n->op == OP_AVG_POOL || n->op == OP_AVG_POOL_DX) {
+          double acc = 0;
+          for (int64_t t = 0; t < T.kk; t++) {
+            int64_t at = tap_at(&T, o, t);
+            if (at < 0) continue;
+            if (fwd)
+              acc += x[at];
+            else
+              out[c * hw + at] += dy[c * o_n + o] / (double)T.kk;
+          }
+          if (fwd) out[c * o_n + o] = acc / (double)T.kk;
+          continue;
+        }
+        /* the first maximal element, in row-major order */
+        int64_t best = -1;
+        for (int64_t t = 0; t < T.kk; t++) {
+          int64_t at = tap_at(&T, o, t);
+          if (at >= 0 && (best < 0 || x[at] > x[best])) best = at;
+        }
+        if (fwd)
+          out[c * o_n + o] = x[best];
+        else
+          out[c * hw + best] += dy[c * o_n + o];
+      }
+    return;
+  }
+  default:
+    break;
+  }
+  nnc_die("interpreter: %s is not a window op", op_info[n->op].name);
 }
 
 /* One node for one batch row: out and ins point at that row's values.
@@ -318,6 +428,9 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
       memcpy(out + p * dim, a + table_row(b[p], A->shape.dim[0]) * dim, sizeof(double) * (size_t)dim);
     return;
   }
+  case OPC_WINDOW: case OPC_WINDOW2:
+    eval_window(n, out, a, b);
+    return;
   case OPC_BATCH: case OPC_SCATTER:
     break; /* eval_node: across rows */
   }

@@ -20,7 +20,8 @@ const OpInfo op_info[OP_COUNT] = {
 #define CLASS_NIN(cls) \
   ((cls) == OPC_LEAF ? 0 \
    : (cls) == OPC_BINARY || (cls) == OPC_MATMUL || (cls) == OPC_OUTER || (cls) == OPC_CONCAT || \
-     (cls) == OPC_DROPOUT || (cls) == OPC_MODE || (cls) == OPC_GATHER || (cls) == OPC_SCATTER ? 2 : 1)
+     (cls) == OPC_DROPOUT || (cls) == OPC_MODE || (cls) == OPC_GATHER || (cls) == OPC_SCATTER || \
+     (cls) == OPC_WINDOW2 ? 2 : 1)
 #define CLASS_ATTR_OK(cls, attr) \
   ((cls) == OPC_REDUCE || (cls) == OPC_LASTREDUCE || (cls) == OPC_CONCAT ? (attr) == A_AXIS \
    : (cls) == OPC_SLICE ? (attr) == A_RANGE \
@@ -28,6 +29,7 @@ const OpInfo op_info[OP_COUNT] = {
    : (cls) == OPC_BROADCAST || (cls) == OPC_RESHAPE || (cls) == OPC_SUM_TO || \
        (cls) == OPC_SCATTER ? (attr) == A_SHAPE \
    : (cls) == OPC_LEAF || (cls) == OPC_UNARY ? (attr) == A_NONE || (attr) == A_VALUE \
+   : (cls) == OPC_WINDOW || (cls) == OPC_WINDOW2 ? (attr) == A_WINDOW \
    : (attr) == A_NONE)
 #define OP(e, name, nin, cls, attr, call) \
   _Static_assert((nin) <= MAX_OPERANDS, "ops.def: " name " has more operands than Node.in holds"); \
@@ -84,6 +86,69 @@ static int broadcast_shapes(const Shape *a, const Shape *b, Shape *out) {
     snprintf(msg, msglen, __VA_ARGS__); \
     return -1; \
   } while (0)
+
+int64_t window_out(const Window *w, int d) {
+  return (w->in[d] + w->pad[d] + w->pad_end[d] - w->k[d]) / w->s[d] + 1;
+}
+
+Shape window_shape(const Window *w, int64_t channels, bool output) {
+  Shape s = {w->rank + 1, {channels}};
+  for (int d = 2 - w->rank, j = 1; d < 2; d++, j++) s.dim[j] = output ? window_out(w, d) : w->in[d];
+  return s;
+}
+
+/* Does s hold `channels` (any, when < 0) channels of the window's input
+ * (or output)? */
+static bool window_fits(const Window *w, const Shape *s, int64_t channels, bool output) {
+  Shape want = window_shape(w, channels < 0 ? s->dim[0] : channels, output);
+  return s->rank >= 1 && shape_eq(s, &want);
+}
+
+/* The shape rules of the window ops: operands against the geometry (the
+ * checker has reported what a user can get wrong; these catch nnc's own
+ * mistakes, in words a bug report can use). */
+static int window_shape_rule(Op op, const Shape *in[], const Window *w, Shape *out, char *msg, size_t msglen) {
+  char s0[64], s1[64];
+  int64_t taps = w->k[0] * w->k[1];
+  if (w->rank < 1 || w->rank > 2 || taps < 1 || w->s[0] < 1 || w->s[1] < 1 || window_out(w, 0) < 1 ||
+      window_out(w, 1) < 1)
+    FAIL("%s: an empty window", op_info[op].name);
+  shape_str(in[0], false, s0, sizeof s0);
+  if (in[1]) shape_str(in[1], false, s1, sizeof s1);
+  switch ((int)op) {
+  case OP_CONV: /* x [C,H,W], w [K, C*taps] */
+    if (!window_fits(w, in[0], -1, false) || in[1]->rank != 2 || in[1]->dim[1] != in[0]->dim[0] * taps)
+      FAIL("conv of %s with weights %s", s0, s1);
+    *out = window_shape(w, in[1]->dim[0], true);
+    return 0;
+  case OP_CONV_DX: /* dy [K,H',W'], w [K, C*taps] */
+    if (in[1]->rank != 2 || in[1]->dim[1] % taps || !window_fits(w, in[0], in[1]->dim[0], true))
+      FAIL("conv_dx of %s with weights %s", s0, s1);
+    *out = window_shape(w, in[1]->dim[1] / taps, false);
+    return 0;
+  case OP_CONV_DW: /* x [C,H,W], dy [K,H',W'] */
+    if (!window_fits(w, in[0], -1, false) || !window_fits(w, in[1], -1, true))
+      FAIL("conv_dw of %s and %s", s0, s1);
+    *out = shape2(in[1]->dim[0], in[0]->dim[0] * taps);
+    return 0;
+  case OP_MAX_POOL: case OP_AVG_POOL:
+    if (!window_fits(w, in[0], -1, false)) FAIL("%s of %s", op_info[op].name, s0);
+    *out = window_shape(w, in[0]->dim[0], true);
+    return 0;
+  case OP_MAX_POOL_DX: /* x, dy */
+    if (!window_fits(w, in[0], -1, false) || !window_fits(w, in[1], in[0]->dim[0], true))
+      FAIL("max_pool_dx of %s and %s", s0, s1);
+    *out = *in[0];
+    return 0;
+  case OP_AVG_POOL_DX:
+    if (!window_fits(w, in[0], -1, true)) FAIL("avg_pool_dx of %s", s0);
+    *out = window_shape(w, in[0]->dim[0], false);
+    return 0;
+  default:
+    break;
+  }
+  FAIL("%s is not a window op", op_info[op].name);
+}
 
 int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
                    char *msg, size_t msglen) {
@@ -235,6 +300,8 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
   case OPC_BATCH:
     *out = *in[0];
     return 0;
+  case OPC_WINDOW: case OPC_WINDOW2:
+    return window_shape_rule(op, in, &attr->win, out, msg, msglen);
   }
   FAIL("unknown op");
 }
@@ -276,7 +343,8 @@ static bool op_batched(Op op, Node *a, Node *b) {
   case OPC_GATHER:
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:
   case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE: case OPC_BROADCAST:
-  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE:
+  case OPC_RESHAPE: case OPC_SUM_TO: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE: case OPC_WINDOW:
+  case OPC_WINDOW2:
     break;
   }
   return (a && a->batched) || (b && b->batched);
@@ -377,6 +445,23 @@ static bool attr_text(const Node *n, char *buf, size_t len) {
     snprintf(buf, len, "axis=%d, %g:%" PRId64, n->attr.axis, n->attr.value,
              (int64_t)n->attr.value + n->attr.shape.dim[n->attr.axis]);
     return true;
+  case A_WINDOW: {
+    /* "k=3x3 s=1x1 pad=1x1" (the end's padding too when it differs) */
+    const Window *w = &n->attr.win;
+    int d0 = 2 - w->rank;
+    size_t k = 0;
+    const char *key[3] = {"k", "s", "pad"};
+    const int64_t *val[3] = {w->k, w->s, w->pad};
+    for (int f = 0; f < 3 && k < len; f++) {
+      k += (size_t)snprintf(buf + k, len - k, "%s%s=", f ? " " : "", key[f]);
+      for (int d = d0; d < 2 && k < len; d++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%" PRId64, d > d0 ? "x" : "", val[f][d]);
+    }
+    if (w->pad_end[0] != w->pad[0] || w->pad_end[1] != w->pad[1])
+      for (int d = d0; d < 2 && k < len; d++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%" PRId64, d > d0 ? "x" : " pad_end=", w->pad_end[d]);
+    return true;
+  }
   }
   return false;
 }

@@ -49,14 +49,18 @@ typedef enum OpClass {
   OPC_MODE,       /* operand a in training functions, b in evaluation functions */
   OPC_GATHER,     /* rows of a table (operand 0) at indices (operand 1) */
   OPC_SCATTER,    /* the reverse: rows added into a table, summed over the batch */
-  OPC_BATCH       /* across the rows of the batch */
+  OPC_BATCH,      /* across the rows of the batch */
+  OPC_WINDOW,     /* a window sliding over the spatial axes of [C,H,W] or
+                     [C,L]: convolutions, pooling and their gradients */
+  OPC_WINDOW2     /* the same with two operands */
 } OpClass;
 
 /* Which field of OpAttr an op reads. */
 typedef enum OpAttrKind {
   A_NONE, A_VALUE, A_AXIS, A_SHAPE,
   A_RANGE, /* axis, the first index (value) and the result's shape */
-  A_MASK   /* a dropout's rate (value) and the key of its masks (axis) */
+  A_MASK,  /* a dropout's rate (value) and the key of its masks (axis) */
+  A_WINDOW /* a window's geometry (win) */
 } OpAttrKind;
 
 /* The most operands an op has (Node.in). */
@@ -93,12 +97,29 @@ bool shape_eq(const Shape *a, const Shape *b);
 /* "[4,2]"; with batched, "[B,4,2]". Returns buf. */
 char *shape_str(const Shape *s, bool batched, char *buf, size_t n);
 
+/* The geometry of a sliding window over the spatial axes of a per-sample
+ * value: [C, H, W] (rank 2) or [C, L] (rank 1, kept as H = 1 with a
+ * window of height 1, so every kernel is written once for two axes). */
+typedef struct Window {
+  int rank;            /* spatial axes: 1 or 2 */
+  int64_t in[2];       /* the input's H, W (1, L for rank 1) */
+  int64_t k[2], s[2];  /* kernel and stride per axis */
+  int64_t pad[2];      /* padding before each axis */
+  int64_t pad_end[2];  /* and after it (more than pad for an odd "same") */
+} Window;
+
+/* The output size of window axis d: floor((in + pads - k) / s) + 1. */
+int64_t window_out(const Window *w, int d);
+/* The spatial shape [H, W] or [L] of n channels of the input or output. */
+Shape window_shape(const Window *w, int64_t channels, bool output);
+
 /* Op attributes: the op's OpAttrKind says which field it reads. */
 typedef struct OpAttr {
   double value; /* A_VALUE: CONST value, POW exponent, slopes, thresholds */
   int axis;     /* A_AXIS: an axis of the input or AXIS_ALL */
   Shape shape;  /* A_SHAPE: BROADCAST/RESHAPE/SUM_TO target; leaves: their shape;
                    A_RANGE: the slice's shape */
+  Window win;   /* A_WINDOW */
 } OpAttr;
 
 /* Does dropout with this key, at this training step, keep element `elem`

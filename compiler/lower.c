@@ -50,7 +50,9 @@ static int layer_name_slot(LayerKind kind) {
   case LAYER_LAYER_NORM: return LAYER_NORM_NAME;
   case LAYER_BATCH_NORM: return BATCH_NORM_NAME;
   case LAYER_EMBEDDING: return EMBEDDING_NAME;
-  case LAYER_KINDS: break;
+  case LAYER_CONV2D: case LAYER_CONV1D: return CONV_NAME;
+  case LAYER_MAX_POOL2D: case LAYER_MAX_POOL1D: case LAYER_AVG_POOL2D: case LAYER_AVG_POOL1D: case LAYER_FLATTEN:
+  case LAYER_RESHAPE: case LAYER_KINDS: break;
   }
   nnc_die("lowering: unknown layer");
 }
@@ -58,9 +60,13 @@ static int layer_name_slot(LayerKind kind) {
 /* The name a layer's parameters start with: its own, or its kind's name
  * and number (linear1, layer_norm2; each kind counts its own). */
 static const char *layer_name(Lower *L, const Call *call) {
-  const char *given = call->str[layer_name_slot((LayerKind)call->b->sub)];
+  LayerKind kind = (LayerKind)call->b->sub;
+  bool conv = kind == LAYER_CONV2D || kind == LAYER_CONV1D;
+  const char *given = call->str[layer_name_slot(kind)];
   if (given) return given;
-  return arena_printf(L->g->arena, "%s%d", call->b->name, ++L->unnamed[call->b->sub]);
+  /* conv1d and conv2d count together, as conv1, conv2, ... */
+  if (conv) return arena_printf(L->g->arena, "conv%d", ++L->unnamed[LAYER_CONV2D]);
+  return arena_printf(L->g->arena, "%s%d", call->b->name, ++L->unnamed[kind]);
 }
 
 /* linear(units) on the last axis of x. */
@@ -260,12 +266,40 @@ static Node *lower_where(Lower *L, const Expr *e, Node *cond, Node *a, Node *b) 
   return node_binary(g, OP_ADD, taken, other, e->loc);
 }
 
+/* conv2d/conv1d: W [K, C, kh, kw] (or [K, C, k]) as a [K, C*kh*kw] view
+ * (the matrix of the im2col product), then the bias over every position. */
+static Node *lower_conv(Lower *L, const Expr *e, Node *x) {
+  Graph *g = L->g;
+  const Call *call = e->call;
+  const Window *w = &call->attr.win;
+  int64_t K = (int64_t)call->num[CONV_CHANNELS], C = x->shape.dim[0];
+  const char *layer = layer_name(L, call);
+  Shape ws = {w->rank + 2, {K, C}};
+  for (int d = 2 - w->rank, j = 2; d < 2; d++, j++) ws.dim[j] = w->k[d];
+  Node *W = new_param(L, arena_printf(g->arena, "%s.W", layer), ws, e->loc, PINIT_TRAIN, NULL);
+  Node *b = call->num[CONV_BIAS] != 0
+                ? new_param(L, arena_printf(g->arena, "%s.b", layer), shape1(K), e->loc, PINIT_ZERO, NULL)
+                : NULL;
+  Node *W2 = node_shaped(g, OP_RESHAPE, W, shape2(K, C * w->k[0] * w->k[1]), e->loc);
+  Node *y = node_make(g, OP_CONV, x, W2, &call->attr, e->loc);
+  if (!b) return y;
+  Shape per_channel = {y->shape.rank, {K, 1, 1}};
+  return node_binary(g, OP_ADD, y, node_shaped(g, OP_RESHAPE, b, per_channel, e->loc), e->loc);
+}
+
 static Node *lower_layer(Lower *L, const Expr *e, Node *x) {
-  switch ((LayerKind)e->call->b->sub) {
+  Graph *g = L->g;
+  const Call *call = e->call;
+  switch ((LayerKind)call->b->sub) {
   case LAYER_LINEAR: return lower_linear(L, e, x);
   case LAYER_LAYER_NORM: return lower_layer_norm(L, e, x);
   case LAYER_BATCH_NORM: return lower_batch_norm(L, e, x);
   case LAYER_EMBEDDING: return lower_embedding(L, e, x);
+  case LAYER_CONV2D: case LAYER_CONV1D: return lower_conv(L, e, x);
+  case LAYER_MAX_POOL2D: case LAYER_MAX_POOL1D: return node_make(g, OP_MAX_POOL, x, NULL, &call->attr, e->loc);
+  case LAYER_AVG_POOL2D: case LAYER_AVG_POOL1D: return node_make(g, OP_AVG_POOL, x, NULL, &call->attr, e->loc);
+  case LAYER_FLATTEN: case LAYER_RESHAPE:
+    return shape_eq(&x->shape, &call->attr.shape) ? x : node_shaped(g, OP_RESHAPE, x, call->attr.shape, e->loc);
   case LAYER_KINDS: break;
   }
   nnc_die("lowering: unknown layer");
@@ -346,7 +380,7 @@ static Node *lower_expr(Lower *L, const Expr *e) {
   }
   case E_CALL:
     return lower_call(L, e);
-  case E_STR:
+  case E_STR: case E_LIST:
     break;
   }
   nnc_die("lowering: unexpected expression");

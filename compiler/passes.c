@@ -227,6 +227,14 @@ static bool same_node(const Node *x, const Node *y) {
   if (x->op != y->op || x->in[0] != y->in[0] || x->in[1] != y->in[1]) return false;
   if (memcmp(&x->attr.value, &y->attr.value, sizeof(double)) != 0) return false;
   if (x->attr.axis != y->attr.axis) return false;
+  if (op_info[x->op].attr == A_WINDOW) {
+    const Window *a = &x->attr.win, *b = &y->attr.win;
+    if (a->rank != b->rank) return false;
+    for (int d = 0; d < 2; d++)
+      if (a->in[d] != b->in[d] || a->k[d] != b->k[d] || a->s[d] != b->s[d] || a->pad[d] != b->pad[d] ||
+          a->pad_end[d] != b->pad_end[d])
+        return false;
+  }
   return (op_info[x->op].attr != A_SHAPE && op_info[x->op].attr != A_RANGE) ||
          shape_eq(&x->attr.shape, &y->attr.shape);
 }

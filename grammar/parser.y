@@ -49,7 +49,7 @@ static int nesting(const Expr *e, int depth) {
   case E_NEG:
     most = nesting(e->lhs, depth + 1);
     break;
-  case E_CALL:
+  case E_CALL: case E_LIST:
     for (const Arg *a = e->args; a && most <= MAX_NESTING; a = a->next) {
       int d = nesting(a->value, depth + 1);
       if (d > most) most = d;
@@ -118,7 +118,7 @@ static void nnc_yyerror(NNC_YYLTYPE *loc, yyscan_t scanner, const char *msg) {
 %token <str> IDENT "name" NUMBER "number" STRING "string"
 
 %type <expr> expr callee sum term unary power expo primary init dim
-%type <arg> args arg
+%type <arg> args arg elems
 %type <stmt> stmts stmt shape_decl dims
 
 %%
@@ -261,6 +261,13 @@ primary
   | IDENT '(' ')'                { $$ = ast_call(AR, loc_of(@1), $1, NULL); }
   | IDENT '(' args ')'           { $$ = ast_call(AR, loc_of(@1), $1, args_in_order($3)); }
   | '(' expr ')'                 { $$ = $2; }
+  | '[' ']'                      { $$ = ast_list(AR, loc_of(@1), NULL); }
+  | '[' elems ']'                { $$ = ast_list(AR, loc_of(@1), args_in_order($2)); }
+  ;
+/* a list's elements (only constant numbers mean anything: the checker) */
+elems
+  : expr                         { $$ = ast_arg(AR, NULL, loc_of(@1), $1); }
+  | elems ',' expr               { $$ = ast_arg(AR, NULL, loc_of(@3), $3); $$->next = $1; } /* reversed */
   ;
 
 args

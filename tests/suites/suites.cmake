@@ -229,3 +229,47 @@ foreach(example moons circles)
   suite_test(accept.${example} LABELS "accept;jit"
              COMMAND ${SUITES_TRAIN_DIR}/accept.sh ${SUITES_NNC} ${SUITES_EXAMPLES_DIR} ${example})
 endforeach()
+
+# ---- convolutions and pooling ----
+#   conv.fd.NAME.ENGINE.DTYPE.bN   tests/conv/NAME.nn: --check-grad passes
+#   conv.agree.NAME.DTYPE.b8       --grad --jit = the interpreter's on 8 rows
+#   torchref.CASE.ENGINE           tests/torchref/CASE.nn: --grad equals
+#                                  PyTorch's gradients (CASE.grad, from make.py)
+set(SUITES_CONV_DIR ${SUITES_TESTS_DIR}/conv)
+file(GLOB SUITES_CONV_MODELS LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_CONV_DIR}/*.nn)
+foreach(nn ${SUITES_CONV_MODELS})
+  get_filename_component(name ${nn} NAME_WE)
+  # (the compiled code: f64 on 3 rows, f32 on 1; conv.agree holds it to the
+  # interpreter on 8 rows in both)
+  foreach(config interp.f64.1 interp.f64.3 interp.f32.1 interp.f32.3 jit.f64.3 jit.f32.1)
+    string(REPLACE "." ";" c ${config})
+    list(GET c 0 engine)
+    list(GET c 1 dtype)
+    list(GET c 2 batch)
+    suite_test(conv.fd.${name}.${engine}.${dtype}.b${batch} LABELS "conv;fd;${engine}"
+               COMMAND ${SUITES_FD_DIR}/fd.sh ${SUITES_NNC} ${nn} ${engine} ${dtype} ${batch})
+  endforeach()
+  foreach(dtype f64 f32)
+    suite_test(conv.agree.${name}.${dtype}.b8 LABELS "conv;agree;jit"
+               COMMAND ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${nn} ${dtype} 8)
+  endforeach()
+endforeach()
+file(GLOB SUITES_TORCHREF LIST_DIRECTORIES false CONFIGURE_DEPENDS ${SUITES_TESTS_DIR}/torchref/*.nn)
+foreach(nn ${SUITES_TORCHREF})
+  get_filename_component(name ${nn} NAME_WE)
+  foreach(engine interp jit)
+    suite_test(torchref.${name}.${engine} LABELS "conv;torchref;${engine}"
+               COMMAND ${SUITES_TESTS_DIR}/torchref/torchref.sh ${SUITES_NNC} ${name} ${engine})
+  endforeach()
+endforeach()
+# max pooling's gradient at ties goes to the first maximal element (exact
+# --grad text, both engines)
+foreach(engine interp jit)
+  set(flags --grad)
+  if(engine STREQUAL jit)
+    list(APPEND flags --jit)
+  endif()
+  suite_test(conv.max_pool_ties.${engine} LABELS "conv;${engine}"
+             COMMAND ${SUITES_TESTS_DIR}/golden.sh ${SUITES_NNC} ${flags} ${SUITES_CONV_DIR}/ties/max_pool_ties.nn
+                     ${SUITES_CONV_DIR}/ties/max_pool_ties.grad)
+endforeach()

@@ -1,0 +1,329 @@
+/*
+ * window.c - convolutions and pooling, and their gradients, in compiled
+ * code (see window.h).
+ *
+ * A convolution is a matrix product (im2col): for one row of the batch,
+ * the input's taps are laid out as cols[c*kk + t][o] (kk taps per channel,
+ * o the output position), and
+ *
+ *   conv     y[K, P]      = W[K, C*kk] cols[C*kk, P]
+ *   conv_dx  cols[C*kk,P] = W^T dy[K, P], then each column added back
+ *            into the input position it came from (col2im)
+ *   conv_dw  dW[K, C*kk]  = dy[K, P] cols^T[P, C*kk]; summed over the batch
+ *            it is one accumulating GEMM per row into the sum (window_batch_dw)
+ *
+ * each product a register-blocked GEMM of gemm.c. Taps in the padding read
+ * as 0 (max pooling: -inf). Every loop has a runtime trip count, so code
+ * size does not grow with the image. Pooling is a loop over the windows.
+ */
+#include "window.h"
+
+#include <math.h>
+
+#include "gemm.h"
+
+typedef struct Geo {
+  const Window *w;
+  int64_t C, K;      /* input and output channels (pooling: C == K) */
+  int64_t hw, oh, ow, P, kk;
+} Geo;
+
+static Geo geo_of(const Node *n) {
+  const Window *w = &n->attr.win;
+  Geo g = {.w = w, .hw = w->in[0] * w->in[1], .oh = window_out(w, 0), .ow = window_out(w, 1),
+           .kk = w->k[0] * w->k[1]};
+  g.P = g.oh * g.ow;
+  switch ((int)n->op) {
+  case OP_CONV: g.C = n->in[0]->shape.dim[0], g.K = n->shape.dim[0]; break;
+  case OP_CONV_DX: g.C = n->shape.dim[0], g.K = n->in[0]->shape.dim[0]; break;
+  case OP_CONV_DW: g.C = n->in[0]->shape.dim[0], g.K = n->in[1]->shape.dim[0]; break;
+  default: g.C = g.K = n->shape.dim[0]; break;
+  }
+  return g;
+}
+
+int64_t window_scratch(const Node *n) {
+  if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
+  Geo g = geo_of(n);
+  /* cols, then room for the weight matrix and one row of dy */
+  return g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P;
+}
+
+static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
+  return LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &off, 1, "");
+}
+
+static LLVMValueRef scratch(CG *cg, const Node *n, int64_t at) {
+  LLVMValueRef off = ci(cg, cg->pack_off[n->id] + at * cg->L->elem_size);
+  return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1, "scratch");
+}
+
+/* Row `row` of node n in memory: its element 0, seen through reshapes (same
+ * elements, same order); NULL when n is not in memory. */
+static LLVMValueRef mem_row(CG *cg, const Node *n, LLVMValueRef row) {
+  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  const Store *s = &cg->st[n->id];
+  if (s->kind != ST_MEM) return NULL;
+  LLVMValueRef off = ci(cg, s->off);
+  if (n->batched && s->row_stride) off = iadd(cg, off, imul(cg, row, ci(cg, s->row_stride)));
+  return gep(cg, s->base, off);
+}
+
+static void flush_mem(CG *cg, const Node *n) {
+  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  if (cg->st[n->id].kind == ST_MEM) cg_flush(cg, n);
+}
+
+/* Row `row` of operand n as a pointer: its memory, or a copy of it made in
+ * `copy` (views such as a broadcast zero gradient). */
+static LLVMValueRef operand_row(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef copy) {
+  LLVMValueRef p = mem_row(cg, n, row);
+  if (p) return p;
+  Loop lp;
+  int64_t numel = shape_numel(&n->shape);
+  LLVMValueRef e = cg_loop_begin(cg, &lp, ci(cg, numel));
+  LLVMValueRef idx[MAX_RANK];
+  LLVMValueRef rest = e;
+  for (int d = n->shape.rank - 1; d >= 0; d--) {
+    idx[d] = LLVMBuildSRem(cg->b, rest, ci(cg, n->shape.dim[d]), "");
+    rest = LLVMBuildSDiv(cg->b, rest, ci(cg, n->shape.dim[d]), "");
+  }
+  LLVMBuildStore(cg->b, cg_load_elem(cg, n, row, idx), gep(cg, copy, e));
+  cg_loop_end(cg, &lp);
+  return copy;
+}
+
+/* Input position of tap (i, j) at output (oy, ox) along both axes, clamped
+ * into the input, and whether it is inside (else it is padding). */
+typedef struct TapPos {
+  LLVMValueRef y, x, inside;
+} TapPos;
+
+static TapPos tap_pos(CG *cg, const Window *w, LLVMValueRef oy, LLVMValueRef ox, LLVMValueRef i, LLVMValueRef j) {
+  LLVMValueRef y = LLVMBuildNSWSub(cg->b, iadd(cg, imul(cg, oy, ci(cg, w->s[0])), i), ci(cg, w->pad[0]), "");
+  LLVMValueRef x = LLVMBuildNSWSub(cg->b, iadd(cg, imul(cg, ox, ci(cg, w->s[1])), j), ci(cg, w->pad[1]), "");
+  TapPos p = {y, x, LLVMConstInt(cg->i1, 1, 0)};
+  if (w->pad[0] + w->pad_end[0] + w->pad[1] + w->pad_end[1] == 0) return p; /* every tap is inside */
+  LLVMValueRef in_y = LLVMBuildICmp(cg->b, LLVMIntULT, y, ci(cg, w->in[0]), "");
+  LLVMValueRef in_x = LLVMBuildICmp(cg->b, LLVMIntULT, x, ci(cg, w->in[1]), "");
+  p.inside = LLVMBuildAnd(cg->b, in_y, in_x, "inside");
+  LLVMValueRef zero = ci(cg, 0);
+  p.y = sel(cg, in_y, y, zero);
+  p.x = sel(cg, in_x, x, zero);
+  return p;
+}
+
+/* Element (c, y, x) of a window op's input-shaped operand n. */
+static LLVMValueRef load_in(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef c, const TapPos *p) {
+  LLVMValueRef idx[3] = {c, p->y, p->x};
+  if (n->shape.rank == 2) idx[1] = p->x; /* [C, L] */
+  return cg_load_elem(cg, n, row, idx);
+}
+
+/* The loops over channel c, tap (i, j) and output position (oy, ox) of
+ * im2col and col2im; `body` is called inside with them. */
+typedef struct TapLoops {
+  Loop c, i, j, oy, ox;
+  LLVMValueRef vc, vi, vj, voy, vox;
+} TapLoops;
+
+static void taps_begin(CG *cg, TapLoops *L, const Geo *g) {
+  L->vc = cg_loop_begin(cg, &L->c, ci(cg, g->C));
+  L->vi = cg_loop_begin(cg, &L->i, ci(cg, g->w->k[0]));
+  L->vj = cg_loop_begin(cg, &L->j, ci(cg, g->w->k[1]));
+  L->voy = cg_loop_begin(cg, &L->oy, ci(cg, g->oh));
+  L->vox = cg_loop_begin(cg, &L->ox, ci(cg, g->ow));
+}
+
+static void taps_end(CG *cg, TapLoops *L) {
+  cg_loop_end(cg, &L->ox);
+  cg_loop_end(cg, &L->oy);
+  cg_loop_end(cg, &L->j);
+  cg_loop_end(cg, &L->i);
+  cg_loop_end(cg, &L->c);
+}
+
+/* cols[(c*kk + t) * P + o], or transposed cols[o * C*kk + c*kk + t]. */
+static LLVMValueRef col_index(CG *cg, const Geo *g, const TapLoops *L, bool transposed) {
+  LLVMValueRef t = iadd(cg, imul(cg, L->vi, ci(cg, g->w->k[1])), L->vj);
+  LLVMValueRef ct = iadd(cg, imul(cg, L->vc, ci(cg, g->kk)), t);
+  LLVMValueRef o = iadd(cg, imul(cg, L->voy, ci(cg, g->ow)), L->vox);
+  if (transposed) return iadd(cg, imul(cg, o, ci(cg, g->C * g->kk)), ct);
+  return iadd(cg, imul(cg, ct, ci(cg, g->P)), o);
+}
+
+/* im2col of row `row` of x into cols. */
+static void im2col(CG *cg, const Geo *g, const Node *x, LLVMValueRef row, LLVMValueRef cols, bool transposed) {
+  TapLoops L;
+  taps_begin(cg, &L, g);
+  TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
+  LLVMValueRef v = load_in(cg, x, row, L.vc, &p);
+  v = sel(cg, p.inside, v, cT(cg, 0));
+  LLVMBuildStore(cg->b, v, gep(cg, cols, col_index(cg, g, &L, transposed)));
+  taps_end(cg, &L);
+}
+
+static void zero_row(CG *cg, LLVMValueRef p, int64_t count) {
+  Loop lp;
+  LLVMValueRef e = cg_loop_begin(cg, &lp, ci(cg, count));
+  LLVMBuildStore(cg->b, cT(cg, 0), gep(cg, p, e));
+  cg_loop_end(cg, &lp);
+}
+
+/* dx[c, y, x] += cols[...] for every tap inside the input (col2im). */
+static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
+  zero_row(cg, dx, g->C * g->hw);
+  TapLoops L;
+  taps_begin(cg, &L, g);
+  TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, cols, col_index(cg, g, &L, false)), "");
+  /* a tap in the padding adds 0 to a clamped position */
+  v = sel(cg, p.inside, v, cT(cg, 0));
+  LLVMValueRef at = iadd(cg, imul(cg, L.vc, ci(cg, g->hw)), iadd(cg, imul(cg, p.y, ci(cg, g->w->in[1])), p.x));
+  LLVMValueRef ptr = gep(cg, dx, at);
+  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, ptr, ""), v), ptr);
+  taps_end(cg, &L);
+}
+
+static void emit_conv(CG *cg, const Node *n) {
+  Geo g = geo_of(n);
+  int64_t ckk = g.C * g.kk;
+  const Node *a = n->in[0], *b = n->in[1];
+  flush_mem(cg, a);
+  flush_mem(cg, b);
+  cg_forget_node(cg, n);
+  LLVMValueRef cols = scratch(cg, n, 0);
+  LLVMValueRef wcopy = scratch(cg, n, ckk * g.P), dycopy = scratch(cg, n, ckk * g.P + g.K * ckk);
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef out = mem_row(cg, n, row);
+  switch ((int)n->op) {
+  case OP_CONV: { /* y = W cols */
+    LLVMValueRef W = operand_row(cg, b, row, wcopy);
+    im2col(cg, &g, a, row, cols, false);
+    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, ckk), .N = g.P, .A = W, .lda = ckk, .B = cols,
+                               .ldb = g.P, .C = out, .ldc = g.P});
+    break;
+  }
+  case OP_CONV_DX: { /* cols = W^T dy, then col2im */
+    LLVMValueRef dy = operand_row(cg, a, row, dycopy), W = operand_row(cg, b, row, wcopy);
+    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, ckk), .K = ci(cg, g.K), .N = g.P, .A = W, .lda = ckk, .a_t = true,
+                               .B = dy, .ldb = g.P, .C = cols, .ldc = g.P});
+    col2im(cg, &g, cols, out);
+    break;
+  }
+  case OP_CONV_DW: { /* dW = dy cols^T, for this row */
+    LLVMValueRef dy = operand_row(cg, b, row, dycopy);
+    im2col(cg, &g, a, row, cols, true);
+    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, g.P), .N = ckk, .A = dy, .lda = g.P, .B = cols,
+                               .ldb = ckk, .C = out, .ldc = ckk});
+    break;
+  }
+  default:
+    nnc_die("codegen: %s is not a convolution", op_info[n->op].name);
+  }
+  cg_loop_end(cg, &rl);
+}
+
+bool window_dw_inline_ok(const Node *n, const Node *c) {
+  return n->op == OP_CONV_DW && c->op == OP_BATCH_SUM && n->batched;
+}
+
+bool window_batch_dw_ok(const CG *cg, const Node *n) {
+  const Node *d = n->in[0];
+  return n->op == OP_BATCH_SUM && d->op == OP_CONV_DW && cg->st[d->id].kind == ST_INLINE;
+}
+
+/* batch_sum(conv_dw(x, dy)): dW += dy_r cols_r^T for each row r. */
+void window_batch_dw(CG *cg, const Node *n) {
+  const Node *d = n->in[0], *x = d->in[0], *dyn = d->in[1];
+  Geo g = geo_of(d);
+  int64_t ckk = g.C * g.kk;
+  flush_mem(cg, x);
+  flush_mem(cg, dyn);
+  cg_forget_node(cg, n);
+  LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
+  zero_row(cg, out, g.K * ckk);
+  LLVMValueRef cols = scratch(cg, d, 0), dycopy = scratch(cg, d, ckk * g.P + g.K * ckk);
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
+  LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
+  im2col(cg, &g, x, row, cols, true);
+  gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, g.P), .N = ckk, .A = dy, .lda = g.P, .B = cols,
+                             .ldb = ckk, .C = out, .ldc = ckk, .accumulate = true});
+  cg_loop_end(cg, &rl);
+}
+
+/* max_pool, avg_pool and their gradients: a loop over the windows. The
+ * gradients add into the input-shaped result; max pooling's goes to the
+ * first maximal element of each window, as the interpreter's. */
+static void emit_pool(CG *cg, const Node *n) {
+  Geo g = geo_of(n);
+  const Window *w = g.w;
+  bool is_max = n->op == OP_MAX_POOL || n->op == OP_MAX_POOL_DX;
+  bool fwd = n->op == OP_MAX_POOL || n->op == OP_AVG_POOL;
+  const Node *x = n->op == OP_AVG_POOL_DX ? NULL : n->in[0];
+  const Node *dy = n->op == OP_MAX_POOL_DX ? n->in[1] : n->op == OP_AVG_POOL_DX ? n->in[0] : NULL;
+  cg_forget_node(cg, n);
+  Loop rl, cl, yl, xl, il, jl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef out = mem_row(cg, n, row);
+  if (!fwd) zero_row(cg, out, g.C * g.hw);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g.C));
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, g.oh));
+  LLVMValueRef ox = cg_loop_begin(cg, &xl, ci(cg, g.ow));
+  LLVMValueRef o = iadd(cg, imul(cg, c, ci(cg, g.P)), iadd(cg, imul(cg, oy, ci(cg, g.ow)), ox));
+  LLVMValueRef grad = NULL;
+  if (dy) {
+    LLVMValueRef idx[3] = {c, oy, ox};
+    if (w->rank == 1) idx[1] = ox;
+    grad = cg_load_elem(cg, dy, row, idx);
+  }
+  LLVMValueRef best = LLVMBuildAlloca(cg->alloc, cg->T, "best");
+  LLVMValueRef best_at = LLVMBuildAlloca(cg->alloc, cg->i64, "best_at");
+  LLVMBuildStore(cg->b, cT(cg, is_max ? -INFINITY : 0), best);
+  LLVMBuildStore(cg->b, ci(cg, -1), best_at);
+  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, w->k[0]));
+  LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, w->k[1]));
+  TapPos p = tap_pos(cg, w, oy, ox, i, j);
+  LLVMValueRef at = iadd(cg, imul(cg, c, ci(cg, g.hw)), iadd(cg, imul(cg, p.y, ci(cg, w->in[1])), p.x));
+  if (is_max) {
+    /* the first maximum: a later tap wins only when strictly greater (the
+       first tap inside always wins) */
+    LLVMValueRef v = load_in(cg, x, row, c, &p);
+    LLVMValueRef cur = LLVMBuildLoad2(cg->b, cg->T, best, "");
+    LLVMValueRef first = LLVMBuildICmp(cg->b, LLVMIntSLT, LLVMBuildLoad2(cg->b, cg->i64, best_at, ""), ci(cg, 0), "");
+    LLVMValueRef wins = LLVMBuildAnd(cg->b, p.inside, LLVMBuildOr(cg->b, first, fgt(cg, v, cur), ""), "");
+    LLVMBuildStore(cg->b, sel(cg, wins, v, cur), best);
+    LLVMBuildStore(cg->b, sel(cg, wins, at, LLVMBuildLoad2(cg->b, cg->i64, best_at, "")), best_at);
+  } else if (fwd) {
+    LLVMValueRef v = sel(cg, p.inside, load_in(cg, x, row, c, &p), cT(cg, 0));
+    LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, best, ""), v), best);
+  } else { /* avg_pool_dx: every tap gets dy / kk */
+    LLVMValueRef v = sel(cg, p.inside, b_fdiv(cg, grad, cT(cg, (double)g.kk)), cT(cg, 0));
+    LLVMValueRef ptr = gep(cg, out, at);
+    LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, ptr, ""), v), ptr);
+  }
+  cg_loop_end(cg, &jl);
+  cg_loop_end(cg, &il);
+  if (n->op == OP_MAX_POOL) {
+    LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, best, ""), gep(cg, out, o));
+  } else if (n->op == OP_AVG_POOL) {
+    LLVMValueRef v = b_fdiv(cg, LLVMBuildLoad2(cg->b, cg->T, best, ""), cT(cg, (double)g.kk));
+    LLVMBuildStore(cg->b, v, gep(cg, out, o));
+  } else if (n->op == OP_MAX_POOL_DX) {
+    LLVMValueRef ptr = gep(cg, out, LLVMBuildLoad2(cg->b, cg->i64, best_at, ""));
+    LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, ptr, ""), grad), ptr);
+  }
+  cg_loop_end(cg, &xl);
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &cl);
+  cg_loop_end(cg, &rl);
+}
+
+void window_emit(CG *cg, const Node *n) {
+  if (n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW)
+    emit_conv(cg, n);
+  else
+    emit_pool(cg, n);
+}

@@ -1,0 +1,22 @@
+/*
+ * window.h - sliding-window ops (convolutions, pooling and their
+ * gradients) as loops around GEMMs (window.c), for codegen.c.
+ */
+#ifndef NNC_WINDOW_H
+#define NNC_WINDOW_H
+
+#include "cgbase.h"
+
+/* Build window node n (class OPC_WINDOW or OPC_WINDOW2). */
+void window_emit(CG *cg, const Node *n);
+/* Elements of workspace node n needs for one row (its im2col matrix and
+ * copies of operands that are not in memory), or 0. */
+int64_t window_scratch(const Node *n);
+/* Is n a convolution's weight gradient whose one reader c sums it over
+ * the batch? Then n is not stored: window_batch_dw builds c as one GEMM
+ * per row accumulating into c. */
+bool window_dw_inline_ok(const Node *n, const Node *c);
+bool window_batch_dw_ok(const CG *cg, const Node *n);
+void window_batch_dw(CG *cg, const Node *n);
+
+#endif
