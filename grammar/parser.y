@@ -372,7 +372,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
     sb_printf(&msg, "; is a '%c' missing?", want_paren ? ')' : ']');
   } else if (n > 5 && want_newline) {
     sb_puts(&msg, ", expected an operator or end of line");
-  } else if (n > 0 && n <= 5) {
+  } else if (n > 0 && n <= 6) {
     sb_puts(&msg, ", expected ");
     for (int i = 0; i < n; i++) {
       if (i) sb_puts(&msg, i == n - 1 ? " or " : ", ");
