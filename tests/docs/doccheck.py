@@ -38,6 +38,8 @@ PRELUDE = [
     ("x", "input x[3]"),
     ("v", "input v[4]"),
     ("m", "input m[2,3]"),
+    ("img", "input img[1,8,8]"),
+    ("seq", "input seq[2,16]"),
     ("t", "target t[3]"),
 ]
 TRAIN_KEYS = {"data", "valid", "split", "init", "optimizer", "schedule", "clip_norm", "early_stop", "epochs", "batch",
