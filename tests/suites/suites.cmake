@@ -225,7 +225,7 @@ suite_test(repro.circles.jit LABELS "repro;jit"
            COMMAND ${SUITES_TRAIN_DIR}/repro.sh ${SUITES_NNC} ${SUITES_EXAMPLES_DIR}/circles.nn --train --epochs 5 --jit -O0)
 
 # ---- 10. training acceptance ----
-foreach(example moons circles)
+foreach(example moons circles waves)
   suite_test(accept.${example} LABELS "accept;jit"
              COMMAND ${SUITES_TRAIN_DIR}/accept.sh ${SUITES_NNC} ${SUITES_EXAMPLES_DIR} ${example})
 endforeach()
