@@ -896,14 +896,20 @@ static Type *check_window_layer(Checker *c, Expr *e, Call *call, const Type *x) 
   }
   call->attr.win = w;
   int64_t channels = conv ? (int64_t)call->num[CONV_CHANNELS] : x->shape.dim[0];
-  int64_t taps = x->shape.dim[0] * w.k[0] * w.k[1];
-  Shape out = window_shape(&w, channels, true);
-  if (channels * taps > NNC_MAX_NUMEL || shape_numel(&out) > NNC_MAX_NUMEL) {
+  /* (sizes in double: their products can overflow 64 bits) */
+  double weight = conv ? (double)channels * (double)x->shape.dim[0] * (double)w.k[0] * (double)w.k[1] : 0;
+  double out_numel = (double)channels * (double)window_out(&w, 0) * (double)window_out(&w, 1);
+  /* the compiled code's im2col matrix: every tap at every output position */
+  double cols = conv ? (double)x->shape.dim[0] * (double)w.k[0] * (double)w.k[1] * out_numel / (double)channels : 0;
+  if (weight > (double)NNC_MAX_NUMEL || out_numel > (double)NNC_MAX_NUMEL || cols > (double)NNC_MAX_NUMEL) {
     diag_error(c->diag, e->loc, "%s: the %s is too large (limit %lld elements)", f,
-               channels * taps > NNC_MAX_NUMEL ? "weight" : "output", (long long)NNC_MAX_NUMEL);
+               weight > (double)NNC_MAX_NUMEL ? "weight"
+               : out_numel > (double)NNC_MAX_NUMEL ? "output"
+                                                  : "matrix of its windows (input channels x kernel x output positions)",
+               (long long)NNC_MAX_NUMEL);
     return error_type(c);
   }
-  return tensor_type(c, out);
+  return tensor_type(c, window_shape(&w, channels, true));
 }
 
 /* reshape(x, shape: [...]) with one -1 filled in; flatten is reshape to [n]. */
