@@ -5,6 +5,7 @@
 #   idx.error.NAME        tests/idx/cases/NAME.nn --train: standard error
 #                         equals NAME.err (the files come from `test_idx write`)
 #   idx.train.*           a small MLP learns a Fashion-MNIST subset
+#   idx.train_cnn.*       and so does a small convolutional network
 set(IDX_DIR ${CMAKE_CURRENT_LIST_DIR})
 add_executable(test_idx ${IDX_DIR}/test_idx.c)
 target_compile_options(test_idx PRIVATE ${NNC_WARNINGS})
@@ -20,5 +21,8 @@ endforeach()
 
 # a Fashion-MNIST subset (Debian's dataset-fashion-mnist): compiled, and one
 # epoch in the interpreter
-add_test(NAME idx.train.jit COMMAND ${IDX_DIR}/train.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx> --jit)
-add_test(NAME idx.train.interp COMMAND ${IDX_DIR}/train.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx> --epochs 1)
+add_test(NAME idx.train.jit COMMAND ${IDX_DIR}/train.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx> subset.nn --jit)
+add_test(NAME idx.train.interp COMMAND ${IDX_DIR}/train.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx> subset.nn
+         --epochs 1)
+add_test(NAME idx.train_cnn.jit
+         COMMAND ${IDX_DIR}/train.sh $<TARGET_FILE:nnc> $<TARGET_FILE:test_idx> subset_cnn.nn --jit)

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# train.sh NNC TEST_IDX [NNC OPTIONS...]
+# train.sh NNC TEST_IDX MODEL [NNC OPTIONS...]
 #
-# subset.nn learns Fashion-MNIST: the first 1,000 training images (gzip)
+# MODEL (subset.nn, a small MLP, or subset_cnn.nn, a small convolutional
+# network; in this directory) learns Fashion-MNIST: the first 1,000 training images (gzip)
 # and 500 test images (raw IDX) of Debian's dataset-fashion-mnist, written
 # by `test_idx subset` into a data/ directory beside a copy of subset.nn.
 # nnc runs from another directory, so the data paths must be taken
 # relative to the .nn file. The valid accuracy must be well above chance
 # (0.1): at least 0.6.
 set -u
-nnc=$1 test_idx=$2
-shift 2
+nnc=$1 test_idx=$2 model=$3
+shift 3
 src=${NNC_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 if [ ! -f "$src/train-images-idx3-ubyte.gz" ]; then
   echo "FAILED: $src has no Fashion-MNIST (scripts/build.sh installs dataset-fashion-mnist)"
@@ -22,10 +23,10 @@ mkdir "$tmp/data" "$tmp/elsewhere"
   "$tmp/data/train-images.gz" "$tmp/data/train-labels.gz" || exit 1
 "$test_idx" subset 500 "$src/t10k-images-idx3-ubyte.gz" "$src/t10k-labels-idx1-ubyte.gz" \
   "$tmp/data/test-images.idx" "$tmp/data/test-labels.idx" || exit 1
-cp "$(dirname "$0")/subset.nn" "$tmp/"
-(cd "$tmp/elsewhere" && exec "$nnc" ../subset.nn --train "$@") >"$tmp/out" 2>&1 || {
+cp "$(dirname "$0")/$model" "$tmp/"
+(cd "$tmp/elsewhere" && exec "$nnc" "../$model" --train "$@") >"$tmp/out" 2>&1 || {
   cat "$tmp/out"
-  echo "FAILED: nnc subset.nn --train $*"
+  echo "FAILED: nnc $model --train $*"
   exit 1
 }
 acc=$(sed -n 's/^final valid accuracy //p' "$tmp/out")
