@@ -6,6 +6,7 @@
  *
  *   codegen.c   the module, and loop nests over each node
  *   gemm.c      matrix products as register-blocked GEMMs, with epilogues
+ *   window.c    convolutions (im2col around gemm.c) and pooling
  *   regstep.c   train_epoch, forward and predict of a batch-1 step whose
  *               tensors fit vector registers, written in vectors
  *   cgbase.c    what they all use (below)
