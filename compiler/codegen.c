@@ -543,9 +543,10 @@ typedef struct Span {
   int from, to; /* positions (graph order) where the range is in use */
 } Span;
 
-/* Bytes of a GEMM's scratch (its packed B), or 0. */
+/* Bytes of a GEMM's scratch (its packed B; a convolution's also holds its
+ * im2col matrix), or 0. */
 static int64_t pack_bytes(const CG *cg, const Node *n) {
-  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch);
+  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch) + window_scratch_bytes(n, cg->L->elem_size);
 }
 
 static bool in_workspace(const CG *cg, int i) {

@@ -38,9 +38,9 @@
 /* Rows of a micro-kernel tile; its columns are cg->gemm_nv vectors. */
 enum { GEMM_MR = 6 };
 /* Cache blocking (elements): the B~ panel of KC x NC stays in L2/L3, a
- * micro-panel KC x NR in L1, MC rows of A's KC columns in L2. KC is the
+ * micro-panel KC x NR in L1, MC rows of A's KC columns in L2. KC (gemm.h) is the
  * same for every target so that the workspace does not depend on it. */
-enum { GEMM_KC = 256, GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024 };
+enum { GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024 };
 /* The widest NR of any target (4 vectors of 16 floats): scratch is sized
  * for it. */
 enum { GEMM_NR_MAX = 64 };
@@ -751,11 +751,11 @@ static LLVMValueRef build_epi_edge(CG *cg, const Gemm *gm, const char *name) {
 /* ---- the macro-kernel ----
  *
  * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
- *           T *C, i64 ldc, ukr_e, epi_e, i64 *ctx, T *ws, i64 kb)
+ *           T *C, i64 ldc, ukr_e, epi_e, i64 *ctx, T *ws, i64 kb, i64 add)
  * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
  * round_up(min(N, NC), NR) elements. ukr_e and epi_e are an epilogue's
- * kernels, or null. */
-enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_UKR_E, G_EPI_E, G_CTX, G_WS, G_KB, G_COUNT };
+ * kernels, or null. add != 0: C += A B (the first k-block loads C too). */
+enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_UKR_E, G_EPI_E, G_CTX, G_WS, G_KB, G_ADD, G_COUNT };
 
 /* One tile: the epilogue's kernel for a full one, else the module's (into
  * the tile buffer on the last k-block of an epilogue, which then runs). */
@@ -802,7 +802,8 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef kc = imin(cg, kb, isub(cg, K, pc));
   LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
   LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
-  LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), ci(cg, UK_LOADC), ci(cg, 0), ""),
+  LLVMValueRef loadc = LLVMBuildOr(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), icmp(cg, LLVMIntNE, P[G_ADD], ci(cg, 0)), "");
+  LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, loadc, ci(cg, UK_LOADC), ci(cg, 0), ""),
                             LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGE, iadd(cg, pc, kc), K), ci(cg, UK_LAST), ci(cg, 0), ""));
   LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, blocks_of(cg, M, mc_max)), ci(cg, mc_max));
   LLVMValueRef mc = imin(cg, ci(cg, mc_max), isub(cg, M, ic));
@@ -832,7 +833,7 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I};
   LLVMTypeRef e[E_COUNT] = {I, p, I, I, p, p, I, I, I, I, p};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
-  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, p, I};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, p, I, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
   gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
   gk->ukr_e_ty = LLVMFunctionType(V, e, E_COUNT, 0);
@@ -940,7 +941,8 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "pack");
   LLVMValueRef none = LLVMConstNull(cg->ptr);
   LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
-                                gm->C, gm->ldc, ek ? ek->ukr : none, ek ? ek->edge : none, w.ctx, ws, kb};
+                                gm->C, gm->ldc, ek ? ek->ukr : none, ek ? ek->edge : none, w.ctx, ws, kb,
+                                ci(cg, gm->accumulate)};
   LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
 
@@ -1060,6 +1062,10 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch) {
   } else {
     return 0;
   }
+  return gemm_pack_bytes(N, kb, elem_size);
+}
+
+int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size) {
   if (N > GEMM_NC) N = GEMM_NC;
   N = (N + GEMM_NR_MAX - 1) / GEMM_NR_MAX * GEMM_NR_MAX;
   return (kb > 0 ? kb : 1) * N * elem_size;

@@ -9,6 +9,9 @@
 
 /* A matrix operand: element (i, j) at ptr + i*rs + j*cs (i64 strides in
  * elements, any values: a transposed matrix is a swap of rs and cs). */
+/* The k-block (elements of K) of every GEMM (gemm.c's cache blocking). */
+enum { GEMM_KC = 256 };
+
 typedef struct GemmMat {
   LLVMValueRef ptr, rs, cs;
 } GemmMat;
@@ -24,6 +27,7 @@ typedef struct Gemm {
   const Node *g;         /* the node the GEMM computes */
   const Node *sink;      /* with an epilogue: the node stored instead (C is its memory) */
   const Node *owner;     /* the node whose scratch packs B */
+  bool accumulate;       /* C += A B (no epilogue) */
 } Gemm;
 
 /* A call of the kernel (made once per module at its first use). */
@@ -46,5 +50,8 @@ void gemm_plan_epilogues(CG *cg, const Node **reader, const int *users, const bo
 /* Bytes of workspace scratch node n needs if it becomes a GEMM (its packed
  * B), for any target; 0 when it cannot be one. */
 int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch);
+/* Bytes of the packed B of a GEMM with N columns and k-blocks of kb
+ * (at most GEMM_KC). */
+int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size);
 
 #endif

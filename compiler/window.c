@@ -12,9 +12,11 @@
  *   conv_dw  dW[K, C*kk]  = dy[K, P] cols^T[P, C*kk]; summed over the batch
  *            it is one accumulating GEMM per row into the sum (window_batch_dw)
  *
- * each product a register-blocked GEMM of gemm.c. Taps in the padding read
- * as 0 (max pooling: -inf). Every loop has a runtime trip count, so code
- * size does not grow with the image. Pooling is a loop over the windows.
+ * each product a call of gemm.c's packed GEMM kernel; its packed panel and
+ * the cols matrix are the node's scratch in the workspace plan. Taps in
+ * the padding read as 0 (max pooling: -inf). Every loop has a runtime trip
+ * count, so code size does not grow with the image. Pooling is a loop over
+ * the windows.
  */
 #include "window.h"
 
@@ -42,19 +44,27 @@ static Geo geo_of(const Node *n) {
   return g;
 }
 
-int64_t window_scratch(const Node *n) {
+/* A convolution's scratch: the GEMM's packed B, then the matrix of
+ * windows (cols, C*kk x P), then copies of W and of one row of dy for
+ * operands that are not in memory. Offsets in elements after the pack. */
+static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
+  int64_t N = n->op == OP_CONV_DW ? g->C * g->kk : g->P;
+  int64_t kb = n->op == OP_CONV ? g->C * g->kk : n->op == OP_CONV_DX ? g->K : g->P;
+  return (gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size) + 63) / 64 * 64;
+}
+
+int64_t window_scratch_bytes(const Node *n, int elem_size) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);
-  /* cols, then room for the weight matrix and one row of dy */
-  return g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P;
+  return pack_part(n, &g, elem_size) + (g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P) * elem_size;
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
   return LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &off, 1, "");
 }
 
-static LLVMValueRef scratch(CG *cg, const Node *n, int64_t at) {
-  LLVMValueRef off = ci(cg, cg->pack_off[n->id] + at * cg->L->elem_size);
+static LLVMValueRef scratch(CG *cg, const Node *n, const Geo *g, int64_t at) {
+  LLVMValueRef off = ci(cg, cg->pack_off[n->id] + pack_part(n, g, cg->L->elem_size) + at * cg->L->elem_size);
   return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1, "scratch");
 }
 
@@ -143,23 +153,22 @@ static void taps_end(CG *cg, TapLoops *L) {
   cg_loop_end(cg, &L->c);
 }
 
-/* cols[(c*kk + t) * P + o], or transposed cols[o * C*kk + c*kk + t]. */
-static LLVMValueRef col_index(CG *cg, const Geo *g, const TapLoops *L, bool transposed) {
+/* cols[(c*kk + t) * P + o] */
+static LLVMValueRef col_index(CG *cg, const Geo *g, const TapLoops *L) {
   LLVMValueRef t = iadd(cg, imul(cg, L->vi, ci(cg, g->w->k[1])), L->vj);
   LLVMValueRef ct = iadd(cg, imul(cg, L->vc, ci(cg, g->kk)), t);
   LLVMValueRef o = iadd(cg, imul(cg, L->voy, ci(cg, g->ow)), L->vox);
-  if (transposed) return iadd(cg, imul(cg, o, ci(cg, g->C * g->kk)), ct);
   return iadd(cg, imul(cg, ct, ci(cg, g->P)), o);
 }
 
 /* im2col of row `row` of x into cols. */
-static void im2col(CG *cg, const Geo *g, const Node *x, LLVMValueRef row, LLVMValueRef cols, bool transposed) {
+static void im2col(CG *cg, const Geo *g, const Node *x, LLVMValueRef row, LLVMValueRef cols) {
   TapLoops L;
   taps_begin(cg, &L, g);
   TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
   LLVMValueRef v = load_in(cg, x, row, L.vc, &p);
   v = sel(cg, p.inside, v, cT(cg, 0));
-  LLVMBuildStore(cg->b, v, gep(cg, cols, col_index(cg, g, &L, transposed)));
+  LLVMBuildStore(cg->b, v, gep(cg, cols, col_index(cg, g, &L)));
   taps_end(cg, &L);
 }
 
@@ -176,13 +185,21 @@ static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
   TapLoops L;
   taps_begin(cg, &L, g);
   TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
-  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, cols, col_index(cg, g, &L, false)), "");
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, cols, col_index(cg, g, &L)), "");
   /* a tap in the padding adds 0 to a clamped position */
   v = sel(cg, p.inside, v, cT(cg, 0));
   LLVMValueRef at = iadd(cg, imul(cg, L.vc, ci(cg, g->hw)), iadd(cg, imul(cg, p.y, ci(cg, g->w->in[1])), p.x));
   LLVMValueRef ptr = gep(cg, dx, at);
   LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, ptr, ""), v), ptr);
   taps_end(cg, &L);
+}
+
+/* C[M,N] (+)= A B with A(i, k) at a + i*rsa + k*csa, B(k, j) at b + k*rsb
+ * + j: a call of gemm.c's kernel packing B in n's scratch. */
+static void gemm_at(CG *cg, const Node *n, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K, GemmMat A, LLVMValueRef b,
+                    LLVMValueRef rsb, LLVMValueRef c, LLVMValueRef ldc, bool accumulate) {
+  gemm_emit(cg, &(Gemm){.M = M, .N = N, .K = K, .A = A, .B = {b, rsb, ci(cg, 1)}, .C = c, .ldc = ldc, .g = n,
+                        .owner = n, .accumulate = accumulate});
 }
 
 static void emit_conv(CG *cg, const Node *n) {
@@ -192,31 +209,31 @@ static void emit_conv(CG *cg, const Node *n) {
   flush_mem(cg, a);
   flush_mem(cg, b);
   cg_forget_node(cg, n);
-  LLVMValueRef cols = scratch(cg, n, 0);
-  LLVMValueRef wcopy = scratch(cg, n, ckk * g.P), dycopy = scratch(cg, n, ckk * g.P + g.K * ckk);
+  LLVMValueRef cols = scratch(cg, n, &g, 0);
+  LLVMValueRef wcopy = scratch(cg, n, &g, ckk * g.P), dycopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
   LLVMValueRef out = mem_row(cg, n, row);
   switch ((int)n->op) {
-  case OP_CONV: { /* y = W cols */
+  case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P] */
     LLVMValueRef W = operand_row(cg, b, row, wcopy);
-    im2col(cg, &g, a, row, cols, false);
-    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, ckk), .N = g.P, .A = W, .lda = ckk, .B = cols,
-                               .ldb = g.P, .C = out, .ldc = g.P});
+    im2col(cg, &g, a, row, cols);
+    gemm_at(cg, n, ci(cg, g.K), ci(cg, g.P), ci(cg, ckk), (GemmMat){W, ci(cg, ckk), ci(cg, 1)}, cols, ci(cg, g.P), out,
+            ci(cg, g.P), false);
     break;
   }
-  case OP_CONV_DX: { /* cols = W^T dy, then col2im */
+  case OP_CONV_DX: { /* cols[CKK,P] = W^T dy[K,P], then col2im */
     LLVMValueRef dy = operand_row(cg, a, row, dycopy), W = operand_row(cg, b, row, wcopy);
-    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, ckk), .K = ci(cg, g.K), .N = g.P, .A = W, .lda = ckk, .a_t = true,
-                               .B = dy, .ldb = g.P, .C = cols, .ldc = g.P});
+    gemm_at(cg, n, ci(cg, ckk), ci(cg, g.P), ci(cg, g.K), (GemmMat){W, ci(cg, 1), ci(cg, ckk)}, dy, ci(cg, g.P), cols,
+            ci(cg, g.P), false);
     col2im(cg, &g, cols, out);
     break;
   }
-  case OP_CONV_DW: { /* dW = dy cols^T, for this row */
+  case OP_CONV_DW: { /* dW[K,CKK] = dy[K,P] cols^T, for this row */
     LLVMValueRef dy = operand_row(cg, b, row, dycopy);
-    im2col(cg, &g, a, row, cols, true);
-    gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, g.P), .N = ckk, .A = dy, .lda = g.P, .B = cols,
-                               .ldb = ckk, .C = out, .ldc = ckk});
+    im2col(cg, &g, a, row, cols);
+    gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
+                          .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = n, .owner = n});
     break;
   }
   default:
@@ -234,7 +251,8 @@ bool window_batch_dw_ok(const CG *cg, const Node *n) {
   return n->op == OP_BATCH_SUM && d->op == OP_CONV_DW && cg->st[d->id].kind == ST_INLINE;
 }
 
-/* batch_sum(conv_dw(x, dy)): dW += dy_r cols_r^T for each row r. */
+/* batch_sum(conv_dw(x, dy)): dW += dy_r cols_r^T for each row r, the
+ * first row's product stored, the others added to it. */
 void window_batch_dw(CG *cg, const Node *n) {
   const Node *d = n->in[0], *x = d->in[0], *dyn = d->in[1];
   Geo g = geo_of(d);
@@ -244,13 +262,14 @@ void window_batch_dw(CG *cg, const Node *n) {
   cg_forget_node(cg, n);
   LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
   zero_row(cg, out, g.K * ckk);
-  LLVMValueRef cols = scratch(cg, d, 0), dycopy = scratch(cg, d, ckk * g.P + g.K * ckk);
+  LLVMValueRef cols = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
-  im2col(cg, &g, x, row, cols, true);
-  gemm_ptrs(cg, &(GemmPtrs){.M = ci(cg, g.K), .K = ci(cg, g.P), .N = ckk, .A = dy, .lda = g.P, .B = cols,
-                             .ldb = ckk, .C = out, .ldc = ckk, .accumulate = true});
+  im2col(cg, &g, x, row, cols);
+  gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
+                        .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
+                        .accumulate = true});
   cg_loop_end(cg, &rl);
 }
 

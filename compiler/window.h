@@ -9,9 +9,10 @@
 
 /* Build window node n (class OPC_WINDOW or OPC_WINDOW2). */
 void window_emit(CG *cg, const Node *n);
-/* Elements of workspace node n needs for one row (its im2col matrix and
- * copies of operands that are not in memory), or 0. */
-int64_t window_scratch(const Node *n);
+/* Bytes of workspace scratch node n needs for one row (its GEMM's packed
+ * B, its im2col matrix and copies of operands that are not in memory), or
+ * 0. */
+int64_t window_scratch_bytes(const Node *n, int elem_size);
 /* Is n a convolution's weight gradient whose one reader c sums it over
  * the batch? Then n is not stored: window_batch_dw builds c as one GEMM
  * per row accumulating into c. */

@@ -231,7 +231,7 @@ foreach(example moons circles waves)
 endforeach()
 
 # ---- convolutions and pooling ----
-#   conv.fd.NAME.ENGINE.DTYPE.bN   tests/conv/NAME.nn: --check-grad passes
+#   conv.gradcheck.NAME.ENGINE.DTYPE.bN  tests/conv/NAME.nn: --check-grad passes
 #   conv.agree.NAME.DTYPE.b8       --grad --jit = the interpreter's on 8 rows
 #   torchref.CASE.ENGINE           tests/torchref/CASE.nn: --grad equals
 #                                  PyTorch's gradients (CASE.grad, from make.py)
@@ -246,8 +246,8 @@ foreach(nn ${SUITES_CONV_MODELS})
     list(GET c 0 engine)
     list(GET c 1 dtype)
     list(GET c 2 batch)
-    suite_test(conv.fd.${name}.${engine}.${dtype}.b${batch} LABELS "conv;fd;${engine}"
-               COMMAND ${SUITES_FD_DIR}/fd.sh ${SUITES_NNC} ${nn} ${engine} ${dtype} ${batch})
+    suite_test(conv.gradcheck.${name}.${engine}.${dtype}.b${batch} LABELS "conv;gradcheck;${engine}"
+               COMMAND ${SUITES_GRADCHECK_DIR}/gradcheck.sh ${SUITES_NNC} ${nn} ${engine} ${dtype} ${batch})
   endforeach()
   foreach(dtype f64 f32)
     suite_test(conv.agree.${name}.${dtype}.b8 LABELS "conv;agree;jit"
