@@ -45,8 +45,8 @@ static Geo geo_of(const Node *n) {
 }
 
 /* A convolution's scratch: the GEMM's packed B, then the matrix of
- * windows (cols, C*kk x P), then copies of W and of one row of dy for
- * operands that are not in memory. Offsets in elements after the pack. */
+ * windows (cols, C*kk x P), then copies of W, of one row of dy and of one
+ * row of x for operands that are not in memory. */
 static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
   int64_t N = n->op == OP_CONV_DW ? g->C * g->kk : g->P;
   int64_t kb = n->op == OP_CONV ? g->C * g->kk : n->op == OP_CONV_DX ? g->K : g->P;
@@ -56,7 +56,7 @@ static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
 int64_t window_scratch_bytes(const Node *n, int elem_size) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);
-  return pack_part(n, &g, elem_size) + (g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P) * elem_size;
+  return pack_part(n, &g, elem_size) + (g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw) * elem_size;
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -77,6 +77,12 @@ static LLVMValueRef mem_row(CG *cg, const Node *n, LLVMValueRef row) {
   LLVMValueRef off = ci(cg, s->off);
   if (n->batched && s->row_stride) off = iadd(cg, off, imul(cg, row, ci(cg, s->row_stride)));
   return gep(cg, s->base, off);
+}
+
+/* Is n in memory, itself or through reshapes (mem_row's pointer)? */
+static bool in_memory(const CG *cg, const Node *n) {
+  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  return cg->st[n->id].kind == ST_MEM;
 }
 
 static void flush_mem(CG *cg, const Node *n) {
@@ -130,68 +136,98 @@ static LLVMValueRef load_in(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRe
   return cg_load_elem(cg, n, row, idx);
 }
 
-/* The loops over channel c, tap (i, j) and output position (oy, ox) of
- * im2col and col2im; `body` is called inside with them. */
-typedef struct TapLoops {
-  Loop c, i, j, oy, ox;
-  LLVMValueRef vc, vi, vj, voy, vox;
-} TapLoops;
-
-static void taps_begin(CG *cg, TapLoops *L, const Geo *g) {
-  L->vc = cg_loop_begin(cg, &L->c, ci(cg, g->C));
-  L->vi = cg_loop_begin(cg, &L->i, ci(cg, g->w->k[0]));
-  L->vj = cg_loop_begin(cg, &L->j, ci(cg, g->w->k[1]));
-  L->voy = cg_loop_begin(cg, &L->oy, ci(cg, g->oh));
-  L->vox = cg_loop_begin(cg, &L->ox, ci(cg, g->ow));
+static LLVMValueRef imax(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return sel(cg, LLVMBuildICmp(cg->b, LLVMIntSGT, a, b, ""), a, b);
 }
 
-static void taps_end(CG *cg, TapLoops *L) {
-  cg_loop_end(cg, &L->ox);
-  cg_loop_end(cg, &L->oy);
-  cg_loop_end(cg, &L->j);
-  cg_loop_end(cg, &L->i);
-  cg_loop_end(cg, &L->c);
+static LLVMValueRef imin(CG *cg, LLVMValueRef a, LLVMValueRef b) {
+  return sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b);
 }
 
-/* cols[(c*kk + t) * P + o] */
-static LLVMValueRef col_index(CG *cg, const Geo *g, const TapLoops *L) {
-  LLVMValueRef t = iadd(cg, imul(cg, L->vi, ci(cg, g->w->k[1])), L->vj);
-  LLVMValueRef ct = iadd(cg, imul(cg, L->vc, ci(cg, g->kk)), t);
-  LLVMValueRef o = iadd(cg, imul(cg, L->voy, ci(cg, g->ow)), L->vox);
-  return iadd(cg, imul(cg, ct, ci(cg, g->P)), o);
-}
-
-/* im2col of row `row` of x into cols. */
-static void im2col(CG *cg, const Geo *g, const Node *x, LLVMValueRef row, LLVMValueRef cols) {
-  TapLoops L;
-  taps_begin(cg, &L, g);
-  TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
-  LLVMValueRef v = load_in(cg, x, row, L.vc, &p);
-  v = sel(cg, p.inside, v, cT(cg, 0));
-  LLVMBuildStore(cg->b, v, gep(cg, cols, col_index(cg, g, &L)));
-  taps_end(cg, &L);
-}
-
-static void zero_row(CG *cg, LLVMValueRef p, int64_t count) {
+static void zero_run(CG *cg, LLVMValueRef p, LLVMValueRef from, LLVMValueRef to) {
   Loop lp;
-  LLVMValueRef e = cg_loop_begin(cg, &lp, ci(cg, count));
+  LLVMValueRef e = iadd(cg, cg_loop_begin(cg, &lp, LLVMBuildNSWSub(cg->b, to, from, "")), from);
   LLVMBuildStore(cg->b, cT(cg, 0), gep(cg, p, e));
   cg_loop_end(cg, &lp);
 }
 
-/* dx[c, y, x] += cols[...] for every tap inside the input (col2im). */
+static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { zero_run(cg, p, ci(cg, 0), ci(cg, count)); }
+
+/* The rows of cols (one per channel c and tap (i, j)) in runs of the
+ * output's rows oy: a run's outputs ox in [lo, hi) read the input row
+ * y = oy*s + i - pad at x = ox*s + j - pad, the ones before and after are
+ * padding (all of them when y is). For stride 1 the inside is contiguous
+ * in both, a loop LLVM vectorizes. The walk calls `run` for each. */
+typedef struct Runs {
+  LLVMValueRef c, y, lo, hi; /* hi >= lo; lo = hi = ow for a padding row */
+  LLVMValueRef col, in;      /* cols + row of (c, i, j) + oy*ow; the input at (c, y, j - pad) */
+} Runs;
+
+typedef void RunFn(CG *cg, const Geo *g, const Runs *r);
+
+static void walk_runs(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols, RunFn *run) {
+  const Window *w = g->w;
+  Loop cl, il, jl, yl;
+  Runs r;
+  r.c = cg_loop_begin(cg, &cl, ci(cg, g->C));
+  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, w->k[0]));
+  LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, w->k[1]));
+  /* x = ox*s + j - pad is inside for ox in [ceil((pad - j) / s), floor((in - 1 + pad - j) / s)] */
+  LLVMValueRef before = imax(cg, LLVMBuildNSWSub(cg->b, ci(cg, w->pad[1]), j, ""), ci(cg, 0));
+  LLVMValueRef lo = imin(cg, LLVMBuildSDiv(cg->b, iadd(cg, before, ci(cg, w->s[1] - 1)), ci(cg, w->s[1]), ""), ci(cg, g->ow));
+  LLVMValueRef last = LLVMBuildNSWSub(cg->b, ci(cg, w->in[1] - 1 + w->pad[1]), j, "");
+  LLVMValueRef hi = LLVMBuildSDiv(cg->b, imax(cg, last, ci(cg, -1)), ci(cg, w->s[1]), "");
+  hi = sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, last, ci(cg, 0), ""), ci(cg, 0), iadd(cg, hi, ci(cg, 1)));
+  hi = imax(cg, imin(cg, hi, ci(cg, g->ow)), lo);
+  LLVMValueRef tap = iadd(cg, imul(cg, r.c, ci(cg, g->kk)), iadd(cg, imul(cg, i, ci(cg, w->k[1])), j));
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, g->oh));
+  LLVMValueRef y = LLVMBuildNSWSub(cg->b, iadd(cg, imul(cg, oy, ci(cg, w->s[0])), i), ci(cg, w->pad[0]), "");
+  LLVMValueRef in_y = LLVMBuildICmp(cg->b, LLVMIntULT, y, ci(cg, w->in[0]), "");
+  r.y = sel(cg, in_y, y, ci(cg, 0));
+  r.lo = sel(cg, in_y, lo, ci(cg, g->ow));
+  r.hi = sel(cg, in_y, hi, ci(cg, g->ow));
+  r.col = gep(cg, cols, iadd(cg, imul(cg, tap, ci(cg, g->P)), imul(cg, oy, ci(cg, g->ow))));
+  /* (c, y, j - pad): x = ox*s + that, for ox in [lo, hi) */
+  LLVMValueRef at = iadd(cg, imul(cg, r.c, ci(cg, g->hw)), imul(cg, r.y, ci(cg, w->in[1])));
+  r.in = LLVMBuildGEP2(cg->b, cg->T, src, &(LLVMValueRef){LLVMBuildNSWSub(cg->b, iadd(cg, at, j), ci(cg, w->pad[1]), "")}, 1, "");
+  run(cg, g, &r);
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &jl);
+  cg_loop_end(cg, &il);
+  cg_loop_end(cg, &cl);
+}
+
+/* The inside of a run: ox in [lo, hi), its input at in + ox*s. */
+static LLVMValueRef run_loop(CG *cg, Loop *lp, const Runs *r, const Geo *g, LLVMValueRef *in) {
+  LLVMValueRef ox = iadd(cg, cg_loop_begin(cg, lp, LLVMBuildNSWSub(cg->b, r->hi, r->lo, "")), r->lo);
+  *in = LLVMBuildGEP2(cg->b, cg->T, r->in, &(LLVMValueRef){imul(cg, ox, ci(cg, g->w->s[1]))}, 1, "");
+  return ox;
+}
+
+static void im2col_run(CG *cg, const Geo *g, const Runs *r) {
+  zero_run(cg, r->col, ci(cg, 0), r->lo);
+  Loop lp;
+  LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
+  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, in, ""), gep(cg, r->col, ox));
+  cg_loop_end(cg, &lp);
+  zero_run(cg, r->col, r->hi, ci(cg, g->ow));
+}
+
+static void col2im_run(CG *cg, const Geo *g, const Runs *r) {
+  Loop lp;
+  LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, r->col, ox), "");
+  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, in, ""), v), in);
+  cg_loop_end(cg, &lp);
+}
+
+/* im2col of one row's input src ([C, H, W] in memory) into cols. */
+static void im2col(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols) { walk_runs(cg, g, src, cols, im2col_run); }
+
+/* dx[c, y, x] = the sum of the columns of cols that came from it (col2im). */
 static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
   zero_row(cg, dx, g->C * g->hw);
-  TapLoops L;
-  taps_begin(cg, &L, g);
-  TapPos p = tap_pos(cg, g->w, L.voy, L.vox, L.vi, L.vj);
-  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, cols, col_index(cg, g, &L)), "");
-  /* a tap in the padding adds 0 to a clamped position */
-  v = sel(cg, p.inside, v, cT(cg, 0));
-  LLVMValueRef at = iadd(cg, imul(cg, L.vc, ci(cg, g->hw)), iadd(cg, imul(cg, p.y, ci(cg, g->w->in[1])), p.x));
-  LLVMValueRef ptr = gep(cg, dx, at);
-  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, ptr, ""), v), ptr);
-  taps_end(cg, &L);
+  walk_runs(cg, g, dx, cols, col2im_run);
 }
 
 /* C[M,N] (+)= A B with A(i, k) at a + i*rsa + k*csa, B(k, j) at b + k*rsb
@@ -211,13 +247,14 @@ static void emit_conv(CG *cg, const Node *n) {
   cg_forget_node(cg, n);
   LLVMValueRef cols = scratch(cg, n, &g, 0);
   LLVMValueRef wcopy = scratch(cg, n, &g, ckk * g.P), dycopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk);
+  LLVMValueRef xcopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk + g.K * g.P);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
   LLVMValueRef out = mem_row(cg, n, row);
   switch ((int)n->op) {
   case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P] */
     LLVMValueRef W = operand_row(cg, b, row, wcopy);
-    im2col(cg, &g, a, row, cols);
+    im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gemm_at(cg, n, ci(cg, g.K), ci(cg, g.P), ci(cg, ckk), (GemmMat){W, ci(cg, ckk), ci(cg, 1)}, cols, ci(cg, g.P), out,
             ci(cg, g.P), false);
     break;
@@ -231,7 +268,7 @@ static void emit_conv(CG *cg, const Node *n) {
   }
   case OP_CONV_DW: { /* dW[K,CKK] = dy[K,P] cols^T, for this row */
     LLVMValueRef dy = operand_row(cg, b, row, dycopy);
-    im2col(cg, &g, a, row, cols);
+    im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
                           .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = n, .owner = n});
     break;
@@ -263,13 +300,79 @@ void window_batch_dw(CG *cg, const Node *n) {
   LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
   zero_row(cg, out, g.K * ckk);
   LLVMValueRef cols = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk);
+  LLVMValueRef xcopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk + g.K * g.P);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
-  im2col(cg, &g, x, row, cols);
+  im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
   gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
                         .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
                         .accumulate = true});
+  cg_loop_end(cg, &rl);
+}
+
+/* Max pooling without padding, its windows' taps unrolled (at most
+ * MAX_TAPS of them), operands in memory: the forward pass, and the
+ * gradient when windows do not overlap (stride >= kernel), where each
+ * input element gets dy of its window when it is the window's first
+ * maximum and 0 otherwise, written once (no zeroing and adding). */
+enum { MAX_TAPS = 16 };
+
+static bool fast_max_pool_ok(const CG *cg, const Node *n) {
+  const Window *w = &n->attr.win;
+  if (n->op != OP_MAX_POOL && n->op != OP_MAX_POOL_DX) return false;
+  if (w->pad[0] + w->pad[1] + w->pad_end[0] + w->pad_end[1] != 0 || w->k[0] * w->k[1] > MAX_TAPS) return false;
+  if (!in_memory(cg, n->in[0]) || !in_memory(cg, n)) return false;
+  if (n->op == OP_MAX_POOL) return true;
+  return w->s[0] >= w->k[0] && w->s[1] >= w->k[1] && in_memory(cg, n->in[1]);
+}
+
+static void fast_max_pool(CG *cg, const Node *n) {
+  Geo g = geo_of(n);
+  const Window *w = g.w;
+  bool fwd = n->op == OP_MAX_POOL;
+  flush_mem(cg, n->in[0]);
+  if (!fwd) flush_mem(cg, n->in[1]);
+  cg_forget_node(cg, n);
+  /* every input element lies in a window (else the rest is zeroed first) */
+  bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
+  Loop rl, cl, yl, xl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef x = mem_row(cg, n->in[0], row), out = mem_row(cg, n, row);
+  LLVMValueRef dy = fwd ? NULL : mem_row(cg, n->in[1], row);
+  if (!fwd && !covered) zero_row(cg, out, g.C * g.hw);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g.C));
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, g.oh));
+  LLVMValueRef ox = cg_loop_begin(cg, &xl, ci(cg, g.ow));
+  LLVMValueRef o = iadd(cg, imul(cg, c, ci(cg, g.P)), iadd(cg, imul(cg, oy, ci(cg, g.ow)), ox));
+  LLVMValueRef corner = iadd(cg, imul(cg, c, ci(cg, g.hw)),
+                             iadd(cg, imul(cg, imul(cg, oy, ci(cg, w->s[0])), ci(cg, w->in[1])), imul(cg, ox, ci(cg, w->s[1]))));
+  LLVMValueRef at[MAX_TAPS], best = NULL, best_t = NULL;
+  int taps = (int)(w->k[0] * w->k[1]);
+  for (int t = 0; t < taps; t++) {
+    at[t] = gep(cg, x, iadd(cg, corner, ci(cg, (t / w->k[1]) * w->in[1] + t % w->k[1])));
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, at[t], "");
+    if (t == 0) {
+      best = v, best_t = ci(cg, 0);
+      continue;
+    }
+    LLVMValueRef wins = fgt(cg, v, best); /* a later tap only when strictly greater */
+    best = sel(cg, wins, v, best);
+    best_t = sel(cg, wins, ci(cg, t), best_t);
+  }
+  if (fwd) {
+    LLVMBuildStore(cg->b, best, gep(cg, out, o));
+  } else {
+    LLVMValueRef grad = LLVMBuildLoad2(cg->b, cg->T, gep(cg, dy, o), "");
+    for (int t = 0; t < taps; t++) {
+      LLVMValueRef mine = LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, ci(cg, t), "");
+      LLVMValueRef dst = gep(cg, out, iadd(cg, corner, ci(cg, (t / w->k[1]) * w->in[1] + t % w->k[1])));
+      LLVMBuildStore(cg->b, sel(cg, mine, grad, cT(cg, 0)), dst);
+    }
+  }
+  cg_loop_end(cg, &xl);
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &cl);
   cg_loop_end(cg, &rl);
 }
 
@@ -343,6 +446,8 @@ static void emit_pool(CG *cg, const Node *n) {
 void window_emit(CG *cg, const Node *n) {
   if (n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW)
     emit_conv(cg, n);
+  else if (fast_max_pool_ok(cg, n))
+    fast_max_pool(cg, n);
   else
     emit_pool(cg, n);
 }
