@@ -381,10 +381,33 @@ static bool epi_op(Op op) {
 }
 
 /* How an operand read from memory lines up with g's elements: g is either
- * batched [N] (row m, element n) or one [M,N] matrix (element m*N + n). */
-typedef enum EpiRead { EPI_NO, EPI_SAME, EPI_ROWVEC, EPI_SCALAR, EPI_ROWSCALAR } EpiRead;
+ * batched [N] (row m, element n) or one [M,N] matrix (element m*N + n), or
+ * a convolution, whose GEMMs run per row of the batch (gm->row): element
+ * (m, n) is channel m, position n of that row. */
+typedef enum EpiRead { EPI_NO, EPI_SAME, EPI_ROWVEC, EPI_SCALAR, EPI_ROWSCALAR, EPI_CHANNEL } EpiRead;
+
+/* The node whose memory x reads: x, or the source of the reshapes it views. */
+static const Node *stored(const CG *cg, const Node *x) {
+  while (cg->st[x->id].kind == ST_VIEW && x->op == OP_RESHAPE) x = x->in[0];
+  return x;
+}
+
+/* A convolution's operands: its own shape, a value per channel ([K, 1, 1],
+ * a bias) or a scalar, in memory or seen through reshapes. */
+static EpiRead epi_read_conv(const CG *cg, const Node *x, const Node *g) {
+  const Store *s = &cg->st[stored(cg, x)->id];
+  if (s->kind == ST_CONST || s->kind == ST_VALUE) return EPI_SCALAR;
+  if (s->kind != ST_MEM) return EPI_NO;
+  int64_t numel = shape_numel(&x->shape);
+  if (x->batched) return shape_eq(&x->shape, &g->shape) && s->row_stride == numel ? EPI_SAME : EPI_NO;
+  if (numel == 1) return EPI_SCALAR;
+  if (x->shape.rank == g->shape.rank && x->shape.dim[0] == g->shape.dim[0] && numel == x->shape.dim[0])
+    return EPI_CHANNEL;
+  return EPI_NO;
+}
 
 static EpiRead epi_read(const CG *cg, const Node *x, const Node *g) {
+  if (g->op == OP_CONV) return epi_read_conv(cg, x, g);
   const Store *s = &cg->st[x->id];
   if (s->kind == ST_CONST || s->kind == ST_VALUE) return EPI_SCALAR;
   if (s->kind != ST_MEM) return EPI_NO;
@@ -410,6 +433,7 @@ static bool epi_ok(const CG *cg, const Node *x, const Node *g) {
 static void epi_flush(CG *cg, const Gemm *gm, const Node *x) {
   if (x == gm->g) return;
   if (x != gm->sink && cg->st[x->id].kind != ST_INLINE) {
+    x = stored(cg, x);
     if (cg->st[x->id].kind == ST_MEM) cg_flush(cg, x);
     return;
   }
@@ -464,12 +488,14 @@ static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) 
   const Node *g = gm->g;
   EpiRead how = epi_read(cg, x, g);
   if (how == EPI_NO) nnc_die("codegen: node %d cannot be read in a GEMM epilogue", x->id);
+  x = stored(cg, x);
+  s = &cg->st[x->id];
   if (s->kind == ST_CONST) { /* part of the kernel */
     if (w->pass == EPI_KEY) sb_printf(&w->key, "%a", x->attr.value);
     return w->pass == EPI_CODE ? splat(cg, LLVMConstReal(cg->T, x->attr.value), cg->vl) : NULL;
   }
   if (w->pass == EPI_KEY) {
-    sb_printf(&w->key, "%c", s->kind == ST_VALUE ? 'v' : "?SrsR"[how]);
+    sb_printf(&w->key, "%c", s->kind == ST_VALUE ? 'v' : "?SrsRc"[how]);
     w->slot += s->kind != ST_VALUE && (how == EPI_SAME || how == EPI_ROWSCALAR) ? 2 : 1;
     return NULL;
   }
@@ -478,8 +504,9 @@ static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) 
       slot_store(cg, w, s->value);
       return NULL;
     }
-    slot_store(cg, w, cg_elem_ptr(cg, x, ci(cg, 0), ci(cg, 0)));
-    if (how == EPI_SAME) slot_store(cg, w, ci(cg, x->batched ? s->row_stride : g->shape.dim[1]));
+    slot_store(cg, w, cg_elem_ptr(cg, x, gm->row && x->batched ? gm->row : ci(cg, 0), ci(cg, 0)));
+    int64_t ld = gm->row ? shape_numel(&g->shape) / g->shape.dim[0] : x->batched ? s->row_stride : g->shape.dim[1];
+    if (how == EPI_SAME) slot_store(cg, w, ci(cg, ld));
     if (how == EPI_ROWSCALAR) slot_store(cg, w, ci(cg, s->row_stride));
     return NULL;
   }
@@ -491,6 +518,7 @@ static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) 
     return epi_vec(cg, w, gep(cg, p, iadd(cg, imul(cg, w->m, ld), w->n)));
   }
   case EPI_ROWVEC: return epi_vec(cg, w, gep(cg, p, w->n));
+  case EPI_CHANNEL: return splat(cg, load_al(cg, cg->T, gep(cg, p, w->m), es(cg)), cg->vl);
   case EPI_SCALAR: return splat(cg, load_al(cg, cg->T, p, es(cg)), cg->vl);
   case EPI_ROWSCALAR: {
     LLVMValueRef stride = slot_load(cg, w, cg->i64);
@@ -907,8 +935,10 @@ static bool may_overlap(const CG *cg, const Node *a, const Node *b) {
 /* Does the epilogue read memory its sink writes? */
 static bool epi_reads_sink(const CG *cg, const Gemm *gm, const Node *x) {
   if (x == gm->g) return false;
-  if (x != gm->sink && cg->st[x->id].kind != ST_INLINE)
+  if (x != gm->sink && cg->st[x->id].kind != ST_INLINE) {
+    x = stored(cg, x);
     return cg->st[x->id].kind == ST_MEM && may_overlap(cg, x, gm->sink);
+  }
   for (int k = 0; k < op_info[x->op].nin; k++)
     if (epi_reads_sink(cg, gm, x->in[k])) return true;
   return false;
@@ -993,17 +1023,22 @@ static bool matmul_gemm_ok(const CG *cg, const Node *n) {
   return false;
 }
 
-/* Where a GEMM node writes: its own memory, or its sink's (epilogue). */
-static void gemm_target(CG *cg, Gemm *gm, const Node *n) {
+const Node *gemm_stores(CG *cg, Gemm *gm, const Node *n) {
   const Node *sink = cg->fused_into[n->id];
   const Node *to = sink ? sink : n;
   gm->g = n;
   gm->sink = sink;
   gm->owner = n;
-  gm->C = cg_elem_ptr(cg, to, ci(cg, 0), ci(cg, 0));
-  gm->ldc = ci(cg, to->batched ? cg->st[to->id].row_stride : to->shape.dim[1]);
   if (sink) epi_flush(cg, gm, sink);
   cg_forget_node(cg, to); /* the GEMM writes memory directly */
+  return to;
+}
+
+/* Where a GEMM node writes: its own memory, or its sink's (epilogue). */
+static void gemm_target(CG *cg, Gemm *gm, const Node *n) {
+  const Node *to = gemm_stores(cg, gm, n);
+  gm->C = cg_elem_ptr(cg, to, ci(cg, 0), ci(cg, 0));
+  gm->ldc = ci(cg, to->batched ? cg->st[to->id].row_stride : to->shape.dim[1]);
 }
 
 bool gemm_try_matmul(CG *cg, const Node *n) {
@@ -1080,7 +1115,9 @@ void gemm_plan_epilogues(CG *cg, const Node **reader, const int *users, const bo
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (!cg->need[i] || cg->given[i] || root[i] || users[i] != 1 || cg->st[i].kind != ST_MEM) continue;
-    bool gemm = n->op == OP_MATMUL ? matmul_gemm_ok(cg, n) : n->op == OP_BATCH_SUM && gemm_batch_outer_ok(cg, n);
+    bool gemm = n->op == OP_MATMUL ? matmul_gemm_ok(cg, n)
+                : n->op == OP_CONV ? n->batched /* window.c: a GEMM per row */
+                                   : n->op == OP_BATCH_SUM && gemm_batch_outer_ok(cg, n);
     if (!gemm) continue;
     const Node *sink = reader[i];
     while (cg->st[sink->id].kind == ST_INLINE) sink = reader[sink->id];

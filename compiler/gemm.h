@@ -28,8 +28,14 @@ typedef struct Gemm {
   const Node *sink;      /* with an epilogue: the node stored instead (C is its memory) */
   const Node *owner;     /* the node whose scratch packs B */
   bool accumulate;       /* C += A B (no epilogue) */
+  LLVMValueRef row;      /* a convolution's GEMM: the batch row it computes
+                            (C(m, n) is channel m, position n of it) */
 } Gemm;
 
+/* Set gm's node n, and its epilogue's sink if it has one, before the GEMM
+ * is emitted; returns the node whose memory the GEMM writes (n or the
+ * sink), which the caller points gm->C at. */
+const Node *gemm_stores(CG *cg, Gemm *gm, const Node *n);
 /* A call of the kernel (made once per module at its first use). */
 void gemm_emit(CG *cg, const Gemm *gm);
 /* Release the module's kernel table (codegen_module, at its end). */

@@ -244,19 +244,22 @@ static void emit_conv(CG *cg, const Node *n) {
   const Node *a = n->in[0], *b = n->in[1];
   flush_mem(cg, a);
   flush_mem(cg, b);
+  Gemm gm = {.g = n, .owner = n};
+  const Node *to = n->op == OP_CONV ? gemm_stores(cg, &gm, n) : n; /* an epilogue's sink, or n */
   cg_forget_node(cg, n);
   LLVMValueRef cols = scratch(cg, n, &g, 0);
   LLVMValueRef wcopy = scratch(cg, n, &g, ckk * g.P), dycopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk);
   LLVMValueRef xcopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk + g.K * g.P);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
-  LLVMValueRef out = mem_row(cg, n, row);
+  LLVMValueRef out = mem_row(cg, to, row);
   switch ((int)n->op) {
-  case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P] */
+  case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P], or its epilogue's sink (bias, relu) */
     LLVMValueRef W = operand_row(cg, b, row, wcopy);
     im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
-    gemm_at(cg, n, ci(cg, g.K), ci(cg, g.P), ci(cg, ckk), (GemmMat){W, ci(cg, ckk), ci(cg, 1)}, cols, ci(cg, g.P), out,
-            ci(cg, g.P), false);
+    gm.M = ci(cg, g.K), gm.N = ci(cg, g.P), gm.K = ci(cg, ckk), gm.A = (GemmMat){W, ci(cg, ckk), ci(cg, 1)};
+    gm.B = (GemmMat){cols, ci(cg, g.P), ci(cg, 1)}, gm.C = out, gm.ldc = ci(cg, g.P), gm.row = row;
+    gemm_emit(cg, &gm);
     break;
   }
   case OP_CONV_DX: { /* cols[CKK,P] = W^T dy[K,P], then col2im */
