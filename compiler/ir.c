@@ -69,13 +69,15 @@ char *shape_str(const Shape *s, bool batched, char *buf, size_t n) {
 }
 
 /* numpy broadcasting: align right, each pair equal or one of them 1. */
+/* Returns 0, or -1 - i for the first axis i (of the broadcast shape) whose
+ * sizes differ with neither of them 1. */
 static int broadcast_shapes(const Shape *a, const Shape *b, Shape *out) {
   int rank = a->rank > b->rank ? a->rank : b->rank;
   out->rank = rank;
   for (int i = 0; i < rank; i++) {
     int ia = a->rank - rank + i, ib = b->rank - rank + i;
     int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
-    if (da != db && da != 1 && db != 1) return -1;
+    if (da != db && da != 1 && db != 1) return -1 - i;
     out->dim[i] = da == 1 ? db : da;
   }
   return 0;
@@ -161,12 +163,21 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
   case OPC_UNARY:
     *out = *in[0];
     return 0;
-  case OPC_BINARY:
-    if (broadcast_shapes(in[0], in[1], out) != 0)
-      FAIL("shapes %s and %s do not broadcast",
-           shape_str(in[0], false, s0, sizeof s0),
-           shape_str(in[1], false, s1, sizeof s1));
-    return 0;
+  case OPC_BINARY: {
+    int bad = broadcast_shapes(in[0], in[1], out);
+    if (bad == 0) return 0;
+    /* the axis as both shapes count it when their ranks agree, else from the end */
+    int axis = -1 - bad, from_end = axis - out->rank;
+    int64_t da = in[0]->dim[in[0]->rank + from_end], db = in[1]->dim[in[1]->rank + from_end];
+    char where[32];
+    if (in[0]->rank == in[1]->rank)
+      snprintf(where, sizeof where, "axis %d", axis);
+    else
+      snprintf(where, sizeof where, "axis %d (from the end)", from_end);
+    FAIL("shapes %s and %s do not broadcast: along %s they have %" PRId64 " and %" PRId64
+         " (sizes must be equal, or one of them 1)",
+         shape_str(in[0], false, s0, sizeof s0), shape_str(in[1], false, s1, sizeof s1), where, da, db);
+  }
   case OPC_REDUCE:
     if (attr->axis == AXIS_ALL) {
       *out = shape0();
