@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""torch_cnn.py -- the convolutional workloads in PyTorch, for bench/cnn.
+
+    torch_cnn.py MODEL IMAGES LABELS STEPS [--threads N]
+
+MODEL is one of
+  fashion_cnn  conv 5x5x32 same, relu, max pool 2, conv 5x5x64 same, relu,
+               max pool 2, flatten, linear 1024, relu, dropout 0.4,
+               linear 10; softmax cross-entropy; Adam 1e-3; batch 100
+  lenet5       conv 5x5x6 pad 2, relu, max pool 2, conv 5x5x16, relu,
+               max pool 2, flatten, linear 120, relu, linear 84, relu,
+               linear 10; softmax cross-entropy; SGD lr 0.01 momentum
+               0.9; batch 64
+as bench/fashion_cnn.nn and bench/lenet5.nn. IMAGES and LABELS are IDX
+files (gzip or raw), pixels scaled by 1/255. Runs STEPS training steps on
+consecutive batches of the file (from its start, wrapping around), f32, on
+N threads (default 1; oneDNN's convolutions, the BLAS's matrix products),
+after 3 untimed steps. Prints "ms/step X" (the median of the steps' own
+wall times), "ms/step mean Y", "cpu ms/step Z" (the median of their CPU
+times, steadier on a shared machine; one thread only), "steps N" and
+"torch VERSION".
+
+Needs Debian's python3-torch (it is /usr/bin/python3's, not a venv's).
+"""
+import gzip
+import statistics
+import struct
+import sys
+import time
+
+import torch
+
+
+def read_idx(path):
+    opener = gzip.open if open(path, "rb").read(2) == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
+
+
+def fashion_cnn():
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 1024), nn.ReLU(), nn.Dropout(0.4), nn.Linear(1024, 10))
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), 100
+
+
+def lenet5():
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10))
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 64
+
+
+def main(argv):
+    threads = 1
+    if "--threads" in argv:
+        i = argv.index("--threads")
+        threads = int(argv[i + 1])
+        del argv[i:i + 2]
+    if len(argv) != 4 or argv[0] not in ("fashion_cnn", "lenet5"):
+        sys.stderr.write(__doc__)
+        return 2
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
+    images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
+    labels = read_idx(argv[2]).long()
+    steps = int(argv[3])
+    lossf = torch.nn.CrossEntropyLoss()
+    model.train()
+    times, cpu = [], []
+    for s in range(steps + 3):
+        i = (s * batch) % (images.shape[0] - batch + 1)
+        x, y = images[i:i + batch], labels[i:i + batch]
+        t0, c0 = time.perf_counter(), time.thread_time()
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(x), y)
+        loss.backward()
+        opt.step()
+        t1, c1 = time.perf_counter(), time.thread_time()
+        if s >= 3:
+            times.append(t1 - t0)
+            cpu.append(c1 - c0)
+    print("ms/step %.3f" % (statistics.median(times) * 1e3))
+    print("ms/step mean %.3f" % (statistics.fmean(times) * 1e3))
+    print("cpu ms/step %.3f" % (statistics.median(cpu) * 1e3))
+    print("steps %d" % steps)
+    print("torch %s" % torch.__version__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
