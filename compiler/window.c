@@ -144,14 +144,12 @@ static LLVMValueRef imin(CG *cg, LLVMValueRef a, LLVMValueRef b) {
   return sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b);
 }
 
-static void zero_run(CG *cg, LLVMValueRef p, LLVMValueRef from, LLVMValueRef to) {
+static void zero_row(CG *cg, LLVMValueRef p, int64_t count) {
   Loop lp;
-  LLVMValueRef e = iadd(cg, cg_loop_begin(cg, &lp, LLVMBuildNSWSub(cg->b, to, from, "")), from);
+  LLVMValueRef e = cg_loop_begin(cg, &lp, ci(cg, count));
   LLVMBuildStore(cg->b, cT(cg, 0), gep(cg, p, e));
   cg_loop_end(cg, &lp);
 }
-
-static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { zero_run(cg, p, ci(cg, 0), ci(cg, count)); }
 
 /* The rows of cols (one per channel c and tap (i, j)) in runs of the
  * output's rows oy: a run's outputs ox in [lo, hi) read the input row
@@ -205,12 +203,10 @@ static LLVMValueRef run_loop(CG *cg, Loop *lp, const Runs *r, const Geo *g, LLVM
 }
 
 static void im2col_run(CG *cg, const Geo *g, const Runs *r) {
-  zero_run(cg, r->col, ci(cg, 0), r->lo);
   Loop lp;
   LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
   LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, in, ""), gep(cg, r->col, ox));
   cg_loop_end(cg, &lp);
-  zero_run(cg, r->col, r->hi, ci(cg, g->ow));
 }
 
 static void col2im_run(CG *cg, const Geo *g, const Runs *r) {
@@ -221,8 +217,16 @@ static void col2im_run(CG *cg, const Geo *g, const Runs *r) {
   cg_loop_end(cg, &lp);
 }
 
-/* im2col of one row's input src ([C, H, W] in memory) into cols. */
+/* im2col of one row's input src ([C, H, W] in memory) into cols: the
+ * inside of each run. Which elements are padding depends on the geometry
+ * only, so the caller zeroes cols once for all the rows (im2col_begin). */
 static void im2col(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols) { walk_runs(cg, g, src, cols, im2col_run); }
+
+static bool has_padding(const Window *w) { return w->pad[0] + w->pad[1] + w->pad_end[0] + w->pad_end[1] > 0; }
+
+static void im2col_begin(CG *cg, const Geo *g, LLVMValueRef cols) {
+  if (has_padding(g->w)) zero_row(cg, cols, g->C * g->kk * g->P);
+}
 
 /* dx[c, y, x] = the sum of the columns of cols that came from it (col2im). */
 static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
@@ -250,6 +254,7 @@ static void emit_conv(CG *cg, const Node *n) {
   LLVMValueRef cols = scratch(cg, n, &g, 0);
   LLVMValueRef wcopy = scratch(cg, n, &g, ckk * g.P), dycopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk);
   LLVMValueRef xcopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk + g.K * g.P);
+  if (n->op != OP_CONV_DX) im2col_begin(cg, &g, cols);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
   LLVMValueRef out = mem_row(cg, to, row);
@@ -304,6 +309,7 @@ void window_batch_dw(CG *cg, const Node *n) {
   zero_row(cg, out, g.K * ckk);
   LLVMValueRef cols = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk);
   LLVMValueRef xcopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk + g.K * g.P);
+  im2col_begin(cg, &g, cols);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
@@ -324,7 +330,7 @@ enum { MAX_TAPS = 16 };
 static bool fast_max_pool_ok(const CG *cg, const Node *n) {
   const Window *w = &n->attr.win;
   if (n->op != OP_MAX_POOL && n->op != OP_MAX_POOL_DX) return false;
-  if (w->pad[0] + w->pad[1] + w->pad_end[0] + w->pad_end[1] != 0 || w->k[0] * w->k[1] > MAX_TAPS) return false;
+  if (has_padding(w) || w->k[0] * w->k[1] > MAX_TAPS) return false;
   if (!in_memory(cg, n->in[0]) || !in_memory(cg, n)) return false;
   if (n->op == OP_MAX_POOL) return true;
   return w->s[0] >= w->k[0] && w->s[1] >= w->k[1] && in_memory(cg, n->in[1]);
