@@ -5,6 +5,8 @@
  */
 #include "cgbase.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,8 @@ LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
   LLVMPositionBuilderAtEnd(cg->b, lp->header);
   lp->i = LLVMBuildPhi(cg->b, cg->i64, "i");
   if (cg->depth++ == 0) cg->outer_pre = pre;
+  lp->outer_body_unrolled = cg->body_unrolled;
+  cg->body_unrolled = false;
   LLVMValueRef zero = ci(cg, 0);
   LLVMAddIncoming(lp->i, &zero, &pre, 1);
   LLVMValueRef more = LLVMBuildICmp(cg->b, LLVMIntSLT, lp->i, count, "");
@@ -86,11 +90,31 @@ LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
   return lp->i;
 }
 
+/* The loop metadata that keeps LLVM's loop vectorizer off a loop:
+ * !{self, !{"llvm.loop.vectorize.width", i32 1}}, self-referential as a
+ * loop ID must be. */
+static LLVMValueRef no_vectorize_md(CG *cg) {
+  LLVMMetadataRef width[2] = {LLVMMDStringInContext2(cg->ctx, "llvm.loop.vectorize.width", 25),
+                              LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0))};
+  LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+  LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(cg->ctx, width, 2)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(self, id); /* also disposes the temporary */
+  return LLVMMetadataAsValue(cg->ctx, id);
+}
+
 void cg_loop_end(CG *cg, Loop *lp) {
   cg->depth--;
   LLVMValueRef next = LLVMBuildNUWAdd(cg->b, lp->i, ci(cg, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
-  LLVMBuildBr(cg->b, lp->header);
+  LLVMValueRef br = LLVMBuildBr(cg->b, lp->header);
+  /* A row loop around unrolled code (a softmax over 10 classes, say) is
+     left to the SLP vectorizer: the loop vectorizer would turn each
+     unrolled access into a strided gather or scatter, with the body
+     written three times (16 wide, 8 wide, scalar), for three times the
+     machine code and compile time and no measurable speed */
+  if (cg->body_unrolled) LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), no_vectorize_md(cg));
+  cg->body_unrolled = lp->outer_body_unrolled || cg->body_unrolled;
   LLVMAddIncoming(lp->i, &next, &latch, 1);
   LLVMPositionBuilderAtEnd(cg->b, lp->exit);
 }
@@ -125,6 +149,7 @@ bool cg_iter_next(CG *cg, Iter *it) {
       it->state = 1;
       it->saved = cg->unroll;
       cg->unroll *= it->total > 1 ? it->total : 1;
+      if (it->total > 1) cg->body_unrolled = true;
     } else {
       it->k++;
     }

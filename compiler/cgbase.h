@@ -63,6 +63,7 @@ typedef struct CG {
   int64_t stack_bytes;
   int64_t unroll; /* product of the unrolled loops around the code being built */
   int depth;      /* LLVM loops around the code being built */
+  bool body_unrolled; /* an unrolled Iter of more than one index inside the innermost loop being built */
   /* values of memory elements known at depth 0, by node and element: loads
      and stores there are straight-line code, so a value stored or loaded
      once stands for the element until it is stored again */
@@ -155,6 +156,7 @@ LLVMValueRef cg_intrinsic1(CG *cg, const char *name, LLVMValueRef a);
 typedef struct Loop {
   LLVMBasicBlockRef header, exit;
   LLVMValueRef i;
+  bool outer_body_unrolled; /* cg->body_unrolled of the enclosing code */
 } Loop;
 
 LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count); /* returns the index */
