@@ -198,6 +198,34 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
   return buf;
 }
 
+/* The passes the GEMM kernels get (gemm.c): promote and clean up, hoist
+ * the invariant address arithmetic. */
+#define KERNEL_PIPELINE                                                                                        \
+  "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"                   \
+  "instcombine<no-verify-fixpoint>)"
+
+/* Whether fn is one of the GEMM kernels (gemm.c names them nnc.gemm...;
+ * the model's functions are nnc_MODEL_...). */
+static bool is_gemm_kernel(LLVMValueRef fn) {
+  size_t len;
+  const char *name = LLVMGetValueName2(fn, &len);
+  return len >= 8 && strncmp(name, "nnc.gemm", 8) == 0;
+}
+
+/* Add or remove optnone on the kernels (they are noinline already, as
+ * optnone requires). */
+static void mark_kernels_optnone(LLVMModuleRef mod, bool on) {
+  unsigned kind = LLVMGetEnumAttributeKindForName("optnone", 7);
+  for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) {
+    if (LLVMIsDeclaration(fn) || !is_gemm_kernel(fn)) continue;
+    if (on)
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(LLVMGetModuleContext(mod), kind, 0));
+    else
+      LLVMRemoveEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, kind);
+  }
+}
+
 /* Verify, then optimize (pipeline_for). An invalid module is an nnc bug:
  * say so and keep the module for the report. Returns 0 on success. */
 static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, CodeShape shape,
@@ -230,7 +258,20 @@ static int verify_and_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int o
      blocks the GEMM by hand; LLVM's own unrolling of the remaining loops
      costs a third of the compile time of a larger model for no speed */
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
-  LLVMErrorRef err = LLVMRunPasses(mod, pipeline, tm, opts);
+  LLVMErrorRef err = NULL;
+  if (shape == CODE_LOOPS && (opt_level == 1 || opt_level == 2)) {
+    /* the GEMM kernels are vector code already, written blocked and
+       rotated: they get the clean-up passes alone, and LLVM's full
+       pipeline runs over the rest with them marked optnone (the new pass
+       manager skips such functions); at -O2 the full pipeline over the
+       kernels was most of the module's optimization time */
+    err = LLVMRunPasses(mod, KERNEL_PIPELINE, tm, opts);
+    mark_kernels_optnone(mod, true);
+    if (!err) err = LLVMRunPasses(mod, pipeline, tm, opts);
+    mark_kernels_optnone(mod, false);
+  } else {
+    err = LLVMRunPasses(mod, pipeline, tm, opts);
+  }
   LLVMDisposePassBuilderOptions(opts);
   if (err) {
     report_error("LLVM optimization failed", err);
