@@ -74,6 +74,7 @@ typedef struct CG {
   int gemm_nv;                 /* vectors per GEMM block row */
   int64_t *pack_off;           /* per GEMM node: workspace offset of its scratch (packed B), or -1 */
   struct GemmKernels *gemm;    /* the module's GEMM kernels, once made (gemm.c) */
+  CgGemmKernels gemm_kernels;  /* made here or declared (CgTarget) */
   /* GEMM epilogues: a GEMM node whose elementwise readers up to a stored
      node (its sink) are computed on its accumulators before they are
      stored, so the GEMM's own result never goes to memory */

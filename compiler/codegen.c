@@ -1054,6 +1054,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.vl = target->vector_bits / (8 * layout->elem_size);
   cg.gemm_nv = target->vector_bits == 512 ? 4 : 2;
   cg.avx_lane_swap = target->x86_avx;
+  cg.gemm_kernels = target->gemm_kernels;
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
   bool step_public = fns & CG_TRAIN_STEP;
@@ -1080,7 +1081,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
     free(need[k]);
   }
   define_workspace(&cg);
-  if (info) *info = (CgInfo){.registers_only = all_registers, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};
+  if (info) *info = (CgInfo){.registers_only = all_registers, .has_gemm = cg.gemm != NULL, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};
   if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH] && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));

@@ -44,9 +44,18 @@ bool codegen_step_is_small(const Graph *g, int max_batch);
 /* What code generation needs to know of the CPU the code is for: one
  * description, made by jit.c (jit_target) for the target machine it
  * compiles with. */
+/* Where the module's GEMM kernels (gemm.c: the packer, the micro-kernel and
+ * the macro-kernel, the same for every model on one target) come from. */
+typedef enum CgGemmKernels {
+  GEMM_KERNELS_OWN,    /* made in the module, internal */
+  GEMM_KERNELS_EXPORT, /* made in the module, external: another module links to them */
+  GEMM_KERNELS_IMPORT  /* declared only: defined by a module that exports them */
+} CgGemmKernels;
+
 typedef struct CgTarget {
   int vector_bits; /* its widest vector registers: 128 (SSE), 256 (AVX), 512 (AVX-512) */
   bool x86_avx;    /* x86-64 with AVX: the code may name AVX instructions */
+  CgGemmKernels gemm_kernels;
 } CgTarget;
 
 /* What codegen_module tells of the module it built. */
@@ -55,6 +64,7 @@ typedef struct CgInfo {
      (regstep.c): the module needs no vectorizer, and instcombine would undo
      its named shuffles */
   bool registers_only;
+  bool has_gemm;         /* it calls the GEMM kernels */
   int64_t ws_bytes;      /* the workspace global (0: none) */
   int64_t part_ws_bytes; /* the ws grad_part needs (64-byte aligned) */
 } CgInfo;

@@ -868,9 +868,20 @@ static GemmKernels *kernels(CG *cg) {
   gk->epi_e_ty = LLVMFunctionType(V, t, T_COUNT, 0);
   gk->gemm_ty = LLVMFunctionType(V, g, G_COUNT, 0);
   gk->pack_ty = LLVMFunctionType(V, k, P_COUNT, 0);
+  if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
+    gk->pack = LLVMAddFunction(cg->mod, "nnc.gemm.pack_b", gk->pack_ty);
+    gk->ukr = LLVMAddFunction(cg->mod, "nnc.gemm.ukr", gk->ukr_ty);
+    gk->gemm = LLVMAddFunction(cg->mod, "nnc.gemm", gk->gemm_ty);
+    return gk;
+  }
   gk->pack = build_pack(cg, gk->pack_ty);
   gk->ukr = build_ukr(cg);
   gk->gemm = build_gemm(cg);
+  if (cg->gemm_kernels == GEMM_KERNELS_EXPORT) {
+    LLVMSetLinkage(gk->pack, LLVMExternalLinkage);
+    LLVMSetLinkage(gk->ukr, LLVMExternalLinkage);
+    LLVMSetLinkage(gk->gemm, LLVMExternalLinkage);
+  }
   return gk;
 }
 

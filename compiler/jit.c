@@ -379,7 +379,10 @@ typedef struct Build {
   LLVMMemoryBufferRef obj;   /* the object, or NULL after an error (said) */
   LLVMOrcLLJITRef jit;       /* with make_jit: the JIT, made once the object is done */
   bool make_jit;
-  CgInfo info;               /* codegen_module's account of the module */
+  CgGemmKernels gemm_kernels; /* the GEMM kernels made here, exported or imported */
+  LLVMContextRef ctx;         /* the module, between build_codegen and build_compile */
+  LLVMModuleRef mod;
+  CgInfo info;                /* codegen_module's account of the module */
 } Build;
 
 /* An ORC LLJIT whose target machine has the CPU and features the objects
@@ -431,12 +434,20 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
   objkey_final(k);
 }
 
+static void build_codegen(Build *b) {
+  b->ctx = LLVMContextCreate();
+  CgTarget target = jit_target(b->cpu);
+  target.gemm_kernels = b->gemm_kernels;
+  b->mod = codegen_module(b->ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
+  lap(&b->timer, "codegen");
+}
+
+/* codegen (unless done), verify, optimize, emit */
 static void *build_object(void *arg) {
   Build *b = arg;
-  LLVMContextRef ctx = LLVMContextCreate();
-  CgTarget target = jit_target(b->cpu);
-  LLVMModuleRef mod = codegen_module(ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
-  lap(&b->timer, "codegen");
+  if (!b->mod) build_codegen(b);
+  LLVMContextRef ctx = b->ctx;
+  LLVMModuleRef mod = b->mod;
   CodeShape shape = b->info.registers_only                    ? CODE_REGISTERS
                     : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
                                                                 : CODE_LOOPS;
@@ -483,6 +494,13 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
                     NULL, false},
                    {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL, NULL, true}};
   int nparts = train_fns && eval_fns ? 2 : 1;
+  if (nparts == 2) {
+    /* the GEMM kernels are the same in both: the evaluation module links
+       to the training module's instead of compiling its own */
+    part[0].gemm_kernels = GEMM_KERNELS_EXPORT;
+    build_codegen(&part[0]);
+    if (part[0].info.has_gemm) part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+  }
   pthread_t thread;
   bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;
   build_object(&part[0]);
