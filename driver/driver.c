@@ -317,13 +317,14 @@ static int run_task(Compilation *c) {
   } else {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   }
+  bool loaded = rc == 0; /* (a failed load holds nothing) */
   if (rc == 0) rc = check_batch_stats(c);
   Engine *e = rc == 0 ? make_engine(c, &st) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
      and so does one that would not run the same steps */
   if (par_agree(e == NULL) != 0 || run_facts_agree(c, &train, &valid) != 0) {
     if (e) e->destroy(e);
-    if (rc == 0) {
+    if (loaded) {
       nnc_data_free(&train);
       nnc_data_free(&valid);
     }
