@@ -128,6 +128,13 @@ static inline LLVMValueRef imul(CG *cg, LLVMValueRef a, LLVMValueRef b) {
  * identity, if_training reads its second operand)? */
 static inline bool cg_evaluation(const CG *cg) { return cg->kind == FN_FORWARD || cg->kind == FN_PREDICT; }
 
+/* The node whose memory n reads: n, or the source of the reshapes it views
+ * (a reshape in memory is the same elements in the same order). */
+static inline const Node *cg_stored(const CG *cg, const Node *n) {
+  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  return n;
+}
+
 static inline bool is_elementwise(const Node *n) {
   return op_info[n->op].cls == OPC_UNARY || op_info[n->op].cls == OPC_BINARY;
 }

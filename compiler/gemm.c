@@ -386,16 +386,10 @@ static bool epi_op(Op op) {
  * (m, n) is channel m, position n of that row. */
 typedef enum EpiRead { EPI_NO, EPI_SAME, EPI_ROWVEC, EPI_SCALAR, EPI_ROWSCALAR, EPI_CHANNEL } EpiRead;
 
-/* The node whose memory x reads: x, or the source of the reshapes it views. */
-static const Node *stored(const CG *cg, const Node *x) {
-  while (cg->st[x->id].kind == ST_VIEW && x->op == OP_RESHAPE) x = x->in[0];
-  return x;
-}
-
 /* A convolution's operands: its own shape, a value per channel ([K, 1, 1],
  * a bias) or a scalar, in memory or seen through reshapes. */
 static EpiRead epi_read_conv(const CG *cg, const Node *x, const Node *g) {
-  const Store *s = &cg->st[stored(cg, x)->id];
+  const Store *s = &cg->st[cg_stored(cg, x)->id];
   if (s->kind == ST_CONST || s->kind == ST_VALUE) return EPI_SCALAR;
   if (s->kind != ST_MEM) return EPI_NO;
   int64_t numel = shape_numel(&x->shape);
@@ -433,7 +427,7 @@ static bool epi_ok(const CG *cg, const Node *x, const Node *g) {
 static void epi_flush(CG *cg, const Gemm *gm, const Node *x) {
   if (x == gm->g) return;
   if (x != gm->sink && cg->st[x->id].kind != ST_INLINE) {
-    x = stored(cg, x);
+    x = cg_stored(cg, x);
     if (cg->st[x->id].kind == ST_MEM) cg_flush(cg, x);
     return;
   }
@@ -488,7 +482,7 @@ static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) 
   const Node *g = gm->g;
   EpiRead how = epi_read(cg, x, g);
   if (how == EPI_NO) nnc_die("codegen: node %d cannot be read in a GEMM epilogue", x->id);
-  x = stored(cg, x);
+  x = cg_stored(cg, x);
   s = &cg->st[x->id];
   if (s->kind == ST_CONST) { /* part of the kernel */
     if (w->pass == EPI_KEY) sb_printf(&w->key, "%a", x->attr.value);
@@ -947,7 +941,7 @@ static bool may_overlap(const CG *cg, const Node *a, const Node *b) {
 static bool epi_reads_sink(const CG *cg, const Gemm *gm, const Node *x) {
   if (x == gm->g) return false;
   if (x != gm->sink && cg->st[x->id].kind != ST_INLINE) {
-    x = stored(cg, x);
+    x = cg_stored(cg, x);
     return cg->st[x->id].kind == ST_MEM && may_overlap(cg, x, gm->sink);
   }
   for (int k = 0; k < op_info[x->op].nin; k++)
@@ -1011,7 +1005,7 @@ static GemmMat matrix(CG *cg, const Node *n) {
  * or a reshape of a batched tensor in memory. */
 static const Node *rows_node(const CG *cg, const Node *n) {
   if (!n->batched) return NULL;
-  if (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  n = cg_stored(cg, n);
   return n->batched && cg->st[n->id].kind == ST_MEM ? n : NULL;
 }
 

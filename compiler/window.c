@@ -71,7 +71,7 @@ static LLVMValueRef scratch(CG *cg, const Node *n, const Geo *g, int64_t at) {
 /* Row `row` of node n in memory: its element 0, seen through reshapes (same
  * elements, same order); NULL when n is not in memory. */
 static LLVMValueRef mem_row(CG *cg, const Node *n, LLVMValueRef row) {
-  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  n = cg_stored(cg, n);
   const Store *s = &cg->st[n->id];
   if (s->kind != ST_MEM) return NULL;
   LLVMValueRef off = ci(cg, s->off);
@@ -81,12 +81,11 @@ static LLVMValueRef mem_row(CG *cg, const Node *n, LLVMValueRef row) {
 
 /* Is n in memory, itself or through reshapes (mem_row's pointer)? */
 static bool in_memory(const CG *cg, const Node *n) {
-  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
-  return cg->st[n->id].kind == ST_MEM;
+  return cg->st[cg_stored(cg, n)->id].kind == ST_MEM;
 }
 
 static void flush_mem(CG *cg, const Node *n) {
-  while (cg->st[n->id].kind == ST_VIEW && n->op == OP_RESHAPE) n = n->in[0];
+  n = cg_stored(cg, n);
   if (cg->st[n->id].kind == ST_MEM) cg_flush(cg, n);
 }
 
