@@ -32,29 +32,37 @@ enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
 
 /* ---- kernels: one per op class (matrix products: gemm.c) ---- */
 
-/* Elementwise ops, and views that must be materialized. */
-static void emit_elementwise(CG *cg, const Node *n) {
+/* The loop most kernels are: every element of every row of n, its value
+ * from value(cg, n, row, idx, ctx), stored. */
+typedef LLVMValueRef ElemValue(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx);
+
+static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx) {
   Iter rows, el;
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
     LLVMValueRef row = rows.idx[0];
     cg_iter_shape(cg, &el, &n->shape);
     FOR_EACH(cg, el) {
-      LLVMValueRef v;
-      if (is_elementwise(n)) {
-        v = cg_elem_value(cg, n, row, el.idx);
-      } else {
-        /* a view read through itself (its storage was switched to memory) */
-        Store saved = cg->st[n->id];
-        cg->st[n->id].kind = ST_VIEW;
-        v = cg_load_elem(cg, n, row, el.idx);
-        cg->st[n->id] = saved;
-      }
+      LLVMValueRef v = value(cg, n, row, el.idx, ctx);
       cg_name_value(cg, v, n);
       cg_store_elem(cg, n, row, el.idx, v);
     }
   }
 }
+
+/* Elementwise ops, and views that must be materialized. */
+static LLVMValueRef elementwise_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
+  (void)ctx;
+  if (is_elementwise(n)) return cg_elem_value(cg, n, row, idx);
+  /* a view read through itself (its storage was switched to memory) */
+  Store saved = cg->st[n->id];
+  cg->st[n->id].kind = ST_VIEW;
+  LLVMValueRef v = cg_load_elem(cg, n, row, idx);
+  cg->st[n->id] = saved;
+  return v;
+}
+
+static void emit_elementwise(CG *cg, const Node *n) { emit_each_element(cg, n, elementwise_value, NULL); }
 
 /* sum and mean over one axis or all of them. */
 static void emit_reduce(CG *cg, const Node *n) {
@@ -292,47 +300,44 @@ static LLVMValueRef mix64(CG *cg, LLVMValueRef h) {
 }
 
 /* dropout in training: a * mask / (1 - rate), the mask from the key, the
- * step (the state operand) and each element's place in the batch. */
+ * step (the state operand) and each element's place in the batch: an
+ * element is kept when the hash of the seed and its index, as a uniform in
+ * [0, 1), is at least the rate. */
+typedef struct DropMask {
+  LLVMValueRef seed, scale, rate;
+  int64_t numel;
+} DropMask;
+
+static LLVMValueRef dropout_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
+  const DropMask *m = ctx;
+  LLVMValueRef elem = iadd(cg, imul(cg, row, ci(cg, m->numel)), cg_linear_index(cg, &n->shape, idx));
+  LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, m->seed, elem, ""));
+  LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, ci(cg, 11), ""),
+                                                        LLVMDoubleTypeInContext(cg->ctx), ""),
+                                 LLVMConstReal(LLVMDoubleTypeInContext(cg->ctx), 0x1p-53), "");
+  if (cg->L->elem_size == 4) u = LLVMBuildFPTrunc(cg->b, u, cg->T, "");
+  LLVMValueRef keep = LLVMBuildFCmp(cg->b, LLVMRealOGE, u, m->rate, "");
+  return sel(cg, keep, b_fmul(cg, cg_load_elem(cg, n->in[0], row, idx), m->scale), cT(cg, 0));
+}
+
 static void emit_dropout(CG *cg, const Node *n) {
-  const Node *a = n->in[0];
   LLVMValueRef zero_idx[MAX_RANK] = {0};
   LLVMValueRef stepf = cg_load_elem(cg, n->in[1], ci(cg, 0), zero_idx);
   LLVMValueRef step = LLVMBuildFPToUI(cg->b, stepf, cg->i64, "step");
-  LLVMValueRef seed = mix64(cg, LLVMBuildXor(cg->b, ci(cg, (int64_t)((uint64_t)(uint32_t)n->attr.axis << 32)), step, ""));
-  int64_t numel = shape_numel(&n->shape);
-  LLVMValueRef scale = cT(cg, 1 / (1 - n->attr.value)), rate = cT(cg, n->attr.value);
-  Iter rows, el;
-  cg_iter_rows(cg, &rows, n);
-  FOR_EACH(cg, rows) {
-    LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef elem = iadd(cg, imul(cg, row, ci(cg, numel)), cg_linear_index(cg, &n->shape, el.idx));
-      LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, seed, elem, ""));
-      LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, ci(cg, 11), ""),
-                                                            LLVMDoubleTypeInContext(cg->ctx), ""),
-                                     LLVMConstReal(LLVMDoubleTypeInContext(cg->ctx), 0x1p-53), "");
-      if (cg->L->elem_size == 4) u = LLVMBuildFPTrunc(cg->b, u, cg->T, "");
-      LLVMValueRef keep = LLVMBuildFCmp(cg->b, LLVMRealOGE, u, rate, "");
-      LLVMValueRef v = sel(cg, keep, b_fmul(cg, cg_load_elem(cg, a, row, el.idx), scale), cT(cg, 0));
-      cg_name_value(cg, v, n);
-      cg_store_elem(cg, n, row, el.idx, v);
-    }
-  }
+  DropMask m = {.seed = mix64(cg, LLVMBuildXor(cg->b, ci(cg, (int64_t)((uint64_t)(uint32_t)n->attr.axis << 32)), step, "")),
+                .scale = cT(cg, 1 / (1 - n->attr.value)),
+                .rate = cT(cg, n->attr.value),
+                .numel = shape_numel(&n->shape)};
+  emit_each_element(cg, n, dropout_value, &m);
 }
 
 /* n's values stored from its view (the operand its function reads). */
-static void emit_copy(CG *cg, const Node *n) {
-  Iter rows, el;
-  cg_iter_rows(cg, &rows, n);
-  FOR_EACH(cg, rows) {
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef v = cg_load_elem(cg, n->in[cg_evaluation(cg) ? 1 : 0], rows.idx[0], el.idx);
-      cg_store_elem(cg, n, rows.idx[0], el.idx, v);
-    }
-  }
+static LLVMValueRef copy_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
+  (void)ctx;
+  return cg_load_elem(cg, n->in[cg_evaluation(cg) ? 1 : 0], row, idx);
 }
+
+static void emit_copy(CG *cg, const Node *n) { emit_each_element(cg, n, copy_value, NULL); }
 
 /* The table row an index value x selects, as interp.c's table_row: x
  * clamped to [0, rows - 1] (NaN to 0) before it becomes an integer. */
