@@ -40,7 +40,7 @@ enum { GEMM_MR = 6 };
 /* Cache blocking (elements): the B~ panel of KC x NC stays in L2/L3, a
  * micro-panel KC x NR in L1, MC rows of A's KC columns in L2. KC (gemm.h) is the
  * same for every target so that the workspace does not depend on it. */
-enum { GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024 };
+enum { GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024, GEMM_SMALL_BYTES = 512 * 1024 };
 /* The widest NR of any target (4 vectors of 16 floats): scratch is sized
  * for it. */
 enum { GEMM_NR_MAX = 64 };
@@ -827,8 +827,13 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef loadc = LLVMBuildOr(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), icmp(cg, LLVMIntNE, P[G_ADD], ci(cg, 0)), "");
   LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, loadc, ci(cg, UK_LOADC), ci(cg, 0), ""),
                             LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGE, iadd(cg, pc, kc), K), ci(cg, UK_LAST), ci(cg, 0), ""));
-  LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, blocks_of(cg, M, mc_max)), ci(cg, mc_max));
-  LLVMValueRef mc = imin(cg, ci(cg, mc_max), isub(cg, M, ic));
+  /* A packed block that L2 holds whole: one row tile at a time runs
+   * across all of it (C row by row, A's tile in L1); else MC rows. */
+  LLVMValueRef small = icmp(cg, LLVMIntSLE, imul(cg, kc, nc), ci(cg, GEMM_SMALL_BYTES / es(cg)));
+  LLVMValueRef mcb = LLVMBuildSelect(cg->b, small, ci(cg, GEMM_MR), ci(cg, mc_max), "");
+  LLVMValueRef nib = LLVMBuildSDiv(cg->b, iadd(cg, M, isub(cg, mcb, ci(cg, 1))), mcb, "");
+  LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, nib), mcb);
+  LLVMValueRef mc = imin(cg, mcb, isub(cg, M, ic));
   LLVMValueRef jr = imul(cg, cg_loop_begin(cg, &rl, blocks_of(cg, nc, nr)), ci(cg, nr));
   LLVMValueRef nrv = imin(cg, ci(cg, nr), isub(cg, nc, jr));
   LLVMValueRef bp = gep(cg, P[G_WS], imul(cg, jr, kc));
