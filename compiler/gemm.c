@@ -122,6 +122,16 @@ static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
   return LLVMBuildCall2(cg->b, ty, fn, args, 3, "");
 }
 
+/* A hint that the line at p will be read (or written) soon. */
+static void prefetch(CG *cg, LLVMValueRef p, bool write) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+  LLVMTypeRef over = cg->ptr;
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &over, 1);
+  LLVMValueRef args[4] = {p, LLVMConstInt(i32, write, 0), LLVMConstInt(i32, 3, 0), LLVMConstInt(i32, 1, 0)};
+  LLVMBuildCall2(cg->b, LLVMIntrinsicGetType(cg->ctx, id, &over, 1), fn, args, 4, "");
+}
+
 /* Lanes l with l < limit (an i64), as a vector of i1. */
 static LLVMValueRef lane_mask(CG *cg, LLVMValueRef limit) {
   LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
@@ -598,6 +608,15 @@ static void store_tile(CG *cg, LLVMValueRef c, LLVMValueRef ld, LLVMValueRef mr,
     }
 }
 
+/* The cache lines of a full tile at c, for writing: the loads of its
+ * stores (and of an epilogue that reads what it writes, the SGD step)
+ * run while the k loop does. */
+static void prefetch_tile(CG *cg, LLVMValueRef c, LLVMValueRef ld) {
+  for (int i = 0; i < GEMM_MR; i++)
+    for (int j = 0; j < nr_of(cg); j += 64 / (int)es(cg))
+      prefetch(cg, gep(cg, c, iadd(cg, imul(cg, ci(cg, i), ld), ci(cg, j))), true);
+}
+
 static void add_incoming(CG *cg, Tile *phi, const Tile *from, LLVMBasicBlockRef bb) {
   for (int i = 0; i < GEMM_MR; i++)
     for (int v = 0; v < cg->gemm_nv; v++) {
@@ -732,6 +751,7 @@ static LLVMValueRef build_ukr_epi(CG *cg, const Gemm *gm, const char *name) {
   for (int i = 0; i < E_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   TileAt whole = {P[E_C], P[E_LDC], NULL, NULL};
   Tile init, acc;
+  prefetch_tile(cg, P[E_C], P[E_LDC]);
   tile_if(cg, flag_set(cg, P[E_FLAGS], UK_LOADC), load_at, &whole, zero_tile, NULL, &init);
   k_loop(cg, P[E_KC], P[E_A], P[E_RSA], P[E_CSA], P[E_BP], NULL, &init, &acc);
   LLVMBasicBlockRef th, el, join;
