@@ -1057,7 +1057,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
      their largest plan, is known */
   cg.ws = LLVMAddGlobal(cg.mod, LLVMArrayType2(LLVMInt8TypeInContext(ctx), 0), "nnc.workspace.planned");
   cg.vl = target->vector_bits / (8 * layout->elem_size);
-  cg.gemm_nv = target->vector_bits == 512 ? 4 : 2;
+  cg.gemm_nv = gemm_vectors(target->vector_bits);
   cg.avx_lane_swap = target->x86_avx;
   cg.gemm_kernels = target->gemm_kernels;
   /* an output computed from targets cannot be predicted from inputs */

@@ -49,6 +49,9 @@ enum { GEMM_NR_MAX = 64 };
  * the last k-block (compute the epilogue). */
 enum { UK_LOADC = 1, UK_LAST = 2 };
 
+const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm"};
+enum { K_PACK, K_UKR, K_GEMM };
+
 /* The packer's parameters. */
 enum { P_DST, P_DESC, P_K0, P_KC, P_N0, P_NC, P_COUNT };
 
@@ -340,7 +343,7 @@ static void pack_any(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef rs
 
 static LLVMValueRef build_pack(CG *cg, LLVMTypeRef ty) {
   KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm.pack_b", ty);
+  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[K_PACK], ty);
   noalias_param(cg, fn, P_DST, false);
   noalias_param(cg, fn, P_DESC, true);
   LLVMValueRef desc = LLVMGetParam(fn, P_DESC);
@@ -710,7 +713,7 @@ static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {
 
 static LLVMValueRef build_ukr(CG *cg) {
   KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm.ukr", cg->gemm->ukr_ty);
+  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[K_UKR], cg->gemm->ukr_ty);
   noalias_param(cg, fn, U_A, true);
   noalias_param(cg, fn, U_BP, true);
   LLVMValueRef P[U_COUNT];
@@ -827,7 +830,7 @@ static void call_tile(CG *cg, LLVMValueRef *P, LLVMValueRef tile, LLVMValueRef *
 static LLVMValueRef build_gemm(CG *cg) {
   GemmKernels *gk = cg->gemm;
   KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, "nnc.gemm", gk->gemm_ty);
+  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[K_GEMM], gk->gemm_ty);
   LLVMValueRef P[G_COUNT];
   for (int i = 0; i < G_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   int64_t nr = nr_of(cg), mc_max = mc_of(cg);
@@ -888,9 +891,9 @@ static GemmKernels *kernels(CG *cg) {
   gk->gemm_ty = LLVMFunctionType(V, g, G_COUNT, 0);
   gk->pack_ty = LLVMFunctionType(V, k, P_COUNT, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
-    gk->pack = LLVMAddFunction(cg->mod, "nnc.gemm.pack_b", gk->pack_ty);
-    gk->ukr = LLVMAddFunction(cg->mod, "nnc.gemm.ukr", gk->ukr_ty);
-    gk->gemm = LLVMAddFunction(cg->mod, "nnc.gemm", gk->gemm_ty);
+    gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
+    gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);
+    gk->gemm = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_GEMM], gk->gemm_ty);
     return gk;
   }
   gk->pack = build_pack(cg, gk->pack_ty);
@@ -902,6 +905,23 @@ static GemmKernels *kernels(CG *cg) {
     LLVMSetLinkage(gk->gemm, LLVMExternalLinkage);
   }
   return gk;
+}
+
+/* The kernels that do not depend on the model, alone in a module of ctx,
+ * external: what a prebuilt kernel set holds (kernels.h). */
+LLVMModuleRef gemm_kernels_module(LLVMContextRef ctx, bool f64, int vector_bits) {
+  Layout L = {.elem_size = f64 ? 8 : 4};
+  CG cg = {.ctx = ctx, .L = &L, .gemm_kernels = GEMM_KERNELS_EXPORT};
+  cg.mod = LLVMModuleCreateWithNameInContext("nnc.gemm.kernels", ctx);
+  cg.T = f64 ? LLVMDoubleTypeInContext(ctx) : LLVMFloatTypeInContext(ctx);
+  cg.i64 = LLVMInt64TypeInContext(ctx);
+  cg.i1 = LLVMInt1TypeInContext(ctx);
+  cg.ptr = LLVMPointerTypeInContext(ctx, 0);
+  cg.vl = vector_bits / (8 * L.elem_size);
+  cg.gemm_nv = gemm_vectors(vector_bits);
+  kernels(&cg);
+  gemm_free(&cg);
+  return cg.mod;
 }
 
 /* The kernels of gm's epilogue, made at its first use; *slots: the context

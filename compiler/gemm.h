@@ -60,4 +60,15 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch);
  * (at most GEMM_KC). */
 int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size);
 
+/* Vectors per row of a micro-kernel tile for registers of vector_bits. */
+static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 : 2; }
+/* The names of the kernels that do not depend on the model (the packer,
+ * the micro-kernel, the macro-kernel): a module that imports them
+ * (GEMM_KERNELS_IMPORT) declares these. */
+enum { GEMM_FIXED_KERNELS = 3 };
+extern const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS];
+/* A module of ctx holding only those kernels, external, for elements of
+ * f64 or f32 and vector registers of vector_bits. */
+LLVMModuleRef gemm_kernels_module(LLVMContextRef ctx, bool f64, int vector_bits);
+
 #endif

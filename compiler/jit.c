@@ -35,6 +35,7 @@
 
 #include "codegen.h"
 #include "diag.h"
+#include "kernels.h"
 #include "objcache.h"
 
 static void init_llvm(void) {
@@ -197,12 +198,6 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
   snprintf(buf, len, "default<O%d>", opt_level);
   return buf;
 }
-
-/* The passes the GEMM kernels get (gemm.c): promote and clean up, hoist
- * the invariant address arithmetic. */
-#define KERNEL_PIPELINE                                                                                        \
-  "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"                   \
-  "instcombine<no-verify-fixpoint>)"
 
 /* Whether fn is one of the GEMM kernels (gemm.c names them nnc.gemm...;
  * the model's functions are nnc_MODEL_...). */
@@ -402,6 +397,62 @@ static LLVMOrcLLJITRef create_jit(int opt_level, const char *cpu) {
   return jit;
 }
 
+/* Whether the comma-separated list `have` names feature f[0..len) ("+avx2"). */
+static bool has_feature(const char *have, const char *f, size_t len) {
+  for (const char *p = have; *p;) {
+    size_t n = strcspn(p, ",");
+    if (n == len && memcmp(p, f, len) == 0) return true;
+    p += n + (p[n] == ',');
+  }
+  return false;
+}
+
+const KernelSet *kernel_set_for(const char *features, int vector_bits, bool f64) {
+  for (int i = 0; i < kernel_set_count; i++) {
+    const KernelSet *ks = &kernel_sets[i];
+    if (ks->vector_bits != vector_bits || ks->f64 != f64) continue;
+    bool all = true;
+    for (const char *f = ks->features; *f && all;) {
+      size_t len = strcspn(f, ",");
+      all = has_feature(features, f, len);
+      f += len + (f[len] == ',');
+    }
+    if (all) return ks;
+  }
+  return NULL;
+}
+
+/* The prebuilt kernel set for code of `cpu` (native only: the sets are
+ * chosen by the host's features) with `target`'s vectors, or NULL:
+ * the modules then compile the kernels themselves. */
+static const KernelSet *prebuilt_kernels(const char *cpu, const CgTarget *target, bool f64) {
+  if (!is_native(cpu)) return NULL;
+  char *features = LLVMGetHostCPUFeatures();
+  const KernelSet *ks = kernel_set_for(features, target->vector_bits, f64);
+  LLVMDisposeMessage(features);
+  return ks;
+}
+
+/* Define the fixed kernels' names in the JIT as the prebuilt set's
+ * addresses (the modules declare them). */
+static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
+  LLVMOrcCSymbolMapPair sym[GEMM_FIXED_KERNELS];
+  for (int k = 0; k < GEMM_FIXED_KERNELS; k++) {
+    LLVMOrcExecutorAddress addr = (uintptr_t)ks->fn[k];
+    sym[k].Name = LLVMOrcLLJITMangleAndIntern(jit, gemm_fixed_kernel_names[k]);
+    sym[k].Sym = (LLVMJITEvaluatedSymbol){
+        addr, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}};
+  }
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(sym, GEMM_FIXED_KERNELS); /* takes the names */
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
+  if (err) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    report_error("cannot define the GEMM kernels in the JIT", err);
+    return -1;
+  }
+  return 0;
+}
+
 /* The object cache's key for a module (objcache.h): everything that
  * decides the object's bytes. */
 static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKey *k) {
@@ -494,7 +545,12 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
                     NULL, false},
                    {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL, NULL, true}};
   int nparts = train_fns && eval_fns ? 2 : 1;
-  if (nparts == 2) {
+  CgTarget target = jit_target(cpu);
+  const KernelSet *prebuilt = prebuilt_kernels(cpu, &target, g->dtype == DT_F64);
+  if (prebuilt) {
+    /* the kernels were compiled with nnc: both modules link to them */
+    part[0].gemm_kernels = part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+  } else if (nparts == 2) {
     /* the GEMM kernels are the same in both: the evaluation module links
        to the training module's instead of compiling its own */
     part[0].gemm_kernels = GEMM_KERNELS_EXPORT;
@@ -523,6 +579,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   for (int i = 0; i < nparts; i++) ok = ok && part[i].obj;
   LLVMOrcLLJITRef jit = part[1].jit;
   if (ok && !jit && !(jit = create_jit(opt_level, cpu))) ok = false;
+  if (ok && prebuilt && define_kernels(jit, prebuilt)) ok = false;
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
     if (!ok) {
