@@ -24,10 +24,12 @@
  * whole, with the missing rows of A reading row 0 again and B~'s padding
  * zero, and store through masks.
  *
- * There is one micro-kernel per epilogue: the last k-block computes the
- * expression the GEMM's readers make of its result on the accumulators
- * before they are stored (see "GEMM epilogues"). Its operands come in a
- * context array the caller fills; constants are part of the kernel.
+ * An epilogue (the expression the GEMM's readers make of its result, see
+ * "GEMM epilogues") is a small kernel of its own that the last k-block of
+ * a tile calls on the sums the micro-kernel left in a tile buffer: the
+ * micro-kernel, its k loop the costly code to compile, is the same for
+ * every GEMM and every model. The epilogue's operands come in a context
+ * array the caller fills; constants are part of the kernel.
  */
 #include "gemm.h"
 
@@ -58,13 +60,13 @@ enum { P_DST, P_DESC, P_K0, P_KC, P_N0, P_NC, P_COUNT };
 /* An epilogue's kernels (below). */
 typedef struct EpiKernels {
   char *key;
-  LLVMValueRef ukr, edge;
+  LLVMValueRef epi;
 } EpiKernels;
 
 /* The module's kernels: made at the first GEMM, shared by its functions. */
 struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, ukr_e_ty, epi_e_ty;
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty;
   int nepi;
   EpiKernels *epi;
 };
@@ -554,16 +556,13 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValue
  * rows i < mr, columns j < nr of C + c's offset: starting from c (UK_LOADC)
  * or zero, stored at out. a = &A(m0, k0), bp a micro-panel of B~.
  *
- * An epilogue has a micro-kernel for full tiles, which applies it on the
- * last k-block before storing (else stores the sums as they are):
- *   void ukr_e(i64 kc, T *a, i64 rsa, i64 csa, T *bp, T *c, i64 ldc,
- *              i64 m0, i64 n0, i64 flags, i64 *ctx)
- * and one for an edge tile's last k-block, whose sums the module's
+ * An epilogue's kernel runs on a tile's last k-block, whose sums the
  * micro-kernel left in a tile buffer of NR columns:
- *   void epi_e(T *tile, T *c, i64 ldc, i64 m0, i64 n0, i64 mr, i64 nr, i64 *ctx)
- * (m0, n0: the tile's place in C, where the epilogue reads its operands.) */
+ *   void epi(T *tile, T *c, i64 ldc, i64 m0, i64 n0, i64 mr, i64 nr, i64 *ctx)
+ * (m0, n0: the tile's place in C, where the epilogue reads its operands.)
+ * Through memory, not registers: the tile buffer stays in L1, and the
+ * micro-kernel is then one for every GEMM, prebuilt (kernels.h). */
 enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_COUNT };
-enum { E_KC, E_A, E_RSA, E_CSA, E_BP, E_C, E_LDC, E_M0, E_N0, E_FLAGS, E_CTX, E_COUNT };
 enum { T_TILE, T_C, T_LDC, T_M0, T_N0, T_MR, T_NR, T_CTX, T_COUNT };
 
 typedef struct Tile {
@@ -743,43 +742,30 @@ static LLVMValueRef build_ukr(CG *cg) {
   return fn;
 }
 
-/* The micro-kernel of a full tile with epilogue gm. */
-static LLVMValueRef build_ukr_epi(CG *cg, const Gemm *gm, const char *name) {
+/* The epilogue of a tile from its sums in a tile buffer, row by row: a
+ * full tile's rows as whole vectors, an edge tile's through masks. */
+static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
   KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->ukr_e_ty);
-  noalias_param(cg, fn, E_A, true);
-  noalias_param(cg, fn, E_BP, true);
-  noalias_param(cg, fn, E_CTX, true);
-  LLVMValueRef P[E_COUNT];
-  for (int i = 0; i < E_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
-  TileAt whole = {P[E_C], P[E_LDC], NULL, NULL};
-  Tile init, acc;
-  prefetch_tile(cg, P[E_C], P[E_LDC]);
-  tile_if(cg, flag_set(cg, P[E_FLAGS], UK_LOADC), load_at, &whole, zero_tile, NULL, &init);
-  k_loop(cg, P[E_KC], P[E_A], P[E_RSA], P[E_CSA], P[E_BP], NULL, &init, &acc);
-  LLVMBasicBlockRef th, el, join;
-  branch(cg, flag_set(cg, P[E_FLAGS], UK_LAST), &th, &el, &join);
-  Tile out;
-  for (int i = 0; i < GEMM_MR; i++)
-    for (int v = 0; v < cg->gemm_nv; v++)
-      out.v[i][v] = epilogue(cg, gm, P[E_CTX], acc.v[i][v], iadd(cg, P[E_M0], ci(cg, i)),
-                             iadd(cg, P[E_N0], ci(cg, v * cg->vl)), NULL);
-  store_tile(cg, P[E_C], P[E_LDC], NULL, NULL, &out);
-  go_to(cg, join, el);
-  store_tile(cg, P[E_C], P[E_LDC], NULL, NULL, &acc);
-  go_to(cg, join, join);
-  kernel_end(cg, &ks);
-  return fn;
-}
-
-/* The epilogue of an edge tile from its sums in a tile buffer. */
-static LLVMValueRef build_epi_edge(CG *cg, const Gemm *gm, const char *name) {
-  KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->epi_e_ty);
+  LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->epi_ty);
   noalias_param(cg, fn, T_TILE, true);
   noalias_param(cg, fn, T_CTX, true);
   LLVMValueRef P[T_COUNT];
   for (int i = 0; i < T_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, P[T_MR], ci(cg, GEMM_MR)),
+                                   icmp(cg, LLVMIntEQ, P[T_NR], ci(cg, nr_of(cg))), "full");
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, full, &th, &el, &join);
+  Loop rl;
+  LLVMValueRef r = cg_loop_begin(cg, &rl, ci(cg, GEMM_MR));
+  for (int v = 0; v < cg->gemm_nv; v++) {
+    LLVMValueRef at = iadd(cg, imul(cg, r, ci(cg, nr_of(cg))), ci(cg, v * cg->vl));
+    LLVMValueRef acc = load_al(cg, vec_type(cg), gep(cg, P[T_TILE], at), (unsigned)cg->vl * es(cg));
+    LLVMSetValueName2(acc, "acc", 3);
+    LLVMValueRef x = epilogue(cg, gm, P[T_CTX], acc, iadd(cg, P[T_M0], r), iadd(cg, P[T_N0], ci(cg, v * cg->vl)), NULL);
+    store_al(cg, x, tile_ptr(cg, P[T_C], P[T_LDC], r, v), es(cg));
+  }
+  cg_loop_end(cg, &rl);
+  go_to(cg, join, el);
   Loop il, vl;
   LLVMValueRef i = cg_loop_begin(cg, &il, P[T_MR]);
   LLVMValueRef col = imul(cg, cg_loop_begin(cg, &vl, blocks_of(cg, P[T_NR], cg->vl)), ci(cg, cg->vl));
@@ -789,6 +775,7 @@ static LLVMValueRef build_epi_edge(CG *cg, const Gemm *gm, const char *name) {
   masked_store(cg, x, gep(cg, P[T_C], iadd(cg, imul(cg, i, P[T_LDC]), col)), mask);
   cg_loop_end(cg, &vl);
   cg_loop_end(cg, &il);
+  go_to(cg, join, join);
   kernel_end(cg, &ks);
   return fn;
 }
@@ -796,34 +783,31 @@ static LLVMValueRef build_epi_edge(CG *cg, const Gemm *gm, const char *name) {
 /* ---- the macro-kernel ----
  *
  * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
- *           T *C, i64 ldc, ukr_e, epi_e, i64 *ctx, T *ws, i64 kb, i64 add)
+ *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add)
  * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
- * round_up(min(N, NC), NR) elements. ukr_e and epi_e are an epilogue's
- * kernels, or null. add != 0: C += A B (the first k-block loads C too). */
-enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_UKR_E, G_EPI_E, G_CTX, G_WS, G_KB, G_ADD, G_COUNT };
+ * round_up(min(N, NC), NR) elements. epi is an epilogue's kernel, or
+ * null. add != 0: C += A B (the first k-block loads C too). */
+enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_COUNT };
 
-/* One tile: the epilogue's kernel for a full one, else the module's (into
- * the tile buffer on the last k-block of an epilogue, which then runs). */
+/* One tile: the micro-kernel into C, or on the last k-block of an
+ * epilogue into the tile buffer, then the epilogue from there into C. */
 static void call_tile(CG *cg, LLVMValueRef *P, LLVMValueRef tile, LLVMValueRef *u, LLVMValueRef m0, LLVMValueRef n0) {
   GemmKernels *gk = cg->gemm;
-  LLVMValueRef has_epi = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[G_UKR_E], cg->i64, ""), ci(cg, 0));
-  LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, u[U_MR], ci(cg, GEMM_MR)),
-                                   icmp(cg, LLVMIntEQ, u[U_NR], ci(cg, nr_of(cg))), "");
-  LLVMBasicBlockRef th, el, join, th2, el2, join2;
-  branch(cg, LLVMBuildAnd(cg->b, has_epi, full, ""), &th, &el, &join);
-  LLVMValueRef e[E_COUNT] = {u[U_KC], u[U_A], u[U_RSA], u[U_CSA], u[U_BP], u[U_C], u[U_LDC], m0, n0, u[U_FLAGS], P[G_CTX]};
-  LLVMBuildCall2(cg->b, gk->ukr_e_ty, P[G_UKR_E], e, E_COUNT, "");
-  go_to(cg, join, el);
-  branch(cg, LLVMBuildAnd(cg->b, has_epi, flag_set(cg, u[U_FLAGS], UK_LAST), ""), &th2, &el2, &join2);
+  LLVMValueRef has_epi = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[G_EPI], cg->i64, ""), ci(cg, 0));
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, LLVMBuildAnd(cg->b, has_epi, flag_set(cg, u[U_FLAGS], UK_LAST), ""), &th, &el, &join);
+  /* the tile of C, which the epilogue writes (and the SGD step reads),
+     is fetched while the k loop runs (past an edge tile it fetches lines
+     the tile does not write: a prefetch never faults) */
+  prefetch_tile(cg, u[U_C], u[U_LDC]);
   LLVMValueRef t[U_COUNT];
   memcpy(t, u, sizeof t);
   t[U_OUT] = tile, t[U_LDO] = ci(cg, nr_of(cg));
   LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, t, U_COUNT, "");
   LLVMValueRef x[T_COUNT] = {tile, u[U_C], u[U_LDC], m0, n0, u[U_MR], u[U_NR], P[G_CTX]};
-  LLVMBuildCall2(cg->b, gk->epi_e_ty, P[G_EPI_E], x, T_COUNT, "");
-  go_to(cg, join2, el2);
+  LLVMBuildCall2(cg->b, gk->epi_ty, P[G_EPI], x, T_COUNT, "");
+  go_to(cg, join, el);
   LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, u, U_COUNT, "");
-  go_to(cg, join2, join2);
   go_to(cg, join, join);
 }
 
@@ -881,13 +865,11 @@ static GemmKernels *kernels(CG *cg) {
   GemmKernels *gk = cg->gemm = nnc_xcalloc(1, sizeof *gk);
   LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
   LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I};
-  LLVMTypeRef e[E_COUNT] = {I, p, I, I, p, p, I, I, I, I, p};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
-  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, p, I, I};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
   gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
-  gk->ukr_e_ty = LLVMFunctionType(V, e, E_COUNT, 0);
-  gk->epi_e_ty = LLVMFunctionType(V, t, T_COUNT, 0);
+  gk->epi_ty = LLVMFunctionType(V, t, T_COUNT, 0);
   gk->gemm_ty = LLVMFunctionType(V, g, G_COUNT, 0);
   gk->pack_ty = LLVMFunctionType(V, k, P_COUNT, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
@@ -940,10 +922,8 @@ static const EpiKernels *epi_kernels(CG *cg, const Gemm *gm, int *slots) {
   gk->epi = nnc_xrealloc(gk->epi, sizeof(EpiKernels) * (size_t)(gk->nepi + 1));
   EpiKernels *ek = &gk->epi[gk->nepi];
   ek->key = nnc_xstrdup(w.key.data);
-  snprintf(name, sizeof name, "nnc.gemm.ukr_e%d", gk->nepi);
-  ek->ukr = build_ukr_epi(cg, gm, name);
   snprintf(name, sizeof name, "nnc.gemm.epi_e%d", gk->nepi);
-  ek->edge = build_epi_edge(cg, gm, name);
+  ek->epi = build_epi(cg, gm, name);
   sb_free(&w.key);
   gk->nepi++;
   return ek;
@@ -1021,7 +1001,7 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "pack");
   LLVMValueRef none = LLVMConstNull(cg->ptr);
   LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
-                                gm->C, gm->ldc, ek ? ek->ukr : none, ek ? ek->edge : none, w.ctx, ws, kb,
+                                gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
                                 ci(cg, gm->accumulate)};
   LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }

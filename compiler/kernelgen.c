@@ -141,7 +141,9 @@ int main(int argc, char **argv) {
   int nlv = 0;
   for (int i = 2; i < argc; i++) {
     const Level *l = level_named(argv[i]);
-    if (!l || nlv == (int)(sizeof lv / sizeof lv[0])) {
+    for (int j = 0; l && j < nlv; j++)
+      if (lv[j] == l) l = NULL;
+    if (!l) {
       fprintf(stderr, "nnc-kernelgen: unknown or repeated level '%s'\n", argv[i]);
       return 2;
     }
