@@ -119,6 +119,16 @@ foreach(nn ${SUITES_GEMM_MODELS})
                COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${nn} ${dtype})
   endforeach()
 endforeach()
+# code for another CPU than the host's: the modules compile the GEMM
+# kernels themselves (the training module's, linked by the evaluation one)
+foreach(dtype f32 f64)
+  suite_test(agree.own_kernels.gemm.kblocks.${dtype}.b13 LABELS "agree;jit"
+             COMMAND ${SUITES_TRAIN_DIR}/jit_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/kblocks.nn ${dtype} 13
+                     --cpu x86-64-v2)
+  suite_test(agree.own_kernels.gemm_train.kblocks.${dtype} LABELS "agree;jit"
+             COMMAND ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/kblocks.nn ${dtype}
+                     -- --cpu x86-64-v2)
+endforeach()
 foreach(bits 128 256)
   suite_test(agree.vector${bits}.gemm.kblocks.f32.b13 LABELS "agree;jit"
              COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}

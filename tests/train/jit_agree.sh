@@ -6,9 +6,13 @@
 # (f64) or 1e-5 (f32) x the largest magnitude on the line. (f32 needs the
 # larger floor: a gradient that is a sum of cancelling terms of size M is
 # only known to about 1e-7 * M in f32, whatever the order of the sum.)
-# The interpreter's numbers must all be finite.
+# The interpreter's numbers must all be finite. Further arguments go to
+# the --jit runs (--cpu NAME: code for a CPU other than the host's, whose
+# GEMM kernels the module compiles itself instead of using nnc's prebuilt
+# ones).
 set -u
 nnc=$1 nn=$2 dtype=$3 batch=$4
+shift 4
 here=$(cd "$(dirname "$0")" && pwd)
 cmp_awk=$here/../suites/numcmp.awk
 case $dtype in
@@ -29,7 +33,7 @@ if grep -Eiq '(^| )[-+]?(nan|inf)' "$tmp/interp"; then
   echo "FAIL: the interpreter's gradients are not finite"; cat "$tmp/interp"; exit 1
 fi
 for O in -O0 -O2 -O3; do
-  if ! "$nnc" "$nn" --grad --jit "$O" --dtype "$dtype" --batch "$batch" >"$tmp/jit" 2>"$tmp/err"; then
+  if ! "$nnc" "$nn" --grad --jit "$O" --dtype "$dtype" --batch "$batch" "$@" >"$tmp/jit" 2>"$tmp/err"; then
     echo "FAIL: --jit $O --dtype $dtype --batch $batch failed"; cat "$tmp/jit" "$tmp/err"; status=1; continue
   fi
   if ! awk -v rtol="$rtol" -v floor="$floor" -v other="$tmp/jit" -f "$cmp_awk" "$tmp/interp" >"$tmp/diff"; then
