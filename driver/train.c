@@ -738,7 +738,7 @@ static void run_open(Run *r) {
   r->hist_train = hist_new(r, plot);
   r->hist_tacc = hist_new(r, plot && r->tr.labels != LABELS_NONE);
   r->hist_valid = hist_new(r, curves && r->has_valid);
-  r->hist_vacc = hist_new(r, plot && r->has_valid && r->va.labels != LABELS_NONE);
+  r->hist_vacc = hist_new(r, curves && r->has_valid && r->va.labels != LABELS_NONE);
   r->hist_lr = hist_new(r, plot && lr_scheduled(r->tc));
   /* training-health notes go with the progress lines */
   if (!r->o->quiet) r->health = health_new(r->p, g, r->tr.src, r->start == 0 ? set_loss(r->e, &r->tr, NULL, NULL) : NAN);
@@ -768,7 +768,9 @@ static bool patience_out(const Run *r, int64_t epoch) {
   return r->early && r->st->best_epoch && epoch - r->st->best_epoch >= r->tc->early_stop;
 }
 
-static void progress(Run *r, int64_t epoch, double running, double vloss, double lr) {
+/* A progress line: the epoch's running train loss, the valid loss and,
+ * when the targets are labels, the valid accuracy (NAN: none). */
+static void progress(Run *r, int64_t epoch, double running, double vloss, double vacc, double lr) {
   const TrainConfig *tc = r->tc;
   double done = (double)(epoch - r->start) / (double)(tc->epochs - r->start);
   double elapsed = nnc_now() - r->wall_start;
@@ -777,6 +779,7 @@ static void progress(Run *r, int64_t epoch, double running, double vloss, double
   double sps = r->train_time > 0 ? (double)((epoch - r->start) * r->steps_per_epoch) / r->train_time : 0;
   printf("%sepoch %" PRId64 "/%" PRId64 "  train loss %.6g", r->tty ? "\r" : "", epoch, tc->epochs, running);
   if (r->has_valid) printf("  valid loss %.6g", vloss);
+  if (r->has_valid && !isnan(vacc)) printf("  valid accuracy %.4f", vacc);
   if (lr_scheduled(tc)) printf("  lr %.6g", lr);
   printf("  %.0f steps/s  %s left%s", sps, left, r->tty ? "   " : "\n");
   fflush(stdout);
@@ -825,13 +828,20 @@ static bool run_epoch(Run *r, int64_t epoch) {
   if (r->hist_vacc) r->hist_vacc[h] = acc;
   if (r->hist_lr) r->hist_lr[h] = lr;
   show &= !r->o->quiet;
-  if (r->has_valid && (show || r->early)) vloss = r->hist_valid ? r->hist_valid[h] : set_loss(e, &r->va, NULL, NULL);
+  double vacc = NAN;
+  if (r->has_valid && (show || r->early)) {
+    bool labels = r->va.labels != LABELS_NONE;
+    if (r->hist_valid)
+      vloss = r->hist_valid[h], vacc = r->hist_vacc ? r->hist_vacc[h] : NAN;
+    else
+      vloss = set_loss(e, &r->va, labels ? &acc : NULL, NULL), vacc = labels ? acc : NAN;
+  }
   if (r->early && (!r->st->best_epoch || vloss < r->st->best_loss)) {
     r->st->best_epoch = epoch;
     r->st->best_loss = vloss;
     memcpy(r->st->best, e->buf, r->buf_bytes);
   }
-  if (show) progress(r, epoch, running, vloss, lr);
+  if (show) progress(r, epoch, running, vloss, vacc, lr);
   if (r->health && health_wants_loss(r->health, epoch))
     health_check_loss(r->health, epoch, r->hist_train ? r->hist_train[h] : set_loss(e, &r->tr, NULL, NULL));
   if (r->health && epoch == r->start + 1) health_check_units(r->health, e, epoch);
