@@ -177,8 +177,14 @@ static void lap(Timer *tm, const char *stage) {
  * batch 32), SROA, CSE, instcombine, the SLP vectorizer (width-4 layers
  * become one AVX2 vector) and LICM. default<O2> runs those and some
  * seventy more passes that find nothing left to do here, at twice the
- * compile time for the same code speed (bench/RESULTS.md). -O3, and every module
- * with GEMM loops, get LLVM's default pipeline. */
+ * compile time for the same code speed (bench/RESULTS.md). Loop nests
+ * (the elementwise and reduction loops around the GEMM calls, convolutions)
+ * at -O2 get the passes of default<O2> that change them: the small-step
+ * ones plus loop rotation (codegen writes loops tested at the top, and the
+ * loop vectorizer wants them rotated), induction variable simplification,
+ * GVN, the loop vectorizer and load elimination across iterations; the
+ * rest of default<O2> cost a third of their optimization time for no code
+ * speed. -O1 and -O3 loop nests get LLVM's default pipeline. */
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */
   CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
@@ -195,6 +201,11 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
        when one round of instcombine leaves something to do */
     return "always-inline,function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
            "loop-mssa(licm),instcombine<no-verify-fixpoint>,simplifycfg)";
+  if (shape == CODE_LOOPS && opt_level == 2)
+    return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,"
+           "loop-mssa(loop-rotate,licm),loop(indvars),gvn,instcombine<no-verify-fixpoint>,"
+           "loop-vectorize,loop-load-elim,instcombine<no-verify-fixpoint>,simplifycfg,"
+           "slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg)";
   snprintf(buf, len, "default<O%d>", opt_level);
   return buf;
 }
