@@ -209,10 +209,12 @@ int par_available_cpus(void) {
 int par_default_threads(int64_t work_per_row, int64_t batch) {
   int cpus = par_available_cpus();
   if (cpus < 2) return 1;
-  /* below ~16 rows a thread or ~1M values per step, waking a thread costs
-     more than it saves */
+  /* below ~16 rows a thread or ~16M values per step, waking a thread costs
+     more than it saves: on a VM a wake-up can cost hundreds of
+     microseconds (W2, ~1.5M values and 200 us a step, ran 2.8x slower on
+     two threads than on one; bench/RESULTS.md, bench/scaling) */
   int64_t by_rows = batch / 16;
-  if (by_rows < 2 || work_per_row * batch < (1 << 20)) return 1;
+  if (by_rows < 2 || work_per_row * batch < (1 << 24)) return 1;
   return (int)(cpus < by_rows ? cpus : by_rows);
 }
 
