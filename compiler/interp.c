@@ -140,6 +140,19 @@ void interp_give(Interp *in, const Node *n, const double *values) {
   in->have[n->id] = in->given[n->id] = true;
 }
 
+void interp_give_elems(Interp *in, const Node *n, const void *values, int elem_size) {
+  double *v = slot(in, n);
+  int64_t len = count(in, n);
+  if (elem_size == 8) {
+    const double *d = values;
+    for (int64_t i = 0; i < len; i++) v[i] = in->round_f32 ? (double)(float)d[i] : d[i];
+  } else {
+    const float *f = values;
+    for (int64_t i = 0; i < len; i++) v[i] = f[i];
+  }
+  in->have[n->id] = in->given[n->id] = true;
+}
+
 const double *interp_peek(const Interp *in, const Node *n) {
   return in->have[n->id] ? in->val[n->id] : NULL;
 }
@@ -520,18 +533,11 @@ static void give_buffer(Engine *e) {
   IEngine *ie = e->impl;
   const Graph *g = e->g;
   const Layout *L = e->layout;
-  for (int i = 0; i < g->params.len; i++) {
-    const Node *p = g->params.items[i];
-    int64_t n = shape_numel(&p->shape);
-    for (int64_t k = 0; k < n; k++) ie->scratch[k] = buf_get(e, L->param_off[i] + k);
-    interp_give(ie->in, p, ie->scratch);
-  }
-  for (int j = 0; j < g->states.len; j++) {
-    const Node *s = g->states.items[j];
-    int64_t n = shape_numel(&s->shape);
-    for (int64_t k = 0; k < n; k++) ie->scratch[k] = buf_get(e, L->state_off[j] + k);
-    interp_give(ie->in, s, ie->scratch);
-  }
+  size_t es = (size_t)L->elem_size;
+  for (int i = 0; i < g->params.len; i++)
+    interp_give_elems(ie->in, g->params.items[i], (char *)e->buf + (size_t)L->param_off[i] * es, L->elem_size);
+  for (int j = 0; j < g->states.len; j++)
+    interp_give_elems(ie->in, g->states.items[j], (char *)e->buf + (size_t)L->state_off[j] * es, L->elem_size);
 }
 
 /* Give rows of x (or t) to the input (or target) leaves, column by column. */

@@ -34,6 +34,9 @@ void interp_set_evaluation(Interp *in, bool on);
 void interp_set_rows(Interp *in, int rows);
 /* Set a leaf's (or any node's) value; copies rows*numel or numel values. */
 void interp_give(Interp *in, const Node *n, const double *values);
+/* The same from float (elem_size 4) or double (8) values, such as a
+ * parameter in an engine's buffer: no copy in double on the way. */
+void interp_give_elems(Interp *in, const Node *n, const void *values, int elem_size);
 /* Forget every computed value (given values stay). */
 void interp_forget(Interp *in);
 /* The value of n, computing what it needs. */

@@ -6,13 +6,21 @@
  * passes no gradient, so nothing moves it again: with few units per layer
  * a bad initialization or too large a step leaves the network crippled
  * (the seed's own 2-4-4-4-1 network, per-sample SGD at lr 0.05, starts so
- * in about one initialization of five). The check runs the forward graph
- * in the interpreter over the training rows (at most HEALTH_ROWS of them,
- * evenly spread) after the first epoch and after the last, and notes each
- * relu once, at its .nn line, when all of its units were dead for every
- * row: then nothing before it learns. (Some dead units are common in runs
- * that end well; measured on the seed's data over 40 seeds, every run with
- * a whole layer dead ended near 0.5 accuracy.)
+ * in about one initialization of five). After the first epoch and after
+ * the last, the check runs the forward graph in the interpreter over
+ * training rows spread evenly over the set, and notes each relu once, at
+ * its .nn line, when all of its units were dead for every row: then
+ * nothing before it learns. (Some dead units are common in runs that end
+ * well; measured on the seed's data over 40 seeds, every run with a whole
+ * layer dead ended near 0.5 accuracy.)
+ *
+ * The interpreter is slow (some 0.3 G multiply-adds a second: a convnet's
+ * 1024 rows took 45 s), so the check takes as many rows as HEALTH_MACS
+ * multiply-adds of the forward pass allow, at least HEALTH_MIN_ROWS and
+ * at most HEALTH_ROWS. It holds its own copy of the parameters in double,
+ * so models of more than HEALTH_PARAMS parameters are not checked (the
+ * copy would be 15 MiB for the MLP 784-1024-1024-10, beside a buffer of
+ * 14 MiB); a layer that wide rarely dies whole without the loss showing it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +31,9 @@
 #include "interp.h"
 #include "train.h"
 
-enum { HEALTH_ROWS = 1024, HEALTH_CHUNK = 128, LOSS_EPOCHS = 3 };
+enum { HEALTH_ROWS = 1024, HEALTH_MIN_ROWS = 8, HEALTH_CHUNK = 128, LOSS_EPOCHS = 3 };
+#define HEALTH_MACS 1e8
+#define HEALTH_PARAMS (1 << 20)
 
 struct Health {
   const Program *p;
@@ -73,29 +83,45 @@ static void give_rows(Interp *in, const PtrVec *leaves, const double *data, int 
 
 static bool is_relu(const Node *n) { return n->op == OP_RELU && n->role == ROLE_FORWARD; }
 
+/* Multiply-adds per row of the forward graph, roughly: a matrix product or
+ * convolution costs its result times its reduction, other ops their size. */
+static double forward_macs_per_row(const Graph *g) {
+  double macs = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (n->role != ROLE_FORWARD || !n->batched) continue;
+    double size = (double)shape_numel(&n->shape), reduce = 1;
+    if (n->op == OP_MATMUL || n->op == OP_CONV) {
+      const Shape *s = n->op == OP_MATMUL ? &n->in[0]->shape : &n->in[1]->shape;
+      reduce = (double)s->dim[s->rank - 1];
+    }
+    macs += size * reduce;
+  }
+  return macs;
+}
+
+/* How many training rows the check looks at (see the top of the file). */
+static size_t checked_rows(const Health *h) {
+  double by_cost = HEALTH_MACS / (forward_macs_per_row(h->g) + 1);
+  size_t rows = by_cost < HEALTH_MIN_ROWS ? HEALTH_MIN_ROWS : by_cost > HEALTH_ROWS ? HEALTH_ROWS : (size_t)by_cost;
+  return rows < h->train->rows ? rows : h->train->rows;
+}
+
 /* Per relu node, its units that were > 0 for some checked row (alive). */
 static void find_alive(const Health *h, const Engine *e, bool **alive) {
   const Graph *g = h->g;
-  size_t total = h->train->rows, step = total > HEALTH_ROWS ? (total + HEALTH_ROWS - 1) / HEALTH_ROWS : 1;
+  size_t total = h->train->rows, want = checked_rows(h);
   int64_t widest = engine_input_cols(g) > engine_target_cols(g) ? engine_input_cols(g) : engine_target_cols(g);
-  for (int i = 0; i < g->params.len; i++) {
-    int64_t n = shape_numel(&((Node *)g->params.items[i])->shape);
-    if (n > widest) widest = n;
-  }
   double *scratch = nnc_xmalloc(sizeof(double) * (size_t)(widest * HEALTH_CHUNK + 1));
   size_t rows[HEALTH_CHUNK];
   Interp *in = interp_new(g, HEALTH_CHUNK, false);
-  for (int i = 0; i < g->params.len; i++) {
-    const Node *prm = g->params.items[i];
-    for (int64_t k = 0; k < shape_numel(&prm->shape); k++) {
-      int64_t off = e->layout->param_off[i] + k;
-      scratch[k] = e->layout->elem_size == 8 ? ((double *)e->buf)[off] : ((float *)e->buf)[off];
-    }
-    interp_give(in, prm, scratch);
-  }
-  for (size_t r0 = 0; r0 < total;) {
+  size_t es = (size_t)e->layout->elem_size;
+  for (int i = 0; i < g->params.len; i++)
+    interp_give_elems(in, g->params.items[i], (char *)e->buf + (size_t)e->layout->param_off[i] * es,
+                      e->layout->elem_size);
+  for (size_t next = 0; next < want;) {
     int n = 0;
-    for (; n < HEALTH_CHUNK && r0 < total; r0 += step) rows[n++] = r0;
+    for (; n < HEALTH_CHUNK && next < want; next++) rows[n++] = next * total / want; /* evenly spread */
     interp_set_rows(in, n);
     give_rows(in, &g->inputs, h->train->x, h->train->in_cols, rows, n, scratch);
     if (g->targets.len) give_rows(in, &g->targets, h->train->t, h->train->tgt_cols, rows, n, scratch);
@@ -113,8 +139,15 @@ static void find_alive(const Health *h, const Engine *e, bool **alive) {
   free(scratch);
 }
 
+static int64_t parameter_count(const Graph *g) {
+  int64_t n = 0;
+  for (int i = 0; i < g->params.len; i++) n += shape_numel(&((Node *)g->params.items[i])->shape);
+  return n;
+}
+
 void health_check_units(Health *h, const Engine *e, int64_t epoch) {
   const Graph *g = h->g;
+  if (parameter_count(g) > HEALTH_PARAMS) return;
   bool **alive = nnc_xcalloc((size_t)g->len, sizeof(bool *));
   bool any = false;
   for (int i = 0; i < g->len; i++)
@@ -124,7 +157,8 @@ void health_check_units(Health *h, const Engine *e, int64_t epoch) {
     }
   if (any) find_alive(h, e, alive);
   char rows[64] = "every training row";
-  if (h->train->rows > HEALTH_ROWS) snprintf(rows, sizeof rows, "each of %d training rows spread over the set", HEALTH_ROWS);
+  size_t checked = checked_rows(h);
+  if (checked < h->train->rows) snprintf(rows, sizeof rows, "each of %zu training rows spread over the set", checked);
   for (int i = 0; i < g->len; i++) {
     if (!alive[i]) continue;
     int64_t units = shape_numel(&g->nodes[i]->shape), dead = 0;

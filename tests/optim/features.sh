@@ -31,6 +31,12 @@
 #                 table would not), and the check passes
 #   dead_relu     examples/moons.nn with --seed 5 starts with its third relu
 #                 dead: one note at line 7, column 67
+#   dead_relu_sampled  a relu of -(x*x) - 1 (dead for any row) in a model
+#                 whose forward pass is too dear for every one of its 1000
+#                 rows: the note names how many rows spread over the set
+#                 were checked, fewer than 1000
+#   dead_relu_big the same relu in a model of more than 2^20 parameters: no
+#                 note (the check is skipped)
 #   loss_stuck    examples/moons.nn at --lr 1e-9: one note at the loss line
 #   schedule_plot --plot of a run with a schedule draws the learning rate
 set -u
@@ -162,6 +168,35 @@ PY
     run ok 0 "$examples/moons.nn" --train --epochs 20
     [ -s "$tmp/ok.err" ] && { cat "$tmp/ok.err"; fail "a note on a run that trains"; }
     echo "ok: $case ($engine): $(head -1 "$tmp/out.err")" ;;
+  dead_relu_sampled | dead_relu_big)
+    width=400 hidden=300 rows=1000
+    [ "$case" = dead_relu_big ] && width=1024 hidden=1024 rows=20
+    awk -v w=$width -v n=$rows 'BEGIN { srand(3); for (r = 0; r < n; r++) { line = ""; for (k = 0; k < w; k++) line = line sprintf("%.2f,", rand()); print line rand() } }' >"$tmp/wide.csv"
+    cat >"$tmp/wide.nn" <<NN
+model wide {
+  input  x[$width]
+  target t[1]
+  dead = relu(-(x * x) - 1)
+  y = (x -> linear($hidden) -> relu -> linear(1)) + (dead -> linear(1))
+  loss mse(y, t)
+}
+train {
+  data      csv("$tmp/wide.csv")
+  optimizer sgd(lr: 0.01)
+  epochs    1
+  batch     10
+}
+NN
+    run out 0 "$tmp/wide.nn" --train
+    if [ "$case" = dead_relu_big ]; then
+      [ -s "$tmp/out.err" ] && { cat "$tmp/out.err"; fail "a note on a model the check skips"; }
+      echo "ok: $case ($engine): no note"
+    else
+      checked=$(sed -n 's/.*wide.nn:4:10: note: every unit of this relu (400) gave 0 for each of \([0-9]*\) training rows spread over the set after epoch 1: the layer is dead.*/\1/p' "$tmp/out.err")
+      [ -n "$checked" ] && [ "$checked" -lt 1000 ] && [ "$checked" -ge 8 ] ||
+        { cat "$tmp/out.err"; fail "no note naming the rows checked"; }
+      echo "ok: $case ($engine): $checked rows checked"
+    fi ;;
   loss_stuck)
     run out 0 "$examples/moons.nn" --train --epochs 5 --lr 1e-9
     grep -Eq 'moons.nn:8:3: note: the training loss is 1.0078[0-9]* after 3 epochs, where it started \(1.0078[0-9]*\): nothing is learning; a larger learning rate' "$tmp/out.err" ||
