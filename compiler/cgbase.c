@@ -229,10 +229,33 @@ void cg_flush(CG *cg, const Node *n) {
   if (b != cg->b) LLVMDisposeBuilder(b);
 }
 
+/* Whether n is one value that no code of this function writes: a scalar
+ * leaf (a learning rate, a step count) that no update targets. */
+static bool read_only_scalar(const CG *cg, const Node *n) {
+  if (op_info[n->op].cls != OPC_LEAF || n->batched || shape_numel(&n->shape) != 1) return false;
+  const Store *s = &cg->st[n->id];
+  if (s->kind != ST_MEM || !s->base || LLVMIsAInstruction(s->base)) return false;
+  for (int u = 0; u < cg->g->nupdates; u++)
+    if (cg->g->updates[u].target == n) return false;
+  return true;
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
   bool *dirty;
   LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
   if (slot && *slot) return *slot;
+  if (!slot && cg->depth > 0 && read_only_scalar(cg, n)) {
+    /* loaded once before the loops: inside them a store to the same
+       buffer would make LLVM load it again on every iteration (it cannot
+       tell that the store does not alias it), which keeps an update's
+       loop from being vectorized */
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderBefore(b, LLVMGetBasicBlockTerminator(cg->outer_pre));
+    LLVMValueRef off = ci(cg, cg->st[n->id].off);
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->T, LLVMBuildInBoundsGEP2(b, cg->T, cg->st[n->id].base, &off, 1, ""), "");
+    LLVMDisposeBuilder(b);
+    return v;
+  }
   if (!slot) cg_flush(cg, n);
   LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, cg_elem_ptr(cg, n, row, lin), "");
   if (slot) *slot = v;
