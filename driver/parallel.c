@@ -5,11 +5,12 @@
  * Threads: a pool started once per engine. Each step the main thread
  * publishes the shards, bumps a generation counter and computes shard 0
  * itself. Every wait (a worker for the next step, every thread for the
- * others' shards, the main thread for the workers) spins briefly, since the
- * other side is usually microseconds away, and then sleeps on a futex, so a
- * waiting thread never takes a core from a working one (two threads may
- * share one core). Every buffer is allocated when the engine is made:
- * nothing is allocated in the training loop.
+ * others' shards, the main thread for the workers) spins for about what
+ * waking a sleeper costs, since the other side is usually microseconds
+ * away, and then sleeps on a futex, so a waiting thread does not keep a
+ * core from a working one for long (two threads may share one core).
+ * Every buffer is allocated when the engine is made: nothing is allocated
+ * in the training loop.
  */
 #include "parallel.h"
 
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "plugin.h"
@@ -226,6 +228,13 @@ typedef struct Shard {
   double loss;
 } Shard;
 
+/* What a thread spent waiting (NNC_THREAD_STATS=1 prints it at the end). */
+typedef struct WaitStats {
+  _Alignas(64) int64_t spin_limit_ns; /* this thread's spin before it sleeps (see await_change) */
+  uint64_t waits, slept, futex_waits, wakes; /* waits that found the value unchanged, those that slept */
+  int64_t spin_ns, sleep_ns, wake_ns, work_ns, reduce_ns, update_ns, cpu_ns;
+} WaitStats;
+
 typedef struct Par Par;
 typedef struct Worker {
   Par *p;
@@ -247,7 +256,15 @@ struct Par {
   atomic_uint arrived;    /* shards done with their gradients */
   atomic_uint sleepers;   /* threads asleep (or about to be) in a futex wait */
   atomic_bool quit;
+  atomic_uint_least64_t wake_ns; /* running mean of a FUTEX_WAKE's cost */
+  WaitStats *stats; /* one per thread */
+  void (*add_f32)(float *restrict dst, const float *restrict src, int64_t n);
+  void (*add_f64)(double *restrict dst, const double *restrict src, int64_t n);
+  uint64_t steps;
+  bool print_stats;
 };
+
+
 
 /* Zero the gradient range of buf (a buffer of the layout). */
 static void zero_grads(const Par *p, void *buf) {
@@ -269,35 +286,99 @@ static void run_step_part(Par *p, int k);
 
 /* ---- waiting: a short spin, then the kernel ---- */
 
-/* Pauses before a wait sleeps: a few microseconds, about what a futex wake
- * costs, and far less than a step worth threading. */
-enum { SPINS = 256 };
+/* How long a wait spins before it sleeps. Sleeping costs the thread that
+ * wakes the sleeper a FUTEX_WAKE, which on a paravirtualized VM takes
+ * about 200 us when the sleeper's vCPU has gone idle (a W2 step takes
+ * 200 us); on bare metal a few microseconds. A wait that spins for as long
+ * as a wake costs and then sleeps is never worse than twice the better of
+ * the two, so the spin's target is the measured cost of the wakes
+ * (Par.wake_ns, a running mean), within [SPIN_MIN_NS, SPIN_MAX_NS]. Each
+ * thread's own limit halves when a spin runs out (the other thread is
+ * late: preempted by another job, or a long pause between epochs) and
+ * grows back when spins succeed, so a thread whose partner shares a busy
+ * core soon spins briefly. */
+enum { WAKE_GUESS_NS = 50000 };
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* This thread's CPU time. */
+static int64_t cpu_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+int64_t par_spin_target(int64_t wake_ns) {
+  int64_t t = wake_ns / 2 * 3;
+  return t < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : t > PAR_SPIN_MAX_NS ? PAR_SPIN_MAX_NS : t;
+}
+
+int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept, int64_t wake_ns) {
+  if (!slept) limit += limit / 4 + PAR_SPIN_MIN_NS; /* spins succeed: grow back towards the target */
+  else if (waited_ns - wake_ns <= target) limit = target; /* the whole target would have covered it */
+  else limit /= 2;                                         /* the other thread is late */
+  return limit < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : limit > target ? target : limit;
+}
 
 /* Waits until *word is no longer seen; returns its new value. The sleepers
  * count is incremented before the value is looked at again and the waker
  * looks at it after changing the value (both sequentially consistent), so a
  * wake is never missed; FUTEX_WAIT itself returns at once when the value
  * has changed. */
-static unsigned await_change(Par *p, atomic_uint *word, unsigned seen) {
+static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned seen) {
   unsigned v;
-  for (int spins = 0; spins < SPINS; spins++) {
-    if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
-    _mm_pause();
-  }
+  if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
+  st->waits++;
+  int64_t wake_ns = (int64_t)atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
+  int64_t target = par_spin_target(wake_ns);
+  if (st->spin_limit_ns <= 0 || st->spin_limit_ns > target) st->spin_limit_ns = target;
+  int64_t t0 = now_ns(), t = t0, until = t0 + st->spin_limit_ns;
+  do {
+    for (int i = 0; i < 32; i++) {
+      if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) {
+        t = now_ns();
+        st->spin_ns += t - t0;
+        st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, t - t0, false, wake_ns);
+        return v;
+      }
+      _mm_pause();
+    }
+  } while ((t = now_ns()) < until);
+  st->spin_ns += t - t0;
+  st->slept++;
   atomic_fetch_add(&p->sleepers, 1);
-  while ((v = atomic_load(word)) == seen) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  while ((v = atomic_load(word)) == seen) {
+    st->futex_waits++;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+  }
   atomic_fetch_sub(&p->sleepers, 1);
+  int64_t end = now_ns();
+  st->sleep_ns += end - t;
+  st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, end - t0, true, wake_ns);
   return v;
 }
 
-/* After changing *word: wakes whoever waits on it. */
-static void wake(Par *p, atomic_uint *word) {
-  if (atomic_load(&p->sleepers) > 0) syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+/* After changing *word: wakes whoever waits on it, and keeps a running
+ * mean of what that costs. */
+static void wake(Par *p, WaitStats *st, atomic_uint *word) {
+  if (atomic_load(&p->sleepers) > 0) {
+    st->wakes++;
+    int64_t t0 = now_ns();
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    int64_t cost = now_ns() - t0;
+    st->wake_ns += cost;
+    uint64_t mean = atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
+    atomic_store_explicit(&p->wake_ns, (mean * 7 + (uint64_t)cost) / 8, memory_order_relaxed);
+  }
 }
 
 /* Waits until *word reaches at least goal (a count that only grows). */
-static void await_count(Par *p, atomic_uint *word, unsigned goal) {
-  for (unsigned v = atomic_load_explicit(word, memory_order_acquire); v < goal;) v = await_change(p, word, v);
+static void await_count(Par *p, WaitStats *st, atomic_uint *word, unsigned goal) {
+  for (unsigned v = atomic_load_explicit(word, memory_order_acquire); v < goal;) v = await_change(p, st, word, v);
 }
 
 static void *worker_main(void *arg) {
@@ -305,17 +386,56 @@ static void *worker_main(void *arg) {
   Par *p = w->p;
   unsigned seen = 0;
   for (;;) {
-    seen = await_change(p, &p->generation, seen);
-    if (atomic_load(&p->quit)) return NULL;
+    seen = await_change(p, &p->stats[w->k], &p->generation, seen);
+    if (atomic_load(&p->quit)) {
+      p->stats[w->k].cpu_ns = cpu_ns();
+      return NULL;
+    }
     run_step_part(p, w->k);
     atomic_fetch_sub(&p->pending, 1);
-    wake(p, &p->pending);
+    wake(p, &p->stats[w->k], &p->pending);
   }
 }
 
 static void wake_workers(Par *p) {
   atomic_fetch_add(&p->generation, 1);
-  wake(p, &p->generation);
+  wake(p, &p->stats[0], &p->generation);
+}
+
+/* dst[i] += src[i] for i < n: each element on its own, so the sums are
+ * those of the scalar loop, bit for bit. GCC's -O2 leaves the plain loop
+ * scalar (dst and src may overlap); AVX2 where the CPU has it. */
+static void add_f32_sse(float *restrict dst, const float *restrict src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j += 4)
+      _mm_storeu_ps(dst + i + j, _mm_add_ps(_mm_loadu_ps(dst + i + j), _mm_loadu_ps(src + i + j)));
+  for (; i < n; i++) dst[i] += src[i];
+}
+
+static void add_f64_sse(double *restrict dst, const double *restrict src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j += 2)
+      _mm_storeu_pd(dst + i + j, _mm_add_pd(_mm_loadu_pd(dst + i + j), _mm_loadu_pd(src + i + j)));
+  for (; i < n; i++) dst[i] += src[i];
+}
+
+__attribute__((target("avx2"))) static void add_f32_avx2(float *restrict dst, const float *restrict src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; j += 8)
+      _mm256_storeu_ps(dst + i + j, _mm256_add_ps(_mm256_loadu_ps(dst + i + j), _mm256_loadu_ps(src + i + j)));
+  for (; i < n; i++) dst[i] += src[i];
+}
+
+__attribute__((target("avx2"))) static void add_f64_avx2(double *restrict dst, const double *restrict src,
+                                                         int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j += 4)
+      _mm256_storeu_pd(dst + i + j, _mm256_add_pd(_mm256_loadu_pd(dst + i + j), _mm256_loadu_pd(src + i + j)));
+  for (; i < n; i++) dst[i] += src[i];
 }
 
 /* Sum the threads' gradients, in thread order, into the engine's buffer:
@@ -328,26 +448,25 @@ static void reduce_slice(Par *p, int slice) {
   int64_t lo = p->grad_lo + per * slice, hi = lo + per;
   if (hi > p->grad_hi) hi = p->grad_hi;
   if (lo >= hi) return;
-#define SUM_SHARDS(T)                                                                                              \
-  do {                                                                                                             \
-    T *dst = in->buf; /* holds shard 0's gradients */                                                             \
-    for (int k = 1; k < p->threads; k++)                                                                           \
-      for (int64_t i = lo; i < hi; i++) dst[i] += ((const T *)p->shard[k].grad)[i];                                \
-  } while (0)
-  if (p->f64)
-    SUM_SHARDS(double);
-  else
-    SUM_SHARDS(float);
-#undef SUM_SHARDS
+  for (int k = 1; k < p->threads; k++) /* buf holds shard 0's gradients */
+    if (p->f64)
+      p->add_f64((double *)in->buf + lo, (const double *)p->shard[k].grad + lo, hi - lo);
+    else
+      p->add_f32((float *)in->buf + lo, (const float *)p->shard[k].grad + lo, hi - lo);
 }
 
 /* Shard k's gradients, then (once every shard is done) slice k of the sum. */
 static void run_step_part(Par *p, int k) {
+  WaitStats *st = &p->stats[k];
+  int64_t t0 = now_ns();
   run_shard(p, &p->shard[k]);
+  st->work_ns += now_ns() - t0;
   atomic_fetch_add(&p->arrived, 1);
-  wake(p, &p->arrived);
-  await_count(p, &p->arrived, (unsigned)p->threads);
+  wake(p, st, &p->arrived);
+  await_count(p, st, &p->arrived, (unsigned)p->threads);
+  t0 = now_ns();
   reduce_slice(p, k);
+  st->reduce_ns += now_ns() - t0;
 }
 
 /* Scale the gradient range of the buffer by f (the interpreter's fallback:
@@ -391,7 +510,8 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     wake_workers(p);
   }
   run_step_part(p, 0);
-  for (unsigned v; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) > 0;) await_change(p, &p->pending, v);
+  for (unsigned v; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) > 0;)
+    await_change(p, &p->stats[0], &p->pending, v);
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;
@@ -407,6 +527,7 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
   size_t es = (size_t)in->layout->elem_size;
   size_t xrow = (size_t)engine_input_cols(in->g) * es, trow = (size_t)engine_target_cols(in->g) * es;
   double sum = 0;
+  int64_t cpu0 = p->print_stats ? cpu_ns() : 0;
   for (int64_t g0 = 0; g0 < rows; g0 += G) {
     p->total = rows - g0 < G ? rows - g0 : G;
     int64_t lo = (int64_t)par_rank() * B, hi = lo + B;
@@ -416,9 +537,13 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
                                  (const char *)t + (size_t)(g0 + lo) * trow, hi - lo);
     allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
     allreduce_sum(&loss, 1, true);
+    int64_t t0 = now_ns();
     in->update(in);
+    p->stats[0].update_ns += now_ns() - t0;
+    p->steps++;
     sum += loss * (double)p->total;
   }
+  if (p->print_stats) p->stats[0].cpu_ns += cpu_ns() - cpu0;
   return sum;
 }
 
@@ -441,6 +566,21 @@ static void par_forward(Engine *e, const void *x, const void *t, int64_t n, void
   p->inner->forward(p->inner, x, t, n, y, loss);
 }
 
+static void print_stats(const Par *p) {
+  double n = p->steps ? (double)p->steps : 1, us = 1e3 * n;
+  fprintf(stderr, "threads: %d, steps: %llu, spin target %.1f us; per step (us):\n", p->threads,
+          (unsigned long long)p->steps, (double)par_spin_target((int64_t)atomic_load(&p->wake_ns)) / 1e3);
+  for (int k = 0; k < p->threads; k++) {
+    const WaitStats *s = &p->stats[k];
+    fprintf(stderr,
+            "  thread %d: work %.1f reduce %.1f update %.1f | waits %.2f slept %.2f futex_waits %.2f wakes %.2f"
+            " | spin %.1f sleep %.1f wake %.1f | cpu %.1f\n",
+            k, (double)s->work_ns / us, (double)s->reduce_ns / us, (double)s->update_ns / us, (double)s->waits / n,
+            (double)s->slept / n, (double)s->futex_waits / n, (double)s->wakes / n, (double)s->spin_ns / us,
+            (double)s->sleep_ns / us, (double)s->wake_ns / us, (double)s->cpu_ns / us);
+  }
+}
+
 static void par_destroy(Engine *e) {
   Par *p = e->impl;
   if (p->threads > 1) {
@@ -448,12 +588,14 @@ static void par_destroy(Engine *e) {
     wake_workers(p);
     for (int k = 1; k < p->threads; k++) pthread_join(p->worker[k].thread, NULL);
   }
+  if (p->print_stats) print_stats(p);
   for (int k = 0; k < p->threads; k++) {
     free(p->shard[k].grad_mem);
     free(p->shard[k].ws);
   }
   free(p->shard);
   free(p->worker);
+  free(p->stats);
   p->inner->destroy(p->inner);
   free(p);
   free(e);
@@ -470,6 +612,14 @@ Engine *par_engine_new(Engine *inner, int threads) {
   p->grad_lo = L->grad_lo, p->grad_hi = L->grad_hi;
   p->shard = nnc_xcalloc((size_t)threads, sizeof(Shard));
   p->worker = nnc_xcalloc((size_t)threads, sizeof(Worker));
+  p->stats = nnc_xaligned((size_t)threads * sizeof(WaitStats));
+  memset(p->stats, 0, (size_t)threads * sizeof(WaitStats));
+  const char *ps = getenv("NNC_THREAD_STATS");
+  p->print_stats = ps && *ps && strcmp(ps, "0") != 0;
+  atomic_store(&p->wake_ns, WAKE_GUESS_NS);
+  bool avx2 = __builtin_cpu_supports("avx2");
+  p->add_f32 = avx2 ? add_f32_avx2 : add_f32_sse;
+  p->add_f64 = avx2 ? add_f64_avx2 : add_f64_sse;
   if (inner->grad_part)
     for (int k = 0; k < threads; k++) {
       p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);

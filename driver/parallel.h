@@ -84,4 +84,13 @@ int par_default_threads(int64_t work_per_row, int64_t batch);
  * is inner's; the wrapper owns inner. */
 Engine *par_engine_new(Engine *inner, int threads);
 
+/* How long a waiting thread spins before it sleeps in the kernel
+ * (parallel.c, await_change): the target is 1.5x the running mean of what
+ * a FUTEX_WAKE of a sleeping thread costs, within [PAR_SPIN_MIN_NS,
+ * PAR_SPIN_MAX_NS]; par_spin_next is a thread's next limit after a wait of
+ * waited_ns that slept or not. */
+enum { PAR_SPIN_MIN_NS = 2000, PAR_SPIN_MAX_NS = 300000 };
+int64_t par_spin_target(int64_t wake_ns);
+int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept, int64_t wake_ns);
+
 #endif

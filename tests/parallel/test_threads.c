@@ -4,7 +4,9 @@
  *     cgroup's CPU quota, which the default --threads follows;
  *   - waiting threads sleep: while one thread's shard takes long, the others
  *     are asleep in the kernel (state S), not spinning (state R), so they
- *     never take a core from the thread that works.
+ *     never take a core from the thread that works;
+ *   - how long a wait spins before it sleeps: as long as a wake costs
+ *     (bounded), shorter after waits that a spin could not have covered.
  * The pool runs over the interpreter's engine of a small model with a
  * grad_part that only sleeps and looks at the other threads.
  */
@@ -134,8 +136,33 @@ static void test_waits_sleep(void) {
   CHECK(main_state == 'S');
 }
 
+static void test_spin_limits(void) {
+  /* the target follows the cost of a wake, within the bounds */
+  CHECK(par_spin_target(0) == PAR_SPIN_MIN_NS);
+  CHECK(par_spin_target(1000) == PAR_SPIN_MIN_NS);
+  CHECK(par_spin_target(40000) == 60000);
+  CHECK(par_spin_target(200000) == PAR_SPIN_MAX_NS);
+  CHECK(par_spin_target(INT64_MAX / 4) == PAR_SPIN_MAX_NS);
+  int64_t target = 60000, wake = 40000;
+  /* a spin that succeeds: the limit grows back, never past the target */
+  CHECK(par_spin_next(8000, target, 5000, false, wake) == 8000 + 2000 + PAR_SPIN_MIN_NS);
+  CHECK(par_spin_next(target, target, 5000, false, wake) == target);
+  /* a wait that slept but that the whole target would have covered
+     (less what the wake itself took): spin the whole target next time */
+  CHECK(par_spin_next(4000, target, 90000, true, wake) == target);
+  /* a longer one (the other thread was late, e.g. preempted): half as long,
+     never below the minimum */
+  CHECK(par_spin_next(target, target, 5000000, true, wake) == target / 2);
+  CHECK(par_spin_next(PAR_SPIN_MIN_NS, target, 5000000, true, wake) == PAR_SPIN_MIN_NS);
+  /* repeated late partners: down to the minimum in a few waits */
+  int64_t limit = target;
+  for (int i = 0; i < 8; i++) limit = par_spin_next(limit, target, 10000000, true, wake);
+  CHECK(limit == PAR_SPIN_MIN_NS);
+}
+
 int main(void) {
   test_cgroup_text();
+  test_spin_limits();
   test_affinity();
   test_waits_sleep();
   return check_report();
