@@ -1073,10 +1073,12 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
     lanes[k] = regstep_lanes(&cg, (FnKind)k, need[k]);
   }
   bool all_registers = true;
+  unsigned register_fns = 0;
   if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH]) fns |= CG_TRAIN_STEP;
   for (int k = 0; k < FN_COUNT; k++) {
     if (!(fns & (1u << k))) continue;
     all_registers &= lanes[k] > 0;
+    if (lanes[k]) register_fns |= 1u << k;
     if (lanes[k])
       regstep_build(&cg, (FnKind)k, lanes[k], need[k]);
     else if (k == FN_TRAIN_EPOCH)
@@ -1086,7 +1088,9 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
     free(need[k]);
   }
   define_workspace(&cg);
-  if (info) *info = (CgInfo){.registers_only = all_registers, .has_gemm = cg.gemm != NULL, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};
+  if (info)
+    *info = (CgInfo){.registers_only = all_registers, .built_fns = fns, .register_fns = register_fns,
+                     .has_gemm = cg.gemm != NULL, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};
   if ((fns & CG_TRAIN_EPOCH) && !lanes[FN_TRAIN_EPOCH] && !step_public) {
     char prefix[128], step[256];
     snprintf(step, sizeof step, "%strain_step", codegen_prefix(g, prefix, sizeof prefix));

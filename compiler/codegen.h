@@ -65,6 +65,8 @@ typedef struct CgInfo {
      (regstep.c): the module needs no vectorizer, and instcombine would undo
      its named shuffles */
   bool registers_only;
+  unsigned built_fns;    /* the CG_ functions it defines (train_step too when train_epoch calls it) */
+  unsigned register_fns; /* those of them written in registers */
   bool has_gemm;         /* it calls the GEMM kernels */
   int64_t ws_bytes;      /* the workspace global (0: none) */
   int64_t part_ws_bytes; /* the ws grad_part needs (64-byte aligned) */

@@ -547,26 +547,43 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
                        bool time, const char *cpu) {
   init_llvm();
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT; /* as codegen_module does */
-  /* the training functions and the evaluation functions share nothing but
-     the buffer layout: two modules, compiled side by side on two threads
-     (the evaluation one is the smaller: it overlaps the other) */
+  /* One module holds every function the run calls, compiled on this
+     thread: the training and evaluation functions share their GEMM
+     epilogue kernels there, and LLVM's set-up and its cold start (code and
+     tables it touches the first time) are paid once. Two modules compiled
+     side by side on two threads cost more CPU time, and more time as well
+     when the other core is busy (bench/RESULTS.md). The exception is a
+     step whose functions are not all in registers (regstep.c) while those
+     of the other part are: a module's pass pipeline follows its code
+     (CodeShape), so the parts keep their own modules, built side by side. */
   unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
   unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
-  Build part[2] = {{g, layout, max_batch, opt_level, train_fns ? train_fns : eval_fns, cpu, {time, nnc_now()}, NULL,
-                    NULL, false},
+  Build part[2] = {{g, layout, max_batch, opt_level, fns, cpu, {time, nnc_now()}, NULL, NULL, false},
                    {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL, NULL, true}};
-  int nparts = train_fns && eval_fns ? 2 : 1;
+  int nparts = 1;
   CgTarget target = jit_target(cpu);
   const KernelSet *prebuilt = prebuilt_kernels(cpu, &target, g->dtype == DT_F64);
-  if (prebuilt) {
-    /* the kernels were compiled with nnc: both modules link to them */
-    part[0].gemm_kernels = part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
-  } else if (nparts == 2) {
-    /* the GEMM kernels are the same in both: the evaluation module links
-       to the training module's instead of compiling its own */
-    part[0].gemm_kernels = GEMM_KERNELS_EXPORT;
+  /* prebuilt: the kernels were compiled with nnc, the modules link to them */
+  if (prebuilt) part[0].gemm_kernels = part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+  if (train_fns && eval_fns) {
     build_codegen(&part[0]);
-    if (part[0].info.has_gemm) part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+    unsigned built = part[0].info.built_fns, regs = part[0].info.register_fns;
+    unsigned train_built = built & ~(unsigned)(CG_FORWARD | CG_PREDICT), eval_built = built & eval_fns;
+    bool train_regs = (train_built & regs) == train_built, eval_regs = (eval_built & regs) == eval_built;
+    if (train_regs != eval_regs) { /* the parts' shapes differ: a module each */
+      LLVMDisposeModule(part[0].mod);
+      LLVMContextDispose(part[0].ctx);
+      part[0].mod = NULL;
+      part[0].fns = train_fns;
+      nparts = 2;
+      if (!prebuilt) {
+        /* the GEMM kernels are the same in both: the evaluation module
+           links to the training module's instead of compiling its own */
+        part[0].gemm_kernels = GEMM_KERNELS_EXPORT;
+        build_codegen(&part[0]);
+        if (part[0].info.has_gemm) part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+      }
+    }
   }
   pthread_t thread;
   bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;

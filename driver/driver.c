@@ -248,8 +248,10 @@ static Engine *make_engine(Compilation *c, TrainState *st) {
   int threads = train_threads(c, true);
   bool parallel = o->train && (threads > 1 || par_size() > 1);
   if (o->jit) {
+    /* the functions the run calls, nothing more (compile time) */
     unsigned fns = o->predict ? CG_PREDICT
                  : o->grad || o->check_grad ? CG_BACKWARD
+                 : o->eval ? CG_FORWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
     if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | CG_UPDATE; /* parallel.c's step */
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
