@@ -46,6 +46,12 @@ enum { GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024, GEMM_SMALL_BYTES = 512 * 1024
 /* The widest NR of any target (4 vectors of 16 floats): scratch is sized
  * for it. */
 enum { GEMM_NR_MAX = 64 };
+/* The k-block of a transposed product (see "Transposed products"): its
+ * packed x^T block, KC_T x NR, stays in L1. */
+#ifndef GEMM_KC_T_SET
+#define GEMM_KC_T_SET 128
+#endif
+enum { GEMM_KC_T = GEMM_KC_T_SET };
 
 /* The micro-kernel's flags: load C first (a k-block after the first);
  * the last k-block (compute the epilogue). */
@@ -783,11 +789,101 @@ static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
 /* ---- the macro-kernel ----
  *
  * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
- *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add)
+ *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add, i64 trans)
  * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
  * round_up(min(N, NC), NR) elements. epi is an epilogue's kernel, or
- * null. add != 0: C += A B (the first k-block loads C too). */
-enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_COUNT };
+ * null. add != 0: C += A B (the first k-block loads C too).
+ *
+ * trans != 0: the product is stored transposed, C(m, n) at C + n*ldc + m
+ * (one k-block, kb >= K, and add = 0): a layer's product x W^T computed
+ * as W x^T, with W read in place as A and only the batch's x^T packed
+ * (see "Transposed products"). Each tile's sums go to the tile buffer,
+ * are transposed there, and the epilogue (or a copy) runs on the
+ * transpose as an edge tile of up to NR rows and MR columns. */
+enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_TRANS, G_COUNT };
+
+/* The next row tile's kc columns of A (read in place: a transposed
+ * product's matrix, in short runs of its rows that the hardware does not
+ * fetch ahead), fetched while this tile's k loop runs. */
+static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef kc) {
+  Loop il, jl;
+  int64_t line = 64 / (int64_t)es(cg);
+  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, GEMM_MR));
+  LLVMValueRef row = gep(cg, a, imul(cg, iadd(cg, i, ci(cg, GEMM_MR)), rsa));
+  LLVMValueRef j = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, kc, line)), ci(cg, line));
+  prefetch(cg, gep(cg, row, imul(cg, j, csa)), false);
+  cg_loop_end(cg, &jl);
+  cg_loop_end(cg, &il);
+}
+
+/* The tile buffer's sums (mr x nr, rows of NR) transposed into tt (nr x
+ * mr, rows of NR). */
+static void transpose_tile(CG *cg, LLVMValueRef tile, LLVMValueRef tt, LLVMValueRef mr, LLVMValueRef nr) {
+  int vl = cg->vl;
+  if (vl >= GEMM_MR) {
+    /* the whole buffer, VL columns at a time through register transposes
+       (rows past MR undefined): tt's columns past mr and rows past nr
+       hold what the epilogue never reads */
+    LLVMTypeRef vt = vec_type(cg);
+    for (int64_t r0 = 0; r0 < nr_of(cg); r0 += vl) {
+      LLVMValueRef v[64];
+      for (int i = 0; i < vl; i++)
+        v[i] = i < GEMM_MR ? load_al(cg, vt, gep(cg, tile, ci(cg, i * nr_of(cg) + r0)), es(cg)) : LLVMGetUndef(vt);
+      transpose_block(cg, v);
+      for (int i = 0; i < vl; i++) store_al(cg, v[i], gep(cg, tt, ci(cg, (r0 + i) * nr_of(cg))), es(cg));
+    }
+    return;
+  }
+  Loop il, rl;
+  LLVMValueRef i = cg_loop_begin(cg, &il, mr);
+  LLVMValueRef r = cg_loop_begin(cg, &rl, nr);
+  LLVMValueRef x = load_al(cg, cg->T, gep(cg, tile, iadd(cg, imul(cg, i, ci(cg, nr_of(cg))), r)), es(cg));
+  store_al(cg, x, gep(cg, tt, iadd(cg, imul(cg, r, ci(cg, nr_of(cg))), i)), es(cg));
+  cg_loop_end(cg, &rl);
+  cg_loop_end(cg, &il);
+}
+
+/* A transposed product's tile (rows m0.. of C', columns n0..): the
+ * micro-kernel into the tile buffer, then, NR of its rows at a time (all
+ * of them unless NR < MR: f64 in 128-bit vectors), their transpose into
+ * tt and the epilogue from tt, or a copy, into C at C + n0*ldc + m0. On
+ * a k-block before the last, the micro-kernel's partial sums in the
+ * scratch, as without trans. */
+static void call_tile_trans(CG *cg, LLVMValueRef *P, LLVMValueRef tile, LLVMValueRef tt, LLVMValueRef *u,
+                            LLVMValueRef m0, LLVMValueRef n0) {
+  GemmKernels *gk = cg->gemm;
+  int64_t nr = nr_of(cg);
+  LLVMBasicBlockRef th, el, join, last, more, end;
+  branch(cg, flag_set(cg, u[U_FLAGS], UK_LAST), &last, &more, &end);
+  LLVMValueRef t[U_COUNT];
+  memcpy(t, u, sizeof t);
+  t[U_OUT] = tile, t[U_LDO] = ci(cg, nr);
+  LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, t, U_COUNT, "");
+  Loop hl;
+  LLVMValueRef c0 = imul(cg, cg_loop_begin(cg, &hl, blocks_of(cg, u[U_MR], nr)), ci(cg, nr));
+  LLVMValueRef w = imin(cg, ci(cg, nr), isub(cg, u[U_MR], c0));
+  transpose_tile(cg, gep(cg, tile, imul(cg, c0, ci(cg, nr))), tt, w, u[U_NR]);
+  LLVMValueRef m = iadd(cg, m0, c0);
+  LLVMValueRef c = gep(cg, P[G_C], iadd(cg, imul(cg, n0, P[G_LDC]), m));
+  LLVMValueRef has_epi = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[G_EPI], cg->i64, ""), ci(cg, 0));
+  branch(cg, has_epi, &th, &el, &join);
+  LLVMValueRef x[T_COUNT] = {tt, c, P[G_LDC], n0, m, u[U_NR], w, P[G_CTX]};
+  LLVMBuildCall2(cg->b, gk->epi_ty, P[G_EPI], x, T_COUNT, "");
+  go_to(cg, join, el);
+  Loop rl, vl;
+  LLVMValueRef r = cg_loop_begin(cg, &rl, u[U_NR]);
+  LLVMValueRef col = imul(cg, cg_loop_begin(cg, &vl, blocks_of(cg, w, cg->vl)), ci(cg, cg->vl));
+  LLVMValueRef mask = lane_mask(cg, isub(cg, w, col));
+  LLVMValueRef v = masked_load(cg, gep(cg, tt, iadd(cg, imul(cg, r, ci(cg, nr)), col)), mask);
+  masked_store(cg, v, gep(cg, c, iadd(cg, imul(cg, r, P[G_LDC]), col)), mask);
+  cg_loop_end(cg, &vl);
+  cg_loop_end(cg, &rl);
+  go_to(cg, join, join);
+  cg_loop_end(cg, &hl);
+  go_to(cg, end, more);
+  LLVMBuildCall2(cg->b, gk->ukr_ty, gk->ukr, u, U_COUNT, "");
+  go_to(cg, end, end);
+}
 
 /* One tile: the micro-kernel into C, or on the last k-block of an
  * epilogue into the tile buffer, then the epilogue from there into C. */
@@ -821,6 +917,12 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef M = P[G_M], N = P[G_N], K = P[G_K], kb = P[G_KB];
   LLVMValueRef tile = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(GEMM_MR * nr)), "tile");
   LLVMSetAlignment(tile, 64);
+  LLVMValueRef tt = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(nr * nr)), "tile_t");
+  LLVMSetAlignment(tt, 64);
+  LLVMValueRef trans = icmp(cg, LLVMIntNE, P[G_TRANS], ci(cg, 0));
+  /* after B~: a transposed product's partial sums, M x ncp */
+  LLVMValueRef ncp = imul(cg, blocks_of(cg, imin(cg, N, ci(cg, GEMM_NC)), nr), ci(cg, nr));
+  LLVMValueRef S = gep(cg, P[G_WS], imul(cg, kb, ncp));
   Loop jl, kl, il, rl, ml;
   LLVMValueRef jc = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, N, GEMM_NC)), ci(cg, GEMM_NC));
   LLVMValueRef nc = imin(cg, ci(cg, GEMM_NC), isub(cg, N, jc));
@@ -848,9 +950,18 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef ir = iadd(cg, ic, imul(cg, cg_loop_begin(cg, &ml, blocks_of(cg, mc, GEMM_MR)), ci(cg, GEMM_MR)));
   LLVMValueRef mrv = imin(cg, ci(cg, GEMM_MR), isub(cg, iadd(cg, ic, mc), ir));
   LLVMValueRef a = gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA])));
-  LLVMValueRef c = gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col));
-  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, P[G_LDC], c, P[G_LDC], mrv, nrv, flags};
+  /* a transposed product's partial sums: C'(m, n) at S + m*ncp + (n - jc) */
+  LLVMValueRef ldc = LLVMBuildSelect(cg->b, trans, ncp, P[G_LDC], "");
+  LLVMValueRef c = LLVMBuildSelect(cg->b, trans, gep(cg, S, iadd(cg, imul(cg, ir, ncp), jr)),
+                                   gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col)), "");
+  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags};
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, trans, &th, &el, &join);
+  prefetch_a(cg, a, P[G_RSA], P[G_CSA], kc);
+  call_tile_trans(cg, P, tile, tt, u, ir, col);
+  go_to(cg, join, el);
   call_tile(cg, P, tile, u, ir, col);
+  go_to(cg, join, join);
   cg_loop_end(cg, &ml);
   cg_loop_end(cg, &rl);
   cg_loop_end(cg, &il);
@@ -866,7 +977,7 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
   LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
-  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
   gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
   gk->epi_ty = LLVMFunctionType(V, t, T_COUNT, 0);
@@ -991,7 +1102,10 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   slot_store(cg, &d, gm->B.rs);
   slot_store(cg, &d, gm->B.cs);
   LLVMValueRef kb = ci(cg, kc_of(cg));
-  if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
+  if (gm->trans) { /* K is the matrix's: a constant */
+    int64_t k = LLVMConstIntGetSExtValue(gm->K);
+    kb = ci(cg, k < 1 ? 1 : k < GEMM_KC_T ? k : GEMM_KC_T);
+  } else if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
     /* one k-block: its scratch is sized for that only when K is the rows */
     if (gm->K != cg->n && !(LLVMIsAConstantInt(gm->K) && LLVMConstIntGetSExtValue(gm->K) <= kc_of(cg)))
       nnc_die("codegen: a GEMM epilogue reads the memory it writes");
@@ -1002,7 +1116,7 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   LLVMValueRef none = LLVMConstNull(cg->ptr);
   LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
                                 gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
-                                ci(cg, gm->accumulate)};
+                                ci(cg, gm->accumulate), ci(cg, gm->trans)};
   LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
 
@@ -1040,6 +1154,33 @@ static GemmMat rows(CG *cg, const Node *n) {
   return (GemmMat){cg_elem_ptr(cg, n, ci(cg, 0), ci(cg, 0)), ci(cg, cg->st[n->id].row_stride), ci(cg, 1)};
 }
 
+/* ---- transposed products ----
+ *
+ * A layer's product y = x W^T (W [out, in] as a matrix node, x the batch's
+ * rows) packs W^T, all of it, for every call: a transposing copy of out x
+ * in elements that runs at about a cycle per element, for the batch's
+ * rows of FMAs (2 x 64 flops per element of W at a batch of 64, about two
+ * cycles of the micro-kernel). Computed as y^T = W x^T instead, W is the
+ * A operand, which the micro-kernel reads in place (its rows contiguous
+ * along k), and only x^T is packed: in x batch elements. The product is
+ * stored transposed (the macro-kernel's trans): each tile's sums are
+ * transposed in the tile buffer, and the epilogue, the same kernel as
+ * without, runs on them as an edge tile. The rows of y^T (out) then go by
+ * MR and the columns (the batch) by NR: chosen when that costs less, by
+ * the estimate below (packing a cycle per element, the micro-kernel's
+ * FMAs at 32 per cycle over whole tiles, a transposed tile's epilogue and
+ * copy a cycle per element). */
+static bool trans_pays(int64_t out, int64_t in, int64_t batch) {
+  int64_t nr = GEMM_NR_MAX;
+  double fmas = 32;
+  double normal = (double)in * (double)out +
+                  (double)((batch + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((out + nr - 1) / nr * nr) * (double)in / fmas;
+  double trans = (double)in * (double)batch +
+                 (double)((out + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((batch + nr - 1) / nr * nr) * (double)in / fmas +
+                 (double)out * (double)batch;
+  return trans < normal;
+}
+
 /* Is a product of these sizes (per row) worth a call of the kernel? */
 static bool gemm_worth(int64_t n, int64_t k) { return n * k >= 512 && k >= 4; }
 
@@ -1075,7 +1216,14 @@ bool gemm_try_matmul(CG *cg, const Node *n) {
   const Node *L = n->in[0], *R = n->in[1];
   if (!matmul_gemm_ok(cg, n)) return false;
   Gemm gm = {.M = cg->n};
-  if (L->shape.rank == 2) {
+  if (L->shape.rank == 2 && trans_pays(L->shape.dim[0], L->shape.dim[1], cg->max_batch)) {
+    /* y^T = L x^T: L read in place, x^T packed (see "Transposed products") */
+    GemmMat x = rows(cg, R);
+    gm.M = ci(cg, L->shape.dim[0]), gm.N = cg->n, gm.K = ci(cg, L->shape.dim[1]);
+    gm.A = matrix(cg, L);
+    gm.B = (GemmMat){x.ptr, x.cs, x.rs};
+    gm.trans = true;
+  } else if (L->shape.rank == 2) {
     /* y[r,i] = sum_q L[i,q] R[r,q]: B(q,i) = L[i,q] */
     GemmMat l = matrix(cg, L);
     gm.N = ci(cg, L->shape.dim[0]), gm.K = ci(cg, L->shape.dim[1]);
@@ -1120,6 +1268,9 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch) {
     if (m->batched) return 0;
     N = m == n->in[0] ? m->shape.dim[0] : m->shape.dim[1];
     kb = m == n->in[0] ? m->shape.dim[1] : m->shape.dim[0];
+    if (m == n->in[0] && trans_pays(N, kb, max_batch)) /* B~ and the partial sums */
+      return gemm_pack_bytes(max_batch, kb < GEMM_KC_T ? kb : GEMM_KC_T, elem_size) +
+             (kb > GEMM_KC_T ? gemm_pack_bytes(max_batch, N, elem_size) : 0);
     if (kb > GEMM_KC) kb = GEMM_KC;
   } else if (n->op == OP_BATCH_SUM && n->in[0]->op == OP_OUTER && n->in[0]->batched) {
     N = n->shape.dim[1];

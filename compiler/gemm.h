@@ -28,6 +28,8 @@ typedef struct Gemm {
   const Node *sink;      /* with an epilogue: the node stored instead (C is its memory) */
   const Node *owner;     /* the node whose scratch packs B */
   bool accumulate;       /* C += A B (no epilogue) */
+  bool trans;            /* C(m, n) at C + n*ldc + m: the product stored
+                            transposed (one k-block; not accumulate) */
   LLVMValueRef row;      /* a convolution's GEMM: the batch row it computes
                             (C(m, n) is channel m, position n of it) */
 } Gemm;

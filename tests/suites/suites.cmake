@@ -136,6 +136,13 @@ foreach(bits 128 256)
   suite_test(agree.vector${bits}.gemm_train.kblocks.f64 LABELS "agree;jit"
              COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
                      ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/kblocks.nn f64)
+  # the transposed product's tile transposes: NR < MR (f64 in 128 bits),
+  # VL < MR (element by element), VL >= MR (register transposes)
+  foreach(dtype f64 f32)
+    suite_test(agree.vector${bits}.gemm_train.trans.${dtype} LABELS "agree;jit"
+               COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=${bits}
+                       ${SUITES_TRAIN_DIR}/train_agree.sh ${SUITES_NNC} ${SUITES_TRAIN_DIR}/gemm/trans.nn ${dtype})
+  endforeach()
 endforeach()
 
 # the code shapes of other machines' vector widths (NNC_VECTOR_BITS: the
