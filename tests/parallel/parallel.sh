@@ -9,6 +9,9 @@
 #   threads.usage    --threads 2 without --jit: exit 2 and the message
 #   threads.clamp    more threads than rows in a batch: a note, and the run
 #                    of as many threads as rows
+#   threads.stats    NNC_THREAD_STATS=1: a line per thread of where a step's
+#                    time went, after the run, on standard error only; the
+#                    same training as without it; nothing without it
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    and only rank 0 prints
 #   mpi.fault        one rank cannot load its parameters: every rank stops, one message
@@ -52,6 +55,18 @@ threads.unbatched)
   "$nnc" "$nn" --jit --train --threads 2 --save "$tmp/two.safetensors" >/dev/null || fail "--threads 2"
   python3 "$(dirname "$0")/../train/seedcheck.py" params "$tmp/one.safetensors" "$tmp/two.safetensors" 1e-12 ||
     fail "--threads 2 ends with other parameters"
+  ;;
+threads.stats)
+  NNC_THREAD_STATS=1 "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 3 >"$tmp/a" 2>"$tmp/err" ||
+    fail "run with NNC_THREAD_STATS=1"
+  "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 3 >"$tmp/b" 2>"$tmp/err0" || fail "run without"
+  [ "$(final "$tmp/a")" = "$(final "$tmp/b")" ] || fail "the stats change the training: $(final "$tmp/a") $(final "$tmp/b")"
+  grep -q "^threads: 3, steps: [1-9][0-9]*, spin target [0-9.]* us; per step (us):$" "$tmp/err" || fail "header: $(cat "$tmp/err")"
+  for k in 0 1 2; do
+    grep -q "^  thread $k: work [0-9.]* reduce [0-9.]* update [0-9.]* | waits [0-9.]* slept [0-9.]* futex_waits [0-9.]* wakes [0-9.]* | spin [0-9.]* sleep [0-9.]* wake [0-9.]* | cpu [0-9.]*$" "$tmp/err" ||
+      fail "no line for thread $k: $(cat "$tmp/err")"
+  done
+  ! grep -q "^threads:\|^  thread" "$tmp/a" "$tmp/err0" || fail "stats printed without NNC_THREAD_STATS or on standard output"
   ;;
 threads.usage)
   err=$("$nnc" "$moons" --train --threads 2 2>&1 >/dev/null)
