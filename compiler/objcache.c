@@ -52,6 +52,8 @@ static void objkey_add(ObjKey *k, const void *data, size_t n) {
 
 void objkey_add_str(ObjKey *k, const char *s) { objkey_add(k, s ? s : "", s ? strlen(s) : 0); }
 
+void objkey_add_bytes(ObjKey *k, const void *data, size_t n) { objkey_add(k, data, n); }
+
 void objkey_final(ObjKey *k) { crypto_generichash_final(&k->state, k->hash, OBJKEY_BYTES); }
 
 static void content_hash(const void *data, size_t n, unsigned char out[OBJKEY_BYTES]) {

@@ -5,8 +5,9 @@
  *
  * The key is a BLAKE2b-256 hash (libsodium) of everything that decides an
  * object's bytes: nnc's and LLVM's versions, the target CPU and its
- * features, the optimization level, and the LLVM module's text before
- * optimization (which holds every size, constant and hyperparameter).
+ * features, the optimization level, and the LLVM module before
+ * optimization as bitcode (which holds every size, constant and
+ * hyperparameter).
  * Objects live in $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else
  * $HOME/.cache/nnc; NNC_CACHE=0 turns the cache off.
  *
@@ -37,6 +38,8 @@ typedef struct ObjKey {
 void objkey_init(ObjKey *k);
 /* Add a string (or NULL) to what the key stands for. */
 void objkey_add_str(ObjKey *k, const char *s);
+/* Add n bytes. */
+void objkey_add_bytes(ObjKey *k, const void *data, size_t n);
 void objkey_final(ObjKey *k);
 
 /* Whether the cache is on (NNC_CACHE is not 0 and a directory is known). */
