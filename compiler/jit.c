@@ -599,11 +599,20 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
     lap(&part[0].timer, "join");
   }
 #ifdef __GLIBC__
-  /* LLVM freed what it compiled with, but glibc keeps the pages (the other
-     thread's arena above all): give them back before the buffers of
+  /* LLVM freed what it compiled with, but glibc keeps the pages (the
+     other thread's arena above all): give them back before the buffers of
      training are allocated, so the peak is the larger of the two, not
-     their sum */
+     their sum. Not when less than 2 MiB is free in the one arena (moons:
+     1.3 MiB, W2 2.6): the run's own allocations reuse it, while trimming
+     it took moons' JIT link from 4.6 to 14 ms at load 8 (the madvise
+     calls, the page faults after); bench/memory's MLP, which the trim
+     keeps within its bound, has more free */
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 heap = mallinfo2();
+  if (nparts == 2 || heap.fordblks >= (size_t)2 << 20) malloc_trim(0);
+#else
   malloc_trim(0);
+#endif
 #endif
   Timer timer = part[0].timer;
   bool ok = true;
