@@ -602,14 +602,14 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   /* LLVM freed what it compiled with, but glibc keeps the pages (the
      other thread's arena above all): give them back before the buffers of
      training are allocated, so the peak is the larger of the two, not
-     their sum. Not when less than 2 MiB is free in the one arena (moons:
+     their sum. Not when less than 3 MiB is free in the one arena (moons:
      1.3 MiB, W2 2.6): the run's own allocations reuse it, while trimming
-     it took moons' JIT link from 4.6 to 14 ms at load 8 (the madvise
-     calls, the page faults after); bench/memory's MLP, which the trim
-     keeps within its bound, has more free */
+     it took moons' JIT link from 4.6 to 14 ms and W2's from 4.8 to 18 at
+     load 5-8 (the madvise calls, the page faults after) for 1.1 MB less
+     at W2's peak; bench/memory's peaks are the same either way */
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
   struct mallinfo2 heap = mallinfo2();
-  if (nparts == 2 || heap.fordblks >= (size_t)2 << 20) malloc_trim(0);
+  if (nparts == 2 || heap.fordblks >= (size_t)3 << 20) malloc_trim(0);
 #else
   malloc_trim(0);
 #endif
