@@ -29,6 +29,7 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,15 +508,19 @@ static void build_codegen(Build *b) {
   lap(&b->timer, "codegen");
 }
 
+static CodeShape build_shape(const Build *b) {
+  return b->info.registers_only                    ? CODE_REGISTERS
+         : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
+                                                     : CODE_LOOPS;
+}
+
 /* codegen (unless done), verify, optimize, emit */
 static void *build_object(void *arg) {
   Build *b = arg;
   if (!b->mod) build_codegen(b);
   LLVMContextRef ctx = b->ctx;
   LLVMModuleRef mod = b->mod;
-  CodeShape shape = b->info.registers_only                    ? CODE_REGISTERS
-                    : codegen_step_is_small(b->g, b->max_batch) ? CODE_SMALL_STEP
-                                                                : CODE_LOOPS;
+  CodeShape shape = build_shape(b);
   ObjKey key;
   bool cached = objcache_enabled();
   if (cached) {
@@ -546,6 +551,24 @@ static void *build_object(void *arg) {
   return NULL;
 }
 
+/* Whether a second thread would have a CPU to itself now: fewer tasks
+ * running on the machine (this one included) than CPUs this process may
+ * use. NNC_COMPILE_THREADS=1 or 2 decides instead (tests). */
+static bool core_free(void) {
+  const char *force = getenv("NNC_COMPILE_THREADS");
+  if (force && *force) return atoi(force) >= 2;
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  if (cpus < 2) return false;
+  FILE *f = fopen("/proc/loadavg", "r");
+  int running = 0;
+  if (f) {
+    if (fscanf(f, "%*f %*f %*f %d/", &running) != 1) running = 0;
+    fclose(f);
+  }
+  return running >= 1 && running < cpus;
+}
+
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
                        bool time, const char *cpu) {
   init_llvm();
@@ -553,12 +576,15 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   /* One module holds every function the run calls, compiled on this
      thread: the training and evaluation functions share their GEMM
      epilogue kernels there, and LLVM's set-up and its cold start (code and
-     tables it touches the first time) are paid once. Two modules compiled
-     side by side on two threads cost more CPU time, and more time as well
-     when the other core is busy (bench/RESULTS.md). The exception is a
-     step whose functions are not all in registers (regstep.c) while those
-     of the other part are: a module's pass pipeline follows its code
-     (CodeShape), so the parts keep their own modules, built side by side. */
+     tables it touches the first time) are paid once. Two modules, the
+     training and the evaluation functions, compiled side by side on two
+     threads cost more CPU time, and more time as well when the other core
+     is busy, but less time when it is free (bench/RESULTS.md): they are
+     the choice when a CPU is idle now (core_free) and the object cache
+     does not hold the one module, and when a step's functions are not
+     all in registers (regstep.c) while those of the other part are (a
+     module's pass pipeline follows its code, CodeShape). The objects'
+     code is the same either way. */
   unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
   unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
   Build part[2] = {{g, layout, max_batch, opt_level, fns, cpu, {time, nnc_now()}, NULL, NULL, false},
@@ -573,7 +599,20 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
     unsigned built = part[0].info.built_fns, regs = part[0].info.register_fns;
     unsigned train_built = built & ~(unsigned)(CG_FORWARD | CG_PREDICT), eval_built = built & eval_fns;
     bool train_regs = (train_built & regs) == train_built, eval_regs = (eval_built & regs) == eval_built;
-    if (train_regs != eval_regs) { /* the parts' shapes differ: a module each */
+    bool split = train_regs != eval_regs;
+    if (!split && core_free()) {
+      split = true;
+      if (objcache_enabled()) { /* a cached object of the one module is used */
+        ObjKey key;
+        module_key(&part[0], part[0].mod, build_shape(&part[0]), &key);
+        LLVMMemoryBufferRef hit = objcache_load(&key);
+        if (hit) {
+          LLVMDisposeMemoryBuffer(hit);
+          split = false;
+        }
+      }
+    }
+    if (split) { /* a module each */
       LLVMDisposeModule(part[0].mod);
       LLVMContextDispose(part[0].ctx);
       part[0].mod = NULL;

@@ -14,6 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 export NNC_CACHE_DIR=$tmp/cache
 unset NNC_CACHE
+export NNC_COMPILE_THREADS=1 # one module (else two when a CPU is idle: modules.sh)
 results() { grep -E '^final' "$1"; }
 run() { timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 5 --time "$@" >"$tmp/out" 2>"$tmp/err" || fail "run $*: $(cat "$tmp/err")"; }
 

@@ -2,7 +2,9 @@
 # modules.sh NNC EXAMPLES_DIR - what the JIT compiles for each kind of run
 # (jit.c, driver.c's make_engine): one module, the object cache's one
 # entry, holding the functions the run calls and no others; another kind
-# of run is another entry (the key covers the set). The symbols are read
+# of run is another entry (the key covers the set); two modules on two
+# threads give the same numbers, and a cached one module is used by a
+# run that would compile two. The symbols are read
 # from the cached object (moons' functions are in registers: none calls
 # another, so a name in the object is a function it defines).
 set -u
@@ -11,6 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 unset NNC_CACHE
+export NNC_COMPILE_THREADS=1 # else two modules when a CPU is idle (below)
 # check NAME "DEFINED..." "ABSENT..." ARGS...: a run with ARGS in a cache of
 # its own makes one object that defines nnc_moons_X for each X of DEFINED
 # and none of ABSENT
@@ -38,4 +41,19 @@ check predict "predict" "forward backward update train_step train_epoch grad_par
 # each set is its own entry: no two runs above made the same object
 [ "$(cat "$tmp"/*.o | wc -c)" -gt 0 ] || fail "no objects"
 [ "$(md5sum "$tmp"/*.o | awk '{ print $1 }' | sort -u | wc -l)" = 4 ] || fail "two kinds of run made the same object"
+# two modules on two threads (what a run does when a CPU is idle): the
+# training and the evaluation functions, the same numbers
+export NNC_CACHE_DIR=$tmp/two
+NNC_COMPILE_THREADS=2 timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 2 --time >"$tmp/out2" 2>"$tmp/err2" ||
+  fail "two threads: $(cat "$tmp/err2")"
+objs=("$NNC_CACHE_DIR"/*.o)
+[ "${#objs[@]}" = 2 ] || fail "two threads: expected two objects, found: $(ls "$NNC_CACHE_DIR")"
+grep -q '^time join' "$tmp/err2" || fail "two threads: no join"
+NNC_CACHE_DIR=$tmp/train timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 2 >"$tmp/out1" 2>/dev/null
+cmp -s <(grep '^final' "$tmp/out1") <(grep '^final' "$tmp/out2") || fail "two modules printed other numbers"
+# a cached object of the one module is used, not compiled again as two
+NNC_CACHE_DIR=$tmp/train NNC_COMPILE_THREADS=2 timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 2 --time \
+  >/dev/null 2>"$tmp/err3" || fail "cached: $(cat "$tmp/err3")"
+grep -q '^time cache-hit' "$tmp/err3" || fail "two threads did not use the cached module: $(cat "$tmp/err3")"
+grep -q '^time llvm-opt' "$tmp/err3" && fail "two threads compiled though the module was cached"
 echo "1 passed, 0 failed"
