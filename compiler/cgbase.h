@@ -57,6 +57,7 @@ typedef struct CG {
   FnKind kind;
   LLVMValueRef fn, buf, x, t, n, y, loss, inv_n;
   LLVMValueRef gbuf; /* where gradients go: buf, or grad_part's grad */
+  LLVMValueRef first; /* grad_part's first row in the whole batch (dropout's masks), else NULL */
   Store *st;
   bool *need;
   bool *given; /* per node: this function reads it from the buffer */

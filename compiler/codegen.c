@@ -300,9 +300,11 @@ static LLVMValueRef mix64(CG *cg, LLVMValueRef h) {
 }
 
 /* dropout in training: a * mask / (1 - rate), the mask from the key, the
- * step (the state operand) and each element's place in the batch: an
- * element is kept when the hash of the seed and its index, as a uniform in
- * [0, 1), is at least the rate. */
+ * step (the state operand) and each element's place in the batch (a
+ * grad_part's rows start at its `first` row of the batch, so that shards
+ * draw the masks one call over the whole batch would): an element is kept
+ * when the hash of the seed and its index, as a uniform in [0, 1), is at
+ * least the rate. */
 typedef struct DropMask {
   LLVMValueRef seed, scale, rate;
   int64_t numel;
@@ -310,7 +312,8 @@ typedef struct DropMask {
 
 static LLVMValueRef dropout_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
   const DropMask *m = ctx;
-  LLVMValueRef elem = iadd(cg, imul(cg, row, ci(cg, m->numel)), cg_linear_index(cg, &n->shape, idx));
+  LLVMValueRef batch_row = cg->first ? iadd(cg, cg->first, row) : row;
+  LLVMValueRef elem = iadd(cg, imul(cg, batch_row, ci(cg, m->numel)), cg_linear_index(cg, &n->shape, idx));
   LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, m->seed, elem, ""));
   LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, ci(cg, 11), ""),
                                                         LLVMDoubleTypeInContext(cg->ctx), ""),
@@ -840,6 +843,7 @@ static void build_function(CG *cg, FnKind kind) {
   LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
   LLVMValueRef fn;
   cg->kind = kind;
+  cg->first = NULL;
   cg->x = cg->t = cg->y = cg->loss = NULL;
   LLVMValueRef module_ws = cg->ws;
   int nroots = 0;
@@ -885,13 +889,14 @@ static void build_function(CG *cg, FnKind kind) {
     /* a shard of a batch: gradients of its n rows into grad (the buffer's
        layout), scaled by 1/total, the rows of the whole batch; its own
        workspace, so threads can run it side by side */
-    LLVMTypeRef ps[] = {p, p, p, p, p, I, I};
-    const char *names[] = {"buf", "grad", "ws", "x", "t", "n", "total"};
-    fn = cg_declare(cg, "grad_part", cg->T, ps, 7, names, 0x19);
+    LLVMTypeRef ps[] = {p, p, p, p, p, I, I, I};
+    const char *names[] = {"buf", "grad", "ws", "x", "t", "n", "total", "first"};
+    fn = cg_declare(cg, "grad_part", cg->T, ps, 8, names, 0x19);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->gbuf = LLVMGetParam(fn, 1), cg->ws = LLVMGetParam(fn, 2);
     cg->x = LLVMGetParam(fn, 3), cg->t = LLVMGetParam(fn, 4);
     cg->n = LLVMGetParam(fn, 5);
+    cg->first = LLVMGetParam(fn, 7);
     cg->inv_n = b_fdiv(cg, cT(cg, 1), LLVMBuildSIToFP(cg->b, LLVMGetParam(fn, 6), cg->T, ""));
     roots[nroots++] = g->batch_loss;
     for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];

@@ -28,8 +28,9 @@ enum {
   CG_FORWARD = 1, CG_PREDICT = 2, CG_BACKWARD = 4, CG_UPDATE = 8, CG_TRAIN_STEP = 16,
   CG_TRAIN_EPOCH = 32, CG_ALL = 63,
   /* for threads and MPI (not in CG_ALL):
-     T grad_part(buf, grad, ws, x, t, n, total) writes the gradients of n
-     rows, scaled by 1/total, into grad (a buffer of the same layout), uses
+     T grad_part(buf, grad, ws, x, t, n, total, first) writes the gradients
+     of n rows, rows first.. of the whole batch (dropout's masks follow a
+     row's place in it), scaled by 1/total, into grad (a buffer of the same layout), uses
      ws (CgInfo's part_ws_bytes, 64-byte aligned) for its intermediates,
      and returns the sum of the rows' losses / total */
   CG_GRAD_PART = 64

@@ -39,10 +39,11 @@ struct Engine {
   /* compiled code only (else NULL), for threads and MPI: the gradients of n
    * rows (0..max_batch) scaled by 1/total into grad, a buffer of the same
    * layout, with ws (ws_bytes, 64-byte aligned) as workspace; returns the
-   * sum of the rows' losses / total. Reads e->buf, writes only grad and
-   * ws, so threads may run it side by side. */
+   * sum of the rows' losses / total. The rows are rows first.. of the
+   * whole batch (dropout's masks follow a row's place in it). Reads e->buf,
+   * writes only grad and ws, so threads may run it side by side. */
   double (*grad_part)(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
-                      int64_t total);
+                      int64_t total, int64_t first);
   int64_t ws_bytes;
   void (*destroy)(Engine *e);
   void *impl;

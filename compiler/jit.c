@@ -296,8 +296,8 @@ typedef void (*PredictFn)(void *, const void *, int64_t, void *);
 typedef double (*StepFn64)(void *, const void *, const void *, int64_t);
 typedef float (*StepFn32)(void *, const void *, const void *, int64_t);
 typedef void (*UpdateFn)(void *);
-typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t);
-typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t);
+typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
+typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 
 typedef struct JEngine {
   LLVMOrcLLJITRef jit;
@@ -347,10 +347,10 @@ static void je_forward(Engine *e, const void *x, const void *t, int64_t n, void 
 }
 
 static double je_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
-                           int64_t total) {
+                           int64_t total, int64_t first) {
   JEngine *je = e->impl;
-  if (je->f64) return ((PartFn64)je->grad_part)(e->buf, grad, ws, x, t, n, total);
-  return ((PartFn32)je->grad_part)(e->buf, grad, ws, x, t, n, total);
+  if (je->f64) return ((PartFn64)je->grad_part)(e->buf, grad, ws, x, t, n, total, first);
+  return ((PartFn32)je->grad_part)(e->buf, grad, ws, x, t, n, total, first);
 }
 
 static void je_destroy(Engine *e) {

@@ -119,6 +119,9 @@ static void find_alive(const Health *h, const Engine *e, bool **alive) {
   for (int i = 0; i < g->params.len; i++)
     interp_give_elems(in, g->params.items[i], (char *)e->buf + (size_t)e->layout->param_off[i] * es,
                       e->layout->elem_size);
+  for (int j = 0; j < g->states.len; j++) /* dropout's step, batch_norm's statistics */
+    interp_give_elems(in, g->states.items[j], (char *)e->buf + (size_t)e->layout->state_off[j] * es,
+                      e->layout->elem_size);
   for (size_t next = 0; next < want;) {
     int n = 0;
     for (; n < HEALTH_CHUNK && next < want; next++) rows[n++] = next * total / want; /* evenly spread */

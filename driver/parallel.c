@@ -228,6 +228,7 @@ typedef struct Shard {
   void *grad, *ws;      /* this thread's gradient buffer and workspace */
   void *grad_mem;       /* the gradient range grad addresses */
   const void *x, *t;    /* its rows */
+  int64_t first;        /* its first row's place in the whole batch */
   int64_t n;
   double loss;
 } Shard;
@@ -286,7 +287,7 @@ static void run_shard(Par *p, Shard *s) {
     s->loss = 0;
     return;
   }
-  s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total);
+  s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total, s->first);
 }
 
 static void run_step_part(Par *p, int k);
@@ -507,10 +508,10 @@ static void scale_grads(Par *p, double f) {
     for (int64_t i = p->grad_lo; i < p->grad_hi; i++) ((float *)in->buf)[i] = (float)(((float *)in->buf)[i] * f);
 }
 
-/* This rank's rows [x, x + n rows) of a global batch of `total` rows:
- * gradients summed into the buffer (x 1/total); returns the loss sum /
- * total of those rows. */
-static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
+/* This rank's rows [x, x + n rows) of a global batch of `total` rows, from
+ * its row `first`: gradients summed into the buffer (x 1/total); returns
+ * the loss sum / total of those rows. */
+static double rank_gradients(Par *p, const void *x, const void *t, int64_t n, int64_t first) {
   Engine *in = p->inner;
   if (!in->grad_part) { /* the interpreter, one thread */
     if (n == 0) {
@@ -529,6 +530,7 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n) {
     p->shard[k].x = (const char *)x + (size_t)at * xrow;
     p->shard[k].t = (const char *)t + (size_t)at * trow;
     p->shard[k].n = rows;
+    p->shard[k].first = first + at;
     at += rows;
   }
   p->shard[0].grad = in->buf; /* a caller may have lent the engine another buffer */
@@ -562,7 +564,7 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
     if (lo > p->total) lo = p->total;
     if (hi > p->total) hi = p->total;
     double loss = rank_gradients(p, (const char *)x + (size_t)(g0 + lo) * xrow,
-                                 (const char *)t + (size_t)(g0 + lo) * trow, hi - lo);
+                                 (const char *)t + (size_t)(g0 + lo) * trow, hi - lo, lo);
     allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
     allreduce_sum(&loss, 1, true);
     int64_t t0 = now_ns();

@@ -35,6 +35,9 @@
 #                 whose forward pass is too dear for every one of its 1000
 #                 rows: the note names how many rows spread over the set
 #                 were checked, fewer than 1000
+#   dead_relu_dropout  moons with dropout before a relu: the check runs
+#                 the dropout from the step in the buffer (it aborted, no
+#                 value for the state dropout.step); the run trains, no note
 #   dead_relu_big the same relu in a model of more than 2^20 parameters: no
 #                 note (the check is skipped)
 #   loss_stuck    examples/moons.nn at --lr 1e-9: one note at the loss line
@@ -168,6 +171,12 @@ PY
     run ok 0 "$examples/moons.nn" --train --epochs 20
     [ -s "$tmp/ok.err" ] && { cat "$tmp/ok.err"; fail "a note on a run that trains"; }
     echo "ok: $case ($engine): $(head -1 "$tmp/out.err")" ;;
+  dead_relu_dropout)
+    sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$examples/moons.nn" >"$tmp/drop.nn"
+    grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
+    run out 0 "$tmp/drop.nn" --train --epochs 3
+    grep -q '^final valid accuracy' "$tmp/out" || { cat "$tmp/out" "$tmp/out.err"; fail "no final lines"; }
+    echo "ok: $case ($engine): $(grep '^final valid accuracy' "$tmp/out")" ;;
   dead_relu_sampled | dead_relu_big)
     width=400 hidden=300 rows=1000
     [ "$case" = dead_relu_big ] && width=1024 hidden=1024 rows=20

@@ -3,6 +3,9 @@
 # process would (driver/parallel.h). Cases:
 #   threads.repeat   --threads 2 twice: the same bits
 #   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
+#   threads.dropout  moons with dropout after its first relu: --threads 1, 2
+#                    and 3 within 1e-12 (each shard draws the masks of its
+#                    own rows of the batch)
 #   threads.unbatched  tests/parallel/unbatched.nn (gradients that are products
 #                    of batch sums and parameters): --threads 2 saves the
 #                    parameters of one thread (1e-12)
@@ -14,6 +17,8 @@
 #                    same training as without it; nothing without it
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    and only rank 0 prints
+#   mpi.dropout      the same model under mpirun -np 2 with batch B = one
+#                    process with batch 2B (1e-12), with and without threads
 #   mpi.fault        one rank cannot load its parameters: every rank stops, one message
 #   mpi.diverge      divergence under MPI: exit 1, the same step as one process
 #   mpi.batch_norm   a model with batch_norm under mpirun: refused with one
@@ -48,6 +53,25 @@ threads.agree)
   for n in 2 3; do
     close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
   done
+  ;;
+threads.dropout)
+  sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
+  grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
+  for n in 1 2 3; do
+    "$nnc" "$tmp/drop.nn" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
+  done
+  one=$(final "$tmp/t1")
+  for n in 2 3; do
+    close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
+  done
+  ;;
+mpi.dropout)
+  sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
+  mpi "$nnc" "$tmp/drop.nn" --jit --train --batch 16 --epochs 10 >"$tmp/mpi" 2>"$tmp/err" || fail "mpirun: $(cat "$tmp/err")"
+  mpi "$nnc" "$tmp/drop.nn" --jit --train --batch 16 --epochs 10 --threads 2 >"$tmp/mpi_t" 2>/dev/null || fail "mpirun, threads"
+  "$nnc" "$tmp/drop.nn" --jit --train --batch 32 --epochs 10 >"$tmp/one" || fail "one process"
+  close "$(final "$tmp/mpi")" "$(final "$tmp/one")" || fail "2 ranks x 16 rows: $(final "$tmp/mpi"); 1 x 32 rows: $(final "$tmp/one")"
+  close "$(final "$tmp/mpi_t")" "$(final "$tmp/one")" || fail "ranks x threads: $(final "$tmp/mpi_t") vs $(final "$tmp/one")"
   ;;
 threads.unbatched)
   nn=$(dirname "$0")/unbatched.nn

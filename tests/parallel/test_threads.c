@@ -95,7 +95,7 @@ static char settled_state(const volatile pid_t *tid) {
 /* Step 1: the main thread's shard looks at the worker, which is waiting
  * for it; step 2: the other way round. */
 static double slow_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
-                             int64_t total) {
+                             int64_t total, int64_t first) {
   pid_t me = gettid();
   if (me == main_tid) {
     int s = atomic_fetch_add(&step, 1);
