@@ -37,6 +37,16 @@ close() { # close A B: relative difference <= 1e-12
 }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+agree_threads() { # MODEL: --threads 1, 2 and 3 end within 1e-12
+  for n in 1 2 3; do
+    "$nnc" "$1" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
+  done
+  local one
+  one=$(final "$tmp/t1")
+  for n in 2 3; do
+    close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
+  done
+}
 mpi() { timeout 120 mpirun --oversubscribe -np 2 "$@"; }
 moons="$examples/moons.nn"
 case $case in
@@ -46,24 +56,12 @@ threads.repeat)
   [ "$(final "$tmp/a")" = "$(final "$tmp/b")" ] || fail "two runs differ: $(final "$tmp/a") $(final "$tmp/b")"
   ;;
 threads.agree)
-  for n in 1 2 3; do
-    "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
-  done
-  one=$(final "$tmp/t1")
-  for n in 2 3; do
-    close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
-  done
+  agree_threads "$moons"
   ;;
 threads.dropout)
   sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
   grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
-  for n in 1 2 3; do
-    "$nnc" "$tmp/drop.nn" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
-  done
-  one=$(final "$tmp/t1")
-  for n in 2 3; do
-    close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
-  done
+  agree_threads "$tmp/drop.nn"
   ;;
 mpi.dropout)
   sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
