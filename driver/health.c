@@ -107,10 +107,10 @@ static size_t checked_rows(const Health *h) {
   return rows < h->train->rows ? rows : h->train->rows;
 }
 
-/* Per relu node, its units that were > 0 for some checked row (alive). */
-static void find_alive(const Health *h, const Engine *e, bool **alive) {
+/* Per relu node, its units that were > 0 for one of `want` rows (alive). */
+static void find_alive(const Health *h, const Engine *e, size_t want, bool **alive) {
   const Graph *g = h->g;
-  size_t total = h->train->rows, want = checked_rows(h);
+  size_t total = h->train->rows;
   int64_t widest = engine_input_cols(g) > engine_target_cols(g) ? engine_input_cols(g) : engine_target_cols(g);
   double *scratch = nnc_xmalloc(sizeof(double) * (size_t)(widest * HEALTH_CHUNK + 1));
   size_t rows[HEALTH_CHUNK];
@@ -158,9 +158,9 @@ void health_check_units(Health *h, const Engine *e, int64_t epoch) {
       alive[i] = nnc_xcalloc((size_t)shape_numel(&g->nodes[i]->shape) + 1, 1);
       any = true;
     }
-  if (any) find_alive(h, e, alive);
-  char rows[64] = "every training row";
   size_t checked = checked_rows(h);
+  if (any) find_alive(h, e, checked, alive);
+  char rows[64] = "every training row";
   if (checked < h->train->rows) snprintf(rows, sizeof rows, "each of %zu training rows spread over the set", checked);
   for (int i = 0; i < g->len; i++) {
     if (!alive[i]) continue;

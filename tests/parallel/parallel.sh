@@ -47,6 +47,10 @@ agree_threads() { # MODEL: --threads 1, 2 and 3 end within 1e-12
     close "$(final "$tmp/t$n")" "$one" || fail "--threads $n gives $(final "$tmp/t$n"), --threads 1 $one"
   done
 }
+with_dropout() { # moons with a dropout after its first relu, as $tmp/drop.nn
+  sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
+  grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
+}
 mpi() { timeout 120 mpirun --oversubscribe -np 2 "$@"; }
 moons="$examples/moons.nn"
 case $case in
@@ -59,12 +63,11 @@ threads.agree)
   agree_threads "$moons"
   ;;
 threads.dropout)
-  sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
-  grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
+  with_dropout
   agree_threads "$tmp/drop.nn"
   ;;
 mpi.dropout)
-  sed 's/linear(4) -> relu -> linear(4)/linear(4) -> relu -> dropout(0.5) -> linear(4)/' "$moons" >"$tmp/drop.nn"
+  with_dropout
   mpi "$nnc" "$tmp/drop.nn" --jit --train --batch 16 --epochs 10 >"$tmp/mpi" 2>"$tmp/err" || fail "mpirun: $(cat "$tmp/err")"
   mpi "$nnc" "$tmp/drop.nn" --jit --train --batch 16 --epochs 10 --threads 2 >"$tmp/mpi_t" 2>/dev/null || fail "mpirun, threads"
   "$nnc" "$tmp/drop.nn" --jit --train --batch 32 --epochs 10 >"$tmp/one" || fail "one process"
