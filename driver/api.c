@@ -50,6 +50,7 @@ static void fill_layout(NncModel *m) {
   pub->has_predict = !graph_output_needs_targets(g);
   pub->nparams = g->params.len;
   pub->lr_offset = L->lr_off;
+  pub->min_train_rows = g->stat_values == 1 ? 2 : 1;
   m->params = nnc_xcalloc((size_t)g->params.len + 1, sizeof *m->params);
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
@@ -242,7 +243,9 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
 }
 
 /* A row count the engines were built for. */
-static bool rows_ok(const NncModel *m, int64_t n) { return n >= 1 && n <= m->layout.max_batch; }
+static bool rows_ok(const NncModel *m, int64_t n) {
+  return n >= m->layout.min_train_rows && n <= m->layout.max_batch;
+}
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
   if (n < 0 || !y || (!t && !m->layout.has_predict)) return -1;

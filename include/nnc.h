@@ -51,7 +51,9 @@
  * flattened, in declaration order), t n rows of target_cols, y n rows of
  * output_cols, loss n per-row losses. forward, predict and train_epoch
  * take any number of rows (in batches of layout->max_batch, the train
- * block's `batch`); backward and train_step take 1..max_batch.
+ * block's `batch`); backward and train_step take 1..max_batch
+ * (min_train_rows..max_batch, and no last batch of one row for
+ * train_epoch, with a batch_norm that a row gives one value per channel).
  * A model and its functions may be used from one thread at a time.
  */
 #ifndef NNC_H
@@ -187,6 +189,11 @@ typedef struct NncLayout {
      train_epoch update them (grad_offset is -1) */
   int nstates;
   const NncParam *states;
+  /* the fewest rows a training batch may have (train_step, train_epoch,
+     backward): 2 when a row gives some batch_norm channel one value, whose
+     variance is no statistic (one row gives an infinite running variance;
+     PyTorch refuses such a batch too), else 1 */
+  int min_train_rows;
 } NncLayout;
 
 /* Lives as long as the model. */
@@ -238,7 +245,8 @@ NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
 /* forward: y (n rows, any number) and, when t and loss are given, per-row
  * losses; backward: gradients into buf, *loss the batch loss; train_step:
  * backward and the optimizer step. Return 0, or -1 when n is not
- * 1..max_batch for backward and train_step (or negative for forward), or
+ * min_train_rows..max_batch for backward and train_step (or negative for
+ * forward), or
  * y is asked for without targets and the output needs them. */
 NNC_API int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y,
                                void *loss);

@@ -87,6 +87,7 @@ class NncLayout(Structure):
         ("lr_offset", c_int64),
         ("nstates", c_int),
         ("states", POINTER(NncParam)),
+        ("min_train_rows", c_int),
     ]
 
 

@@ -347,6 +347,7 @@ class Model:
         self._name = L.model.decode()
         self._dtype = _DTYPES[L.dtype]
         self._max_batch = L.max_batch
+        self._min_train_rows = L.min_train_rows
         self._input_cols, self._target_cols, self._output_cols = L.input_cols, L.target_cols, L.output_cols
         self._has_predict = bool(L.has_predict)
         self._layout = tuple(Param(L.params[i]) for i in range(L.nparams))
@@ -444,13 +445,18 @@ class Model:
         n = self._rows(x, self.input_cols, "x", 1, self.max_batch, call)
         if self._rows(t, self.target_cols, "t", 1, self.max_batch, call) != n:
             raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        if n < self._min_train_rows:  # training mode: batch statistics
+            raise ValueError("a batch of %d row gives a batch_norm layer one value per channel, and the variance of "
+                             "one value is no statistic (PyTorch refuses it too); %s takes at least %d rows"
+                             % (n, call, self._min_train_rows))
         return n
 
     # ---- running the model ----
 
     def train_step(self, x, t):
         """One optimizer step on the batch x (n rows of input_cols values),
-        t (n rows of target_cols), 1 <= n <= max_batch, on the arrays'
+        t (n rows of target_cols), 1 <= n <= max_batch (2 <= n with a
+        batch_norm that a row gives one value per channel), on the arrays'
         memory; returns the batch loss before the step (the mean over rows)."""
         f = self._fast_step  # compiled code, not closed, not busy
         # the common case checked inline, as cheaply as it can be: this is
@@ -460,7 +466,8 @@ class Model:
             if len(xs) == 2 and x.dtype is self._dtype and t.dtype is self._dtype and x.flags.carray \
                     and t.flags.carray:
                 n = xs[0]
-                if xs[1] == self._input_cols and t.shape == (n, self._target_cols) and 0 < n <= self._max_batch:
+                if xs[1] == self._input_cols and t.shape == (n, self._target_cols) \
+                        and self._min_train_rows <= n <= self._max_batch:
                     return f(self._bufp, _address(x), _address(t), n)
         n = self._batch(x, t, "train_step")
         if self._fns:
@@ -509,6 +516,11 @@ class Model:
         n = self._rows(x, self.input_cols, "x", 1, None, "train_epoch")
         if self._rows(t, self.target_cols, "t", 1, None, "train_epoch") != n:
             raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        last = n % self.max_batch or min(n, self.max_batch)
+        if last < self._min_train_rows:
+            raise ValueError("%d rows in batches of %d leave a last batch of %d row, which gives a batch_norm layer one "
+                             "value per channel (PyTorch refuses it too); pass rows that leave none or at least %d"
+                             % (n, self.max_batch, last, self._min_train_rows))
         if self._fns:
             return float(self._c_train_epoch(self._bufp, x.ctypes.data, t.ctypes.data, n)) / n
         total = 0.0

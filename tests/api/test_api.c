@@ -89,6 +89,7 @@ static void layout(void) {
   CHECK(L->dtype == NNC_F64 && L->elem_size == 8);
   CHECK(L->max_batch == 2 && L->input_cols == 2 && L->target_cols == 1 && L->output_cols == 1);
   CHECK(L->has_predict);
+  CHECK(L->min_train_rows == 1);
   CHECK(L->nparams == 4);
   CHECK(L->param_elems == 6 + 3 + 3 + 1);
   if (L->nparams == 4) {
@@ -109,6 +110,42 @@ static void layout(void) {
   nnc_model_init_params(m, buf);
   CHECK(buf[L->params[0].offset] != 0 && buf[L->params[1].offset] == 0);
   free(buf);
+  nnc_model_free(m);
+}
+
+/* A batch_norm that a row gives one value per channel needs two rows to
+ * train on; over a feature map one row gives it many. */
+static void min_train_rows(void) {
+  static const char *const models[][2] = {
+      {"x -> linear(3) -> batch_norm -> relu -> linear(1)", "2"},
+      {"x -> linear(3) -> relu -> linear(1)", "1"},
+  };
+  for (int k = 0; k < 2; k++) {
+    char src[512];
+    snprintf(src, sizeof src,
+             "model bn {\n  dtype f64\n  input x[2]\n  target t[1]\n  y = %s\n  loss squared(y, t)\n}\n"
+             "train {\n  optimizer sgd(lr: 0.1)\n  batch 4\n}\n",
+             models[k][0]);
+    NncModel *m = nnc_compile_string("bn.nn", src, NULL, NULL);
+    CHECK(m != NULL);
+    if (!m) continue;
+    const NncLayout *L = nnc_model_layout(m);
+    CHECK(L->min_train_rows == atoi(models[k][1]));
+    /* the interpreter refuses a batch below it */
+    double *buf = nnc_buffer_new(m), x[8] = {0.5, -1, 1, 2, 0, 1, 3, 1}, t[4] = {1, 0, 1, 0}, loss;
+    nnc_model_init_params(m, buf);
+    CHECK(nnc_interp_train_step(m, buf, x, t, 1, &loss) == (L->min_train_rows == 2 ? -1 : 0));
+    CHECK(nnc_interp_backward(m, buf, x, t, 2, &loss) == 0 && isfinite(loss));
+    free(buf);
+    nnc_model_free(m);
+  }
+  NncModel *m = nnc_compile_string("img.nn",
+                                   "model img {\n  input x[1, 4, 4]\n  target t[1]\n"
+                                   "  y = x -> conv2d(2, kernel: 3) -> batch_norm -> relu -> flatten -> linear(1)\n"
+                                   "  loss squared(y, t)\n}\ntrain {\n  optimizer sgd(lr: 0.1)\n  batch 4\n}\n",
+                                   NULL, NULL);
+  CHECK(m != NULL);
+  if (m) CHECK(nnc_model_layout(m)->min_train_rows == 1);
   nnc_model_free(m);
 }
 
@@ -437,6 +474,7 @@ static void learning_rate(void) {
 int main(void) {
   errors_as_data();
   layout();
+  min_train_rows();
   learning_rate();
   jit_equals_interp("f64");
   jit_equals_interp("f32");

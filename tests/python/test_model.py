@@ -290,6 +290,26 @@ train {
 
 
 @pytest.mark.parametrize("jit", [True, False])
+def test_batch_norm_one_row(jit):
+    # one row gives each channel one value: refused in training, as PyTorch
+    # refuses it (the running variance would become infinite)
+    m = nnc.Model.from_source(BATCH_NORM, name="bn.nn", jit=jit)
+    x, t = rows(1, 2), rows(1, 1)
+    before = m.buffer.copy()
+    for call in (m.train_step, m.grad):
+        with pytest.raises(ValueError, match="one value per channel.*at least 2 rows"):
+            call(x, t)
+    with pytest.raises(ValueError, match="last batch of 1 row"):
+        m.train_epoch(rows(6, 2), rows(6, 1))  # batches of 5: 5 and 1
+    assert np.array_equal(m.buffer, before)
+    m.train_epoch(rows(7, 2), rows(7, 1))
+    m.train_step(rows(2, 2), rows(2, 1))
+    assert np.isfinite(m.states["batch_norm1.running_var"]).all()
+    assert m.predict(x).shape == (1, 1)  # evaluation reads the running statistics
+    m.close()
+
+
+@pytest.mark.parametrize("jit", [True, False])
 def test_batch_norm_states(tmp_path, jit):
     m = nnc.Model.from_source(BATCH_NORM, name="bn.nn", jit=jit)
     layout = [line.split() for line in m.emit("layout").splitlines()[1:]]
