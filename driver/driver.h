@@ -38,4 +38,10 @@ int compilation_run(Compilation *c);
  * (after the middle). Returns false for any other kind. */
 bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out);
 
+/* The nnc command compiles once per process: after that, nnc_run drops
+ * the compiler's code pages (LLVM's, above all) from the process, most of
+ * its resident memory while training (util.h, nnc_release_code_pages). A
+ * program using libnnc may compile again and keeps them. */
+void driver_release_code_after_compile(void);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver.h" /* driver_release_code_after_compile: the command only */
 #include "nnc.h"
 
 static const char usage_line[] =
@@ -235,6 +236,7 @@ static int run_command(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
+  driver_release_code_after_compile();
   int status = run_command(argc, argv);
   nnc_parallel_finalize();
   return status;

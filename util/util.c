@@ -1,15 +1,17 @@
 /*
  * util.c - arena, growable arrays, string builder, string map, closest
- * name, internal errors, output files.
+ * name, internal errors, code pages, output files.
  */
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -293,6 +295,39 @@ double nnc_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- code pages ---- */
+
+typedef struct CodeSegment {
+  uintptr_t addr;       /* in: an address of code */
+  uintptr_t start, end; /* out: its executable segment, page-aligned */
+} CodeSegment;
+
+static int find_code_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  CodeSegment *seg = arg;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (seg->addr < lo || seg->addr >= hi) continue;
+    /* the pages wholly inside the segment: a page it shares with the data
+       next to it keeps that data */
+    seg->start = (lo + page - 1) & ~(page - 1);
+    seg->end = hi & ~(page - 1);
+    return 1;
+  }
+  return 0;
+}
+
+size_t nnc_release_code_pages(const void *code) {
+  CodeSegment seg = {.addr = (uintptr_t)code};
+  if (!dl_iterate_phdr(find_code_segment, &seg) || seg.end <= seg.start) return 0;
+  /* a private file mapping never written: MADV_DONTNEED only unmaps */
+  if (madvise((void *)seg.start, seg.end - seg.start, MADV_DONTNEED) != 0) return 0;
+  return seg.end - seg.start;
 }
 
 /* ---- output files ---- */

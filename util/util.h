@@ -124,6 +124,13 @@ void fmt_number(char *out, size_t n, double v);
 /* Seconds from a monotonic clock. */
 double nnc_now(void);
 
+/* Drop from this process the pages it has read of the executable code
+ * mapped around `code` (the segment of the program or library holding
+ * it): they stay in the page cache and come back on a page fault when run
+ * again. Returns the bytes of the segment, 0 when none was found or the
+ * system refused. */
+size_t nnc_release_code_pages(const void *code);
+
 /* ---- output files: every file nnc writes goes through here ---- */
 
 enum {

@@ -4,7 +4,10 @@
  * module, context and target machine is released.
  */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "autodiff.h"
@@ -16,6 +19,7 @@
 #include "parse.h"
 #include "passes.h"
 #include "update.h"
+#include "util.h"
 
 static const char *const models[] = {
     "model a {\n dtype f64\n input x[2]\n target t[1]\n"
@@ -103,10 +107,41 @@ static void run_model(int round, int m) {
   arena_free(&arena);
 }
 
+/* Resident kB of the mapping that holds addr (/proc/self/smaps), or -1. */
+static long resident_kb(const void *addr) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  bool inside = false;
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) /* a mapping's first line */
+      inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+    else if (inside && sscanf(line, "Rss: %ld kB", &kb) == 1)
+      break;
+  }
+  fclose(f);
+  return kb;
+}
+
 int main(void) {
   int rounds = 4;
-  for (int r = 0; r < rounds; r++)
+  for (int r = 0; r < rounds; r++) {
     for (int m = 0; m < (int)(sizeof models / sizeof models[0]); m++) run_model(r, m);
+    if (r == 0) {
+      /* as the nnc command does after compiling: the compiler's code pages
+         leave the process, and the next rounds compile with them faulted
+         back in */
+      const void *code = (const void *)(uintptr_t)jit_engine_new;
+      long before = resident_kb(code);
+      size_t bytes = nnc_release_code_pages(code);
+      long after = resident_kb(code);
+      check(bytes > (size_t)1 << 20, "the code segment (with LLVM) was found and released", r, -1);
+      check(before > 1024 && after >= 0 && after < before / 2, "its resident pages left the process", r, -1);
+      if (getenv("VERBOSE") || after >= before / 2) printf("resident before %ld kB, after %ld kB\n", before, after);
+    }
+  }
   printf("%d passed, %d failed\n", failures ? 0 : 1, failures ? 1 : 0);
   return failures != 0;
 }
