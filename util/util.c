@@ -42,8 +42,100 @@ void *nnc_xaligned(size_t n) {
   size_t rounded = (n + 63) / 64 * 64;
   void *p = aligned_alloc(64, rounded ? rounded : 64);
   if (!p) nnc_die("out of memory (%zu bytes)", n);
+  nnc_prefault(p, rounded);
   memset(p, 0, rounded ? rounded : 64);
   return p;
+}
+
+/* ---- large memory, its pages set up in bulk ---- */
+
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+static uintptr_t page_size(void) {
+  static uintptr_t size;
+  if (!size) {
+    long s = sysconf(_SC_PAGESIZE);
+    size = s > 0 ? (uintptr_t)s : 4096;
+  }
+  return size;
+}
+
+static uintptr_t round_up(uintptr_t x, uintptr_t to) { return (x + to - 1) / to * to; }
+
+/* Huge pages over [lo, hi)'s 2 MiB-aligned stretches, then every page
+ * present; -1 (errno set) when the kernel refused the pages for lack of
+ * memory. */
+static int populate(uintptr_t lo, uintptr_t hi) {
+#ifdef MADV_HUGEPAGE
+  uintptr_t hlo = round_up(lo, HUGE_PAGE), hhi = hi / HUGE_PAGE * HUGE_PAGE;
+  if (hhi > hlo) (void)madvise((void *)hlo, hhi - hlo, MADV_HUGEPAGE); /* a hint: THP may be off */
+#endif
+  if (hi > lo && madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0) {
+    /* an older kernel (EINVAL) leaves the pages to fault in as before */
+    if (errno == ENOMEM || errno == EFAULT) return -1;
+  }
+  return 0;
+}
+
+void nnc_prefault(void *p, size_t n) {
+  if (!p || n < NNC_BULK_MIN) return;
+  uintptr_t ps = page_size();
+  /* whole pages inside the range only: the pages at its ends may be
+     shared with other allocations (they still fault in as before) */
+  uintptr_t lo = round_up((uintptr_t)p, ps), hi = ((uintptr_t)p + n) / ps * ps;
+  int saved = errno;
+  (void)populate(lo, hi);
+  errno = saved;
+}
+
+size_t nnc_bulk_size(size_t n) {
+  if (n < NNC_BULK_MIN) return n;
+  size_t len = round_up(n, page_size());
+  size_t huge = round_up(n, HUGE_PAGE);
+  return n >= HUGE_PAGE && huge - n <= n / 16 ? huge : len;
+}
+
+void *nnc_bulk_alloc(size_t n) {
+  if (n < NNC_BULK_MIN) {
+    size_t rounded = round_up(n ? n : 1, 64);
+    void *p = aligned_alloc(64, rounded);
+    if (p) memset(p, 0, rounded);
+    return p;
+  }
+  size_t len = nnc_bulk_size(n);
+  /* map a huge page more, then unmap what lies before the first 2 MiB
+     boundary and after the length: the mapping starts on a huge page */
+  size_t slack = len >= HUGE_PAGE ? HUGE_PAGE : 0;
+  if (len > SIZE_MAX - slack) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  char *m = mmap(NULL, len + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return NULL;
+  char *p = m;
+  if (slack) {
+    p = (char *)round_up((uintptr_t)m, HUGE_PAGE);
+    if (p > m) munmap(m, (size_t)(p - m));
+    if (m + len + slack > p + len) munmap(p + len, (size_t)(m + len + slack - (p + len)));
+  }
+  if (populate((uintptr_t)p, (uintptr_t)p + len) != 0) {
+    int saved = errno;
+    munmap(p, len);
+    errno = saved;
+    return NULL;
+  }
+  return p;
+}
+
+void nnc_bulk_free(void *p, size_t n) {
+  if (!p) return;
+  if (n < NNC_BULK_MIN)
+    free(p);
+  else
+    munmap(p, nnc_bulk_size(n));
 }
 
 void *nnc_xrealloc(void *p, size_t n) {

@@ -30,8 +30,34 @@ void *nnc_xmalloc(size_t n);
 void *nnc_xcalloc(size_t n, size_t size);
 void *nnc_xrealloc(void *p, size_t n);
 char *nnc_xstrdup(const char *s);
-/* n zeroed bytes, 64-byte aligned (a parameter buffer's alignment); free() it. */
+/* n zeroed bytes, 64-byte aligned (a parameter buffer's alignment); free() it.
+ * Its pages are set up in bulk (nnc_prefault): it is zeroed here anyway. */
 void *nnc_xaligned(size_t n);
+
+/* ---- large memory, its pages set up in bulk ----
+ * A page touched for the first time costs a fault each (about 14-25 us on
+ * a virtual machine); the kernel sets up a range's pages at once for a
+ * fraction of that, in 2 MiB huge pages where it can (one fault, one TLB
+ * entry for 512 pages). Below NNC_BULK_MIN none of this pays. */
+#define NNC_BULK_MIN ((size_t)256 << 10)
+
+/* n zeroed bytes, 64-byte aligned, every page present: from n >=
+ * NNC_BULK_MIN a private mapping of its own (rounded up to whole huge
+ * pages when that adds at most n/16 bytes), below it the heap. NULL (errno
+ * set) when memory is short. Free with nnc_bulk_free and the same n. */
+void *nnc_bulk_alloc(size_t n);
+void nnc_bulk_free(void *p, size_t n);
+/* The bytes nnc_bulk_alloc(n) takes (for accounts and tests). */
+size_t nnc_bulk_size(size_t n);
+
+/* Set up the pages of [p, p + n), memory the caller is about to write
+ * all of (any allocation, freed as it was allocated), in bulk now instead
+ * of one fault at a time at first touch: huge pages over the 2 MiB-aligned
+ * stretches that lie inside it, then every page it touches made present
+ * and writable. Nothing when n < NNC_BULK_MIN; best effort: a kernel
+ * without it (Linux < 5.14) or memory pressure leave the pages to fault
+ * in as before. */
+void nnc_prefault(void *p, size_t n);
 
 /* ---- arena: bump allocation in chained blocks, freed all at once ---- */
 

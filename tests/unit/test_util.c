@@ -1,9 +1,14 @@
 /*
- * test_util.c - unit tests of util's string map and closest-name search.
+ * test_util.c - unit tests of util's string map, closest-name search and
+ * bulk memory (nnc_bulk_alloc, nnc_prefault).
  * Prints "N passed, N failed"; the exit status is 1 when any check failed.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -62,8 +67,80 @@ static void test_closest(void) {
   CHECK(closest(longer, 2, only) == NULL);
 }
 
+/* Resident bytes of this process (/proc/self/statm), or -1. */
+static long resident(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size, pages = -1;
+  if (!f) return -1;
+  if (fscanf(f, "%ld %ld", &size, &pages) != 2) pages = -1;
+  fclose(f);
+  return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
+}
+
+static bool all_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+static void test_bulk(void) {
+  /* zeroed, 64-byte aligned, writable, freed, on both sides of the
+     threshold and of a huge page; a mapping's length is the size rounded
+     to pages, or to huge pages when that adds at most 1/16 */
+  size_t sizes[] = {0, 1, 100, NNC_BULK_MIN - 1, NNC_BULK_MIN, NNC_BULK_MIN + 1, (size_t)3 << 20,
+                    12544000, ((size_t)4 << 20) - 4096};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    size_t n = sizes[i];
+    unsigned char *p = nnc_bulk_alloc(n);
+    CHECK(p != NULL);
+    if (!p) continue;
+    CHECK((uintptr_t)p % 64 == 0);
+    CHECK(all_zero(p, n));
+    memset(p, 0xab, n);
+    size_t len = nnc_bulk_size(n);
+    CHECK(len >= n);
+    if (n >= NNC_BULK_MIN) CHECK(len % 4096 == 0 && len <= n + (n / 16 > 4095 ? n / 16 : 4095));
+    nnc_bulk_free(p, n);
+  }
+  CHECK(nnc_bulk_size(12544000) == (size_t)6 << 21);      /* 40 KB short of 6 huge pages */
+  CHECK(nnc_bulk_size((size_t)3 << 20) == (size_t)3 << 20); /* 1 MiB more would be a third */
+  /* every page is present once it returns: the resident size grew by
+     the whole of it before anything was written */
+  size_t big = (size_t)16 << 20;
+  long before = resident();
+  unsigned char *p = nnc_bulk_alloc(big);
+  long after = resident();
+  CHECK(p != NULL);
+  if (before >= 0 && after >= 0) CHECK(after - before >= (long)big - (1 << 20));
+  nnc_bulk_free(p, big);
+  /* more than the address space: NULL with errno set, no crash */
+  errno = 0;
+  CHECK(nnc_bulk_alloc(SIZE_MAX / 2) == NULL && errno != 0);
+  nnc_bulk_free(NULL, 12345);
+  /* prefault: the pages of any allocation, contents untouched */
+  size_t n = (size_t)5 << 20;
+  unsigned char *q = malloc(n);
+  CHECK(q != NULL);
+  if (!q) return;
+  memset(q, 7, n);
+  before = resident();
+  nnc_prefault(q, n);
+  CHECK(q[0] == 7 && q[n / 2] == 7 && q[n - 1] == 7);
+  free(q);
+  unsigned char *r = malloc(n); /* fresh pages, or reused ones */
+  CHECK(r != NULL);
+  if (!r) return;
+  nnc_prefault(r + 1, n - 1); /* an unaligned start: the pages inside it */
+  memset(r, 1, n);
+  nnc_prefault(r, 100); /* below the threshold: nothing */
+  nnc_prefault(NULL, n);
+  CHECK(r[0] == 1 && r[n - 1] == 1);
+  free(r);
+}
+
 int main(void) {
   test_strmap();
   test_closest();
+  test_bulk();
   return check_report();
 }
