@@ -1019,15 +1019,20 @@ static void build_train_epoch(CG *cg) {
   cg_end_body(cg);
 }
 
-/* The workspace global, in the functions' place of the stand-in: zero
- * (.bss), 64-byte aligned, internal. A module without one has none. */
-static void define_workspace(CG *cg) {
+/* The workspace global, in the functions' place of the stand-in, 64-byte
+ * aligned: zero (.bss) and internal, or with `external` declared only
+ * (CgTarget's workspace_extern; its size is in its type, so an object
+ * cached for one size is never taken for another). A module without one
+ * has none. */
+static void define_workspace(CG *cg, bool external) {
   LLVMValueRef planned = cg->ws;
   if (cg->ws_bytes > 0) {
     LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)cg->ws_bytes);
-    LLVMValueRef ws = LLVMAddGlobal(cg->mod, ty, "nnc.workspace");
-    LLVMSetInitializer(ws, LLVMConstNull(ty));
-    LLVMSetLinkage(ws, LLVMInternalLinkage);
+    LLVMValueRef ws = LLVMAddGlobal(cg->mod, ty, CG_WORKSPACE_SYMBOL);
+    if (!external) {
+      LLVMSetInitializer(ws, LLVMConstNull(ty));
+      LLVMSetLinkage(ws, LLVMInternalLinkage);
+    }
     LLVMSetAlignment(ws, 64);
     LLVMReplaceAllUsesWith(planned, ws);
   }
@@ -1092,7 +1097,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
       build_function(&cg, (FnKind)k);
     free(need[k]);
   }
-  define_workspace(&cg);
+  define_workspace(&cg, target->workspace_extern);
   if (info)
     *info = (CgInfo){.registers_only = all_registers, .built_fns = fns, .register_fns = register_fns,
                      .has_gemm = cg.gemm != NULL, .ws_bytes = cg.ws_bytes, .part_ws_bytes = cg.part_ws_bytes};

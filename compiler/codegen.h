@@ -58,7 +58,14 @@ typedef struct CgTarget {
   int vector_bits; /* its widest vector registers: 128 (SSE), 256 (AVX), 512 (AVX-512) */
   bool x86_avx;    /* x86-64 with AVX: the code may name AVX instructions */
   CgGemmKernels gemm_kernels;
+  /* the workspace is declared, not defined: an external global named
+     CG_WORKSPACE_SYMBOL of CgInfo's ws_bytes (64-byte aligned) that the
+     JIT defines at memory it maps. Otherwise (objects for --emit) it is a
+     zeroed internal global of the module (.bss) */
+  bool workspace_extern;
 } CgTarget;
+
+#define CG_WORKSPACE_SYMBOL "nnc.workspace"
 
 /* What codegen_module tells of the module it built. */
 typedef struct CgInfo {

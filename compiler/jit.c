@@ -307,6 +307,8 @@ typedef struct JEngine {
   void *backward, *train_step, *train_epoch; /* StepFn64 or StepFn32 */
   void *grad_part;                           /* PartFn64 or PartFn32 */
   UpdateFn update;
+  void *ws;         /* the modules' workspace (define_workspace), freed after the JIT */
+  size_t ws_bytes;
 } JEngine;
 
 static double call_step(const JEngine *je, void *fn, Engine *e, const void *x, const void *t, int64_t n) {
@@ -357,6 +359,7 @@ static void je_destroy(Engine *e) {
   JEngine *je = e->impl;
   LLVMErrorRef err = LLVMOrcDisposeLLJIT(je->jit);
   if (err) report_error("disposing the JIT", err);
+  nnc_bulk_free(je->ws, je->ws_bytes);
   free(je);
   engine_free(e);
 }
@@ -466,6 +469,36 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
   return 0;
 }
 
+/* The workspace the modules declare (CgTarget's workspace_extern), defined
+ * in the JIT at `bytes` of zeroed memory mapped with every page present
+ * (nnc_bulk_alloc): as the modules' .bss, JITLink zero-filled it a page
+ * fault at a time (fashion_cnn's 12.5 MB: 40 ms of the link). The two
+ * modules of a split build share it as the functions of one module do:
+ * each function plans its ranges from offset 0, and the functions of an
+ * engine are called one at a time (threads call grad_part, which has a ws
+ * of its own). *ws is the memory (NULL: none needed); -1 after saying why. */
+static int define_workspace(LLVMOrcLLJITRef jit, size_t bytes, void **ws) {
+  *ws = NULL;
+  if (bytes == 0) return 0;
+  if (!(*ws = nnc_bulk_alloc(bytes))) {
+    fprintf(stderr, "nnc: error: cannot allocate the workspace of the compiled code (%zu bytes): %s\n", bytes,
+            strerror(errno));
+    return -1;
+  }
+  LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, CG_WORKSPACE_SYMBOL),
+                               {(uintptr_t)*ws, {LLVMJITSymbolGenericFlagsExported, 0}}};
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&sym, 1); /* takes the name */
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
+  if (err) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    report_error("cannot define the workspace in the JIT", err);
+    nnc_bulk_free(*ws, bytes);
+    *ws = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 /* The object cache's key for a module (objcache.h): everything that
  * decides the object's bytes. */
 static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKey *k) {
@@ -504,6 +537,7 @@ static void build_codegen(Build *b) {
   b->ctx = LLVMContextCreate();
   CgTarget target = jit_target(b->cpu);
   target.gemm_kernels = b->gemm_kernels;
+  target.workspace_extern = true; /* define_workspace maps it */
   b->mod = codegen_module(b->ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
   lap(&b->timer, "codegen");
 }
@@ -659,6 +693,10 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   LLVMOrcLLJITRef jit = part[1].jit;
   if (ok && !jit && !(jit = create_jit(opt_level, cpu))) ok = false;
   if (ok && prebuilt && define_kernels(jit, prebuilt)) ok = false;
+  int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
+  if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
+  void *ws = NULL;
+  if (ok && define_workspace(jit, (size_t)ws_bytes, &ws)) ok = false;
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
     if (!ok) {
@@ -673,10 +711,13 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   }
   if (!ok) {
     if (jit) LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+    nnc_bulk_free(ws, (size_t)ws_bytes);
     return NULL;
   }
   JEngine *je = nnc_xcalloc(1, sizeof *je);
   je->jit = jit;
+  je->ws = ws;
+  je->ws_bytes = (size_t)ws_bytes;
   je->f64 = g->dtype == DT_F64;
   void *fwd = NULL, *pred = NULL, *upd = NULL;
   if (((fns & CG_FORWARD) && lookup(jit, g, "forward", &fwd)) ||
@@ -687,6 +728,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       ((fns & CG_TRAIN_EPOCH) && lookup(jit, g, "train_epoch", &je->train_epoch)) ||
       ((fns & CG_GRAD_PART) && lookup(jit, g, "grad_part", &je->grad_part))) {
     LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+    nnc_bulk_free(ws, (size_t)ws_bytes);
     free(je);
     return NULL;
   }
@@ -695,10 +737,8 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   memcpy(&je->predict, &pred, sizeof pred);
   memcpy(&je->update, &upd, sizeof upd);
   lap(&timer, "jit-link");
-  if (time) { /* the modules' workspaces: sized by the batch, whatever the data */
-    int64_t ws = part[0].info.ws_bytes + (nparts == 2 ? part[1].info.ws_bytes : 0);
-    fprintf(stderr, "workspace  %" PRId64 " bytes\n", ws);
-  }
+  if (time) /* the modules' workspace: sized by the batch, whatever the data */
+    fprintf(stderr, "workspace  %" PRId64 " bytes\n", ws_bytes);
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);

@@ -13,8 +13,16 @@
 #   in_place   y = softmax(x * w) * 2 over 256 values, f64, batch 4: --predict
 #              keeps x * w (8 KiB) and softmax's result, and y is written over
 #              softmax's result, which dies in it: 16384 bytes, not 24576
+#   shared     the JIT maps the workspace and defines it for the modules: one
+#              module, two modules (they share it: the same size as one) and
+#              the cached objects of each (a second run) train to the same
+#              output, the workspace 1 MB and more (a mapping of its own)
+#   aot_bss    an object file (--emit obj) still holds its own workspace
+#              (.bss), so a C program links it alone
+#   map_fails  when the workspace cannot be mapped (FAIL_MMAP preloaded):
+#              one line on stderr, exit status 1, no crash
 set -u
-nnc=$1 case=$2
+nnc=$1 case=$2 fail_mmap=${3:-}
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: workspace $case: $*"; exit 1; }
@@ -79,6 +87,67 @@ NN
 	echo "workspace of predict: $ws bytes"
 	[ "$(wc -l <"$tmp/out")" = 10 ] || fail "not 9 rows of predictions and a header"
 	[ "$ws" = 16384 ] || fail "$ws bytes, not 16384"
+	;;
+shared | map_fails)
+	data 40 "$tmp/d.csv"
+	cat >"$tmp/w.nn" <<'NN'
+model wide {
+  input  x[64]
+  target t[10]
+  y = x -> linear(1024) -> relu -> linear(10)
+  loss cross_entropy(y, t)
+}
+train {
+  data      csv("d.csv", onehot: true)
+  init      he_normal(seed: 1)
+  optimizer adam(lr: 0.001)
+  epochs    2
+  batch     256
+}
+NN
+	if [ "$case" = map_fails ]; then
+		cd "$tmp" || exit 2
+		NNC_CACHE=0 NNC_TEST_MMAP_FAIL=1048576 LD_PRELOAD="$fail_mmap" ASAN_OPTIONS=verify_asan_link_order=0 \
+			"$nnc" w.nn --jit --train >out 2>err
+		rc=$?
+		cat err
+		[ "$rc" = 1 ] || fail "exit status $rc, not 1"
+		[ "$(wc -l <err)" = 1 ] || fail "not one line on stderr"
+		grep -q "^nnc: error: cannot allocate the workspace of the compiled code ([0-9]* bytes): " err ||
+			fail "not the error expected"
+		exit 0
+	fi
+	export NNC_CACHE_DIR=$tmp/cache
+	one=$(NNC_COMPILE_THREADS=1 workspace "$tmp/w.nn" --jit --train) && cp "$tmp/out" "$tmp/one"
+	two=$(NNC_COMPILE_THREADS=2 workspace "$tmp/w.nn" --jit --train) && cp "$tmp/out" "$tmp/two"
+	echo "workspace: one module $one bytes, two modules $two bytes"
+	[ -n "$one" ] && [ "$one" -ge 1048576 ] || fail "workspace '$one', not 1 MB or more"
+	[ "$one" = "$two" ] || fail "two modules' workspace $two bytes, one module's $one"
+	# the losses and accuracies, not the speed
+	results() { grep -v -e time -e '^steps/s' "$1" | sed -E 's/ +[0-9]+ steps\/s.*//'; }
+	results "$tmp/one" >"$tmp/one.r"
+	results "$tmp/two" >"$tmp/two.r"
+	cmp -s "$tmp/one.r" "$tmp/two.r" || fail "one module and two trained differently"
+	for n in 1 2; do
+		NNC_COMPILE_THREADS=$n workspace "$tmp/w.nn" --jit --train >/dev/null
+		grep -q "cache-hit" "$tmp/err" || fail "no cached object used ($n module(s))"
+		results "$tmp/out" | cmp -s - "$tmp/one.r" || fail "the cached objects ($n module(s)) trained differently"
+	done
+	;;
+aot_bss)
+	cat >"$tmp/w.nn" <<'NN'
+model wide {
+  input  x[64]
+  target t[10]
+  y = x -> linear(1024) -> relu -> linear(10)
+  loss cross_entropy(y, t)
+}
+train { batch 256 }
+NN
+	"$nnc" "$tmp/w.nn" --emit obj -o "$tmp/w.o" || fail "--emit obj failed"
+	syms=$(nm "$tmp/w.o" | grep 'nnc\.workspace$')
+	echo "the object's workspace: $syms"
+	echo "$syms" | grep -q '^[0-9a-f]* [bB] nnc\.workspace$' || fail "the object does not define its workspace in .bss"
 	;;
 *) echo "unknown case $case"; exit 2 ;;
 esac
