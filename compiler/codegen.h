@@ -38,8 +38,8 @@ enum {
 
 
 /* True when a training step is small (few values per row times rows):
- * its code is then straight-line, train_step is inlined into train_epoch,
- * and jit.c optimizes it with a short pipeline. */
+ * its code is then straight-line in row loops, and jit.c optimizes it
+ * with a short pipeline. */
 bool codegen_step_is_small(const Graph *g, int max_batch);
 
 /* What code generation needs to know of the CPU the code is for: one

@@ -174,10 +174,9 @@ static void lap(Timer *tm, const char *stage) {
 }
 
 /* The pass pipeline for a module. A small step is straight-line code in a
- * row loop: what speeds it up is inlining train_step into train_epoch (its
- * full batches then run code specialized for their row count: 2x faster at
- * batch 32), SROA, CSE, instcombine, the SLP vectorizer (width-4 layers
- * become one AVX2 vector) and LICM. default<O2> runs those and some
+ * row loop: what speeds it up is SROA, CSE, instcombine, the SLP
+ * vectorizer (width-4 layers become one AVX2 vector) and LICM (codegen
+ * calls its functions, never inlines them). default<O2> runs those and some
  * seventy more passes that find nothing left to do here, at twice the
  * compile time for the same code speed (bench/RESULTS.md). Loop nests
  * (the elementwise and reduction loops around the GEMM calls, convolutions)
@@ -201,7 +200,7 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
   if (shape == CODE_SMALL_STEP && (opt_level == 1 || opt_level == 2))
     /* no-verify-fixpoint: what default<O2> uses; the textual default aborts
        when one round of instcombine leaves something to do */
-    return "always-inline,function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
+    return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
            "loop-mssa(licm),instcombine<no-verify-fixpoint>,simplifycfg)";
   if (shape == CODE_LOOPS && opt_level == 2)
     return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,"
