@@ -134,6 +134,12 @@ static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
 /* every index of a static shape */
 void cg_iter_shape(CG *cg, Iter *it, const Shape *s) { iter_setup(cg, it, s, NULL); }
 
+/* the same, as loops */
+void cg_iter_loop(CG *cg, Iter *it, const Shape *s) {
+  iter_setup(cg, it, s, NULL);
+  it->unrolled = false;
+}
+
 /* 0 .. count-1 */
 void cg_iter_range(CG *cg, Iter *it, LLVMValueRef count) {
   Shape one = shape1(1);
@@ -479,6 +485,11 @@ void cg_name_value(CG *cg, LLVMValueRef v, const Node *n) {
 /* Would an Iter over `total` indices here be unrolled? */
 bool cg_would_unroll(const CG *cg, int64_t total) {
   return total <= 1 || (total <= UNROLL_TRIP && cg->unroll * total <= UNROLL_LIMIT);
+}
+
+bool cg_loop_outside(const CG *cg, int64_t outer, int64_t inner) {
+  return outer > 1 && inner > 1 && outer * inner > UNROLL_TRIP && inner <= UNROLL_TRIP && cg_would_unroll(cg, outer) &&
+         cg->unroll * outer * inner <= UNROLL_LIMIT;
 }
 
 Acc cg_acc_new(CG *cg, double start, bool unrolled) {

@@ -183,12 +183,21 @@ typedef struct Iter {
 } Iter;
 
 void cg_iter_shape(CG *cg, Iter *it, const Shape *s);            /* every index of a static shape */
+void cg_iter_loop(CG *cg, Iter *it, const Shape *s);             /* the same, as loops whatever its size */
 void cg_iter_range(CG *cg, Iter *it, LLVMValueRef count);        /* 0 .. count-1 */
 void cg_iter_rows(CG *cg, Iter *it, const Node *n);              /* n's rows (n of them, or one) */
 bool cg_iter_next(CG *cg, Iter *it);
 #define FOR_EACH(cg, it) while (cg_iter_next((cg), &(it)))
 /* Would an Iter over `total` indices here be unrolled? */
 bool cg_would_unroll(const CG *cg, int64_t total);
+/* Should `outer` indices around an inner Iter of `inner` indices be a loop,
+ * with the inner one unrolled? When both would be unrolled but their
+ * copies together are more than a short run: the inner run (a row of
+ * contiguous elements) is what the SLP vectorizer makes one vector of,
+ * and unrolling the outer indices too only multiplies the code it searches
+ * (reviews: the mean over 16 words and the scatter of its gradient, 256
+ * copies each, were most of its optimization time). */
+bool cg_loop_outside(const CG *cg, int64_t outer, int64_t inner);
 
 /* ---- element access ----
  *

@@ -64,10 +64,59 @@ static LLVMValueRef elementwise_value(CG *cg, const Node *n, LLVMValueRef row, L
 
 static void emit_elementwise(CG *cg, const Node *n) { emit_each_element(cg, n, elementwise_value, NULL); }
 
+/* sum and mean over an axis other than the last, as a loop over it
+ * around the results, unrolled (cg_loop_outside): each result is its
+ * first term, then the others added in order, as emit_reduce's unrolled
+ * sum. */
+static void emit_reduce_outside(CG *cg, const Node *n) {
+  const Node *a = n->in[0];
+  int axis = n->attr.axis;
+  int64_t len = a->shape.dim[axis], outs = shape_numel(&n->shape);
+  Acc *acc = nnc_xcalloc((size_t)outs, sizeof(Acc));
+  Iter rows, out, in;
+  Shape rest = shape1(len - 1);
+  cg_iter_rows(cg, &rows, n);
+  FOR_EACH(cg, rows) {
+    LLVMValueRef row = rows.idx[0], idx[MAX_RANK];
+    /* a's index for result out.k at position at of the axis */
+#define A_INDEX(at)                                                               \
+  for (int d = 0, j = 0; d < a->shape.rank; d++) idx[d] = d == axis ? (at) : out.idx[j++];
+    cg_iter_shape(cg, &out, &n->shape);
+    FOR_EACH(cg, out) {
+      A_INDEX(ci(cg, 0));
+      acc[out.k] = cg_acc_new(cg, 0, false);
+      LLVMBuildStore(cg->b, cg_load_elem(cg, a, row, idx), acc[out.k].slot);
+    }
+    cg_iter_loop(cg, &in, &rest);
+    FOR_EACH(cg, in) {
+      LLVMValueRef at = iadd(cg, in.idx[0], ci(cg, 1));
+      cg_iter_shape(cg, &out, &n->shape);
+      FOR_EACH(cg, out) {
+        A_INDEX(at);
+        cg_acc_add(cg, &acc[out.k], cg_load_elem(cg, a, row, idx));
+      }
+    }
+    cg_iter_shape(cg, &out, &n->shape);
+    FOR_EACH(cg, out) {
+      LLVMValueRef result = cg_acc_get(cg, &acc[out.k]);
+      if (n->op == OP_MEAN) result = b_fdiv(cg, result, cT(cg, (double)len));
+      cg_name_value(cg, result, n);
+      cg_store_elem(cg, n, row, out.idx, result);
+    }
+#undef A_INDEX
+  }
+  free(acc);
+}
+
 /* sum and mean over one axis or all of them. */
 static void emit_reduce(CG *cg, const Node *n) {
   const Node *a = n->in[0];
   bool all = n->attr.axis == AXIS_ALL;
+  if (!all && n->attr.axis < a->shape.rank - 1 &&
+      cg_loop_outside(cg, a->shape.dim[n->attr.axis], shape_numel(&n->shape))) {
+    emit_reduce_outside(cg, n);
+    return;
+  }
   /* the reduced index space: every element, or the one axis */
   Shape red = all ? a->shape : shape1(a->shape.dim[n->attr.axis]);
   Iter rows, out, in;
@@ -382,7 +431,10 @@ static void emit_scatter(CG *cg, const Node *n) {
     cg_iter_range(cg, &rows, ci(cg, 1));
   FOR_EACH(cg, rows) {
     LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &pos, &index->shape);
+    if (cg_loop_outside(cg, shape_numel(&index->shape), n->shape.dim[1]))
+      cg_iter_loop(cg, &pos, &index->shape); /* each index's row of dy unrolled, the indices a loop */
+    else
+      cg_iter_shape(cg, &pos, &index->shape);
     FOR_EACH(cg, pos) {
       LLVMValueRef at = table_row(cg, cg_load_elem(cg, index, row, pos.idx), n->shape.dim[0]);
       LLVMValueRef di[MAX_RANK];
