@@ -65,13 +65,14 @@ static uintptr_t page_size(void) {
 
 static uintptr_t round_up(uintptr_t x, uintptr_t to) { return (x + to - 1) / to * to; }
 
-/* Huge pages over [lo, hi)'s 2 MiB-aligned stretches, then every page
- * present; -1 (errno set) when the kernel refused the pages for lack of
- * memory. */
-static int populate(uintptr_t lo, uintptr_t hi) {
+/* Huge pages for [hlo, hhi) (whole pages: the flag is per mapping, and
+ * flagging part of one would split it in two, which mremap, and so
+ * glibc's realloc of a large block, refuses to move: it copies instead),
+ * then the pages of [lo, hi) present; -1 (errno set) when the kernel
+ * refused the pages for lack of memory. */
+static int populate(uintptr_t hlo, uintptr_t hhi, uintptr_t lo, uintptr_t hi) {
 #ifdef MADV_HUGEPAGE
-  uintptr_t hlo = round_up(lo, HUGE_PAGE), hhi = hi / HUGE_PAGE * HUGE_PAGE;
-  if (hhi > hlo) (void)madvise((void *)hlo, hhi - hlo, MADV_HUGEPAGE); /* a hint: THP may be off */
+  if (hhi - hlo >= HUGE_PAGE) (void)madvise((void *)hlo, hhi - hlo, MADV_HUGEPAGE); /* a hint: THP may be off */
 #endif
   if (hi > lo && madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0) {
     /* an older kernel (EINVAL) leaves the pages to fault in as before */
@@ -83,12 +84,21 @@ static int populate(uintptr_t lo, uintptr_t hi) {
 void nnc_prefault(void *p, size_t n) {
   if (!p || n < NNC_BULK_MIN) return;
   uintptr_t ps = page_size();
-  /* whole pages inside the range only: the pages at its ends may be
-     shared with other allocations (they still fault in as before) */
+  /* the huge-page hint over every page the range touches: for a large
+     malloc block, its whole mapping; the pages made present are those
+     wholly inside it (the pages at its ends may be shared with other
+     allocations: they fault in as before) */
+  uintptr_t first = (uintptr_t)p / ps * ps, end = round_up((uintptr_t)p + n, ps);
   uintptr_t lo = round_up((uintptr_t)p, ps), hi = ((uintptr_t)p + n) / ps * ps;
   int saved = errno;
-  (void)populate(lo, hi);
+  (void)populate(first, end, lo, hi);
   errno = saved;
+}
+
+void *nnc_xmalloc_filled(size_t n) {
+  void *p = nnc_xmalloc(n);
+  nnc_prefault(p, n);
+  return p;
 }
 
 size_t nnc_bulk_size(size_t n) {
@@ -121,7 +131,7 @@ void *nnc_bulk_alloc(size_t n) {
     if (p > m) munmap(m, (size_t)(p - m));
     if (m + len + slack > p + len) munmap(p + len, (size_t)(m + len + slack - (p + len)));
   }
-  if (populate((uintptr_t)p, (uintptr_t)p + len) != 0) {
+  if (populate((uintptr_t)p, (uintptr_t)p + len, (uintptr_t)p, (uintptr_t)p + len) != 0) {
     int saved = errno;
     munmap(p, len);
     errno = saved;

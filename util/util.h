@@ -58,6 +58,9 @@ size_t nnc_bulk_size(size_t n);
  * without it (Linux < 5.14) or memory pressure leave the pages to fault
  * in as before. */
 void nnc_prefault(void *p, size_t n);
+/* nnc_xmalloc(n) with its pages set up at once: for memory the caller
+ * writes in full next (a data set, a copy of one). free() it. */
+void *nnc_xmalloc_filled(size_t n);
 
 /* ---- arena: bump allocation in chained blocks, freed all at once ---- */
 

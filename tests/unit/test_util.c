@@ -135,7 +135,24 @@ static void test_bulk(void) {
   nnc_prefault(r, 100); /* below the threshold: nothing */
   nnc_prefault(NULL, n);
   CHECK(r[0] == 1 && r[n - 1] == 1);
-  free(r);
+  /* a prefaulted block grows by realloc (glibc moves a large block's
+     mapping whole: the huge-page flag must not split it) and keeps its
+     contents; the new part is prefaulted as a data set's rows are */
+  unsigned char *g = realloc(r, 4 * n);
+  CHECK(g != NULL);
+  if (!g) {
+    free(r);
+    return;
+  }
+  nnc_prefault(g, 4 * n);
+  CHECK(g[0] == 1 && g[n - 1] == 1);
+  memset(g + n, 2, 3 * n);
+  CHECK(g[4 * n - 1] == 2);
+  free(g);
+  unsigned char *f = nnc_xmalloc_filled(n);
+  memset(f, 3, n);
+  CHECK(f[n - 1] == 3);
+  free(f);
 }
 
 int main(void) {
