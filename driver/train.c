@@ -26,8 +26,8 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   nnc_rng_seed(&rng, seed);
   size_t *perm = nnc_xmalloc(sizeof(size_t) * (d->rows + 1));
   nnc_rng_permutation(&rng, d->rows, perm);
-  double *x = nnc_xmalloc(sizeof(double) * (d->rows * (size_t)d->in_cols + 1));
-  double *t = nnc_xmalloc(sizeof(double) * (d->rows * (size_t)d->tgt_cols + 1));
+  double *x = nnc_xmalloc_filled(sizeof(double) * (d->rows * (size_t)d->in_cols + 1));
+  double *t = nnc_xmalloc_filled(sizeof(double) * (d->rows * (size_t)d->tgt_cols + 1));
   for (size_t r = 0; r < d->rows; r++) {
     memcpy(x + r * (size_t)d->in_cols, d->x + perm[r] * (size_t)d->in_cols, sizeof(double) * (size_t)d->in_cols);
     memcpy(t + r * (size_t)d->tgt_cols, d->t + perm[r] * (size_t)d->tgt_cols, sizeof(double) * (size_t)d->tgt_cols);
@@ -163,8 +163,8 @@ bool rt_random_data(const Program *p, const Graph *g, int64_t rows, NncData *out
   out->rows = (size_t)rows;
   out->in_cols = (int)engine_input_cols(g);
   out->tgt_cols = (int)engine_target_cols(g);
-  out->x = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->in_cols + 1));
-  out->t = nnc_xmalloc(sizeof(double) * (out->rows * (size_t)out->tgt_cols + 1));
+  out->x = nnc_xmalloc_filled(sizeof(double) * (out->rows * (size_t)out->in_cols + 1));
+  out->t = nnc_xmalloc_filled(sizeof(double) * (out->rows * (size_t)out->tgt_cols + 1));
   int64_t *limit = index_limits(g, out->in_cols);
   bool indices = false;
   for (size_t k = 0; k < out->rows * (size_t)out->in_cols; k++) {
@@ -182,11 +182,11 @@ void *rt_data_cast(const NncData *d, bool targets, DType dt) {
   size_t n = d->rows * (size_t)(targets ? d->tgt_cols : d->in_cols);
   const double *src = targets ? d->t : d->x;
   if (dt == DT_F64) {
-    double *out = nnc_xmalloc(sizeof(double) * (n + 1));
+    double *out = nnc_xmalloc_filled(sizeof(double) * (n + 1));
     if (n) memcpy(out, src, sizeof(double) * n);
     return out;
   }
-  float *out = nnc_xmalloc(sizeof(float) * (n + 1));
+  float *out = nnc_xmalloc_filled(sizeof(float) * (n + 1));
   for (size_t i = 0; i < n; i++) out[i] = (float)src[i];
   return out;
 }
@@ -718,16 +718,19 @@ static void run_open(Run *r) {
   size_t es = (size_t)r->e->layout->elem_size;
   r->xbytes = (size_t)engine_input_cols(g) * es, r->tbytes = (size_t)engine_target_cols(g) * es;
   r->buf_bytes = (size_t)r->e->layout->total * es;
+  /* the shuffled copies and the snapshot are written in full every epoch:
+     their pages are set up at once when there is an epoch to run */
+  void *(*alloc)(size_t) = r->tc->epochs > r->st->epoch ? nnc_xmalloc_filled : nnc_xmalloc;
   if (r->tc->shuffle) {
-    r->xs = nnc_xmalloc(r->xbytes * r->tr.rows + 1);
-    r->ts = nnc_xmalloc(r->tbytes * r->tr.rows + 1);
-    r->perm = nnc_xmalloc(sizeof(size_t) * r->tr.rows + 1);
+    r->xs = alloc(r->xbytes * r->tr.rows + 1);
+    r->ts = alloc(r->tbytes * r->tr.rows + 1);
+    r->perm = alloc(sizeof(size_t) * r->tr.rows + 1);
   }
   if (!r->st->has_shuffle) {
     nnc_rng_seed(&r->st->shuffle, r->tc->seed ^ 0x5DEECE66Dull);
     r->st->has_shuffle = true;
   }
-  r->snapshot = nnc_xmalloc(snapshot_bytes(r->e->layout) + 1);
+  r->snapshot = alloc(snapshot_bytes(r->e->layout) + 1);
   r->start = r->st->epoch;
   r->every = r->tc->epochs >= 10 ? r->tc->epochs / 10 : 1;
   r->steps_per_epoch = ((int64_t)r->tr.rows + r->e->rows_per_step - 1) / r->e->rows_per_step;
