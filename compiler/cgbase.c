@@ -92,10 +92,13 @@ LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
 
 /* The loop metadata that keeps LLVM's loop vectorizer off a loop:
  * !{self, !{"llvm.loop.vectorize.width", i32 1}}, self-referential as a
- * loop ID must be. */
-static LLVMValueRef no_vectorize_md(CG *cg) {
-  LLVMMetadataRef width[2] = {LLVMMDStringInContext2(cg->ctx, "llvm.loop.vectorize.width", 25),
-                              LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0))};
+ * loop ID must be; with `skip`, !{"llvm.loop.vectorize.enable", i1 0}: the
+ * vectorizer does not even look at it (a vector loop of cg_vec_each). */
+static LLVMValueRef no_vectorize_md(CG *cg, bool skip) {
+  const char *key = skip ? "llvm.loop.vectorize.enable" : "llvm.loop.vectorize.width";
+  LLVMTypeRef ty = skip ? LLVMInt1TypeInContext(cg->ctx) : LLVMInt32TypeInContext(cg->ctx);
+  LLVMMetadataRef width[2] = {LLVMMDStringInContext2(cg->ctx, key, strlen(key)),
+                              LLVMValueAsMetadata(LLVMConstInt(ty, !skip, 0))};
   LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
   LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(cg->ctx, width, 2)};
   LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
@@ -103,7 +106,7 @@ static LLVMValueRef no_vectorize_md(CG *cg) {
   return LLVMMetadataAsValue(cg->ctx, id);
 }
 
-void cg_loop_end(CG *cg, Loop *lp) {
+static void loop_end(CG *cg, Loop *lp, bool no_vectorize) {
   cg->depth--;
   LLVMValueRef next = LLVMBuildNUWAdd(cg->b, lp->i, ci(cg, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
@@ -113,11 +116,14 @@ void cg_loop_end(CG *cg, Loop *lp) {
      unrolled access into a strided gather or scatter, with the body
      written three times (16 wide, 8 wide, scalar), for three times the
      machine code and compile time and no measurable speed */
-  if (cg->body_unrolled) LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), no_vectorize_md(cg));
+  if (cg->body_unrolled || no_vectorize)
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), no_vectorize_md(cg, no_vectorize));
   cg->body_unrolled = lp->outer_body_unrolled || cg->body_unrolled;
   LLVMAddIncoming(lp->i, &next, &latch, 1);
   LLVMPositionBuilderAtEnd(cg->b, lp->exit);
 }
+
+void cg_loop_end(CG *cg, Loop *lp) { loop_end(cg, lp, false); }
 
 static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
   memset(it, 0, sizeof *it);
@@ -246,7 +252,177 @@ static bool read_only_scalar(const CG *cg, const Node *n) {
   return true;
 }
 
+/* ---- vector loops (see cgbase.h) ---- */
+
+/* Does index v move with the vector lanes (is it computed from vidx)?
+ * Index arithmetic is adds and multiplies of loop indices and constants. */
+static bool moves_with(LLVMValueRef v, LLVMValueRef vidx, int depth) {
+  if (v == vidx) return true;
+  if (depth > 24 || !LLVMIsAInstruction(v) || LLVMIsAPHINode(v)) return false;
+  for (int i = 0, n = LLVMGetNumOperands(v); i < n; i++)
+    if (moves_with(LLVMGetOperand(v, (unsigned)i), vidx, depth + 1)) return true;
+  return false;
+}
+
+static LLVMTypeRef vec_type(const CG *cg) { return LLVMVectorType(cg->T, (unsigned)cg->vl); }
+
+LLVMValueRef cg_splat(CG *cg, LLVMValueRef x) {
+  LLVMTypeRef vt = vec_type(cg);
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), x, ci(cg, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), (unsigned)cg->vl));
+  return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(vt), zeros, "");
+}
+
+/* llvm.masked.load / llvm.masked.store of a vector at p under cg->vmask */
+static LLVMValueRef masked_call(CG *cg, const char *name, LLVMValueRef *args, int nargs) {
+  LLVMTypeRef over[2] = {vec_type(cg), cg->ptr};
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, over, 2);
+  return LLVMBuildCall2(cg->b, LLVMIntrinsicGetType(cg->ctx, id, over, 2), fn, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef vec_load(CG *cg, LLVMValueRef p) {
+  LLVMValueRef align = LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), (unsigned)cg->L->elem_size, 0);
+  if (cg->vmask) return masked_call(cg, "llvm.masked.load", (LLVMValueRef[]){p, align, cg->vmask, LLVMConstNull(vec_type(cg))}, 4);
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, vec_type(cg), p, "");
+  LLVMSetAlignment(v, (unsigned)cg->L->elem_size);
+  return v;
+}
+
+static void vec_store(CG *cg, LLVMValueRef v, LLVMValueRef p) {
+  LLVMValueRef align = LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), (unsigned)cg->L->elem_size, 0);
+  if (cg->vmask) {
+    masked_call(cg, "llvm.masked.store", (LLVMValueRef[]){v, p, align, cg->vmask}, 4);
+    return;
+  }
+  LLVMSetAlignment(LLVMBuildStore(cg->b, v, p), (unsigned)cg->L->elem_size);
+}
+
+/* The axes of `from` that a broadcast to `to` maps the trailing k axes of
+ * `to` to, as a count of trailing axes of `from` (0: none move with the
+ * lanes), or -1 when the lanes would not follow its memory. */
+static int broadcast_axes(const Shape *from, const Shape *to, int k) {
+  int off = to->rank - from->rank, missing = 0;
+  bool ones = true, same = true;
+  for (int j = to->rank - k; j < to->rank; j++) {
+    int d = j - off;
+    if (d < 0) {
+      missing++;
+      same &= to->dim[j] == 1;
+      continue;
+    }
+    ones &= from->dim[d] == 1;
+    same &= from->dim[d] == to->dim[j];
+  }
+  if (ones) return 0;
+  /* the lanes run along the last axis: a last axis of 1 would pin them */
+  if (!same || from->dim[from->rank - 1] == 1) return -1;
+  return k - missing;
+}
+
+bool cg_vec_ok(const CG *cg, const Node *n, int k) {
+  if (k == 0) return true;
+  const Store *s = &cg->st[n->id];
+  switch (s->kind) {
+  case ST_CONST: case ST_VALUE: case ST_MEM:
+    return true;
+  case ST_INLINE:
+    return cg_vec_elem_ok(cg, n, k);
+  case ST_VIEW: {
+    const Node *a = n->in[0];
+    if (n->op == OP_BROADCAST) {
+      int ka = broadcast_axes(&a->shape, &n->shape, k);
+      return ka >= 0 && cg_vec_ok(cg, a, ka);
+    }
+    if (n->op == OP_DROPOUT) return cg_vec_ok(cg, a, k);
+    if (n->op == OP_IF_TRAINING) return cg_vec_ok(cg, n->in[cg_evaluation(cg) ? 1 : 0], k);
+    if (n->op == OP_RESHAPE) return cg->st[a->id].kind == ST_MEM;
+    return false; /* transpose, slice, concat */
+  }
+  case ST_NONE:
+    break;
+  }
+  return false;
+}
+
+bool cg_vec_elem_ok(const CG *cg, const Node *n, int k) {
+  if (!is_elementwise(n)) return false;
+  if (op_info[n->op].cls == OPC_UNARY) return cg_vec_ok(cg, n->in[0], k);
+  for (int i = 0; i < 2; i++) {
+    int ka = broadcast_axes(&n->in[i]->shape, &n->shape, k);
+    if (ka < 0 || !cg_vec_ok(cg, n->in[i], ka)) return false;
+  }
+  return true;
+}
+
+/* Loops of fewer elements stay scalar. */
+enum { VEC_MIN = 4 };
+
+int cg_vec_axes(CG *cg, const Node *n, const Shape *s, VecOk *ok, void *ctx) {
+  if (!cg->vec_loops || cg->vl < 2 || cg->lanes > 1 || cg->vidx || cg_would_unroll(cg, shape_numel(s))) return 0;
+  int64_t m = 1;
+  int best = 0;
+  for (int k = 1; k <= s->rank; k++) {
+    m *= s->dim[s->rank - k];
+    if (m >= VEC_MIN && ok(cg, n, k, ctx)) best = k;
+  }
+  return best;
+}
+
+void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
+  Shape outer = *s;
+  outer.rank = s->rank - k;
+  int64_t m = 1;
+  for (int d = outer.rank; d < s->rank; d++) m *= s->dim[d];
+  int64_t full = m / cg->vl, tail = m % cg->vl;
+  Iter it;
+  cg_iter_shape(cg, &it, &outer);
+  FOR_EACH(cg, it) {
+    LLVMValueRef idx[MAX_RANK];
+    for (int d = 0; d < s->rank; d++) idx[d] = d < outer.rank ? it.idx[d] : ci(cg, 0);
+    int lanes = cg->lanes;
+    cg->lanes = cg->vl;
+    if (full > 1) {
+      Loop lp;
+      LLVMValueRef i = cg_loop_begin(cg, &lp, ci(cg, full));
+      idx[s->rank - 1] = cg->vidx = imul(cg, i, ci(cg, cg->vl));
+      body(cg, idx, ctx);
+      loop_end(cg, &lp, true);
+    } else if (full == 1) {
+      /* a value, not a constant, so that loads can tell it moves */
+      idx[s->rank - 1] = cg->vidx = LLVMBuildFreeze(cg->b, ci(cg, 0), "");
+      body(cg, idx, ctx);
+    }
+    if (tail) {
+      LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
+      LLVMValueRef on[64];
+      for (int l = 0; l < cg->vl; l++) on[l] = LLVMConstInt(i1, l < tail, 0);
+      cg->vmask = LLVMConstVector(on, (unsigned)cg->vl);
+      idx[s->rank - 1] = cg->vidx = LLVMBuildFreeze(cg->b, ci(cg, full * cg->vl), "");
+      body(cg, idx, ctx);
+      cg->vmask = NULL;
+    }
+    cg->vidx = NULL;
+    cg->lanes = lanes;
+  }
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  if (cg->vidx) {
+    if (moves_with(lin, cg->vidx, 0)) {
+      cg_flush(cg, n);
+      return vec_load(cg, cg_elem_ptr(cg, n, row, lin));
+    }
+    /* the same element in every lane */
+    LLVMValueRef vidx = cg->vidx;
+    int lanes = cg->lanes;
+    cg->vidx = NULL;
+    cg->lanes = 1;
+    LLVMValueRef v = cg_mem_load(cg, n, row, lin);
+    cg->vidx = vidx;
+    cg->lanes = lanes;
+    return cg_splat(cg, v);
+  }
   bool *dirty;
   LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
   if (slot && *slot) return *slot;
@@ -271,6 +447,13 @@ LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef l
 /* In straight-line code a store only records the value; memory gets it
  * when something reads the element where the value is not at hand. */
 void cg_mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLVMValueRef v) {
+  if (cg->vidx) {
+    if (!moves_with(lin, cg->vidx, 0)) nnc_die("codegen: a vector store to one element of node %d", n->id);
+    cg_flush(cg, n);
+    vec_store(cg, v, cg_elem_ptr(cg, n, row, lin));
+    cg_forget_node(cg, n);
+    return;
+  }
   bool *dirty;
   LLVMValueRef *slot = cache_slot(cg, n, row, lin, &dirty);
   /* the buffer and the gradients are the function's results (grad_part
@@ -355,7 +538,7 @@ LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef 
   LLVMValueRef sub[MAX_RANK];
   switch (s->kind) {
   case ST_CONST: case ST_VALUE:
-    return s->value;
+    return cg->vidx ? cg_splat(cg, s->value) : s->value;
   case ST_INLINE:
     return cg_elem_value(cg, n, row, idx);
   case ST_MEM:

@@ -81,7 +81,12 @@ typedef struct CG {
      stored, so the GEMM's own result never goes to memory */
   const Node **fused_into; /* per GEMM node: its sink, or NULL */
   const Node **epi_gemm;   /* per sink: its GEMM node, or NULL */
-  int lanes;               /* > 1 while an epilogue is built: cT() splats */
+  int lanes;               /* > 1 while an epilogue or a vector loop is built: cT() splats */
+  /* vector loops (cg_vec_each): the index of a vector's first lane along
+     the vectorized axes, and the lanes in use in a last partial vector
+     (NULL: all of them); NULL outside vector loops */
+  LLVMValueRef vidx, vmask;
+  bool vec_loops; /* vector loops at all (NNC_VECTOR_LOOPS=0: none, for comparison) */
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;
 
@@ -237,6 +242,33 @@ Acc cg_acc_new(CG *cg, double start, bool unrolled);
 LLVMValueRef cg_acc_get(CG *cg, Acc *a);
 void cg_acc_add(CG *cg, Acc *a, LLVMValueRef v);
 void cg_acc_max(CG *cg, Acc *a, LLVMValueRef v); /* from -inf the first value is the max */
+
+/* ---- vector loops ----
+ *
+ * Elementwise loops over contiguous memory are written as vectors of
+ * cg->vl lanes: the trailing k axes of an index space (all of them, or the
+ * innermost) are walked a vector at a time, the last partial vector under a
+ * mask. Inside, cg_load_elem() returns vectors: an operand element whose
+ * address follows the lanes is a vector load, one that does not move with
+ * the lanes is loaded once and splat; cg_mem_store() stores vectors. Each
+ * lane computes what the scalar loop computes for its element, in the same
+ * order, so results are the same bits. */
+
+/* Can n be read with a vector whose lanes run over the trailing k axes of
+ * n's index (k = 0: an element that does not move with the lanes)? */
+bool cg_vec_ok(const CG *cg, const Node *n, int k);
+/* The same for the operands of elementwise node n read at n's index. */
+bool cg_vec_elem_ok(const CG *cg, const Node *n, int k);
+/* How many trailing axes of shape s a loop over it may walk in vectors
+ * when ok(cg, n, k, ctx) accepts the reads at k, or 0 (a scalar loop). */
+typedef bool VecOk(CG *cg, const Node *n, int k, void *ctx);
+int cg_vec_axes(CG *cg, const Node *n, const Shape *s, VecOk *ok, void *ctx);
+/* Every index of shape s, the trailing k axes (k > 0) in vectors: body
+ * runs with idx[] the element of the vector's first lane. */
+typedef void VecBody(CG *cg, LLVMValueRef *idx, void *ctx);
+void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx);
+/* x in every lane of a vector of cg->vl elements. */
+LLVMValueRef cg_splat(CG *cg, LLVMValueRef x);
 
 /* ---- names and functions ---- */
 

@@ -36,16 +36,33 @@ enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
  * from value(cg, n, row, idx, ctx), stored. */
 typedef LLVMValueRef ElemValue(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx);
 
-static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx) {
+typedef struct EachElem {
+  const Node *n;
+  LLVMValueRef row;
+  ElemValue *value;
+  void *ctx;
+} EachElem;
+
+static void store_elem_value(CG *cg, LLVMValueRef *idx, void *p) {
+  const EachElem *e = p;
+  LLVMValueRef v = e->value(cg, e->n, e->row, idx, e->ctx);
+  cg_name_value(cg, v, e->n);
+  cg_store_elem(cg, e->n, e->row, idx, v);
+}
+
+/* Every element of every row of n, in vectors where ok accepts its reads
+ * (ok NULL: scalar). */
+static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx, VecOk *ok) {
   Iter rows, el;
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
-    LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef v = value(cg, n, row, el.idx, ctx);
-      cg_name_value(cg, v, n);
-      cg_store_elem(cg, n, row, el.idx, v);
+    EachElem e = {n, rows.idx[0], value, ctx};
+    int k = ok ? cg_vec_axes(cg, n, &n->shape, ok, ctx) : 0;
+    if (k) {
+      cg_vec_each(cg, &n->shape, k, store_elem_value, &e);
+    } else {
+      cg_iter_shape(cg, &el, &n->shape);
+      FOR_EACH(cg, el) { store_elem_value(cg, el.idx, &e); }
     }
   }
 }
@@ -62,7 +79,19 @@ static LLVMValueRef elementwise_value(CG *cg, const Node *n, LLVMValueRef row, L
   return v;
 }
 
-static void emit_elementwise(CG *cg, const Node *n) { emit_each_element(cg, n, elementwise_value, NULL); }
+static bool elementwise_vec_ok(CG *cg, const Node *n, int k, void *ctx) {
+  (void)ctx;
+  if (is_elementwise(n)) return cg_vec_elem_ok(cg, n, k);
+  Store saved = cg->st[n->id];
+  cg->st[n->id].kind = ST_VIEW;
+  bool ok = cg_vec_ok(cg, n, k);
+  cg->st[n->id] = saved;
+  return ok;
+}
+
+static void emit_elementwise(CG *cg, const Node *n) {
+  emit_each_element(cg, n, elementwise_value, NULL, elementwise_vec_ok);
+}
 
 /* sum and mean over an axis other than the last, as a loop over it
  * around the results, unrolled (cg_loop_outside): each result is its
@@ -241,10 +270,26 @@ static void emit_outer(CG *cg, const Node *n) {
   }
 }
 
+static bool always_vec(CG *cg, const Node *n, int k, void *ctx) {
+  (void)cg, (void)n, (void)k, (void)ctx;
+  return true;
+}
+
+static void store_zero(CG *cg, LLVMValueRef *idx, void *p) {
+  const EachElem *e = p;
+  cg_store_elem(cg, e->n, e->row, idx, cT(cg, 0));
+}
+
 static void zero_node(CG *cg, const Node *n, LLVMValueRef row) {
+  EachElem e = {n, row, NULL, NULL};
+  int k = cg_vec_axes(cg, n, &n->shape, always_vec, NULL);
+  if (k) {
+    cg_vec_each(cg, &n->shape, k, store_zero, &e);
+    return;
+  }
   Iter el;
   cg_iter_shape(cg, &el, &n->shape);
-  FOR_EACH(cg, el) { cg_store_elem(cg, n, row, el.idx, cT(cg, 0)); }
+  FOR_EACH(cg, el) { store_zero(cg, el.idx, &e); }
 }
 
 /* out[i] += v, for accumulations whose order follows the source */
@@ -309,6 +354,30 @@ static void emit_sum_to(CG *cg, const Node *n) {
   }
 }
 
+/* A row of batch_sum's operand added into the sum, or the sum scaled by
+ * 1/n (batch_mean). */
+typedef struct BatchRow {
+  const Node *n, *a;
+  LLVMValueRef row;
+} BatchRow;
+
+static bool batch_vec_ok(CG *cg, const Node *n, int k, void *ctx) {
+  (void)n;
+  return cg_vec_ok(cg, ((BatchRow *)ctx)->a, k);
+}
+
+static void batch_add_row(CG *cg, LLVMValueRef *idx, void *p) {
+  const BatchRow *b = p;
+  add_into(cg, b->n, ci(cg, 0), idx, cg_load_elem(cg, b->a, b->row, idx));
+}
+
+static void batch_scale(CG *cg, LLVMValueRef *idx, void *p) {
+  const BatchRow *b = p;
+  LLVMValueRef lin = cg_linear_index(cg, &b->n->shape, idx);
+  LLVMValueRef inv_n = cg->vidx ? cg_splat(cg, cg->inv_n) : cg->inv_n;
+  cg_mem_store(cg, b->n, ci(cg, 0), lin, b_fmul(cg, cg_mem_load(cg, b->n, ci(cg, 0), lin), inv_n));
+}
+
 /* batch_sum / batch_mean: sum the rows (a per-batch operand counts n times). */
 static void emit_batch(CG *cg, const Node *n) {
   const Node *a = n->in[0];
@@ -326,14 +395,23 @@ static void emit_batch(CG *cg, const Node *n) {
   zero_node(cg, n, zero);
   cg_iter_range(cg, &rows, cg->n);
   FOR_EACH(cg, rows) {
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) { add_into(cg, n, zero, el.idx, cg_load_elem(cg, a, rows.idx[0], el.idx)); }
+    BatchRow br = {n, a, rows.idx[0]};
+    int k = cg_vec_axes(cg, n, &n->shape, batch_vec_ok, &br);
+    if (k) {
+      cg_vec_each(cg, &n->shape, k, batch_add_row, &br);
+    } else {
+      cg_iter_shape(cg, &el, &n->shape);
+      FOR_EACH(cg, el) { batch_add_row(cg, el.idx, &br); }
+    }
   }
   if (n->op == OP_BATCH_MEAN) {
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef lin = cg_linear_index(cg, &n->shape, el.idx);
-      cg_mem_store(cg, n, zero, lin, b_fmul(cg, cg_mem_load(cg, n, zero, lin), cg->inv_n));
+    BatchRow br = {n, a, zero};
+    int k = cg_vec_axes(cg, n, &n->shape, always_vec, NULL);
+    if (k) {
+      cg_vec_each(cg, &n->shape, k, batch_scale, &br);
+    } else {
+      cg_iter_shape(cg, &el, &n->shape);
+      FOR_EACH(cg, el) { batch_scale(cg, el.idx, &br); }
     }
   }
 }
@@ -380,7 +458,7 @@ static void emit_dropout(CG *cg, const Node *n) {
                 .scale = cT(cg, 1 / (1 - n->attr.value)),
                 .rate = cT(cg, n->attr.value),
                 .numel = shape_numel(&n->shape)};
-  emit_each_element(cg, n, dropout_value, &m);
+  emit_each_element(cg, n, dropout_value, &m, NULL);
 }
 
 /* n's values stored from its view (the operand its function reads). */
@@ -389,7 +467,12 @@ static LLVMValueRef copy_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValu
   return cg_load_elem(cg, n->in[cg_evaluation(cg) ? 1 : 0], row, idx);
 }
 
-static void emit_copy(CG *cg, const Node *n) { emit_each_element(cg, n, copy_value, NULL); }
+static bool copy_vec_ok(CG *cg, const Node *n, int k, void *ctx) {
+  (void)ctx;
+  return cg_vec_ok(cg, n->in[cg_evaluation(cg) ? 1 : 0], k);
+}
+
+static void emit_copy(CG *cg, const Node *n) { emit_each_element(cg, n, copy_value, NULL, copy_vec_ok); }
 
 /* The table row an index value x selects, as interp.c's table_row: x
  * clamped to [0, rows - 1] (NaN to 0) before it becomes an integer. */
@@ -1121,6 +1204,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.vl = target->vector_bits / (8 * layout->elem_size);
   cg.gemm_nv = gemm_vectors(target->vector_bits);
   cg.avx_lane_swap = target->x86_avx;
+  const char *vec_env = getenv("NNC_VECTOR_LOOPS"); /* 0: scalar loops, for comparison */
+  cg.vec_loops = !vec_env || strcmp(vec_env, "0") != 0;
   cg.gemm_kernels = target->gemm_kernels;
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;

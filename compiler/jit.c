@@ -203,10 +203,11 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
     return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
            "loop-mssa(licm),instcombine<no-verify-fixpoint>,simplifycfg)";
   if (shape == CODE_LOOPS && opt_level == 2)
+    /* codegen writes the elementwise loops in vectors (cgbase.h) and
+       keeps LLVM's loop vectorizer off them: it is left the reductions
+       and the copies of convolutions */
     return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,"
-           "loop-mssa(loop-rotate,licm),loop(indvars),gvn,instcombine<no-verify-fixpoint>,"
-           "loop-vectorize,loop-load-elim,instcombine<no-verify-fixpoint>,simplifycfg,"
-           "slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg)";
+           "loop-mssa(loop-rotate,licm),loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg)";
   snprintf(buf, len, "default<O%d>", opt_level);
   return buf;
 }

@@ -19,6 +19,19 @@ add_test(NAME llvm.register_step_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check OFF -- ${MOONS} --emit llvm -O0)
 add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
          -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+add_test(NAME llvm.vector_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check CHECK
+         -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+add_test(NAME llvm.vector_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
+         ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check OFF
+         -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+# vector loops and scalar loops train to the same bits: a convolutional
+# network (f32 and f64) and the W2 MLP
+add_test(NAME llvm.vector_loops_same_bits.waves
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/waves.nn 2)
+add_test(NAME llvm.vector_loops_same_bits.waves_f64
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/waves.nn 2 --dtype f64)
+add_test(NAME llvm.vector_loops_same_bits.w2
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/bench/w2_digits.nn 2)
 add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/epilogue.check CHECK
          -- ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.gemm_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/trans.check CHECK
