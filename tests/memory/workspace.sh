@@ -20,7 +20,7 @@
 #   aot_bss    an object file (--emit obj) still holds its own workspace
 #              (.bss), so a C program links it alone
 #   map_fails  when the workspace cannot be mapped (fail_mmap.c preloaded;
-#              under ASan its link-order check and the leak check are off):
+#              under ASan, its link-order check off):
 #              one line on stderr, exit status 1, no crash
 set -u
 nnc=$1 case=$2 fail_mmap=${3:-}
@@ -108,7 +108,7 @@ train {
 NN
 	if [ "$case" = map_fails ]; then
 		cd "$tmp" || exit 2
-		NNC_CACHE=0 NNC_TEST_MMAP_FAIL=1048576 LD_PRELOAD="$fail_mmap" ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 \
+		NNC_CACHE=0 NNC_TEST_MMAP_FAIL=1048576 LD_PRELOAD="$fail_mmap" ASAN_OPTIONS=verify_asan_link_order=0 \
 			"$nnc" w.nn --jit --train >out 2>err
 		rc=$?
 		cat err
