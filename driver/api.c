@@ -181,6 +181,7 @@ void *nnc_buffer_new(const NncModel *m) {
   size_t bytes = buffer_bytes(m);
   void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!buf) return NULL;
+  nnc_prefault(buf, bytes); /* zeroed in full next */
   nnc_buffer_init(m, buf);
   return buf;
 }
