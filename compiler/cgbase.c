@@ -670,6 +670,10 @@ bool cg_would_unroll(const CG *cg, int64_t total) {
   return total <= 1 || (total <= UNROLL_TRIP && cg->unroll * total <= UNROLL_LIMIT);
 }
 
+bool cg_would_unroll2(const CG *cg, int64_t outer, int64_t inner) {
+  return cg_would_unroll(cg, outer) && (inner <= 1 || (inner <= UNROLL_TRIP && cg->unroll * outer * inner <= UNROLL_LIMIT));
+}
+
 bool cg_loop_outside(const CG *cg, int64_t outer, int64_t inner) {
   return outer > 1 && inner > 1 && outer * inner > UNROLL_TRIP && inner <= UNROLL_TRIP && cg_would_unroll(cg, outer) &&
          cg->unroll * outer * inner <= UNROLL_LIMIT;

@@ -203,6 +203,9 @@ bool cg_would_unroll(const CG *cg, int64_t total);
  * (reviews: the mean over 16 words and the scatter of its gradient, 256
  * copies each, were most of its optimization time). */
 bool cg_loop_outside(const CG *cg, int64_t outer, int64_t inner);
+/* Would an Iter over `outer` indices here, and one over `inner` inside it,
+ * both be unrolled? */
+bool cg_would_unroll2(const CG *cg, int64_t outer, int64_t inner);
 
 /* ---- element access ----
  *

@@ -254,7 +254,15 @@ static void emit_matmul(CG *cg, const Node *n) {
   Iter rows, ij, q;
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
-    LLVMValueRef row = rows.idx[0];
+    LLVMValueRef row = rows.idx[0], bv[64];
+    /* a vector B read by every unrolled result: its k values loaded once
+       per row, not once per result for early-cse to merge (circles: 0.92x
+       the instructions of its compile) */
+    bool pre = B->shape.rank == 1 && m > 1 && k <= 64 && cg_would_unroll2(cg, m, k);
+    for (int64_t p = 0; pre && p < k; p++) {
+      LLVMValueRef ip = ci(cg, p);
+      bv[p] = cg_load_elem(cg, B, row, &ip);
+    }
     cg_iter_shape(cg, &ij, &out);
     FOR_EACH(cg, ij) {
       LLVMValueRef i = ij.idx[0], j = ij.idx[1];
@@ -263,7 +271,8 @@ static void emit_matmul(CG *cg, const Node *n) {
       FOR_EACH(cg, q) {
         LLVMValueRef ia[2] = {A->shape.rank == 2 ? i : q.idx[0], q.idx[0]};
         LLVMValueRef ib[2] = {q.idx[0], j};
-        cg_acc_add(cg, &acc, b_fmul(cg, cg_load_elem(cg, A, row, ia), cg_load_elem(cg, B, row, ib)));
+        LLVMValueRef b = pre ? bv[q.k] : cg_load_elem(cg, B, row, ib);
+        cg_acc_add(cg, &acc, b_fmul(cg, cg_load_elem(cg, A, row, ia), b));
       }
       LLVMValueRef o[2];
       int r = 0;
