@@ -117,45 +117,45 @@ static void emit_elementwise(CG *cg, const Node *n) {
 /* sum and mean over an axis other than the last, as a loop over it
  * around the results, unrolled (cg_loop_outside): each result is its
  * first term, then the others added in order, as emit_reduce's unrolled
- * sum. */
+ * sum. The results are the lanes of one vector, a stack slot LLVM keeps
+ * in a register (the SLP vectorizer left 16 scalar sums scalar). */
 static void emit_reduce_outside(CG *cg, const Node *n) {
   const Node *a = n->in[0];
   int axis = n->attr.axis;
   int64_t len = a->shape.dim[axis], outs = shape_numel(&n->shape);
-  Acc *acc = nnc_xcalloc((size_t)outs, sizeof(Acc));
+  LLVMTypeRef vt = LLVMVectorType(cg->T, (unsigned)outs), i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef slot = LLVMBuildAlloca(cg->alloc, vt, "acc");
   Iter rows, out, in;
   Shape rest = shape1(len - 1);
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
-    LLVMValueRef row = rows.idx[0], idx[MAX_RANK];
-    /* a's index for result out.k at position at of the axis */
-#define A_INDEX(at)                                                               \
-  for (int d = 0, j = 0; d < a->shape.rank; d++) idx[d] = d == axis ? (at) : out.idx[j++];
-    cg_iter_shape(cg, &out, &n->shape);
-    FOR_EACH(cg, out) {
-      A_INDEX(ci(cg, 0));
-      acc[out.k] = cg_acc_new(cg, 0, false);
-      LLVMBuildStore(cg->b, cg_load_elem(cg, a, row, idx), acc[out.k].slot);
-    }
+    LLVMValueRef row = rows.idx[0], idx[MAX_RANK], v;
+    /* the vector of a's values at position at of the axis */
+#define A_VECTOR(at)                                                                                 \
+  v = LLVMGetPoison(vt);                                                                             \
+  cg_iter_shape(cg, &out, &n->shape);                                                                \
+  FOR_EACH(cg, out) {                                                                                \
+    for (int d = 0, j = 0; d < a->shape.rank; d++) idx[d] = d == axis ? (at) : out.idx[j++];         \
+    v = LLVMBuildInsertElement(cg->b, v, cg_load_elem(cg, a, row, idx), LLVMConstInt(i32, (unsigned)out.k, 0), ""); \
+  }
+    A_VECTOR(ci(cg, 0));
+    LLVMBuildStore(cg->b, v, slot);
     cg_iter_loop(cg, &in, &rest);
     FOR_EACH(cg, in) {
       LLVMValueRef at = iadd(cg, in.idx[0], ci(cg, 1));
-      cg_iter_shape(cg, &out, &n->shape);
-      FOR_EACH(cg, out) {
-        A_INDEX(at);
-        cg_acc_add(cg, &acc[out.k], cg_load_elem(cg, a, row, idx));
-      }
+      A_VECTOR(at);
+      LLVMBuildStore(cg->b, cg_facc(cg, LLVMBuildLoad2(cg->b, vt, slot, ""), v), slot);
     }
+    LLVMValueRef sum = LLVMBuildLoad2(cg->b, vt, slot, "");
     cg_iter_shape(cg, &out, &n->shape);
     FOR_EACH(cg, out) {
-      LLVMValueRef result = cg_acc_get(cg, &acc[out.k]);
+      LLVMValueRef result = LLVMBuildExtractElement(cg->b, sum, LLVMConstInt(i32, (unsigned)out.k, 0), "");
       if (n->op == OP_MEAN) result = b_fdiv(cg, result, cT(cg, (double)len));
       cg_name_value(cg, result, n);
       cg_store_elem(cg, n, row, out.idx, result);
     }
-#undef A_INDEX
+#undef A_VECTOR
   }
-  free(acc);
 }
 
 /* sum and mean over one axis or all of them. */
