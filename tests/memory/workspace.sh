@@ -27,6 +27,9 @@ nnc=$1 case=$2 fail_mmap=${3:-}
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: workspace $case: $*"; exit 1; }
+wide() { # TRAIN_BLOCK: a 64-1024-10 MLP as $tmp/w.nn
+	printf 'model wide {\n  input  x[64]\n  target t[10]\n  y = x -> linear(1024) -> relu -> linear(10)\n  loss cross_entropy(y, t)\n}\n%s\n' "$1" >"$tmp/w.nn"
+}
 # one module on one thread: the JIT picks two modules when a CPU is idle,
 # and the workspace follows the layout, which must not follow the load here
 export NNC_COMPILE_THREADS=1
@@ -91,21 +94,13 @@ NN
 	;;
 shared | map_fails)
 	data 40 "$tmp/d.csv"
-	cat >"$tmp/w.nn" <<'NN'
-model wide {
-  input  x[64]
-  target t[10]
-  y = x -> linear(1024) -> relu -> linear(10)
-  loss cross_entropy(y, t)
-}
-train {
+	wide 'train {
   data      csv("d.csv", onehot: true)
   init      he_normal(seed: 1)
   optimizer adam(lr: 0.001)
   epochs    2
   batch     256
-}
-NN
+}'
 	if [ "$case" = map_fails ]; then
 		cd "$tmp" || exit 2
 		NNC_CACHE=0 NNC_TEST_MMAP_FAIL=1048576 LD_PRELOAD="$fail_mmap" ASAN_OPTIONS=verify_asan_link_order=0 \
@@ -136,15 +131,7 @@ NN
 	done
 	;;
 aot_bss)
-	cat >"$tmp/w.nn" <<'NN'
-model wide {
-  input  x[64]
-  target t[10]
-  y = x -> linear(1024) -> relu -> linear(10)
-  loss cross_entropy(y, t)
-}
-train { batch 256 }
-NN
+	wide 'train { batch 256 }'
 	"$nnc" "$tmp/w.nn" --emit obj -o "$tmp/w.o" || fail "--emit obj failed"
 	syms=$(nm "$tmp/w.o" | grep 'nnc\.workspace$')
 	echo "the object's workspace: $syms"
