@@ -409,7 +409,7 @@ typedef struct CodeSegment {
 static int find_code_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   CodeSegment *seg = arg;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t page = page_size();
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
@@ -417,8 +417,8 @@ static int find_code_segment(struct dl_phdr_info *info, size_t size, void *arg) 
     if (seg->addr < lo || seg->addr >= hi) continue;
     /* the pages wholly inside the segment: a page it shares with the data
        next to it keeps that data */
-    seg->start = (lo + page - 1) & ~(page - 1);
-    seg->end = hi & ~(page - 1);
+    seg->start = round_up(lo, page);
+    seg->end = hi / page * page;
     return 1;
   }
   return 0;

@@ -47,10 +47,10 @@ foreach(level 2 3 4)
 endforeach()
 add_test(NAME llvm.emit_asm COMMAND ${CMAKE_COMMAND} -E env sh -c
          "$<TARGET_FILE:nnc> ${MOONS} --emit asm | grep -q nnc_moons_train_epoch")
-add_test(NAME llvm.loop_outside COMMAND ${LLVM_TESTS}/loop_outside.sh $<TARGET_FILE:nnc>
-         ${PROJECT_SOURCE_DIR}/examples/reviews.nn)
-add_test(NAME llvm.libm_loop COMMAND ${LLVM_TESTS}/libm_loop.sh $<TARGET_FILE:nnc>
-         ${PROJECT_SOURCE_DIR}/examples/circles.nn)
+add_test(NAME llvm.loop_outside COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples/reviews.nn loop_outside)
+add_test(NAME llvm.libm_loop COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples/circles.nn libm_loop)
 add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_FILE:nnc> ${MOONS})
 
 add_executable(test_jit_lifecycle ${PROJECT_SOURCE_DIR}/tests/unit/test_jit_lifecycle.c)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# tests/llvm/unrolled_runs.sh NNC MODEL CASE: what codegen unrolls in a
+# training step, counted in train_step at -O0 (the code as codegen wrote it)
+#   loop_outside  reviews' step sums its 16 words' vectors (the mean) and
+#                 scatters their gradient into the embedding with a loop over
+#                 the words around each word's 16 values unrolled
+#                 (cg_loop_outside), not 16 x 16 unrolled copies: a few dozen
+#                 reassociated adds, where the copies made 507
+#   libm_loop     circles' small step computes each tanh layer's 16 values in
+#                 a loop inside its row loop (each value is a call to tanhf,
+#                 nothing to vectorize), not as 16 unrolled calls: one call a
+#                 layer, where the unrolled copies made 32
+nnc=$1 model=$2 case=$3
+count() { # FUNCTION PATTERN: the lines of FUNCTION's body matching PATTERN
+  "$nnc" "$model" --emit llvm -O0 |
+    awk -v fn="@$1\\\\(" -v pat="$2" '$0 ~ "^define " && $0 ~ fn { on = 1 } on && $0 ~ pat { c++ } on && /^}/ { on = 0 } END { print c + 0 }'
+}
+case $case in
+loop_outside)
+  n=$(count nnc_reviews_train_step "fadd reassoc")
+  if [ "$n" -gt 64 ]; then
+    echo "train_step has $n reassociated adds, expected at most 64 (the words a loop)"
+    exit 1
+  fi
+  ;;
+libm_loop)
+  n=$(count nnc_circles_train_step "call float @tanhf")
+  if [ "$n" -ne 2 ]; then
+    echo "train_step calls tanhf $n times, expected 2 (one loop per layer)"
+    exit 1
+  fi
+  ;;
+*) echo "unknown case $case"; exit 2 ;;
+esac
+echo "$case: $n"
