@@ -303,60 +303,87 @@ typedef void (*UpdateFn)(void *);
 typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 
-typedef struct JEngine {
+/* The entry points' names by FnKind (cgbase.h: the index of a CG_ bit). */
+static const char *const fn_names[FN_COUNT] = {"forward",    "predict",     "backward", "update",
+                                               "train_step", "train_epoch", "grad_part"};
+
+typedef struct JEngine JEngine;
+static void *compiled(Engine *e, int fn, void **slot);
+
+/* The compiled functions of an engine. Those the caller asked for are
+ * compiled by jit_engine_new; any other is compiled on its first call, in a
+ * module of its own added to the same JIT (compile_more), so every entry of
+ * the Engine works. The addresses are read and written atomically and the
+ * compiling is under `lock`: threads may call for the same function. */
+struct JEngine {
   LLVMOrcLLJITRef jit;
   bool f64;
-  ForwardFn forward;
-  PredictFn predict;
-  void *backward, *train_step, *train_epoch; /* StepFn64 or StepFn32 */
-  void *grad_part;                           /* PartFn64 or PartFn32 */
-  UpdateFn update;
-  void *ws;         /* the modules' workspace (define_workspace), freed after the JIT */
+  void *fn[FN_COUNT]; /* by FnKind (a CG_ bit's index); NULL: not compiled yet */
+  void *ws;           /* the modules' workspace (define_workspace), freed after the JIT */
   size_t ws_bytes;
-} JEngine;
+  /* what compile_more needs */
+  const Graph *g;
+  const Layout *layout;
+  int max_batch, opt_level;
+  char *cpu; /* NULL: native */
+  bool time;
+  const KernelSet *prebuilt;
+  unsigned built; /* the CG_ functions compiled (or tried) */
+  int nextra;     /* workspaces of later modules that need more than ws_bytes */
+  void *extra_ws[FN_COUNT];
+  size_t extra_bytes[FN_COUNT];
+  pthread_mutex_t lock;
+};
 
 static double call_step(const JEngine *je, void *fn, Engine *e, const void *x, const void *t, int64_t n) {
-  if (!fn) nnc_die("jit: a function that was not compiled was called");
   if (je->f64) return ((StepFn64)fn)(e->buf, x, t, n);
   return ((StepFn32)fn)(e->buf, x, t, n);
 }
 
 static double je_backward(Engine *e, const void *x, const void *t, int64_t n) {
   JEngine *je = e->impl;
-  return call_step(je, je->backward, e, x, t, n);
+  return call_step(je, compiled(e, FN_BACKWARD, &je->fn[FN_BACKWARD]), e, x, t, n);
 }
 
 static void je_update(Engine *e) {
   JEngine *je = e->impl;
-  if (!je->update) nnc_die("jit: update was not compiled");
-  je->update(e->buf);
+  UpdateFn fn;
+  void *addr = compiled(e, FN_UPDATE, &je->fn[FN_UPDATE]);
+  memcpy(&fn, &addr, sizeof fn); /* object pointers to function pointers: the addresses come from the JIT */
+  fn(e->buf);
 }
 
 static double je_train_step(Engine *e, const void *x, const void *t, int64_t n) {
   JEngine *je = e->impl;
-  return call_step(je, je->train_step, e, x, t, n);
+  return call_step(je, compiled(e, FN_TRAIN_STEP, &je->fn[FN_TRAIN_STEP]), e, x, t, n);
 }
 
 static double je_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
   JEngine *je = e->impl;
-  return call_step(je, je->train_epoch, e, x, t, rows);
+  return call_step(je, compiled(e, FN_TRAIN_EPOCH, &je->fn[FN_TRAIN_EPOCH]), e, x, t, rows);
 }
 
 static void je_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
   JEngine *je = e->impl;
-  if (t && loss && je->forward)
-    je->forward(e->buf, x, t, n, y, loss);
-  else if (!(t && loss) && je->predict)
-    je->predict(e->buf, x, n, y);
-  else
-    nnc_die("jit: forward/predict was not compiled");
+  if (t && loss) {
+    ForwardFn fn;
+    void *addr = compiled(e, FN_FORWARD, &je->fn[FN_FORWARD]);
+    memcpy(&fn, &addr, sizeof fn);
+    fn(e->buf, x, t, n, y, loss);
+  } else {
+    PredictFn fn;
+    void *addr = compiled(e, FN_PREDICT, &je->fn[FN_PREDICT]);
+    memcpy(&fn, &addr, sizeof fn);
+    fn(e->buf, x, n, y);
+  }
 }
 
 static double je_grad_part(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
                            int64_t total, int64_t first) {
   JEngine *je = e->impl;
-  if (je->f64) return ((PartFn64)je->grad_part)(e->buf, grad, ws, x, t, n, total, first);
-  return ((PartFn32)je->grad_part)(e->buf, grad, ws, x, t, n, total, first);
+  void *fn = je->fn[FN_GRAD_PART]; /* compiled up front (jit_engine_new sets grad_part only then) */
+  if (je->f64) return ((PartFn64)fn)(e->buf, grad, ws, x, t, n, total, first);
+  return ((PartFn32)fn)(e->buf, grad, ws, x, t, n, total, first);
 }
 
 static void je_destroy(Engine *e) {
@@ -364,6 +391,9 @@ static void je_destroy(Engine *e) {
   LLVMErrorRef err = LLVMOrcDisposeLLJIT(je->jit);
   if (err) report_error("disposing the JIT", err);
   nnc_bulk_free(je->ws, je->ws_bytes);
+  for (int i = 0; i < je->nextra; i++) nnc_bulk_free(je->extra_ws[i], je->extra_bytes[i]);
+  pthread_mutex_destroy(&je->lock);
+  free(je->cpu);
   free(je);
   engine_free(e);
 }
@@ -481,7 +511,7 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
  * each function plans its ranges from offset 0, and the functions of an
  * engine are called one at a time (threads call grad_part, which has a ws
  * of its own). *ws is the memory (NULL: none needed); -1 after saying why. */
-static int define_workspace(LLVMOrcLLJITRef jit, size_t bytes, void **ws) {
+static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, void **ws) {
   *ws = NULL;
   if (bytes == 0) return 0;
   if (!(*ws = nnc_bulk_alloc(bytes))) {
@@ -489,7 +519,7 @@ static int define_workspace(LLVMOrcLLJITRef jit, size_t bytes, void **ws) {
             strerror(errno));
     return -1;
   }
-  LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, CG_WORKSPACE_SYMBOL),
+  LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, name),
                                {(uintptr_t)*ws, {LLVMJITSymbolGenericFlagsExported, 0}}};
   LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&sym, 1); /* takes the name */
   LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
@@ -700,7 +730,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
   if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
   void *ws = NULL;
-  if (ok && define_workspace(jit, (size_t)ws_bytes, &ws)) ok = false;
+  if (ok && define_workspace(jit, CG_WORKSPACE_SYMBOL, (size_t)ws_bytes, &ws)) ok = false;
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
     if (!ok) {
@@ -723,39 +753,118 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   je->ws = ws;
   je->ws_bytes = (size_t)ws_bytes;
   je->f64 = g->dtype == DT_F64;
-  void *fwd = NULL, *pred = NULL, *upd = NULL;
-  if (((fns & CG_FORWARD) && lookup(jit, g, "forward", &fwd)) ||
-      ((fns & CG_PREDICT) && lookup(jit, g, "predict", &pred)) ||
-      ((fns & CG_BACKWARD) && lookup(jit, g, "backward", &je->backward)) ||
-      ((fns & CG_UPDATE) && lookup(jit, g, "update", &upd)) ||
-      ((fns & CG_TRAIN_STEP) && lookup(jit, g, "train_step", &je->train_step)) ||
-      ((fns & CG_TRAIN_EPOCH) && lookup(jit, g, "train_epoch", &je->train_epoch)) ||
-      ((fns & CG_GRAD_PART) && lookup(jit, g, "grad_part", &je->grad_part))) {
-    LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
-    nnc_bulk_free(ws, (size_t)ws_bytes);
-    free(je);
-    return NULL;
+  for (int k = 0; k < FN_COUNT; k++) {
+    if (!(fns & (1u << k))) continue;
+    if (lookup(jit, g, fn_names[k], &je->fn[k])) {
+      LLVMConsumeError(LLVMOrcDisposeLLJIT(jit));
+      nnc_bulk_free(ws, (size_t)ws_bytes);
+      free(je);
+      return NULL;
+    }
   }
-  /* object pointers to function pointers: the addresses come from the JIT */
-  memcpy(&je->forward, &fwd, sizeof fwd);
-  memcpy(&je->predict, &pred, sizeof pred);
-  memcpy(&je->update, &upd, sizeof upd);
+  je->g = g;
+  je->layout = layout;
+  je->max_batch = max_batch;
+  je->opt_level = opt_level;
+  je->cpu = is_native(cpu) ? NULL : nnc_xstrdup(cpu);
+  je->time = time;
+  je->prebuilt = prebuilt;
+  je->built = fns;
+  pthread_mutex_init(&je->lock, NULL);
   lap(&timer, "jit-link");
   if (time) /* the modules' workspace: sized by the batch, whatever the data */
     fprintf(stderr, "workspace  %" PRId64 " bytes\n", ws_bytes);
   static const Engine jit_ops = {.backward = je_backward, .update = je_update, .train_step = je_train_step,
                                  .train_epoch = je_train_epoch, .forward = je_forward, .destroy = je_destroy};
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
-  if (je->grad_part) {
+  if (je->fn[FN_GRAD_PART]) {
     e->grad_part = je_grad_part;
     e->ws_bytes = part[0].info.part_ws_bytes > 0 ? part[0].info.part_ws_bytes : 64;
   }
   return e;
 }
 
+/* Compile the functions `fns` (CG_ bits) that are not compiled yet as a
+ * module of their own and add it to the engine's JIT; under je->lock.
+ * The module shares the engine's workspace when it fits there, else it
+ * gets one of its own (the global renamed: its size is in the key of the
+ * object cache either way). Its GEMM kernels are its own (internal), or
+ * the prebuilt set already defined in the JIT. Returns 0, or -1 after
+ * saying why. */
+static int compile_more(JEngine *je, unsigned fns) {
+  if (graph_output_needs_targets(je->g)) fns &= ~(unsigned)CG_PREDICT; /* as codegen_module does */
+  fns &= ~je->built;
+  if (!fns) return 0;
+  je->built |= fns; /* tried once: a failure is not compiled again */
+  Build b = {je->g, je->layout, je->max_batch, je->opt_level, fns, je->cpu, {je->time, nnc_now()}, NULL, NULL, false};
+  b.gemm_kernels = je->prebuilt ? GEMM_KERNELS_IMPORT : GEMM_KERNELS_OWN;
+  build_codegen(&b);
+  char name[64] = CG_WORKSPACE_SYMBOL;
+  size_t bytes = (size_t)b.info.ws_bytes;
+  bool own_ws = false;
+  if (bytes > je->ws_bytes) { /* an earlier module's own one, else a new one */
+    int i = 0;
+    while (i < je->nextra && je->extra_bytes[i] < bytes) i++;
+    own_ws = i == je->nextra;
+    snprintf(name, sizeof name, "%s.%d", CG_WORKSPACE_SYMBOL, i + 1);
+    LLVMSetValueName2(LLVMGetNamedGlobal(b.mod, CG_WORKSPACE_SYMBOL), name, strlen(name));
+  }
+  build_object(&b); /* takes the module */
+  if (!b.obj) return -1;
+  void *ws = NULL;
+  if (own_ws && define_workspace(je->jit, name, bytes, &ws)) {
+    LLVMDisposeMemoryBuffer(b.obj);
+    return -1;
+  }
+  if (ws) {
+    je->extra_ws[je->nextra] = ws;
+    je->extra_bytes[je->nextra++] = bytes;
+  }
+  LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(je->jit, LLVMOrcLLJITGetMainJITDylib(je->jit), b.obj); /* takes obj */
+  if (err) {
+    report_error("cannot add the object to the JIT", err);
+    return -1;
+  }
+  for (int k = 0; k < FN_COUNT; k++) {
+    if (!(fns & (1u << k))) continue;
+    void *addr = NULL;
+    if (lookup(je->jit, je->g, fn_names[k], &addr)) return -1;
+    __atomic_store_n(&je->fn[k], addr, __ATOMIC_RELEASE);
+  }
+  lap(&b.timer, "jit-link");
+  return 0;
+}
+
+/* The address of compiled function fn (an FN_ index) of e, whose slot in
+ * the engine is *slot: compiled now when it was not before. */
+static void *compiled(Engine *e, int fn, void **slot) {
+  void *addr = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (addr) return addr;
+  JEngine *je = e->impl;
+  pthread_mutex_lock(&je->lock);
+  int rc = compile_more(je, 1u << fn);
+  pthread_mutex_unlock(&je->lock);
+  addr = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (!addr) {
+    fprintf(stderr, "nnc: error: the compiled code has no %s%s\n", fn_names[fn],
+            rc ? " (compiling it failed)" : " (the model's output needs its targets)");
+    exit(1);
+  }
+  return addr;
+}
+
 void *jit_engine_symbol(Engine *e, const char *fn) {
   JEngine *je = e->impl;
   void *addr = NULL;
+  for (int k = 0; k < FN_COUNT; k++) {
+    if (strcmp(fn, fn_names[k]) != 0) continue;
+    if (__atomic_load_n(&je->fn[k], __ATOMIC_ACQUIRE)) return je->fn[k];
+    pthread_mutex_lock(&je->lock);
+    int rc = compile_more(je, 1u << k);
+    pthread_mutex_unlock(&je->lock);
+    if (rc) return NULL;
+    break;
+  }
   return lookup(je->jit, e->g, fn, &addr) == 0 ? addr : NULL;
 }
 

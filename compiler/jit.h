@@ -29,13 +29,17 @@
 /* Compile g for `cpu` (jit_cpu_known; NULL or "native": the host's CPU
  * and features; the host must be able to run code for it) and return an
  * Engine running native code, or NULL after printing why. fns: the
- * functions to build (codegen.h's CG_* bits; the engine's other entries
- * must not be called). time: per-stage timings on stderr. */
+ * functions to compile now (codegen.h's CG_* bits, at least one); the
+ * engine's other entries compile theirs on their first call (thread-safe;
+ * the process ends after printing why if that fails), except grad_part,
+ * which is set only when CG_GRAD_PART is in fns. time: per-stage timings
+ * on stderr, for those later compiles too. */
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
                        unsigned fns, bool time, const char *cpu);
 
 /* The address of a compiled function of a JIT engine ("forward",
- * "train_step", ...: one that was built), or NULL after printing why. */
+ * "train_step", ...; compiled now if it was not), or NULL after printing
+ * why. */
 void *jit_engine_symbol(Engine *e, const char *fn);
 
 /* --emit llvm | asm | obj | header, to path (or stdout for llvm/asm), for

@@ -59,5 +59,11 @@ target_link_libraries(test_jit_lifecycle PRIVATE nnc_lib)
 add_test(NAME unit.jit_lifecycle COMMAND test_jit_lifecycle)
 set_tests_properties(unit.jit_lifecycle PROPERTIES TIMEOUT 600)
 
+add_executable(test_jit_lazy ${PROJECT_SOURCE_DIR}/tests/unit/test_jit_lazy.c)
+target_compile_options(test_jit_lazy PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_jit_lazy PRIVATE nnc_lib)
+add_test(NAME unit.jit_lazy COMMAND test_jit_lazy)
+set_tests_properties(unit.jit_lazy PROPERTIES TIMEOUT 600 ENVIRONMENT NNC_CACHE=0)
+
 add_test(NAME fuzz.replay_corpus COMMAND fuzz_nnc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus)
 set_tests_properties(fuzz.replay_corpus PROPERTIES TIMEOUT 600)
