@@ -406,6 +406,58 @@ void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
   }
 }
 
+LLVMValueRef cg_vec_load(CG *cg, LLVMValueRef p) {
+  return cg->lanes > 1 ? vec_load(cg, p) : LLVMBuildLoad2(cg->b, cg->T, p, "");
+}
+
+void cg_vec_store(CG *cg, LLVMValueRef v, LLVMValueRef p) {
+  if (cg->lanes > 1)
+    vec_store(cg, v, p);
+  else
+    LLVMBuildStore(cg->b, v, p);
+}
+
+void cg_vec_range(CG *cg, LLVMValueRef count, VecRangeBody *body, void *ctx) {
+  if (!cg->vec_loops || cg->vl < 2 || cg->lanes > 1 || cg->vidx) {
+    Loop lp;
+    LLVMValueRef i = cg_loop_begin(cg, &lp, count);
+    body(cg, i, ctx);
+    cg_loop_end(cg, &lp);
+    return;
+  }
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
+  LLVMValueRef vl = ci(cg, cg->vl);
+  bool known = LLVMIsAConstantInt(count);
+  int64_t c = known ? LLVMConstIntGetSExtValue(count) : -1;
+  if (!known || c >= cg->vl) { /* the full vectors */
+    LLVMValueRef full = known ? ci(cg, c / cg->vl) : LLVMBuildUDiv(cg->b, count, vl, "");
+    if (known && c / cg->vl == 1) {
+      body(cg, ci(cg, 0), ctx);
+    } else {
+      Loop lp;
+      LLVMValueRef i = cg_loop_begin(cg, &lp, full);
+      body(cg, imul(cg, i, vl), ctx);
+      loop_end(cg, &lp, true);
+    }
+  }
+  if (!known || c % cg->vl) { /* the rest, under a mask of its lanes */
+    LLVMValueRef at = known ? ci(cg, c / cg->vl * cg->vl) : LLVMBuildAnd(cg->b, count, ci(cg, -(int64_t)cg->vl), "");
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    LLVMValueRef lane[64];
+    for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
+    LLVMValueRef rest = LLVMBuildTrunc(cg->b, LLVMBuildNSWSub(cg->b, count, at, ""), i32, "");
+    LLVMValueRef splat = LLVMBuildShuffleVector(
+        cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(LLVMVectorType(i32, (unsigned)cg->vl)), rest, ci(cg, 0), ""),
+        LLVMGetPoison(LLVMVectorType(i32, (unsigned)cg->vl)),
+        LLVMConstNull(LLVMVectorType(i32, (unsigned)cg->vl)), "");
+    cg->vmask = LLVMBuildICmp(cg->b, LLVMIntULT, LLVMConstVector(lane, (unsigned)cg->vl), splat, "tail");
+    body(cg, at, ctx);
+    cg->vmask = NULL;
+  }
+  cg->lanes = lanes;
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
   if (cg->vidx) {
     if (moves_with(lin, cg->vidx, 0)) {

@@ -270,6 +270,20 @@ int cg_vec_axes(CG *cg, const Node *n, const Shape *s, VecOk *ok, void *ctx);
  * runs with idx[] the element of the vector's first lane. */
 typedef void VecBody(CG *cg, LLVMValueRef *idx, void *ctx);
 void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx);
+/* Elements 0 .. count-1 (count a runtime value >= 0, or a constant) in
+ * vectors of cg->vl lanes: body(cg, i, ctx) with i the element of the
+ * vector's first lane, inside a loop over the full vectors (which carries
+ * llvm.loop.vectorize.enable false), then once more for the rest under
+ * cg->vmask (the lanes below count; no lanes when there is no rest).
+ * cg->lanes is cg->vl inside, so cT() splats. A plain scalar loop (body
+ * called with each element, cg->lanes unchanged) when vector loops are
+ * off. Bodies read and write through cg_vec_load / cg_vec_store. */
+typedef void VecRangeBody(CG *cg, LLVMValueRef i, void *ctx);
+void cg_vec_range(CG *cg, LLVMValueRef count, VecRangeBody *body, void *ctx);
+/* A vector of cg->lanes elements at p (under cg->vmask when set); the
+ * scalar at p outside vector code. */
+LLVMValueRef cg_vec_load(CG *cg, LLVMValueRef p);
+void cg_vec_store(CG *cg, LLVMValueRef v, LLVMValueRef p);
 /* x in every lane of a vector of cg->vl elements. */
 LLVMValueRef cg_splat(CG *cg, LLVMValueRef x);
 

@@ -143,12 +143,9 @@ static LLVMValueRef imin(CG *cg, LLVMValueRef a, LLVMValueRef b) {
   return sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b);
 }
 
-static void zero_row(CG *cg, LLVMValueRef p, int64_t count) {
-  Loop lp;
-  LLVMValueRef e = cg_loop_begin(cg, &lp, ci(cg, count));
-  LLVMBuildStore(cg->b, cT(cg, 0), gep(cg, p, e));
-  cg_loop_end(cg, &lp);
-}
+static void zero_vec(CG *cg, LLVMValueRef i, void *p) { cg_vec_store(cg, cT(cg, 0), gep(cg, p, i)); }
+
+static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { cg_vec_range(cg, ci(cg, count), zero_vec, p); }
 
 /* The rows of cols (one per channel c and tap (i, j)) in runs of the
  * output's rows oy: a run's outputs ox in [lo, hi) read the input row
@@ -201,7 +198,27 @@ static LLVMValueRef run_loop(CG *cg, Loop *lp, const Runs *r, const Geo *g, LLVM
   return ox;
 }
 
+/* A run of stride 1 is contiguous in both: vectors (cg_vec_range) of
+ * ox = lo + i, the input at in + ox, the column at col + ox. */
+static void im2col_vec(CG *cg, LLVMValueRef i, void *ctx) {
+  const Runs *r = ctx;
+  LLVMValueRef ox = iadd(cg, r->lo, i);
+  LLVMValueRef in = LLVMBuildGEP2(cg->b, cg->T, r->in, &ox, 1, "");
+  cg_vec_store(cg, cg_vec_load(cg, in), gep(cg, r->col, ox));
+}
+
+static void col2im_vec(CG *cg, LLVMValueRef i, void *ctx) {
+  const Runs *r = ctx;
+  LLVMValueRef ox = iadd(cg, r->lo, i);
+  LLVMValueRef in = LLVMBuildGEP2(cg->b, cg->T, r->in, &ox, 1, "");
+  cg_vec_store(cg, b_fadd(cg, cg_vec_load(cg, in), cg_vec_load(cg, gep(cg, r->col, ox))), in);
+}
+
 static void im2col_run(CG *cg, const Geo *g, const Runs *r) {
+  if (g->w->s[1] == 1) {
+    cg_vec_range(cg, LLVMBuildNSWSub(cg->b, r->hi, r->lo, ""), im2col_vec, (void *)r);
+    return;
+  }
   Loop lp;
   LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
   LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, in, ""), gep(cg, r->col, ox));
@@ -209,6 +226,10 @@ static void im2col_run(CG *cg, const Geo *g, const Runs *r) {
 }
 
 static void col2im_run(CG *cg, const Geo *g, const Runs *r) {
+  if (g->w->s[1] == 1) {
+    cg_vec_range(cg, LLVMBuildNSWSub(cg->b, r->hi, r->lo, ""), col2im_vec, (void *)r);
+    return;
+  }
   Loop lp;
   LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
   LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, r->col, ox), "");
