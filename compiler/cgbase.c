@@ -458,6 +458,85 @@ void cg_vec_range(CG *cg, LLVMValueRef count, VecRangeBody *body, void *ctx) {
   cg->lanes = lanes;
 }
 
+/* Loops of fewer elements sum in scalars. */
+enum { VEC_SUM_MIN = 16 };
+
+bool cg_vec_reduce_ok(const CG *cg, int64_t m) {
+  return cg->vl >= 2 && cg->lanes <= 1 && !cg->vidx && m >= VEC_SUM_MIN && !cg_would_unroll(cg, m);
+}
+
+bool cg_vec_sum_ok(CG *cg, const Node *a, int k) {
+  if (k < 1) return false;
+  int64_t m = 1;
+  for (int d = a->shape.rank - k; d < a->shape.rank; d++) m *= a->shape.dim[d];
+  return cg_vec_reduce_ok(cg, m) && cg_vec_ok(cg, a, k);
+}
+
+LLVMValueRef cg_vec_reduce(CG *cg, int64_t m, VecTerm *term, void *ctx) {
+  int64_t full = m / cg->vl, tail = m % cg->vl;
+  LLVMTypeRef vt = vec_type(cg);
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
+  LLVMValueRef none = cT(cg, -0.0); /* x + -0 is x, a -0 sum stays -0 */
+  LLVMValueRef slot = LLVMBuildAlloca(cg->alloc, vt, "vsum");
+  LLVMBuildStore(cg->b, none, slot);
+  Loop lp;
+  for (int part = 0; part < 2; part++) {
+    if (part == 0 && full == 0) continue;
+    if (part == 1 && tail == 0) break;
+    if (part == 0 && full > 1) {
+      cg->vidx = imul(cg, cg_loop_begin(cg, &lp, ci(cg, full)), ci(cg, cg->vl));
+    } else {
+      if (part == 1) {
+        LLVMValueRef on[64];
+        for (int l = 0; l < cg->vl; l++) on[l] = LLVMConstInt(cg->i1, l < tail, 0);
+        cg->vmask = LLVMConstVector(on, (unsigned)cg->vl);
+      }
+      /* a value, not a constant, so that loads can tell it moves */
+      cg->vidx = LLVMBuildFreeze(cg->b, ci(cg, part ? full * cg->vl : 0), "");
+    }
+    LLVMValueRef v = term(cg, cg->vidx, ctx);
+    if (cg->vmask) v = sel(cg, cg->vmask, v, none);
+    LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, vt, slot, ""), v), slot);
+    cg->vmask = NULL;
+    if (part == 0 && full > 1) loop_end(cg, &lp, true);
+  }
+  cg->vidx = NULL;
+  /* the lanes added in halves: lane l and lane l + w/2, down to one */
+  LLVMValueRef acc = LLVMBuildLoad2(cg->b, vt, slot, "");
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  for (int w = cg->vl; w > 1; w /= 2) {
+    LLVMValueRef lo[32], hi[32];
+    for (int l = 0; l < w / 2; l++) lo[l] = LLVMConstInt(i32, (unsigned)l, 0), hi[l] = LLVMConstInt(i32, (unsigned)(l + w / 2), 0);
+    LLVMValueRef a0 = LLVMBuildShuffleVector(cg->b, acc, LLVMGetPoison(LLVMTypeOf(acc)), LLVMConstVector(lo, (unsigned)(w / 2)), "");
+    LLVMValueRef a1 = LLVMBuildShuffleVector(cg->b, acc, LLVMGetPoison(LLVMTypeOf(acc)), LLVMConstVector(hi, (unsigned)(w / 2)), "");
+    cg->lanes = w / 2;
+    acc = b_fadd(cg, a0, a1);
+  }
+  cg->lanes = lanes;
+  return LLVMBuildExtractElement(cg->b, acc, ci(cg, 0), "");
+}
+
+typedef struct SumTerm {
+  const Node *a;
+  LLVMValueRef row, *idx;
+} SumTerm;
+
+static LLVMValueRef sum_term(CG *cg, LLVMValueRef at, void *p) {
+  SumTerm *t = p;
+  t->idx[t->a->shape.rank - 1] = at;
+  return cg_load_elem(cg, t->a, t->row, t->idx);
+}
+
+LLVMValueRef cg_vec_sum(CG *cg, const Node *a, LLVMValueRef row, LLVMValueRef *lead, int k) {
+  const Shape *s = &a->shape;
+  int64_t m = 1;
+  for (int d = s->rank - k; d < s->rank; d++) m *= s->dim[d];
+  LLVMValueRef idx[MAX_RANK];
+  for (int d = 0; d < s->rank; d++) idx[d] = d < s->rank - k ? lead[d] : ci(cg, 0);
+  return cg_vec_reduce(cg, m, sum_term, &(SumTerm){a, row, idx});
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
   if (cg->vidx) {
     if (moves_with(lin, cg->vidx, 0)) {

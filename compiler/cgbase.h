@@ -284,6 +284,21 @@ void cg_vec_range(CG *cg, LLVMValueRef count, VecRangeBody *body, void *ctx);
  * scalar at p outside vector code. */
 LLVMValueRef cg_vec_load(CG *cg, LLVMValueRef p);
 void cg_vec_store(CG *cg, LLVMValueRef v, LLVMValueRef p);
+/* A sum of m terms in vectors: term(cg, at, ctx) gives the vector of
+ * terms at, at + 1, ..., at + vl - 1 (at is cg->vidx, so cg_load_elem
+ * returns vectors); a vector of vl partial sums, lane l adding terms l,
+ * l + vl, l + 2 vl, ... in order (the last partial vector under a mask),
+ * then the lanes added in halves (l and l + vl/2, ...). The order depends
+ * on the vector width only, and is the same with NNC_VECTOR_LOOPS=0.
+ * cg_vec_reduce_ok: m terms here are worth it (not unrolled, at least 16). */
+typedef LLVMValueRef VecTerm(CG *cg, LLVMValueRef at, void *ctx);
+bool cg_vec_reduce_ok(const CG *cg, int64_t m);
+LLVMValueRef cg_vec_reduce(CG *cg, int64_t m, VecTerm *term, void *ctx);
+/* Can the sum of a's elements over its trailing k axes be cg_vec_sum? */
+bool cg_vec_sum_ok(CG *cg, const Node *a, int k);
+/* The sum of row `row` of a over its trailing k axes, the others at
+ * lead[], as cg_vec_reduce. */
+LLVMValueRef cg_vec_sum(CG *cg, const Node *a, LLVMValueRef row, LLVMValueRef *lead, int k);
 /* x in every lane of a vector of cg->vl elements. */
 LLVMValueRef cg_splat(CG *cg, LLVMValueRef x);
 

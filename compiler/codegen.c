@@ -175,15 +175,21 @@ static void emit_reduce(CG *cg, const Node *n) {
     LLVMValueRef row = rows.idx[0];
     cg_iter_shape(cg, &out, &n->shape);
     FOR_EACH(cg, out) {
-      LLVMValueRef idx[MAX_RANK];
-      Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&red)));
-      cg_iter_shape(cg, &in, &red);
-      FOR_EACH(cg, in) {
-        for (int d = 0, j = 0; d < a->shape.rank; d++)
-          idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
-        cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
+      LLVMValueRef idx[MAX_RANK], result;
+      /* every element, or the last axis: contiguous runs, summed in vectors */
+      int k = all ? a->shape.rank : n->attr.axis == a->shape.rank - 1 ? 1 : 0;
+      if (k && cg_vec_sum_ok(cg, a, k)) {
+        result = cg_vec_sum(cg, a, row, out.idx, k);
+      } else {
+        Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&red)));
+        cg_iter_shape(cg, &in, &red);
+        FOR_EACH(cg, in) {
+          for (int d = 0, j = 0; d < a->shape.rank; d++)
+            idx[d] = all ? in.idx[d] : d == n->attr.axis ? in.idx[0] : out.idx[j++];
+          cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
+        }
+        result = cg_acc_get(cg, &sum);
       }
-      LLVMValueRef result = cg_acc_get(cg, &sum);
       if (n->op == OP_MEAN) result = b_fdiv(cg, result, cT(cg, (double)shape_numel(&red)));
       cg_name_value(cg, result, n);
       cg_store_elem(cg, n, row, out.idx, result);
@@ -245,6 +251,26 @@ static void emit_lastaxis(CG *cg, const Node *n) {
   }
 }
 
+/* A dot product's terms in vectors along k (cg_vec_reduce): A[i, k] or
+ * A[k], times B[k] or B[k, j] read as its transposed operand's [j, k]. */
+typedef struct DotTerm {
+  const Node *A, *B;
+  LLVMValueRef row, i, j;
+} DotTerm;
+
+static LLVMValueRef dot_term(CG *cg, LLVMValueRef at, void *p) {
+  const DotTerm *t = p;
+  LLVMValueRef ia[2] = {t->A->shape.rank == 2 ? t->i : at, at}, ib[2] = {t->j, at};
+  LLVMValueRef b = t->B->shape.rank == 1 ? cg_load_elem(cg, t->B, t->row, &at) : cg_load_elem(cg, t->B->in[0], t->row, ib);
+  return b_fmul(cg, cg_load_elem(cg, t->A, t->row, ia), b);
+}
+
+static bool dot_vec_ok(CG *cg, const Node *A, const Node *B, int64_t k) {
+  if (!cg_vec_reduce_ok(cg, k) || !cg_vec_ok(cg, A, 1)) return false;
+  if (B->shape.rank == 1) return cg_vec_ok(cg, B, 1);
+  return B->op == OP_TRANSPOSE && cg->st[B->id].kind == ST_VIEW && B->in[0]->shape.rank == 2 && cg_vec_ok(cg, B->in[0], 1);
+}
+
 static void emit_matmul(CG *cg, const Node *n) {
   const Node *A = n->in[0], *B = n->in[1];
   int64_t m = A->shape.rank == 2 ? A->shape.dim[0] : 1;
@@ -265,20 +291,24 @@ static void emit_matmul(CG *cg, const Node *n) {
     }
     cg_iter_shape(cg, &ij, &out);
     FOR_EACH(cg, ij) {
-      LLVMValueRef i = ij.idx[0], j = ij.idx[1];
-      Acc acc = cg_acc_new(cg, 0, cg_would_unroll(cg, k));
-      cg_iter_range(cg, &q, ci(cg, k));
-      FOR_EACH(cg, q) {
-        LLVMValueRef ia[2] = {A->shape.rank == 2 ? i : q.idx[0], q.idx[0]};
-        LLVMValueRef ib[2] = {q.idx[0], j};
-        LLVMValueRef b = pre ? bv[q.k] : cg_load_elem(cg, B, row, ib);
-        cg_acc_add(cg, &acc, b_fmul(cg, cg_load_elem(cg, A, row, ia), b));
+      LLVMValueRef i = ij.idx[0], j = ij.idx[1], v;
+      if (dot_vec_ok(cg, A, B, k)) {
+        v = cg_vec_reduce(cg, k, dot_term, &(DotTerm){A, B, row, i, j});
+      } else {
+        Acc acc = cg_acc_new(cg, 0, cg_would_unroll(cg, k));
+        cg_iter_range(cg, &q, ci(cg, k));
+        FOR_EACH(cg, q) {
+          LLVMValueRef ia[2] = {A->shape.rank == 2 ? i : q.idx[0], q.idx[0]};
+          LLVMValueRef ib[2] = {q.idx[0], j};
+          LLVMValueRef b = pre ? bv[q.k] : cg_load_elem(cg, B, row, ib);
+          cg_acc_add(cg, &acc, b_fmul(cg, cg_load_elem(cg, A, row, ia), b));
+        }
+        v = cg_acc_get(cg, &acc);
       }
       LLVMValueRef o[2];
       int r = 0;
       if (A->shape.rank == 2) o[r++] = i;
       if (B->shape.rank == 2) o[r++] = j;
-      LLVMValueRef v = cg_acc_get(cg, &acc);
       cg_name_value(cg, v, n);
       cg_store_elem(cg, n, row, o, v);
     }
@@ -357,14 +387,19 @@ static void emit_sum_to(CG *cg, const Node *n) {
       Iter out, in;
       cg_iter_shape(cg, &out, &n->shape);
       FOR_EACH(cg, out) {
-        Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&inner)));
-        cg_iter_shape(cg, &in, &inner);
-        FOR_EACH(cg, in) {
-          LLVMValueRef idx[MAX_RANK];
-          for (int d = 0; d < a->shape.rank; d++) idx[d] = d < k ? out.idx[d] : in.idx[d - k];
-          cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
+        LLVMValueRef v;
+        if (cg_vec_sum_ok(cg, a, inner.rank)) {
+          v = cg_vec_sum(cg, a, row, out.idx, inner.rank);
+        } else {
+          Acc sum = cg_acc_new(cg, 0, cg_would_unroll(cg, shape_numel(&inner)));
+          cg_iter_shape(cg, &in, &inner);
+          FOR_EACH(cg, in) {
+            LLVMValueRef idx[MAX_RANK];
+            for (int d = 0; d < a->shape.rank; d++) idx[d] = d < k ? out.idx[d] : in.idx[d - k];
+            cg_acc_add(cg, &sum, cg_load_elem(cg, a, row, idx));
+          }
+          v = cg_acc_get(cg, &sum);
         }
-        LLVMValueRef v = cg_acc_get(cg, &sum);
         cg_name_value(cg, v, n);
         cg_store_elem(cg, n, row, out.idx, v);
       }

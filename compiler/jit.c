@@ -181,11 +181,11 @@ static void lap(Timer *tm, const char *stage) {
  * compile time for the same code speed (bench/RESULTS.md). Loop nests
  * (the elementwise and reduction loops around the GEMM calls, convolutions)
  * at -O2 get the passes of default<O2> that change them: the small-step
- * ones plus loop rotation (codegen writes loops tested at the top, and the
- * loop vectorizer wants them rotated), induction variable simplification,
- * GVN, the loop vectorizer and load elimination across iterations; the
- * rest of default<O2> cost a third of their optimization time for no code
- * speed. -O1 and -O3 loop nests get LLVM's default pipeline. */
+ * ones plus loop rotation (codegen writes loops tested at the top; LICM
+ * hoists into the preheader a rotated loop has); codegen writes their
+ * vector loops itself, and the rest of default<O2> cost a third of their
+ * optimization time for no code speed. -O1 and -O3 loop nests get LLVM's
+ * default pipeline. */
 typedef enum CodeShape {
   CODE_LOOPS,      /* loop nests, GEMMs */
   CODE_SMALL_STEP, /* straight-line scalar steps (codegen_step_is_small) */
@@ -203,15 +203,16 @@ static const char *pipeline_for(int opt_level, CodeShape shape, char *buf, size_
     return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,slp-vectorizer,"
            "loop-mssa(licm),instcombine<no-verify-fixpoint>,simplifycfg)";
   if (shape == CODE_LOOPS && opt_level == 2)
-    /* codegen writes the elementwise loops in vectors (cgbase.h) and
-       keeps LLVM's loop vectorizer off them: it is left the reductions
-       and the copies of convolutions. The SLP vectorizer makes vectors of
-       the runs codegen unrolls inside loops (a mean over words, an
-       embedding's gradient, a softmax over 10 classes): without it
-       reviews trained at 0.7x, for 1-3 ms less compile on W2 */
+    /* codegen writes the loops worth vectors in vectors itself
+       (cgbase.h: elementwise loops, the convolutions' copies, reductions
+       and dot products), so LLVM's loop vectorizer, 30-45% of this
+       pipeline's time with its vector bodies, epilogues and runtime
+       checks, is not run. The SLP vectorizer makes vectors of the runs
+       codegen unrolls inside loops (a mean over words, an embedding's
+       gradient, a softmax over 10 classes): without it reviews trained
+       at 0.7x, for 1-3 ms less compile on W2 */
     return "function(sroa,early-cse<memssa>,instcombine<no-verify-fixpoint>,simplifycfg,"
-           "loop-mssa(loop-rotate,licm),loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg,"
-           "slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg)";
+           "loop-mssa(loop-rotate,licm),slp-vectorizer,instcombine<no-verify-fixpoint>,simplifycfg)";
   snprintf(buf, len, "default<O%d>", opt_level);
   return buf;
 }

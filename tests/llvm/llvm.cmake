@@ -24,8 +24,18 @@ add_test(NAME llvm.vector_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${
 add_test(NAME llvm.vector_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check OFF
          -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
-# vector loops and scalar loops train to the same bits: a convolutional
-# network (f32 and f64) and the W2 MLP
+add_test(NAME llvm.window_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check CHECK
+         -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+add_test(NAME llvm.window_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
+         ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check OFF
+         -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+# vector loops and scalar loops train to the same bits: convolutional
+# networks (1-D f32 and f64; 2-D with padding, max and average pooling)
+# and the W2 MLP
+add_test(NAME llvm.vector_loops_same_bits.window
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${LLVM_TESTS}/window_loops.nn 2)
+add_test(NAME llvm.vector_loops_same_bits.window_f64
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${LLVM_TESTS}/window_loops.nn 2 --dtype f64)
 add_test(NAME llvm.vector_loops_same_bits.waves
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/waves.nn 2)
 add_test(NAME llvm.vector_loops_same_bits.waves_f64
