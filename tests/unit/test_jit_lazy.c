@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "autodiff.h"
@@ -126,6 +127,24 @@ static size_t exercise(Engine *e, const Model *m, unsigned char *out, size_t cap
   return at + bytes;
 }
 
+/* The entries of directory dir (removed when `clear`). */
+static int entries(const char *dir, bool clear) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  if (!d) return -1;
+  for (struct dirent *de; (de = readdir(d));) {
+    if (de->d_name[0] == '.') continue;
+    n++;
+    if (clear) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+      unlink(path);
+    }
+  }
+  closedir(d);
+  return n;
+}
+
 typedef struct Ask {
   Engine *e;
   const char *fn;
@@ -162,6 +181,31 @@ int main(void) {
       check(ngot == nwant && memcmp(got, want, nwant) == 0, "the lazily compiled functions give the same numbers",
             mi, firsts[k]);
       e->destroy(e);
+    }
+    /* through the object cache: the later modules are entries of their
+       own, and a second engine loads every one of them */
+    char dir[] = "/tmp/nnc-lazy-XXXXXX";
+    if (mkdtemp(dir)) {
+      setenv("NNC_CACHE", "1", 1);
+      setenv("NNC_CACHE_DIR", dir, 1);
+      int made = 0;
+      for (int round = 0; round < 2; round++) {
+        Engine *c = jit_engine_new(m.g, m.layout, m.g->max_batch, 2, CG_FORWARD, false, NULL);
+        check(c != NULL, "JIT compiles with the cache", mi, CG_FORWARD);
+        if (!c) break;
+        size_t ngot = exercise(c, &m, got, sizeof got);
+        c->destroy(c);
+        check(ngot == nwant && memcmp(got, want, nwant) == 0, "the cached functions give the same numbers", mi,
+              CG_FORWARD);
+        int n = entries(dir, false);
+        if (round == 0) made = n;
+        check(round == 0 ? n >= 4 : n == made, round == 0 ? "a cache entry for each module" : "every module from the cache",
+              mi, CG_FORWARD);
+      }
+      entries(dir, true);
+      rmdir(dir);
+      setenv("NNC_CACHE", "0", 1);
+      unsetenv("NNC_CACHE_DIR");
     }
     /* two threads ask for functions not compiled yet at the same time */
     Engine *e = jit_engine_new(m.g, m.layout, m.g->max_batch, 2, CG_FORWARD, false, NULL);
