@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/startup/order.sh applied NNC | script NNC SYMBOL_ORDER_PY
+#   applied: the static constructors (_GLOBAL__sub_I_*) of NNC lie within
+#            1 MiB (unordered, lld spreads them over ~32 MB of .text)
+#   script:  symbol_order.py turns a callgrind profile into the order:
+#            only the binary's functions, each once, in the group that first
+#            ran it, sorted by name within a group
+set -euo pipefail
+mode=$1 nnc=$2
+case $mode in
+applied)
+  addrs=$(nm "$nnc" | awk '/ _GLOBAL__sub_I_/ {print $1}' | sort)
+  n=$(echo "$addrs" | grep -c .)
+  [ "$n" -ge 100 ] || { echo "only $n static constructors"; exit 1; }
+  span=$(( 16#$(echo "$addrs" | tail -1) - 16#$(echo "$addrs" | head -1) ))
+  if [ "$span" -gt 1048576 ]; then
+    echo "$n static constructors over $span bytes: the symbol order is not applied"
+    exit 1
+  fi
+  echo "$n static constructors within $span bytes" ;;
+script)
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  # callgrind's output as --compress-strings=no writes it, plus a compressed
+  # name, a recursion suffix, an address without a symbol and JIT code
+  cat >"$tmp/a.out" <<'PROFILE'
+events: Ir
+fn=main
+1 10
+cfn=(7) _GLOBAL__sub_I_Core.cpp
+calls=1 0
+1 5
+fn=_GLOBAL__sub_I_Core.cpp'2
+1 3
+fn=0x0000000000001050
+1 1
+fn=train_step_not_in_nnc
+1 1
+PROFILE
+  cat >"$tmp/b.out" <<'PROFILE'
+fn=LLVMContextCreate
+1 1
+fn=main
+1 1
+PROFILE
+  python3 "$3" --nnc "$nnc" -o "$tmp/order" --profiles first="$tmp/a.out" second="$tmp/b.out"
+  printf '%s\n' '# first' _GLOBAL__sub_I_Core.cpp main '# second' LLVMContextCreate >"$tmp/want"
+  grep -v '^# the \|^# made ' "$tmp/order" | diff "$tmp/want" - ;;
+esac
