@@ -714,10 +714,12 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
      1.3 MiB, W2 2.6): the run's own allocations reuse it, while trimming
      it took moons' JIT link from 4.6 to 14 ms and W2's from 4.8 to 18 at
      load 5-8 (the madvise calls, the page faults after) for 1.1 MB less
-     at W2's peak; bench/memory's peaks are the same either way */
+     at W2's peak; bench/memory's peaks are the same either way. The free
+     top of the heap does not count: the nnc command's heap grows in steps
+     of 32 MB of address space, most of it never touched (driver/main.c) */
 #if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
   struct mallinfo2 heap = mallinfo2();
-  if (nparts == 2 || heap.fordblks >= (size_t)3 << 20) malloc_trim(0);
+  if (nparts == 2 || heap.fordblks - heap.keepcost >= (size_t)3 << 20) malloc_trim(0);
 #else
   malloc_trim(0);
 #endif
