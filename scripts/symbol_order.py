@@ -15,8 +15,12 @@ ones before did not run, sorted by name (so the file does not depend on
 the layout of the binary profiled):
   help         nnc --help  (start-up and exit: LLVM's static constructors)
   moons        examples/moons.nn --jit --train, no compile cache
-  moons_cached the same with the compiled object in the cache
+  moons_avx512 its object compiled for an AVX-512 machine (--emit obj --cpu
+               znver5): valgrind's CPU has no AVX-512, so --jit under it
+               takes other paths of LLVM's code generation than on such a host
+  moons_cached moons --jit --train with its object in the compile cache
   w2           bench/w2_digits.nn --jit --train --epochs 0, no cache
+  w2_avx512    its object compiled for znver5
   conv         tests/conv/conv_net.nn --jit --train --epochs 1 (convolutions
                and pooling), no cache
   interp       examples/circles.nn --epochs 1 (the interpreter)
@@ -46,8 +50,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = [
     ("help", ["--help"], {}),
     ("moons", ["examples/moons.nn", "--jit", "--train"], {"NNC_CACHE": "0"}),
+    ("moons_avx512", ["examples/moons.nn", "--emit", "obj", "-o", "{tmp}/m.o", "--cpu", "znver5"], {}),
     ("moons_cached", ["examples/moons.nn", "--jit", "--train"], {"cached": "1"}),
     ("w2", ["bench/w2_digits.nn", "--jit", "--train", "--epochs", "0"], {"NNC_CACHE": "0"}),
+    ("w2_avx512", ["bench/w2_digits.nn", "--emit", "obj", "-o", "{tmp}/w.o", "--cpu", "znver5"], {}),
     ("conv", ["tests/conv/conv_net.nn", "--jit", "--train", "--epochs", "1"], {"NNC_CACHE": "0"}),
     ("interp", ["examples/circles.nn", "--epochs", "1"], {"NNC_CACHE": "0"}),
 ]
@@ -79,6 +85,7 @@ def executed(profile):
 
 
 def profile(nnc, argv, env_extra, out, tmp):
+    argv = [a.replace("{tmp}", tmp) for a in argv]
     env = dict(os.environ)
     env["NNC_COMPILE_THREADS"] = "1"
     if env_extra.get("cached"):
