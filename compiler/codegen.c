@@ -483,12 +483,23 @@ static void emit_batch(CG *cg, const Node *n) {
 
 /* dropout_hash (ir.c) in IR: a splitmix64 finalizer over the key and the
  * step, then over that and the element. */
+/* The constant c as an i64, or in every lane of t's i64 vector. */
+static LLVMValueRef k64(CG *cg, LLVMTypeRef t, uint64_t c) {
+  LLVMValueRef k = LLVMConstInt(cg->i64, c, 0);
+  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return k;
+  LLVMValueRef e[64];
+  unsigned n = LLVMGetVectorSize(t);
+  for (unsigned i = 0; i < n; i++) e[i] = k;
+  return LLVMConstVector(e, n);
+}
+
 static LLVMValueRef mix64(CG *cg, LLVMValueRef h) {
   LLVMBuilderRef b = cg->b;
-  h = LLVMBuildAdd(b, h, ci(cg, (int64_t)0x9E3779B97F4A7C15ull), "");
-  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 30), ""), ""), ci(cg, (int64_t)0xBF58476D1CE4E5B9ull), "");
-  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 27), ""), ""), ci(cg, (int64_t)0x94D049BB133111EBull), "");
-  return LLVMBuildXor(b, h, LLVMBuildLShr(b, h, ci(cg, 31), ""), "");
+  LLVMTypeRef t = LLVMTypeOf(h); /* i64, or a vector of them (vector loops) */
+  h = LLVMBuildAdd(b, h, k64(cg, t, 0x9E3779B97F4A7C15ull), "");
+  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, k64(cg, t, 30), ""), ""), k64(cg, t, 0xBF58476D1CE4E5B9ull), "");
+  h = LLVMBuildMul(b, LLVMBuildXor(b, h, LLVMBuildLShr(b, h, k64(cg, t, 27), ""), ""), k64(cg, t, 0x94D049BB133111EBull), "");
+  return LLVMBuildXor(b, h, LLVMBuildLShr(b, h, k64(cg, t, 31), ""), "");
 }
 
 /* dropout in training: a * mask / (1 - rate), the mask from the key, the
@@ -498,21 +509,46 @@ static LLVMValueRef mix64(CG *cg, LLVMValueRef h) {
  * when the hash of the seed and its index, as a uniform in [0, 1), is at
  * least the rate. */
 typedef struct DropMask {
-  LLVMValueRef seed, scale, rate;
+  LLVMValueRef seed;
+  double scale, rate;
   int64_t numel;
 } DropMask;
 
+/* In a vector loop (cg_vec_each) the lanes are elements elem, elem + 1,
+ * ...: each lane computes the scalar hash of its own element. */
 static LLVMValueRef dropout_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
   const DropMask *m = ctx;
   LLVMValueRef batch_row = cg->first ? iadd(cg, cg->first, row) : row;
   LLVMValueRef elem = iadd(cg, imul(cg, batch_row, ci(cg, m->numel)), cg_linear_index(cg, &n->shape, idx));
-  LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, m->seed, elem, ""));
-  LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, ci(cg, 11), ""),
-                                                        LLVMDoubleTypeInContext(cg->ctx), ""),
-                                 LLVMConstReal(LLVMDoubleTypeInContext(cg->ctx), 0x1p-53), "");
-  if (cg->L->elem_size == 4) u = LLVMBuildFPTrunc(cg->b, u, cg->T, "");
-  LLVMValueRef keep = LLVMBuildFCmp(cg->b, LLVMRealOGE, u, m->rate, "");
-  return sel(cg, keep, b_fmul(cg, cg_load_elem(cg, n->in[0], row, idx), m->scale), cT(cg, 0));
+  LLVMValueRef seed = m->seed;
+  LLVMTypeRef dbl = LLVMDoubleTypeInContext(cg->ctx), ft = cg->T;
+  LLVMValueRef scale = LLVMConstReal(dbl, 0x1p-53);
+  if (cg->lanes > 1) {
+    unsigned vl = (unsigned)cg->lanes;
+    LLVMTypeRef vt = LLVMVectorType(cg->i64, vl);
+    LLVMValueRef lane[64], zeros = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), vl));
+    for (unsigned l = 0; l < vl; l++) lane[l] = ci(cg, l);
+    elem = LLVMBuildShuffleVector(cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), elem, ci(cg, 0), ""),
+                                  LLVMGetPoison(vt), zeros, "");
+    elem = LLVMBuildAdd(cg->b, elem, LLVMConstVector(lane, vl), "");
+    seed = LLVMBuildShuffleVector(cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), seed, ci(cg, 0), ""),
+                                  LLVMGetPoison(vt), zeros, "");
+    dbl = LLVMVectorType(dbl, vl), ft = LLVMVectorType(ft, vl);
+    LLVMValueRef e[64];
+    for (unsigned l = 0; l < vl; l++) e[l] = scale;
+    scale = LLVMConstVector(e, vl);
+  }
+  LLVMValueRef h = mix64(cg, LLVMBuildXor(cg->b, seed, elem, ""));
+  LLVMValueRef u = LLVMBuildFMul(cg->b, LLVMBuildUIToFP(cg->b, LLVMBuildLShr(cg->b, h, k64(cg, LLVMTypeOf(h), 11), ""), dbl, ""),
+                                 scale, "");
+  if (cg->L->elem_size == 4) u = LLVMBuildFPTrunc(cg->b, u, ft, "");
+  LLVMValueRef keep = LLVMBuildFCmp(cg->b, LLVMRealOGE, u, cT(cg, m->rate), "");
+  return sel(cg, keep, b_fmul(cg, cg_load_elem(cg, n->in[0], row, idx), cT(cg, m->scale)), cT(cg, 0));
+}
+
+static bool dropout_vec_ok(CG *cg, const Node *n, int k, void *ctx) {
+  (void)ctx;
+  return cg_vec_ok(cg, n->in[0], k);
 }
 
 static void emit_dropout(CG *cg, const Node *n) {
@@ -520,10 +556,10 @@ static void emit_dropout(CG *cg, const Node *n) {
   LLVMValueRef stepf = cg_load_elem(cg, n->in[1], ci(cg, 0), zero_idx);
   LLVMValueRef step = LLVMBuildFPToUI(cg->b, stepf, cg->i64, "step");
   DropMask m = {.seed = mix64(cg, LLVMBuildXor(cg->b, ci(cg, (int64_t)((uint64_t)(uint32_t)n->attr.axis << 32)), step, "")),
-                .scale = cT(cg, 1 / (1 - n->attr.value)),
-                .rate = cT(cg, n->attr.value),
+                .scale = 1 / (1 - n->attr.value),
+                .rate = n->attr.value,
                 .numel = shape_numel(&n->shape)};
-  emit_each_element(cg, n, dropout_value, &m, NULL);
+  emit_each_element(cg, n, dropout_value, &m, dropout_vec_ok);
 }
 
 /* n's values stored from its view (the operand its function reads). */
