@@ -584,20 +584,54 @@ static LLVMValueRef table_row(CG *cg, LLVMValueRef x, int64_t rows) {
   return LLVMBuildFPToSI(cg->b, x, cg->i64, "");
 }
 
+/* A row of the table copied to a row of the gather's result, in vectors
+ * (cg_vec_range). */
+typedef struct RowCopy {
+  LLVMValueRef from, to;
+} RowCopy;
+
+static void copy_vec(CG *cg, LLVMValueRef i, void *p) {
+  const RowCopy *c = p;
+  LLVMValueRef src = LLVMBuildInBoundsGEP2(cg->b, cg->T, c->from, &i, 1, "");
+  LLVMValueRef dst = LLVMBuildInBoundsGEP2(cg->b, cg->T, c->to, &i, 1, "");
+  cg_vec_store(cg, cg_vec_load(cg, src), dst);
+}
+
 /* gather: out[i..., d] = table[index[i...], d]. */
 static void emit_gather(CG *cg, const Node *n) {
   const Node *table = n->in[0], *index = n->in[1];
   int r = index->shape.rank;
+  int64_t dim = table->shape.dim[1];
   Iter rows, el;
+  /* each index's row a vector copy, when both are in memory and the rows
+     are not unrolled */
+  bool vec = cg->vec_loops && cg->vl >= 2 && dim >= 4 && cg->st[table->id].kind == ST_MEM &&
+             cg->st[n->id].kind == ST_MEM && !cg_would_unroll(cg, shape_numel(&n->shape));
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
     LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef ti[2] = {table_row(cg, cg_load_elem(cg, index, row, el.idx), table->shape.dim[0]), el.idx[r]};
-      LLVMValueRef v = cg_load_elem(cg, table, ci(cg, 0), ti);
-      cg_name_value(cg, v, n);
-      cg_store_elem(cg, n, row, el.idx, v);
+    if (vec) {
+      Iter pos;
+      cg_flush(cg, table);
+      cg_forget_node(cg, n);
+      cg_iter_loop(cg, &pos, &index->shape);
+      FOR_EACH(cg, pos) {
+        LLVMValueRef t = table_row(cg, cg_load_elem(cg, index, row, pos.idx), table->shape.dim[0]);
+        LLVMValueRef oi[MAX_RANK];
+        for (int d = 0; d < r; d++) oi[d] = pos.idx[d];
+        oi[r] = ci(cg, 0);
+        RowCopy c = {cg_elem_ptr(cg, table, ci(cg, 0), imul(cg, t, ci(cg, dim))),
+                     cg_elem_ptr(cg, n, row, cg_linear_index(cg, &n->shape, oi))};
+        cg_vec_range(cg, ci(cg, dim), copy_vec, &c);
+      }
+    } else {
+      cg_iter_shape(cg, &el, &n->shape);
+      FOR_EACH(cg, el) {
+        LLVMValueRef ti[2] = {table_row(cg, cg_load_elem(cg, index, row, el.idx), table->shape.dim[0]), el.idx[r]};
+        LLVMValueRef v = cg_load_elem(cg, table, ci(cg, 0), ti);
+        cg_name_value(cg, v, n);
+        cg_store_elem(cg, n, row, el.idx, v);
+      }
     }
   }
 }

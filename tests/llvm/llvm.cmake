@@ -32,8 +32,8 @@ add_test(NAME llvm.window_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_L
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check OFF
          -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
 # vector loops and scalar loops train to the same bits: convolutional
-# networks (1-D f32 and f64; 2-D with padding, max and average pooling)
-# and the W2 MLP
+# networks (1-D f32 and f64; 2-D with padding, max and average pooling),
+# an embedding (its rows gathered by vector copies) and the W2 MLP
 add_test(NAME llvm.vector_loops_same_bits.window
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${LLVM_TESTS}/window_loops.nn 2)
 add_test(NAME llvm.vector_loops_same_bits.window_f64
@@ -42,6 +42,8 @@ add_test(NAME llvm.vector_loops_same_bits.waves
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/waves.nn 2)
 add_test(NAME llvm.vector_loops_same_bits.waves_f64
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/waves.nn 2 --dtype f64)
+add_test(NAME llvm.vector_loops_same_bits.reviews
+         COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/reviews.nn 2)
 add_test(NAME llvm.vector_loops_same_bits.w2
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/bench/w2_digits.nn 2)
 add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/epilogue.check CHECK
