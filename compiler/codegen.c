@@ -315,20 +315,18 @@ static void emit_matmul(CG *cg, const Node *n) {
   }
 }
 
-static void emit_outer(CG *cg, const Node *n) {
-  Iter rows, el;
-  cg_iter_rows(cg, &rows, n);
-  FOR_EACH(cg, rows) {
-    LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &el, &n->shape);
-    FOR_EACH(cg, el) {
-      LLVMValueRef v =
-          b_fmul(cg, cg_load_elem(cg, n->in[0], row, &el.idx[0]), cg_load_elem(cg, n->in[1], row, &el.idx[1]));
-      cg_name_value(cg, v, n);
-      cg_store_elem(cg, n, row, el.idx, v);
-    }
-  }
+/* outer(a, b)[i, j] = a[i] * b[j]: in vectors along j (a[i] splat). */
+static LLVMValueRef outer_value(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx) {
+  (void)ctx;
+  return b_fmul(cg, cg_load_elem(cg, n->in[0], row, &idx[0]), cg_load_elem(cg, n->in[1], row, &idx[1]));
 }
+
+static bool outer_vec_ok(CG *cg, const Node *n, int k, void *ctx) {
+  (void)ctx;
+  return k == 1 && cg_vec_ok(cg, n->in[1], 1);
+}
+
+static void emit_outer(CG *cg, const Node *n) { emit_each_element(cg, n, outer_value, NULL, outer_vec_ok); }
 
 static bool always_vec(CG *cg, const Node *n, int k, void *ctx) {
   (void)cg, (void)n, (void)k, (void)ctx;
