@@ -105,7 +105,7 @@ static size_t exercise(Engine *e, const Model *m, unsigned char *out, size_t cap
     else
       ((float *)t)[i] = (float)v;
   }
-  double l[4];
+  double l[3];
   l[0] = e->train_step(e, x, t, B);
   l[1] = e->backward(e, x, t, B);
   e->update(e);
