@@ -368,6 +368,13 @@ int cg_vec_axes(CG *cg, const Node *n, const Shape *s, VecOk *ok, void *ctx) {
   return best;
 }
 
+/* The mask of a last partial vector: its first `tail` lanes on. */
+static LLVMValueRef tail_mask(CG *cg, int64_t tail) {
+  LLVMValueRef on[64];
+  for (int l = 0; l < cg->vl; l++) on[l] = LLVMConstInt(cg->i1, l < tail, 0);
+  return LLVMConstVector(on, (unsigned)cg->vl);
+}
+
 void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
   Shape outer = *s;
   outer.rank = s->rank - k;
@@ -393,10 +400,7 @@ void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
       body(cg, idx, ctx);
     }
     if (tail) {
-      LLVMTypeRef i1 = LLVMInt1TypeInContext(cg->ctx);
-      LLVMValueRef on[64];
-      for (int l = 0; l < cg->vl; l++) on[l] = LLVMConstInt(i1, l < tail, 0);
-      cg->vmask = LLVMConstVector(on, (unsigned)cg->vl);
+      cg->vmask = tail_mask(cg, tail);
       idx[s->rank - 1] = cg->vidx = LLVMBuildFreeze(cg->b, ci(cg, full * cg->vl), "");
       body(cg, idx, ctx);
       cg->vmask = NULL;
@@ -487,11 +491,7 @@ LLVMValueRef cg_vec_reduce(CG *cg, int64_t m, VecTerm *term, void *ctx) {
     if (part == 0 && full > 1) {
       cg->vidx = imul(cg, cg_loop_begin(cg, &lp, ci(cg, full)), ci(cg, cg->vl));
     } else {
-      if (part == 1) {
-        LLVMValueRef on[64];
-        for (int l = 0; l < cg->vl; l++) on[l] = LLVMConstInt(cg->i1, l < tail, 0);
-        cg->vmask = LLVMConstVector(on, (unsigned)cg->vl);
-      }
+      if (part == 1) cg->vmask = tail_mask(cg, tail);
       /* a value, not a constant, so that loads can tell it moves */
       cg->vidx = LLVMBuildFreeze(cg->b, ci(cg, part ? full * cg->vl : 0), "");
     }
