@@ -16,6 +16,7 @@
 
 #include "driver.h" /* driver_release_code_after_compile: the command only */
 #include "nnc.h"
+#include "util.h" /* nnc_prefault */
 
 static const char usage_line[] =
     "usage: nnc FILE.nn [--jit] [--train | --grad | --check-grad | --eval | --predict CSV | --emit KIND] [options]\n";
@@ -252,10 +253,6 @@ static int run_command(int argc, char **argv) {
 #define NNC_PLAIN_PROCESS 1
 #endif
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 extern char __bss_start[], _end[]; /* the linker's */
 
 /* Before any other constructor (LLVM's ~400 build their command-line
@@ -272,9 +269,8 @@ extern char __bss_start[], _end[]; /* the linker's */
  * Any call that fails leaves things as they were. */
 __attribute__((constructor(101))) static void startup_memory(void) {
   if (!NNC_PLAIN_PROCESS) return;
+  nnc_prefault(__bss_start, (size_t)(_end - __bss_start));
   long page = sysconf(_SC_PAGESIZE);
-  uintptr_t lo = ((uintptr_t)__bss_start + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-  if ((uintptr_t)_end > lo) madvise((void *)lo, (uintptr_t)_end - lo, MADV_POPULATE_WRITE);
 
   const uintptr_t huge = (uintptr_t)2 << 20;
   const int step = 32 << 20;
