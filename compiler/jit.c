@@ -620,12 +620,17 @@ static void *build_object(void *arg) {
   return NULL;
 }
 
-/* Whether a second thread would have a CPU to itself now: fewer tasks
- * running on the machine (this one included) than CPUs this process may
- * use. NNC_COMPILE_THREADS=1 or 2 decides instead (tests). */
-static bool core_free(void) {
+/* Whether to compile on two threads: when a second thread would have a
+ * CPU to itself now (fewer tasks running on the machine, this one
+ * included, than CPUs this process may use), unless every function is in
+ * registers (`small`: a few hundred lines of IR, where a second module's
+ * set-up, its target machine, passes and the thread's own malloc arena,
+ * costs more than the thread takes off: moons 47 ms of CPU against 33).
+ * NNC_COMPILE_THREADS=1 or 2 decides instead (tests). */
+static bool two_threads(bool small) {
   const char *force = getenv("NNC_COMPILE_THREADS");
   if (force && *force) return atoi(force) >= 2;
+  if (small) return false;
   cpu_set_t set;
   int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
   if (cpus < 2) return false;
@@ -649,8 +654,9 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
      training and the evaluation functions, compiled side by side on two
      threads cost more CPU time, and more time as well when the other core
      is busy, but less time when it is free (bench/RESULTS.md): they are
-     the choice when a CPU is idle now (core_free) and the object cache
-     does not hold the one module, and when a step's functions are not
+     the choice when a CPU is idle now and the module is not all in
+     registers (two_threads) and the object cache does not hold the one
+     module, and when a step's functions are not
      all in registers (regstep.c) while those of the other part are (a
      module's pass pipeline follows its code, CodeShape). The objects'
      code is the same either way. */
@@ -669,7 +675,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
     unsigned train_built = built & ~(unsigned)(CG_FORWARD | CG_PREDICT), eval_built = built & eval_fns;
     bool train_regs = (train_built & regs) == train_built, eval_regs = (eval_built & regs) == eval_built;
     bool split = train_regs != eval_regs;
-    if (!split && core_free()) {
+    if (!split && two_threads(part[0].info.registers_only)) {
       split = true;
       if (objcache_enabled()) { /* a cached object of the one module is used */
         ObjKey key;

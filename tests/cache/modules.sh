@@ -4,9 +4,10 @@
 # entry, holding the functions the run calls and no others; another kind
 # of run is another entry (the key covers the set); two modules on two
 # threads give the same numbers, and a cached one module is used by a
-# run that would compile two. The symbols are read
-# from the cached object (moons' functions are in registers: none calls
-# another, so a name in the object is a function it defines).
+# run that would compile two; moons, all in registers, is one module
+# whatever the load. The symbols are read from the cached object (moons'
+# functions are in registers: none calls another, so a name in the object
+# is a function it defines).
 set -u
 nnc=$1 examples=$2
 tmp=$(mktemp -d)
@@ -56,4 +57,11 @@ NNC_CACHE_DIR=$tmp/train NNC_COMPILE_THREADS=2 timeout 120 "$nnc" "$examples/moo
   >/dev/null 2>"$tmp/err3" || fail "cached: $(cat "$tmp/err3")"
 grep -q '^time cache-hit' "$tmp/err3" || fail "two threads did not use the cached module: $(cat "$tmp/err3")"
 grep -q '^time llvm-opt' "$tmp/err3" && fail "two threads compiled though the module was cached"
+# a model all in registers (moons) is one module whatever the load: a
+# second module's set-up costs more than its thread takes off
+NNC_CACHE_DIR=$tmp/auto NNC_COMPILE_THREADS= timeout 120 "$nnc" "$examples/moons.nn" --jit --train --epochs 1 --time \
+  >/dev/null 2>"$tmp/err4" || fail "unset: $(cat "$tmp/err4")"
+grep -q '^time join' "$tmp/err4" && fail "moons compiled as two modules: $(cat "$tmp/err4")"
+objs=("$tmp/auto"/*.o)
+[ "${#objs[@]}" = 1 ] || fail "moons: expected one object, found: $(ls "$tmp/auto")"
 echo "1 passed, 0 failed"
