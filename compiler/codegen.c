@@ -158,6 +158,17 @@ static void emit_reduce_outside(CG *cg, const Node *n) {
   }
 }
 
+/* The results of a reduction, each the sum of `terms` terms (a vector
+ * loop when vec): a loop when each sum is one, so that the loop is written
+ * once and not once per result (a per-channel sum of a convolution's
+ * gradient over its positions); unrolled when the sums are too. */
+static void out_iter(CG *cg, Iter *out, const Shape *s, bool vec, int64_t terms) {
+  if (shape_numel(s) > 1 && (vec || !cg_would_unroll2(cg, shape_numel(s), terms)))
+    cg_iter_loop(cg, out, s);
+  else
+    cg_iter_shape(cg, out, s);
+}
+
 /* sum and mean over one axis or all of them. */
 static void emit_reduce(CG *cg, const Node *n) {
   const Node *a = n->in[0];
@@ -170,14 +181,14 @@ static void emit_reduce(CG *cg, const Node *n) {
   /* the reduced index space: every element, or the one axis */
   Shape red = all ? a->shape : shape1(a->shape.dim[n->attr.axis]);
   Iter rows, out, in;
+  /* every element, or the last axis: contiguous runs, summed in vectors */
+  int k = all ? a->shape.rank : n->attr.axis == a->shape.rank - 1 ? 1 : 0;
   cg_iter_rows(cg, &rows, n);
   FOR_EACH(cg, rows) {
     LLVMValueRef row = rows.idx[0];
-    cg_iter_shape(cg, &out, &n->shape);
+    out_iter(cg, &out, &n->shape, k && cg_vec_sum_ok(cg, a, k), shape_numel(&red));
     FOR_EACH(cg, out) {
       LLVMValueRef idx[MAX_RANK], result;
-      /* every element, or the last axis: contiguous runs, summed in vectors */
-      int k = all ? a->shape.rank : n->attr.axis == a->shape.rank - 1 ? 1 : 0;
       if (k && cg_vec_sum_ok(cg, a, k)) {
         result = cg_vec_sum(cg, a, row, out.idx, k);
       } else {
@@ -383,7 +394,7 @@ static void emit_sum_to(CG *cg, const Node *n) {
     FOR_EACH(cg, rows) {
       LLVMValueRef row = rows.idx[0];
       Iter out, in;
-      cg_iter_shape(cg, &out, &n->shape);
+      out_iter(cg, &out, &n->shape, cg_vec_sum_ok(cg, a, inner.rank), shape_numel(&inner));
       FOR_EACH(cg, out) {
         LLVMValueRef v;
         if (cg_vec_sum_ok(cg, a, inner.rank)) {
