@@ -40,6 +40,27 @@
 #include "kernels.h"
 #include "objcache.h"
 
+/* The host CPU's name and features, asked of LLVM once: each ask reads
+ * CPUID and builds the feature string anew, and a compile needed them
+ * half a dozen times (target machines, kernel set, cache key). */
+static char *host_cpu, *host_features;
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void read_host(void) {
+  host_cpu = LLVMGetHostCPUName();
+  host_features = LLVMGetHostCPUFeatures();
+}
+
+static const char *host_cpu_name(void) {
+  pthread_once(&host_once, read_host);
+  return host_cpu;
+}
+
+static const char *host_cpu_features(void) {
+  pthread_once(&host_once, read_host);
+  return host_features;
+}
+
 static void init_llvm(void) {
   static bool done;
   if (done) return;
@@ -123,9 +144,8 @@ static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") ==
 CgTarget jit_target(const char *cpu) {
   CgTarget t = {128, false};
   if (is_native(cpu)) {
-    char *features = LLVMGetHostCPUFeatures();
+    const char *features = host_cpu_features();
     t.vector_bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
-    LLVMDisposeMessage(features);
   } else if (x86_64_cpu(cpu)) {
     t.vector_bits = x86_64_cpu(cpu)->vector_bits;
   }
@@ -144,21 +164,19 @@ CgTarget jit_target(const char *cpu) {
 static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) {
   bool native = is_native(cpu_name);
   char *triple = LLVMGetDefaultTargetTriple();
-  char *cpu = native ? LLVMGetHostCPUName() : NULL;
-  char *features = native ? LLVMGetHostCPUFeatures() : NULL;
+  const char *cpu = native ? host_cpu_name() : cpu_name;
+  const char *features = native ? host_cpu_features() : "";
   LLVMTargetRef target;
   char *err = NULL;
   LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &target, &err) == 0)
-    tm = LLVMCreateTargetMachine(target, triple, native ? cpu : cpu_name, native ? features : "",
-                                 codegen_level(opt_level), LLVMRelocPIC, LLVMCodeModelDefault);
+    tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_level(opt_level), LLVMRelocPIC,
+                                 LLVMCodeModelDefault);
   else {
     fprintf(stderr, "nnc: internal error: no LLVM target for %s: %s\n", triple, err);
     LLVMDisposeMessage(err);
   }
   LLVMDisposeMessage(triple);
-  if (cpu) LLVMDisposeMessage(cpu);
-  if (features) LLVMDisposeMessage(features);
   return tm;
 }
 
@@ -431,10 +449,10 @@ typedef struct Build {
   CgInfo info;                /* codegen_module's account of the module */
 } Build;
 
-/* An ORC LLJIT whose target machine has the CPU and features the objects
- * were compiled for, or NULL after saying why. */
-static LLVMOrcLLJITRef create_jit(int opt_level, const char *cpu) {
-  LLVMTargetMachineRef jit_tm = target_machine(opt_level, cpu);
+/* An ORC LLJIT whose target machine is jit_tm (taken), the one the
+ * objects were compiled with or one like it (target_machine), or NULL
+ * after saying why. */
+static LLVMOrcLLJITRef create_jit(LLVMTargetMachineRef jit_tm) {
   if (!jit_tm) return NULL;
   LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -478,10 +496,7 @@ const KernelSet *kernel_set_for(const char *features, int vector_bits, bool f64)
  * the modules then compile the kernels themselves. */
 static const KernelSet *prebuilt_kernels(const char *cpu, const CgTarget *target, bool f64) {
   if (!is_native(cpu)) return NULL;
-  char *features = LLVMGetHostCPUFeatures();
-  const KernelSet *ks = kernel_set_for(features, target->vector_bits, f64);
-  LLVMDisposeMessage(features);
-  return ks;
+  return kernel_set_for(host_cpu_features(), target->vector_bits, f64);
 }
 
 /* Define the fixed kernels' names in the JIT as the prebuilt set's
@@ -552,11 +567,8 @@ static void module_key(const Build *b, LLVMModuleRef mod, CodeShape shape, ObjKe
   LLVMDisposeMessage(triple);
   bool native = is_native(b->cpu);
   if (native) {
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    objkey_add_str(k, cpu);
-    objkey_add_str(k, features);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
+    objkey_add_str(k, host_cpu_name());
+    objkey_add_str(k, host_cpu_features());
   } else {
     objkey_add_str(k, b->cpu);
   }
@@ -612,11 +624,16 @@ static void *build_object(void *arg) {
     if (b->obj && cached) objcache_store(&key, b->obj);
     lap(&b->timer, "machine-code");
   }
-  if (tm) LLVMDisposeTargetMachine(tm);
   LLVMDisposeModule(mod);
   LLVMContextDispose(ctx);
-  /* the smaller build finishes first: it makes the JIT meanwhile */
-  if (b->make_jit && b->obj) b->jit = create_jit(b->opt_level, b->cpu);
+  /* the JIT takes the target machine (making one costs as much as
+     codegen's IR for moons); of two builds, the smaller one, which
+     finishes first, makes it meanwhile */
+  if (b->make_jit && b->obj && tm) {
+    b->jit = create_jit(tm);
+    tm = NULL;
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
   return NULL;
 }
 
@@ -702,6 +719,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       }
     }
   }
+  part[0].make_jit = nparts == 1;
   pthread_t thread;
   bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;
   build_object(&part[0]);
@@ -733,8 +751,8 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   Timer timer = part[0].timer;
   bool ok = true;
   for (int i = 0; i < nparts; i++) ok = ok && part[i].obj;
-  LLVMOrcLLJITRef jit = part[1].jit;
-  if (ok && !jit && !(jit = create_jit(opt_level, cpu))) ok = false;
+  LLVMOrcLLJITRef jit = part[nparts - 1].jit;
+  if (ok && !jit && !(jit = create_jit(target_machine(opt_level, cpu)))) ok = false;
   if (ok && prebuilt && define_kernels(jit, prebuilt)) ok = false;
   int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
   if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
@@ -860,6 +878,11 @@ static void *compiled(Engine *e, int fn, void **slot) {
     exit(1);
   }
   return addr;
+}
+
+size_t jit_engine_workspace_bytes(const Engine *e) {
+  const JEngine *je = e->impl;
+  return je->ws_bytes;
 }
 
 void *jit_engine_symbol(Engine *e, const char *fn) {
