@@ -19,6 +19,7 @@
 #define NNC_JIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "codegen.h"
 #include "engine.h"
@@ -36,6 +37,10 @@
  * on stderr, for those later compiles too. */
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level,
                        unsigned fns, bool time, const char *cpu);
+
+/* The bytes of a JIT engine's workspace (the modules' activations and
+ * scratch; 0: none). */
+size_t jit_engine_workspace_bytes(const Engine *e);
 
 /* The address of a compiled function of a JIT engine ("forward",
  * "train_step", ...; compiled now if it was not), or NULL after printing

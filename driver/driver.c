@@ -260,8 +260,14 @@ static Engine *make_engine(Compilation *c, TrainState *st) {
     if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | CG_UPDATE; /* parallel.c's step */
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
-    /* LLVM is done: its code pages were ~25 MiB of a training run's peak */
-    if (release_code) nnc_release_code_pages((const void *)(uintptr_t)jit_engine_new);
+    /* LLVM is done: its code pages were ~25 MiB of a training run's peak.
+       Not when the run adds less than 1 MiB after compiling (buffer, its
+       copy before each epoch, workspace; moons: a few KB): the peak is the
+       compile's then, LLVM's freed heap alone being larger, and the code
+       that trains and reports would come back a page fault at a time
+       (moons: 40 faults and the madvise, ~1 ms of a 30 ms process) */
+    size_t adds = 2 * (size_t)c->layout->total * (size_t)c->layout->elem_size + jit_engine_workspace_bytes(e);
+    if (release_code && adds >= (size_t)1 << 20) nnc_release_code_pages((const void *)(uintptr_t)jit_engine_new);
   } else {
     e = interp_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch);
   }
