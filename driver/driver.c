@@ -246,11 +246,17 @@ static bool release_code; /* driver_release_code_after_compile */
 
 void driver_release_code_after_compile(void) { release_code = true; }
 
-static Engine *make_engine(Compilation *c, TrainState *st) {
+static bool leave_to_exit; /* driver_leave_run_to_exit */
+
+void driver_leave_run_to_exit(void) { leave_to_exit = true; }
+
+/* *parallel: whether the engine is parallel.c's, threads or MPI ranks. */
+static Engine *make_engine(Compilation *c, TrainState *st, bool *parallel_out) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
   int threads = train_threads(c, true);
   bool parallel = o->train && (threads > 1 || par_size() > 1);
+  *parallel_out = parallel;
   if (o->jit) {
     /* the functions the run calls, nothing more (compile time) */
     unsigned fns = o->predict ? CG_PREDICT
@@ -309,7 +315,8 @@ static int run_task(Compilation *c) {
                                "name a value computed from the inputs with `output NAME`");
       return 1;
     }
-    Engine *e = make_engine(c, NULL);
+    bool parallel;
+    Engine *e = make_engine(c, NULL, &parallel);
     if (!e) return 1;
     const DataSpec *data = &c->prog.train.data;
     int rc = rt_predict(e, o->predict, data->kind == DATA_CSV && data->onehot);
@@ -333,7 +340,8 @@ static int run_task(Compilation *c) {
   }
   bool loaded = rc == 0; /* (a failed load holds nothing) */
   if (rc == 0) rc = check_batch_stats(c);
-  Engine *e = rc == 0 ? make_engine(c, &st) : NULL;
+  bool parallel = false;
+  Engine *e = rc == 0 ? make_engine(c, &st, &parallel) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
      and so does one that would not run the same steps */
   if (par_agree(e == NULL) != 0 || run_facts_agree(c, &train, &valid) != 0) {
@@ -368,6 +376,9 @@ static int run_task(Compilation *c) {
       rc = rt_train(&c->prog, e, &train, &valid, &to, &st);
     }
     free(st.best);
+    /* the engine and the data are the exit's; not threads' (they stop, and
+       NNC_THREAD_STATS prints, as their engine is destroyed) or ranks' */
+    if (leave_to_exit && !parallel) return rc;
     e->destroy(e);
   }
   nnc_data_free(&train);
@@ -419,6 +430,7 @@ int nnc_run(const NncOptions *o) {
   arena_init(&c.arena);
   int rc = run(&c);
   if (rc < 0) rc = 0;
+  if (leave_to_exit) return rc; /* the compilation: the exit's */
   source_free(&c.src);
   arena_free(&c.arena);
   return rc;

@@ -40,8 +40,15 @@ bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out);
 
 /* The nnc command compiles once per process: after that, nnc_run drops
  * the compiler's code pages (LLVM's, above all) from the process, most of
- * its resident memory while training (util.h, nnc_release_code_pages). A
- * program using libnnc may compile again and keeps them. */
+ * its resident memory while training (util.h, nnc_release_code_pages),
+ * when the run adds enough memory for that to matter. A program using
+ * libnnc may compile again and keeps them. */
 void driver_release_code_after_compile(void);
+
+/* The nnc command exits once nnc_run returns: the run's engine (the JIT
+ * and its code), its data and its compilation are left for the exit to
+ * give back, not taken apart one by one first. Not under the sanitizers
+ * (driver/main.c), whose leak check wants them freed. */
+void driver_leave_run_to_exit(void);
 
 #endif

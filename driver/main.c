@@ -294,13 +294,15 @@ __attribute__((constructor(101))) static void startup_memory(void) {
 int main(int argc, char **argv) {
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
   driver_release_code_after_compile();
+  if (NNC_PLAIN_PROCESS) driver_leave_run_to_exit();
   int status = run_command(argc, argv);
   nnc_parallel_finalize();
   if (NNC_PLAIN_PROCESS) {
     /* The run is over and its files are written and closed: what exit()
        would still do is LLVM's ~400 static destructors, spread over code
-       pages the run released (driver_release_code_after_compile), which
-       free memory the process is about to give back anyway. */
+       pages the run may have released (driver_release_code_after_compile),
+       which free memory the process is about to give back anyway; so is
+       the run's engine and data (driver_leave_run_to_exit). */
     fflush(NULL);
     _exit(status);
   }
