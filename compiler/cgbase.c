@@ -124,6 +124,8 @@ static void loop_end(CG *cg, Loop *lp, bool no_vectorize) {
 
 void cg_loop_end(CG *cg, Loop *lp) { loop_end(cg, lp, false); }
 
+void cg_vec_loop_end(CG *cg, Loop *lp) { loop_end(cg, lp, true); }
+
 static void iter_setup(CG *cg, Iter *it, const Shape *s, LLVMValueRef count) {
   memset(it, 0, sizeof *it);
   it->shape = *s;

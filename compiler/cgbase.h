@@ -175,6 +175,9 @@ typedef struct Loop {
 
 LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count); /* returns the index */
 void cg_loop_end(CG *cg, Loop *lp);
+/* The end of a loop whose body is vector code already: LLVM's loop
+ * vectorizer is kept off it (llvm.loop.vectorize.enable false). */
+void cg_vec_loop_end(CG *cg, Loop *lp);
 
 typedef struct Iter {
   Shape shape;        /* the index space */

@@ -33,6 +33,8 @@
  */
 #include "gemm.h"
 
+#include "window.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +59,9 @@ enum { GEMM_KC_T = GEMM_KC_T_SET };
  * the last k-block (compute the epilogue). */
 enum { UK_LOADC = 1, UK_LAST = 2 };
 
-const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm"};
-enum { K_PACK, K_UKR, K_GEMM };
+const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm",
+                                                                  "nnc.gemm.im2col", "nnc.gemm.col2im"};
+enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */
 enum { P_DST, P_DESC, P_K0, P_KC, P_N0, P_NC, P_COUNT };
@@ -72,7 +75,8 @@ typedef struct EpiKernels {
 /* The module's kernels: made at the first GEMM, shared by its functions. */
 struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty;
+  LLVMValueRef win[2]; /* im2col, col2im (window.c), once made or declared */
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty;
   int nepi;
   EpiKernels *epi;
 };
@@ -971,6 +975,34 @@ static LLVMValueRef build_gemm(CG *cg) {
   return fn;
 }
 
+/* Window kernel k (GEMM_IM2COL, GEMM_COL2IM), its body window.c's. */
+static LLVMValueRef build_window(CG *cg, int k) {
+  KernelScope ks;
+  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[k], cg->gemm->win_ty);
+  noalias_param(cg, fn, 0, true);
+  noalias_param(cg, fn, 1, false);
+  window_kernel_body(cg, k, fn);
+  kernel_end(cg, &ks);
+  return fn;
+}
+
+/* Does the graph have convolutions (window kernels a module exports)? */
+static bool has_conv(const Graph *g) {
+  for (int i = 0; g && i < g->len; i++)
+    if (g->nodes[i]->op == OP_CONV || g->nodes[i]->op == OP_CONV_DX || g->nodes[i]->op == OP_CONV_DW) return true;
+  return !g;
+}
+
+static GemmKernels *kernels(CG *cg);
+
+LLVMValueRef gemm_fixed_kernel(CG *cg, int k, LLVMTypeRef *ty) {
+  GemmKernels *gk = kernels(cg);
+  LLVMValueRef *fn = &gk->win[k - GEMM_IM2COL];
+  if (!*fn) *fn = build_window(cg, k); /* a module's own, made at its first call */
+  *ty = gk->win_ty;
+  return *fn;
+}
+
 static GemmKernels *kernels(CG *cg) {
   if (cg->gemm) return cg->gemm;
   GemmKernels *gk = cg->gemm = nnc_xcalloc(1, sizeof *gk);
@@ -983,10 +1015,14 @@ static GemmKernels *kernels(CG *cg) {
   gk->epi_ty = LLVMFunctionType(V, t, T_COUNT, 0);
   gk->gemm_ty = LLVMFunctionType(V, g, G_COUNT, 0);
   gk->pack_ty = LLVMFunctionType(V, k, P_COUNT, 0);
+  LLVMTypeRef w[WINDOW_KERNEL_PARAMS] = {p, p};
+  for (int i = 2; i < WINDOW_KERNEL_PARAMS; i++) w[i] = I;
+  gk->win_ty = LLVMFunctionType(V, w, WINDOW_KERNEL_PARAMS, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);
     gk->gemm = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_GEMM], gk->gemm_ty);
+    for (int i = 0; i < 2; i++) gk->win[i] = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[GEMM_IM2COL + i], gk->win_ty);
     return gk;
   }
   gk->pack = build_pack(cg, gk->pack_ty);
@@ -996,6 +1032,13 @@ static GemmKernels *kernels(CG *cg) {
     LLVMSetLinkage(gk->pack, LLVMExternalLinkage);
     LLVMSetLinkage(gk->ukr, LLVMExternalLinkage);
     LLVMSetLinkage(gk->gemm, LLVMExternalLinkage);
+    /* the window kernels too when a module that imports them may call
+       them; a module's own are made at their first call */
+    if (has_conv(cg->g))
+      for (int i = 0; i < 2; i++) {
+        gk->win[i] = build_window(cg, GEMM_IM2COL + i);
+        LLVMSetLinkage(gk->win[i], LLVMExternalLinkage);
+      }
   }
   return gk;
 }
@@ -1012,6 +1055,7 @@ LLVMModuleRef gemm_kernels_module(LLVMContextRef ctx, bool f64, int vector_bits)
   cg.ptr = LLVMPointerTypeInContext(ctx, 0);
   cg.vl = vector_bits / (8 * L.elem_size);
   cg.gemm_nv = gemm_vectors(vector_bits);
+  cg.vec_loops = true;
   kernels(&cg);
   gemm_free(&cg);
   return cg.mod;

@@ -147,43 +147,77 @@ static void zero_vec(CG *cg, LLVMValueRef i, void *p) { cg_vec_store(cg, cT(cg, 
 
 static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { cg_vec_range(cg, ci(cg, count), zero_vec, p); }
 
+/* The geometry of a window kernel (gemm.h's GEMM_IM2COL, GEMM_COL2IM) as
+ * i64 values: its parameters inside the kernel, constants at a call. */
+enum { WK_A, WK_B, WK_C, WK_H, WK_W, WK_KH, WK_KW, WK_SH, WK_SW, WK_PH, WK_PW, WK_OH, WK_OW, WK_COUNT };
+
+typedef struct GeoV {
+  LLVMValueRef C, H, W, kh, kw, sh, sw, ph, pw, oh, ow;
+} GeoV;
+
 /* The rows of cols (one per channel c and tap (i, j)) in runs of the
  * output's rows oy: a run's outputs ox in [lo, hi) read the input row
  * y = oy*s + i - pad at x = ox*s + j - pad, the ones before and after are
- * padding (all of them when y is). For stride 1 the inside is contiguous
- * in both, a loop LLVM vectorizes. The walk calls `run` for each. */
+ * padding, and so are whole runs whose y is (oy outside [ylo, yhi)): the
+ * walk skips those, the caller has zeroed cols (im2col) or they add
+ * nothing (col2im). Which outputs are inside depends on (i, j) only, so
+ * the runs' bounds, and for stride 1 their count of whole vectors and
+ * the mask of the rest, are worked out once per tap, outside the oy loop.
+ * For stride 1 a run is contiguous in both, vectors; the walk calls `run`
+ * for each. */
 typedef struct Runs {
-  LLVMValueRef c, y, lo, hi; /* hi >= lo; lo = hi = ow for a padding row */
-  LLVMValueRef col, in;      /* cols + row of (c, i, j) + oy*ow; the input at (c, y, j - pad) */
+  LLVMValueRef n;         /* outputs inside the run (ox in [lo, lo + n)) */
+  LLVMValueRef full, mask; /* stride 1: n / vl whole vectors, then the rest under mask */
+  LLVMValueRef col, in;   /* the run's first inside column (ox = lo) and its input */
 } Runs;
 
-typedef void RunFn(CG *cg, const Geo *g, const Runs *r);
+typedef void RunFn(CG *cg, const GeoV *g, const Runs *r);
 
-static void walk_runs(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols, RunFn *run) {
-  const Window *w = g->w;
+/* The outputs o whose tap t*1 + o*s - pad lies in [0, len): [lo, hi), both
+ * clamped to [0, out]: o >= ceil((pad - t) / s), o <= floor((len - 1 + pad - t) / s). */
+static void inside(CG *cg, LLVMValueRef t, LLVMValueRef s, LLVMValueRef pad, LLVMValueRef len, LLVMValueRef out,
+                   LLVMValueRef *lo, LLVMValueRef *hi) {
+  LLVMValueRef zero = ci(cg, 0), one = ci(cg, 1);
+  LLVMValueRef before = imax(cg, LLVMBuildNSWSub(cg->b, pad, t, ""), zero);
+  *lo = imin(cg, LLVMBuildSDiv(cg->b, iadd(cg, before, LLVMBuildNSWSub(cg->b, s, one, "")), s, ""), out);
+  LLVMValueRef last = LLVMBuildNSWSub(cg->b, iadd(cg, LLVMBuildNSWSub(cg->b, len, one, ""), pad), t, "");
+  LLVMValueRef h = LLVMBuildSDiv(cg->b, imax(cg, last, ci(cg, -1)), s, "");
+  h = sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, last, zero, ""), zero, iadd(cg, h, one));
+  *hi = imax(cg, imin(cg, h, out), *lo);
+}
+
+static void walk_runs(CG *cg, const GeoV *g, LLVMValueRef src, LLVMValueRef cols, RunFn *run, bool vec) {
   Loop cl, il, jl, yl;
-  Runs r;
-  r.c = cg_loop_begin(cg, &cl, ci(cg, g->C));
-  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, w->k[0]));
-  LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, w->k[1]));
-  /* x = ox*s + j - pad is inside for ox in [ceil((pad - j) / s), floor((in - 1 + pad - j) / s)] */
-  LLVMValueRef before = imax(cg, LLVMBuildNSWSub(cg->b, ci(cg, w->pad[1]), j, ""), ci(cg, 0));
-  LLVMValueRef lo = imin(cg, LLVMBuildSDiv(cg->b, iadd(cg, before, ci(cg, w->s[1] - 1)), ci(cg, w->s[1]), ""), ci(cg, g->ow));
-  LLVMValueRef last = LLVMBuildNSWSub(cg->b, ci(cg, w->in[1] - 1 + w->pad[1]), j, "");
-  LLVMValueRef hi = LLVMBuildSDiv(cg->b, imax(cg, last, ci(cg, -1)), ci(cg, w->s[1]), "");
-  hi = sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, last, ci(cg, 0), ""), ci(cg, 0), iadd(cg, hi, ci(cg, 1)));
-  hi = imax(cg, imin(cg, hi, ci(cg, g->ow)), lo);
-  LLVMValueRef tap = iadd(cg, imul(cg, r.c, ci(cg, g->kk)), iadd(cg, imul(cg, i, ci(cg, w->k[1])), j));
-  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, g->oh));
-  LLVMValueRef y = LLVMBuildNSWSub(cg->b, iadd(cg, imul(cg, oy, ci(cg, w->s[0])), i), ci(cg, w->pad[0]), "");
-  LLVMValueRef in_y = LLVMBuildICmp(cg->b, LLVMIntULT, y, ci(cg, w->in[0]), "");
-  r.y = sel(cg, in_y, y, ci(cg, 0));
-  r.lo = sel(cg, in_y, lo, ci(cg, g->ow));
-  r.hi = sel(cg, in_y, hi, ci(cg, g->ow));
-  r.col = gep(cg, cols, iadd(cg, imul(cg, tap, ci(cg, g->P)), imul(cg, oy, ci(cg, g->ow))));
-  /* (c, y, j - pad): x = ox*s + that, for ox in [lo, hi) */
-  LLVMValueRef at = iadd(cg, imul(cg, r.c, ci(cg, g->hw)), imul(cg, r.y, ci(cg, w->in[1])));
-  r.in = LLVMBuildGEP2(cg->b, cg->T, src, &(LLVMValueRef){LLVMBuildNSWSub(cg->b, iadd(cg, at, j), ci(cg, w->pad[1]), "")}, 1, "");
+  Runs r = {0};
+  LLVMValueRef hw = imul(cg, g->H, g->W), P = imul(cg, g->oh, g->ow), kk = imul(cg, g->kh, g->kw);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, g->C);
+  LLVMValueRef i = cg_loop_begin(cg, &il, g->kh);
+  LLVMValueRef ylo, yhi;
+  inside(cg, i, g->sh, g->ph, g->H, g->oh, &ylo, &yhi);
+  LLVMValueRef j = cg_loop_begin(cg, &jl, g->kw);
+  LLVMValueRef lo, hi;
+  inside(cg, j, g->sw, g->pw, g->W, g->ow, &lo, &hi);
+  r.n = LLVMBuildNSWSub(cg->b, hi, lo, "");
+  if (vec) {
+    r.full = LLVMBuildUDiv(cg->b, r.n, ci(cg, cg->vl), "");
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    LLVMValueRef lane[64];
+    for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
+    LLVMValueRef rest = LLVMBuildTrunc(cg->b, LLVMBuildAnd(cg->b, r.n, ci(cg, cg->vl - 1), ""), i32, "");
+    LLVMTypeRef vi = LLVMVectorType(i32, (unsigned)cg->vl);
+    LLVMValueRef splat = LLVMBuildShuffleVector(cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(vi), rest, ci(cg, 0), ""),
+                                                LLVMGetPoison(vi), LLVMConstNull(vi), "");
+    r.mask = LLVMBuildICmp(cg->b, LLVMIntULT, LLVMConstVector(lane, (unsigned)cg->vl), splat, "tail");
+  }
+  LLVMValueRef tap = iadd(cg, imul(cg, c, kk), iadd(cg, imul(cg, i, g->kw), j));
+  LLVMValueRef col0 = gep(cg, cols, iadd(cg, imul(cg, tap, P), lo));
+  /* (c, i - ph, j - pw + lo*sw): the input of run oy at + (oy*sh)*W */
+  LLVMValueRef at = iadd(cg, imul(cg, c, hw), iadd(cg, imul(cg, LLVMBuildNSWSub(cg->b, i, g->ph, ""), g->W),
+                                                   iadd(cg, LLVMBuildNSWSub(cg->b, j, g->pw, ""), imul(cg, lo, g->sw))));
+  LLVMValueRef in0 = LLVMBuildGEP2(cg->b, cg->T, src, &at, 1, "");
+  LLVMValueRef oy = iadd(cg, cg_loop_begin(cg, &yl, LLVMBuildNSWSub(cg->b, yhi, ylo, "")), ylo);
+  r.col = gep(cg, col0, imul(cg, oy, g->ow));
+  r.in = LLVMBuildGEP2(cg->b, cg->T, in0, &(LLVMValueRef){imul(cg, imul(cg, oy, g->sh), g->W)}, 1, "");
   run(cg, g, &r);
   cg_loop_end(cg, &yl);
   cg_loop_end(cg, &jl);
@@ -191,56 +225,102 @@ static void walk_runs(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols,
   cg_loop_end(cg, &cl);
 }
 
-/* The inside of a run: ox in [lo, hi), its input at in + ox*s. */
-static LLVMValueRef run_loop(CG *cg, Loop *lp, const Runs *r, const Geo *g, LLVMValueRef *in) {
-  LLVMValueRef ox = iadd(cg, cg_loop_begin(cg, lp, LLVMBuildNSWSub(cg->b, r->hi, r->lo, "")), r->lo);
-  *in = LLVMBuildGEP2(cg->b, cg->T, r->in, &(LLVMValueRef){imul(cg, ox, ci(cg, g->w->s[1]))}, 1, "");
-  return ox;
-}
-
-/* A run of stride 1 is contiguous in both: vectors (cg_vec_range) of
- * ox = lo + i, the input at in + ox, the column at col + ox. */
-static void im2col_vec(CG *cg, LLVMValueRef i, void *ctx) {
-  const Runs *r = ctx;
-  LLVMValueRef ox = iadd(cg, r->lo, i);
-  LLVMValueRef in = LLVMBuildGEP2(cg->b, cg->T, r->in, &ox, 1, "");
-  cg_vec_store(cg, cg_vec_load(cg, in), gep(cg, r->col, ox));
-}
-
-static void col2im_vec(CG *cg, LLVMValueRef i, void *ctx) {
-  const Runs *r = ctx;
-  LLVMValueRef ox = iadd(cg, r->lo, i);
-  LLVMValueRef in = LLVMBuildGEP2(cg->b, cg->T, r->in, &ox, 1, "");
-  cg_vec_store(cg, b_fadd(cg, cg_vec_load(cg, in), cg_vec_load(cg, gep(cg, r->col, ox))), in);
-}
-
-static void im2col_run(CG *cg, const Geo *g, const Runs *r) {
-  if (g->w->s[1] == 1) {
-    cg_vec_range(cg, LLVMBuildNSWSub(cg->b, r->hi, r->lo, ""), im2col_vec, (void *)r);
-    return;
-  }
+/* A run of stride 1 in vectors: the whole ones, then the rest under the
+ * mask of its lanes; each vector's columns at col + o, its input at in + o
+ * (im2col copies, col2im adds). */
+static void run_vectors(CG *cg, const Runs *r, bool add) {
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
   Loop lp;
-  LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
-  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, in, ""), gep(cg, r->col, ox));
+  for (int part = 0; part < 2; part++) {
+    LLVMValueRef o;
+    if (part == 0) {
+      o = imul(cg, cg_loop_begin(cg, &lp, r->full), ci(cg, cg->vl));
+    } else {
+      o = imul(cg, r->full, ci(cg, cg->vl));
+      cg->vmask = r->mask;
+    }
+    LLVMValueRef in = gep(cg, r->in, o), col = gep(cg, r->col, o);
+    if (add)
+      cg_vec_store(cg, b_fadd(cg, cg_vec_load(cg, in), cg_vec_load(cg, col)), in);
+    else
+      cg_vec_store(cg, cg_vec_load(cg, in), col);
+    cg->vmask = NULL;
+    if (part == 0) cg_vec_loop_end(cg, &lp);
+  }
+  cg->lanes = lanes;
+}
+
+/* A run of any stride element by element: column col + o, input in + o*s. */
+static void run_elements(CG *cg, const GeoV *g, const Runs *r, bool add) {
+  Loop lp;
+  LLVMValueRef o = cg_loop_begin(cg, &lp, r->n);
+  LLVMValueRef in = LLVMBuildGEP2(cg->b, cg->T, r->in, &(LLVMValueRef){imul(cg, o, g->sw)}, 1, "");
+  LLVMValueRef col = gep(cg, r->col, o);
+  if (add)
+    LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, in, ""), LLVMBuildLoad2(cg->b, cg->T, col, "")), in);
+  else
+    LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, in, ""), col);
   cg_loop_end(cg, &lp);
 }
 
-static void col2im_run(CG *cg, const Geo *g, const Runs *r) {
-  if (g->w->s[1] == 1) {
-    cg_vec_range(cg, LLVMBuildNSWSub(cg->b, r->hi, r->lo, ""), col2im_vec, (void *)r);
-    return;
-  }
-  Loop lp;
-  LLVMValueRef in, ox = run_loop(cg, &lp, r, g, &in);
-  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, gep(cg, r->col, ox), "");
-  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, cg->T, in, ""), v), in);
-  cg_loop_end(cg, &lp);
+static void im2col_unit(CG *cg, const GeoV *g, const Runs *r) { (void)g, run_vectors(cg, r, false); }
+static void col2im_unit(CG *cg, const GeoV *g, const Runs *r) { (void)g, run_vectors(cg, r, true); }
+static void im2col_strided(CG *cg, const GeoV *g, const Runs *r) { run_elements(cg, g, r, false); }
+static void col2im_strided(CG *cg, const GeoV *g, const Runs *r) { run_elements(cg, g, r, true); }
+
+static void zero_range(CG *cg, LLVMValueRef p, LLVMValueRef count) { cg_vec_range(cg, count, zero_vec, p); }
+
+/* The body of window kernel k (gemm.c makes the function and its frame):
+ *
+ *   im2col(const T *src, T *cols, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow)
+ *     the inside of each run of cols from one row's input src [C, H, W];
+ *     which elements are padding depends on the geometry only, so the
+ *     caller zeroes cols once for all the rows (im2col_begin)
+ *   col2im(const T *cols, T *dx, ...the same)
+ *     dx[c, y, x] = the sum of the columns of cols that came from it, in
+ *     the order of the walk (c, i, j, oy, ox)
+ *
+ * Stride 1 (along x) walks runs of vectors, any other stride elements. */
+void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
+  LLVMValueRef P[WK_COUNT];
+  for (int i = 0; i < WK_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  GeoV g = {P[WK_C], P[WK_H], P[WK_W], P[WK_KH], P[WK_KW], P[WK_SH], P[WK_SW], P[WK_PH], P[WK_PW], P[WK_OH], P[WK_OW]};
+  bool im2col = k == GEMM_IM2COL;
+  LLVMValueRef src = im2col ? P[WK_A] : P[WK_B], cols = im2col ? P[WK_B] : P[WK_A];
+  if (!im2col) zero_range(cg, P[WK_B], imul(cg, g.C, imul(cg, g.H, g.W)));
+  LLVMBasicBlockRef unit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "unit");
+  LLVMBasicBlockRef strided = LLVMAppendBasicBlockInContext(cg->ctx, fn, "strided");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, g.sw, ci(cg, 1), ""), unit, strided);
+  LLVMPositionBuilderAtEnd(cg->b, unit);
+  GeoV u = g;
+  u.sw = ci(cg, 1); /* the walk's divisions by the stride fold away */
+  bool vec = cg->vec_loops && cg->vl >= 2;
+  walk_runs(cg, &u, src, cols, !vec ? (im2col ? im2col_strided : col2im_strided) : im2col ? im2col_unit : col2im_unit, vec);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, strided);
+  walk_runs(cg, &g, src, cols, im2col ? im2col_strided : col2im_strided, false);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
-/* im2col of one row's input src ([C, H, W] in memory) into cols: the
- * inside of each run. Which elements are padding depends on the geometry
- * only, so the caller zeroes cols once for all the rows (im2col_begin). */
-static void im2col(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols) { walk_runs(cg, g, src, cols, im2col_run); }
+/* A call of window kernel k on a and b with g's geometry. */
+static void call_window_kernel(CG *cg, int k, const Geo *g, LLVMValueRef a, LLVMValueRef b) {
+  LLVMTypeRef ty;
+  LLVMValueRef fn = gemm_fixed_kernel(cg, k, &ty);
+  const Window *w = g->w;
+  LLVMValueRef args[WK_COUNT] = {a, b, ci(cg, g->C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->k[0]),
+                                 ci(cg, w->k[1]), ci(cg, w->s[0]), ci(cg, w->s[1]), ci(cg, w->pad[0]),
+                                 ci(cg, w->pad[1]), ci(cg, g->oh), ci(cg, g->ow)};
+  LLVMBuildCall2(cg->b, ty, fn, args, WK_COUNT, "");
+}
+
+/* im2col of one row's input src ([C, H, W] in memory) into cols: a call
+ * of the kernel. */
+static void im2col(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols) {
+  call_window_kernel(cg, GEMM_IM2COL, g, src, cols);
+}
 
 static bool has_padding(const Window *w) { return w->pad[0] + w->pad[1] + w->pad_end[0] + w->pad_end[1] > 0; }
 
@@ -250,8 +330,7 @@ static void im2col_begin(CG *cg, const Geo *g, LLVMValueRef cols) {
 
 /* dx[c, y, x] = the sum of the columns of cols that came from it (col2im). */
 static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
-  zero_row(cg, dx, g->C * g->hw);
-  walk_runs(cg, g, dx, cols, col2im_run);
+  call_window_kernel(cg, GEMM_COL2IM, g, cols, dx);
 }
 
 /* C[M,N] (+)= A B with A(i, k) at a + i*rsa + k*csa, B(k, j) at b + k*rsb
