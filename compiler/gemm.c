@@ -60,7 +60,8 @@ enum { GEMM_KC_T = GEMM_KC_T_SET };
 enum { UK_LOADC = 1, UK_LAST = 2 };
 
 const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm",
-                                                                  "nnc.gemm.im2col", "nnc.gemm.col2im"};
+                                                                  "nnc.gemm.im2col", "nnc.gemm.col2im",
+                                                                  "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */
@@ -75,8 +76,9 @@ typedef struct EpiKernels {
 /* The module's kernels: made at the first GEMM, shared by its functions. */
 struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
-  LLVMValueRef win[2]; /* im2col, col2im (window.c), once made or declared */
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty;
+  /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
+  LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty;
   int nepi;
   EpiKernels *epi;
 };
@@ -975,21 +977,28 @@ static LLVMValueRef build_gemm(CG *cg) {
   return fn;
 }
 
-/* Window kernel k (GEMM_IM2COL, GEMM_COL2IM), its body window.c's. */
+static LLVMTypeRef window_type(const GemmKernels *gk, int k) { return k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty; }
+
+/* Window kernel k (GEMM_IM2COL and after), its body window.c's. */
 static LLVMValueRef build_window(CG *cg, int k) {
   KernelScope ks;
-  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[k], cg->gemm->win_ty);
-  noalias_param(cg, fn, 0, true);
-  noalias_param(cg, fn, 1, false);
+  LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[k], window_type(cg->gemm, k));
+  if (k < GEMM_MAX_POOL2) {
+    noalias_param(cg, fn, 0, true);
+    noalias_param(cg, fn, 1, false);
+  }
   window_kernel_body(cg, k, fn);
   kernel_end(cg, &ks);
   return fn;
 }
 
-/* Does the graph have convolutions (window kernels a module exports)? */
-static bool has_conv(const Graph *g) {
-  for (int i = 0; g && i < g->len; i++)
-    if (g->nodes[i]->op == OP_CONV || g->nodes[i]->op == OP_CONV_DX || g->nodes[i]->op == OP_CONV_DW) return true;
+/* Does the graph have convolutions or max pooling (window kernels a
+ * module exports)? Without a graph (a prebuilt set): yes. */
+static bool has_window(const Graph *g) {
+  for (int i = 0; g && i < g->len; i++) {
+    Op op = g->nodes[i]->op;
+    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX) return true;
+  }
   return !g;
 }
 
@@ -999,7 +1008,7 @@ LLVMValueRef gemm_fixed_kernel(CG *cg, int k, LLVMTypeRef *ty) {
   GemmKernels *gk = kernels(cg);
   LLVMValueRef *fn = &gk->win[k - GEMM_IM2COL];
   if (!*fn) *fn = build_window(cg, k); /* a module's own, made at its first call */
-  *ty = gk->win_ty;
+  *ty = window_type(gk, k);
   return *fn;
 }
 
@@ -1018,11 +1027,15 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef w[WINDOW_KERNEL_PARAMS] = {p, p};
   for (int i = 2; i < WINDOW_KERNEL_PARAMS; i++) w[i] = I;
   gk->win_ty = LLVMFunctionType(V, w, WINDOW_KERNEL_PARAMS, 0);
+  LLVMTypeRef pl[POOL_KERNEL_PARAMS] = {p, p, p};
+  for (int i = 3; i < POOL_KERNEL_PARAMS; i++) pl[i] = I;
+  gk->pool_ty = LLVMFunctionType(V, pl, POOL_KERNEL_PARAMS, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);
     gk->gemm = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_GEMM], gk->gemm_ty);
-    for (int i = 0; i < 2; i++) gk->win[i] = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[GEMM_IM2COL + i], gk->win_ty);
+    for (int wk = GEMM_IM2COL; wk < GEMM_FIXED_KERNELS; wk++)
+      gk->win[wk - GEMM_IM2COL] = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[wk], window_type(gk, wk));
     return gk;
   }
   gk->pack = build_pack(cg, gk->pack_ty);
@@ -1034,10 +1047,10 @@ static GemmKernels *kernels(CG *cg) {
     LLVMSetLinkage(gk->gemm, LLVMExternalLinkage);
     /* the window kernels too when a module that imports them may call
        them; a module's own are made at their first call */
-    if (has_conv(cg->g))
-      for (int i = 0; i < 2; i++) {
-        gk->win[i] = build_window(cg, GEMM_IM2COL + i);
-        LLVMSetLinkage(gk->win[i], LLVMExternalLinkage);
+    if (has_window(cg->g))
+      for (int wk = GEMM_IM2COL; wk < GEMM_FIXED_KERNELS; wk++) {
+        LLVMValueRef fn = gk->win[wk - GEMM_IM2COL] = build_window(cg, wk);
+        LLVMSetLinkage(fn, LLVMExternalLinkage);
       }
   }
   return gk;

@@ -66,11 +66,15 @@ int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size);
 static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 : 2; }
 /* The names of the kernels that do not depend on the model (the packer,
  * the micro-kernel, the macro-kernel, and window.c's im2col and col2im of
- * a convolution's columns, the GEMM's operand): a module that imports them
- * (GEMM_KERNELS_IMPORT) declares these. */
-enum { GEMM_PACK, GEMM_UKR, GEMM_MACRO, GEMM_IM2COL, GEMM_COL2IM, GEMM_FIXED_KERNELS };
+ * a convolution's columns, the GEMM's operand, and its 2x2 max pooling and
+ * gradient): a module that imports them (GEMM_KERNELS_IMPORT) declares
+ * these. */
+enum {
+  GEMM_PACK, GEMM_UKR, GEMM_MACRO, GEMM_IM2COL, GEMM_COL2IM, GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX,
+  GEMM_FIXED_KERNELS
+};
 extern const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS];
-/* Fixed kernel k (GEMM_IM2COL, GEMM_COL2IM) of the module, made at its
+/* Fixed window kernel k (GEMM_IM2COL and after) of the module, made at its
  * first use or declared (CgGemmKernels), and its type. */
 LLVMValueRef gemm_fixed_kernel(CG *cg, int k, LLVMTypeRef *ty);
 /* A module of ctx holding only those kernels, external, for elements of

@@ -282,7 +282,13 @@ static void zero_range(CG *cg, LLVMValueRef p, LLVMValueRef count) { cg_vec_rang
  *     the order of the walk (c, i, j, oy, ox)
  *
  * Stride 1 (along x) walks runs of vectors, any other stride elements. */
+static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn);
+
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
+  if (k == GEMM_MAX_POOL2 || k == GEMM_MAX_POOL2_DX) {
+    max_pool_kernel_body(cg, k == GEMM_MAX_POOL2, fn);
+    return;
+  }
   LLVMValueRef P[WK_COUNT];
   for (int i = 0; i < WK_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   GeoV g = {P[WK_C], P[WK_H], P[WK_W], P[WK_KH], P[WK_KW], P[WK_SH], P[WK_SW], P[WK_PH], P[WK_PW], P[WK_OH], P[WK_OW]};
@@ -435,30 +441,38 @@ static bool fast_max_pool_ok(const CG *cg, const Node *n) {
   return w->s[0] >= w->k[0] && w->s[1] >= w->k[1] && in_memory(cg, n->in[1]);
 }
 
-static void fast_max_pool(CG *cg, const Node *n) {
-  Geo g = geo_of(n);
-  const Window *w = g.w;
-  bool fwd = n->op == OP_MAX_POOL;
-  flush_mem(cg, n->in[0]);
-  if (!fwd) flush_mem(cg, n->in[1]);
-  cg_forget_node(cg, n);
-  /* every input element lies in a window (else the rest is zeroed first) */
-  bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
-  Loop rl, cl, yl, xl;
-  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
-  LLVMValueRef x = mem_row(cg, n->in[0], row), out = mem_row(cg, n, row);
-  LLVMValueRef dy = fwd ? NULL : mem_row(cg, n->in[1], row);
-  if (!fwd && !covered) zero_row(cg, out, g.C * g.hw);
-  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g.C));
-  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, g.oh));
-  LLVMValueRef ox = cg_loop_begin(cg, &xl, ci(cg, g.ow));
-  LLVMValueRef o = iadd(cg, imul(cg, c, ci(cg, g.P)), iadd(cg, imul(cg, oy, ci(cg, g.ow)), ox));
-  LLVMValueRef corner = iadd(cg, imul(cg, c, ci(cg, g.hw)),
-                             iadd(cg, imul(cg, imul(cg, oy, ci(cg, w->s[0])), ci(cg, w->in[1])), imul(cg, ox, ci(cg, w->s[1]))));
+/* One row of fast max pooling: x, dy and out the row's memory, the
+ * geometry i64 values (constants, or a kernel's parameters), the kh x kw
+ * taps unrolled. The gradient zeroes out first unless every input element
+ * lies in a window (`covered`). */
+typedef struct PoolV {
+  LLVMValueRef x, dy, out;
+  LLVMValueRef C, H, W, sh, sw, oh, ow, covered;
+} PoolV;
+
+static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
+  Loop cl, yl, xl;
+  if (!fwd) {
+    LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "zero");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "pool");
+    LLVMBuildCondBr(cg->b, p->covered, go, zero);
+    LLVMPositionBuilderAtEnd(cg->b, zero);
+    zero_range(cg, p->out, imul(cg, p->C, imul(cg, p->H, p->W)));
+    LLVMBuildBr(cg->b, go);
+    LLVMPositionBuilderAtEnd(cg->b, go);
+  }
+  LLVMValueRef hw = imul(cg, p->H, p->W), P = imul(cg, p->oh, p->ow);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, p->C);
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, p->oh);
+  LLVMValueRef ox = cg_loop_begin(cg, &xl, p->ow);
+  LLVMValueRef o = iadd(cg, imul(cg, c, P), iadd(cg, imul(cg, oy, p->ow), ox));
+  LLVMValueRef corner =
+      iadd(cg, imul(cg, c, hw), iadd(cg, imul(cg, imul(cg, oy, p->sh), p->W), imul(cg, ox, p->sw)));
   LLVMValueRef at[MAX_TAPS], best = NULL, best_t = NULL;
-  int taps = (int)(w->k[0] * w->k[1]);
+  int taps = kh * kw;
   for (int t = 0; t < taps; t++) {
-    at[t] = gep(cg, x, iadd(cg, corner, ci(cg, (t / w->k[1]) * w->in[1] + t % w->k[1])));
+    LLVMValueRef off = iadd(cg, imul(cg, ci(cg, t / kw), p->W), ci(cg, t % kw));
+    at[t] = gep(cg, p->x, iadd(cg, corner, off));
     LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, at[t], "");
     if (t == 0) {
       best = v, best_t = ci(cg, 0);
@@ -469,18 +483,61 @@ static void fast_max_pool(CG *cg, const Node *n) {
     best_t = sel(cg, wins, ci(cg, t), best_t);
   }
   if (fwd) {
-    LLVMBuildStore(cg->b, best, gep(cg, out, o));
+    LLVMBuildStore(cg->b, best, gep(cg, p->out, o));
   } else {
-    LLVMValueRef grad = LLVMBuildLoad2(cg->b, cg->T, gep(cg, dy, o), "");
+    LLVMValueRef grad = LLVMBuildLoad2(cg->b, cg->T, gep(cg, p->dy, o), "");
     for (int t = 0; t < taps; t++) {
       LLVMValueRef mine = LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, ci(cg, t), "");
-      LLVMValueRef dst = gep(cg, out, iadd(cg, corner, ci(cg, (t / w->k[1]) * w->in[1] + t % w->k[1])));
+      LLVMValueRef dst = gep(cg, p->out, iadd(cg, corner, iadd(cg, imul(cg, ci(cg, t / kw), p->W), ci(cg, t % kw))));
       LLVMBuildStore(cg->b, sel(cg, mine, grad, cT(cg, 0)), dst);
     }
   }
   cg_loop_end(cg, &xl);
   cg_loop_end(cg, &yl);
   cg_loop_end(cg, &cl);
+}
+
+/* The fixed max pooling kernels (GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX): one
+ * row of 2x2 windows, the geometry as arguments:
+ *   fn(x, dy, out, C, H, W, sh, sw, oh, ow)   (dy unused forward) */
+static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
+  LLVMValueRef P[POOL_KERNEL_PARAMS];
+  for (int i = 0; i < POOL_KERNEL_PARAMS; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  PoolV p = {P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[8], P[9], NULL};
+  if (!fwd) {
+    LLVMValueRef two = ci(cg, 2);
+    LLVMValueRef cov = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.oh, p.sh), p.H, ""),
+                                    LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.ow, p.sw), p.W, ""), "");
+    cov = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sh, two, ""), "");
+    p.covered = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sw, two, ""), "covered");
+  }
+  max_pool_row(cg, fwd, &p, 2, 2);
+}
+
+static void fast_max_pool(CG *cg, const Node *n) {
+  Geo g = geo_of(n);
+  const Window *w = g.w;
+  bool fwd = n->op == OP_MAX_POOL;
+  flush_mem(cg, n->in[0]);
+  if (!fwd) flush_mem(cg, n->in[1]);
+  cg_forget_node(cg, n);
+  /* every input element lies in a window (else the rest is zeroed first) */
+  bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
+  bool kernel = w->k[0] == 2 && w->k[1] == 2; /* the common 2x2: a call of the fixed kernel */
+  LLVMTypeRef ty = NULL;
+  LLVMValueRef fn = kernel ? gemm_fixed_kernel(cg, fwd ? GEMM_MAX_POOL2 : GEMM_MAX_POOL2_DX, &ty) : NULL;
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef x = mem_row(cg, n->in[0], row), out = mem_row(cg, n, row);
+  LLVMValueRef dy = fwd ? LLVMConstPointerNull(cg->ptr) : mem_row(cg, n->in[1], row);
+  PoolV p = {x, dy, out, ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
+             ci(cg, g.oh), ci(cg, g.ow), LLVMConstInt(cg->i1, covered, 0)};
+  if (kernel) {
+    LLVMValueRef args[POOL_KERNEL_PARAMS] = {p.x, p.dy, p.out, p.C, p.H, p.W, p.sh, p.sw, p.oh, p.ow};
+    LLVMBuildCall2(cg->b, ty, fn, args, POOL_KERNEL_PARAMS, "");
+  } else {
+    max_pool_row(cg, fwd, &p, (int)w->k[0], (int)w->k[1]);
+  }
   cg_loop_end(cg, &rl);
 }
 

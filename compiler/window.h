@@ -19,10 +19,11 @@ int64_t window_scratch_bytes(const Node *n, int elem_size);
 bool window_dw_inline_ok(const Node *n, const Node *c);
 bool window_batch_dw_ok(const CG *cg, const Node *n);
 void window_batch_dw(CG *cg, const Node *n);
-/* The body of the fixed window kernel k (GEMM_IM2COL, GEMM_COL2IM) in fn,
- * whose frame gemm.c has begun: fn(a, b, C, H, W, kh, kw, sh, sw, ph, pw,
- * oh, ow), all i64 but the pointers a and b. */
-enum { WINDOW_KERNEL_PARAMS = 13 };
+/* The body of the fixed window kernel k in fn, whose frame gemm.c has
+ * begun: GEMM_IM2COL and GEMM_COL2IM are fn(a, b, C, H, W, kh, kw, sh, sw,
+ * ph, pw, oh, ow), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out, C,
+ * H, W, sh, sw, oh, ow), all i64 but the pointers. */
+enum { WINDOW_KERNEL_PARAMS = 13, POOL_KERNEL_PARAMS = 10 };
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn);
 
 #endif
