@@ -498,20 +498,30 @@ static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
 }
 
 /* The fixed max pooling kernels (GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX): one
- * row of 2x2 windows, the geometry as arguments:
- *   fn(x, dy, out, C, H, W, sh, sw, oh, ow)   (dy unused forward) */
+ * row of kh x 2 windows, kh 1 (pooling along one axis) or 2, the geometry
+ * as arguments:
+ *   fn(x, dy, out, C, H, W, kh, sh, sw, oh, ow)   (dy unused forward) */
 static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
   LLVMValueRef P[POOL_KERNEL_PARAMS];
   for (int i = 0; i < POOL_KERNEL_PARAMS; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
-  PoolV p = {P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[8], P[9], NULL};
+  LLVMValueRef kh = P[6];
+  PoolV p = {P[0], P[1], P[2], P[3], P[4], P[5], P[7], P[8], P[9], P[10], NULL};
   if (!fwd) {
-    LLVMValueRef two = ci(cg, 2);
     LLVMValueRef cov = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.oh, p.sh), p.H, ""),
                                     LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.ow, p.sw), p.W, ""), "");
-    cov = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sh, two, ""), "");
-    p.covered = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sw, two, ""), "covered");
+    cov = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sh, kh, ""), "");
+    p.covered = LLVMBuildAnd(cg->b, cov, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sw, ci(cg, 2), ""), "covered");
   }
-  max_pool_row(cg, fwd, &p, 2, 2);
+  LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(cg->ctx, fn, "one");
+  LLVMBasicBlockRef two = LLVMAppendBasicBlockInContext(cg->ctx, fn, "two");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, kh, ci(cg, 1), ""), one, two);
+  for (int h = 1; h <= 2; h++) {
+    LLVMPositionBuilderAtEnd(cg->b, h == 1 ? one : two);
+    max_pool_row(cg, fwd, &p, h, 2);
+    LLVMBuildBr(cg->b, done);
+  }
+  LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
 static void fast_max_pool(CG *cg, const Node *n) {
@@ -523,7 +533,8 @@ static void fast_max_pool(CG *cg, const Node *n) {
   cg_forget_node(cg, n);
   /* every input element lies in a window (else the rest is zeroed first) */
   bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
-  bool kernel = w->k[0] == 2 && w->k[1] == 2; /* the common 2x2: a call of the fixed kernel */
+  /* the common 2x2 and 2 (one axis): a call of the fixed kernel */
+  bool kernel = (w->k[0] == 1 || w->k[0] == 2) && w->k[1] == 2;
   LLVMTypeRef ty = NULL;
   LLVMValueRef fn = kernel ? gemm_fixed_kernel(cg, fwd ? GEMM_MAX_POOL2 : GEMM_MAX_POOL2_DX, &ty) : NULL;
   Loop rl;
@@ -533,7 +544,7 @@ static void fast_max_pool(CG *cg, const Node *n) {
   PoolV p = {x, dy, out, ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
              ci(cg, g.oh), ci(cg, g.ow), LLVMConstInt(cg->i1, covered, 0)};
   if (kernel) {
-    LLVMValueRef args[POOL_KERNEL_PARAMS] = {p.x, p.dy, p.out, p.C, p.H, p.W, p.sh, p.sw, p.oh, p.ow};
+    LLVMValueRef args[POOL_KERNEL_PARAMS] = {p.x, p.dy, p.out, p.C, p.H, p.W, ci(cg, w->k[0]), p.sh, p.sw, p.oh, p.ow};
     LLVMBuildCall2(cg->b, ty, fn, args, POOL_KERNEL_PARAMS, "");
   } else {
     max_pool_row(cg, fwd, &p, (int)w->k[0], (int)w->k[1]);
