@@ -21,6 +21,7 @@
 #endif
 #include <inttypes.h>
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -447,6 +448,7 @@ typedef struct Build {
   LLVMContextRef ctx;         /* the module, between build_codegen and build_compile */
   LLVMModuleRef mod;
   CgInfo info;                /* codegen_module's account of the module */
+  LLVMMemoryBufferRef split;  /* partition_module: the one module's bitcode, this build's part to keep */
 } Build;
 
 /* An ORC LLJIT whose target machine is jit_tm (taken), the one the
@@ -637,6 +639,130 @@ static void *build_object(void *arg) {
   return NULL;
 }
 
+/* ---- one module's functions on two threads ---- */
+
+#define PART_ATTR "nnc.part"
+
+/* A function's instructions: what its optimization and machine code cost
+ * grow with. */
+static int64_t fn_weight(LLVMValueRef fn) {
+  int64_t n = 0;
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) n++;
+  return n;
+}
+
+/* Make fn a declaration: its values' uses go first, then its instructions
+ * (the branches with the uses of the blocks), then the empty blocks. */
+static void drop_body(LLVMValueRef fn) {
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+      if (LLVMGetTypeKind(LLVMTypeOf(in)) != LLVMVoidTypeKind) LLVMReplaceAllUsesWith(in, LLVMGetPoison(LLVMTypeOf(in)));
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in; (in = LLVMGetFirstInstruction(bb));) LLVMInstructionEraseFromParent(in);
+  for (LLVMBasicBlockRef bb; (bb = LLVMGetFirstBasicBlock(fn));) LLVMDeleteBasicBlock(bb);
+}
+
+/* Keep the bodies of the functions of part `part` (their PART_ATTR) and
+ * declare the others. */
+static void keep_part(LLVMModuleRef mod, int part) {
+  for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) {
+    LLVMAttributeRef a = LLVMGetStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, PART_ATTR, strlen(PART_ATTR));
+    if (!a) continue;
+    unsigned len;
+    const char *v = LLVMGetStringAttributeValue(a, &len);
+    bool mine = len == 1 && v[0] == '0' + part;
+    LLVMRemoveStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, PART_ATTR, strlen(PART_ATTR));
+    if (!mine) drop_body(fn);
+  }
+}
+
+/* Split a's module (every function of the run) into two of about the same
+ * size: a keeps some functions, b (on another thread, build_part) the
+ * others, each declaring what the other defines. Machine code is compiled
+ * function by function, so the two halves cost what the one module did,
+ * each thread about half, where a module of the training functions and
+ * one of the evaluation functions leave the second thread idle most of
+ * the time (a convolutional network's training step is most of its code)
+ * and both compile the GEMM epilogue kernels they share. The functions
+ * local to the module become hidden, under names of their own (a later
+ * module of compile_more defines its functions again, internal). Returns
+ * false, a's module unchanged, when it holds a variable (nothing but the
+ * external workspace today) or fewer than two functions. */
+static bool partition_module(Build *a, Build *b) {
+  LLVMModuleRef mod = a->mod;
+  for (LLVMValueRef gv = LLVMGetFirstGlobal(mod); gv; gv = LLVMGetNextGlobal(gv))
+    if (LLVMGetInitializer(gv) && !LLVMIsGlobalConstant(gv)) return false;
+  int n = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) n += !LLVMIsDeclaration(fn);
+  if (n < 2) return false;
+  LLVMValueRef *fns = nnc_xcalloc((size_t)n, sizeof *fns);
+  int64_t *w = nnc_xcalloc((size_t)n, sizeof *w);
+  n = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) {
+    if (LLVMIsDeclaration(fn)) continue;
+    fns[n] = fn;
+    w[n++] = fn_weight(fn);
+  }
+  /* the heaviest first, each to the lighter part; b makes the JIT after
+     its object, so it gets the lighter part */
+  int64_t load[2] = {0, 0};
+  for (int k = 0; k < n; k++) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+      if (fns[i] && (best < 0 || w[i] > w[best])) best = i;
+    int part = load[1] < load[0];
+    load[part] += w[best];
+    LLVMValueRef fn = fns[best];
+    fns[best] = NULL;
+    if (LLVMGetLinkage(fn) == LLVMInternalLinkage || LLVMGetLinkage(fn) == LLVMPrivateLinkage) {
+      size_t len;
+      char name[256];
+      snprintf(name, sizeof name, "%s.part", LLVMGetValueName2(fn, &len));
+      LLVMSetValueName2(fn, name, strlen(name));
+      LLVMSetLinkage(fn, LLVMExternalLinkage);
+      LLVMSetVisibility(fn, LLVMHiddenVisibility);
+    }
+    char v = (char)('0' + part);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(LLVMGetModuleContext(mod), PART_ATTR, strlen(PART_ATTR), &v, 1));
+  }
+  free(fns);
+  free(w);
+  if (load[0] < load[1]) { /* one function heavier than all the rest: it is a's */
+    for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) {
+      LLVMAttributeRef at =
+          LLVMGetStringAttributeAtIndex(fn, LLVMAttributeFunctionIndex, PART_ATTR, strlen(PART_ATTR));
+      if (!at) continue;
+      unsigned len;
+      char v = LLVMGetStringAttributeValue(at, &len)[0] == '0' ? '1' : '0';
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateStringAttribute(LLVMGetModuleContext(mod), PART_ATTR, strlen(PART_ATTR), &v, 1));
+    }
+  }
+  b->split = LLVMWriteBitcodeToMemoryBuffer(mod);
+  b->info = a->info;
+  keep_part(mod, 0);
+  return true;
+}
+
+/* build_object for the part partition_module left in b->split: its own
+ * context and module from the bitcode first. */
+static void *build_part(void *arg) {
+  Build *b = arg;
+  b->ctx = LLVMContextCreate();
+  if (LLVMParseBitcodeInContext2(b->ctx, b->split, &b->mod)) {
+    fprintf(stderr, "nnc: internal error: cannot read back the module's bitcode\n");
+    LLVMDisposeMemoryBuffer(b->split);
+    LLVMContextDispose(b->ctx);
+    return NULL;
+  }
+  LLVMDisposeMemoryBuffer(b->split);
+  b->split = NULL;
+  keep_part(b->mod, 1);
+  return build_object(b);
+}
+
 /* Whether to compile on two threads: when a second thread would have a
  * CPU to itself now (fewer tasks running on the machine, this one
  * included, than CPUs this process may use), unless every function is in
@@ -673,10 +799,12 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
      is busy, but less time when it is free (bench/RESULTS.md): they are
      the choice when a CPU is idle now and the module is not all in
      registers (two_threads) and the object cache does not hold the one
-     module, and when a step's functions are not
+     module, the one module's functions then split in two halves of about
+     the same size (partition_module); and when a step's functions are not
      all in registers (regstep.c) while those of the other part are (a
-     module's pass pipeline follows its code, CodeShape). The objects'
-     code is the same either way. */
+     module's pass pipeline follows its code, CodeShape), the training and
+     the evaluation functions each in a module generated on its own. The
+     objects' code is the same either way. */
   unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
   unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
   Build part[2] = {{g, layout, max_batch, opt_level, fns, cpu, {time, nnc_now()}, NULL, NULL, false},
@@ -704,7 +832,9 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
         }
       }
     }
-    if (split) { /* a module each */
+    if (split && train_regs == eval_regs && partition_module(&part[0], &part[1])) {
+      nparts = 2; /* the functions in two halves (one pass pipeline fits both) */
+    } else if (split) { /* a module each */
       LLVMDisposeModule(part[0].mod);
       LLVMContextDispose(part[0].ctx);
       part[0].mod = NULL;
@@ -721,13 +851,14 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   }
   part[0].make_jit = nparts == 1;
   pthread_t thread;
-  bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_object, &part[1]) == 0;
+  void *(*build_second)(void *) = part[1].split ? build_part : build_object;
+  bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_second, &part[1]) == 0;
   build_object(&part[0]);
   if (nparts == 2) {
     if (threaded)
       pthread_join(thread, NULL);
     else
-      build_object(&part[1]);
+      build_second(&part[1]);
     lap(&part[0].timer, "join");
   }
 #ifdef __GLIBC__

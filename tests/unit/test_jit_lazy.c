@@ -2,7 +2,8 @@
  * test_jit_lazy.c - a JIT engine built with some of the functions compiles
  * any other on its first call (jit.c's compile_more): every entry of the
  * Engine works and gives the numbers, bit for bit, of an engine that
- * compiled everything up front; threads that ask for functions at the same
+ * compiled everything up front, also after the first set was compiled as
+ * two modules on two threads; threads that ask for functions at the same
  * time each get theirs; a lazily compiled module goes through the object
  * cache like any other.
  */
@@ -173,15 +174,23 @@ int main(void) {
     size_t nwant = all ? exercise(all, &m, want, sizeof want) : 0;
     check(nwant > 0, "the up-front engine ran", mi, CG_ALL);
     if (all) all->destroy(all);
-    for (size_t k = 0; k < sizeof firsts / sizeof *firsts; k++) {
-      Engine *e = jit_engine_new(m.g, m.layout, m.g->max_batch, 2, firsts[k], false, NULL);
-      check(e != NULL, "JIT compiles the first set", mi, firsts[k]);
-      if (!e) continue;
-      size_t ngot = exercise(e, &m, got, sizeof got);
-      check(ngot == nwant && memcmp(got, want, nwant) == 0, "the lazily compiled functions give the same numbers",
-            mi, firsts[k]);
-      e->destroy(e);
+    /* on one thread, and on two: the first set split in two modules,
+       whose local functions a later module defines again */
+    for (int threads = 1; threads <= 2; threads++) {
+      setenv("NNC_COMPILE_THREADS", threads == 1 ? "1" : "2", 1);
+      for (size_t k = 0; k < sizeof firsts / sizeof *firsts; k++) {
+        Engine *e = jit_engine_new(m.g, m.layout, m.g->max_batch, 2, firsts[k], false, NULL);
+        check(e != NULL, "JIT compiles the first set", mi, firsts[k]);
+        if (!e) continue;
+        size_t ngot = exercise(e, &m, got, sizeof got);
+        check(ngot == nwant && memcmp(got, want, nwant) == 0,
+              threads == 1 ? "the lazily compiled functions give the same numbers"
+                           : "the lazily compiled functions give the same numbers after a split build",
+              mi, firsts[k]);
+        e->destroy(e);
+      }
     }
+    unsetenv("NNC_COMPILE_THREADS");
     /* through the object cache: the later modules are entries of their
        own, and a second engine loads every one of them */
     char dir[] = "/tmp/nnc-lazy-XXXXXX";
