@@ -281,7 +281,8 @@ static void zero_range(CG *cg, LLVMValueRef p, LLVMValueRef count) { cg_vec_rang
  *     dx[c, y, x] = the sum of the columns of cols that came from it, in
  *     the order of the walk (c, i, j, oy, ox)
  *
- * Stride 1 (along x) walks runs of vectors, any other stride elements. */
+ * Stride 1 (along both axes) walks runs of vectors, any other stride
+ * elements. */
 static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn);
 
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
@@ -298,10 +299,12 @@ void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
   LLVMBasicBlockRef unit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "unit");
   LLVMBasicBlockRef strided = LLVMAppendBasicBlockInContext(cg->ctx, fn, "strided");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
-  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, g.sw, ci(cg, 1), ""), unit, strided);
+  LLVMValueRef one = ci(cg, 1);
+  LLVMBuildCondBr(cg->b, LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, g.sw, one, ""),
+                                      LLVMBuildICmp(cg->b, LLVMIntEQ, g.sh, one, ""), ""), unit, strided);
   LLVMPositionBuilderAtEnd(cg->b, unit);
   GeoV u = g;
-  u.sw = ci(cg, 1); /* the walk's divisions by the stride fold away */
+  u.sw = u.sh = one; /* the walk's divisions by the strides fold away */
   bool vec = cg->vec_loops && cg->vl >= 2;
   walk_runs(cg, &u, src, cols, !vec ? (im2col ? im2col_strided : col2im_strided) : im2col ? im2col_unit : col2im_unit, vec);
   LLVMBuildBr(cg->b, done);
@@ -497,15 +500,16 @@ static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
   cg_loop_end(cg, &cl);
 }
 
-/* The fixed max pooling kernels (GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX): one
- * row of kh x 2 windows, kh 1 (pooling along one axis) or 2, the geometry
- * as arguments:
- *   fn(x, dy, out, C, H, W, kh, sh, sw, oh, ow)   (dy unused forward) */
+/* The fixed max pooling kernels (GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX): the
+ * rows of a batch (row r of x at x + r*xs, and so on) of kh x 2 windows,
+ * kh 1 (pooling along one axis) or 2, the geometry as arguments:
+ *   fn(x, dy, out, rows, xs, dys, outs, C, H, W, kh, sh, sw, oh, ow)
+ * (dy unused forward) */
 static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
   LLVMValueRef P[POOL_KERNEL_PARAMS];
   for (int i = 0; i < POOL_KERNEL_PARAMS; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
-  LLVMValueRef kh = P[6];
-  PoolV p = {P[0], P[1], P[2], P[3], P[4], P[5], P[7], P[8], P[9], P[10], NULL};
+  LLVMValueRef kh = P[10];
+  PoolV p = {NULL, NULL, NULL, P[7], P[8], P[9], P[11], P[12], P[13], P[14], NULL};
   if (!fwd) {
     LLVMValueRef cov = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.oh, p.sh), p.H, ""),
                                     LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.ow, p.sw), p.W, ""), "");
@@ -518,10 +522,22 @@ static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
   LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, kh, ci(cg, 1), ""), one, two);
   for (int h = 1; h <= 2; h++) {
     LLVMPositionBuilderAtEnd(cg->b, h == 1 ? one : two);
+    Loop rl;
+    LLVMValueRef r = cg_loop_begin(cg, &rl, P[3]);
+    p.x = gep(cg, P[0], imul(cg, r, P[4]));
+    p.dy = fwd ? P[1] : gep(cg, P[1], imul(cg, r, P[5]));
+    p.out = gep(cg, P[2], imul(cg, r, P[6]));
     max_pool_row(cg, fwd, &p, h, 2);
+    cg_loop_end(cg, &rl);
     LLVMBuildBr(cg->b, done);
   }
   LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
+/* The distance between rows of n in memory, in elements (0: one row). */
+static int64_t row_stride(const CG *cg, const Node *n) {
+  n = cg_stored(cg, n);
+  return n->batched ? cg->st[n->id].row_stride : 0;
 }
 
 static void fast_max_pool(CG *cg, const Node *n) {
@@ -535,20 +551,26 @@ static void fast_max_pool(CG *cg, const Node *n) {
   bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
   /* the common 2x2 and 2 (one axis): a call of the fixed kernel */
   bool kernel = (w->k[0] == 1 || w->k[0] == 2) && w->k[1] == 2;
-  LLVMTypeRef ty = NULL;
-  LLVMValueRef fn = kernel ? gemm_fixed_kernel(cg, fwd ? GEMM_MAX_POOL2 : GEMM_MAX_POOL2_DX, &ty) : NULL;
+  LLVMValueRef rows = n->batched ? cg->n : ci(cg, 1);
+  if (kernel) { /* one call for all the rows */
+    LLVMTypeRef ty;
+    LLVMValueRef fn = gemm_fixed_kernel(cg, fwd ? GEMM_MAX_POOL2 : GEMM_MAX_POOL2_DX, &ty);
+    LLVMValueRef zero = ci(cg, 0);
+    LLVMValueRef args[POOL_KERNEL_PARAMS] = {
+        mem_row(cg, n->in[0], zero), fwd ? LLVMConstPointerNull(cg->ptr) : mem_row(cg, n->in[1], zero),
+        mem_row(cg, n, zero), rows, ci(cg, row_stride(cg, n->in[0])), ci(cg, fwd ? 0 : row_stride(cg, n->in[1])),
+        ci(cg, row_stride(cg, n)), ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->k[0]),
+        ci(cg, w->s[0]), ci(cg, w->s[1]), ci(cg, g.oh), ci(cg, g.ow)};
+    LLVMBuildCall2(cg->b, ty, fn, args, POOL_KERNEL_PARAMS, "");
+    return;
+  }
   Loop rl;
-  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef row = cg_loop_begin(cg, &rl, rows);
   LLVMValueRef x = mem_row(cg, n->in[0], row), out = mem_row(cg, n, row);
-  LLVMValueRef dy = fwd ? LLVMConstPointerNull(cg->ptr) : mem_row(cg, n->in[1], row);
+  LLVMValueRef dy = fwd ? NULL : mem_row(cg, n->in[1], row);
   PoolV p = {x, dy, out, ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
              ci(cg, g.oh), ci(cg, g.ow), LLVMConstInt(cg->i1, covered, 0)};
-  if (kernel) {
-    LLVMValueRef args[POOL_KERNEL_PARAMS] = {p.x, p.dy, p.out, p.C, p.H, p.W, ci(cg, w->k[0]), p.sh, p.sw, p.oh, p.ow};
-    LLVMBuildCall2(cg->b, ty, fn, args, POOL_KERNEL_PARAMS, "");
-  } else {
-    max_pool_row(cg, fwd, &p, (int)w->k[0], (int)w->k[1]);
-  }
+  max_pool_row(cg, fwd, &p, (int)w->k[0], (int)w->k[1]);
   cg_loop_end(cg, &rl);
 }
 

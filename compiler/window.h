@@ -21,10 +21,11 @@ bool window_batch_dw_ok(const CG *cg, const Node *n);
 void window_batch_dw(CG *cg, const Node *n);
 /* The body of the fixed window kernel k in fn, whose frame gemm.c has
  * begun: GEMM_IM2COL and GEMM_COL2IM are fn(a, b, C, H, W, kh, kw, sh, sw,
- * ph, pw, oh, ow), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out, C,
- * H, W, kh, sh, sw, oh, ow) for kh x 2 windows (kh 1 or 2), all i64 but
- * the pointers. */
-enum { WINDOW_KERNEL_PARAMS = 13, POOL_KERNEL_PARAMS = 11 };
+ * ph, pw, oh, ow), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out,
+ * rows, xs, dys, outs, C, H, W, kh, sh, sw, oh, ow) for kh x 2 windows (kh
+ * 1 or 2) over the rows of a batch (row strides xs, dys, outs), all i64
+ * but the pointers. */
+enum { WINDOW_KERNEL_PARAMS = 13, POOL_KERNEL_PARAMS = 15 };
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn);
 
 #endif
