@@ -727,6 +727,143 @@ static void emit_node(CG *cg, const Node *n) {
   }
 }
 
+/* ---- per-channel chains ----
+ *
+ * Consecutive elementwise nodes without a batch and of one shape (a
+ * normalization's per-channel statistics, scales and their gradients:
+ * vectors of C values) are one vector loop, each node's element computed
+ * and stored in turn at each index, not one loop a node. Each element is
+ * computed as its own loop would, so the results are the same bits. A
+ * member may read another member, or memory a member writes (an update
+ * written in place), only at its own index. */
+
+enum { CHAIN_MAX = 64 };
+
+typedef struct Chain {
+  const Node *n[CHAIN_MAX];
+  int len;
+} Chain;
+
+/* A member: elementwise, no batch, in a stack slot of its own or in the
+ * buffer (an update written in place, a gradient), not the workspace,
+ * whose nodes share ranges. */
+static bool chain_member_ok(const CG *cg, const Node *n) {
+  LLVMValueRef base = cg->st[n->id].base;
+  return is_elementwise(n) && !n->batched && cg->st[n->id].kind == ST_MEM && !cg->given[n->id] &&
+         !cg->fused_into[n->id] && !cg->epi_gemm[n->id] && base &&
+         (LLVMIsAAllocaInst(base) || base == cg->buf || base == cg->gbuf);
+}
+
+/* Does x share memory with a node of the chain (the same node, or the
+ * same range of the buffer)? */
+static bool chain_writes(const CG *cg, const Chain *c, const Node *x) {
+  const Store *sx = &cg->st[x->id];
+  if (sx->kind != ST_MEM) return false;
+  for (int i = 0; i < c->len; i++) {
+    const Store *sm = &cg->st[c->n[i]->id];
+    if (c->n[i] == x) return true;
+    if (sm->base == sx->base && sx->off < sm->off + shape_numel(&c->n[i]->shape) &&
+        sm->off < sx->off + shape_numel(&x->shape) * (x->batched ? cg->max_batch : 1))
+      return true;
+  }
+  return false;
+}
+
+/* Are x's reads (through inlined nodes and views) of memory the chain
+ * writes all at the reader's own index? same: x is read at the index. */
+static bool chain_reads_ok(const CG *cg, const Chain *c, const Node *x, const Shape *s, bool same) {
+  switch (cg->st[x->id].kind) {
+  case ST_MEM:
+    return !chain_writes(cg, c, x) || (same && !x->batched && shape_numel(&x->shape) == shape_numel(s));
+  case ST_INLINE:
+    for (int k = 0; k < op_info[x->op].nin; k++)
+      if (!chain_reads_ok(cg, c, x->in[k], s, same && shape_eq(&x->in[k]->shape, &x->shape))) return false;
+    return true;
+  case ST_VIEW: /* a reshape or if_training reads its operand at the same linear index */
+    for (int k = 0; k < op_info[x->op].nin; k++)
+      if (!chain_reads_ok(cg, c, x->in[k], s,
+                          same && (x->op == OP_RESHAPE || x->op == OP_IF_TRAINING) && !x->batched &&
+                              !x->in[k]->batched && shape_numel(&x->in[k]->shape) == shape_numel(&x->shape)))
+        return false;
+    return true;
+  case ST_NONE: case ST_CONST: case ST_VALUE:
+    return true;
+  }
+  return true;
+}
+
+/* A scalar between the chain's nodes that reads nothing the chain
+ * writes and has a stack slot of its own: computed before the chain's
+ * loop (a count less one). */
+static bool chain_scalar_ok(const CG *cg, const Chain *c, const Node *n) {
+  if (!is_elementwise(n) || n->batched || shape_numel(&n->shape) != 1 || cg->st[n->id].kind != ST_MEM ||
+      !cg->st[n->id].base || !LLVMIsAAllocaInst(cg->st[n->id].base) || cg->epi_gemm[n->id])
+    return false;
+  for (int k = 0; k < op_info[n->op].nin; k++)
+    if (!chain_reads_ok(cg, c, n->in[k], &n->shape, false)) return false;
+  return true;
+}
+
+typedef struct ChainRow {
+  const Chain *c;
+  LLVMValueRef row;
+} ChainRow;
+
+static void chain_body(CG *cg, LLVMValueRef *idx, void *p) {
+  const ChainRow *r = p;
+  for (int i = 0; i < r->c->len; i++) {
+    EachElem e = {r->c->n[i], r->row, elementwise_value, NULL};
+    store_elem_value(cg, idx, &e);
+  }
+}
+
+/* Nodes i, i+1, ... that make a chain with node i, emitted as one loop
+ * when more than one: returns the index after the chain, or i when node
+ * i is not emitted this way. */
+static int emit_chain(CG *cg, int i) {
+  const Graph *g = cg->g;
+  const Node *first = g->nodes[i];
+  if (!chain_member_ok(cg, first) || shape_numel(&first->shape) <= 1) return i;
+  int k = cg_vec_axes(cg, first, &first->shape, elementwise_vec_ok, NULL);
+  if (!k) return i;
+  Chain c = {{first}, 1};
+  const Node *hoist[CHAIN_MAX];
+  int end = i + 1, nhoist = 0, hoisted = 0;
+  for (int j = i + 1; j < g->len && c.len < CHAIN_MAX; j++) {
+    const Node *n = g->nodes[j];
+    if (!cg->need[j] || op_info[n->op].cls == OPC_LEAF || cg->st[j].kind != ST_MEM || cg->given[j] ||
+        cg->fused_into[j])
+      continue; /* no code here */
+    if (chain_scalar_ok(cg, &c, n) && nhoist < CHAIN_MAX) {
+      hoist[nhoist++] = n; /* computed before the loop */
+      continue;
+    }
+    if (!chain_member_ok(cg, n) || !shape_eq(&n->shape, &first->shape) ||
+        cg_vec_axes(cg, n, &n->shape, elementwise_vec_ok, NULL) != k)
+      break;
+    c.n[c.len++] = n;
+    bool ok = true;
+    for (int m = 0; m < c.len && ok; m++)
+      for (int a = 0; a < op_info[c.n[m]->op].nin && ok; a++)
+        ok = chain_reads_ok(cg, &c, c.n[m]->in[a], &first->shape, shape_eq(&c.n[m]->in[a]->shape, &first->shape));
+    if (!ok) {
+      c.len--;
+      break;
+    }
+    end = j + 1;
+    hoisted = nhoist;
+  }
+  if (c.len < 2) return i;
+  for (int h = 0; h < hoisted; h++) emit_node(cg, hoist[h]);
+  Iter rows;
+  cg_iter_rows(cg, &rows, first);
+  FOR_EACH(cg, rows) {
+    ChainRow r = {&c, rows.idx[0]};
+    cg_vec_each(cg, &first->shape, k, chain_body, &r);
+  }
+  return end;
+}
+
 /* ---- storage ---- */
 
 static bool is_view(const Node *n) {
@@ -1203,6 +1340,11 @@ static void build_function(CG *cg, FnKind kind) {
     if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF || cg->st[i].kind != ST_MEM) continue;
     if (cg->given[i]) continue; /* read from the buffer (update's gradients) */
     if (cg->fused_into[i]) continue; /* its GEMM runs at its sink */
+    int next = emit_chain(cg, i);
+    if (next > i) {
+      i = next - 1;
+      continue;
+    }
     emit_node(cg, cg->epi_gemm[i] ? cg->epi_gemm[i] : n);
   }
   switch (kind) {
