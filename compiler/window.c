@@ -28,12 +28,23 @@ typedef struct Geo {
   const Window *w;
   int64_t C, K;      /* input and output channels (pooling: C == K) */
   int64_t hw, oh, ow, P, kk;
+  int64_t cols_rows; /* rows of the batch the cols matrix holds (batch_cols) */
 } Geo;
+
+/* A small convolution's cols matrix holds every row of the batch (at
+ * most this many bytes), so that one kernel call lays out or adds back
+ * the batch's windows; a larger one holds one row, a call a row. */
+enum { BATCH_COLS_BYTES = 256 * 1024 };
+
+static int64_t cols_rows(const Node *n, int64_t ckkp, int elem_size, int max_batch) {
+  bool batch = n->batched && max_batch > 1 && ckkp * max_batch * elem_size <= BATCH_COLS_BYTES;
+  return batch ? max_batch : 1;
+}
 
 static Geo geo_of(const Node *n) {
   const Window *w = &n->attr.win;
   Geo g = {.w = w, .hw = w->in[0] * w->in[1], .oh = window_out(w, 0), .ow = window_out(w, 1),
-           .kk = w->k[0] * w->k[1]};
+           .kk = w->k[0] * w->k[1], .cols_rows = 1};
   g.P = g.oh * g.ow;
   switch ((int)n->op) {
   case OP_CONV: g.C = n->in[0]->shape.dim[0], g.K = n->shape.dim[0]; break;
@@ -53,10 +64,11 @@ static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
   return (gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size) + 63) / 64 * 64;
 }
 
-int64_t window_scratch_bytes(const Node *n, int elem_size) {
+int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);
-  return pack_part(n, &g, elem_size) + (g.C * g.kk * g.P + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw) * elem_size;
+  int64_t cols = g.C * g.kk * g.P * cols_rows(n, g.C * g.kk * g.P, elem_size, max_batch);
+  return pack_part(n, &g, elem_size) + (cols + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw) * elem_size;
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -149,10 +161,11 @@ static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { cg_vec_range(cg, c
 
 /* The geometry of a window kernel (gemm.h's GEMM_IM2COL, GEMM_COL2IM) as
  * i64 values: its parameters inside the kernel, constants at a call. */
-enum { WK_A, WK_B, WK_C, WK_H, WK_W, WK_KH, WK_KW, WK_SH, WK_SW, WK_PH, WK_PW, WK_OH, WK_OW, WK_COUNT };
+enum { WK_A, WK_B, WK_ROWS, WK_AS, WK_BS, WK_C, WK_H, WK_W, WK_KH, WK_KW, WK_SH, WK_SW, WK_PH, WK_PW, WK_OH, WK_OW, WK_COUNT };
 
 typedef struct GeoV {
   LLVMValueRef C, H, W, kh, kw, sh, sw, ph, pw, oh, ow;
+  LLVMValueRef rows, ss, cs; /* the batch's rows, the row strides of src and cols */
 } GeoV;
 
 /* The rows of cols (one per channel c and tap (i, j)) in runs of the
@@ -187,7 +200,7 @@ static void inside(CG *cg, LLVMValueRef t, LLVMValueRef s, LLVMValueRef pad, LLV
 }
 
 static void walk_runs(CG *cg, const GeoV *g, LLVMValueRef src, LLVMValueRef cols, RunFn *run, bool vec) {
-  Loop cl, il, jl, yl;
+  Loop cl, il, jl, rl, yl;
   Runs r = {0};
   LLVMValueRef hw = imul(cg, g->H, g->W), P = imul(cg, g->oh, g->ow), kk = imul(cg, g->kh, g->kw);
   LLVMValueRef c = cg_loop_begin(cg, &cl, g->C);
@@ -215,11 +228,15 @@ static void walk_runs(CG *cg, const GeoV *g, LLVMValueRef src, LLVMValueRef cols
   LLVMValueRef at = iadd(cg, imul(cg, c, hw), iadd(cg, imul(cg, LLVMBuildNSWSub(cg->b, i, g->ph, ""), g->W),
                                                    iadd(cg, LLVMBuildNSWSub(cg->b, j, g->pw, ""), imul(cg, lo, g->sw))));
   LLVMValueRef in0 = LLVMBuildGEP2(cg->b, cg->T, src, &at, 1, "");
+  LLVMValueRef row = cg_loop_begin(cg, &rl, g->rows);
+  LLVMValueRef col_r = gep(cg, col0, imul(cg, row, g->cs));
+  LLVMValueRef in_r = LLVMBuildGEP2(cg->b, cg->T, in0, &(LLVMValueRef){imul(cg, row, g->ss)}, 1, "");
   LLVMValueRef oy = iadd(cg, cg_loop_begin(cg, &yl, LLVMBuildNSWSub(cg->b, yhi, ylo, "")), ylo);
-  r.col = gep(cg, col0, imul(cg, oy, g->ow));
-  r.in = LLVMBuildGEP2(cg->b, cg->T, in0, &(LLVMValueRef){imul(cg, imul(cg, oy, g->sh), g->W)}, 1, "");
+  r.col = gep(cg, col_r, imul(cg, oy, g->ow));
+  r.in = LLVMBuildGEP2(cg->b, cg->T, in_r, &(LLVMValueRef){imul(cg, imul(cg, oy, g->sh), g->W)}, 1, "");
   run(cg, g, &r);
   cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &rl);
   cg_loop_end(cg, &jl);
   cg_loop_end(cg, &il);
   cg_loop_end(cg, &cl);
@@ -273,13 +290,17 @@ static void zero_range(CG *cg, LLVMValueRef p, LLVMValueRef count) { cg_vec_rang
 
 /* The body of window kernel k (gemm.c makes the function and its frame):
  *
- *   im2col(const T *src, T *cols, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow)
- *     the inside of each run of cols from one row's input src [C, H, W];
- *     which elements are padding depends on the geometry only, so the
- *     caller zeroes cols once for all the rows (im2col_begin)
- *   col2im(const T *cols, T *dx, ...the same)
- *     dx[c, y, x] = the sum of the columns of cols that came from it, in
- *     the order of the walk (c, i, j, oy, ox)
+ *   im2col(const T *src, T *cols, rows, ss, cs, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow)
+ *     for each of `rows` rows of the batch (row r's input [C, H, W] at
+ *     src + r*ss, its cols at cols + r*cs), the inside of each run of
+ *     cols; which elements are padding depends on the geometry only, so
+ *     the caller zeroes cols once for all the rows (im2col_begin)
+ *   col2im(const T *cols, T *dx, rows, cs, ds, ...the same)
+ *     dx[c, y, x] of each row = the sum of the columns of its cols that
+ *     came from it, in the order of the walk (c, i, j, oy, ox)
+ *
+ * The rows are the innermost loop but one (around the output rows oy),
+ * so a tap's bounds and masks are worked out once for all of them.
  *
  * Stride 1 (along both axes) walks runs of vectors, any other stride
  * elements. */
@@ -292,10 +313,16 @@ void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
   }
   LLVMValueRef P[WK_COUNT];
   for (int i = 0; i < WK_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
-  GeoV g = {P[WK_C], P[WK_H], P[WK_W], P[WK_KH], P[WK_KW], P[WK_SH], P[WK_SW], P[WK_PH], P[WK_PW], P[WK_OH], P[WK_OW]};
   bool im2col = k == GEMM_IM2COL;
+  GeoV g = {P[WK_C], P[WK_H], P[WK_W], P[WK_KH], P[WK_KW], P[WK_SH], P[WK_SW], P[WK_PH], P[WK_PW], P[WK_OH], P[WK_OW],
+            P[WK_ROWS], im2col ? P[WK_AS] : P[WK_BS], im2col ? P[WK_BS] : P[WK_AS]};
   LLVMValueRef src = im2col ? P[WK_A] : P[WK_B], cols = im2col ? P[WK_B] : P[WK_A];
-  if (!im2col) zero_range(cg, P[WK_B], imul(cg, g.C, imul(cg, g.H, g.W)));
+  if (!im2col) {
+    Loop rl;
+    LLVMValueRef r = cg_loop_begin(cg, &rl, g.rows);
+    zero_range(cg, gep(cg, P[WK_B], imul(cg, r, g.ss)), imul(cg, g.C, imul(cg, g.H, g.W)));
+    cg_loop_end(cg, &rl);
+  }
   LLVMBasicBlockRef unit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "unit");
   LLVMBasicBlockRef strided = LLVMAppendBasicBlockInContext(cg->ctx, fn, "strided");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
@@ -314,32 +341,46 @@ void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
   LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
-/* A call of window kernel k on a and b with g's geometry. */
-static void call_window_kernel(CG *cg, int k, const Geo *g, LLVMValueRef a, LLVMValueRef b) {
+/* A call of window kernel k on `rows` rows of a and b (row strides as
+ * and bs) with g's geometry. */
+static void call_window_kernel(CG *cg, int k, const Geo *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef rows,
+                               int64_t as, int64_t bs) {
   LLVMTypeRef ty;
   LLVMValueRef fn = gemm_fixed_kernel(cg, k, &ty);
   const Window *w = g->w;
-  LLVMValueRef args[WK_COUNT] = {a, b, ci(cg, g->C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->k[0]),
-                                 ci(cg, w->k[1]), ci(cg, w->s[0]), ci(cg, w->s[1]), ci(cg, w->pad[0]),
-                                 ci(cg, w->pad[1]), ci(cg, g->oh), ci(cg, g->ow)};
+  LLVMValueRef args[WK_COUNT] = {a, b, rows, ci(cg, as), ci(cg, bs), ci(cg, g->C), ci(cg, w->in[0]), ci(cg, w->in[1]),
+                                 ci(cg, w->k[0]), ci(cg, w->k[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
+                                 ci(cg, w->pad[0]), ci(cg, w->pad[1]), ci(cg, g->oh), ci(cg, g->ow)};
   LLVMBuildCall2(cg->b, ty, fn, args, WK_COUNT, "");
 }
 
 /* im2col of one row's input src ([C, H, W] in memory) into cols: a call
  * of the kernel. */
 static void im2col(CG *cg, const Geo *g, LLVMValueRef src, LLVMValueRef cols) {
-  call_window_kernel(cg, GEMM_IM2COL, g, src, cols);
+  call_window_kernel(cg, GEMM_IM2COL, g, src, cols, ci(cg, 1), 0, 0);
 }
 
 static bool has_padding(const Window *w) { return w->pad[0] + w->pad[1] + w->pad_end[0] + w->pad_end[1] > 0; }
 
-static void im2col_begin(CG *cg, const Geo *g, LLVMValueRef cols) {
-  if (has_padding(g->w)) zero_row(cg, cols, g->C * g->kk * g->P);
+/* Zero the padding of `rows` rows of cols. */
+static void im2col_begin(CG *cg, const Geo *g, LLVMValueRef cols, int64_t rows) {
+  if (has_padding(g->w)) zero_row(cg, cols, g->C * g->kk * g->P * rows);
 }
 
 /* dx[c, y, x] = the sum of the columns of cols that came from it (col2im). */
 static void col2im(CG *cg, const Geo *g, LLVMValueRef cols, LLVMValueRef dx) {
-  call_window_kernel(cg, GEMM_COL2IM, g, cols, dx);
+  call_window_kernel(cg, GEMM_COL2IM, g, cols, dx, ci(cg, 1), 0, 0);
+}
+
+/* The distance between rows of n in memory, in elements (0: one row). */
+static int64_t row_stride(const CG *cg, const Node *n);
+
+/* Does n's cols matrix hold the batch's rows, with its operand x (input
+ * of im2col) or its result (col2im's) in memory? Then one kernel call
+ * serves the batch. */
+static bool batch_cols(CG *cg, const Node *n, Geo *g, const Node *mem) {
+  g->cols_rows = cols_rows(n, g->C * g->kk * g->P, cg->L->elem_size, cg->max_batch);
+  return g->cols_rows > 1 && in_memory(cg, mem) && (n->op != OP_CONV_DX || row_stride(cg, mem));
 }
 
 /* C[M,N] (+)= A B with A(i, k) at a + i*rsa + k*csa, B(k, j) at b + k*rsb
@@ -359,17 +400,23 @@ static void emit_conv(CG *cg, const Node *n) {
   Gemm gm = {.g = n, .owner = n};
   const Node *to = n->op == OP_CONV ? gemm_stores(cg, &gm, n) : n; /* an epilogue's sink, or n */
   cg_forget_node(cg, n);
-  LLVMValueRef cols = scratch(cg, n, &g, 0);
-  LLVMValueRef wcopy = scratch(cg, n, &g, ckk * g.P), dycopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk);
-  LLVMValueRef xcopy = scratch(cg, n, &g, ckk * g.P + g.K * ckk + g.K * g.P);
-  if (n->op != OP_CONV_DX) im2col_begin(cg, &g, cols);
+  LLVMValueRef rows = n->batched ? cg->n : ci(cg, 1);
+  bool batch = batch_cols(cg, n, &g, n->op == OP_CONV_DX ? to : a);
+  int64_t cl = ckk * g.P * g.cols_rows; /* elements of cols */
+  LLVMValueRef cols0 = scratch(cg, n, &g, 0);
+  LLVMValueRef wcopy = scratch(cg, n, &g, cl), dycopy = scratch(cg, n, &g, cl + g.K * ckk);
+  LLVMValueRef xcopy = scratch(cg, n, &g, cl + g.K * ckk + g.K * g.P);
+  if (n->op != OP_CONV_DX) im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
+  if (batch && n->op != OP_CONV_DX) /* the batch's windows, one call */
+    call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, a, ci(cg, 0)), cols0, rows, row_stride(cg, a), ckk * g.P);
   Loop rl;
-  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef row = cg_loop_begin(cg, &rl, rows);
   LLVMValueRef out = mem_row(cg, to, row);
+  LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
   switch ((int)n->op) {
   case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P], or its epilogue's sink (bias, relu) */
     LLVMValueRef W = operand_row(cg, b, row, wcopy);
-    im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
+    if (!batch) im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gm.M = ci(cg, g.K), gm.N = ci(cg, g.P), gm.K = ci(cg, ckk), gm.A = (GemmMat){W, ci(cg, ckk), ci(cg, 1)};
     gm.B = (GemmMat){cols, ci(cg, g.P), ci(cg, 1)}, gm.C = out, gm.ldc = ci(cg, g.P), gm.row = row;
     gemm_emit(cg, &gm);
@@ -379,12 +426,12 @@ static void emit_conv(CG *cg, const Node *n) {
     LLVMValueRef dy = operand_row(cg, a, row, dycopy), W = operand_row(cg, b, row, wcopy);
     gemm_at(cg, n, ci(cg, ckk), ci(cg, g.P), ci(cg, g.K), (GemmMat){W, ci(cg, 1), ci(cg, ckk)}, dy, ci(cg, g.P), cols,
             ci(cg, g.P), false);
-    col2im(cg, &g, cols, out);
+    if (!batch) col2im(cg, &g, cols, out);
     break;
   }
   case OP_CONV_DW: { /* dW[K,CKK] = dy[K,P] cols^T, for this row */
     LLVMValueRef dy = operand_row(cg, b, row, dycopy);
-    im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
+    if (!batch) im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
                           .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = n, .owner = n});
     break;
@@ -393,6 +440,8 @@ static void emit_conv(CG *cg, const Node *n) {
     nnc_die("codegen: %s is not a convolution", op_info[n->op].name);
   }
   cg_loop_end(cg, &rl);
+  if (batch && n->op == OP_CONV_DX) /* the batch's columns added back, one call */
+    call_window_kernel(cg, GEMM_COL2IM, &g, cols0, mem_row(cg, to, ci(cg, 0)), rows, ckk * g.P, row_stride(cg, to));
 }
 
 bool window_dw_inline_ok(const Node *n, const Node *c) {
@@ -415,13 +464,17 @@ void window_batch_dw(CG *cg, const Node *n) {
   cg_forget_node(cg, n);
   LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
   zero_row(cg, out, g.K * ckk);
-  LLVMValueRef cols = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk);
-  LLVMValueRef xcopy = scratch(cg, d, &g, ckk * g.P + g.K * ckk + g.K * g.P);
-  im2col_begin(cg, &g, cols);
+  bool batch = batch_cols(cg, d, &g, x);
+  int64_t cl = ckk * g.P * g.cols_rows;
+  LLVMValueRef cols0 = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, cl + g.K * ckk);
+  LLVMValueRef xcopy = scratch(cg, d, &g, cl + g.K * ckk + g.K * g.P);
+  im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
+  if (batch) call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, x, ci(cg, 0)), cols0, cg->n, row_stride(cg, x), ckk * g.P);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
-  im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
+  LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
+  if (!batch) im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
   gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
                         .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
                         .accumulate = true});

@@ -9,10 +9,10 @@
 
 /* Build window node n (class OPC_WINDOW or OPC_WINDOW2). */
 void window_emit(CG *cg, const Node *n);
-/* Bytes of workspace scratch node n needs for one row (its GEMM's packed
- * B, its im2col matrix and copies of operands that are not in memory), or
- * 0. */
-int64_t window_scratch_bytes(const Node *n, int elem_size);
+/* Bytes of workspace scratch node n needs (its GEMM's packed B, its
+ * im2col matrix, of one row or, when small, of max_batch rows, and copies
+ * of one row of operands that are not in memory), or 0. */
+int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch);
 /* Is n a convolution's weight gradient whose one reader c sums it over
  * the batch? Then n is not stored: window_batch_dw builds c as one GEMM
  * per row accumulating into c. */
@@ -20,12 +20,13 @@ bool window_dw_inline_ok(const Node *n, const Node *c);
 bool window_batch_dw_ok(const CG *cg, const Node *n);
 void window_batch_dw(CG *cg, const Node *n);
 /* The body of the fixed window kernel k in fn, whose frame gemm.c has
- * begun: GEMM_IM2COL and GEMM_COL2IM are fn(a, b, C, H, W, kh, kw, sh, sw,
- * ph, pw, oh, ow), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out,
+ * begun: GEMM_IM2COL and GEMM_COL2IM are fn(a, b, rows, as, bs, C, H, W,
+ * kh, kw, sh, sw, ph, pw, oh, ow) over the rows of a batch (row strides
+ * as, bs), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out,
  * rows, xs, dys, outs, C, H, W, kh, sh, sw, oh, ow) for kh x 2 windows (kh
  * 1 or 2) over the rows of a batch (row strides xs, dys, outs), all i64
  * but the pointers. */
-enum { WINDOW_KERNEL_PARAMS = 13, POOL_KERNEL_PARAMS = 15 };
+enum { WINDOW_KERNEL_PARAMS = 16, POOL_KERNEL_PARAMS = 15 };
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn);
 
 #endif
