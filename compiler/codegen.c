@@ -727,6 +727,15 @@ static void emit_node(CG *cg, const Node *n) {
   }
 }
 
+/* Does node i of the plan get code of its own at its place in the
+ * function? Not leaves, nodes computed where they are read, nodes read
+ * from the buffer (update's gradients), nor nodes fused into a GEMM that
+ * runs at its sink. */
+static bool emits_here(const CG *cg, int i) {
+  return cg->need[i] && op_info[cg->g->nodes[i]->op].cls != OPC_LEAF && cg->st[i].kind == ST_MEM &&
+         !cg->given[i] && !cg->fused_into[i];
+}
+
 /* ---- per-channel chains ----
  *
  * Consecutive elementwise nodes without a batch and of one shape (a
@@ -831,9 +840,7 @@ static int emit_chain(CG *cg, int i) {
   int end = i + 1, nhoist = 0, hoisted = 0;
   for (int j = i + 1; j < g->len && c.len < CHAIN_MAX; j++) {
     const Node *n = g->nodes[j];
-    if (!cg->need[j] || op_info[n->op].cls == OPC_LEAF || cg->st[j].kind != ST_MEM || cg->given[j] ||
-        cg->fused_into[j])
-      continue; /* no code here */
+    if (!emits_here(cg, j)) continue;
     if (chain_scalar_ok(cg, &c, n) && nhoist < CHAIN_MAX) {
       hoist[nhoist++] = n; /* computed before the loop */
       continue;
@@ -1337,9 +1344,7 @@ static void build_function(CG *cg, FnKind kind) {
      gradients); everything else in the plan is computed, in order */
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
-    if (!cg->need[i] || op_info[n->op].cls == OPC_LEAF || cg->st[i].kind != ST_MEM) continue;
-    if (cg->given[i]) continue; /* read from the buffer (update's gradients) */
-    if (cg->fused_into[i]) continue; /* its GEMM runs at its sink */
+    if (!emits_here(cg, i)) continue;
     int next = emit_chain(cg, i);
     if (next > i) {
       i = next - 1;
