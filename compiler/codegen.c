@@ -977,7 +977,7 @@ typedef struct Span {
 /* Bytes of a GEMM's scratch (its packed B; a convolution's also holds its
  * im2col matrix), or 0. */
 static int64_t pack_bytes(const CG *cg, const Node *n) {
-  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch) + window_scratch_bytes(n, cg->L->elem_size, cg->max_batch);
+  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch, cg->kind == FN_GRAD_PART) + window_scratch_bytes(n, cg->L->elem_size, cg->max_batch);
 }
 
 static bool in_workspace(const CG *cg, int i) {

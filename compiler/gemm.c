@@ -1146,6 +1146,21 @@ static LLVMValueRef slot_array(CG *cg, int slots, const char *name) {
   return LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->i64, (uint64_t)(slots > 0 ? slots : 1)), name);
 }
 
+/* The k-block of gm's calls, stored transposed or not. */
+static LLVMValueRef k_block(CG *cg, const Gemm *gm, bool trans) {
+  if (trans) { /* K is the matrix's: a constant */
+    int64_t k = LLVMConstIntGetSExtValue(gm->K);
+    return ci(cg, k < 1 ? 1 : k < GEMM_KC_T ? k : GEMM_KC_T);
+  }
+  if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
+    /* one k-block: its scratch is sized for that only when K is the rows */
+    if (gm->K != cg->n && !(LLVMIsAConstantInt(gm->K) && LLVMConstIntGetSExtValue(gm->K) <= kc_of(cg)))
+      nnc_die("codegen: a GEMM epilogue reads the memory it writes");
+    return LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, gm->K, ci(cg, 0)), gm->K, ci(cg, 1), "");
+  }
+  return ci(cg, kc_of(cg));
+}
+
 void gemm_emit(CG *cg, const Gemm *gm) {
   GemmKernels *gk = kernels(cg);
   int slots = 0;
@@ -1158,22 +1173,17 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   slot_store(cg, &d, gm->B.ptr);
   slot_store(cg, &d, gm->B.rs);
   slot_store(cg, &d, gm->B.cs);
-  LLVMValueRef kb = ci(cg, kc_of(cg));
-  if (gm->trans) { /* K is the matrix's: a constant */
-    int64_t k = LLVMConstIntGetSExtValue(gm->K);
-    kb = ci(cg, k < 1 ? 1 : k < GEMM_KC_T ? k : GEMM_KC_T);
-  } else if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
-    /* one k-block: its scratch is sized for that only when K is the rows */
-    if (gm->K != cg->n && !(LLVMIsAConstantInt(gm->K) && LLVMConstIntGetSExtValue(gm->K) <= kc_of(cg)))
-      nnc_die("codegen: a GEMM epilogue reads the memory it writes");
-    kb = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, gm->K, ci(cg, 0)), gm->K, ci(cg, 1), "");
+  LLVMValueRef kb = k_block(cg, gm, gm->trans), trans = ci(cg, gm->trans);
+  if (gm->trans_if) {
+    kb = sel(cg, gm->trans_if, kb, k_block(cg, gm, false));
+    trans = LLVMBuildZExt(cg->b, gm->trans_if, cg->i64, "trans");
   }
   LLVMValueRef at = ci(cg, cg->pack_off[gm->owner->id]);
   LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "pack");
   LLVMValueRef none = LLVMConstNull(cg->ptr);
   LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
                                 gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
-                                ci(cg, gm->accumulate), ci(cg, gm->trans)};
+                                ci(cg, gm->accumulate), trans};
   LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
 
@@ -1238,6 +1248,28 @@ static bool trans_pays(int64_t out, int64_t in, int64_t batch) {
   return trans < normal;
 }
 
+/* The fewest rows from which a product of these sizes is stored
+ * transposed, when it is at `batch` rows (else batch + 1). grad_part
+ * computes a shard of the batch, often half of it: W2's 256 x 256 layers
+ * pay transposed at 64 rows, but at 32 they are half-empty column tiles
+ * (NR is 64 with AVX-512), and W2's 32-row shard took 260 us of CPU
+ * against 180 in the orientation of a batch of 32. So grad_part chooses
+ * at run time by its row count, from this threshold. */
+static int64_t trans_from(int64_t out, int64_t in, int64_t batch) {
+  if (!trans_pays(out, in, batch)) return batch + 1;
+  int64_t rows = batch;
+  while (rows > 1 && trans_pays(out, in, rows - 1)) rows--;
+  return rows;
+}
+
+/* Does the function being built take fewer rows than the batch as often
+ * as not (grad_part: a thread's shard)? */
+static bool rows_vary(const CG *cg) { return cg->kind == FN_GRAD_PART; }
+
+static GemmMat sel_mat(CG *cg, LLVMValueRef c, GemmMat a, GemmMat b) {
+  return (GemmMat){sel(cg, c, a.ptr, b.ptr), sel(cg, c, a.rs, b.rs), sel(cg, c, a.cs, b.cs)};
+}
+
 /* Is a product of these sizes (per row) worth a call of the kernel? */
 static bool gemm_worth(int64_t n, int64_t k) { return n * k >= 512 && k >= 4; }
 
@@ -1273,13 +1305,21 @@ bool gemm_try_matmul(CG *cg, const Node *n) {
   const Node *L = n->in[0], *R = n->in[1];
   if (!matmul_gemm_ok(cg, n)) return false;
   Gemm gm = {.M = cg->n};
-  if (L->shape.rank == 2 && trans_pays(L->shape.dim[0], L->shape.dim[1], cg->max_batch)) {
+  int64_t from = L->shape.rank == 2 ? trans_from(L->shape.dim[0], L->shape.dim[1], cg->max_batch) : 0;
+  if (L->shape.rank == 2 && from <= cg->max_batch) {
     /* y^T = L x^T: L read in place, x^T packed (see "Transposed products") */
-    GemmMat x = rows(cg, R);
+    GemmMat x = rows(cg, R), l = matrix(cg, L);
     gm.M = ci(cg, L->shape.dim[0]), gm.N = cg->n, gm.K = ci(cg, L->shape.dim[1]);
-    gm.A = matrix(cg, L);
+    gm.A = l;
     gm.B = (GemmMat){x.ptr, x.cs, x.rs};
     gm.trans = true;
+    if (rows_vary(cg) && from > 1) { /* or y = x L^T, below, when the rows are fewer */
+      LLVMValueRef t = gm.trans_if = icmp(cg, LLVMIntSGE, cg->n, ci(cg, from));
+      LLVMValueRef out = gm.M;
+      gm.M = sel(cg, t, out, cg->n), gm.N = sel(cg, t, cg->n, out);
+      gm.A = sel_mat(cg, t, l, x);
+      gm.B = sel_mat(cg, t, gm.B, (GemmMat){l.ptr, l.cs, l.rs});
+    }
   } else if (L->shape.rank == 2) {
     /* y[r,i] = sum_q L[i,q] R[r,q]: B(q,i) = L[i,q] */
     GemmMat l = matrix(cg, L);
@@ -1318,17 +1358,21 @@ bool gemm_outer_ok(const CG *cg, const Node *n, const Node *c) {
          rows_node(cg, n->in[1]) && gemm_worth(n->shape.dim[1], n->shape.dim[0]);
 }
 
-int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch) {
+int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool rows_vary) {
   int64_t N, kb;
   if (n->op == OP_MATMUL && n->batched && n->in[0]->shape.rank + n->in[1]->shape.rank == 3) {
     const Node *m = n->in[0]->shape.rank == 2 ? n->in[0] : n->in[1];
     if (m->batched) return 0;
     N = m == n->in[0] ? m->shape.dim[0] : m->shape.dim[1];
     kb = m == n->in[0] ? m->shape.dim[1] : m->shape.dim[0];
-    if (m == n->in[0] && trans_pays(N, kb, max_batch)) /* B~ and the partial sums */
-      return gemm_pack_bytes(max_batch, kb < GEMM_KC_T ? kb : GEMM_KC_T, elem_size) +
-             (kb > GEMM_KC_T ? gemm_pack_bytes(max_batch, N, elem_size) : 0);
+    int64_t from = m == n->in[0] ? trans_from(N, kb, max_batch) : max_batch + 1;
+    int64_t trans = from > max_batch ? 0 /* B~ and the partial sums */
+                                     : gemm_pack_bytes(max_batch, kb < GEMM_KC_T ? kb : GEMM_KC_T, elem_size) +
+                                           (kb > GEMM_KC_T ? gemm_pack_bytes(max_batch, N, elem_size) : 0);
+    if (trans && !(rows_vary && from > 1)) return trans;
     if (kb > GEMM_KC) kb = GEMM_KC;
+    int64_t normal = gemm_pack_bytes(N, kb, elem_size);
+    return trans > normal ? trans : normal; /* either, chosen by the rows (trans_from) */
   } else if (n->op == OP_BATCH_SUM && n->in[0]->op == OP_OUTER && n->in[0]->batched) {
     N = n->shape.dim[1];
     kb = max_batch; /* one k-block when the epilogue reads what it writes */

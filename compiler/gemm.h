@@ -30,6 +30,8 @@ typedef struct Gemm {
   bool accumulate;       /* C += A B (no epilogue) */
   bool trans;            /* C(m, n) at C + n*ldc + m: the product stored
                             transposed (one k-block; not accumulate) */
+  LLVMValueRef trans_if; /* with trans: stored transposed only when this i1
+                            is true (M, N, A and B are selects of both) */
   LLVMValueRef row;      /* a convolution's GEMM: the batch row it computes
                             (C(m, n) is channel m, position n of it) */
 } Gemm;
@@ -56,8 +58,10 @@ bool gemm_outer_ok(const CG *cg, const Node *n, const Node *c);
  * cg->epi_gemm) from each node's readers, reader counts and roots. */
 void gemm_plan_epilogues(CG *cg, const Node **reader, const int *users, const bool *root);
 /* Bytes of workspace scratch node n needs if it becomes a GEMM (its packed
- * B), for any target; 0 when it cannot be one. */
-int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch);
+ * B), for any target; 0 when it cannot be one. rows_vary: in a function
+ * whose row count is often below max_batch (grad_part), which may choose
+ * a product's orientation by it. */
+int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool rows_vary);
 /* Bytes of the packed B of a GEMM with N columns and k-blocks of kb
  * (at most GEMM_KC). */
 int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size);

@@ -83,3 +83,9 @@ set_tests_properties(unit.jit_lazy PROPERTIES TIMEOUT 600 ENVIRONMENT NNC_CACHE=
 
 add_test(NAME fuzz.replay_corpus COMMAND fuzz_nnc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus)
 set_tests_properties(fuzz.replay_corpus PROPERTIES TIMEOUT 600)
+
+# grad_part chooses a GEMM's orientation by the rows of its shard
+add_executable(test_gemm_rows ${PROJECT_SOURCE_DIR}/tests/unit/test_gemm_rows.c)
+target_compile_options(test_gemm_rows PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_gemm_rows PRIVATE nnc_lib)
+add_test(NAME unit.gemm_rows COMMAND test_gemm_rows)

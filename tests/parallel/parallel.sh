@@ -6,6 +6,10 @@
 #   threads.dropout  moons with dropout after its first relu: --threads 1, 2
 #                    and 3 within 1e-12 (each shard draws the masks of its
 #                    own rows of the batch)
+#   threads.gemm     W2 (bench/w2_digits.nn, f64): --threads 2 and 3 within
+#                    1e-12 of --threads 1 at batches of 64 and 128; the
+#                    shards' GEMMs are transposed or not by their rows
+#                    (tests/unit/test_gemm_rows.c), train_step's by the batch
 #   threads.unbatched  tests/parallel/unbatched.nn (gradients that are products
 #                    of batch sums and parameters): --threads 2 saves the
 #                    parameters of one thread (1e-12)
@@ -37,9 +41,12 @@ close() { # close A B: relative difference <= 1e-12
 }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-agree_threads() { # MODEL: --threads 1, 2 and 3 end within 1e-12
+agree_threads() { # MODEL [OPTIONS]: --threads 1, 2 and 3 end within 1e-12
+  local nn=$1
+  shift
+  [ $# -gt 0 ] || set -- --batch 32 --epochs 30
   for n in 1 2 3; do
-    "$nnc" "$1" --jit --train --batch 32 --epochs 30 --threads $n >"$tmp/t$n" || fail "--threads $n"
+    "$nnc" "$nn" --jit --train "$@" --threads $n >"$tmp/t$n" || fail "--threads $n"
   done
   local one
   one=$(final "$tmp/t1")
@@ -61,6 +68,11 @@ threads.repeat)
   ;;
 threads.agree)
   agree_threads "$moons"
+  ;;
+threads.gemm)
+  w2="$examples/../bench/w2_digits.nn"
+  agree_threads "$w2" --dtype f64 --epochs 3
+  agree_threads "$w2" --dtype f64 --epochs 3 --batch 128
   ;;
 threads.dropout)
   with_dropout

@@ -1,0 +1,123 @@
+/*
+ * test_gemm_rows.c - grad_part, which a thread runs on its shard of the
+ * batch, chooses a layer's GEMM orientation (gemm.c, "Transposed
+ * products") by its row count at run time: W2's products that are
+ * stored transposed at a batch of 64 are so in train_step (trans = 1, a
+ * constant), and in grad_part only from a threshold of rows on (the
+ * trans argument a value of the rows); the others are trans = 0 in
+ * both. Its scratch holds either orientation's packing: grad_part's
+ * workspace is at least train_step's.
+ */
+#include <llvm-c/Core.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autodiff.h"
+#include "check.h"
+#include "codegen.h"
+#include "jit.h"
+#include "lower.h"
+#include "parse.h"
+#include "passes.h"
+#include "update.h"
+#include "util.h"
+
+static const char W2[] = "model w {\n input x[64]\n target t[10]\n"
+                         " y = x -> linear(256) -> relu -> linear(256) -> relu -> linear(10)\n"
+                         " loss cross_entropy(y, t)\n}\ntrain {\n batch 64\n}\n";
+
+static int failures;
+#define EXPECT(c)                                                                                                     \
+  do {                                                                                                                \
+    if (!(c)) {                                                                                                       \
+      failures++;                                                                                                     \
+      printf("FAILED: %s (line %d)\n", #c, __LINE__);                                                                 \
+    }                                                                                                                 \
+  } while (0)
+
+/* The text of function `name` of the module built with fns. */
+static char *function_text(const Graph *g, const Layout *L, unsigned fns, const char *name, CgInfo *info) {
+  LLVMContextRef ctx = LLVMContextCreate();
+  CgTarget target = jit_target("x86-64-v4");
+  LLVMModuleRef mod = codegen_module(ctx, g, L, 64, fns, &target, info);
+  char *all = LLVMPrintModuleToString(mod), *at = strstr(all, name), *out = NULL;
+  if (at) {
+    char *end = strstr(at, "\n}\n");
+    out = nnc_xstrdup(at);
+    if (end) out[end - at] = 0;
+  }
+  LLVMDisposeMessage(all);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  return out;
+}
+
+/* The last argument (trans) of each call of the macro-kernel, in order. */
+static int trans_args(const char *fn, char args[][16], int max) {
+  int k = 0;
+  for (const char *p = fn; k < max && (p = strstr(p, "call void @nnc.gemm(")); p++) {
+    const char *eol = strchr(p, '\n'), *end = eol ? eol : p + strlen(p);
+    while (end > p && *end != ')') end--; /* the call's own, after any constant expression's */
+    const char *comma = end;
+    while (comma > p && *comma != ',') comma--;
+    snprintf(args[k++], 16, "%.*s", (int)(end - comma - 2), comma + 2);
+  }
+  return k;
+}
+
+int main(void) {
+  Source src;
+  source_from_text(&src, "w2.nn", nnc_xstrdup(W2), strlen(W2));
+  Diag diag = {.src = &src};
+  Arena arena;
+  arena_init(&arena);
+  Ast ast = {0};
+  Program prog;
+  nnc_parse(&src, &arena, &diag, &ast);
+  check_program(&ast, &src, &diag, &arena, &prog);
+  if (diag.errors) return 1;
+  ParamInit *inits;
+  Graph *g = lower_program(&prog, &arena, &inits);
+  g->max_batch = 64;
+  g = pass_stabilize(g, &diag);
+  autodiff(g);
+  build_updates(g, &prog.train.optim);
+  g = optimize_graph(g);
+  Layout *L = layout_make(g, &arena);
+
+  CgInfo step_info = {0}, part_info = {0};
+  char *step = function_text(g, L, CG_TRAIN_STEP, "define float @nnc_w_train_step(", &step_info);
+  char *part = function_text(g, L, CG_GRAD_PART, "define float @nnc_w_grad_part(", &part_info);
+  EXPECT(step && part);
+  if (!step || !part) return 1;
+  char s[16][16], p[16][16];
+  int ns = trans_args(step, s, 16), np = trans_args(part, p, 16);
+  printf("train_step trans:");
+  for (int i = 0; i < ns; i++) printf(" %s", s[i]);
+  printf("\ngrad_part trans:");
+  for (int i = 0; i < np; i++) printf(" %s", p[i]);
+  printf("\n");
+  EXPECT(ns == np && ns >= 4);
+  int step_trans = 0, step_normal = 0, part_chosen = 0, part_normal = 0;
+  for (int i = 0; i < ns; i++) {
+    step_trans += strcmp(s[i], "i64 1") == 0;
+    step_normal += strcmp(s[i], "i64 0") == 0;
+  }
+  for (int i = 0; i < np; i++) {
+    part_chosen += strncmp(p[i], "i64 %", 5) == 0;
+    part_normal += strcmp(p[i], "i64 0") == 0;
+  }
+  /* the 256 x 256 layer forward and backward and the 10 x 256 layer
+     forward: transposed at 64 rows, not at few (trans_from) */
+  EXPECT(step_trans == 3 && step_trans + step_normal == ns);
+  EXPECT(part_chosen == step_trans && part_normal == step_normal);
+  /* the threshold: the rows compared with a constant */
+  EXPECT(strstr(part, "icmp sge i64 %n, ") != NULL);
+  EXPECT(part_info.part_ws_bytes >= step_info.ws_bytes);
+  free(step);
+  free(part);
+  arena_free(&arena);
+  printf("%s\n", failures ? "FAILED" : "ok");
+  return failures ? 1 : 0;
+}
