@@ -5,9 +5,10 @@
 # of run is another entry (the key covers the set); two modules on two
 # threads give the same numbers, and a cached one module is used by a
 # run that would compile two; moons, all in registers, is one module
-# whatever the load. The symbols are read from the cached object (moons'
-# functions are in registers: none calls another, so a name in the object
-# is a function it defines).
+# whatever the load; W2's functions split in two parts of about the same
+# work. The symbols are read from the cached object (moons' functions are
+# in registers: none calls another, so a name in the object is a function
+# it defines; W2's with nm).
 set -u
 nnc=$1 examples=$2
 tmp=$(mktemp -d)
@@ -64,4 +65,21 @@ NNC_CACHE_DIR=$tmp/auto NNC_COMPILE_THREADS= timeout 120 "$nnc" "$examples/moons
 grep -q '^time join' "$tmp/err4" && fail "moons compiled as two modules: $(cat "$tmp/err4")"
 objs=("$tmp/auto"/*.o)
 [ "${#objs[@]}" = 1 ] || fail "moons: expected one object, found: $(ls "$tmp/auto")"
+# a split by size counts each function's fixed cost (jit.c, fn_weight):
+# W2's train_epoch and forward, a loop of calls each, go with its training
+# step (about half of the instructions), and its forward pass and GEMM
+# epilogues are the other half (as instructions alone, the two small ones
+# went with those, and that thread took 6% more than the other)
+export NNC_CACHE_DIR=$tmp/w2
+NNC_COMPILE_THREADS=2 timeout 120 "$nnc" "$examples/../bench/w2_digits.nn" --jit --train --epochs 0 >/dev/null \
+  2>"$tmp/err5" || fail "w2: $(cat "$tmp/err5")"
+objs=("$NNC_CACHE_DIR"/*.o)
+[ "${#objs[@]}" = 2 ] || fail "w2: expected two objects, found: $(ls "$NNC_CACHE_DIR")"
+for o in "${objs[@]}"; do # the ELF object after the entry's 80-byte header
+  tail -c +81 "$o" >"$tmp/part.o"
+  nm --defined-only "$tmp/part.o" | awk '$2 == "T" { print $3 }' | sort | tr '\n' ' '
+  echo
+done >"$tmp/parts"
+grep -qx 'nnc_digits_forward nnc_digits_train_epoch nnc_digits_train_step.part ' "$tmp/parts" ||
+  fail "w2: the parts define: $(cat "$tmp/parts")"
 echo "1 passed, 0 failed"
