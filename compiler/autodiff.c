@@ -78,6 +78,40 @@ static Node *inv_batch(AD *ad) {
   return ad->inv_batch;
 }
 
+/* Row `r` of a [2, C] value as [C]. */
+static Node *moments_row(AD *ad, Node *v, int r) {
+  int64_t C = v->shape.dim[1];
+  return shaped(ad, OP_RESHAPE, slice_of(ad, v, 0, r, shape2(1, C)), shape1(C));
+}
+
+/* A [C] value as [C, 1, ...] against x [C, ...]. */
+static Node *against(AD *ad, Node *v, const Node *x) {
+  Shape keep = x->shape;
+  for (int d = 1; d < keep.rank; d++) keep.dim[d] = 1;
+  return shaped(ad, OP_RESHAPE, v, keep);
+}
+
+/* The gradient of channel_moments y = [mean; sum (x - mean)^2] of x
+ * [C, ...] over the n rows and P positions a channel has: each element
+ * gets dmean / (n P) + 2 dssd (x - mean). (The squared deviations' sum
+ * also depends on x through the mean, by -2 dssd sum (x - mean) / (n P),
+ * which is 0: the deviations from the mean sum to 0.) The count is the
+ * rows of the call, batch_sum(1), as the op's own. The per-channel
+ * factors are [C] values, which code generation computes in one loop
+ * with the other per-channel values of the gradient. */
+static Node *moments_dx(AD *ad, Node *y, Node *dy) {
+  Node *x = y->in[0];
+  int64_t positions = shape_numel(&x->shape) / x->shape.dim[0];
+  Node *rows = node_reduce(ad->g, OP_BATCH_SUM, c(ad, 1), AXIS_ALL, ad->loc);
+  Node *count = positions == 1 ? rows : mul(ad, rows, c(ad, (double)positions));
+  Node *shift = bin(ad, OP_DIV, moments_row(ad, dy, 0), count);
+  Node *twice = mul(ad, c(ad, 2), moments_row(ad, dy, 1));
+  Node *centred = bin(ad, OP_SUB, x, against(ad, moments_row(ad, y, 0), x));
+  Node *dx = bin(ad, OP_ADD, mul(ad, centred, against(ad, twice, x)), against(ad, shift, x));
+  /* x without a batch counts once per row */
+  return x->batched ? dx : mul(ad, dx, rows);
+}
+
 /* Add contribution `d` to the gradient of `target`, consumed by ad->y. */
 static void accumulate(AD *ad, Node *target, Node *d) {
   if (!shape_eq(&d->shape, &target->shape)) d = shaped(ad, OP_SUM_TO, d, target->shape);
@@ -232,6 +266,7 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_IF_TRAINING: GIVE(0, dy); return; /* gradients are of training functions */
   case OP_BATCH_SUM: GIVE(0, dy); return;
   case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
+  case OP_CHANNEL_MOMENTS: GIVE(0, moments_dx(ad, y, dy)); return;
   case OP_CONV: /* y = conv(x, w): the transposed convolution, and the correlation of x with dy */
     GIVE(0, window(ad, OP_CONV_DX, dy, b, &y->attr));
     GIVE(1, window(ad, OP_CONV_DW, a, dy, &y->attr));

@@ -321,6 +321,13 @@ static int broadcast_axes(const Shape *from, const Shape *to, int k) {
   return k - missing;
 }
 
+/* Is n a slice of memory along its first axis (a run of its elements:
+ * a row of channel_moments' [2, C])? */
+static bool block_slice(const CG *cg, const Node *n) {
+  return n->op == OP_SLICE && n->attr.axis == 0 && cg->st[n->id].kind == ST_VIEW &&
+         cg->st[n->in[0]->id].kind == ST_MEM;
+}
+
 bool cg_vec_ok(const CG *cg, const Node *n, int k) {
   if (k == 0) return true;
   const Store *s = &cg->st[n->id];
@@ -337,8 +344,10 @@ bool cg_vec_ok(const CG *cg, const Node *n, int k) {
     }
     if (n->op == OP_DROPOUT) return cg_vec_ok(cg, a, k);
     if (n->op == OP_IF_TRAINING) return cg_vec_ok(cg, n->in[cg_evaluation(cg) ? 1 : 0], k);
-    if (n->op == OP_RESHAPE) return cg->st[a->id].kind == ST_MEM;
-    return false; /* transpose, slice, concat */
+    if (n->op == OP_RESHAPE) return cg->st[a->id].kind == ST_MEM || block_slice(cg, a);
+    /* a slice along an axis the lanes do not run over */
+    if (n->op == OP_SLICE) return n->attr.axis < n->shape.rank - k && cg_vec_ok(cg, a, k);
+    return false; /* transpose, concat */
   }
   case ST_NONE:
     break;
@@ -692,6 +701,10 @@ LLVMValueRef cg_load_elem(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef 
     /* reshape: same elements, same order */
     LLVMValueRef lin = cg_linear_index(cg, &n->shape, idx);
     if (cg->st[a->id].kind == ST_MEM) return cg_mem_load(cg, a, row, lin);
+    if (block_slice(cg, a)) {
+      int64_t inner = shape_numel(&a->shape) / a->shape.dim[0];
+      return cg_mem_load(cg, a->in[0], row, iadd(cg, lin, ci(cg, (int64_t)a->attr.value * inner)));
+    }
     for (int d = a->shape.rank - 1; d >= 0; d--) {
       LLVMValueRef dim = ci(cg, a->shape.dim[d]);
       sub[d] = LLVMBuildURem(cg->b, lin, dim, "");
@@ -776,7 +789,7 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
   case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING: case OP_GATHER:
   case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_COUNT:
   case OP_CONV: case OP_CONV_DX: case OP_CONV_DW: case OP_MAX_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL:
-  case OP_AVG_POOL_DX:
+  case OP_AVG_POOL_DX: case OP_CHANNEL_MOMENTS:
     break;
   }
   nnc_die("codegen: %s is not elementwise", op_info[op].name);

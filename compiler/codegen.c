@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "gemm.h"
 #include "regstep.h"
 #include "window.h"
@@ -718,8 +719,13 @@ static void emit_node(CG *cg, const Node *n) {
       gemm_batch_outer(cg, n);
     else if (window_batch_dw_ok(cg, n))
       window_batch_dw(cg, n);
+    else if (channel_sum_ok(cg, n))
+      channel_sum(cg, n);
     else
       emit_batch(cg, n);
+    return;
+  case OPC_MOMENTS:
+    channel_moments_emit(cg, n);
     return;
   case OPC_WINDOW: case OPC_WINDOW2:
     window_emit(cg, n);
@@ -918,7 +924,7 @@ static bool can_inline(const Node *n, const Node *c) {
     return shape_eq(&n->shape, &c->shape);
   case OPC_REDUCE: case OPC_SUM_TO: case OPC_BATCH:
     return true;
-  case OPC_GATHER: case OPC_SCATTER:
+  case OPC_GATHER: case OPC_SCATTER: case OPC_MOMENTS:
   case OPC_LEAF: case OPC_LASTREDUCE: case OPC_LASTAXIS: case OPC_MATMUL: case OPC_OUTER: case OPC_TRANSPOSE:
   case OPC_BROADCAST: case OPC_RESHAPE: case OPC_CONCAT: case OPC_SLICE: case OPC_DROPOUT: case OPC_MODE: case OPC_WINDOW:
   case OPC_WINDOW2:
@@ -1142,6 +1148,12 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     }
   }
   gemm_plan_epilogues(cg, reader, users, root);
+  /* per-channel sums over the batch of values in memory: one kernel call,
+     the sum_to not stored */
+  for (int i = 0; i < g->len; i++)
+    if (cg->need[i] && !given[i] && !root[i] && users[i] == 1 && cg->st[i].kind == ST_MEM &&
+        cg->st[reader[i]->id].kind == ST_MEM && channel_sum_inline_ok(cg, g->nodes[i], reader[i]))
+      cg->st[i].kind = ST_INLINE;
   /* results that can be computed straight into the buffer; train_step
      keeps a gradient too large for the stack in the buffer's gradient
      range, memory that exists anyway, instead of the workspace */

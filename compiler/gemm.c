@@ -33,6 +33,7 @@
  */
 #include "gemm.h"
 
+#include "channel.h"
 #include "window.h"
 
 #include <stdio.h>
@@ -61,7 +62,8 @@ enum { UK_LOADC = 1, UK_LAST = 2 };
 
 const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm",
                                                                   "nnc.gemm.im2col", "nnc.gemm.col2im",
-                                                                  "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx"};
+                                                                  "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx",
+                                                                  "nnc.channel.moments", "nnc.channel.sum"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */
@@ -78,7 +80,7 @@ struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty;
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty;
   int nepi;
   EpiKernels *epi;
 };
@@ -977,7 +979,9 @@ static LLVMValueRef build_gemm(CG *cg) {
   return fn;
 }
 
-static LLVMTypeRef window_type(const GemmKernels *gk, int k) { return k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty; }
+static LLVMTypeRef window_type(const GemmKernels *gk, int k) {
+  return k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
+}
 
 /* Window kernel k (GEMM_IM2COL and after), its body window.c's. */
 static LLVMValueRef build_window(CG *cg, int k) {
@@ -987,7 +991,10 @@ static LLVMValueRef build_window(CG *cg, int k) {
     noalias_param(cg, fn, 0, true);
     noalias_param(cg, fn, 1, false);
   }
-  window_kernel_body(cg, k, fn);
+  if (k >= GEMM_CH_MOMENTS)
+    channel_kernel_body(cg, k, fn);
+  else
+    window_kernel_body(cg, k, fn);
   kernel_end(cg, &ks);
   return fn;
 }
@@ -997,7 +1004,9 @@ static LLVMValueRef build_window(CG *cg, int k) {
 static bool has_window(const Graph *g) {
   for (int i = 0; g && i < g->len; i++) {
     Op op = g->nodes[i]->op;
-    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX) return true;
+    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX ||
+        op == OP_CHANNEL_MOMENTS || op == OP_SUM_TO)
+      return true;
   }
   return !g;
 }
@@ -1030,6 +1039,9 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef pl[POOL_KERNEL_PARAMS] = {p, p, p};
   for (int i = 3; i < POOL_KERNEL_PARAMS; i++) pl[i] = I;
   gk->pool_ty = LLVMFunctionType(V, pl, POOL_KERNEL_PARAMS, 0);
+  LLVMTypeRef ch[CH_KERNEL_PARAMS] = {p, p, p};
+  for (int i = 3; i < CH_KERNEL_PARAMS; i++) ch[i] = I;
+  gk->ch_ty = LLVMFunctionType(V, ch, CH_KERNEL_PARAMS, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);

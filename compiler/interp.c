@@ -65,7 +65,8 @@ double op_scalar(Op op, double a, double b, double attr) {
   case OP_LOG_SOFTMAX: case OP_MATMUL: case OP_OUTER: case OP_TRANSPOSE: case OP_BROADCAST:
   case OP_RESHAPE: case OP_SUM_TO: case OP_CONCAT: case OP_SLICE: case OP_DROPOUT: case OP_IF_TRAINING:
   case OP_GATHER: case OP_SCATTER_ADD: case OP_BATCH_SUM: case OP_BATCH_MEAN: case OP_CONV: case OP_CONV_DX:
-  case OP_CONV_DW: case OP_MAX_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL: case OP_AVG_POOL_DX: case OP_COUNT:
+  case OP_CONV_DW: case OP_MAX_POOL: case OP_MAX_POOL_DX: case OP_AVG_POOL: case OP_AVG_POOL_DX:
+  case OP_CHANNEL_MOMENTS: case OP_COUNT:
     break;
   }
   nnc_die("op_scalar: %s is not elementwise", op_info[op].name);
@@ -444,10 +445,35 @@ static void eval_row(Interp *in, const Node *n, double *out, const double *a, co
   case OPC_WINDOW: case OPC_WINDOW2:
     eval_window(n, out, a, b);
     return;
-  case OPC_BATCH: case OPC_SCATTER:
+  case OPC_BATCH: case OPC_SCATTER: case OPC_MOMENTS:
     break; /* eval_node: across rows */
   }
   nnc_die("interpreter: eval_row of %s", op_info[n->op].name);
+}
+
+/* channel_moments: each channel's mean over the rows and positions, then
+ * the sum of squared deviations from it (the mean as the model's dtype
+ * holds it), each summed in order: rows, then positions. */
+static void eval_moments(Interp *in, const Node *n, double *out) {
+  const Node *A = n->in[0];
+  const double *a = in->val[A->id];
+  int64_t numel = shape_numel(&A->shape), C = A->shape.dim[0], P = numel / C;
+  int64_t stride = A->batched ? numel : 0; /* a value without a batch: the same in every row */
+  int rows = in->rows;
+  for (int64_t c = 0; c < C; c++) {
+    double sum = 0, ssd = 0;
+    for (int r = 0; r < rows; r++)
+      for (int64_t p = 0; p < P; p++) sum += a[r * stride + c * P + p];
+    double mean = sum / ((double)rows * (double)P);
+    if (in->round_f32) mean = (double)(float)mean;
+    for (int r = 0; r < rows; r++)
+      for (int64_t p = 0; p < P; p++) {
+        double d = a[r * stride + c * P + p] - mean;
+        ssd += d * d;
+      }
+    out[c] = mean;
+    out[C + c] = ssd;
+  }
 }
 
 static void eval_node(Interp *in, const Node *n) {
@@ -474,6 +500,8 @@ static void eval_node(Interp *in, const Node *n) {
              : dropout_keeps((uint32_t)n->attr.axis, step, (uint64_t)e, n->attr.value) ? a[e] * scale : 0;
   } else if (op_info[n->op].cls == OPC_SCATTER) {
     eval_scatter(in, n, out);
+  } else if (op_info[n->op].cls == OPC_MOMENTS) {
+    eval_moments(in, n, out);
   } else {
     int rows = n->batched ? in->rows : 1;
     int64_t na = A ? shape_numel(&A->shape) : 0, nb = B ? shape_numel(&B->shape) : 0;

@@ -311,6 +311,10 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
   case OPC_BATCH:
     *out = *in[0];
     return 0;
+  case OPC_MOMENTS:
+    if (in[0]->rank < 1) FAIL("%s needs a value with a channel axis, got a scalar", info->name);
+    *out = shape2(2, in[0]->dim[0]);
+    return 0;
   case OPC_WINDOW: case OPC_WINDOW2:
     return window_shape_rule(op, in, &attr->win, out, msg, msglen);
   }
@@ -349,7 +353,7 @@ static bool op_batched(Op op, Node *a, Node *b) {
   switch (op_info[op].cls) {
   case OPC_LEAF:
     return op == OP_INPUT || op == OP_TARGET;
-  case OPC_BATCH: case OPC_SCATTER:
+  case OPC_BATCH: case OPC_SCATTER: case OPC_MOMENTS:
     return false;
   case OPC_GATHER:
   case OPC_UNARY: case OPC_BINARY: case OPC_REDUCE: case OPC_LASTREDUCE:

@@ -50,6 +50,7 @@ typedef enum OpClass {
   OPC_GATHER,     /* rows of a table (operand 0) at indices (operand 1) */
   OPC_SCATTER,    /* the reverse: rows added into a table, summed over the batch */
   OPC_BATCH,      /* across the rows of the batch */
+  OPC_MOMENTS,    /* per-channel statistics across the rows (batch_norm) */
   OPC_WINDOW,     /* a window sliding over the spatial axes of [C,H,W] or
                      [C,L]: convolutions, pooling and their gradients */
   OPC_WINDOW2     /* the same with two operands */

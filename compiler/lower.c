@@ -148,10 +148,11 @@ static void add_update(Graph *g, Node *target, Node *value, bool from_batch) {
   g->updates = ups;
 }
 
-/* x of shape [C] or [C, P] as [C] per row: the sum over each channel's
- * positions (x itself for a vector). */
-static Node *channel_sums(Graph *g, Node *x, Loc loc) {
-  return x->shape.rank == 1 ? x : node_reduce(g, OP_SUM, x, 1, loc);
+/* Row r of channel_moments' [2, C] as [C]. */
+static Node *moments_row(Graph *g, Node *m, int r, Loc loc) {
+  int64_t C = m->shape.dim[1];
+  OpAttr attr = {.axis = 0, .value = r, .shape = shape2(1, C)};
+  return node_shaped(g, OP_RESHAPE, node_make(g, OP_SLICE, m, NULL, &attr, loc), shape1(C), loc);
 }
 
 /* a [C] value of a channel as [C, 1, ...], to broadcast against x */
@@ -187,16 +188,14 @@ static Node *lower_batch_norm(Lower *L, const Expr *e, Node *x) {
   Node *bias = new_param(L, arena_printf(g->arena, "%s.b", layer), channels, loc, PINIT_ZERO, NULL);
   Node *run_mean = new_state(L, arena_printf(g->arena, "%s.running_mean", layer), channels, 0, loc);
   Node *run_var = new_state(L, arena_printf(g->arena, "%s.running_var", layer), channels, 1, loc);
-  /* the batch statistics: values per channel, their mean, then the sum of
-     squared deviations from it */
+  /* the batch statistics: each channel's mean over the rows and every
+     other axis, then the sum of squared deviations from it (two passes
+     over x: channel_moments) */
   Node *rows = node_reduce(g, OP_BATCH_SUM, node_const(g, 1, loc), AXIS_ALL, loc);
   Node *count = positions == 1 ? rows : node_binary(g, OP_MUL, rows, node_const(g, (double)positions, loc), loc);
-  /* on [C, P]: the squared deviations are computed inside their sum (a
-     reshape between them would store them) */
-  Node *xp = x->shape.rank <= 2 ? x : node_shaped(g, OP_RESHAPE, x, shape2(C, positions), loc);
-  Node *mean_b = node_binary(g, OP_DIV, node_reduce(g, OP_BATCH_SUM, channel_sums(g, xp, loc), AXIS_ALL, loc), count, loc);
-  Node *d = node_binary(g, OP_SUB, xp, per_channel(g, mean_b, xp, loc), loc);
-  Node *squares = node_reduce(g, OP_BATCH_SUM, channel_sums(g, node_unary(g, OP_POW, d, 2, loc), loc), AXIS_ALL, loc);
+  Node *moments = node_make(g, OP_CHANNEL_MOMENTS, x, NULL, NULL, loc);
+  Node *mean_b = moments_row(g, moments, 0, loc);
+  Node *squares = moments_row(g, moments, 1, loc);
   Node *var_b = node_binary(g, OP_DIV, squares, count, loc);
   /* normalize with the batch's or the running statistics */
   Node *mean = node_make(g, OP_IF_TRAINING, mean_b, run_mean, NULL, loc);

@@ -146,6 +146,31 @@ static Node *same(Rebuild *r, Node *n, Node *keep) {
   return keep;
 }
 
+/* Is slice n exactly piece k of concat j (along its axis)? */
+static bool is_piece(const Node *n, const Node *j, int k) {
+  int ax = n->attr.axis;
+  return j->op == OP_CONCAT && j->attr.axis == ax && shape_eq(&n->shape, &j->in[k]->shape) &&
+         (int64_t)n->attr.value == (k ? j->in[0]->shape.dim[ax] : 0);
+}
+
+/* slice n of a: a concat's piece itself; of the sum of two concats of the
+ * same pieces, the sum of the pieces (the gradient of a value read in
+ * slices, batch_norm's channel_moments, is such a sum, which its rule
+ * slices again). */
+static Node *slice_of_join(Rebuild *r, Node *n, Node *a) {
+  for (int k = 0; k < 2; k++)
+    if (is_piece(n, a, k)) return same(r, n, a->in[k]);
+  if (a->op != OP_ADD) return NULL;
+  for (int k = 0; k < 2; k++) {
+    if (!is_piece(n, a->in[0], k) || !is_piece(n, a->in[1], k)) continue;
+    r->changes++;
+    Node *x = node_binary(r->g, OP_ADD, a->in[0]->in[k], a->in[1]->in[k], n->loc);
+    x->role = n->role;
+    return same(r, n, x) ? x : NULL;
+  }
+  return NULL;
+}
+
 static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
   const OpClass cls = op_info[n->op].cls;
   /* constants */
@@ -201,8 +226,9 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
   case OP_TRANSPOSE:
     if (a->op == OP_TRANSPOSE && (m = same(r, n, a->in[0]))) return m;
     break;
-  case OP_SLICE: /* all of it */
+  case OP_SLICE: /* all of it, a piece a concat joined, or a piece of a sum of such joins */
     if ((m = same(r, n, a))) return m;
+    if ((m = slice_of_join(r, n, a))) return m;
     break;
   default:
     break;

@@ -628,7 +628,7 @@ static LLVMValueRef r_compute(Regs *r, const Node *n, RForm form, int idx) {
   case OPC_CONCAT: case OPC_SLICE: return r_by_lane(r, n, form, idx, r_pieces_elem);
   case OPC_GATHER: case OPC_SCATTER:
     break; /* register_lanes leaves them to loop nests */
-  case OPC_WINDOW: case OPC_WINDOW2: break; /* register_lanes refuses them */
+  case OPC_WINDOW: case OPC_WINDOW2: case OPC_MOMENTS: break; /* register_lanes refuses them */
   }
   nnc_die("codegen: bad op in a register step");
 }
@@ -670,6 +670,7 @@ static int register_lanes(const CG *cg, Node *const *roots, int nroots, bool *ne
     if (c == OPC_MODE) return 0;    /* batch statistics: loop nests */
     if (c == OPC_GATHER || c == OPC_SCATTER) return 0; /* rows chosen by data */
     if (c == OPC_WINDOW || c == OPC_WINDOW2) return 0; /* loop nests around GEMMs (window.c) */
+    if (c == OPC_MOMENTS) return 0;                    /* a kernel call (channel.c) */
     for (int k = 0; k < op_info[n->op].nin; k++) need[n->in[k]->id] = true;
   }
   int lanes = 2;

@@ -30,6 +30,8 @@ add_test(NAME llvm.dropout_vector COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} 
          -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.bn_channel_loop COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/bn_chain.check CHECK
          -- ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
+add_test(NAME llvm.bn_kernels COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/bn_kernels.check CHECK
+         -- ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.window_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check OFF
          -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
