@@ -19,6 +19,8 @@ add_test(NAME llvm.register_step_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check OFF -- ${MOONS} --emit llvm -O0)
 add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
          -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+add_test(NAME llvm.chunk_loops_optnone COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check OPTNONE
+         -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
 add_test(NAME llvm.vector_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check CHECK
          -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.vector_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
