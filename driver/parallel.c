@@ -212,13 +212,15 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
   int cpus = par_available_cpus();
   if (cpus < 2) return 1;
   /* below ~16 rows a thread or 2^27 values per step, two threads do not
-     pay: a shard of half the rows costs more than half the step (whole
-     weight gradients, packing), the sum and the update run on one thread,
-     and a wait that sleeps costs a wake of hundreds of microseconds on a
-     VM. At quiet moments on the Zen 5 VM two threads ran W2 (about 2^22
-     values, 200 us a step) at 0.45x to 0.67x and fashion_mlp.nn (2^25.7,
-     2 ms a step) at 0.79x to 1.12x of one; fashion_cnn.nn (2^28.4, 80 ms)
-     gains (bench/RESULTS.md, bench/scaling) */
+     pay for sure: a shard of half the rows costs a little more than half
+     the step (whole weight gradients), the sum and the update run on one
+     thread, and a wait that sleeps costs a wake of up to hundreds of
+     microseconds on a busy VM. W2 (about 2^22 values, 330 us a step on the
+     Zen 4 VM) would gain about 1.6x with both CPUs free (a 32-row shard
+     takes 180 us), but ran at 0.51x to 0.68x of one thread with other
+     jobs on the two vCPUs; fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x
+     to 1.12x of one at quiet moments on a Zen 5 VM; fashion_cnn.nn
+     (2^28.4, 80 ms) gains (docs/internals.md, section 10; bench/scaling) */
   int64_t by_rows = batch / 16;
   if (by_rows < 2 || work_per_row * batch < (1 << 27)) return 1;
   return (int)(cpus < by_rows ? cpus : by_rows);
