@@ -1261,16 +1261,19 @@ static bool trans_pays(int64_t out, int64_t in, int64_t batch) {
 }
 
 /* The fewest rows from which a product of these sizes is stored
- * transposed, when it is at `batch` rows (else batch + 1). grad_part
- * computes a shard of the batch, often half of it: W2's 256 x 256 layers
- * pay transposed at 64 rows, but at 32 they are half-empty column tiles
- * (NR is 64 with AVX-512), and W2's 32-row shard took 260 us of CPU
- * against 180 in the orientation of a batch of 32. So grad_part chooses
- * at run time by its row count, from this threshold. */
+ * transposed, when it is at `batch` rows (else batch + 1): the fewest at
+ * which the estimate prefers it (it also prefers the other way at some
+ * counts above, where rounding to NR columns costs more: those stay
+ * transposed, as at the batch). grad_part computes a shard of the batch,
+ * often half of it: W2's 256 x 256 layers pay transposed at 64 rows, but
+ * at 32 they are half-empty column tiles (NR is 64 with AVX-512), and
+ * W2's 32-row shard took 260 us of CPU against 180 in the orientation of
+ * a batch of 32. So grad_part chooses at run time by its row count, from
+ * this threshold (37 rows there). */
 static int64_t trans_from(int64_t out, int64_t in, int64_t batch) {
   if (!trans_pays(out, in, batch)) return batch + 1;
-  int64_t rows = batch;
-  while (rows > 1 && trans_pays(out, in, rows - 1)) rows--;
+  int64_t rows = 1;
+  while (!trans_pays(out, in, rows)) rows++;
   return rows;
 }
 
