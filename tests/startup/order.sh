@@ -12,7 +12,10 @@ applied)
   addrs=$(nm "$nnc" | awk '/ _GLOBAL__sub_I_/ {print $1}' | sort)
   n=$(echo "$addrs" | grep -c .)
   [ "$n" -ge 100 ] || { echo "only $n static constructors"; exit 1; }
-  span=$(( 16#$(echo "$addrs" | tail -1) - 16#$(echo "$addrs" | head -1) ))
+  # here-strings, not `echo | head`: head exits after a line, and echo's
+  # next write of the ~7 KB list then fails with SIGPIPE (pipefail)
+  first=$(head -1 <<<"$addrs") last=$(tail -1 <<<"$addrs")
+  span=$(( 16#$last - 16#$first ))
   if [ "$span" -gt 1048576 ]; then
     echo "$n static constructors over $span bytes: the symbol order is not applied"
     exit 1
