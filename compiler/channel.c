@@ -225,6 +225,8 @@ static bool channel_sum_to(const Node *s) {
   return true;
 }
 
+bool channel_kernel_node(const Node *n) { return n->op == OP_CHANNEL_MOMENTS || channel_sum_to(n); }
+
 /* a in memory of its full batched shape, or NULL */
 static const Node *whole(const CG *cg, const Node *a, const Shape *s) {
   return a->batched && shape_eq(&a->shape, s) ? memory_of(cg, a) : NULL;

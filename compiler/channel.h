@@ -8,6 +8,9 @@
 
 #include "cgbase.h"
 
+/* May node n be computed by a call of channel.c's kernels (a module with
+ * one exports them to the module it splits off)? */
+bool channel_kernel_node(const Node *n);
 /* Build channel_moments node n. */
 void channel_moments_emit(CG *cg, const Node *n);
 /* Is node s, sum_to of a batched [C, ...] value over every axis but the

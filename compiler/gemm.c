@@ -999,13 +999,14 @@ static LLVMValueRef build_window(CG *cg, int k) {
   return fn;
 }
 
-/* Does the graph have convolutions or max pooling (window kernels a
- * module exports)? Without a graph (a prebuilt set): yes. */
+/* Does the graph have convolutions, max pooling or per-channel sums (the
+ * window and channel kernels a module exports)? Without a graph (a
+ * prebuilt set): yes. */
 static bool has_window(const Graph *g) {
   for (int i = 0; g && i < g->len; i++) {
     Op op = g->nodes[i]->op;
     if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX ||
-        op == OP_CHANNEL_MOMENTS || op == OP_SUM_TO)
+        channel_kernel_node(g->nodes[i]))
       return true;
   }
   return !g;
