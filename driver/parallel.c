@@ -240,6 +240,9 @@ typedef struct WaitStats {
   _Alignas(64) int64_t spin_limit_ns; /* this thread's spin before it sleeps (see await_change) */
   uint64_t waits, slept, futex_waits, wakes; /* waits that found the value unchanged, those that slept */
   int64_t spin_ns, sleep_ns, wake_ns, work_ns, reduce_ns, update_ns, cpu_ns;
+  /* the CPU time of the shard, the sum and the update (with the wall
+     times above, what other jobs took from them) */
+  int64_t work_cpu_ns, reduce_cpu_ns, update_cpu_ns;
 } WaitStats;
 
 typedef struct Par Par;
@@ -485,19 +488,21 @@ static void reduce_slice(Par *p, int slice) {
  * is that of the threads either way: the same bits. */
 static void run_step_part(Par *p, int k) {
   WaitStats *st = &p->stats[k];
-  int64_t t0 = now_ns();
+  int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
   run_shard(p, &p->shard[k]);
   st->work_ns += now_ns() - t0;
+  if (p->print_stats) st->work_cpu_ns += cpu_ns() - c0;
   atomic_fetch_add(&p->arrived, 1);
   wake(p, st, &p->arrived);
   if (p->one_barrier && k > 0) return;
   await_count(p, st, &p->arrived, (unsigned)p->threads);
-  t0 = now_ns();
+  t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
   if (p->one_barrier)
     for (int j = 0; j < p->threads; j++) reduce_slice(p, j);
   else
     reduce_slice(p, k);
   st->reduce_ns += now_ns() - t0;
+  if (p->print_stats) st->reduce_cpu_ns += cpu_ns() - c0;
 }
 
 /* Scale the gradient range of the buffer by f (the interpreter's fallback:
@@ -569,9 +574,10 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
                                  (const char *)t + (size_t)(g0 + lo) * trow, hi - lo, lo);
     allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
     allreduce_sum(&loss, 1, true);
-    int64_t t0 = now_ns();
+    int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
     in->update(in);
     p->stats[0].update_ns += now_ns() - t0;
+    if (p->print_stats) p->stats[0].update_cpu_ns += cpu_ns() - c0;
     p->steps++;
     sum += loss * (double)p->total;
   }
@@ -610,6 +616,8 @@ static void print_stats(const Par *p) {
             k, (double)s->work_ns / us, (double)s->reduce_ns / us, (double)s->update_ns / us, (double)s->waits / n,
             (double)s->slept / n, (double)s->futex_waits / n, (double)s->wakes / n, (double)s->spin_ns / us,
             (double)s->sleep_ns / us, (double)s->wake_ns / us, (double)s->cpu_ns / us);
+    fprintf(stderr, "  thread %d CPU: work %.1f reduce %.1f update %.1f\n", k, (double)s->work_cpu_ns / us,
+            (double)s->reduce_cpu_ns / us, (double)s->update_cpu_ns / us);
   }
 }
 

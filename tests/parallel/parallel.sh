@@ -16,8 +16,9 @@
 #   threads.usage    --threads 2 without --jit: exit 2 and the message
 #   threads.clamp    more threads than rows in a batch: a note, and the run
 #                    of as many threads as rows
-#   threads.stats    NNC_THREAD_STATS=1: a line per thread of where a step's
-#                    time went, after the run, on standard error only; the
+#   threads.stats    NNC_THREAD_STATS=1: two lines per thread of where a step's
+#                    time went (wall times and waits; the CPU time of the
+#                    shard, sum and update), after the run, on standard error only; the
 #                    same training as without it; nothing without it
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    and only rank 0 prints
@@ -102,7 +103,12 @@ threads.stats)
   for k in 0 1 2; do
     grep -q "^  thread $k: work [0-9.]* reduce [0-9.]* update [0-9.]* | waits [0-9.]* slept [0-9.]* futex_waits [0-9.]* wakes [0-9.]* | spin [0-9.]* sleep [0-9.]* wake [0-9.]* | cpu [0-9.]*$" "$tmp/err" ||
       fail "no line for thread $k: $(cat "$tmp/err")"
+    grep -q "^  thread $k CPU: work [0-9.]* reduce [0-9.]* update [0-9.]*$" "$tmp/err" ||
+      fail "no CPU line for thread $k: $(cat "$tmp/err")"
   done
+  # thread 0's shards took CPU time; only thread 0 updates
+  awk '/^  thread 0 CPU:/ && $5 > 0 {ok = 1} END {exit !ok}' "$tmp/err" || fail "no CPU time in thread 0's shards"
+  grep -q "^  thread 1 CPU: .* update 0.0$" "$tmp/err" || fail "thread 1 updated: $(cat "$tmp/err")"
   ! grep -q "^threads:\|^  thread" "$tmp/a" "$tmp/err0" || fail "stats printed without NNC_THREAD_STATS or on standard output"
   ;;
 threads.usage)
