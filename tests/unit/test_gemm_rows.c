@@ -68,7 +68,7 @@ static int trans_args(const char *fn, char args[][16], int max) {
 
 int main(void) {
   Source src;
-  source_from_text(&src, "w2.nn", nnc_xstrdup(W2), strlen(W2));
+  source_from_text(&src, "w2.nn", W2, strlen(W2));
   Diag diag = {.src = &src};
   Arena arena;
   arena_init(&arena);
