@@ -13,14 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff.h"
-#include "check.h"
 #include "codegen.h"
+#include "compile_text.h"
 #include "jit.h"
-#include "lower.h"
-#include "parse.h"
-#include "passes.h"
-#include "update.h"
 #include "util.h"
 
 static const char W2[] = "model w {\n input x[64]\n target t[10]\n"
@@ -68,23 +63,11 @@ static int trans_args(const char *fn, char args[][16], int max) {
 
 int main(void) {
   Source src;
-  source_from_text(&src, "w2.nn", W2, strlen(W2));
-  Diag diag = {.src = &src};
   Arena arena;
   arena_init(&arena);
-  Ast ast = {0};
-  Program prog;
-  nnc_parse(&src, &arena, &diag, &ast);
-  check_program(&ast, &src, &diag, &arena, &prog);
-  if (diag.errors) return 1;
-  ParamInit *inits;
-  Graph *g = lower_program(&prog, &arena, &inits);
-  g->max_batch = 64;
-  g = pass_stabilize(g, &diag);
-  autodiff(g);
-  build_updates(g, &prog.train.optim);
-  g = optimize_graph(g);
-  Layout *L = layout_make(g, &arena);
+  Layout *L;
+  Graph *g = compile_text(&src, "w2.nn", W2, &arena, 64, &L);
+  if (!g) return 1;
 
   CgInfo step_info = {0}, part_info = {0};
   char *step = function_text(g, L, CG_TRAIN_STEP, "define float @nnc_w_train_step(", &step_info);

@@ -17,14 +17,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "autodiff.h"
-#include "check.h"
 #include "codegen.h"
+#include "compile_text.h"
 #include "jit.h"
-#include "lower.h"
-#include "parse.h"
-#include "passes.h"
-#include "update.h"
 #include "util.h"
 
 /* one in registers (f64, small), one of loop nests and GEMMs with a
@@ -58,23 +53,9 @@ typedef struct Model {
 } Model;
 
 static bool model_build(Model *m, const char *text) {
-  source_from_text(&m->src, "lazy.nn", text, strlen(text));
-  Diag diag = {.src = &m->src};
   arena_init(&m->arena);
-  Ast ast = {0};
-  Program prog;
-  nnc_parse(&m->src, &m->arena, &diag, &ast);
-  check_program(&ast, &m->src, &diag, &m->arena, &prog);
-  if (diag.errors) return false;
-  ParamInit *inits;
-  Graph *g = lower_program(&prog, &m->arena, &inits);
-  g->max_batch = (int)prog.train.batch;
-  g = pass_stabilize(g, &diag);
-  autodiff(g);
-  build_updates(g, &prog.train.optim);
-  m->g = optimize_graph(g);
-  m->layout = layout_make(m->g, &m->arena);
-  return true;
+  m->g = compile_text(&m->src, "lazy.nn", text, &m->arena, 0, &m->layout);
+  return m->g != NULL;
 }
 
 /* Everything an Engine does, in one order, with its results in out[]

@@ -10,15 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff.h"
-#include "check.h"
 #include "codegen.h"
+#include "compile_text.h"
 #include "interp.h"
 #include "jit.h"
-#include "lower.h"
-#include "parse.h"
-#include "passes.h"
-#include "update.h"
 #include "util.h"
 
 static const char *const models[] = {
@@ -45,27 +40,15 @@ static void check(int ok, const char *what, int round, int model) {
 static void run_model(int round, int m) {
   const char *text = models[m];
   Source src;
-  source_from_text(&src, "lifecycle.nn", text, strlen(text));
-  Diag diag = {.src = &src};
   Arena arena;
   arena_init(&arena);
-  Ast ast = {0};
-  Program prog;
-  nnc_parse(&src, &arena, &diag, &ast);
-  check_program(&ast, &src, &diag, &arena, &prog);
-  check(diag.errors == 0, "model compiles", round, m);
-  if (diag.errors) {
+  Layout *layout;
+  Graph *g = compile_text(&src, "lifecycle.nn", text, &arena, 0, &layout);
+  check(g != NULL, "model compiles", round, m);
+  if (!g) {
     arena_free(&arena);
     return;
   }
-  ParamInit *inits;
-  Graph *g = lower_program(&prog, &arena, &inits);
-  g->max_batch = (int)prog.train.batch;
-  g = pass_stabilize(g, &diag);
-  autodiff(g);
-  build_updates(g, &prog.train.optim);
-  g = optimize_graph(g);
-  Layout *layout = layout_make(g, &arena);
   Engine *jit = jit_engine_new(g, layout, g->max_batch, round % 3 == 0 ? 0 : 2, CG_ALL, false, NULL);
   Engine *ref = interp_engine_new(g, layout, g->max_batch);
   check(jit != NULL, "JIT compiles", round, m);
