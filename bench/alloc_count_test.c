@@ -10,7 +10,7 @@
  * Looks the counter up the way nnc does (dlsym(RTLD_DEFAULT, ...)), then
  * checks that each allocation function adds exactly one, that a region
  * without allocations reads zero, and that counts from two threads are
- * exact.
+ * exact, and that the total is reported at _exit as at exit.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef unsigned long (*CountFn)(void);
 static CountFn count;
@@ -103,6 +105,25 @@ main(void)
 		printf("FAIL 2 threads: %lu allocations counted, expected %d (+ up to 16)\n",
 		    d, 2 * PER_THREAD);
 		failures++;
+	}
+	/* the report at _exit, which runs no destructors (nnc ends so) */
+	int fd[2];
+	if (pipe(fd) != 0) {
+		printf("FAIL pipe\n");
+		failures++;
+	} else if (fork() == 0) {
+		dup2(fd[1], 2);
+		setenv("NNC_ALLOC_COUNT_REPORT", "1", 1);
+		_exit(0);
+	} else {
+		close(fd[1]);
+		char out[128] = {0};
+		ssize_t n = read(fd[0], out, sizeof out - 1);
+		wait(NULL);
+		if (n <= 0 || strncmp(out, "alloc_count total ", 18) != 0) {
+			printf("FAIL no report at _exit: '%s'\n", n > 0 ? out : "");
+			failures++;
+		}
 	}
 	if (failures) {
 		printf("%d failures\n", failures);
