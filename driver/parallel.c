@@ -268,7 +268,8 @@ struct Par {
      pending, arrived: a wake makes a syscall only for a word slept on */
   atomic_uint sleep_generation, sleep_pending, sleep_arrived;
   atomic_bool quit;
-  atomic_uint_least64_t wake_ns; /* running mean of a FUTEX_WAKE's cost */
+  atomic_uint_least64_t wake_ns; /* running mean of what a sleep costs (add_wake_cost) */
+  atomic_int_least64_t woken_at;  /* when the last FUTEX_WAKE began */
   WaitStats *stats; /* one per thread */
   void (*add_f32)(float *restrict dst, const float *restrict src, int64_t n);
   void (*add_f64)(double *restrict dst, const double *restrict src, int64_t n);
@@ -299,13 +300,14 @@ static void run_step_part(Par *p, int k);
 
 /* ---- waiting: a short spin, then the kernel ---- */
 
-/* How long a wait spins before it sleeps. Sleeping costs the thread that
- * wakes the sleeper a FUTEX_WAKE, which on a paravirtualized VM takes
- * about 200 us when the sleeper's vCPU has gone idle (a W2 step takes
- * 200 us); on bare metal a few microseconds. A wait that spins for as long
- * as a wake costs and then sleeps is never worse than twice the better of
- * the two, so the spin's target is the measured cost of the wakes
- * (Par.wake_ns, a running mean), within [SPIN_MIN_NS, SPIN_MAX_NS]. Each
+/* How long a wait spins before it sleeps. A sleep costs the time from the
+ * waker's FUTEX_WAKE until the sleeper runs again, which on a
+ * paravirtualized VM is 100 to 220 us when the sleeper's vCPU has gone
+ * idle (a W2 step takes 200 to 320 us), mostly outside the syscall; on
+ * bare metal a few microseconds. A wait that spins for as long as a wake
+ * costs and then sleeps is never worse than twice the better of the two,
+ * so the spin's target is the measured cost of the wakes (Par.wake_ns, a
+ * running mean of par_resume_cost), within [SPIN_MIN_NS, SPIN_MAX_NS]. Each
  * thread's own limit halves when a spin runs out (the other thread is
  * late: preempted by another job, or a long pause between epochs) and
  * grows back when spins succeed, so a thread whose partner shares a busy
@@ -335,6 +337,19 @@ int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool sle
   else if (waited_ns - wake_ns <= target) limit = target; /* the whole target would have covered it */
   else limit /= 2;                                         /* the other thread is late */
   return limit < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : limit > target ? target : limit;
+}
+
+/* A sample of what a sleep costs, into the running mean the spins
+ * follow: the time from the FUTEX_WAKE's start until the sleeper ran
+ * again. On a VM an idle vCPU is woken by the host, which takes tens to
+ * hundreds of microseconds, mostly not in the syscall. */
+static void add_wake_cost(Par *p, int64_t cost) {
+  uint64_t mean = atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
+  atomic_store_explicit(&p->wake_ns, (mean * 7 + (uint64_t)cost) / 8, memory_order_relaxed);
+}
+
+int64_t par_resume_cost(int64_t slept_at, int64_t woken_at, int64_t resumed_at) {
+  return woken_at > slept_at ? resumed_at - woken_at : -1;
 }
 
 static atomic_uint *sleepers_of(Par *p, atomic_uint *word) {
@@ -375,6 +390,8 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
   }
   atomic_fetch_sub(sleepers, 1);
   int64_t end = now_ns();
+  int64_t resume = par_resume_cost(t, atomic_load_explicit(&p->woken_at, memory_order_relaxed), end);
+  if (resume >= 0) add_wake_cost(p, resume);
   st->sleep_ns += end - t;
   st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, end - t0, true, wake_ns);
   return v;
@@ -386,11 +403,10 @@ static void wake(Par *p, WaitStats *st, atomic_uint *word) {
   if (atomic_load(sleepers_of(p, word)) > 0) {
     st->wakes++;
     int64_t t0 = now_ns();
+    atomic_store_explicit(&p->woken_at, t0, memory_order_relaxed);
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     int64_t cost = now_ns() - t0;
     st->wake_ns += cost;
-    uint64_t mean = atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
-    atomic_store_explicit(&p->wake_ns, (mean * 7 + (uint64_t)cost) / 8, memory_order_relaxed);
   }
 }
 

@@ -86,11 +86,17 @@ Engine *par_engine_new(Engine *inner, int threads);
 
 /* How long a waiting thread spins before it sleeps in the kernel
  * (parallel.c, await_change): the target is 1.5x the running mean of what
- * a FUTEX_WAKE of a sleeping thread costs, within [PAR_SPIN_MIN_NS,
+ * waking a sleeping thread costs (from the start of the FUTEX_WAKE until
+ * the sleeper runs: par_resume_cost), within [PAR_SPIN_MIN_NS,
  * PAR_SPIN_MAX_NS]; par_spin_next is a thread's next limit after a wait of
  * waited_ns that slept or not. */
 enum { PAR_SPIN_MIN_NS = 2000, PAR_SPIN_MAX_NS = 300000 };
 int64_t par_spin_target(int64_t wake_ns);
 int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept, int64_t wake_ns);
+/* A thread that went to sleep at slept_at and ran again at resumed_at,
+ * when the last FUTEX_WAKE began at woken_at: how long the wake took to
+ * reach it, or -1 when that wake began before the sleep (it was for an
+ * earlier wait; this one ended without one). */
+int64_t par_resume_cost(int64_t slept_at, int64_t woken_at, int64_t resumed_at);
 
 #endif

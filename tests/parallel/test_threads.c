@@ -154,6 +154,11 @@ static void test_spin_limits(void) {
      never below the minimum */
   CHECK(par_spin_next(target, target, 5000000, true, wake) == target / 2);
   CHECK(par_spin_next(PAR_SPIN_MIN_NS, target, 5000000, true, wake) == PAR_SPIN_MIN_NS);
+  /* what a sleep cost the sleeper: from the wake's start until it ran,
+     counted only for a wake that began while it slept */
+  CHECK(par_resume_cost(1000, 5000, 125000) == 120000);
+  CHECK(par_resume_cost(1000, 900, 125000) == -1);
+  CHECK(par_resume_cost(1000, 1000, 125000) == -1);
   /* repeated late partners: down to the minimum in a few waits */
   int64_t limit = target;
   for (int i = 0; i < 8; i++) limit = par_spin_next(limit, target, 10000000, true, wake);
