@@ -40,6 +40,14 @@ LLVMValueRef cg_intrinsic1(CG *cg, const char *name, LLVMValueRef a) {
   return intrinsic(cg, name, &a, 1);
 }
 
+LLVMValueRef cg_fmuladd(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  LLVMTypeRef over = LLVMTypeOf(c); /* T, or a vector of T */
+  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &over, 1);
+  LLVMValueRef args[3] = {a, b, c};
+  return LLVMBuildCall2(cg->b, LLVMIntrinsicGetType(cg->ctx, id, &over, 1), fn, args, 3, "");
+}
+
 /* A libm function of one argument (tanh, log1p: no LLVM intrinsic); on a
  * vector, one call per lane. */
 static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {

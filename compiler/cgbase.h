@@ -150,6 +150,10 @@ static inline bool is_elementwise(const Node *n) {
 LLVMValueRef cg_facc(CG *cg, LLVMValueRef a, LLVMValueRef b);
 /* A call of the LLVM intrinsic `name` ("llvm.exp", ...) on a. */
 LLVMValueRef cg_intrinsic1(CG *cg, const char *name, LLVMValueRef a);
+/* a * b + c (llvm.fmuladd, no fast-math flags), of scalars or vectors:
+ * one rounding where the target has a fast fused multiply-add, whatever
+ * the optimization level */
+LLVMValueRef cg_fmuladd(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 
 /* ---- loops ----
  *

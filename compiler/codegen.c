@@ -759,13 +759,13 @@ typedef struct Chain {
   int len;
 } Chain;
 
-/* A member: elementwise, no batch, in a stack slot of its own or in the
+/* A member, of the nodes that get code here (emits_here): elementwise,
+ * no batch, not a GEMM's epilogue, in a stack slot of its own or in the
  * buffer (an update written in place, a gradient), not the workspace,
  * whose nodes share ranges. */
 static bool chain_member_ok(const CG *cg, const Node *n) {
   LLVMValueRef base = cg->st[n->id].base;
-  return is_elementwise(n) && !n->batched && cg->st[n->id].kind == ST_MEM && !cg->given[n->id] &&
-         !cg->fused_into[n->id] && !cg->epi_gemm[n->id] && base &&
+  return is_elementwise(n) && !n->batched && !cg->epi_gemm[n->id] && base &&
          (LLVMIsAAllocaInst(base) || base == cg->buf || base == cg->gbuf);
 }
 
@@ -1236,6 +1236,16 @@ bool codegen_step_is_small(const Graph *g, int max_batch) { return graph_row_val
  * `batch` (the code for at most max_batch rows) on chunks of max_batch
  * rows, the last one smaller, so the workspace is sized by the batch
  * whatever the number of rows. */
+/* fn is a loop of calls, once a batch (forward, predict, train_epoch):
+ * LLVM's -O0 code generation for it (fast instruction selection, no
+ * scheduling, no loop strength reduction), not -O2's, whose cost is mostly
+ * a fixed one per function (W2's forward: 5.9 M instructions of machine
+ * code under callgrind). */
+static void compile_as_call_loop(CG *cg, LLVMValueRef fn) {
+  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
+  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "optnone");
+}
+
 static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   const Graph *g = cg->g;
   bool fwd = kind == FN_FORWARD;
@@ -1270,12 +1280,7 @@ static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   cg_loop_end(cg, &lp);
   LLVMBuildRetVoid(cg->b);
   cg_end_body(cg);
-  /* a loop of calls, once a batch: LLVM's optimization and its -O0 code
-     generation (fast instruction selection, no scheduling, no loop
-     strength reduction) for it, not -O2's, whose cost is mostly a fixed
-     one per function (W2's forward: 5.9 M instructions of machine code) */
-  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
-  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "optnone");
+  compile_as_call_loop(cg, fn);
 }
 
 static void build_function(CG *cg, FnKind kind) {
@@ -1417,17 +1422,11 @@ static void build_function(CG *cg, FnKind kind) {
  * has a fast fused multiply-add, as -O2 fused the contract fmul and fadd,
  * and the same at -O0 (train_epoch's optnone), which fuses nothing else */
 static LLVMValueRef add_batch_loss(CG *cg, LLVMValueRef total, LLVMValueRef loss, LLVMValueRef rows) {
-  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &cg->T, 1);
-  LLVMValueRef args[3] = {loss, rows, total};
-  return LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 3, "");
+  return cg_fmuladd(cg, loss, rows, total);
 }
 
 /* train_epoch: train_step on the full batches, then on the last partial
- * batch. A loop of calls, once a batch: LLVM's optimization and its -O0
- * code generation for it (optnone), not -O2's, whose cost is mostly a
- * fixed one per function (W2's train_epoch: 5.7 M instructions of machine
- * code under callgrind). */
+ * batch (compile_as_call_loop). */
 static void build_train_epoch(CG *cg) {
   const Graph *g = cg->g;
   LLVMTypeRef p = cg->ptr, I = cg->i64;
@@ -1474,8 +1473,7 @@ static void build_train_epoch(CG *cg) {
   }
   LLVMBuildRet(cg->b, LLVMBuildLoad2(cg->b, cg->T, total, ""));
   cg_end_body(cg);
-  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
-  cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "optnone");
+  compile_as_call_loop(cg, fn);
 }
 
 /* The workspace global, in the functions' place of the stand-in, 64-byte

@@ -132,14 +132,6 @@ static LLVMValueRef splat(CG *cg, LLVMValueRef x, int vl) {
   return LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(vt), zeros, "");
 }
 
-static LLVMValueRef vfma(CG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
-  LLVMTypeRef vt = LLVMTypeOf(c);
-  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &vt, 1);
-  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, &vt, 1);
-  LLVMValueRef args[3] = {a, b, c};
-  return LLVMBuildCall2(cg->b, ty, fn, args, 3, "");
-}
 
 /* A hint that the line at p will be read (or written) soon. */
 static void prefetch(CG *cg, LLVMValueRef p, bool write) {
@@ -704,7 +696,7 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   for (int v = 0; v < nv; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
   for (int i = 0; i < GEMM_MR; i++) {
     LLVMValueRef x = splat(cg, load_al(cg, cg->T, gep(cg, arow[i], koff), es(cg)), vl);
-    for (int v = 0; v < nv; v++) next.v[i][v] = vfma(cg, x, b[v], acc.v[i][v]);
+    for (int v = 0; v < nv; v++) next.v[i][v] = cg_fmuladd(cg, x, b[v], acc.v[i][v]);
   }
   LLVMValueRef k1 = LLVMBuildNUWAdd(cg->b, k, ci(cg, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);

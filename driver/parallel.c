@@ -215,10 +215,9 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
      pay for sure: a shard of half the rows costs a little more than half
      the step (whole weight gradients), the sum and the update run on one
      thread, and a wait that sleeps costs a wake of up to hundreds of
-     microseconds on a busy VM. W2 (about 2^22 values, 330 us a step on the
-     Zen 4 VM) would gain about 1.6x with both CPUs free (a 32-row shard
-     takes 180 us), but ran at 0.51x to 0.68x of one thread with other
-     jobs on the two vCPUs; fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x
+     microseconds on a busy VM. W2 (about 2^22 values, 320 us a step on the
+     Zen 4 VM) gains 1.23x with both CPUs free, but a preempted partner
+     costs a short step more than it gains; fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x
      to 1.12x of one at quiet moments on a Zen 5 VM; fashion_cnn.nn
      (2^28.4, 80 ms) gains (docs/internals.md, section 10; bench/scaling) */
   int64_t by_rows = batch / 16;
