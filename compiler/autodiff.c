@@ -315,7 +315,7 @@ void autodiff(Graph *g) {
       if (give[k]) accumulate(&ad, y->in[k], give[k]);
     for (int j = start; j < g->len; j++) {
       Node *n = g->nodes[j];
-      if (!n->via) n->via = y;
+      if (!n->via.set) n->via = (Via){true, y->op, y->loc};
     }
     for (int k = 0; k < op_info[y->op].nin; k++) {
       Node *d = ad.grad[y->in[k]->id];
@@ -326,7 +326,7 @@ void autodiff(Graph *g) {
   for (int j = first; j < g->len; j++) {
     Node *n = g->nodes[j];
     n->role = ROLE_BACKWARD;
-    if (!n->via) n->via = root;
+    if (!n->via.set) n->via = (Via){true, root->op, root->loc};
   }
   /* the gradients, named after what they are the gradient of */
   g->grads = ARENA_ARRAY(g->arena, Node *, g->params.len + 1);
@@ -347,7 +347,7 @@ void autodiff(Graph *g) {
       ad.y = p;
       d = shaped(&ad, OP_BROADCAST, c(&ad, 0), p->shape);
       d->role = ROLE_BACKWARD;
-      d->via = p;
+      d->via = (Via){true, p->op, p->loc};
       d->grad_of = p;
       d->name = arena_printf(g->arena, "d.%s", p->name);
       g->no_path[i] = true;

@@ -515,14 +515,14 @@ static void node_rhs(const Graph *g, const Node *n, const Labels *L,
 static void node_comment(const Graph *g, const Node *n, const Labels *L,
                          StrBuf *sb) {
   const char *file = g->source_name ? g->source_name : "?";
-  if (n->role == ROLE_BACKWARD && n->via) {
+  if (n->role == ROLE_BACKWARD && n->via.set) {
     if (n->grad_of)
       sb_printf(sb, "; d %s via %s, %s:%d",
                 n->grad_of->name ? n->grad_of->name : L->text[n->grad_of->id],
-                op_info[n->via->op].name, file, n->via->loc.line);
+                op_info[n->via.op].name, file, n->via.loc.line);
     else
-      sb_printf(sb, "; via %s, %s:%d", op_info[n->via->op].name, file,
-                n->via->loc.line);
+      sb_printf(sb, "; via %s, %s:%d", op_info[n->via.op].name, file,
+                n->via.loc.line);
   } else if (n->loc.line > 0) {
     sb_printf(sb, "; %s:%d", file, n->loc.line);
   }
@@ -653,14 +653,14 @@ static void dot_node(const Graph *g, const Node *n, const Labels *L, bool is_gra
     char s[64];
     sb_printf(out, " %s", shape_str(&n->shape, n->batched, s, sizeof s));
   }
-  if (n->role == ROLE_BACKWARD && n->via) {
+  if (n->role == ROLE_BACKWARD && n->via.set) {
     sb_puts(out, "\\n");
     if (n->grad_of) {
       sb_puts(out, "d ");
       dot_puts(out, n->grad_of->name ? n->grad_of->name : L->text[n->grad_of->id]);
       sb_puts(out, " ");
     }
-    sb_printf(out, "via %s", op_info[n->via->op].name);
+    sb_printf(out, "via %s", op_info[n->via.op].name);
   }
   const char *role = n == g->batch_loss ? "batch loss"
                      : n == g->loss     ? "loss"

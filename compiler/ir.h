@@ -138,6 +138,15 @@ int op_infer_shape(Op op, const Shape *in[], const OpAttr *attr, Shape *out,
 
 typedef enum Role { ROLE_FORWARD, ROLE_BACKWARD, ROLE_UPDATE } Role;
 
+/* Where a backward node came from, for --emit grad's "via": the forward op
+ * whose derivative rule made it and that op's source. A copy, not a
+ * pointer, so it outlives the forward node when a pass removes that. */
+typedef struct Via {
+  bool set;
+  Op op;
+  Loc loc;
+} Via;
+
 typedef struct Node Node;
 struct Node {
   int id; /* index in graph->nodes */
@@ -150,7 +159,7 @@ struct Node {
   const char *name; /* user binding, parameter name or d.NAME; may be NULL */
   Loc loc;          /* the .nn source this node came from */
   /* provenance of backward nodes, for --emit grad */
-  Node *via;     /* forward node whose derivative rule made this node */
+  Via via;       /* the rule that made this node */
   Node *grad_of; /* this node is (a contribution to) d grad_of */
   int param_index; /* OP_PARAM: index in graph->params; else -1 */
   int state_index; /* OP_STATE: index in graph->states; else -1 */

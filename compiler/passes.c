@@ -30,12 +30,18 @@ struct Rebuild {
   int table_size;
 };
 
-static Node *copy_node(Rebuild *r, Node *n, Node *a, Node *b) {
-  Node *m = node_make(r->g, n->op, a, b, &n->attr, n->loc);
-  m->name = n->name;
+/* new node m stands for old node n: the same role and, in the backward
+ * graph, the same provenance (--emit grad's "d X via OP") */
+static Node *stands_for(Rebuild *r, Node *m, const Node *n) {
   m->role = n->role;
-  m->via = n->via ? r->map[n->via->id] : NULL;
+  m->via = n->via;
   m->grad_of = n->grad_of ? r->map[n->grad_of->id] : NULL;
+  return m;
+}
+
+static Node *copy_node(Rebuild *r, Node *n, Node *a, Node *b) {
+  Node *m = stands_for(r, node_make(r->g, n->op, a, b, &n->attr, n->loc), n);
+  m->name = n->name;
   m->param_index = n->param_index;
   m->state_index = n->state_index;
   if (n->op == OP_PARAM) ptrvec_push_arena(r->g->arena, &r->g->params, m);
@@ -98,9 +104,7 @@ static void stable_note(Rebuild *r, Node *n, const char *what) {
 }
 
 static Node *mk(Rebuild *r, Op op, Node *a, Node *b, Node *like) {
-  Node *m = node_make(r->g, op, a, b, NULL, like->loc);
-  m->role = like->role;
-  return m;
+  return stands_for(r, node_make(r->g, op, a, b, NULL, like->loc), like);
 }
 
 static Node *stabilize_fn(Rebuild *r, Node *n, Node *a, Node *b) {
@@ -164,8 +168,7 @@ static Node *slice_of_join(Rebuild *r, Node *n, Node *a) {
   for (int k = 0; k < 2; k++) {
     if (!is_piece(n, a->in[0], k) || !is_piece(n, a->in[1], k)) continue;
     r->changes++;
-    Node *x = node_binary(r->g, OP_ADD, a->in[0]->in[k], a->in[1]->in[k], n->loc);
-    x->role = n->role;
+    Node *x = stands_for(r, node_binary(r->g, OP_ADD, a->in[0]->in[k], a->in[1]->in[k], n->loc), n);
     return same(r, n, x) ? x : NULL;
   }
   return NULL;
@@ -200,8 +203,7 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
     if (is_const(b, 0) && (m = same(r, n, a))) return m;
     if (is_const(a, 0)) {
       r->changes++;
-      Node *neg = node_unary(r->g, OP_NEG, b, 0, n->loc);
-      neg->role = n->role;
+      Node *neg = stands_for(r, node_unary(r->g, OP_NEG, b, 0, n->loc), n);
       return same(r, n, neg) ? neg : NULL;
     }
     break;
@@ -218,9 +220,7 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
     if ((m = same(r, n, a))) return m;
     if (n->op == OP_RESHAPE && a->op == OP_RESHAPE) {
       r->changes++;
-      Node *x = node_shaped(r->g, OP_RESHAPE, a->in[0], n->shape, n->loc);
-      x->role = n->role;
-      return x;
+      return stands_for(r, node_shaped(r->g, OP_RESHAPE, a->in[0], n->shape, n->loc), n);
     }
     break;
   case OP_TRANSPOSE:

@@ -434,7 +434,7 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
     snprintf(label, sizeof label, "'%s' (%s)", bad->name, op_info[bad->op].name);
   else
     snprintf(label, sizeof label, "a %s", op_info[bad->op].name);
-  Loc loc = bad->role == ROLE_BACKWARD && bad->via ? bad->via->loc : bad->loc;
+  Loc loc = bad->role == ROLE_BACKWARD && bad->via.set ? bad->via.loc : bad->loc;
   const char *domain = outside_domain(bad, operand);
   bool first = epoch == 1 && step == 0; /* the initial parameters: no step of --lr taken yet */
   if (domain) {
