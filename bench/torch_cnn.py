@@ -17,18 +17,35 @@ consecutive batches of the file (from its start, wrapping around), f32, on
 N threads (default 1; oneDNN's convolutions, the BLAS's matrix products),
 after 3 untimed steps. Prints "ms/step X" (the median of the steps' own
 wall times), "ms/step mean Y", "cpu ms/step Z" (the median of their CPU
-times, steadier on a shared machine; one thread only), "steps N" and
-"torch VERSION".
+times, steadier on a shared machine: the process's, so on one thread only),
+"steps N" and "torch VERSION". The BLAS gets N threads too (its pthread
+build otherwise starts one per core, whose time the main thread's clock
+would not count).
 
 Needs Debian's python3-torch (it is /usr/bin/python3's, not a venv's).
 """
 import gzip
+import os
 import statistics
 import struct
 import sys
 import time
 
-import torch
+
+def threads_arg(argv):
+    """--threads N from argv (removed), default 1"""
+    if "--threads" not in argv:
+        return 1
+    i = argv.index("--threads")
+    n = int(argv[i + 1])
+    del argv[i:i + 2]
+    return n
+
+
+THREADS = threads_arg(sys.argv)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+import torch  # noqa: E402
 
 
 def read_idx(path):
@@ -60,15 +77,10 @@ def lenet5():
 
 
 def main(argv):
-    threads = 1
-    if "--threads" in argv:
-        i = argv.index("--threads")
-        threads = int(argv[i + 1])
-        del argv[i:i + 2]
     if len(argv) != 4 or argv[0] not in ("fashion_cnn", "lenet5"):
         sys.stderr.write(__doc__)
         return 2
-    torch.set_num_threads(threads)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
     images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
@@ -80,12 +92,12 @@ def main(argv):
     for s in range(steps + 3):
         i = (s * batch) % (images.shape[0] - batch + 1)
         x, y = images[i:i + batch], labels[i:i + batch]
-        t0, c0 = time.perf_counter(), time.thread_time()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = lossf(model(x), y)
         loss.backward()
         opt.step()
-        t1, c1 = time.perf_counter(), time.thread_time()
+        t1, c1 = time.perf_counter(), time.process_time()
         if s >= 3:
             times.append(t1 - t0)
             cpu.append(c1 - c0)

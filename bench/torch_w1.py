@@ -13,11 +13,16 @@ Only the training loop is timed.  Prints the lines bench/run reads:
 """
 import csv
 import json
+import os
 import struct
 import sys
 import time
 
-import torch
+# one thread for OpenBLAS too (Debian's PyTorch calls the system BLAS, whose
+# pthread build otherwise starts a thread per core)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
 
 
 def load_safetensors(path):

@@ -12,11 +12,16 @@ accuracy", "train time T s", "steps N", "ns/step X".
 """
 import csv
 import json
+import os
 import struct
 import sys
 import time
 
-import torch
+# one thread for OpenBLAS too (Debian's PyTorch calls the system BLAS, whose
+# pthread build otherwise starts a thread per core)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
 
 BATCH = 64
 
