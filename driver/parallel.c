@@ -307,10 +307,15 @@ static void run_step_part(Par *p, int k);
  * costs and then sleeps is never worse than twice the better of the two,
  * so the spin's target is the measured cost of the wakes (Par.wake_ns, a
  * running mean of par_resume_cost), within [SPIN_MIN_NS, SPIN_MAX_NS]. Each
- * thread's own limit halves when a spin runs out (the other thread is
- * late: preempted by another job, or a long pause between epochs) and
+ * thread's own limit halves when the other thread took longer than the
+ * target (preempted by another job, or a long pause between epochs),
+ * becomes the target when it took less but the limit had run out, and
  * grows back when spins succeed, so a thread whose partner shares a busy
- * core soon spins briefly. */
+ * core soon spins briefly. How long the other thread took is measured up
+ * to its FUTEX_WAKE (par_waited): the sleeper's own way back after it is
+ * what the wake cost, 100 to 220 us on the Zen 4 VM: counted as
+ * lateness, it would make every sleep of W2's worker (a 45 us wait for
+ * the sum and update) look late, and its limit would never grow back. */
 enum { WAKE_GUESS_NS = 50000 };
 
 static int64_t now_ns(void) {
@@ -331,11 +336,15 @@ int64_t par_spin_target(int64_t wake_ns) {
   return t < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : t > PAR_SPIN_MAX_NS ? PAR_SPIN_MAX_NS : t;
 }
 
-int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept, int64_t wake_ns) {
+int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept) {
   if (!slept) limit += limit / 4 + PAR_SPIN_MIN_NS; /* spins succeed: grow back towards the target */
-  else if (waited_ns - wake_ns <= target) limit = target; /* the whole target would have covered it */
-  else limit /= 2;                                         /* the other thread is late */
+  else if (waited_ns <= target) limit = target;     /* the whole target would have covered it */
+  else limit /= 2;                                  /* the other thread is late */
   return limit < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : limit > target ? target : limit;
+}
+
+int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t resumed_at) {
+  return (woken_at > slept_at ? woken_at : resumed_at) - began;
 }
 
 /* A sample of what a sleep costs, into the running mean the spins
@@ -364,8 +373,7 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
   unsigned v;
   if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
   st->waits++;
-  int64_t wake_ns = (int64_t)atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
-  int64_t target = par_spin_target(wake_ns);
+  int64_t target = par_spin_target((int64_t)atomic_load_explicit(&p->wake_ns, memory_order_relaxed));
   if (st->spin_limit_ns <= 0 || st->spin_limit_ns > target) st->spin_limit_ns = target;
   int64_t t0 = now_ns(), t = t0, until = t0 + st->spin_limit_ns;
   do {
@@ -373,7 +381,7 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
       if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) {
         t = now_ns();
         st->spin_ns += t - t0;
-        st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, t - t0, false, wake_ns);
+        st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, t - t0, false);
         return v;
       }
       _mm_pause();
@@ -388,11 +396,11 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
   }
   atomic_fetch_sub(sleepers, 1);
-  int64_t end = now_ns();
-  int64_t resume = par_resume_cost(t, atomic_load_explicit(&p->woken_at, memory_order_relaxed), end);
+  int64_t end = now_ns(), woken_at = atomic_load_explicit(&p->woken_at, memory_order_relaxed);
+  int64_t resume = par_resume_cost(t, woken_at, end);
   if (resume >= 0) add_wake_cost(p, resume);
   st->sleep_ns += end - t;
-  st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, end - t0, true, wake_ns);
+  st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, par_waited(t0, t, woken_at, end), true);
   return v;
 }
 

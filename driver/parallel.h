@@ -88,11 +88,18 @@ Engine *par_engine_new(Engine *inner, int threads);
  * (parallel.c, await_change): the target is 1.5x the running mean of what
  * waking a sleeping thread costs (from the start of the FUTEX_WAKE until
  * the sleeper runs: par_resume_cost), within [PAR_SPIN_MIN_NS,
- * PAR_SPIN_MAX_NS]; par_spin_next is a thread's next limit after a wait of
- * waited_ns that slept or not. */
+ * PAR_SPIN_MAX_NS]; par_spin_next is a thread's next limit after a wait
+ * that slept or not, in which the other thread took waited_ns to change
+ * the value (par_waited). */
 enum { PAR_SPIN_MIN_NS = 2000, PAR_SPIN_MAX_NS = 300000 };
 int64_t par_spin_target(int64_t wake_ns);
-int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept, int64_t wake_ns);
+int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept);
+/* A wait that began at `began`, slept from slept_at and ran again at
+ * resumed_at, when the last FUTEX_WAKE began at woken_at: how long the
+ * other thread took, up to its wake (the sleeper's own return after it
+ * is the wake's cost, not the other thread's lateness), or up to the
+ * return when that wake began before the sleep (no wake reached it). */
+int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t resumed_at);
 /* A thread that went to sleep at slept_at and ran again at resumed_at,
  * when the last FUTEX_WAKE began at woken_at: how long the wake took to
  * reach it, or -1 when that wake began before the sleep (it was for an

@@ -143,25 +143,34 @@ static void test_spin_limits(void) {
   CHECK(par_spin_target(40000) == 60000);
   CHECK(par_spin_target(200000) == PAR_SPIN_MAX_NS);
   CHECK(par_spin_target(INT64_MAX / 4) == PAR_SPIN_MAX_NS);
-  int64_t target = 60000, wake = 40000;
+  int64_t target = 60000;
   /* a spin that succeeds: the limit grows back, never past the target */
-  CHECK(par_spin_next(8000, target, 5000, false, wake) == 8000 + 2000 + PAR_SPIN_MIN_NS);
-  CHECK(par_spin_next(target, target, 5000, false, wake) == target);
-  /* a wait that slept but that the whole target would have covered
-     (less what the wake itself took): spin the whole target next time */
-  CHECK(par_spin_next(4000, target, 90000, true, wake) == target);
+  CHECK(par_spin_next(8000, target, 5000, false) == 8000 + 2000 + PAR_SPIN_MIN_NS);
+  CHECK(par_spin_next(target, target, 5000, false) == target);
+  /* a wait that slept but that the whole target would have covered:
+     spin the whole target next time */
+  CHECK(par_spin_next(4000, target, 45000, true) == target);
   /* a longer one (the other thread was late, e.g. preempted): half as long,
      never below the minimum */
-  CHECK(par_spin_next(target, target, 5000000, true, wake) == target / 2);
-  CHECK(par_spin_next(PAR_SPIN_MIN_NS, target, 5000000, true, wake) == PAR_SPIN_MIN_NS);
+  CHECK(par_spin_next(target, target, 5000000, true) == target / 2);
+  CHECK(par_spin_next(PAR_SPIN_MIN_NS, target, 5000000, true) == PAR_SPIN_MIN_NS);
   /* what a sleep cost the sleeper: from the wake's start until it ran,
      counted only for a wake that began while it slept */
   CHECK(par_resume_cost(1000, 5000, 125000) == 120000);
   CHECK(par_resume_cost(1000, 900, 125000) == -1);
   CHECK(par_resume_cost(1000, 1000, 125000) == -1);
+  /* how long the other thread took: until its wake, not until the sleeper
+     ran again. A 45 us wait for the sum and update that slept on a 4 us
+     limit and ran 200 us after the wake was not late: the next spin covers
+     the whole target */
+  CHECK(par_waited(0, 4000, 45000, 245000) == 45000);
+  CHECK(par_spin_next(4000, target, par_waited(0, 4000, 45000, 245000), true) == target);
+  /* no wake reached the sleeper (it came before the sleep): until it ran */
+  CHECK(par_waited(0, 4000, 3000, 4500) == 4500);
+  CHECK(par_waited(1000, 4000, 4000, 9000) == 8000);
   /* repeated late partners: down to the minimum in a few waits */
   int64_t limit = target;
-  for (int i = 0; i < 8; i++) limit = par_spin_next(limit, target, 10000000, true, wake);
+  for (int i = 0; i < 8; i++) limit = par_spin_next(limit, target, 10000000, true);
   CHECK(limit == PAR_SPIN_MIN_NS);
 }
 
