@@ -4,6 +4,7 @@
  * scalar semantics of each elementwise op, accumulators, function frames.
  */
 #include "cgbase.h"
+#include "engine.h"
 
 #include <llvm-c/DebugInfo.h>
 
@@ -78,6 +79,8 @@ static LLVMValueRef libm1(CG *cg, const char *f64name, LLVMValueRef a) {
 /* Unroll a loop of at most UNROLL_TRIP iterations when the loops unrolled
  * around it leave at most UNROLL_LIMIT copies of its body. */
 enum { UNROLL_TRIP = 16, UNROLL_LIMIT = 256 };
+/* update_part leaves the tensors that are unrolled, not in vectors, to one part */
+_Static_assert((int)ENGINE_SLICE_MIN == (int)UNROLL_TRIP, "engine_slice's whole tensors are those cg_would_unroll unrolls");
 
 LLVMValueRef cg_loop_begin(CG *cg, Loop *lp, LLVMValueRef count) {
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
@@ -394,7 +397,53 @@ static LLVMValueRef tail_mask(CG *cg, int64_t tail) {
   return LLVMConstVector(on, (unsigned)cg->vl);
 }
 
+LLVMValueRef cg_slice_last(CG *cg) {
+  return LLVMBuildICmp(cg->b, LLVMIntEQ, cg->slice_part, LLVMBuildNSWSub(cg->b, cg->slice_parts, ci(cg, 1), ""), "last");
+}
+
+/* update_part's vector loop: the vectors of its slice of a whole tensor
+ * (engine_slice: whole 64-byte lines, the last part to the end with the
+ * masked tail), as cg_vec_each computes them, so every element gets the
+ * same bits as in update. */
+static void vec_each_slice(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
+  int64_t m = shape_numel(s), line = 64 / cg->L->elem_size;
+  if (k != s->rank || line % cg->vl != 0) { /* not one contiguous run of vectors */
+    cg->slice_failed = true;
+    return;
+  }
+  int64_t lines = m <= ENGINE_SLICE_MIN ? 0 : m / line, full = m / cg->vl, tail = m % cg->vl;
+  int64_t per_line = line / cg->vl;
+  LLVMValueRef part = cg->slice_part, parts = cg->slice_parts, last = cg_slice_last(cg);
+  LLVMValueRef lo = imul(cg, LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), part), parts, ""), ci(cg, per_line));
+  LLVMValueRef next = LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), iadd(cg, part, ci(cg, 1))), parts, "");
+  LLVMValueRef hi = LLVMBuildSelect(cg->b, last, ci(cg, full), imul(cg, next, ci(cg, per_line)), "");
+  LLVMValueRef idx[MAX_RANK];
+  for (int d = 0; d < s->rank; d++) idx[d] = ci(cg, 0);
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
+  Loop lp;
+  LLVMValueRef i = cg_loop_begin(cg, &lp, LLVMBuildNSWSub(cg->b, hi, lo, ""));
+  idx[s->rank - 1] = cg->vidx = imul(cg, iadd(cg, i, lo), ci(cg, cg->vl));
+  body(cg, idx, ctx);
+  loop_end(cg, &lp, true);
+  if (tail) { /* a loop of one trip in the last part, none in the others */
+    Loop lt;
+    LLVMValueRef j = cg_loop_begin(cg, &lt, LLVMBuildSelect(cg->b, last, ci(cg, 1), ci(cg, 0), ""));
+    cg->vmask = tail_mask(cg, tail);
+    idx[s->rank - 1] = cg->vidx = iadd(cg, j, ci(cg, full * cg->vl));
+    body(cg, idx, ctx);
+    cg->vmask = NULL;
+    loop_end(cg, &lt, true);
+  }
+  cg->vidx = NULL;
+  cg->lanes = lanes;
+}
+
 void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx) {
+  if (cg->slice_part) {
+    vec_each_slice(cg, s, k, body, ctx);
+    return;
+  }
   Shape outer = *s;
   outer.rank = s->rank - k;
   int64_t m = 1;

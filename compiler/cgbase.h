@@ -87,6 +87,11 @@ typedef struct CG {
      (NULL: all of them); NULL outside vector loops */
   LLVMValueRef vidx, vmask;
   bool vec_loops; /* vector loops at all (NNC_VECTOR_LOOPS=0: none, for comparison) */
+  /* update_part: its part and parts arguments, while it is built (else
+     NULL); vector loops then run over the part's slice of each tensor
+     (engine_slice), and code that cannot be sliced sets slice_failed */
+  LLVMValueRef slice_part, slice_parts;
+  bool slice_failed;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;
 
@@ -277,6 +282,8 @@ int cg_vec_axes(CG *cg, const Node *n, const Shape *s, VecOk *ok, void *ctx);
  * runs with idx[] the element of the vector's first lane. */
 typedef void VecBody(CG *cg, LLVMValueRef *idx, void *ctx);
 void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx);
+/* update_part: is this the last part (an i1)? */
+LLVMValueRef cg_slice_last(CG *cg);
 /* Elements 0 .. count-1 (count a runtime value >= 0, or a constant) in
  * vectors of cg->vl lanes: body(cg, i, ctx) with i the element of the
  * vector's first lane, inside a loop over the full vectors (which carries

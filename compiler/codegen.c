@@ -18,6 +18,7 @@
  * within 1e-12 (f64) / 1e-5 (f32) relative of the interpreter.
  */
 #include "cgbase.h"
+#include "engine.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -64,6 +65,26 @@ static void store_elem_value(CG *cg, LLVMValueRef *idx, void *p) {
   cg_store_elem(cg, e->n, e->row, idx, v);
 }
 
+/* update_part's code for the last part only, in straight-line code as
+ * update has it (so the same bits): a branch around it. Values known
+ * before it stay known in it; after it, only memory is. Returns the block
+ * after the branch, for slice_last_end. */
+static LLVMBasicBlockRef slice_last_begin(CG *cg) {
+  for (int i = 0; i < cg->g->len; i++) cg_flush(cg, cg->g->nodes[i]);
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "last_part");
+  LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "parts");
+  LLVMBuildCondBr(cg->b, cg_slice_last(cg), then, after);
+  LLVMPositionBuilderAtEnd(cg->b, then);
+  return after;
+}
+
+static void slice_last_end(CG *cg, LLVMBasicBlockRef after) {
+  for (int i = 0; i < cg->g->len; i++) cg_flush(cg, cg->g->nodes[i]);
+  LLVMBuildBr(cg->b, after);
+  LLVMPositionBuilderAtEnd(cg->b, after);
+  cg_forget_cache(cg);
+}
+
 /* Every element of every row of n, in vectors where ok accepts its reads
  * (ok NULL: scalar). */
 static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx, VecOk *ok) {
@@ -72,6 +93,12 @@ static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx
   FOR_EACH(cg, rows) {
     EachElem e = {n, rows.idx[0], value, ctx};
     int k = ok ? cg_vec_axes(cg, n, &n->shape, ok, ctx) : 0;
+    /* update_part: a tensor of at most ENGINE_SLICE_MIN elements belongs
+       to the last part (engine_slice); anything longer that is not in
+       vectors, to none */
+    bool small = cg->slice_part && !k && shape_numel(&n->shape) > 1;
+    if (small && (shape_numel(&n->shape) > ENGINE_SLICE_MIN || cg->depth > 0)) cg->slice_failed = true;
+    LLVMBasicBlockRef after = small ? slice_last_begin(cg) : NULL;
     if (k) {
       cg_vec_each(cg, &n->shape, k, store_elem_value, &e);
     } else {
@@ -86,6 +113,7 @@ static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx
         cg_iter_shape(cg, &el, &n->shape);
       FOR_EACH(cg, el) { store_elem_value(cg, el.idx, &e); }
     }
+    if (small) slice_last_end(cg, after);
   }
 }
 
@@ -1246,6 +1274,71 @@ static void compile_as_call_loop(CG *cg, LLVMValueRef fn) {
   cg_add_attr(cg, fn, LLVMAttributeFunctionIndex, "optnone");
 }
 
+/* Can update_part slice every tensor it writes? Each node it computes is
+ * elementwise, and either a tensor (in the buffer or on the stack) whose
+ * operands, through the nodes computed where they are read, are tensors
+ * of its shape, read at its own index, or scalars, or a scalar on the
+ * stack that each part computes for itself; every update is written in
+ * place. Not a step that reduces (clip_norm) or writes a scalar of the
+ * buffer (Adam's b1^t): a part would read what another writes. */
+static bool slice_reads_ok(const CG *cg, const Node *x, const Shape *s) {
+  if (shape_numel(&x->shape) == 1 && !x->batched) return true;
+  if (x->batched || !shape_eq(&x->shape, s)) return false;
+  switch (cg->st[x->id].kind) {
+  case ST_MEM: case ST_CONST: case ST_VALUE:
+    return true;
+  case ST_INLINE:
+    if (!is_elementwise(x)) return false;
+    for (int k = 0; k < op_info[x->op].nin; k++)
+      if (!slice_reads_ok(cg, x->in[k], s)) return false;
+    return true;
+  case ST_VIEW: case ST_NONE:
+    return false;
+  }
+  return false;
+}
+
+/* Is [off, off + numel) of the buffer exactly a tensor of the layout (a
+ * parameter, its gradient or a state), which the parts cut alike? */
+static bool whole_tensor_at(const CG *cg, int64_t off, int64_t numel) {
+  const Graph *g = cg->g;
+  for (int i = 0; i < g->params.len; i++) {
+    int64_t m = shape_numel(&((const Node *)g->params.items[i])->shape);
+    if (m == numel && (off == cg->L->param_off[i] || off == cg->L->grad_off[i])) return true;
+  }
+  for (int j = 0; j < g->states.len; j++)
+    if (off == cg->L->state_off[j] && shape_numel(&((const Node *)g->states.items[j])->shape) == numel) return true;
+  return false;
+}
+
+static bool sliceable(CG *cg) {
+  const Graph *g = cg->g;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    if (!emits_here(cg, i)) continue;
+    LLVMValueRef base = cg->st[i].base;
+    bool stack = base && LLVMIsAAllocaInst(base);
+    if (!is_elementwise(n) || n->batched || !(stack || base == cg->buf)) return false;
+    /* in the buffer, a node takes a tensor's place (in place, or a dead
+       gradient's): a part writes only its slice of that tensor, which it
+       alone has summed */
+    if (!stack && !whole_tensor_at(cg, cg->st[i].off, shape_numel(&n->shape))) return false;
+    if (shape_numel(&n->shape) == 1) {
+      if (!stack) return false;
+      continue;
+    }
+    for (int k = 0; k < op_info[n->op].nin; k++)
+      if (!slice_reads_ok(cg, n->in[k], &n->shape)) return false;
+  }
+  for (int u = 0; u < g->nupdates; u++) {
+    if (g->updates[u].from_batch) continue;
+    const Node *t = g->updates[u].target;
+    int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
+    if (!stored_at(cg, g->updates[u].value, cg->buf, off)) return false;
+  }
+  return true;
+}
+
 static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   const Graph *g = cg->g;
   bool fwd = kind == FN_FORWARD;
@@ -1283,7 +1376,9 @@ static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   compile_as_call_loop(cg, fn);
 }
 
-static void build_function(CG *cg, FnKind kind) {
+/* kind's function; sliced: update's as update_part (engine.h), when it
+ * can be (else nothing) */
+static void build_function(CG *cg, FnKind kind, bool sliced) {
   const Graph *g = cg->g;
   LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
   LLVMValueRef fn;
@@ -1348,11 +1443,12 @@ static void build_function(CG *cg, FnKind kind) {
     break;
   }
   case FN_UPDATE: {
-    LLVMTypeRef ps[] = {p};
-    const char *names[] = {"buf"};
-    fn = cg_declare(cg, "update", V, ps, 1, names, 0);
+    LLVMTypeRef ps[] = {p, I, I};
+    const char *names[] = {"buf", "part", "parts"};
+    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 3 : 1, names, 0);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0);
+    if (sliced) cg->slice_part = LLVMGetParam(fn, 1), cg->slice_parts = LLVMGetParam(fn, 2);
     set_rows(cg, ci(cg, 1));
     for (int u = 0; u < g->nupdates; u++)
       if (!g->updates[u].from_batch) roots[nroots++] = g->updates[u].value; /* it has no batch */
@@ -1363,6 +1459,7 @@ static void build_function(CG *cg, FnKind kind) {
   }
   if (kind != FN_GRAD_PART) cg->gbuf = cg->buf;
   plan(cg, roots, nroots, kind == FN_UPDATE);
+  cg->slice_failed = sliced && !sliceable(cg);
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
   for (int i = 0; i < g->len; i++) {
@@ -1408,6 +1505,8 @@ static void build_function(CG *cg, FnKind kind) {
   cg_end_body(cg);
   cg->ws = module_ws;
   free(roots);
+  if (sliced && cg->slice_failed) LLVMDeleteFunction(fn);
+  cg->slice_part = cg->slice_parts = NULL;
   /* train_epoch calls train_step twice, for full batches and the last
      one: its code exists once (compile time grows with every copy). A
      small step was inlined at both calls, the full batches' copy
@@ -1553,9 +1652,10 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
     else if (k == FN_TRAIN_EPOCH)
       build_train_epoch(&cg);
     else
-      build_function(&cg, (FnKind)k);
+      build_function(&cg, (FnKind)k, false);
     free(need[k]);
   }
+  if (fns & CG_GRAD_PART) build_function(&cg, FN_UPDATE, true); /* threads run update_part */
   define_workspace(&cg, target->workspace_extern);
   if (info)
     *info = (CgInfo){.registers_only = all_registers, .built_fns = fns, .register_fns = register_fns,

@@ -45,9 +45,32 @@ struct Engine {
   double (*grad_part)(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
                       int64_t total, int64_t first);
   int64_t ws_bytes;
+  /* compiled code only, and only for a step that is elementwise in every
+   * tensor it writes (SGD with or without momentum, Nesterov and weight
+   * decay: each element of a parameter and its state from the same
+   * element of its gradient and scalars the step does not write; not
+   * Adam, whose b1^t it writes, nor clip_norm), else NULL: the optimizer
+   * step (update) on slice `part` of `parts` of every tensor
+   * (engine_slice), the same bits, so threads may run the parts side by
+   * side and together make the whole step. */
+  void (*update_part)(Engine *e, int64_t part, int64_t parts);
   void (*destroy)(Engine *e);
   void *impl;
 };
+
+/* Slice `part` of `parts` of a tensor of n elements, [*lo, *hi): whole
+ * 64-byte lines (16 f32, 8 f64) split as evenly as they go, the last part
+ * also taking the elements after the last whole line, and all of a tensor
+ * of at most ENGINE_SLICE_MIN elements (code computes those one by one,
+ * not in vectors). update_part and the threads' sum of the gradients
+ * (parallel.c) cut tensors alike, so a thread updates the elements it has
+ * summed. */
+enum { ENGINE_SLICE_MIN = 16 };
+static inline void engine_slice(int64_t n, int elem_size, int64_t part, int64_t parts, int64_t *lo, int64_t *hi) {
+  int64_t line = 64 / elem_size, lines = n <= ENGINE_SLICE_MIN ? 0 : n / line;
+  *lo = lines * part / parts * line;
+  *hi = part == parts - 1 ? n : lines * (part + 1) / parts * line;
+}
 
 /* Values per row of all inputs / targets. */
 int64_t engine_input_cols(const Graph *g);

@@ -323,6 +323,7 @@ typedef void (*PredictFn)(void *, const void *, int64_t, void *);
 typedef double (*StepFn64)(void *, const void *, const void *, int64_t);
 typedef float (*StepFn32)(void *, const void *, const void *, int64_t);
 typedef void (*UpdateFn)(void *);
+typedef void (*UpdatePartFn)(void *, int64_t, int64_t);
 typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 
@@ -342,6 +343,7 @@ struct JEngine {
   LLVMOrcLLJITRef jit;
   bool f64;
   void *fn[FN_COUNT]; /* by FnKind (a CG_ bit's index); NULL: not compiled yet */
+  void *update_part;  /* with grad_part, when the step can be sliced (codegen.c, sliceable) */
   void *ws;           /* the modules' workspace (define_workspace), freed after the JIT */
   size_t ws_bytes;
   /* what compile_more needs */
@@ -407,6 +409,13 @@ static double je_grad_part(Engine *e, void *grad, void *ws, const void *x, const
   void *fn = je->fn[FN_GRAD_PART]; /* compiled up front (jit_engine_new sets grad_part only then) */
   if (je->f64) return ((PartFn64)fn)(e->buf, grad, ws, x, t, n, total, first);
   return ((PartFn32)fn)(e->buf, grad, ws, x, t, n, total, first);
+}
+
+static void je_update_part(Engine *e, int64_t part, int64_t parts) {
+  JEngine *je = e->impl;
+  UpdatePartFn fn;
+  memcpy(&fn, &je->update_part, sizeof fn);
+  fn(e->buf, part, parts);
 }
 
 static void je_destroy(Engine *e) {
@@ -949,6 +958,17 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   Engine *e = engine_new(&jit_ops, g, layout, max_batch, je);
   if (je->fn[FN_GRAD_PART]) {
     e->grad_part = je_grad_part;
+    /* update_part is there when the step could be sliced */
+    char prefix[128], name[256];
+    snprintf(name, sizeof name, "%supdate_part", codegen_prefix(g, prefix, sizeof prefix));
+    LLVMOrcExecutorAddress addr = 0;
+    LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, name);
+    if (err)
+      LLVMConsumeError(err);
+    else {
+      je->update_part = (void *)(uintptr_t)addr;
+      e->update_part = je_update_part;
+    }
     e->ws_bytes = part[0].info.part_ws_bytes > 0 ? part[0].info.part_ws_bytes : 64;
   }
   return e;

@@ -213,12 +213,13 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
   if (cpus < 2) return 1;
   /* below ~16 rows a thread or 2^27 values per step, two threads do not
      pay for sure: a shard of half the rows costs a little more than half
-     the step (whole weight gradients), the sum and the update run on one
-     thread, and a wait that sleeps costs a wake of up to hundreds of
-     microseconds on a busy VM. W2 (about 2^22 values, 320 us a step on the
-     Zen 4 VM) gains 1.23x with both CPUs free, but a preempted partner
-     costs a short step more than it gains; fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x
-     to 1.12x of one at quiet moments on a Zen 5 VM; fashion_cnn.nn
+     the step (whole weight gradients), the sum and the update move the
+     weights between the cores' caches, and a wait that sleeps costs a wake
+     of up to hundreds of microseconds on a busy VM. W2 (about 2^22 values,
+     320 us a step on the Zen 4 VM) gains up to 1.58x with both CPUs its
+     own, but a preempted partner costs a short step more than it gains;
+     fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x to 1.12x of one at
+     quiet moments on a Zen 5 VM; fashion_cnn.nn
      (2^28.4, 80 ms) gains (docs/internals.md, section 10; bench/scaling) */
   int64_t by_rows = batch / 16;
   if (by_rows < 2 || work_per_row * batch < (1 << 27)) return 1;
@@ -275,6 +276,9 @@ struct Par {
   uint64_t steps;
   bool print_stats;
   bool one_barrier; /* two threads: the main thread sums both shards (see run_step_part) */
+  /* every thread sums and updates its slice of every tensor (update_part;
+     run_step_part), instead of the main thread updating alone */
+  bool sliced_update;
 };
 
 
@@ -497,8 +501,32 @@ static void reduce_slice(Par *p, int slice) {
       p->add_f32((float *)in->buf + lo, (const float *)p->shard[k].grad + lo, hi - lo);
 }
 
-/* Shard k's gradients, then (once every shard is done) slice k of the sum.
- * With two threads (one_barrier) the worker only computes its shard and
+/* Thread k's slice of every gradient tensor (engine_slice, as
+ * update_part cuts the tensors), summed in thread order as reduce_slice
+ * sums, so it can update what it summed. */
+static void reduce_tensor_slices(Par *p, int k) {
+  const Graph *g = p->inner->g;
+  const Layout *L = p->inner->layout;
+  for (int i = 0; i < g->params.len; i++) {
+    int64_t lo, hi;
+    engine_slice(shape_numel(&((const Node *)g->params.items[i])->shape), L->elem_size, k, p->threads, &lo, &hi);
+    lo += L->grad_off[i], hi += L->grad_off[i];
+    if (lo >= hi) continue;
+    for (int j = 1; j < p->threads; j++)
+      if (p->f64)
+        p->add_f64((double *)p->inner->buf + lo, (const double *)p->shard[j].grad + lo, hi - lo);
+      else
+        p->add_f32((float *)p->inner->buf + lo, (const float *)p->shard[j].grad + lo, hi - lo);
+  }
+}
+
+/* Shard k's gradients, then (once every shard is done) slice k of the sum
+ * and, with update_part (sliced_update), the update of that slice: no
+ * thread waits while another sums and updates, and each moves only its
+ * slice of the weights and gradients between the cores' caches (W2 on the
+ * Zen 4 VM with both threads given the CPUs: 4993 against 4365 steps/s
+ * with the main thread updating, docs/internals.md, "Waiting").
+ * Without it, with two threads (one_barrier) the worker only computes its shard and
  * the main thread sums all of it: the worker then waits once a step (for
  * the next one) and the main thread once (for the worker's shard), instead
  * of two more waits around the reduction's slices. Each wait that sleeps
@@ -520,12 +548,19 @@ static void run_step_part(Par *p, int k) {
   if (p->one_barrier && k > 0) return;
   await_count(p, st, &p->arrived, (unsigned)p->threads);
   t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
-  if (p->one_barrier)
+  if (p->sliced_update)
+    reduce_tensor_slices(p, k);
+  else if (p->one_barrier)
     for (int j = 0; j < p->threads; j++) reduce_slice(p, j);
   else
     reduce_slice(p, k);
   st->reduce_ns += now_ns() - t0;
   if (p->print_stats) st->reduce_cpu_ns += cpu_ns() - c0;
+  if (!p->sliced_update) return;
+  t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
+  p->inner->update_part(p->inner, k, p->threads);
+  st->update_ns += now_ns() - t0;
+  if (p->print_stats) st->update_cpu_ns += cpu_ns() - c0;
 }
 
 /* Scale the gradient range of the buffer by f (the interpreter's fallback:
@@ -597,10 +632,12 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
                                  (const char *)t + (size_t)(g0 + lo) * trow, hi - lo, lo);
     allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
     allreduce_sum(&loss, 1, true);
-    int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
-    in->update(in);
-    p->stats[0].update_ns += now_ns() - t0;
-    if (p->print_stats) p->stats[0].update_cpu_ns += cpu_ns() - c0;
+    if (!p->sliced_update) { /* else the threads have updated */
+      int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
+      in->update(in);
+      p->stats[0].update_ns += now_ns() - t0;
+      if (p->print_stats) p->stats[0].update_cpu_ns += cpu_ns() - c0;
+    }
     p->steps++;
     sum += loss * (double)p->total;
   }
@@ -679,7 +716,9 @@ Engine *par_engine_new(Engine *inner, int threads) {
   memset(p->stats, 0, (size_t)threads * sizeof(WaitStats));
   const char *ps = getenv("NNC_THREAD_STATS");
   p->print_stats = ps && *ps && strcmp(ps, "0") != 0;
-  p->one_barrier = threads == 2;
+  /* the ranks' sum (MPI) comes between the threads' sum and the update */
+  p->sliced_update = threads > 1 && inner->update_part && par_size() == 1;
+  p->one_barrier = threads == 2 && !p->sliced_update;
   atomic_store(&p->wake_ns, WAKE_GUESS_NS);
   bool avx2 = __builtin_cpu_supports("avx2");
   p->add_f32 = avx2 ? add_f32_avx2 : add_f32_sse;
@@ -708,6 +747,7 @@ Engine *par_engine_new(Engine *inner, int threads) {
   e->train_epoch = par_train_epoch;
   e->forward = par_forward;
   e->grad_part = NULL;
+  e->update_part = NULL;
   e->destroy = par_destroy;
   e->rows_per_step = inner->max_batch * par_size();
   e->impl = p;

@@ -93,3 +93,10 @@ add_executable(test_gemm_rows ${PROJECT_SOURCE_DIR}/tests/unit/test_gemm_rows.c)
 target_compile_options(test_gemm_rows PRIVATE ${NNC_WARNINGS})
 target_link_libraries(test_gemm_rows PRIVATE nnc_lib)
 add_test(NAME unit.gemm_rows COMMAND test_gemm_rows)
+
+# the optimizer step in slices (update_part): update's bits, or no update_part
+add_executable(test_update_part ${PROJECT_SOURCE_DIR}/tests/unit/test_update_part.c)
+target_compile_options(test_update_part PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_update_part PRIVATE nnc_lib)
+add_test(NAME unit.update_part COMMAND test_update_part)
+set_tests_properties(unit.update_part PROPERTIES TIMEOUT 600 ENVIRONMENT NNC_CACHE=0)

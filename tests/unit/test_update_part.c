@@ -1,0 +1,158 @@
+/*
+ * test_update_part.c - the optimizer step in slices (engine.h's
+ * update_part, which the threads of parallel.c run side by side):
+ *   - engine_slice cuts a tensor into whole 64-byte lines, in order, the
+ *     last part to the end, for any number of parts;
+ *   - for a step that is elementwise in every tensor it writes (SGD,
+ *     with momentum, Nesterov, weight decay), the parts 0..P-1 of
+ *     update_part, in any order, give the bits of update, for P from 1 to
+ *     5, f32 and f64, at every vector width (tensors shorter than a
+ *     vector, longer, not a whole number of lines);
+ *   - a step that is not (Adam's b1^t and b2^t are scalars of the buffer
+ *     that the step writes; clip_norm's norm sums every gradient) has no
+ *     update_part, and parallel.c updates on one thread.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen.h"
+#include "compile_text.h"
+#include "engine.h"
+#include "jit.h"
+#include "util.h"
+
+static int failures;
+
+static void check(bool ok, const char *what, const char *model, const char *bits, int parts) {
+  if (!ok) {
+    failures++;
+    printf("FAILED: %s (model %.40s..., vector bits %s, %d parts)\n", what, model, bits, parts);
+  }
+}
+
+static void test_slices(void) {
+  const int64_t sizes[] = {1, 10, 15, 16, 17, 33, 64, 100, 256, 16384 + 7};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+    for (int es = 4; es <= 8; es += 4)
+      for (int64_t parts = 1; parts <= 5; parts++) {
+        int64_t n = sizes[s], line = 64 / es, at = 0;
+        for (int64_t k = 0; k < parts; k++) {
+          int64_t lo, hi;
+          engine_slice(n, es, k, parts, &lo, &hi);
+          bool ok = lo == at && hi >= lo && (k == parts - 1 ? hi == n : hi % line == 0);
+          if (!ok) {
+            failures++;
+            printf("FAILED: engine_slice(%lld, %d, %lld, %lld) = [%lld, %lld)\n", (long long)n, es, (long long)k,
+                   (long long)parts, (long long)lo, (long long)hi);
+          }
+          at = hi;
+        }
+      }
+}
+
+/* tensors of 10 (shorter than a vector), 33 and 7x33 (not whole lines),
+   40x24 */
+#define MLP(DTYPE, OPT, EXTRA)                                                                                  \
+  "model m {\n dtype " DTYPE "\n input x[24]\n target t[10]\n"                                                \
+  " z = x -> linear(40) -> relu -> linear(33) -> tanh -> linear(10)\n loss cross_entropy(z, t)\n}\n"          \
+  "train {\n optimizer " OPT "\n batch 8\n" EXTRA "}\n"
+
+static const char *const sliced[] = {
+    MLP("f32", "sgd(lr: 0.1)", ""),
+    MLP("f64", "sgd(lr: 0.1)", ""),
+    MLP("f32", "sgd(lr: 0.05, momentum: 0.9, weight_decay: 0.01)", ""),
+    MLP("f64", "sgd(lr: 0.05, momentum: 0.9, nesterov: true)", ""),
+};
+static const char *const whole[] = {
+    MLP("f32", "adam(lr: 0.01)", ""),
+    MLP("f32", "sgd(lr: 0.1)", " clip_norm 1.0\n"),
+};
+
+/* A buffer of numbers that are not round, the states at theirs. */
+static void fill(const Graph *g, const Layout *L, void *buf) {
+  for (int64_t i = 0; i < L->total; i++) {
+    double v = sin((double)i * 0.37 + 0.1) * 0.5;
+    if (L->elem_size == 8)
+      ((double *)buf)[i] = v;
+    else
+      ((float *)buf)[i] = (float)v;
+  }
+  layout_init_states(g, L, buf);
+  /* momentum's state as if some steps had run */
+  for (int j = 0; j < g->states.len; j++) {
+    const Node *s = g->states.items[j];
+    if (s == g->lr || shape_numel(&s->shape) == 1) continue;
+    for (int64_t i = 0; i < shape_numel(&s->shape); i++) {
+      double v = cos((double)i * 0.11) * 0.01;
+      int64_t at = L->state_off[j] + i;
+      if (L->elem_size == 8)
+        ((double *)buf)[at] = v;
+      else
+        ((float *)buf)[at] = (float)v;
+    }
+  }
+}
+
+static Engine *engine_for(const char *text, Source *src, Arena *arena) {
+  Layout *layout;
+  Graph *g = compile_text(src, "update_part.nn", text, arena, 0, &layout);
+  if (!g) return NULL;
+  return jit_engine_new(g, layout, g->max_batch, 2, CG_UPDATE | CG_GRAD_PART, false, NULL);
+}
+
+static void test_sliced(const char *text, const char *bits) {
+  Source src;
+  Arena arena;
+  arena_init(&arena);
+  Engine *e = engine_for(text, &src, &arena);
+  check(e && e->update_part, "the step has an update_part", text, bits, 0);
+  if (e && e->update_part) {
+    size_t bytes = (size_t)e->layout->total * (size_t)e->layout->elem_size;
+    unsigned char *want = nnc_xmalloc(bytes);
+    fill(e->g, e->layout, e->buf);
+    e->update(e);
+    memcpy(want, e->buf, bytes);
+    for (int parts = 1; parts <= 5; parts++)
+      for (int reverse = 0; reverse < 2; reverse++) {
+        fill(e->g, e->layout, e->buf);
+        for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts);
+        check(memcmp(e->buf, want, bytes) == 0, reverse ? "the parts, last first, give update's bits"
+                                                        : "the parts give update's bits",
+              text, bits, parts);
+      }
+    free(want);
+  }
+  if (e) e->destroy(e);
+  arena_free(&arena);
+}
+
+static void test_whole(const char *text) {
+  Source src;
+  Arena arena;
+  arena_init(&arena);
+  Engine *e = engine_for(text, &src, &arena);
+  check(e && !e->update_part, "the step has no update_part", text, "native", 0);
+  if (e) e->destroy(e);
+  arena_free(&arena);
+}
+
+int main(void) {
+  setenv("NNC_CACHE", "0", 1);
+  test_slices();
+  const char *widths[] = {"128", "256", NULL};
+  for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+    if (widths[w])
+      setenv("NNC_VECTOR_BITS", widths[w], 1);
+    else
+      unsetenv("NNC_VECTOR_BITS");
+    for (size_t m = 0; m < sizeof sliced / sizeof *sliced; m++) test_sliced(sliced[m], widths[w] ? widths[w] : "native");
+  }
+  for (size_t m = 0; m < sizeof whole / sizeof *whole; m++) test_whole(whole[m]);
+  if (failures) printf("%d failed\n", failures);
+  else printf("update_part: all passed\n");
+  return failures != 0;
+}
