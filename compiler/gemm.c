@@ -51,10 +51,7 @@ enum { GEMM_NC = 4096, GEMM_MC_BYTES = 512 * 1024, GEMM_SMALL_BYTES = 512 * 1024
 enum { GEMM_NR_MAX = 64 };
 /* The k-block of a transposed product (see "Transposed products"): its
  * packed x^T block, KC_T x NR, stays in L1. */
-#ifndef GEMM_KC_T_SET
-#define GEMM_KC_T_SET 128
-#endif
-enum { GEMM_KC_T = GEMM_KC_T_SET };
+enum { GEMM_KC_T = 128 };
 
 /* The micro-kernel's flags: load C first (a k-block after the first);
  * the last k-block (compute the epilogue). */
@@ -133,15 +130,18 @@ static LLVMValueRef splat(CG *cg, LLVMValueRef x, int vl) {
 }
 
 
-/* A hint that the line at p will be read (or written) soon. */
-static void prefetch(CG *cg, LLVMValueRef p, bool write) {
+/* A hint that the line at p will be read (or written) soon, into L1
+ * (locality 3) or L2 (2). */
+static void prefetch_to(CG *cg, LLVMValueRef p, bool write, int locality) {
   LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
   unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
   LLVMTypeRef over = cg->ptr;
   LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &over, 1);
-  LLVMValueRef args[4] = {p, LLVMConstInt(i32, write, 0), LLVMConstInt(i32, 3, 0), LLVMConstInt(i32, 1, 0)};
+  LLVMValueRef args[4] = {p, LLVMConstInt(i32, write, 0), LLVMConstInt(i32, (unsigned)locality, 0), LLVMConstInt(i32, 1, 0)};
   LLVMBuildCall2(cg->b, LLVMIntrinsicGetType(cg->ctx, id, &over, 1), fn, args, 4, "");
 }
+
+static void prefetch(CG *cg, LLVMValueRef p, bool write) { prefetch_to(cg, p, write, 3); }
 
 /* Lanes l with l < limit (an i64), as a vector of i1. */
 static LLVMValueRef lane_mask(CG *cg, LLVMValueRef limit) {
@@ -816,6 +816,23 @@ static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef cs
   cg_loop_end(cg, &il);
 }
 
+/* Packing a micro-panel at a time (by_panel), row tile t of n fetches
+ * its share of the next panel's rows of B (rows contiguous: B + k*rs +
+ * col), kc rows of NR columns from row k0, into L2, so that the packer
+ * finds them there rather than waiting on memory. */
+static void prefetch_panel(CG *cg, LLVMValueRef b, LLVMValueRef rs, LLVMValueRef k0, LLVMValueRef col, LLVMValueRef kc,
+                           LLVMValueRef t, LLVMValueRef n) {
+  Loop rl;
+  int64_t line = 64 / (int64_t)es(cg);
+  LLVMValueRef step = LLVMBuildSDiv(cg->b, iadd(cg, kc, isub(cg, n, ci(cg, 1))), n, "");
+  LLVMValueRef r0 = imul(cg, t, step);
+  LLVMValueRef cnt = imin(cg, step, isub(cg, kc, r0));
+  LLVMValueRef r = iadd(cg, r0, cg_loop_begin(cg, &rl, cnt));
+  LLVMValueRef row = gep(cg, b, iadd(cg, imul(cg, iadd(cg, k0, r), rs), col));
+  for (int64_t j = 0; j < nr_of(cg); j += line) prefetch_to(cg, gep(cg, row, ci(cg, j)), false, 2);
+  cg_loop_end(cg, &rl);
+}
+
 /* The tile buffer's sums (mr x nr, rows of NR) transposed into tt (nr x
  * mr, rows of NR). */
 static void transpose_tile(CG *cg, LLVMValueRef tile, LLVMValueRef tt, LLVMValueRef mr, LLVMValueRef nr) {
@@ -931,8 +948,8 @@ static LLVMValueRef build_gemm(CG *cg) {
   nkb = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, nkb, ci(cg, 0)), nkb, ci(cg, 1), "");
   LLVMValueRef pc = imul(cg, cg_loop_begin(cg, &kl, nkb), kb);
   LLVMValueRef kc = imin(cg, kb, isub(cg, K, pc));
-  LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
-  LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
+  LLVMValueRef bsrc = load_al(cg, cg->ptr, P[G_BDESC], 8);
+  LLVMValueRef brs = load_al(cg, cg->i64, gep_i64(cg, P[G_BDESC], 1), 8), bcs = load_al(cg, cg->i64, gep_i64(cg, P[G_BDESC], 2), 8);
   LLVMValueRef loadc = LLVMBuildOr(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), icmp(cg, LLVMIntNE, P[G_ADD], ci(cg, 0)), "");
   LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, loadc, ci(cg, UK_LOADC), ci(cg, 0), ""),
                             LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGE, iadd(cg, pc, kc), K), ci(cg, UK_LAST), ci(cg, 0), ""));
@@ -941,13 +958,39 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef small = icmp(cg, LLVMIntSLE, imul(cg, kc, nc), ci(cg, GEMM_SMALL_BYTES / es(cg)));
   LLVMValueRef mcb = LLVMBuildSelect(cg->b, small, ci(cg, GEMM_MR), ci(cg, mc_max), "");
   LLVMValueRef nib = LLVMBuildSDiv(cg->b, iadd(cg, M, isub(cg, mcb, ci(cg, 1))), mcb, "");
+  /* A block larger than L2 that one block of rows runs over once (the
+   * input gradient's weight: 2 MiB a k-block at 2048 x 2048): each
+   * micro-panel is packed just before its row tiles, into the first
+   * panel's place, so that they read it from L1 and L2, not back from
+   * L3. */
+  LLVMValueRef by_panel = LLVMBuildAnd(cg->b, LLVMBuildNot(cg->b, small, ""), icmp(cg, LLVMIntEQ, nib, ci(cg, 1)), "by_panel");
+  LLVMBasicBlockRef th, el, join;
+  branch(cg, by_panel, &th, &el, &join);
+  go_to(cg, join, el);
+  LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
+  LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
+  go_to(cg, join, join);
   LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, nib), mcb);
   LLVMValueRef mc = imin(cg, mcb, isub(cg, M, ic));
   LLVMValueRef jr = imul(cg, cg_loop_begin(cg, &rl, blocks_of(cg, nc, nr)), ci(cg, nr));
   LLVMValueRef nrv = imin(cg, ci(cg, nr), isub(cg, nc, jr));
-  LLVMValueRef bp = gep(cg, P[G_WS], imul(cg, jr, kc));
   LLVMValueRef col = iadd(cg, jc, jr);
-  LLVMValueRef ir = iadd(cg, ic, imul(cg, cg_loop_begin(cg, &ml, blocks_of(cg, mc, GEMM_MR)), ci(cg, GEMM_MR)));
+  branch(cg, by_panel, &th, &el, &join);
+  LLVMValueRef qargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, col, nrv};
+  LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], qargs, P_COUNT, "");
+  go_to(cg, join, el);
+  go_to(cg, join, join);
+  LLVMValueRef bp = sel(cg, by_panel, P[G_WS], gep(cg, P[G_WS], imul(cg, jr, kc)));
+  LLVMValueRef ntile = blocks_of(cg, mc, GEMM_MR);
+  LLVMValueRef ti = cg_loop_begin(cg, &ml, ntile);
+  LLVMValueRef ir = iadd(cg, ic, imul(cg, ti, ci(cg, GEMM_MR)));
+  /* the next panel: the next NR columns, or the next k-block's first */
+  LLVMValueRef last_panel = icmp(cg, LLVMIntSGE, iadd(cg, jr, ci(cg, nr)), nc);
+  LLVMValueRef next_k = sel(cg, last_panel, iadd(cg, pc, kc), pc), next_col = sel(cg, last_panel, jc, iadd(cg, col, ci(cg, nr)));
+  branch(cg, LLVMBuildAnd(cg->b, by_panel, icmp(cg, LLVMIntEQ, bcs, ci(cg, 1)), ""), &th, &el, &join);
+  prefetch_panel(cg, bsrc, brs, next_k, next_col, kc, ti, ntile);
+  go_to(cg, join, el);
+  go_to(cg, join, join);
   LLVMValueRef mrv = imin(cg, ci(cg, GEMM_MR), isub(cg, iadd(cg, ic, mc), ir));
   LLVMValueRef a = gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA])));
   /* a transposed product's partial sums: C'(m, n) at S + m*ncp + (n - jc) */
@@ -955,7 +998,6 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef c = LLVMBuildSelect(cg->b, trans, gep(cg, S, iadd(cg, imul(cg, ir, ncp), jr)),
                                    gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col)), "");
   LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags};
-  LLVMBasicBlockRef th, el, join;
   branch(cg, trans, &th, &el, &join);
   prefetch_a(cg, a, P[G_RSA], P[G_CSA], kc);
   call_tile_trans(cg, P, tile, tt, u, ir, col);
@@ -1313,8 +1355,11 @@ bool gemm_try_matmul(CG *cg, const Node *n) {
   const Node *L = n->in[0], *R = n->in[1];
   if (!matmul_gemm_ok(cg, n)) return false;
   Gemm gm = {.M = cg->n};
-  int64_t from = L->shape.rank == 2 ? trans_from(L->shape.dim[0], L->shape.dim[1], cg->max_batch) : 0;
-  if (L->shape.rank == 2 && from <= cg->max_batch) {
+  /* a transposed matrix (a layer's input gradient, dy W) would be read
+     down its columns in place: it is packed instead, by vector copies */
+  bool may_trans = L->shape.rank == 2 && L->op != OP_TRANSPOSE;
+  int64_t from = may_trans ? trans_from(L->shape.dim[0], L->shape.dim[1], cg->max_batch) : 0;
+  if (may_trans && from <= cg->max_batch) {
     /* y^T = L x^T: L read in place, x^T packed (see "Transposed products") */
     GemmMat x = rows(cg, R), l = matrix(cg, L);
     gm.M = ci(cg, L->shape.dim[0]), gm.N = cg->n, gm.K = ci(cg, L->shape.dim[1]);
@@ -1373,7 +1418,7 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool row
     if (m->batched) return 0;
     N = m == n->in[0] ? m->shape.dim[0] : m->shape.dim[1];
     kb = m == n->in[0] ? m->shape.dim[1] : m->shape.dim[0];
-    int64_t from = m == n->in[0] ? trans_from(N, kb, max_batch) : max_batch + 1;
+    int64_t from = m == n->in[0] && m->op != OP_TRANSPOSE ? trans_from(N, kb, max_batch) : max_batch + 1;
     int64_t trans = from > max_batch ? 0 /* B~ and the partial sums */
                                      : gemm_pack_bytes(max_batch, kb < GEMM_KC_T ? kb : GEMM_KC_T, elem_size) +
                                            (kb > GEMM_KC_T ? gemm_pack_bytes(max_batch, N, elem_size) : 0);

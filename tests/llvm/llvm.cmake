@@ -56,6 +56,8 @@ add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} 
          -- ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.gemm_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/trans.check CHECK
          -- ${PROJECT_SOURCE_DIR}/tests/train/gemm/trans.nn --emit llvm -O0)
+add_test(NAME llvm.gemm_input_grad COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/input_grad.check CHECK
+         -- ${PROJECT_SOURCE_DIR}/tests/train/gemm/panels.nn --emit llvm -O0)
 add_test(NAME llvm.conv_epilogue COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_epilogue.check CHECK
          -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
