@@ -31,7 +31,7 @@
 #include "interp.h"
 #include "train.h"
 
-enum { HEALTH_ROWS = 1024, HEALTH_MIN_ROWS = 8, HEALTH_CHUNK = 128, LOSS_EPOCHS = 3 };
+enum { HEALTH_ROWS = 1024, HEALTH_MIN_ROWS = 8, HEALTH_CHUNK = 128 };
 #define HEALTH_MACS 1e8
 #define HEALTH_PARAMS (1 << 20)
 
@@ -182,7 +182,7 @@ void health_check_units(Health *h, const Engine *e, int64_t epoch) {
 }
 
 bool health_wants_loss(const Health *h, int64_t epoch) {
-  return !h->loss_noted && epoch == LOSS_EPOCHS && isfinite(h->initial_loss) && h->initial_loss != 0;
+  return !h->loss_noted && epoch == HEALTH_LOSS_EPOCH && isfinite(h->initial_loss) && h->initial_loss != 0;
 }
 
 void health_check_loss(Health *h, int64_t epoch, double loss) {

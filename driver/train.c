@@ -743,8 +743,12 @@ static void run_open(Run *r) {
   r->hist_valid = hist_new(r, curves && r->has_valid);
   r->hist_vacc = hist_new(r, curves && r->has_valid && r->va.labels != LABELS_NONE);
   r->hist_lr = hist_new(r, plot && lr_scheduled(r->tc));
-  /* training-health notes go with the progress lines */
-  if (!r->o->quiet) r->health = health_new(r->p, g, r->tr.src, r->start == 0 ? set_loss(r->e, &r->tr, NULL, NULL) : NAN);
+  /* training-health notes go with the progress lines; the loss before
+     training (a forward pass over the whole train set, as long as the
+     final train loss's) only when the run gets to the epoch it is
+     compared at */
+  bool initial = r->start == 0 && r->tc->epochs >= HEALTH_LOSS_EPOCH;
+  if (!r->o->quiet) r->health = health_new(r->p, g, r->tr.src, initial ? set_loss(r->e, &r->tr, NULL, NULL) : NAN);
 }
 
 static void run_close(Run *r) {

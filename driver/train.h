@@ -90,6 +90,8 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
  * moved from initial_loss (the train set's before training; NAN: unknown)
  * after the first epochs. */
 typedef struct Health Health;
+/* The epoch after which the loss is compared with initial_loss. */
+enum { HEALTH_LOSS_EPOCH = 3 };
 Health *health_new(const Program *p, const Graph *g, const NncData *train, double initial_loss);
 void health_check_units(Health *h, const Engine *e, int64_t epoch);
 /* Does the loss check want the train set's loss after this epoch? */

@@ -41,6 +41,10 @@
 #   dead_relu_big the same relu in a model of more than 2^20 parameters: no
 #                 note (the check is skipped)
 #   loss_stuck    examples/moons.nn at --lr 1e-9: one note at the loss line
+#   loss_initial_only  --train --epochs 0 (too few epochs for the loss
+#                 check) takes no more CPU time than --eval: the train set's
+#                 loss before training, a forward pass over all of it, is
+#                 taken only when the check will compare it
 #   schedule_plot --plot of a run with a schedule draws the learning rate
 set -u
 nnc=$1 tests=$2 examples=$3 case=$4 engine=$5
@@ -211,6 +215,33 @@ NN
     grep -Eq 'moons.nn:8:3: note: the training loss is 1.0078[0-9]* after 3 epochs, where it started \(1.0078[0-9]*\): nothing is learning; a larger learning rate' "$tmp/out.err" ||
       { cat "$tmp/out.err"; fail "no note on the loss"; }
     echo "ok: $case ($engine): $(head -1 "$tmp/out.err")" ;;
+  loss_initial_only)
+    # a forward pass over the 8000 rows takes the interpreter about 0.4 s
+    cat >"$tmp/m.nn" <<NN
+model m {
+  input  x[2]
+  target t[1]
+  y = x -> linear(256) -> relu -> linear(256) -> relu -> linear(1)
+  loss squared(y, t)
+}
+train {
+  data      moons(samples: 8000, noise: 0.2, seed: 3)
+  optimizer sgd(lr: 0.01)
+  epochs    0
+  batch     100
+}
+NN
+    cpu() { # OUT ARGS: run nnc, its user CPU seconds into OUT.cpu
+      local TIMEFORMAT=%U
+      { time run "$1" 0 "$tmp/m.nn" "${@:2}"; } 2>"$tmp/$1.cpu"
+    }
+    cpu eval --eval
+    cpu train --train
+    e=$(cat "$tmp/eval.cpu") t=$(cat "$tmp/train.cpu")
+    awk -v t="$t" -v e="$e" 'BEGIN { exit !(t < 1.5 * e) }' ||
+      fail "--train --epochs 0 took $t s of CPU, --eval $e s: a forward pass over the train set more"
+    diff <(grep '^final' "$tmp/train") "$tmp/eval" || fail "other final lines"
+    echo "ok: $case ($engine): --train --epochs 0 $t s, --eval $e s of CPU" ;;
   schedule_plot)
     run out 0 "$here/resume_adam.nn" --train --plot "$tmp/r.svg"
     grep -q 'lr 0.005' "$tmp/out" || { cat "$tmp/out"; fail "no learning rate in the progress lines"; }

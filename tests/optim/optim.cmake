@@ -48,6 +48,12 @@ foreach(case early_stop eval load_skips resume_nothing_left resume_no_epoch resu
   endforeach()
 endforeach()
 
+# the loss before training only when the health check compares it: on
+# the interpreter, whose forward pass over the train set outweighs the rest
+add_test(NAME optim.loss_initial_only.interp
+         COMMAND ${OPTIM_DIR}/features.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/tests
+                 ${PROJECT_SOURCE_DIR}/examples loss_initial_only interp)
+
 # the command line of these features
 function(optim_cli name status stream regex)
   add_test(NAME cli.${name} COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> ${status} ${stream} ${regex}
