@@ -21,8 +21,9 @@
  * scalars of A into FMAs. The k-blocks of one tile go through C: the first
  * starts at zero, the others load what the one before stored; every C
  * element sums over k in order, as the interpreter does. Edge tiles run
- * whole, with the missing rows of A reading row 0 again and B~'s padding
- * zero, and store through masks.
+ * with the missing rows of A reading row 0 again and B~'s padding zero,
+ * and store through masks; an edge panel's k loop computes only the
+ * vectors its columns need (one loop for each count).
  *
  * An epilogue (the expression the GEMM's readers make of its result, see
  * "GEMM epilogues") is a small kernel of its own that the last k-block of
@@ -673,9 +674,11 @@ static void load_at(CG *cg, void *arg, Tile *t) {
 }
 
 /* The k loop: acc += A(i, k) B~(k, :) for k < kc, the accumulators as
- * phis; rows i >= mr (when mr is given) read row 0. */
+ * phis; rows i >= mr (when mr is given) read row 0. Only the first nvu
+ * vectors of each row: an edge panel's columns past them are never
+ * stored, and keep init. */
 static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef bp,
-                   LLVMValueRef mr, const Tile *init, Tile *out) {
+                   LLVMValueRef mr, int nvu, const Tile *init, Tile *out) {
   int nv = cg->gemm_nv, vl = cg->vl;
   LLVMTypeRef vt = vec_type(cg);
   LLVMValueRef arow[GEMM_MR];
@@ -693,10 +696,10 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   tile_phis(cg, &acc);
   LLVMValueRef bk = gep(cg, bp, imul(cg, k, ci(cg, nr_of(cg)))), koff = imul(cg, k, csa);
   LLVMValueRef b[4];
-  for (int v = 0; v < nv; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
+  for (int v = 0; v < nvu; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
   for (int i = 0; i < GEMM_MR; i++) {
     LLVMValueRef x = splat(cg, load_al(cg, cg->T, gep(cg, arow[i], koff), es(cg)), vl);
-    for (int v = 0; v < nv; v++) next.v[i][v] = cg_fmuladd(cg, x, b[v], acc.v[i][v]);
+    for (int v = 0; v < nv; v++) next.v[i][v] = v < nvu ? cg_fmuladd(cg, x, b[v], acc.v[i][v]) : acc.v[i][v];
   }
   LLVMValueRef k1 = LLVMBuildNUWAdd(cg->b, k, ci(cg, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
@@ -710,6 +713,33 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   tile_phis(cg, out);
   add_incoming(cg, out, init, pre);
   add_incoming(cg, out, &next, latch);
+}
+
+/* The k loop of a tile whose columns nr (an edge panel's) need only nvu
+ * of its vectors, or more: one loop for each count, so that a narrow
+ * edge panel (the last 4 of a convolution's 196 positions, the last 36
+ * of a batch of 100) runs the FMAs of its own vectors only. */
+typedef struct KLoop {
+  LLVMValueRef kc, a, rsa, csa, bp, mr, nr;
+  const Tile *init;
+  int nvu;
+} KLoop;
+
+static void k_loop_leaf(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg;
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->init, t);
+}
+
+static void k_loop_of(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg;
+  if (kl->nvu == cg->gemm_nv) {
+    k_loop_leaf(cg, kl, t);
+    return;
+  }
+  KLoop wider = *kl;
+  wider.nvu++;
+  LLVMValueRef fits = icmp(cg, LLVMIntSLE, kl->nr, ci(cg, (int64_t)kl->nvu * cg->vl));
+  tile_if(cg, fits, k_loop_leaf, kl, k_loop_of, &wider, t);
 }
 
 static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {
@@ -738,7 +768,20 @@ static LLVMValueRef build_ukr(CG *cg) {
   tile_phis(cg, &init);
   add_incoming(cg, &init, &loaded, th_end);
   add_incoming(cg, &init, &zero, el);
-  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], &init, &acc);
+  /* a full tile's loop first: the others only for edge panels */
+  LLVMBasicBlockRef fth, fel, fjoin;
+  Tile whole_acc, edge_acc;
+  branch(cg, full, &fth, &fel, &fjoin);
+  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], NULL, cg->gemm_nv, &init, &whole_acc);
+  LLVMBasicBlockRef fth_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, fjoin, fel);
+  KLoop kl = {P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], P[U_NR], &init, 1};
+  k_loop_of(cg, &kl, &edge_acc);
+  LLVMBasicBlockRef fel_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, fjoin, fjoin);
+  tile_phis(cg, &acc);
+  add_incoming(cg, &acc, &whole_acc, fth_end);
+  add_incoming(cg, &acc, &edge_acc, fel_end);
   branch(cg, full, &th, &el, &join);
   store_tile(cg, P[U_OUT], P[U_LDO], NULL, NULL, &acc);
   go_to(cg, join, el);
