@@ -102,12 +102,11 @@ static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx
     if (k) {
       cg_vec_each(cg, &n->shape, k, store_elem_value, &e);
     } else {
-      /* in a small step's row loop, elements that each call libm are a
-         loop too: unrolled, they were as many copies for the SLP
-         vectorizer and the back end, with nothing to vectorize (circles:
-         0.86x the compile time, the same steps/s) */
-      if (cg->depth > 0 && shape_numel(&n->shape) > 1 && is_elementwise(n) && calls_libm(cg, n) &&
-          codegen_step_is_small(cg->g, cg->max_batch))
+      /* in a row loop, elements that each call libm are a loop too:
+         unrolled, they were as many copies for the SLP vectorizer and the
+         back end, with nothing to vectorize (circles: 0.86x the compile
+         time, the same steps/s) */
+      if (cg->depth > 0 && shape_numel(&n->shape) > 1 && is_elementwise(n) && calls_libm(cg, n))
         cg_iter_loop(cg, &el, &n->shape);
       else
         cg_iter_shape(cg, &el, &n->shape);
@@ -262,8 +261,13 @@ static void emit_lastaxis(CG *cg, const Node *n) {
         cg_acc_max(cg, &mx, cg_load_elem(cg, a, row, idx));
       }
       LLVMValueRef m = cg_acc_get(cg, &mx);
-      Acc sum = cg_acc_new(cg, 0, unrolled);
-      cg_iter_range(cg, &kl, len);
+      /* the exps, calls of libm, are a loop in a row loop (as
+         emit_each_element's): unrolled copies of a call gave the back end
+         nothing to vectorize; the sum adds them in the same order */
+      bool exp_loop = cg->depth > 0 && a->shape.dim[last] > 1;
+      Acc sum = cg_acc_new(cg, 0, unrolled && !exp_loop);
+      Shape klen = shape1(a->shape.dim[last]);
+      if (exp_loop) cg_iter_loop(cg, &kl, &klen); else cg_iter_range(cg, &kl, len);
       FOR_EACH(cg, kl) {
         idx[last] = kl.idx[0];
         cg_acc_add(cg, &sum, cg_intrinsic1(cg, "llvm.exp", b_fsub(cg, cg_load_elem(cg, a, row, idx), m)));
@@ -278,7 +282,7 @@ static void emit_lastaxis(CG *cg, const Node *n) {
         cg_store_elem(cg, n, row, ol.idx, r);
       } else {
         LLVMValueRef logs = n->op == OP_LOG_SOFTMAX ? cg_intrinsic1(cg, "llvm.log", s) : NULL;
-        cg_iter_range(cg, &kl, len);
+        if (exp_loop && n->op == OP_SOFTMAX) cg_iter_loop(cg, &kl, &klen); else cg_iter_range(cg, &kl, len);
         FOR_EACH(cg, kl) {
           idx[last] = kl.idx[0];
           LLVMValueRef z = b_fsub(cg, cg_load_elem(cg, a, row, idx), m);

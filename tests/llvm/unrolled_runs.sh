@@ -10,6 +10,10 @@
 #                 a loop inside its row loop (each value is a call to tanhf,
 #                 nothing to vectorize), not as 16 unrolled calls: one call a
 #                 layer, where the unrolled copies made 32
+#   exp_loop      fashion_cnn's step (loop nests, batch 100) computes its
+#                 cross-entropy's 10 exps in a loop inside the row loop, in
+#                 the log_softmax's sum and in its gradient: two calls of
+#                 llvm.exp, where the unrolled copies made 20
 nnc=$1 model=$2 case=$3
 count() { # FUNCTION PATTERN: the lines of FUNCTION's body matching PATTERN
   "$nnc" "$model" --emit llvm -O0 |
@@ -27,6 +31,13 @@ libm_loop)
   n=$(count nnc_circles_train_step "call float @tanhf")
   if [ "$n" -ne 2 ]; then
     echo "train_step calls tanhf $n times, expected 2 (one loop per layer)"
+    exit 1
+  fi
+  ;;
+exp_loop)
+  n=$(count nnc_fashion_cnn_train_step "call contract float @llvm.exp.f32")
+  if [ "$n" -ne 2 ]; then
+    echo "train_step calls llvm.exp $n times, expected 2 (one loop each)"
     exit 1
   fi
   ;;
