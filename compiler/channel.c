@@ -140,6 +140,83 @@ void channel_kernel_body(CG *cg, int k, LLVMValueRef fn) {
   LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
+/* ---- per-channel affine maps ---- */
+
+/* One vector of out: x * a + b, or x * a + ((y - m) * k + b) (dual), then
+ * relu, each operation as codegen writes the elementwise nodes it
+ * replaces, so the results are the same bits. */
+static void affine_vector(CG *cg, const LLVMValueRef *q, const LLVMValueRef *v, LLVMValueRef o, bool dual,
+                          bool relu) {
+  LLVMValueRef t = b_fmul(cg, cg_vec_load(cg, gep(cg, q[AF_X], o)), v[AF_A]);
+  LLVMValueRef u = v[AF_B];
+  if (dual) u = b_fadd(cg, b_fmul(cg, b_fsub(cg, cg_vec_load(cg, gep(cg, q[AF_Y], o)), v[AF_M]), v[AF_K]), u);
+  t = b_fadd(cg, t, u);
+  if (relu) {
+    LLVMValueRef zero = cT(cg, 0);
+    t = sel(cg, fgt(cg, t, zero), t, zero);
+  }
+  cg_vec_store(cg, t, gep(cg, q[AF_OUT], o));
+}
+
+/* Every row and channel of out for one (dual, relu): its whole vectors,
+ * then the rest under its mask. */
+static void affine_loops(CG *cg, const LLVMValueRef *P, LLVMValueRef full, LLVMValueRef mask, bool dual, bool relu) {
+  Loop rl, cl, vl;
+  LLVMValueRef r = cg_loop_begin(cg, &rl, P[AF_ROWS]);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, P[AF_C]);
+  LLVMValueRef at = imul(cg, c, P[AF_P]), q[AF_COUNT] = {0}, v[AF_COUNT] = {0};
+  q[AF_X] = gep(cg, P[AF_X], iadd(cg, imul(cg, r, P[AF_XS]), at));
+  q[AF_OUT] = gep(cg, P[AF_OUT], iadd(cg, imul(cg, r, P[AF_OS]), at));
+  if (dual) q[AF_Y] = gep(cg, P[AF_Y], iadd(cg, imul(cg, r, P[AF_YS]), at));
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
+  for (int f = AF_A; f <= (dual ? AF_K : AF_B); f++)
+    v[f] = cg_splat(cg, LLVMBuildLoad2(cg->b, cg->T, gep(cg, P[f], c), ""));
+  LLVMValueRef o = imul(cg, cg_loop_begin(cg, &vl, full), ci(cg, cg->vl));
+  affine_vector(cg, q, v, o, dual, relu);
+  cg_vec_loop_end(cg, &vl);
+  cg->vmask = mask;
+  affine_vector(cg, q, v, imul(cg, full, ci(cg, cg->vl)), dual, relu);
+  cg->vmask = NULL;
+  cg->lanes = lanes;
+  cg_loop_end(cg, &cl);
+  cg_loop_end(cg, &rl);
+}
+
+/* Run then(arg) when cond holds, else other(arg), joining after. */
+static void branch2(CG *cg, LLVMValueRef fn, LLVMValueRef cond, LLVMBasicBlockRef *yes, LLVMBasicBlockRef *no,
+                    LLVMBasicBlockRef *done) {
+  *yes = LLVMAppendBasicBlockInContext(cg->ctx, fn, "");
+  *no = LLVMAppendBasicBlockInContext(cg->ctx, fn, "");
+  *done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "");
+  LLVMBuildCondBr(cg->b, cond, *yes, *no);
+}
+
+void channel_affine_body(CG *cg, LLVMValueRef fn) {
+  LLVMValueRef P[AF_COUNT];
+  for (int i = 0; i < AF_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
+  LLVMValueRef full = LLVMBuildUDiv(cg->b, P[AF_P], ci(cg, cg->vl), "full");
+  LLVMValueRef mask = rest_mask(cg, P[AF_P], full);
+  LLVMValueRef dual = LLVMBuildIsNotNull(cg->b, P[AF_Y], "dual");
+  LLVMValueRef relu = LLVMBuildICmp(cg->b, LLVMIntNE, P[AF_RELU], ci(cg, 0), "relu");
+  LLVMBasicBlockRef yes, no, done;
+  branch2(cg, fn, dual, &yes, &no, &done);
+  LLVMPositionBuilderAtEnd(cg->b, yes); /* a gradient: no relu */
+  affine_loops(cg, P, full, mask, true, false);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, no);
+  LLVMBasicBlockRef ryes, rno, rdone;
+  branch2(cg, fn, relu, &ryes, &rno, &rdone);
+  for (int t = 0; t < 2; t++) {
+    LLVMPositionBuilderAtEnd(cg->b, t ? rno : ryes);
+    affine_loops(cg, P, full, mask, false, !t);
+    LLVMBuildBr(cg->b, rdone);
+  }
+  LLVMPositionBuilderAtEnd(cg->b, rdone);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
 /* ---- the calls ---- */
 
 /* Node n's memory (through reshapes), or NULL. */
@@ -225,7 +302,7 @@ static bool channel_sum_to(const Node *s) {
   return true;
 }
 
-bool channel_kernel_node(const Node *n) { return n->op == OP_CHANNEL_MOMENTS || channel_sum_to(n); }
+
 
 /* a in memory of its full batched shape, or NULL */
 static const Node *whole(const CG *cg, const Node *a, const Shape *s) {
@@ -264,4 +341,108 @@ void channel_sum(CG *cg, const Node *c) {
   LLVMValueRef ap = base_of(cg, a, &as), bp = b ? base_of(cg, b, &bs) : LLVMConstPointerNull(cg->ptr);
   LLVMValueRef args[CH_KERNEL_PARAMS] = {ap, bp, base_of(cg, c, &none), cg->n, as, bs, ci(cg, C), ci(cg, P)};
   call_kernel(cg, GEMM_CH_SUM, args);
+}
+
+/* ---- per-channel affine maps: the calls ---- */
+
+/* What an affine map reads: out = relu?(x * a + b) or x * a + ((y - m) * k + b). */
+typedef struct Affine {
+  const Node *x, *y, *a, *b, *m, *k;
+  bool relu;
+} Affine;
+
+/* Node v (of the output's rank) is a value per channel: [C, 1, ...]. */
+static bool per_channel_shape(const Node *v, const Node *out) {
+  if (v->batched || v->shape.rank != out->shape.rank || v->shape.dim[0] != out->shape.dim[0]) return false;
+  for (int d = 1; d < v->shape.rank; d++)
+    if (v->shape.dim[d] != 1) return false;
+  return true;
+}
+
+static bool is_inline(const CG *cg, const Node *n, Op op) { return n->op == op && cg->st[n->id].kind == ST_INLINE; }
+
+/* The form alone (ops and shapes), which channel_kernel_node asks without
+ * a plan; with cg, also where each operand is. */
+static bool affine_form(const CG *cg, const Node *n, Affine *f) {
+  memset(f, 0, sizeof *f);
+  if (!n->batched || n->shape.rank < 2) return false;
+  const Node *u = n;
+  if (n->op == OP_RELU) {
+    f->relu = true;
+    u = n->in[0];
+    if (cg && cg->st[u->id].kind != ST_INLINE) return false;
+  }
+  if (u->op != OP_ADD || !shape_eq(&u->shape, &n->shape)) return false;
+  const Node *p = u->in[0], *q = u->in[1];
+  if (p->op != OP_MUL || (cg && !is_inline(cg, p, OP_MUL))) return false;
+  f->x = p->in[0], f->a = p->in[1];
+  if (!shape_eq(&f->x->shape, &n->shape) || !f->x->batched || !per_channel_shape(f->a, n)) return false;
+  if (per_channel_shape(q, n)) {
+    f->b = q;
+    return true;
+  }
+  if (f->relu || q->op != OP_ADD || (cg && !is_inline(cg, q, OP_ADD))) return false;
+  const Node *w = q->in[0];
+  f->b = q->in[1];
+  if (w->op != OP_MUL || (cg && !is_inline(cg, w, OP_MUL)) || !per_channel_shape(f->b, n)) return false;
+  const Node *d = w->in[0];
+  f->k = w->in[1];
+  if (d->op != OP_SUB || (cg && !is_inline(cg, d, OP_SUB)) || !per_channel_shape(f->k, n)) return false;
+  f->y = d->in[0], f->m = d->in[1];
+  return shape_eq(&f->y->shape, &n->shape) && f->y->batched && per_channel_shape(f->m, n);
+}
+
+/* Where per-channel value v's C values are: its memory through reshapes,
+ * or a row of a [R, C] value in memory (a slice along its first axis), or
+ * NULL. */
+static LLVMValueRef channel_values(CG *cg, const Node *v, bool build) {
+  const Node *s = cg_stored(cg, v);
+  int64_t first = 0;
+  if (s->op == OP_SLICE && cg->st[s->id].kind == ST_VIEW && s->attr.axis == 0 && s->in[0]->shape.rank == 2 &&
+      !s->in[0]->batched) {
+    first = (int64_t)s->attr.value * s->in[0]->shape.dim[1];
+    s = cg_stored(cg, s->in[0]);
+  }
+  if (s->batched || !memory_of(cg, s)) return NULL;
+  if (!build) return cg->buf; /* any non-NULL */
+  LLVMValueRef none;
+  return gep(cg, base_of(cg, s, &none), ci(cg, first));
+}
+
+static bool affine_ok(const CG *cg, const Node *n, Affine *f) {
+  if (!affine_form(cg, n, f) || !memory_of(cg, n) || !whole(cg, f->x, &n->shape)) return false;
+  if (f->y && !whole(cg, f->y, &n->shape)) return false;
+  const Node *pc[4] = {f->a, f->b, f->m, f->k};
+  for (int i = 0; i < 4; i++)
+    if (pc[i] && !channel_values((CG *)cg, pc[i], false)) return false;
+  return true;
+}
+
+bool channel_kernel_node(const Node *n) {
+  Affine f;
+  return n->op == OP_CHANNEL_MOMENTS || channel_sum_to(n) || affine_form(NULL, n, &f);
+}
+
+bool channel_affine_ok(const CG *cg, const Node *n) {
+  Affine f;
+  return affine_ok(cg, n, &f);
+}
+
+void channel_affine(CG *cg, const Node *n) {
+  Affine f;
+  affine_ok(cg, n, &f);
+  int64_t C = n->shape.dim[0], P = shape_numel(&n->shape) / C;
+  LLVMValueRef xs, ys = ci(cg, 0), os, null = LLVMConstPointerNull(cg->ptr);
+  LLVMValueRef xp = base_of(cg, f.x, &xs), yp = f.y ? base_of(cg, f.y, &ys) : null;
+  LLVMValueRef a = channel_values(cg, f.a, true), b = channel_values(cg, f.b, true);
+  LLVMValueRef m = f.m ? channel_values(cg, f.m, true) : null, k = f.k ? channel_values(cg, f.k, true) : null;
+  cg_forget_node(cg, n);
+  LLVMValueRef op = base_of(cg, n, &os);
+  LLVMValueRef args[AF_COUNT] = {[AF_X] = xp, [AF_Y] = yp, [AF_OUT] = op, [AF_ROWS] = cg->n, [AF_XS] = xs,
+                                 [AF_YS] = ys, [AF_OS] = os, [AF_C] = ci(cg, C), [AF_P] = ci(cg, P),
+                                 [AF_A] = a, [AF_B] = b, [AF_M] = m, [AF_K] = k,
+                                 [AF_RELU] = ci(cg, f.relu)};
+  LLVMTypeRef ty;
+  LLVMValueRef fn = gemm_fixed_kernel(cg, GEMM_CH_AFFINE, &ty);
+  LLVMBuildCall2(cg->b, ty, fn, args, AF_COUNT, "");
 }

@@ -31,4 +31,19 @@ void channel_sum(CG *cg, const Node *c);
 enum { CH_KERNEL_PARAMS = 8 };
 void channel_kernel_body(CG *cg, int k, LLVMValueRef fn);
 
+/* Is stored node n a per-channel affine map of values in memory, which
+ * channel_affine builds as one call of GEMM_CH_AFFINE: batch_norm's
+ * normalization, relu(x * scale + shift) or without the relu, and its
+ * input gradient, dy * scale + ((x - mean) * k + b), each per-channel
+ * factor a [C, 1, ...] value in memory (through reshapes, or a row of a
+ * [R, C] one)? */
+bool channel_affine_ok(const CG *cg, const Node *n);
+void channel_affine(CG *cg, const Node *n);
+/* The body of GEMM_CH_AFFINE in fn: fn(x, y, out, rows, xs, ys, os, C, P,
+ * a, b, m, k, relu), rows of [C, P] at x + r*xs (y, out alike); for each
+ * channel c: out = x * a[c] + b[c], then max(., 0) when relu is not 0; or,
+ * y not NULL, out = x * a[c] + ((y - m[c]) * k[c] + b[c]). */
+enum { AF_X, AF_Y, AF_OUT, AF_ROWS, AF_XS, AF_YS, AF_OS, AF_C, AF_P, AF_A, AF_B, AF_M, AF_K, AF_RELU, AF_COUNT };
+void channel_affine_body(CG *cg, LLVMValueRef fn);
+
 #endif

@@ -714,7 +714,10 @@ static void emit_node(CG *cg, const Node *n) {
     return;
   case OPC_UNARY: case OPC_BINARY: case OPC_TRANSPOSE: case OPC_BROADCAST: case OPC_RESHAPE:
   case OPC_CONCAT: case OPC_SLICE:
-    emit_elementwise(cg, n);
+    if (channel_affine_ok(cg, n))
+      channel_affine(cg, n);
+    else
+      emit_elementwise(cg, n);
     return;
   case OPC_REDUCE:
     emit_reduce(cg, n);

@@ -61,7 +61,8 @@ enum { UK_LOADC = 1, UK_LAST = 2 };
 const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_b", "nnc.gemm.ukr", "nnc.gemm",
                                                                   "nnc.gemm.im2col", "nnc.gemm.col2im",
                                                                   "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx",
-                                                                  "nnc.channel.moments", "nnc.channel.sum"};
+                                                                  "nnc.channel.moments", "nnc.channel.sum",
+                                                                  "nnc.channel.affine"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */
@@ -78,7 +79,7 @@ struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty;
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty;
   int nepi;
   EpiKernels *epi;
 };
@@ -1057,7 +1058,7 @@ static LLVMValueRef build_gemm(CG *cg) {
 }
 
 static LLVMTypeRef window_type(const GemmKernels *gk, int k) {
-  return k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
+  return k == GEMM_CH_AFFINE ? gk->aff_ty : k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
 }
 
 /* Window kernel k (GEMM_IM2COL and after), its body window.c's. */
@@ -1068,7 +1069,9 @@ static LLVMValueRef build_window(CG *cg, int k) {
     noalias_param(cg, fn, 0, true);
     noalias_param(cg, fn, 1, false);
   }
-  if (k >= GEMM_CH_MOMENTS)
+  if (k == GEMM_CH_AFFINE)
+    channel_affine_body(cg, fn);
+  else if (k >= GEMM_CH_MOMENTS)
     channel_kernel_body(cg, k, fn);
   else
     window_kernel_body(cg, k, fn);
@@ -1120,6 +1123,10 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef ch[CH_KERNEL_PARAMS] = {p, p, p};
   for (int i = 3; i < CH_KERNEL_PARAMS; i++) ch[i] = I;
   gk->ch_ty = LLVMFunctionType(V, ch, CH_KERNEL_PARAMS, 0);
+  LLVMTypeRef af[AF_COUNT];
+  for (int i = 0; i < AF_COUNT; i++) af[i] = I;
+  af[AF_X] = af[AF_Y] = af[AF_OUT] = af[AF_A] = af[AF_B] = af[AF_M] = af[AF_K] = p;
+  gk->aff_ty = LLVMFunctionType(V, af, AF_COUNT, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);

@@ -76,6 +76,7 @@ static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 
 enum {
   GEMM_PACK, GEMM_UKR, GEMM_MACRO, GEMM_IM2COL, GEMM_COL2IM, GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX,
   GEMM_CH_MOMENTS, GEMM_CH_SUM, /* channel.c's per-channel sums over the batch */
+  GEMM_CH_AFFINE,               /* and its per-channel affine maps */
   GEMM_FIXED_KERNELS
 };
 extern const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS];
