@@ -242,10 +242,10 @@ static void walk_runs(CG *cg, const GeoV *g, LLVMValueRef src, LLVMValueRef cols
   cg_loop_end(cg, &cl);
 }
 
-/* A run of stride 1 in vectors: the whole ones, then the rest under the
- * mask of its lanes; each vector's columns at col + o, its input at in + o
- * (im2col copies, col2im adds). */
-static void run_vectors(CG *cg, const Runs *r, bool add) {
+/* An im2col run of stride 1 in vectors: the whole ones, then the rest
+ * under the mask of its lanes; each vector's columns at col + o, its input
+ * at in + o. */
+static void run_vectors(CG *cg, const Runs *r) {
   int lanes = cg->lanes;
   cg->lanes = cg->vl;
   Loop lp;
@@ -258,10 +258,7 @@ static void run_vectors(CG *cg, const Runs *r, bool add) {
       cg->vmask = r->mask;
     }
     LLVMValueRef in = gep(cg, r->in, o), col = gep(cg, r->col, o);
-    if (add)
-      cg_vec_store(cg, b_fadd(cg, cg_vec_load(cg, in), cg_vec_load(cg, col)), in);
-    else
-      cg_vec_store(cg, cg_vec_load(cg, in), col);
+    cg_vec_store(cg, cg_vec_load(cg, in), col);
     cg->vmask = NULL;
     if (part == 0) cg_vec_loop_end(cg, &lp);
   }
@@ -281,8 +278,79 @@ static void run_elements(CG *cg, const GeoV *g, const Runs *r, bool add) {
   cg_loop_end(cg, &lp);
 }
 
-static void im2col_unit(CG *cg, const GeoV *g, const Runs *r) { (void)g, run_vectors(cg, r, false); }
-static void col2im_unit(CG *cg, const GeoV *g, const Runs *r) { (void)g, run_vectors(cg, r, true); }
+/* An i64 value in every lane of a vector of i32. */
+static LLVMValueRef splat_i32(CG *cg, LLVMValueRef v) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), vi = LLVMVectorType(i32, (unsigned)cg->vl);
+  LLVMValueRef e = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vi), LLVMBuildTrunc(cg->b, v, i32, ""), ci(cg, 0), "");
+  return LLVMBuildShuffleVector(cg->b, e, LLVMGetPoison(vi), LLVMConstNull(vi), "");
+}
+
+/* base + l in lane l, a vector of i32. */
+static LLVMValueRef lane_ids(CG *cg, LLVMValueRef base) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef lane[64];
+  for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
+  return LLVMBuildAdd(cg->b, splat_i32(cg, base), LLVMConstVector(lane, (unsigned)cg->vl), "");
+}
+
+/* col2im of stride 1 in vectors along the input's rows: for each channel
+ * c, tap row i and output row oy whose input row y is inside, the row of
+ * dx at y is loaded a vector of its x at a time, the kw columns of the
+ * taps (c, i, j) added to it in registers (lane x takes column ox = x - j
+ * + pw of tap j, a masked load: no lanes where ox is outside the output),
+ * and stored once. Each dx element still adds its terms in the order of
+ * the walk (c, i, j), from 0 (the lanes a tap does not reach add +0, which
+ * changes no sum that starts from +0), so the same bits as the runs; a
+ * dx row is read and written once per (c, i), not once per tap, and no
+ * tap's masked store waits on the one before. */
+static void col2im_rows(CG *cg, const GeoV *g, LLVMValueRef cols, LLVMValueRef dx) {
+  Loop cl, il, rl, yl, xl, jl;
+  LLVMValueRef hw = imul(cg, g->H, g->W), P = imul(cg, g->oh, g->ow);
+  LLVMValueRef acc = LLVMBuildAlloca(cg->alloc, LLVMVectorType(cg->T, (unsigned)cg->vl), "row");
+  LLVMValueRef c = cg_loop_begin(cg, &cl, g->C);
+  LLVMValueRef i = cg_loop_begin(cg, &il, g->kh);
+  LLVMValueRef ylo, yhi;
+  inside(cg, i, g->sh, g->ph, g->H, g->oh, &ylo, &yhi);
+  /* lane x of tap (c, i, j) at output row oy: column ox = x + pw - j of
+     its row, at tap0 + pw + oy*ow + j*(P - 1) + x */
+  LLVMValueRef tap0 = imul(cg, iadd(cg, imul(cg, c, g->kh), i), imul(cg, g->kw, P));
+  LLVMValueRef row = cg_loop_begin(cg, &rl, g->rows);
+  LLVMValueRef col_r = iadd(cg, imul(cg, row, g->cs), iadd(cg, tap0, g->pw));
+  LLVMValueRef dx_r = iadd(cg, imul(cg, row, g->ss), imul(cg, c, hw));
+  LLVMValueRef oy = iadd(cg, cg_loop_begin(cg, &yl, LLVMBuildNSWSub(cg->b, yhi, ylo, "")), ylo);
+  LLVMValueRef y = LLVMBuildNSWSub(cg->b, iadd(cg, oy, i), g->ph, "");
+  LLVMValueRef dxrow = gep(cg, dx, iadd(cg, dx_r, imul(cg, y, g->W)));
+  LLVMValueRef colrow = iadd(cg, col_r, imul(cg, oy, g->ow));
+  LLVMValueRef nx = LLVMBuildUDiv(cg->b, iadd(cg, g->W, ci(cg, cg->vl - 1)), ci(cg, cg->vl), "");
+  LLVMValueRef x0 = imul(cg, cg_loop_begin(cg, &xl, nx), ci(cg, cg->vl));
+  LLVMValueRef x = lane_ids(cg, x0);
+  LLVMValueRef inx = LLVMBuildICmp(cg->b, LLVMIntULT, x, splat_i32(cg, g->W), "in_x");
+  int lanes = cg->lanes;
+  cg->lanes = cg->vl;
+  cg->vmask = inx;
+  LLVMValueRef at = gep(cg, dxrow, x0);
+  LLVMBuildStore(cg->b, cg_vec_load(cg, at), acc);
+  LLVMValueRef j = cg_loop_begin(cg, &jl, g->kw);
+  /* lane x reads ox = x + pw - j: inside when ox <u ow */
+  LLVMValueRef ox = LLVMBuildAdd(cg->b, x, splat_i32(cg, LLVMBuildNSWSub(cg->b, g->pw, j, "")), "");
+  cg->vmask = LLVMBuildAnd(cg->b, inx, LLVMBuildICmp(cg->b, LLVMIntULT, ox, splat_i32(cg, g->ow), ""), "tap");
+  LLVMValueRef off = iadd(cg, colrow, iadd(cg, imul(cg, j, LLVMBuildNSWSub(cg->b, P, ci(cg, 1), "")), x0));
+  LLVMValueRef colp = LLVMBuildGEP2(cg->b, cg->T, cols, &off, 1, "");
+  LLVMValueRef col = cg_vec_load(cg, colp);
+  LLVMBuildStore(cg->b, b_fadd(cg, LLVMBuildLoad2(cg->b, LLVMVectorType(cg->T, (unsigned)cg->vl), acc, ""), col), acc);
+  cg_vec_loop_end(cg, &jl);
+  cg->vmask = inx;
+  cg_vec_store(cg, LLVMBuildLoad2(cg->b, LLVMVectorType(cg->T, (unsigned)cg->vl), acc, ""), at);
+  cg->vmask = NULL;
+  cg->lanes = lanes;
+  cg_vec_loop_end(cg, &xl);
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &rl);
+  cg_loop_end(cg, &il);
+  cg_loop_end(cg, &cl);
+}
+
+static void im2col_unit(CG *cg, const GeoV *g, const Runs *r) { (void)g, run_vectors(cg, r); }
 static void im2col_strided(CG *cg, const GeoV *g, const Runs *r) { run_elements(cg, g, r, false); }
 static void col2im_strided(CG *cg, const GeoV *g, const Runs *r) { run_elements(cg, g, r, true); }
 
@@ -302,8 +370,8 @@ static void zero_range(CG *cg, LLVMValueRef p, LLVMValueRef count) { cg_vec_rang
  * The rows are the innermost loop but one (around the output rows oy),
  * so a tap's bounds and masks are worked out once for all of them.
  *
- * Stride 1 (along both axes) walks runs of vectors, any other stride
- * elements. */
+ * Stride 1 (along both axes) walks runs of vectors (col2im: rows of dx in
+ * vectors, col2im_rows), any other stride elements. */
 static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn);
 
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
@@ -333,7 +401,10 @@ void window_kernel_body(CG *cg, int k, LLVMValueRef fn) {
   GeoV u = g;
   u.sw = u.sh = one; /* the walk's divisions by the strides fold away */
   bool vec = cg->vec_loops && cg->vl >= 2;
-  walk_runs(cg, &u, src, cols, !vec ? (im2col ? im2col_strided : col2im_strided) : im2col ? im2col_unit : col2im_unit, vec);
+  if (vec && !im2col)
+    col2im_rows(cg, &u, cols, src);
+  else
+    walk_runs(cg, &u, src, cols, !vec ? (im2col ? im2col_strided : col2im_strided) : im2col_unit, vec);
   LLVMBuildBr(cg->b, done);
   LLVMPositionBuilderAtEnd(cg->b, strided);
   walk_runs(cg, &g, src, cols, im2col ? im2col_strided : col2im_strided, false);
