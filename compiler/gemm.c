@@ -560,9 +560,11 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValue
  *
  * The module's micro-kernel computes any tile, full or at an edge:
  *   void ukr(i64 kc, T *a, i64 rsa, i64 csa, T *bp, T *c, i64 ldc, T *out,
- *            i64 ldo, i64 mr, i64 nr, i64 flags)
+ *            i64 ldo, i64 mr, i64 nr, i64 flags, T *pf, i64 pfs, i64 pfn)
  * rows i < mr, columns j < nr of C + c's offset: starting from c (UK_LOADC)
- * or zero, stored at out. a = &A(m0, k0), bp a micro-panel of B~.
+ * or zero, stored at out. a = &A(m0, k0), bp a micro-panel of B~. Step
+ * k < pfn also fetches NR elements at pf + k*pfs into L2 (the next
+ * panel's rows of B when the macro-kernel packs a panel at a time).
  *
  * An epilogue's kernel runs on a tile's last k-block, whose sums the
  * micro-kernel left in a tile buffer of NR columns:
@@ -570,7 +572,7 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValue
  * (m0, n0: the tile's place in C, where the epilogue reads its operands.)
  * Through memory, not registers: the tile buffer stays in L1, and the
  * micro-kernel is then one for every GEMM, prebuilt (kernels.h). */
-enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_COUNT };
+enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_PF, U_PFS, U_PFN, U_COUNT };
 enum { T_TILE, T_C, T_LDC, T_M0, T_N0, T_MR, T_NR, T_CTX, T_COUNT };
 
 typedef struct Tile {
@@ -679,7 +681,7 @@ static void load_at(CG *cg, void *arg, Tile *t) {
  * vectors of each row: an edge panel's columns past them are never
  * stored, and keep init. */
 static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef bp,
-                   LLVMValueRef mr, int nvu, const Tile *init, Tile *out) {
+                   LLVMValueRef mr, int nvu, const LLVMValueRef *pf, const Tile *init, Tile *out) {
   int nv = cg->gemm_nv, vl = cg->vl;
   LLVMTypeRef vt = vec_type(cg);
   LLVMValueRef arow[GEMM_MR];
@@ -695,6 +697,13 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   LLVMValueRef k = LLVMBuildPhi(cg->b, cg->i64, "k");
   Tile acc, next;
   tile_phis(cg, &acc);
+  /* row k of pf[0] (rows pf[1] apart), for k < pf[2]: NR columns into L2 */
+  LLVMBasicBlockRef pth, pel, pjoin;
+  branch(cg, icmp(cg, LLVMIntSLT, k, pf[2]), &pth, &pel, &pjoin);
+  LLVMValueRef prow = gep(cg, pf[0], imul(cg, k, pf[1]));
+  for (int64_t j = 0; j < nr_of(cg); j += 64 / (int64_t)es(cg)) prefetch_to(cg, gep(cg, prow, ci(cg, j)), false, 2);
+  go_to(cg, pjoin, pel);
+  go_to(cg, pjoin, pjoin);
   LLVMValueRef bk = gep(cg, bp, imul(cg, k, ci(cg, nr_of(cg)))), koff = imul(cg, k, csa);
   LLVMValueRef b[4];
   for (int v = 0; v < nvu; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
@@ -721,14 +730,14 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
  * edge panel (the last 4 of a convolution's 196 positions, the last 36
  * of a batch of 100) runs the FMAs of its own vectors only. */
 typedef struct KLoop {
-  LLVMValueRef kc, a, rsa, csa, bp, mr, nr;
+  LLVMValueRef kc, a, rsa, csa, bp, mr, nr, pf[3];
   const Tile *init;
   int nvu;
 } KLoop;
 
 static void k_loop_leaf(CG *cg, void *arg, Tile *t) {
   KLoop *kl = arg;
-  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->init, t);
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->pf, kl->init, t);
 }
 
 static void k_loop_of(CG *cg, void *arg, Tile *t) {
@@ -773,10 +782,10 @@ static LLVMValueRef build_ukr(CG *cg) {
   LLVMBasicBlockRef fth, fel, fjoin;
   Tile whole_acc, edge_acc;
   branch(cg, full, &fth, &fel, &fjoin);
-  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], NULL, cg->gemm_nv, &init, &whole_acc);
+  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], NULL, cg->gemm_nv, &P[U_PF], &init, &whole_acc);
   LLVMBasicBlockRef fth_end = LLVMGetInsertBlock(cg->b);
   go_to(cg, fjoin, fel);
-  KLoop kl = {P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], P[U_NR], &init, 1};
+  KLoop kl = {P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], P[U_NR], {P[U_PF], P[U_PFS], P[U_PFN]}, &init, 1};
   k_loop_of(cg, &kl, &edge_acc);
   LLVMBasicBlockRef fel_end = LLVMGetInsertBlock(cg->b);
   go_to(cg, fjoin, fjoin);
@@ -858,23 +867,6 @@ static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef cs
   prefetch(cg, gep(cg, row, imul(cg, j, csa)), false);
   cg_loop_end(cg, &jl);
   cg_loop_end(cg, &il);
-}
-
-/* Packing a micro-panel at a time (by_panel), row tile t of n fetches
- * its share of the next panel's rows of B (rows contiguous: B + k*rs +
- * col), kc rows of NR columns from row k0, into L2, so that the packer
- * finds them there rather than waiting on memory. */
-static void prefetch_panel(CG *cg, LLVMValueRef b, LLVMValueRef rs, LLVMValueRef k0, LLVMValueRef col, LLVMValueRef kc,
-                           LLVMValueRef t, LLVMValueRef n) {
-  Loop rl;
-  int64_t line = 64 / (int64_t)es(cg);
-  LLVMValueRef step = LLVMBuildSDiv(cg->b, iadd(cg, kc, isub(cg, n, ci(cg, 1))), n, "");
-  LLVMValueRef r0 = imul(cg, t, step);
-  LLVMValueRef cnt = imin(cg, step, isub(cg, kc, r0));
-  LLVMValueRef r = iadd(cg, r0, cg_loop_begin(cg, &rl, cnt));
-  LLVMValueRef row = gep(cg, b, iadd(cg, imul(cg, iadd(cg, k0, r), rs), col));
-  for (int64_t j = 0; j < nr_of(cg); j += line) prefetch_to(cg, gep(cg, row, ci(cg, j)), false, 2);
-  cg_loop_end(cg, &rl);
 }
 
 /* The tile buffer's sums (mr x nr, rows of NR) transposed into tt (nr x
@@ -1031,17 +1023,20 @@ static LLVMValueRef build_gemm(CG *cg) {
   /* the next panel: the next NR columns, or the next k-block's first */
   LLVMValueRef last_panel = icmp(cg, LLVMIntSGE, iadd(cg, jr, ci(cg, nr)), nc);
   LLVMValueRef next_k = sel(cg, last_panel, iadd(cg, pc, kc), pc), next_col = sel(cg, last_panel, jc, iadd(cg, col, ci(cg, nr)));
-  branch(cg, LLVMBuildAnd(cg->b, by_panel, icmp(cg, LLVMIntEQ, bcs, ci(cg, 1)), ""), &th, &el, &join);
-  prefetch_panel(cg, bsrc, brs, next_k, next_col, kc, ti, ntile);
-  go_to(cg, join, el);
-  go_to(cg, join, join);
+  /* row tile ti of ntile fetches its share of the next panel's rows of
+     B, a row in each of its first k steps (B's rows contiguous) */
+  LLVMValueRef step = LLVMBuildSDiv(cg->b, iadd(cg, kc, isub(cg, ntile, ci(cg, 1))), ntile, "");
+  LLVMValueRef r0 = imul(cg, ti, step);
+  LLVMValueRef pf = gep(cg, bsrc, iadd(cg, imul(cg, iadd(cg, next_k, r0), brs), next_col));
+  LLVMValueRef pfn = sel(cg, LLVMBuildAnd(cg->b, by_panel, icmp(cg, LLVMIntEQ, bcs, ci(cg, 1)), ""),
+                         imin(cg, step, isub(cg, kc, r0)), ci(cg, 0));
   LLVMValueRef mrv = imin(cg, ci(cg, GEMM_MR), isub(cg, iadd(cg, ic, mc), ir));
   LLVMValueRef a = gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA])));
   /* a transposed product's partial sums: C'(m, n) at S + m*ncp + (n - jc) */
   LLVMValueRef ldc = LLVMBuildSelect(cg->b, trans, ncp, P[G_LDC], "");
   LLVMValueRef c = LLVMBuildSelect(cg->b, trans, gep(cg, S, iadd(cg, imul(cg, ir, ncp), jr)),
                                    gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col)), "");
-  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags};
+  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags, pf, brs, pfn};
   branch(cg, trans, &th, &el, &join);
   prefetch_a(cg, a, P[G_RSA], P[G_CSA], kc);
   call_tile_trans(cg, P, tile, tt, u, ir, col);
@@ -1106,7 +1101,7 @@ static GemmKernels *kernels(CG *cg) {
   if (cg->gemm) return cg->gemm;
   GemmKernels *gk = cg->gemm = nnc_xcalloc(1, sizeof *gk);
   LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
-  LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I};
+  LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I, p, I, I};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
   LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
