@@ -333,10 +333,17 @@ static void emit_matmul(CG *cg, const Node *n) {
       LLVMValueRef ip = ci(cg, p);
       bv[p] = cg_load_elem(cg, B, row, &ip);
     }
-    cg_iter_shape(cg, &ij, &out);
+    /* each result a vector sum, a loop: the results are a loop too, not
+       that loop written once per result (the 10 outputs of a layer whose
+       product is not a GEMM) */
+    bool vec = dot_vec_ok(cg, A, B, k);
+    if (vec && m * nn > 1)
+      cg_iter_loop(cg, &ij, &out);
+    else
+      cg_iter_shape(cg, &ij, &out);
     FOR_EACH(cg, ij) {
       LLVMValueRef i = ij.idx[0], j = ij.idx[1], v;
-      if (dot_vec_ok(cg, A, B, k)) {
+      if (vec) {
         v = cg_vec_reduce(cg, k, dot_term, &(DotTerm){A, B, row, i, j});
       } else {
         Acc acc = cg_acc_new(cg, 0, cg_would_unroll(cg, k));

@@ -14,6 +14,10 @@
 #                 cross-entropy's 10 exps in a loop inside the row loop, in
 #                 the log_softmax's sum and in its gradient: two calls of
 #                 llvm.exp, where the unrolled copies made 20
+#   dot_loop      fashion_cnn's forward pass computes its output layer's 10
+#                 dot products of 1024 terms (not a GEMM there), each a
+#                 vector sum, in a loop over the outputs: one vector sum,
+#                 where the copies made 10
 nnc=$1 model=$2 case=$3
 count() { # FUNCTION PATTERN: the lines of FUNCTION's body matching PATTERN
   "$nnc" "$model" --emit llvm -O0 |
@@ -38,6 +42,13 @@ exp_loop)
   n=$(count nnc_fashion_cnn_train_step "call contract float @llvm.exp.f32")
   if [ "$n" -ne 2 ]; then
     echo "train_step calls llvm.exp $n times, expected 2 (one loop each)"
+    exit 1
+  fi
+  ;;
+dot_loop)
+  n=$(count nnc_fashion_cnn_forward_batch "%vsum[0-9]* = alloca")
+  if [ "$n" -ne 1 ]; then
+    echo "forward_batch has $n vector sums, expected 1 (the outputs a loop)"
     exit 1
   fi
   ;;
