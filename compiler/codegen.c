@@ -723,6 +723,8 @@ static void emit_node(CG *cg, const Node *n) {
   case OPC_CONCAT: case OPC_SLICE:
     if (channel_affine_ok(cg, n))
       channel_affine(cg, n);
+    else if (window_pool_relu_ok(cg, n))
+      window_pool_relu(cg, n);
     else
       emit_elementwise(cg, n);
     return;
@@ -1195,6 +1197,12 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
   for (int i = 0; i < g->len; i++)
     if (cg->need[i] && !given[i] && !root[i] && users[i] == 1 && cg->st[i].kind == ST_MEM &&
         cg->st[reader[i]->id].kind == ST_MEM && channel_sum_inline_ok(cg, g->nodes[i], reader[i]))
+      cg->st[i].kind = ST_INLINE;
+  /* max pooling's gradient times relu's mask: one kernel call, the
+     gradient not stored */
+  for (int i = 0; i < g->len; i++)
+    if (cg->need[i] && !given[i] && !root[i] && users[i] == 1 && cg->st[i].kind == ST_MEM &&
+        window_pool_relu_inline_ok(cg, g->nodes[i], reader[i]))
       cg->st[i].kind = ST_INLINE;
   /* results that can be computed straight into the buffer; train_step
      keeps a gradient too large for the stack in the buffer's gradient

@@ -575,6 +575,7 @@ static bool fast_max_pool_ok(const CG *cg, const Node *n) {
 typedef struct PoolV {
   LLVMValueRef x, dy, out;
   LLVMValueRef C, H, W, sh, sw, oh, ow, covered;
+  LLVMValueRef relu; /* the gradient: times step(x, 0) (an i1), or NULL */
 } PoolV;
 
 static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
@@ -613,6 +614,8 @@ static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
     LLVMBuildStore(cg->b, best, gep(cg, p->out, o));
   } else {
     LLVMValueRef grad = LLVMBuildLoad2(cg->b, cg->T, gep(cg, p->dy, o), "");
+    if (p->relu) /* as mul(dx, step(x, 0)) computes it at the maximum; 0 elsewhere either way */
+      grad = sel(cg, p->relu, b_fmul(cg, grad, sel(cg, fgt(cg, best, cT(cg, 0)), cT(cg, 1), cT(cg, 0))), grad);
     for (int t = 0; t < taps; t++) {
       LLVMValueRef mine = LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, ci(cg, t), "");
       LLVMValueRef dst = gep(cg, p->out, iadd(cg, corner, iadd(cg, imul(cg, ci(cg, t / kw), p->W), ci(cg, t % kw))));
@@ -633,7 +636,8 @@ static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
   LLVMValueRef P[POOL_KERNEL_PARAMS];
   for (int i = 0; i < POOL_KERNEL_PARAMS; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   LLVMValueRef kh = P[10];
-  PoolV p = {NULL, NULL, NULL, P[7], P[8], P[9], P[11], P[12], P[13], P[14], NULL};
+  PoolV p = {NULL, NULL, NULL, P[7], P[8], P[9], P[11], P[12], P[13], P[14], NULL, NULL};
+  if (!fwd) p.relu = LLVMBuildICmp(cg->b, LLVMIntNE, P[15], ci(cg, 0), "relu");
   if (!fwd) {
     LLVMValueRef cov = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.oh, p.sh), p.H, ""),
                                     LLVMBuildICmp(cg->b, LLVMIntEQ, imul(cg, p.ow, p.sw), p.W, ""), "");
@@ -664,13 +668,14 @@ static int64_t row_stride(const CG *cg, const Node *n) {
   return n->batched ? cg->st[n->id].row_stride : 0;
 }
 
-static void fast_max_pool(CG *cg, const Node *n) {
+/* Max pooling n, or its gradient into out times relu's mask (relu). */
+static void fast_max_pool_into(CG *cg, const Node *n, const Node *out, bool relu) {
   Geo g = geo_of(n);
   const Window *w = g.w;
   bool fwd = n->op == OP_MAX_POOL;
   flush_mem(cg, n->in[0]);
   if (!fwd) flush_mem(cg, n->in[1]);
-  cg_forget_node(cg, n);
+  cg_forget_node(cg, out);
   /* every input element lies in a window (else the rest is zeroed first) */
   bool covered = g.oh * w->s[0] == w->in[0] && g.ow * w->s[1] == w->in[1] && w->s[0] == w->k[0] && w->s[1] == w->k[1];
   /* the common 2x2 and 2 (one axis): a call of the fixed kernel */
@@ -682,20 +687,62 @@ static void fast_max_pool(CG *cg, const Node *n) {
     LLVMValueRef zero = ci(cg, 0);
     LLVMValueRef args[POOL_KERNEL_PARAMS] = {
         mem_row(cg, n->in[0], zero), fwd ? LLVMConstPointerNull(cg->ptr) : mem_row(cg, n->in[1], zero),
-        mem_row(cg, n, zero), rows, ci(cg, row_stride(cg, n->in[0])), ci(cg, fwd ? 0 : row_stride(cg, n->in[1])),
-        ci(cg, row_stride(cg, n)), ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->k[0]),
-        ci(cg, w->s[0]), ci(cg, w->s[1]), ci(cg, g.oh), ci(cg, g.ow)};
+        mem_row(cg, out, zero), rows, ci(cg, row_stride(cg, n->in[0])), ci(cg, fwd ? 0 : row_stride(cg, n->in[1])),
+        ci(cg, row_stride(cg, out)), ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->k[0]),
+        ci(cg, w->s[0]), ci(cg, w->s[1]), ci(cg, g.oh), ci(cg, g.ow), ci(cg, relu)};
     LLVMBuildCall2(cg->b, ty, fn, args, POOL_KERNEL_PARAMS, "");
     return;
   }
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, rows);
-  LLVMValueRef x = mem_row(cg, n->in[0], row), out = mem_row(cg, n, row);
+  LLVMValueRef x = mem_row(cg, n->in[0], row), po = mem_row(cg, out, row);
   LLVMValueRef dy = fwd ? NULL : mem_row(cg, n->in[1], row);
-  PoolV p = {x, dy, out, ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
-             ci(cg, g.oh), ci(cg, g.ow), LLVMConstInt(cg->i1, covered, 0)};
+  PoolV p = {x, dy, po, ci(cg, g.C), ci(cg, w->in[0]), ci(cg, w->in[1]), ci(cg, w->s[0]), ci(cg, w->s[1]),
+             ci(cg, g.oh), ci(cg, g.ow), LLVMConstInt(cg->i1, covered, 0),
+             relu ? LLVMConstInt(cg->i1, 1, 0) : NULL};
   max_pool_row(cg, fwd, &p, (int)w->k[0], (int)w->k[1]);
   cg_loop_end(cg, &rl);
+}
+
+static void fast_max_pool(CG *cg, const Node *n) { fast_max_pool_into(cg, n, n, false); }
+
+/* ---- max pooling's gradient times relu's mask ---- */
+
+/* n is the gradient of 2-wide windows of stride 2 that cover the input
+ * (each input element in one window: the kernel writes it once, so out
+ * may be written over x), with x and dy in memory */
+static bool pool_relu_grad(const CG *cg, const Node *n) {
+  if (n->op != OP_MAX_POOL_DX || !n->batched) return false;
+  const Window *w = &n->attr.win;
+  Geo g = geo_of(n);
+  if (has_padding(w) || !(w->k[0] == 1 || w->k[0] == 2) || w->k[1] != 2) return false;
+  if (w->s[0] != w->k[0] || w->s[1] != w->k[1] || g.oh * w->s[0] != w->in[0] || g.ow * w->s[1] != w->in[1])
+    return false;
+  return in_memory(cg, n->in[0]) && in_memory(cg, n->in[1]);
+}
+
+/* c = mul(n, step(x, 0)) (either order), x the pooled input of n, the
+ * step inline */
+static bool relu_mask_of(const CG *cg, const Node *n, const Node *c) {
+  if (c->op != OP_MUL || !c->batched || !shape_eq(&c->shape, &n->shape)) return false;
+  const Node *s = c->in[0] == n ? c->in[1] : c->in[1] == n ? c->in[0] : NULL;
+  return s && s->op == OP_STEP && s->attr.value == 0 && s->in[0] == n->in[0] && cg->st[s->id].kind == ST_INLINE;
+}
+
+bool window_pool_relu_inline_ok(const CG *cg, const Node *n, const Node *c) {
+  return pool_relu_grad(cg, n) && relu_mask_of(cg, n, c) && cg->st[c->id].kind == ST_MEM && !cg->fused_into[c->id];
+}
+
+bool window_pool_relu_ok(const CG *cg, const Node *c) {
+  if (c->op != OP_MUL) return false;
+  const Node *n = c->in[0]->op == OP_MAX_POOL_DX ? c->in[0] : c->in[1];
+  return n->op == OP_MAX_POOL_DX && cg->st[n->id].kind == ST_INLINE && relu_mask_of(cg, n, c) &&
+         in_memory(cg, c);
+}
+
+void window_pool_relu(CG *cg, const Node *c) {
+  const Node *n = c->in[0]->op == OP_MAX_POOL_DX ? c->in[0] : c->in[1];
+  fast_max_pool_into(cg, n, c, true);
 }
 
 /* max_pool, avg_pool and their gradients: a loop over the windows. The
