@@ -1,11 +1,12 @@
 /*
- * channel.c - per-channel sums over the rows of a batch as calls of two
- * fixed kernels (gemm.c's table: prebuilt per x86-64 level, section 9 of
- * docs/internals.md): batch_norm's statistics (channel_moments: each
- * channel's mean, then the squared deviations from it) and the per-channel
- * sums of its gradient (batch_sum of sum_to: sum dy and sum dy * x). The
- * rows, their strides and the sizes are arguments, so every batch_norm of
- * every function calls the same two.
+ * channel.c - batch_norm's loops over the rows of a batch as calls of
+ * three fixed kernels (gemm.c's table: prebuilt per x86-64 level, section
+ * 9 of docs/internals.md): its statistics (channel_moments: each channel's
+ * mean, then the squared deviations from it), the per-channel sums of its
+ * gradient (batch_sum of sum_to: sum dy and sum dy * x), and its
+ * per-channel affine maps (the normalization with the relu after it, and
+ * the input gradient). The rows, their strides and the sizes are
+ * arguments, so every batch_norm of every function calls the same three.
  *
  * The order of a channel's sum: a vector of vl partial sums (vl the
  * target's lanes), lane l adding positions l, l + vl, ... of row 0, then

@@ -1,7 +1,7 @@
 /*
- * channel.h - per-channel sums over the rows of a batch (batch_norm's
- * statistics and the sums of its gradient) as calls of two fixed kernels
- * (channel.c), for codegen.c.
+ * channel.h - batch_norm's loops over the rows of a batch (its statistics,
+ * the sums of its gradient, its normalization and input gradient) as calls
+ * of three fixed kernels (channel.c), for codegen.c.
  */
 #ifndef NNC_CHANNEL_H
 #define NNC_CHANNEL_H

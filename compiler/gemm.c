@@ -1074,9 +1074,9 @@ static LLVMValueRef build_window(CG *cg, int k) {
   return fn;
 }
 
-/* Does the graph have convolutions, max pooling or per-channel sums (the
- * window and channel kernels a module exports)? Without a graph (a
- * prebuilt set): yes. */
+/* Does the graph have convolutions, max pooling or per-channel sums or
+ * maps (the window and channel kernels a module exports)? Without a graph
+ * (a prebuilt set): yes. */
 static bool has_window(const Graph *g) {
   for (int i = 0; g && i < g->len; i++) {
     Op op = g->nodes[i]->op;

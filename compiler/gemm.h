@@ -71,8 +71,8 @@ static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 
 /* The names of the kernels that do not depend on the model (the packer,
  * the micro-kernel, the macro-kernel, and window.c's im2col and col2im of
  * a convolution's columns, the GEMM's operand, and max pooling of 2x2 or 2
- * windows and its gradient, and channel.c's per-channel sums): a module that imports them (GEMM_KERNELS_IMPORT) declares
- * these. */
+ * windows and its gradient, and channel.c's per-channel sums and affine
+ * maps): a module that imports them (GEMM_KERNELS_IMPORT) declares these. */
 enum {
   GEMM_PACK, GEMM_UKR, GEMM_MACRO, GEMM_IM2COL, GEMM_COL2IM, GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX,
   GEMM_CH_MOMENTS, GEMM_CH_SUM, /* channel.c's per-channel sums over the batch */
