@@ -257,7 +257,9 @@ static int64_t nr_of(const CG *cg) { return (int64_t)cg->vl * cg->gemm_nv; }
  * NR values contiguous, columns past nc zero. desc = {B, rs, cs}: B(k, n)
  * at B + k*rs + n*cs. Rows contiguous along n are copied by vectors;
  * columns contiguous along k (a transposed matrix) go through VL x VL
- * register transposes; anything else element by element. */
+ * register transposes, a partial panel's too (a weight gradient's 25 or
+ * 800 columns of a convolution's taps); anything else element by
+ * element. */
 
 /* v[0..vl-1] <- its transpose, by log2(vl) rounds of full-width
  * interleaves: out[2i] = lo(in[i], in[i+vl/2]), out[2i+1] = hi(...). */
@@ -306,10 +308,12 @@ static void pack_rows(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef r
   LLVMPositionBuilderAtEnd(cg->b, join);
 }
 
-/* One full micro-panel whose columns are contiguous (B(k, n) = src[n*cs +
+/* One micro-panel whose columns are contiguous (B(k, n) = src[n*cs +
  * k]): VL x VL blocks through register transposes, the last kc % VL rows
- * element by element. */
-static void pack_cols(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef cs, LLVMValueRef kc) {
+ * element by element. A partial panel (w: its columns, NULL when full)
+ * loads its columns j < w only, through masks of all or no lanes, and
+ * its other columns are zero. */
+static void pack_cols(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef cs, LLVMValueRef kc, LLVMValueRef w) {
   int vl = cg->vl, nv = cg->gemm_nv;
   int64_t nr = nr_of(cg);
   LLVMTypeRef vt = vec_type(cg);
@@ -318,8 +322,14 @@ static void pack_cols(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef c
   LLVMValueRef k0 = imul(cg, cg_loop_begin(cg, &bl, nblk), ci(cg, vl));
   LLVMValueRef n0 = imul(cg, cg_loop_begin(cg, &vloop, ci(cg, nv)), ci(cg, vl));
   LLVMValueRef x[64];
-  for (int j = 0; j < vl; j++) /* column n0 + j, rows k0.. */
-    x[j] = load_al(cg, vt, gep(cg, src, iadd(cg, imul(cg, iadd(cg, n0, ci(cg, j)), cs), k0)), es(cg));
+  LLVMValueRef all = lane_mask(cg, ci(cg, vl)), none = LLVMConstNull(LLVMTypeOf(all));
+  for (int j = 0; j < vl; j++) { /* column n0 + j, rows k0.. */
+    LLVMValueRef n = iadd(cg, n0, ci(cg, j));
+    if (w) n = imin(cg, n, isub(cg, w, ci(cg, 1))); /* a column inside, for the address */
+    LLVMValueRef p = gep(cg, src, iadd(cg, imul(cg, n, cs), k0));
+    x[j] = w ? masked_load(cg, p, sel(cg, icmp(cg, LLVMIntSLT, iadd(cg, n0, ci(cg, j)), w), all, none))
+             : load_al(cg, vt, p, es(cg));
+  }
   transpose_block(cg, x);
   for (int i = 0; i < vl; i++)
     store_al(cg, x[i], gep(cg, out, iadd(cg, imul(cg, iadd(cg, k0, ci(cg, i)), ci(cg, nr)), n0)), es(cg));
@@ -328,7 +338,9 @@ static void pack_cols(CG *cg, LLVMValueRef out, LLVMValueRef src, LLVMValueRef c
   LLVMValueRef done = imul(cg, nblk, ci(cg, vl));
   LLVMValueRef k = iadd(cg, cg_loop_begin(cg, &kl, isub(cg, kc, done)), done);
   LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, nr));
-  LLVMValueRef e = load_al(cg, cg->T, gep(cg, src, iadd(cg, imul(cg, j, cs), k)), es(cg));
+  LLVMValueRef n = w ? imin(cg, j, isub(cg, w, ci(cg, 1))) : j;
+  LLVMValueRef e = load_al(cg, cg->T, gep(cg, src, iadd(cg, imul(cg, n, cs), k)), es(cg));
+  if (w) e = sel(cg, icmp(cg, LLVMIntSLT, j, w), e, LLVMConstNull(cg->T));
   store_al(cg, e, gep(cg, out, iadd(cg, imul(cg, k, ci(cg, nr)), j)), es(cg));
   cg_loop_end(cg, &jl);
   cg_loop_end(cg, &kl);
@@ -371,9 +383,13 @@ static LLVMValueRef build_pack(CG *cg, LLVMTypeRef ty) {
   branch(cg, icmp(cg, LLVMIntEQ, cs, ci(cg, 1)), &rows, &other, &join);
   pack_rows(cg, out, src, rs, kc, w);
   go_to(cg, join, other);
-  LLVMValueRef transposed = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, rs, ci(cg, 1)), icmp(cg, LLVMIntEQ, w, ci(cg, nr)), "");
-  branch(cg, transposed, &cols, &any, &join2);
-  pack_cols(cg, out, src, cs, kc);
+  LLVMBasicBlockRef full, part, join3;
+  branch(cg, icmp(cg, LLVMIntEQ, rs, ci(cg, 1)), &cols, &any, &join2);
+  branch(cg, icmp(cg, LLVMIntEQ, w, ci(cg, nr)), &full, &part, &join3);
+  pack_cols(cg, out, src, cs, kc, NULL);
+  go_to(cg, join3, part);
+  pack_cols(cg, out, src, cs, kc, w);
+  go_to(cg, join3, join3);
   go_to(cg, join2, any);
   pack_any(cg, out, src, rs, cs, kc, w);
   go_to(cg, join2, join2);
