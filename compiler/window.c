@@ -578,17 +578,20 @@ typedef struct PoolV {
   LLVMValueRef relu; /* the gradient: times step(x, 0) (an i1), or NULL */
 } PoolV;
 
+/* The gradient's row zeroed unless every input element lies in a window. */
+static void zero_uncovered(CG *cg, const PoolV *p) {
+  LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "zero");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "pool");
+  LLVMBuildCondBr(cg->b, p->covered, go, zero);
+  LLVMPositionBuilderAtEnd(cg->b, zero);
+  zero_range(cg, p->out, imul(cg, p->C, imul(cg, p->H, p->W)));
+  LLVMBuildBr(cg->b, go);
+  LLVMPositionBuilderAtEnd(cg->b, go);
+}
+
 static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
   Loop cl, yl, xl;
-  if (!fwd) {
-    LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "zero");
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "pool");
-    LLVMBuildCondBr(cg->b, p->covered, go, zero);
-    LLVMPositionBuilderAtEnd(cg->b, zero);
-    zero_range(cg, p->out, imul(cg, p->C, imul(cg, p->H, p->W)));
-    LLVMBuildBr(cg->b, go);
-    LLVMPositionBuilderAtEnd(cg->b, go);
-  }
+  if (!fwd) zero_uncovered(cg, p);
   LLVMValueRef hw = imul(cg, p->H, p->W), P = imul(cg, p->oh, p->ow);
   LLVMValueRef c = cg_loop_begin(cg, &cl, p->C);
   LLVMValueRef oy = cg_loop_begin(cg, &yl, p->oh);
@@ -627,6 +630,87 @@ static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
   cg_loop_end(cg, &cl);
 }
 
+/* A shuffle of a and b (vectors of vl lanes) by lane indices f(l). */
+static LLVMValueRef shuffle2(CG *cg, LLVMValueRef a, LLVMValueRef b, int (*f)(int l, int vl)) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef m[64];
+  for (int l = 0; l < cg->vl; l++) m[l] = LLVMConstInt(i32, (unsigned)f(l, cg->vl), 0);
+  return LLVMBuildShuffleVector(cg->b, a, b, LLVMConstVector(m, (unsigned)cg->vl), "");
+}
+
+static int even_lane(int l, int vl) { return (void)vl, 2 * l; }
+static int odd_lane(int l, int vl) { return (void)vl, 2 * l + 1; }
+static int lo_lane(int l, int vl) { return l % 2 ? vl + l / 2 : l / 2; }
+static int hi_lane(int l, int vl) { return l % 2 ? vl + vl / 2 + l / 2 : vl / 2 + l / 2; }
+
+/* Max pooling of kh x 2 windows of stride 2 along x, VL windows of an
+ * output row at a time: the window's column pairs are two vectors of the
+ * input row, split into even and odd lanes (and the gradient's put back
+ * together the same way); the last vector of a row under masks. Each lane
+ * computes what max_pool_row computes for its window, the same compares
+ * in the same order, so the same bits. */
+static void max_pool_row_vec(CG *cg, bool fwd, const PoolV *p, int kh) {
+  Loop cl, yl, xl;
+  int vl = cg->vl, lanes = cg->lanes;
+  LLVMValueRef hw = imul(cg, p->H, p->W), P = imul(cg, p->oh, p->ow);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, p->C);
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, p->oh);
+  LLVMValueRef nv = LLVMBuildUDiv(cg->b, iadd(cg, p->ow, ci(cg, vl - 1)), ci(cg, vl), "");
+  LLVMValueRef ox = imul(cg, cg_loop_begin(cg, &xl, nv), ci(cg, vl));
+  LLVMValueRef rem = imin(cg, ci(cg, vl), LLVMBuildNSWSub(cg->b, p->ow, ox, ""));
+  LLVMValueRef lane = lane_ids(cg, ci(cg, 0));
+  /* the lanes of the row's windows, of their first and second vectors of input */
+  LLVMValueRef m_out = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, rem), "");
+  LLVMValueRef m_lo = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, imul(cg, rem, ci(cg, 2))), "");
+  LLVMValueRef m_hi =
+      LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, LLVMBuildNSWSub(cg->b, imul(cg, rem, ci(cg, 2)), ci(cg, vl), "")), "");
+  LLVMValueRef o = iadd(cg, imul(cg, c, P), iadd(cg, imul(cg, oy, p->ow), ox));
+  LLVMValueRef corner = iadd(cg, imul(cg, c, hw), iadd(cg, imul(cg, imul(cg, oy, p->sh), p->W), imul(cg, ox, ci(cg, 2))));
+  cg->lanes = vl;
+  LLVMValueRef at[2], best = NULL, best_t = NULL;
+  for (int i = 0; i < kh; i++) {
+    at[i] = gep(cg, p->x, iadd(cg, corner, imul(cg, ci(cg, i), p->W)));
+    cg->vmask = m_lo;
+    LLVMValueRef a = cg_vec_load(cg, at[i]);
+    cg->vmask = m_hi;
+    LLVMValueRef b = cg_vec_load(cg, gep(cg, at[i], ci(cg, vl)));
+    LLVMValueRef tap[2] = {shuffle2(cg, a, b, even_lane), shuffle2(cg, a, b, odd_lane)};
+    for (int j = 0; j < 2; j++) {
+      LLVMValueRef v = tap[j], tv = splat_i32(cg, ci(cg, 2 * i + j));
+      if (!best) {
+        best = v, best_t = tv;
+        continue;
+      }
+      LLVMValueRef wins = fgt(cg, v, best); /* a later tap only when strictly greater */
+      best = sel(cg, wins, v, best);
+      best_t = sel(cg, wins, tv, best_t);
+    }
+  }
+  cg->vmask = m_out;
+  if (fwd) {
+    cg_vec_store(cg, best, gep(cg, p->out, o));
+  } else {
+    LLVMValueRef grad = cg_vec_load(cg, gep(cg, p->dy, o)), zero = cT(cg, 0);
+    if (p->relu) /* as max_pool_row */
+      grad = sel(cg, p->relu, b_fmul(cg, grad, sel(cg, fgt(cg, best, zero), cT(cg, 1), zero)), grad);
+    for (int i = 0; i < kh; i++) {
+      LLVMValueRef g[2];
+      for (int j = 0; j < 2; j++)
+        g[j] = sel(cg, LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, splat_i32(cg, ci(cg, 2 * i + j)), ""), grad, zero);
+      LLVMValueRef dst = gep(cg, p->out, iadd(cg, corner, imul(cg, ci(cg, i), p->W)));
+      cg->vmask = m_lo;
+      cg_vec_store(cg, shuffle2(cg, g[0], g[1], lo_lane), dst);
+      cg->vmask = m_hi;
+      cg_vec_store(cg, shuffle2(cg, g[0], g[1], hi_lane), gep(cg, dst, ci(cg, vl)));
+    }
+  }
+  cg->vmask = NULL;
+  cg->lanes = lanes;
+  cg_vec_loop_end(cg, &xl);
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &cl);
+}
+
 /* The fixed max pooling kernels (GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX): the
  * rows of a batch (row r of x at x + r*xs, and so on) of kh x 2 windows,
  * kh 1 (pooling along one axis) or 2, the geometry as arguments:
@@ -655,7 +739,22 @@ static void max_pool_kernel_body(CG *cg, bool fwd, LLVMValueRef fn) {
     p.x = gep(cg, P[0], imul(cg, r, P[4]));
     p.dy = fwd ? P[1] : gep(cg, P[1], imul(cg, r, P[5]));
     p.out = gep(cg, P[2], imul(cg, r, P[6]));
-    max_pool_row(cg, fwd, &p, h, 2);
+    if (cg->vec_loops && cg->vl >= 2) { /* stride 2 along x: VL windows at a time */
+      LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec");
+      LLVMBasicBlockRef any = LLVMAppendBasicBlockInContext(cg->ctx, fn, "any");
+      LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(cg->ctx, fn, "next");
+      LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, p.sw, ci(cg, 2), ""), vec, any);
+      LLVMPositionBuilderAtEnd(cg->b, vec);
+      if (!fwd) zero_uncovered(cg, &p);
+      max_pool_row_vec(cg, fwd, &p, h);
+      LLVMBuildBr(cg->b, next);
+      LLVMPositionBuilderAtEnd(cg->b, any);
+      max_pool_row(cg, fwd, &p, h, 2);
+      LLVMBuildBr(cg->b, next);
+      LLVMPositionBuilderAtEnd(cg->b, next);
+    } else {
+      max_pool_row(cg, fwd, &p, h, 2);
+    }
     cg_loop_end(cg, &rl);
     LLVMBuildBr(cg->b, done);
   }
