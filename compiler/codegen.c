@@ -38,6 +38,11 @@ enum { SMALL_NODE_BYTES = 4096, STACK_BUDGET = 96 * 1024 };
  * from value(cg, n, row, idx, ctx), stored. */
 typedef LLVMValueRef ElemValue(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef *idx, void *ctx);
 
+/* In a row loop, at most this many calls of libm are unrolled, more are a
+ * loop (reviews' 2 classes: a loop of two calls was more code than the
+ * two). */
+enum { LIBM_UNROLL = 2 };
+
 /* Does computing n's elements call libm, in n or in the elementwise nodes
  * inlined into it? tanh and log1p are calls, and exp and log become calls
  * on x86, one per lane of a vector too. */
@@ -105,8 +110,8 @@ static void emit_each_element(CG *cg, const Node *n, ElemValue *value, void *ctx
       /* in a row loop, elements that each call libm are a loop too:
          unrolled, they were as many copies for the SLP vectorizer and the
          back end, with nothing to vectorize (circles: 0.86x the compile
-         time, the same steps/s) */
-      if (cg->depth > 0 && shape_numel(&n->shape) > 1 && is_elementwise(n) && calls_libm(cg, n))
+         time, the same steps/s); two calls cost less than a loop */
+      if (cg->depth > 0 && shape_numel(&n->shape) > LIBM_UNROLL && is_elementwise(n) && calls_libm(cg, n))
         cg_iter_loop(cg, &el, &n->shape);
       else
         cg_iter_shape(cg, &el, &n->shape);
@@ -264,7 +269,7 @@ static void emit_lastaxis(CG *cg, const Node *n) {
       /* the exps, calls of libm, are a loop in a row loop (as
          emit_each_element's): unrolled copies of a call gave the back end
          nothing to vectorize; the sum adds them in the same order */
-      bool exp_loop = cg->depth > 0 && a->shape.dim[last] > 1;
+      bool exp_loop = cg->depth > 0 && a->shape.dim[last] > LIBM_UNROLL;
       Acc sum = cg_acc_new(cg, 0, unrolled && !exp_loop);
       Shape klen = shape1(a->shape.dim[last]);
       if (exp_loop) cg_iter_loop(cg, &kl, &klen); else cg_iter_range(cg, &kl, len);

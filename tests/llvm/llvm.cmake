@@ -77,6 +77,8 @@ add_test(NAME llvm.libm_loop COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FIL
          ${PROJECT_SOURCE_DIR}/examples/circles.nn libm_loop)
 add_test(NAME llvm.exp_loop COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE:nnc>
          ${PROJECT_SOURCE_DIR}/examples/fashion_cnn.nn exp_loop)
+add_test(NAME llvm.exp_pair COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples/reviews.nn exp_pair)
 add_test(NAME llvm.dot_loop COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE:nnc>
          ${PROJECT_SOURCE_DIR}/examples/fashion_cnn.nn dot_loop)
 add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_FILE:nnc> ${MOONS})
