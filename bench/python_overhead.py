@@ -45,8 +45,9 @@ W2 = (os.path.join(B, "w2_digits.nn"), os.path.join(DATA, "digits_init_seed0.saf
 
 def build_step_loop(tmp):
     header = os.path.join(ROOT, "include")
+    generated = os.path.join(os.path.dirname(_lib.path), "include")  # nnc_version.h, from the build
     exe = os.path.join(tmp, "step_loop")
-    subprocess.run(["cc", "-O2", os.path.join(B, "step_loop.c"), "-I", header, _lib.path,
+    subprocess.run(["cc", "-O2", os.path.join(B, "step_loop.c"), "-I", header, "-I", generated, _lib.path,
                     "-Wl,-rpath," + os.path.dirname(_lib.path), "-o", exe], check=True)
     return exe
 
