@@ -26,42 +26,21 @@ count() { # FUNCTION PATTERN: the lines of FUNCTION's body matching PATTERN
   "$nnc" "$model" --emit llvm -O0 |
     awk -v fn="@$1\\\\(" -v pat="$2" '$0 ~ "^define " && $0 ~ fn { on = 1 } on && $0 ~ pat { c++ } on && /^}/ { on = 0 } END { print c + 0 }'
 }
+# expect FUNCTION PATTERN OP N WHY: the test fails unless the count of
+# PATTERN in FUNCTION is OP (test's -eq, -le) N, which WHY explains
+expect() {
+  n=$(count "$1" "$2")
+  if ! [ "$n" "$3" "$4" ]; then
+    echo "$1 has $n lines matching '$2', expected $3 $4 ($5)"
+    exit 1
+  fi
+  echo "$case: $n"
+}
 case $case in
-loop_outside)
-  n=$(count nnc_reviews_train_step "fadd reassoc")
-  if [ "$n" -gt 64 ]; then
-    echo "train_step has $n reassociated adds, expected at most 64 (the words a loop)"
-    exit 1
-  fi
-  ;;
-libm_loop)
-  n=$(count nnc_circles_train_step "call float @tanhf")
-  if [ "$n" -ne 2 ]; then
-    echo "train_step calls tanhf $n times, expected 2 (one loop per layer)"
-    exit 1
-  fi
-  ;;
-exp_loop)
-  n=$(count nnc_fashion_cnn_train_step "call contract float @llvm.exp.f32")
-  if [ "$n" -ne 2 ]; then
-    echo "train_step calls llvm.exp $n times, expected 2 (one loop each)"
-    exit 1
-  fi
-  ;;
-exp_pair)
-  n=$(count nnc_reviews_train_step "call contract float @llvm.exp.f32")
-  if [ "$n" -ne 4 ]; then
-    echo "train_step calls llvm.exp $n times, expected 4 (unrolled)"
-    exit 1
-  fi
-  ;;
-dot_loop)
-  n=$(count nnc_fashion_cnn_forward_batch "%vsum[0-9]* = alloca")
-  if [ "$n" -ne 1 ]; then
-    echo "forward_batch has $n vector sums, expected 1 (the outputs a loop)"
-    exit 1
-  fi
-  ;;
+loop_outside) expect nnc_reviews_train_step "fadd reassoc" -le 64 "the words a loop" ;;
+libm_loop) expect nnc_circles_train_step "call float @tanhf" -eq 2 "one loop per layer" ;;
+exp_loop) expect nnc_fashion_cnn_train_step "call contract float @llvm.exp.f32" -eq 2 "one loop each" ;;
+exp_pair) expect nnc_reviews_train_step "call contract float @llvm.exp.f32" -eq 4 "unrolled" ;;
+dot_loop) expect nnc_fashion_cnn_forward_batch "%vsum[0-9]* = alloca" -eq 1 "the outputs a loop" ;;
 *) echo "unknown case $case"; exit 2 ;;
 esac
-echo "$case: $n"
