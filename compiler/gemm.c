@@ -877,7 +877,10 @@ enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_C
 static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef kc) {
   Loop il, jl;
   int64_t line = 64 / (int64_t)es(cg);
-  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, GEMM_MR));
+  /* a convolution's columns (rsa 1: a tile's rows share lines, a line a
+     k) are not rows along k: the fetches below would not be its lines */
+  LLVMValueRef rows = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntEQ, rsa, ci(cg, 1)), ci(cg, 0), ci(cg, GEMM_MR), "");
+  LLVMValueRef i = cg_loop_begin(cg, &il, rows);
   LLVMValueRef row = gep(cg, a, imul(cg, iadd(cg, i, ci(cg, GEMM_MR)), rsa));
   LLVMValueRef j = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, kc, line)), ci(cg, line));
   prefetch(cg, gep(cg, row, imul(cg, j, csa)), false);
@@ -1354,6 +1357,33 @@ static bool trans_pays(int64_t out, int64_t in, int64_t batch) {
                  (double)((out + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((batch + nr - 1) / nr * nr) * (double)in / fmas +
                  (double)out * (double)batch;
   return trans < normal;
+}
+
+/* C[m,n] = A[m,k] B[k,n] packs B, k x n elements, and runs m by MR and n
+ * by NR; its transpose C^T = B^T A^T packs A^T, k x m, and runs n by MR,
+ * m by NR, plus `extra` elements to put the result back in place. Does
+ * the transpose cost less (trans_pays's estimate)? A convolution's
+ * y[K,P] = W[K,CKK] cols[CKK,P] packs cols for every row of the batch;
+ * y^T = cols^T W^T reads cols in place (a row tile's MR positions are
+ * contiguous at each k) and packs W^T: fashion_cnn's second convolution
+ * (K 64, CKK 800, P 196) runs 198 x 64 tiles instead of 66 x 208. Its
+ * weight gradient dW[K,CKK] = dy[K,P] cols^T packs cols^T, through
+ * register transposes, for every row; dW^T = cols dy^T reads cols in
+ * place (rows contiguous along k) and packs dy^T, P x K. */
+bool gemm_swap_pays(int64_t m, int64_t n, int64_t k, int64_t extra) {
+  int64_t nr = GEMM_NR_MAX;
+  double fmas = 32;
+  double normal = (double)k * (double)n +
+                  (double)((m + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((n + nr - 1) / nr * nr) * (double)k / fmas;
+  double swap = (double)k * (double)m +
+                (double)((n + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((m + nr - 1) / nr * nr) * (double)k / fmas +
+                (double)extra;
+  return swap < normal;
+}
+
+int64_t gemm_trans_bytes(int64_t M, int64_t N, int64_t K, int elem_size) {
+  return gemm_pack_bytes(N, K < GEMM_KC_T ? K : GEMM_KC_T, elem_size) +
+         (K > GEMM_KC_T ? gemm_pack_bytes(N, M, elem_size) : 0);
 }
 
 /* The fewest rows from which a product of these sizes is stored

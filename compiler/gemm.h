@@ -29,7 +29,7 @@ typedef struct Gemm {
   const Node *owner;     /* the node whose scratch packs B */
   bool accumulate;       /* C += A B (no epilogue) */
   bool trans;            /* C(m, n) at C + n*ldc + m: the product stored
-                            transposed (one k-block; not accumulate) */
+                            transposed (K a constant; not accumulate) */
   LLVMValueRef trans_if; /* with trans: stored transposed only when this i1
                             is true (M, N, A and B are selects of both) */
   LLVMValueRef row;      /* a convolution's GEMM: the batch row it computes
@@ -65,6 +65,12 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool row
 /* Bytes of the packed B of a GEMM with N columns and k-blocks of kb
  * (at most GEMM_KC). */
 int64_t gemm_pack_bytes(int64_t N, int64_t kb, int elem_size);
+/* Does C[m,n] = A[m,k] B[k,n] cost less computed as C^T = B^T A^T (A^T
+ * packed rather than B), with `extra` elements to put C^T back in place?
+ * And the scratch a transposed product (trans) of M x N over K needs
+ * (its packed block and partial sums). */
+bool gemm_swap_pays(int64_t m, int64_t n, int64_t k, int64_t extra);
+int64_t gemm_trans_bytes(int64_t M, int64_t N, int64_t K, int elem_size);
 
 /* Vectors per row of a micro-kernel tile for registers of vector_bits. */
 static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 : 2; }

@@ -55,20 +55,34 @@ static Geo geo_of(const Node *n) {
   return g;
 }
 
+/* Is the convolution's product computed transposed (gemm_swap_pays)?
+ * The forward pass stored transposed per row (the GEMM's trans); the
+ * weight gradient summed over the batch as dW^T, put back once. */
+static bool conv_trans(const Node *n, const Geo *g) {
+  int64_t ckk = g->C * g->kk;
+  if (n->op == OP_CONV) return gemm_swap_pays(g->K, g->P, ckk, g->K * g->P);
+  return n->op == OP_CONV_DW && gemm_swap_pays(g->K, ckk, g->P, 0);
+}
+
 /* A convolution's scratch: the GEMM's packed B, then the matrix of
  * windows (cols, C*kk x P), then copies of W, of one row of dy and of one
- * row of x for operands that are not in memory. */
+ * row of x for operands that are not in memory, then, transposed
+ * (conv_trans), W^T or dW^T. */
 static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
   int64_t N = n->op == OP_CONV_DW ? g->C * g->kk : g->P;
+  if (conv_trans(n, g) && n->op == OP_CONV_DW && g->K > N) N = g->K; /* dy^T, when summed over the batch */
   int64_t kb = n->op == OP_CONV ? g->C * g->kk : n->op == OP_CONV_DX ? g->K : g->P;
-  return (gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size) + 63) / 64 * 64;
+  int64_t bytes = n->op == OP_CONV && conv_trans(n, g) ? gemm_trans_bytes(g->P, g->K, kb, elem_size)
+                                                       : gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size);
+  return (bytes + 63) / 64 * 64;
 }
 
 int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);
   int64_t cols = g.C * g.kk * g.P * cols_rows(n, g.C * g.kk * g.P, elem_size, max_batch);
-  return pack_part(n, &g, elem_size) + (cols + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw) * elem_size;
+  int64_t wt = conv_trans(n, &g) ? g.K * g.C * g.kk : 0; /* W^T, or dW^T */
+  return pack_part(n, &g, elem_size) + (cols + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw + wt) * elem_size;
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -454,6 +468,22 @@ static bool batch_cols(CG *cg, const Node *n, Geo *g, const Node *mem) {
   return g->cols_rows > 1 && in_memory(cg, mem) && (n->op != OP_CONV_DX || row_stride(cg, mem));
 }
 
+/* Between the weights' layout [K, CKK] (w) and its transpose [CKK, K]
+ * (wt), once for the batch: W^T is a transposed convolution's B, which
+ * the GEMM then packs by vector copies (its rows contiguous) rather than
+ * through register transposes on every row's call; dW^T, summed over the
+ * batch, goes back to dW. */
+static void transpose_weights(CG *cg, const Geo *g, LLVMValueRef w, LLVMValueRef wt, bool back) {
+  Loop cl, kl;
+  int64_t ckk = g->C * g->kk;
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g->K));
+  LLVMValueRef k = cg_loop_begin(cg, &kl, ci(cg, ckk));
+  LLVMValueRef at = gep(cg, w, iadd(cg, imul(cg, c, ci(cg, ckk)), k)), t = gep(cg, wt, iadd(cg, imul(cg, k, ci(cg, g->K)), c));
+  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, back ? t : at, ""), back ? at : t);
+  cg_loop_end(cg, &kl);
+  cg_loop_end(cg, &cl);
+}
+
 /* C[M,N] (+)= A B with A(i, k) at a + i*rsa + k*csa, B(k, j) at b + k*rsb
  * + j: a call of gemm.c's kernel packing B in n's scratch. */
 static void gemm_at(CG *cg, const Node *n, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K, GemmMat A, LLVMValueRef b,
@@ -477,6 +507,11 @@ static void emit_conv(CG *cg, const Node *n) {
   LLVMValueRef cols0 = scratch(cg, n, &g, 0);
   LLVMValueRef wcopy = scratch(cg, n, &g, cl), dycopy = scratch(cg, n, &g, cl + g.K * ckk);
   LLVMValueRef xcopy = scratch(cg, n, &g, cl + g.K * ckk + g.K * g.P);
+  LLVMValueRef wt = NULL; /* W^T for the batch: a transposed product of unbatched weights */
+  if (conv_trans(n, &g) && !b->batched) {
+    wt = scratch(cg, n, &g, cl + g.K * ckk + g.K * g.P + g.C * g.hw);
+    transpose_weights(cg, &g, operand_row(cg, b, ci(cg, 0), wcopy), wt, false);
+  }
   if (n->op != OP_CONV_DX) im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
   if (batch && n->op != OP_CONV_DX) /* the batch's windows, one call */
     call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, a, ci(cg, 0)), cols0, rows, row_stride(cg, a), ckk * g.P);
@@ -486,10 +521,15 @@ static void emit_conv(CG *cg, const Node *n) {
   LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
   switch ((int)n->op) {
   case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P], or its epilogue's sink (bias, relu) */
-    LLVMValueRef W = operand_row(cg, b, row, wcopy);
+    LLVMValueRef W = wt ? NULL : operand_row(cg, b, row, wcopy);
     if (!batch) im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gm.M = ci(cg, g.K), gm.N = ci(cg, g.P), gm.K = ci(cg, ckk), gm.A = (GemmMat){W, ci(cg, ckk), ci(cg, 1)};
     gm.B = (GemmMat){cols, ci(cg, g.P), ci(cg, 1)}, gm.C = out, gm.ldc = ci(cg, g.P), gm.row = row;
+    if (conv_trans(n, &g)) { /* y^T = cols^T W^T: cols read in place, W^T packed */
+      gm.M = ci(cg, g.P), gm.N = ci(cg, g.K), gm.trans = true;
+      gm.A = (GemmMat){cols, ci(cg, 1), ci(cg, g.P)};
+      gm.B = wt ? (GemmMat){wt, ci(cg, g.K), ci(cg, 1)} : (GemmMat){W, ci(cg, 1), ci(cg, ckk)};
+    }
     gemm_emit(cg, &gm);
     break;
   }
@@ -534,11 +574,13 @@ void window_batch_dw(CG *cg, const Node *n) {
   flush_mem(cg, dyn);
   cg_forget_node(cg, n);
   LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
-  zero_row(cg, out, g.K * ckk);
   bool batch = batch_cols(cg, d, &g, x);
   int64_t cl = ckk * g.P * g.cols_rows;
   LLVMValueRef cols0 = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, cl + g.K * ckk);
   LLVMValueRef xcopy = scratch(cg, d, &g, cl + g.K * ckk + g.K * g.P);
+  /* dW^T [CKK, K] += cols dy^T: cols read in place, dy^T packed */
+  LLVMValueRef wt = conv_trans(d, &g) ? scratch(cg, d, &g, cl + g.K * ckk + g.K * g.P + g.C * g.hw) : NULL;
+  zero_row(cg, wt ? wt : out, g.K * ckk);
   im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
   if (batch) call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, x, ci(cg, 0)), cols0, cg->n, row_stride(cg, x), ckk * g.P);
   Loop rl;
@@ -546,10 +588,16 @@ void window_batch_dw(CG *cg, const Node *n) {
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
   LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
   if (!batch) im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
-  gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
-                        .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
-                        .accumulate = true});
+  if (wt)
+    gemm_emit(cg, &(Gemm){.M = ci(cg, ckk), .N = ci(cg, g.K), .K = ci(cg, g.P), .A = {cols, ci(cg, g.P), ci(cg, 1)},
+                          .B = {dy, ci(cg, 1), ci(cg, g.P)}, .C = wt, .ldc = ci(cg, g.K), .g = d, .owner = d,
+                          .accumulate = true});
+  else
+    gemm_emit(cg, &(Gemm){.M = ci(cg, g.K), .N = ci(cg, ckk), .K = ci(cg, g.P), .A = {dy, ci(cg, g.P), ci(cg, 1)},
+                          .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
+                          .accumulate = true});
   cg_loop_end(cg, &rl);
+  if (wt) transpose_weights(cg, &g, out, wt, true);
 }
 
 /* Max pooling without padding, its windows' taps unrolled (at most
