@@ -1349,20 +1349,13 @@ static GemmMat rows(CG *cg, const Node *n) {
  * FMAs at 32 per cycle over whole tiles, a transposed tile's epilogue and
  * copy a cycle per element). */
 static bool trans_pays(int64_t out, int64_t in, int64_t batch) {
-  int64_t nr = GEMM_NR_MAX;
-  double fmas = 32;
-  double normal = (double)in * (double)out +
-                  (double)((batch + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((out + nr - 1) / nr * nr) * (double)in / fmas;
-  double trans = (double)in * (double)batch +
-                 (double)((out + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * (double)((batch + nr - 1) / nr * nr) * (double)in / fmas +
-                 (double)out * (double)batch;
-  return trans < normal;
+  return gemm_swap_pays(batch, out, in, out * batch); /* + the transposed tiles' copy */
 }
 
 /* C[m,n] = A[m,k] B[k,n] packs B, k x n elements, and runs m by MR and n
  * by NR; its transpose C^T = B^T A^T packs A^T, k x m, and runs n by MR,
  * m by NR, plus `extra` elements to put the result back in place. Does
- * the transpose cost less (trans_pays's estimate)? A convolution's
+ * the transpose cost less, by the estimate above? A convolution's
  * y[K,P] = W[K,CKK] cols[CKK,P] packs cols for every row of the batch;
  * y^T = cols^T W^T reads cols in place (a row tile's MR positions are
  * contiguous at each k) and packs W^T: fashion_cnn's second convolution
