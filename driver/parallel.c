@@ -487,18 +487,22 @@ __attribute__((target("avx2"))) static void add_f64_avx2(double *restrict dst, c
 /* Sum the threads' gradients, in thread order, into the engine's buffer:
  * thread k sums slice k of the gradient range (every element still in
  * order 0..N-1, so the bits do not depend on who sums what). */
+/* buf's elements [lo, hi) += every other shard's, in thread order (buf
+ * holds shard 0's gradients) */
+static void add_shards(Par *p, int64_t lo, int64_t hi) {
+  for (int k = 1; k < p->threads; k++)
+    if (p->f64)
+      p->add_f64((double *)p->inner->buf + lo, (const double *)p->shard[k].grad + lo, hi - lo);
+    else
+      p->add_f32((float *)p->inner->buf + lo, (const float *)p->shard[k].grad + lo, hi - lo);
+}
+
 static void reduce_slice(Par *p, int slice) {
-  Engine *in = p->inner;
   int64_t len = p->grad_hi - p->grad_lo;
   int64_t per = ((len + p->threads - 1) / p->threads + 15) / 16 * 16; /* whole cache lines */
   int64_t lo = p->grad_lo + per * slice, hi = lo + per;
   if (hi > p->grad_hi) hi = p->grad_hi;
-  if (lo >= hi) return;
-  for (int k = 1; k < p->threads; k++) /* buf holds shard 0's gradients */
-    if (p->f64)
-      p->add_f64((double *)in->buf + lo, (const double *)p->shard[k].grad + lo, hi - lo);
-    else
-      p->add_f32((float *)in->buf + lo, (const float *)p->shard[k].grad + lo, hi - lo);
+  if (lo < hi) add_shards(p, lo, hi);
 }
 
 /* Thread k's slice of every gradient tensor (engine_slice, as
@@ -510,13 +514,7 @@ static void reduce_tensor_slices(Par *p, int k) {
   for (int i = 0; i < g->params.len; i++) {
     int64_t lo, hi;
     engine_slice(shape_numel(&((const Node *)g->params.items[i])->shape), L->elem_size, k, p->threads, &lo, &hi);
-    lo += L->grad_off[i], hi += L->grad_off[i];
-    if (lo >= hi) continue;
-    for (int j = 1; j < p->threads; j++)
-      if (p->f64)
-        p->add_f64((double *)p->inner->buf + lo, (const double *)p->shard[j].grad + lo, hi - lo);
-      else
-        p->add_f32((float *)p->inner->buf + lo, (const float *)p->shard[j].grad + lo, hi - lo);
+    if (lo < hi) add_shards(p, L->grad_off[i] + lo, L->grad_off[i] + hi);
   }
 }
 
