@@ -278,6 +278,19 @@ static bool moves_with(LLVMValueRef v, LLVMValueRef vidx, int depth) {
 
 static LLVMTypeRef vec_type(const CG *cg) { return LLVMVectorType(cg->T, (unsigned)cg->vl); }
 
+LLVMValueRef cg_splat_i32(CG *cg, LLVMValueRef v) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), vi = LLVMVectorType(i32, (unsigned)cg->vl);
+  LLVMValueRef e = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vi), LLVMBuildTrunc(cg->b, v, i32, ""), ci(cg, 0), "");
+  return LLVMBuildShuffleVector(cg->b, e, LLVMGetPoison(vi), LLVMConstNull(vi), "");
+}
+
+LLVMValueRef cg_lane_ids(CG *cg, LLVMValueRef base) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+  LLVMValueRef lane[64];
+  for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
+  return LLVMBuildAdd(cg->b, cg_splat_i32(cg, base), LLVMConstVector(lane, (unsigned)cg->vl), "");
+}
+
 LLVMValueRef cg_splat(CG *cg, LLVMValueRef x) {
   LLVMTypeRef vt = vec_type(cg);
   LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), x, ci(cg, 0), "");
@@ -515,15 +528,8 @@ void cg_vec_range(CG *cg, LLVMValueRef count, VecRangeBody *body, void *ctx) {
   }
   if (!known || c % cg->vl) { /* the rest, under a mask of its lanes */
     LLVMValueRef at = known ? ci(cg, c / cg->vl * cg->vl) : LLVMBuildAnd(cg->b, count, ci(cg, -(int64_t)cg->vl), "");
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-    LLVMValueRef lane[64];
-    for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
-    LLVMValueRef rest = LLVMBuildTrunc(cg->b, LLVMBuildNSWSub(cg->b, count, at, ""), i32, "");
-    LLVMValueRef splat = LLVMBuildShuffleVector(
-        cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(LLVMVectorType(i32, (unsigned)cg->vl)), rest, ci(cg, 0), ""),
-        LLVMGetPoison(LLVMVectorType(i32, (unsigned)cg->vl)),
-        LLVMConstNull(LLVMVectorType(i32, (unsigned)cg->vl)), "");
-    cg->vmask = LLVMBuildICmp(cg->b, LLVMIntULT, LLVMConstVector(lane, (unsigned)cg->vl), splat, "tail");
+    LLVMValueRef rest = cg_splat_i32(cg, LLVMBuildNSWSub(cg->b, count, at, ""));
+    cg->vmask = LLVMBuildICmp(cg->b, LLVMIntULT, cg_lane_ids(cg, ci(cg, 0)), rest, "tail");
     body(cg, at, ctx);
     cg->vmask = NULL;
   }

@@ -315,6 +315,10 @@ bool cg_vec_sum_ok(CG *cg, const Node *a, int k);
 LLVMValueRef cg_vec_sum(CG *cg, const Node *a, LLVMValueRef row, LLVMValueRef *lead, int k);
 /* x in every lane of a vector of cg->vl elements. */
 LLVMValueRef cg_splat(CG *cg, LLVMValueRef x);
+/* An i64 value in every lane of a vector of vl i32; base + l in lane l:
+ * the pieces of lane masks (lanes below a count, lanes inside a row). */
+LLVMValueRef cg_splat_i32(CG *cg, LLVMValueRef v);
+LLVMValueRef cg_lane_ids(CG *cg, LLVMValueRef base);
 
 /* ---- names and functions ---- */
 

@@ -89,13 +89,8 @@ static LLVMValueRef channel_total(CG *cg, const Walk *w, LLVMValueRef c, LLVMVal
 
 /* The lanes of the last partial vector of a row of P: those below P mod vl. */
 static LLVMValueRef rest_mask(CG *cg, LLVMValueRef P, LLVMValueRef full) {
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), vi = LLVMVectorType(i32, (unsigned)cg->vl);
-  LLVMValueRef lane[64];
-  for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
-  LLVMValueRef rest = LLVMBuildTrunc(cg->b, LLVMBuildNSWSub(cg->b, P, imul(cg, full, ci(cg, cg->vl)), ""), i32, "");
-  LLVMValueRef splat = LLVMBuildShuffleVector(cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(vi), rest, ci(cg, 0), ""),
-                                              LLVMGetPoison(vi), LLVMConstNull(vi), "");
-  return LLVMBuildICmp(cg->b, LLVMIntULT, LLVMConstVector(lane, (unsigned)cg->vl), splat, "rest");
+  LLVMValueRef rest = cg_splat_i32(cg, LLVMBuildNSWSub(cg->b, P, imul(cg, full, ci(cg, cg->vl)), ""));
+  return LLVMBuildICmp(cg->b, LLVMIntULT, cg_lane_ids(cg, ci(cg, 0)), rest, "rest");
 }
 
 /* for each channel: out[c] = its sum (T_A, T_DOT), or its mean and the

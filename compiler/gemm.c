@@ -147,14 +147,7 @@ static void prefetch(CG *cg, LLVMValueRef p, bool write) { prefetch_to(cg, p, wr
 
 /* Lanes l with l < limit (an i64), as a vector of i1. */
 static LLVMValueRef lane_mask(CG *cg, LLVMValueRef limit) {
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-  LLVMValueRef lanes[64];
-  for (int l = 0; l < cg->vl; l++) lanes[l] = LLVMConstInt(i32, (unsigned)l, 0);
-  LLVMValueRef lim = LLVMBuildTrunc(cg->b, limit, i32, "");
-  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetUndef(LLVMVectorType(i32, (unsigned)cg->vl)), lim, ci(cg, 0), "");
-  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(i32, (unsigned)cg->vl));
-  v = LLVMBuildShuffleVector(cg->b, v, LLVMGetUndef(LLVMTypeOf(v)), zeros, "");
-  return LLVMBuildICmp(cg->b, LLVMIntSLT, LLVMConstVector(lanes, (unsigned)cg->vl), v, "");
+  return LLVMBuildICmp(cg->b, LLVMIntSLT, cg_lane_ids(cg, ci(cg, 0)), cg_splat_i32(cg, limit), "");
 }
 
 static LLVMValueRef masked_load(CG *cg, LLVMValueRef ptr, LLVMValueRef mask) {

@@ -292,21 +292,6 @@ static void run_elements(CG *cg, const GeoV *g, const Runs *r, bool add) {
   cg_loop_end(cg, &lp);
 }
 
-/* An i64 value in every lane of a vector of i32. */
-static LLVMValueRef splat_i32(CG *cg, LLVMValueRef v) {
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), vi = LLVMVectorType(i32, (unsigned)cg->vl);
-  LLVMValueRef e = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vi), LLVMBuildTrunc(cg->b, v, i32, ""), ci(cg, 0), "");
-  return LLVMBuildShuffleVector(cg->b, e, LLVMGetPoison(vi), LLVMConstNull(vi), "");
-}
-
-/* base + l in lane l, a vector of i32. */
-static LLVMValueRef lane_ids(CG *cg, LLVMValueRef base) {
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-  LLVMValueRef lane[64];
-  for (int l = 0; l < cg->vl; l++) lane[l] = LLVMConstInt(i32, (unsigned)l, 0);
-  return LLVMBuildAdd(cg->b, splat_i32(cg, base), LLVMConstVector(lane, (unsigned)cg->vl), "");
-}
-
 /* col2im of stride 1 in vectors along the input's rows: for each channel
  * c, tap row i and output row oy whose input row y is inside, the row of
  * dx at y is loaded a vector of its x at a time, the kw columns of the
@@ -337,8 +322,8 @@ static void col2im_rows(CG *cg, const GeoV *g, LLVMValueRef cols, LLVMValueRef d
   LLVMValueRef colrow = iadd(cg, col_r, imul(cg, oy, g->ow));
   LLVMValueRef nx = LLVMBuildUDiv(cg->b, iadd(cg, g->W, ci(cg, cg->vl - 1)), ci(cg, cg->vl), "");
   LLVMValueRef x0 = imul(cg, cg_loop_begin(cg, &xl, nx), ci(cg, cg->vl));
-  LLVMValueRef x = lane_ids(cg, x0);
-  LLVMValueRef inx = LLVMBuildICmp(cg->b, LLVMIntULT, x, splat_i32(cg, g->W), "in_x");
+  LLVMValueRef x = cg_lane_ids(cg, x0);
+  LLVMValueRef inx = LLVMBuildICmp(cg->b, LLVMIntULT, x, cg_splat_i32(cg, g->W), "in_x");
   int lanes = cg->lanes;
   cg->lanes = cg->vl;
   cg->vmask = inx;
@@ -346,8 +331,8 @@ static void col2im_rows(CG *cg, const GeoV *g, LLVMValueRef cols, LLVMValueRef d
   LLVMBuildStore(cg->b, cg_vec_load(cg, at), acc);
   LLVMValueRef j = cg_loop_begin(cg, &jl, g->kw);
   /* lane x reads ox = x + pw - j: inside when ox <u ow */
-  LLVMValueRef ox = LLVMBuildAdd(cg->b, x, splat_i32(cg, LLVMBuildNSWSub(cg->b, g->pw, j, "")), "");
-  cg->vmask = LLVMBuildAnd(cg->b, inx, LLVMBuildICmp(cg->b, LLVMIntULT, ox, splat_i32(cg, g->ow), ""), "tap");
+  LLVMValueRef ox = LLVMBuildAdd(cg->b, x, cg_splat_i32(cg, LLVMBuildNSWSub(cg->b, g->pw, j, "")), "");
+  cg->vmask = LLVMBuildAnd(cg->b, inx, LLVMBuildICmp(cg->b, LLVMIntULT, ox, cg_splat_i32(cg, g->ow), ""), "tap");
   LLVMValueRef off = iadd(cg, colrow, iadd(cg, imul(cg, j, LLVMBuildNSWSub(cg->b, P, ci(cg, 1), "")), x0));
   LLVMValueRef colp = LLVMBuildGEP2(cg->b, cg->T, cols, &off, 1, "");
   LLVMValueRef col = cg_vec_load(cg, colp);
@@ -706,12 +691,12 @@ static void max_pool_row_vec(CG *cg, bool fwd, const PoolV *p, int kh) {
   LLVMValueRef nv = LLVMBuildUDiv(cg->b, iadd(cg, p->ow, ci(cg, vl - 1)), ci(cg, vl), "");
   LLVMValueRef ox = imul(cg, cg_loop_begin(cg, &xl, nv), ci(cg, vl));
   LLVMValueRef rem = imin(cg, ci(cg, vl), LLVMBuildNSWSub(cg->b, p->ow, ox, ""));
-  LLVMValueRef lane = lane_ids(cg, ci(cg, 0));
+  LLVMValueRef lane = cg_lane_ids(cg, ci(cg, 0));
   /* the lanes of the row's windows, of their first and second vectors of input */
-  LLVMValueRef m_out = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, rem), "");
-  LLVMValueRef m_lo = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, imul(cg, rem, ci(cg, 2))), "");
+  LLVMValueRef m_out = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, cg_splat_i32(cg, rem), "");
+  LLVMValueRef m_lo = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, cg_splat_i32(cg, imul(cg, rem, ci(cg, 2))), "");
   LLVMValueRef m_hi =
-      LLVMBuildICmp(cg->b, LLVMIntSLT, lane, splat_i32(cg, LLVMBuildNSWSub(cg->b, imul(cg, rem, ci(cg, 2)), ci(cg, vl), "")), "");
+      LLVMBuildICmp(cg->b, LLVMIntSLT, lane, cg_splat_i32(cg, LLVMBuildNSWSub(cg->b, imul(cg, rem, ci(cg, 2)), ci(cg, vl), "")), "");
   LLVMValueRef o = iadd(cg, imul(cg, c, P), iadd(cg, imul(cg, oy, p->ow), ox));
   LLVMValueRef corner = iadd(cg, imul(cg, c, hw), iadd(cg, imul(cg, imul(cg, oy, p->sh), p->W), imul(cg, ox, ci(cg, 2))));
   cg->lanes = vl;
@@ -724,7 +709,7 @@ static void max_pool_row_vec(CG *cg, bool fwd, const PoolV *p, int kh) {
     LLVMValueRef b = cg_vec_load(cg, gep(cg, at[i], ci(cg, vl)));
     LLVMValueRef tap[2] = {shuffle2(cg, a, b, even_lane), shuffle2(cg, a, b, odd_lane)};
     for (int j = 0; j < 2; j++) {
-      LLVMValueRef v = tap[j], tv = splat_i32(cg, ci(cg, 2 * i + j));
+      LLVMValueRef v = tap[j], tv = cg_splat_i32(cg, ci(cg, 2 * i + j));
       if (!best) {
         best = v, best_t = tv;
         continue;
@@ -744,7 +729,7 @@ static void max_pool_row_vec(CG *cg, bool fwd, const PoolV *p, int kh) {
     for (int i = 0; i < kh; i++) {
       LLVMValueRef g[2];
       for (int j = 0; j < 2; j++)
-        g[j] = sel(cg, LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, splat_i32(cg, ci(cg, 2 * i + j)), ""), grad, zero);
+        g[j] = sel(cg, LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, cg_splat_i32(cg, ci(cg, 2 * i + j)), ""), grad, zero);
       LLVMValueRef dst = gep(cg, p->out, iadd(cg, corner, imul(cg, ci(cg, i), p->W)));
       cg->vmask = m_lo;
       cg_vec_store(cg, shuffle2(cg, g[0], g[1], lo_lane), dst);
