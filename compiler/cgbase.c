@@ -430,6 +430,8 @@ static void vec_each_slice(CG *cg, const Shape *s, int k, VecBody *body, void *c
   LLVMValueRef lo = imul(cg, LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), part), parts, ""), ci(cg, per_line));
   LLVMValueRef next = LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), iadd(cg, part, ci(cg, 1))), parts, "");
   LLVMValueRef hi = LLVMBuildSelect(cg->b, last, ci(cg, full), imul(cg, next, ci(cg, per_line)), "");
+  /* the tail call (part == parts) writes the scalar states alone */
+  hi = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, part, parts, ""), hi, lo, "");
   LLVMValueRef idx[MAX_RANK];
   for (int d = 0; d < s->rank; d++) idx[d] = ci(cg, 0);
   int lanes = cg->lanes;

@@ -1226,6 +1226,9 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     for (int u = 0; u < g->nupdates; u++) {
       const Update *up = &g->updates[u];
       if ((cg->kind == FN_UPDATE && up->from_batch) || !update_in_place(cg, reader, up)) continue;
+      /* update_part: every part computes a scalar state's new value (Adam's
+         b1^t) from the old one; the tail call alone writes it back */
+      if (cg->slice_part && shape_numel(&up->value->shape) == 1) continue;
       const Node *t = up->target;
       set_mem(cg, up->value, cg->buf,
               t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index], 0);
@@ -1276,11 +1279,26 @@ static bool stored_at(const CG *cg, const Node *n, LLVMValueRef base, int64_t of
 
 static void store_updates(CG *cg) {
   const Graph *g = cg->g;
+  LLVMBasicBlockRef after = NULL;
+  if (cg->slice_part) {
+    /* update_part: the scalar states only in the tail call (part ==
+       parts), which runs after every part has read them; the tensors'
+       slices are in place (sliceable) */
+    for (int i = 0; i < g->len; i++) cg_flush(cg, g->nodes[i]);
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tail");
+    after = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "end");
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntEQ, cg->slice_part, cg->slice_parts, ""), then, after);
+    LLVMPositionBuilderAtEnd(cg->b, then);
+  }
   for (int u = 0; u < g->nupdates; u++) {
     if (cg->kind == FN_UPDATE && g->updates[u].from_batch) continue;
     const Node *t = g->updates[u].target;
     int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
     if (!stored_at(cg, g->updates[u].value, cg->buf, off)) copy_out(cg, g->updates[u].value, cg->buf, off, 0, false);
+  }
+  if (after) {
+    LLVMBuildBr(cg->b, after);
+    LLVMPositionBuilderAtEnd(cg->b, after);
   }
 }
 
@@ -1358,7 +1376,7 @@ static bool sliceable(CG *cg) {
       if (!slice_reads_ok(cg, n->in[k], &n->shape)) return false;
   }
   for (int u = 0; u < g->nupdates; u++) {
-    if (g->updates[u].from_batch) continue;
+    if (g->updates[u].from_batch || shape_numel(&g->updates[u].value->shape) == 1) continue; /* the tail's */
     const Node *t = g->updates[u].target;
     int64_t off = t->op == OP_PARAM ? cg->L->param_off[t->param_index] : cg->L->state_off[t->state_index];
     if (!stored_at(cg, g->updates[u].value, cg->buf, off)) return false;

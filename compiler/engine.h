@@ -46,13 +46,14 @@ struct Engine {
                       int64_t total, int64_t first);
   int64_t ws_bytes;
   /* compiled code only, and only for a step that is elementwise in every
-   * tensor it writes (SGD with or without momentum, Nesterov and weight
-   * decay: each element of a parameter and its state from the same
-   * element of its gradient and scalars the step does not write; not
-   * Adam, whose b1^t it writes, nor clip_norm), else NULL: the optimizer
-   * step (update) on slice `part` of `parts` of every tensor
-   * (engine_slice), the same bits, so threads may run the parts side by
-   * side and together make the whole step. */
+   * tensor it writes (SGD with or without momentum, Nesterov, weight
+   * decay, Adam, AdamW: each element of a parameter and its state from
+   * the same element of its gradient and scalars; not clip_norm), else
+   * NULL: the optimizer step (update) on slice `part` of `parts` of every
+   * tensor (engine_slice), the same bits, so threads may run the parts
+   * side by side. The parts write no scalar (Adam's b1^t, a parameter of
+   * one element): the tail call, part == parts, made once every part
+   * has returned, writes those, and with the parts makes the whole step. */
   void (*update_part)(Engine *e, int64_t part, int64_t parts);
   void (*destroy)(Engine *e);
   void *impl;

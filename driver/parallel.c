@@ -605,6 +605,8 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n, in
   run_step_part(p, 0);
   for (unsigned v; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) > 0;)
     await_change(p, &p->stats[0], &p->pending, v);
+  /* every part has read the scalar states (Adam's b1^t): the tail writes them */
+  if (p->sliced_update) in->update_part(in, p->threads, p->threads);
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;

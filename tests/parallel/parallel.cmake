@@ -1,6 +1,6 @@
 # tests/parallel/parallel.cmake - threads and MPI (included from tests/CMakeLists.txt)
 set(NNC_PAR ${CMAKE_CURRENT_LIST_DIR}/parallel.sh)
-foreach(case threads.repeat threads.agree threads.gemm threads.dropout threads.unbatched threads.usage threads.clamp threads.stats)
+foreach(case threads.repeat threads.agree threads.adam threads.gemm threads.dropout threads.unbatched threads.usage threads.clamp threads.stats)
   add_test(NAME parallel.${case} COMMAND ${NNC_PAR} $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
   set_tests_properties(parallel.${case} PROPERTIES LABELS parallel TIMEOUT 120)
 endforeach()

@@ -3,6 +3,8 @@
 # process would (driver/parallel.h). Cases:
 #   threads.repeat   --threads 2 twice: the same bits
 #   threads.agree    --threads 1, 2, 3: final losses within 1e-12 relative (f64)
+#   threads.adam     W2 with Adam (its update in slices): --threads 1, 2 and 3
+#                    within 1e-12 (f64); 4 threads twice (f32): the same bits
 #   threads.dropout  moons with dropout after its first relu: --threads 1, 2
 #                    and 3 within 1e-12 (each shard draws the masks of its
 #                    own rows of the batch)
@@ -75,6 +77,18 @@ threads.gemm)
   agree_threads "$w2" --dtype f64 --epochs 3
   agree_threads "$w2" --dtype f64 --epochs 3 --batch 128
   ;;
+threads.adam)
+  # Adam's update in slices, its b1^t and b2^t written by the tail call
+  # after every slice has read them (W2: 256 x 256 in slices)
+  sed -e 's/optimizer .*/optimizer adam(lr: 0.001)/' -e "s#\.\./examples/data#$examples/data#" \
+    "$examples/../bench/w2_digits.nn" >"$tmp/w2_adam.nn"
+  grep -q adam "$tmp/w2_adam.nn" || fail "no adam in the model"
+  agree_threads "$tmp/w2_adam.nn" --dtype f64 --epochs 1
+  for run in a b; do
+    "$nnc" "$tmp/w2_adam.nn" --jit --train --epochs 1 --threads 4 >"$tmp/$run" || fail "--threads 4"
+  done
+  [ "$(final "$tmp/a")" = "$(final "$tmp/b")" ] || fail "two runs with 4 threads differ: $(final "$tmp/a") $(final "$tmp/b")"
+  ;;
 threads.dropout)
   with_dropout
   agree_threads "$tmp/drop.nn"
@@ -106,8 +120,13 @@ threads.stats)
     grep -q "^  thread $k CPU: work [0-9.]* reduce [0-9.]* update [0-9.]*$" "$tmp/err" ||
       fail "no CPU line for thread $k: $(cat "$tmp/err")"
   done
-  # thread 0's shards took CPU time; only thread 0 updates
+  # thread 0's shards took CPU time
   awk '/^  thread 0 CPU:/ && $5 > 0 {ok = 1} END {exit !ok}' "$tmp/err" || fail "no CPU time in thread 0's shards"
+  # a step with no update_part (clip_norm's norm sums every gradient): only thread 0 updates
+  sed 's/^  batch /  clip_norm 1.0\n  batch /' "$moons" >"$tmp/clip.nn"
+  grep -q clip_norm "$tmp/clip.nn" || fail "no clip_norm in the model"
+  NNC_THREAD_STATS=1 "$nnc" "$tmp/clip.nn" --jit --train --batch 32 --epochs 30 --threads 3 >/dev/null 2>"$tmp/err" ||
+    fail "run with clip_norm"
   grep -q "^  thread 1 CPU: .* update 0.0$" "$tmp/err" || fail "thread 1 updated: $(cat "$tmp/err")"
   ! grep -q "^threads:\|^  thread" "$tmp/a" "$tmp/err0" || fail "stats printed without NNC_THREAD_STATS or on standard output"
   ;;

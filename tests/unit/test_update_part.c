@@ -4,12 +4,13 @@
  *   - engine_slice cuts a tensor into whole 64-byte lines, in order, the
  *     last part to the end, for any number of parts;
  *   - for a step that is elementwise in every tensor it writes (SGD,
- *     with momentum, Nesterov, weight decay), the parts 0..P-1 of
- *     update_part, in any order, give the bits of update, for P from 1 to
- *     5, f32 and f64, at every vector width (tensors shorter than a
- *     vector, longer, not a whole number of lines);
- *   - a step that is not (Adam's b1^t and b2^t are scalars of the buffer
- *     that the step writes; clip_norm's norm sums every gradient) has no
+ *     with momentum, Nesterov, weight decay; Adam and AdamW, whose scalar
+ *     states b1^t and b2^t the tail call writes), the parts 0..P-1 of
+ *     update_part, in any order, then the tail (part P), give the bits of
+ *     update, for P from 1 to 5, f32 and f64, at every vector width
+ *     (tensors shorter than a vector, longer, not a whole number of
+ *     lines); the parts alone leave the scalar states as they were;
+ *   - a step that is not (clip_norm's norm sums every gradient) has no
  *     update_part, and parallel.c updates on one thread.
  */
 #include <math.h>
@@ -66,10 +67,12 @@ static const char *const sliced[] = {
     MLP("f64", "sgd(lr: 0.1)", ""),
     MLP("f32", "sgd(lr: 0.05, momentum: 0.9, weight_decay: 0.01)", ""),
     MLP("f64", "sgd(lr: 0.05, momentum: 0.9, nesterov: true)", ""),
+    MLP("f32", "adam(lr: 0.01)", ""),
+    MLP("f64", "adamw(lr: 0.01, weight_decay: 0.1)", ""),
 };
 static const char *const whole[] = {
-    MLP("f32", "adam(lr: 0.01)", ""),
     MLP("f32", "sgd(lr: 0.1)", " clip_norm 1.0\n"),
+    MLP("f32", "adam(lr: 0.01)", " clip_norm 1.0\n"),
 };
 
 /* A buffer of numbers that are not round, the states at theirs. */
@@ -97,6 +100,24 @@ static void fill(const Graph *g, const Layout *L, void *buf) {
   }
 }
 
+/* Are the scalar states (but the learning rate) as fill left them? */
+static bool scalars_as_filled(Engine *e) {
+  const Graph *g = e->g;
+  const Layout *L = e->layout;
+  size_t bytes = (size_t)L->total * (size_t)L->elem_size;
+  unsigned char *fresh = nnc_xmalloc(bytes);
+  fill(g, L, fresh);
+  bool same = true;
+  for (int j = 0; j < g->states.len; j++) {
+    const Node *s = g->states.items[j];
+    if (shape_numel(&s->shape) != 1) continue;
+    size_t at = (size_t)L->state_off[j] * (size_t)L->elem_size;
+    same = same && memcmp((unsigned char *)e->buf + at, fresh + at, (size_t)L->elem_size) == 0;
+  }
+  free(fresh);
+  return same;
+}
+
 static Engine *engine_for(const char *text, Source *src, Arena *arena) {
   Layout *layout;
   Graph *g = compile_text(src, "update_part.nn", text, arena, 0, &layout);
@@ -120,6 +141,8 @@ static void test_sliced(const char *text, const char *bits) {
       for (int reverse = 0; reverse < 2; reverse++) {
         fill(e->g, e->layout, e->buf);
         for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts);
+        check(scalars_as_filled(e), "the parts leave the scalar states alone", text, bits, parts);
+        e->update_part(e, parts, parts);
         check(memcmp(e->buf, want, bytes) == 0, reverse ? "the parts, last first, give update's bits"
                                                         : "the parts give update's bits",
               text, bits, parts);
