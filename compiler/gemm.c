@@ -569,11 +569,15 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValue
  *
  * The module's micro-kernel computes any tile, full or at an edge:
  *   void ukr(i64 kc, T *a, i64 rsa, i64 csa, T *bp, T *c, i64 ldc, T *out,
- *            i64 ldo, i64 mr, i64 nr, i64 flags, T *pf, i64 pfs, i64 pfn)
+ *            i64 ldo, i64 mr, i64 nr, i64 flags, T *pf, i64 pfs, i64 pfn,
+ *            i64 *roff, i64 *koff)
  * rows i < mr, columns j < nr of C + c's offset: starting from c (UK_LOADC)
  * or zero, stored at out. a = &A(m0, k0), bp a micro-panel of B~. Step
  * k < pfn also fetches NR elements at pf + k*pfs into L2 (the next
  * panel's rows of B when the macro-kernel packs a panel at a time).
+ * With koff (not null) A is indexed: A(m0 + i, k0 + k) at a + roff[i] +
+ * koff[k] (offsets in elements; rsa and csa unused), a convolution's
+ * windows read straight from its (padded) image ("Implicit im2col").
  *
  * An epilogue's kernel runs on a tile's last k-block, whose sums the
  * micro-kernel left in a tile buffer of NR columns:
@@ -581,7 +585,8 @@ static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValue
  * (m0, n0: the tile's place in C, where the epilogue reads its operands.)
  * Through memory, not registers: the tile buffer stays in L1, and the
  * micro-kernel is then one for every GEMM, prebuilt (kernels.h). */
-enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_PF, U_PFS, U_PFN, U_COUNT };
+enum { U_KC, U_A, U_RSA, U_CSA, U_BP, U_C, U_LDC, U_OUT, U_LDO, U_MR, U_NR, U_FLAGS, U_PF, U_PFS, U_PFN, U_ROFF, U_KOFF,
+       U_COUNT };
 enum { T_TILE, T_C, T_LDC, T_M0, T_N0, T_MR, T_NR, T_CTX, T_COUNT };
 
 typedef struct Tile {
@@ -690,13 +695,15 @@ static void load_at(CG *cg, void *arg, Tile *t) {
  * vectors of each row: an edge panel's columns past them are never
  * stored, and keep init. */
 static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef bp,
-                   LLVMValueRef mr, int nvu, const LLVMValueRef *pf, const Tile *init, Tile *out) {
+                   LLVMValueRef mr, int nvu, const LLVMValueRef *pf, const LLVMValueRef *ix, const Tile *init,
+                   Tile *out) {
   int nv = cg->gemm_nv, vl = cg->vl;
   LLVMTypeRef vt = vec_type(cg);
   LLVMValueRef arow[GEMM_MR];
   for (int i = 0; i < GEMM_MR; i++) {
     LLVMValueRef r = mr ? LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSLT, ci(cg, i), mr), ci(cg, i), ci(cg, 0), "") : ci(cg, i);
-    arow[i] = gep(cg, a, imul(cg, r, rsa));
+    arow[i] = gep(cg, a, ix ? load_al(cg, cg->i64, LLVMBuildInBoundsGEP2(cg->b, cg->i64, ix[0], &r, 1, ""), 8)
+                            : imul(cg, r, rsa));
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k");
@@ -713,7 +720,9 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   for (int64_t j = 0; j < nr_of(cg); j += 64 / (int64_t)es(cg)) prefetch_to(cg, gep(cg, prow, ci(cg, j)), false, 2);
   go_to(cg, pjoin, pel);
   go_to(cg, pjoin, pjoin);
-  LLVMValueRef bk = gep(cg, bp, imul(cg, k, ci(cg, nr_of(cg)))), koff = imul(cg, k, csa);
+  LLVMValueRef bk = gep(cg, bp, imul(cg, k, ci(cg, nr_of(cg))));
+  LLVMValueRef koff = ix ? load_al(cg, cg->i64, LLVMBuildInBoundsGEP2(cg->b, cg->i64, ix[1], &k, 1, ""), 8)
+                         : imul(cg, k, csa);
   LLVMValueRef b[4];
   for (int v = 0; v < nvu; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
   for (int i = 0; i < GEMM_MR; i++) {
@@ -740,13 +749,14 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
  * of a batch of 100) runs the FMAs of its own vectors only. */
 typedef struct KLoop {
   LLVMValueRef kc, a, rsa, csa, bp, mr, nr, pf[3];
+  const LLVMValueRef *ix; /* indexed A: {roff, koff}, or NULL */
   const Tile *init;
   int nvu;
 } KLoop;
 
 static void k_loop_leaf(CG *cg, void *arg, Tile *t) {
   KLoop *kl = arg;
-  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->pf, kl->init, t);
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->pf, kl->ix, kl->init, t);
 }
 
 static void k_loop_of(CG *cg, void *arg, Tile *t) {
@@ -761,6 +771,25 @@ static void k_loop_of(CG *cg, void *arg, Tile *t) {
   tile_if(cg, fits, k_loop_leaf, kl, k_loop_of, &wider, t);
 }
 
+/* A tile's k loops: a full tile's first, the others only for edge panels. */
+static void k_loops(CG *cg, void *arg, Tile *acc) {
+  KLoop *kl = arg;
+  LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, kl->mr, ci(cg, GEMM_MR)),
+                                   icmp(cg, LLVMIntEQ, kl->nr, ci(cg, nr_of(cg))), "full");
+  LLVMBasicBlockRef fth, fel, fjoin;
+  Tile whole_acc, edge_acc;
+  branch(cg, full, &fth, &fel, &fjoin);
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, cg->gemm_nv, kl->pf, kl->ix, kl->init, &whole_acc);
+  LLVMBasicBlockRef fth_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, fjoin, fel);
+  k_loop_of(cg, kl, &edge_acc);
+  LLVMBasicBlockRef fel_end = LLVMGetInsertBlock(cg->b);
+  go_to(cg, fjoin, fjoin);
+  tile_phis(cg, acc);
+  add_incoming(cg, acc, &whole_acc, fth_end);
+  add_incoming(cg, acc, &edge_acc, fel_end);
+}
+
 static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {
   return icmp(cg, LLVMIntNE, LLVMBuildAnd(cg->b, flags, ci(cg, bit), ""), ci(cg, 0));
 }
@@ -770,6 +799,8 @@ static LLVMValueRef build_ukr(CG *cg) {
   LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[K_UKR], cg->gemm->ukr_ty);
   noalias_param(cg, fn, U_A, true);
   noalias_param(cg, fn, U_BP, true);
+  noalias_param(cg, fn, U_ROFF, true);
+  noalias_param(cg, fn, U_KOFF, true);
   LLVMValueRef P[U_COUNT];
   for (int i = 0; i < U_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, P[U_MR], ci(cg, GEMM_MR)),
@@ -787,20 +818,14 @@ static LLVMValueRef build_ukr(CG *cg) {
   tile_phis(cg, &init);
   add_incoming(cg, &init, &loaded, th_end);
   add_incoming(cg, &init, &zero, el);
-  /* a full tile's loop first: the others only for edge panels */
-  LLVMBasicBlockRef fth, fel, fjoin;
-  Tile whole_acc, edge_acc;
-  branch(cg, full, &fth, &fel, &fjoin);
-  k_loop(cg, P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], NULL, cg->gemm_nv, &P[U_PF], &init, &whole_acc);
-  LLVMBasicBlockRef fth_end = LLVMGetInsertBlock(cg->b);
-  go_to(cg, fjoin, fel);
-  KLoop kl = {P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], P[U_NR], {P[U_PF], P[U_PFS], P[U_PFN]}, &init, 1};
-  k_loop_of(cg, &kl, &edge_acc);
-  LLVMBasicBlockRef fel_end = LLVMGetInsertBlock(cg->b);
-  go_to(cg, fjoin, fjoin);
-  tile_phis(cg, &acc);
-  add_incoming(cg, &acc, &whole_acc, fth_end);
-  add_incoming(cg, &acc, &edge_acc, fel_end);
+  /* A strided or indexed (koff not null): the k loops of each */
+  LLVMValueRef ix[2] = {P[U_ROFF], P[U_KOFF]};
+  KLoop strided = {P[U_KC], P[U_A], P[U_RSA], P[U_CSA], P[U_BP], P[U_MR], P[U_NR], {P[U_PF], P[U_PFS], P[U_PFN]},
+                   NULL, &init, 1};
+  KLoop indexed = strided;
+  indexed.ix = ix;
+  LLVMValueRef is_ix = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[U_KOFF], cg->i64, ""), ci(cg, 0));
+  tile_if(cg, is_ix, k_loops, &indexed, k_loops, &strided, &acc);
   branch(cg, full, &th, &el, &join);
   store_tile(cg, P[U_OUT], P[U_LDO], NULL, NULL, &acc);
   go_to(cg, join, el);
@@ -851,10 +876,14 @@ static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
 /* ---- the macro-kernel ----
  *
  * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
- *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add, i64 trans)
+ *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add, i64 *roff,
+ *           i64 *koff, i64 trans)
  * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
- * round_up(min(N, NC), NR) elements. epi is an epilogue's kernel, or
- * null. add != 0: C += A B (the first k-block loads C too).
+ * round_up(min(N, NC), NR) elements. A null pack: B is B~ already
+ * (gemm_pack_all, N <= NC), k-block pc at B + pc*round_up(N, NR). epi is
+ * an epilogue's kernel, or null. add != 0: C += A B (the first k-block
+ * loads C too). koff not null: A is indexed, A(m, k) at A + roff[m] +
+ * koff[k] (the micro-kernel's, "Implicit im2col").
  *
  * trans != 0: the product is stored transposed, C(m, n) at C + n*ldc + m
  * (one k-block, kb >= K, and add = 0): a layer's product x W^T computed
@@ -862,17 +891,22 @@ static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
  * (see "Transposed products"). Each tile's sums go to the tile buffer,
  * are transposed there, and the epilogue (or a copy) runs on the
  * transpose as an edge tile of up to NR rows and MR columns. */
-enum { G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_TRANS, G_COUNT };
+enum {
+  G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_ROFF, G_KOFF, G_TRANS,
+  G_COUNT
+};
 
 /* The next row tile's kc columns of A (read in place: a transposed
  * product's matrix, in short runs of its rows that the hardware does not
  * fetch ahead), fetched while this tile's k loop runs. */
-static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef kc) {
+static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef kc, LLVMValueRef is_ix) {
   Loop il, jl;
   int64_t line = 64 / (int64_t)es(cg);
   /* a convolution's columns (rsa 1: a tile's rows share lines, a line a
-     k) are not rows along k: the fetches below would not be its lines */
-  LLVMValueRef rows = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntEQ, rsa, ci(cg, 1)), ci(cg, 0), ci(cg, GEMM_MR), "");
+     k) or its image (indexed) are not rows along k: the fetches below
+     would not be its lines */
+  LLVMValueRef no = LLVMBuildOr(cg->b, icmp(cg, LLVMIntEQ, rsa, ci(cg, 1)), is_ix, "");
+  LLVMValueRef rows = LLVMBuildSelect(cg->b, no, ci(cg, 0), ci(cg, GEMM_MR), "");
   LLVMValueRef i = cg_loop_begin(cg, &il, rows);
   LLVMValueRef row = gep(cg, a, imul(cg, iadd(cg, i, ci(cg, GEMM_MR)), rsa));
   LLVMValueRef j = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, kc, line)), ci(cg, line));
@@ -1011,9 +1045,11 @@ static LLVMValueRef build_gemm(CG *cg) {
    * micro-panel is packed just before its row tiles, into the first
    * panel's place, so that they read it from L1 and L2, not back from
    * L3. */
-  LLVMValueRef by_panel = LLVMBuildAnd(cg->b, LLVMBuildNot(cg->b, small, ""), icmp(cg, LLVMIntEQ, nib, ci(cg, 1)), "by_panel");
+  LLVMValueRef packed = icmp(cg, LLVMIntEQ, LLVMBuildPtrToInt(cg->b, P[G_PACK], cg->i64, ""), ci(cg, 0));
+  LLVMValueRef by_panel = LLVMBuildAnd(cg->b, LLVMBuildNot(cg->b, LLVMBuildOr(cg->b, small, packed, ""), ""),
+                                       icmp(cg, LLVMIntEQ, nib, ci(cg, 1)), "by_panel");
   LLVMBasicBlockRef th, el, join;
-  branch(cg, by_panel, &th, &el, &join);
+  branch(cg, LLVMBuildOr(cg->b, by_panel, packed, ""), &th, &el, &join);
   go_to(cg, join, el);
   LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
   LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
@@ -1029,6 +1065,7 @@ static LLVMValueRef build_gemm(CG *cg) {
   go_to(cg, join, el);
   go_to(cg, join, join);
   LLVMValueRef bp = sel(cg, by_panel, P[G_WS], gep(cg, P[G_WS], imul(cg, jr, kc)));
+  bp = sel(cg, packed, gep(cg, bsrc, iadd(cg, imul(cg, pc, ncp), imul(cg, jr, kc))), bp);
   LLVMValueRef ntile = blocks_of(cg, mc, GEMM_MR);
   LLVMValueRef ti = cg_loop_begin(cg, &ml, ntile);
   LLVMValueRef ir = iadd(cg, ic, imul(cg, ti, ci(cg, GEMM_MR)));
@@ -1043,14 +1080,18 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef pfn = sel(cg, LLVMBuildAnd(cg->b, by_panel, icmp(cg, LLVMIntEQ, bcs, ci(cg, 1)), ""),
                          imin(cg, step, isub(cg, kc, r0)), ci(cg, 0));
   LLVMValueRef mrv = imin(cg, ci(cg, GEMM_MR), isub(cg, iadd(cg, ic, mc), ir));
-  LLVMValueRef a = gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA])));
+  LLVMValueRef is_ix = icmp(cg, LLVMIntNE, LLVMBuildPtrToInt(cg->b, P[G_KOFF], cg->i64, ""), ci(cg, 0));
+  LLVMValueRef a = sel(cg, is_ix, P[G_A], gep(cg, P[G_A], iadd(cg, imul(cg, ir, P[G_RSA]), imul(cg, pc, P[G_CSA]))));
+  LLVMValueRef none = LLVMConstNull(cg->ptr);
+  LLVMValueRef roff = sel(cg, is_ix, LLVMBuildGEP2(cg->b, cg->i64, P[G_ROFF], &ir, 1, ""), none);
+  LLVMValueRef koff = sel(cg, is_ix, LLVMBuildGEP2(cg->b, cg->i64, P[G_KOFF], &pc, 1, ""), none);
   /* a transposed product's partial sums: C'(m, n) at S + m*ncp + (n - jc) */
   LLVMValueRef ldc = LLVMBuildSelect(cg->b, trans, ncp, P[G_LDC], "");
   LLVMValueRef c = LLVMBuildSelect(cg->b, trans, gep(cg, S, iadd(cg, imul(cg, ir, ncp), jr)),
                                    gep(cg, P[G_C], iadd(cg, imul(cg, ir, P[G_LDC]), col)), "");
-  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags, pf, brs, pfn};
+  LLVMValueRef u[U_COUNT] = {kc, a, P[G_RSA], P[G_CSA], bp, c, ldc, c, ldc, mrv, nrv, flags, pf, brs, pfn, roff, koff};
   branch(cg, trans, &th, &el, &join);
-  prefetch_a(cg, a, P[G_RSA], P[G_CSA], kc);
+  prefetch_a(cg, a, P[G_RSA], P[G_CSA], kc, is_ix);
   call_tile_trans(cg, P, tile, tt, u, ir, col);
   go_to(cg, join, el);
   call_tile(cg, P, tile, u, ir, col);
@@ -1113,9 +1154,9 @@ static GemmKernels *kernels(CG *cg) {
   if (cg->gemm) return cg->gemm;
   GemmKernels *gk = cg->gemm = nnc_xcalloc(1, sizeof *gk);
   LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
-  LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I, p, I, I};
+  LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I, p, I, I, p, p};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
-  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, I};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, p, p, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
   gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
   gk->epi_ty = LLVMFunctionType(V, t, T_COUNT, 0);
@@ -1254,6 +1295,7 @@ static LLVMValueRef slot_array(CG *cg, int slots, const char *name) {
 static LLVMValueRef k_block(CG *cg, const Gemm *gm, bool trans) {
   if (trans) { /* K is the matrix's: a constant */
     int64_t k = LLVMConstIntGetSExtValue(gm->K);
+    if (gm->packed && k >= 1) return ci(cg, k); /* B~ whole (L2), no partial sums */
     return ci(cg, k < 1 ? 1 : k < GEMM_KC_T ? k : GEMM_KC_T);
   }
   if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
@@ -1285,11 +1327,34 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   LLVMValueRef at = ci(cg, cg->pack_off[gm->owner->id]);
   LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "pack");
   LLVMValueRef none = LLVMConstNull(cg->ptr);
-  LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gk->pack, desc,
+  LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gm->packed ? none : gk->pack, desc,
                                 gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
-                                ci(cg, gm->accumulate), trans};
+                                ci(cg, gm->accumulate), gm->koff ? gm->roff : none, gm->koff ? gm->koff : none, trans};
   LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
+
+void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst) {
+  GemmKernels *gk = kernels(cg);
+  if (!LLVMIsAConstantInt(gm->N) || LLVMConstIntGetSExtValue(gm->N) > GEMM_NC)
+    nnc_die("codegen: a packed B wider than the column block");
+  LLVMValueRef desc = slot_array(cg, 3, "bdesc");
+  EpiWalk d = {.pass = EPI_ARGS, .ctx = desc};
+  slot_store(cg, &d, gm->B.ptr);
+  slot_store(cg, &d, gm->B.rs);
+  slot_store(cg, &d, gm->B.cs);
+  /* k-block pc at dst + pc*ncp, as the macro-kernel reads it */
+  Gemm as_packed = *gm;
+  as_packed.packed = true;
+  LLVMValueRef kb = k_block(cg, &as_packed, gm->trans), ncp = ci(cg, (LLVMConstIntGetSExtValue(gm->N) + nr_of(cg) - 1) / nr_of(cg) * nr_of(cg));
+  Loop kl;
+  LLVMValueRef nkb = LLVMBuildSDiv(cg->b, iadd(cg, gm->K, isub(cg, kb, ci(cg, 1))), kb, "");
+  LLVMValueRef pc = imul(cg, cg_loop_begin(cg, &kl, nkb), kb);
+  LLVMValueRef args[P_COUNT] = {gep(cg, dst, imul(cg, pc, ncp)), desc, pc, imin(cg, kb, isub(cg, gm->K, pc)), ci(cg, 0), gm->N};
+  LLVMBuildCall2(cg->b, gk->pack_ty, gk->pack, args, P_COUNT, "");
+  cg_loop_end(cg, &kl);
+}
+
+int64_t gemm_packed_bytes(int64_t N, int64_t K, int elem_size) { return gemm_pack_bytes(N, K, elem_size); }
 
 /* ---- GEMMs of the IR ---- */
 

@@ -34,6 +34,10 @@ typedef struct Gemm {
                             is true (M, N, A and B are selects of both) */
   LLVMValueRef row;      /* a convolution's GEMM: the batch row it computes
                             (C(m, n) is channel m, position n of it) */
+  LLVMValueRef roff, koff; /* indexed A (koff not NULL): A(m, k) at A.ptr +
+                            roff[m] + koff[k], i64 tables of element
+                            offsets (A.rs and A.cs unused) */
+  bool packed;           /* B.ptr is B~ already (gemm_pack_all) */
 } Gemm;
 
 /* Set gm's node n, and its epilogue's sink if it has one, before the GEMM
@@ -42,6 +46,12 @@ typedef struct Gemm {
 const Node *gemm_stores(CG *cg, Gemm *gm, const Node *n);
 /* A call of the kernel (made once per module at its first use). */
 void gemm_emit(CG *cg, const Gemm *gm);
+/* B of gm packed whole into dst (gemm_packed_bytes), as gm's call packs
+ * it a k-block at a time, with gm's N (at most the GEMM's column block)
+ * and k-block: then gm->B.ptr = dst and gm->packed make calls that use it
+ * as it is (a weight packed once for every row of a batch). */
+void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst);
+int64_t gemm_packed_bytes(int64_t N, int64_t K, int elem_size);
 /* Release the module's kernel table (codegen_module, at its end). */
 void gemm_free(CG *cg);
 

@@ -64,33 +64,122 @@ static bool conv_trans(const Node *n, const Geo *g) {
   return n->op == OP_CONV_DW && gemm_swap_pays(g->K, ckk, g->P, 0);
 }
 
-/* A convolution's scratch: the GEMM's packed B, then the matrix of
- * windows (cols, C*kk x P), then copies of W, of one row of dy and of one
+static bool has_padding(const Window *w);
+
+/* Implicit im2col: a transposed product (conv_trans) whose A is the
+ * matrix of windows reads it from the image instead (gemm.h's indexed A):
+ * A(m, k) of the forward product (m an output position, k a tap) and of
+ * the weight gradient (m a tap, k a position) is the image element at
+ * pos[position] + tap[tap] (Img below): the input itself, or with padding
+ * a copy of a row's input inside zeros. With stride 1 the input gradient
+ * is a convolution too, of dy padded by k - 1 - pad with the weights
+ * flipped and transposed (W'[c][k, kh-1-i, kw-1-j] = W[k][c, i, j]),
+ * computed the same way (dx_implicit) instead of W^T dy and col2im. */
+static bool implicit(const Node *n, const Geo *g) {
+  if (!conv_trans(n, g)) return false;
+  return n->op == OP_CONV ? !n->in[1]->batched : n->op == OP_CONV_DW;
+}
+
+/* Does the input gradient as a convolution (16-wide vectors of channels
+ * by 6 positions over K*kk taps, dy's padded copy and dx's transposed
+ * tiles) cost less than W^T dy (packing dy, 6 taps by 16-wide vectors of
+ * positions over K) and col2im (in vectors: half a cycle an element), by
+ * gemm_swap_pays's measure (FMAs at 32 a cycle, copies a cycle an
+ * element)? Stride 1, padding at most k - 1 (dy inside the padded
+ * image). fashion_cnn's second convolution (C 32, K 64, 5 x 5, 196
+ * positions): 335,616 against 425,408. */
+static bool dx_implicit(const Node *n, const Geo *g) {
+  const Window *w = g->w;
+  if (n->op != OP_CONV_DX || n->in[1]->batched) return false;
+  for (int d = 0; d < 2; d++)
+    if (w->s[d] != 1 || w->pad[d] > w->k[d] - 1 || w->pad_end[d] > w->k[d] - 1) return false;
+  int64_t ckk = g->C * g->kk;
+  double conv = (double)((g->hw + 5) / 6 * 6) * (double)((g->C + 15) / 16 * 16) * (double)(g->K * g->kk) / 32 +
+                (double)(g->C * g->hw) + (double)(g->K * g->P);
+  double cols = (double)(g->K * g->P) + (double)((ckk + 5) / 6 * 6) * (double)((g->P + 15) / 16 * 16) * (double)g->K / 32 +
+                (double)(ckk * g->P) / 2;
+  return conv < cols;
+}
+
+/* The image an implicit product reads: C channels of h x w (the
+ * operand's) inside hp x wp at (top, left) (a copy when `copy`, else the
+ * operand itself), windows kh x kw of strides sh, sw over oh x ow
+ * outputs; the product's positions are the outputs, its taps (c, i, j). */
+typedef struct Img {
+  int64_t C, h, w, hp, wp, top, left, kh, kw, sh, sw, oh, ow;
+  bool copy;
+} Img;
+
+static Img img_of(const Node *n, const Geo *g) {
+  const Window *w = g->w;
+  if (n->op == OP_CONV_DX) /* dy inside the padding of a full convolution */
+    return (Img){g->K, g->oh, g->ow, w->in[0] + w->k[0] - 1, w->in[1] + w->k[1] - 1, w->k[0] - 1 - w->pad[0],
+                 w->k[1] - 1 - w->pad[1], w->k[0], w->k[1], 1, 1, w->in[0], w->in[1], true};
+  Img im = {g->C, w->in[0], w->in[1], w->in[0], w->in[1], w->pad[0], w->pad[1], w->k[0], w->k[1], w->s[0], w->s[1],
+            g->oh, g->ow, has_padding(w)};
+  if (im.copy) im.hp = (g->oh - 1) * w->s[0] + w->k[0], im.wp = (g->ow - 1) * w->s[1] + w->k[1];
+  return im;
+}
+
+/* A convolution's scratch, byte offsets after the GEMM's packed B: the
+ * matrix of windows (cols, C*kk x P; none for an implicit forward
+ * product or input gradient), copies of W, of one row of dy and of one
  * row of x for operands that are not in memory, then, transposed
- * (conv_trans), W^T or dW^T. */
+ * (conv_trans), W^T packed (implicit) or dW^T, or the input gradient's
+ * packed flipped weights, and the flipped weights; implicit, the offset
+ * tables (positions, then taps, i64) and the padded image. */
+typedef struct Scr {
+  int64_t cols, w, dy, x, wt, wf, pos, tap, img, end;
+} Scr;
+
+static int64_t cols_rows(const Node *n, int64_t ckkp, int elem_size, int max_batch);
+
+static Scr scr_of(const Node *n, const Geo *g, int es, int max_batch) {
+  int64_t ckk = g->C * g->kk;
+  bool dx = dx_implicit(n, g), imp = dx || implicit(n, g);
+  Img im = img_of(n, g);
+  Scr s = {0};
+  int64_t cols = (n->op == OP_CONV && imp) || dx ? 0 : ckk * g->P * cols_rows(n, ckk * g->P, es, max_batch);
+  s.w = s.cols + cols * es;
+  s.dy = s.w + g->K * ckk * es;
+  s.x = s.dy + g->K * g->P * es;
+  s.wt = s.x + g->C * g->hw * es;
+  int64_t wt = dx ? gemm_packed_bytes(g->C, g->K * g->kk, es)
+               : !conv_trans(n, g) ? 0
+               : n->op == OP_CONV && imp ? gemm_packed_bytes(g->K, ckk, es)
+                                         : g->K * ckk * es;
+  s.wf = s.wt + wt;
+  s.pos = (s.wf + (dx ? ckk * g->K * es : 0) + 7) / 8 * 8;
+  s.tap = s.pos + (imp ? im.oh * im.ow * 8 : 0);
+  s.img = s.tap + (imp ? im.C * im.kh * im.kw * 8 : 0);
+  s.end = s.img + (imp && im.copy ? im.C * im.hp * im.wp * es : 0);
+  return s;
+}
+
+/* The GEMM's packed B (and a transposed product's partial sums). */
 static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
   int64_t N = n->op == OP_CONV_DW ? g->C * g->kk : g->P;
   if (conv_trans(n, g) && n->op == OP_CONV_DW && g->K > N) N = g->K; /* dy^T, when summed over the batch */
   int64_t kb = n->op == OP_CONV ? g->C * g->kk : n->op == OP_CONV_DX ? g->K : g->P;
   int64_t bytes = n->op == OP_CONV && conv_trans(n, g) ? gemm_trans_bytes(g->P, g->K, kb, elem_size)
-                                                       : gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size);
+                  : dx_implicit(n, g) ? gemm_trans_bytes(g->hw, g->C, g->K * g->kk, elem_size)
+                                      : gemm_pack_bytes(N, kb < GEMM_KC ? kb : GEMM_KC, elem_size);
   return (bytes + 63) / 64 * 64;
 }
 
 int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);
-  int64_t cols = g.C * g.kk * g.P * cols_rows(n, g.C * g.kk * g.P, elem_size, max_batch);
-  int64_t wt = conv_trans(n, &g) ? g.K * g.C * g.kk : 0; /* W^T, or dW^T */
-  return pack_part(n, &g, elem_size) + (cols + g.K * g.C * g.kk + g.K * g.P + g.C * g.hw + wt) * elem_size;
+  return pack_part(n, &g, elem_size) + scr_of(n, &g, elem_size, max_batch).end;
 }
 
 static LLVMValueRef gep(CG *cg, LLVMValueRef base, LLVMValueRef off) {
   return LLVMBuildInBoundsGEP2(cg->b, cg->T, base, &off, 1, "");
 }
 
+/* The node's scratch at byte `at` of its Scr. */
 static LLVMValueRef scratch(CG *cg, const Node *n, const Geo *g, int64_t at) {
-  LLVMValueRef off = ci(cg, cg->pack_off[n->id] + pack_part(n, g, cg->L->elem_size) + at * cg->L->elem_size);
+  LLVMValueRef off = ci(cg, cg->pack_off[n->id] + pack_part(n, g, cg->L->elem_size) + at);
   return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1, "scratch");
 }
 
@@ -453,18 +542,15 @@ static bool batch_cols(CG *cg, const Node *n, Geo *g, const Node *mem) {
   return g->cols_rows > 1 && in_memory(cg, mem) && (n->op != OP_CONV_DX || row_stride(cg, mem));
 }
 
-/* Between the weights' layout [K, CKK] (w) and its transpose [CKK, K]
- * (wt), once for the batch: W^T is a transposed convolution's B, which
- * the GEMM then packs by vector copies (its rows contiguous) rather than
- * through register transposes on every row's call; dW^T, summed over the
- * batch, goes back to dW. */
-static void transpose_weights(CG *cg, const Geo *g, LLVMValueRef w, LLVMValueRef wt, bool back) {
+/* dW [K, CKK] (w) from dW^T [CKK, K] (wt), summed over the batch by a
+ * transposed weight gradient: once after the rows. */
+static void untranspose_weights(CG *cg, const Geo *g, LLVMValueRef w, LLVMValueRef wt) {
   Loop cl, kl;
   int64_t ckk = g->C * g->kk;
   LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g->K));
   LLVMValueRef k = cg_loop_begin(cg, &kl, ci(cg, ckk));
   LLVMValueRef at = gep(cg, w, iadd(cg, imul(cg, c, ci(cg, ckk)), k)), t = gep(cg, wt, iadd(cg, imul(cg, k, ci(cg, g->K)), c));
-  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, back ? t : at, ""), back ? at : t);
+  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, t, ""), at);
   cg_loop_end(cg, &kl);
   cg_loop_end(cg, &cl);
 }
@@ -477,6 +563,125 @@ static void gemm_at(CG *cg, const Node *n, LLVMValueRef M, LLVMValueRef N, LLVMV
                         .owner = n, .accumulate = accumulate});
 }
 
+/* ---- implicit im2col ---- */
+
+/* The offset tables: pos[oy*ow + ox] = oy*sh*wp + ox*sw, tap[(c*kh + i)*kw
+ * + j] = c*hp*wp + i*wp + j; once a call, before the batch's rows. */
+static void offset_tables(CG *cg, const Img *im, LLVMValueRef pos, LLVMValueRef tap) {
+  Loop yl, xl, cl, il, jl;
+  LLVMValueRef oy = cg_loop_begin(cg, &yl, ci(cg, im->oh));
+  LLVMValueRef ox = cg_loop_begin(cg, &xl, ci(cg, im->ow));
+  LLVMValueRef at = iadd(cg, imul(cg, oy, ci(cg, im->ow)), ox);
+  LLVMValueRef v = iadd(cg, imul(cg, oy, ci(cg, im->sh * im->wp)), imul(cg, ox, ci(cg, im->sw)));
+  LLVMBuildStore(cg->b, v, LLVMBuildInBoundsGEP2(cg->b, cg->i64, pos, &at, 1, ""));
+  cg_loop_end(cg, &xl);
+  cg_loop_end(cg, &yl);
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, im->C));
+  LLVMValueRef i = cg_loop_begin(cg, &il, ci(cg, im->kh));
+  LLVMValueRef j = cg_loop_begin(cg, &jl, ci(cg, im->kw));
+  at = iadd(cg, imul(cg, iadd(cg, imul(cg, c, ci(cg, im->kh)), i), ci(cg, im->kw)), j);
+  v = iadd(cg, imul(cg, c, ci(cg, im->hp * im->wp)), iadd(cg, imul(cg, i, ci(cg, im->wp)), j));
+  LLVMBuildStore(cg->b, v, LLVMBuildInBoundsGEP2(cg->b, cg->i64, tap, &at, 1, ""));
+  cg_loop_end(cg, &jl);
+  cg_loop_end(cg, &il);
+  cg_loop_end(cg, &cl);
+}
+
+/* One row's operand x ([C, h, w]) inside the padded image img, whose
+ * padding zero_row made zero before the rows: a copy of each of its rows
+ * (as much of it as the windows reach). */
+static void pad_image(CG *cg, const Img *im, LLVMValueRef x, LLVMValueRef img) {
+  int64_t rows = im->hp - im->top < im->h ? im->hp - im->top : im->h;
+  int64_t len = im->wp - im->left < im->w ? im->wp - im->left : im->w;
+  if (rows <= 0 || len <= 0) return;
+  Loop cl, yl;
+  unsigned es = (unsigned)cg->L->elem_size;
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, im->C));
+  LLVMValueRef y = cg_loop_begin(cg, &yl, ci(cg, rows));
+  LLVMValueRef from = gep(cg, x, iadd(cg, imul(cg, c, ci(cg, im->h * im->w)), imul(cg, y, ci(cg, im->w))));
+  LLVMValueRef to = gep(cg, img, iadd(cg, imul(cg, c, ci(cg, im->hp * im->wp)),
+                                      iadd(cg, imul(cg, iadd(cg, y, ci(cg, im->top)), ci(cg, im->wp)), ci(cg, im->left))));
+  LLVMBuildMemCpy(cg->b, to, es, from, es, ci(cg, len * es));
+  cg_loop_end(cg, &yl);
+  cg_loop_end(cg, &cl);
+}
+
+/* The image of row `row` of operand x: its memory (or copy), or that
+ * inside the padded image. */
+static LLVMValueRef image_row(CG *cg, const Node *x, const Img *im, LLVMValueRef row, LLVMValueRef xcopy,
+                              LLVMValueRef img) {
+  LLVMValueRef src = operand_row(cg, x, row, xcopy);
+  if (!im->copy) return src;
+  pad_image(cg, im, src, img);
+  return img;
+}
+
+/* The tables, the padding zeroed, B packed once for the batch
+ * (gemm_pack_all) of an implicit product y^T = cols^T B: positions by
+ * taps, stored transposed, the row loop's GEMM then only points A and C
+ * at the row. */
+static void implicit_begin(CG *cg, const Node *n, const Geo *g, const Img *im, Gemm *gm, LLVMValueRef wp) {
+  Scr sc = scr_of(n, g, cg->L->elem_size, cg->max_batch);
+  LLVMValueRef pos = scratch(cg, n, g, sc.pos), tap = scratch(cg, n, g, sc.tap);
+  offset_tables(cg, im, pos, tap);
+  if (im->copy) zero_row(cg, scratch(cg, n, g, sc.img), im->C * im->hp * im->wp);
+  gm->M = ci(cg, im->oh * im->ow), gm->K = ci(cg, im->C * im->kh * im->kw), gm->trans = true;
+  gemm_pack_all(cg, gm, wp);
+  gm->B.ptr = wp, gm->packed = true;
+  gm->roff = pos, gm->koff = tap, gm->ldc = gm->M;
+}
+
+/* The forward product with implicit im2col: y^T = cols^T W^T for each
+ * row, cols^T indexed from the row's image, W^T packed once. */
+static void emit_conv_implicit(CG *cg, const Node *n, Gemm *gm, const Node *to) {
+  Geo g = geo_of(n);
+  Img im = img_of(n, &g);
+  Scr sc = scr_of(n, &g, cg->L->elem_size, cg->max_batch);
+  int64_t ckk = g.C * g.kk;
+  LLVMValueRef W = operand_row(cg, n->in[1], ci(cg, 0), scratch(cg, n, &g, sc.w));
+  gm->N = ci(cg, g.K), gm->B = (GemmMat){W, ci(cg, 1), ci(cg, ckk)}; /* W^T */
+  implicit_begin(cg, n, &g, &im, gm, scratch(cg, n, &g, sc.wt));
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef img = scratch(cg, n, &g, sc.img), xcopy = scratch(cg, n, &g, sc.x);
+  gm->A = (GemmMat){image_row(cg, n->in[0], &im, row, xcopy, img), ci(cg, 0), ci(cg, 0)};
+  gm->C = mem_row(cg, to, row), gm->row = row;
+  gemm_emit(cg, gm);
+  cg_loop_end(cg, &rl);
+}
+
+/* The input gradient as a convolution (dx_implicit): dx^T = cols'^T W'
+ * for each row, cols' indexed from dy's padded image, W' (rows the taps
+ * (k, i, j), columns the input channels) flipped and packed once. */
+static void emit_conv_dx_implicit(CG *cg, const Node *n) {
+  Geo g = geo_of(n);
+  Img im = img_of(n, &g);
+  Scr sc = scr_of(n, &g, cg->L->elem_size, cg->max_batch);
+  int64_t ckk = g.C * g.kk;
+  LLVMValueRef W = operand_row(cg, n->in[1], ci(cg, 0), scratch(cg, n, &g, sc.w));
+  LLVMValueRef wf = scratch(cg, n, &g, sc.wf);
+  Loop kl, cl, tl;
+  LLVMValueRef k = cg_loop_begin(cg, &kl, ci(cg, g.K));
+  LLVMValueRef c = cg_loop_begin(cg, &cl, ci(cg, g.C));
+  LLVMValueRef t = cg_loop_begin(cg, &tl, ci(cg, g.kk));
+  LLVMValueRef from = iadd(cg, imul(cg, k, ci(cg, ckk)), iadd(cg, imul(cg, c, ci(cg, g.kk)), t));
+  LLVMValueRef flip = LLVMBuildNSWSub(cg->b, ci(cg, g.kk - 1), t, "");
+  LLVMValueRef to = iadd(cg, imul(cg, iadd(cg, imul(cg, k, ci(cg, g.kk)), flip), ci(cg, g.C)), c);
+  LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->T, gep(cg, W, from), ""), gep(cg, wf, to));
+  cg_loop_end(cg, &tl);
+  cg_loop_end(cg, &cl);
+  cg_loop_end(cg, &kl);
+  Gemm gm = {.g = n, .owner = n, .N = ci(cg, g.C), .B = {wf, ci(cg, g.C), ci(cg, 1)}};
+  implicit_begin(cg, n, &g, &im, &gm, scratch(cg, n, &g, sc.wt));
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  LLVMValueRef img = scratch(cg, n, &g, sc.img), dycopy = scratch(cg, n, &g, sc.dy);
+  gm.A = (GemmMat){image_row(cg, n->in[0], &im, row, dycopy, img), ci(cg, 0), ci(cg, 0)};
+  gm.C = mem_row(cg, n, row);
+  gemm_emit(cg, &gm);
+  cg_loop_end(cg, &rl);
+}
+
 static void emit_conv(CG *cg, const Node *n) {
   Geo g = geo_of(n);
   int64_t ckk = g.C * g.kk;
@@ -486,17 +691,20 @@ static void emit_conv(CG *cg, const Node *n) {
   Gemm gm = {.g = n, .owner = n};
   const Node *to = n->op == OP_CONV ? gemm_stores(cg, &gm, n) : n; /* an epilogue's sink, or n */
   cg_forget_node(cg, n);
+  if (n->op == OP_CONV && implicit(n, &g)) {
+    emit_conv_implicit(cg, n, &gm, to);
+    return;
+  }
+  if (dx_implicit(n, &g)) {
+    emit_conv_dx_implicit(cg, n);
+    return;
+  }
   LLVMValueRef rows = n->batched ? cg->n : ci(cg, 1);
   bool batch = batch_cols(cg, n, &g, n->op == OP_CONV_DX ? to : a);
-  int64_t cl = ckk * g.P * g.cols_rows; /* elements of cols */
-  LLVMValueRef cols0 = scratch(cg, n, &g, 0);
-  LLVMValueRef wcopy = scratch(cg, n, &g, cl), dycopy = scratch(cg, n, &g, cl + g.K * ckk);
-  LLVMValueRef xcopy = scratch(cg, n, &g, cl + g.K * ckk + g.K * g.P);
-  LLVMValueRef wt = NULL; /* W^T for the batch: a transposed product of unbatched weights */
-  if (conv_trans(n, &g) && !b->batched) {
-    wt = scratch(cg, n, &g, cl + g.K * ckk + g.K * g.P + g.C * g.hw);
-    transpose_weights(cg, &g, operand_row(cg, b, ci(cg, 0), wcopy), wt, false);
-  }
+  Scr sc = scr_of(n, &g, cg->L->elem_size, cg->max_batch);
+  LLVMValueRef cols0 = scratch(cg, n, &g, sc.cols);
+  LLVMValueRef wcopy = scratch(cg, n, &g, sc.w), dycopy = scratch(cg, n, &g, sc.dy);
+  LLVMValueRef xcopy = scratch(cg, n, &g, sc.x);
   if (n->op != OP_CONV_DX) im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
   if (batch && n->op != OP_CONV_DX) /* the batch's windows, one call */
     call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, a, ci(cg, 0)), cols0, rows, row_stride(cg, a), ckk * g.P);
@@ -506,14 +714,14 @@ static void emit_conv(CG *cg, const Node *n) {
   LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
   switch ((int)n->op) {
   case OP_CONV: { /* y[K,P] = W[K,CKK] cols[CKK,P], or its epilogue's sink (bias, relu) */
-    LLVMValueRef W = wt ? NULL : operand_row(cg, b, row, wcopy);
+    LLVMValueRef W = operand_row(cg, b, row, wcopy);
     if (!batch) im2col(cg, &g, operand_row(cg, a, row, xcopy), cols);
     gm.M = ci(cg, g.K), gm.N = ci(cg, g.P), gm.K = ci(cg, ckk), gm.A = (GemmMat){W, ci(cg, ckk), ci(cg, 1)};
     gm.B = (GemmMat){cols, ci(cg, g.P), ci(cg, 1)}, gm.C = out, gm.ldc = ci(cg, g.P), gm.row = row;
-    if (conv_trans(n, &g)) { /* y^T = cols^T W^T: cols read in place, W^T packed */
+    if (conv_trans(n, &g)) { /* weights per row: y^T = cols^T W^T, cols read in place, W^T packed */
       gm.M = ci(cg, g.P), gm.N = ci(cg, g.K), gm.trans = true;
       gm.A = (GemmMat){cols, ci(cg, 1), ci(cg, g.P)};
-      gm.B = wt ? (GemmMat){wt, ci(cg, g.K), ci(cg, 1)} : (GemmMat){W, ci(cg, 1), ci(cg, ckk)};
+      gm.B = (GemmMat){W, ci(cg, 1), ci(cg, ckk)};
     }
     gemm_emit(cg, &gm);
     break;
@@ -559,21 +767,35 @@ void window_batch_dw(CG *cg, const Node *n) {
   flush_mem(cg, dyn);
   cg_forget_node(cg, n);
   LLVMValueRef out = mem_row(cg, n, ci(cg, 0));
-  bool batch = batch_cols(cg, d, &g, x);
-  int64_t cl = ckk * g.P * g.cols_rows;
-  LLVMValueRef cols0 = scratch(cg, d, &g, 0), dycopy = scratch(cg, d, &g, cl + g.K * ckk);
-  LLVMValueRef xcopy = scratch(cg, d, &g, cl + g.K * ckk + g.K * g.P);
-  /* dW^T [CKK, K] += cols dy^T: cols read in place, dy^T packed */
-  LLVMValueRef wt = conv_trans(d, &g) ? scratch(cg, d, &g, cl + g.K * ckk + g.K * g.P + g.C * g.hw) : NULL;
+  bool imp = implicit(d, &g);
+  bool batch = !imp && batch_cols(cg, d, &g, x);
+  Scr sc = scr_of(d, &g, cg->L->elem_size, cg->max_batch);
+  Img im = img_of(d, &g);
+  LLVMValueRef cols0 = scratch(cg, d, &g, sc.cols), dycopy = scratch(cg, d, &g, sc.dy);
+  LLVMValueRef xcopy = scratch(cg, d, &g, sc.x), img = scratch(cg, d, &g, sc.img);
+  LLVMValueRef pos = scratch(cg, d, &g, sc.pos), tap = scratch(cg, d, &g, sc.tap);
+  /* dW^T [CKK, K] += cols dy^T: cols read in place (implicit: indexed
+     from the image, its rows the taps), dy^T packed */
+  LLVMValueRef wt = conv_trans(d, &g) ? scratch(cg, d, &g, sc.wt) : NULL;
   zero_row(cg, wt ? wt : out, g.K * ckk);
-  im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
+  if (imp) {
+    offset_tables(cg, &im, pos, tap);
+    if (im.copy) zero_row(cg, img, g.C * im.hp * im.wp);
+  } else {
+    im2col_begin(cg, &g, cols0, batch ? g.cols_rows : 1);
+  }
   if (batch) call_window_kernel(cg, GEMM_IM2COL, &g, mem_row(cg, x, ci(cg, 0)), cols0, cg->n, row_stride(cg, x), ckk * g.P);
   Loop rl;
   LLVMValueRef row = cg_loop_begin(cg, &rl, cg->n);
   LLVMValueRef dy = operand_row(cg, dyn, row, dycopy);
   LLVMValueRef cols = batch ? gep(cg, cols0, imul(cg, row, ci(cg, ckk * g.P))) : cols0;
-  if (!batch) im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
-  if (wt)
+  if (!batch && !imp) im2col(cg, &g, operand_row(cg, x, row, xcopy), cols);
+  if (imp) /* cols indexed: its rows the taps, along k the positions */
+    gemm_emit(cg, &(Gemm){.M = ci(cg, ckk), .N = ci(cg, g.K), .K = ci(cg, g.P),
+                          .A = {image_row(cg, x, &im, row, xcopy, img), ci(cg, 0), ci(cg, 0)}, .roff = tap,
+                          .koff = pos, .B = {dy, ci(cg, 1), ci(cg, g.P)}, .C = wt, .ldc = ci(cg, g.K), .g = d,
+                          .owner = d, .accumulate = true});
+  else if (wt)
     gemm_emit(cg, &(Gemm){.M = ci(cg, ckk), .N = ci(cg, g.K), .K = ci(cg, g.P), .A = {cols, ci(cg, g.P), ci(cg, 1)},
                           .B = {dy, ci(cg, 1), ci(cg, g.P)}, .C = wt, .ldc = ci(cg, g.K), .g = d, .owner = d,
                           .accumulate = true});
@@ -582,7 +804,7 @@ void window_batch_dw(CG *cg, const Node *n) {
                           .B = {cols, ci(cg, 1), ci(cg, g.P)}, .C = out, .ldc = ci(cg, ckk), .g = d, .owner = d,
                           .accumulate = true});
   cg_loop_end(cg, &rl);
-  if (wt) transpose_weights(cg, &g, out, wt, true);
+  if (wt) untranspose_weights(cg, &g, out, wt);
 }
 
 /* Max pooling without padding, its windows' taps unrolled (at most

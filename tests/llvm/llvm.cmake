@@ -62,6 +62,8 @@ add_test(NAME llvm.conv_epilogue COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} $
          -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0)
 add_test(NAME llvm.conv_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_trans.check CHECK
          -- ${LLVM_TESTS}/conv_trans.nn --emit llvm -O0)
+add_test(NAME llvm.conv_input_grad COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_dx.check CHECK
+         -- ${LLVM_TESTS}/conv_dx.nn --emit llvm -O0)
 add_test(NAME llvm.gemm_pack_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/pack.check CHECK
          -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
