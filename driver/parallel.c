@@ -532,7 +532,12 @@ static void reduce_tensor_slices(Par *p, int k) {
  * thread costs 2x its slice (W2: 8 to 16 us; fashion_cnn: about 1 ms of a
  * 50 ms step). At load average 6 this halved the wakes a step (main thread
  * 1.6 -> 0.9, worker 1.1-1.5 -> 0.5-0.6) and fashion_mlp's CPU time a
- * step by 3-25% (six pairs of six); W2 and fashion_cnn within the noise.
+ * step by 3-25% (six pairs of six, when Adam had no update_part); W2 and
+ * fashion_cnn within the noise. With update_part the extra wait is paid
+ * for by the update in slices: fashion_mlp (Adam) on two threads at 600
+ * steps/s against 419 with the main thread updating, with both threads
+ * given the CPUs (chrt -f 1, five alternating runs), and 123 against 130
+ * at load 6 without (one thread 163).
  * With more threads every thread sums a slice. The order of the additions
  * is that of the threads either way: the same bits. */
 static void run_step_part(Par *p, int k) {
@@ -605,8 +610,12 @@ static double rank_gradients(Par *p, const void *x, const void *t, int64_t n, in
   run_step_part(p, 0);
   for (unsigned v; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) > 0;)
     await_change(p, &p->stats[0], &p->pending, v);
-  /* every part has read the scalar states (Adam's b1^t): the tail writes them */
-  if (p->sliced_update) in->update_part(in, p->threads, p->threads);
+  if (p->sliced_update) { /* every part has read the scalar states (Adam's b1^t): the tail writes them */
+    int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
+    in->update_part(in, p->threads, p->threads);
+    p->stats[0].update_ns += now_ns() - t0;
+    if (p->print_stats) p->stats[0].update_cpu_ns += cpu_ns() - c0;
+  }
   double loss = 0;
   for (int k = 0; k < p->threads; k++) loss += p->shard[k].loss;
   return loss;
