@@ -2,6 +2,7 @@
 """torch_cnn.py -- the convolutional workloads in PyTorch, for bench/cnn.
 
     torch_cnn.py MODEL IMAGES LABELS STEPS [--threads N]
+    torch_cnn.py MODEL IMAGES LABELS --epochs E TEST_IMAGES TEST_LABELS [--threads N]
 
 MODEL is one of
   fashion_cnn  conv 5x5x32 same, relu, max pool 2, conv 5x5x64 same, relu,
@@ -21,6 +22,13 @@ times, steadier on a shared machine: the process's, so on one thread only),
 "steps N" and "torch VERSION". The BLAS gets N threads too (its pthread
 build otherwise starts one per core, whose time the main thread's clock
 would not count).
+
+With --epochs, trains E epochs over the whole of IMAGES instead, the
+rows shuffled every epoch (torch.randperm, seed 0), the last partial
+batch kept, and after each epoch prints "epoch K test accuracy A train
+loss L seconds S" (A on TEST_IMAGES, in eval mode: no dropout; L the mean
+of the epoch's batch losses; S the epoch's training wall time), for
+bench/cnn_accuracy.
 
 Needs Debian's python3-torch (it is /usr/bin/python3's, not a venv's).
 """
@@ -76,7 +84,49 @@ def lenet5():
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 64
 
 
+def accuracy(model, images, labels):
+    model.eval()
+    right = 0
+    with torch.no_grad():
+        for i in range(0, images.shape[0], 1000):
+            right += (model(images[i:i + 1000]).argmax(1) == labels[i:i + 1000]).sum().item()
+    model.train()
+    return right / images.shape[0]
+
+
+def epochs_main(argv):
+    """MODEL IMAGES LABELS --epochs E TEST_IMAGES TEST_LABELS"""
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
+    images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
+    labels = read_idx(argv[2]).long()
+    epochs = int(argv[4])
+    test_images = read_idx(argv[5]).float().div_(255).reshape(-1, 1, 28, 28)
+    test_labels = read_idx(argv[6]).long()
+    lossf = torch.nn.CrossEntropyLoss()
+    model.train()
+    for e in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(images.shape[0])
+        losses = []
+        for i in range(0, images.shape[0], batch):
+            rows = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(images[rows]), labels[rows])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        seconds = time.perf_counter() - t0
+        print("epoch %d test accuracy %.4f train loss %.4f seconds %.1f" %
+              (e, accuracy(model, test_images, test_labels), statistics.fmean(losses), seconds), flush=True)
+    print("torch %s" % torch.__version__)
+    return 0
+
+
 def main(argv):
+    if len(argv) == 7 and argv[0] in ("fashion_cnn", "lenet5") and argv[3] == "--epochs":
+        return epochs_main(argv)
     if len(argv) != 4 or argv[0] not in ("fashion_cnn", "lenet5"):
         sys.stderr.write(__doc__)
         return 2
