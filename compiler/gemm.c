@@ -920,17 +920,24 @@ static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef cs
 static void transpose_tile(CG *cg, LLVMValueRef tile, LLVMValueRef tt, LLVMValueRef mr, LLVMValueRef nr) {
   int vl = cg->vl;
   if (vl >= GEMM_MR) {
-    /* the whole buffer, VL columns at a time through register transposes
-       (rows past MR undefined): tt's columns past mr and rows past nr
-       hold what the epilogue never reads */
+    /* the buffer's columns below nr, VL at a time through register
+       transposes (rows past MR undefined): tt's columns past mr and rows
+       past nr hold what the epilogue never reads */
     LLVMTypeRef vt = vec_type(cg);
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tt_done");
     for (int64_t r0 = 0; r0 < nr_of(cg); r0 += vl) {
+      if (r0 > 0) { /* an edge panel's tile: only the vectors it has */
+        LLVMBasicBlockRef more = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tt_more");
+        LLVMBuildCondBr(cg->b, icmp(cg, LLVMIntSLT, ci(cg, r0), nr), more, done);
+        LLVMPositionBuilderAtEnd(cg->b, more);
+      }
       LLVMValueRef v[64];
       for (int i = 0; i < vl; i++)
         v[i] = i < GEMM_MR ? load_al(cg, vt, gep(cg, tile, ci(cg, i * nr_of(cg) + r0)), es(cg)) : LLVMGetUndef(vt);
       transpose_block(cg, v);
       for (int i = 0; i < vl; i++) store_al(cg, v[i], gep(cg, tt, ci(cg, (r0 + i) * nr_of(cg))), es(cg));
     }
+    go_to(cg, done, done);
     return;
   }
   Loop il, rl;
