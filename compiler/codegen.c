@@ -1241,6 +1241,24 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
 
 /* ---- functions ---- */
 
+/* Parameter `i` of fn, the row count of a batch, is 0..max_batch
+ * (nnc.h: backward and train_step take at most max_batch rows, forward
+ * and predict call the batch code on chunks of at most that many): said
+ * as its range in a small step, so ScalarEvolution knows each row loop's
+ * trip count without proving n >= 0 from the exit tests of every row
+ * loop before it, a walk over the dominating branches that grows with
+ * the function: a small step is dozens of row loops in a row, and the
+ * SLP vectorizer and loop strength reduction ask for each (circles:
+ * 715 M -> 692 M instructions of its compile under callgrind). Loop
+ * nests have few row loops; there it cost 0.3% more. */
+static void rows_range(CG *cg, LLVMValueRef fn, unsigned i) {
+  /* max_batch 1: set_rows makes n the constant 1 */
+  if (cg->max_batch <= 1 || !codegen_step_is_small(cg->g, cg->max_batch)) return;
+  unsigned kind = LLVMGetEnumAttributeKindForName("range", 5);
+  uint64_t lo[1] = {0}, hi[1] = {(uint64_t)cg->max_batch + 1};
+  LLVMAddAttributeAtIndex(fn, i + 1, LLVMCreateConstantRangeAttribute(cg->ctx, kind, 64, lo, hi));
+}
+
 /* n as the batch row count: a constant when batches have one row. */
 static void set_rows(CG *cg, LLVMValueRef n) {
   cg->n = cg->max_batch == 1 ? ci(cg, 1) : n;
@@ -1438,6 +1456,7 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
     LLVMTypeRef ps[] = {p, p, p, I, p, p};
     const char *names[] = {"buf", "x", "t", "n", "y", "loss"};
     fn = cg_declare(cg, "forward_batch", V, ps, 6, names, 0x6);
+    rows_range(cg, fn, 3);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
     cg->y = LLVMGetParam(fn, 4), cg->loss = LLVMGetParam(fn, 5);
@@ -1450,6 +1469,7 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
     LLVMTypeRef ps[] = {p, p, I, p};
     const char *names[] = {"buf", "x", "n", "y"};
     fn = cg_declare(cg, "predict_batch", V, ps, 4, names, 0x2);
+    rows_range(cg, fn, 2);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->y = LLVMGetParam(fn, 3);
     set_rows(cg, LLVMGetParam(fn, 2));
@@ -1460,6 +1480,7 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
     LLVMTypeRef ps[] = {p, p, p, I};
     const char *names[] = {"buf", "x", "t", "n"};
     fn = cg_declare(cg, kind == FN_BACKWARD ? "backward" : "train_step", cg->T, ps, 4, names, 0x6);
+    rows_range(cg, fn, 3);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
     set_rows(cg, LLVMGetParam(fn, 3));

@@ -68,6 +68,8 @@ add_test(NAME llvm.gemm_pack_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILEC
          -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
          -- ${MOONS} --emit llvm -O0)
+add_test(NAME llvm.rows_range COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/rows.check CHECK
+         -- ${PROJECT_SOURCE_DIR}/examples/circles.nn --emit llvm -O0)
 # the vector width of the CPU named by --cpu (tests/llvm/target.check)
 foreach(level 2 3 4)
   add_test(NAME llvm.target_width.v${level} COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/target.check
