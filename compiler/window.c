@@ -259,7 +259,13 @@ static LLVMValueRef imin(CG *cg, LLVMValueRef a, LLVMValueRef b) {
 
 static void zero_vec(CG *cg, LLVMValueRef i, void *p) { cg_vec_store(cg, cT(cg, 0), gep(cg, p, i)); }
 
-static void zero_row(CG *cg, LLVMValueRef p, int64_t count) { cg_vec_range(cg, ci(cg, count), zero_vec, p); }
+/* count elements at p set to zero: a memset, not a vector loop with its
+ * masked tail (three blocks of the back end's work each, and fashion_cnn's
+ * training step zeroes five ranges). */
+static void zero_row(CG *cg, LLVMValueRef p, int64_t count) {
+  LLVMBuildMemSet(cg->b, p, LLVMConstInt(LLVMInt8TypeInContext(cg->ctx), 0, 0),
+                  ci(cg, count * cg->L->elem_size), (unsigned)cg->L->elem_size);
+}
 
 /* The geometry of a window kernel (gemm.h's GEMM_IM2COL, GEMM_COL2IM) as
  * i64 values: its parameters inside the kernel, constants at a call. */
