@@ -84,6 +84,17 @@ def lenet5():
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 64
 
 
+def setup(argv):
+    """the model of argv[0], its optimizer and batch, and the training
+    images and labels of argv[1] and argv[2]"""
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
+    images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
+    labels = read_idx(argv[2]).long()
+    return model, opt, batch, images, labels
+
+
 def accuracy(model, images, labels):
     model.eval()
     right = 0
@@ -96,11 +107,7 @@ def accuracy(model, images, labels):
 
 def epochs_main(argv):
     """MODEL IMAGES LABELS --epochs E TEST_IMAGES TEST_LABELS"""
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
-    images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
-    labels = read_idx(argv[2]).long()
+    model, opt, batch, images, labels = setup(argv)
     epochs = int(argv[4])
     test_images = read_idx(argv[5]).float().div_(255).reshape(-1, 1, 28, 28)
     test_labels = read_idx(argv[6]).long()
@@ -130,11 +137,7 @@ def main(argv):
     if len(argv) != 4 or argv[0] not in ("fashion_cnn", "lenet5"):
         sys.stderr.write(__doc__)
         return 2
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    model, opt, batch = {"fashion_cnn": fashion_cnn, "lenet5": lenet5}[argv[0]]()
-    images = read_idx(argv[1]).float().div_(255).reshape(-1, 1, 28, 28)
-    labels = read_idx(argv[2]).long()
+    model, opt, batch, images, labels = setup(argv)
     steps = int(argv[3])
     lossf = torch.nn.CrossEntropyLoss()
     model.train()

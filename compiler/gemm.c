@@ -772,22 +772,16 @@ static void k_loop_of(CG *cg, void *arg, Tile *t) {
 }
 
 /* A tile's k loops: a full tile's first, the others only for edge panels. */
+static void k_loop_full(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg;
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, cg->gemm_nv, kl->pf, kl->ix, kl->init, t);
+}
+
 static void k_loops(CG *cg, void *arg, Tile *acc) {
   KLoop *kl = arg;
   LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, kl->mr, ci(cg, GEMM_MR)),
                                    icmp(cg, LLVMIntEQ, kl->nr, ci(cg, nr_of(cg))), "full");
-  LLVMBasicBlockRef fth, fel, fjoin;
-  Tile whole_acc, edge_acc;
-  branch(cg, full, &fth, &fel, &fjoin);
-  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, cg->gemm_nv, kl->pf, kl->ix, kl->init, &whole_acc);
-  LLVMBasicBlockRef fth_end = LLVMGetInsertBlock(cg->b);
-  go_to(cg, fjoin, fel);
-  k_loop_of(cg, kl, &edge_acc);
-  LLVMBasicBlockRef fel_end = LLVMGetInsertBlock(cg->b);
-  go_to(cg, fjoin, fjoin);
-  tile_phis(cg, acc);
-  add_incoming(cg, acc, &whole_acc, fth_end);
-  add_incoming(cg, acc, &edge_acc, fel_end);
+  tile_if(cg, full, k_loop_full, kl, k_loop_of, kl, acc);
 }
 
 static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {
