@@ -1355,8 +1355,6 @@ void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst) {
   cg_loop_end(cg, &kl);
 }
 
-int64_t gemm_packed_bytes(int64_t N, int64_t K, int elem_size) { return gemm_pack_bytes(N, K, elem_size); }
-
 /* ---- GEMMs of the IR ---- */
 
 /* A node's elements as a strided matrix, (i, j) at ptr + i*rs + j*cs:
@@ -1563,8 +1561,7 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool row
     kb = m == n->in[0] ? m->shape.dim[1] : m->shape.dim[0];
     int64_t from = m == n->in[0] && m->op != OP_TRANSPOSE ? trans_from(N, kb, max_batch) : max_batch + 1;
     int64_t trans = from > max_batch ? 0 /* B~ and the partial sums */
-                                     : gemm_pack_bytes(max_batch, kb < GEMM_KC_T ? kb : GEMM_KC_T, elem_size) +
-                                           (kb > GEMM_KC_T ? gemm_pack_bytes(max_batch, N, elem_size) : 0);
+                                     : gemm_trans_bytes(N, max_batch, kb, elem_size);
     if (trans && !(rows_vary && from > 1)) return trans;
     if (kb > GEMM_KC) kb = GEMM_KC;
     int64_t normal = gemm_pack_bytes(N, kb, elem_size);

@@ -46,12 +46,11 @@ typedef struct Gemm {
 const Node *gemm_stores(CG *cg, Gemm *gm, const Node *n);
 /* A call of the kernel (made once per module at its first use). */
 void gemm_emit(CG *cg, const Gemm *gm);
-/* B of gm packed whole into dst (gemm_packed_bytes), as gm's call packs
+/* B of gm packed whole into dst (gemm_pack_bytes of N and K), as gm's call packs
  * it a k-block at a time, with gm's N (at most the GEMM's column block)
  * and k-block: then gm->B.ptr = dst and gm->packed make calls that use it
  * as it is (a weight packed once for every row of a batch). */
 void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst);
-int64_t gemm_packed_bytes(int64_t N, int64_t K, int elem_size);
 /* Release the module's kernel table (codegen_module, at its end). */
 void gemm_free(CG *cg);
 

@@ -145,9 +145,9 @@ static Scr scr_of(const Node *n, const Geo *g, int es, int max_batch) {
   s.dy = s.w + g->K * ckk * es;
   s.x = s.dy + g->K * g->P * es;
   s.wt = s.x + g->C * g->hw * es;
-  int64_t wt = dx ? gemm_packed_bytes(g->C, g->K * g->kk, es)
+  int64_t wt = dx ? gemm_pack_bytes(g->C, g->K * g->kk, es)
                : !conv_trans(n, g) ? 0
-               : n->op == OP_CONV && imp ? gemm_packed_bytes(g->K, ckk, es)
+               : n->op == OP_CONV && imp ? gemm_pack_bytes(g->K, ckk, es)
                                          : g->K * ckk * es;
   s.wf = s.wt + wt;
   s.img = s.wf + (dx ? ckk * g->K * es : 0);
@@ -650,6 +650,19 @@ static void implicit_begin(CG *cg, const Node *n, const Geo *g, const Img *im, G
   gm->roff = pos, gm->koff = tap, gm->ldc = gm->M;
 }
 
+/* The rows of an implicit product (after implicit_begin): A the row's
+ * image of n's first operand (copied to `copy` when not in memory), C
+ * the row of `to`. */
+static void implicit_rows(CG *cg, const Node *n, const Img *im, Gemm *gm, LLVMValueRef copy, LLVMValueRef img,
+                          const Node *to) {
+  Loop rl;
+  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
+  gm->A = (GemmMat){image_row(cg, n->in[0], im, row, copy, img), ci(cg, 0), ci(cg, 0)};
+  gm->C = mem_row(cg, to, row), gm->row = row;
+  gemm_emit(cg, gm);
+  cg_loop_end(cg, &rl);
+}
+
 /* The forward product with implicit im2col: y^T = cols^T W^T for each
  * row, cols^T indexed from the row's image, W^T packed once. */
 static void emit_conv_implicit(CG *cg, const Node *n, Gemm *gm, const Node *to) {
@@ -660,13 +673,7 @@ static void emit_conv_implicit(CG *cg, const Node *n, Gemm *gm, const Node *to) 
   LLVMValueRef W = operand_row(cg, n->in[1], ci(cg, 0), scratch(cg, n, &g, sc.w));
   gm->N = ci(cg, g.K), gm->B = (GemmMat){W, ci(cg, 1), ci(cg, ckk)}; /* W^T */
   implicit_begin(cg, n, &g, &im, gm, scratch(cg, n, &g, sc.wt));
-  Loop rl;
-  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
-  LLVMValueRef img = scratch(cg, n, &g, sc.img), xcopy = scratch(cg, n, &g, sc.x);
-  gm->A = (GemmMat){image_row(cg, n->in[0], &im, row, xcopy, img), ci(cg, 0), ci(cg, 0)};
-  gm->C = mem_row(cg, to, row), gm->row = row;
-  gemm_emit(cg, gm);
-  cg_loop_end(cg, &rl);
+  implicit_rows(cg, n, &im, gm, scratch(cg, n, &g, sc.x), scratch(cg, n, &g, sc.img), to);
 }
 
 /* The input gradient as a convolution (dx_implicit): dx^T = cols'^T W'
@@ -692,13 +699,7 @@ static void emit_conv_dx_implicit(CG *cg, const Node *n) {
   cg_loop_end(cg, &kl);
   Gemm gm = {.g = n, .owner = n, .N = ci(cg, g.C), .B = {wf, ci(cg, g.C), ci(cg, 1)}};
   implicit_begin(cg, n, &g, &im, &gm, scratch(cg, n, &g, sc.wt));
-  Loop rl;
-  LLVMValueRef row = cg_loop_begin(cg, &rl, n->batched ? cg->n : ci(cg, 1));
-  LLVMValueRef img = scratch(cg, n, &g, sc.img), dycopy = scratch(cg, n, &g, sc.dy);
-  gm.A = (GemmMat){image_row(cg, n->in[0], &im, row, dycopy, img), ci(cg, 0), ci(cg, 0)};
-  gm.C = mem_row(cg, n, row);
-  gemm_emit(cg, &gm);
-  cg_loop_end(cg, &rl);
+  implicit_rows(cg, n, &im, &gm, scratch(cg, n, &g, sc.dy), scratch(cg, n, &g, sc.img), n);
 }
 
 static void emit_conv(CG *cg, const Node *n) {

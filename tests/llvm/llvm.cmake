@@ -6,34 +6,34 @@ find_program(FILECHECK FileCheck HINTS /usr/lib/llvm-19/bin REQUIRED)
 set(LLVM_TESTS ${CMAKE_CURRENT_LIST_DIR})
 set(FC ${LLVM_TESTS}/run_filecheck.sh)
 set(MOONS ${PROJECT_SOURCE_DIR}/examples/moons.nn)
+# filecheck_test(NAME CHECK PREFIX ARGS...): FileCheck CHECK --check-prefix
+# PREFIX on what `nnc ARGS...` prints
+function(filecheck_test name check prefix)
+  add_test(NAME ${name} COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${check} ${prefix} -- ${ARGN})
+endfunction()
 
-add_test(NAME llvm.functions COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/moons.check CHECK
-         -- ${MOONS} --emit llvm -O2)
-add_test(NAME llvm.no_allocation COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/moons.check NOALLOC
-         -- ${MOONS} --emit llvm -O2)
-add_test(NAME llvm.steps_allocate_nothing COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/steps.check
-         CHECK -- ${MOONS} --emit llvm -O2)
+filecheck_test(llvm.functions ${LLVM_TESTS}/moons.check CHECK ${MOONS} --emit llvm -O2)
+filecheck_test(llvm.no_allocation ${LLVM_TESTS}/moons.check NOALLOC ${MOONS} --emit llvm -O2)
+filecheck_test(llvm.steps_allocate_nothing ${LLVM_TESTS}/steps.check CHECK ${MOONS} --emit llvm -O2)
 add_test(NAME llvm.register_step COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=256
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check CHECK -- ${MOONS} --emit llvm -O0)
 add_test(NAME llvm.register_step_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_BITS=256 NNC_REGISTER_STEP=0
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/registers.check OFF -- ${MOONS} --emit llvm -O0)
-add_test(NAME llvm.vectorized_layer COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check CHECK
-         -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
-add_test(NAME llvm.chunk_loops_optnone COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/wide.check OPTNONE
-         -- ${LLVM_TESTS}/wide.nn --emit llvm -O2)
-add_test(NAME llvm.vector_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check CHECK
-         -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.vectorized_layer ${LLVM_TESTS}/wide.check CHECK ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+filecheck_test(llvm.chunk_loops_optnone ${LLVM_TESTS}/wide.check OPTNONE ${LLVM_TESTS}/wide.nn --emit llvm -O2)
+filecheck_test(llvm.vector_loops ${LLVM_TESTS}/vector_loops.check CHECK
+               ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.vector_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/vector_loops.check OFF
          -- ${LLVM_TESTS}/vector_loops.nn --emit llvm -O0 --cpu x86-64-v4)
-add_test(NAME llvm.window_loops COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check CHECK
-         -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
-add_test(NAME llvm.dropout_vector COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check DROP
-         -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
-add_test(NAME llvm.bn_channel_loop COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/bn_chain.check CHECK
-         -- ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
-add_test(NAME llvm.bn_kernels COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/bn_kernels.check CHECK
-         -- ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.window_loops ${LLVM_TESTS}/window_loops.check CHECK
+               ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.dropout_vector ${LLVM_TESTS}/window_loops.check DROP
+               ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.bn_channel_loop ${LLVM_TESTS}/bn_chain.check CHECK
+               ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.bn_kernels ${LLVM_TESTS}/bn_kernels.check CHECK
+               ${LLVM_TESTS}/bn_chain.nn --emit llvm -O0 --cpu x86-64-v4)
 add_test(NAME llvm.window_loops_off COMMAND ${CMAKE_COMMAND} -E env NNC_VECTOR_LOOPS=0
          ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/window_loops.check OFF
          -- ${LLVM_TESTS}/window_loops.nn --emit llvm -O0 --cpu x86-64-v4)
@@ -52,24 +52,19 @@ add_test(NAME llvm.vector_loops_same_bits.reviews
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples/reviews.nn 2)
 add_test(NAME llvm.vector_loops_same_bits.w2
          COMMAND ${LLVM_TESTS}/same_bits.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/bench/w2_digits.nn 2)
-add_test(NAME llvm.gemm_epilogues COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/epilogue.check CHECK
-         -- ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
-add_test(NAME llvm.gemm_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/trans.check CHECK
-         -- ${PROJECT_SOURCE_DIR}/tests/train/gemm/trans.nn --emit llvm -O0)
-add_test(NAME llvm.gemm_input_grad COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/input_grad.check CHECK
-         -- ${PROJECT_SOURCE_DIR}/tests/train/gemm/panels.nn --emit llvm -O0)
-add_test(NAME llvm.conv_epilogue COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_epilogue.check CHECK
-         -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0)
-add_test(NAME llvm.conv_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_trans.check CHECK
-         -- ${LLVM_TESTS}/conv_trans.nn --emit llvm -O0)
-add_test(NAME llvm.conv_input_grad COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/conv_dx.check CHECK
-         -- ${LLVM_TESTS}/conv_dx.nn --emit llvm -O0)
-add_test(NAME llvm.gemm_pack_transposed COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/pack.check CHECK
-         -- ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0 --cpu x86-64-v4)
-add_test(NAME llvm.names_from_ir COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/names.check CHECK
-         -- ${MOONS} --emit llvm -O0)
-add_test(NAME llvm.rows_range COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/rows.check CHECK
-         -- ${PROJECT_SOURCE_DIR}/examples/circles.nn --emit llvm -O0)
+filecheck_test(llvm.gemm_epilogues ${LLVM_TESTS}/epilogue.check CHECK ${LLVM_TESTS}/epilogue.nn --emit llvm -O0)
+filecheck_test(llvm.gemm_transposed ${LLVM_TESTS}/trans.check CHECK
+               ${PROJECT_SOURCE_DIR}/tests/train/gemm/trans.nn --emit llvm -O0)
+filecheck_test(llvm.gemm_input_grad ${LLVM_TESTS}/input_grad.check CHECK
+               ${PROJECT_SOURCE_DIR}/tests/train/gemm/panels.nn --emit llvm -O0)
+filecheck_test(llvm.conv_epilogue ${LLVM_TESTS}/conv_epilogue.check CHECK
+               ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0)
+filecheck_test(llvm.conv_transposed ${LLVM_TESTS}/conv_trans.check CHECK ${LLVM_TESTS}/conv_trans.nn --emit llvm -O0)
+filecheck_test(llvm.conv_input_grad ${LLVM_TESTS}/conv_dx.check CHECK ${LLVM_TESTS}/conv_dx.nn --emit llvm -O0)
+filecheck_test(llvm.gemm_pack_transposed ${LLVM_TESTS}/pack.check CHECK
+               ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0 --cpu x86-64-v4)
+filecheck_test(llvm.names_from_ir ${LLVM_TESTS}/names.check CHECK ${MOONS} --emit llvm -O0)
+filecheck_test(llvm.rows_range ${LLVM_TESTS}/rows.check CHECK ${PROJECT_SOURCE_DIR}/examples/circles.nn --emit llvm -O0)
 # the vector width of the CPU named by --cpu (tests/llvm/target.check)
 foreach(level 2 3 4)
   add_test(NAME llvm.target_width.v${level} COMMAND ${FC} $<TARGET_FILE:nnc> ${FILECHECK} ${LLVM_TESTS}/target.check
