@@ -20,10 +20,11 @@
  * while k runs: each step loads NR/VL vectors of B~ and broadcasts MR
  * scalars of A into FMAs. The k-blocks of one tile go through C: the first
  * starts at zero, the others load what the one before stored; every C
- * element sums over k in order, as the interpreter does. Edge tiles run
- * with the missing rows of A reading row 0 again and B~'s padding zero,
- * and store through masks; an edge panel's k loop computes only the
- * vectors its columns need (one loop for each count).
+ * element sums over k in order, as the interpreter does. Edge tiles
+ * store through masks, B~'s padding zero; an edge tile of fewer rows
+ * (whole width) runs a k loop of its rows' FMAs only, and an edge panel's
+ * k loop computes only the vectors its columns need (one loop for each
+ * count of either), its missing rows reading row 0 again.
  *
  * An epilogue (the expression the GEMM's readers make of its result, see
  * "GEMM epilogues") is a small kernel of its own that the last k-block of
@@ -691,22 +692,24 @@ static void load_at(CG *cg, void *arg, Tile *t) {
 }
 
 /* The k loop: acc += A(i, k) B~(k, :) for k < kc, the accumulators as
- * phis; rows i >= mr (when mr is given) read row 0. Only the first nvu
- * vectors of each row: an edge panel's columns past them are never
- * stored, and keep init. */
+ * phis; rows i >= mr (when mr is given) read row 0. Only the first mru
+ * rows and the first nvu vectors of each row: an edge tile's rows and an
+ * edge panel's columns past them are never stored, and keep init. */
 static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef bp,
-                   LLVMValueRef mr, int nvu, const LLVMValueRef *pf, const LLVMValueRef *ix, const Tile *init,
-                   Tile *out) {
+                   LLVMValueRef mr, int mru, int nvu, const LLVMValueRef *pf, const LLVMValueRef *ix,
+                   const Tile *init, Tile *out) {
   int nv = cg->gemm_nv, vl = cg->vl;
   LLVMTypeRef vt = vec_type(cg);
   LLVMValueRef arow[GEMM_MR];
-  for (int i = 0; i < GEMM_MR; i++) {
+  for (int i = 0; i < mru; i++) {
     LLVMValueRef r = mr ? LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSLT, ci(cg, i), mr), ci(cg, i), ci(cg, 0), "") : ci(cg, i);
     arow[i] = gep(cg, a, ix ? load_al(cg, cg->i64, LLVMBuildInBoundsGEP2(cg->b, cg->i64, ix[0], &r, 1, ""), 8)
                             : imul(cg, r, rsa));
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k");
+  char name[16] = "k"; /* k_2rows: the loop of an edge tile's first 2 rows */
+  if (mru < GEMM_MR) snprintf(name, sizeof name, "k_%drows", mru);
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, name);
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k_done");
   LLVMBuildCondBr(cg->b, icmp(cg, LLVMIntSGT, kc, ci(cg, 0)), body, done);
   LLVMPositionBuilderAtEnd(cg->b, body);
@@ -726,8 +729,9 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
   LLVMValueRef b[4];
   for (int v = 0; v < nvu; v++) b[v] = load_al(cg, vt, gep(cg, bk, ci(cg, v * vl)), es(cg));
   for (int i = 0; i < GEMM_MR; i++) {
-    LLVMValueRef x = splat(cg, load_al(cg, cg->T, gep(cg, arow[i], koff), es(cg)), vl);
-    for (int v = 0; v < nv; v++) next.v[i][v] = v < nvu ? cg_fmuladd(cg, x, b[v], acc.v[i][v]) : acc.v[i][v];
+    LLVMValueRef x = i < mru ? splat(cg, load_al(cg, cg->T, gep(cg, arow[i], koff), es(cg)), vl) : NULL;
+    for (int v = 0; v < nv; v++)
+      next.v[i][v] = i < mru && v < nvu ? cg_fmuladd(cg, x, b[v], acc.v[i][v]) : acc.v[i][v];
   }
   LLVMValueRef k1 = LLVMBuildNUWAdd(cg->b, k, ci(cg, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
@@ -751,12 +755,12 @@ typedef struct KLoop {
   LLVMValueRef kc, a, rsa, csa, bp, mr, nr, pf[3];
   const LLVMValueRef *ix; /* indexed A: {roff, koff}, or NULL */
   const Tile *init;
-  int nvu;
+  int nvu, mru;
 } KLoop;
 
 static void k_loop_leaf(CG *cg, void *arg, Tile *t) {
   KLoop *kl = arg;
-  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, kl->nvu, kl->pf, kl->ix, kl->init, t);
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, kl->mr, GEMM_MR, kl->nvu, kl->pf, kl->ix, kl->init, t);
 }
 
 static void k_loop_of(CG *cg, void *arg, Tile *t) {
@@ -771,17 +775,45 @@ static void k_loop_of(CG *cg, void *arg, Tile *t) {
   tile_if(cg, fits, k_loop_leaf, kl, k_loop_of, &wider, t);
 }
 
-/* A tile's k loops: a full tile's first, the others only for edge panels. */
-static void k_loop_full(CG *cg, void *arg, Tile *t) {
+/* The k loop of a whole-width tile of mr < MR rows (the last rows of A):
+ * one loop for each count, with the FMAs of its own rows only. The
+ * half-batch shard of a thread (grad_part, 32 rows) ends in a tile of 2
+ * rows, which the loop of all MR rows computed at the cost of a full one. */
+static void k_loop_rows_leaf(CG *cg, void *arg, Tile *t) {
   KLoop *kl = arg;
-  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, cg->gemm_nv, kl->pf, kl->ix, kl->init, t);
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, kl->mru, cg->gemm_nv, kl->pf, kl->ix, kl->init, t);
 }
 
+static void k_loop_rows(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg;
+  if (kl->mru == GEMM_MR - 1) {
+    k_loop_rows_leaf(cg, kl, t);
+    return;
+  }
+  KLoop taller = *kl;
+  taller.mru++;
+  LLVMValueRef fits = icmp(cg, LLVMIntSLE, kl->mr, ci(cg, kl->mru));
+  tile_if(cg, fits, k_loop_rows_leaf, kl, k_loop_rows, &taller, t);
+}
+
+static void k_loop_full(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg;
+  k_loop(cg, kl->kc, kl->a, kl->rsa, kl->csa, kl->bp, NULL, GEMM_MR, cg->gemm_nv, kl->pf, kl->ix, kl->init, t);
+}
+
+static void k_loop_edge(CG *cg, void *arg, Tile *t) {
+  KLoop *kl = arg, rows = *kl;
+  rows.mru = 1;
+  tile_if(cg, icmp(cg, LLVMIntEQ, kl->nr, ci(cg, nr_of(cg))), k_loop_rows, &rows, k_loop_of, kl, t);
+}
+
+/* A tile's k loops: a full tile's first, the others only for edge tiles:
+ * of fewer rows (whole width), or of fewer columns (an edge panel's). */
 static void k_loops(CG *cg, void *arg, Tile *acc) {
   KLoop *kl = arg;
   LLVMValueRef full = LLVMBuildAnd(cg->b, icmp(cg, LLVMIntEQ, kl->mr, ci(cg, GEMM_MR)),
                                    icmp(cg, LLVMIntEQ, kl->nr, ci(cg, nr_of(cg))), "full");
-  tile_if(cg, full, k_loop_full, kl, k_loop_of, kl, acc);
+  tile_if(cg, full, k_loop_full, kl, k_loop_edge, kl, acc);
 }
 
 static LLVMValueRef flag_set(CG *cg, LLVMValueRef flags, int bit) {

@@ -61,6 +61,8 @@ filecheck_test(llvm.conv_epilogue ${LLVM_TESTS}/conv_epilogue.check CHECK
                ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0)
 filecheck_test(llvm.conv_transposed ${LLVM_TESTS}/conv_trans.check CHECK ${LLVM_TESTS}/conv_trans.nn --emit llvm -O0)
 filecheck_test(llvm.conv_input_grad ${LLVM_TESTS}/conv_dx.check CHECK ${LLVM_TESTS}/conv_dx.nn --emit llvm -O0)
+filecheck_test(llvm.gemm_edge_rows ${LLVM_TESTS}/edge_rows.check CHECK
+               ${PROJECT_SOURCE_DIR}/bench/w2_digits.nn --emit llvm -O0 --cpu x86-64-v4)
 filecheck_test(llvm.gemm_pack_transposed ${LLVM_TESTS}/pack.check CHECK
                ${LLVM_TESTS}/conv_epilogue.nn --emit llvm -O0 --cpu x86-64-v4)
 filecheck_test(llvm.names_from_ir ${LLVM_TESTS}/names.check CHECK ${MOONS} --emit llvm -O0)
