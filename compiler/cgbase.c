@@ -613,7 +613,29 @@ LLVMValueRef cg_vec_sum(CG *cg, const Node *a, LLVMValueRef row, LLVMValueRef *l
   return cg_vec_reduce(cg, m, sum_term, &(SumTerm){a, row, idx});
 }
 
+/* Is n a parameter's gradient that update_part reads as the sum of the
+ * buffer's and grad2's (cg->slice_grad)? */
+static bool summed_grad(const CG *cg, const Node *n) {
+  if (!cg->slice_grad || cg->st[n->id].base != cg->buf) return false;
+  for (int i = 0; i < cg->g->params.len; i++)
+    if (cg->g->grads[i] == n) return true;
+  return false;
+}
+
+/* buf's element + grad2's (a vector's lanes when vec): the threads' sum
+ * of two gradients, computed where update_part reads it, in the order
+ * parallel.c adds them. */
+static LLVMValueRef summed_grad_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, bool vec) {
+  LLVMValueRef p = cg_elem_ptr(cg, n, row, lin);
+  LLVMValueRef off = iadd(cg, lin, ci(cg, cg->st[n->id].off));
+  LLVMValueRef q = LLVMBuildInBoundsGEP2(cg->b, cg->T, cg->slice_grad, &off, 1, "");
+  LLVMValueRef a = vec ? vec_load(cg, p) : LLVMBuildLoad2(cg->b, cg->T, p, "");
+  LLVMValueRef b = vec ? vec_load(cg, q) : LLVMBuildLoad2(cg->b, cg->T, q, "");
+  return LLVMBuildFAdd(cg->b, a, b, "grad_sum");
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
+  if (cg->vidx && summed_grad(cg, n) && moves_with(lin, cg->vidx, 0)) return summed_grad_load(cg, n, row, lin, true);
   if (cg->vidx) {
     if (moves_with(lin, cg->vidx, 0)) {
       cg_flush(cg, n);
@@ -645,7 +667,8 @@ LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef l
     return v;
   }
   if (!slot) cg_flush(cg, n);
-  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T, cg_elem_ptr(cg, n, row, lin), "");
+  LLVMValueRef v = summed_grad(cg, n) ? summed_grad_load(cg, n, row, lin, false)
+                                      : LLVMBuildLoad2(cg->b, cg->T, cg_elem_ptr(cg, n, row, lin), "");
   if (slot) *slot = v;
   return v;
 }

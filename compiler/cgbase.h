@@ -91,6 +91,9 @@ typedef struct CG {
      NULL); vector loops then run over the part's slice of each tensor
      (engine_slice), and code that cannot be sliced sets slice_failed */
   LLVMValueRef slice_part, slice_parts;
+  /* update_part's grad2 argument: another buffer of the layout whose
+     gradients are added to the buffer's where the step reads them */
+  LLVMValueRef slice_grad;
   bool slice_failed;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;

@@ -1509,12 +1509,15 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
     break;
   }
   case FN_UPDATE: {
-    LLVMTypeRef ps[] = {p, I, I};
-    const char *names[] = {"buf", "part", "parts"};
-    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 3 : 1, names, 0);
+    LLVMTypeRef ps[] = {p, I, I, p};
+    const char *names[] = {"buf", "part", "parts", "grad2"};
+    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 4 : 1, names, sliced ? 0x8 : 0);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0);
-    if (sliced) cg->slice_part = LLVMGetParam(fn, 1), cg->slice_parts = LLVMGetParam(fn, 2);
+    if (sliced) {
+      cg->slice_part = LLVMGetParam(fn, 1), cg->slice_parts = LLVMGetParam(fn, 2);
+      cg->slice_grad = LLVMGetParam(fn, 3);
+    }
     set_rows(cg, ci(cg, 1));
     for (int u = 0; u < g->nupdates; u++)
       if (!g->updates[u].from_batch) roots[nroots++] = g->updates[u].value; /* it has no batch */
@@ -1572,7 +1575,7 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
   cg->ws = module_ws;
   free(roots);
   if (sliced && cg->slice_failed) LLVMDeleteFunction(fn);
-  cg->slice_part = cg->slice_parts = NULL;
+  cg->slice_part = cg->slice_parts = cg->slice_grad = NULL;
   /* train_epoch calls train_step twice, for full batches and the last
      one: its code exists once (compile time grows with every copy). A
      small step was inlined at both calls, the full batches' copy

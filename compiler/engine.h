@@ -53,8 +53,13 @@ struct Engine {
    * tensor (engine_slice), the same bits, so threads may run the parts
    * side by side. The parts write no scalar (Adam's b1^t, a parameter of
    * one element): the tail call, part == parts, made once every part
-   * has returned, writes those, and with the parts makes the whole step. */
-  void (*update_part)(Engine *e, int64_t part, int64_t parts);
+   * has returned, writes those, and with the parts makes the whole step.
+   * The step's gradients are the buffer's plus grad2's (a buffer of the
+   * same layout; only its gradient range is read), added element by
+   * element where the step reads them: a thread's sum of the last shard's
+   * gradients (parallel.c) without storing it. The buffer's gradients are
+   * left as they were. */
+  void (*update_part)(Engine *e, int64_t part, int64_t parts, const void *grad2);
   void (*destroy)(Engine *e);
   void *impl;
 };

@@ -7,9 +7,11 @@
  *     with momentum, Nesterov, weight decay; Adam and AdamW, whose scalar
  *     states b1^t and b2^t the tail call writes), the parts 0..P-1 of
  *     update_part, in any order, then the tail (part P), give the bits of
- *     update, for P from 1 to 5, f32 and f64, at every vector width
- *     (tensors shorter than a vector, longer, not a whole number of
- *     lines); the parts alone leave the scalar states as they were;
+ *     update on the sum of the buffer's gradients and grad2's (another
+ *     thread's, which update_part adds where it reads them), for P from 1
+ *     to 5, f32 and f64, at every vector width (tensors shorter than a
+ *     vector, longer, not a whole number of lines); the parts alone leave
+ *     the scalar states as they were;
  *   - a step that is not (clip_norm's norm sums every gradient) has no
  *     update_part, and parallel.c updates on one thread.
  */
@@ -100,6 +102,33 @@ static void fill(const Graph *g, const Layout *L, void *buf) {
   }
 }
 
+/* Another thread's gradients: a buffer of the layout, other numbers. */
+static void fill_grad2(const Layout *L, void *g2) {
+  for (int64_t i = 0; i < L->total; i++) {
+    double v = cos((double)i * 0.23 + 0.4) * 0.3;
+    if (L->elem_size == 8)
+      ((double *)g2)[i] = v;
+    else
+      ((float *)g2)[i] = (float)v;
+  }
+}
+
+/* buf's gradients += g2's, element by element (as parallel.c sums). */
+static void add_grads(const Layout *L, void *buf, const void *g2) {
+  for (int64_t i = L->grad_lo; i < L->grad_hi; i++)
+    if (L->elem_size == 8)
+      ((double *)buf)[i] += ((const double *)g2)[i];
+    else
+      ((float *)buf)[i] += ((const float *)g2)[i];
+}
+
+/* Do a and b hold the same bits outside the gradient range (update_part
+ * reads the sum of the gradients without storing it)? */
+static bool same_but_grads(const Layout *L, const void *a, const void *b) {
+  size_t es = (size_t)L->elem_size, lo = (size_t)L->grad_lo * es, hi = (size_t)L->grad_hi * es;
+  return memcmp(a, b, lo) == 0 && memcmp((const char *)a + hi, (const char *)b + hi, (size_t)L->total * es - hi) == 0;
+}
+
 /* Are the scalar states (but the learning rate) as fill left them? */
 static bool scalars_as_filled(Engine *e) {
   const Graph *g = e->g;
@@ -133,21 +162,25 @@ static void test_sliced(const char *text, const char *bits) {
   check(e && e->update_part, "the step has an update_part", text, bits, 0);
   if (e && e->update_part) {
     size_t bytes = (size_t)e->layout->total * (size_t)e->layout->elem_size;
-    unsigned char *want = nnc_xmalloc(bytes);
+    unsigned char *want = nnc_xmalloc(bytes), *grad2 = nnc_xmalloc(bytes);
+    fill_grad2(e->layout, grad2);
     fill(e->g, e->layout, e->buf);
+    add_grads(e->layout, e->buf, grad2);
     e->update(e);
     memcpy(want, e->buf, bytes);
     for (int parts = 1; parts <= 5; parts++)
       for (int reverse = 0; reverse < 2; reverse++) {
         fill(e->g, e->layout, e->buf);
-        for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts);
+        for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts, grad2);
         check(scalars_as_filled(e), "the parts leave the scalar states alone", text, bits, parts);
-        e->update_part(e, parts, parts);
-        check(memcmp(e->buf, want, bytes) == 0, reverse ? "the parts, last first, give update's bits"
-                                                        : "the parts give update's bits",
+        e->update_part(e, parts, parts, grad2);
+        check(same_but_grads(e->layout, e->buf, want),
+              reverse ? "the parts, last first, give update's bits on the summed gradients"
+                      : "the parts give update's bits on the summed gradients",
               text, bits, parts);
       }
     free(want);
+    free(grad2);
   }
   if (e) e->destroy(e);
   arena_free(&arena);
