@@ -634,6 +634,42 @@ static LLVMValueRef summed_grad_load(CG *cg, const Node *n, LLVMValueRef row, LL
   return LLVMBuildFAdd(cg->b, a, b, "grad_sum");
 }
 
+/* Is n written at a parameter's place in the buffer? */
+static bool at_param(const CG *cg, const Node *n) {
+  if (cg->st[n->id].base != cg->buf) return false;
+  for (int i = 0; i < cg->g->params.len; i++)
+    if (cg->st[n->id].off == cg->L->param_off[i]) return true;
+  return false;
+}
+
+/* update_part's store of a whole vector of a parameter: when its nt
+ * argument asks, non-temporal, to memory, the line dropped from every
+ * core's cache. Every thread's next shard reads every parameter, so a
+ * core's cache holds each line of them when another core updates it: an
+ * ordinary store first waits for that copy to be invalidated, which on
+ * the Zen 4 VM took W2's slices 75 to 95 us at moments when the vCPUs
+ * were far apart (for 6 us on one core); the shards then read the lines
+ * from memory. parallel.c chooses by measuring both (par_choose_drop).
+ * The vectors are aligned: tensors start on 64-byte lines, slices are
+ * whole lines. */
+static void param_store(CG *cg, LLVMValueRef v, LLVMValueRef p) {
+  LLVMBasicBlockRef nt = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "store_nt");
+  LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "store");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntNE, cg->slice_nt, ci(cg, 0), ""), nt, plain);
+  LLVMPositionBuilderAtEnd(cg->b, nt);
+  LLVMValueRef st = LLVMBuildStore(cg->b, v, p);
+  LLVMSetAlignment(st, (unsigned)(cg->vl * cg->L->elem_size));
+  LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0));
+  LLVMSetMetadata(st, LLVMGetMDKindIDInContext(cg->ctx, "nontemporal", 11),
+                  LLVMMetadataAsValue(cg->ctx, LLVMMDNodeInContext2(cg->ctx, &one, 1)));
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, plain);
+  vec_store(cg, v, p);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
   if (cg->vidx && summed_grad(cg, n) && moves_with(lin, cg->vidx, 0)) return summed_grad_load(cg, n, row, lin, true);
   if (cg->vidx) {
@@ -679,7 +715,10 @@ void cg_mem_store(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin, LLV
   if (cg->vidx) {
     if (!moves_with(lin, cg->vidx, 0)) nnc_die("codegen: a vector store to one element of node %d", n->id);
     cg_flush(cg, n);
-    vec_store(cg, v, cg_elem_ptr(cg, n, row, lin));
+    if (cg->slice_part && !cg->vmask && at_param(cg, n))
+      param_store(cg, v, cg_elem_ptr(cg, n, row, lin));
+    else
+      vec_store(cg, v, cg_elem_ptr(cg, n, row, lin));
     cg_forget_node(cg, n);
     return;
   }

@@ -94,6 +94,9 @@ typedef struct CG {
   /* update_part's grad2 argument: another buffer of the layout whose
      gradients are added to the buffer's where the step reads them */
   LLVMValueRef slice_grad;
+  /* update_part's nt argument: nonzero, a parameter's whole vectors are
+     stored non-temporally (cgbase.c, param_store) */
+  LLVMValueRef slice_nt;
   bool slice_failed;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;

@@ -1509,14 +1509,14 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
     break;
   }
   case FN_UPDATE: {
-    LLVMTypeRef ps[] = {p, I, I, p};
-    const char *names[] = {"buf", "part", "parts", "grad2"};
-    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 4 : 1, names, sliced ? 0x8 : 0);
+    LLVMTypeRef ps[] = {p, I, I, p, I};
+    const char *names[] = {"buf", "part", "parts", "grad2", "nt"};
+    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 5 : 1, names, sliced ? 0x8 : 0);
     cg_begin_body(cg, fn);
     cg->buf = LLVMGetParam(fn, 0);
     if (sliced) {
       cg->slice_part = LLVMGetParam(fn, 1), cg->slice_parts = LLVMGetParam(fn, 2);
-      cg->slice_grad = LLVMGetParam(fn, 3);
+      cg->slice_grad = LLVMGetParam(fn, 3), cg->slice_nt = LLVMGetParam(fn, 4);
     }
     set_rows(cg, ci(cg, 1));
     for (int u = 0; u < g->nupdates; u++)
@@ -1575,7 +1575,7 @@ static void build_function(CG *cg, FnKind kind, bool sliced) {
   cg->ws = module_ws;
   free(roots);
   if (sliced && cg->slice_failed) LLVMDeleteFunction(fn);
-  cg->slice_part = cg->slice_parts = cg->slice_grad = NULL;
+  cg->slice_part = cg->slice_parts = cg->slice_grad = cg->slice_nt = NULL;
   /* train_epoch calls train_step twice, for full batches and the last
      one: its code exists once (compile time grows with every copy). A
      small step was inlined at both calls, the full batches' copy

@@ -57,9 +57,10 @@ struct Engine {
    * The step's gradients are the buffer's plus grad2's (a buffer of the
    * same layout; only its gradient range is read), added element by
    * element where the step reads them: a thread's sum of the last shard's
-   * gradients (parallel.c) without storing it. The buffer's gradients are
-   * left as they were. */
-  void (*update_part)(Engine *e, int64_t part, int64_t parts, const void *grad2);
+   * gradients (parallel.c) without storing it. nt: store the parameters'
+   * whole vectors non-temporally (to memory, out of every core's cache),
+   * the same values. */
+  void (*update_part)(Engine *e, int64_t part, int64_t parts, const void *grad2, bool nt);
   void (*destroy)(Engine *e);
   void *impl;
 };

@@ -323,7 +323,7 @@ typedef void (*PredictFn)(void *, const void *, int64_t, void *);
 typedef double (*StepFn64)(void *, const void *, const void *, int64_t);
 typedef float (*StepFn32)(void *, const void *, const void *, int64_t);
 typedef void (*UpdateFn)(void *);
-typedef void (*UpdatePartFn)(void *, int64_t, int64_t, const void *);
+typedef void (*UpdatePartFn)(void *, int64_t, int64_t, const void *, int64_t);
 typedef double (*PartFn64)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 typedef float (*PartFn32)(void *, void *, void *, const void *, const void *, int64_t, int64_t, int64_t);
 
@@ -411,11 +411,11 @@ static double je_grad_part(Engine *e, void *grad, void *ws, const void *x, const
   return ((PartFn32)fn)(e->buf, grad, ws, x, t, n, total, first);
 }
 
-static void je_update_part(Engine *e, int64_t part, int64_t parts, const void *grad2) {
+static void je_update_part(Engine *e, int64_t part, int64_t parts, const void *grad2, bool nt) {
   JEngine *je = e->impl;
   UpdatePartFn fn;
   memcpy(&fn, &je->update_part, sizeof fn);
-  fn(e->buf, part, parts, grad2);
+  fn(e->buf, part, parts, grad2, nt);
 }
 
 static void je_destroy(Engine *e) {

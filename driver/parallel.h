@@ -106,4 +106,24 @@ int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t re
  * earlier wait; this one ended without one). */
 int64_t par_resume_cost(int64_t slept_at, int64_t woken_at, int64_t resumed_at);
 
+/* Whether the threads hand the step's lines to each other through memory
+ * ("drop": update_part stores the parameters non-temporally and each
+ * thread flushes the other shards' gradient lines it read) or through the
+ * caches, chosen by measuring both: steps go in phases of PAR_DROP_PHASE,
+ * one way each; the first two phases try both, then every
+ * PAR_DROP_EVERY-th phase tries the other way again, and the way whose
+ * last phase had the lower median step time is used. The same values
+ * either way: it moves only where the lines are. */
+enum { PAR_DROP_PHASE = 16, PAR_DROP_EVERY = 32 };
+typedef struct ParDrop {
+  int64_t t[PAR_DROP_PHASE]; /* this phase's step times */
+  int n;                     /* steps in this phase so far */
+  int64_t phases;            /* phases done */
+  int64_t median[2];         /* the last phase's median, without drop and with (0: not measured) */
+  bool drop;                 /* this phase's way */
+} ParDrop;
+void par_drop_init(ParDrop *d);
+/* After a step of step_ns taken the way d->drop says: the way of the next. */
+bool par_drop_next(ParDrop *d, int64_t step_ns);
+
 #endif

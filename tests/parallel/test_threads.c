@@ -6,7 +6,10 @@
  *     are asleep in the kernel (state S), not spinning (state R), so they
  *     never take a core from the thread that works;
  *   - how long a wait spins before it sleeps: as long as a wake costs
- *     (bounded), shorter after waits that a spin could not have covered.
+ *     (bounded), shorter after waits that a spin could not have covered;
+ *   - how the threads hand lines over (par_drop_next): both ways tried
+ *     first, then the faster, the other tried again now and then, and
+ *     the choice follows a change of which is faster.
  * The pool runs over the interpreter's engine of a small model with a
  * grad_part that only sleeps and looks at the other threads.
  */
@@ -174,9 +177,41 @@ static void test_spin_limits(void) {
   CHECK(limit == PAR_SPIN_MIN_NS);
 }
 
+/* Phases of steps of ns each (drop or not: the time of the way the step
+ * took); returns how many of the steps dropped. */
+static int drop_phases(ParDrop *d, int phases, int64_t without_ns, int64_t with_ns) {
+  int dropped = 0;
+  for (int i = 0; i < phases * PAR_DROP_PHASE; i++) {
+    dropped += d->drop;
+    par_drop_next(d, d->drop ? with_ns : without_ns);
+  }
+  return dropped;
+}
+
+static void test_drop_choice(void) {
+  ParDrop d;
+  par_drop_init(&d);
+  /* the first phase drops, the second does not */
+  CHECK(drop_phases(&d, 1, 300000, 200000) == PAR_DROP_PHASE);
+  CHECK(drop_phases(&d, 1, 300000, 200000) == 0);
+  CHECK(d.median[0] == 300000 && d.median[1] == 200000);
+  /* dropping is faster: every phase but one in PAR_DROP_EVERY drops */
+  CHECK(drop_phases(&d, 2 * PAR_DROP_EVERY, 300000, 200000) == (2 * PAR_DROP_EVERY - 2) * PAR_DROP_PHASE);
+  /* the machine changes: within PAR_DROP_EVERY phases the choice
+     follows, and then drops in one phase of every PAR_DROP_EVERY only */
+  drop_phases(&d, PAR_DROP_EVERY, 150000, 200000);
+  CHECK(!d.drop || d.phases % PAR_DROP_EVERY == 0);
+  CHECK(drop_phases(&d, PAR_DROP_EVERY, 150000, 200000) == PAR_DROP_PHASE);
+  /* a phase's median: a few slow steps (preempted) do not move it */
+  par_drop_init(&d);
+  for (int i = 0; i < PAR_DROP_PHASE; i++) par_drop_next(&d, i % 5 == 0 ? 9000000 : 200000);
+  CHECK(d.median[1] == 200000 && !d.drop);
+}
+
 int main(void) {
   test_cgroup_text();
   test_spin_limits();
+  test_drop_choice();
   test_affinity();
   test_waits_sleep();
   return check_report();

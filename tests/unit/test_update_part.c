@@ -12,9 +12,15 @@
  *     to 5, f32 and f64, at every vector width (tensors shorter than a
  *     vector, longer, not a whole number of lines); the parts alone leave
  *     the scalar states as they were;
+ *   - update_part can store a parameter's whole vectors non-temporally
+ *     (its nt argument; !nontemporal: the lines leave the other cores'
+ *     caches, which read them in their shards), the same bits either
+ *     way, never its states (a slice's momentum, Adam's moments: read
+ *     again by the same thread only), and update never does;
  *   - a step that is not (clip_norm's norm sums every gradient) has no
  *     update_part, and parallel.c updates on one thread.
  */
+#include <llvm-c/Core.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -171,9 +177,10 @@ static void test_sliced(const char *text, const char *bits) {
     for (int parts = 1; parts <= 5; parts++)
       for (int reverse = 0; reverse < 2; reverse++) {
         fill(e->g, e->layout, e->buf);
-        for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts, grad2);
+        /* the parameters' stores non-temporal or not: the same bits */
+        for (int k = 0; k < parts; k++) e->update_part(e, reverse ? parts - 1 - k : k, parts, grad2, reverse);
         check(scalars_as_filled(e), "the parts leave the scalar states alone", text, bits, parts);
-        e->update_part(e, parts, parts, grad2);
+        e->update_part(e, parts, parts, grad2, reverse);
         check(same_but_grads(e->layout, e->buf, want),
               reverse ? "the parts, last first, give update's bits on the summed gradients"
                       : "the parts give update's bits on the summed gradients",
@@ -184,6 +191,51 @@ static void test_sliced(const char *text, const char *bits) {
   }
   if (e) e->destroy(e);
   arena_free(&arena);
+}
+
+/* How many lines of function `name` (the module of text's model with
+ * update and update_part, 512-bit vectors) contain both a and b. */
+static int lines_with(const char *text, const char *name, const char *a, const char *b) {
+  Source src;
+  Arena arena;
+  arena_init(&arena);
+  Layout *layout;
+  Graph *g = compile_text(&src, "update_part.nn", text, &arena, 0, &layout);
+  int count = -1;
+  if (g) {
+    LLVMContextRef ctx = LLVMContextCreate();
+    CgTarget target = jit_target("x86-64-v4");
+    LLVMModuleRef mod = codegen_module(ctx, g, layout, g->max_batch, CG_UPDATE | CG_GRAD_PART, &target, NULL);
+    char *all = LLVMPrintModuleToString(mod), *fn = strstr(all, name);
+    char *end = fn ? strstr(fn, "\n}\n") : NULL;
+    count = 0;
+    for (char *at = fn; at && at < end; at = strchr(at, '\n') + 1) {
+      char *eol = strchr(at, '\n');
+      char line[512];
+      snprintf(line, sizeof line, "%.*s", (int)(eol - at), at);
+      count += strstr(line, a) && strstr(line, b);
+    }
+    LLVMDisposeMessage(all);
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+  }
+  arena_free(&arena);
+  return count;
+}
+
+/* The MLP's tensors in vector loops: 40x24, 40, 33x40, 33, 10x33 (the
+   last bias, 10 elements, is straight-line code): one non-temporal store
+   each in update_part, with or without states, none in update. */
+static void test_nontemporal(void) {
+  for (size_t m = 0; m < sizeof sliced / sizeof *sliced; m++) {
+    int nt = lines_with(sliced[m], "@nnc_m_update_part(", "store <", "!nontemporal");
+    int in_update = lines_with(sliced[m], "@nnc_m_update(", "store", "!nontemporal");
+    if (nt != 5 || in_update != 0) {
+      failures++;
+      printf("FAILED: %d non-temporal vector stores in update_part (want 5), %d in update (want 0): %.80s...\n", nt,
+             in_update, sliced[m]);
+    }
+  }
 }
 
 static void test_whole(const char *text) {
@@ -199,6 +251,7 @@ static void test_whole(const char *text) {
 int main(void) {
   setenv("NNC_CACHE", "0", 1);
   test_slices();
+  test_nontemporal();
   const char *widths[] = {"128", "256", NULL};
   for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
     if (widths[w])
