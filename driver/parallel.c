@@ -216,7 +216,7 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
      the step (whole weight gradients), the sum and the update move the
      weights between the cores' caches, and a wait that sleeps costs a wake
      of up to hundreds of microseconds on a busy VM. W2 (about 2^22 values,
-     320 us a step on the Zen 4 VM) gains up to 1.58x with both CPUs its
+     310 us a step on the Zen 4 VM) gains up to 1.6x with both CPUs its
      own, but a preempted partner costs a short step more than it gains;
      fashion_mlp.nn (2^25.7, 2 ms a step) at 0.79x to 1.12x of one at
      quiet moments on a Zen 5 VM; fashion_cnn.nn
