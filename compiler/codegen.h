@@ -50,8 +50,9 @@ bool codegen_step_is_small(const Graph *g, int max_batch);
 typedef enum CgGemmKernels {
   GEMM_KERNELS_OWN,    /* made in the module, internal */
   GEMM_KERNELS_EXPORT, /* made in the module, external: another module links to them */
-  GEMM_KERNELS_IMPORT  /* declared only: defined by a module that exports them, or by
-                          a prebuilt kernel set linked into nnc (kernels.h) */
+  GEMM_KERNELS_IMPORT, /* declared only: defined by a module that exports them */
+  GEMM_KERNELS_PREBUILT /* declared only: defined by a prebuilt kernel set linked into
+                           nnc (kernels.h), whose common epilogues the module calls too */
 } CgGemmKernels;
 
 typedef struct CgTarget {

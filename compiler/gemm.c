@@ -63,7 +63,17 @@ const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_
                                                                   "nnc.gemm.im2col", "nnc.gemm.col2im",
                                                                   "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx",
                                                                   "nnc.channel.moments", "nnc.channel.sum",
-                                                                  "nnc.channel.affine"};
+                                                                  "nnc.channel.affine", "nnc.gemm.epi_relu_bias",
+                                                                  "nnc.gemm.epi_bias", "nnc.gemm.epi_relu_mask",
+                                                                  "nnc.gemm.epi_relu_channel"};
+/* The keys (epi_walk) of the fixed epilogues, from GEMM_FIXED_EPI on:
+ * relu(x W + b), x W + b, dy W^T * step(h, 0), relu(conv(x, W) + b).
+ * Each was a kernel in every module that has it, its optimization and
+ * machine code about 14 M instructions (fashion_cnn has three of the
+ * four, lenet5 and W2 each three of their four or five). */
+static const char *const fixed_epi_keys[GEMM_FIXED_KERNELS - GEMM_FIXED_EPI] = {
+    "relu[0x0p+0](add[0x0p+0](acc,r))", "add[0x0p+0](acc,r)", "mul[0x0p+0](acc,step[0x0p+0](S))",
+    "relu[0x0p+0](add[0x0p+0](acc,c))"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */
@@ -81,7 +91,7 @@ struct GemmKernels {
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
   LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty;
-  int nepi;
+  int nepi, nown; /* the epilogues used, and those made here */
   EpiKernels *epi;
 };
 
@@ -467,50 +477,42 @@ static void epi_flush(CG *cg, const Gemm *gm, const Node *x) {
   for (int k = 0; k < op_info[x->op].nin; k++) epi_flush(cg, gm, x->in[k]);
 }
 
-/* The epilogue's expression is walked three times, always in the same
- * order: for its key, at the call (each stored operand's address and
- * stride into the next slots of the context) and in the micro-kernel
- * (each operand's slots read back, and the values computed). */
-typedef enum EpiPass { EPI_KEY, EPI_ARGS, EPI_CODE } EpiPass;
+/* The epilogue's expression is walked twice, always in the same order:
+ * for its key, and at the call (each stored operand's address and stride
+ * into the next slots of the context). The key alone defines the
+ * kernel's code (epi_code reads it back): its ops and their attributes,
+ * its constants, how each stored operand is read and the slots it takes.
+ *   key  := "acc" | OP "[" ATTR "](" key ["," key] ")" | CONST | READ
+ * (ATTR and CONST in C's %a, READ one of v S r s R c: a value, and
+ * EpiRead's SAME, ROWVEC, SCALAR, ROWSCALAR, CHANNEL). */
+typedef enum EpiPass { EPI_KEY, EPI_ARGS } EpiPass;
 
 typedef struct EpiWalk {
   EpiPass pass;
   StrBuf key;
-  LLVMValueRef ctx;      /* the context array: filled (ARGS) or read (CODE) */
-  int slot;              /* its next slot */
-  /* EPI_CODE: the tile element */
-  LLVMValueRef acc, m, n, mask;
+  LLVMValueRef ctx; /* the context array, filled */
+  int slot;         /* its next slot */
 } EpiWalk;
-
-/* Slot j of the context as a value of type ty. */
-static LLVMValueRef slot_load(CG *cg, EpiWalk *w, LLVMTypeRef ty) {
-  return load_al(cg, ty, gep_i64(cg, w->ctx, w->slot++), ty == cg->T ? es(cg) : 8);
-}
 
 static void slot_store(CG *cg, EpiWalk *w, LLVMValueRef v) {
   store_al(cg, v, gep_i64(cg, w->ctx, w->slot++), LLVMTypeOf(v) == cg->T ? es(cg) : 8);
 }
 
-/* A vector of operand elements at p (masked in edge tiles). */
-static LLVMValueRef epi_vec(CG *cg, EpiWalk *w, LLVMValueRef p) {
-  return w->mask ? masked_load(cg, p, w->mask) : load_al(cg, vec_type(cg), p, es(cg));
-}
-
-static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) {
+static void epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) {
   if (x == gm->g) {
     if (w->pass == EPI_KEY) sb_puts(&w->key, "acc");
-    return w->acc;
+    return;
   }
   const Store *s = &cg->st[x->id];
   if (x == gm->sink || s->kind == ST_INLINE) {
     if (w->pass == EPI_KEY) sb_printf(&w->key, "%s[%a](", op_info[x->op].name, x->attr.value);
-    LLVMValueRef a = epi_walk(cg, w, gm, x->in[0]), b = NULL;
+    epi_walk(cg, w, gm, x->in[0]);
     if (op_info[x->op].nin > 1) {
       if (w->pass == EPI_KEY) sb_putc(&w->key, ',');
-      b = epi_walk(cg, w, gm, x->in[1]);
+      epi_walk(cg, w, gm, x->in[1]);
     }
     if (w->pass == EPI_KEY) sb_putc(&w->key, ')');
-    return w->pass == EPI_CODE ? cg_scalar(cg, x->op, a, b, x->attr.value) : NULL;
+    return;
   }
   const Node *g = gm->g;
   EpiRead how = epi_read(cg, x, g);
@@ -519,49 +521,103 @@ static LLVMValueRef epi_walk(CG *cg, EpiWalk *w, const Gemm *gm, const Node *x) 
   s = &cg->st[x->id];
   if (s->kind == ST_CONST) { /* part of the kernel */
     if (w->pass == EPI_KEY) sb_printf(&w->key, "%a", x->attr.value);
-    return w->pass == EPI_CODE ? splat(cg, LLVMConstReal(cg->T, x->attr.value), cg->vl) : NULL;
+    return;
   }
   if (w->pass == EPI_KEY) {
     sb_printf(&w->key, "%c", s->kind == ST_VALUE ? 'v' : "?SrsRc"[how]);
     w->slot += s->kind != ST_VALUE && (how == EPI_SAME || how == EPI_ROWSCALAR) ? 2 : 1;
-    return NULL;
+    return;
   }
-  if (w->pass == EPI_ARGS) {
-    if (s->kind == ST_VALUE) {
-      slot_store(cg, w, s->value);
-      return NULL;
-    }
-    slot_store(cg, w, cg_elem_ptr(cg, x, gm->row && x->batched ? gm->row : ci(cg, 0), ci(cg, 0)));
-    int64_t ld = gm->row ? shape_numel(&g->shape) / g->shape.dim[0] : x->batched ? s->row_stride : g->shape.dim[1];
-    if (how == EPI_SAME) slot_store(cg, w, ci(cg, ld));
-    if (how == EPI_ROWSCALAR) slot_store(cg, w, ci(cg, s->row_stride));
-    return NULL;
+  if (s->kind == ST_VALUE) {
+    slot_store(cg, w, s->value);
+    return;
   }
-  if (s->kind == ST_VALUE) return splat(cg, slot_load(cg, w, cg->T), cg->vl);
-  LLVMValueRef p = slot_load(cg, w, cg->ptr);
-  switch (how) {
-  case EPI_SAME: {
-    LLVMValueRef ld = slot_load(cg, w, cg->i64);
-    return epi_vec(cg, w, gep(cg, p, iadd(cg, imul(cg, w->m, ld), w->n)));
-  }
-  case EPI_ROWVEC: return epi_vec(cg, w, gep(cg, p, w->n));
-  case EPI_CHANNEL: return splat(cg, load_al(cg, cg->T, gep(cg, p, w->m), es(cg)), cg->vl);
-  case EPI_SCALAR: return splat(cg, load_al(cg, cg->T, p, es(cg)), cg->vl);
-  case EPI_ROWSCALAR: {
-    LLVMValueRef stride = slot_load(cg, w, cg->i64);
-    return splat(cg, load_al(cg, cg->T, gep(cg, p, imul(cg, w->m, stride)), es(cg)), cg->vl);
-  }
-  case EPI_NO: break;
-  }
-  return NULL;
+  slot_store(cg, w, cg_elem_ptr(cg, x, gm->row && x->batched ? gm->row : ci(cg, 0), ci(cg, 0)));
+  int64_t ld = gm->row ? shape_numel(&g->shape) / g->shape.dim[0] : x->batched ? s->row_stride : g->shape.dim[1];
+  if (how == EPI_SAME) slot_store(cg, w, ci(cg, ld));
+  if (how == EPI_ROWSCALAR) slot_store(cg, w, ci(cg, s->row_stride));
 }
 
-/* The sink's value at C(m, n..n+VL-1) from the accumulators `acc`. */
-static LLVMValueRef epilogue(CG *cg, const Gemm *gm, LLVMValueRef ctx, LLVMValueRef acc, LLVMValueRef m,
+/* The kernel's side: a key read back at p, the context's slots read in
+ * the order the call filled them, the values of tile element (m,
+ * n..n+VL-1) computed. */
+typedef struct EpiCode {
+  const char *p;
+  LLVMValueRef ctx;
+  int slot;
+  LLVMValueRef acc, m, n, mask;
+} EpiCode;
+
+/* Slot j of the context as a value of type ty. */
+static LLVMValueRef slot_load(CG *cg, EpiCode *w, LLVMTypeRef ty) {
+  return load_al(cg, ty, gep_i64(cg, w->ctx, w->slot++), ty == cg->T ? es(cg) : 8);
+}
+
+/* A vector of operand elements at p (masked in edge tiles). */
+static LLVMValueRef epi_vec(CG *cg, EpiCode *w, LLVMValueRef p) {
+  return w->mask ? masked_load(cg, p, w->mask) : load_al(cg, vec_type(cg), p, es(cg));
+}
+
+static Op op_named(const char *name, size_t len) {
+  for (int op = 0; op < OP_COUNT; op++)
+    if (strlen(op_info[op].name) == len && strncmp(op_info[op].name, name, len) == 0) return (Op)op;
+  nnc_die("codegen: no op '%.*s' in a GEMM epilogue's key", (int)len, name);
+}
+
+static LLVMValueRef epi_code(CG *cg, EpiCode *w) {
+  const char *p = w->p;
+  if (strncmp(p, "acc", 3) == 0 && p[3] != '[') {
+    w->p += 3;
+    return w->acc;
+  }
+  if (*p && strchr("vSrsRc", *p) && (p[1] == ',' || p[1] == ')' || !p[1])) { /* a stored operand */
+    w->p++;
+    if (*p == 'v') return splat(cg, slot_load(cg, w, cg->T), cg->vl);
+    LLVMValueRef at = slot_load(cg, w, cg->ptr);
+    switch (*p) {
+    case 'S': {
+      LLVMValueRef ld = slot_load(cg, w, cg->i64);
+      return epi_vec(cg, w, gep(cg, at, iadd(cg, imul(cg, w->m, ld), w->n)));
+    }
+    case 'r': return epi_vec(cg, w, gep(cg, at, w->n));
+    case 'c': return splat(cg, load_al(cg, cg->T, gep(cg, at, w->m), es(cg)), cg->vl);
+    case 's': return splat(cg, load_al(cg, cg->T, at, es(cg)), cg->vl);
+    default: { /* 'R' */
+      LLVMValueRef stride = slot_load(cg, w, cg->i64);
+      return splat(cg, load_al(cg, cg->T, gep(cg, at, imul(cg, w->m, stride)), es(cg)), cg->vl);
+    }
+    }
+  }
+  const char *open = strchr(p, '[');
+  const char *name_end = p;
+  while (*name_end == '_' || (*name_end >= 'a' && *name_end <= 'z') || (*name_end >= '0' && *name_end <= '9'))
+    name_end++;
+  if (open && open == name_end && name_end > p && !(*p >= '0' && *p <= '9')) { /* OP[ATTR](a[,b]) */
+    Op op = op_named(p, (size_t)(name_end - p));
+    char *end;
+    double attr = strtod(open + 1, &end);
+    w->p = end + 2; /* "](" */
+    LLVMValueRef a = epi_code(cg, w), b = NULL;
+    if (*w->p == ',') {
+      w->p++;
+      b = epi_code(cg, w);
+    }
+    w->p++; /* ")" */
+    return cg_scalar(cg, op, a, b, attr);
+  }
+  char *end; /* a constant */
+  double v = strtod(p, &end);
+  w->p = end;
+  return splat(cg, LLVMConstReal(cg->T, v), cg->vl);
+}
+
+/* The sink's value at C(m, n..n+VL-1) from the accumulators `acc`, by the
+ * epilogue's key. */
+static LLVMValueRef epilogue(CG *cg, const char *key, LLVMValueRef ctx, LLVMValueRef acc, LLVMValueRef m,
                              LLVMValueRef n, LLVMValueRef mask) {
-  EpiWalk w = {.pass = EPI_CODE, .ctx = ctx, .acc = acc, .m = m, .n = n, .mask = mask};
+  EpiCode w = {.p = key, .ctx = ctx, .acc = acc, .m = m, .n = n, .mask = mask};
   cg->lanes = cg->vl;
-  LLVMValueRef v = epi_walk(cg, &w, gm, gm->sink);
+  LLVMValueRef v = epi_code(cg, &w);
   cg->lanes = 1;
   return v;
 }
@@ -863,7 +919,7 @@ static LLVMValueRef build_ukr(CG *cg) {
 
 /* The epilogue of a tile from its sums in a tile buffer, row by row: a
  * full tile's rows as whole vectors, an edge tile's through masks. */
-static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
+static LLVMValueRef build_epi(CG *cg, const char *key, const char *name) {
   KernelScope ks;
   LLVMValueRef fn = kernel_begin(cg, &ks, name, cg->gemm->epi_ty);
   noalias_param(cg, fn, T_TILE, true);
@@ -880,7 +936,7 @@ static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
     LLVMValueRef at = iadd(cg, imul(cg, r, ci(cg, nr_of(cg))), ci(cg, v * cg->vl));
     LLVMValueRef acc = load_al(cg, vec_type(cg), gep(cg, P[T_TILE], at), (unsigned)cg->vl * es(cg));
     LLVMSetValueName2(acc, "acc", 3);
-    LLVMValueRef x = epilogue(cg, gm, P[T_CTX], acc, iadd(cg, P[T_M0], r), iadd(cg, P[T_N0], ci(cg, v * cg->vl)), NULL);
+    LLVMValueRef x = epilogue(cg, key, P[T_CTX], acc, iadd(cg, P[T_M0], r), iadd(cg, P[T_N0], ci(cg, v * cg->vl)), NULL);
     store_al(cg, x, tile_ptr(cg, P[T_C], P[T_LDC], r, v), es(cg));
   }
   cg_loop_end(cg, &rl);
@@ -890,7 +946,7 @@ static LLVMValueRef build_epi(CG *cg, const Gemm *gm, const char *name) {
   LLVMValueRef col = imul(cg, cg_loop_begin(cg, &vl, blocks_of(cg, P[T_NR], cg->vl)), ci(cg, cg->vl));
   LLVMValueRef mask = lane_mask(cg, isub(cg, P[T_NR], col));
   LLVMValueRef acc = masked_load(cg, gep(cg, P[T_TILE], iadd(cg, imul(cg, i, ci(cg, nr_of(cg))), col)), mask);
-  LLVMValueRef x = epilogue(cg, gm, P[T_CTX], acc, iadd(cg, P[T_M0], i), iadd(cg, P[T_N0], col), mask);
+  LLVMValueRef x = epilogue(cg, key, P[T_CTX], acc, iadd(cg, P[T_M0], i), iadd(cg, P[T_N0], col), mask);
   masked_store(cg, x, gep(cg, P[T_C], iadd(cg, imul(cg, i, P[T_LDC]), col)), mask);
   cg_loop_end(cg, &vl);
   cg_loop_end(cg, &il);
@@ -1139,11 +1195,15 @@ static LLVMValueRef build_gemm(CG *cg) {
 }
 
 static LLVMTypeRef window_type(const GemmKernels *gk, int k) {
-  return k == GEMM_CH_AFFINE ? gk->aff_ty : k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
+  return k >= GEMM_FIXED_EPI ? gk->epi_ty : k == GEMM_CH_AFFINE ? gk->aff_ty : k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
 }
 
-/* Window kernel k (GEMM_IM2COL and after), its body window.c's. */
+static LLVMValueRef build_epi(CG *cg, const char *key, const char *name);
+
+/* Window kernel k (GEMM_IM2COL and after), its body window.c's, or a
+ * fixed epilogue's. */
 static LLVMValueRef build_window(CG *cg, int k) {
+  if (k >= GEMM_FIXED_EPI) return build_epi(cg, fixed_epi_keys[k - GEMM_FIXED_EPI], gemm_fixed_kernel_names[k]);
   KernelScope ks;
   LLVMValueRef fn = kernel_begin(cg, &ks, gemm_fixed_kernel_names[k], window_type(cg->gemm, k));
   if (k < GEMM_MAX_POOL2) {
@@ -1208,7 +1268,7 @@ static GemmKernels *kernels(CG *cg) {
   for (int i = 0; i < AF_COUNT; i++) af[i] = I;
   af[AF_X] = af[AF_Y] = af[AF_OUT] = af[AF_A] = af[AF_B] = af[AF_M] = af[AF_K] = p;
   gk->aff_ty = LLVMFunctionType(V, af, AF_COUNT, 0);
-  if (cg->gemm_kernels == GEMM_KERNELS_IMPORT) { /* another module's (CgTarget) */
+  if (cg->gemm_kernels == GEMM_KERNELS_IMPORT || cg->gemm_kernels == GEMM_KERNELS_PREBUILT) { /* CgTarget */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);
     gk->gemm = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_GEMM], gk->gemm_ty);
@@ -1225,11 +1285,11 @@ static GemmKernels *kernels(CG *cg) {
     LLVMSetLinkage(gk->gemm, LLVMExternalLinkage);
     /* the window kernels too when a module that imports them may call
        them; a module's own are made at their first call */
-    if (has_window(cg->g))
-      for (int wk = GEMM_IM2COL; wk < GEMM_FIXED_KERNELS; wk++) {
-        LLVMValueRef fn = gk->win[wk - GEMM_IM2COL] = build_window(cg, wk);
-        LLVMSetLinkage(fn, LLVMExternalLinkage);
-      }
+    for (int wk = GEMM_IM2COL; wk < GEMM_FIXED_KERNELS; wk++) {
+      if (wk < GEMM_FIXED_EPI ? !has_window(cg->g) : cg->g != NULL) continue; /* epilogues: a prebuilt set's */
+      LLVMValueRef fn = gk->win[wk - GEMM_IM2COL] = build_window(cg, wk);
+      LLVMSetLinkage(fn, LLVMExternalLinkage);
+    }
   }
   return gk;
 }
@@ -1268,8 +1328,11 @@ static const EpiKernels *epi_kernels(CG *cg, const Gemm *gm, int *slots) {
   gk->epi = nnc_xrealloc(gk->epi, sizeof(EpiKernels) * (size_t)(gk->nepi + 1));
   EpiKernels *ek = &gk->epi[gk->nepi];
   ek->key = nnc_xstrdup(w.key.data);
-  snprintf(name, sizeof name, "nnc.gemm.epi_e%d", gk->nepi);
-  ek->epi = build_epi(cg, gm, name);
+  ek->epi = NULL;
+  for (int k = GEMM_FIXED_EPI; k < GEMM_FIXED_KERNELS && cg->gemm_kernels == GEMM_KERNELS_PREBUILT; k++)
+    if (!strcmp(ek->key, fixed_epi_keys[k - GEMM_FIXED_EPI])) ek->epi = gk->win[k - GEMM_IM2COL]; /* declared */
+  snprintf(name, sizeof name, "nnc.gemm.epi_e%d", gk->nown);
+  if (!ek->epi) ek->epi = build_epi(cg, ek->key, name), gk->nown++;
   sb_free(&w.key);
   gk->nepi++;
   return ek;

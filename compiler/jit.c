@@ -834,7 +834,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   CgTarget target = jit_target(cpu);
   const KernelSet *prebuilt = prebuilt_kernels(cpu, &target, g->dtype == DT_F64);
   /* prebuilt: the kernels were compiled with nnc, the modules link to them */
-  if (prebuilt) part[0].gemm_kernels = part[1].gemm_kernels = GEMM_KERNELS_IMPORT;
+  if (prebuilt) part[0].gemm_kernels = part[1].gemm_kernels = GEMM_KERNELS_PREBUILT;
   if (train_fns && eval_fns) {
     build_codegen(&part[0]);
     unsigned built = part[0].info.built_fns, regs = part[0].info.register_fns;
@@ -987,7 +987,7 @@ static int compile_more(JEngine *je, unsigned fns) {
   if (!fns) return 0;
   je->built |= fns; /* tried once: a failure is not compiled again */
   Build b = {je->g, je->layout, je->max_batch, je->opt_level, fns, je->cpu, {je->time, nnc_now()}, NULL, NULL, false};
-  b.gemm_kernels = je->prebuilt ? GEMM_KERNELS_IMPORT : GEMM_KERNELS_OWN;
+  b.gemm_kernels = je->prebuilt ? GEMM_KERNELS_PREBUILT : GEMM_KERNELS_OWN;
   build_codegen(&b);
   char name[64] = CG_WORKSPACE_SYMBOL;
   size_t bytes = (size_t)b.info.ws_bytes;

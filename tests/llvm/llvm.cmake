@@ -101,6 +101,12 @@ set_tests_properties(unit.jit_lazy PROPERTIES TIMEOUT 600 ENVIRONMENT NNC_CACHE=
 add_test(NAME fuzz.replay_corpus COMMAND fuzz_nnc ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus)
 set_tests_properties(fuzz.replay_corpus PROPERTIES TIMEOUT 600)
 
+# the common GEMM epilogues come with the prebuilt kernels
+add_executable(test_fixed_epi ${PROJECT_SOURCE_DIR}/tests/unit/test_fixed_epi.c)
+target_compile_options(test_fixed_epi PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_fixed_epi PRIVATE nnc_lib)
+add_test(NAME unit.fixed_epilogues COMMAND test_fixed_epi)
+
 # grad_part chooses a GEMM's orientation by the rows of its shard
 add_executable(test_gemm_rows ${PROJECT_SOURCE_DIR}/tests/unit/test_gemm_rows.c)
 target_compile_options(test_gemm_rows PRIVATE ${NNC_WARNINGS})
