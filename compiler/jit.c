@@ -882,6 +882,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       build_second(&part[1]);
     lap(&part[0].timer, "join");
   }
+  fns |= part[0].info.built_fns & CG_UPDATE; /* with grad_part, when the step has no update_part */
 #ifdef __GLIBC__
   /* LLVM freed what it compiled with, but glibc keeps the pages (the
      other thread's arena above all): give them back before the buffers of

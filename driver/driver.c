@@ -263,7 +263,10 @@ static Engine *make_engine(Compilation *c, TrainState *st, bool *parallel_out) {
                  : o->grad || o->check_grad ? CG_BACKWARD
                  : o->eval ? CG_FORWARD
                  : CG_FORWARD | CG_TRAIN_EPOCH | (o->plot ? CG_PREDICT : 0);
-    if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | CG_UPDATE; /* parallel.c's step */
+    /* parallel.c's step: threads update with update_part, ranks (MPI)
+       with update after their sum; codegen adds update when the step has
+       no update_part */
+    if (parallel) fns = (fns & ~(unsigned)CG_TRAIN_EPOCH) | CG_GRAD_PART | (par_size() > 1 ? CG_UPDATE : 0);
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
     /* LLVM is done: its code pages were ~25 MiB of a training run's peak.

@@ -128,6 +128,10 @@ threads.stats)
   NNC_THREAD_STATS=1 "$nnc" "$tmp/clip.nn" --jit --train --batch 32 --epochs 30 --threads 3 >/dev/null 2>"$tmp/err" ||
     fail "run with clip_norm"
   grep -q "^  thread 1 CPU: .* update 0.0$" "$tmp/err" || fail "thread 1 updated: $(cat "$tmp/err")"
+  # its update is compiled up front with grad_part, not at the first step (one compile's stages)
+  NNC_CACHE=0 NNC_COMPILE_THREADS=1 "$nnc" "$tmp/clip.nn" --jit --train --batch 32 --epochs 2 --threads 2 --time \
+    >/dev/null 2>"$tmp/time" || fail "run with clip_norm and --time"
+  [ "$(grep -c '^time codegen' "$tmp/time")" = 1 ] || fail "update compiled apart: $(cat "$tmp/time")"
   ! grep -q "^threads:\|^  thread" "$tmp/a" "$tmp/err0" || fail "stats printed without NNC_THREAD_STATS or on standard output"
   ;;
 threads.usage)

@@ -18,7 +18,11 @@
  *     way, never its states (a slice's momentum, Adam's moments: read
  *     again by the same thread only), and update never does;
  *   - a step that is not (clip_norm's norm sums every gradient) has no
- *     update_part, and parallel.c updates on one thread.
+ *     update_part, and parallel.c updates on one thread;
+ *   - asked for grad_part alone (threads), the module defines update_part
+ *     and no update when the step has an update_part, else update (which
+ *     parallel.c then calls); an engine without update compiles it at its
+ *     first call, with update's bits.
  */
 #include <llvm-c/Core.h>
 #include <math.h>
@@ -238,6 +242,70 @@ static void test_nontemporal(void) {
   }
 }
 
+/* The functions CG_GRAD_PART alone makes for text's model: update_part
+ * or update, as codegen_module reports them and as the module defines
+ * them (1: defined, 0: not). */
+static void parts_module(const char *text, int *has_part, int *has_update, unsigned *built) {
+  Source src;
+  Arena arena;
+  arena_init(&arena);
+  Layout *layout;
+  Graph *g = compile_text(&src, "update_part.nn", text, &arena, 0, &layout);
+  *has_part = *has_update = -1;
+  if (g) {
+    LLVMContextRef ctx = LLVMContextCreate();
+    CgTarget target = jit_target("x86-64-v4");
+    CgInfo info = {0};
+    LLVMModuleRef mod = codegen_module(ctx, g, layout, g->max_batch, CG_GRAD_PART, &target, &info);
+    char *all = LLVMPrintModuleToString(mod);
+    *has_part = strstr(all, "@nnc_m_update_part(") != NULL;
+    *has_update = strstr(all, "@nnc_m_update(") != NULL;
+    *built = info.built_fns;
+    LLVMDisposeMessage(all);
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+  }
+  arena_free(&arena);
+}
+
+static void test_grad_part_alone(void) {
+  for (size_t m = 0; m < sizeof sliced / sizeof *sliced; m++) {
+    int part, update;
+    unsigned built = 0;
+    parts_module(sliced[m], &part, &update, &built);
+    check(part == 1 && update == 0 && !(built & CG_UPDATE), "grad_part alone: update_part, no update", sliced[m],
+          "512", 0);
+  }
+  for (size_t m = 0; m < sizeof whole / sizeof *whole; m++) {
+    int part, update;
+    unsigned built = 0;
+    parts_module(whole[m], &part, &update, &built);
+    check(part == 0 && update == 1 && (built & CG_UPDATE), "grad_part alone, no update_part: update", whole[m],
+          "512", 0);
+  }
+  /* an engine of threads calls update only on its first call: the same bits */
+  Source src;
+  Arena arena;
+  arena_init(&arena);
+  Layout *layout;
+  Graph *g = compile_text(&src, "update_part.nn", sliced[4], &arena, 0, &layout);
+  Engine *lazy = g ? jit_engine_new(g, layout, g->max_batch, 2, CG_GRAD_PART, false, NULL) : NULL;
+  Engine *whole_e = g ? jit_engine_new(g, layout, g->max_batch, 2, CG_UPDATE, false, NULL) : NULL;
+  check(lazy && whole_e && lazy->update_part, "engines with and without update", sliced[4], "native", 0);
+  if (lazy && whole_e) {
+    size_t bytes = (size_t)layout->total * (size_t)layout->elem_size;
+    fill(g, layout, lazy->buf);
+    fill(g, layout, whole_e->buf);
+    lazy->update(lazy);
+    whole_e->update(whole_e);
+    check(memcmp(lazy->buf, whole_e->buf, bytes) == 0, "update compiled at its first call gives update's bits",
+          sliced[4], "native", 0);
+  }
+  if (lazy) lazy->destroy(lazy);
+  if (whole_e) whole_e->destroy(whole_e);
+  arena_free(&arena);
+}
+
 static void test_whole(const char *text) {
   Source src;
   Arena arena;
@@ -252,6 +320,7 @@ int main(void) {
   setenv("NNC_CACHE", "0", 1);
   test_slices();
   test_nontemporal();
+  test_grad_part_alone();
   const char *widths[] = {"128", "256", NULL};
   for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
     if (widths[w])
