@@ -65,15 +65,18 @@ const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_
                                                                   "nnc.channel.moments", "nnc.channel.sum",
                                                                   "nnc.channel.affine", "nnc.gemm.epi_relu_bias",
                                                                   "nnc.gemm.epi_bias", "nnc.gemm.epi_relu_mask",
-                                                                  "nnc.gemm.epi_relu_channel"};
+                                                                  "nnc.gemm.epi_relu_channel",
+                                                                  "nnc.gemm.epi_relu_affine"};
 /* The keys (epi_walk) of the fixed epilogues, from GEMM_FIXED_EPI on:
- * relu(x W + b), x W + b, dy W^T * step(h, 0), relu(conv(x, W) + b).
+ * relu(x W + b), x W + b, dy W^T * step(h, 0), relu(conv(x, W) + b),
+ * relu(conv(x, W) * a + b) (batch_norm with running statistics).
  * Each was a kernel in every module that has it, its optimization and
  * machine code about 14 M instructions (fashion_cnn has three of the
- * four, lenet5 and W2 each three of their four or five). */
+ * five, lenet5 and W2 each three of their four or five, fashion_bn all
+ * three of its). */
 static const char *const fixed_epi_keys[GEMM_FIXED_KERNELS - GEMM_FIXED_EPI] = {
     "relu[0x0p+0](add[0x0p+0](acc,r))", "add[0x0p+0](acc,r)", "mul[0x0p+0](acc,step[0x0p+0](S))",
-    "relu[0x0p+0](add[0x0p+0](acc,c))"};
+    "relu[0x0p+0](add[0x0p+0](acc,c))", "relu[0x0p+0](add[0x0p+0](mul[0x0p+0](acc,c),c))"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
 /* The packer's parameters. */

@@ -95,8 +95,9 @@ enum {
   GEMM_CH_AFFINE,               /* and its per-channel affine maps */
   /* the epilogues most models have (gemm.c's fixed_epi_keys): a linear
      layer's bias and relu, its bias, the relu mask of a gradient, a
-     convolution's per-channel bias and relu; a prebuilt set only */
-  GEMM_EPI_RELU_BIAS, GEMM_EPI_BIAS, GEMM_EPI_RELU_MASK, GEMM_EPI_RELU_CHANNEL,
+     convolution's per-channel bias and relu, and its batch normalization
+     (a scale and a shift per channel) and relu; a prebuilt set only */
+  GEMM_EPI_RELU_BIAS, GEMM_EPI_BIAS, GEMM_EPI_RELU_MASK, GEMM_EPI_RELU_CHANNEL, GEMM_EPI_RELU_AFFINE,
   GEMM_FIXED_KERNELS
 };
 enum { GEMM_FIXED_EPI = GEMM_EPI_RELU_BIAS };

@@ -3,7 +3,8 @@
  * and after) come with the prebuilt kernel set:
  *   - a module whose kernels are prebuilt (GEMM_KERNELS_PREBUILT) calls
  *     the set's epilogue for a linear layer's bias and relu, its bias, a
- *     gradient's relu mask and a convolution's bias and relu, and defines
+ *     gradient's relu mask, a convolution's bias and relu, or its batch
+ *     normalization (running statistics) and relu, and defines
  *     only the others (W2's SGD update of the last layer);
  *   - a module that makes its own kernels defines every epilogue it uses,
  *     and calls none of the set's;
@@ -25,6 +26,9 @@
 static const char W2[] = "model w {\n input x[64]\n target t[10]\n"
                          " y = x -> linear(256) -> relu -> linear(256) -> relu -> linear(10)\n"
                          " loss cross_entropy(y, t)\n}\ntrain {\n optimizer sgd(lr: 0.1)\n batch 64\n}\n";
+static const char BN[] = "model b {\n input x[2, 8, 8]\n target t[2]\n"
+                         " y = x -> conv2d(16, kernel: 3, padding: 1, bias: false) -> batch_norm -> relu -> flatten"
+                         " -> linear(2)\n loss mse(y, t)\n}\ntrain {\n optimizer sgd(lr: 0.1)\n batch 4\n}\n";
 static const char CONV[] = "model c {\n input x[2, 8, 8]\n target t[2]\n"
                            " y = x -> conv2d(16, kernel: 3, padding: 1) -> relu -> flatten -> linear(2)\n"
                            " loss mse(y, t)\n}\ntrain {\n optimizer sgd(lr: 0.1)\n batch 4\n}\n";
@@ -99,6 +103,10 @@ int main(void) {
   EXPECT(count(own, "@nnc.gemm.epi_relu") == 0 && count(own, "@nnc.gemm.epi_bias") == 0);
   EXPECT(count(cpre, "ptr @nnc.gemm.epi_relu_channel,") >= 1);
   EXPECT(count(cown, "@nnc.gemm.epi_relu_channel") == 0);
+  /* batch_norm's scale and shift with the running statistics, and relu (forward) */
+  char *bpre = module_text("b.nn", BN, GEMM_KERNELS_PREBUILT);
+  EXPECT(bpre && count(bpre, "ptr @nnc.gemm.epi_relu_affine,") >= 1);
+  free(bpre);
 
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMModuleRef mod = gemm_kernels_module(ctx, false, 512);
