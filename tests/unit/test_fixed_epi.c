@@ -19,6 +19,7 @@
 
 #include "codegen.h"
 #include "compile_text.h"
+#include "expect.h"
 #include "gemm.h"
 #include "jit.h"
 #include "util.h"
@@ -32,15 +33,6 @@ static const char BN[] = "model b {\n input x[2, 8, 8]\n target t[2]\n"
 static const char CONV[] = "model c {\n input x[2, 8, 8]\n target t[2]\n"
                            " y = x -> conv2d(16, kernel: 3, padding: 1) -> relu -> flatten -> linear(2)\n"
                            " loss mse(y, t)\n}\ntrain {\n optimizer sgd(lr: 0.1)\n batch 4\n}\n";
-
-static int failures;
-#define EXPECT(c)                                                                                                     \
-  do {                                                                                                                \
-    if (!(c)) {                                                                                                       \
-      failures++;                                                                                                     \
-      printf("FAILED: %s (line %d)\n", #c, __LINE__);                                                                 \
-    }                                                                                                                 \
-  } while (0)
 
 /* The text of the module of `text`'s training step and forward pass,
  * for AVX-512, its kernels made as `kernels` says. */

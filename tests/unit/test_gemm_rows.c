@@ -15,6 +15,7 @@
 
 #include "codegen.h"
 #include "compile_text.h"
+#include "expect.h"
 #include "gemm.h"
 #include "jit.h"
 #include "util.h"
@@ -22,15 +23,6 @@
 static const char W2[] = "model w {\n input x[64]\n target t[10]\n"
                          " y = x -> linear(256) -> relu -> linear(256) -> relu -> linear(10)\n"
                          " loss cross_entropy(y, t)\n}\ntrain {\n batch 64\n}\n";
-
-static int failures;
-#define EXPECT(c)                                                                                                     \
-  do {                                                                                                                \
-    if (!(c)) {                                                                                                       \
-      failures++;                                                                                                     \
-      printf("FAILED: %s (line %d)\n", #c, __LINE__);                                                                 \
-    }                                                                                                                 \
-  } while (0)
 
 /* The text of function `name` of the module built with fns. */
 static char *function_text(const Graph *g, const Layout *L, unsigned fns, const char *name, CgInfo *info) {
