@@ -766,7 +766,7 @@ static void k_loop(CG *cg, LLVMValueRef kc, LLVMValueRef a, LLVMValueRef rsa, LL
                             : imul(cg, r, rsa));
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
-  char name[16] = "k"; /* k_2rows: the loop of an edge tile's first 2 rows */
+  char name[24] = "k"; /* k_2rows: the loop of an edge tile's first 2 rows */
   if (mru < GEMM_MR) snprintf(name, sizeof name, "k_%drows", mru);
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, name);
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "k_done");
