@@ -14,6 +14,7 @@
  */
 #include "parallel.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <immintrin.h>
 #include <limits.h>
@@ -556,6 +557,13 @@ static void drop_read_slices(Par *p, int k) {
   _mm_sfence();
 }
 
+/* CPUID leaf 7, EBX bit 23. Not __builtin_cpu_supports("clflushopt"):
+ * clang (the fuzzing build) does not know that name. */
+static bool have_clflushopt(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 23));
+}
+
 void par_drop_init(ParDrop *d) {
   memset(d, 0, sizeof *d);
   d->drop = true;
@@ -822,7 +830,7 @@ Engine *par_engine_new(Engine *inner, int threads) {
   bool avx2 = __builtin_cpu_supports("avx2");
   p->add_f32 = avx2 ? add_f32_avx2 : add_f32_sse;
   p->add_f64 = avx2 ? add_f64_avx2 : add_f64_sse;
-  p->clflushopt = __builtin_cpu_supports("clflushopt");
+  p->clflushopt = have_clflushopt();
   if (inner->grad_part)
     for (int k = 0; k < threads; k++) {
       p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);
