@@ -551,8 +551,7 @@ static void drop_read_slices(Par *p, int k) {
     engine_slice(shape_numel(&((const Node *)g->params.items[i])->shape), L->elem_size, k, p->threads, &lo, &hi);
     for (int j = 0; j < p->threads && lo < hi; j++)
       if (j != k)
-        flush_lines((const char *)(j == 0 ? p->inner->buf : p->shard[j].grad) + (size_t)(L->grad_off[i] + lo) * es,
-                    (size_t)(hi - lo) * es);
+        flush_lines((const char *)p->shard[j].grad + (size_t)(L->grad_off[i] + lo) * es, (size_t)(hi - lo) * es);
   }
   _mm_sfence();
 }
@@ -580,8 +579,9 @@ static int64_t median_of(const int64_t *t, int n) {
 }
 
 bool par_drop_next(ParDrop *d, int64_t step_ns) {
-  d->t[d->n++] = step_ns < 1 ? 1 : step_ns;
-  d->since_ns += d->t[d->n - 1];
+  int64_t t = step_ns < 1 ? 1 : step_ns;
+  d->t[d->n++] = t;
+  d->since_ns += t;
   if (d->n < PAR_DROP_PHASE) return d->drop;
   d->median[d->drop] = median_of(d->t, d->n);
   d->n = 0;
@@ -730,17 +730,16 @@ static double par_train_epoch(Engine *e, const void *x, const void *t, int64_t r
                                  (const char *)t + (size_t)(g0 + lo) * trow, hi - lo, lo);
     allreduce_sum((char *)in->buf + (size_t)p->grad_lo * es, p->grad_hi - p->grad_lo, p->f64);
     allreduce_sum(&loss, 1, true);
-    if (!p->sliced_update) { /* else the threads have updated */
+    if (p->sliced_update) { /* the threads have updated: the way of the next step */
+      p->drop_steps += p->drop_now;
+      par_drop_next(&p->drop, now_ns() - step0); /* the workers read it after the next wake */
+    } else {
       int64_t t0 = now_ns(), c0 = p->print_stats ? cpu_ns() : 0;
       in->update(in);
       p->stats[0].update_ns += now_ns() - t0;
       if (p->print_stats) p->stats[0].update_cpu_ns += cpu_ns() - c0;
     }
     p->steps++;
-    if (p->sliced_update) {
-      p->drop_steps += p->drop_now;
-      par_drop_next(&p->drop, now_ns() - step0); /* the workers read it after the next wake */
-    }
     sum += loss * (double)p->total;
   }
   if (p->print_stats) p->stats[0].cpu_ns += cpu_ns() - cpu0;
