@@ -54,6 +54,10 @@ enum { GEMM_NR_MAX = 64 };
 /* The k-block of a transposed product (see "Transposed products"): its
  * packed x^T block, KC_T x NR, stays in L1. */
 enum { GEMM_KC_T = 128 };
+/* A layer's transposed product runs all of K in one k-block when its
+ * packed x^T (K x NR) is at most this (a quarter of a 1 MiB L2) and its
+ * rows are many (see "Transposed products"). */
+enum { GEMM_WHOLE_K_BYTES = 256 * 1024, GEMM_WHOLE_K_ROWS = GEMM_NR_MAX };
 
 /* The micro-kernel's flags: load C first (a k-block after the first);
  * the last k-block (compute the epilogue). */
@@ -983,7 +987,9 @@ enum {
 
 /* The next row tile's kc columns of A (read in place: a transposed
  * product's matrix, in short runs of its rows that the hardware does not
- * fetch ahead), fetched while this tile's k loop runs. */
+ * fetch ahead), fetched while this tile's k loop runs: the first KC_T of
+ * them only, when K runs in one block (the hardware fetches the rest of a
+ * row ahead as the k loop sweeps it; all of it into L1 would evict x^T). */
 static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef csa, LLVMValueRef kc, LLVMValueRef is_ix) {
   Loop il, jl;
   int64_t line = 64 / (int64_t)es(cg);
@@ -994,7 +1000,7 @@ static void prefetch_a(CG *cg, LLVMValueRef a, LLVMValueRef rsa, LLVMValueRef cs
   LLVMValueRef rows = LLVMBuildSelect(cg->b, no, ci(cg, 0), ci(cg, GEMM_MR), "");
   LLVMValueRef i = cg_loop_begin(cg, &il, rows);
   LLVMValueRef row = gep(cg, a, imul(cg, iadd(cg, i, ci(cg, GEMM_MR)), rsa));
-  LLVMValueRef j = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, kc, line)), ci(cg, line));
+  LLVMValueRef j = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, imin(cg, kc, ci(cg, GEMM_KC_T)), line)), ci(cg, line));
   prefetch(cg, gep(cg, row, imul(cg, j, csa)), false);
   cg_loop_end(cg, &jl);
   cg_loop_end(cg, &il);
@@ -1394,7 +1400,7 @@ static LLVMValueRef slot_array(CG *cg, int slots, const char *name) {
 static LLVMValueRef k_block(CG *cg, const Gemm *gm, bool trans) {
   if (trans) { /* K is the matrix's: a constant */
     int64_t k = LLVMConstIntGetSExtValue(gm->K);
-    if (gm->packed && k >= 1) return ci(cg, k); /* B~ whole (L2), no partial sums */
+    if ((gm->packed || gm->whole_k) && k >= 1) return ci(cg, k); /* B~ whole (L2), no partial sums */
     return ci(cg, k < 1 ? 1 : k < GEMM_KC_T ? k : GEMM_KC_T);
   }
   if (gm->sink && epi_reads_sink(cg, gm, gm->sink)) {
@@ -1529,6 +1535,11 @@ bool gemm_swap_pays(int64_t m, int64_t n, int64_t k, int64_t extra) {
   return swap < normal;
 }
 
+/* Does a layer's transposed product of M rows over K run K in one block? */
+static bool trans_whole_k(int64_t M, int64_t K, int elem_size) {
+  return M >= GEMM_WHOLE_K_ROWS && K > GEMM_KC_T && K * GEMM_NR_MAX * elem_size <= GEMM_WHOLE_K_BYTES;
+}
+
 int64_t gemm_trans_bytes(int64_t M, int64_t N, int64_t K, int elem_size) {
   return gemm_pack_bytes(N, K < GEMM_KC_T ? K : GEMM_KC_T, elem_size) +
          (K > GEMM_KC_T ? gemm_pack_bytes(N, M, elem_size) : 0);
@@ -1605,6 +1616,7 @@ bool gemm_try_matmul(CG *cg, const Node *n) {
     gm.A = l;
     gm.B = (GemmMat){x.ptr, x.cs, x.rs};
     gm.trans = true;
+    gm.whole_k = trans_whole_k(L->shape.dim[0], L->shape.dim[1], cg->L->elem_size);
     if (rows_vary(cg) && from > 1) { /* or y = x L^T, below, when the rows are fewer */
       LLVMValueRef t = gm.trans_if = icmp(cg, LLVMIntSGE, cg->n, ci(cg, from));
       LLVMValueRef out = gm.M;
@@ -1660,6 +1672,8 @@ int64_t gemm_scratch_bytes(const Node *n, int elem_size, int max_batch, bool row
     int64_t from = m == n->in[0] && m->op != OP_TRANSPOSE ? trans_from(N, kb, max_batch) : max_batch + 1;
     int64_t trans = from > max_batch ? 0 /* B~ and the partial sums */
                                      : gemm_trans_bytes(N, max_batch, kb, elem_size);
+    if (trans && trans_whole_k(N, kb, elem_size) && gemm_pack_bytes(max_batch, kb, elem_size) > trans)
+      trans = gemm_pack_bytes(max_batch, kb, elem_size); /* or B~ whole */
     if (trans && !(rows_vary && from > 1)) return trans;
     if (kb > GEMM_KC) kb = GEMM_KC;
     int64_t normal = gemm_pack_bytes(N, kb, elem_size);

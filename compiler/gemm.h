@@ -38,6 +38,8 @@ typedef struct Gemm {
                             roff[m] + koff[k], i64 tables of element
                             offsets (A.rs and A.cs unused) */
   bool packed;           /* B.ptr is B~ already (gemm_pack_all) */
+  bool whole_k;          /* with trans: all of K in one k-block (B~
+                            whole, no partial sums: gemm.c's trans_whole_k) */
 } Gemm;
 
 /* Set gm's node n, and its epilogue's sink if it has one, before the GEMM
