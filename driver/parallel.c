@@ -244,7 +244,7 @@ typedef struct WaitStats {
   /* the CPU time of the shard, the sum and the update (with the wall
      times above, what other jobs took from them) */
   int64_t work_cpu_ns, reduce_cpu_ns, update_cpu_ns;
-  int64_t pulled_bytes; /* the other threads' parameters read before a shard (pull_params) */
+  int64_t pulled_bytes; /* the parameters read before a shard (pull_params) */
 } WaitStats;
 
 typedef struct Par Par;
@@ -606,31 +606,24 @@ static void touch_lines(const char *at, size_t bytes) {
   for (size_t b = 0; b < bytes; b += 64) (void)*(const volatile char *)(at + b);
 }
 
-/* Before thread k's shard: the other threads' slices of every parameter,
- * which they wrote in the last update, read in address order, so that
- * they come as a stream the hardware fetches ahead (from memory after a
- * dropped update, else from the other cores' caches) rather than at the
- * pace of the shard's first reads of them, the packing of each weight
+/* Before a shard whose lines go through memory (drop): every parameter,
+ * which the last update stored non-temporally (out of every cache, the
+ * storing thread's own slice too), read in address order, so that it
+ * comes from memory as a stream the hardware fetches ahead rather than at
+ * the pace of the shard's first reads of it, the packing of each weight
  * for its layer's product (nnc.gemm.pack_b: a transposing copy that
  * reads 16 of the weight's rows at once, lines 1 KiB apart in W2's
- * second layer). After a dropped update, W2 on two threads: 4326 steps/s
- * against 4176 (chrt -f 1, medians of 8 alternating runs, load 4). The
- * caches' way does not gain from it: there the shards' reads already
- * run near their time alone. */
+ * second layer). W2 on two threads at moments when the vCPUs were far
+ * apart (drop chosen; chrt -f 1, load 3): 4595 steps/s against 4300
+ * reading the other thread's slice alone, after which the main thread's
+ * shard, reading its own slice from memory, took 201 us against the
+ * worker's 189 (now 184 and 186). The
+ * caches' way does not gain from it: there the shards' reads already run
+ * near their time alone. The parameters lie before the gradients. */
 static void pull_params(Par *p, int k) {
-  const Graph *g = p->inner->g;
-  const Layout *L = p->inner->layout;
-  size_t es = (size_t)L->elem_size;
-  for (int i = 0; i < g->params.len; i++) {
-    int64_t n = shape_numel(&((const Node *)g->params.items[i])->shape), lo, hi;
-    for (int j = 0; j < p->threads; j++) {
-      engine_slice(n, L->elem_size, j, p->threads, &lo, &hi);
-      if (j != k && lo < hi) {
-        touch_lines((const char *)p->inner->buf + (size_t)(L->param_off[i] + lo) * es, (size_t)(hi - lo) * es);
-        p->stats[k].pulled_bytes += (hi - lo) * (int64_t)es;
-      }
-    }
-  }
+  size_t bytes = (size_t)p->grad_lo * (size_t)p->inner->layout->elem_size;
+  touch_lines(p->inner->buf, bytes);
+  p->stats[k].pulled_bytes += (int64_t)bytes;
 }
 
 /* Shard k's gradients, then (once every shard is done) slice k of the sum
@@ -821,7 +814,7 @@ static void print_stats(const Par *p) {
             (double)p->drop.median[1] / 1e3);
     int64_t pulled = 0;
     for (int k = 0; k < p->threads; k++) pulled += p->stats[k].pulled_bytes;
-    fprintf(stderr, "  other threads' parameters read ahead: %.0f bytes a dropped step\n",
+    fprintf(stderr, "  parameters read ahead: %.0f bytes a dropped step\n",
             p->drop_steps ? (double)pulled / (double)p->drop_steps : 0.0);
   }
 }

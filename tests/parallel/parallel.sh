@@ -22,8 +22,8 @@
 #                    time went (wall times and waits; the CPU time of the
 #                    shard, sum and update), after the run, on standard error only; the
 #                    same training as without it; nothing without it; the
-#                    bytes of the other threads' parameters each thread
-#                    read before a shard whose lines went through memory
+#                    bytes of parameters each thread read before a shard
+#                    whose lines went through memory
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    and only rank 0 prints
 #   mpi.dropout      the same model under mpirun -np 2 with batch B = one
@@ -125,13 +125,12 @@ threads.stats)
   # thread 0's shards took CPU time
   awk '/^  thread 0 CPU:/ && $5 > 0 {ok = 1} END {exit !ok}' "$tmp/err" || fail "no CPU time in thread 0's shards"
   # before the shards of a step whose lines go through memory (the first
-  # phase's at least), each thread read the others' slices of every
-  # parameter: the three threads together, twice every parameter's bytes
+  # phase's at least), each thread read every parameter (the bytes before
+  # the gradients): three times those bytes a step
   grep -q "^  lines through memory (drop) in [1-9][0-9]* of " "$tmp/err" || fail "no dropped steps: $(cat "$tmp/err")"
-  params=$("$nnc" "$moons" --emit layout | awk '$1 == "param" {n = 1; s = $3; gsub(/[][]/, "", s);
-    k = split(s, d, ","); for (i = 1; i <= k; i++) n *= d[i]; b += n * 8} END {print b}')
-  grep -qx "  other threads' parameters read ahead: $((2 * params)) bytes a dropped step" "$tmp/err" ||
-    fail "read ahead, not 2 x $params bytes: $(grep 'read ahead' "$tmp/err")"
+  params=$("$nnc" "$moons" --emit layout | awk '$1 == "grad" {print $7; exit}')
+  grep -qx "  parameters read ahead: $((3 * params)) bytes a dropped step" "$tmp/err" ||
+    fail "read ahead, not 3 x $params bytes: $(grep 'read ahead' "$tmp/err")"
   # a step with no update_part (clip_norm's norm sums every gradient): only thread 0 updates
   sed 's/^  batch /  clip_norm 1.0\n  batch /' "$moons" >"$tmp/clip.nn"
   grep -q clip_norm "$tmp/clip.nn" || fail "no clip_norm in the model"
