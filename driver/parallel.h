@@ -110,18 +110,20 @@ int64_t par_resume_cost(int64_t slept_at, int64_t woken_at, int64_t resumed_at);
  * ("drop": update_part stores the parameters non-temporally and each
  * thread flushes the other shards' gradient lines it read) or through the
  * caches, chosen by measuring both: steps go in phases of PAR_DROP_PHASE,
- * one way each; the first two phases try both, then a phase tries the
- * other way again once PAR_DROP_EVERY phases and PAR_DROP_GAP_NS of steps
- * have passed since the last such try, and the way whose last phase had
- * the lower median step time is used. The same values either way: it
- * moves only where the lines are. */
-enum { PAR_DROP_PHASE = 16, PAR_DROP_EVERY = 32 };
+ * one way each; the first two phases try both, phase PAR_DROP_RECHECK + 1
+ * tries the way not chosen once more, then a phase tries the other way
+ * again once PAR_DROP_EVERY phases and PAR_DROP_GAP_NS of steps have
+ * passed since the last such try, and the way whose last phase had the
+ * lower median step time is used. The same values either way: it moves
+ * only where the lines are. */
+enum { PAR_DROP_PHASE = 16, PAR_DROP_RECHECK = 6, PAR_DROP_EVERY = 32 };
 #define PAR_DROP_GAP_NS 500000000LL
 typedef struct ParDrop {
   int64_t t[PAR_DROP_PHASE]; /* this phase's step times */
   int n;                     /* steps in this phase so far */
   int64_t since, since_ns;   /* phases and step time since the last try of the other way */
   int64_t median[2];         /* the last phase's median, without drop and with (0: not measured) */
+  bool rechecked;            /* the first choice was tried again (PAR_DROP_RECHECK) */
   bool drop;                 /* this phase's way */
 } ParDrop;
 void par_drop_init(ParDrop *d);

@@ -8,9 +8,9 @@
  *   - how long a wait spins before it sleeps: as long as a wake costs
  *     (bounded), shorter after waits that a spin could not have covered;
  *   - how the threads hand lines over (par_drop_next): both ways tried
- *     first, then the faster, the other tried again now and then (not
- *     before PAR_DROP_GAP_NS of steps), and the choice follows a change
- *     of which is faster.
+ *     first, then the faster, the other tried once more early on and
+ *     then now and then (not before PAR_DROP_GAP_NS of steps), and the
+ *     choice follows a change of which is faster.
  * The pool runs over the interpreter's engine of a small model with a
  * grad_part that only sleeps and looks at the other threads.
  */
@@ -196,18 +196,28 @@ static void test_drop_choice(void) {
   CHECK(drop_phases(&d, 1, 3000000, 2000000) == PAR_DROP_PHASE);
   CHECK(drop_phases(&d, 1, 3000000, 2000000) == 0);
   CHECK(d.median[0] == 3000000 && d.median[1] == 2000000);
-  /* dropping is faster: it drops, but in one phase of every
-     PAR_DROP_EVERY, which tries the other way */
-  CHECK(drop_phases(&d, PAR_DROP_EVERY - 2, 3000000, 2000000) == (PAR_DROP_EVERY - 2) * PAR_DROP_PHASE);
+  /* dropping is faster: it drops, but phase PAR_DROP_RECHECK + 1 tries
+     the other way once more, and then one phase of every PAR_DROP_EVERY */
+  CHECK(drop_phases(&d, PAR_DROP_RECHECK - 2, 3000000, 2000000) == (PAR_DROP_RECHECK - 2) * PAR_DROP_PHASE);
+  CHECK(drop_phases(&d, 1, 3000000, 2000000) == 0);
+  CHECK(drop_phases(&d, PAR_DROP_EVERY - 1, 3000000, 2000000) == (PAR_DROP_EVERY - 1) * PAR_DROP_PHASE);
   CHECK(drop_phases(&d, PAR_DROP_EVERY, 3000000, 2000000) == (PAR_DROP_EVERY - 1) * PAR_DROP_PHASE);
   /* the machine changes: that phase sees it, and the choice follows */
   CHECK(drop_phases(&d, PAR_DROP_EVERY, 1500000, 2000000) == 0);
   CHECK(drop_phases(&d, PAR_DROP_EVERY, 1500000, 2000000) == PAR_DROP_PHASE);
-  /* short steps: no try of the other way before PAR_DROP_GAP_NS */
+  /* short steps: after the recheck, no try of the other way before
+     PAR_DROP_GAP_NS */
   par_drop_init(&d);
   drop_phases(&d, 2, 300000, 200000);
-  CHECK(drop_phases(&d, 4 * PAR_DROP_EVERY, 300000, 200000) == 4 * PAR_DROP_EVERY * PAR_DROP_PHASE);
+  CHECK(drop_phases(&d, 4 * PAR_DROP_EVERY, 300000, 200000) == (4 * PAR_DROP_EVERY - 1) * PAR_DROP_PHASE);
   CHECK(drop_phases(&d, 8 * PAR_DROP_EVERY, 300000, 200000) < 8 * PAR_DROP_EVERY * PAR_DROP_PHASE);
+  /* a first choice the machine no longer bears out (the caches' way was
+     faster in the second phase, dropping is now): the recheck undoes it */
+  par_drop_init(&d);
+  CHECK(drop_phases(&d, 2, 2000000, 3000000) == PAR_DROP_PHASE);
+  CHECK(drop_phases(&d, PAR_DROP_RECHECK - 2, 2000000, 1000000) == 0);
+  CHECK(drop_phases(&d, 8, 2000000, 1000000) == 8 * PAR_DROP_PHASE);
+  CHECK(d.rechecked);
   /* a phase's median: a few slow steps (preempted) do not move it */
   par_drop_init(&d);
   for (int i = 0; i < PAR_DROP_PHASE; i++) par_drop_next(&d, i % 5 == 0 ? 9000000 : 200000);
