@@ -16,6 +16,7 @@
 
 #include <cpuid.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <immintrin.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -239,7 +240,13 @@ typedef struct Shard {
 /* What a thread spent waiting (NNC_THREAD_STATS=1 prints it at the end). */
 typedef struct WaitStats {
   _Alignas(64) int64_t spin_limit_ns; /* this thread's spin before it sleeps (see await_change) */
+  int64_t back_at;  /* when it last ran again after a sleep */
+  int queue_fd;     /* its /proc/thread-self/schedstat (-1: none), opened at its first sleep */
+  bool queue_tried; /* that open was tried */
+  bool shared;      /* it waited for a CPU since the sleep before (par_spin_target) */
+  int64_t queued_ns; /* its time waiting for a CPU (schedstat) at its last sleep */
   uint64_t waits, slept, futex_waits, wakes; /* waits that found the value unchanged, those that slept */
+  uint64_t shared_sleeps;                    /* sleeps after which it spun as on a shared CPU */
   int64_t spin_ns, sleep_ns, wake_ns, work_ns, reduce_ns, update_ns, cpu_ns;
   /* the CPU time of the shard, the sum and the update (with the wall
      times above, what other jobs took from them) */
@@ -270,8 +277,10 @@ struct Par {
      pending, arrived: a wake makes a syscall only for a word slept on */
   atomic_uint sleep_generation, sleep_pending, sleep_arrived;
   atomic_bool quit;
-  atomic_uint_least64_t wake_ns; /* running mean of what a sleep costs (add_wake_cost) */
-  atomic_int_least64_t woken_at;  /* when the last FUTEX_WAKE began */
+  atomic_uint_least64_t wake_ns;      /* running mean of what a sleep costs (add_wake_cost) */
+  atomic_uint wake_samples;           /* how many went into it (the first replaces the guess) */
+  atomic_int_least64_t woken_at;      /* when the last FUTEX_WAKE began */
+  atomic_int_least64_t waker_back_at; /* when the thread that made it last ran again after a sleep */
   WaitStats *stats; /* one per thread */
   void (*add_f32)(float *restrict dst, const float *restrict src, int64_t n);
   void (*add_f64)(double *restrict dst, const double *restrict src, int64_t n);
@@ -311,12 +320,15 @@ static void run_step_part(Par *p, int k);
 
 /* How long a wait spins before it sleeps. A sleep costs the time from the
  * waker's FUTEX_WAKE until the sleeper runs again, which on a
- * paravirtualized VM is 100 to 220 us when the sleeper's vCPU has gone
- * idle (a W2 step takes 200 to 320 us), mostly outside the syscall; on
- * bare metal a few microseconds. A wait that spins for as long as a wake
- * costs and then sleeps is never worse than twice the better of the two,
- * so the spin's target is the measured cost of the wakes (Par.wake_ns, a
- * running mean of par_resume_cost), within [SPIN_MIN_NS, SPIN_MAX_NS]. Each
+ * paravirtualized VM is 100 to 500 us at times (a W2 step takes 130 to
+ * 320 us), mostly outside the syscall; on bare metal a few microseconds.
+ * A wait that spins for as long as a wake costs and then sleeps is never
+ * worse than twice the better of the two, so the spin's target is the
+ * measured cost of the wakes (Par.wake_ns, a running mean of
+ * par_resume_cost), within [PAR_SPIN_MIN_NS, PAR_SPIN_MAX_NS], or
+ * PAR_SPIN_SHARED_MAX_NS while the thread's CPU is shared with other work
+ * (it waited for a CPU since its last sleep: queued_ns), whose time a long
+ * spin would take. Each
  * thread's own limit halves when the other thread took longer than the
  * target (preempted by another job, or a long pause between epochs),
  * becomes the target when it took less but the limit had run out, and
@@ -325,7 +337,14 @@ static void run_step_part(Par *p, int k);
  * to its FUTEX_WAKE (par_waited): the sleeper's own way back after it is
  * what the wake cost, 100 to 220 us on the Zen 4 VM: counted as
  * lateness, it would make every sleep of W2's worker (a 45 us wait for
- * the sum and update) look late, and its limit would never grow back. */
+ * the sum and update) look late, and its limit would never grow back; nor
+ * from before the waker's own return from a sleep during the wait, which
+ * is what that sleep's wake cost: counted as lateness, two threads whose
+ * wakes cost more than their limits kept each other asleep, each late for
+ * the other by its own wake (W2 on the Zen 5 VM at 1330-1420 steps/s
+ * against 5260-5530 on one thread, wakes of 200-500 us, the limits halved
+ * to 150-180 us). On a shared CPU it counts again: there the way back is
+ * the other work's time on the CPU, and the spins should shorten. */
 enum { WAKE_GUESS_NS = 50000 };
 
 static int64_t now_ns(void) {
@@ -341,9 +360,9 @@ static int64_t cpu_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-int64_t par_spin_target(int64_t wake_ns) {
-  int64_t t = wake_ns / 2 * 3;
-  return t < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : t > PAR_SPIN_MAX_NS ? PAR_SPIN_MAX_NS : t;
+int64_t par_spin_target(int64_t wake_ns, bool shared) {
+  int64_t t = wake_ns / 2 * 3, most = shared ? PAR_SPIN_SHARED_MAX_NS : PAR_SPIN_MAX_NS;
+  return t < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : t > most ? most : t;
 }
 
 int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept) {
@@ -353,8 +372,10 @@ int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool sle
   return limit < PAR_SPIN_MIN_NS ? PAR_SPIN_MIN_NS : limit > target ? target : limit;
 }
 
-int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t resumed_at) {
-  return (woken_at > slept_at ? woken_at : resumed_at) - began;
+int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t waker_back_at, int64_t resumed_at) {
+  if (woken_at <= slept_at) return resumed_at - began; /* no wake reached it */
+  int64_t from = waker_back_at > began ? waker_back_at : began;
+  return woken_at > from ? woken_at - from : 0;
 }
 
 /* A sample of what a sleep costs, into the running mean the spins
@@ -363,11 +384,30 @@ int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t re
  * hundreds of microseconds, mostly not in the syscall. */
 static void add_wake_cost(Par *p, int64_t cost) {
   uint64_t mean = atomic_load_explicit(&p->wake_ns, memory_order_relaxed);
-  atomic_store_explicit(&p->wake_ns, (mean * 7 + (uint64_t)cost) / 8, memory_order_relaxed);
+  bool first = atomic_fetch_add_explicit(&p->wake_samples, 1, memory_order_relaxed) == 0;
+  atomic_store_explicit(&p->wake_ns, first ? (uint64_t)cost : (mean * 7 + (uint64_t)cost) / 8, memory_order_relaxed);
 }
 
 int64_t par_resume_cost(int64_t slept_at, int64_t woken_at, int64_t resumed_at) {
   return woken_at > slept_at ? resumed_at - woken_at : -1;
+}
+
+int64_t par_schedstat_queued(const char *text) {
+  long long run, queued;
+  return sscanf(text, "%lld %lld", &run, &queued) == 2 && queued >= 0 ? (int64_t)queued : -1;
+}
+
+/* This thread's time so far runnable but waiting for a CPU, or -1. */
+static int64_t queued_ns(WaitStats *st) {
+  if (!st->queue_tried) {
+    st->queue_tried = true;
+    st->queue_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  }
+  char text[128];
+  ssize_t n = st->queue_fd >= 0 ? pread(st->queue_fd, text, sizeof text - 1, 0) : -1;
+  if (n <= 0) return -1;
+  text[n] = 0;
+  return par_schedstat_queued(text);
 }
 
 static atomic_uint *sleepers_of(Par *p, atomic_uint *word) {
@@ -383,7 +423,7 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
   unsigned v;
   if ((v = atomic_load_explicit(word, memory_order_acquire)) != seen) return v;
   st->waits++;
-  int64_t target = par_spin_target((int64_t)atomic_load_explicit(&p->wake_ns, memory_order_relaxed));
+  int64_t target = par_spin_target((int64_t)atomic_load_explicit(&p->wake_ns, memory_order_relaxed), st->shared);
   if (st->spin_limit_ns <= 0 || st->spin_limit_ns > target) st->spin_limit_ns = target;
   int64_t t0 = now_ns(), t = t0, until = t0 + st->spin_limit_ns;
   do {
@@ -407,10 +447,20 @@ static unsigned await_change(Par *p, WaitStats *st, atomic_uint *word, unsigned 
   }
   atomic_fetch_sub(sleepers, 1);
   int64_t end = now_ns(), woken_at = atomic_load_explicit(&p->woken_at, memory_order_relaxed);
+  int64_t waker_back_at = atomic_load_explicit(&p->waker_back_at, memory_order_relaxed);
   int64_t resume = par_resume_cost(t, woken_at, end);
   if (resume >= 0) add_wake_cost(p, resume);
   st->sleep_ns += end - t;
-  st->spin_limit_ns = par_spin_next(st->spin_limit_ns, target, par_waited(t0, t, woken_at, end), true);
+  st->back_at = end;
+  int64_t queued = queued_ns(st);
+  if (queued >= 0) {
+    st->shared = st->queued_ns && queued - st->queued_ns > PAR_SHARED_QUEUE_NS;
+    st->queued_ns = queued;
+  }
+  st->shared_sleeps += st->shared;
+  if (st->shared) waker_back_at = 0; /* a late return is the other work's, as lateness: spin less */
+  st->spin_limit_ns =
+      par_spin_next(st->spin_limit_ns, target, par_waited(t0, t, woken_at, waker_back_at, end), true);
   return v;
 }
 
@@ -420,6 +470,7 @@ static void wake(Par *p, WaitStats *st, atomic_uint *word) {
   if (atomic_load(sleepers_of(p, word)) > 0) {
     st->wakes++;
     int64_t t0 = now_ns();
+    atomic_store_explicit(&p->waker_back_at, st->back_at, memory_order_relaxed);
     atomic_store_explicit(&p->woken_at, t0, memory_order_relaxed);
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     int64_t cost = now_ns() - t0;
@@ -440,6 +491,7 @@ static void *worker_main(void *arg) {
     seen = await_change(p, &p->stats[w->k], &p->generation, seen);
     if (atomic_load(&p->quit)) {
       p->stats[w->k].cpu_ns = cpu_ns();
+      if (p->stats[w->k].queue_fd >= 0) close(p->stats[w->k].queue_fd);
       return NULL;
     }
     run_step_part(p, w->k);
@@ -802,14 +854,15 @@ static void par_forward(Engine *e, const void *x, const void *t, int64_t n, void
 static void print_stats(const Par *p) {
   double n = p->steps ? (double)p->steps : 1, us = 1e3 * n;
   fprintf(stderr, "threads: %d, steps: %llu, spin target %.1f us; per step (us):\n", p->threads,
-          (unsigned long long)p->steps, (double)par_spin_target((int64_t)atomic_load(&p->wake_ns)) / 1e3);
+          (unsigned long long)p->steps, (double)par_spin_target((int64_t)atomic_load(&p->wake_ns), false) / 1e3);
   for (int k = 0; k < p->threads; k++) {
     const WaitStats *s = &p->stats[k];
     fprintf(stderr,
-            "  thread %d: work %.1f reduce %.1f update %.1f | waits %.2f slept %.2f futex_waits %.2f wakes %.2f"
+            "  thread %d: work %.1f reduce %.1f update %.1f | waits %.2f slept %.2f shared %.2f futex_waits %.2f"
+            " wakes %.2f"
             " | spin %.1f sleep %.1f wake %.1f | cpu %.1f\n",
             k, (double)s->work_ns / us, (double)s->reduce_ns / us, (double)s->update_ns / us, (double)s->waits / n,
-            (double)s->slept / n, (double)s->futex_waits / n, (double)s->wakes / n, (double)s->spin_ns / us,
+            (double)s->slept / n, (double)s->shared_sleeps / n, (double)s->futex_waits / n, (double)s->wakes / n, (double)s->spin_ns / us,
             (double)s->sleep_ns / us, (double)s->wake_ns / us, (double)s->cpu_ns / us);
     fprintf(stderr, "  thread %d CPU: work %.1f reduce %.1f update %.1f\n", k, (double)s->work_cpu_ns / us,
             (double)s->reduce_cpu_ns / us, (double)s->update_cpu_ns / us);
@@ -833,6 +886,7 @@ static void par_destroy(Engine *e) {
     for (int k = 1; k < p->threads; k++) pthread_join(p->worker[k].thread, NULL);
   }
   if (p->print_stats) print_stats(p);
+  if (p->stats[0].queue_fd >= 0) close(p->stats[0].queue_fd);
   for (int k = 0; k < p->threads; k++) {
     free(p->shard[k].grad_mem);
     free(p->shard[k].ws);
@@ -858,6 +912,7 @@ Engine *par_engine_new(Engine *inner, int threads) {
   p->worker = nnc_xcalloc((size_t)threads, sizeof(Worker));
   p->stats = nnc_xaligned((size_t)threads * sizeof(WaitStats));
   memset(p->stats, 0, (size_t)threads * sizeof(WaitStats));
+  for (int k = 0; k < threads; k++) p->stats[k].queue_fd = -1;
   const char *ps = getenv("NNC_THREAD_STATS");
   p->print_stats = ps && *ps && strcmp(ps, "0") != 0;
   /* the ranks' sum (MPI) comes between the threads' sum and the update */

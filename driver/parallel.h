@@ -88,18 +88,30 @@ Engine *par_engine_new(Engine *inner, int threads);
  * (parallel.c, await_change): the target is 1.5x the running mean of what
  * waking a sleeping thread costs (from the start of the FUTEX_WAKE until
  * the sleeper runs: par_resume_cost), within [PAR_SPIN_MIN_NS,
- * PAR_SPIN_MAX_NS]; par_spin_next is a thread's next limit after a wait
+ * PAR_SPIN_MAX_NS], or at most PAR_SPIN_SHARED_MAX_NS for a thread whose
+ * CPU other work wants (`shared`, below); par_spin_next is a thread's next limit after a wait
  * that slept or not, in which the other thread took waited_ns to change
  * the value (par_waited). */
-enum { PAR_SPIN_MIN_NS = 2000, PAR_SPIN_MAX_NS = 300000 };
-int64_t par_spin_target(int64_t wake_ns);
+enum { PAR_SPIN_MIN_NS = 2000, PAR_SPIN_MAX_NS = 1000000, PAR_SPIN_SHARED_MAX_NS = 300000 };
+int64_t par_spin_target(int64_t wake_ns, bool shared);
+/* A thread whose time waiting for a CPU (runnable, not running) grew by
+ * more than PAR_SHARED_QUEUE_NS between two of its sleeps shares its CPU
+ * with other work: its next spins follow the shared bound. That time is
+ * the second number of /proc/thread-self/schedstat (nanoseconds), which
+ * par_schedstat_queued reads (-1 when the text has no such number). */
+enum { PAR_SHARED_QUEUE_NS = 20000 };
+int64_t par_schedstat_queued(const char *text);
 int64_t par_spin_next(int64_t limit, int64_t target, int64_t waited_ns, bool slept);
 /* A wait that began at `began`, slept from slept_at and ran again at
- * resumed_at, when the last FUTEX_WAKE began at woken_at: how long the
- * other thread took, up to its wake (the sleeper's own return after it
- * is the wake's cost, not the other thread's lateness), or up to the
- * return when that wake began before the sleep (no wake reached it). */
-int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t resumed_at);
+ * resumed_at, when the last FUTEX_WAKE began at woken_at, made by a
+ * thread that had last run again after a sleep of its own at
+ * waker_back_at: how long the other thread took, up to its wake (the
+ * sleeper's own return after it is the wake's cost, not the other
+ * thread's lateness) and from its own return when that came during the
+ * wait (its way back from a sleep is what that sleep's wake cost, not
+ * lateness either), or from the start up to the return when the wake
+ * began before the sleep (no wake reached it). */
+int64_t par_waited(int64_t began, int64_t slept_at, int64_t woken_at, int64_t waker_back_at, int64_t resumed_at);
 /* A thread that went to sleep at slept_at and ran again at resumed_at,
  * when the last FUTEX_WAKE began at woken_at: how long the wake took to
  * reach it, or -1 when that wake began before the sleep (it was for an

@@ -117,7 +117,7 @@ threads.stats)
   [ "$(final "$tmp/a")" = "$(final "$tmp/b")" ] || fail "the stats change the training: $(final "$tmp/a") $(final "$tmp/b")"
   grep -q "^threads: 3, steps: [1-9][0-9]*, spin target [0-9.]* us; per step (us):$" "$tmp/err" || fail "header: $(cat "$tmp/err")"
   for k in 0 1 2; do
-    grep -q "^  thread $k: work [0-9.]* reduce [0-9.]* update [0-9.]* | waits [0-9.]* slept [0-9.]* futex_waits [0-9.]* wakes [0-9.]* | spin [0-9.]* sleep [0-9.]* wake [0-9.]* | cpu [0-9.]*$" "$tmp/err" ||
+    grep -q "^  thread $k: work [0-9.]* reduce [0-9.]* update [0-9.]* | waits [0-9.]* slept [0-9.]* shared [0-9.]* futex_waits [0-9.]* wakes [0-9.]* | spin [0-9.]* sleep [0-9.]* wake [0-9.]* | cpu [0-9.]*$" "$tmp/err" ||
       fail "no line for thread $k: $(cat "$tmp/err")"
     grep -q "^  thread $k CPU: work [0-9.]* reduce [0-9.]* update [0-9.]*$" "$tmp/err" ||
       fail "no CPU line for thread $k: $(cat "$tmp/err")"

@@ -142,11 +142,22 @@ static void test_waits_sleep(void) {
 
 static void test_spin_limits(void) {
   /* the target follows the cost of a wake, within the bounds */
-  CHECK(par_spin_target(0) == PAR_SPIN_MIN_NS);
-  CHECK(par_spin_target(1000) == PAR_SPIN_MIN_NS);
-  CHECK(par_spin_target(40000) == 60000);
-  CHECK(par_spin_target(200000) == PAR_SPIN_MAX_NS);
-  CHECK(par_spin_target(INT64_MAX / 4) == PAR_SPIN_MAX_NS);
+  CHECK(par_spin_target(0, false) == PAR_SPIN_MIN_NS);
+  CHECK(par_spin_target(1000, false) == PAR_SPIN_MIN_NS);
+  CHECK(par_spin_target(40000, false) == 60000);
+  CHECK(par_spin_target(200000, false) == 300000);
+  CHECK(par_spin_target(800000, false) == PAR_SPIN_MAX_NS);
+  CHECK(par_spin_target(INT64_MAX / 4, false) == PAR_SPIN_MAX_NS);
+  /* a thread the kernel preempted (its CPU shared with other work) spins
+     at most PAR_SPIN_SHARED_MAX_NS, less than a thread with a CPU of its own */
+  CHECK(par_spin_target(40000, true) == 60000);
+  CHECK(par_spin_target(800000, true) == PAR_SPIN_SHARED_MAX_NS);
+  CHECK(PAR_SPIN_SHARED_MAX_NS < PAR_SPIN_MAX_NS);
+  /* the time a thread waited for a CPU: schedstat's second number */
+  CHECK(par_schedstat_queued("6819217 33502476 3\n") == 33502476);
+  CHECK(par_schedstat_queued("0 0 0\n") == 0);
+  CHECK(par_schedstat_queued("6819217\n") == -1);
+  CHECK(par_schedstat_queued("") == -1);
   int64_t target = 60000;
   /* a spin that succeeds: the limit grows back, never past the target */
   CHECK(par_spin_next(8000, target, 5000, false) == 8000 + 2000 + PAR_SPIN_MIN_NS);
@@ -167,11 +178,22 @@ static void test_spin_limits(void) {
      ran again. A 45 us wait for the sum and update that slept on a 4 us
      limit and ran 200 us after the wake was not late: the next spin covers
      the whole target */
-  CHECK(par_waited(0, 4000, 45000, 245000) == 45000);
-  CHECK(par_spin_next(4000, target, par_waited(0, 4000, 45000, 245000), true) == target);
+  CHECK(par_waited(0, 4000, 45000, 0, 245000) == 45000);
+  CHECK(par_spin_next(4000, target, par_waited(0, 4000, 45000, 0, 245000), true) == target);
+  /* nor from before the waker's own return from a sleep during the wait:
+     its way back is what its wake cost. Two threads that each sleep
+     through a wait for the other, whose wakes cost 300 us: the other
+     thread ran again 300 us into the wait and woke this one 15 us later.
+     Counted from the start, 315 us against a target of 60 would halve
+     the limit at every step, and both threads would keep sleeping */
+  CHECK(par_waited(0, 60000, 315000, 300000, 600000) == 15000);
+  CHECK(par_spin_next(60000, target, par_waited(0, 60000, 315000, 300000, 600000), true) == target);
+  /* a return before the wait began changes nothing */
+  CHECK(par_waited(10000, 70000, 400000, 5000, 600000) == 390000);
   /* no wake reached the sleeper (it came before the sleep): until it ran */
-  CHECK(par_waited(0, 4000, 3000, 4500) == 4500);
-  CHECK(par_waited(1000, 4000, 4000, 9000) == 8000);
+  CHECK(par_waited(0, 4000, 3000, 0, 4500) == 4500);
+  CHECK(par_waited(0, 4000, 3000, 2000, 4500) == 4500);
+  CHECK(par_waited(1000, 4000, 4000, 0, 9000) == 8000);
   /* repeated late partners: down to the minimum in a few waits */
   int64_t limit = target;
   for (int i = 0; i < 8; i++) limit = par_spin_next(limit, target, 10000000, true);
