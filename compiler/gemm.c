@@ -1133,9 +1133,13 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef loadc = LLVMBuildOr(cg->b, icmp(cg, LLVMIntSGT, pc, ci(cg, 0)), icmp(cg, LLVMIntNE, P[G_ADD], ci(cg, 0)), "");
   LLVMValueRef flags = iadd(cg, LLVMBuildSelect(cg->b, loadc, ci(cg, UK_LOADC), ci(cg, 0), ""),
                             LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGE, iadd(cg, pc, kc), K), ci(cg, UK_LAST), ci(cg, 0), ""));
-  /* A packed block that L2 holds whole: one row tile at a time runs
-   * across all of it (C row by row, A's tile in L1); else MC rows. */
-  LLVMValueRef small = icmp(cg, LLVMIntSLE, imul(cg, kc, nc), ci(cg, GEMM_SMALL_BYTES / es(cg)));
+  /* A transposed product's packed block (x^T, one panel) that L2 holds
+   * whole: one row tile at a time runs across all of it (C row by row,
+   * A's tile in L1). Else MC rows run down each micro-panel: a weight
+   * gradient's panel (64 x NR at a batch of 64) stays in L1 for all its
+   * row tiles instead of coming back from L2 for each. */
+  LLVMValueRef small =
+      LLVMBuildAnd(cg->b, trans, icmp(cg, LLVMIntSLE, imul(cg, kc, nc), ci(cg, GEMM_SMALL_BYTES / es(cg))), "small");
   LLVMValueRef mcb = LLVMBuildSelect(cg->b, small, ci(cg, GEMM_MR), ci(cg, mc_max), "");
   LLVMValueRef nib = LLVMBuildSDiv(cg->b, iadd(cg, M, isub(cg, mcb, ci(cg, 1))), mcb, "");
   /* A block larger than L2 that one block of rows runs over once (the
