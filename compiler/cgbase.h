@@ -98,6 +98,10 @@ typedef struct CG {
      stored non-temporally (cgbase.c, param_store) */
   LLVMValueRef slice_nt;
   bool slice_failed;
+  /* per node: the Adam step (optstep.h) it is part of, computed by one
+     call of the prebuilt kernel, or NULL; NULL for every node when there
+     is no such call */
+  const struct AdamStep **adam_of;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;
 

@@ -27,6 +27,7 @@
 
 #include "channel.h"
 #include "gemm.h"
+#include "optstep.h"
 #include "regstep.h"
 #include "window.h"
 
@@ -814,7 +815,7 @@ typedef struct Chain {
  * whose nodes share ranges. */
 static bool chain_member_ok(const CG *cg, const Node *n) {
   LLVMValueRef base = cg->st[n->id].base;
-  return is_elementwise(n) && !n->batched && !cg->epi_gemm[n->id] && base &&
+  return is_elementwise(n) && !n->batched && !cg->epi_gemm[n->id] && base && !(cg->adam_of && cg->adam_of[n->id]) &&
          (LLVMIsAAllocaInst(base) || base == cg->buf || base == cg->gbuf);
 }
 
@@ -1402,6 +1403,62 @@ static bool sliceable(CG *cg) {
   return true;
 }
 
+static bool is_grad(const Graph *g, const Node *n) {
+  for (int i = 0; i < g->params.len; i++)
+    if (g->grads[i] == n) return true;
+  return false;
+}
+
+/* The Adam steps of the function that are one call of the prebuilt
+ * kernel each (optstep.h), marked in cg->adam_of: in train_step, update
+ * and update_part (on its slice), when the three updates are written in
+ * place in the buffer, the formula's other nodes are computed where they
+ * are read (inline), the gradient is in memory, and no other node is
+ * computed between the updates. A call instead of a vector loop per
+ * parameter: fashion_bn's training step has ten. */
+static AdamStep *plan_adam_calls(CG *cg) {
+  const Graph *g = cg->g;
+  /* 128-bit vectors: the set is x86-64-v2's, without the FMAs a host
+     with them contracts the module's loops into */
+  if (cg->gemm_kernels != GEMM_KERNELS_PREBUILT || !cg->vec_loops || cg->vl * cg->L->elem_size < 32 ||
+      (cg->kind != FN_TRAIN_STEP && cg->kind != FN_UPDATE))
+    return NULL;
+  AdamStep *steps = NULL;
+  int count = 0;
+  for (int u = 0; u < g->nupdates; u++) {
+    AdamStep a;
+    if (!adam_step_match(g, &g->updates[u], &a)) continue;
+    const Node *upd[3] = {a.m_new, a.v_new, a.p_new}, *to[3] = {a.m, a.v, a.p};
+    const Node *gm = cg_stored(cg, a.grad);
+    bool ok = a.m_new->id < a.v_new->id && a.v_new->id < a.p_new->id && a.ss->id < a.m_new->id &&
+              a.bc->id < a.m_new->id && cg->st[gm->id].kind == ST_MEM && cg->st[gm->id].base &&
+              !cg->fused_into[gm->id] && !gm->batched && shape_numel(&gm->shape) == shape_numel(&a.p->shape);
+    /* a last vector of one lane under a constant mask: LLVM makes it
+       scalar code, whose multiply-adds it contracts otherwise than the
+       kernel's vectors (and so a parameter of one element) */
+    ok = ok && shape_numel(&a.p->shape) % cg->vl != 1 && shape_numel(&a.p->shape) > 1;
+    /* update_part reads a parameter's gradient in the buffer as its sum
+       with grad2's (cgbase.c), and the kernel does */
+    ok = ok && (!cg->slice_part || (cg->st[gm->id].base == cg->buf && is_grad(g, gm)));
+    for (int k = 0; k < 3 && ok; k++) {
+      int64_t off = to[k]->op == OP_PARAM ? cg->L->param_off[to[k]->param_index] : cg->L->state_off[to[k]->state_index];
+      ok = emits_here(cg, upd[k]->id) && stored_at(cg, upd[k], cg->buf, off);
+    }
+    for (int k = 0; k < ADAM_INNER && ok; k++) ok = cg->st[a.inner[k]->id].kind == ST_INLINE;
+    for (int i = a.m_new->id + 1; i < a.p_new->id && ok; i++)
+      ok = !emits_here(cg, i) || g->nodes[i] == a.v_new;
+    if (!ok) continue;
+    steps = nnc_xrealloc(steps, sizeof *steps * (size_t)(count + 1));
+    steps[count++] = a;
+  }
+  /* marked once every step has its place (the array moved as it grew) */
+  for (int k = 0; k < count; k++) {
+    cg->adam_of[steps[k].m_new->id] = cg->adam_of[steps[k].v_new->id] = &steps[k];
+    cg->adam_of[steps[k].p_new->id] = &steps[k];
+  }
+  return steps;
+}
+
 static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   const Graph *g = cg->g;
   bool fwd = kind == FN_FORWARD;
@@ -1529,11 +1586,18 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   if (kind != FN_GRAD_PART) cg->gbuf = cg->buf;
   plan(cg, roots, nroots, kind == FN_UPDATE);
   cg->slice_failed = sliced && !sliceable(cg);
+  cg->adam_of = nnc_xcalloc((size_t)g->len, sizeof *cg->adam_of);
+  AdamStep *adam = plan_adam_calls(cg);
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
+    if (cg->adam_of[i]) { /* one call, at the first of its updates */
+      const AdamStep *a = cg->adam_of[i];
+      if (n == a->m_new) adam_step_call(cg, a, scalar_value(cg, a->ss), scalar_value(cg, a->bc));
+      continue;
+    }
     int next = emit_chain(cg, i);
     if (next > i) {
       i = next - 1;
@@ -1574,6 +1638,9 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   cg_end_body(cg);
   cg->ws = module_ws;
   free(roots);
+  free(cg->adam_of);
+  free(adam);
+  cg->adam_of = NULL;
   if (sliced && cg->slice_failed) LLVMDeleteFunction(fn), fn = NULL;
   cg->slice_part = cg->slice_parts = cg->slice_grad = cg->slice_nt = NULL;
   /* train_epoch calls train_step twice, for full batches and the last

@@ -36,6 +36,7 @@
 #include "gemm.h"
 
 #include "channel.h"
+#include "optstep.h"
 #include "window.h"
 
 #include <stdio.h>
@@ -67,7 +68,8 @@ const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_
                                                                   "nnc.gemm.im2col", "nnc.gemm.col2im",
                                                                   "nnc.gemm.max_pool2", "nnc.gemm.max_pool2_dx",
                                                                   "nnc.channel.moments", "nnc.channel.sum",
-                                                                  "nnc.channel.affine", "nnc.gemm.epi_relu_bias",
+                                                                  "nnc.channel.affine", "nnc.opt.adam",
+                                                                  "nnc.gemm.epi_relu_bias",
                                                                   "nnc.gemm.epi_bias", "nnc.gemm.epi_relu_mask",
                                                                   "nnc.gemm.epi_relu_channel",
                                                                   "nnc.gemm.epi_relu_affine"};
@@ -97,7 +99,7 @@ struct GemmKernels {
   LLVMValueRef gemm, pack, ukr;
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
-  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty;
+  LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty, adam_ty;
   int nepi, nown; /* the epilogues used, and those made here */
   EpiKernels *epi;
 };
@@ -1208,6 +1210,7 @@ static LLVMValueRef build_gemm(CG *cg) {
 }
 
 static LLVMTypeRef window_type(const GemmKernels *gk, int k) {
+  if (k == GEMM_OPT_ADAM) return gk->adam_ty;
   return k >= GEMM_FIXED_EPI ? gk->epi_ty : k == GEMM_CH_AFFINE ? gk->aff_ty : k >= GEMM_CH_MOMENTS ? gk->ch_ty : k >= GEMM_MAX_POOL2 ? gk->pool_ty : gk->win_ty;
 }
 
@@ -1223,7 +1226,10 @@ static LLVMValueRef build_window(CG *cg, int k) {
     noalias_param(cg, fn, 0, true);
     noalias_param(cg, fn, 1, false);
   }
-  if (k == GEMM_CH_AFFINE)
+  if (k == GEMM_OPT_ADAM) {
+    for (unsigned i = AD_P; i <= AD_V; i++) noalias_param(cg, fn, i, i == AD_G);
+    adam_kernel_body(cg, fn);
+  } else if (k == GEMM_CH_AFFINE)
     channel_affine_body(cg, fn);
   else if (k >= GEMM_CH_MOMENTS)
     channel_kernel_body(cg, k, fn);
@@ -1281,6 +1287,9 @@ static GemmKernels *kernels(CG *cg) {
   for (int i = 0; i < AF_COUNT; i++) af[i] = I;
   af[AF_X] = af[AF_Y] = af[AF_OUT] = af[AF_A] = af[AF_B] = af[AF_M] = af[AF_K] = p;
   gk->aff_ty = LLVMFunctionType(V, af, AF_COUNT, 0);
+  LLVMTypeRef ad[AD_COUNT];
+  for (int i = 0; i < AD_COUNT; i++) ad[i] = i <= AD_V || i == AD_G2 ? p : i == AD_N || i == AD_NT ? I : cg->T;
+  gk->adam_ty = LLVMFunctionType(V, ad, AD_COUNT, 0);
   if (cg->gemm_kernels == GEMM_KERNELS_IMPORT || cg->gemm_kernels == GEMM_KERNELS_PREBUILT) { /* CgTarget */
     gk->pack = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_PACK], gk->pack_ty);
     gk->ukr = LLVMAddFunction(cg->mod, gemm_fixed_kernel_names[K_UKR], gk->ukr_ty);
@@ -1299,7 +1308,8 @@ static GemmKernels *kernels(CG *cg) {
     /* the window kernels too when a module that imports them may call
        them; a module's own are made at their first call */
     for (int wk = GEMM_IM2COL; wk < GEMM_FIXED_KERNELS; wk++) {
-      if (wk < GEMM_FIXED_EPI ? !has_window(cg->g) : cg->g != NULL) continue; /* epilogues: a prebuilt set's */
+      /* the epilogues and Adam's step: a prebuilt set's only */
+      if (wk < GEMM_FIXED_EPI && wk != GEMM_OPT_ADAM ? !has_window(cg->g) : cg->g != NULL) continue;
       LLVMValueRef fn = gk->win[wk - GEMM_IM2COL] = build_window(cg, wk);
       LLVMSetLinkage(fn, LLVMExternalLinkage);
     }

@@ -89,12 +89,13 @@ static inline int gemm_vectors(int vector_bits) { return vector_bits == 512 ? 4 
  * the micro-kernel, the macro-kernel, and window.c's im2col and col2im of
  * a convolution's columns, the GEMM's operand, and max pooling of 2x2 or 2
  * windows and its gradient, channel.c's per-channel sums and affine maps,
- * and the common epilogues): a module that imports them
+ * optstep.c's Adam step of a parameter, and the common epilogues): a module that imports them
  * (GEMM_KERNELS_IMPORT, GEMM_KERNELS_PREBUILT) declares these. */
 enum {
   GEMM_PACK, GEMM_UKR, GEMM_MACRO, GEMM_IM2COL, GEMM_COL2IM, GEMM_MAX_POOL2, GEMM_MAX_POOL2_DX,
   GEMM_CH_MOMENTS, GEMM_CH_SUM, /* channel.c's per-channel sums over the batch */
   GEMM_CH_AFFINE,               /* and its per-channel affine maps */
+  GEMM_OPT_ADAM,                /* Adam's step of one parameter (optstep.c) */
   /* the epilogues most models have (gemm.c's fixed_epi_keys): a linear
      layer's bias and relu, its bias, the relu mask of a gradient, a
      convolution's per-channel bias and relu, and its batch normalization

@@ -107,6 +107,12 @@ target_compile_options(test_fixed_epi PRIVATE ${NNC_WARNINGS})
 target_link_libraries(test_fixed_epi PRIVATE nnc_lib)
 add_test(NAME unit.fixed_epilogues COMMAND test_fixed_epi)
 
+# Adam's step of a parameter is a prebuilt kernel, with the module's bits
+add_executable(test_adam_kernel ${PROJECT_SOURCE_DIR}/tests/unit/test_adam_kernel.c)
+target_compile_options(test_adam_kernel PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_adam_kernel PRIVATE nnc_lib)
+add_test(NAME unit.adam_kernel COMMAND test_adam_kernel)
+
 # grad_part chooses a GEMM's orientation by the rows of its shard
 add_executable(test_gemm_rows ${PROJECT_SOURCE_DIR}/tests/unit/test_gemm_rows.c)
 target_compile_options(test_gemm_rows PRIVATE ${NNC_WARNINGS})
