@@ -32,6 +32,7 @@
 #include "gemm.h"
 #include "jit.h"
 #include "kernels.h"
+#include "layout_values.h"
 #include "util.h"
 
 /* tensors of 10 (shorter than a vector), 33 and 7x33 (a masked rest),
@@ -135,19 +136,10 @@ static void test_calls(void) {
   free(v2);
 }
 
-/* buf[at] = v, in the layout's dtype. */
-static void put(const Layout *L, void *buf, int64_t at, double v) {
-  if (L->elem_size == 8)
-    ((double *)buf)[at] = v;
-  else
-    ((float *)buf)[at] = (float)v;
-}
-
 /* Numbers that are not round everywhere, the moments as after some
  * steps (v not negative), the scalar states at their starting values. */
 static void fill(const Graph *g, const Layout *L, void *buf) {
-  for (int64_t i = 0; i < L->total; i++) put(L, buf, i, sin((double)i * 0.37 + 0.1) * 0.5);
-  layout_init_states(g, L, buf);
+  fill_values(g, L, buf);
   for (int j = 0; j < g->states.len; j++) {
     const Node *s = g->states.items[j];
     if (shape_numel(&s->shape) == 1) continue;
@@ -195,7 +187,7 @@ static void same_bits(const char *text, const char *level, const char *bits, boo
     size_t bytes = (size_t)L->total * (size_t)L->elem_size;
     unsigned char *g2 = nnc_xmalloc(bytes), *b[4];
     for (int i = 0; i < 4; i++) b[i] = nnc_xmalloc(bytes);
-    for (int64_t i = 0; i < L->total; i++) put(L, g2, i, cos((double)i * 0.23 + 0.4) * 0.3);
+    fill_grad2(L, g2);
     for (int nt = 0; nt < (sliced ? 2 : 1); nt++) {
       run(pre, g2, nt, b[0], b[1]);
       run(own, g2, nt, b[2], b[3]);

@@ -36,6 +36,7 @@
 #include "compile_text.h"
 #include "engine.h"
 #include "jit.h"
+#include "layout_values.h"
 #include "util.h"
 
 static int failures;
@@ -87,29 +88,15 @@ static const char *const whole[] = {
     MLP("f32", "adam(lr: 0.01)", " clip_norm 1.0\n"),
 };
 
-/* buf[at] = v, in the layout's dtype. */
-static void put(const Layout *L, void *buf, int64_t at, double v) {
-  if (L->elem_size == 8)
-    ((double *)buf)[at] = v;
-  else
-    ((float *)buf)[at] = (float)v;
-}
-
 /* A buffer of numbers that are not round, the states at theirs. */
 static void fill(const Graph *g, const Layout *L, void *buf) {
-  for (int64_t i = 0; i < L->total; i++) put(L, buf, i, sin((double)i * 0.37 + 0.1) * 0.5);
-  layout_init_states(g, L, buf);
+  fill_values(g, L, buf);
   /* momentum's state as if some steps had run */
   for (int j = 0; j < g->states.len; j++) {
     const Node *s = g->states.items[j];
     if (s == g->lr || shape_numel(&s->shape) == 1) continue;
     for (int64_t i = 0; i < shape_numel(&s->shape); i++) put(L, buf, L->state_off[j] + i, cos((double)i * 0.11) * 0.01);
   }
-}
-
-/* Another thread's gradients: a buffer of the layout, other numbers. */
-static void fill_grad2(const Layout *L, void *g2) {
-  for (int64_t i = 0; i < L->total; i++) put(L, g2, i, cos((double)i * 0.23 + 0.4) * 0.3);
 }
 
 /* buf's gradients += g2's, element by element (as parallel.c sums). */
