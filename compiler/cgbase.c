@@ -414,6 +414,17 @@ LLVMValueRef cg_slice_last(CG *cg) {
   return LLVMBuildICmp(cg->b, LLVMIntEQ, cg->slice_part, LLVMBuildNSWSub(cg->b, cg->slice_parts, ci(cg, 1), ""), "last");
 }
 
+void cg_slice_bounds(CG *cg, int64_t n, int64_t unit, int64_t end, LLVMValueRef last, LLVMValueRef *lo,
+                     LLVMValueRef *hi) {
+  int64_t line = 64 / cg->L->elem_size, lines = n <= ENGINE_SLICE_MIN ? 0 : n / line;
+  LLVMValueRef part = cg->slice_part, parts = cg->slice_parts;
+  *lo = imul(cg, LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), part), parts, ""), ci(cg, unit));
+  LLVMValueRef next = LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), iadd(cg, part, ci(cg, 1))), parts, "");
+  *hi = LLVMBuildSelect(cg->b, last, ci(cg, end), imul(cg, next, ci(cg, unit)), "");
+  /* the tail call (part == parts) writes the scalar states alone */
+  *hi = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, part, parts, ""), *hi, *lo, "");
+}
+
 /* update_part's vector loop: the vectors of its slice of a whole tensor
  * (engine_slice: whole 64-byte lines, the last part to the end with the
  * masked tail), as cg_vec_each computes them, so every element gets the
@@ -424,14 +435,9 @@ static void vec_each_slice(CG *cg, const Shape *s, int k, VecBody *body, void *c
     cg->slice_failed = true;
     return;
   }
-  int64_t lines = m <= ENGINE_SLICE_MIN ? 0 : m / line, full = m / cg->vl, tail = m % cg->vl;
-  int64_t per_line = line / cg->vl;
-  LLVMValueRef part = cg->slice_part, parts = cg->slice_parts, last = cg_slice_last(cg);
-  LLVMValueRef lo = imul(cg, LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), part), parts, ""), ci(cg, per_line));
-  LLVMValueRef next = LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), iadd(cg, part, ci(cg, 1))), parts, "");
-  LLVMValueRef hi = LLVMBuildSelect(cg->b, last, ci(cg, full), imul(cg, next, ci(cg, per_line)), "");
-  /* the tail call (part == parts) writes the scalar states alone */
-  hi = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, part, parts, ""), hi, lo, "");
+  int64_t full = m / cg->vl, tail = m % cg->vl;
+  LLVMValueRef last = cg_slice_last(cg), lo, hi;
+  cg_slice_bounds(cg, m, line / cg->vl, full, last, &lo, &hi);
   LLVMValueRef idx[MAX_RANK];
   for (int d = 0; d < s->rank; d++) idx[d] = ci(cg, 0);
   int lanes = cg->lanes;
@@ -615,7 +621,7 @@ LLVMValueRef cg_vec_sum(CG *cg, const Node *a, LLVMValueRef row, LLVMValueRef *l
 
 /* Is n a parameter's gradient that update_part reads as the sum of the
  * buffer's and grad2's (cg->slice_grad)? */
-static bool summed_grad(const CG *cg, const Node *n) {
+bool cg_summed_grad(const CG *cg, const Node *n) {
   if (!cg->slice_grad || cg->st[n->id].base != cg->buf) return false;
   for (int i = 0; i < cg->g->params.len; i++)
     if (cg->g->grads[i] == n) return true;
@@ -652,17 +658,21 @@ static bool at_param(const CG *cg, const Node *n) {
  * from memory. parallel.c chooses by measuring both (par_choose_drop).
  * The vectors are aligned: tensors start on 64-byte lines, slices are
  * whole lines. */
+void cg_store_nontemporal(CG *cg, LLVMValueRef v, LLVMValueRef p) {
+  LLVMValueRef st = LLVMBuildStore(cg->b, v, p);
+  LLVMSetAlignment(st, (unsigned)(cg->vl * cg->L->elem_size));
+  LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0));
+  LLVMSetMetadata(st, LLVMGetMDKindIDInContext(cg->ctx, "nontemporal", 11),
+                  LLVMMetadataAsValue(cg->ctx, LLVMMDNodeInContext2(cg->ctx, &one, 1)));
+}
+
 static void param_store(CG *cg, LLVMValueRef v, LLVMValueRef p) {
   LLVMBasicBlockRef nt = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "store_nt");
   LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "store");
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "stored");
   LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntNE, cg->slice_nt, ci(cg, 0), ""), nt, plain);
   LLVMPositionBuilderAtEnd(cg->b, nt);
-  LLVMValueRef st = LLVMBuildStore(cg->b, v, p);
-  LLVMSetAlignment(st, (unsigned)(cg->vl * cg->L->elem_size));
-  LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0));
-  LLVMSetMetadata(st, LLVMGetMDKindIDInContext(cg->ctx, "nontemporal", 11),
-                  LLVMMetadataAsValue(cg->ctx, LLVMMDNodeInContext2(cg->ctx, &one, 1)));
+  cg_store_nontemporal(cg, v, p);
   LLVMBuildBr(cg->b, join);
   LLVMPositionBuilderAtEnd(cg->b, plain);
   vec_store(cg, v, p);
@@ -671,7 +681,7 @@ static void param_store(CG *cg, LLVMValueRef v, LLVMValueRef p) {
 }
 
 LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef lin) {
-  if (cg->vidx && summed_grad(cg, n) && moves_with(lin, cg->vidx, 0)) return summed_grad_load(cg, n, row, lin, true);
+  if (cg->vidx && cg_summed_grad(cg, n) && moves_with(lin, cg->vidx, 0)) return summed_grad_load(cg, n, row, lin, true);
   if (cg->vidx) {
     if (moves_with(lin, cg->vidx, 0)) {
       cg_flush(cg, n);
@@ -703,7 +713,7 @@ LLVMValueRef cg_mem_load(CG *cg, const Node *n, LLVMValueRef row, LLVMValueRef l
     return v;
   }
   if (!slot) cg_flush(cg, n);
-  LLVMValueRef v = summed_grad(cg, n) ? summed_grad_load(cg, n, row, lin, false)
+  LLVMValueRef v = cg_summed_grad(cg, n) ? summed_grad_load(cg, n, row, lin, false)
                                       : LLVMBuildLoad2(cg->b, cg->T, cg_elem_ptr(cg, n, row, lin), "");
   if (slot) *slot = v;
   return v;

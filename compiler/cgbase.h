@@ -294,6 +294,18 @@ typedef void VecBody(CG *cg, LLVMValueRef *idx, void *ctx);
 void cg_vec_each(CG *cg, const Shape *s, int k, VecBody *body, void *ctx);
 /* update_part: is this the last part (an i1)? */
 LLVMValueRef cg_slice_last(CG *cg);
+/* update_part's slice of a tensor of n elements (engine_slice: whole
+ * 64-byte lines, the last part to the end, none in the tail call, part ==
+ * parts) as [*lo, *hi) in units of `unit` to a line, the last part's hi
+ * `end`; last is cg_slice_last's. */
+void cg_slice_bounds(CG *cg, int64_t n, int64_t unit, int64_t end, LLVMValueRef last, LLVMValueRef *lo,
+                     LLVMValueRef *hi);
+/* update_part: is n a gradient that it reads summed with grad2's (a
+ * parameter's, in the buffer)? */
+bool cg_summed_grad(const CG *cg, const Node *n);
+/* A store of a whole aligned vector, non-temporal (the line dropped from
+ * every core's cache). */
+void cg_store_nontemporal(CG *cg, LLVMValueRef v, LLVMValueRef p);
 /* Elements 0 .. count-1 (count a runtime value >= 0, or a constant) in
  * vectors of cg->vl lanes: body(cg, i, ctx) with i the element of the
  * vector's first lane, inside a loop over the full vectors (which carries

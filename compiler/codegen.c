@@ -1403,12 +1403,6 @@ static bool sliceable(CG *cg) {
   return true;
 }
 
-static bool is_grad(const Graph *g, const Node *n) {
-  for (int i = 0; i < g->params.len; i++)
-    if (g->grads[i] == n) return true;
-  return false;
-}
-
 /* The Adam steps of the function that are one call of the prebuilt
  * kernel each (optstep.h), marked in cg->adam_of: in train_step, update
  * and update_part (on its slice), when the three updates are written in
@@ -1439,7 +1433,7 @@ static AdamStep *plan_adam_calls(CG *cg) {
     ok = ok && shape_numel(&a.p->shape) % cg->vl != 1 && shape_numel(&a.p->shape) > 1;
     /* update_part reads a parameter's gradient in the buffer as its sum
        with grad2's (cgbase.c), and the kernel does */
-    ok = ok && (!cg->slice_part || (cg->st[gm->id].base == cg->buf && is_grad(g, gm)));
+    ok = ok && (!cg->slice_part || cg_summed_grad(cg, gm));
     for (int k = 0; k < 3 && ok; k++) {
       int64_t off = to[k]->op == OP_PARAM ? cg->L->param_off[to[k]->param_index] : cg->L->state_off[to[k]->state_index];
       ok = emits_here(cg, upd[k]->id) && stored_at(cg, upd[k], cg->buf, off);

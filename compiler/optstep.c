@@ -4,7 +4,6 @@
  */
 #include "optstep.h"
 
-#include "engine.h"
 #include "gemm.h"
 
 /* ---- the match ---- */
@@ -81,15 +80,10 @@ static void adam_vector(CG *cg, LLVMValueRef i, void *ctx) {
   cg_vec_store(cg, v, elem(cg, k[AD_V], i));
   LLVMValueRef d = b_fadd(cg, b_fdiv(cg, cg_intrinsic1(cg, "llvm.sqrt", v), k[AD_BC]), k[AD_EPS]);
   LLVMValueRef p = b_fsub(cg, cg_vec_load(cg, elem(cg, k[AD_P], i)), b_fmul(cg, k[AD_SS], b_fdiv(cg, m, d)));
-  if (a->nt && !cg->vmask) { /* cgbase.c's param_store: a whole vector, aligned */
-    LLVMValueRef st = LLVMBuildStore(cg->b, p, elem(cg, k[AD_P], i));
-    LLVMSetAlignment(st, (unsigned)(cg->vl * cg->L->elem_size));
-    LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(cg->ctx), 1, 0));
-    LLVMSetMetadata(st, LLVMGetMDKindIDInContext(cg->ctx, "nontemporal", 11),
-                    LLVMMetadataAsValue(cg->ctx, LLVMMDNodeInContext2(cg->ctx, &one, 1)));
-  } else {
+  if (a->nt && !cg->vmask) /* cgbase.c's param_store: a whole vector, aligned */
+    cg_store_nontemporal(cg, p, elem(cg, k[AD_P], i));
+  else
     cg_vec_store(cg, p, elem(cg, k[AD_P], i));
-  }
 }
 
 /* The loop of a, in a block of its own that ends at `done`. */
@@ -122,26 +116,17 @@ void adam_kernel_body(CG *cg, LLVMValueRef fn) {
   LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
-/* update_part's slice of a tensor of n elements (engine_slice, as
- * cgbase.c's vec_each_slice cuts it): its first element, *count of them
- * (none in the tail call, part == parts). */
-static LLVMValueRef slice_of(CG *cg, int64_t n, LLVMValueRef *count) {
-  int64_t line = 64 / cg->L->elem_size, lines = n <= ENGINE_SLICE_MIN ? 0 : n / line;
-  LLVMValueRef part = cg->slice_part, parts = cg->slice_parts;
-  LLVMValueRef lo = imul(cg, LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), part), parts, ""), ci(cg, line));
-  LLVMValueRef next = LLVMBuildSDiv(cg->b, imul(cg, ci(cg, lines), iadd(cg, part, ci(cg, 1))), parts, "");
-  LLVMValueRef hi = sel(cg, cg_slice_last(cg), ci(cg, n), imul(cg, next, ci(cg, line)));
-  *count = sel(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, part, parts, ""), LLVMBuildNSWSub(cg->b, hi, lo, ""), ci(cg, 0));
-  return lo;
-}
-
 void adam_step_call(CG *cg, const AdamStep *a, LLVMValueRef ss, LLVMValueRef bc) {
   const Node *mem[] = {a->p_new, cg_stored(cg, a->grad), a->m_new, a->v_new};
   const Node *old[] = {a->p, a->grad, a->m, a->v};
   int64_t n = shape_numel(&a->p->shape);
   LLVMValueRef args[AD_COUNT], lo = ci(cg, 0);
   args[AD_N] = ci(cg, n);
-  if (cg->slice_part) lo = slice_of(cg, n, &args[AD_N]);
+  if (cg->slice_part) {
+    LLVMValueRef hi;
+    cg_slice_bounds(cg, n, 64 / cg->L->elem_size, n, cg_slice_last(cg), &lo, &hi);
+    args[AD_N] = LLVMBuildNSWSub(cg->b, hi, lo, "");
+  }
   for (int i = 0; i < 4; i++) {
     cg_flush(cg, old[i]);
     cg_flush(cg, mem[i]);
