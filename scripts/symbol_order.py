@@ -32,7 +32,9 @@ the layout of the binary profiled):
 --profiles takes callgrind output files made earlier (no valgrind run);
 --keep keeps the callgrind files; an output not ending in .tar.xz is
 written as plain text. Only function symbols of the binary are written, so
-the file names no JIT-compiled code. The archive is the same bytes for the
+the file names no JIT-compiled code; and two markers of driver/main.c,
+nnc_code_compile before the second group's functions and nnc_code_end after
+the last, which bound the code a thread faults in at start-up. The archive is the same bytes for the
 same names. Needs valgrind and nm; takes a few minutes.
 """
 import argparse
@@ -46,6 +48,12 @@ import tarfile
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# driver/main.c's markers: where the functions after the first group
+# (start-up's) begin, and where the ordered functions end; a thread faults
+# in the pages between them while start-up runs
+MARK_COMPILE = "nnc_code_compile"
+MARK_END = "nnc_code_end"
 
 WORKLOADS = [
     ("help", ["--help"], {}),
@@ -136,11 +144,16 @@ def main():
     seen = set()
     lines = ["# the order of nnc's functions in .text (lld --symbol-ordering-file)",
              "# made by scripts/symbol_order.py from a profile of: " + ", ".join(g[0] for g in groups)]
-    for name, names in groups:
+    for i, (name, names) in enumerate(groups):
         fresh = sorted(n for n in names if n in syms and n not in seen)
         seen.update(fresh)
         lines.append("# " + name)
+        if i == 1:
+            lines.append(MARK_COMPILE)
         lines.extend(fresh)
+    if len(groups) < 2:
+        lines.append(MARK_COMPILE)
+    lines.append(MARK_END)
     text = ("\n".join(lines) + "\n").encode()
     if args.output.endswith(".tar.xz"):
         info = tarfile.TarInfo("nnc.symbol-order")  # mtime, owner: 0
