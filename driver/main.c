@@ -312,17 +312,22 @@ typedef struct Span {
 static Span code_spans[2]; /* the compile's functions; the read-only data */
 
 /* The main program's read-only segment (.rodata: LLVM's tables and the
- * strings of its ~3000 command-line options), the first object listed. */
+ * strings of its ~3000 command-line options), the first object listed, up
+ * to its unwind tables (.eh_frame_hdr and .eh_frame, 4 MB a run never
+ * reads unless an exception is thrown). */
 static int find_rodata(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   Span *s = arg;
+  uintptr_t unwind = UINTPTR_MAX;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_GNU_EH_FRAME) unwind = info->dlpi_addr + ph->p_vaddr;
     if (ph->p_type == PT_LOAD && ph->p_flags == PF_R && ph->p_memsz > s->hi - s->lo) {
       s->lo = info->dlpi_addr + ph->p_vaddr;
       s->hi = s->lo + ph->p_memsz;
     }
   }
+  if (unwind > s->lo && unwind < s->hi) s->hi = unwind;
   return 1;
 }
 
