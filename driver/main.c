@@ -303,7 +303,6 @@ __attribute__((constructor(101))) static void startup_memory(void) {
  * a section of its own, as the order needs). */
 __attribute__((used, noinline, section(".text.nnc_code_compile"))) void nnc_code_compile(void) {}
 __attribute__((used, noinline, section(".text.nnc_code_end"))) void nnc_code_end(void) {}
-#endif
 
 typedef struct Span {
   uintptr_t lo, hi;
@@ -350,7 +349,6 @@ static void *fault_in_code(void *arg) {
  * its own CPU it would only delay it. Not with one CPU, without the order
  * (nothing marks the range), or with NNC_PREFAULT_CODE=0. */
 __attribute__((constructor(102))) static void start_code_fault_in(void) {
-#ifdef NNC_CODE_ORDER
   if (!NNC_PLAIN_PROCESS) return;
   const char *env = getenv("NNC_PREFAULT_CODE");
   if (env && strcmp(env, "0") == 0) return;
@@ -374,8 +372,8 @@ __attribute__((constructor(102))) static void start_code_fault_in(void) {
       pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus) == 0)
     (void)pthread_create(&thread, &attr, fault_in_code, NULL);
   pthread_attr_destroy(&attr);
-#endif
 }
+#endif /* NNC_CODE_ORDER */
 
 int main(int argc, char **argv) {
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
