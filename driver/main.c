@@ -348,8 +348,23 @@ static void *fault_in_code(void *arg) {
  * faster, bench/RESULTS.md). Pinned to another CPU: beside this thread on
  * its own CPU it would only delay it. Not with one CPU, without the order
  * (nothing marks the range), or with NNC_PREFAULT_CODE=0. */
-__attribute__((constructor(102))) static void start_code_fault_in(void) {
-  if (!NNC_PLAIN_PROCESS) return;
+/* Whether the command line asks for LLVM: --jit or --emit (glibc passes
+ * constructors the arguments of main). Not for --help, --version, the
+ * interpreter or a usage error, where the thread's faults (and unmapping
+ * its pages at exit) would only cost time. */
+static bool compiles(int argc, char **argv) {
+#ifdef __GLIBC__
+  for (int i = 1; i < argc && argv && argv[i]; i++)
+    if (strcmp(argv[i], "--jit") == 0 || strncmp(argv[i], "--emit", 6) == 0) return true;
+  return false;
+#else
+  (void)argc, (void)argv;
+  return true;
+#endif
+}
+
+__attribute__((constructor(102))) static void start_code_fault_in(int argc, char **argv) {
+  if (!NNC_PLAIN_PROCESS || !compiles(argc, argv)) return;
   const char *env = getenv("NNC_PREFAULT_CODE");
   if (env && strcmp(env, "0") == 0) return;
   uintptr_t lo = (uintptr_t)nnc_code_compile, hi = (uintptr_t)nnc_code_end;
