@@ -3,38 +3,10 @@
  * with one-hot targets scaled by 1/batch, and the initial weights from a
  * safetensors file.  Included by both after their buffers (X, T, W1, b1,
  * W2, b2, W3, b3 and the sizes and leading dimensions they are declared
- * with); REF_NAME is the program's name for its error messages.
+ * with); REF_NAME is the program's name for its error messages (ref_io.h).
  */
 
-static void
-die(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "%s: ", REF_NAME);
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		die("cannot open %s", path);
-	if (fseek(f, 0, SEEK_END) != 0)
-		die("cannot seek %s", path);
-	long n = ftell(f);
-	if (n < 0)
-		die("cannot size %s", path);
-	rewind(f);
-	char *buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read %s", path);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
+#include "ref_io.h"
 
 /* CSV: header p0..p63,label then rows of 64 pixels and a label 0..9 */
 static int
