@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,7 +18,7 @@
 
 #include "driver.h" /* driver_release_code_after_compile: the command only */
 #include "nnc.h"
-#include "util.h" /* nnc_prefault */
+#include "util.h" /* nnc_prefault, nnc_segment_of */
 
 static const char usage_line[] =
     "usage: nnc FILE.nn [--jit] [--train | --grad | --check-grad | --eval | --predict CSV | --emit KIND] [options]\n";
@@ -310,26 +309,6 @@ typedef struct Span {
 
 static Span code_spans[2]; /* the compile's functions; the read-only data */
 
-/* The main program's read-only segment (.rodata: LLVM's tables and the
- * strings of its ~3000 command-line options), the first object listed, up
- * to its unwind tables (.eh_frame_hdr and .eh_frame, 4 MB a run never
- * reads unless an exception is thrown). */
-static int find_rodata(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  Span *s = arg;
-  uintptr_t unwind = UINTPTR_MAX;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_GNU_EH_FRAME) unwind = info->dlpi_addr + ph->p_vaddr;
-    if (ph->p_type == PT_LOAD && ph->p_flags == PF_R && ph->p_memsz > s->hi - s->lo) {
-      s->lo = info->dlpi_addr + ph->p_vaddr;
-      s->hi = s->lo + ph->p_memsz;
-    }
-  }
-  if (unwind > s->lo && unwind < s->hi) s->hi = unwind;
-  return 1;
-}
-
 static void *fault_in_code(void *arg) {
   (void)arg;
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -339,15 +318,6 @@ static void *fault_in_code(void *arg) {
   return NULL;
 }
 
-/* A compile runs a few MB of LLVM's code and reads its tables, each page
- * the first time a page fault, 15-20 us on a virtual machine, ~180 of them
- * for moons after start-up. A thread on another CPU reads a byte of each
- * page first (the ordered functions a compile runs, in .text's order, then
- * .rodata): those faults are its, while this thread runs LLVM's static
- * constructors and the compile's front end (moons' whole process 2-3 ms
- * faster, bench/RESULTS.md). Pinned to another CPU: beside this thread on
- * its own CPU it would only delay it. Not with one CPU, without the order
- * (nothing marks the range), or with NNC_PREFAULT_CODE=0. */
 /* Whether the command line asks for LLVM: --jit or --emit (glibc passes
  * constructors the arguments of main). Not for --help, --version, the
  * interpreter or a usage error, where the thread's faults (and unmapping
@@ -363,6 +333,17 @@ static bool compiles(int argc, char **argv) {
 #endif
 }
 
+/* A compile runs a few MB of LLVM's code and reads its tables, each page
+ * the first time a page fault, 15-20 us on a virtual machine, ~180 of them
+ * for moons after start-up. A thread on another CPU reads a byte of each
+ * page first (the ordered functions a compile runs, in .text's order, then
+ * the read-only segment, .rodata: LLVM's tables and the strings of its
+ * ~3000 command-line options, found by the usage line that lies there):
+ * those faults are its, while this thread runs LLVM's static constructors
+ * and the compile's front end (moons' whole process 2-3 ms faster,
+ * bench/RESULTS.md). Pinned to another CPU: beside this thread on its own
+ * CPU it would only delay it. Not with one CPU, without the order (nothing
+ * marks the range), or with NNC_PREFAULT_CODE=0. */
 __attribute__((constructor(102))) static void start_code_fault_in(int argc, char **argv) {
   if (!NNC_PLAIN_PROCESS || !compiles(argc, argv)) return;
   const char *env = getenv("NNC_PREFAULT_CODE");
@@ -376,7 +357,7 @@ __attribute__((constructor(102))) static void start_code_fault_in(int argc, char
     if (CPU_ISSET(c, &cpus) && c != here) other = c;
   if (other < 0) return;
   code_spans[0] = (Span){lo, hi};
-  dl_iterate_phdr(find_rodata, &code_spans[1]);
+  if (!nnc_segment_of(usage_line, &code_spans[1].lo, &code_spans[1].hi)) code_spans[1] = (Span){0, 0};
   CPU_ZERO(&cpus);
   CPU_SET(other, &cpus);
   pthread_attr_t attr;

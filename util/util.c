@@ -401,35 +401,46 @@ double nnc_now(void) {
 
 /* ---- code pages ---- */
 
-typedef struct CodeSegment {
-  uintptr_t addr;       /* in: an address of code */
-  uintptr_t start, end; /* out: its executable segment, page-aligned */
-} CodeSegment;
+typedef struct Segment {
+  uintptr_t addr;       /* in: an address in the segment */
+  uintptr_t start, end; /* out: its pages, up to its unwind tables */
+} Segment;
 
-static int find_code_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+static int find_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  CodeSegment *seg = arg;
-  uintptr_t page = page_size();
+  Segment *seg = arg;
+  uintptr_t page = page_size(), unwind = UINTPTR_MAX;
+  const ElfW(Phdr) *found = NULL;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (seg->addr < lo || seg->addr >= hi) continue;
-    /* the pages wholly inside the segment: a page it shares with the data
-       next to it keeps that data */
-    seg->start = round_up(lo, page);
-    seg->end = hi / page * page;
-    return 1;
+    if (ph->p_type == PT_GNU_EH_FRAME) unwind = info->dlpi_addr + ph->p_vaddr;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && seg->addr >= lo && seg->addr < lo + ph->p_memsz) found = ph;
   }
-  return 0;
+  if (!found) return 0;
+  uintptr_t lo = info->dlpi_addr + found->p_vaddr, hi = lo + found->p_memsz;
+  if (unwind > lo && unwind < hi && seg->addr < unwind) hi = unwind;
+  /* the pages wholly inside the segment: a page it shares with the data
+     next to it keeps that data */
+  seg->start = round_up(lo, page);
+  seg->end = hi / page * page;
+  return 1;
+}
+
+bool nnc_segment_of(const void *addr, uintptr_t *start, uintptr_t *end) {
+  Segment seg = {.addr = (uintptr_t)addr};
+  if (!dl_iterate_phdr(find_segment, &seg) || seg.end <= seg.start) return false;
+  *start = seg.start;
+  *end = seg.end;
+  return true;
 }
 
 size_t nnc_release_code_pages(const void *code) {
-  CodeSegment seg = {.addr = (uintptr_t)code};
-  if (!dl_iterate_phdr(find_code_segment, &seg) || seg.end <= seg.start) return 0;
+  uintptr_t start, end;
+  if (!nnc_segment_of(code, &start, &end)) return 0;
   /* a private file mapping never written: MADV_DONTNEED only unmaps */
-  if (madvise((void *)seg.start, seg.end - seg.start, MADV_DONTNEED) != 0) return 0;
-  return seg.end - seg.start;
+  if (madvise((void *)start, end - start, MADV_DONTNEED) != 0) return 0;
+  return end - start;
 }
 
 /* ---- output files ---- */

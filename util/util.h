@@ -153,6 +153,12 @@ void fmt_number(char *out, size_t n, double v);
 /* Seconds from a monotonic clock. */
 double nnc_now(void);
 
+/* The pages of the loaded segment (of the program or a library) that
+ * holds addr, up to its unwind tables (.eh_frame_hdr, .eh_frame) when they
+ * lie in it after addr: read only when an exception is thrown. False when
+ * no segment holds addr. */
+bool nnc_segment_of(const void *addr, uintptr_t *start, uintptr_t *end);
+
 /* Drop from this process the pages it has read of the executable code
  * mapped around `code` (the segment of the program or library holding
  * it): they stay in the page cache and come back on a page fault when run
