@@ -1,7 +1,7 @@
 /*
  * layout_values.h - for the unit tests that run a model's update functions
- * on a buffer of their own: numbers that are not round, written in the
- * layout's dtype.
+ * on a buffer of their own: the model they build, and numbers that are
+ * not round, written in the layout's dtype.
  */
 #ifndef NNC_TESTS_LAYOUT_VALUES_H
 #define NNC_TESTS_LAYOUT_VALUES_H
@@ -9,6 +9,14 @@
 #include <math.h>
 #include <stdint.h>
 #include "update.h"
+
+/* The model's text, an MLP with tensors of 10 (shorter than a vector), 33
+   and 7x33 (not whole lines), 40x24; its dtype, optimizer and other train
+   settings given. */
+#define MLP(DTYPE, OPT, EXTRA)                                                                                  \
+  "model m {\n dtype " DTYPE "\n input x[24]\n target t[10]\n"                                                \
+  " z = x -> linear(40) -> relu -> linear(33) -> tanh -> linear(10)\n loss cross_entropy(z, t)\n}\n"          \
+  "train {\n optimizer " OPT "\n batch 8\n" EXTRA "}\n"
 
 /* buf[at] = v, in the layout's dtype. */
 static void put(const Layout *L, void *buf, int64_t at, double v) {

@@ -35,13 +35,6 @@
 #include "layout_values.h"
 #include "util.h"
 
-/* tensors of 10 (shorter than a vector), 33 and 7x33 (a masked rest),
-   40x24 */
-#define MLP(DTYPE, OPT, EXTRA)                                                                                  \
-  "model m {\n dtype " DTYPE "\n input x[24]\n target t[10]\n"                                                \
-  " z = x -> linear(40) -> relu -> linear(33) -> tanh -> linear(10)\n loss cross_entropy(z, t)\n}\n"          \
-  "train {\n optimizer " OPT "\n batch 8\n" EXTRA "}\n"
-
 /* Adam's steps the kernel computes: each but the bias of 33 elements
    (below) is a call (with weight decay or clip_norm, of the gradient the
    module stores, as the loop reads it) */

@@ -68,13 +68,6 @@ static void test_slices(void) {
       }
 }
 
-/* tensors of 10 (shorter than a vector), 33 and 7x33 (not whole lines),
-   40x24 */
-#define MLP(DTYPE, OPT, EXTRA)                                                                                  \
-  "model m {\n dtype " DTYPE "\n input x[24]\n target t[10]\n"                                                \
-  " z = x -> linear(40) -> relu -> linear(33) -> tanh -> linear(10)\n loss cross_entropy(z, t)\n}\n"          \
-  "train {\n optimizer " OPT "\n batch 8\n" EXTRA "}\n"
-
 static const char *const sliced[] = {
     MLP("f32", "sgd(lr: 0.1)", ""),
     MLP("f64", "sgd(lr: 0.1)", ""),
