@@ -99,8 +99,8 @@ typedef struct CG {
   LLVMValueRef slice_nt;
   bool slice_failed;
   /* per node: the Adam step (optstep.h) it is part of, computed by one
-     call of the prebuilt kernel, or NULL; NULL for every node when there
-     is no such call */
+     call of the prebuilt kernel, or NULL; the array itself NULL when the
+     function has no such call */
   const struct AdamStep **adam_of;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
 } CG;

@@ -1446,6 +1446,7 @@ static AdamStep *plan_adam_calls(CG *cg) {
     steps[count++] = a;
   }
   /* marked once every step has its place (the array moved as it grew) */
+  if (count) cg->adam_of = nnc_xcalloc((size_t)g->len, sizeof *cg->adam_of);
   for (int k = 0; k < count; k++) {
     cg->adam_of[steps[k].m_new->id] = cg->adam_of[steps[k].v_new->id] = &steps[k];
     cg->adam_of[steps[k].p_new->id] = &steps[k];
@@ -1580,14 +1581,13 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   if (kind != FN_GRAD_PART) cg->gbuf = cg->buf;
   plan(cg, roots, nroots, kind == FN_UPDATE);
   cg->slice_failed = sliced && !sliceable(cg);
-  cg->adam_of = nnc_xcalloc((size_t)g->len, sizeof *cg->adam_of);
   AdamStep *adam = plan_adam_calls(cg);
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
-    if (cg->adam_of[i]) { /* one call, at the first of its updates */
+    if (cg->adam_of && cg->adam_of[i]) { /* one call, at the first of its updates */
       const AdamStep *a = cg->adam_of[i];
       if (n == a->m_new) adam_step_call(cg, a, scalar_value(cg, a->ss), scalar_value(cg, a->bc));
       continue;
