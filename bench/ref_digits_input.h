@@ -66,52 +66,20 @@ layout_batches(int nrows)
 }
 
 static void
-get_tensor(const cJSON *hdr, const char *blob, size_t blob_len,
-    const char *name, float *dst, size_t count)
-{
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, name);
-	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-	const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-	if (!t || !cJSON_IsString(dt) || strcmp(dt->valuestring, "F32") != 0)
-		die("init: tensor %s missing or not F32", name);
-	if (cJSON_GetArraySize(off) != 2)
-		die("init: tensor %s: bad data_offsets", name);
-	double b = cJSON_GetArrayItem(off, 0)->valuedouble;
-	double e = cJSON_GetArrayItem(off, 1)->valuedouble;
-	if (b < 0 || e > (double)blob_len || e - b != (double)(count * sizeof(float)))
-		die("init: tensor %s: wrong size", name);
-	memcpy(dst, blob + (size_t)b, count * sizeof(float)); /* little-endian host */
-}
-
-static void
 load_init(const char *path)
 {
-	size_t len;
-	char *buf = read_file(path, &len);
-	if (len < 8)
-		die("%s: too short", path);
-	uint64_t hlen = 0;
-	for (int i = 7; i >= 0; i--)
-		hlen = hlen << 8 | (unsigned char)buf[i];
-	if (hlen > len - 8)
-		die("%s: bad header length", path);
-	cJSON *hdr = cJSON_ParseWithLength(buf + 8, (size_t)hlen);
-	if (!hdr)
-		die("%s: bad JSON header", path);
-	const char *blob = buf + 8 + hlen;
-	size_t blob_len = len - 8 - (size_t)hlen;
-	get_tensor(hdr, blob, blob_len, "linear1.W", W1, NH * NIN);
-	get_tensor(hdr, blob, blob_len, "linear1.b", b1, NH);
+	Safetensors st = st_open(path);
+	st_get(&st, "linear1.W", "F32", W1, NH * NIN, sizeof(float));
+	st_get(&st, "linear1.b", "F32", b1, NH, sizeof(float));
 	float *w2 = malloc(sizeof(float) * NH * NH);	/* rows padded to LDH */
 	if (!w2)
 		die("%s", "out of memory");
-	get_tensor(hdr, blob, blob_len, "linear2.W", w2, NH * NH);
+	st_get(&st, "linear2.W", "F32", w2, NH * NH, sizeof(float));
 	for (int o = 0; o < NH; o++)
 		memcpy(W2 + o * LDH, w2 + o * NH, sizeof(float) * NH);
 	free(w2);
-	get_tensor(hdr, blob, blob_len, "linear2.b", b2, NH);
-	get_tensor(hdr, blob, blob_len, "linear3.W", W3, NOUT * NH);
-	get_tensor(hdr, blob, blob_len, "linear3.b", b3, NOUT);
-	cJSON_Delete(hdr);
-	free(buf);
+	st_get(&st, "linear2.b", "F32", b2, NH, sizeof(float));
+	st_get(&st, "linear3.W", "F32", W3, NOUT * NH, sizeof(float));
+	st_get(&st, "linear3.b", "F32", b3, NOUT, sizeof(float));
+	st_close(&st);
 }

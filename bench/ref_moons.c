@@ -112,52 +112,20 @@ load_csv(const char *path, double **X, double **T)
 	return n;
 }
 
-/* Copy tensor `name` (F64, `count` elements) out of a safetensors file. */
-static void
-get_tensor(const cJSON *hdr, const char *blob, size_t blob_len,
-    const char *name, double *dst, size_t count)
-{
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, name);
-	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
-	const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-	if (!t || !cJSON_IsString(dt) || strcmp(dt->valuestring, "F64") != 0)
-		die("init: tensor %s missing or not F64", name);
-	if (cJSON_GetArraySize(off) != 2)
-		die("init: tensor %s: bad data_offsets", name);
-	double b = cJSON_GetArrayItem(off, 0)->valuedouble;
-	double e = cJSON_GetArrayItem(off, 1)->valuedouble;
-	if (b < 0 || e > (double)blob_len || e - b != (double)(count * sizeof(double)))
-		die("init: tensor %s: wrong size", name);
-	memcpy(dst, blob + (size_t)b, count * sizeof(double)); /* little-endian host */
-}
-
+/* The initial parameters: the F64 tensors of a safetensors file. */
 static void
 load_init(const char *path, Params *P)
 {
-	size_t len;
-	char *buf = read_file(path, &len);
-	if (len < 8)
-		die("%s: too short", path);
-	uint64_t hlen = 0;
-	for (int i = 7; i >= 0; i--)
-		hlen = hlen << 8 | (unsigned char)buf[i];
-	if (hlen > len - 8)
-		die("%s: bad header length", path);
-	cJSON *hdr = cJSON_ParseWithLength(buf + 8, (size_t)hlen);
-	if (!hdr)
-		die("%s: bad JSON header", path);
-	const char *blob = buf + 8 + hlen;
-	size_t blob_len = len - 8 - (size_t)hlen;
-	get_tensor(hdr, blob, blob_len, "linear1.W", &P->W1[0][0], N_H * N_IN);
-	get_tensor(hdr, blob, blob_len, "linear1.b", P->b1, N_H);
-	get_tensor(hdr, blob, blob_len, "linear2.W", &P->W2[0][0], N_H * N_H);
-	get_tensor(hdr, blob, blob_len, "linear2.b", P->b2, N_H);
-	get_tensor(hdr, blob, blob_len, "linear3.W", &P->W3[0][0], N_H * N_H);
-	get_tensor(hdr, blob, blob_len, "linear3.b", P->b3, N_H);
-	get_tensor(hdr, blob, blob_len, "linear4.W", P->W4, N_H);
-	get_tensor(hdr, blob, blob_len, "linear4.b", &P->b4, 1);
-	cJSON_Delete(hdr);
-	free(buf);
+	Safetensors st = st_open(path);
+	st_get(&st, "linear1.W", "F64", &P->W1[0][0], N_H * N_IN, sizeof(double));
+	st_get(&st, "linear1.b", "F64", P->b1, N_H, sizeof(double));
+	st_get(&st, "linear2.W", "F64", &P->W2[0][0], N_H * N_H, sizeof(double));
+	st_get(&st, "linear2.b", "F64", P->b2, N_H, sizeof(double));
+	st_get(&st, "linear3.W", "F64", &P->W3[0][0], N_H * N_H, sizeof(double));
+	st_get(&st, "linear3.b", "F64", P->b3, N_H, sizeof(double));
+	st_get(&st, "linear4.W", "F64", P->W4, N_H, sizeof(double));
+	st_get(&st, "linear4.b", "F64", &P->b4, 1, sizeof(double));
+	st_close(&st);
 }
 
 /* ---------------------------------------------------------------- model */
