@@ -204,6 +204,18 @@ def main(argv):
     m_proc = med(proc_ms)
     p("| `nnc examples/moons.nn --jit --train`, whole process (wall, median) | %s |"
       % ("n/a" if m_proc is None else "%.1f ms%s" % (m_proc, spread(proc_ms, lambda x: "%.1f" % x))))
+    # where the process's time goes: the compile's stages (--time), the
+    # training steps (its "train time"), and the rest: starting the process
+    # (LLVM's static constructors), the data, evaluations, output and exit
+    p_stages = defaultdict(float)
+    for st in STAGES:
+        for r, v in D.get("proc.moons.stage.%s" % st, {}).items():
+            p_stages[r] += v
+    p_train = {r: v * 1e3 for r, v in D.get("proc.moons.train_s", {}).items()}
+    p_rest = {r: proc_ms[r] - p_stages[r] - p_train[r] for r in proc_ms if r in p_stages and r in p_train}
+    if p_rest:
+        p("| of which the compile's stages / the training steps / the rest (start, data, evaluations, output, exit), medians | %.1f / %.1f / %.1f ms |"
+          % (med(dict(p_stages)), med(p_train), med(p_rest)))
     warm_ms = {r: v * 1e3 for r, v in D.get("proc.moons_warm.wall_s", {}).items()}
     if warm_ms:
         p("| the same with its objects in nnc's compile cache (warm; all else cold) | %.1f ms%s |"
