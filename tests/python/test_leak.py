@@ -29,11 +29,11 @@ def heap_in_use():
     return m.uordblks + m.hblkhd
 
 
-def growth(call, times, rounds=3):
+def growth(call, times, rounds=3, warm_up=None):
     """The least growth of the heap over `rounds` rounds of `times` calls: a
     leak grows it in every round, the interpreter's own bookkeeping (a
     dict resized, a free list) only now and then."""
-    for _ in range(times // 10):  # warm up: caches, first-use allocations
+    for _ in range(times // 10 if warm_up is None else warm_up):  # caches, first-use allocations
         call()
     least = None
     for _ in range(rounds):
@@ -92,7 +92,11 @@ def test_models_are_freed():
     def make_jit():
         nnc.Model.from_source(TINY, name="tiny.nn").close()
     assert growth(make, 200) < 4096
-    assert growth(make_jit, 20) < 4096
+    # the C heap grows over a process's first few hundred JIT compiles, a
+    # few KB per 20 early on and none after (mallinfo2 round by round, less
+    # what tracemalloc counts for Python): not a leak, which would grow it
+    # in every round; warm up past the first burst
+    assert growth(make_jit, 20, rounds=5, warm_up=100) < 4096
     arrays = nnc.Model.from_source(TINY, name="tiny.nn", jit=False).params["linear1.W"]
     gc.collect()
     assert np.isfinite(arrays).all()  # the views outlive the model
