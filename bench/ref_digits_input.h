@@ -12,38 +12,17 @@
 static int
 load_csv(const char *path)
 {
-	size_t len;
-	char *buf = read_file(path, &len);
-	char *p = strchr(buf, '\n');
-	if (!p)
-		die("%s: no header line", path);
-	p++;
+	char *buf, *p = csv_open(path, &buf);
+	double v[NIN + 1];
 	int n = 0;
-	for (;;) {
-		while (*p == '\n' || *p == '\r' || *p == ' ')
-			p++;
-		if (!*p)
-			break;
+	while (csv_row(path, &p, v, NIN + 1)) {
 		if (n == MAX_ROWS)
 			die("%s: too many rows", path);
-		for (int k = 0; k <= NIN; k++) {
-			char *end;
-			double v = strtod(p, &end);
-			if (end == p)
-				die("%s: bad number", path);
-			p = end;
-			if (k < NIN) {
-				if (*p != ',')
-					die("%s: expected ','", path);
-				p++;
-				Xrow[n * NIN + k] = (float)v;
-			} else {
-				if (v < 0 || v >= NOUT || v != (int)v)
-					die("%s: bad label", path);
-				label[n] = (int)v;
-			}
-		}
-		n++;
+		for (int k = 0; k < NIN; k++)
+			Xrow[n * NIN + k] = (float)v[k];
+		if (v[NIN] < 0 || v[NIN] >= NOUT || v[NIN] != (int)v[NIN])
+			die("%s: bad label", path);
+		label[n++] = (int)v[NIN];
 	}
 	free(buf);
 	return n;

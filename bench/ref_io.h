@@ -1,6 +1,7 @@
 /* ref_io.h -- what the hand-written references in bench/ read files
  * with: die() with the program's name (REF_NAME), a whole file read into
- * memory, and the tensors of a safetensors file (cJSON for its header).
+ * memory, the rows of a CSV file of numbers, and the tensors of a
+ * safetensors file (cJSON for its header).
  */
 
 static void
@@ -31,6 +32,45 @@ read_file(const char *path, size_t *len)
 	fclose(f);
 	*len = (size_t)n;
 	return buf;
+}
+
+/* A CSV file of numbers read whole: csv_open returns the text after its
+ * header line (*buf, to free when done, holds it all); csv_row skips blank
+ * lines and reads the next row's `count` comma-separated numbers into v,
+ * returning 0 at the end of the text. */
+static char *
+csv_open(const char *path, char **buf)
+{
+	size_t len;
+	*buf = read_file(path, &len);
+	char *p = strchr(*buf, '\n');
+	if (!p)
+		die("%s: no header line", path);
+	return p + 1;
+}
+
+static int
+csv_row(const char *path, char **pp, double *v, int count)
+{
+	char *p = *pp;
+	while (*p == '\n' || *p == '\r' || *p == ' ')
+		p++;
+	if (!*p)
+		return 0;
+	for (int k = 0; k < count; k++) {
+		char *end;
+		v[k] = strtod(p, &end);
+		if (end == p)
+			die("%s: bad number", path);
+		p = end;
+		if (k < count - 1) {
+			if (*p != ',')
+				die("%s: expected ','", path);
+			p++;
+		}
+	}
+	*pp = p;
+	return 1;
 }
 
 /* A safetensors file read whole: 8 bytes of header length (little-endian),

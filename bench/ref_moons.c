@@ -68,37 +68,16 @@ typedef struct {
 static int
 load_csv(const char *path, double **X, double **T)
 {
-	size_t len;
-	char *buf = read_file(path, &len);
-	char *p = strchr(buf, '\n');
-	if (!p)
-		die("%s: no header line", path);
-	p++;
+	char *buf, *p = csv_open(path, &buf);
 	int cap = 1024, n = 0;
 	double *x = malloc(sizeof(double) * 2 * (size_t)cap);
 	double *t = malloc(sizeof(double) * (size_t)cap);
-	for (;;) {
-		while (*p == '\n' || *p == '\r' || *p == ' ')
-			p++;
-		if (!*p)
-			break;
+	double v[3];
+	while (csv_row(path, &p, v, 3)) {
 		if (n == cap) {
 			cap *= 2;
 			x = realloc(x, sizeof(double) * 2 * (size_t)cap);
 			t = realloc(t, sizeof(double) * (size_t)cap);
-		}
-		double v[3];
-		for (int k = 0; k < 3; k++) {
-			char *end;
-			v[k] = strtod(p, &end);
-			if (end == p)
-				die("%s: bad number", path);
-			p = end;
-			if (k < 2) {
-				if (*p != ',')
-					die("%s: expected ','", path);
-				p++;
-			}
 		}
 		x[2 * n] = v[0];
 		x[2 * n + 1] = v[1];
