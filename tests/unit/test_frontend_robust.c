@@ -12,7 +12,8 @@
  * keeps the syntax and so reaches the checker and lowering). Diagnostics are counted quietly, except for every
  * eighth mutation, whose messages are printed (to /dev/null) to exercise the
  * printing too. Then generated stress inputs: thousands of nested parentheses,
- * chains and unary minuses, hundreds of thousands of bindings, arguments,
+ * chains and unary minuses, tens of thousands of bindings and layers, hundreds
+ * of thousands of arguments,
  * blank lines or errors, a megabyte-long line.
  *
  * A crash (an internal error aborts; a bad access faults) prints the input
@@ -167,10 +168,12 @@ static void run_stress(void) {
   snprintf(head, sizeof head, "%s  y = x -> linear(1", model);
   stress("constant argument", head, " + 1", 300000, ")\n  loss squared(y, t)\n}\n");
   stress("many arguments", head, ", 1", 300000, ")\n  loss squared(y, t)\n}\n");
-  /* many statements, lines, names and errors */
-  stress("many bindings", model, "  a%ld = x -> relu\n", 200000, end);
-  stress("many named layers", model, "  a%ld = x -> linear(2, name: \"l%ld\")\n", 100000, end);
-  stress("many unnamed layers", model, "  a%ld = x -> linear(2)\n", 100000, end);
+  /* many statements, lines, names and errors; the bindings past 2^16,
+     the layers (each a Call, two parameters and their initializers: about
+     40 us each) fewer */
+  stress("many bindings", model, "  a%ld = x -> relu\n", 70000, end);
+  stress("many named layers", model, "  a%ld = x -> linear(2, name: \"l%ld\")\n", 20000, end);
+  stress("many unnamed layers", model, "  a%ld = x -> linear(2)\n", 20000, end);
   stress("many blank lines", model, "\n", 1000000, end);
   stress("many comment lines", model, "  # comment\n", 300000, end);
   stress("many continuation lines", "model m {\n  input x[2]\n  target t[2]\n  y = x\n",
