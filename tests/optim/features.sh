@@ -82,7 +82,7 @@ case $case in
     run eval 0 "$here/early_stop.nn" --eval --load "$tmp/es.safetensors"
     diff <(grep '^final' "$tmp/lines") "$tmp/eval" || fail "--eval of the checkpoint differs from the final lines"
     names=$(tensors "$tmp/es.safetensors")
-    for t in linear1.W last.linear1.W last.linear3.b optimizer.linear1.W.m optimizer.beta2_power; do
+    for t in linear1.W last.linear1.W last.linear3.b optimizer.linear1.W.m optimizer.bias_correction2; do
       [[ " $names " == *" $t "* ]] || fail "the checkpoint has no $t: $names"
     done
     echo "ok: $case ($engine)"; cat "$tmp/lines" ;;
@@ -130,7 +130,7 @@ PY
     run out 0 "$here/resume_nesterov.nn" --train --epochs 2 --save "$tmp/n.safetensors"
     sed 's/optimizer .*/optimizer adamw(lr: 0.01)/' "$here/resume_nesterov.nn" >"$tmp/adamw.nn"
     run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/n.safetensors"
-    one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.beta1_power, which this optimizer keeps' ;;
+    one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.bias_correction1, which this optimizer keeps' ;;
   resume_bad_metadata)
     run out 0 "$here/early_stop.nn" --train --epochs 3 --save "$tmp/es.safetensors"
     set_meta() { python3 "$here/set_metadata.py" "$tmp/es.safetensors" "$tmp/bad.safetensors" "$@"; }

@@ -138,6 +138,8 @@ CASES = [
     ("adam_betas", "adam(lr: 0.02, beta1: 0.8, beta2: 0.99, eps: 1e-6)",
      O(Adam, lr=0.02, betas=(0.8, 0.99), eps=1e-6), 0.02),
     ("adam_weight_decay", "adam(lr: 0.01, weight_decay: 0.1)", O(Adam, lr=0.01, weight_decay=0.1), 0.01),
+    # (f32 cannot hold beta2^t near 1 finely enough for its bias correction)
+    ("adam_beta2_near_one", "adam(lr: 0.01, beta2: 0.99999)", O(Adam, lr=0.01, betas=(0.9, 0.99999)), 0.01),
     ("adamw", "adamw(lr: 0.01)", O(AdamW, lr=0.01), 0.01),
     ("adamw_decay", "adamw(lr: 0.02, weight_decay: 0.3, beta2: 0.99)",
      O(AdamW, lr=0.02, weight_decay=0.3, betas=(0.9, 0.99)), 0.02),
