@@ -218,6 +218,15 @@ int rt_resume(const char *path, Engine *e, TrainState *st) {
       return -1;
     }
   }
+  if (meta_int(path, "epoch_rows", &st->epoch_rows, false)) return -1;
+  if (st->epoch_rows) {
+    char text[64], *end;
+    if (meta(path, "epoch_loss", text, sizeof text) != 1 || (st->epoch_loss = strtod(text, &end), *end) ||
+        !isfinite(st->epoch_loss)) {
+      diag_file_error(path, "the checkpoint has epoch_rows but no epoch_loss (a number) in its metadata");
+      return -1;
+    }
+  }
   Arena arena;
   arena_init(&arena);
   int has_last = 0;
@@ -274,17 +283,26 @@ int rt_save_checkpoint(const char *path, Engine *e, const char *model_name, cons
     specs[n] = t.specs[i];
     src[n++] = at(e, &t, i);
   }
-  char epoch[32], steps[32], rng[80], best_epoch[32], best_loss[48];
+  char epoch[32], steps[32], rng[80], best_epoch[32], best_loss[48], epoch_rows[32], epoch_loss[48];
   snprintf(epoch, sizeof epoch, "%" PRId64, st->epoch);
   snprintf(steps, sizeof steps, "%" PRId64, st->steps);
   snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, st->shuffle.s[0],
            st->shuffle.s[1], st->shuffle.s[2], st->shuffle.s[3]);
   snprintf(best_epoch, sizeof best_epoch, "%" PRId64, st->best_epoch);
   snprintf(best_loss, sizeof best_loss, "%a", st->best_loss);
-  const char *meta[] = {"model", model_name ? model_name : "", "epoch", epoch, "dtype", dtype_name(g->dtype),
-                        "format", "nnc", "steps", steps, "shuffle_rng", rng,
-                        "best_epoch", best_epoch, "best_valid_loss", best_loss};
-  int nmeta = st->best_epoch ? 8 : 6;
+  snprintf(epoch_rows, sizeof epoch_rows, "%" PRId64, st->epoch_rows);
+  snprintf(epoch_loss, sizeof epoch_loss, "%a", st->epoch_loss);
+  const char *meta[20] = {"model", model_name ? model_name : "", "epoch", epoch, "dtype", dtype_name(g->dtype),
+                          "format", "nnc", "steps", steps, "shuffle_rng", rng};
+  int nmeta = 6;
+  if (st->best_epoch) {
+    meta[2 * nmeta] = "best_epoch", meta[2 * nmeta + 1] = best_epoch, nmeta++;
+    meta[2 * nmeta] = "best_valid_loss", meta[2 * nmeta + 1] = best_loss, nmeta++;
+  }
+  if (st->epoch_rows) { /* stopped by a signal within epoch + 1 */
+    meta[2 * nmeta] = "epoch_rows", meta[2 * nmeta + 1] = epoch_rows, nmeta++;
+    meta[2 * nmeta] = "epoch_loss", meta[2 * nmeta + 1] = epoch_loss, nmeta++;
+  }
   char err[1024];
   int rc = nnc_st_save(path, specs, src, n, meta, nmeta, err, sizeof err);
   if (rc != 0) diag_error_line(err);

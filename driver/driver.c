@@ -375,7 +375,8 @@ static int run_task(Compilation *c) {
       /* rank 0 alone writes files (stdout of the others is already gone) */
       bool writer = par_rank() == 0;
       TrainOptions to = {.save = writer ? o->save : NULL, .plot = writer ? o->plot : NULL,
-                         .model_name = c->prog.model_name, .plot_linear = o->plot_linear, .engine = engine};
+                         .model_name = c->prog.model_name, .plot_linear = o->plot_linear, .engine = engine,
+                         .resumed = o->resume};
       rc = rt_train(&c->prog, e, &train, &valid, &to, &st);
     }
     free(st.best);

@@ -792,12 +792,15 @@ static void progress(Run *r, int64_t epoch, double running, double vloss, double
   fflush(stdout);
 }
 
-/* One epoch; false when it diverged (reported; the buffer as before it). */
+/* One epoch, or what a run stopped within it left of it (st->epoch_rows);
+ * false when it diverged (reported; the buffer as before it). */
 static bool run_epoch(Run *r, int64_t epoch) {
   Engine *e = r->e;
   const TrainConfig *tc = r->tc;
   const void *x = r->tr.x, *t = r->tr.t;
   NncRng shuffle_before = r->st->shuffle; /* a diverging epoch leaves no trace */
+  int64_t first = r->st->epoch_rows; /* the rows a stopped run trained already */
+  double carried = r->st->epoch_loss;
   if (tc->shuffle) {
     shuffle_rows(&r->st->shuffle, r->tr.rows, r->tr.x, r->tr.t, r->xs, r->ts, r->xbytes, r->tbytes, r->perm);
     x = r->xs;
@@ -808,8 +811,12 @@ static bool run_epoch(Run *r, int64_t epoch) {
   snapshot_take(e->layout, e->buf, r->snapshot);
   double t0 = nnc_now();
   int64_t rows_done;
-  double running = train_rows(e, x, t, (int64_t)r->tr.rows, r->xbytes, r->tbytes, &rows_done, &r->stop);
-  running /= (double)(rows_done > 0 ? rows_done : 1);
+  double sum = carried + train_rows(e, (const char *)x + (size_t)first * r->xbytes,
+                                    (const char *)t + (size_t)first * r->tbytes, (int64_t)r->tr.rows - first,
+                                    r->xbytes, r->tbytes, &rows_done, &r->stop);
+  int64_t steps = (rows_done + e->rows_per_step - 1) / e->rows_per_step;
+  rows_done += first;
+  double running = sum / (double)(rows_done > 0 ? rows_done : 1);
   r->train_time += nnc_now() - t0;
   if (!isfinite(running) || !params_finite(e)) {
     if (r->tty) printf("\n");
@@ -819,10 +826,15 @@ static bool run_epoch(Run *r, int64_t epoch) {
     report_fault(r->p, e, x, t, rows_done, epoch);
     return false;
   }
-  int64_t steps = (rows_done + e->rows_per_step - 1) / e->rows_per_step;
   r->st->steps += steps;
   r->run_steps += steps;
-  if (rows_done < (int64_t)r->tr.rows) return true; /* stopped by a signal within the epoch */
+  r->st->epoch_rows = 0, r->st->epoch_loss = 0;
+  if (rows_done < (int64_t)r->tr.rows) { /* stopped by a signal within the epoch: */
+    r->st->epoch_rows = rows_done;       /* a checkpoint goes on from its next row */
+    r->st->epoch_loss = sum;
+    r->st->shuffle = shuffle_before; /* (and draws the same order of the rows again) */
+    return true;
+  }
   r->st->epoch = epoch;
   r->run_epochs++;
   bool show = r->tty || epoch % r->every == 0 || epoch == tc->epochs || epoch == r->start + 1;
@@ -987,6 +999,24 @@ static int one_value_per_channel(const Graph *g, int64_t rows, int64_t batch, co
   return -1;
 }
 
+/* A checkpoint of a run stopped within an epoch goes on from the row after
+ * the last it trained, which must be the first row of a step of this run
+ * too. Returns 0, or -1 after the error. */
+static int cut_epoch_fits(const TrainState *st, const Engine *e, size_t rows, const char *path) {
+  if (st->epoch_rows == 0) return 0;
+  if (st->epoch_rows < (int64_t)rows && st->epoch_rows % e->rows_per_step == 0) return 0;
+  char what[160];
+  snprintf(what, sizeof what, "the checkpoint stopped within epoch %" PRId64 " after %" PRId64 " rows, where ",
+           st->epoch + 1, st->epoch_rows);
+  if (st->epoch_rows >= (int64_t)rows)
+    diag_file_error(path ? path : "--resume", "%sa training set of %zu rows has no more (is it the run's data?)", what,
+                    rows);
+  else
+    diag_file_error(path ? path : "--resume", "%sno step of %" PRId64 " rows begins (resume with the run's batch)",
+                    what, e->rows_per_step);
+  return -1;
+}
+
 int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *valid, const TrainOptions *o,
              TrainState *st) {
   if (train->rows == 0) {
@@ -994,6 +1024,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     return 1;
   }
   if (one_value_per_channel(e->g, (int64_t)train->rows, p->train.batch, NULL) != 0) return 1;
+  if (cut_epoch_fits(st, e, train->rows, o->resumed) != 0) return 1;
   Run r = {.p = p, .tc = &p->train, .e = e, .o = o, .st = st, .tty = !o->quiet && isatty(STDOUT_FILENO)};
   r.tr.src = train;
   r.va.src = valid;

@@ -39,6 +39,9 @@ typedef struct TrainState {
   int64_t steps;      /* optimizer steps taken */
   NncRng shuffle;     /* the generator that shuffles each epoch's rows */
   bool has_shuffle;   /* shuffle holds it (else rt_train seeds it) */
+  int64_t epoch_rows; /* rows of epoch + 1 trained before a signal stopped the run within it (0:
+                         none); shuffle then holds the generator as that epoch began */
+  double epoch_loss;  /* the sum of those rows' losses */
   int64_t best_epoch; /* early stopping: the epoch of the lowest valid loss so far, or 0 */
   double best_loss;   /* that loss */
   void *best;         /* that epoch's buffer (nnc_xaligned, owned here), or NULL */
@@ -69,6 +72,7 @@ typedef struct TrainOptions {
   const char *engine; /* for the report's header: "jit -O2", "interpreter" */
   bool quiet;         /* print nothing (errors go to the diagnostics) */
   NncFitResult *result; /* when set: the per-epoch losses and final figures */
+  const char *resumed;  /* the checkpoint *st came from (for messages), or NULL */
 } TrainOptions;
 
 /* The learning rate of epoch `epoch` (from 0) under the train block's

@@ -11,6 +11,10 @@
 #                 final lines, no checkpoint)
 #   ignored       started with SIGINT ignored (a background job of a script):
 #                 SIGINT changes nothing, SIGTERM still stops the run
+#   resume.ENGINE SIGTERM within an epoch (Adam, a cosine schedule, shuffled
+#                 rows): the checkpoint says how many rows of that epoch were
+#                 trained, and --resume from it ends with the bits of the
+#                 run never stopped
 set -u
 set -m # background jobs keep SIGINT (without job control they would ignore it)
 nnc=$1 examples=$2 case=$3
@@ -104,6 +108,72 @@ ignored)
   finish
   [ $rc = 143 ] || fail "exit status $rc, expected 143"
   grep -q '^nnc: stopped by SIGTERM' "$tmp/err" || fail "no stopped-by-SIGTERM line"
+  ;;
+resume.*)
+  # an epoch of tens of milliseconds or more, which the signal sent as
+  # epoch 1 ends lands in, and of several of the runs of rows between
+  # which training looks for a signal (about 2^22 values of work each:
+  # driver/train.c, chunk_rows)
+  rows=1000000 width=8 batch=1
+  [ "$case" = resume.interp ] && rows=40000 width=32 batch=8
+  cat >"$tmp/m.nn" <<EOF
+model m {
+  dtype f64
+  input x[2]
+  target t[1]
+  y = x -> linear($width) -> relu -> linear(1)
+  loss squared(y, t)
+}
+train {
+  data      moons(samples: $((rows + 100)), noise: 0.15, seed: 42)
+  split     $rows
+  init      xavier_normal(seed: 13)
+  optimizer adam(lr: 0.001)
+  schedule  cosine(min_lr: 0.0001)
+  epochs    3
+  batch     $batch
+  shuffle   true
+}
+EOF
+  "$nnc" "$tmp/m.nn" "${engine[@]}" --train --save "$tmp/full.safetensors" >"$tmp/full" 2>&1 || fail "the whole run"
+  # (a signal that came as an epoch ended would leave no rows of the next:
+  # tried again)
+  for try in 1 2 3; do
+    "$nnc" "$tmp/m.nn" "${engine[@]}" --train --save "$tmp/cut.safetensors" >"$tmp/out" 2>"$tmp/err" &
+    pid=$!
+    until grep -q '^epoch 1/' "$tmp/out" 2>/dev/null; do
+      kill -0 $pid 2>/dev/null || fail "nnc ended before its first epoch did"
+      sleep 0.01
+    done
+    kill -TERM $pid
+    finish
+    # (on a busy machine the signal may come only as the run ends)
+    [ $rc = 143 ] && [ -e "$tmp/cut.safetensors" ] && python3 - "$tmp/cut.safetensors" <<'PY' && break
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+meta = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])["__metadata__"]
+sys.exit(0 if int(meta.get("epoch_rows", "0")) > 0 else 1)
+PY
+    [ $try = 3 ] && fail "three signals, none within an epoch (exit status $rc)"
+  done
+  "$nnc" "$tmp/m.nn" "${engine[@]}" --train --resume "$tmp/cut.safetensors" --save "$tmp/resumed.safetensors" \
+    >"$tmp/out" 2>"$tmp/err" || fail "--resume"
+  grep '^final' "$tmp/full" >"$tmp/want"
+  grep '^final' "$tmp/out" | cmp -s - "$tmp/want" || fail "final lines differ from the whole run's: $(cat "$tmp/want")"
+  python3 - "$tmp/full.safetensors" "$tmp/resumed.safetensors" <<'PY' || fail "the checkpoints differ"
+import json, struct, sys
+def tensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    head = json.loads(data[8:8 + n])
+    meta = head.pop("__metadata__")
+    return {k: data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in head.items()}, meta
+(a, ma), (b, mb) = tensors(sys.argv[1]), tensors(sys.argv[2])
+bad = [k for k in a if a[k] != b.get(k)] + [k for k in ("epoch", "steps", "shuffle_rng") if ma[k] != mb[k]]
+if bad:
+    print("differ:", bad)
+sys.exit(1 if bad else 0)
+PY
   ;;
 *) fail "unknown case $case" ;;
 esac
