@@ -19,6 +19,7 @@
  * state: four 64-bit words in hexadecimal), and with early stopping
  * best_epoch and best_valid_loss (a C99 hexadecimal float: exact).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -160,9 +161,11 @@ static int meta_int(const char *path, const char *key, int64_t *v, bool required
                             "while training (--load reads the parameters alone)", key);
     return rc < 0 || required ? -1 : 0;
   }
+  errno = 0;
   long long x = strtoll(text, &end, 10);
-  if (end == text || *end || x < 0) {
-    diag_file_error(path, "metadata %s is \"%s\", not a whole number", key, text);
+  /* (at most 2^53: the counts a run adds to stay far from overflowing) */
+  if (end == text || *end || x < 0 || errno || x > (1LL << 53)) {
+    diag_file_error(path, "metadata %s is \"%s\", not a whole number from 0 to 2^53", key, text);
     return -1;
   }
   *v = x;

@@ -1012,7 +1012,7 @@ static int cut_epoch_fits(const TrainState *st, const Engine *e, size_t rows, co
     diag_file_error(path ? path : "--resume", "%sa training set of %zu rows has no more (is it the run's data?)", what,
                     rows);
   else
-    diag_file_error(path ? path : "--resume", "%sno step of %" PRId64 " rows begins (resume with the run's batch)",
+    diag_file_error(path ? path : "--resume", "%sno step of %" PRId64 " rows begins (resume with the batch of the run it came from)",
                     what, e->rows_per_step);
   return -1;
 }

@@ -19,9 +19,12 @@
 #   resume_other_optimizer  --resume with another optimizer than the
 #                 checkpoint's: exit 1, one line naming the missing state
 #   resume_bad_metadata  --resume of a checkpoint whose metadata was changed
-#                 (set_metadata.py): an epoch that is not a whole number, a
-#                 shuffle_rng that is not four hexadecimal numbers,
-#                 best_epoch without best_valid_loss: exit 1, one line each
+#                 (set_metadata.py): an epoch that is not a whole number, an
+#                 epoch or a step count past 2^53, a shuffle_rng that is not
+#                 four hexadecimal numbers, best_epoch without
+#                 best_valid_loss, epoch_rows without epoch_loss, or rows of
+#                 an epoch where this run's steps do not begin or past its
+#                 data: exit 1, one line each
 #   grad_no_data  --grad and --check-grad of a model without data: a note
 #                 line on standard error, the same gradients each run, and
 #                 a passing check
@@ -136,7 +139,22 @@ PY
     set_meta() { python3 "$here/set_metadata.py" "$tmp/es.safetensors" "$tmp/bad.safetensors" "$@"; }
     set_meta epoch=2.5
     run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: metadata epoch is "2.5", not a whole number$'
+    one_line_error bad 'bad.safetensors: error: metadata epoch is "2.5", not a whole number from 0 to 2\^53$'
+    set_meta steps=18446744073709551615
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: metadata steps is "18446744073709551615", not a whole number from 0 to 2\^53$'
+    set_meta epoch=9223372036854775807
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: metadata epoch is "9223372036854775807", not a whole number from 0 to 2\^53$'
+    set_meta epoch_rows=20
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: the checkpoint has epoch_rows but no epoch_loss \(a number\) in its metadata$'
+    set_meta epoch_rows=25 epoch_loss=0x1p+0
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: the checkpoint stopped within epoch 4 after 25 rows, where no step of 10 rows begins \(resume with the batch of the run it came from\)$'
+    set_meta epoch_rows=100 epoch_loss=0x1p+0
+    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+    one_line_error bad 'bad.safetensors: error: the checkpoint stopped within epoch 4 after 100 rows, where a training set of 100 rows has no more \(is it the run.s data\?\)$'
     set_meta shuffle_rng=0x1
     run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
     one_line_error bad 'bad.safetensors: error: metadata shuffle_rng is "0x1", not four hexadecimal numbers$'
