@@ -265,7 +265,14 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
     return;
   case OP_IF_TRAINING: GIVE(0, dy); return; /* gradients are of training functions */
   case OP_BATCH_SUM: GIVE(0, dy); return;
-  case OP_BATCH_MEAN: GIVE(0, mul(ad, dy, inv_batch(ad))); return;
+  case OP_BATCH_MEAN:
+    /* an operand that is the same for every row (a loss of the parameters
+       alone) is its own mean, so its gradient is dy: written as the sum
+       over the rows of dy / rows, which a shard of a batch (grad_part,
+       whose rows are its share of them) turns into its share of dy */
+    GIVE(0, a->batched ? mul(ad, dy, inv_batch(ad))
+                       : node_reduce(g, OP_BATCH_SUM, mul(ad, dy, inv_batch(ad)), AXIS_ALL, ad->loc));
+    return;
   case OP_CHANNEL_MOMENTS: GIVE(0, moments_dx(ad, y, dy)); return;
   case OP_CONV: /* y = conv(x, w): the transposed convolution, and the correlation of x with dy */
     GIVE(0, window(ad, OP_CONV_DX, dy, b, &y->attr));

@@ -498,16 +498,20 @@ static void batch_scale(CG *cg, LLVMValueRef *idx, void *p) {
   cg_mem_store(cg, b->n, ci(cg, 0), lin, b_fmul(cg, cg_mem_load(cg, b->n, ci(cg, 0), lin), inv_n));
 }
 
-/* batch_sum / batch_mean: sum the rows (a per-batch operand counts n times). */
+/* batch_sum / batch_mean: sum the rows (a per-batch operand counts n times;
+ * in grad_part, whose n rows are a shard of a batch of 1 / inv_n, its mean
+ * is its share, n inv_n times it). */
 static void emit_batch(CG *cg, const Node *n) {
   const Node *a = n->in[0];
   LLVMValueRef zero = ci(cg, 0);
   Iter el, rows;
   if (!a->batched) {
+    LLVMValueRef rows_n = LLVMBuildSIToFP(cg->b, cg->n, cg->T, "");
     cg_iter_shape(cg, &el, &n->shape);
     FOR_EACH(cg, el) {
       LLVMValueRef v = cg_load_elem(cg, a, zero, el.idx);
-      if (n->op == OP_BATCH_SUM) v = b_fmul(cg, v, LLVMBuildSIToFP(cg->b, cg->n, cg->T, ""));
+      if (n->op == OP_BATCH_SUM) v = b_fmul(cg, v, rows_n);
+      if (n->op == OP_BATCH_MEAN && cg->kind == FN_GRAD_PART) v = b_fmul(cg, b_fmul(cg, v, rows_n), cg->inv_n);
       cg_store_elem(cg, n, zero, el.idx, v);
     }
     return;

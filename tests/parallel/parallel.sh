@@ -14,7 +14,9 @@
 #                    (tests/unit/test_gemm_rows.c), train_step's by the batch
 #   threads.unbatched  tests/parallel/unbatched.nn (gradients that are products
 #                    of batch sums and parameters): --threads 2 saves the
-#                    parameters of one thread (1e-12)
+#                    parameters of one thread (1e-12); so do --threads 2
+#                    and 3 for tests/gradcheck/param_only_loss.nn (a loss
+#                    of the parameters alone)
 #   threads.usage    --threads 2 without --jit: exit 2 and the message
 #   threads.clamp    more threads than rows in a batch: a note, and the run
 #                    of as many threads as rows
@@ -109,6 +111,16 @@ threads.unbatched)
   "$nnc" "$nn" --jit --train --threads 2 --save "$tmp/two.safetensors" >/dev/null || fail "--threads 2"
   python3 "$(dirname "$0")/../train/seedcheck.py" params "$tmp/one.safetensors" "$tmp/two.safetensors" 1e-12 ||
     fail "--threads 2 ends with other parameters"
+  # a loss of the parameters alone: each thread's share of its gradient
+  nn=$(dirname "$0")/../gradcheck/param_only_loss.nn
+  for n in 1 2 3; do
+    "$nnc" "$nn" --jit --train --batch 4 --epochs 3 --threads $n --save "$tmp/p$n.safetensors" >/dev/null ||
+      fail "param_only_loss --threads $n"
+  done
+  for n in 2 3; do
+    python3 "$(dirname "$0")/../train/seedcheck.py" params "$tmp/p1.safetensors" "$tmp/p$n.safetensors" 1e-12 ||
+      fail "param_only_loss: --threads $n ends with other parameters than one thread"
+  done
   ;;
 threads.stats)
   NNC_THREAD_STATS=1 "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 3 >"$tmp/a" 2>"$tmp/err" ||
