@@ -187,7 +187,7 @@ static char *xstrdup(const char *s) {
 static void collect(NncDiagnostics *sink, const char *file, Loc loc, NncSeverity sev, const char *message,
                     const char *text) {
   sink->items = realloc(sink->items, sizeof *sink->items * (size_t)(sink->count + 1));
-  if (!sink->items) nnc_die("out of memory");
+  if (!sink->items) nnc_out_of_memory(sizeof *sink->items * (size_t)(sink->count + 1));
   NncDiagnostic *d = &sink->items[sink->count++];
   d->file = xstrdup(file);
   d->line = loc.line;

@@ -371,11 +371,21 @@ __attribute__((constructor(102))) static void start_code_fault_in(int argc, char
 }
 #endif /* NNC_CODE_ORDER */
 
+/* Output that standard output lost (a full disk, a closed descriptor) is
+ * an error, as a file's would be: one line, exit status 1. */
+static int stdout_written(int status) {
+  errno = 0;
+  if (fflush(stdout) == 0 && !ferror(stdout)) return status;
+  int err = errno;
+  fprintf(stderr, "nnc: error: cannot write standard output%s%s\n", err ? ": " : "", err ? strerror(err) : "");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
   driver_release_code_after_compile();
   if (NNC_PLAIN_PROCESS) driver_leave_run_to_exit();
-  int status = run_command(argc, argv);
+  int status = stdout_written(run_command(argc, argv));
   nnc_parallel_finalize();
   if (NNC_PLAIN_PROCESS) {
     /* The run is over and its files are written and closed: what exit()

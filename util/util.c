@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,22 +27,32 @@ _Noreturn void nnc_die_at(const char *file, int line, const char *fmt, ...) {
   abort();
 }
 
+/* Memory exhausted (a ulimit, a cgroup's limit, an overcommit policy): not
+ * a broken invariant, so one error line and exit status 1, without a core
+ * dump; an output being written is left as it was (its temporary file may
+ * stay beside it). */
+_Noreturn void nnc_out_of_memory(size_t bytes) {
+  fprintf(stderr, "nnc: error: out of memory (an allocation of %zu bytes failed)\n", bytes);
+  fflush(stdout);
+  _exit(1);
+}
+
 void *nnc_xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
-  if (!p) nnc_die("out of memory (%zu bytes)", n);
+  if (!p) nnc_out_of_memory(n);
   return p;
 }
 
 void *nnc_xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) nnc_die("out of memory (%zu x %zu bytes)", n, size);
+  if (!p) nnc_out_of_memory(n > SIZE_MAX / (size ? size : 1) ? SIZE_MAX : n * size);
   return p;
 }
 
 void *nnc_xaligned(size_t n) {
   size_t rounded = (n + 63) / 64 * 64;
   void *p = aligned_alloc(64, rounded ? rounded : 64);
-  if (!p) nnc_die("out of memory (%zu bytes)", n);
+  if (!p) nnc_out_of_memory(n);
   nnc_prefault(p, rounded);
   memset(p, 0, rounded ? rounded : 64);
   return p;
@@ -150,7 +161,7 @@ void nnc_bulk_free(void *p, size_t n) {
 
 void *nnc_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
-  if (!q) nnc_die("out of memory (%zu bytes)", n);
+  if (!q) nnc_out_of_memory(n);
   return q;
 }
 

@@ -24,7 +24,9 @@ _Noreturn void nnc_die_at(const char *file, int line, const char *fmt, ...)
 #define NNC_ASSERT(x) \
   ((x) ? (void)0 : nnc_die_at(__FILE__, __LINE__, "assertion failed: %s", #x))
 
-/* malloc/calloc/realloc that die on exhaustion (sizes are checked against
+/* Memory exhausted: "nnc: error: out of memory ...", exit status 1. */
+_Noreturn void nnc_out_of_memory(size_t bytes);
+/* malloc/calloc/realloc that end the process on exhaustion (sizes are checked against
  * the limits of limits.h long before they could be absurd). */
 void *nnc_xmalloc(size_t n);
 void *nnc_xcalloc(size_t n, size_t size);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# cli_limits.sh NNC CASE - what the machine refuses nnc is an error line
+# and exit status 1, never a crash:
+#   stdout_full     standard output on /dev/full (a full disk) or closed,
+#                   for --emit ir, --grad and --train: "nnc: error: cannot
+#                   write standard output"
+#   out_of_memory   a model whose --grad needs 2 GiB under `ulimit -v` of
+#                   1.5 GB: "nnc: error: out of memory (...)", no core dump
+set -u
+nnc=$1 case=$2
+here=$(dirname "$0")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAILED: $*"; exit 1; }
+# one_error STATUS: exit status 1 and one line on standard error matching $2
+one_error() {
+  [ "$1" = 1 ] || fail "exit status $1, expected 1: $(cat "$tmp/err")"
+  [ "$(wc -l <"$tmp/err")" = 1 ] && grep -Eq "$2" "$tmp/err" || fail "standard error: $(cat "$tmp/err")"
+}
+case $case in
+stdout_full)
+  for args in "--emit ir" "--grad" "--train --epochs 2"; do
+    # shellcheck disable=SC2086
+    "$nnc" "$here/gradcheck/exp.nn" $args >/dev/full 2>"$tmp/err"
+    one_error $? '^nnc: error: cannot write standard output'
+    # shellcheck disable=SC2086
+    "$nnc" "$here/gradcheck/exp.nn" $args >&- 2>"$tmp/err"
+    one_error $? '^nnc: error: cannot write standard output'
+  done
+  ;;
+out_of_memory)
+  cat >"$tmp/m.nn" <<EOF
+model m {
+  dtype f64
+  input x[2]
+  target t[1]
+  y = x -> linear(4096) -> relu -> linear(4096) -> relu -> linear(1)
+  loss squared(y, t)
+}
+train {
+  data csv("rows.csv")
+  batch 65536
+}
+EOF
+  printf 'x0,x1,t0\n1,2,3\n' >"$tmp/rows.csv"
+  (ulimit -c 0; ulimit -v 1500000; exec "$nnc" "$tmp/m.nn" --grad --batch 16) >/dev/null 2>"$tmp/err"
+  one_error $? '^nnc: error: out of memory \(an allocation of [0-9]+ bytes failed\)$'
+  ;;
+*) fail "unknown case $case" ;;
+esac
+echo "1 passed, 0 failed"
