@@ -16,6 +16,13 @@ static int64_t leaf_cols(const PtrVec *leaves) {
 int64_t engine_input_cols(const Graph *g) { return leaf_cols(&g->inputs); }
 int64_t engine_target_cols(const Graph *g) { return leaf_cols(&g->targets); }
 
+int64_t engine_input_column(const Graph *g, const Node *in) {
+  int64_t col = 0;
+  for (int k = 0; k < g->inputs.len && g->inputs.items[k] != in; k++)
+    col += shape_numel(&((const Node *)g->inputs.items[k])->shape);
+  return col;
+}
+
 Engine *engine_new(const Engine *ops, const Graph *g, const Layout *layout, int max_batch, void *impl) {
   Engine *e = nnc_xmalloc(sizeof *e);
   *e = *ops;

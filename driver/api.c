@@ -33,6 +33,8 @@ struct NncModel {
   JitCode *jits;
   TrainState fitted; /* the last nnc_model_fit's steps and shuffling (for
                         nnc_model_save's metadata; best not kept) */
+  NncIndexInput *index_inputs; /* the inputs embeddings read */
+  int nindex_inputs;
 };
 
 static void fill_layout(NncModel *m) {
@@ -51,6 +53,14 @@ static void fill_layout(NncModel *m) {
   pub->nparams = g->params.len;
   pub->lr_offset = L->lr_off;
   pub->min_train_rows = g->stat_values == 1 ? 2 : 1;
+  m->index_inputs = nnc_xcalloc((size_t)g->len + 1, sizeof *m->index_inputs);
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i], *ids = n->in[1];
+    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
+    m->index_inputs[m->nindex_inputs++] = (NncIndexInput){
+        .input = ids->name, .table = n->in[0]->name, .column = engine_input_column(g, ids),
+        .count = shape_numel(&ids->shape), .rows = n->in[0]->shape.dim[0]};
+  }
   m->params = nnc_xcalloc((size_t)g->params.len + 1, sizeof *m->params);
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
@@ -161,6 +171,7 @@ void nnc_model_free(NncModel *m) {
   if (m->interp) m->interp->destroy(m->interp);
   free(m->params);
   free(m->states);
+  free(m->index_inputs);
   source_free(&m->c.src);
   arena_free(&m->c.arena);
   free(m->name);
@@ -169,6 +180,11 @@ void nnc_model_free(NncModel *m) {
 }
 
 const NncLayout *nnc_model_layout(const NncModel *m) { return &m->layout; }
+
+int nnc_model_index_inputs(const NncModel *m, const NncIndexInput **inputs) {
+  *inputs = m->index_inputs;
+  return m->nindex_inputs;
+}
 
 static size_t buffer_bytes(const NncModel *m) { return (size_t)m->layout.total * (size_t)m->layout.elem_size; }
 

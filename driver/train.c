@@ -39,21 +39,13 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   free(perm);
 }
 
-/* The column of input `ids` in a data row (inputs in order, flattened). */
-static int64_t input_column(const Graph *g, const Node *ids) {
-  int64_t col = 0;
-  for (int k = 0; k < g->inputs.len && g->inputs.items[k] != ids; k++)
-    col += shape_numel(&((const Node *)g->inputs.items[k])->shape);
-  return col;
-}
-
 /* Every value an embedding reads from an input must be a row of its table:
  * an error naming the data row and column otherwise. */
 static int check_indices(const Graph *g, const NncData *d, const char *source) {
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i], *ids = n->in[1];
     if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    int64_t col = input_column(g, ids), len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
+    int64_t col = engine_input_column(g, ids), len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
     for (size_t r = 0; r < d->rows; r++)
       for (int64_t k = 0; k < len; k++) {
         double v = d->x[r * (size_t)d->in_cols + (size_t)(col + k)];
@@ -149,7 +141,7 @@ static int64_t *index_limits(const Graph *g, int64_t in_cols) {
   for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i], *ids = n->in[1];
     if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    int64_t col = input_column(g, ids), len = shape_numel(&ids->shape), table = n->in[0]->shape.dim[0];
+    int64_t col = engine_input_column(g, ids), len = shape_numel(&ids->shape), table = n->in[0]->shape.dim[0];
     for (int64_t k = 0; k < len; k++)
       if (!rows[col + k] || table < rows[col + k]) rows[col + k] = table;
   }

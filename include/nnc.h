@@ -198,6 +198,20 @@ typedef struct NncLayout {
 
 /* Lives as long as the model. */
 NNC_API const NncLayout *nnc_model_layout(const NncModel *m);
+
+/* An input an embedding reads its rows by: values [column, column + count)
+ * of a row of inputs (all inputs in order, flattened) must each be a row of
+ * `table`, an integer in [0, rows). The command line checks every data row
+ * (an error naming it); the functions of a model do not (an index outside
+ * the table reads some row of it): a caller passing rows of its own checks
+ * them, as the Python package does. */
+typedef struct NncIndexInput {
+  const char *input; /* the input's name */
+  const char *table; /* the embedding's table, e.g. "embedding1.W" */
+  int64_t column, count, rows;
+} NncIndexInput;
+/* How many there are; *inputs gets them (they live as long as the model). */
+NNC_API int nnc_model_index_inputs(const NncModel *m, const NncIndexInput **inputs);
 /* A new buffer of layout->total elements, 64-byte aligned, zero, with the
  * optimizer state at its starting values; free it with free(). */
 NNC_API void *nnc_buffer_new(const NncModel *m);

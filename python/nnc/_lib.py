@@ -91,6 +91,16 @@ class NncLayout(Structure):
     ]
 
 
+class NncIndexInput(Structure):
+    _fields_ = [
+        ("input", c_char_p),
+        ("table", c_char_p),
+        ("column", c_int64),
+        ("count", c_int64),
+        ("rows", c_int64),
+    ]
+
+
 FUNCTION_NAMES = ("forward", "predict", "backward", "update", "train_step", "train_epoch")
 
 
@@ -147,6 +157,7 @@ _PROTOTYPES = {
     "nnc_model_free": (None, [c_void_p], False),
     "nnc_diagnostics_free": (None, [POINTER(NncDiagnostics)], False),
     "nnc_model_layout": (POINTER(NncLayout), [c_void_p], False),
+    "nnc_model_index_inputs": (c_int, [c_void_p, POINTER(POINTER(NncIndexInput))], False),
     "nnc_buffer_init": (None, [c_void_p, c_void_p], False),
     "nnc_model_init_params": (None, [c_void_p, c_void_p], False),
     "nnc_model_jit": (POINTER(NncFunctions), [c_void_p, c_int], True),

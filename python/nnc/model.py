@@ -4,11 +4,11 @@ import collections
 import ctypes
 import os
 import weakref
-from ctypes import byref, c_double, c_size_t
+from ctypes import POINTER, byref, c_double, c_size_t
 
 import numpy as np
 
-from ._lib import (FUNCTION_NAMES, SIGNATURES, NncDataset, NncDiagnostics, NncFitResult, NncOptions,
+from ._lib import (FUNCTION_NAMES, SIGNATURES, NncDataset, NncDiagnostics, NncFitResult, NncIndexInput, NncOptions,
                    compile_lock, lib, libc)
 
 EMIT_KINDS = ("ast", "ir", "grad", "opt", "layout", "dot", "llvm", "asm", "obj", "header")
@@ -357,6 +357,10 @@ class Model:
         lib.buffer_init(m, self._bufp)
         lib.model_init_params(m, self._bufp)
         self._state_layout = tuple(Param(L.states[i]) for i in range(L.nstates))
+        ix = POINTER(NncIndexInput)()
+        # (column, count, rows, input, table) of each input an embedding reads
+        self._index_inputs = tuple((p.column, p.count, p.rows, p.input.decode(), p.table.decode())
+                                   for p in ix[:lib.model_index_inputs(m, byref(ix))])
         self.params = _Views(self.buffer, self.layout, False)
         self.states = _Views(self.buffer, self._state_layout, False, "state")
         self.grads = _Views(self.buffer, self.layout, True)
@@ -378,7 +382,8 @@ class Model:
             for fn in FUNCTION_NAMES:
                 addr = getattr(addrs, fn)
                 setattr(self, "_c_" + fn, SIGNATURES[L.dtype][fn](addr) if addr else None)
-            self._fast_step = self._c_train_step
+            # (indices are checked on the way that checks everything)
+            self._fast_step = None if self._index_inputs else self._c_train_step
 
     def close(self):
         """Free the compiled model and its code. The parameter arrays stay
@@ -438,7 +443,21 @@ class Model:
         if hi is not None and n > hi:
             raise ValueError("%s has %d rows; %s takes %s (the train block's batch is %d)"
                              % (what, n, call, "1 row" if hi == 1 else "1 to %d rows" % hi, self.max_batch))
+        if what == "x":
+            self._check_indices(a.reshape(n, cols))
         return n
+
+    def _check_indices(self, x):
+        """Every value an embedding reads from x is a row of its table (as
+        the command line checks its data): ValueError naming the first that
+        is not (compiled code would read some row of the table instead)."""
+        for column, count, rows, name, table in self._index_inputs:
+            v = x[:, column:column + count]
+            bad = ~((v >= 0) & (v < rows) & (v == np.floor(v)))  # (NaN is bad)
+            if bad.any():
+                r, k = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError("x[%d, %d] (%s[%d]) is %r, which is not a row of %s (an integer in [0, %d))"
+                                 % (r, column + k, name, k, float(v[r, k]), table, rows))
 
     def _batch(self, x, t, call):
         self._ready()

@@ -163,6 +163,36 @@ def test_predict_needs_an_output_of_the_inputs():
     assert y.shape == (4, 1)
 
 
+EMBEDDING = """model emb {
+  dtype f64
+  input x[2]
+  target t[1]
+  y = x -> embedding(3, 2) -> flatten -> linear(1)
+  loss squared(y, t)
+}
+train {
+  batch 2
+}
+"""
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("bad", [3.0, -1.0, 1.5, np.nan, 1e300])
+def test_embedding_indices_are_checked(jit, bad):
+    m = nnc.Model.from_source(EMBEDDING, name="emb.nn", jit=jit)
+    x, t = np.array([[0.0, 1.0], [2.0, bad]]), np.zeros((2, 1))
+    before = m.buffer.copy()
+    calls = [lambda: m.predict(x), lambda: m.forward(x, t), lambda: m.grad(x, t), lambda: m.train_step(x, t),
+             lambda: m.train_epoch(x, t), lambda: m.evaluate(x, t)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^x\[1, 1\] \(x\[1\]\) is .*, which is not a row of embedding1.W "
+                                             r"\(an integer in \[0, 3\)\)$"):
+            call()
+    assert np.array_equal(m.buffer, before, equal_nan=True)  # nothing ran
+    x[1, 1] = 2.0
+    m.train_step(x, t)  # rows of the table are fine
+
+
 def test_data_errors():
     src = TINY.replace("moons(samples: 40, noise: 0.1, seed: 3)", 'csv("nowhere.csv")').replace("split 30\n", "")
     m = nnc.Model.from_source(src, name="/tmp/d.nn")
