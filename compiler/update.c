@@ -222,15 +222,22 @@ void layout_dump(const Graph *g, const Layout *L, StrBuf *out) {
   }
 }
 
-void layout_init_states(const Graph *g, const Layout *L, void *buf) {
-  for (int j = 0; j < L->nstates; j++) {
-    const Node *s = g->states.items[j];
-    int64_t n = shape_numel(&s->shape);
-    for (int64_t e = 0; e < n; e++) {
-      if (L->elem_size == 8)
-        ((double *)buf)[L->state_off[j] + e] = s->attr.value;
-      else
-        ((float *)buf)[L->state_off[j] + e] = (float)s->attr.value;
-    }
+static void init_state(const Graph *g, const Layout *L, int j, void *buf) {
+  const Node *s = g->states.items[j];
+  int64_t n = shape_numel(&s->shape);
+  for (int64_t e = 0; e < n; e++) {
+    if (L->elem_size == 8)
+      ((double *)buf)[L->state_off[j] + e] = s->attr.value;
+    else
+      ((float *)buf)[L->state_off[j] + e] = (float)s->attr.value;
   }
+}
+
+void layout_init_states(const Graph *g, const Layout *L, void *buf) {
+  for (int j = 0; j < L->nstates; j++) init_state(g, L, j, buf);
+}
+
+void layout_reset_optimizer(const Graph *g, const Layout *L, void *buf) {
+  for (int j = 0; j < L->nstates; j++)
+    if (is_optimizer_state(g->states.items[j]) && g->states.items[j] != g->lr) init_state(g, L, j, buf);
 }

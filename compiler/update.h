@@ -56,5 +56,8 @@ Layout *layout_make(const Graph *g, Arena *arena);
 void layout_dump(const Graph *g, const Layout *L, StrBuf *out);
 /* Fill the optimizer state with its starting values. */
 void layout_init_states(const Graph *g, const Layout *L, void *buf);
+/* The optimizer's states but the learning rate back at their starting
+ * values (a fresh start from loaded parameters, as --load makes). */
+void layout_reset_optimizer(const Graph *g, const Layout *L, void *buf);
 
 #endif

@@ -181,6 +181,8 @@ void nnc_model_free(NncModel *m) {
 
 const NncLayout *nnc_model_layout(const NncModel *m) { return &m->layout; }
 
+void nnc_model_restart(NncModel *m) { m->fitted = (TrainState){0}; }
+
 int nnc_model_index_inputs(const NncModel *m, const NncIndexInput **inputs) {
   *inputs = m->index_inputs;
   return m->nindex_inputs;
@@ -374,7 +376,11 @@ int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *dia
   void *own = lend(e, copy);
   int rc = rt_load_params(path ? path : "", e);
   e->buf = own;
-  if (rc == 0) memcpy(buf, copy, bytes);
+  if (rc == 0) { /* as --load: a new run from these parameters */
+    layout_reset_optimizer(m->c.opt_g, m->c.layout, copy);
+    memcpy(buf, copy, bytes);
+    nnc_model_restart(m);
+  }
   free(copy);
   sink_close(&k);
   return rc ? -1 : 0;
@@ -425,16 +431,20 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   } else if (epochs > NNC_MAX_EPOCHS) {
     diag_file_error(m->name, "nnc_model_fit: epochs must be at most %lld", NNC_MAX_EPOCHS);
   } else if (rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va) == 0) {
+    /* the run goes on from where the last call left it (its schedule, its
+       shuffled order, its steps) for `epochs` more (the train block's
+       count); early stopping looks at this call's epochs */
     Program p = m->c.prog; /* a copy, for another epoch count */
-    if (epochs >= 0) p.train.epochs = epochs;
+    TrainState st = m->fitted;
+    st.best_epoch = 0, st.best_loss = 0, st.best = NULL;
+    p.train.epochs = st.epoch + (epochs >= 0 ? epochs : m->c.prog.train.epochs);
     TrainOptions to = {.model_name = p.model_name, .engine = code ? "jit" : "interpreter", .quiet = !verbose,
                        .result = r};
     void *own = lend(e, buf);
-    TrainState st = {0};
     int status = rt_train(&p, e, &tr, &va, &to, &st);
     free(st.best);
     st.best = NULL;
-    if (status == 0) m->fitted = st;
+    m->fitted = st; /* (a diverged run stands at its last finite epoch) */
     e->buf = own;
     /* without files to write, rt_train fails before training only on an empty set */
     rc = status == 0 ? 0 : tr.rows > 0 ? 1 : -1;

@@ -288,9 +288,11 @@ NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_
 /* buf to and from a safetensors checkpoint, as --save and --load: save
  * writes the parameters and the optimizer state (names and shapes as
  * --emit layout's; `epoch` goes to the file's metadata), load reads the
- * parameters and skips the optimizer state. A load must find every
- * parameter with its dtype and shape, and finite values; it changes buf
- * only when it succeeds. Return 0 or -1. */
+ * parameters (and layer states), skips the file's optimizer state and sets
+ * buf's back to its starting values, and starts a new run
+ * (nnc_model_restart), as --load does. A load must find every parameter
+ * with its dtype and shape, and finite values; it changes buf only when it
+ * succeeds. Return 0 or -1. */
 NNC_API int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags);
 NNC_API int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags);
 
@@ -321,7 +323,12 @@ typedef struct NncFitResult {
 /* Train buf as `nnc --train` does: the train block's data, shuffling,
  * optimizer and epochs (epochs >= 0 replaces the count), with the code of
  * `code` (an nnc_model_jit result of m) or the interpreter (NULL), on one
- * thread. verbose: print the progress and final lines as --train does.
+ * thread. A call goes on with the run the last one left (m keeps its
+ * epoch, steps and shuffling generator): fit 3 epochs twice trains as fit
+ * 6 once, the schedule's epochs counted from the run's start (a cosine
+ * schedule spans the run up to the end of this call); early stopping
+ * watches this call's epochs. verbose: print the progress and final lines
+ * as --train does.
  * Returns 0; -1 when training could not start (the data could not be
  * loaded); 1 when it stopped at a value that is not finite (an error names
  * the step and the value; buf holds the last finite parameters, *r the
@@ -329,6 +336,9 @@ typedef struct NncFitResult {
 NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose,
                           NncFitResult *r, NncDiagnostics *diags);
 NNC_API void nnc_fit_result_free(NncFitResult *r);
+/* The next nnc_model_fit starts a new run: its first epoch of the
+ * schedule, the first shuffled order (after new parameters). */
+NNC_API void nnc_model_restart(NncModel *m);
 
 /* ---- MPI ---- */
 

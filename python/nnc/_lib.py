@@ -172,6 +172,7 @@ _PROTOTYPES = {
     "nnc_model_fit": (c_int, [c_void_p, c_void_p, POINTER(NncFunctions), c_int64, c_bool, POINTER(NncFitResult),
                               POINTER(NncDiagnostics)], True),
     "nnc_fit_result_free": (None, [POINTER(NncFitResult)], False),
+    "nnc_model_restart": (None, [c_void_p], False),
 }
 
 

@@ -631,7 +631,9 @@ class Model:
     def fit(self, epochs=None, verbose=False):
         """Train as `nnc --train` does: the train block's data, shuffling,
         optimizer and epochs (or `epochs`), with the model's code, on one
-        thread. verbose prints --train's progress and final lines on
+        thread. A call goes on with the run the last one left: fit(3)
+        twice trains as fit(6), its schedule and shuffled order included
+        (init_params and load start a new run). verbose prints --train's progress and final lines on
         standard output. Returns a History; raises TrainingError when the
         loss or a parameter stops being finite."""
         self._ready()
@@ -662,6 +664,7 @@ class Model:
         self._ready()
         lib.buffer_init(self._m, self._bufp)
         lib.model_init_params(self._m, self._bufp)
+        lib.model_restart(self._m)
         self.epochs_trained = 0
 
     # ---- checkpoints and text ----
@@ -678,14 +681,16 @@ class Model:
 
     def load(self, path):
         """Read the parameters from a safetensors file, as --load: every
-        parameter with its dtype and shape, finite values. On an error the
-        parameters are unchanged."""
+        parameter with its dtype and shape, finite values; the optimizer
+        state starts again, and so does the run (epochs_trained 0). On an
+        error nothing changes."""
         self._ready()
         d = NncDiagnostics()
         rc = lib.model_load(self._m, self._bufp, _path_arg(path), byref(d))
         diags = _take_diagnostics(d)
         if rc != 0:
             raise Error(diags)
+        self.epochs_trained = 0
 
     def emit(self, kind, opt_level=None):
         """What `nnc --emit KIND` writes: a str for ast, ir, grad, opt,

@@ -169,6 +169,28 @@ def test_fit_history(tiny):
     assert h0.epochs == 0 and len(h0.train_loss) == 0 and h0.final_train_loss is not None
 
 
+RUN = TINY.replace("optimizer sgd(lr: 0.1)", "optimizer adam(lr: 0.02)\n  schedule step(every: 2, gamma: 0.5)\n"
+                                             "  shuffle true")
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fit_goes_on_with_the_run(jit, tmp_path):
+    """fit(3) twice trains as fit(6) (Adam's state, the schedule, the
+    shuffled order); load() starts a new run, as --load does."""
+    one = nnc.Model.from_source(RUN, name="run.nn", jit=jit)
+    one.save(tmp_path / "init.safetensors")
+    h6 = one.fit(epochs=6)
+    two = nnc.Model.from_source(RUN, name="run.nn", jit=jit)
+    h3a, h3b = two.fit(epochs=3), two.fit(epochs=3)
+    assert two.epochs_trained == 6
+    assert np.array_equal(two.buffer, one.buffer)
+    assert list(h3a.train_loss) + list(h3b.train_loss) == list(h6.train_loss)
+    two.load(tmp_path / "init.safetensors")
+    assert two.epochs_trained == 0
+    again = two.fit(epochs=3)
+    assert list(again.train_loss) == list(h3a.train_loss)  # the optimizer state and the run began again
+
+
 def test_fit_without_validation_or_labels():
     src = TINY.replace("split 30\n", "").replace("moons(samples: 40, noise: 0.1, seed: 3)", "circles(samples: 20)")
     m = nnc.Model.from_source(src.replace("t[1]", "t[1]"), name="nv.nn", jit=False)
