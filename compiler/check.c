@@ -364,17 +364,21 @@ static const char *type_noun(ParamType t) {
   return "?";
 }
 
-static void fmt_range(char *buf, size_t n, const ParamSpec *p) {
+/* The range of p's values, for a message about the value v: a bound of
+ * 1e299 or more (a guard against overflow, no real limit) only when v is
+ * past it. */
+static void fmt_range(char *buf, size_t n, const ParamSpec *p, double v) {
   char lo[32], hi[32];
   fmt_number(lo, sizeof lo, p->lo);
   fmt_number(hi, sizeof hi, p->hi);
+  bool no_top = p->hi >= 1e299 && v <= p->hi;
   if (p->lo_open && p->hi_open)
     snprintf(buf, n, "between %s and %s, both excluded", lo, hi);
-  else if (p->lo_open && p->hi >= 1e299)
+  else if (p->lo_open && no_top)
     snprintf(buf, n, "greater than %s", lo);
   else if (p->lo_open)
     snprintf(buf, n, "greater than %s and at most %s", lo, hi);
-  else if (p->hi >= 1e299)
+  else if (no_top)
     snprintf(buf, n, "at least %s", lo);
   else if (p->hi_open)
     snprintf(buf, n, "at least %s and less than %s", lo, hi);
@@ -415,8 +419,16 @@ static void list_param(Checker *c, Call *call, int i, const Expr *e) {
     bool minus_one = p->type == P_SHAPE && v == -1;
     double lo = p->type == P_SHAPE ? 1 : p->lo;
     if (!minus_one && (v < lo || v > p->hi)) {
-      diag_error(c->diag, a->value->loc, "%s: each number of '%s' must be %s %g, got %g", f, p->name,
-                 p->type == P_SHAPE ? "-1 or at least" : "at least", lo, v);
+      char low[32], high[32], got[32];
+      fmt_number(low, sizeof low, lo);
+      fmt_number(high, sizeof high, p->hi);
+      fmt_number(got, sizeof got, v);
+      if (v > p->hi)
+        diag_error(c->diag, a->value->loc, "%s: each number of '%s' must be at most %s, got %s", f, p->name, high,
+                   got);
+      else
+        diag_error(c->diag, a->value->loc, "%s: each number of '%s' must be %s %s, got %s", f, p->name,
+                   p->type == P_SHAPE ? "-1 or at least" : "at least", low, got);
       return;
     }
     call->list[i][n] = (int64_t)v;
@@ -465,9 +477,10 @@ static void set_param(Checker *c, Call *call, int i, const Expr *e) {
   }
   if (v < p->lo || v > p->hi || (p->lo_open && v == p->lo) || (p->hi_open && v == p->hi)) {
     char range[96];
-    fmt_range(range, sizeof range, p);
-    diag_error(c->diag, e->loc, "%s: '%s' must be %s, got %g", call->b->name,
-               p->name, range, v);
+    char got[32];
+    fmt_range(range, sizeof range, p, v);
+    fmt_number(got, sizeof got, v);
+    diag_error(c->diag, e->loc, "%s: '%s' must be %s, got %s", call->b->name, p->name, range, got);
     return;
   }
   call->num[i] = v;
@@ -1282,8 +1295,19 @@ static Call *setting_call(Checker *c, Stmt *s, BuiltinKind kind, const char *exa
   const char *name = e->kind == E_NAME || e->kind == E_CALL ? e->text : NULL;
   const Builtin *b = name ? builtin_of_kind(name, kind) : NULL;
   if (!b) {
-    diag_error(c->diag, e->loc, "'%s' expects %s such as %s%s", s->name, kind_noun(kind),
-               example, name && !builtin_lookup(name) ? suggest(c, name, 1u << kind, false) : "");
+    /* the kind's names, "sgd, adam, adamw or rmsprop" */
+    char all[256] = "";
+    size_t count = 0, len = 0, total = 0;
+    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) total += builtins[i].kind == kind;
+    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0] && len < sizeof all; i++)
+      if (builtins[i].kind == kind)
+        len += (size_t)snprintf(all + len, sizeof all - len, "%s%s", count++ == 0 ? "" : count == total ? " or " : ", ",
+                                builtins[i].name);
+    if (name)
+      diag_error(c->diag, e->loc, "'%s' expects %s (%s) such as %s, got '%s'%s", s->name, kind_noun(kind), all,
+                 example, name, !builtin_lookup(name) ? suggest(c, name, 1u << kind, false) : "");
+    else
+      diag_error(c->diag, e->loc, "'%s' expects %s (%s) such as %s", s->name, kind_noun(kind), all, example);
     return NULL;
   }
   Expr call_expr = {.kind = E_CALL, .loc = e->loc, .text = name};

@@ -155,7 +155,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
     char *end;
     errno = 0;
     double lr = strtod(val, &end);
-    if (errno || end == val || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a positive number, got '%s'", val);
+    if (errno || end == val || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a number greater than 0 and at most 1e6, got '%s'", val);
     o->lr = lr;
     break;
   }
