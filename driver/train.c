@@ -59,6 +59,27 @@ static int check_indices(const Graph *g, const NncData *d, const char *source) {
   return 0;
 }
 
+/* An f32 model's data within f32's range (1e39 is finite as read, and
+ * infinite as the model holds it): an error naming the row and column. */
+static int check_f32_range(const Graph *g, const NncData *d, const char *source) {
+  if (g->dtype != DT_F32) return 0;
+  for (size_t r = 0; r < d->rows; r++)
+    for (int part = 0; part < 2; part++) {
+      size_t cols = part ? (size_t)d->tgt_cols : (size_t)d->in_cols;
+      const double *v = (part ? d->t : d->x) + r * cols;
+      for (size_t k = 0; k < cols; k++) {
+        if (fabs(v[k]) <= FLT_MAX) continue;
+        char got[32];
+        fmt_number(got, sizeof got, v[k]);
+        diag_file_error(source, "data row %zu, column %zu: %s is beyond the range of f32, the model's dtype "
+                        "(at most %g in magnitude)", r + 1, (part ? (size_t)d->in_cols : 0) + k + 1, got,
+                        (double)FLT_MAX);
+        return -1;
+      }
+    }
+  return 0;
+}
+
 static const char *source_name(const DataSpec *d) {
   switch (d->kind) {
   case DATA_MOONS: return "moons";
@@ -97,7 +118,7 @@ static int load_source(const Program *p, const Graph *g, const DataSpec *d, int6
     diag_error_line(err);
     return rc;
   }
-  if (check_indices(g, out, source_name(d)) != 0) {
+  if (check_indices(g, out, source_name(d)) != 0 || check_f32_range(g, out, source_name(d)) != 0) {
     nnc_data_free(out);
     return -1;
   }
@@ -1293,7 +1314,7 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }
-  if (check_indices(g, &d, csv_path) != 0) {
+  if (check_indices(g, &d, csv_path) != 0 || check_f32_range(g, &d, csv_path) != 0) {
     nnc_data_free(&d);
     return 1;
   }

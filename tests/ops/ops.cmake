@@ -23,6 +23,16 @@ add_test(NAME cli.embedding_index_out_of_range
                  "bad_predict.csv: error: data row 1, column 4 \\(ids\\[3\\]\\): 6 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
                  ../ops/embedding.nn --load ../ops/embedding.safetensors --predict ../ops/bad_predict.csv)
 
+# a number beyond f32's range in an f32 model's data: the row and column
+# (in f64 it is a number like any other)
+add_test(NAME cli.data_beyond_f32
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
+                 "f32_range.csv: error: data row 2, column 3: -2e\\+39 is beyond the range of f32, the model's dtype \\(at most 3.40282e\\+38 in magnitude\\)$"
+                 ../ops/f32_range.nn --grad)
+add_test(NAME cli.data_beyond_f32_in_f64
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 0 stdout "^loss " ../ops/f32_range.nn --grad
+                 --dtype f64)
+
 # examples/reviews.nn (an embedding of word indices) learns its task
 add_test(NAME accept.reviews
          COMMAND ${PROJECT_SOURCE_DIR}/tests/train/accept.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples reviews)
