@@ -62,18 +62,21 @@ static void content_hash(const void *data, size_t n, unsigned char out[OBJKEY_BY
 
 /* ---- the directory and what may be trusted ---- */
 
-/* The directory's path, or 0 when the cache is off or there is none. */
+/* The directory's path, or 0 when the cache is off or there is none.
+ * XDG_CACHE_HOME and HOME count only as absolute paths (a relative one,
+ * as the XDG base directory specification says, is ignored: it would put
+ * a cache in whatever directory nnc runs in). */
 static int cache_dir(char *out, size_t n) {
   const char *off = getenv("NNC_CACHE");
   if (off && strcmp(off, "0") == 0) return 0;
-  const char *dir = getenv("NNC_CACHE_DIR");
+  const char *dir = getenv("NNC_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   int len;
   if (dir && *dir)
     len = snprintf(out, n, "%s", dir);
-  else if (getenv("XDG_CACHE_HOME") && *getenv("XDG_CACHE_HOME"))
-    len = snprintf(out, n, "%s/nnc", getenv("XDG_CACHE_HOME"));
-  else if (getenv("HOME") && *getenv("HOME"))
-    len = snprintf(out, n, "%s/.cache/nnc", getenv("HOME"));
+  else if (xdg && xdg[0] == '/')
+    len = snprintf(out, n, "%s/nnc", xdg);
+  else if (home && home[0] == '/')
+    len = snprintf(out, n, "%s/.cache/nnc", home);
   else
     return 0;
   return len > 0 && (size_t)len < n;

@@ -6,7 +6,8 @@
 # model or CPU is a different entry, a different learning rate is not; a
 # directory or an entry that someone else could have written is not used
 # (one note, then the run compiles), nor an entry that is a FIFO or a link;
-# past NNC_CACHE_SIZE the least recently used entries are removed.
+# past NNC_CACHE_SIZE the least recently used entries are removed; the
+# default directory comes from XDG_CACHE_HOME or HOME when absolute.
 set -u
 nnc=$1 examples=$2
 tmp=$(mktemp -d)
@@ -131,4 +132,20 @@ compiled && fail "the newest entries were evicted"
 run --batch 2
 compiled || fail "the oldest entry was kept"
 unset NNC_CACHE_SIZE
+
+# the default directory: $XDG_CACHE_HOME/nnc, else $HOME/.cache/nnc, each
+# only as an absolute path (a relative one would put a cache wherever nnc
+# runs)
+mkdir -p "$tmp/cwd"
+(
+  unset NNC_CACHE_DIR
+  cd "$tmp/cwd" || exit 1
+  XDG_CACHE_HOME=$tmp/xdg run
+  [ "$(objects "$tmp/xdg/nnc")" = 1 ] || fail "no entry in \$XDG_CACHE_HOME/nnc"
+  XDG_CACHE_HOME= HOME=$tmp/home run
+  [ "$(objects "$tmp/home/.cache/nnc")" = 1 ] || fail "no entry in \$HOME/.cache/nnc"
+  XDG_CACHE_HOME=relx HOME=relh run
+  grep -q "^time llvm-opt" "$tmp/err" || fail "relative XDG_CACHE_HOME and HOME: not compiled"
+  [ -z "$(ls "$tmp/cwd")" ] || fail "relative XDG_CACHE_HOME or HOME made $(ls "$tmp/cwd") in the working directory"
+) || exit 1
 echo "1 passed, 0 failed"
