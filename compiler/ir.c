@@ -398,6 +398,16 @@ Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
   return append(g, n);
 }
 
+void graph_add_update(Graph *g, Update u) {
+  if (g->nupdates == g->cap_updates) {
+    g->cap_updates = g->cap_updates ? 2 * g->cap_updates : 16;
+    Update *ups = ARENA_ARRAY(g->arena, Update, g->cap_updates);
+    if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
+    g->updates = ups;
+  }
+  g->updates[g->nupdates++] = u;
+}
+
 Node *node_leaf(Graph *g, Op op, Shape shape, const char *name, Loc loc) {
   OpAttr attr = {.shape = shape};
   Node *n = node_make(g, op, NULL, NULL, &attr, loc);

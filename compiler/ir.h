@@ -199,7 +199,7 @@ typedef struct Graph {
                        gradient is 0 and the optimizer leaves it alone, as
                        torch.optim a parameter whose .grad is None) */
   Update *updates;
-  int nupdates;
+  int nupdates, cap_updates; /* (graph_add_update grows the array) */
   Node *lr; /* the learning rate state the updates read (update.h), or NULL */
   int max_batch; /* rows per batch the graph is built for (>= 1) */
   /* batch statistics (batch_norm): the layer whose channels get the fewest
@@ -213,6 +213,9 @@ Graph *graph_new(Arena *arena, DType dtype);
 /* Node constructors. They compute shape and batched from the operands and
  * die on an internal shape error (the checker has caught user errors). */
 Node *node_leaf(Graph *g, Op op, Shape shape, const char *name, Loc loc);
+/* Append an update (the array doubles as it grows: a model of thousands of
+ * layers adds thousands). */
+void graph_add_update(Graph *g, Update u);
 Node *node_const(Graph *g, double value, Loc loc);
 Node *node_unary(Graph *g, Op op, Node *a, double value, Loc loc);
 Node *node_binary(Graph *g, Op op, Node *a, Node *b, Loc loc);

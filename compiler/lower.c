@@ -141,11 +141,8 @@ static Node *new_state(Lower *L, const char *name, Shape shape, double start, Lo
 }
 
 static void add_update(Graph *g, Node *target, Node *value, bool from_batch) {
-  Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
-  if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
   value->role = ROLE_UPDATE;
-  ups[g->nupdates++] = (Update){target, value, from_batch};
-  g->updates = ups;
+  graph_add_update(g, (Update){target, value, from_batch});
 }
 
 /* Row r of channel_moments' [2, C] as [C]. */
@@ -231,12 +228,8 @@ static Node *lower_dropout(Lower *L, const Expr *e, Node *x) {
     Node *s = node_leaf(g, OP_STATE, shape0(), "dropout.step", e->loc);
     s->state_index = g->states.len;
     ptrvec_push_arena(g->arena, &g->states, s);
-    Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
-    if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
     Node *next = node_binary(g, OP_ADD, s, node_const(g, 1, e->loc), e->loc);
-    next->role = ROLE_UPDATE;
-    ups[g->nupdates++] = (Update){s, next};
-    g->updates = ups;
+    add_update(g, s, next, false);
     L->dropout_step = s;
   }
   OpAttr attr = {.value = rate,

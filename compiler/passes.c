@@ -86,7 +86,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   }
   if (old->nupdates) {
     g->updates = ARENA_ARRAY(g->arena, Update, old->nupdates);
-    g->nupdates = old->nupdates;
+    g->nupdates = g->cap_updates = old->nupdates;
     for (int i = 0; i < old->nupdates; i++)
       g->updates[i] = (Update){r->map[old->updates[i].target->id], r->map[old->updates[i].value->id],
                                old->updates[i].from_batch};

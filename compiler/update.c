@@ -35,12 +35,7 @@ static Node *param_state(U *u, const Node *p, const char *what) {
   return state(u, arena_printf(u->g->arena, OPTIMIZER_STATE_PREFIX "%s.%s", p->name, what), p->shape, 0);
 }
 
-static void add_update(Graph *g, Node *target, Node *value) {
-  Update *ups = ARENA_ARRAY(g->arena, Update, g->nupdates + 1);
-  if (g->nupdates) memcpy(ups, g->updates, sizeof(Update) * (size_t)g->nupdates);
-  ups[g->nupdates++] = (Update){target, value};
-  g->updates = ups;
-}
+static void add_update(Graph *g, Node *target, Node *value) { graph_add_update(g, (Update){target, value}); }
 
 /* a * s + b * x: a running average (torch's s.mul_(a).add_(x, alpha=b)) */
 static Node *average(U *u, double a, Node *s, double b, Node *x) { return add(u, mul(u, k(u, a), s), mul(u, k(u, b), x)); }
