@@ -560,6 +560,7 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
       call->tensor[pos++] = a->value;
       continue;
     }
+    if (b->variadic) continue; /* a tensor too many (reported below); its other arguments are named */
     int i = pos - most_tensors;
     if (i >= np) continue; /* reported below, once */
     pos++;
@@ -568,7 +569,10 @@ static Call *resolve_call(Checker *c, Expr *e, const Builtin *b,
   }
   call->ntensors = pos < most_tensors ? pos : most_tensors;
   int most = most_tensors + np;
-  if (npositional > most) {
+  if (b->variadic && npositional > most_tensors) {
+    diag_error(c->diag, e->loc, "%s takes at most %d tensors, got %d%s", b->name, most_tensors, npositional,
+               e->chained ? ", counting the value chained into it" : "");
+  } else if (npositional > most) {
     const char *chained = e->chained ? ", counting the value chained into it" : "";
     if (np == 0)
       diag_error(c->diag, e->loc, "%s takes %d argument%s, got %d%s", b->name, most,
