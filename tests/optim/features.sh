@@ -136,31 +136,20 @@ PY
     one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.bias_correction1, which this optimizer keeps' ;;
   resume_bad_metadata)
     run out 0 "$here/early_stop.nn" --train --epochs 3 --save "$tmp/es.safetensors"
-    set_meta() { python3 "$here/set_metadata.py" "$tmp/es.safetensors" "$tmp/bad.safetensors" "$@"; }
-    set_meta epoch=2.5
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: metadata epoch is "2.5", not a whole number from 0 to 2\^53$'
-    set_meta steps=18446744073709551615
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: metadata steps is "18446744073709551615", not a whole number from 0 to 2\^53$'
-    set_meta epoch=9223372036854775807
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: metadata epoch is "9223372036854775807", not a whole number from 0 to 2\^53$'
-    set_meta epoch_rows=20
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: the checkpoint has epoch_rows but no epoch_loss \(a number\) in its metadata$'
-    set_meta epoch_rows=25 epoch_loss=0x1p+0
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: the checkpoint stopped within epoch 4 after 25 rows, where no step of 10 rows begins \(resume with the batch of the run it came from\)$'
-    set_meta epoch_rows=100 epoch_loss=0x1p+0
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: the checkpoint stopped within epoch 4 after 100 rows, where a training set of 100 rows has no more \(is it the run.s data\?\)$'
-    set_meta shuffle_rng=0x1
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: metadata shuffle_rng is "0x1", not four hexadecimal numbers$'
-    set_meta best_valid_loss=
-    run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
-    one_line_error bad 'bad.safetensors: error: the checkpoint has best_epoch but no best_valid_loss \(a number\) in its metadata$' ;;
+    # refused KEY=VALUE... REGEX: --resume of es.safetensors with those metadata: one error line
+    refused() {
+      python3 "$here/set_metadata.py" "$tmp/es.safetensors" "$tmp/bad.safetensors" "${@:1:$#-1}"
+      run bad 1 "$here/early_stop.nn" --train --resume "$tmp/bad.safetensors"
+      one_line_error bad "bad.safetensors: error: ${*: -1}"
+    }
+    refused epoch=2.5 'metadata epoch is "2.5", not a whole number from 0 to 2\^53$'
+    refused steps=18446744073709551615 'metadata steps is "18446744073709551615", not a whole number from 0 to 2\^53$'
+    refused epoch=9223372036854775807 'metadata epoch is "9223372036854775807", not a whole number from 0 to 2\^53$'
+    refused epoch_rows=20 'the checkpoint has epoch_rows but no epoch_loss \(a number\) in its metadata$'
+    refused epoch_rows=25 epoch_loss=0x1p+0 'the checkpoint stopped within epoch 4 after 25 rows, where no step of 10 rows begins \(resume with the batch of the run it came from\)$'
+    refused epoch_rows=100 epoch_loss=0x1p+0 'the checkpoint stopped within epoch 4 after 100 rows, where a training set of 100 rows has no more \(is it the run.s data\?\)$'
+    refused shuffle_rng=0x1 'metadata shuffle_rng is "0x1", not four hexadecimal numbers$'
+    refused best_valid_loss= 'the checkpoint has best_epoch but no best_valid_loss \(a number\) in its metadata$' ;;
   grad_no_data)
     run grad 0 "$here/nodata.nn" --grad
     grep -Eq '^.*nodata.nn: note: the train block has no data: --grad uses 3 rows of inputs drawn from N\(0, 1\) and targets from U\(0, 1\) with seed 7$' "$tmp/grad.err" ||
