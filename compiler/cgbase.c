@@ -882,7 +882,9 @@ LLVMValueRef cg_scalar(CG *cg, Op op, LLVMValueRef a, LLVMValueRef b, double att
   LLVMValueRef zero = cT(cg, 0), one = cT(cg, 1);
   switch (op) {
   case OP_NEG: return LLVMBuildFNeg(cg->b, a, "");
-  case OP_RELU: return sel(cg, fgt(cg, a, zero), a, zero);
+  case OP_RELU: /* a NaN passes, as PyTorch's relu; written as x86's max(0, a), which returns its second
+                   operand for a NaN and on a tie, so that it stays one instruction (a -0 input stays -0) */
+    return sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, zero, ""), zero, a);
   case OP_SIGMOID: {
     LLVMValueRef e = cg_intrinsic1(cg, "llvm.exp", LLVMBuildFNeg(cg->b, cg_intrinsic1(cg, "llvm.fabs", a), ""));
     LLVMValueRef num = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGE, a, zero, ""), one, e);

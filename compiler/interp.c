@@ -36,7 +36,7 @@ static double clamp_log(double x) {
 double op_scalar(Op op, double a, double b, double attr) {
   switch (op) {
   case OP_NEG: return -a;
-  case OP_RELU: return a > 0 ? a : 0;
+  case OP_RELU: return a < 0 ? 0 : a; /* a NaN passes, as PyTorch's relu (and -0 stays -0, as the JIT's) */
   case OP_SIGMOID: return sigmoid(a);
   case OP_TANH: return tanh(a);
   case OP_EXP: return exp(a);

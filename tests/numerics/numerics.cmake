@@ -11,3 +11,18 @@ add_test(NAME numerics.domain
          COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> --train
                  ${CMAKE_CURRENT_LIST_DIR}/domain.nn ${CMAKE_CURRENT_LIST_DIR}/domain.err)
 set_tests_properties(numerics.domain PROPERTIES LABELS numerics)
+
+# a NaN through relu: passed on, so the op that made it is named (one row
+# a step: the register step; four: the GEMM epilogue)
+foreach(engine interp jit)
+  foreach(batch 1 4)
+    set(flags --train --batch ${batch})
+    if(engine STREQUAL jit)
+      list(APPEND flags --jit)
+    endif()
+    add_test(NAME numerics.relu_nan.${engine}.b${batch}
+             COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> ${flags}
+                     ${CMAKE_CURRENT_LIST_DIR}/relu_nan.nn ${CMAKE_CURRENT_LIST_DIR}/relu_nan.err)
+    set_tests_properties(numerics.relu_nan.${engine}.b${batch} PROPERTIES LABELS numerics)
+  endforeach()
+endforeach()
