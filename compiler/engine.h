@@ -82,8 +82,15 @@ static inline void engine_slice(int64_t n, int elem_size, int64_t part, int64_t 
 /* Values per row of all inputs / targets. */
 int64_t engine_input_cols(const Graph *g);
 int64_t engine_target_cols(const Graph *g);
-/* Where input `in` begins in a row of inputs (the inputs in order, flattened). */
-int64_t engine_input_column(const Graph *g, const Node *in);
+/* An input an embedding reads rows of its table by: values [column,
+ * column + count) of a row of inputs (the inputs in order, flattened) must
+ * each be an integer in [0, rows). */
+typedef struct IndexInput {
+  const Node *input, *table;
+  int64_t column, count, rows;
+} IndexInput;
+/* g's, one per embedding (malloc'd, *n of them). */
+IndexInput *engine_index_inputs(const Graph *g, int *n);
 
 /* A new Engine with the entry points of `ops` (a template holding only
  * function pointers), its own zeroed 64-byte aligned buffer with the

@@ -53,14 +53,12 @@ static void fill_layout(NncModel *m) {
   pub->nparams = g->params.len;
   pub->lr_offset = L->lr_off;
   pub->min_train_rows = g->stat_values == 1 ? 2 : 1;
-  m->index_inputs = nnc_xcalloc((size_t)g->len + 1, sizeof *m->index_inputs);
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i], *ids = n->in[1];
-    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    m->index_inputs[m->nindex_inputs++] = (NncIndexInput){
-        .input = ids->name, .table = n->in[0]->name, .column = engine_input_column(g, ids),
-        .count = shape_numel(&ids->shape), .rows = n->in[0]->shape.dim[0]};
-  }
+  IndexInput *ix = engine_index_inputs(g, &m->nindex_inputs);
+  m->index_inputs = nnc_xcalloc((size_t)m->nindex_inputs + 1, sizeof *m->index_inputs);
+  for (int i = 0; i < m->nindex_inputs; i++)
+    m->index_inputs[i] = (NncIndexInput){.input = ix[i].input->name, .table = ix[i].table->name,
+                                         .column = ix[i].column, .count = ix[i].count, .rows = ix[i].rows};
+  free(ix);
   m->params = nnc_xcalloc((size_t)g->params.len + 1, sizeof *m->params);
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];

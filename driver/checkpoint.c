@@ -172,6 +172,18 @@ static int meta_int(const char *path, const char *key, int64_t *v, bool required
   return 0;
 }
 
+/* The number of `key`, which a checkpoint with `with` in its metadata
+ * has (written with %a, so read back exactly). Returns 0, or -1 after the
+ * error. */
+static int meta_real(const char *path, const char *key, const char *with, double *v) {
+  char text[64], *end;
+  if (meta(path, key, text, sizeof text) != 1 || (*v = strtod(text, &end), *end) || !isfinite(*v)) {
+    diag_file_error(path, "the checkpoint has %s but no %s (a number) in its metadata", with, key);
+    return -1;
+  }
+  return 0;
+}
+
 static int meta_rng(const char *path, NncRng *rng, bool *found) {
   char text[128];
   int rc = meta(path, "shuffle_rng", text, sizeof text);
@@ -212,24 +224,11 @@ int rt_resume(const char *path, Engine *e, TrainState *st) {
     }
   }
   if (meta_int(path, "epoch", &st->epoch, true) || meta_int(path, "steps", &st->steps, false) ||
-      meta_int(path, "best_epoch", &st->best_epoch, false) || meta_rng(path, &st->shuffle, &st->has_shuffle) < 0)
+      meta_int(path, "best_epoch", &st->best_epoch, false) || meta_int(path, "epoch_rows", &st->epoch_rows, false) ||
+      meta_rng(path, &st->shuffle, &st->has_shuffle) < 0 ||
+      (st->best_epoch && meta_real(path, "best_valid_loss", "best_epoch", &st->best_loss)) ||
+      (st->epoch_rows && meta_real(path, "epoch_loss", "epoch_rows", &st->epoch_loss)))
     return -1;
-  if (st->best_epoch) {
-    char text[64], *end;
-    if (meta(path, "best_valid_loss", text, sizeof text) != 1 || (st->best_loss = strtod(text, &end), *end)) {
-      diag_file_error(path, "the checkpoint has best_epoch but no best_valid_loss (a number) in its metadata");
-      return -1;
-    }
-  }
-  if (meta_int(path, "epoch_rows", &st->epoch_rows, false)) return -1;
-  if (st->epoch_rows) {
-    char text[64], *end;
-    if (meta(path, "epoch_loss", text, sizeof text) != 1 || (st->epoch_loss = strtod(text, &end), *end) ||
-        !isfinite(st->epoch_loss)) {
-      diag_file_error(path, "the checkpoint has epoch_rows but no epoch_loss (a number) in its metadata");
-      return -1;
-    }
-  }
   Arena arena;
   arena_init(&arena);
   int has_last = 0;
@@ -295,17 +294,15 @@ int rt_save_checkpoint(const char *path, Engine *e, const char *model_name, cons
   snprintf(best_loss, sizeof best_loss, "%a", st->best_loss);
   snprintf(epoch_rows, sizeof epoch_rows, "%" PRId64, st->epoch_rows);
   snprintf(epoch_loss, sizeof epoch_loss, "%a", st->epoch_loss);
+  /* key, value pairs; the last two only with early stopping, or after a
+     signal stopped the run within epoch + 1 */
+  const char *best[] = {"best_epoch", best_epoch, "best_valid_loss", best_loss};
+  const char *cut[] = {"epoch_rows", epoch_rows, "epoch_loss", epoch_loss};
   const char *meta[20] = {"model", model_name ? model_name : "", "epoch", epoch, "dtype", dtype_name(g->dtype),
                           "format", "nnc", "steps", steps, "shuffle_rng", rng};
   int nmeta = 6;
-  if (st->best_epoch) {
-    meta[2 * nmeta] = "best_epoch", meta[2 * nmeta + 1] = best_epoch, nmeta++;
-    meta[2 * nmeta] = "best_valid_loss", meta[2 * nmeta + 1] = best_loss, nmeta++;
-  }
-  if (st->epoch_rows) { /* stopped by a signal within epoch + 1 */
-    meta[2 * nmeta] = "epoch_rows", meta[2 * nmeta + 1] = epoch_rows, nmeta++;
-    meta[2 * nmeta] = "epoch_loss", meta[2 * nmeta + 1] = epoch_loss, nmeta++;
-  }
+  if (st->best_epoch) memcpy(meta + 2 * nmeta, best, sizeof best), nmeta += 2;
+  if (st->epoch_rows) memcpy(meta + 2 * nmeta, cut, sizeof cut), nmeta += 2;
   char err[1024];
   int rc = nnc_st_save(path, specs, src, n, meta, nmeta, err, sizeof err);
   if (rc != 0) diag_error_line(err);

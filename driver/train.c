@@ -42,20 +42,20 @@ static void shuffle_data(NncData *d, uint64_t seed) {
 /* Every value an embedding reads from an input must be a row of its table:
  * an error naming the data row and column otherwise. */
 static int check_indices(const Graph *g, const NncData *d, const char *source) {
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i], *ids = n->in[1];
-    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    int64_t col = engine_input_column(g, ids), len = shape_numel(&ids->shape), rows = n->in[0]->shape.dim[0];
+  int n;
+  IndexInput *ix = engine_index_inputs(g, &n);
+  for (int i = 0; i < n; i++)
     for (size_t r = 0; r < d->rows; r++)
-      for (int64_t k = 0; k < len; k++) {
-        double v = d->x[r * (size_t)d->in_cols + (size_t)(col + k)];
-        if (v >= 0 && v < (double)rows && v == floor(v)) continue;
+      for (int64_t k = 0; k < ix[i].count; k++) {
+        double v = d->x[r * (size_t)d->in_cols + (size_t)(ix[i].column + k)];
+        if (v >= 0 && v < (double)ix[i].rows && v == floor(v)) continue;
         diag_file_error(source, "data row %zu, column %" PRId64 " (%s[%" PRId64 "]): %.17g is not a row of %s "
-                        "(an integer in [0, %" PRId64 "))", r + 1, col + k + 1, ids->name, k, v,
-                        n->in[0]->name, rows);
+                        "(an integer in [0, %" PRId64 "))", r + 1, ix[i].column + k + 1, ix[i].input->name, k, v,
+                        ix[i].table->name, ix[i].rows);
+        free(ix);
         return -1;
       }
-  }
+  free(ix);
   return 0;
 }
 
@@ -78,6 +78,12 @@ static int check_f32_range(const Graph *g, const NncData *d, const char *source)
       }
     }
   return 0;
+}
+
+/* What the model cannot take from data it reads (training data,
+ * --predict's rows): an error naming the first such value. */
+static int check_data(const Graph *g, const NncData *d, const char *source) {
+  return check_indices(g, d, source) != 0 || check_f32_range(g, d, source) != 0 ? -1 : 0;
 }
 
 static const char *source_name(const DataSpec *d) {
@@ -118,7 +124,7 @@ static int load_source(const Program *p, const Graph *g, const DataSpec *d, int6
     diag_error_line(err);
     return rc;
   }
-  if (check_indices(g, out, source_name(d)) != 0 || check_f32_range(g, out, source_name(d)) != 0) {
+  if (check_data(g, out, source_name(d)) != 0) {
     nnc_data_free(out);
     return -1;
   }
@@ -159,13 +165,12 @@ int rt_load_data(const Program *p, const Graph *g, NncData *train, NncData *vali
  * table it indexes; 0 for every other column. */
 static int64_t *index_limits(const Graph *g, int64_t in_cols) {
   int64_t *rows = nnc_xcalloc((size_t)in_cols + 1, sizeof *rows);
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i], *ids = n->in[1];
-    if (n->op != OP_GATHER || ids->op != OP_INPUT) continue;
-    int64_t col = engine_input_column(g, ids), len = shape_numel(&ids->shape), table = n->in[0]->shape.dim[0];
-    for (int64_t k = 0; k < len; k++)
-      if (!rows[col + k] || table < rows[col + k]) rows[col + k] = table;
-  }
+  int n;
+  IndexInput *ix = engine_index_inputs(g, &n);
+  for (int i = 0; i < n; i++)
+    for (int64_t c = ix[i].column; c < ix[i].column + ix[i].count; c++)
+      if (!rows[c] || ix[i].rows < rows[c]) rows[c] = ix[i].rows;
+  free(ix);
   return rows;
 }
 
@@ -1314,7 +1319,7 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }
-  if (check_indices(g, &d, csv_path) != 0 || check_f32_range(g, &d, csv_path) != 0) {
+  if (check_data(g, &d, csv_path) != 0) {
     nnc_data_free(&d);
     return 1;
   }
