@@ -237,6 +237,11 @@ static int run_command(int argc, char **argv) {
       if (rc) return rc;
     }
   }
+  /* after "--" every argument is a file name, even one beginning with '-' */
+  for (int i = optind; i < argc; i++) {
+    if (o.file) return usage_error("one .nn file at a time (also got '%s')", argv[i]);
+    o.file = argv[i];
+  }
   int rc = check_combination(&o, plot_scale);
   return rc ? rc : nnc_run(&o);
 }
