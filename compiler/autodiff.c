@@ -146,7 +146,9 @@ static void rule(AD *ad, Node *y, Node *dy, const bool want[2], Node *give[2]) {
   case OP_STEP: case OP_SIGN: case OP_LEAKY_STEP:
     return; /* piecewise constant: zero almost everywhere */
   case OP_NEG: GIVE(0, un(ad, OP_NEG, dy)); return;
-  case OP_RELU: GIVE(0, mul(ad, dy, unv(ad, OP_STEP, y, 0))); return;
+  /* dy where y > 0, else 0, as PyTorch's threshold_backward: an infinite
+     or NaN dy (sqrt's derivative at 0, say) stops at an inactive unit */
+  case OP_RELU: GIVE(0, bin(ad, OP_KEEP_POS, y, dy)); return;
   case OP_SIGMOID: GIVE(0, mul(ad, dy, mul(ad, y, sub(ad, c(ad, 1), y)))); return;
   case OP_TANH: GIVE(0, mul(ad, dy, sub(ad, c(ad, 1), mul(ad, y, y)))); return;
   case OP_EXP: GIVE(0, mul(ad, dy, y)); return;

@@ -74,14 +74,14 @@ const char *const gemm_fixed_kernel_names[GEMM_FIXED_KERNELS] = {"nnc.gemm.pack_
                                                                   "nnc.gemm.epi_relu_channel",
                                                                   "nnc.gemm.epi_relu_affine"};
 /* The keys (epi_walk) of the fixed epilogues, from GEMM_FIXED_EPI on:
- * relu(x W + b), x W + b, dy W^T * step(h, 0), relu(conv(x, W) + b),
+ * relu(x W + b), x W + b, keep_pos(h, dy W^T), relu(conv(x, W) + b),
  * relu(conv(x, W) * a + b) (batch_norm with running statistics).
  * Each was a kernel in every module that has it, its optimization and
  * machine code about 14 M instructions (fashion_cnn has three of the
  * five, lenet5 and W2 each three of their four or five, fashion_bn all
  * three of its). */
 static const char *const fixed_epi_keys[GEMM_FIXED_KERNELS - GEMM_FIXED_EPI] = {
-    "relu[0x0p+0](add[0x0p+0](acc,r))", "add[0x0p+0](acc,r)", "mul[0x0p+0](acc,step[0x0p+0](S))",
+    "relu[0x0p+0](add[0x0p+0](acc,r))", "add[0x0p+0](acc,r)", "keep_pos[0x0p+0](S,acc)",
     "relu[0x0p+0](add[0x0p+0](acc,c))", "relu[0x0p+0](add[0x0p+0](mul[0x0p+0](acc,c),c))"};
 enum { K_PACK = GEMM_PACK, K_UKR = GEMM_UKR, K_GEMM = GEMM_MACRO };
 
@@ -429,7 +429,8 @@ static LLVMValueRef build_pack(CG *cg, LLVMTypeRef ty) {
 /* Ops an epilogue computes on vectors (no calls to libm). */
 static bool epi_op(Op op) {
   return op == OP_NEG || op == OP_RELU || op == OP_STEP || op == OP_LEAKY_RELU || op == OP_LEAKY_STEP ||
-         op == OP_MAXC || op == OP_SIGN || op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
+         op == OP_MAXC || op == OP_SIGN || op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV ||
+         op == OP_KEEP_POS;
 }
 
 /* How an operand read from memory lines up with g's elements: g is either

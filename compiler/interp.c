@@ -744,8 +744,11 @@ const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const v
     for (int64_t k = 0; k < len && !bad; k++) {
       if (isfinite(v[k])) continue;
       bad = node;
-      const double *in = op_info[node->op].cls == OPC_UNARY ? interp_peek(ie->in, node->in[0]) : NULL;
-      if (in && count(ie->in, node->in[0]) == len) *operand = in[k];
+      /* the operand whose domain the op may have left: a unary op's
+         input, a division's divisor */
+      const Node *arg = op_info[node->op].cls == OPC_UNARY ? node->in[0] : node->op == OP_DIV ? node->in[1] : NULL;
+      const double *in = arg ? interp_peek(ie->in, arg) : NULL;
+      if (in && count(ie->in, arg) == len) *operand = in[k];
     }
   }
   e->destroy(e);

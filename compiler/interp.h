@@ -49,7 +49,8 @@ const double *interp_peek(const Interp *in, const Node *n);
  * and return the first node, in graph order, whose value is not finite
  * (NULL when every value is finite). For an elementwise op of one input,
  * *operand gets that input's value at the first element that is not
- * finite (log's argument, say); otherwise NAN. */
+ * finite (log's argument, say), for a division its divisor's; otherwise
+ * NAN. */
 const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf, const void *x,
                                    const void *t, int64_t n, double *operand);
 

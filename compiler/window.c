@@ -850,7 +850,7 @@ static bool fast_max_pool_ok(const CG *cg, const Node *n) {
 typedef struct PoolV {
   LLVMValueRef x, dy, out;
   LLVMValueRef C, H, W, sh, sw, oh, ow, covered;
-  LLVMValueRef relu; /* the gradient: times step(x, 0) (an i1), or NULL */
+  LLVMValueRef relu; /* the gradient: keep_pos(x, dx) (an i1), or NULL */
 } PoolV;
 
 /* The gradient's row zeroed unless every input element lies in a window. */
@@ -892,8 +892,8 @@ static void max_pool_row(CG *cg, bool fwd, const PoolV *p, int kh, int kw) {
     LLVMBuildStore(cg->b, best, gep(cg, p->out, o));
   } else {
     LLVMValueRef grad = LLVMBuildLoad2(cg->b, cg->T, gep(cg, p->dy, o), "");
-    if (p->relu) /* as mul(dx, step(x, 0)) computes it at the maximum; 0 elsewhere either way */
-      grad = sel(cg, p->relu, b_fmul(cg, grad, sel(cg, fgt(cg, best, cT(cg, 0)), cT(cg, 1), cT(cg, 0))), grad);
+    if (p->relu) /* as keep_pos(x, dx) computes it at the maximum; 0 elsewhere either way */
+      grad = sel(cg, p->relu, sel(cg, fgt(cg, best, cT(cg, 0)), grad, cT(cg, 0)), grad);
     for (int t = 0; t < taps; t++) {
       LLVMValueRef mine = LLVMBuildICmp(cg->b, LLVMIntEQ, best_t, ci(cg, t), "");
       LLVMValueRef dst = gep(cg, p->out, iadd(cg, corner, iadd(cg, imul(cg, ci(cg, t / kw), p->W), ci(cg, t % kw))));
@@ -967,7 +967,7 @@ static void max_pool_row_vec(CG *cg, bool fwd, const PoolV *p, int kh) {
   } else {
     LLVMValueRef grad = cg_vec_load(cg, gep(cg, p->dy, o)), zero = cT(cg, 0);
     if (p->relu) /* as max_pool_row */
-      grad = sel(cg, p->relu, b_fmul(cg, grad, sel(cg, fgt(cg, best, zero), cT(cg, 1), zero)), grad);
+      grad = sel(cg, p->relu, sel(cg, fgt(cg, best, zero), grad, zero), grad);
     for (int i = 0; i < kh; i++) {
       LLVMValueRef g[2];
       for (int j = 0; j < 2; j++)
@@ -1095,28 +1095,25 @@ static bool pool_relu_grad(const CG *cg, const Node *n) {
   return in_memory(cg, n->in[0]) && in_memory(cg, n->in[1]);
 }
 
-/* c = mul(n, step(x, 0)) (either order), x the pooled input of n, the
- * step inline */
-static bool relu_mask_of(const CG *cg, const Node *n, const Node *c) {
-  if (c->op != OP_MUL || !c->batched || !shape_eq(&c->shape, &n->shape)) return false;
-  const Node *s = c->in[0] == n ? c->in[1] : c->in[1] == n ? c->in[0] : NULL;
-  return s && s->op == OP_STEP && s->attr.value == 0 && s->in[0] == n->in[0] && cg->st[s->id].kind == ST_INLINE;
+/* c = keep_pos(x, n), x the pooled input of n: relu's gradient */
+static bool relu_mask_of(const Node *n, const Node *c) {
+  return c->op == OP_KEEP_POS && c->batched && shape_eq(&c->shape, &n->shape) && c->in[1] == n &&
+         c->in[0] == n->in[0];
 }
 
 bool window_pool_relu_inline_ok(const CG *cg, const Node *n, const Node *c) {
-  return pool_relu_grad(cg, n) && relu_mask_of(cg, n, c) && cg->st[c->id].kind == ST_MEM && !cg->fused_into[c->id];
+  return pool_relu_grad(cg, n) && relu_mask_of(n, c) && cg->st[c->id].kind == ST_MEM && !cg->fused_into[c->id];
 }
 
 bool window_pool_relu_ok(const CG *cg, const Node *c) {
-  if (c->op != OP_MUL) return false;
-  const Node *n = c->in[0]->op == OP_MAX_POOL_DX ? c->in[0] : c->in[1];
-  return n->op == OP_MAX_POOL_DX && cg->st[n->id].kind == ST_INLINE && relu_mask_of(cg, n, c) &&
+  if (c->op != OP_KEEP_POS) return false;
+  const Node *n = c->in[1];
+  return n->op == OP_MAX_POOL_DX && cg->st[n->id].kind == ST_INLINE && relu_mask_of(n, c) &&
          in_memory(cg, c);
 }
 
 void window_pool_relu(CG *cg, const Node *c) {
-  const Node *n = c->in[0]->op == OP_MAX_POOL_DX ? c->in[0] : c->in[1];
-  fast_max_pool_into(cg, n, c, true);
+  fast_max_pool_into(cg, c->in[1], c, true);
 }
 
 /* max_pool, avg_pool and their gradients: a loop over the windows. The

@@ -25,13 +25,13 @@ void window_batch_dw(CG *cg, const Node *n);
  * as, bs), GEMM_MAX_POOL2 and GEMM_MAX_POOL2_DX fn(x, dy, out,
  * rows, xs, dys, outs, C, H, W, kh, sh, sw, oh, ow, relu) for kh x 2
  * windows (kh 1 or 2) over the rows of a batch (row strides xs, dys,
- * outs), all i64 but the pointers; relu not 0: the gradient times relu's
- * mask, step(x, 0), of the pooled input x (forward: 0). */
+ * outs), all i64 but the pointers; relu not 0: relu's gradient of the
+ * pooled input x, keep_pos(x, dx) (forward: 0). */
 enum { WINDOW_KERNEL_PARAMS = 16, POOL_KERNEL_PARAMS = 16 };
 void window_kernel_body(CG *cg, int k, LLVMValueRef fn);
 /* Is n, read only by c, max pooling's gradient (of 2-wide windows that
- * cover the input) and c its product with relu's mask of the pooled input,
- * mul(n, step(x, 0))? Then n is not stored: window_pool_relu builds c as
+ * cover the input) and c relu's gradient of the pooled input x,
+ * keep_pos(x, n)? Then n is not stored: window_pool_relu builds c as
  * one call of the pooling gradient's kernel with its relu flag (codegen's
  * plan marks n inline). */
 bool window_pool_relu_inline_ok(const CG *cg, const Node *n, const Node *c);

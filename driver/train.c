@@ -455,13 +455,23 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   Loc loc = bad->role == ROLE_BACKWARD && bad->via.set ? bad->via.loc : bad->loc;
   const char *domain = outside_domain(bad, operand);
   bool first = epoch == 1 && step == 0; /* the initial parameters: no step of --lr taken yet */
+  /* a backward node's trouble is a derivative's: name the op it is of
+     (sqrt's at 0 divides by 0) */
+  char rule[64] = "";
+  if (bad->role == ROLE_BACKWARD && bad->via.set)
+    snprintf(rule, sizeof rule, " of %s", op_info[bad->via.op].name);
+  if (bad->op == OP_DIV && operand == 0) {
+    diag_error(&d, loc, "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s%s divides by 0", epoch,
+               step + 1, label, what, rule);
+    return;
+  }
   if (domain) {
     char shown[32];
     fmt_number(shown, sizeof shown, operand);
     diag_error(&d, loc,
-               "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is not finite: its input %s is "
+               "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s%s is not finite: its input %s is "
                "outside the domain of %s (%s)%s",
-               epoch, step + 1, label, what, shown, op_info[bad->op].name, domain,
+               epoch, step + 1, label, what, rule, shown, op_info[bad->op].name, domain,
                first ? "" : "; try a smaller --lr");
     return;
   }
@@ -1048,6 +1058,9 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   r.va.src = valid;
   r.has_valid = valid && valid->rows > 0;
   run_open(&r);
+  if (o->resumed && !o->quiet && r.start >= r.tc->epochs)
+    fprintf(stderr, "nnc: note: %s reached epoch %" PRId64 ", and the run has %" PRId64 " epochs: none is left to train "
+                    "(the final lines are for its parameters)\n", o->resumed, r.start, r.tc->epochs);
   int status = 0;
   /* (the command line's: a library leaves its host's signals alone) */
   StopHandlers handlers;

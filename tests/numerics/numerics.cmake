@@ -26,3 +26,23 @@ foreach(engine interp jit)
     set_tests_properties(numerics.relu_nan.${engine}.b${batch} PROPERTIES LABELS numerics)
   endforeach()
 endforeach()
+
+# a division by 0 is named as one, in the forward pass and in a derivative
+# (sqrt's at 0); relu's gradient stops sqrt's infinite derivative at an
+# inactive unit, as PyTorch's does (every gradient 0)
+foreach(engine interp jit)
+  set(flags)
+  if(engine STREQUAL jit)
+    set(flags --jit)
+  endif()
+  foreach(model div_zero sqrt_zero_backward)
+    add_test(NAME numerics.${model}.${engine}
+             COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> --train ${flags}
+                     ${CMAKE_CURRENT_LIST_DIR}/${model}.nn ${CMAKE_CURRENT_LIST_DIR}/${model}.err)
+    set_tests_properties(numerics.${model}.${engine} PROPERTIES LABELS numerics)
+  endforeach()
+  add_test(NAME numerics.relu_stops_inf.${engine}
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:nnc> --grad ${flags}
+                   ${CMAKE_CURRENT_LIST_DIR}/sqrt_zero.nn ${CMAKE_CURRENT_LIST_DIR}/sqrt_zero.grad)
+  set_tests_properties(numerics.relu_stops_inf.${engine} PROPERTIES LABELS numerics)
+endforeach()

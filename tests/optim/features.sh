@@ -13,7 +13,8 @@
 #                 Adam) and leaves the optimizer state fresh: --epochs 1 from
 #                 it equals --epochs 1 from a copy without optimizer.* tensors
 #   resume_nothing_left  --resume of a checkpoint at the run's last epoch
-#                 trains nothing and prints the same final lines
+#                 (or past it: a smaller --epochs) trains nothing, says so
+#                 in a note and prints the same final lines
 #   resume_no_epoch      --resume of a checkpoint --save did not write while
 #                 training (no epoch in its metadata): exit 1, one line
 #   resume_other_optimizer  --resume with another optimizer than the
@@ -125,6 +126,11 @@ PY
     grep -q '^epoch ' "$tmp/again" && fail "the resumed run trained"
     diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/again") || fail "other final lines"
     python3 "$check" params "$tmp/a.safetensors" "$tmp/b.safetensors" 0 || fail "the checkpoints differ"
+    grep -q "^nnc: note: .*a.safetensors reached epoch 10, and the run has 10 epochs: none is left" "$tmp/again.err" ||
+      { cat "$tmp/again.err"; fail "no note that nothing is left to train"; }
+    run past 0 "$here/resume_adam.nn" --train --epochs 4 --resume "$tmp/a.safetensors"
+    grep -q "reached epoch 10, and the run has 4 epochs" "$tmp/past.err" || { cat "$tmp/past.err"; fail "no note"; }
+    diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/past") || fail "other final lines past the run's epochs"
     echo "ok: $case ($engine)" ;;
   resume_no_epoch)
     run out 1 "$tests/data/seed_moons.nn" --train --resume "$tests/data/init_seed0.safetensors"
