@@ -11,8 +11,11 @@
  * headers are checked against the model and the limits (nnc_data_limits)
  * before any data is read, so neither a lying header nor an endless source
  * (a pipe, /dev/zero) makes nnc read or allocate more than the data set the
- * header announces, and that is within the limits. zlib's gzread reads a
- * raw file as it is (its transparent mode), so one path serves both.
+ * header announces, and that is within the limits. A file that begins
+ * with gzip's magic bytes is inflated (zlib, members one after another as
+ * gzip reads them), any other is read as it is; the stream must end where
+ * the header says, so a gzip stream cut short (its checksum missing) or
+ * followed by bytes that are not gzip data is an error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,8 +42,14 @@ typedef enum IdxType {
 typedef struct IdxFile {
   const char *path;
   const NncDataLimits *lim;
-  int fd;     /* the open file, for its size (gz reads through it) */
-  gzFile gz;
+  int fd;            /* the open file, or -1 */
+  bool gzip;         /* its bytes are gzip members, inflated through zs */
+  z_stream zs;       /* next_in/avail_in: read from fd, not yet used */
+  unsigned char *in; /* the read buffer */
+  bool in_eof;       /* fd has no more bytes */
+  bool ended;        /* gzip: the last member ended */
+  bool cut;          /* gzip: the file ended inside a member */
+  bool trailing;     /* gzip: bytes that are not a member follow the last */
   int type;   /* an IdxType code */
   int size;   /* bytes per element */
   int rank;
@@ -112,8 +121,47 @@ static double element(const IdxFile *f, size_t k) {
   return 0;
 }
 
+enum { IDX_READ_BUF = 1 << 16 };
+
+/* More of the file into the read buffer when it is used up; -1 on a read
+ * error (the message written). */
+static int fill(IdxFile *f) {
+  if (f->zs.avail_in > 0 || f->in_eof)
+    return 0;
+  ssize_t k;
+  do
+    k = read(f->fd, f->in, IDX_READ_BUF);
+  while (k < 0 && errno == EINTR);
+  if (k < 0)
+    return idx_fail(f, "read error: %s", strerror(errno));
+  f->zs.next_in = f->in;
+  f->zs.avail_in = (uInt)k;
+  f->in_eof = k == 0;
+  return 0;
+}
+
+/* Does a gzip member begin at the read position? (Its magic bytes, 1f 8b;
+ * the buffer is topped up to hold both.) */
+static int member_follows(IdxFile *f, bool *yes) {
+  *yes = false;
+  if (fill(f) < 0)
+    return -1;
+  if (f->zs.avail_in == 1 && !f->in_eof) { /* one byte left in the buffer: the next at its start */
+    unsigned char first = f->zs.next_in[0];
+    f->zs.avail_in = 0;
+    if (fill(f) < 0)
+      return -1;
+    memmove(f->in + 1, f->zs.next_in, f->zs.avail_in);
+    f->in[0] = first;
+    f->zs.next_in = f->in;
+    f->zs.avail_in += 1;
+  }
+  *yes = f->zs.avail_in >= 2 && f->zs.next_in[0] == 0x1f && f->zs.next_in[1] == 0x8b;
+  return 0;
+}
+
 /* Open the file (a regular file, a pipe or a device: the header bounds
- * what is read from any of them). */
+ * what is read from any of them) and see whether it is gzip data. */
 static int idx_open(IdxFile *f) {
   int fd = open(f->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -124,59 +172,89 @@ static int idx_open(IdxFile *f) {
     return idx_fail(f, "is a directory, not an IDX file");
   }
   f->fd = fd;
-  f->gz = gzdopen(fd, "rb");
-  if (!f->gz) {
-    close(fd);
+  f->in = malloc(IDX_READ_BUF + 1); /* + 1: member_follows may put a byte before a read */
+  if (!f->in)
     return idx_fail(f, "out of memory opening the file");
+  bool gzip;
+  if (member_follows(f, &gzip) < 0)
+    return -1;
+  if (gzip) {
+    if (inflateInit2(&f->zs, 16 + MAX_WBITS) != Z_OK) /* 16: a gzip wrapper, checked */
+      return idx_fail(f, "out of memory opening the file");
+    f->gzip = true;
   }
-  gzbuffer(f->gz, 1 << 16);
   return 0;
 }
 
 static void idx_close(IdxFile *f) {
-  if (f->gz)
-    gzclose_r(f->gz);
+  if (f->gzip)
+    inflateEnd(&f->zs);
+  if (f->fd >= 0)
+    close(f->fd);
+  free(f->in);
   free(f->item);
-  f->gz = NULL;
+  f->fd = -1;
+  f->gzip = false;
+  f->in = NULL;
   f->item = NULL;
 }
 
-/* zlib's message for the last error, without the "<fd:N>: " it puts
- * before it for a file opened by descriptor. */
-static const char *gz_message(gzFile gz, int *code) {
-  const char *msg = gzerror(gz, code);
-  const char *colon = strncmp(msg, "<fd:", 4) == 0 ? strstr(msg, ": ") : NULL;
-  return colon ? colon + 2 : msg;
+/* Up to n bytes of a raw file into buf; *got of them. */
+static int read_raw(IdxFile *f, unsigned char *buf, size_t n, size_t *got) {
+  while (*got < n) {
+    if (fill(f) < 0)
+      return -1;
+    if (f->zs.avail_in == 0)
+      break; /* the end of the file */
+    size_t k = n - *got < f->zs.avail_in ? n - *got : f->zs.avail_in;
+    memcpy(buf + *got, f->zs.next_in, k);
+    f->zs.next_in += k;
+    f->zs.avail_in -= (uInt)k;
+    *got += k;
+  }
+  return 0;
+}
+
+/* Up to n bytes of inflated gzip data into buf; *got of them. At the end
+ * of a member, another may follow; anything else after it sets trailing. */
+static int read_gzip(IdxFile *f, unsigned char *buf, size_t n, size_t *got) {
+  while (*got < n && !f->ended) {
+    if (fill(f) < 0)
+      return -1;
+    if (f->zs.avail_in == 0) {
+      f->cut = true; /* the file ends inside a member */
+      break;
+    }
+    size_t want = n - *got > (1u << 30) ? 1u << 30 : n - *got;
+    f->zs.next_out = buf + *got;
+    f->zs.avail_out = (uInt)want;
+    int rc = inflate(&f->zs, Z_NO_FLUSH);
+    *got += want - f->zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      bool another;
+      if (member_follows(f, &another) < 0)
+        return -1;
+      if (another)
+        inflateReset(&f->zs);
+      else {
+        f->ended = true;
+        f->trailing = f->zs.avail_in > 0;
+      }
+    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      return idx_fail(f, "the gzip data is corrupt (%s)",
+                      f->zs.msg ? f->zs.msg : rc == Z_MEM_ERROR ? "out of memory" : "a bad stream");
+    }
+  }
+  return 0;
 }
 
 /* Read n bytes; 1 when the stream ended first, -1 on a read or gzip error
  * (the message written), 0 when all were read. */
 static int idx_read(IdxFile *f, void *buf, size_t n) {
   size_t got = 0;
-  while (got < n) {
-    unsigned chunk = n - got > (1u << 30) ? 1u << 30 : (unsigned)(n - got);
-    int k = gzread(f->gz, (char *)buf + got, chunk);
-    if (k < 0 || (k == 0 && !gzeof(f->gz))) {
-      int code = 0;
-      const char *msg = gz_message(f->gz, &code);
-      if (code == Z_ERRNO)
-        return idx_fail(f, "read error: %s", strerror(errno));
-      return idx_fail(f, "the gzip data is corrupt (%s)", msg);
-    }
-    if (k == 0)
-      break;
-    got += (size_t)k;
-  }
-  if (got < n) {
-    /* zlib reports a gzip stream cut short as an error after the last
-       bytes it could inflate; a raw file simply ends */
-    int code = 0;
-    const char *msg = gz_message(f->gz, &code);
-    if (code != Z_OK && code != Z_BUF_ERROR)
-      return idx_fail(f, "the gzip data is corrupt (%s)", msg);
-    return 1;
-  }
-  return 0;
+  if ((f->gzip ? read_gzip(f, buf, n, &got) : read_raw(f, buf, n, &got)) < 0)
+    return -1;
+  return got < n;
 }
 
 /* The magic number and the sizes. what is "images" or "labels". */
@@ -236,7 +314,7 @@ static void image_shape(const IdxFile *f, char *out, size_t n) {
  * truncated download is reported at once, not after most of it is read. */
 static int check_raw_size(IdxFile *f, const char *what) {
   struct stat st;
-  if (!gzdirect(f->gz) || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))
+  if (f->gzip || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))
     return 0;
   uint64_t need = 4 + 4 * (uint64_t)f->rank + (uint64_t)f->dim[0] * f->per_item * (uint64_t)f->size;
   if ((uint64_t)st.st_size < need)
@@ -278,6 +356,10 @@ static int check_end(IdxFile *f, const char *what) {
     return -1;
   if (rc == 0)
     return idx_fail(f, "data follows the %u %s the header announces", f->dim[0], what);
+  if (f->cut)
+    return idx_fail(f, "the file is truncated: its gzip stream ends before its checksum and length");
+  if (f->trailing)
+    return idx_fail(f, "bytes that are not gzip data follow the gzip stream of the %u %s", f->dim[0], what);
   return 0;
 }
 

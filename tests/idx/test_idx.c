@@ -409,6 +409,23 @@ static void test_lengths(void) {
   write_bytes("zbad.idx", z, n);
   rename(path_of("zbad.idx"), path_of("zbad.gz"));
   CHECK_MSG(load(&d, "zbad.gz", "l4.idx", NAN, 4, 10), "zbad.gz: error: the gzip data is corrupt (incorrect data check)");
+  z[n - 6] ^= 0x55;
+  /* all the data, but not the CRC and length after it */
+  write_bytes("ztrailer.idx", z, n - 8);
+  rename(path_of("ztrailer.idx"), path_of("ztrailer.gz"));
+  CHECK_MSG(load(&d, "ztrailer.gz", "l4.idx", NAN, 4, 10),
+            "ztrailer.gz: error: the file is truncated: its gzip stream ends before its checksum and length");
+  /* bytes after the gzip stream that are not another member (gzip -t
+     rejects them; zlib's gzread would skip them) */
+  memcpy(z + n, "\0junk", 5);
+  write_bytes("zjunk.idx", z, n + 5);
+  rename(path_of("zjunk.idx"), path_of("zjunk.gz"));
+  CHECK_MSG(load(&d, "zjunk.gz", "l4.idx", NAN, 4, 10),
+            "zjunk.gz: error: bytes that are not gzip data follow the gzip stream of the 4 images");
+  write_bytes("zjunk1.idx", z, n + 1); /* a single byte */
+  rename(path_of("zjunk1.idx"), path_of("zjunk1.gz"));
+  CHECK_MSG(load(&d, "zjunk1.gz", "l4.idx", NAN, 4, 10),
+            "zjunk1.gz: error: bytes that are not gzip data follow the gzip stream of the 4 images");
   Bytes lb = idx_bytes(0x08, 1, (uint32_t[]){4}, (double[]){1, 2, 3, 4}, 4);
   write_bytes("lcut.idx", lb.p, lb.len - 1);
   CHECK_MSG(load(&d, "i4.gz", "lcut.idx", NAN, 4, 10),
