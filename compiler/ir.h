@@ -130,6 +130,8 @@ typedef struct OpAttr {
 bool dropout_keeps(uint32_t key, uint64_t step, uint64_t elem, double rate);
 /* The hash behind it (codegen writes the same arithmetic in IR). */
 uint64_t dropout_hash(uint32_t key, uint64_t step, uint64_t elem);
+/* The state that holds the step: one for all of a model's dropouts. */
+#define DROPOUT_STEP_NAME "dropout.step"
 
 /* The shape rule of every op: out = shape of op(in...), or -1 with a
  * message saying what is wrong (for the checker's diagnostics). */

@@ -1156,11 +1156,11 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
                    "\n",
               P, id, layout->param_off[i], P, id, layout->grad_off[i], P, id, shape_numel(&p->shape));
   }
-  /* the states layers keep (batch_norm's running statistics, dropout's step) */
+  /* the states layers keep (batch_norm's running statistics) */
   bool stated = false;
   for (int j = 0; j < layout->nstates; j++) {
     const Node *st = g->states.items[j];
-    if (is_optimizer_state(st)) continue;
+    if (is_run_state(st)) continue;
     if (!stated)
       sb_puts(sb, "\n/* Each state a layer keeps: where its values start in buf and how many\n"
                   " * it has. Keep them with the parameters. */\n");

@@ -225,7 +225,7 @@ static Node *lower_dropout(Lower *L, const Expr *e, Node *x) {
   int ordinal = L->dropouts++;
   if (rate == 0) return x;
   if (!L->dropout_step) {
-    Node *s = node_leaf(g, OP_STATE, shape0(), "dropout.step", e->loc);
+    Node *s = node_leaf(g, OP_STATE, shape0(), DROPOUT_STEP_NAME, e->loc);
     s->state_index = g->states.len;
     ptrvec_push_arena(g->arena, &g->states, s);
     Node *next = node_binary(g, OP_ADD, s, node_const(g, 1, e->loc), e->loc);

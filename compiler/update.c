@@ -234,5 +234,5 @@ void layout_init_states(const Graph *g, const Layout *L, void *buf) {
 
 void layout_reset_optimizer(const Graph *g, const Layout *L, void *buf) {
   for (int j = 0; j < L->nstates; j++)
-    if (is_optimizer_state(g->states.items[j]) && g->states.items[j] != g->lr) init_state(g, L, j, buf);
+    if (is_run_state(g->states.items[j]) && g->states.items[j] != g->lr) init_state(g, L, j, buf);
 }

@@ -40,6 +40,14 @@ static inline bool is_optimizer_state(const Node *s) {
   return strncmp(s->name, OPTIMIZER_STATE_PREFIX, sizeof OPTIMIZER_STATE_PREFIX - 1) == 0;
 }
 
+/* The states of a run rather than of the model: the optimizer's and the
+ * step dropout draws its masks from (as PyTorch's random generator, never
+ * in a state_dict). A checkpoint keeps them for --resume; --load skips
+ * them and a new run starts them afresh (layout_reset_optimizer). */
+static inline bool is_run_state(const Node *s) {
+  return is_optimizer_state(s) || strcmp(s->name, DROPOUT_STEP_NAME) == 0;
+}
+
 typedef struct Layout {
   int nparams, nstates;
   int64_t *param_off; /* element offsets of params[i] */

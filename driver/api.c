@@ -75,7 +75,7 @@ static void fill_layout(NncModel *m) {
   m->states = nnc_xcalloc((size_t)g->states.len + 1, sizeof *m->states);
   for (int j = 0; j < g->states.len; j++) {
     const Node *s = g->states.items[j];
-    if (is_optimizer_state(s)) continue;
+    if (is_run_state(s)) continue;
     NncParam *q = &m->states[pub->nstates++];
     q->name = s->name;
     q->offset = L->state_off[j];

@@ -80,14 +80,14 @@ static Tensors tensors_of(const Engine *e, unsigned parts, Arena *arena) {
     }
     for (int j = 0; j < g->states.len; j++) {
       const Node *s = g->states.items[j];
-      if (!is_optimizer_state(s)) tensors_add(&t, e, arena_printf(arena, "%s%s", prefix, s->name), s, L->state_off[j]);
+      if (!is_run_state(s)) tensors_add(&t, e, arena_printf(arena, "%s%s", prefix, s->name), s, L->state_off[j]);
     }
     if (part == PART_MODEL) t.model = t.n;
   }
   if (parts & PART_OPTIMIZER)
     for (int j = 0; j < g->states.len; j++) {
       const Node *s = g->states.items[j];
-      if (is_optimizer_state(s) && s != g->lr) tensors_add(&t, e, s->name, s, L->state_off[j]);
+      if (is_run_state(s) && s != g->lr) tensors_add(&t, e, s->name, s, L->state_off[j]);
     }
   return t;
 }
@@ -134,7 +134,7 @@ int rt_load_params(const char *path, Engine *e) {
   Arena arena;
   arena_init(&arena);
   Tensors t = tensors_of(e, PART_MODEL, &arena);
-  static const char *const skip[] = {OPTIMIZER_STATE_PREFIX, LAST_PREFIX, NULL};
+  static const char *const skip[] = {OPTIMIZER_STATE_PREFIX, DROPOUT_STEP_NAME, LAST_PREFIX, NULL};
   int rc = load_into(path, e, &t, skip);
   tensors_free(&t);
   arena_free(&arena);
@@ -210,10 +210,15 @@ int rt_resume(const char *path, Engine *e, TrainState *st) {
      missing tensor */
   for (int j = 0; j < g->states.len; j++) {
     const Node *s = g->states.items[j];
-    if (!is_optimizer_state(s) || s == g->lr) continue;
+    if (!is_run_state(s) || s == g->lr) continue;
     int has = nnc_st_contains(path, s->name, err, sizeof err);
     if (has < 0) {
       diag_error_line(err);
+      return -1;
+    }
+    if (!has && !is_optimizer_state(s)) {
+      diag_file_error(path, "the checkpoint has no %s (where dropout's masks stand), which --resume continues from: "
+                            "--resume reads what --save writes; --load reads the parameters alone", s->name);
       return -1;
     }
     if (!has) {

@@ -12,6 +12,9 @@
 #   load_skips    --load reads a checkpoint with optimizer state (circles:
 #                 Adam) and leaves the optimizer state fresh: --epochs 1 from
 #                 it equals --epochs 1 from a copy without optimizer.* tensors
+#   load_dropout  --load of a dropout model's checkpoint starts dropout's
+#                 step afresh, as a new run (the same final lines as from a
+#                 copy of the parameters alone, which --load and --eval read)
 #   resume_nothing_left  --resume of a checkpoint at the run's last epoch
 #                 (or past it: a smaller --epochs) trains nothing, says so
 #                 in a note and prints the same final lines
@@ -72,6 +75,27 @@ one_line_error() { # OUT REGEX
   grep -Eq -- "$2" "$tmp/$1.err" || { cat "$tmp/$1.err"; fail "the message does not match '$2'"; }
   echo "ok: $case ($engine): $(cat "$tmp/$1.err")"
 }
+strip_run_state() { # SRC DST PREFIX... - a copy of checkpoint SRC without the tensors named PREFIX*
+  python3 - "$@" <<'PY' || fail "cannot write the copy"
+import json, struct, sys
+d = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", d[:8])[0]
+h = json.loads(d[8:8 + n])
+drop = lambda k: any(k.startswith(p) for p in sys.argv[3:])
+assert all(any(k.startswith(p) for k in h) for p in sys.argv[3:]), sorted(h)
+keep = {k: v for k, v in h.items() if k == "__metadata__" or not drop(k)}
+body, out = d[8 + n:], b""
+for k, v in keep.items():
+    if k == "__metadata__":
+        continue
+    a, b = v["data_offsets"]
+    v["data_offsets"] = [len(out), len(out) + b - a]
+    out += body[a:b]
+t = json.dumps(keep).encode()
+t += b" " * (-len(t) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + out)
+PY
+}
 tensors() { python3 -c "
 import sys; sys.path.insert(0, '$tests/train'); import seedcheck
 print(' '.join(sorted(seedcheck.read_safetensors('$1'))))"; }
@@ -98,27 +122,20 @@ case $case in
     echo "ok: $case ($engine)"; cat "$tmp/eval" ;;
   load_skips)
     run out 0 "$examples/circles.nn" --train --epochs 2 --save "$tmp/c.safetensors"
-    python3 - "$here" "$tmp/c.safetensors" "$tmp/p.safetensors" <<'PY' || fail "cannot write the copy"
-import json, struct, sys
-d = open(sys.argv[2], "rb").read()
-n = struct.unpack("<Q", d[:8])[0]
-h = json.loads(d[8:8 + n])
-assert any(k.startswith("optimizer.") for k in h), sorted(h)
-keep = {k: v for k, v in h.items() if k == "__metadata__" or not k.startswith("optimizer.")}
-body, out = d[8 + n:], b""
-for k, v in keep.items():
-    if k == "__metadata__":
-        continue
-    a, b = v["data_offsets"]
-    v["data_offsets"] = [len(out), len(out) + b - a]
-    out += body[a:b]
-t = json.dumps(keep).encode()
-t += b" " * (-len(t) % 8)
-open(sys.argv[3], "wb").write(struct.pack("<Q", len(t)) + t + out)
-PY
+    strip_run_state "$tmp/c.safetensors" "$tmp/p.safetensors" optimizer.
     run a 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/c.safetensors"
     run b 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/p.safetensors"
     diff <(grep '^final' "$tmp/a") <(grep '^final' "$tmp/b") || fail "--load used the optimizer state"
+    echo "ok: $case ($engine)" ;;
+  load_dropout)
+    sed 's/-> relu -> linear(1)/-> relu -> dropout(0.2) -> linear(1)/; s/optimizer .*/optimizer adam(lr: 0.01)/' "$examples/moons.nn" >"$tmp/drop.nn"
+    run out 0 "$tmp/drop.nn" --train --epochs 2 --save "$tmp/c.safetensors"
+    strip_run_state "$tmp/c.safetensors" "$tmp/p.safetensors" optimizer. dropout.step
+    run a 0 "$tmp/drop.nn" --train --epochs 1 --load "$tmp/c.safetensors"
+    run b 0 "$tmp/drop.nn" --train --epochs 1 --load "$tmp/p.safetensors"
+    diff <(grep '^final' "$tmp/a") <(grep '^final' "$tmp/b") || fail "--load used dropout's step"
+    run e 0 "$tmp/drop.nn" --eval --load "$tmp/p.safetensors"
+    diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/e") || fail "--eval of the parameters alone differs"
     echo "ok: $case ($engine)" ;;
   resume_nothing_left)
     run out 0 "$here/resume_adam.nn" --train --save "$tmp/a.safetensors"
