@@ -416,10 +416,13 @@ static const char *outside_domain(const Node *n, double x) {
 
 /* The epoch went non-finite: `e->buf` holds the parameters from before it.
  * Re-run it step by step to find the step, then that step in the
- * interpreter to find the first non-finite value and its .nn line. Leaves
- * the last finite parameters in e->buf. */
-static void report_fault(const Program *p, Engine *e, const void *x, const void *t, int64_t rows,
-                         int64_t epoch) {
+ * interpreter to find the first non-finite value and its .nn line; report
+ * it and return true, leaving the last finite parameters in e->buf. When
+ * every step stays finite, only the sum of the epoch's losses overflowed
+ * (in an f32 model's compiled train_epoch, which adds them in f32): return
+ * false with the epoch trained and *sum its losses added in double. */
+static bool rerun_epoch(const Program *p, Engine *e, const void *x, const void *t, int64_t rows, int64_t epoch,
+                        double *sum) {
   const Graph *g = e->g;
   size_t es = (size_t)e->layout->elem_size, bytes = (size_t)e->layout->total * es;
   size_t xbytes = (size_t)engine_input_cols(g) * es, tbytes = (size_t)engine_target_cols(g) * es;
@@ -428,22 +431,27 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   const Node *bad = NULL;
   double operand = NAN;
   int64_t step_rows = e->rows_per_step; /* MPI: all ranks' rows */
+  bool failed = false;
+  *sum = 0;
   for (int64_t r = 0; r < rows; r += step_rows, step++) {
     int64_t n = rows - r < step_rows ? rows - r : step_rows;
     const char *xb = (const char *)x + (size_t)r * xbytes, *tb = (const char *)t + (size_t)r * tbytes;
     memcpy(before, e->buf, bytes);
     double loss = e->train_epoch(e, xb, tb, n);
+    *sum += loss;
     if (isfinite(loss) && params_finite(e)) continue;
+    failed = true;
     bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &operand);
     memcpy(e->buf, before, bytes);
     break;
   }
   free(before);
+  if (!failed && isfinite(*sum)) return false;
   Diag d = {.src = p->src};
   if (!bad) {
     diag_error(&d, (Loc){0, 0}, "training produced a non-finite value in epoch %" PRId64 " (try a smaller --lr)",
                epoch);
-    return;
+    return true;
   }
   const char *what = bad->role == ROLE_FORWARD ? "the forward pass"
                      : bad->role == ROLE_BACKWARD ? "the backward pass" : "the optimizer update";
@@ -463,7 +471,7 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
   if (bad->op == OP_DIV && operand == 0) {
     diag_error(&d, loc, "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s%s divides by 0", epoch,
                step + 1, label, what, rule);
-    return;
+    return true;
   }
   if (domain) {
     char shown[32];
@@ -473,12 +481,13 @@ static void report_fault(const Program *p, Engine *e, const void *x, const void 
                "outside the domain of %s (%s)%s",
                epoch, step + 1, label, what, rule, shown, op_info[bad->op].name, domain,
                first ? "" : "; try a smaller --lr");
-    return;
+    return true;
   }
   diag_error(&d, loc,
              "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is the first "
              "value that is not finite; try a smaller --lr",
              epoch, step + 1, label, what);
+  return true;
 }
 
 /* The model's outputs at n points of two inputs, for the report. */
@@ -847,12 +856,17 @@ static bool run_epoch(Run *r, int64_t epoch) {
   double running = sum / (double)(rows_done > 0 ? rows_done : 1);
   r->train_time += nnc_now() - t0;
   if (!isfinite(running) || !params_finite(e)) {
+    snapshot_restore(e->layout, e->buf, r->snapshot);
     if (r->tty) printf("\n");
     if (!r->o->quiet) fflush(stdout);
-    snapshot_restore(e->layout, e->buf, r->snapshot);
-    r->st->shuffle = shuffle_before;
-    report_fault(r->p, e, x, t, rows_done, epoch);
-    return false;
+    double again;
+    if (rerun_epoch(r->p, e, (const char *)x + (size_t)first * r->xbytes, (const char *)t + (size_t)first * r->tbytes,
+                    rows_done - first, epoch, &again)) {
+      r->st->shuffle = shuffle_before;
+      return false;
+    }
+    sum = carried + again; /* every step was finite: the sum overflowed f32 */
+    running = sum / (double)(rows_done > 0 ? rows_done : 1);
   }
   r->st->steps += steps;
   r->run_steps += steps;
