@@ -322,7 +322,8 @@ static int run_task(Compilation *c) {
     Engine *e = make_engine(c, NULL, &parallel);
     if (!e) return 1;
     const DataSpec *data = &c->prog.train.data;
-    int rc = rt_predict(e, o->predict, data->kind == DATA_CSV && data->onehot);
+    /* a class label after the inputs, as the training data has one */
+    int rc = rt_predict(e, o->predict, (data->kind == DATA_CSV && data->onehot) || data->kind == DATA_IDX);
     e->destroy(e);
     return rc;
   }

@@ -5,6 +5,7 @@
 # network; in this directory) learns Fashion-MNIST: the first 1,000 training images (gzip)
 # and 500 test images (raw IDX) of Debian's dataset-fashion-mnist, written
 # by `test_idx subset` into a data/ directory beside a copy of subset.nn.
+# Then --predict reads rows of inputs followed by a class label.
 # nnc runs from another directory, so the data paths must be taken
 # relative to the .nn file. The valid accuracy must be well above chance
 # (0.1): at least 0.6.
@@ -36,3 +37,18 @@ awk -v a="$acc" 'BEGIN { exit !(a != "" && a >= 0.6) }' || {
   echo "FAILED: valid accuracy '$acc' is below 0.6"
   exit 1
 }
+# --predict of rows of inputs, and of the same rows followed by each one's
+# class label (as the training data has labels): the same outputs
+python3 - "$tmp/data/test-images.idx" "$tmp/data/test-labels.idx" "$tmp" <<'PY' || exit 1
+import sys
+img, lab = open(sys.argv[1], "rb").read()[16:], open(sys.argv[2], "rb").read()[8:]
+rows = [[str(b / 255) for b in img[i * 784:(i + 1) * 784]] for i in range(3)]
+open(sys.argv[3] + "/in.csv", "w").write("".join(",".join(r) + "\n" for r in rows))
+open(sys.argv[3] + "/in_label.csv", "w").write("".join(",".join(r) + ",%d\n" % lab[i] for i, r in enumerate(rows)))
+PY
+"$nnc" "$tmp/$model" --predict "$tmp/in.csv" >"$tmp/p1" && "$nnc" "$tmp/$model" --predict "$tmp/in_label.csv" >"$tmp/p2" || {
+  echo "FAILED: --predict of inputs and of inputs with their labels"
+  exit 1
+}
+cmp -s "$tmp/p1" "$tmp/p2" || { diff "$tmp/p1" "$tmp/p2"; echo "FAILED: the label column changed the outputs"; exit 1; }
+echo "--predict: the same outputs with a label column"
