@@ -87,16 +87,6 @@ static void fill_layout(NncModel *m) {
   pub->states = m->states;
 }
 
-/* What is wrong with the overrides (the command line's limits), or NULL. */
-static const char *override_error(const NncOptions *o) {
-  if (o->epochs < -1 || o->epochs > NNC_MAX_EPOCHS) return "options: epochs must be -1 (the file's) or 0 to 100000000";
-  if (o->batch != -1 && (o->batch < 1 || o->batch > 65536)) return "options: batch must be -1 (the file's) or 1 to 65536";
-  if (o->seed < -1 || o->seed > 4611686018427387903LL) return "options: seed must be -1 (the file's) or 0 to 2^62 - 1";
-  if (!(o->lr < 0 || (o->lr > 0 && o->lr <= 1e6))) return "options: lr must be negative (the file's) or in (0, 1e6]";
-  if (o->dtype < -1 || o->dtype > 1) return "options: dtype must be -1 (the file's), 0 (f32) or 1 (f64)";
-  return NULL;
-}
-
 /* text: the source to compile, or NULL to read name as a file. */
 static NncModel *compile(const char *name, const char *text, const NncOptions *opts, NncDiagnostics *diags) {
   NncModel *m = nnc_xcalloc(1, sizeof *m);
@@ -119,7 +109,7 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   m->c.diag.sink = sink;
   NncDiagnostics *old = diag_set_file_sink(sink);
   int rc = 0;
-  const char *bad = override_error(&m->opt);
+  const char *bad = driver_overrides_error(&m->opt);
   if (bad) {
     diag_file_error(m->name, "%s", bad);
     rc = 1;

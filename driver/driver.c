@@ -421,7 +421,40 @@ void nnc_parallel_init(int *argc, char ***argv) { par_init(argc, argv); }
 void nnc_parallel_finalize(void) { par_finalize(); }
 bool nnc_cpu_known(const char *name) { return jit_cpu_known(name); }
 
+const char *driver_overrides_error(const NncOptions *o) {
+  if (o->epochs < -1 || o->epochs > NNC_MAX_EPOCHS) return "options: epochs must be -1 (the file's) or 0 to 100000000";
+  if (o->batch != -1 && (o->batch < 1 || o->batch > 65536)) return "options: batch must be -1 (the file's) or 1 to 65536";
+  if (o->seed < -1 || o->seed > 4611686018427387903LL) return "options: seed must be -1 (the file's) or 0 to 2^62 - 1";
+  if (!(o->lr < 0 || (o->lr > 0 && o->lr <= 1e6))) return "options: lr must be negative (the file's) or in (0, 1e6]";
+  if (o->dtype < -1 || o->dtype > 1) return "options: dtype must be -1 (the file's), 0 (f32) or 1 (f64)";
+  return NULL;
+}
+
+/* What is wrong with options the command line could not have made, or
+ * NULL: nnc_run's check of a caller's (the command checks its own, with
+ * usage messages, before). */
+static const char *run_options_error(const NncOptions *o) {
+  const char *bad = driver_overrides_error(o);
+  if (bad) return bad;
+  if (!o->file) return "options: no file (NncOptions.file)";
+  if (o->opt_level < 0 || o->opt_level > 3) return "options: opt_level must be 0 to 3";
+  if (o->threads < 0 || o->threads > 256) return "options: threads must be 0 (as many as gain) to 256";
+  int modes = o->train + o->grad + o->check_grad + o->eval + (o->predict != NULL) + (o->emit != NULL);
+  if (modes > 1) return "options: choose one of train, grad, check_grad, eval, predict and emit";
+  NncEmit emit = nnc_emit_kind(o->emit);
+  if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out) return "options: emit obj and header need out";
+  if (o->threads > 1 && !o->jit) return "options: threads above 1 need jit";
+  if ((o->save || o->plot || o->resume) && !o->train) return "options: save, plot and resume go with train";
+  if (o->resume && o->load) return "options: resume reads the parameters too: give resume or load, not both";
+  return NULL;
+}
+
 int nnc_run(const NncOptions *o) {
+  const char *bad = o ? run_options_error(o) : "options: NULL";
+  if (bad) {
+    fprintf(stderr, "nnc: error: %s\n", bad);
+    return 2;
+  }
   if (!jit_cpu_known(o->cpu)) {
     fprintf(stderr, "nnc: error: unknown CPU '%s' (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
                     "x86-64 processor name such as haswell or znver4)\n", o->cpu);

@@ -51,4 +51,8 @@ void driver_release_code_after_compile(void);
  * (driver/main.c), whose leak check wants them freed. */
 void driver_leave_run_to_exit(void);
 
+/* What is wrong with o's overrides of the file (epochs, batch, seed, lr,
+ * dtype: the command line's limits), or NULL. */
+const char *driver_overrides_error(const NncOptions *o);
+
 #endif

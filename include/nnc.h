@@ -112,7 +112,8 @@ typedef enum NncEmit {
  * name. */
 NNC_API NncEmit nnc_emit_kind(const char *name);
 /* Run what the options ask for, printing as the `nnc` command does; returns
- * the exit status (0 or 1). */
+ * the exit status: 0, 1, or 2 (with a message) for options out of range or
+ * that do not go together, as the command's usage errors. */
 NNC_API int nnc_run(const NncOptions *o);
 /* Whether --cpu accepts the name ("native", x86-64, x86-64-v2, haswell, ...). */
 NNC_API bool nnc_cpu_known(const char *name);

@@ -425,6 +425,48 @@ static void override_limits(void) {
   }
 }
 
+/* nnc_run refuses options the command line could not make (exit 2 and a
+ * message), before reading any file: a batch of 0 divided by zero. */
+static void run_limits(void) {
+  enum { N = 9 };
+  NncOptions o[N];
+  for (int i = 0; i < N; i++) {
+    nnc_options_default(&o[i]);
+    o[i].file = "never-read.nn";
+    o[i].train = true;
+  }
+  o[0].batch = 0;
+  o[1].opt_level = 9;
+  o[2].threads = -3;
+  o[3].threads = 4; /* without jit */
+  o[4].train = false, o[4].emit = "obj"; /* without out */
+  o[5].grad = true;  /* and train */
+  o[6].file = NULL;
+  o[7].lr = NAN;
+  o[8].train = false, o[8].save = "x.safetensors";
+  /* (nnc_run prints as the command does: its messages to a file here) */
+  FILE *messages = tmpfile();
+  CHECK(messages != NULL);
+  if (!messages) return;
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  dup2(fileno(messages), STDERR_FILENO);
+  int status[N + 1];
+  for (int i = 0; i < N; i++) status[i] = nnc_run(&o[i]);
+  status[N] = nnc_run(NULL);
+  fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  for (int i = 0; i <= N; i++) CHECK(status[i] == 2);
+  rewind(messages);
+  char line[256];
+  int lines = 0;
+  while (fgets(line, sizeof line, messages)) lines += strncmp(line, "nnc: error: options: ", 21) == 0;
+  CHECK(lines == N + 1);
+  fclose(messages);
+  CHECK(access("x.safetensors", F_OK) != 0);
+}
+
 /* The learning rate lives in the buffer: a store changes the next steps
  * of the compiled code and of the interpreter alike, without compiling. */
 static void learning_rate(void) {
@@ -483,5 +525,6 @@ int main(void) {
   data_and_fit();
   divergence();
   override_limits();
+  run_limits();
   return check_report();
 }
