@@ -1110,13 +1110,14 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             " *         with %sbuffer_init, then write the parameters' values\n"
             " *   x, t  n rows of %sINPUT_COLS inputs and %sTARGET_COLS targets, row-major\n"
             " *   n     rows in one call: any number for forward, predict and\n"
-            " *         train_epoch (in batches of %sMAX_BATCH), 1 to %sMAX_BATCH for\n"
-            " *         backward and train_step\n"
+            " *         train_epoch (in batches of %sMAX_BATCH), %sMIN_TRAIN_ROWS to\n"
+            " *         %sMAX_BATCH for backward and train_step\n"
             " *   y     n rows of %sOUTPUT_COLS outputs; loss: n per-row losses\n"
-            " * forward: outputs and per-row losses. predict: outputs alone (when the\n"
-            " * output does not depend on the targets). backward: gradients into buf,\n"
-            " * returns the batch loss (mean over rows). update: one optimizer step from\n"
-            " * the gradients. train_step: backward and update, returns the batch loss.\n"
+            " * forward: outputs and per-row losses (t and loss are needed). predict:\n"
+            " * outputs alone (when the output does not depend on the targets).\n"
+            " * backward: gradients into buf, returns the batch loss (mean over rows).\n"
+            " * update: one optimizer step from the gradients. train_step: backward\n"
+            " * and update, returns the batch loss.\n"
             " * train_epoch: train_step over `rows` rows (any number) in batches of\n"
             " * %sMAX_BATCH, returns the sum of the rows' losses.\n"
             " * The learning rate is not compiled in: update, train_step and\n"
@@ -1125,13 +1126,17 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             " * follow a schedule.\n"
             " * The functions share one workspace in the object: call them from one\n"
             " * thread at a time.",
-            P, P, P, P, P, P, P, P, P);
+            P, P, P, P, P, P, P, P, P, P);
   if (g->stat_values)
     sb_puts(sb, "\n * batch_norm: backward, train_step and train_epoch normalize with the\n"
                 " * statistics of each batch's rows (training mode), and train_step and\n"
                 " * train_epoch move the running statistics towards them; forward and\n"
                 " * predict normalize with the running statistics (evaluation mode);\n"
                 " * update, which has no batch, leaves them alone.");
+  if (g->stat_values == 1)
+    sb_puts(sb, "\n * A batch_norm here has one value per channel in a row: a training\n"
+                " * batch needs at least 2 rows (MIN_TRAIN_ROWS), as in PyTorch, and\n"
+                " * train_epoch's rows must not leave a last batch of 1 row.");
   sb_puts(sb, " */\n");
   sb_printf(sb, "#ifndef %sH\n#define %sH\n\n#include <stdint.h>\n\n", P, P);
   sb_printf(sb, "typedef %s %sreal; /* the model's dtype */\n", T, P);
@@ -1139,6 +1144,8 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_printf(sb, "#define %sBUFFER_ELEMS %" PRId64 "\n", P, layout->total);
   sb_printf(sb, "#define %sBUFFER_BYTES %" PRId64 "\n", P, layout->total * layout->elem_size);
   sb_printf(sb, "#define %sMAX_BATCH %d\n", P, max_batch);
+  sb_printf(sb, "#define %sMIN_TRAIN_ROWS %d /* the fewest rows backward and train_step take */\n", P,
+            g->stat_values == 1 ? 2 : 1);
   sb_printf(sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", P, in, P, tg);
   sb_printf(sb, "#define %sOUTPUT_COLS %" PRId64 "\n", P, out);
   sb_printf(sb, "#define %sPARAM_COUNT %d /* parameter tensors */\n", P, g->params.len);

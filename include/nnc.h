@@ -49,7 +49,9 @@
  * Data everywhere are row-major arrays in the model's dtype (double for f64,
  * float for f32): x holds n rows of layout->input_cols values (all inputs,
  * flattened, in declaration order), t n rows of target_cols, y n rows of
- * output_cols, loss n per-row losses. forward, predict and train_epoch
+ * output_cols, loss n per-row losses. The compiled forward needs t and
+ * loss (not NULL): predict gives the outputs alone (the interpreter's
+ * nnc_interp_forward takes NULL for both). forward, predict and train_epoch
  * take any number of rows (in batches of layout->max_batch, the train
  * block's `batch`); backward and train_step take 1..max_batch
  * (min_train_rows..max_batch, and no last batch of one row for
