@@ -152,6 +152,7 @@ SIGNATURES = {0: _signatures(c_float), 1: _signatures(c_double)}
 _PROTOTYPES = {
     "nnc_options_default": (None, [POINTER(NncOptions)], False),
     "nnc_version": (c_char_p, [], False),
+    "nnc_cpu_known": (c_bool, [c_char_p], False),
     "nnc_compile_file": (c_void_p, [c_char_p, POINTER(NncOptions), POINTER(NncDiagnostics)], True),
     "nnc_compile_string": (c_void_p, [c_char_p, c_char_p, POINTER(NncOptions), POINTER(NncDiagnostics)], True),
     "nnc_model_free": (None, [c_void_p], False),
@@ -205,6 +206,13 @@ def _load():
             cdll = ctypes.CDLL(path)
         except OSError as e:
             tried.append("%s (%s)" % (path, e))
+            continue
+        # another library, or a libnnc older than the package: it loads,
+        # but lacks calls the package makes
+        missing = [name for name in _PROTOTYPES if not hasattr(cdll, name)]
+        if missing:
+            tried.append("%s (loads, but is not a libnnc with the calls this package makes: no %s)"
+                         % (path, ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")))
             continue
         return path, cdll
     raise ImportError("nnc: cannot load libnnc.so; tried: " + "; ".join(tried) +

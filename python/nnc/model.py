@@ -109,6 +109,9 @@ def _options(epochs, batch, seed, lr, dtype, cpu):
         o.dtype = names[key]
     if cpu is not None:
         o.cpu = _path_arg(cpu, "cpu")
+        if not lib.cpu_known(o.cpu):
+            raise ValueError("cpu must be native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM x86-64 processor "
+                             "name such as haswell or znver4 (as --cpu), got %r" % (cpu,))
     return o
 
 

@@ -1,8 +1,12 @@
 """Every error: source errors as nnc.CompileError printing what the command
 line prints, hostile files, wrong arguments. None may crash the process."""
+import ctypes.util
 import glob
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,12 +60,27 @@ def test_a_missing_file_is_a_compile_error():
     ({"lr": "0.1"}, TypeError, "lr must be a number"),
     ({"dtype": "f16"}, ValueError, "dtype must be 'f32' or 'f64'"),
     ({"opt_level": 4}, ValueError, "opt_level must be from 0 to 3"),
-    ({"cpu": "pentium9"}, nnc.CompileError, "unknown CPU 'pentium9'"),
+    ({"cpu": "pentium9"}, ValueError, r"cpu must be native, x86-64, .* such as haswell or znver4 \(as --cpu\), "
+                                      r"got 'pentium9'"),
+    ({"cpu": ""}, ValueError, "got ''"),
     ({"cpu": 7}, TypeError, "cpu must be a str"),
 ])
 def test_options_are_checked(kwargs, error, match):
     with pytest.raises(error, match=match):
         nnc.Model.from_source(TINY, **kwargs)
+
+
+@pytest.mark.parametrize("library,why", [
+    ("/nowhere/libnnc.so", r"/nowhere/libnnc.so \(not there\)"),
+    (ctypes.util.find_library("c"), r"loads, but is not a libnnc with the calls this package makes: no nnc_"),
+])
+def test_a_library_that_is_not_libnnc_is_an_import_error(library, why):
+    r = subprocess.run([sys.executable, "-c", "import nnc"], capture_output=True, text=True,
+                       env=dict(os.environ, NNC_LIBRARY=library))
+    assert r.returncode == 1
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith("ImportError: nnc: cannot load libnnc.so; tried: ") and "set NNC_LIBRARY" in last
+    assert re.search(why, last), last
 
 
 def test_sources_and_paths_are_checked():
