@@ -3,6 +3,7 @@ calls that train and run it on numpy data (see docs/python.md)."""
 import collections
 import ctypes
 import os
+import threading
 import weakref
 from ctypes import POINTER, byref, c_double, c_size_t
 
@@ -159,13 +160,43 @@ class Param:
                                                                   self.grad_offset)
 
 
+class _Guard:
+    """Whether fit() runs, which lets other threads run while the C loop
+    trains on the buffer: `with guard:` around a write to the buffer raises
+    RuntimeError meanwhile, and fit() starts only between two such writes
+    (the lock), never in the middle of one."""
+
+    __slots__ = ("busy", "lock")
+
+    def __init__(self):
+        self.busy = False
+        self.lock = threading.Lock()
+
+    def start(self):
+        """fit() begins: RuntimeError if it runs already."""
+        with self:
+            self.busy = True
+
+    def __enter__(self):
+        self.lock.acquire()
+        if self.busy:
+            self.lock.release()
+            raise RuntimeError("the model is training in another thread (fit)")
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
 class _Views:
     """name -> a numpy view of the model's buffer (parameters, their
     gradients, or the states layers keep), in creation order. Writing into a view changes the model;
-    assigning `views[name] = array` copies the values in (same shape)."""
+    assigning `views[name] = array` copies the values in (same shape), and
+    raises RuntimeError while the model trains in fit() in another thread."""
 
-    def __init__(self, buf, params, grads, kind="parameter"):
+    def __init__(self, buf, params, grads, kind="parameter", guard=None):
         self._kind = kind
+        self._guard = guard or _Guard()
         self._arrays = {}
         for p in params:
             at = p.grad_offset if grads else p.offset
@@ -178,18 +209,26 @@ class _Views:
             have = ", ".join(self._arrays) or "none"
             raise KeyError("no %s %r (the model has %s)" % (self._kind, name, have)) from None
 
-    def __setitem__(self, name, value):
+    def _checked(self, name, value):
+        """(the view, the values as an array it can take)"""
         view = self[name]
         value = np.asarray(value)
         if value.shape != view.shape:
             raise ValueError("%s has shape %s; got an array of shape %s" % (name, view.shape, value.shape))
         if not np.can_cast(value.dtype, view.dtype, "same_kind"):
             raise ValueError("%s holds %s; cannot take values of dtype %s" % (name, view.dtype, value.dtype))
-        np.copyto(view, value, casting="same_kind")
+        return view, value
+
+    def __setitem__(self, name, value):
+        self.update({name: value})
 
     def update(self, other):
-        for name, value in dict(other).items():
-            self[name] = value
+        """Copy in the values of each name: all are checked before any is
+        written."""
+        pairs = [self._checked(name, value) for name, value in dict(other).items()]
+        with self._guard:
+            for view, value in pairs:
+                np.copyto(view, value, casting="same_kind")
 
     def __contains__(self, name):
         return name in self._arrays
@@ -313,7 +352,8 @@ class Model:
         """The learning rate of the next steps: the buffer's optimizer.lr,
         which the compiled step reads (the train block's lr at first; None
         for a model without parameters). Set it between steps to follow a
-        schedule: nothing is compiled again."""
+        schedule: nothing is compiled again. Setting it while fit() runs in
+        another thread raises RuntimeError."""
         return None if self._lr_offset < 0 else float(self._buffer[self._lr_offset])
 
     @lr.setter
@@ -324,14 +364,15 @@ class Model:
             raise TypeError("lr must be a number, got %s" % type(value).__name__)
         if not 0 <= value <= 1e6:
             raise ValueError("lr must be from 0 to 1e6, got %r" % value)
-        self._buffer[self._lr_offset] = value
+        with self._guard:
+            self._buffer[self._lr_offset] = value
     opt_level = property(lambda self: self._opt_level, doc="LLVM's optimization level")
 
     # ---- set-up and teardown ----
 
     def _setup(self, name, source, jit, opt_level, opts):
         self._m = None
-        self._busy = False
+        self._guard = _Guard()
         opt_level = _int_arg(opt_level, "opt_level", 0, 3)
         d = NncDiagnostics()
         with compile_lock:
@@ -364,9 +405,9 @@ class Model:
         # (column, count, rows, input, table) of each input an embedding reads
         self._index_inputs = tuple((p.column, p.count, p.rows, p.input.decode(), p.table.decode())
                                    for p in ix[:lib.model_index_inputs(m, byref(ix))])
-        self.params = _Views(self.buffer, self.layout, False)
-        self.states = _Views(self.buffer, self._state_layout, False, "state")
-        self.grads = _Views(self.buffer, self.layout, True)
+        self.params = _Views(self.buffer, self.layout, False, guard=self._guard)
+        self.states = _Views(self.buffer, self._state_layout, False, "state", self._guard)
+        self.grads = _Views(self.buffer, self.layout, True, guard=self._guard)
         self.epochs_trained = 0
         self._data = None
         self._fns = None
@@ -391,7 +432,8 @@ class Model:
     def close(self):
         """Free the compiled model and its code. The parameter arrays stay
         valid (they belong to numpy); calls on the model raise ValueError."""
-        if getattr(self, "_busy", False):
+        guard = getattr(self, "_guard", None)
+        if guard is not None and guard.busy:
             raise RuntimeError("the model is training in another thread (fit): close it after")
         m, self._m = getattr(self, "_m", None), None
         if m:
@@ -420,7 +462,7 @@ class Model:
     def _ready(self):
         if not self._m:
             raise ValueError("the model is closed")
-        if self._busy:
+        if self._guard.busy:
             raise RuntimeError("the model is training in another thread (fit)")
 
     # ---- argument checks ----
@@ -642,12 +684,12 @@ class Model:
         self._ready()
         epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
         r, d = NncFitResult(), NncDiagnostics()
-        self._busy = True  # the call lets other threads run
+        self._guard.start()  # the call lets other threads run
         fast, self._fast_step = self._fast_step, None
         try:
             rc = lib.model_fit(self._m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
         finally:
-            self._busy = False
+            self._guard.busy = False
             self._fast_step = fast
         try:
             history = History(r)

@@ -277,6 +277,46 @@ def test_fit_in_a_thread_makes_other_calls_wait_their_turn():
     assert m.epochs_trained == 3000
 
 
+def test_writes_during_fit_in_a_thread_are_refused():
+    """m.lr = ..., params/grads/states[...] = ... and update() write the
+    buffer the C loop trains on: refused while fit() runs, so the run is
+    the run alone."""
+    src = TINY.replace("epochs 3", "epochs 300000")
+    alone = nnc.Model.from_source(src, name="tiny.nn")
+    alone.fit()
+    m = nnc.Model.from_source(src, name="tiny.nn")
+    writes = {"lr": lambda: setattr(m, "lr", 0.5),
+              "params[]": lambda: m.params.__setitem__("linear1.b", np.zeros(3)),
+              "params.update": lambda: m.params.update({"linear2.b": np.ones(1)}),
+              "grads[]": lambda: m.grads.__setitem__("linear1.W", np.ones((3, 2))),
+              "init_params": m.init_params}
+    th = threading.Thread(target=m.fit)
+    th.start()
+    while not m._guard.busy and th.is_alive():
+        pass
+    refused = {}
+    for what, write in writes.items():
+        try:
+            write()
+        except RuntimeError as e:
+            refused[what] = str(e)
+    running = th.is_alive()
+    th.join()
+    assert running, "fit() ended before the writes: make its run longer"
+    assert list(refused) == list(writes) and all("training in another thread" in e for e in refused.values())
+    assert np.array_equal(m.buffer, alone.buffer)
+    m.lr = 0.5  # after fit(), writes go through again
+    m.params["linear1.b"] = np.zeros(3)
+    assert m.lr == 0.5 and not m.params["linear1.b"].any()
+
+
+def test_params_update_checks_every_value_first(tiny):
+    before = tiny.buffer.copy()
+    with pytest.raises(ValueError, match="linear2.b has shape"):
+        tiny.params.update({"linear1.b": np.ones(3), "linear2.b": np.ones(2)})
+    assert np.array_equal(tiny.buffer, before)
+
+
 def test_lr_is_read_from_the_buffer(tiny):
     x, t = rows(4, 2), rows(4, 1, seed=5)
     assert tiny.lr == pytest.approx(0.1)
