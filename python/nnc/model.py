@@ -605,7 +605,7 @@ class Model:
             raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
         y = np.empty((n, self.output_cols), self.dtype)
         loss = np.empty(n, self.dtype)
-        self._chunks(n, x, t, y, loss)
+        self._run(n, x, t, y, loss)
         return y, loss
 
     def evaluate(self, x, t):
@@ -626,25 +626,23 @@ class Model:
                              "inputs alone: use forward(x, t), or name a value computed from the inputs with "
                              "`output NAME`" % self.name)
         y = np.empty((n, self.output_cols), self.dtype)
-        self._chunks(n, x, None, y, None)
+        self._run(n, x, None, y, None)
         return y
 
-    def _chunks(self, n, x, t, y, loss):
-        es = self.dtype.itemsize
+    def _run(self, n, x, t, y, loss):
+        """y (and loss, with t) for all n rows: one call of the library,
+        which runs them in batches of max_batch (as nnc evaluates a data
+        set), with the values of a call per batch."""
+        if n == 0:
+            return
         xp, yp = x.ctypes.data, y.ctypes.data
-        tp = t.ctypes.data if t is not None else None
-        lp = loss.ctypes.data if loss is not None else None
-        xw, tw, yw = self.input_cols * es, self.target_cols * es, self.output_cols * es
-        for r in range(0, n, self.max_batch):
-            k = min(self.max_batch, n - r)
-            xr, yr = xp + r * xw, yp + r * yw
-            if self._fns and t is None:
-                self._c_predict(self._bufp, xr, k, yr)
-            elif self._fns:
-                self._c_forward(self._bufp, xr, tp + r * tw, k, yr, lp + r * es)
-            elif lib.interp_forward(self._m, self._bufp, xr, None if t is None else tp + r * tw, k, yr,
-                                    None if t is None else lp + r * es) != 0:
-                raise ValueError("the interpreter refused the call")  # checked above; not expected
+        if self._fns and t is None:
+            self._c_predict(self._bufp, xp, n, yp)
+        elif self._fns:
+            self._c_forward(self._bufp, xp, t.ctypes.data, n, yp, loss.ctypes.data)
+        elif lib.interp_forward(self._m, self._bufp, xp, None if t is None else t.ctypes.data, n, yp,
+                                None if t is None else loss.ctypes.data) != 0:
+            raise ValueError("the interpreter refused the call")  # checked above; not expected
 
     # ---- the train block ----
 

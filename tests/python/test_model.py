@@ -129,6 +129,30 @@ def test_predict_and_evaluate_take_any_number_of_rows(tiny):
     assert tiny.evaluate(x, t) == pytest.approx(((y - t) ** 2).mean(), rel=1e-13)
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_predict_and_forward_are_one_call_of_the_library(jit, monkeypatch):
+    """All rows go to the library at once, which runs them in batches of
+    max_batch: the values of one call per batch, without a Python loop."""
+    m = nnc.Model(MOONS, jit=jit)  # batch 1
+    x, t = rows(50, 2), rows(50, 1, seed=4)
+    per_row = [m.forward(x[r:r + 1], t[r:r + 1]) for r in range(50)]
+    calls = []
+    if jit:
+        for name in ("_c_predict", "_c_forward"):
+            f = getattr(m, name)
+            monkeypatch.setattr(m, name, lambda *a, f=f, name=name: calls.append(name) or f(*a))
+    else:
+        f = nnc.model.lib.interp_forward
+        monkeypatch.setattr(nnc.model.lib, "interp_forward", lambda *a, f=f: calls.append("interp_forward") or f(*a))
+    y = m.predict(x)
+    out, loss = m.forward(x, t)
+    mean = m.evaluate(x, t)
+    assert len(calls) == 3
+    assert np.array_equal(y, np.concatenate([p[0] for p in per_row]))
+    assert np.array_equal(out, y) and np.array_equal(loss, np.concatenate([p[1] for p in per_row]))
+    assert mean == float(np.cumsum(loss)[-1] / 50)
+
+
 def test_data_is_the_train_block(tiny):
     d = tiny.data()
     x, t, xv, tv = d
