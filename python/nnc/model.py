@@ -483,9 +483,9 @@ class Model:
         if not a.flags.c_contiguous or not a.flags.aligned:
             raise ValueError("%s must be C-contiguous and aligned: pass np.ascontiguousarray(%s)" % (what, what))
         n = shape[0]
-        if n < lo:
+        if n < lo and hi is None:
             raise ValueError("%s has %d rows; %s takes at least %d" % (what, n, call, lo))
-        if hi is not None and n > hi:
+        if hi is not None and not lo <= n <= hi:
             raise ValueError("%s has %d rows; %s takes %s (the train block's batch is %d)"
                              % (what, n, call, "1 row" if hi == 1 else "1 to %d rows" % hi, self.max_batch))
         if what == "x":
@@ -575,11 +575,14 @@ class Model:
     def train_epoch(self, x, t):
         """train_step over all rows of x, t in order, in batches of
         max_batch (the last may be smaller), in one compiled loop; returns
-        the mean over rows of each row's loss before its step."""
+        the mean over rows of each row's loss before its step: 0.0 for no
+        rows, which take no step (the compiled loop's sum of no losses)."""
         self._ready()
-        n = self._rows(x, self.input_cols, "x", 1, None, "train_epoch")
-        if self._rows(t, self.target_cols, "t", 1, None, "train_epoch") != n:
+        n = self._rows(x, self.input_cols, "x", 0, None, "train_epoch")
+        if self._rows(t, self.target_cols, "t", 0, None, "train_epoch") != n:
             raise ValueError("x has %d rows but t has %d" % (n, t.shape[0]))
+        if n == 0:
+            return 0.0
         last = n % self.max_batch or min(n, self.max_batch)
         if last < self._min_train_rows:
             raise ValueError("%d rows in batches of %d leave a last batch of %d row, which gives a batch_norm layer one "
@@ -610,11 +613,13 @@ class Model:
 
     def evaluate(self, x, t):
         """The mean per-row loss over x, t (what --train's `final train
-        loss` line prints for the training set)."""
-        n = self._rows(x, self.input_cols, "x", 1, None, "evaluate")
+        loss` line prints for the training set); 0.0 for no rows, as nnc's
+        mean over an empty set."""
         _, loss = self.forward(x, t)
+        if len(loss) == 0:
+            return 0.0
         # summed in row order in double, as nnc does
-        return float(np.cumsum(loss, dtype=np.float64)[-1] / n)
+        return float(np.cumsum(loss, dtype=np.float64)[-1] / len(loss))
 
     def predict(self, x):
         """The outputs for each row of x (any number of rows): an array of

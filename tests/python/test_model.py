@@ -425,3 +425,25 @@ def test_batch_norm_states(tmp_path, jit):
         m.states["running_mean"]
     m.close()
     other.close()
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("src", [TINY, RUN, BATCH_NORM], ids=["sgd", "adam", "batch_norm"])
+def test_no_rows(src, jit):
+    """train_epoch, evaluate, forward and predict take any number of rows,
+    0 too: no step, and 0.0 for the mean loss of no rows (the compiled
+    train_epoch's sum of no losses; nnc's mean over an empty set)."""
+    m = nnc.Model.from_source(src, name="z.nn", jit=jit)
+    x, t = rows(0, 2), rows(0, 1)
+    before = m.buffer.copy()
+    assert m.train_epoch(x, t) == 0.0 and type(m.train_epoch(x, t[:, 0])) is float
+    assert np.array_equal(m.buffer, before)
+    assert m.evaluate(x, t) == 0.0
+    y, loss = m.forward(x, t)
+    assert y.shape == (0, 1) and loss.shape == (0,) and m.predict(x).shape == (0, 1)
+    with pytest.raises(ValueError, match="x has 0 rows but t has 1"):
+        m.train_epoch(x, rows(1, 1))
+    for call in (m.train_step, m.grad):
+        with pytest.raises(ValueError, match="x has 0 rows"):
+            call(x, t)
+    assert np.array_equal(m.buffer, before)
