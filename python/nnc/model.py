@@ -573,10 +573,13 @@ class Model:
         self._c_update(self._bufp)
 
     def train_epoch(self, x, t):
-        """train_step over all rows of x, t in order, in batches of
-        max_batch (the last may be smaller), in one compiled loop; returns
-        the mean over rows of each row's loss before its step: 0.0 for no
-        rows, which take no step (the compiled loop's sum of no losses)."""
+        """The steps of train_step over all rows of x, t in order, in
+        batches of max_batch (the last may be smaller), in one compiled
+        loop: the one fit() and `nnc --train` run (the same bits as they
+        over the same rows), which agrees with a loop of train_step calls
+        to rounding, not bit for bit. Returns the mean over rows of each
+        row's loss before its step: 0.0 for no rows, which take no step
+        (the compiled loop's sum of no losses)."""
         self._ready()
         n = self._rows(x, self.input_cols, "x", 0, None, "train_epoch")
         if self._rows(t, self.target_cols, "t", 0, None, "train_epoch") != n:

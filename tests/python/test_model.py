@@ -119,6 +119,27 @@ def test_train_epoch_runs_every_row(tiny):
     assert np.allclose(tiny.buffer, end, rtol=1e-12)
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_fit_is_train_epoch_bit_for_bit_and_train_step_to_rounding(jit):
+    """fit() (and nnc --train) run the compiled epoch loop that train_epoch
+    runs: over the same rows in the same order (TINY does not shuffle), the
+    same bits. train_step is compiled apart, and agrees to rounding; in the
+    interpreter the epoch is a loop of its steps, the same bits too."""
+    fitted = nnc.Model.from_source(TINY, name="tiny.nn", jit=jit)
+    h = fitted.fit()
+    epochs = nnc.Model.from_source(TINY, name="tiny.nn", jit=jit)
+    steps = nnc.Model.from_source(TINY, name="tiny.nn", jit=jit)
+    x, t, _, _ = epochs.data()
+    losses = [epochs.train_epoch(x, t) for _ in range(3)]
+    for _ in range(3):
+        for r in range(0, len(x), 4):
+            steps.train_step(x[r:r + 4], t[r:r + 4])
+    assert np.array_equal(epochs.buffer, fitted.buffer) and losses == list(h.train_loss)
+    assert np.allclose(steps.buffer, epochs.buffer, rtol=1e-13, atol=1e-15)
+    if not jit:
+        assert np.array_equal(steps.buffer, epochs.buffer)
+
+
 def test_predict_and_evaluate_take_any_number_of_rows(tiny):
     x = rows(11, 2)
     y = tiny.predict(x)
