@@ -1076,16 +1076,46 @@ static void c_ident(const char *name, char *out, size_t n) {
   out[k] = 0;
 }
 
-/* Whether parameter i's C identifier is also another's (then it gets no
- * macros of its own; the table still lists it). */
-static bool ident_clash(const Graph *g, int i) {
-  char a[128], b[128];
-  c_ident(((Node *)g->params.items[i])->name, a, sizeof a);
-  for (int j = 0; j < g->params.len; j++) {
-    c_ident(((Node *)g->params.items[j])->name, b, sizeof b);
-    if (j != i && strcmp(a, b) == 0) return true;
+/* A macro of the header's and whose it is: parameter i, the state
+ * params.len + j, or -1 for the header's own (LR_OFFSET). */
+typedef struct Macro {
+  char name[160];
+  int owner;
+} Macro;
+
+static int macro_cmp(const void *a, const void *b) { return strcmp(((const Macro *)a)->name, ((const Macro *)b)->name); }
+
+/* Which parameters and layer states get no macros of their own (then the
+ * table still lists them, by name): those one of whose macros another
+ * would define too. linear1.W and linear1_W give the same identifier; w's
+ * gradient is w_GRAD_OFFSET, which is also w_GRAD's offset; a parameter
+ * LR's offset would be the learning rate's LR_OFFSET. An array of
+ * params.len + states.len flags, to free. */
+static bool *macro_clashes(const Graph *g) {
+  int np = g->params.len, total = np + g->states.len;
+  Macro *m = nnc_xcalloc((size_t)3 * (size_t)total + 1, sizeof *m);
+  int n = 0;
+  snprintf(m[n].name, sizeof m[n].name, "LR_OFFSET"), m[n++].owner = -1;
+  for (int i = 0; i < total; i++) {
+    const Node *v = i < np ? g->params.items[i] : g->states.items[i - np];
+    if (i >= np && is_run_state(v)) continue;
+    char id[128];
+    c_ident(v->name, id, sizeof id);
+    static const char *const param_kinds[] = {"_OFFSET", "_GRAD_OFFSET", "_SIZE"}, *const state_kinds[] = {"_OFFSET", "_SIZE"};
+    for (int k = 0; k < (i < np ? 3 : 2); k++) {
+      snprintf(m[n].name, sizeof m[n].name, "%s%s", id, i < np ? param_kinds[k] : state_kinds[k]);
+      m[n++].owner = i;
+    }
   }
-  return false;
+  qsort(m, (size_t)n, sizeof *m, macro_cmp);
+  bool *clash = nnc_xcalloc((size_t)total + 1, sizeof *clash);
+  for (int k = 1; k < n; k++)
+    if (strcmp(m[k].name, m[k - 1].name) == 0) {
+      if (m[k].owner >= 0) clash[m[k].owner] = true;
+      if (m[k - 1].owner >= 0) clash[m[k - 1].owner] = true;
+    }
+  free(m);
+  return clash;
 }
 
 static void emit_header(const Graph *g, const Layout *layout, int max_batch, StrBuf *sb) {
@@ -1154,11 +1184,13 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
             layout->lr_off);
   sb_puts(sb, "/* Each parameter: where its values and its gradient start in buf and how\n"
                " * many values it has (elements of the dtype, row-major). */\n");
+  bool *clash = macro_clashes(g);
+  int clashes = 0;
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
     char id[128];
     c_ident(p->name, id, sizeof id);
-    if (ident_clash(g, i)) continue;
+    if (clash[i] && ++clashes) continue;
     sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_GRAD_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64
                    "\n",
               P, id, layout->param_off[i], P, id, layout->grad_off[i], P, id, shape_numel(&p->shape));
@@ -1168,6 +1200,7 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   for (int j = 0; j < layout->nstates; j++) {
     const Node *st = g->states.items[j];
     if (is_run_state(st)) continue;
+    if (clash[g->params.len + j] && ++clashes) continue;
     if (!stated)
       sb_puts(sb, "\n/* Each state a layer keeps: where its values start in buf and how many\n"
                   " * it has. Keep them with the parameters. */\n");
@@ -1177,6 +1210,16 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
     sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64 "\n", P, id, layout->state_off[j], P,
               id, shape_numel(&st->shape));
   }
+  if (clashes) {
+    sb_puts(sb, "\n/* No macros for these, whose names would give macros another name gives\n"
+                " * (or LR_OFFSET): find them in PARAMS by name, or rename them.\n");
+    for (int i = 0; i < g->params.len + layout->nstates; i++)
+      if (clash[i])
+        sb_printf(sb, " *   %s\n", i < g->params.len ? ((const Node *)g->params.items[i])->name
+                                                       : ((const Node *)g->states.items[i - g->params.len])->name);
+    sb_puts(sb, " */\n");
+  }
+  free(clash);
   sb_printf(sb, "\ntypedef struct %sparam {\n  const char *name;\n  int64_t offset, grad_offset, size;\n"
                  "  int rank;\n  int64_t shape[4];\n} %sparam;\n\n",
             P, P);
