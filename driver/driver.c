@@ -58,8 +58,10 @@ NncEmit nnc_emit_kind(const char *name) {
   return NNC_EMIT_NONE;
 }
 
-/* Command-line overrides of the file's settings. --seed replaces every seed
- * of the train block (data, init, shuffle), as torch.manual_seed would. */
+/* Command-line overrides of the file's settings. --seed N replaces every seed
+ * of the train block (data, init, shuffle), as torch.manual_seed would: the
+ * file runs as if its train block said `seed N` and nothing had a seed of
+ * its own, so a generated `valid` set gets N + 1, not the training set's. */
 static void apply_overrides(Program *p, const NncOptions *o) {
   TrainConfig *tc = &p->train;
   if (o->dtype >= 0) p->dtype = o->dtype ? DT_F64 : DT_F32;
@@ -72,7 +74,8 @@ static void apply_overrides(Program *p, const NncOptions *o) {
     tc->has_seed_key = true;
     tc->init.seed = s;
     tc->init.has_seed = true;
-    tc->data.seed = tc->valid.seed = s;
+    tc->data.seed = s;
+    tc->valid.seed = s + 1;
     tc->data.has_seed = tc->valid.has_seed = true;
   }
   /* seeds the file leaves out come from `seed` */

@@ -12,6 +12,9 @@
 #   load_skips    --load reads a checkpoint with optimizer state (circles:
 #                 Adam) and leaves the optimizer state fresh: --epochs 1 from
 #                 it equals --epochs 1 from a copy without optimizer.* tensors
+#   seed_valid    --seed N runs a file as its train block's `seed N` would,
+#                 every seed of the file's own replaced: a generated valid
+#                 set gets N + 1 and differs from the training set
 #   load_dropout  --load of a dropout model's checkpoint starts dropout's
 #                 step afresh, as a new run (the same final lines as from a
 #                 copy of the parameters alone, which --load and --eval read)
@@ -126,6 +129,17 @@ case $case in
     run a 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/c.safetensors"
     run b 0 "$examples/circles.nn" --train --epochs 1 --load "$tmp/p.safetensors"
     diff <(grep '^final' "$tmp/a") <(grep '^final' "$tmp/b") || fail "--load used the optimizer state"
+    echo "ok: $case ($engine)" ;;
+  seed_valid)
+    sed 's/moons(samples: 1000, noise: 0.15, seed: 42)/moons(samples: 300, noise: 0.15, seed: 42)/; s/split .*/valid moons(samples: 200, noise: 0.15, seed: 43)/; s/epochs .*/epochs 3/' \
+      "$examples/moons.nn" >"$tmp/given.nn"
+    sed 's/, seed: 4[23])/)/; s/xavier_normal(seed: 13)/xavier_normal/; s/epochs 3/epochs 3\n  seed 4/' "$tmp/given.nn" >"$tmp/seed4.nn"
+    grep -q "seed" "$tmp/given.nn" && ! grep -q "seed:" "$tmp/seed4.nn" || fail "the models were not written"
+    run a 0 "$tmp/given.nn" --train --seed 4
+    run b 0 "$tmp/seed4.nn" --train
+    diff <(grep '^final' "$tmp/a") <(grep '^final' "$tmp/b") || fail "--seed 4 is not the train block's seed 4"
+    [ "$(sed -n 's/^final train loss //p' "$tmp/a")" != "$(sed -n 's/^final valid loss //p' "$tmp/a")" ] ||
+      fail "the valid set is the training set"
     echo "ok: $case ($engine)" ;;
   load_dropout)
     sed 's/-> relu -> linear(1)/-> relu -> dropout(0.2) -> linear(1)/; s/optimizer .*/optimizer adam(lr: 0.01)/' "$examples/moons.nn" >"$tmp/drop.nn"

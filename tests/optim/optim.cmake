@@ -39,7 +39,7 @@ add_test(NAME optim.resume.threads
 # early stopping, --eval, --load of a checkpoint with optimizer state,
 # --resume errors, gradients without data, training-health notes
 # (features.sh has one line on each)
-foreach(case early_stop eval load_skips load_dropout resume_nothing_left resume_no_epoch resume_other_optimizer resume_bad_metadata grad_no_data
+foreach(case early_stop eval load_skips load_dropout seed_valid resume_nothing_left resume_no_epoch resume_other_optimizer resume_bad_metadata grad_no_data
              grad_no_data_embedding dead_relu dead_relu_dropout dead_relu_sampled dead_relu_big loss_stuck schedule_plot)
   foreach(engine interp jit)
     add_test(NAME optim.${case}.${engine}
