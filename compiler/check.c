@@ -777,6 +777,12 @@ static bool check_layer_name(Checker *c, Expr *e, Call *call) {
                "%s: the name \"%s\" is how unnamed layers are numbered; choose another", kind, name);
     return false;
   }
+  if (strcmp(name, "optimizer") == 0) { /* its states would pass for the optimizer's (update.h) */
+    diag_error(c->diag, e->loc,
+               "%s: the name \"optimizer\" is kept for the optimizer's state in checkpoints (optimizer.*); "
+               "choose another", kind);
+    return false;
+  }
   if (strmap_get(&c->layer_names, name)) {
     diag_error(c->diag, e->loc, "%s: a layer named \"%s\" already exists", kind, name);
     return false;
