@@ -12,6 +12,7 @@ typedef struct Lower {
   int unnamed[LAYER_KINDS]; /* unnamed layers of each kind so far */
   PtrVec inits; /* ParamInit *, parallel to g->params */
   Node *loss_first_arg; /* set when a loss call is lowered */
+  Node *logit;          /* what a bce_logits loss reads, or NULL */
   Node *dropout_step;   /* the training step dropout's masks depend on, made on first use */
   int dropouts;         /* dropout calls so far */
 } Lower;
@@ -312,6 +313,7 @@ static Node *lower_loss(Lower *L, const Expr *e, Node *y, Node *t) {
   case LOSS_BCE:
     return node_reduce(g, OP_MEAN, node_binary(g, OP_BCE, y, t, loc), AXIS_ALL, loc);
   case LOSS_BCE_LOGITS: {
+    L->logit = y;
     Node *sp = node_unary(g, OP_SOFTPLUS, y, 0, loc);
     Node *zt = node_binary(g, OP_MUL, y, t, loc);
     return node_reduce(g, OP_MEAN, node_binary(g, OP_SUB, sp, zt, loc), AXIS_ALL, loc);
@@ -430,6 +432,7 @@ Graph *lower_program(const Program *p, Arena *arena, ParamInit **inits) {
     }
   }
   g->output = p->output ? lookup(&L, p->output) : default_output ? default_output : g->loss;
+  g->output_is_logit = g->output == L.logit;
   g->batch_loss = node_reduce(g, OP_BATCH_MEAN, g->loss, AXIS_ALL, p->loss->loc);
   /* (a binding may already be called batch_loss: labels must stay unique) */
   g->batch_loss->name = binds(p, "batch_loss") ? NULL : "batch_loss";

@@ -60,6 +60,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->max_batch = old->max_batch;
   g->stat_layer = old->stat_layer;
   g->stat_values = old->stat_values;
+  g->output_is_logit = old->output_is_logit;
   r->old = old;
   r->g = g;
   r->map = nnc_xcalloc((size_t)old->len, sizeof(Node *));

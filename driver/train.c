@@ -331,7 +331,8 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy, int *pred)
         yd[k] = es == 8 ? ((double *)y)[i * yw + k] : ((float *)y)[i * yw + k];
         td[k] = es == 8 ? ((const double *)tp)[i * tc + k] : ((const float *)tp)[i * tc + k];
       }
-      int guess = s->labels == LABELS_BINARY ? yd[0] > 0.5 : argmax(yd, (int)yw);
+      /* (a logit's probability is above 0.5 where it is above 0) */
+      int guess = s->labels == LABELS_BINARY ? yd[0] > (g->output_is_logit ? 0 : 0.5) : argmax(yd, (int)yw);
       int truth = s->labels == LABELS_BINARY ? td[0] > 0.5 : argmax(td, (int)yw);
       correct += guess == truth;
       if (pred) pred[r + (size_t)i] = guess;
@@ -504,7 +505,10 @@ static void predict_points(void *ctx, const double *points, int64_t n, double *o
       ((float *)x)[i] = (float)points[i];
   }
   e->forward(e, x, NULL, n, y, NULL);
-  for (int64_t i = 0; i < n * yw; i++) out[i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
+  for (int64_t i = 0; i < n * yw; i++) {
+    out[i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
+    if (e->g->output_is_logit) out[i] = 1 / (1 + exp(-out[i])); /* the surface shows probabilities */
+  }
   free(x);
   free(y);
 }

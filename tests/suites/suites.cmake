@@ -207,6 +207,15 @@ foreach(engine interp jit)
                        ${SUITES_EXAMPLES_DIR} ${engine} ${case})
   endforeach()
 
+  # accuracy of a logit output (bce_logits): above 0 is class 1
+  set(jit_flag)
+  if(engine STREQUAL jit)
+    set(jit_flag --jit)
+  endif()
+  suite_test(predict.logit_accuracy.${engine} LABELS "predict;${engine}"
+             COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh ${SUITES_NNC} 0 stdout "^final train accuracy 1$"
+                     ${SUITES_TRAIN_DIR}/logit_accuracy.nn --eval ${jit_flag})
+
   # ---- 9. command-line overrides ----
   foreach(case epochs lr batch seed dtype)
     suite_test(override.${case}.${engine} LABELS "override;${engine}"
