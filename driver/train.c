@@ -630,16 +630,30 @@ static int report_classes(const Graph *g, const NncData *d) {
 
 /* The first SIGINT or SIGTERM asks training to stop at the next step
  * boundary (the run then ends as if it had been that long: final lines,
- * --save); a second ends the process at once, as the signal would have. */
-static volatile sig_atomic_t stop_signal;
+ * --save); a second ends the process at once, as the signal would have,
+ * unless a file is being written (--save, --plot): then as soon as it is
+ * whole (deferred_signal), so that no half-written file is left. */
+static volatile sig_atomic_t stop_signal, deferred_signal;
 
 static void on_stop_signal(int sig) {
   if (stop_signal) {
+    if (nnc_out_busy()) {
+      deferred_signal = sig;
+      return;
+    }
     signal(sig, SIG_DFL);
     raise(sig); /* delivered when this handler returns */
     return;
   }
   stop_signal = sig;
+}
+
+/* A second signal that came while a file was written ends the process now. */
+static void end_if_deferred(void) {
+  int sig = deferred_signal;
+  if (!sig) return;
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 typedef struct StopHandlers {
@@ -1099,7 +1113,6 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   }
   if (status == 0 && r.health && r.st->epoch > r.start + 1) health_check_units(r.health, e, r.st->epoch);
   r.loop_time = nnc_now() - r.wall_start;
-  if (!o->quiet) release_stop_signals(&handlers);
   if (r.tty && r.run_epochs > 0 && status == 0 && !patience_out(&r, r.st->epoch)) printf("\n");
   /* (under MPI a rank may stop for another's signal) */
   int stopped_by = status == 0 && r.stop ? (stop_signal ? stop_signal : SIGTERM) : 0;
@@ -1121,6 +1134,17 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   run_result(&r);
   if (status == 0) status = run_report(&r);
   if (o->save && rt_save_checkpoint(o->save, e, o->model_name, st, last) != 0) status = 1;
+  /* the handlers stay until the files are written: a signal meanwhile
+     waits for them (on_stop_signal) */
+  if (!o->quiet) {
+    release_stop_signals(&handlers);
+    end_if_deferred();
+  }
+  if (status == 0 && !stopped_by && stop_signal) { /* after the last step */
+    stopped_by = stop_signal;
+    fprintf(stderr, "nnc: %s came after training; the final lines and the files written are complete\n",
+            stopped_by == SIGINT ? "SIGINT" : "SIGTERM");
+  }
   free(last);
   if (o->result) r.hist_run = r.hist_valid = NULL; /* the caller's */
   run_close(&r);

@@ -527,6 +527,10 @@ int nnc_out_check(const char *path) {
   return err;
 }
 
+static atomic_int files_being_written;
+
+bool nnc_out_busy(void) { return atomic_load(&files_being_written) > 0; }
+
 static int out_fail(NncOut *o, int err) {
   nnc_out_discard(o);
   return err ? err : EIO;
@@ -562,6 +566,8 @@ int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags) {
     return out_fail(o, err);
   }
   fchmod(fd, mode);
+  o->busy = true;
+  atomic_fetch_add(&files_being_written, 1);
   if (!(o->f = fdopen(fd, "wb"))) {
     int err = errno;
     close(fd);
@@ -623,6 +629,7 @@ int nnc_out_close(NncOut *o) {
 void nnc_out_discard(NncOut *o) {
   if (o->f) fclose(o->f);
   if (o->tmp) unlinkat(o->dirfd, o->tmp, 0);
+  if (o->busy) atomic_fetch_sub(&files_being_written, 1);
   if (o->dirfd >= 0) close(o->dirfd);
   free(o->tmp);
   free(o->name);

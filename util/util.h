@@ -192,7 +192,8 @@ typedef struct NncOut {
   char *tmp;  /* the temporary file's name there */
   char *name; /* the name it replaces there */
   int flags;
-  int err; /* the first failure's errno, 0 while all is well */
+  int err;   /* the first failure's errno, 0 while all is well */
+  bool busy; /* counted in nnc_out_busy */
 } NncOut;
 
 /* 0, or the errno value of the failure (nothing is left behind then). */
@@ -208,6 +209,9 @@ void nnc_out_write(NncOut *o, const void *data, size_t len);
 int nnc_out_close(NncOut *o);
 /* Give up: the temporary file is removed, path is as it was. */
 void nnc_out_discard(NncOut *o);
+/* Whether a temporary file is being written (from a signal handler too:
+ * a signal that would end the process waits until the file is whole). */
+bool nnc_out_busy(void);
 /* The whole file at once. 0, or the errno value of the failure. */
 int nnc_write_file(const char *path, const void *data, size_t len, int flags);
 /* Whether path could be written (before a long run ends in "cannot
