@@ -34,11 +34,13 @@ int source_read(Source *src, const char *path) {
     return -1;
   }
   StrBuf sb = {0};
-  char chunk[65536];
+  enum { CHUNK = 65536 };
+  char *chunk = nnc_xmalloc(CHUNK); /* (not on the stack: a small `ulimit -s` is no crash) */
   size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+  while ((n = fread(chunk, 1, CHUNK, f)) > 0) {
     if (sb.len + n > NNC_MAX_SOURCE_BYTES) {
       fclose(f);
+      free(chunk);
       sb_free(&sb);
       diag_file_error(path, "file is too large for a .nn file (limit %u MiB)",
                       NNC_MAX_SOURCE_BYTES >> 20);
@@ -46,6 +48,7 @@ int source_read(Source *src, const char *path) {
     }
     for (size_t i = 0; i < n; i++) sb_putc(&sb, chunk[i]);
   }
+  free(chunk);
   int failed = ferror(f);
   fclose(f);
   if (failed) {

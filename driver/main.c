@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -387,6 +388,9 @@ static int stdout_written(int status) {
 }
 
 int main(int argc, char **argv) {
+  /* a file past `ulimit -f` is a write error (EFBIG) with its message, not
+     a death by SIGXFSZ with a half-written file */
+  signal(SIGXFSZ, SIG_IGN);
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
   driver_release_code_after_compile();
   if (NNC_PLAIN_PROCESS) driver_leave_run_to_exit();

@@ -6,6 +6,10 @@
 #                   write standard output"
 #   out_of_memory   a model whose --grad needs 2 GiB under `ulimit -v` of
 #                   1.5 GB: "nnc: error: out of memory (...)", no core dump
+#   file_size       outputs past `ulimit -f` (-o, --save): "cannot write:
+#                   File too large", not a death by SIGXFSZ, no temporary
+#                   file left, the old file kept; the object cache's entry
+#                   past it is skipped without a word
 set -u
 nnc=$1 case=$2
 here=$(dirname "$0")
@@ -45,6 +49,20 @@ EOF
   printf 'x0,x1,t0\n1,2,3\n' >"$tmp/rows.csv"
   (ulimit -c 0; ulimit -v 1500000; exec "$nnc" "$tmp/m.nn" --grad --batch 16) >/dev/null 2>"$tmp/err"
   one_error $? '^nnc: error: out of memory \(an allocation of [0-9]+ bytes failed\)$'
+  ;;
+file_size)
+  cd "$tmp" || exit 1
+  echo old >old.safetensors
+  (ulimit -f 4; exec "$nnc" "$here/../examples/digits.nn" --emit obj -o d.o) >/dev/null 2>"$tmp/err"
+  one_error $? '^d.o: error: cannot write: File too large$'
+  (ulimit -f 4; NNC_CACHE=0 exec "$nnc" "$here/../examples/digits.nn" --jit --train --epochs 1 \
+    --save old.safetensors) >/dev/null 2>"$tmp/err"
+  one_error $? '^old.safetensors: error: cannot write: File too large$'
+  [ "$(cat old.safetensors)" = old ] || fail "the old checkpoint was replaced"
+  (ulimit -f 4; NNC_CACHE_DIR=$tmp/cache exec "$nnc" "$here/../examples/digits.nn" --jit --grad) >/dev/null 2>"$tmp/err"
+  [ $? = 0 ] && [ ! -s "$tmp/err" ] || fail "a cache entry past the limit: $(cat "$tmp/err")"
+  left=$(find . -name '*.tmp.*')
+  [ -z "$left" ] || fail "temporary files left: $left"
   ;;
 *) fail "unknown case $case" ;;
 esac
