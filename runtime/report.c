@@ -959,20 +959,25 @@ static void draw_pages(cairo_surface_t *surface, cairo_t *cr, const Report *rep)
   }
 }
 
-/* cairo's stream writer over the caller's ReportWriteFn. */
+/* cairo's stream writer over the caller's ReportWriteFn. A failed write
+ * is remembered, not returned: cairo's PDF surface, told of one, crashes
+ * as it finishes (cairo 1.16, a memcpy in cairo_surface_finish); the
+ * writer drops what follows a failure anyway. */
 typedef struct Sink {
   ReportWriteFn write;
   void *ctx;
+  bool failed;
 } Sink;
 
 static cairo_status_t sink_write(void *closure, const unsigned char *data, unsigned int length) {
   Sink *s = closure;
-  return s->write(s->ctx, data, length) == 0 ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+  if (!s->failed && s->write(s->ctx, data, length) != 0) s->failed = true;
+  return CAIRO_STATUS_SUCCESS;
 }
 
 int nnc_report_draw(const char *ext, const ReportData *r, ReportWriteFn write, void *ctx, char *err,
                     size_t errlen) {
-  Sink sink = {write, ctx};
+  Sink sink = {write, ctx, false};
   Report rep = {.r = r};
   plan(&rep);
   bool pdf = !strcmp(ext, "pdf");
@@ -996,6 +1001,7 @@ int nnc_report_draw(const char *ext, const ReportData *r, ReportWriteFn write, v
   if (st == CAIRO_STATUS_SUCCESS && !strcmp(ext, "png")) st = cairo_surface_write_to_png_stream(surface, sink_write, &sink);
   cairo_surface_finish(surface);
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surface);
+  if (st == CAIRO_STATUS_SUCCESS && sink.failed) st = CAIRO_STATUS_WRITE_ERROR;
   cairo_surface_destroy(surface);
   free(rep.grid);
   int rc = 0;

@@ -120,6 +120,18 @@ errors)
     grep -v -e 'train time' -e 'steps/s' >"$tmp/plotted" || fail "run with --plot"
   diff "$tmp/plain" "$tmp/plotted" >/dev/null || fail "--plot changed the training output"
   ls "$tmp" | grep -q tmp && fail "a temporary file was left"
+  # a write that fails midway (a FIFO whose reader leaves, SIGPIPE ignored):
+  # an error line for each kind, no crash (cairo's PDF surface, told of a
+  # failed write, crashed as it finished)
+  for ext in pdf svg png; do
+    mkfifo "$tmp/p.$ext"
+    (head -c 100 "$tmp/p.$ext" >/dev/null &)
+    err=$(trap '' PIPE; "$nnc" "$examples/moons.nn" --train --epochs 1 --plot "$tmp/p.$ext" 2>&1 >/dev/null)
+    status=$?
+    [ $status -eq 1 ] || fail "a failed .$ext write: exit status $status"
+    [ "$err" = "$tmp/p.$ext: error: cannot write the report: Broken pipe" ] || fail "message: $err"
+    rm -f "$tmp/p.$ext"
+  done
   ;;
 *)
   fail "unknown case"
