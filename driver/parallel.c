@@ -878,8 +878,8 @@ static void print_stats(const Par *p) {
   }
 }
 
-static void par_destroy(Engine *e) {
-  Par *p = e->impl;
+/* Stop the workers and free what p holds but its inner engine. */
+static void par_free(Par *p) {
   if (p->threads > 1) {
     atomic_store(&p->quit, true);
     wake_workers(p);
@@ -894,8 +894,14 @@ static void par_destroy(Engine *e) {
   free(p->shard);
   free(p->worker);
   free(p->stats);
-  p->inner->destroy(p->inner);
   free(p);
+}
+
+static void par_destroy(Engine *e) {
+  Par *p = e->impl;
+  Engine *inner = p->inner;
+  par_free(p);
+  inner->destroy(inner);
   free(e);
 }
 
@@ -938,7 +944,15 @@ Engine *par_engine_new(Engine *inner, int threads) {
   for (int k = 1; k < threads; k++) {
     p->worker[k] = (Worker){.p = p, .k = k};
     int rc = pthread_create(&p->worker[k].thread, NULL, worker_main, &p->worker[k]);
-    if (rc) nnc_die("cannot start thread %d: %s", k, strerror(rc));
+    if (rc) {
+      /* (a limit on processes: a container's pids, `ulimit -u`) train on
+         the threads that started, as a smaller --threads would */
+      fprintf(stderr, "nnc: note: cannot start training thread %d of %d (%s); training on %d\n", k + 1, threads,
+              strerror(rc), k);
+      p->threads = k; /* the workers to stop */
+      par_free(p);
+      return par_engine_new(inner, k);
+    }
   }
   Engine *e = nnc_xmalloc(sizeof *e);
   *e = *inner;
