@@ -139,12 +139,12 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   return m;
 }
 
-NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
+static NncModel *nnc_compile_file_work(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
   return compile(path, NULL, opts, diags);
 }
 
-NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
-                             NncDiagnostics *diags) {
+static NncModel *nnc_compile_string_work(const char *name, const char *source, const NncOptions *opts,
+                                       NncDiagnostics *diags) {
   return compile(name, source ? source : "", opts, diags);
 }
 
@@ -216,7 +216,7 @@ void nnc_model_init_params(const NncModel *cm, void *buf) {
 /* The compiled functions in the order of NncFunctions' f64 and f32 sets. */
 static const char *const fn_names[] = {"forward", "predict", "backward", "update", "train_step", "train_epoch"};
 
-const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
+static const NncFunctions *nnc_model_jit_work(NncModel *m, int opt_level) {
   if (opt_level < 0) opt_level = 0;
   if (opt_level > 3) opt_level = 3;
   Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
@@ -312,7 +312,7 @@ static void sink_close(Sink *k) {
 
 const char *nnc_version(void) { return NNC_VERSION; }
 
-char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
+static char *nnc_model_emit_work(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   StrBuf sb = {0};
@@ -340,7 +340,7 @@ char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, 
   return sb.data;
 }
 
-int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
+static int nnc_model_save_work(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   Engine *e = interp(m);
@@ -353,7 +353,7 @@ int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch
   return rc ? -1 : 0;
 }
 
-int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
+static int nnc_model_load_work(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   /* into a copy, so a failed load leaves buf as it was */
@@ -380,7 +380,7 @@ static void dataset_take(const NncData *d, DType dt, NncDataset *out) {
   out->t = rt_data_cast(d, true, dt);
 }
 
-int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
+static int nnc_model_data_work(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
   memset(train, 0, sizeof *train);
   memset(valid, 0, sizeof *valid);
   Sink k;
@@ -404,8 +404,8 @@ void nnc_dataset_free(NncDataset *d) {
   memset(d, 0, sizeof *d);
 }
 
-int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
-                  NncDiagnostics *diags) {
+static int nnc_model_fit_work(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
+                       NncDiagnostics *diags) {
   NncFitResult scratch;
   if (!r) r = &scratch;
   memset(r, 0, sizeof *r);
@@ -449,4 +449,64 @@ void nnc_fit_result_free(NncFitResult *r) {
   free(r->train_loss);
   free(r->valid_loss);
   r->train_loss = r->valid_loss = NULL;
+}
+
+/* ---- the calls, in the "C" locale whatever the host program set ---- */
+
+NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  NncModel *result = nnc_compile_file_work(path, opts, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
+                             NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  NncModel *result = nnc_compile_string_work(name, source, opts, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
+  void *locale = nnc_c_locale_begin();
+  const NncFunctions *result = nnc_model_jit_work(m, opt_level);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  char *result = nnc_model_emit_work(m, kind, opt_level, len, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  int result = nnc_model_save_work(m, buf, path, epoch, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  int result = nnc_model_load_work(m, buf, path, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  int result = nnc_model_data_work(m, train, valid, diags);
+  nnc_c_locale_end(locale);
+  return result;
+}
+
+int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
+                  NncDiagnostics *diags) {
+  void *locale = nnc_c_locale_begin();
+  int result = nnc_model_fit_work(m, buf, code, epochs, verbose, r, diags);
+  nnc_c_locale_end(locale);
+  return result;
 }

@@ -452,7 +452,7 @@ static const char *run_options_error(const NncOptions *o) {
   return NULL;
 }
 
-int nnc_run(const NncOptions *o) {
+static int run_options(const NncOptions *o) {
   const char *bad = o ? run_options_error(o) : "options: NULL";
   if (bad) {
     fprintf(stderr, "nnc: error: %s\n", bad);
@@ -474,5 +474,13 @@ int nnc_run(const NncOptions *o) {
   if (leave_to_exit) return rc; /* the compilation: the exit's */
   source_free(&c.src);
   arena_free(&c.arena);
+  return rc;
+}
+
+/* (in the "C" locale: a program using libnnc may have set another) */
+int nnc_run(const NncOptions *o) {
+  void *locale = nnc_c_locale_begin();
+  int rc = run_options(o);
+  nnc_c_locale_end(locale);
   return rc;
 }

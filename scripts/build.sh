@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(cmake make gcc g++ pkg-config flex bison llvm-19-dev llvm-19-tools libcjson-dev libcairo2-dev python3
           clang libclang-rt-14-dev lld zlib1g-dev libzstd-dev libopenmpi-dev openmpi-bin graphviz libsodium-dev
           python3-numpy python3-pytest python3-setuptools python3-pip python3-venv python3-wheel
-          dataset-fashion-mnist)
+          dataset-fashion-mnist locales)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

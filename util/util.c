@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -643,4 +645,17 @@ int nnc_write_file(const char *path, const void *data, size_t len, int flags) {
   if (err) return err;
   nnc_out_write(&o, data, len);
   return nnc_out_close(&o);
+}
+
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void make_c_locale(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+void *nnc_c_locale_begin(void) {
+  pthread_once(&c_locale_once, make_c_locale);
+  return c_locale ? (void *)uselocale(c_locale) : NULL; /* (none made: as it was) */
+}
+
+void nnc_c_locale_end(void *previous) {
+  if (previous) uselocale((locale_t)previous);
 }

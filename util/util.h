@@ -209,6 +209,13 @@ void nnc_out_write(NncOut *o, const void *data, size_t len);
 int nnc_out_close(NncOut *o);
 /* Give up: the temporary file is removed, path is as it was. */
 void nnc_out_discard(NncOut *o);
+/* The calling thread in the "C" locale (uselocale) until nnc_c_locale_end:
+ * numbers are read and written with a '.' whatever locale the host
+ * program set (libnnc's calls; the nnc command never sets one). Returns
+ * what to give nnc_c_locale_end. */
+void *nnc_c_locale_begin(void);
+void nnc_c_locale_end(void *previous);
+
 /* Whether a temporary file is being written (from a signal handler too:
  * a signal that would end the process waits until the file is whole). */
 bool nnc_out_busy(void);

@@ -468,3 +468,39 @@ def test_no_rows(src, jit):
         with pytest.raises(ValueError, match="x has 0 rows"):
             call(x, t)
     assert np.array_equal(m.buffer, before)
+
+
+def test_numbers_do_not_follow_the_locale(tmp_path):
+    """A host program in a locale with a decimal comma (de_DE) reads the
+    language's and the CSV's numbers as the command does: libnnc works in
+    the "C" locale whatever the host set."""
+    import shutil
+    import subprocess
+    import sys
+    if not shutil.which("localedef") or not os.path.exists("/usr/share/i18n/locales/de_DE"):
+        pytest.fail("localedef and Debian's locales package are needed (scripts/build.sh installs them)")
+    loc = tmp_path / "loc"
+    loc.mkdir()
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(loc / "de_DE.UTF-8")], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (tmp_path / "rows.csv").write_text("x0,x1,t\n0.5,1.25,0.75\n-0.5,2.5,1.5\n")
+    (tmp_path / "m.nn").write_text(TINY.replace("data moons(samples: 40, noise: 0.1, seed: 3)\n  split 30",
+                                                'data csv("rows.csv")'))
+    script = """
+import locale, sys, nnc, numpy as np
+def run():
+    m = nnc.Model(sys.argv[1], jit=False)
+    d = m.data()
+    m.fit(epochs=2)
+    return d[0].tolist(), d[1].tolist(), m.lr, m.evaluate(d[0], d[1])
+before = run()
+locale.setlocale(locale.LC_ALL, "de_DE.UTF-8")
+assert locale.localeconv()["decimal_point"] == ","
+after = run()
+print(before == after, before[2], after[2])
+"""
+    env = dict(os.environ, LOCPATH=str(loc))
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.nn")], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "True", out.stdout
