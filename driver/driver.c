@@ -394,11 +394,58 @@ static int run_task(Compilation *c) {
   return rc;
 }
 
+/* Whether paths a and b name one regular file: the same file when both
+ * exist (devices and FIFOs aside), else the same name in the same
+ * directory when neither does. */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+  if (ea && eb) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (ea || eb) return false;
+  const char *ba = strrchr(a, '/'), *bb = strrchr(b, '/');
+  if (strcmp(ba ? ba + 1 : a, bb ? bb + 1 : b) != 0) return false;
+  char *da = ba ? strndup(a, (size_t)(ba - a) + (ba == a)) : strdup("."), *db = bb ? strndup(b, (size_t)(bb - b) + (bb == b)) : strdup(".");
+  char *ra = da ? realpath(da, NULL) : NULL, *rb = db ? realpath(db, NULL) : NULL;
+  bool same = ra && rb && strcmp(ra, rb) == 0;
+  free(da), free(db), free(ra), free(rb);
+  return same;
+}
+
+/* An output over another output, or over the model or its data, would
+ * lose one of them: an error, before any work. (--save over the --load or
+ * --resume checkpoint is fine: read first, replaced whole, as continuing a
+ * run in one file does.) */
+static int check_clashes(const Compilation *c) {
+  const NncOptions *o = c->opt;
+  const DataSpec *data[2] = {&c->prog.train.data, &c->prog.train.valid};
+  const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
+  const char *inputs[][2] = {{"the model file", o->file}, {"the --predict rows", o->predict},
+                             {"the training data", data[0]->path},
+                             {"the training labels", data[0]->labels}, {"the validation data", data[1]->path},
+                             {"the validation labels", data[1]->labels}};
+  for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++) {
+    if (!outputs[i][1]) continue;
+    for (size_t j = i + 1; j < sizeof outputs / sizeof *outputs; j++)
+      if (outputs[j][1] && same_file(outputs[i][1], outputs[j][1])) {
+        diag_file_error(outputs[i][1], "%s and %s name the same file: one would replace the other", outputs[i][0],
+                        outputs[j][0]);
+        return 1;
+      }
+    for (size_t j = 0; j < sizeof inputs / sizeof *inputs; j++)
+      if (inputs[j][1] && same_file(outputs[i][1], inputs[j][1])) {
+        diag_file_error(outputs[i][1], "%s would write over %s", outputs[i][0], inputs[j][0]);
+        return 1;
+      }
+  }
+  return 0;
+}
+
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
   if (check_outputs(o)) return 1;
   int rc = frontend(c);
   if (rc) return rc;
+  if (check_clashes(c)) return 1;
   StrBuf sb = {0};
   if (c->emit == NNC_EMIT_IR) {
     compilation_dump(c, NNC_EMIT_IR, &sb);

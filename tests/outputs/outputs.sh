@@ -9,7 +9,10 @@
 #     an error and leaves nothing behind;
 #   - a file that is replaced keeps its mode;
 #   - an output that can name no file ("", "dir/", ".") is a usage error
-#     (exit 2) before any work: even the .nn file is not read.
+#     (exit 2) before any work: even the .nn file is not read;
+#   - two outputs on one file, or an output over the model or its data, is
+#     an error (exit 1) before any work, the files as they were; --save over
+#     the --resume checkpoint is not (read first, then replaced whole).
 set -u
 nnc=$1 examples=$2
 moons=$examples/moons.nn
@@ -76,6 +79,20 @@ done
 "$nnc" "$moons" --emit ir -o /dev/stdout >stdout.txt 2>err || fail "-o /dev/stdout: $(cat err)"
 "$nnc" "$moons" --emit ir >plain.txt
 cmp -s stdout.txt plain.txt || fail "-o /dev/stdout did not write standard output"
+cp "$examples/digits.nn" d.nn && cp -r "$examples/data" . && cp d.nn d.orig && cp data/digits.csv digits.orig
+clash() { # MESSAGE ARGS...
+  local want=$1
+  shift
+  "$nnc" d.nn --train --epochs 1 "$@" >/dev/null 2>err
+  [ $? = 1 ] && [ "$(cat err)" = "$want" ] || fail "nnc d.nn $*: $(cat err)"
+}
+clash "same.svg: error: --save and --plot name the same file: one would replace the other" --save same.svg --plot same.svg
+clash "d.nn: error: --save would write over the model file" --save d.nn
+clash "./data/digits.csv: error: --plot would write over the training data" --plot ./data/digits.csv
+cmp -s d.nn d.orig && cmp -s data/digits.csv digits.orig || fail "a clash changed the model or its data"
+[ ! -e same.svg ] || fail "a clash wrote same.svg"
+"$nnc" d.nn --jit --train --epochs 1 --save c.st >/dev/null 2>err || fail "--save c.st: $(cat err)"
+"$nnc" d.nn --jit --train --epochs 2 --resume c.st --save c.st >/dev/null 2>err || fail "--resume c.st --save c.st: $(cat err)"
 leftover=$(ls | grep '\.tmp\.' || true)
 [ -z "$leftover" ] || fail "temporary files left: $leftover"
 echo "1 passed, 0 failed"
