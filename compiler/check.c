@@ -1337,8 +1337,10 @@ static bool setting_int(Checker *c, Stmt *s, int64_t lo, int64_t hi, int64_t *ou
     return false;
   }
   if (v < (double)lo || v > (double)hi) {
-    diag_error(c->diag, s->value->loc, "'%s' must be between %lld and %lld, got %g", s->name,
-               (long long)lo, (long long)hi, v);
+    char shown[32];
+    fmt_number(shown, sizeof shown, v); /* (%g showed 100000001 as 1e+08, the limit itself) */
+    diag_error(c->diag, s->value->loc, "'%s' must be between %lld and %lld, got %s", s->name,
+               (long long)lo, (long long)hi, shown);
     return false;
   }
   *out = (int64_t)v;
