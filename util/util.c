@@ -550,8 +550,9 @@ int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags) {
   mode_t mask = umask(0);
   umask(mask);
   mode_t mode = (flags & NNC_WRITE_PRIVATE) ? 0600 & ~mask : 0666 & ~mask;
-  if (!(flags & NNC_WRITE_PRIVATE) && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-    mode = st.st_mode & 07777;
+  bool replacing = !(flags & NNC_WRITE_PRIVATE) && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   S_ISREG(st.st_mode);
+  if (replacing) mode = st.st_mode & 07777;
   static atomic_uint serial;
   o->tmp = nnc_xmalloc(strlen(name) + 64);
   int fd = -1;
@@ -567,7 +568,10 @@ int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags) {
     o->tmp = NULL;
     return out_fail(o, err);
   }
-  fchmod(fd, mode);
+  /* root replacing another user's file gives it back to its owner (who
+     could not read a file of mode 0600 that became root's) */
+  if (replacing && geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0)) (void)!fchown(fd, st.st_uid, st.st_gid);
+  fchmod(fd, mode); /* (after fchown, which clears set-id bits) */
   o->busy = true;
   atomic_fetch_add(&files_being_written, 1);
   if (!(o->f = fdopen(fd, "wb"))) {

@@ -7,7 +7,8 @@
 #     FIFO are written through, never replaced by a regular file;
 #   - /dev/stdout writes to standard output; /dev/full (through a link) is
 #     an error and leaves nothing behind;
-#   - a file that is replaced keeps its mode;
+#   - a file that is replaced keeps its mode, and (written by root) its
+#     owner and group;
 #   - an output that can name no file ("", "dir/", ".") is a usage error
 #     (exit 2) before any work: even the .nn file is not read;
 #   - two outputs on one file, or an output over the model or its data, is
@@ -93,6 +94,11 @@ cmp -s d.nn d.orig && cmp -s data/digits.csv digits.orig || fail "a clash change
 [ ! -e same.svg ] || fail "a clash wrote same.svg"
 "$nnc" d.nn --jit --train --epochs 1 --save c.st >/dev/null 2>err || fail "--save c.st: $(cat err)"
 "$nnc" d.nn --jit --train --epochs 2 --resume c.st --save c.st >/dev/null 2>err || fail "--resume c.st --save c.st: $(cat err)"
+if [ "$(id -u)" = 0 ]; then
+  write save theirs.st 2>err && chown nobody:nogroup theirs.st && chmod 600 theirs.st || fail "theirs.st: $(cat err)"
+  write save theirs.st 2>err || fail "replacing theirs.st: $(cat err)"
+  [ "$(stat -c '%U:%G %a' theirs.st)" = "nobody:nogroup 600" ] || fail "theirs.st is now $(stat -c '%U:%G %a' theirs.st)"
+fi
 leftover=$(ls | grep '\.tmp\.' || true)
 [ -z "$leftover" ] || fail "temporary files left: $leftover"
 echo "1 passed, 0 failed"
