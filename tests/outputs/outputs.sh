@@ -94,6 +94,9 @@ cmp -s d.nn d.orig && cmp -s data/digits.csv digits.orig || fail "a clash change
 [ ! -e same.svg ] || fail "a clash wrote same.svg"
 "$nnc" d.nn --jit --train --epochs 1 --save c.st >/dev/null 2>err || fail "--save c.st: $(cat err)"
 "$nnc" d.nn --jit --train --epochs 2 --resume c.st --save c.st >/dev/null 2>err || fail "--resume c.st --save c.st: $(cat err)"
+# a name of 250 bytes (its temporary file's name must be shorter)
+long=$(printf 'n%.0s' $(seq 1 247)).st
+write save "$long" 2>err && [ -s "$long" ] || fail "a 250-byte name: $(cat err)"
 if [ "$(id -u)" = 0 ]; then
   write save theirs.st 2>err && chown nobody:nogroup theirs.st && chmod 600 theirs.st || fail "theirs.st: $(cat err)"
   write save theirs.st 2>err || fail "replacing theirs.st: $(cat err)"
