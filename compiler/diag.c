@@ -220,11 +220,21 @@ static _Thread_local NncDiagnostics *file_sink;
  * one is set (a library call), else on standard error. */
 static void emit(NncDiagnostics *sink, const char *file, Loc loc, NncSeverity sev, const char *message,
                  const char *text) {
+  /* every line as a terminal shows it: a file name with a newline or an
+     escape sequence in it is \xNN, so one message stays one line */
+  StrBuf shown = {0};
+  for (const char *p = text; *p;) {
+    const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+    put_shown(&shown, p, end);
+    if (nl) sb_putc(&shown, '\n');
+    p = nl ? nl + 1 : end;
+  }
   if (!sink) sink = file_sink;
   if (sink)
-    collect(sink, file, loc, sev, message, text);
+    collect(sink, file, loc, sev, message, shown.data ? shown.data : "");
   else
-    fputs(text, stderr);
+    fputs(shown.data ? shown.data : "", stderr);
+  sb_free(&shown);
 }
 
 static void report(Diag *d, Loc loc, const char *kind, const char *fmt,
@@ -242,10 +252,11 @@ static void report(Diag *d, Loc loc, const char *kind, const char *fmt,
   }
   StrBuf msg = {0};
   sb_vprintf(&msg, fmt, ap);
+  put_shown(&text, path, path + strlen(path)); /* (a newline in a file name: \x0a) */
   if (loc.line > 0)
-    sb_printf(&text, "%s:%d:%d: %s: %s\n", path, loc.line, loc.col, kind, msg.data ? msg.data : "");
+    sb_printf(&text, ":%d:%d: %s: %s\n", loc.line, loc.col, kind, msg.data ? msg.data : "");
   else
-    sb_printf(&text, "%s: %s: %s\n", path, kind, msg.data ? msg.data : "");
+    sb_printf(&text, ": %s: %s\n", kind, msg.data ? msg.data : "");
   if (loc.line > 0) caret_text(&text, d->src, loc);
   emit(d->sink, path, loc, strcmp(kind, "error") == 0 ? NNC_ERROR : NNC_NOTE, msg.data ? msg.data : "", text.data);
   sb_free(&msg);
@@ -294,7 +305,8 @@ void diag_file_error(const char *path, const char *fmt, ...) {
   va_start(ap, fmt);
   sb_vprintf(&msg, fmt, ap);
   va_end(ap);
-  sb_printf(&text, "%s: error: %s\n", path, msg.data ? msg.data : "");
+  put_shown(&text, path, path + strlen(path));
+  sb_printf(&text, ": error: %s\n", msg.data ? msg.data : "");
   emit(file_sink, path, (Loc){0, 0}, NNC_ERROR, msg.data ? msg.data : "", text.data);
   sb_free(&msg);
   sb_free(&text);
