@@ -113,6 +113,26 @@ static const struct option long_options[] = {
  * POSIXLY_CORRECT says); ":" next: a missing value comes back as ':'. */
 static const char short_options[] = "-:hO:o:";
 
+/* An option getopt did not take: unknown, or a prefix of several. */
+static int unknown_option(const char *opt) {
+  if (strncmp(opt, "--", 2) == 0 && opt[2]) {
+    size_t n = strcspn(opt + 2, "=");
+    char names[256] = "";
+    int matches = 0;
+    for (const struct option *l = long_options; l->name; l++)
+      if (strncmp(l->name, opt + 2, n) == 0 && strlen(names) + strlen(l->name) + 5 < sizeof names) {
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s--%s", matches ? ", " : "", l->name);
+        matches++;
+      }
+    if (matches > 1) {
+      char text[320];
+      snprintf(text, sizeof text, "option '%.*s' is ambiguous (%s)", (int)(n + 2), opt, names);
+      return usage_error("%s", text);
+    }
+  }
+  return usage_error("unknown option '%s'", opt);
+}
+
 /* One option and its value into o; returns 0, or 2 after a usage error.
  * `opt` is the option as written (for messages). */
 static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale) {
@@ -149,7 +169,8 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
     o->threads = (int)v;
     break;
   case OPT_SEED:
-    if (parse_int(val, 0, 4611686018427387903LL, &v)) return usage_error("--seed needs a non-negative whole number, got '%s'", val);
+    if (parse_int(val, 0, 4611686018427387903LL, &v))
+      return usage_error("--seed needs a whole number from 0 to 4611686018427387903 (2^62 - 1), got '%s'", val);
     o->seed = v;
     break;
   case OPT_LR: {
@@ -172,7 +193,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
     *plot_scale = true;
     break;
   default:
-    return usage_error("unknown option '%s'", opt);
+    return unknown_option(opt);
   }
   return 0;
 }
