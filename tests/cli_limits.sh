@@ -6,6 +6,8 @@
 #                   write standard output"
 #   out_of_memory   a model whose --grad needs 2 GiB under `ulimit -v` of
 #                   1.5 GB: "nnc: error: out of memory (...)", no core dump
+#   llvm_memory     `ulimit -v` too small for LLVM's static constructors
+#                   (before main): the same one line, not std::terminate
 #   control_name    a file name with a newline and an escape sequence is
 #                   shown as \xNN: one line, nothing for the terminal to act on
 #   file_size       outputs past `ulimit -f` (-o, --save): "cannot write:
@@ -51,6 +53,10 @@ EOF
   printf 'x0,x1,t0\n1,2,3\n' >"$tmp/rows.csv"
   (ulimit -c 0; ulimit -v 1500000; exec "$nnc" "$tmp/m.nn" --grad --batch 16) >/dev/null 2>"$tmp/err"
   one_error $? '^nnc: error: out of memory \(an allocation of [0-9]+ bytes failed\)$'
+  ;;
+llvm_memory)
+  (ulimit -c 0; ulimit -v 70000; exec "$nnc" --version) >/dev/null 2>"$tmp/err"
+  one_error $? '^nnc: error: out of memory \(an allocation in LLVM failed\)$'
   ;;
 control_name)
   "$nnc" "$(printf 'a\nb\033[31m.nn')" --grad 2>"$tmp/err"
