@@ -59,3 +59,9 @@ foreach(engine interp jit)
                    ${CMAKE_CURRENT_LIST_DIR}/f32_sum.nn --train ${flags})
   set_tests_properties(numerics.f32_sum.${engine} PROPERTIES LABELS numerics)
 endforeach()
+
+# --check-grad compares 64 elements of a tensor of 65, evenly spread
+add_test(NAME numerics.checked_64
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 0 stdout "^w max abs err .* ok \\(64 checked"
+                 ${CMAKE_CURRENT_LIST_DIR}/checked65.nn --check-grad)
+set_tests_properties(numerics.checked_64 PROPERTIES LABELS numerics)
