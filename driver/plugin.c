@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "diag.h"
@@ -98,9 +99,15 @@ void *plugin_symbol(const char *name, const char *symbol, char *err, size_t errl
 
 /* ---- the report (report.h): checked here, drawn by nnc-report.so ---- */
 
-int report_check_path(const char *path) {
+/* The report's format from path's extension, in any case (.PNG as .png),
+ * or NULL. */
+static const char *report_format(const char *path) {
   const char *ext = report_extension(path);
-  if (strcmp(ext, "svg") && strcmp(ext, "pdf") && strcmp(ext, "png")) {
+  return !strcasecmp(ext, "svg") ? "svg" : !strcasecmp(ext, "pdf") ? "pdf" : !strcasecmp(ext, "png") ? "png" : NULL;
+}
+
+int report_check_path(const char *path) {
+  if (!report_format(path)) {
     diag_file_error(path, "--plot writes .svg, .pdf or .png files");
     return -1;
   }
@@ -134,7 +141,7 @@ int report_write(const char *path, const ReportData *r) {
     diag_file_error(path, "cannot write: %s", strerror(e));
     return -1;
   }
-  if (draw && draw(report_extension(path), r, write_out, &out, err, sizeof err) == 0) {
+  if (draw && draw(report_format(path), r, write_out, &out, err, sizeof err) == 0) {
     e = nnc_out_close(&out);
     if (e == 0) return 0;
     snprintf(err, sizeof err, "%s", strerror(e));

@@ -113,6 +113,11 @@ errors)
   [ -z "$out" ] || fail "output on stdout for an unwritable report: $out"
   [ "$(cat "$tmp/err")" = "$tmp/nodir/r.png: error: cannot write: No such file or directory" ] ||
     fail "message: $(cat "$tmp/err")"
+  # the extension in any case
+  "$nnc" "$examples/moons.nn" --train --epochs 1 --plot "$tmp/upper.PNG" >/dev/null 2>"$tmp/err" ||
+    fail ".PNG: $(cat "$tmp/err")"
+  head -c 4 "$tmp/upper.PNG" | grep -q PNG || fail ".PNG is not a PNG file"
+  rm -f "$tmp/upper.PNG"
   # training prints the same with and without a report (times aside)
   "$nnc" "$examples/moons.nn" --jit --train --epochs 30 | grep -v -e 'train time' -e 'steps/s' >"$tmp/plain" ||
     fail "plain run"
