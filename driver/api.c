@@ -87,6 +87,29 @@ static void fill_layout(NncModel *m) {
   pub->states = m->states;
 }
 
+/* A call's frame: its diagnostics go to the caller's list (or nowhere),
+ * never to stderr, and its thread reads and writes numbers in the "C"
+ * locale whatever locale the host program set (a decimal comma would
+ * read `noise: 0.15` as 0). */
+typedef struct Sink {
+  NncDiagnostics scratch, *old;
+  void *locale;
+} Sink;
+
+static NncDiagnostics *sink_open(Sink *k, NncDiagnostics *diags) {
+  memset(&k->scratch, 0, sizeof k->scratch);
+  NncDiagnostics *to = diags ? diags : &k->scratch;
+  k->old = diag_set_file_sink(to);
+  k->locale = nnc_c_locale_begin();
+  return to;
+}
+
+static void sink_close(Sink *k) {
+  nnc_c_locale_end(k->locale);
+  diag_set_file_sink(k->old);
+  nnc_diagnostics_free(&k->scratch);
+}
+
 /* text: the source to compile, or NULL to read name as a file. */
 static NncModel *compile(const char *name, const char *text, const NncOptions *opts, NncDiagnostics *diags) {
   NncModel *m = nnc_xcalloc(1, sizeof *m);
@@ -103,15 +126,12 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   m->opt.predict = m->opt.emit = m->opt.load = m->opt.save = m->opt.out = m->opt.plot = m->opt.resume = NULL;
   m->c.opt = &m->opt;
   arena_init(&m->c.arena);
-  /* diagnostics go to the caller's list (or nowhere), never to stderr */
-  NncDiagnostics scratch = {0};
-  NncDiagnostics *sink = diags ? diags : &scratch;
-  m->c.diag.sink = sink;
-  NncDiagnostics *old = diag_set_file_sink(sink);
+  Sink k;
+  m->c.diag.sink = sink_open(&k, diags);
   int rc = 0;
   const char *bad = driver_overrides_error(&m->opt);
   if (bad) {
-    diag_file_error(m->name, "%s", bad);
+    diag_file_error(m->name, "options: %s", bad);
     rc = 1;
   } else if (!jit_cpu_known(m->opt.cpu)) {
     diag_file_error(m->name, "unknown CPU '%s'", m->opt.cpu);
@@ -128,9 +148,8 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
     }
   }
   if (rc == 0) rc = compilation_run(&m->c);
-  diag_set_file_sink(old);
+  sink_close(&k);
   m->c.diag.sink = NULL;
-  nnc_diagnostics_free(&scratch);
   if (rc != 0 || !m->c.opt_g) {
     nnc_model_free(m);
     return NULL;
@@ -139,12 +158,12 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   return m;
 }
 
-static NncModel *nnc_compile_file_work(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
+NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
   return compile(path, NULL, opts, diags);
 }
 
-static NncModel *nnc_compile_string_work(const char *name, const char *source, const NncOptions *opts,
-                                       NncDiagnostics *diags) {
+NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
+                             NncDiagnostics *diags) {
   return compile(name, source ? source : "", opts, diags);
 }
 
@@ -216,7 +235,7 @@ void nnc_model_init_params(const NncModel *cm, void *buf) {
 /* The compiled functions in the order of NncFunctions' f64 and f32 sets. */
 static const char *const fn_names[] = {"forward", "predict", "backward", "update", "train_step", "train_epoch"};
 
-static const NncFunctions *nnc_model_jit_work(NncModel *m, int opt_level) {
+const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   if (opt_level < 0) opt_level = 0;
   if (opt_level > 3) opt_level = 3;
   Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
@@ -296,23 +315,9 @@ static Engine *engine_for(NncModel *m, const NncFunctions *code) {
 
 /* Diagnostics of a call go to the caller's list, or nowhere: never to
  * standard error. */
-typedef struct Sink {
-  NncDiagnostics scratch, *old;
-} Sink;
-
-static void sink_open(Sink *k, NncDiagnostics *diags) {
-  memset(&k->scratch, 0, sizeof k->scratch);
-  k->old = diag_set_file_sink(diags ? diags : &k->scratch);
-}
-
-static void sink_close(Sink *k) {
-  diag_set_file_sink(k->old);
-  nnc_diagnostics_free(&k->scratch);
-}
-
 const char *nnc_version(void) { return NNC_VERSION; }
 
-static char *nnc_model_emit_work(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
+char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   StrBuf sb = {0};
@@ -340,7 +345,7 @@ static char *nnc_model_emit_work(NncModel *m, const char *kind, int opt_level, s
   return sb.data;
 }
 
-static int nnc_model_save_work(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
+int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   Engine *e = interp(m);
@@ -353,7 +358,7 @@ static int nnc_model_save_work(NncModel *m, const void *buf, const char *path, i
   return rc ? -1 : 0;
 }
 
-static int nnc_model_load_work(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
+int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
   /* into a copy, so a failed load leaves buf as it was */
@@ -380,7 +385,7 @@ static void dataset_take(const NncData *d, DType dt, NncDataset *out) {
   out->t = rt_data_cast(d, true, dt);
 }
 
-static int nnc_model_data_work(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
+int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
   memset(train, 0, sizeof *train);
   memset(valid, 0, sizeof *valid);
   Sink k;
@@ -404,8 +409,8 @@ void nnc_dataset_free(NncDataset *d) {
   memset(d, 0, sizeof *d);
 }
 
-static int nnc_model_fit_work(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
-                       NncDiagnostics *diags) {
+int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
+                  NncDiagnostics *diags) {
   NncFitResult scratch;
   if (!r) r = &scratch;
   memset(r, 0, sizeof *r);
@@ -451,62 +456,3 @@ void nnc_fit_result_free(NncFitResult *r) {
   r->train_loss = r->valid_loss = NULL;
 }
 
-/* ---- the calls, in the "C" locale whatever the host program set ---- */
-
-NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  NncModel *result = nnc_compile_file_work(path, opts, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
-                             NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  NncModel *result = nnc_compile_string_work(name, source, opts, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
-  void *locale = nnc_c_locale_begin();
-  const NncFunctions *result = nnc_model_jit_work(m, opt_level);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  char *result = nnc_model_emit_work(m, kind, opt_level, len, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  int result = nnc_model_save_work(m, buf, path, epoch, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  int result = nnc_model_load_work(m, buf, path, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  int result = nnc_model_data_work(m, train, valid, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}
-
-int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose, NncFitResult *r,
-                  NncDiagnostics *diags) {
-  void *locale = nnc_c_locale_begin();
-  int result = nnc_model_fit_work(m, buf, code, epochs, verbose, r, diags);
-  nnc_c_locale_end(locale);
-  return result;
-}

@@ -472,62 +472,61 @@ void nnc_parallel_finalize(void) { par_finalize(); }
 bool nnc_cpu_known(const char *name) { return jit_cpu_known(name); }
 
 const char *driver_overrides_error(const NncOptions *o) {
-  if (o->epochs < -1 || o->epochs > NNC_MAX_EPOCHS) return "options: epochs must be -1 (the file's) or 0 to 100000000";
-  if (o->batch != -1 && (o->batch < 1 || o->batch > 65536)) return "options: batch must be -1 (the file's) or 1 to 65536";
-  if (o->seed < -1 || o->seed > 4611686018427387903LL) return "options: seed must be -1 (the file's) or 0 to 2^62 - 1";
-  if (!(o->lr < 0 || (o->lr > 0 && o->lr <= 1e6))) return "options: lr must be negative (the file's) or in (0, 1e6]";
-  if (o->dtype < -1 || o->dtype > 1) return "options: dtype must be -1 (the file's), 0 (f32) or 1 (f64)";
+  if (o->epochs < -1 || o->epochs > NNC_MAX_EPOCHS) return "epochs must be -1 (the file's) or 0 to 100000000";
+  if (o->batch != -1 && (o->batch < 1 || o->batch > 65536)) return "batch must be -1 (the file's) or 1 to 65536";
+  if (o->seed < -1 || o->seed > 4611686018427387903LL) return "seed must be -1 (the file's) or 0 to 2^62 - 1";
+  if (!(o->lr < 0 || (o->lr > 0 && o->lr <= 1e6))) return "lr must be negative (the file's) or in (0, 1e6]";
+  if (o->dtype < -1 || o->dtype > 1) return "dtype must be -1 (the file's), 0 (f32) or 1 (f64)";
+  if (o->opt_level < 0 || o->opt_level > 3) return "opt_level must be 0 to 3";
+  if (o->threads < 0 || o->threads > 256) return "threads must be 0 (as many as gain) to 256";
   return NULL;
 }
 
-/* What is wrong with options the command line could not have made, or
- * NULL: nnc_run's check of a caller's (the command checks its own, with
- * usage messages, before). */
-static const char *run_options_error(const NncOptions *o) {
+bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
   const char *bad = driver_overrides_error(o);
-  if (bad) return bad;
-  if (!o->file) return "options: no file (NncOptions.file)";
-  if (o->opt_level < 0 || o->opt_level > 3) return "options: opt_level must be 0 to 3";
-  if (o->threads < 0 || o->threads > 256) return "options: threads must be 0 (as many as gain) to 256";
   int modes = o->train + o->grad + o->check_grad + o->eval + (o->predict != NULL) + (o->emit != NULL);
-  if (modes > 1) return "options: choose one of train, grad, check_grad, eval, predict and emit";
   NncEmit emit = nnc_emit_kind(o->emit);
-  if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out) return "options: emit obj and header need out";
-  if (o->threads > 1 && !o->jit) return "options: threads above 1 need jit";
-  if ((o->save || o->plot || o->resume) && !o->train) return "options: save, plot and resume go with train";
-  if (o->resume && o->load) return "options: resume reads the parameters too: give resume or load, not both";
-  return NULL;
-}
-
-static int run_options(const NncOptions *o) {
-  const char *bad = o ? run_options_error(o) : "options: NULL";
-  if (bad) {
-    fprintf(stderr, "nnc: error: %s\n", bad);
-    return 2;
-  }
-  if (!jit_cpu_known(o->cpu)) {
-    fprintf(stderr, "nnc: error: unknown CPU '%s' (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
-                    "x86-64 processor name such as haswell or znver4)\n", o->cpu);
-    return 1;
-  }
-  Compilation c = {.opt = o, .emit = nnc_emit_kind(o->emit)};
-  if (o->emit && c.emit == NNC_EMIT_NONE) {
-    fprintf(stderr, "nnc: error: unknown --emit kind '%s'\n", o->emit);
-    return 1;
-  }
-  arena_init(&c.arena);
-  int rc = run(&c);
-  if (rc < 0) rc = 0;
-  if (leave_to_exit) return rc; /* the compilation: the exit's */
-  source_free(&c.src);
-  arena_free(&c.arena);
-  return rc;
+  bool for_cpu = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
+  if (bad) snprintf(msg, n, "%s", bad);
+  else if (!o->file) snprintf(msg, n, "no input file");
+  else if (modes > 1) snprintf(msg, n, "choose one of --train, --grad, --check-grad, --eval, --predict and --emit");
+  else if (o->emit && emit == NNC_EMIT_NONE)
+    snprintf(msg, n, "unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
+  else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out) snprintf(msg, n, "--emit %s needs -o FILE", o->emit);
+  else if (o->out && !o->emit) snprintf(msg, n, "-o goes with --emit");
+  else if (o->cpu && !jit_cpu_known(o->cpu))
+    snprintf(msg, n, "unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM x86-64 "
+                     "processor name such as haswell or znver4)", o->cpu);
+  else if (o->cpu && !o->jit && !for_cpu) snprintf(msg, n, "--cpu goes with --jit or --emit llvm, asm, obj or header");
+  else if (o->plot && !o->train) snprintf(msg, n, "--plot goes with --train");
+  else if (o->save && !o->train) snprintf(msg, n, "--save goes with --train");
+  else if (o->resume && !o->train)
+    snprintf(msg, n, "--resume goes with --train (--load reads parameters for the other modes)");
+  else if (o->resume && o->load) snprintf(msg, n, "--resume reads the parameters too: give --resume or --load, not both");
+  else if (o->threads > 1 && !o->jit)
+    snprintf(msg, n, "--threads above 1 needs --jit (the interpreter runs on one thread)");
+  else
+    return false;
+  return true;
 }
 
 /* (in the "C" locale: a program using libnnc may have set another) */
 int nnc_run(const NncOptions *o) {
+  char bad[256];
+  if (!o || driver_options_error(o, bad, sizeof bad)) { /* (the command has said its own) */
+    fprintf(stderr, "nnc: error: options: %s\n", o ? bad : "NULL");
+    return 2;
+  }
   void *locale = nnc_c_locale_begin();
-  int rc = run_options(o);
+  Compilation c = {.opt = o, .emit = nnc_emit_kind(o->emit)};
+  arena_init(&c.arena);
+  int rc = run(&c);
+  if (rc < 0) rc = 0;
+  if (!leave_to_exit) { /* (else the compilation is the exit's) */
+    source_free(&c.src);
+    arena_free(&c.arena);
+  }
   nnc_c_locale_end(locale);
   return rc;
 }
+

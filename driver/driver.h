@@ -52,7 +52,13 @@ void driver_release_code_after_compile(void);
 void driver_leave_run_to_exit(void);
 
 /* What is wrong with o's overrides of the file (epochs, batch, seed, lr,
- * dtype: the command line's limits), or NULL. */
+ * dtype) or its opt_level and threads (the command line's limits), or
+ * NULL. */
 const char *driver_overrides_error(const NncOptions *o);
+/* Whether o is wrong: those limits, and the options that do not go
+ * together (two modes, --save without --train, ...); then the message,
+ * in the command line's words, in msg. The command reports it as a usage
+ * error, nnc_run as `nnc: error: options: ...` and status 2. */
+bool driver_options_error(const NncOptions *o, char *msg, size_t n);
 
 #endif

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "driver.h" /* driver_release_code_after_compile: the command only */
+#include "driver.h" /* driver_options_error, driver_release_code_after_compile: the command only */
 #include "nnc.h"
 #include "util.h" /* nnc_prefault, nnc_segment_of */
 
@@ -200,30 +200,9 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
 
 /* Options that go together, once all are read. */
 static int check_combination(const NncOptions *o, bool plot_scale) {
-  if (!o->file) return usage_error("%s", "no input file");
-  int modes = o->train + o->grad + o->check_grad + o->eval + (o->predict != NULL) + (o->emit != NULL);
-  if (modes > 1)
-    return usage_error("%s", "choose one of --train, --grad, --check-grad, --eval, --predict and --emit");
-  NncEmit emit = nnc_emit_kind(o->emit);
-  if (o->emit && emit == NNC_EMIT_NONE)
-    return usage_error("unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
-  if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out)
-    return usage_error("--emit %s needs -o FILE", o->emit);
-  if (o->out && !o->emit) return usage_error("%s", "-o goes with --emit");
-  if (o->cpu && !nnc_cpu_known(o->cpu))
-    return usage_error("unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
-                       "LLVM x86-64 processor name such as haswell or znver4)", o->cpu);
-  bool for_cpu = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
-  if (o->cpu && !o->jit && !for_cpu)
-    return usage_error("%s", "--cpu goes with --jit or --emit llvm, asm, obj or header");
-  if (o->plot && !o->train) return usage_error("%s", "--plot goes with --train");
+  char bad[256];
+  if (driver_options_error(o, bad, sizeof bad)) return usage_error("%s", bad);
   if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
-  if (o->save && !o->train) return usage_error("%s", "--save goes with --train");
-  if (o->resume && !o->train)
-    return usage_error("%s", "--resume goes with --train (--load reads parameters for the other modes)");
-  if (o->resume && o->load)
-    return usage_error("%s", "--resume reads the parameters too: give --resume or --load, not both");
-  if (o->threads > 1 && !o->jit) return usage_error("%s", "--threads above 1 needs --jit (the interpreter runs on one thread)");
   const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
   for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)
     if (outputs[i][1] && !names_a_file(outputs[i][1])) {
