@@ -261,6 +261,21 @@ static int run_command(int argc, char **argv) {
 #define NNC_PLAIN_PROCESS 1
 #endif
 
+/* LLVM's C++ allocations that fail (operator new) reach the same one line
+ * as nnc's own, not std::terminate's abort: a `ulimit -v` that starts
+ * LLVM's static constructors (which run after this file's) or a compile
+ * thread without room. std::set_new_handler, by its name in libstdc++. */
+void *_ZSt15set_new_handlerPFvvE(void (*handler)(void));
+static void llvm_out_of_memory(void) {
+  static const char line[] = "nnc: error: out of memory (an allocation in LLVM failed)\n";
+  (void)!write(STDERR_FILENO, line, sizeof line - 1);
+  _exit(1);
+}
+
+__attribute__((constructor(101))) static void catch_llvm_out_of_memory(void) {
+  _ZSt15set_new_handlerPFvvE(llvm_out_of_memory);
+}
+
 extern char __bss_start[], _end[]; /* the linker's */
 
 /* Before any other constructor (LLVM's ~400 build their command-line
@@ -275,19 +290,7 @@ extern char __bss_start[], _end[]; /* the linker's */
  *    compile allocates take a fault per 2 MB, not per 4 KB. Allocations
  *    up to 32 MB come from the heap too (not from a mapping each).
  * Any call that fails leaves things as they were. */
-/* LLVM's C++ allocations that fail (operator new) reach the same one line
- * as nnc's own, not std::terminate's abort: a `ulimit -v` that starts
- * LLVM's static constructors (which run after this file's) or a compile
- * thread without room. std::set_new_handler, by its name in libstdc++. */
-void *_ZSt15set_new_handlerPFvvE(void (*handler)(void));
-static void llvm_out_of_memory(void) {
-  static const char line[] = "nnc: error: out of memory (an allocation in LLVM failed)\n";
-  (void)!write(STDERR_FILENO, line, sizeof line - 1);
-  _exit(1);
-}
-
 __attribute__((constructor(101))) static void startup_memory(void) {
-  _ZSt15set_new_handlerPFvvE(llvm_out_of_memory);
   if (!NNC_PLAIN_PROCESS) return;
   nnc_prefault(__bss_start, (size_t)(_end - __bss_start));
   long page = sysconf(_SC_PAGESIZE);
