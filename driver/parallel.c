@@ -264,6 +264,7 @@ typedef struct Worker {
 struct Par {
   Engine *inner;
   int threads;
+  int started; /* workers running: threads - 1 once made */
   bool f64;
   int64_t grad_lo, grad_hi; /* the gradients' element range in the buffer */
   Shard *shard;
@@ -880,10 +881,10 @@ static void print_stats(const Par *p) {
 
 /* Stop the workers and free what p holds but its inner engine. */
 static void par_free(Par *p) {
-  if (p->threads > 1) {
+  if (p->started > 0) {
     atomic_store(&p->quit, true);
     wake_workers(p);
-    for (int k = 1; k < p->threads; k++) pthread_join(p->worker[k].thread, NULL);
+    for (int k = 1; k <= p->started; k++) pthread_join(p->worker[k].thread, NULL);
   }
   if (p->print_stats) print_stats(p);
   if (p->stats[0].queue_fd >= 0) close(p->stats[0].queue_fd);
@@ -949,10 +950,10 @@ Engine *par_engine_new(Engine *inner, int threads) {
          the threads that started, as a smaller --threads would */
       fprintf(stderr, "nnc: note: cannot start training thread %d of %d (%s); training on %d\n", k + 1, threads,
               strerror(rc), k);
-      p->threads = k; /* the workers to stop */
       par_free(p);
       return par_engine_new(inner, k);
     }
+    p->started = k;
   }
   Engine *e = nnc_xmalloc(sizeof *e);
   *e = *inner;

@@ -556,10 +556,10 @@ int nnc_out_open_at(NncOut *o, int dirfd, const char *name, int flags) {
   static atomic_uint serial;
   o->tmp = nnc_xmalloc(strlen(name) + 64);
   int fd = -1;
+  /* NAME.tmp.PID.N, or without NAME when that would pass NAME_MAX (a name
+     of 236 to 255 bytes is a file's, its temporary's would not be) */
+  bool long_name = strlen(name) > 200;
   for (int tries = 0; fd < 0 && tries < 100; tries++) {
-    /* NAME.tmp.PID.N, or without NAME when that would pass NAME_MAX (a
-       name of 236 to 255 bytes is a file's, its temporary's would not be) */
-    bool long_name = strlen(name) > 200;
     sprintf(o->tmp, "%s.tmp.%d.%x%x", long_name ? ".nnc" : name, (int)getpid(), atomic_fetch_add(&serial, 1),
             (unsigned)(nnc_now() * 1e9));
     fd = openat(dirfd, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
