@@ -276,6 +276,11 @@ static LabelKind label_kind(const Graph *g, const NncData *d) {
   return d->tgt_cols == 1 ? LABELS_BINARY : LABELS_ONEHOT;
 }
 
+/* A single output as the probability of class 1: a logit (the operand of
+ * bce_logits, with no output of its own) through the sigmoid, any other
+ * output as it is. Accuracy and --plot's surface read this. */
+static double class1_probability(const Graph *g, double y) { return g->output_is_logit ? 1 / (1 + exp(-y)) : y; }
+
 static int argmax(const double *v, int n) {
   int best = 0;
   for (int k = 1; k < n; k++)
@@ -331,8 +336,7 @@ static double set_loss(Engine *e, const SetEval *s, double *accuracy, int *pred)
         yd[k] = es == 8 ? ((double *)y)[i * yw + k] : ((float *)y)[i * yw + k];
         td[k] = es == 8 ? ((const double *)tp)[i * tc + k] : ((const float *)tp)[i * tc + k];
       }
-      /* (a logit's probability is above 0.5 where it is above 0) */
-      int guess = s->labels == LABELS_BINARY ? yd[0] > (g->output_is_logit ? 0 : 0.5) : argmax(yd, (int)yw);
+      int guess = s->labels == LABELS_BINARY ? class1_probability(g, yd[0]) > 0.5 : argmax(yd, (int)yw);
       int truth = s->labels == LABELS_BINARY ? td[0] > 0.5 : argmax(td, (int)yw);
       correct += guess == truth;
       if (pred) pred[r + (size_t)i] = guess;
@@ -415,26 +419,32 @@ static const char *outside_domain(const Node *n, double x) {
   return NULL;
 }
 
+/* Where an epoch stopped being finite: its step (from 0), the first node
+ * of that step whose value is not finite (NULL when the interpreter finds
+ * none) and the operand that left its domain (interp_first_nonfinite). */
+typedef struct Fault {
+  int64_t step;
+  const Node *bad;
+  double operand;
+} Fault;
+
 /* The epoch went non-finite: `e->buf` holds the parameters from before it.
  * Re-run it step by step to find the step, then that step in the
- * interpreter to find the first non-finite value and its .nn line; report
- * it and return true, leaving the last finite parameters in e->buf. When
- * every step stays finite, only the sum of the epoch's losses overflowed
- * (in an f32 model's compiled train_epoch, which adds them in f32): return
- * false with the epoch trained and *sum its losses added in double. */
-static bool rerun_epoch(const Program *p, Engine *e, const void *x, const void *t, int64_t rows, int64_t epoch,
-                        double *sum) {
+ * interpreter to find the first non-finite value: true, with the fault in
+ * *f and the last finite parameters in e->buf. When every step stays
+ * finite, only the sum of the epoch's losses overflowed (in an f32 model's
+ * compiled train_epoch, which adds them in f32): false, with the epoch
+ * trained and *sum its losses added in double. */
+static bool rerun_epoch(Engine *e, const void *x, const void *t, int64_t rows, Fault *f, double *sum) {
   const Graph *g = e->g;
   size_t es = (size_t)e->layout->elem_size, bytes = (size_t)e->layout->total * es;
   size_t xbytes = (size_t)engine_input_cols(g) * es, tbytes = (size_t)engine_target_cols(g) * es;
   void *before = nnc_xmalloc(bytes);
-  int64_t step = 0;
-  const Node *bad = NULL;
-  double operand = NAN;
   int64_t step_rows = e->rows_per_step; /* MPI: all ranks' rows */
   bool failed = false;
+  *f = (Fault){.operand = NAN};
   *sum = 0;
-  for (int64_t r = 0; r < rows; r += step_rows, step++) {
+  for (int64_t r = 0; r < rows; r += step_rows, f->step++) {
     int64_t n = rows - r < step_rows ? rows - r : step_rows;
     const char *xb = (const char *)x + (size_t)r * xbytes, *tb = (const char *)t + (size_t)r * tbytes;
     memcpy(before, e->buf, bytes);
@@ -442,17 +452,25 @@ static bool rerun_epoch(const Program *p, Engine *e, const void *x, const void *
     *sum += loss;
     if (isfinite(loss) && params_finite(e)) continue;
     failed = true;
-    bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &operand);
+    f->bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &f->operand);
     memcpy(e->buf, before, bytes);
     break;
   }
   free(before);
-  if (!failed && isfinite(*sum)) return false;
+  return failed;
+}
+
+/* The error for the fault of an epoch: the step, the op and its line, and
+ * why when it is known (a domain left, a division by 0). */
+static void report_fault(const Program *p, const Fault *f, int64_t epoch) {
+  const Node *bad = f->bad;
+  int64_t step = f->step;
+  double operand = f->operand;
   Diag d = {.src = p->src};
   if (!bad) {
     diag_error(&d, (Loc){0, 0}, "training produced a non-finite value in epoch %" PRId64 " (try a smaller --lr)",
                epoch);
-    return true;
+    return;
   }
   const char *what = bad->role == ROLE_FORWARD ? "the forward pass"
                      : bad->role == ROLE_BACKWARD ? "the backward pass" : "the optimizer update";
@@ -472,7 +490,7 @@ static bool rerun_epoch(const Program *p, Engine *e, const void *x, const void *
   if (bad->op == OP_DIV && operand == 0) {
     diag_error(&d, loc, "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s%s divides by 0", epoch,
                step + 1, label, what, rule);
-    return true;
+    return;
   }
   if (domain) {
     char shown[32];
@@ -482,13 +500,12 @@ static bool rerun_epoch(const Program *p, Engine *e, const void *x, const void *
                "outside the domain of %s (%s)%s",
                epoch, step + 1, label, what, rule, shown, op_info[bad->op].name, domain,
                first ? "" : "; try a smaller --lr");
-    return true;
+    return;
   }
   diag_error(&d, loc,
              "training diverged in epoch %" PRId64 ", step %" PRId64 ": %s in %s is the first "
              "value that is not finite; try a smaller --lr",
              epoch, step + 1, label, what);
-  return true;
 }
 
 /* The model's outputs at n points of two inputs, for the report. */
@@ -505,10 +522,7 @@ static void predict_points(void *ctx, const double *points, int64_t n, double *o
       ((float *)x)[i] = (float)points[i];
   }
   e->forward(e, x, NULL, n, y, NULL);
-  for (int64_t i = 0; i < n * yw; i++) {
-    out[i] = es == 8 ? ((double *)y)[i] : ((float *)y)[i];
-    if (e->g->output_is_logit) out[i] = 1 / (1 + exp(-out[i])); /* the surface shows probabilities */
-  }
+  for (int64_t i = 0; i < n * yw; i++) out[i] = class1_probability(e->g, es == 8 ? ((double *)y)[i] : ((float *)y)[i]);
   free(x);
   free(y);
 }
@@ -875,11 +889,13 @@ static bool run_epoch(Run *r, int64_t epoch) {
   r->train_time += nnc_now() - t0;
   if (!isfinite(running) || !params_finite(e)) {
     snapshot_restore(e->layout, e->buf, r->snapshot);
-    if (r->tty) printf("\n");
-    if (!r->o->quiet) fflush(stdout);
+    Fault f;
     double again;
-    if (rerun_epoch(r->p, e, (const char *)x + (size_t)first * r->xbytes, (const char *)t + (size_t)first * r->tbytes,
-                    rows_done - first, epoch, &again)) {
+    if (rerun_epoch(e, (const char *)x + (size_t)first * r->xbytes, (const char *)t + (size_t)first * r->tbytes,
+                    rows_done - first, &f, &again)) {
+      if (r->tty) printf("\n");
+      if (!r->o->quiet) fflush(stdout);
+      report_fault(r->p, &f, epoch);
       r->st->shuffle = shuffle_before;
       return false;
     }
