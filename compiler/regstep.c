@@ -493,7 +493,7 @@ static LLVMValueRef r_elementwise(Regs *r, const Node *n, RForm form, int idx) {
   if (n->op == OP_MUL)
     for (int side = 0; side < 2; side++) {
       const Node *m = n->in[side], *o = n->in[1 - side];
-      /* x * step(y): a select, as PyTorch's relu backward (threshold_backward) */
+      /* x * step(y, c): a select (clamp_min's gradient; relu's is keep_pos, a select already) */
       if (m->op == OP_STEP && shape_eq(&m->shape, &n->shape))
         return sel(cg, fgt(cg, r_get(r, m->in[0], form, idx), cT(cg, m->attr.value)), r_operand(r, o, n, form, idx),
                    r_const(r, 0, 0));

@@ -47,9 +47,10 @@ typedef struct IdxFile {
   z_stream zs;       /* next_in/avail_in: read from fd, not yet used */
   unsigned char *in; /* the read buffer */
   bool in_eof;       /* fd has no more bytes */
-  bool ended;        /* gzip: the last member ended */
-  bool cut;          /* gzip: the file ended inside a member */
-  bool trailing;     /* gzip: bytes that are not a member follow the last */
+  /* gzip: how the stream ended, when it has: its last member whole (and
+     nothing after it), the file within a member, or bytes that are not a
+     member after the last */
+  enum { GZ_GOING, GZ_ENDED, GZ_CUT, GZ_TRAILING } gz_end;
   int type;   /* an IdxType code */
   int size;   /* bytes per element */
   int rank;
@@ -216,13 +217,13 @@ static int read_raw(IdxFile *f, unsigned char *buf, size_t n, size_t *got) {
 }
 
 /* Up to n bytes of inflated gzip data into buf; *got of them. At the end
- * of a member, another may follow; anything else after it sets trailing. */
+ * of a member, another may follow; anything else after it is GZ_TRAILING. */
 static int read_gzip(IdxFile *f, unsigned char *buf, size_t n, size_t *got) {
-  while (*got < n && !f->ended) {
+  while (*got < n && f->gz_end == GZ_GOING) {
     if (fill(f) < 0)
       return -1;
     if (f->zs.avail_in == 0) {
-      f->cut = true; /* the file ends inside a member */
+      f->gz_end = GZ_CUT;
       break;
     }
     size_t want = n - *got > (1u << 30) ? 1u << 30 : n - *got;
@@ -236,10 +237,8 @@ static int read_gzip(IdxFile *f, unsigned char *buf, size_t n, size_t *got) {
         return -1;
       if (another)
         inflateReset(&f->zs);
-      else {
-        f->ended = true;
-        f->trailing = f->zs.avail_in > 0;
-      }
+      else
+        f->gz_end = f->zs.avail_in > 0 ? GZ_TRAILING : GZ_ENDED;
     } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
       return idx_fail(f, "the gzip data is corrupt (%s)",
                       f->zs.msg ? f->zs.msg : rc == Z_MEM_ERROR ? "out of memory" : "a bad stream");
@@ -356,9 +355,9 @@ static int check_end(IdxFile *f, const char *what) {
     return -1;
   if (rc == 0)
     return idx_fail(f, "data follows the %u %s the header announces", f->dim[0], what);
-  if (f->cut)
+  if (f->gz_end == GZ_CUT)
     return idx_fail(f, "the file is truncated: its gzip stream ends before its checksum and length");
-  if (f->trailing)
+  if (f->gz_end == GZ_TRAILING)
     return idx_fail(f, "bytes that are not gzip data follow the gzip stream of the %u %s", f->dim[0], what);
   return 0;
 }
