@@ -213,6 +213,11 @@ typedef struct Graph {
   bool output_is_logit;
 } Graph;
 
+/* The fewest rows a training step takes: 2 when a batch_norm gets one
+ * value per channel from a row (its batch statistics need two, as in
+ * PyTorch), else 1. */
+static inline int graph_min_train_rows(const Graph *g) { return g->stat_values == 1 ? 2 : 1; }
+
 Graph *graph_new(Arena *arena, DType dtype);
 
 /* Node constructors. They compute shape and batched from the operands and

@@ -1163,7 +1163,7 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
                 " * train_epoch move the running statistics towards them; forward and\n"
                 " * predict normalize with the running statistics (evaluation mode);\n"
                 " * update, which has no batch, leaves them alone.");
-  if (g->stat_values == 1)
+  if (graph_min_train_rows(g) > 1)
     sb_puts(sb, "\n * A batch_norm here has one value per channel in a row: a training\n"
                 " * batch needs at least 2 rows (MIN_TRAIN_ROWS), as in PyTorch, and\n"
                 " * train_epoch's rows must not leave a last batch of 1 row.");
@@ -1175,7 +1175,7 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_printf(sb, "#define %sBUFFER_BYTES %" PRId64 "\n", P, layout->total * layout->elem_size);
   sb_printf(sb, "#define %sMAX_BATCH %d\n", P, max_batch);
   sb_printf(sb, "#define %sMIN_TRAIN_ROWS %d /* the fewest rows backward and train_step take */\n", P,
-            g->stat_values == 1 ? 2 : 1);
+            graph_min_train_rows(g));
   sb_printf(sb, "#define %sINPUT_COLS %" PRId64 "\n#define %sTARGET_COLS %" PRId64 "\n", P, in, P, tg);
   sb_printf(sb, "#define %sOUTPUT_COLS %" PRId64 "\n", P, out);
   sb_printf(sb, "#define %sPARAM_COUNT %d /* parameter tensors */\n", P, g->params.len);
@@ -1185,12 +1185,11 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_puts(sb, "/* Each parameter: where its values and its gradient start in buf and how\n"
                " * many values it has (elements of the dtype, row-major). */\n");
   bool *clash = macro_clashes(g);
-  int clashes = 0;
   for (int i = 0; i < g->params.len; i++) {
     const Node *p = g->params.items[i];
     char id[128];
     c_ident(p->name, id, sizeof id);
-    if (clash[i] && ++clashes) continue;
+    if (clash[i]) continue;
     sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_GRAD_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64
                    "\n",
               P, id, layout->param_off[i], P, id, layout->grad_off[i], P, id, shape_numel(&p->shape));
@@ -1200,7 +1199,7 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   for (int j = 0; j < layout->nstates; j++) {
     const Node *st = g->states.items[j];
     if (is_run_state(st)) continue;
-    if (clash[g->params.len + j] && ++clashes) continue;
+    if (clash[g->params.len + j]) continue;
     if (!stated)
       sb_puts(sb, "\n/* Each state a layer keeps: where its values start in buf and how many\n"
                   " * it has. Keep them with the parameters. */\n");
@@ -1210,7 +1209,9 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
     sb_printf(sb, "#define %s%s_OFFSET %" PRId64 "\n#define %s%s_SIZE %" PRId64 "\n", P, id, layout->state_off[j], P,
               id, shape_numel(&st->shape));
   }
-  if (clashes) {
+  bool any = false;
+  for (int i = 0; i < g->params.len + layout->nstates; i++) any |= clash[i];
+  if (any) {
     sb_puts(sb, "\n/* No macros for these, whose names would give macros another name gives\n"
                 " * (or LR_OFFSET): find them in PARAMS by name, or rename them.\n");
     for (int i = 0; i < g->params.len + layout->nstates; i++)

@@ -52,7 +52,7 @@ static void fill_layout(NncModel *m) {
   pub->has_predict = !graph_output_needs_targets(g);
   pub->nparams = g->params.len;
   pub->lr_offset = L->lr_off;
-  pub->min_train_rows = g->stat_values == 1 ? 2 : 1;
+  pub->min_train_rows = graph_min_train_rows(g);
   IndexInput *ix = engine_index_inputs(g, &m->nindex_inputs);
   m->index_inputs = nnc_xcalloc((size_t)m->nindex_inputs + 1, sizeof *m->index_inputs);
   for (int i = 0; i < m->nindex_inputs; i++)
