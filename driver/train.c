@@ -1055,7 +1055,7 @@ static int run_report(Run *r) {
  * batches of `batch`; task: "--grad", "--check-grad" or NULL for training.
  * Returns 0, or -1 after the error. */
 static int one_value_per_channel(const Graph *g, int64_t rows, int64_t batch, const char *task) {
-  if (g->stat_values != 1) return 0;
+  if (graph_min_train_rows(g) < 2) return 0;
   char line[512];
   if (task && (rows < batch ? rows : batch) == 1)
     snprintf(line, sizeof line, "nnc: error: %s gets one value per channel from a batch of 1 row, and the variance of "
