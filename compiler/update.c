@@ -232,7 +232,7 @@ void layout_init_states(const Graph *g, const Layout *L, void *buf) {
   for (int j = 0; j < L->nstates; j++) init_state(g, L, j, buf);
 }
 
-void layout_reset_optimizer(const Graph *g, const Layout *L, void *buf) {
+void layout_reset_run_state(const Graph *g, const Layout *L, void *buf) {
   for (int j = 0; j < L->nstates; j++)
     if (is_run_state(g->states.items[j]) && g->states.items[j] != g->lr) init_state(g, L, j, buf);
 }

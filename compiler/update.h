@@ -43,7 +43,7 @@ static inline bool is_optimizer_state(const Node *s) {
 /* The states of a run rather than of the model: the optimizer's and the
  * step dropout draws its masks from (as PyTorch's random generator, never
  * in a state_dict). A checkpoint keeps them for --resume; --load skips
- * them and a new run starts them afresh (layout_reset_optimizer). */
+ * them and a new run starts them afresh (layout_reset_run_state). */
 static inline bool is_run_state(const Node *s) {
   return is_optimizer_state(s) || strcmp(s->name, DROPOUT_STEP_NAME) == 0;
 }
@@ -64,8 +64,8 @@ Layout *layout_make(const Graph *g, Arena *arena);
 void layout_dump(const Graph *g, const Layout *L, StrBuf *out);
 /* Fill the optimizer state with its starting values. */
 void layout_init_states(const Graph *g, const Layout *L, void *buf);
-/* The optimizer's states but the learning rate back at their starting
- * values (a fresh start from loaded parameters, as --load makes). */
-void layout_reset_optimizer(const Graph *g, const Layout *L, void *buf);
+/* The run's states (is_run_state) but the learning rate back at their
+ * starting values (a fresh start from loaded parameters, as --load makes). */
+void layout_reset_run_state(const Graph *g, const Layout *L, void *buf);
 
 #endif

@@ -370,7 +370,7 @@ int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *dia
   int rc = rt_load_params(path ? path : "", e);
   e->buf = own;
   if (rc == 0) { /* as --load: a new run from these parameters */
-    layout_reset_optimizer(m->c.opt_g, m->c.layout, copy);
+    layout_reset_run_state(m->c.opt_g, m->c.layout, copy);
     memcpy(buf, copy, bytes);
     nnc_model_restart(m);
   }
