@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -392,12 +393,48 @@ __attribute__((constructor(102))) static void start_code_fault_in(int argc, char
 }
 #endif /* NNC_CODE_ORDER */
 
+/* Standard output goes through a stream of our own over descriptor 1, so
+ * that a write the system refuses keeps its reason (stdio's error flag
+ * does not, and errno is long overwritten when the run ends), and a
+ * descriptor that whoever started nnc left non-blocking (a pipe from
+ * node.js, some job runners) waits for its reader in poll() instead of
+ * losing rows at EAGAIN, as a blocking one would wait in write(). */
+static int stdout_errno;
+
+static ssize_t stdout_write(void *cookie, const char *buf, size_t size) {
+  (void)cookie;
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = write(STDOUT_FILENO, buf + done, size - done);
+    if (n > 0) {
+      done += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd ready = {.fd = STDOUT_FILENO, .events = POLLOUT};
+      if (poll(&ready, 1, -1) >= 0 || errno == EINTR) continue;
+    }
+    stdout_errno = n < 0 ? errno : EIO;
+    return 0; /* fopencookie: 0 is a failed write */
+  }
+  return (ssize_t)size;
+}
+
+static void stdout_keep_reason(void) {
+  FILE *own = fopencookie(NULL, "w", (cookie_io_functions_t){.write = stdout_write});
+  if (!own) return; /* stdio's own stream then, without the reason */
+  setvbuf(own, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ);
+  fflush(stdout);
+  stdout = own;
+}
+
 /* Output that standard output lost (a full disk, a closed descriptor) is
  * an error, as a file's would be: one line, exit status 1. */
 static int stdout_written(int status) {
   errno = 0;
   if (fflush(stdout) == 0 && !ferror(stdout)) return status;
-  int err = errno;
+  int err = stdout_errno ? stdout_errno : errno;
   fprintf(stderr, "nnc: error: cannot write standard output%s%s\n", err ? ": " : "", err ? strerror(err) : "");
   return 1;
 }
@@ -407,6 +444,7 @@ int main(int argc, char **argv) {
      a death by SIGXFSZ with a half-written file */
   signal(SIGXFSZ, SIG_IGN);
   nnc_parallel_init(&argc, &argv); /* MPI, when mpirun started us */
+  stdout_keep_reason();
   driver_release_code_after_compile();
   if (NNC_PLAIN_PROCESS) driver_leave_run_to_exit();
   int status = stdout_written(run_command(argc, argv));

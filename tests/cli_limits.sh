@@ -2,8 +2,11 @@
 # cli_limits.sh NNC CASE - what the machine refuses nnc is an error line
 # and exit status 1, never a crash:
 #   stdout_full     standard output on /dev/full (a full disk) or closed,
-#                   for --emit ir, --grad and --train: "nnc: error: cannot
-#                   write standard output"
+#                   for --emit ir, --grad and --train, or a pipe whose
+#                   reader has gone: "nnc: error: cannot write standard
+#                   output: REASON"
+#   stdout_nonblocking  standard output a non-blocking pipe with a slow
+#                   reader: every row of --predict arrives
 #   out_of_memory   a model whose --grad needs 2 GiB under `ulimit -v` of
 #                   1.5 GB: "nnc: error: out of memory (...)", no core dump
 #   llvm_memory     `ulimit -v` too small for LLVM's static constructors
@@ -32,11 +35,46 @@ stdout_full)
   for args in "--emit ir" "--grad" "--train --epochs 2"; do
     # shellcheck disable=SC2086
     "$nnc" "$here/gradcheck/exp.nn" $args >/dev/full 2>"$tmp/err"
-    one_error $? '^nnc: error: cannot write standard output'
+    one_error $? '^nnc: error: cannot write standard output: No space left on device$'
     # shellcheck disable=SC2086
     "$nnc" "$here/gradcheck/exp.nn" $args >&- 2>"$tmp/err"
-    one_error $? '^nnc: error: cannot write standard output'
+    one_error $? '^nnc: error: cannot write standard output: Bad file descriptor$'
   done
+  # a reader that has gone, SIGPIPE ignored: EPIPE
+  (trap '' PIPE; "$nnc" "$here/gradcheck/exp.nn" --emit llvm 2>"$tmp/err" | head -c1 >/dev/null; exit "${PIPESTATUS[0]}")
+  one_error $? '^nnc: error: cannot write standard output: Broken pipe$'
+  ;;
+stdout_nonblocking)
+  # standard output a non-blocking pipe (as node.js hands out) whose reader
+  # starts late: every row arrives, none is lost at EAGAIN
+  command -v python3 >/dev/null || { echo "python3 is missing: skipped"; exit 0; }
+  python3 - "$nnc" "$here/../examples" "$tmp" <<'PY' || exit 1
+import fcntl, os, subprocess, sys, time
+nnc, examples, tmp = sys.argv[1:]
+rows = os.path.join(tmp, "rows.csv")
+with open(rows, "w") as f:
+    f.write("x1,x2\n")
+    for i in range(40000):
+        f.write("%d.25,-%d.5\n" % (i % 7, i % 5))
+r, w = os.pipe()
+fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+p = subprocess.Popen([nnc, os.path.join(examples, "moons.nn"), "--predict", rows],
+                     stdout=w, stderr=subprocess.PIPE)
+os.close(w)
+time.sleep(0.5)
+data = b""
+while True:
+    chunk = os.read(r, 1 << 16)
+    if not chunk:
+        break
+    data += chunk
+err = p.stderr.read().decode()
+p.wait()
+lines = data.count(b"\n")
+if p.returncode != 0 or lines != 40001:
+    print("FAILED: exit %d, %d lines of 40001: %s" % (p.returncode, lines, err))
+    sys.exit(1)
+PY
   ;;
 out_of_memory)
   cat >"$tmp/m.nn" <<EOF

@@ -518,6 +518,8 @@ int nnc_out_check(const char *path) {
     err = fcntl(fdno, F_GETFL) < 0 ? errno : 0;
   else if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode))
     err = EISDIR;
+  else if (stat(dest, &st) == 0 && S_ISSOCK(st.st_mode))
+    err = ENXIO; /* what open() says of a socket, found before any work */
   else if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
     err = access(dest, W_OK) != 0 ? errno : 0;
   else {

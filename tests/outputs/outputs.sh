@@ -6,7 +6,8 @@
 #   - a character device (a copy of /dev/null made with mknod, as root) and a
 #     FIFO are written through, never replaced by a regular file;
 #   - /dev/stdout writes to standard output; /dev/full (through a link) is
-#     an error and leaves nothing behind;
+#     an error and leaves nothing behind; a socket is an error before any
+#     work;
 #   - a file that is replaced keeps its mode, and (written by root) its
 #     owner and group;
 #   - an output that can name no file ("", "dir/", ".") is a usage error
@@ -64,6 +65,16 @@ for kind in o save plot; do
   ln -s /dev/full "full.$e"
   write $kind "full.$e" 2>err && fail "$kind to /dev/full succeeded"
   grep -q "^full.$e: error: .*No space left on device" err || fail "$kind to /dev/full: $(cat err)"
+  # a socket cannot be opened as a file: an error before any work
+  if command -v python3 >/dev/null; then
+    python3 -c "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "sock.$e"
+    case $kind in
+      o) "$nnc" "$moons" --emit ir -o "sock.$e" >out 2>err ;;
+      *) "$nnc" "$moons" --train --epochs 1 --$kind "sock.$e" >out 2>err ;;
+    esac && fail "$kind to a socket succeeded"
+    [ "$(cat err)" = "sock.$e: error: cannot write: No such device or address" ] || fail "$kind to a socket: $(cat err)"
+    [ ! -s out ] || fail "$kind to a socket: found only after the work"
+  fi
   # unusable names: usage errors before anything is read
   for bad in "" "dir/" "." ".."; do
     case $kind in
