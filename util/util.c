@@ -507,6 +507,27 @@ static char *dir_of(const char *path) {
   return dir;
 }
 
+/* Whether a regular file dest (existing or not) can be replaced as
+ * nnc_out_close does it, asked of the system the same way: a temporary file
+ * made beside it and removed (a deleted working directory, a read-only
+ * file system, too few descriptors), and the rule of a sticky directory
+ * (/tmp), which lets only the file's or the directory's owner rename over
+ * a file. */
+static int out_check_replace(const char *dest) {
+  NncOut trial;
+  int err = nnc_out_open(&trial, dest, 0);
+  if (err) return err;
+  nnc_out_discard(&trial);
+  char *dir = dir_of(dest);
+  struct stat dir_st, st;
+  uid_t me = geteuid();
+  if (me != 0 && stat(dir, &dir_st) == 0 && (dir_st.st_mode & S_ISVTX) && stat(dest, &st) == 0 &&
+      st.st_uid != me && dir_st.st_uid != me)
+    err = EPERM;
+  free(dir);
+  return err;
+}
+
 int nnc_out_check(const char *path) {
   if (!*path) return ENOENT;
   int fdno;
@@ -522,11 +543,8 @@ int nnc_out_check(const char *path) {
     err = ENXIO; /* what open() says of a socket, found before any work */
   else if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
     err = access(dest, W_OK) != 0 ? errno : 0;
-  else {
-    char *dir = dir_of(dest);
-    err = access(dir, W_OK) != 0 ? errno : 0;
-    free(dir);
-  }
+  else
+    err = out_check_replace(dest);
   free(dest);
   return err;
 }

@@ -15,6 +15,9 @@
 #   - two outputs on one file, or an output over the model or its data, is
 #     an error (exit 1) before any work, the files as they were; --save over
 #     the --resume checkpoint is not (read first, then replaced whole).
+#   - an output that could not be written at the end (a deleted working
+#     directory, too few descriptors, another user's file in a sticky
+#     directory) is an error before any work.
 set -u
 nnc=$1 examples=$2
 moons=$examples/moons.nn
@@ -112,6 +115,29 @@ if [ "$(id -u)" = 0 ]; then
   write save theirs.st 2>err && chown nobody:nogroup theirs.st && chmod 600 theirs.st || fail "theirs.st: $(cat err)"
   write save theirs.st 2>err || fail "replacing theirs.st: $(cat err)"
   [ "$(stat -c '%U:%G %a' theirs.st)" = "nobody:nogroup 600" ] || fail "theirs.st is now $(stat -c '%U:%G %a' theirs.st)"
+fi
+# outputs that could not be written at the end are refused before any work:
+# a relative name in a deleted working directory, too few descriptors
+before_work() { # NAME ARGS...: exit 1, the one line "NAME: error: cannot write: ...", nothing printed
+  local name=$1
+  shift
+  "$nnc" "$@" >"$tmp/out" 2>"$tmp/err" && fail "$* succeeded"
+  [ ! -s "$tmp/out" ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q "^$name: error: cannot write: " "$tmp/err" ||
+    fail "$*: $(cat "$tmp/out" "$tmp/err")"
+}
+mkdir gone && (cd gone && rmdir ../gone && before_work rel.st "$moons" --train --epochs 1 --save rel.st) || exit 1
+nnc_few_fds() { (ulimit -n 5 && exec "$nnc_real" "$@"); }
+nnc_real=$nnc nnc=nnc_few_fds before_work few.st "$moons" --train --epochs 1 --save few.st || exit 1
+# a file of another user in a sticky directory (/tmp), which only its owner
+# or the directory's may replace
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+  setpriv --reuid=daemon --regid=daemon --clear-groups test -x "$nnc" 2>/dev/null; then
+  mkdir -m 1777 sticky && echo old >sticky/other.st && chown nobody sticky/other.st && chmod 666 sticky/other.st
+  chmod 755 .
+    setpriv --reuid=daemon --regid=daemon --clear-groups env HOME=/nonexistent NNC_CACHE=0 \
+    "$nnc" "$moons" --train --epochs 1 --save sticky/other.st >out 2>err && fail "replacing another user's file in a sticky directory succeeded"
+  [ ! -s out ] && [ "$(cat err)" = "sticky/other.st: error: cannot write: Operation not permitted" ] || fail "sticky: $(cat out err)"
+  [ "$(cat sticky/other.st)" = old ] || fail "sticky: the other user's file changed"
 fi
 leftover=$(ls | grep '\.tmp\.' || true)
 [ -z "$leftover" ] || fail "temporary files left: $leftover"
