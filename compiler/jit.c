@@ -538,18 +538,72 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
   return 0;
 }
 
+/* The workspace made ready on a thread of its own while LLVM compiles:
+ * mapped with every page present (nnc_bulk_alloc), which is most of the
+ * link when the pages are new to the process (on a guest whose host takes
+ * back the memory freed a few seconds earlier, fashion_bn's 12.5 MB took
+ * 27 to 46 ms). */
+typedef struct {
+  size_t bytes;
+  void *ws;
+  int err;
+  pthread_t thread;
+  bool running;
+} WsPrep;
+
+static void *ws_prep_run(void *arg) {
+  WsPrep *w = arg;
+  w->ws = nnc_bulk_alloc(w->bytes);
+  w->err = w->ws ? 0 : errno;
+  return NULL;
+}
+
+/* Start making `bytes` ready, when a thread pays for itself. */
+static void ws_prep_start(WsPrep *w, size_t bytes) {
+  *w = (WsPrep){.bytes = bytes};
+  pthread_attr_t attr;
+  if (bytes < NNC_BULK_MIN || pthread_attr_init(&attr) != 0) return;
+  if (pthread_attr_setstacksize(&attr, (size_t)64 << 10) == 0)
+    w->running = pthread_create(&w->thread, &attr, ws_prep_run, w) == 0;
+  pthread_attr_destroy(&attr);
+}
+
+/* What was made ready, given back unused. */
+static void ws_prep_drop(WsPrep *w) {
+  if (w->running) pthread_join(w->thread, NULL);
+  w->running = false;
+  nnc_bulk_free(w->ws, w->bytes);
+  w->ws = NULL;
+}
+
+/* The workspace of `bytes` made ready (allocated now when none was started
+ * or it had another size); NULL with errno set. */
+static void *ws_prep_take(WsPrep *w, size_t bytes) {
+  if (w->running) pthread_join(w->thread, NULL);
+  w->running = false;
+  void *ws = w->ws;
+  w->ws = NULL;
+  if (w->bytes == bytes && (ws || w->err)) {
+    errno = w->err;
+    return ws;
+  }
+  nnc_bulk_free(ws, w->bytes);
+  return nnc_bulk_alloc(bytes);
+}
+
 /* The workspace the modules declare (CgTarget's workspace_extern), defined
  * in the JIT at `bytes` of zeroed memory mapped with every page present
- * (nnc_bulk_alloc): as the modules' .bss, JITLink zero-filled it a page
- * fault at a time (fashion_cnn's 12.5 MB: 40 ms of the link). The two
+ * (nnc_bulk_alloc; from prep when given): as the modules' .bss, JITLink
+ * zero-filled it a page fault at a time (fashion_cnn's 12.5 MB: 40 ms of
+ * the link). The two
  * modules of a split build share it as the functions of one module do:
  * each function plans its ranges from offset 0, and the functions of an
  * engine are called one at a time (threads call grad_part, which has a ws
  * of its own). *ws is the memory (NULL: none needed); -1 after saying why. */
-static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, void **ws) {
+static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, WsPrep *prep, void **ws) {
   *ws = NULL;
   if (bytes == 0) return 0;
-  if (!(*ws = nnc_bulk_alloc(bytes))) {
+  if (!(*ws = prep ? ws_prep_take(prep, bytes) : nnc_bulk_alloc(bytes))) {
     fprintf(stderr, "nnc: error: cannot allocate the workspace of the compiled code (%zu bytes): %s\n", bytes,
             strerror(errno));
     return -1;
@@ -871,6 +925,9 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
     }
   }
   part[0].make_jit = nparts == 1;
+  if (!part[0].mod) build_codegen(&part[0]);
+  WsPrep prep;
+  ws_prep_start(&prep, (size_t)part[0].info.ws_bytes);
   pthread_t thread;
   void *(*build_second)(void *) = part[1].split ? build_part : build_object;
   bool threaded = nparts == 2 && pthread_create(&thread, NULL, build_second, &part[1]) == 0;
@@ -910,7 +967,8 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
   if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
   void *ws = NULL;
-  if (ok && define_workspace(jit, CG_WORKSPACE_SYMBOL, (size_t)ws_bytes, &ws)) ok = false;
+  if (ok && define_workspace(jit, CG_WORKSPACE_SYMBOL, (size_t)ws_bytes, &prep, &ws)) ok = false;
+  if (!ok) ws_prep_drop(&prep);
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
     if (!ok) {
@@ -1003,7 +1061,7 @@ static int compile_more(JEngine *je, unsigned fns) {
   build_object(&b); /* takes the module */
   if (!b.obj) return -1;
   void *ws = NULL;
-  if (own_ws && define_workspace(je->jit, name, bytes, &ws)) {
+  if (own_ws && define_workspace(je->jit, name, bytes, NULL, &ws)) {
     LLVMDisposeMemoryBuffer(b.obj);
     return -1;
   }
