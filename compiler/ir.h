@@ -204,6 +204,10 @@ typedef struct Graph {
   int nupdates, cap_updates; /* (graph_add_update grows the array) */
   Node *lr; /* the learning rate state the updates read (update.h), or NULL */
   int max_batch; /* rows per batch the graph is built for (>= 1) */
+  /* the steps' batch may hold more rows than one call sees: MPI ranks each
+     compute a shard of it (grad_part's total), so a mean over the batch
+     is not over max_batch rows even when that is 1 */
+  bool batch_is_shard;
   /* batch statistics (batch_norm): the layer whose channels get the fewest
    * values from one row, and how many (0: the model has none) */
   const char *stat_layer;

@@ -58,6 +58,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->model_name = old->model_name;
   g->source_name = old->source_name;
   g->max_batch = old->max_batch;
+  g->batch_is_shard = old->batch_is_shard;
   g->stat_layer = old->stat_layer;
   g->stat_values = old->stat_values;
   g->output_is_logit = old->output_is_logit;
@@ -185,7 +186,7 @@ static Node *fold_fn(Rebuild *r, Node *n, Node *a, Node *b) {
     if (r->g->dtype == DT_F32) v = (double)(float)v;
     return node_const(r->g, v, n->loc);
   }
-  if (n->op == OP_INV_BATCH && r->old->max_batch == 1) {
+  if (n->op == OP_INV_BATCH && r->old->max_batch == 1 && !r->old->batch_is_shard) {
     r->changes++;
     return node_const(r->g, 1, n->loc);
   }

@@ -117,6 +117,7 @@ static int frontend(Compilation *c) {
   apply_overrides(&c->prog, o);
   c->fwd = lower_program(&c->prog, &c->arena, &c->inits);
   c->fwd->max_batch = (int)c->prog.train.batch;
+  c->fwd->batch_is_shard = par_size() > 1; /* each rank's batch is a shard of the step's */
   graph_verify(c->fwd, "lower");
   stage_done(c, "lower");
   return 0;
@@ -196,16 +197,41 @@ int compilation_run(Compilation *c) {
   return middle(c);
 }
 
+/* FNV-1a of n bytes: the ranks compare their starting buffers by it. */
+static uint64_t bytes_hash(const void *data, size_t n) {
+  const unsigned char *p = data;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
 /* What every MPI rank must share (par_same_run): the compiled graph
  * (forward, backward, update: the model, the optimizer and its settings,
  * the dtype; without the comments, which name the file), the parameter
- * layout, the options that decide the steps and the data's shape. */
-static int run_facts_agree(const Compilation *c, const NncData *train, const NncData *valid) {
+ * layout, the options that decide the steps and the data's shape, the
+ * learning rate and its schedule, early stopping, where a resumed run
+ * stands, and the buffer it starts from (the parameters, from the
+ * initializers or --load or --resume, the optimizer state, the learning
+ * rate). */
+static int run_facts_agree(const Compilation *c, const Engine *e, const TrainState *st, const NncData *train,
+                           const NncData *valid) {
   if (par_size() == 1) return 0;
   const TrainConfig *tc = &c->prog.train;
   StrBuf graph = {0}, facts = {0};
   sb_printf(&facts, "epochs %" PRId64 ", batch %" PRId64 " rows a rank, shuffle %s, seed %" PRIu64 "\n", tc->epochs,
             tc->batch, tc->shuffle ? "true" : "false", tc->seed);
+  const ScheduleSpec *sc = &tc->schedule;
+  static const char *const schedules[] = {[SCHED_CONSTANT] = "constant", [SCHED_STEP] = "step",
+                                          [SCHED_COSINE] = "cosine"};
+  char lr[32], gamma[32], min_lr[32];
+  fmt_number(lr, sizeof lr, tc->optim.lr);
+  fmt_number(gamma, sizeof gamma, sc->gamma);
+  fmt_number(min_lr, sizeof min_lr, sc->min_lr);
+  sb_printf(&facts, "learning rate %s, schedule %s(every: %" PRId64 ", gamma: %s, min_lr: %s, warmup: %" PRId64
+                    "), early_stop %" PRId64 "\n",
+            lr, schedules[sc->kind], sc->every, gamma, min_lr, sc->warmup, tc->early_stop);
+  sb_printf(&facts, "resumed after epoch %" PRId64 ", step %" PRId64 ", %" PRId64 " rows into the next\n", st->epoch,
+            st->steps, st->epoch_rows);
   sb_printf(&facts, "training data: %zu rows of %d inputs and %d targets\n", train->rows, train->in_cols,
             train->tgt_cols);
   sb_printf(&facts, "validation data: %zu rows\n", valid->rows);
@@ -223,6 +249,8 @@ static int run_facts_agree(const Compilation *c, const NncData *train, const Nnc
     line = *end ? end + 1 : end;
   }
   sb_printf(&facts, "parameter buffer: %" PRId64 " elements of %d bytes\n", c->layout->total, c->layout->elem_size);
+  sb_printf(&facts, "starting parameters and optimizer state: hash %016" PRIx64 "\n",
+            bytes_hash(e->buf, (size_t)c->layout->total * (size_t)c->layout->elem_size));
   int rc = par_same_run(facts.data);
   sb_free(&graph);
   sb_free(&facts);
@@ -351,7 +379,7 @@ static int run_task(Compilation *c) {
   Engine *e = rc == 0 ? make_engine(c, &st, &parallel) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
      and so does one that would not run the same steps */
-  if (par_agree(e == NULL) != 0 || run_facts_agree(c, &train, &valid) != 0) {
+  if (par_agree(e == NULL) != 0 || run_facts_agree(c, e, &st, &train, &valid) != 0) {
     if (e) e->destroy(e);
     if (loaded) {
       nnc_data_free(&train);
@@ -522,6 +550,7 @@ int nnc_run(const NncOptions *o) {
   arena_init(&c.arena);
   int rc = run(&c);
   if (rc < 0) rc = 0;
+  rc = par_finish(rc); /* with MPI: one rank's failure ends them all */
   if (!leave_to_exit) { /* (else the compilation is the exit's) */
     source_free(&c.src);
     arena_free(&c.arena);

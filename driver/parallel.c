@@ -97,8 +97,11 @@ bool par_any(bool flag) {
   return g_mpi->min_int(flag ? 0 : 1) == 0;
 }
 
+static bool g_agreed; /* par_agree was called: the ranks met */
+
 int par_agree(int status) {
   if (!g_mpi) return status;
+  g_agreed = true;
   int me = status ? g_rank : g_size;
   int first_bad = g_mpi->min_int(me);
   if (first_bad == g_size) return 0;
@@ -123,6 +126,12 @@ int par_agree(int status) {
             len ? text : "(no message)");
   }
   return 1;
+}
+
+int par_finish(int status) {
+  if (!g_mpi || g_size == 1 || g_agreed) return status;
+  int all = par_agree(status);
+  return status ? status : all;
 }
 
 /* The line of text that starts at s, without its newline, for a message. */

@@ -61,6 +61,14 @@ bool par_any(bool flag);
  * itself did not fail. A no-op returning status without MPI. */
 int par_agree(int status);
 
+/* At the end of a run: a rank that has not yet agreed with the others
+ * (it failed before the point where the ranks agree to train, or its task,
+ * --predict or --emit, has none) agrees now, so that one rank's failure
+ * ends every rank, with its message, instead of leaving the others
+ * waiting. Returns status, or 1 when another rank failed. Every rank must
+ * call it; a no-op without MPI. */
+int par_finish(int status);
+
 /* The CPUs this process may use: its affinity mask (taskset), lowered to a
  * cgroup v2 CPU quota (cpu.max, rounded up) when one is set. */
 int par_available_cpus(void);

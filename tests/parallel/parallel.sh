@@ -27,15 +27,20 @@
 #                    bytes of parameters each thread read before a shard
 #                    whose lines went through memory
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
-#                    and only rank 0 prints
+#                    also at B = 1, and only rank 0 prints
 #   mpi.dropout      the same model under mpirun -np 2 with batch B = one
 #                    process with batch 2B (1e-12), with and without threads
-#   mpi.fault        one rank cannot load its parameters: every rank stops, one message
+#   mpi.fault        one rank cannot load its parameters, or fails before the
+#                    ranks meet (an output it cannot write, a file that does
+#                    not compile), or cannot read its --predict rows: every
+#                    rank stops, one message, never a hang
 #   mpi.diverge      divergence under MPI: exit 1, the same step as one process
 #   mpi.batch_norm   a model with batch_norm under mpirun: refused with one
 #                    message (its statistics are the whole batch's), exit 1
 #   mpi.disagree     ranks that would not run the same steps (another layer
-#                    width, fewer data rows, other epochs): every rank stops
+#                    width, fewer data rows, other epochs, another learning
+#                    rate, early_stop, a --resume or --load on one rank
+#                    only): every rank stops
 #                    at once, one message naming what differs, exit 1
 set -u
 nnc=$1 examples=$2 case=$3
@@ -187,6 +192,10 @@ mpi.equal)
   mpi "$nnc" "$moons" --jit --train --batch 16 --epochs 10 --threads 2 >"$tmp/mpi_t" 2>/dev/null || fail "mpirun, threads"
   "$nnc" "$moons" --jit --train --batch 32 --epochs 10 >"$tmp/one_t" || fail "batch 32"
   close "$(final "$tmp/mpi_t")" "$(final "$tmp/one_t")" || fail "ranks x threads: $(final "$tmp/mpi_t") vs $(final "$tmp/one_t")"
+  # one row a rank: the mean is still over the step's rows, all ranks'
+  mpi "$nnc" "$moons" --jit --train --batch 1 --epochs 3 >"$tmp/mpi1" 2>"$tmp/err" || fail "mpirun --batch 1: $(cat "$tmp/err")"
+  "$nnc" "$moons" --jit --train --batch 2 --epochs 3 >"$tmp/one2" || fail "batch 2"
+  close "$(final "$tmp/mpi1")" "$(final "$tmp/one2")" || fail "2 ranks x 1 row: $(final "$tmp/mpi1"); 1 x 2 rows: $(final "$tmp/one2")"
   # --save: rank 0 writes the same parameters one process would
   mpi "$nnc" "$moons" --jit --train --batch 4 --epochs 2 --save "$tmp/p.st" >/dev/null 2>&1 || fail "mpirun --save"
   [ -s "$tmp/p.st" ] || fail "no checkpoint"
@@ -199,6 +208,29 @@ mpi.fault)
   [ "$(grep -c '^nnc: rank 1 of 2 failed, so every rank stops: .*missing.st: error: cannot open: No such file or directory$' "$tmp/err")" = 1 ] ||
     fail "message: $(cat "$tmp/err")"
   grep -q "^final" "$tmp/out" && fail "rank 0 trained alone"
+  # a rank that fails before the ranks meet (an output it cannot write, a
+  # file that does not compile there) ends every rank, never a hang
+  printf 'model m {\n  input x[2]\n  y = x -> linaer(3)\n}\n' >"$tmp/bad.nn"
+  early() { # MESSAGE, then what rank 1 runs (rank 0: moons, --save in $tmp)
+    local want=$1
+    shift
+    mpi sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then shift 2; exec "$@"; fi
+               exec "$0" "$1" --jit --train --epochs 2 --save "$2/ok.st"' "$nnc" "$moons" "$tmp" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    [ $rc = 1 ] || fail "$*: exit status $rc (124: a hang), expected 1: $(cat "$tmp/err")"
+    [ "$(grep -c '^nnc' "$tmp/err")" = 1 ] && grep -q "^nnc: rank 1 of 2 failed, so every rank stops: $want" "$tmp/err" ||
+      fail "$*: $(cat "$tmp/err")"
+    grep -q "^final" "$tmp/out" && fail "$*: rank 0 trained alone"
+  }
+  early "$tmp/none/p.st: error: cannot write: No such file or directory" \
+    "$nnc" "$moons" --jit --train --epochs 2 --save "$tmp/none/p.st"
+  early "$tmp/bad.nn:3:12: error: unknown op 'linaer'" "$nnc" "$tmp/bad.nn" --jit --train --epochs 2
+  # --predict has no meeting before its rows: a rank that fails says why
+  printf 'x1,x2\n0.5,0.25\n' >"$tmp/rows.csv"
+  mpi sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then r=$0/missing.csv; else r=$0/rows.csv; fi
+             exec "$1" "$2" --jit --predict "$r"' "$tmp" "$nnc" "$moons" >"$tmp/out" 2>"$tmp/err"
+  [ $? = 1 ] && grep -q "^nnc: rank 1 of 2 failed, so every rank stops: $tmp/missing.csv: error: cannot open" "$tmp/err" ||
+    fail "--predict on rank 1: $(cat "$tmp/err")"
   ;;
 mpi.batch_norm)
   mpi "$nnc" "$examples/../tests/batch_norm/resume.nn" --jit --train >"$tmp/out" 2>"$tmp/err"
@@ -234,6 +266,18 @@ mpi.disagree)
     "$tmp/wide.nn" --jit --train --epochs 3
   disagree "$msg \"epochs 4, batch 1 rows a rank, shuffle false, seed 0\" here, \"epochs 3, batch 1 rows a rank, shuffle false, seed 0\" on rank 0" \
     "$tmp/moons.nn" --jit --train --epochs 4
+  disagree "$msg \"learning rate 0.5, schedule constant(every: 0, gamma: 0, min_lr: 0, warmup: 0), early_stop 0\" here, \"learning rate 0.05, schedule constant(every: 0, gamma: 0, min_lr: 0, warmup: 0), early_stop 0\" on rank 0" \
+    "$tmp/moons.nn" --jit --train --epochs 3 --lr 0.5
+  sed 's/^train {/train {\n  early_stop 2/' "$moons" >"$tmp/early.nn"
+  disagree "$msg \"learning rate 0.05, schedule constant(every: 0, gamma: 0, min_lr: 0, warmup: 0), early_stop 2\" here, \"learning rate 0.05, schedule constant(every: 0, gamma: 0, min_lr: 0, warmup: 0), early_stop 0\" on rank 0" \
+    "$tmp/early.nn" --jit --train --epochs 3
+  "$nnc" "$moons" --jit --train --epochs 2 --save "$tmp/trained.st" >/dev/null || fail "trained.st"
+  disagree "$msg \"resumed after epoch 2, step 640, 0 rows into the next\" here, \"resumed after epoch 0, step 0, 0 rows into the next\" on rank 0" \
+    "$tmp/moons.nn" --jit --train --epochs 3 --resume "$tmp/trained.st"
+  mpi sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$0" "$1" --jit --train --epochs 3 --load "$2"; fi
+             exec "$0" "$1" --jit --train --epochs 3' "$nnc" "$tmp/moons.nn" "$tmp/trained.st" >"$tmp/out" 2>"$tmp/err"
+  [ $? = 1 ] && grep -q "^$msg \"starting parameters and optimizer state: hash [0-9a-f]*\" here" "$tmp/err" ||
+    fail "--load on rank 1 only: $(cat "$tmp/err")"
   sed 's/samples: 1000/samples: 999/' "$moons" >"$tmp/fewer.nn"
   disagree "$msg \"validation data: 679 rows\" here, \"validation data: 680 rows\" on rank 0" \
     "$tmp/fewer.nn" --jit --train --epochs 3
