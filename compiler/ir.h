@@ -84,6 +84,10 @@ enum { MAX_RANK = 4, AXIS_ALL = 99 };
 /* Limits that refuse absurd sizes before anything is allocated. */
 #define NNC_MAX_DIM ((int64_t)1 << 24)
 #define NNC_MAX_NUMEL ((int64_t)1 << 28)
+/* The most memory a run may ask for: the parameter buffer and a batch of
+ * intermediates (the interpreter's every node, the compiled code's
+ * workspace) */
+#define NNC_MAX_MEMORY (16.0 * (1 << 30))
 
 typedef struct Shape {
   int rank;

@@ -562,7 +562,7 @@ static void *ws_prep_run(void *arg) {
 static void ws_prep_start(WsPrep *w, size_t bytes) {
   *w = (WsPrep){.bytes = bytes};
   pthread_attr_t attr;
-  if (bytes < NNC_BULK_MIN || pthread_attr_init(&attr) != 0) return;
+  if (bytes < NNC_BULK_MIN || (double)bytes > NNC_MAX_MEMORY || pthread_attr_init(&attr) != 0) return;
   if (pthread_attr_setstacksize(&attr, (size_t)64 << 10) == 0)
     w->running = pthread_create(&w->thread, &attr, ws_prep_run, w) == 0;
   pthread_attr_destroy(&attr);
@@ -603,6 +603,11 @@ static void *ws_prep_take(WsPrep *w, size_t bytes) {
 static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, WsPrep *prep, void **ws) {
   *ws = NULL;
   if (bytes == 0) return 0;
+  if ((double)bytes > NNC_MAX_MEMORY) {
+    fprintf(stderr, "nnc: error: the compiled code needs %.1f GiB of workspace for a batch (limit %.0f GiB): use smaller "
+                    "layers or a smaller batch\n", (double)bytes / (1 << 30), NNC_MAX_MEMORY / (1 << 30));
+    return -1;
+  }
   if (!(*ws = prep ? ws_prep_take(prep, bytes) : nnc_bulk_alloc(bytes))) {
     fprintf(stderr, "nnc: error: cannot allocate the workspace of the compiled code (%zu bytes): %s\n", bytes,
             strerror(errno));

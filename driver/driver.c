@@ -134,8 +134,6 @@ static double memory_needed(const Graph *g, const Layout *L, int64_t batch) {
   return elems * L->elem_size;
 }
 
-#define NNC_MAX_MEMORY (16.0 * (1 << 30))
-
 /* stabilize, autodiff, optimizer step, graph passes, layout. Returns 1 when
  * the model is too large to run. */
 static int middle(Compilation *c) {
@@ -151,12 +149,20 @@ static int middle(Compilation *c) {
   c->opt_g = optimize_graph(u);
   c->layout = layout_make(c->opt_g, &c->arena);
   stage_done(c, "passes");
-  double need = memory_needed(c->opt_g, c->layout, c->prog.train.batch);
+  /* the interpreter holds every node for a batch; compiled code, a
+     workspace of its own size (jit.c checks it once it is planned) */
+  bool every_node = !c->opt->jit && c->emit == NNC_EMIT_NONE;
+  double need = every_node ? memory_needed(c->opt_g, c->layout, c->prog.train.batch)
+                           : (double)c->layout->total * c->layout->elem_size;
   if (need > NNC_MAX_MEMORY) {
-    diag_file_error(c->opt->file,
-                    "the model needs %.1f GiB for its parameters and a batch of %lld rows of "
-                    "intermediates (limit %.0f GiB): use smaller layers or a smaller batch",
-                    need / (1 << 30), (long long)c->prog.train.batch, NNC_MAX_MEMORY / (1 << 30));
+    if (every_node)
+      diag_file_error(c->opt->file,
+                      "the model needs %.1f GiB for its parameters and a batch of %lld rows of "
+                      "intermediates (limit %.0f GiB): use smaller layers or a smaller batch",
+                      need / (1 << 30), (long long)c->prog.train.batch, NNC_MAX_MEMORY / (1 << 30));
+    else
+      diag_file_error(c->opt->file, "the model needs %.1f GiB for its parameters and optimizer state (limit %.0f GiB)",
+                      need / (1 << 30), NNC_MAX_MEMORY / (1 << 30));
     return 1;
   }
   return 0;
