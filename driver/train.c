@@ -702,9 +702,12 @@ static bool stop_requested(void) {
 
 /* Rows per train_epoch call: whole steps worth about 2^22 values of work
  * (a few milliseconds), so a signal is seen soon after the step it came
- * in; the same on every rank. */
+ * in; the same on every rank. A step's work is its rows' values and the
+ * update's pass over the buffer (parameters, gradients, optimizer state),
+ * which a model of few values a row and a large table (an embedding) is
+ * mostly made of. */
 static int64_t chunk_rows(const Engine *e, int64_t rows) {
-  int64_t per_step = graph_row_values(e->g) * e->rows_per_step;
+  int64_t per_step = graph_row_values(e->g) * e->rows_per_step + e->layout->total;
   int64_t steps = per_step > 0 ? ((int64_t)1 << 22) / per_step : 1;
   if (steps < 1) steps = 1;
   int64_t chunk = steps * e->rows_per_step;

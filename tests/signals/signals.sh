@@ -11,6 +11,9 @@
 #                 final lines, no checkpoint)
 #   ignored       started with SIGINT ignored (a background job of a script):
 #                 SIGINT changes nothing, SIGTERM still stops the run
+#   big_table     a step made mostly of a large table's update (an
+#                 embedding under Adam): SIGTERM is seen within steps, not
+#                 an epoch (about a minute) later
 #   resume.ENGINE SIGTERM within an epoch (Adam, a cosine schedule, shuffled
 #                 rows): the checkpoint says how many rows of that epoch were
 #                 trained, and --resume from it ends with the bits of the
@@ -108,6 +111,42 @@ ignored)
   finish
   [ $rc = 143 ] || fail "exit status $rc, expected 143"
   grep -q '^nnc: stopped by SIGTERM' "$tmp/err" || fail "no stopped-by-SIGTERM line"
+  ;;
+big_table)
+  # a step that is mostly the update of a large table (an embedding of 16
+  # M values under Adam: tens of milliseconds a step, an epoch of about a
+  # minute): the signal is still seen within steps, not at the epoch's end
+  python3 -c "
+import random
+random.seed(1)
+print('s0,s1,s2,s3,t')
+for i in range(2000):
+    print(','.join(str(random.randrange(2000000)) for _ in range(4)) + ',%.3f' % random.random())" >"$tmp/rows.csv"
+  cat >"$tmp/m.nn" <<EOF
+model m {
+  dtype f32
+  input s[4]
+  target t[1]
+  y = s -> embedding(2000000, 8) -> flatten -> linear(1)
+  loss mse(y, t)
+}
+train {
+  data      csv("rows.csv")
+  optimizer adam(lr: 0.01)
+  epochs    5
+  batch     1
+}
+EOF
+  "$nnc" "$tmp/m.nn" --jit --train >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  sleep 4
+  kill -TERM $pid
+  sent=$(date +%s%N)
+  finish
+  waited_ms=$(( ($(date +%s%N) - sent) / 1000000 ))
+  [ $rc = 143 ] || fail "exit status $rc, expected 143"
+  grep -q '^nnc: stopped by SIGTERM after 0 of 5 epochs and [0-9]* steps' "$tmp/err" || fail "no stopped-by line"
+  [ $waited_ms -lt 15000 ] || fail "the run ended $waited_ms ms after the signal"
   ;;
 resume.*)
   # an epoch of tens of milliseconds or more, which the signal sent as
