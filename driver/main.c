@@ -4,6 +4,7 @@
  * hand them to the library (nnc_run). Misuse exits 2 with a usage line.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <poll.h>
@@ -275,6 +276,22 @@ static void llvm_out_of_memory(void) {
 
 __attribute__((constructor(101))) static void catch_llvm_out_of_memory(void) {
   _ZSt15set_new_handlerPFvvE(llvm_out_of_memory);
+}
+
+/* Descriptors 0 to 2 that nnc was started without (`>&-`) are held on
+ * /dev/null, read-only, before anything opens a file: else the first file
+ * opened (a data set, a checkpoint being written) would be descriptor 1,
+ * and standard output would go into it. Writing one still fails as it
+ * would have (EBADF), so a closed standard output is still an error. */
+__attribute__((constructor(101))) static void hold_standard_descriptors(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    int held = open("/dev/null", O_RDONLY);
+    if (held >= 0 && held != fd) {
+      dup2(held, fd);
+      close(held);
+    }
+  }
 }
 
 extern char __bss_start[], _end[]; /* the linker's */

@@ -42,6 +42,11 @@ stdout_full)
     "$nnc" "$here/gradcheck/exp.nn" $args >&- 2>"$tmp/err"
     one_error $? '^nnc: error: cannot write standard output: Bad file descriptor$'
   done
+  # closed, while a checkpoint is written: the checkpoint is whole (its
+  # file does not take descriptor 1)
+  "$nnc" "$here/gradcheck/exp.nn" --train --epochs 2 --save "$tmp/p.st" >&- 2>"$tmp/err"
+  one_error $? '^nnc: error: cannot write standard output: Bad file descriptor$'
+  "$nnc" "$here/gradcheck/exp.nn" --eval --load "$tmp/p.st" >/dev/null 2>"$tmp/err" || fail "the checkpoint: $(cat "$tmp/err")"
   # a reader that has gone, SIGPIPE ignored: EPIPE
   (trap '' PIPE; "$nnc" "$here/gradcheck/exp.nn" --emit llvm 2>"$tmp/err" | head -c1 >/dev/null; exit "${PIPESTATUS[0]}")
   one_error $? '^nnc: error: cannot write standard output: Broken pipe$'
