@@ -198,6 +198,13 @@ case $case in
     run check 0 "$here/nodata.nn" --check-grad
     grep -q '^gradient check passed' "$tmp/check" || { cat "$tmp/check"; fail "the check did not pass"; }
     grep -q 'note: the train block has no data: --check-grad uses 3 rows' "$tmp/check.err" || fail "no note for --check-grad"
+    # the rows are not the weights' draws (the init seed and the train
+    # seed are both 0 by default): a linear(10) of 1000 N(0, 1) inputs
+    # under Xavier weights has a loss near that of 10 classes, not one
+    # that grows with the width (221 when the inputs were the weights)
+    printf 'model m {\n  input x[1000]\n  target t[10]\n  y = x -> linear(10)\n  loss cross_entropy(y, t)\n}\ntrain {\n  batch 8\n}\n' >"$tmp/wide.nn"
+    run wide 0 "$tmp/wide.nn" --grad
+    awk '$1 == "loss" { exit !($2 < 40) }' "$tmp/wide" || { head -1 "$tmp/wide"; fail "the drawn rows repeat the weights"; }
     echo "ok: $case ($engine): $(cat "$tmp/grad.err")" ;;
   grad_no_data_embedding)
     run grad 0 "$here/nodata_embedding.nn" --grad
