@@ -568,7 +568,7 @@ static void ws_prep_start(WsPrep *w, size_t bytes) {
   pthread_attr_destroy(&attr);
 }
 
-/* What was made ready, given back unused. */
+/* What was made ready, given back unused (after its thread ended). */
 static void ws_prep_drop(WsPrep *w) {
   if (w->running) pthread_join(w->thread, NULL);
   w->running = false;
@@ -581,13 +581,13 @@ static void ws_prep_drop(WsPrep *w) {
 static void *ws_prep_take(WsPrep *w, size_t bytes) {
   if (w->running) pthread_join(w->thread, NULL);
   w->running = false;
-  void *ws = w->ws;
-  w->ws = NULL;
-  if (w->bytes == bytes && (ws || w->err)) {
+  if (w->bytes == bytes && (w->ws || w->err)) {
+    void *ws = w->ws;
+    w->ws = NULL;
     errno = w->err;
     return ws;
   }
-  nnc_bulk_free(ws, w->bytes);
+  ws_prep_drop(w);
   return nnc_bulk_alloc(bytes);
 }
 
@@ -599,13 +599,17 @@ static void *ws_prep_take(WsPrep *w, size_t bytes) {
  * modules of a split build share it as the functions of one module do:
  * each function plans its ranges from offset 0, and the functions of an
  * engine are called one at a time (threads call grad_part, which has a ws
- * of its own). *ws is the memory (NULL: none needed); -1 after saying why. */
-static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, WsPrep *prep, void **ws) {
+ * of its own). With the parameter buffer L's, it must fit NNC_MAX_MEMORY.
+ * *ws is the memory (NULL: none needed); -1 after saying why. */
+static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes, const Layout *L, WsPrep *prep,
+                            void **ws) {
   *ws = NULL;
   if (bytes == 0) return 0;
-  if ((double)bytes > NNC_MAX_MEMORY) {
-    fprintf(stderr, "nnc: error: the compiled code needs %.1f GiB of workspace for a batch (limit %.0f GiB): use smaller "
-                    "layers or a smaller batch\n", (double)bytes / (1 << 30), NNC_MAX_MEMORY / (1 << 30));
+  double need = (double)bytes + (double)L->total * L->elem_size;
+  if (need > NNC_MAX_MEMORY) {
+    fprintf(stderr, "nnc: error: the compiled code needs %.1f GiB for its parameters and the workspace of a batch "
+                    "(limit %.0f GiB): use smaller layers or a smaller batch\n", need / (1 << 30),
+            NNC_MAX_MEMORY / (1 << 30));
     return -1;
   }
   if (!(*ws = prep ? ws_prep_take(prep, bytes) : nnc_bulk_alloc(bytes))) {
@@ -972,7 +976,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
   if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
   void *ws = NULL;
-  if (ok && define_workspace(jit, CG_WORKSPACE_SYMBOL, (size_t)ws_bytes, &prep, &ws)) ok = false;
+  if (ok && define_workspace(jit, CG_WORKSPACE_SYMBOL, (size_t)ws_bytes, layout, &prep, &ws)) ok = false;
   if (!ok) ws_prep_drop(&prep);
   for (int i = 0; i < nparts; i++) {
     if (!part[i].obj) continue;
@@ -1066,7 +1070,7 @@ static int compile_more(JEngine *je, unsigned fns) {
   build_object(&b); /* takes the module */
   if (!b.obj) return -1;
   void *ws = NULL;
-  if (own_ws && define_workspace(je->jit, name, bytes, NULL, &ws)) {
+  if (own_ws && define_workspace(je->jit, name, bytes, je->layout, NULL, &ws)) {
     LLVMDisposeMemoryBuffer(b.obj);
     return -1;
   }

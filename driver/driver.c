@@ -155,14 +155,11 @@ static int middle(Compilation *c) {
   double need = every_node ? memory_needed(c->opt_g, c->layout, c->prog.train.batch)
                            : (double)c->layout->total * c->layout->elem_size;
   if (need > NNC_MAX_MEMORY) {
-    if (every_node)
-      diag_file_error(c->opt->file,
-                      "the model needs %.1f GiB for its parameters and a batch of %lld rows of "
-                      "intermediates (limit %.0f GiB): use smaller layers or a smaller batch",
-                      need / (1 << 30), (long long)c->prog.train.batch, NNC_MAX_MEMORY / (1 << 30));
-    else
-      diag_file_error(c->opt->file, "the model needs %.1f GiB for its parameters and optimizer state (limit %.0f GiB)",
-                      need / (1 << 30), NNC_MAX_MEMORY / (1 << 30));
+    char batch[96] = "";
+    if (every_node) snprintf(batch, sizeof batch, " and a batch of %lld rows of intermediates", (long long)c->prog.train.batch);
+    diag_file_error(c->opt->file, "the model needs %.1f GiB for its parameters%s (limit %.0f GiB): use smaller layers%s",
+                    need / (1 << 30), every_node ? batch : " and optimizer state", NNC_MAX_MEMORY / (1 << 30),
+                    every_node ? " or a smaller batch" : "");
     return 1;
   }
   return 0;
@@ -201,14 +198,6 @@ int compilation_run(Compilation *c) {
   int rc = frontend(c);
   if (rc) return rc < 0 ? 0 : rc;
   return middle(c);
-}
-
-/* FNV-1a of n bytes: the ranks compare their starting buffers by it. */
-static uint64_t bytes_hash(const void *data, size_t n) {
-  const unsigned char *p = data;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h;
 }
 
 /* What every MPI rank must share (par_same_run): the compiled graph

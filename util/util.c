@@ -266,11 +266,14 @@ void ptrvec_free(PtrVec *v) {
 
 /* ---- StrMap ---- */
 
-uint64_t str_hash(const char *s) {
+uint64_t bytes_hash(const void *data, size_t n) {
+  const unsigned char *p = data;
   uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
   return h;
 }
+
+uint64_t str_hash(const char *s) { return bytes_hash(s, strlen(s)); }
 
 /* The slot of key, or of the empty slot where it would go. */
 static int strmap_slot(const StrMap *m, const char *key) {
@@ -534,14 +537,15 @@ int nnc_out_check(const char *path) {
   char *dest = follow_links(path, &fdno);
   if (!dest) return errno;
   struct stat st;
+  bool exists = fdno < 0 && stat(dest, &st) == 0;
   int err = 0;
   if (fdno >= 0)
     err = fcntl(fdno, F_GETFL) < 0 ? errno : 0;
-  else if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode))
+  else if (exists && S_ISDIR(st.st_mode))
     err = EISDIR;
-  else if (stat(dest, &st) == 0 && S_ISSOCK(st.st_mode))
+  else if (exists && S_ISSOCK(st.st_mode))
     err = ENXIO; /* what open() says of a socket, found before any work */
-  else if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
+  else if (exists && !S_ISREG(st.st_mode))
     err = access(dest, W_OK) != 0 ? errno : 0;
   else
     err = out_check_replace(dest);

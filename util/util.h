@@ -128,8 +128,9 @@ void strmap_put(StrMap *m, const char *key, void *val);
 void strmap_free(StrMap *m);
 
 /* FNV-1a, 64 bits: the string map's hash, and a stable one to derive
- * seeds from names. */
+ * seeds from names; bytes_hash of n bytes (str_hash is that of s's). */
 uint64_t str_hash(const char *s);
+uint64_t bytes_hash(const void *data, size_t n);
 
 /* ---- the closest name, for "did you mean" hints ----
  *
