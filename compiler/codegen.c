@@ -1326,6 +1326,10 @@ static void store_updates(CG *cg) {
 }
 
 /* Few enough per-row values for straight-line rows (jit.c's pipeline). */
+int codegen_part_rows(const Graph *g, int max_batch) {
+  return g->part_rows > 0 && g->part_rows < max_batch ? g->part_rows : max_batch;
+}
+
 bool codegen_step_is_small(const Graph *g, int max_batch) { return graph_row_values(g) * max_batch <= 16384; }
 
 /* forward and predict take any number of rows: the public function runs
@@ -1505,6 +1509,11 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   cg->first = NULL;
   cg->x = cg->t = cg->y = cg->loss = NULL;
   LLVMValueRef module_ws = cg->ws;
+  int batch = cg->max_batch;
+  /* grad_part's code and workspace are for a shard's rows (its sizes,
+     scratch and the choices that follow the rows, planned as for a batch
+     of that many) */
+  if (kind == FN_GRAD_PART) cg->max_batch = codegen_part_rows(g, batch);
   int nroots = 0;
   Node **roots = nnc_xcalloc((size_t)(g->params.len + g->nupdates + 4), sizeof(Node *));
   switch (kind) {
@@ -1635,6 +1644,7 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   }
   cg_end_body(cg);
   cg->ws = module_ws;
+  cg->max_batch = batch;
   free(roots);
   free(cg->adam_of);
   free(adam);

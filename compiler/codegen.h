@@ -29,7 +29,7 @@ enum {
   CG_TRAIN_EPOCH = 32, CG_ALL = 63,
   /* for threads and MPI (not in CG_ALL):
      T grad_part(buf, grad, ws, x, t, n, total, first) writes the gradients
-     of n rows, rows first.. of the whole batch (dropout's masks follow a
+     of n rows (at most codegen_part_rows), rows first.. of the whole batch (dropout's masks follow a
      row's place in it), scaled by 1/total, into grad (a buffer of the same layout), uses
      ws (CgInfo's part_ws_bytes, 64-byte aligned) for its intermediates,
      and returns the sum of the rows' losses / total */
@@ -41,6 +41,9 @@ enum {
  * its code is then straight-line in row loops, and jit.c optimizes it
  * with a short pipeline. */
 bool codegen_step_is_small(const Graph *g, int max_batch);
+
+/* The most rows grad_part takes: Graph.part_rows, at most max_batch. */
+int codegen_part_rows(const Graph *g, int max_batch);
 
 /* What code generation needs to know of the CPU the code is for: one
  * description, made by jit.c (jit_target) for the target machine it

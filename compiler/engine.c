@@ -38,6 +38,7 @@ Engine *engine_new(const Engine *ops, const Graph *g, const Layout *layout, int 
   e->layout = layout;
   e->max_batch = max_batch;
   e->rows_per_step = max_batch;
+  e->part_rows = max_batch;
   e->impl = impl;
   e->buf = nnc_xaligned((size_t)layout->total * (size_t)layout->elem_size);
   layout_init_states(g, layout, e->buf);

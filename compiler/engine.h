@@ -37,7 +37,7 @@ struct Engine {
    * y and loss are in the model's dtype */
   void (*forward)(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss);
   /* compiled code only (else NULL), for threads and MPI: the gradients of n
-   * rows (0..max_batch) scaled by 1/total into grad, a buffer of the same
+   * rows (0..part_rows) scaled by 1/total into grad, a buffer of the same
    * layout, with ws (ws_bytes, 64-byte aligned) as workspace; returns the
    * sum of the rows' losses / total. The rows are rows first.. of the
    * whole batch (dropout's masks follow a row's place in it). Reads e->buf,
@@ -45,6 +45,7 @@ struct Engine {
   double (*grad_part)(Engine *e, void *grad, void *ws, const void *x, const void *t, int64_t n,
                       int64_t total, int64_t first);
   int64_t ws_bytes;
+  int part_rows; /* the most rows grad_part takes (its ws holds them; Graph.part_rows) */
   /* compiled code only, and only for a step that is elementwise in every
    * tensor it writes (SGD with or without momentum, Nesterov, weight
    * decay, Adam, AdamW: each element of a parameter and its state from

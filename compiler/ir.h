@@ -212,6 +212,10 @@ typedef struct Graph {
      compute a shard of it (grad_part's total), so a mean over the batch
      is not over max_batch rows even when that is 1 */
   bool batch_is_shard;
+  /* the most rows a grad_part call takes (--threads: a thread's shard of
+     the batch, ceil(max_batch / threads)), for which grad_part plans its
+     workspace; 0: max_batch */
+  int part_rows;
   /* batch statistics (batch_norm): the layer whose channels get the fewest
    * values from one row, and how many (0: the model has none) */
   const char *stat_layer;

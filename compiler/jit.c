@@ -1038,6 +1038,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
       e->update_part = je_update_part;
     }
     e->ws_bytes = part[0].info.part_ws_bytes > 0 ? part[0].info.part_ws_bytes : 64;
+    e->part_rows = codegen_part_rows(g, max_batch);
   }
   return e;
 }

@@ -59,6 +59,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->source_name = old->source_name;
   g->max_batch = old->max_batch;
   g->batch_is_shard = old->batch_is_shard;
+  g->part_rows = old->part_rows;
   g->stat_layer = old->stat_layer;
   g->stat_values = old->stat_values;
   g->output_is_logit = old->output_is_logit;

@@ -240,6 +240,9 @@ int par_default_threads(int64_t work_per_row, int64_t batch) {
 typedef struct Shard {
   void *grad, *ws;      /* this thread's gradient buffer and workspace */
   void *grad_mem;       /* the gradient range grad addresses */
+  /* when the shard may hold more rows than grad_part takes (fewer threads
+     started than it was compiled for): a piece's gradients, added to grad */
+  void *piece, *piece_mem;
   const void *x, *t;    /* its rows */
   int64_t first;        /* its first row's place in the whole batch */
   int64_t n;
@@ -321,7 +324,27 @@ static void run_shard(Par *p, Shard *s) {
     s->loss = 0;
     return;
   }
-  s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total, s->first);
+  if (s->n <= in->part_rows) {
+    s->loss = in->grad_part(in, s->grad, s->ws, s->x, s->t, s->n, p->total, s->first);
+    return;
+  }
+  /* in pieces of the rows grad_part's workspace holds */
+  size_t es = (size_t)in->layout->elem_size;
+  size_t xrow = (size_t)engine_input_cols(in->g) * es, trow = (size_t)engine_target_cols(in->g) * es;
+  double loss = 0;
+  for (int64_t at = 0; at < s->n; at += in->part_rows) {
+    int64_t rows = s->n - at < in->part_rows ? s->n - at : in->part_rows;
+    void *into = at == 0 ? s->grad : s->piece;
+    loss += in->grad_part(in, into, s->ws, (const char *)s->x + (size_t)at * xrow, (const char *)s->t + (size_t)at * trow,
+                          rows, p->total, s->first + at);
+    if (at == 0) continue;
+    int64_t lo = p->grad_lo, len = p->grad_hi - p->grad_lo;
+    if (p->f64)
+      p->add_f64((double *)s->grad + lo, (const double *)s->piece + lo, len);
+    else
+      p->add_f32((float *)s->grad + lo, (const float *)s->piece + lo, len);
+  }
+  s->loss = loss;
 }
 
 static void run_step_part(Par *p, int k);
@@ -899,6 +922,7 @@ static void par_free(Par *p) {
   if (p->stats[0].queue_fd >= 0) close(p->stats[0].queue_fd);
   for (int k = 0; k < p->threads; k++) {
     free(p->shard[k].grad_mem);
+    free(p->shard[k].piece_mem);
     free(p->shard[k].ws);
   }
   free(p->shard);
@@ -940,16 +964,22 @@ Engine *par_engine_new(Engine *inner, int threads) {
   p->add_f32 = avx2 ? add_f32_avx2 : add_f32_sse;
   p->add_f64 = avx2 ? add_f64_avx2 : add_f64_sse;
   p->clflushopt = have_clflushopt();
+  /* grad_part writes the gradient range of a buffer of the layout and
+     nothing else: a shard's buffers hold that range only, addressed as if
+     it sat in a whole buffer */
+  size_t es = (size_t)L->elem_size, grad_bytes = (size_t)(p->grad_hi - p->grad_lo) * es;
+  bool pieces = (inner->max_batch + threads - 1) / threads > inner->part_rows;
   if (inner->grad_part)
     for (int k = 0; k < threads; k++) {
-      p->shard[k].ws = nnc_xaligned((size_t)inner->ws_bytes);
+      Shard *s = &p->shard[k];
+      s->ws = nnc_xaligned((size_t)inner->ws_bytes);
+      if (pieces) {
+        s->piece_mem = nnc_xaligned(grad_bytes);
+        s->piece = (void *)((uintptr_t)s->piece_mem - (uintptr_t)p->grad_lo * es);
+      }
       if (k == 0) continue; /* shard 0 writes the engine's own buffer */
-      /* grad_part writes the gradient range of a buffer of the layout and
-         nothing else: a shard holds that range only, addressed as if it
-         sat in a whole buffer */
-      size_t es = (size_t)L->elem_size;
-      p->shard[k].grad_mem = nnc_xaligned((size_t)(p->grad_hi - p->grad_lo) * es);
-      p->shard[k].grad = (void *)((uintptr_t)p->shard[k].grad_mem - (uintptr_t)p->grad_lo * es);
+      s->grad_mem = nnc_xaligned(grad_bytes);
+      s->grad = (void *)((uintptr_t)s->grad_mem - (uintptr_t)p->grad_lo * es);
     }
   for (int k = 1; k < threads; k++) {
     p->worker[k] = (Worker){.p = p, .k = k};
@@ -960,6 +990,9 @@ Engine *par_engine_new(Engine *inner, int threads) {
       fprintf(stderr, "nnc: note: cannot start training thread %d of %d (%s); training on %d\n", k + 1, threads,
               strerror(rc), k);
       par_free(p);
+      /* one process on one thread: the engine itself (its train_epoch,
+         compiled on its first call, as for --threads 1) */
+      if (k == 1 && par_size() == 1) return inner;
       return par_engine_new(inner, k);
     }
     p->started = k;

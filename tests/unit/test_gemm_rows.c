@@ -6,7 +6,8 @@
  * constant), and in grad_part only from a threshold of rows on (the
  * trans argument a value of the rows); the others (the input gradient
  * of a transposed matrix among them) are trans = 0 in both. Its scratch
- * holds either orientation's packing.
+ * holds either orientation's packing. A shard's rows (Graph.part_rows,
+ * a thread's share of the batch) size grad_part's workspace.
  */
 #include <llvm-c/Core.h>
 #include <stdio.h>
@@ -105,6 +106,17 @@ int main(void) {
     int64_t either = gemm_scratch_bytes(fwd, 4, 64, true), trans = gemm_scratch_bytes(fwd, 4, 64, false);
     EXPECT(either >= trans && either >= gemm_pack_bytes(256, 256, 4));
   }
+  /* two threads: grad_part's workspace for 32 rows, its activations half
+     of 64 rows' (the packing scratch does not follow the rows) */
+  g->part_rows = 32;
+  CgInfo half_info = {0};
+  char *half = function_text(g, L, CG_GRAD_PART, "define float @nnc_w_grad_part(", &half_info);
+  g->part_rows = 0;
+  printf("grad_part workspace: %lld bytes at 64 rows, %lld at 32\n", (long long)part_info.part_ws_bytes,
+         (long long)half_info.part_ws_bytes);
+  int64_t acts = 32 * (256 + 256 + 10) * 4; /* the half that goes: at least the layers' outputs */
+  EXPECT(half && half_info.part_ws_bytes > 0 && half_info.part_ws_bytes <= part_info.part_ws_bytes - acts);
+  free(half);
   free(step);
   free(part);
   arena_free(&arena);
