@@ -33,6 +33,7 @@ struct NncModel {
   JitCode *jits;
   TrainState fitted; /* the last nnc_model_fit's steps and shuffling (for
                         nnc_model_save's metadata; best not kept) */
+  atomic_int stop;             /* nnc_model_stop's flag */
   NncIndexInput *index_inputs; /* the inputs embeddings read */
   int nindex_inputs;
 };
@@ -122,7 +123,8 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   m->cpu = m->opt.cpu ? nnc_xstrdup(m->opt.cpu) : NULL;
   m->opt.cpu = m->cpu;
   m->opt.file = m->name;
-  m->opt.jit = m->opt.train = m->opt.grad = m->opt.check_grad = m->opt.time = m->opt.eval = false;
+  /* jit stays: which memory limit applies (driver.c, middle) */
+  m->opt.train = m->opt.grad = m->opt.check_grad = m->opt.time = m->opt.eval = false;
   m->opt.predict = m->opt.emit = m->opt.load = m->opt.save = m->opt.out = m->opt.plot = m->opt.resume = NULL;
   m->c.opt = &m->opt;
   arena_init(&m->c.arena);
@@ -432,7 +434,7 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
     st.best_epoch = 0, st.best_loss = 0, st.best = NULL;
     p.train.epochs = st.epoch + (epochs >= 0 ? epochs : m->c.prog.train.epochs);
     TrainOptions to = {.model_name = p.model_name, .engine = code ? "jit" : "interpreter", .quiet = !verbose,
-                       .result = r};
+                       .result = r, .stop = &m->stop};
     void *own = lend(e, buf);
     int status = rt_train(&p, e, &tr, &va, &to, &st);
     free(st.best);
@@ -448,6 +450,8 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   if (r == &scratch) nnc_fit_result_free(r);
   return rc;
 }
+
+void nnc_model_stop(NncModel *m, bool stop) { atomic_store(&m->stop, stop); }
 
 void nnc_fit_result_free(NncFitResult *r) {
   if (!r) return;

@@ -407,7 +407,7 @@ static int run_task(Compilation *c) {
       bool writer = par_rank() == 0;
       TrainOptions to = {.save = writer ? o->save : NULL, .plot = writer ? o->plot : NULL,
                          .model_name = c->prog.model_name, .plot_linear = o->plot_linear, .engine = engine,
-                         .resumed = o->resume};
+                         .resumed = o->resume, .catch_signals = true};
       rc = rt_train(&c->prog, e, &train, &valid, &to, &st);
     }
     free(st.best);

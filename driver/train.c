@@ -699,8 +699,9 @@ static void release_stop_signals(StopHandlers *h) {
 /* Whether to stop now; under MPI every rank asks at the same steps and
  * they stop together when any was signalled (mpirun forwards signals, but
  * not at the same instant). */
-static bool stop_requested(void) {
-  return par_size() > 1 ? par_any(stop_signal != 0) : stop_signal != 0;
+static bool stop_requested(const atomic_int *flag) {
+  bool asked = stop_signal != 0 || (flag && atomic_load_explicit(flag, memory_order_relaxed));
+  return par_size() > 1 ? par_any(asked) : asked;
 }
 
 /* Rows per train_epoch call: whole steps worth about 2^22 values of work
@@ -721,7 +722,7 @@ static int64_t chunk_rows(const Engine *e, int64_t rows) {
  * *stop is set, on every rank alike): returns the sum of the rows' losses;
  * *done gets the rows trained. */
 static double train_rows(Engine *e, const void *x, const void *t, int64_t rows, size_t xbytes, size_t tbytes,
-                         int64_t *done, bool *stop) {
+                         int64_t *done, const atomic_int *flag, bool *stop) {
   int64_t chunk = chunk_rows(e, rows);
   double sum = 0;
   *done = 0;
@@ -729,7 +730,7 @@ static double train_rows(Engine *e, const void *x, const void *t, int64_t rows, 
     int64_t n = rows - *done < chunk ? rows - *done : chunk;
     sum += e->train_epoch(e, (const char *)x + (size_t)*done * xbytes, (const char *)t + (size_t)*done * tbytes, n);
     *done += n;
-    *stop = stop_requested();
+    *stop = stop_requested(flag);
   }
   return sum;
 }
@@ -888,7 +889,7 @@ static bool run_epoch(Run *r, int64_t epoch) {
   int64_t rows_done;
   double sum = carried + train_rows(e, (const char *)x + (size_t)first * r->xbytes,
                                     (const char *)t + (size_t)first * r->tbytes, (int64_t)r->tr.rows - first,
-                                    r->xbytes, r->tbytes, &rows_done, &r->stop);
+                                    r->xbytes, r->tbytes, &rows_done, r->o->stop, &r->stop);
   int64_t steps = (rows_done + e->rows_per_step - 1) / e->rows_per_step;
   rows_done += first;
   double running = sum / (double)(rows_done > 0 ? rows_done : 1);
@@ -1119,7 +1120,7 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   /* (the command line's: a library leaves its host's signals alone) */
   StopHandlers handlers;
   stop_signal = 0;
-  if (!o->quiet) catch_stop_signals(&handlers);
+  if (o->catch_signals) catch_stop_signals(&handlers);
   r.wall_start = nnc_now();
   for (int64_t epoch = r.start + 1; epoch <= r.tc->epochs && !patience_out(&r, epoch - 1); epoch++) {
     if (!run_epoch(&r, epoch)) {
@@ -1137,12 +1138,17 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   r.loop_time = nnc_now() - r.wall_start;
   if (r.tty && r.run_epochs > 0 && status == 0 && !patience_out(&r, r.st->epoch)) printf("\n");
   /* (under MPI a rank may stop for another's signal) */
-  int stopped_by = status == 0 && r.stop ? (stop_signal ? stop_signal : SIGTERM) : 0;
+  int stopped_by = status == 0 && r.stop && o->catch_signals ? (stop_signal ? stop_signal : SIGTERM) : 0;
   if (stopped_by) {
     fflush(stdout);
     fprintf(stderr, "nnc: stopped by %s after %" PRId64 " of %" PRId64 " epochs and %" PRId64
                     " steps; the final lines are for the parameters reached\n",
             stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.st->epoch, r.tc->epochs, r.st->steps);
+  } else if (status == 0 && r.stop && !o->quiet) { /* the caller's flag */
+    fflush(stdout);
+    fprintf(stderr, "nnc: stopped after %" PRId64 " of %" PRId64 " epochs and %" PRId64
+                    " steps; the final lines are for the parameters reached\n",
+            r.st->epoch, r.tc->epochs, r.st->steps);
   }
   /* early stopping: the best epoch's parameters for the final lines and
      the checkpoint's NAME tensors; the last epoch's state goes on */
@@ -1158,11 +1164,11 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   if (o->save && rt_save_checkpoint(o->save, e, o->model_name, st, last) != 0) status = 1;
   /* the handlers stay until the files are written: a signal meanwhile
      waits for them (on_stop_signal) */
-  if (!o->quiet) {
+  if (o->catch_signals) {
     release_stop_signals(&handlers);
     end_if_deferred();
   }
-  if (status == 0 && !stopped_by && stop_signal) { /* after the last step */
+  if (status == 0 && !stopped_by && o->catch_signals && stop_signal) { /* after the last step */
     stopped_by = stop_signal;
     fprintf(stderr, "nnc: %s came after training; the final lines and the files written are complete\n",
             stopped_by == SIGINT ? "SIGINT" : "SIGTERM");

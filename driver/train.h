@@ -9,6 +9,7 @@
 #ifndef NNC_TRAIN_H
 #define NNC_TRAIN_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "check.h"
@@ -73,6 +74,10 @@ typedef struct TrainOptions {
   bool quiet;         /* print nothing (errors go to the diagnostics) */
   NncFitResult *result; /* when set: the per-epoch losses and final figures */
   const char *resumed;  /* the checkpoint *st came from (for messages), or NULL */
+  bool catch_signals;   /* the command line's: SIGINT and SIGTERM stop training */
+  /* set (by another thread, or a signal handler) to stop at the next step
+     boundary as a signal would, or NULL (nnc_model_stop's flag) */
+  const atomic_int *stop;
 } TrainOptions;
 
 /* The learning rate of epoch `epoch` (from 0) under the train block's

@@ -147,8 +147,11 @@ typedef struct NncModel NncModel;
 
 /* Read, check and compile the model to its optimized graph (forward,
  * backward and optimizer step). opts: NULL, or options whose overrides
- * apply (epochs, batch, seed, lr, dtype) and whose cpu the JIT uses; the
- * other fields are ignored. Diagnostics (errors, and notes such as the
+ * apply (epochs, batch, seed, lr, dtype) and whose cpu the JIT uses, and
+ * whose jit says which code the caller runs for its 16 GiB limit: with
+ * jit, the parameters and optimizer state (nnc_model_jit checks its
+ * workspace when it plans it), else also every intermediate of a batch,
+ * which the interpreter holds; the other fields are ignored. Diagnostics (errors, and notes such as the
  * stable rewrites) are appended to *diags when diags is not NULL, and
  * printed nowhere. Returns NULL when there were errors. */
 NNC_API NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags);
@@ -339,6 +342,14 @@ typedef struct NncFitResult {
 NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose,
                           NncFitResult *r, NncDiagnostics *diags);
 NNC_API void nnc_fit_result_free(NncFitResult *r);
+/* Ask the nnc_model_fit of m that runs (in another thread), or the next
+ * one, to stop at the next step boundary (stop true), as SIGINT stops
+ * `nnc --train`: it returns 0 with the final figures for the parameters
+ * reached, and a later call goes on from there (a checkpoint saved now
+ * resumes mid-epoch); or withdraw the request (false). Safe from any
+ * thread and from a signal handler; the library itself never installs
+ * one. */
+NNC_API void nnc_model_stop(NncModel *m, bool stop);
 /* The next nnc_model_fit starts a new run: its first epoch of the
  * schedule, the first shuffled order (after new parameters). */
 NNC_API void nnc_model_restart(NncModel *m);

@@ -174,6 +174,7 @@ _PROTOTYPES = {
                               POINTER(NncDiagnostics)], True),
     "nnc_fit_result_free": (None, [POINTER(NncFitResult)], False),
     "nnc_model_restart": (None, [c_void_p], False),
+    "nnc_model_stop": (None, [c_void_p, c_bool], False),
 }
 
 

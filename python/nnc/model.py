@@ -2,6 +2,7 @@
 calls that train and run it on numpy data (see docs/python.md)."""
 import collections
 import ctypes
+import functools
 import os
 import threading
 import weakref
@@ -86,9 +87,10 @@ def _int_arg(v, name, lo, hi):
     return int(v)
 
 
-def _options(epochs, batch, seed, lr, dtype, cpu):
+def _options(epochs, batch, seed, lr, dtype, cpu, jit):
     o = NncOptions()
     lib.options_default(byref(o))
+    o.jit = bool(jit)  # which memory limit applies: compiled code's or the interpreter's
     if epochs is not None:
         o.epochs = _int_arg(epochs, "epochs", 0, 100000000)
     if batch is not None:
@@ -160,17 +162,33 @@ class Param:
                                                                   self.grad_offset)
 
 
+def _holding(method):
+    """method, called with the model's lock held (see _Guard)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._guard.lock:
+            return method(self, *args, **kwargs)
+
+    return call
+
+
 class _Guard:
     """Whether fit() runs, which lets other threads run while the C loop
     trains on the buffer: `with guard:` around a write to the buffer raises
     RuntimeError meanwhile, and fit() starts only between two such writes
-    (the lock), never in the middle of one."""
+    (the lock), never in the middle of one. Every call of a model holds the
+    lock (re-entrant: a call may make another), so that close() cannot free
+    the code or the model under a call that another thread is making: a
+    thread may run Python code between reading a compiled function and
+    calling it, or be inside a call that lets other threads run (data,
+    emit)."""
 
     __slots__ = ("busy", "lock")
 
     def __init__(self):
         self.busy = False
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     def start(self):
         """fit() begins: RuntimeError if it runs already."""
@@ -217,6 +235,12 @@ class _Views:
             raise ValueError("%s has shape %s; got an array of shape %s" % (name, view.shape, value.shape))
         if not np.can_cast(value.dtype, view.dtype, "same_kind"):
             raise ValueError("%s holds %s; cannot take values of dtype %s" % (name, view.dtype, value.dtype))
+        # as the buffer will hold them (float64 into f32 rounds), finite:
+        # load() and --load refuse others, and save() writes a file they read
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = value.astype(view.dtype, copy=False)
+        if not np.isfinite(value).all():
+            raise ValueError("%s: a value is not finite (in %s)" % (name, view.dtype))
         return view, value
 
     def __setitem__(self, name, value):
@@ -314,7 +338,7 @@ class Model:
     def __init__(self, path, jit=True, *, opt_level=2, epochs=None, batch=None, seed=None, lr=None, dtype=None,
                  cpu=None):
         self._m = None
-        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu, jit))
 
     @classmethod
     def from_source(cls, text, name="<string>", jit=True, *, opt_level=2, epochs=None, batch=None, seed=None,
@@ -331,7 +355,7 @@ class Model:
             raise ValueError("the source text holds a NUL character")
         self = cls.__new__(cls)
         self._m = None
-        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu, jit))
         return self
 
     name = property(lambda self: self._name, doc="the model's name (`model NAME`)")
@@ -433,14 +457,17 @@ class Model:
         """Free the compiled model and its code. The parameter arrays stay
         valid (they belong to numpy); calls on the model raise ValueError."""
         guard = getattr(self, "_guard", None)
-        if guard is not None and guard.busy:
-            raise RuntimeError("the model is training in another thread (fit): close it after")
-        m, self._m = getattr(self, "_m", None), None
-        if m:
-            self._fns = self._fast_step = None
-            for fn in FUNCTION_NAMES:
-                setattr(self, "_c_" + fn, None)
-            lib.model_free(m)
+        if guard is None:  # (compiling failed)
+            return
+        with guard.lock:  # after any call another thread is making
+            if guard.busy:
+                raise RuntimeError("the model is training in another thread (fit): close it after")
+            m, self._m = getattr(self, "_m", None), None
+            if m:
+                self._fns = self._fast_step = None
+                for fn in FUNCTION_NAMES:
+                    setattr(self, "_c_" + fn, None)
+                lib.model_free(m)
 
     def __del__(self):
         self.close()
@@ -522,24 +549,27 @@ class Model:
         t (n rows of target_cols), 1 <= n <= max_batch (2 <= n with a
         batch_norm that a row gives one value per channel), on the arrays'
         memory; returns the batch loss before the step (the mean over rows)."""
-        f = self._fast_step  # compiled code, not closed, not busy
-        # the common case checked inline, as cheaply as it can be: this is
-        # the call made in a loop (the full checks below say what is wrong)
-        if f is not None and type(x) is _ndarray and type(t) is _ndarray:
-            xs = x.shape
-            if len(xs) == 2 and x.dtype is self._dtype and t.dtype is self._dtype and x.flags.carray \
-                    and t.flags.carray:
-                n = xs[0]
-                if xs[1] == self._input_cols and t.shape == (n, self._target_cols) \
-                        and self._min_train_rows <= n <= self._max_batch:
-                    return f(self._bufp, _address(x), _address(t), n)
-        n = self._batch(x, t, "train_step")
-        if self._fns:
-            return self._c_train_step(self._bufp, x.ctypes.data, t.ctypes.data, n)
-        loss = c_double()
-        lib.interp_train_step(self._m, self._bufp, x.ctypes.data, t.ctypes.data, n, byref(loss))
-        return loss.value
+        with self._guard.lock:
+            f = self._fast_step  # compiled code, not closed, not busy
+            # the common case checked inline, as cheaply as it can be: this
+            # is the call made in a loop (the full checks below say what is
+            # wrong)
+            if f is not None and type(x) is _ndarray and type(t) is _ndarray:
+                xs = x.shape
+                if len(xs) == 2 and x.dtype is self._dtype and t.dtype is self._dtype and x.flags.carray \
+                        and t.flags.carray:
+                    n = xs[0]
+                    if xs[1] == self._input_cols and t.shape == (n, self._target_cols) \
+                            and self._min_train_rows <= n <= self._max_batch:
+                        return f(self._bufp, _address(x), _address(t), n)
+            n = self._batch(x, t, "train_step")
+            if self._fns:
+                return self._c_train_step(self._bufp, x.ctypes.data, t.ctypes.data, n)
+            loss = c_double()
+            lib.interp_train_step(self._m, self._bufp, x.ctypes.data, t.ctypes.data, n, byref(loss))
+            return loss.value
 
+    @_holding
     def grad(self, x=None, t=None):
         """The batch loss and each parameter's gradient (a dict of new
         arrays, in creation order) for the batch x, t, as `nnc --grad`
@@ -564,6 +594,7 @@ class Model:
             loss = out.value
         return float(loss), {k: v.copy() for k, v in self.grads.items()}
 
+    @_holding
     def update(self):
         """One optimizer step from the gradients in self.grads (after grad(),
         or gradients written there)."""
@@ -572,6 +603,7 @@ class Model:
             raise ValueError("update() runs compiled code: make the model with jit=True")
         self._c_update(self._bufp)
 
+    @_holding
     def train_epoch(self, x, t):
         """The steps of train_step over all rows of x, t in order, in
         batches of max_batch (the last may be smaller), in one compiled
@@ -602,6 +634,7 @@ class Model:
             total += loss.value * k
         return total / n
 
+    @_holding
     def forward(self, x, t):
         """The outputs (n rows of output_cols) and per-row losses (n) for
         any number of rows."""
@@ -614,6 +647,7 @@ class Model:
         self._run(n, x, t, y, loss)
         return y, loss
 
+    @_holding
     def evaluate(self, x, t):
         """The mean per-row loss over x, t (what --train's `final train
         loss` line prints for the training set); 0.0 for no rows, as nnc's
@@ -624,6 +658,7 @@ class Model:
         # summed in row order in double, as nnc does
         return float(np.cumsum(loss, dtype=np.float64)[-1] / len(loss))
 
+    @_holding
     def predict(self, x):
         """The outputs for each row of x (any number of rows): an array of
         shape (n, output_cols)."""
@@ -654,6 +689,7 @@ class Model:
 
     # ---- the train block ----
 
+    @_holding
     def data(self):
         """The train block's data sets (a Dataset: x_train, t_train,
         x_valid, t_valid), loaded as --train loads them; cached."""
@@ -687,28 +723,59 @@ class Model:
         (init_params and load start a new run). verbose prints --train's progress and final lines on
         standard output. Returns a History; raises TrainingError when the
         loss or a parameter stops being finite."""
-        self._ready()
-        epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
+        guard = self._guard
+        with guard.lock:
+            self._ready()
+            epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
+            guard.busy = True  # the call lets other threads run: their calls raise RuntimeError
+            fast, self._fast_step = self._fast_step, None
+        m = self._m
         r, d = NncFitResult(), NncDiagnostics()
-        self._guard.start()  # the call lets other threads run
-        fast, self._fast_step = self._fast_step, None
+        out, done = [], threading.Event()
+
+        def train():
+            try:
+                out.append(lib.model_fit(m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d)))
+            finally:
+                done.set()
+
+        # the C loop on a thread of its own, so that this one sees Ctrl-C
+        # (KeyboardInterrupt, or another exception raised in it) and asks
+        # the loop to stop at its next step, as --train stops at SIGINT.
+        # (An Event, not join(): after a join that an exception interrupted,
+        # is_alive() can say False while the thread still runs.)
+        worker = threading.Thread(target=train, name="nnc fit", daemon=True)
+        interrupted = None
+        lib.model_stop(m, False)
         try:
-            rc = lib.model_fit(self._m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
+            worker.start()
+            while not done.is_set():
+                try:
+                    done.wait()
+                except BaseException as e:  # (KeyboardInterrupt above all)
+                    interrupted = interrupted or e
+                    lib.model_stop(m, True)
         finally:
-            self._guard.busy = False
-            self._fast_step = fast
+            lib.model_stop(m, False)
+            with guard.lock:
+                guard.busy = False
+                self._fast_step = fast
+        rc = out[0] if out else -1
         try:
             history = History(r)
         finally:
             lib.fit_result_free(byref(r))
         diags = _take_diagnostics(d)
         self.epochs_trained += history.epochs
+        if interrupted is not None:  # the run stands where it stopped: fit() goes on from there
+            raise interrupted
         if rc > 0:
             raise TrainingError(diags, history)
         if rc < 0:
             raise Error(diags)
         return history
 
+    @_holding
     def init_params(self):
         """Set the parameters as the file's initializers do (a fresh start)
         and the optimizer state to its starting values."""
@@ -720,6 +787,7 @@ class Model:
 
     # ---- checkpoints and text ----
 
+    @_holding
     def save(self, path):
         """Write the parameters to a safetensors file, as --save (tensor
         names as self.params; metadata model, epoch, dtype, format)."""
@@ -730,6 +798,7 @@ class Model:
         if rc != 0:
             raise Error(diags)
 
+    @_holding
     def load(self, path):
         """Read the parameters from a safetensors file, as --load: every
         parameter with its dtype and shape, finite values; the optimizer
@@ -743,6 +812,7 @@ class Model:
             raise Error(diags)
         self.epochs_trained = 0
 
+    @_holding
     def emit(self, kind, opt_level=None):
         """What `nnc --emit KIND` writes: a str for ast, ir, grad, opt,
         layout, dot, llvm, asm and header; bytes for obj. opt_level (default:
