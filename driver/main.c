@@ -137,6 +137,11 @@ static int unknown_option(const char *opt) {
 
 /* One option and its value into o; returns 0, or 2 after a usage error.
  * `opt` is the option as written (for messages). */
+static int twice(const char *opt, const char *first, const char *second) {
+  fprintf(stderr, "nnc: %s is given twice ('%s', then '%s'): a run writes one\n%s", opt, first, second, usage_line);
+  return 2;
+}
+
 static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale) {
   long long v;
   switch (code) {
@@ -153,9 +158,10 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
   case OPT_PREDICT: o->predict = val; break;
   case OPT_EMIT: o->emit = val; break;
   case OPT_LOAD: o->load = val; break;
-  case OPT_SAVE: o->save = val; break;
-  case 'o': o->out = val; break;
-  case OPT_PLOT: o->plot = val; break;
+  /* an output named twice would leave the first unwritten */
+  case OPT_SAVE: if (o->save) return twice("--save", o->save, val); o->save = val; break;
+  case 'o': if (o->out) return twice("-o", o->out, val); o->out = val; break;
+  case OPT_PLOT: if (o->plot) return twice("--plot", o->plot, val); o->plot = val; break;
   case OPT_CPU: o->cpu = val; break;
   case OPT_RESUME: o->resume = val; break;
   case OPT_EPOCHS:

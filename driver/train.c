@@ -1024,7 +1024,7 @@ static int run_report(Run *r) {
     printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
     fflush(stdout);
   }
-  if (!o->plot || r->run_epochs == 0) return 0; /* (a run stopped in its first epoch has no curves) */
+  if (!o->plot) return 0; /* (a run of no epochs has no curves, and the rest) */
   char *settings = report_settings(r->p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
   StrBuf fig = {0};
   sb_printf(&fig, "final train loss %.6g", tl);
@@ -1034,9 +1034,19 @@ static int run_report(Run *r) {
     if (r->va.labels != LABELS_NONE) sb_printf(&fig, ", accuracy %.4f", vacc);
   }
   if (r->early && r->st->best_epoch) sb_printf(&fig, " (best epoch %" PRId64 ")", r->st->best_epoch);
-  sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
-            "evaluation after each %.4g s",
-            r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, r->loop_time);
+  if (steps == 0)
+    sb_puts(&fig, "\nno step trained");
+  else
+    sb_printf(&fig, "\ntrain time %.4g s (%" PRId64 " steps, %.0f steps/s); the epochs with this report's "
+              "evaluation after each %.4g s",
+              r->train_time, steps, r->train_time > 0 ? (double)steps / r->train_time : 0.0, r->loop_time);
+  /* where the curves begin and end, when not at the run's first and last epochs */
+  int64_t reached = r->start + r->run_epochs;
+  if (r->start > 0) sb_printf(&fig, "; resumed after epoch %" PRId64, r->start);
+  if (r->stop)
+    sb_printf(&fig, "; stopped by a signal after epoch %" PRId64 " of %" PRId64, reached, r->tc->epochs);
+  else if (reached < r->tc->epochs)
+    sb_printf(&fig, "; stopped early after epoch %" PRId64 " of %" PRId64, reached, r->tc->epochs);
   const NncData *train = r->tr.src, *valid = r->va.src;
   ReportData rd = {.model = o->model_name, .source = g->source_name, .settings = settings, .figures = fig.data,
                    .epochs = r->run_epochs, .epoch0 = r->start, .running_loss = r->hist_run,

@@ -34,6 +34,7 @@
 #include <cairo.h>
 #include <errno.h>
 #include <fontconfig/fontconfig.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -765,21 +766,29 @@ static Axis epoch_axis(int64_t n, int64_t e0) {
 static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
   int64_t n = r->epochs;
   char title[96];
-  snprintf(title, sizeof title, "loss per epoch (%s scale)", r->log_scale ? "log" : "linear");
   double lo = INFINITY, hi = -INFINITY;
   const double *curves[3] = {r->running_loss, r->train_loss, r->valid_loss};
-  for (int k = 0; k < 3; k++) value_range(curves[k], n, r->log_scale, &lo, &hi);
+  bool log_scale = r->log_scale;
+  for (int k = 0; k < 3; k++) value_range(curves[k], n, log_scale, &lo, &hi);
+  if (!(lo <= hi) && log_scale) { /* every finite loss is 0 or below: no log axis holds one */
+    log_scale = false;
+    for (int k = 0; k < 3; k++) value_range(curves[k], n, false, &lo, &hi);
+  }
+  snprintf(title, sizeof title, "loss per epoch (%s scale%s)", log_scale ? "log" : "linear",
+           log_scale == r->log_scale ? "" : ": no loss above 0 for a log one");
   if (!(lo <= hi)) {
     empty_panel(cr, b, title, n ? "no finite loss to draw" : "no epochs were run");
     return;
   }
   Axis ay;
-  if (r->log_scale) {
+  if (log_scale) {
+    /* within the doubles' decades (a loss near 1e300 padded past 1e308 was
+       an axis up to infinity, and no curve on it) */
     double l = log10(lo), h = log10(hi), pad = fmax((h - l) * 0.05, 0.05);
-    ay = (Axis){pow(10, l - pad), pow(10, h + pad), true};
+    ay = (Axis){pow(10, fmax(l - pad, -307)), pow(10, fmin(h + pad, 308)), true};
   } else {
-    double l = fmin(lo, 0), pad = fmax((hi - l) * 0.05, 1e-12);
-    ay = (Axis){l, hi + pad, false};
+    double l = fmin(lo, 0), pad = fmax(hi / 2 - l / 2, 1e-12) * 0.1;
+    ay = (Axis){l, fmin(hi + pad, DBL_MAX), false};
   }
   Axis ax = epoch_axis(n, r->epoch0);
   panel_title(cr, b, title);

@@ -103,6 +103,12 @@ clash() { # MESSAGE ARGS...
 }
 clash "same.svg: error: --save and --plot name the same file: one would replace the other" --save same.svg --plot same.svg
 clash "d.nn: error: --save would write over the model file" --save d.nn
+# a link to a file not there yet: a write follows it (relative to the link's directory)
+ln -s same.png link.png && mkdir -p sub && ln -s ../same2.png sub/link2.png
+clash "link.png: error: --save and --plot name the same file: one would replace the other" --save link.png --plot same.png
+clash "sub/link2.png: error: --save and --plot name the same file: one would replace the other" --save sub/link2.png --plot ./same2.png
+[ ! -e same.png ] && [ ! -e same2.png ] || fail "a clash through a link wrote its file"
+rm -f link.png sub/link2.png
 clash "./data/digits.csv: error: --plot would write over the training data" --plot ./data/digits.csv
 cmp -s d.nn d.orig && cmp -s data/digits.csv digits.orig || fail "a clash changed the model or its data"
 [ ! -e same.svg ] || fail "a clash wrote same.svg"

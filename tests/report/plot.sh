@@ -138,6 +138,44 @@ errors)
     rm -f "$tmp/p.$ext"
   done
   ;;
+axes)
+  # the loss panel draws what it is given: losses near 1e300 (an axis
+  # padded past the doubles was infinite, and no curve on it), losses that
+  # are all 0 (no log axis holds them: a linear one), no epoch (a report
+  # all the same, with no curve)
+  curves() { python3 "$(dirname "$0")/curves.py" "$1"; }
+  train=$4
+  run "$train/diverge.nn" --train --epochs 21 --plot "$tmp/huge.svg"
+  read -r wide high <<<"$(curves "$tmp/huge.svg")"
+  [ "$wide" -gt 800 ] && [ "$high" -gt 150 ] || fail "huge losses: a curve $wide wide and $high high"
+  awk 'BEGIN { print "a,b,t"; for (i = 0; i < 50; i++) printf "%.3f,%.3f,0\n", (i * 37 % 50) / 50, (i * 11 % 50) / 50 }' \
+    >"$tmp/zero.csv"
+  cat >"$tmp/zero.nn" <<'NN'
+model zero {
+  dtype f64
+  input x[2]
+  target t[1]
+  y = x -> linear(1) -> relu
+  loss squared(y, t)
+}
+train {
+  data csv("zero.csv")
+  split 40
+  init normal(std: 1, seed: 3)
+  optimizer sgd(lr: 0.5)
+  epochs 10
+}
+NN
+  sed -i 's/std: 1, seed: 3/std: 0, seed: 3/' "$tmp/zero.nn" # every output 0: every loss 0
+  run "$tmp/zero.nn" --train --plot "$tmp/zero.svg"
+  grep -q '^final train loss 0$' "$tmp/out" || fail "the zero model's loss: $(grep final "$tmp/out")"
+  read -r wide high <<<"$(curves "$tmp/zero.svg")"
+  [ "$wide" -gt 300 ] || fail "losses of 0: a curve $wide wide"
+  rm -f "$tmp/none.png"
+  run "$examples/moons.nn" --train --epochs 0 --plot "$tmp/none.svg"
+  [ "$(curves "$tmp/none.svg")" = "0 0" ] || fail "no epoch: a curve"
+  check_svg "$tmp/none.svg" 2 20000
+  ;;
 *)
   fail "unknown case"
   ;;
