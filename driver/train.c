@@ -7,6 +7,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,27 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   d->x = x;
   d->t = t;
   free(perm);
+  free(d->breaks); /* the rows are no longer the file's order */
+  d->breaks = NULL;
+  d->nbreaks = d->breaks_cap = 0;
+}
+
+/* An error at value `col` (1-based) of data row `row` (0-based) of d: at
+ * its line and column of a CSV file (FILE:LINE:COL), else naming the row. */
+__attribute__((format(printf, 5, 6))) static void data_error(const NncData *d, const char *source, size_t row,
+                                                             size_t col, const char *fmt, ...) {
+  StrBuf sb = {0};
+  size_t line = nnc_data_line(d, row);
+  if (line)
+    sb_printf(&sb, "%s:%zu:%zu: error: ", source, line, col);
+  else
+    sb_printf(&sb, "%s: error: data row %zu, column %zu: ", source, row + 1, col);
+  va_list ap;
+  va_start(ap, fmt);
+  sb_vprintf(&sb, fmt, ap);
+  va_end(ap);
+  diag_error_line(sb.data);
+  sb_free(&sb);
 }
 
 /* Every value an embedding reads from an input must be a row of its table:
@@ -49,9 +71,9 @@ static int check_indices(const Graph *g, const NncData *d, const char *source) {
       for (int64_t k = 0; k < ix[i].count; k++) {
         double v = d->x[r * (size_t)d->in_cols + (size_t)(ix[i].column + k)];
         if (v >= 0 && v < (double)ix[i].rows && v == floor(v)) continue;
-        diag_file_error(source, "data row %zu, column %" PRId64 " (%s[%" PRId64 "]): %.17g is not a row of %s "
-                        "(an integer in [0, %" PRId64 "))", r + 1, ix[i].column + k + 1, ix[i].input->name, k, v,
-                        ix[i].table->name, ix[i].rows);
+        data_error(d, source, r, (size_t)(ix[i].column + k + 1),
+                   "%s[%" PRId64 "] is %.17g, which is not a row of %s (an integer in [0, %" PRId64 "))",
+                   ix[i].input->name, k, v, ix[i].table->name, ix[i].rows);
         free(ix);
         return -1;
       }
@@ -71,9 +93,9 @@ static int check_f32_range(const Graph *g, const NncData *d, const char *source)
         if (fabs(v[k]) <= FLT_MAX) continue;
         char got[32];
         fmt_number(got, sizeof got, v[k]);
-        diag_file_error(source, "data row %zu, column %zu: %s is beyond the range of f32, the model's dtype "
-                        "(at most %g in magnitude)", r + 1, (part ? (size_t)d->in_cols : 0) + k + 1, got,
-                        (double)FLT_MAX);
+        data_error(d, source, r, (part ? (size_t)d->in_cols : 0) + k + 1,
+                   "%s is beyond the range of f32, the model's dtype (at most %g in magnitude)", got,
+                   (double)FLT_MAX);
         return -1;
       }
     }

@@ -47,7 +47,41 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
 void nnc_data_free(NncData *d) {
   free(d->x);
   free(d->t);
+  free(d->breaks);
   memset(d, 0, sizeof *d);
+}
+
+size_t nnc_data_line(const NncData *d, size_t row) {
+  size_t lo = 0, hi = d->nbreaks; /* the last break at or before row */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->breaks[mid].row <= row)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  if (d->nbreaks == 0 || row >= d->rows || d->breaks[lo].row > row)
+    return 0;
+  return d->breaks[lo].line + (row - d->breaks[lo].row);
+}
+
+/* Row d->rows is on line `lineno`: a break unless it follows the last. */
+static int note_line(NncData *d, size_t lineno) {
+  if (d->nbreaks > 0) {
+    const struct NncLineBreak *b = &d->breaks[d->nbreaks - 1];
+    if (b->line + (d->rows - b->row) == lineno)
+      return 0;
+  }
+  if (d->nbreaks == d->breaks_cap) {
+    size_t cap = d->breaks_cap ? 2 * d->breaks_cap : 8;
+    struct NncLineBreak *grown = realloc(d->breaks, cap * sizeof *grown);
+    if (!grown)
+      return -1;
+    d->breaks = grown;
+    d->breaks_cap = cap;
+  }
+  d->breaks[d->nbreaks++] = (struct NncLineBreak){d->rows, lineno};
+  return 0;
 }
 
 /* ---- built-in generators ---- */
@@ -456,6 +490,8 @@ static int read_row(Csv *c, NncData *d, const char *line, const char *line_end,
     }
     s = e + 1;
   }
+  if (note_line(d, lineno) < 0)
+    return csv_fail(c, lineno, 1, "out of memory after %zu rows", d->rows);
   d->rows++;
   return 0;
 }
@@ -682,7 +718,7 @@ void nnc_data_split(NncData *d, size_t n, NncData *train, NncData *valid) {
   train->rows = n;
   if (n == all.rows)
     return;
-  valid->rows = all.rows - n;
+  valid->rows = all.rows - n; /* (no lines: its messages name rows) */
   valid->x =
       copy_rows(all.x + n * (size_t)all.in_cols, valid->rows, all.in_cols);
   if (all.t)

@@ -42,7 +42,17 @@ typedef struct NncData {
   int tgt_cols; /* values per row for all targets, flattened */
   double *x;    /* rows * in_cols */
   double *t;    /* rows * tgt_cols (NULL when tgt_cols == 0) */
+  /* a CSV's rows as they stand in the file, for messages (nnc_data_line):
+     from breaks[i].row on, rows are on consecutive lines from
+     breaks[i].line (a header, a blank line make a break); none for other
+     sources, or once rows are reordered */
+  struct NncLineBreak { size_t row, line; } *breaks;
+  size_t nbreaks, breaks_cap;
 } NncData;
+
+/* The file's line (1-based) of data row `row` (0-based) of a CSV as read,
+ * or 0 when it is not known. */
+size_t nnc_data_line(const NncData *d, size_t row);
 
 /* Largest row count any data source may produce (refused above this). */
 #define NNC_DATA_MAX_ROWS ((size_t)1 << 26)

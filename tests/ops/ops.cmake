@@ -13,21 +13,22 @@ endforeach()
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${OPS_DIR}/reference.json)
 
 # an embedding index in the data that is not a row of the table: an error
-# naming the data row and column, for training data and for --predict
+# at its line and column of the file (after a header and a blank line),
+# for training data and for --predict
 add_test(NAME cli.embedding_index_not_integer
          COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
-                 "bad_index.csv: error: data row 2, column 3 \\(ids\\[2\\]\\): 4.5 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
+                 "^../ops/bad_index.csv:4:3: error: ids\\[2\\] is 4.5, which is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
                  ../ops/bad_index.nn --train)
 add_test(NAME cli.embedding_index_out_of_range
          COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
-                 "bad_predict.csv: error: data row 1, column 4 \\(ids\\[3\\]\\): 6 is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
+                 "^../ops/bad_predict.csv:2:4: error: ids\\[3\\] is 6, which is not a row of embedding1.W \\(an integer in \\[0, 6\\)\\)$"
                  ../ops/embedding.nn --load ../ops/embedding.safetensors --predict ../ops/bad_predict.csv)
 
 # a number beyond f32's range in an f32 model's data: the row and column
 # (in f64 it is a number like any other)
 add_test(NAME cli.data_beyond_f32
          COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 1 stderr
-                 "f32_range.csv: error: data row 2, column 3: -2e\\+39 is beyond the range of f32, the model's dtype \\(at most 3.40282e\\+38 in magnitude\\)$"
+                 "^../ops/f32_range.csv:3:3: error: -2e\\+39 is beyond the range of f32, the model's dtype \\(at most 3.40282e\\+38 in magnitude\\)$"
                  ../ops/f32_range.nn --grad)
 add_test(NAME cli.data_beyond_f32_in_f64
          COMMAND ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:nnc> 0 stdout "^loss " ../ops/f32_range.nn --grad
