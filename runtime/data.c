@@ -631,7 +631,7 @@ static int read_lines(Csv *c, NncData *d) {
   lines_close(&l);
   if (rc < 0)
     return -1;
-  if (d->rows == 0)
+  if (d->rows == 0 && !c->optional) /* (rows to predict may be none) */
     return csv_fail(c, 0, 0,
                     header ? "no data rows after the header"
                            : "no data rows (the file is empty)");

@@ -85,7 +85,8 @@ int nnc_data_circles(NncData *d, size_t samples, double noise, double factor,
  * index 0..onehot_classes-1, expanded to a one-hot row of tgt_cols ==
  * onehot_classes values. targets_optional != 0 (for --predict): rows hold
  * the in_cols inputs, then nothing, the tgt_cols targets, or (when
- * onehot_classes > 0) a class label; only the inputs are read (t is NULL).
+ * onehot_classes > 0) a class label; only the inputs are read (t is NULL),
+ * and the file may hold no rows.
  * Refused: a missing file, a directory, an empty file, ragged rows, fields
  * that are not numbers, NaN or infinite values, anything past
  * nnc_data_limits. The file is read as a stream (a pipe or a device works).

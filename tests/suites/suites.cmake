@@ -201,7 +201,7 @@ foreach(engine interp jit)
   endforeach()
 
   # ---- 8. --predict ----
-  foreach(case worked_targets worked_inputs worked_header seed_row0 named_output)
+  foreach(case worked_targets worked_inputs worked_header seed_row0 named_output no_rows)
     suite_test(predict.${case}.${engine} LABELS "predict;${engine}"
                COMMAND ${SUITES_TRAIN_DIR}/predict.sh ${SUITES_NNC} ${SUITES_TESTS_DIR}
                        ${SUITES_EXAMPLES_DIR} ${engine} ${case})

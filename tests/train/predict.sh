@@ -10,6 +10,8 @@
 #                   agrees with --grad's loss: (t - y)^2 = 0.6960728439819359
 #   named_output    circles.nn (`output p`): header p, one row per input row,
 #                   probabilities in (0, 1)
+#   no_rows         a file of no rows (empty, blank lines, a header alone):
+#                   the header alone
 set -u
 nnc=$1 tests=$2 examples=$3 engine=$4 case=$5
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +56,12 @@ sys.exit(0 if abs(loss - ref) <= 1e-12 * ref else 'row 0: y = %r, t = %r: (t - y
     [ "$(wc -l <"$tmp/out")" = $((rows + 1)) ] || fail "expected $rows rows"
     awk 'NR > 1 && !($1 > 0 && $1 < 1) { bad = 1; print "not a probability: " $0 } END { exit bad }' "$tmp/out" ||
       fail "values outside (0, 1)" ;;
+  no_rows)
+    for rows in '' '\n \n' 'x0,x1\n'; do
+      printf "$rows" >"$tmp/none.csv"
+      predict "$examples/circles.nn" "$tmp/none.csv"
+      [ "$(cat "$tmp/out")" = p ] || fail "rows '$rows': not the header alone"
+    done ;;
   *) echo "predict.sh: unknown case '$case'"; exit 2 ;;
 esac
 echo "ok: predict $case ($engine)"
