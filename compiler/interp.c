@@ -754,3 +754,12 @@ const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const v
   e->destroy(e);
   return bad;
 }
+
+double interp_bytes(const Graph *g, const Layout *layout, int64_t rows) {
+  double values = 0;
+  for (int i = 0; i < g->len; i++) {
+    const Node *n = g->nodes[i];
+    values += (double)shape_numel(&n->shape) * (double)(n->batched ? rows : 1);
+  }
+  return (double)layout->total * layout->elem_size + values * (double)sizeof(double);
+}

@@ -54,6 +54,11 @@ const double *interp_peek(const Interp *in, const Node *n);
 const Node *interp_first_nonfinite(const Graph *g, const Layout *layout, const void *buf, const void *x,
                                    const void *t, int64_t n, double *operand);
 
+/* The bytes the interpreter holds for a step of `rows` rows: the buffer
+ * (parameters, gradients, optimizer state) and every node's values, in
+ * f64 whatever the model's dtype. */
+double interp_bytes(const Graph *g, const Layout *layout, int64_t rows);
+
 /* An Engine that runs the graph in the interpreter. */
 Engine *interp_engine_new(const Graph *g, const Layout *layout, int max_batch);
 

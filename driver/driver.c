@@ -125,15 +125,6 @@ static int frontend(Compilation *c) {
 
 /* Memory a run needs: the parameter buffer and every intermediate for a
  * full batch (what the interpreter holds; compiled code needs less). */
-static double memory_needed(const Graph *g, const Layout *L, int64_t batch) {
-  double elems = (double)L->total;
-  for (int i = 0; i < g->len; i++) {
-    const Node *n = g->nodes[i];
-    elems += (double)shape_numel(&n->shape) * (double)(n->batched ? batch : 1);
-  }
-  return elems * L->elem_size;
-}
-
 /* stabilize, autodiff, optimizer step, graph passes, layout. Returns 1 when
  * the model is too large to run. */
 static int middle(Compilation *c) {
@@ -152,7 +143,7 @@ static int middle(Compilation *c) {
   /* the interpreter holds every node for a batch; compiled code, a
      workspace of its own size (jit.c checks it once it is planned) */
   bool every_node = !c->opt->jit && c->emit == NNC_EMIT_NONE;
-  double need = every_node ? memory_needed(c->opt_g, c->layout, c->prog.train.batch)
+  double need = every_node ? interp_bytes(c->opt_g, c->layout, c->prog.train.batch)
                            : (double)c->layout->total * c->layout->elem_size;
   if (need > NNC_MAX_MEMORY) {
     char batch[96] = "";

@@ -477,7 +477,11 @@ static bool rerun_epoch(Engine *e, const void *x, const void *t, int64_t rows, F
     *sum += loss;
     if (isfinite(loss) && params_finite(e)) continue;
     failed = true;
-    f->bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &f->operand);
+    /* (not where the interpreter's step would not fit the memory limit:
+       a model compiled code runs in far less, a workspace planned by
+       liveness; the error then names the epoch alone) */
+    if (interp_bytes(g, e->layout, n) <= NNC_MAX_MEMORY)
+      f->bad = interp_first_nonfinite(g, e->layout, before, xb, tb, n, &f->operand);
     memcpy(e->buf, before, bytes);
     break;
   }

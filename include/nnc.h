@@ -342,13 +342,14 @@ typedef struct NncFitResult {
 NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose,
                           NncFitResult *r, NncDiagnostics *diags);
 NNC_API void nnc_fit_result_free(NncFitResult *r);
-/* Ask the nnc_model_fit of m that runs (in another thread), or the next
- * one, to stop at the next step boundary (stop true), as SIGINT stops
- * `nnc --train`: it returns 0 with the final figures for the parameters
- * reached, and a later call goes on from there (a checkpoint saved now
- * resumes mid-epoch); or withdraw the request (false). Safe from any
- * thread and from a signal handler; the library itself never installs
- * one. */
+/* Ask nnc_model_fit of m to stop (stop true) at its next step boundary,
+ * as SIGINT stops `nnc --train`: the fit that runs (in another thread)
+ * returns 0 with the final figures for the parameters reached, and a
+ * later call goes on from there (a checkpoint saved now resumes
+ * mid-epoch). The request stands until withdrawn (stop false): a fit
+ * started meanwhile stops after its first few milliseconds of steps.
+ * Safe from any thread and from a signal handler; the library itself
+ * never installs one. */
 NNC_API void nnc_model_stop(NncModel *m, bool stop);
 /* The next nnc_model_fit starts a new run: its first epoch of the
  * schedule, the first shuffled order (after new parameters). */

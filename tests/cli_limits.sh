@@ -109,7 +109,7 @@ EOF
   "$nnc" "$tmp/m.nn" --jit --grad >"$tmp/out" 2>"$tmp/err" || fail "--jit: $(cat "$tmp/err")"
   grep -q '^loss ' "$tmp/out" || fail "--jit printed no loss"
   "$nnc" "$tmp/m.nn" --grad >/dev/null 2>"$tmp/err"
-  one_error $? 'm.nn: error: the model needs 30.6 GiB for its parameters and a batch of 20000 rows of intermediates \(limit 16 GiB\)'
+  one_error $? 'm.nn: error: the model needs 61.2 GiB for its parameters and a batch of 20000 rows of intermediates \(limit 16 GiB\)'
   ;;
 out_of_memory)
   cat >"$tmp/m.nn" <<EOF

@@ -1,5 +1,6 @@
 """nnc.Model: a compiled .nn model, its parameters as numpy arrays, and the
 calls that train and run it on numpy data (see docs/python.md)."""
+import _thread
 import collections
 import ctypes
 import functools
@@ -162,6 +163,21 @@ class Param:
                                                                   self.grad_offset)
 
 
+_guards = weakref.WeakSet()  # every model's, for fork
+
+
+def _reset_guards_in_child():
+    """A child of fork() has one thread, the one that forked: a lock
+    another thread held, and the busy flag of a fit() another thread ran,
+    would stay so for good. The child's model is as the fork found it."""
+    for g in list(_guards):
+        g.lock = threading.RLock()
+        g.busy = False
+
+
+os.register_at_fork(after_in_child=_reset_guards_in_child)
+
+
 def _holding(method):
     """method, called with the model's lock held (see _Guard)."""
 
@@ -184,11 +200,12 @@ class _Guard:
     calling it, or be inside a call that lets other threads run (data,
     emit)."""
 
-    __slots__ = ("busy", "lock")
+    __slots__ = ("busy", "lock", "__weakref__")
 
     def __init__(self):
         self.busy = False
         self.lock = threading.RLock()
+        _guards.add(self)
 
     def start(self):
         """fit() begins: RuntimeError if it runs already."""
@@ -459,6 +476,9 @@ class Model:
         guard = getattr(self, "_guard", None)
         if guard is None:  # (compiling failed)
             return
+        if guard.lock._is_owned():  # a signal handler or finalizer inside a call
+            raise RuntimeError("close() inside a call on the model (a signal handler, a finalizer): the call "
+                               "would go on in freed code; close it after")
         with guard.lock:  # after any call another thread is making
             if guard.busy:
                 raise RuntimeError("the model is training in another thread (fit): close it after")
@@ -724,49 +744,69 @@ class Model:
         standard output. Returns a History; raises TrainingError when the
         loss or a parameter stops being finite."""
         guard = self._guard
-        with guard.lock:
-            self._ready()
-            epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
-            guard.busy = True  # the call lets other threads run: their calls raise RuntimeError
-            fast, self._fast_step = self._fast_step, None
-        m = self._m
         r, d = NncFitResult(), NncDiagnostics()
-        out, done = [], threading.Event()
+        out, done = [], threading.Lock()
+        done.acquire()  # released by the worker once the C loop has returned
 
         def train():
+            rc = -1
             try:
-                out.append(lib.model_fit(m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d)))
+                rc = lib.model_fit(m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
             finally:
-                done.set()
+                out.append(rc)
+                done.release()
 
-        # the C loop on a thread of its own, so that this one sees Ctrl-C
-        # (KeyboardInterrupt, or another exception raised in it) and asks
+        # The C loop runs on a thread of its own, so that this one sees
+        # Ctrl-C (KeyboardInterrupt, or any exception raised in it) and asks
         # the loop to stop at its next step, as --train stops at SIGINT.
-        # (An Event, not join(): after a join that an exception interrupted,
-        # is_alive() can say False while the thread still runs.)
-        worker = threading.Thread(target=train, name="nnc fit", daemon=True)
-        interrupted = None
-        lib.model_stop(m, False)
+        # Whatever arrives, and whenever, fit() returns only once the loop
+        # has (`out` holds its result): until then the model is the loop's.
+        # (A bare lock to wait on: an Event's wait, interrupted, could leave
+        # its condition held and the worker stuck in set(); an interrupted
+        # Thread.join() could leave is_alive() False while the thread ran.)
+        interrupted, owner, started = None, False, False
         try:
-            worker.start()
-            while not done.is_set():
-                try:
-                    done.wait()
-                except BaseException as e:  # (KeyboardInterrupt above all)
-                    interrupted = interrupted or e
-                    lib.model_stop(m, True)
-        finally:
-            lib.model_stop(m, False)
             with guard.lock:
-                guard.busy = False
-                self._fast_step = fast
+                self._ready()
+                epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
+                m = self._m
+                lib.model_stop(m, False)
+                # the call lets other threads run: their calls raise RuntimeError
+                fast = self._fast_step
+                guard.busy = owner = True
+                self._fast_step = None
+            started = True  # (an exception raised at the call comes after it)
+            try:
+                _thread.start_new_thread(train, ())
+            except RuntimeError:  # cannot start a thread
+                started = False
+                raise
+            while not out:
+                done.acquire()
+        except BaseException as e:  # (KeyboardInterrupt above all)
+            interrupted = e
+        finally:
+            while started and not out:
+                try:
+                    lib.model_stop(m, True)
+                    done.acquire(timeout=0.1)
+                except BaseException as e:
+                    interrupted = interrupted or e
+            if owner:
+                try:
+                    lib.model_stop(m, False)
+                    self.epochs_trained += r.epochs
+                finally:
+                    guard.busy = False
+                    self._fast_step = fast
+        if interrupted is not None and not started:
+            raise interrupted
         rc = out[0] if out else -1
         try:
             history = History(r)
         finally:
             lib.fit_result_free(byref(r))
         diags = _take_diagnostics(d)
-        self.epochs_trained += history.epochs
         if interrupted is not None:  # the run stands where it stopped: fit() goes on from there
             raise interrupted
         if rc > 0:
@@ -774,6 +814,15 @@ class Model:
         if rc < 0:
             raise Error(diags)
         return history
+
+    def stop(self):
+        """Ask the fit() that runs (in another thread) to stop at its next
+        step, as Ctrl-C stops one the main thread runs: that fit() returns
+        its History, the run standing where it stopped. Does nothing when
+        no fit() runs."""
+        m = self._m
+        if m and self._guard.busy:
+            lib.model_stop(m, True)
 
     @_holding
     def init_params(self):

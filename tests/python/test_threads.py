@@ -74,6 +74,147 @@ def test_fit_stops_at_ctrl_c_where_the_run_stands(tmp_path):
     assert np.isfinite(m.evaluate(*m.data()[:2]))
 
 
+def test_ctrl_c_twice_and_exceptions_anywhere_leave_the_model_whole():
+    """A burst of SIGINTs, which may land anywhere in fit() (its set-up, the
+    handler of the first, its clean-up): fit() returns only once the C loop
+    has, the model is not left busy, and it trains on."""
+    src = TINY.replace("epochs 3", "epochs 100000000")
+    armed = [False]
+
+    def interrupt(signum, frame):  # Python's, until the burst is over
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, interrupt)
+    try:
+        for trial in range(6):
+            m = nnc.Model.from_source(src, name="tiny.nn")
+            pid = os.getpid()
+
+            def burst():
+                time.sleep(0.05 * trial)
+                for _ in range(30):
+                    os.kill(pid, signal.SIGINT)
+                    time.sleep(0.0005)
+
+            th = threading.Thread(target=burst)
+            armed[0] = True
+            th.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    m.fit()
+            finally:
+                while th.is_alive():
+                    try:
+                        th.join()
+                    except KeyboardInterrupt:
+                        pass
+                armed[0] = False
+            check_whole(m)
+    finally:
+        armed[0] = False
+        for _ in range(10):  # signals still pending run this handler, not Python's
+            time.sleep(0.01)
+        signal.signal(signal.SIGINT, old)
+
+
+def check_whole(m):
+    """m after an interrupted fit(): not busy, not training, trains on."""
+    assert not m._guard.busy
+    w = m.params["linear1.W"].copy()
+    time.sleep(0.05)
+    assert np.array_equal(w, m.params["linear1.W"]), "the C loop trains on after fit() returned"
+    before = m.epochs_trained
+    m.fit(epochs=1)
+    assert m.epochs_trained == before + 1
+    m.close()
+
+
+def test_stop_ends_a_fit_in_another_thread():
+    """Ctrl-C reaches the main thread only: stop() is how another thread's
+    fit() is asked to stop; it returns its History, the run where it
+    stopped."""
+    m = nnc.Model.from_source(TINY.replace("epochs 3", "epochs 100000000"), name="tiny.nn")
+    got = []
+    th = threading.Thread(target=lambda: got.append(m.fit()))
+    th.start()
+    while not m._guard.busy:
+        time.sleep(0.001)
+    time.sleep(0.2)
+    m.stop()
+    th.join(30)
+    assert not th.is_alive() and got
+    assert got[0].epochs == m.epochs_trained > 0
+    m.stop()  # no fit() runs: nothing
+    m.fit(epochs=1)
+    assert m.epochs_trained == got[0].epochs + 1
+
+
+def test_close_inside_a_call_is_refused():
+    """close() from a signal handler while the same thread is inside a call
+    on the model would free the code the call runs: RuntimeError."""
+    m = nnc.Model.from_source(TINY, name="tiny.nn")
+    x, t = rows(4, 2), rows(4, 1)
+    refused = []
+
+    def handler(signum, frame):
+        try:
+            m.close()
+        except RuntimeError as e:
+            refused.append(str(e))
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with m._guard.lock:  # as inside a call
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert refused and "inside a call" in refused[0]
+    m.train_step(x, t)  # still open
+    m.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_gets_its_models_unlocked():
+    m = nnc.Model.from_source(TINY, name="tiny.nn")
+    x, t = rows(4, 2), rows(4, 1)
+    held, go = threading.Event(), threading.Event()
+
+    def hold():
+        with m._guard.lock:
+            held.set()
+            go.wait(10)
+
+    th = threading.Thread(target=hold)
+    th.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: one thread, the lock is free
+        try:
+            m.train_step(x, t)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    go.set()
+    th.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_a_diverging_compiled_model_above_the_interpreters_limit():
+    """Compiled, the wide model runs in a few MB; when it diverges, the
+    error names the epoch (finding the op would run the step in the
+    interpreter, 35 GB), and the process lives on."""
+    src = ("model wide {\n  input x[2]\n  target t[1]\n  y = x -> linear(2000) -> linear(2000) -> linear(1)\n"
+           "  loss squared(y, t)\n}\ntrain {\n  data moons(samples: 2200, noise: 0.1, seed: 1)\n"
+           "  optimizer sgd(lr: 0.01)\n  epochs 1\n  batch 1100\n}\n")
+    with nnc.Model.from_source(src, name="wide.nn", jit=True) as m:
+        m.params["linear2.W"] = np.full(m.params["linear2.W"].shape, 1e30)
+        with pytest.raises(nnc.TrainingError, match="non-finite value in epoch 1"):
+            m.fit()
+
+
 def test_fit_leaves_the_signal_handlers_alone():
     """fit(verbose=True), in two threads at once, installs no handler of its
     own: Ctrl-C afterwards is Python's KeyboardInterrupt."""
