@@ -8,7 +8,7 @@
 #   stdout_nonblocking  standard output a non-blocking pipe with a slow
 #                   reader: every row of --predict arrives
 #   big_batch       a batch the interpreter refuses (every node would take
-#                   30 GiB) runs in compiled code (a 0.3 GiB workspace)
+#                   61 GiB in f64) runs in compiled code (a 0.3 GiB workspace)
 #   out_of_memory   a model whose --grad needs 2 GiB under `ulimit -v` of
 #                   1.5 GB: "nnc: error: out of memory (...)", no core dump
 #   llvm_memory     `ulimit -v` too small for LLVM's static constructors
@@ -92,7 +92,7 @@ if p.returncode != 0 or lines != 40001:
 PY
   ;;
 big_batch)
-  # a batch whose every node (the interpreter's way) would take 30 GiB,
+  # a batch whose every node (the interpreter's way, f64) would take 61 GiB,
   # while the compiled code's workspace takes 0.3 GiB: --jit runs it, the
   # interpreter refuses it before allocating
   cat >"$tmp/m.nn" <<EOF
@@ -109,7 +109,7 @@ EOF
   "$nnc" "$tmp/m.nn" --jit --grad >"$tmp/out" 2>"$tmp/err" || fail "--jit: $(cat "$tmp/err")"
   grep -q '^loss ' "$tmp/out" || fail "--jit printed no loss"
   "$nnc" "$tmp/m.nn" --grad >/dev/null 2>"$tmp/err"
-  one_error $? 'm.nn: error: the model needs 61.2 GiB for its parameters and a batch of 20000 rows of intermediates \(limit 16 GiB\)'
+  one_error $? 'm.nn: error: the model needs 61.1 GiB for its parameters and a batch of 20000 rows of intermediates \(limit 16 GiB\)'
   ;;
 out_of_memory)
   cat >"$tmp/m.nn" <<EOF
