@@ -1325,11 +1325,11 @@ static void store_updates(CG *cg) {
   }
 }
 
-/* Few enough per-row values for straight-line rows (jit.c's pipeline). */
 int codegen_part_rows(const Graph *g, int max_batch) {
   return g->part_rows > 0 && g->part_rows < max_batch ? g->part_rows : max_batch;
 }
 
+/* Few enough per-row values for straight-line rows (jit.c's pipeline). */
 bool codegen_step_is_small(const Graph *g, int max_batch) { return graph_row_values(g) * max_batch <= 16384; }
 
 /* forward and predict take any number of rows: the public function runs

@@ -299,17 +299,29 @@ void diag_error_line(const char *line) {
   free(path);
 }
 
-void diag_file_error(const char *path, const char *fmt, ...) {
-  va_list ap;
+static void file_error(const char *path, Loc loc, const char *fmt, va_list ap) {
   StrBuf msg = {0}, text = {0};
-  va_start(ap, fmt);
   sb_vprintf(&msg, fmt, ap);
-  va_end(ap);
   put_shown(&text, path, path + strlen(path));
+  if (loc.line > 0) sb_printf(&text, ":%d:%d", loc.line, loc.col);
   sb_printf(&text, ": error: %s\n", msg.data ? msg.data : "");
-  emit(file_sink, path, (Loc){0, 0}, NNC_ERROR, msg.data ? msg.data : "", text.data);
+  emit(file_sink, path, loc, NNC_ERROR, msg.data ? msg.data : "", text.data);
   sb_free(&msg);
   sb_free(&text);
+}
+
+void diag_file_error(const char *path, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  file_error(path, (Loc){0, 0}, fmt, ap);
+  va_end(ap);
+}
+
+void diag_file_error_at(const char *path, Loc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  file_error(path, loc, fmt, ap);
+  va_end(ap);
 }
 
 int nnc_write_output(const char *path, const void *data, size_t len) {

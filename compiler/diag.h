@@ -64,6 +64,11 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...)
 void diag_file_error(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* `PATH:LINE:COL: error: MESSAGE` on one line, for a place in a data file
+ * (no source line or caret: the file is not the model's). */
+void diag_file_error_at(const char *path, Loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Write data to path (nnc_write_file: durable, never half a file) or, with
  * path NULL, to standard output. Returns 0, or 1 after reporting
  * `PATH: error: cannot write: ...`. */

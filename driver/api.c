@@ -213,6 +213,12 @@ void *nnc_buffer_new(const NncModel *m) {
   return buf;
 }
 
+/* Whether the interpreter may run a batch of m's: within the memory limit
+ * (nnc_compile_* checked it unless the caller said jit). */
+static bool interp_fits(const NncModel *m) {
+  return interp_bytes(m->c.opt_g, m->c.layout, m->c.prog.train.batch) <= NNC_MAX_MEMORY;
+}
+
 static Engine *interp(NncModel *m) {
   if (!m->interp) m->interp = interp_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch);
   return m->interp;
@@ -276,7 +282,7 @@ static bool rows_ok(const NncModel *m, int64_t n) {
 }
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
-  if (n < 0 || !y || (!t && !m->layout.has_predict)) return -1;
+  if (n < 0 || !y || (!t && !m->layout.has_predict) || !interp_fits(m)) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   e->forward(e, x, t && loss ? t : NULL, n, y, t ? loss : NULL);
@@ -287,7 +293,7 @@ int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int
 /* backward, or backward and the optimizer step, on the caller's buffer */
 static int interp_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss,
                        bool update) {
-  if (!rows_ok(m, n) || !t) return -1;
+  if (!rows_ok(m, n) || !t || !interp_fits(m)) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   double l = update ? e->train_step(e, x, t, n) : e->backward(e, x, t, n);
@@ -423,6 +429,11 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   NncData tr = {0}, va = {0};
   if (!e) {
     diag_file_error(m->name, "nnc_model_fit: the code is not this model's");
+  } else if (!code && !interp_fits(m)) {
+    diag_file_error(m->name, "nnc_model_fit: the interpreter would need %.1f GiB for a batch (limit %.0f GiB): "
+                    "train with the model's compiled code",
+                    interp_bytes(m->c.opt_g, m->c.layout, m->c.prog.train.batch) / (1 << 30),
+                    NNC_MAX_MEMORY / (1 << 30));
   } else if (epochs > NNC_MAX_EPOCHS) {
     diag_file_error(m->name, "nnc_model_fit: epochs must be at most %lld", NNC_MAX_EPOCHS);
   } else if (rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va) == 0) {

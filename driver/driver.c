@@ -123,8 +123,6 @@ static int frontend(Compilation *c) {
   return 0;
 }
 
-/* Memory a run needs: the parameter buffer and every intermediate for a
- * full batch (what the interpreter holds; compiled code needs less). */
 /* stabilize, autodiff, optimizer step, graph passes, layout. Returns 1 when
  * the model is too large to run. */
 static int middle(Compilation *c) {
@@ -414,8 +412,9 @@ static int run_task(Compilation *c) {
 
 /* The file that writing to `path`, which does not exist, would create: the
  * real path of its directory and its name, after the symbolic links that
- * lead to it (a link to a file not yet there is followed by a write). NULL
- * when that cannot be told (a directory that is not there, a loop). */
+ * lead to it (a link to a file not yet there is followed by a write; a
+ * loop is left after 40 of them, as the kernel does). NULL when the
+ * directory is not there. */
 static char *would_create(const char *path) {
   char *p = nnc_xstrdup(path);
   for (int hops = 0; hops < 40; hops++) {

@@ -135,13 +135,14 @@ static int unknown_option(const char *opt) {
   return usage_error("unknown option '%s'", opt);
 }
 
-/* One option and its value into o; returns 0, or 2 after a usage error.
- * `opt` is the option as written (for messages). */
+/* An output option given twice: the usage error. */
 static int twice(const char *opt, const char *first, const char *second) {
   fprintf(stderr, "nnc: %s is given twice ('%s', then '%s'): a run writes one\n%s", opt, first, second, usage_line);
   return 2;
 }
 
+/* One option and its value into o; returns 0, or 2 after a usage error.
+ * `opt` is the option as written (for messages). */
 static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale) {
   long long v;
   switch (code) {

@@ -6,6 +6,7 @@
 
 #include <float.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -47,18 +48,17 @@ static void shuffle_data(NncData *d, uint64_t seed) {
  * its line and column of a CSV file (FILE:LINE:COL), else naming the row. */
 __attribute__((format(printf, 5, 6))) static void data_error(const NncData *d, const char *source, size_t row,
                                                              size_t col, const char *fmt, ...) {
-  StrBuf sb = {0};
-  size_t line = nnc_data_line(d, row);
-  if (line)
-    sb_printf(&sb, "%s:%zu:%zu: error: ", source, line, col);
-  else
-    sb_printf(&sb, "%s: error: data row %zu, column %zu: ", source, row + 1, col);
+  StrBuf msg = {0};
   va_list ap;
   va_start(ap, fmt);
-  sb_vprintf(&sb, fmt, ap);
+  sb_vprintf(&msg, fmt, ap);
   va_end(ap);
-  diag_error_line(sb.data);
-  sb_free(&sb);
+  size_t line = nnc_data_line(d, row);
+  if (line && line <= INT_MAX && col <= INT_MAX)
+    diag_file_error_at(source, (Loc){(int)line, (int)col}, "%s", msg.data);
+  else
+    diag_file_error(source, "data row %zu, column %zu: %s", row + 1, col, msg.data);
+  sb_free(&msg);
 }
 
 /* Every value an embedding reads from an input must be a row of its table:
@@ -1050,7 +1050,7 @@ static int run_report(Run *r) {
     printf("steps/s %.0f\n", r->train_time > 0 ? (double)steps / r->train_time : 0.0);
     fflush(stdout);
   }
-  if (!o->plot) return 0; /* (a run of no epochs has no curves, and the rest) */
+  if (!o->plot) return 0; /* (a run of no epochs gets the report too, its curves empty) */
   char *settings = report_settings(r->p, g, o, r->tr.rows, r->has_valid ? r->va.rows : 0);
   StrBuf fig = {0};
   sb_printf(&fig, "final train loss %.6g", tl);

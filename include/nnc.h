@@ -267,7 +267,9 @@ NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
  * backward and the optimizer step. Return 0, or -1 when n is not
  * min_train_rows..max_batch for backward and train_step (or negative for
  * forward), or
- * y is asked for without targets and the output needs them. */
+ * y is asked for without targets and the output needs them, or the
+ * interpreter would hold more than 16 GiB for a batch (a model compiled
+ * with opts jit, which held it to compiled code's memory). */
 NNC_API int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y,
                                void *loss);
 NNC_API int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n,

@@ -55,7 +55,7 @@ setup(
     version=nnc_version(),
     description="nnc, a compiler for neural networks, from numpy",
     packages=["nnc"],
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # (fit() relies on where 3.10 checks for signals)
     install_requires=["numpy"],
     cmdclass={"build_py": BuildWithLibrary},
     zip_safe=False,

@@ -65,8 +65,19 @@ size_t nnc_data_line(const NncData *d, size_t row) {
   return d->breaks[lo].line + (row - d->breaks[lo].row);
 }
 
-/* Row d->rows is on line `lineno`: a break unless it follows the last. */
+/* Row d->rows is on line `lineno`: a break unless it follows the last.
+ * Past NNC_DATA_MAX_BREAKS (a file of a blank line between every two rows)
+ * the lines are dropped: messages name rows then. */
 static int note_line(NncData *d, size_t lineno) {
+  if (d->breaks_cap == SIZE_MAX) /* dropped */
+    return 0;
+  if (d->nbreaks == NNC_DATA_MAX_BREAKS) {
+    free(d->breaks);
+    d->breaks = NULL;
+    d->nbreaks = 0;
+    d->breaks_cap = SIZE_MAX;
+    return 0;
+  }
   if (d->nbreaks > 0) {
     const struct NncLineBreak *b = &d->breaks[d->nbreaks - 1];
     if (b->line + (d->rows - b->row) == lineno)

@@ -785,7 +785,7 @@ static void loss_panel(cairo_t *cr, const ReportData *r, const Box *b) {
     /* within the doubles' decades (a loss near 1e300 padded past 1e308 was
        an axis up to infinity, and no curve on it) */
     double l = log10(lo), h = log10(hi), pad = fmax((h - l) * 0.05, 0.05);
-    ay = (Axis){pow(10, fmax(l - pad, -307)), pow(10, fmin(h + pad, 308)), true};
+    ay = (Axis){fmax(pow(10, l - pad), DBL_TRUE_MIN), fmin(pow(10, h + pad), DBL_MAX), true};
   } else {
     double l = fmin(lo, 0), pad = fmax(hi / 2 - l / 2, 1e-12) * 0.1;
     ay = (Axis){l, fmin(hi + pad, DBL_MAX), false};

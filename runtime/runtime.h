@@ -50,6 +50,9 @@ typedef struct NncData {
   size_t nbreaks, breaks_cap;
 } NncData;
 
+/* Most line breaks a CSV's NncData keeps (1 MiB of them). */
+#define NNC_DATA_MAX_BREAKS ((size_t)1 << 16)
+
 /* The file's line (1-based) of data row `row` (0-based) of a CSV as read,
  * or 0 when it is not known. */
 size_t nnc_data_line(const NncData *d, size_t row);

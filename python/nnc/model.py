@@ -166,16 +166,18 @@ class Param:
 _guards = weakref.WeakSet()  # every model's, for fork
 
 
-def _reset_guards_in_child():
+def _reset_locks_in_child():
     """A child of fork() has one thread, the one that forked: a lock
-    another thread held, and the busy flag of a fit() another thread ran,
-    would stay so for good. The child's model is as the fork found it."""
+    another thread held would stay held for good. A model that a fit() of
+    another thread was training stays busy (its buffer is half a step, and
+    the loop is not in the child): make a new one there."""
+    global compile_lock
     for g in list(_guards):
         g.lock = threading.RLock()
-        g.busy = False
+    compile_lock = threading.Lock()  # (a compilation of another thread)
 
 
-os.register_at_fork(after_in_child=_reset_guards_in_child)
+os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 def _holding(method):
@@ -206,11 +208,6 @@ class _Guard:
         self.busy = False
         self.lock = threading.RLock()
         _guards.add(self)
-
-    def start(self):
-        """fit() begins: RuntimeError if it runs already."""
-        with self:
-            self.busy = True
 
     def __enter__(self):
         self.lock.acquire()
@@ -476,7 +473,10 @@ class Model:
         guard = getattr(self, "_guard", None)
         if guard is None:  # (compiling failed)
             return
-        if guard.lock._is_owned():  # a signal handler or finalizer inside a call
+        # (_is_owned: whether this thread holds it, in a call on the model
+        # that a signal handler or a finalizer interrupted; CPython's RLock
+        # has it, as threading.Condition relies on)
+        if guard.lock._is_owned():
             raise RuntimeError("close() inside a call on the model (a signal handler, a finalizer): the call "
                                "would go on in freed code; close it after")
         with guard.lock:  # after any call another thread is making
@@ -748,42 +748,59 @@ class Model:
         out, done = [], threading.Lock()
         done.acquire()  # released by the worker once the C loop has returned
 
+        def release():
+            """The model is no longer the loop's: run once, by the worker
+            (which no signal interrupts), or here when none started."""
+            lib.model_stop(m, False)
+            self.epochs_trained += r.epochs
+            self._fast_step = fast
+            guard.busy = False
+
         def train():
             rc = -1
             try:
                 rc = lib.model_fit(m, self._bufp, self._fns, epochs, bool(verbose), byref(r), byref(d))
             finally:
+                release()
                 out.append(rc)
                 done.release()
 
         # The C loop runs on a thread of its own, so that this one sees
         # Ctrl-C (KeyboardInterrupt, or any exception raised in it) and asks
         # the loop to stop at its next step, as --train stops at SIGINT.
-        # Whatever arrives, and whenever, fit() returns only once the loop
-        # has (`out` holds its result): until then the model is the loop's.
-        # (A bare lock to wait on: an Event's wait, interrupted, could leave
-        # its condition held and the worker stuck in set(); an interrupted
-        # Thread.join() could leave is_alive() False while the thread ran.)
-        interrupted, owner, started = None, False, False
+        # Whatever arrives, and wherever, the model stays the loop's until
+        # the loop returns: the worker releases it. fit() waits for that
+        # (`out` holds the result); an exception that escapes the wait
+        # leaves with the stop asked for, and the worker releases the model
+        # a step later. (A bare lock to wait on: an Event's wait,
+        # interrupted, could leave its condition held and the worker stuck
+        # in set(); an interrupted Thread.join() could leave is_alive()
+        # False while the thread ran. That an exception signalled at a
+        # statement comes after its call, never between two stores of one
+        # statement, is Python 3.10's: it checks only at calls and
+        # backward jumps.)
+        interrupted, started = None, False
         try:
             with guard.lock:
                 self._ready()
                 epochs = -1 if epochs is None else _int_arg(epochs, "epochs", 0, 100000000)
                 m = self._m
                 lib.model_stop(m, False)
-                # the call lets other threads run: their calls raise RuntimeError
                 fast = self._fast_step
-                guard.busy = owner = True
-                self._fast_step = None
-            started = True  # (an exception raised at the call comes after it)
-            try:
-                _thread.start_new_thread(train, ())
-            except RuntimeError:  # cannot start a thread
-                started = False
-                raise
+                # the call lets other threads run: their calls raise RuntimeError
+                guard.busy, self._fast_step = True, None
+                try:
+                    started = True
+                    _thread.start_new_thread(train, ())
+                except BaseException:
+                    started = False  # (the call raised: no thread)
+                    release()
+                    raise
             while not out:
                 done.acquire()
         except BaseException as e:  # (KeyboardInterrupt above all)
+            if started:
+                lib.model_stop(m, True)
             interrupted = e
         finally:
             while started and not out:
@@ -792,14 +809,7 @@ class Model:
                     done.acquire(timeout=0.1)
                 except BaseException as e:
                     interrupted = interrupted or e
-            if owner:
-                try:
-                    lib.model_stop(m, False)
-                    self.epochs_trained += r.epochs
-                finally:
-                    guard.busy = False
-                    self._fast_step = fast
-        if interrupted is not None and not started:
+        if interrupted is not None and not out:
             raise interrupted
         rc = out[0] if out else -1
         try:
@@ -820,9 +830,9 @@ class Model:
         step, as Ctrl-C stops one the main thread runs: that fit() returns
         its History, the run standing where it stopped. Does nothing when
         no fit() runs."""
-        m = self._m
-        if m and self._guard.busy:
-            lib.model_stop(m, True)
+        with self._guard.lock:  # (not closed meanwhile; fit() holds it only to start)
+            if self._m and self._guard.busy:
+                lib.model_stop(self._m, True)
 
     @_holding
     def init_params(self):

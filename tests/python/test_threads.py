@@ -1,6 +1,7 @@
 """Threads, Ctrl-C and the model's life: close() from another thread waits
 for the call it races, fit() stops at Ctrl-C with the run where it stood,
 and the library leaves the process's signal handlers alone."""
+import ctypes
 import json
 import os
 import signal
@@ -119,7 +120,12 @@ def test_ctrl_c_twice_and_exceptions_anywhere_leave_the_model_whole():
 
 
 def check_whole(m):
-    """m after an interrupted fit(): not busy, not training, trains on."""
+    """m after an interrupted fit(): not busy (once its loop has returned,
+    a step after the stop), not training, trains on."""
+    for _ in range(1000):
+        if not m._guard.busy:
+            break
+        time.sleep(0.001)
     assert not m._guard.busy
     w = m.params["linear1.W"].copy()
     time.sleep(0.05)
@@ -213,6 +219,17 @@ def test_a_diverging_compiled_model_above_the_interpreters_limit():
         m.params["linear2.W"] = np.full(m.params["linear2.W"].shape, 1e30)
         with pytest.raises(nnc.TrainingError, match="non-finite value in epoch 1"):
             m.fit()
+        # the library's interpreter calls refuse it (nnc.h): -1, an error
+        from nnc._lib import NncDiagnostics, NncFitResult, lib
+        x, t = np.zeros((2, 2), np.float32), np.zeros((2, 1), np.float32)
+        y, loss = np.zeros((2, 1), np.float32), np.zeros(2, np.float32)
+        assert lib.interp_forward(m._m, m._bufp, x.ctypes.data, t.ctypes.data, 2, y.ctypes.data,
+                                  loss.ctypes.data) == -1
+        r, d = NncFitResult(), NncDiagnostics()
+        assert lib.model_fit(m._m, m._bufp, None, 1, False, ctypes.byref(r), ctypes.byref(d)) == -1
+        assert "the interpreter would need" in d.items[0].message.decode()
+        lib.fit_result_free(ctypes.byref(r))
+        lib.diagnostics_free(ctypes.byref(d))
 
 
 def test_fit_leaves_the_signal_handlers_alone():
