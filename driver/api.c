@@ -34,6 +34,9 @@ struct NncModel {
   TrainState fitted; /* the last nnc_model_fit's steps and shuffling (for
                         nnc_model_save's metadata; best not kept) */
   atomic_int stop;             /* nnc_model_stop's flag */
+  /* the interpreter may run a batch: within the memory limit, which
+     compiling checked unless the caller said jit */
+  bool interp_fits;
   NncIndexInput *index_inputs; /* the inputs embeddings read */
   int nindex_inputs;
 };
@@ -157,6 +160,7 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
     return NULL;
   }
   fill_layout(m);
+  m->interp_fits = interp_bytes(m->c.opt_g, m->c.layout, m->c.prog.train.batch) <= NNC_MAX_MEMORY;
   return m;
 }
 
@@ -211,12 +215,6 @@ void *nnc_buffer_new(const NncModel *m) {
   nnc_prefault(buf, bytes); /* zeroed in full next */
   nnc_buffer_init(m, buf);
   return buf;
-}
-
-/* Whether the interpreter may run a batch of m's: within the memory limit
- * (nnc_compile_* checked it unless the caller said jit). */
-static bool interp_fits(const NncModel *m) {
-  return interp_bytes(m->c.opt_g, m->c.layout, m->c.prog.train.batch) <= NNC_MAX_MEMORY;
 }
 
 static Engine *interp(NncModel *m) {
@@ -282,7 +280,7 @@ static bool rows_ok(const NncModel *m, int64_t n) {
 }
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
-  if (n < 0 || !y || (!t && !m->layout.has_predict) || !interp_fits(m)) return -1;
+  if (n < 0 || !y || (!t && !m->layout.has_predict) || !m->interp_fits) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   e->forward(e, x, t && loss ? t : NULL, n, y, t ? loss : NULL);
@@ -293,7 +291,7 @@ int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int
 /* backward, or backward and the optimizer step, on the caller's buffer */
 static int interp_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss,
                        bool update) {
-  if (!rows_ok(m, n) || !t || !interp_fits(m)) return -1;
+  if (!rows_ok(m, n) || !t || !m->interp_fits) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   double l = update ? e->train_step(e, x, t, n) : e->backward(e, x, t, n);
@@ -429,7 +427,7 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   NncData tr = {0}, va = {0};
   if (!e) {
     diag_file_error(m->name, "nnc_model_fit: the code is not this model's");
-  } else if (!code && !interp_fits(m)) {
+  } else if (!code && !m->interp_fits) {
     diag_file_error(m->name, "nnc_model_fit: the interpreter would need %.1f GiB for a batch (limit %.0f GiB): "
                     "train with the model's compiled code",
                     interp_bytes(m->c.opt_g, m->c.layout, m->c.prog.train.batch) / (1 << 30),

@@ -410,38 +410,6 @@ static int run_task(Compilation *c) {
   return rc;
 }
 
-/* The file that writing to `path`, which does not exist, would create: the
- * real path of its directory and its name, after the symbolic links that
- * lead to it (a link to a file not yet there is followed by a write; a
- * loop is left after 40 of them, as the kernel does). NULL when the
- * directory is not there. */
-static char *would_create(const char *path) {
-  char *p = nnc_xstrdup(path);
-  for (int hops = 0; hops < 40; hops++) {
-    char target[4096];
-    ssize_t len = readlink(p, target, sizeof target - 1);
-    if (len < 0) break;
-    target[len] = 0;
-    const char *slash = strrchr(p, '/');
-    StrBuf next = {0}; /* a relative target is from the link's directory */
-    if (target[0] != '/' && slash) sb_printf(&next, "%.*s/", (int)(slash - p), p);
-    sb_puts(&next, target);
-    free(p);
-    p = next.data;
-  }
-  const char *slash = strrchr(p, '/');
-  char *dir = slash ? strndup(p, (size_t)(slash - p) + (slash == p)) : nnc_xstrdup(".");
-  char *real = dir ? realpath(dir, NULL) : NULL;
-  char *out = NULL;
-  if (real) {
-    StrBuf sb = {0};
-    sb_printf(&sb, "%s/%s", real, slash ? slash + 1 : p);
-    out = sb.data;
-  }
-  free(dir), free(real), free(p);
-  return out;
-}
-
 /* Whether paths a and b name one regular file: the same file when both
  * exist (devices and FIFOs aside), else the same file to be created when
  * neither does. */
@@ -450,7 +418,7 @@ static bool same_file(const char *a, const char *b) {
   bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
   if (ea && eb) return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   if (ea || eb) return false;
-  char *ca = would_create(a), *cb = would_create(b);
+  char *ca = nnc_out_target(a), *cb = nnc_out_target(b);
   bool same = ca && cb && strcmp(ca, cb) == 0;
   free(ca), free(cb);
   return same;

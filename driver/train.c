@@ -39,9 +39,7 @@ static void shuffle_data(NncData *d, uint64_t seed) {
   d->x = x;
   d->t = t;
   free(perm);
-  free(d->breaks); /* the rows are no longer the file's order */
-  d->breaks = NULL;
-  d->nbreaks = d->breaks_cap = 0;
+  nnc_data_drop_lines(d); /* the rows are no longer the file's order */
 }
 
 /* An error at value `col` (1-based) of data row `row` (0-based) of d: at
@@ -1175,16 +1173,12 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   if (r.tty && r.run_epochs > 0 && status == 0 && !patience_out(&r, r.st->epoch)) printf("\n");
   /* (under MPI a rank may stop for another's signal) */
   int stopped_by = status == 0 && r.stop && o->catch_signals ? (stop_signal ? stop_signal : SIGTERM) : 0;
-  if (stopped_by) {
+  if (status == 0 && r.stop && (stopped_by || !o->quiet)) { /* a signal, or the caller's flag */
     fflush(stdout);
-    fprintf(stderr, "nnc: stopped by %s after %" PRId64 " of %" PRId64 " epochs and %" PRId64
+    fprintf(stderr, "nnc: stopped%s after %" PRId64 " of %" PRId64 " epochs and %" PRId64
                     " steps; the final lines are for the parameters reached\n",
-            stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.st->epoch, r.tc->epochs, r.st->steps);
-  } else if (status == 0 && r.stop && !o->quiet) { /* the caller's flag */
-    fflush(stdout);
-    fprintf(stderr, "nnc: stopped after %" PRId64 " of %" PRId64 " epochs and %" PRId64
-                    " steps; the final lines are for the parameters reached\n",
-            r.st->epoch, r.tc->epochs, r.st->steps);
+            !stopped_by ? "" : stopped_by == SIGINT ? " by SIGINT" : " by SIGTERM", r.st->epoch, r.tc->epochs,
+            r.st->steps);
   }
   /* early stopping: the best epoch's parameters for the final lines and
      the checkpoint's NAME tensors; the last epoch's state goes on */

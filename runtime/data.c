@@ -65,17 +65,21 @@ size_t nnc_data_line(const NncData *d, size_t row) {
   return d->breaks[lo].line + (row - d->breaks[lo].row);
 }
 
+void nnc_data_drop_lines(NncData *d) {
+  free(d->breaks);
+  d->breaks = NULL;
+  d->nbreaks = 0;
+  d->breaks_cap = SIZE_MAX; /* none recorded from now on */
+}
+
 /* Row d->rows is on line `lineno`: a break unless it follows the last.
  * Past NNC_DATA_MAX_BREAKS (a file of a blank line between every two rows)
  * the lines are dropped: messages name rows then. */
 static int note_line(NncData *d, size_t lineno) {
-  if (d->breaks_cap == SIZE_MAX) /* dropped */
+  if (d->breaks_cap == SIZE_MAX)
     return 0;
   if (d->nbreaks == NNC_DATA_MAX_BREAKS) {
-    free(d->breaks);
-    d->breaks = NULL;
-    d->nbreaks = 0;
-    d->breaks_cap = SIZE_MAX;
+    nnc_data_drop_lines(d);
     return 0;
   }
   if (d->nbreaks > 0) {

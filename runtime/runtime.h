@@ -56,6 +56,8 @@ typedef struct NncData {
 /* The file's line (1-based) of data row `row` (0-based) of a CSV as read,
  * or 0 when it is not known. */
 size_t nnc_data_line(const NncData *d, size_t row);
+/* Forget the lines (the rows are reordered, or too many breaks). */
+void nnc_data_drop_lines(NncData *d);
 
 /* Largest row count any data source may produce (refused above this). */
 #define NNC_DATA_MAX_ROWS ((size_t)1 << 26)

@@ -510,6 +510,20 @@ static char *dir_of(const char *path) {
   return dir;
 }
 
+char *nnc_out_target(const char *path) {
+  int fdno;
+  char *dest = follow_links(path, &fdno);
+  if (!dest) return NULL;
+  char *dir = dir_of(dest), *real = realpath(dir, NULL), *out = NULL;
+  if (real) {
+    const char *slash = strrchr(dest, '/');
+    out = nnc_xmalloc(strlen(real) + strlen(dest) + 2);
+    sprintf(out, "%s/%s", real, slash ? slash + 1 : dest);
+  }
+  free(dest), free(dir), free(real);
+  return out;
+}
+
 /* Whether a regular file dest (existing or not) can be replaced as
  * nnc_out_close does it, asked of the system the same way: a temporary file
  * made beside it and removed (a deleted working directory, a read-only

@@ -222,6 +222,11 @@ void nnc_c_locale_end(void *previous);
 bool nnc_out_busy(void);
 /* The whole file at once. 0, or the errno value of the failure. */
 int nnc_write_file(const char *path, const void *data, size_t len, int flags);
+/* The file a write to path creates or replaces, as the real path of its
+ * directory and its name, its symbolic links followed (to a file not yet
+ * there too): two names of one output compare equal. malloc'd; NULL when
+ * the directory is not there, or the links loop. */
+char *nnc_out_target(const char *path);
 /* Whether path could be written (before a long run ends in "cannot
  * write"): 0, or the errno value of the reason (EISDIR, ENOENT, EACCES). */
 int nnc_out_check(const char *path);

@@ -88,10 +88,9 @@ def _int_arg(v, name, lo, hi):
     return int(v)
 
 
-def _options(epochs, batch, seed, lr, dtype, cpu, jit):
+def _options(epochs, batch, seed, lr, dtype, cpu):
     o = NncOptions()
     lib.options_default(byref(o))
-    o.jit = bool(jit)  # which memory limit applies: compiled code's or the interpreter's
     if epochs is not None:
         o.epochs = _int_arg(epochs, "epochs", 0, 100000000)
     if batch is not None:
@@ -352,7 +351,7 @@ class Model:
     def __init__(self, path, jit=True, *, opt_level=2, epochs=None, batch=None, seed=None, lr=None, dtype=None,
                  cpu=None):
         self._m = None
-        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu, jit))
+        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
 
     @classmethod
     def from_source(cls, text, name="<string>", jit=True, *, opt_level=2, epochs=None, batch=None, seed=None,
@@ -369,7 +368,7 @@ class Model:
             raise ValueError("the source text holds a NUL character")
         self = cls.__new__(cls)
         self._m = None
-        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu, jit))
+        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
         return self
 
     name = property(lambda self: self._name, doc="the model's name (`model NAME`)")
@@ -412,6 +411,7 @@ class Model:
         self._m = None
         self._guard = _Guard()
         opt_level = _int_arg(opt_level, "opt_level", 0, 3)
+        opts.jit = bool(jit)  # which memory limit applies: compiled code's or the interpreter's
         d = NncDiagnostics()
         with compile_lock:
             if source is None:
