@@ -103,6 +103,16 @@ typedef struct CG {
      function has no such call */
   const struct AdamStep **adam_of;
   bool avx_lane_swap;      /* the target is x86 with AVX: name vperm2f128 */
+  /* segments (codegen.c): a function of many nodes is built as functions
+     of bounded size that it calls in turn; its small nodes then live in
+     one frame (a stack slot of the function, each segment's last
+     argument) at frame + their Store's off, not in stack slots of their
+     own, which a segment could not reach; nodes in the workspace are at
+     ws + their Store's off */
+  bool split;
+  LLVMValueRef frame;  /* the frame while the function is split, else NULL */
+  int64_t frame_bytes;
+  int segments_from, segment_weight; /* codegen.c's SEGMENTS_FROM, SEGMENT_WEIGHT */
 } CG;
 
 /* ---- small builders ---- */

@@ -796,6 +796,12 @@ static bool emits_here(const CG *cg, int i) {
          !cg->given[i] && !cg->fused_into[i];
 }
 
+/* Is n (in memory) in a stack slot of its own, or the frame's? */
+static bool in_slot(const CG *cg, const Node *n) {
+  LLVMValueRef base = cg->st[n->id].base;
+  return base && (LLVMIsAAllocaInst(base) || base == cg->frame);
+}
+
 /* ---- per-channel chains ----
  *
  * Consecutive elementwise nodes without a batch and of one shape (a
@@ -820,7 +826,7 @@ typedef struct Chain {
 static bool chain_member_ok(const CG *cg, const Node *n) {
   LLVMValueRef base = cg->st[n->id].base;
   return is_elementwise(n) && !n->batched && !cg->epi_gemm[n->id] && base && !(cg->adam_of && cg->adam_of[n->id]) &&
-         (LLVMIsAAllocaInst(base) || base == cg->buf || base == cg->gbuf);
+         (in_slot(cg, n) || base == cg->buf || base == cg->gbuf);
 }
 
 /* Does x share memory with a node of the chain (the same node, or the
@@ -866,7 +872,7 @@ static bool chain_reads_ok(const CG *cg, const Chain *c, const Node *x, const Sh
  * loop (a count less one). */
 static bool chain_scalar_ok(const CG *cg, const Chain *c, const Node *n) {
   if (!is_elementwise(n) || n->batched || shape_numel(&n->shape) != 1 || cg->st[n->id].kind != ST_MEM ||
-      !cg->st[n->id].base || !LLVMIsAAllocaInst(cg->st[n->id].base) || cg->epi_gemm[n->id])
+      !in_slot(cg, n) || cg->epi_gemm[n->id])
     return false;
   for (int k = 0; k < op_info[n->op].nin; k++)
     if (!chain_reads_ok(cg, c, n->in[k], &n->shape, false)) return false;
@@ -947,9 +953,10 @@ static void set_mem(CG *cg, const Node *n, LLVMValueRef base, int64_t off, int64
   cg->st[n->id] = (Store){.kind = ST_MEM, .base = base, .off = off, .row_stride = row_stride};
 }
 
-/* A computed node gets a stack slot when small, else a range of the
- * workspace, which plan_workspace chooses once every node's storage is
- * known (until then its base is NULL). */
+/* A computed node gets a stack slot when small (a slot of the frame in a
+ * function built as segments), else a range of the workspace, which
+ * plan_workspace chooses once every node's storage is known (until then
+ * its base is NULL). */
 static void place(CG *cg, const Node *n, bool materialize) {
   if (!materialize && (is_view(n) || (n->op == OP_DROPOUT && cg_evaluation(cg)))) {
     cg->st[n->id].kind = ST_VIEW;
@@ -957,7 +964,13 @@ static void place(CG *cg, const Node *n, bool materialize) {
   }
   int64_t bytes = node_bytes(cg, n);
   int64_t numel = shape_numel(&n->shape);
-  if (bytes <= SMALL_NODE_BYTES && cg->stack_bytes + bytes <= STACK_BUDGET) {
+  int64_t slot_bytes = (bytes + 63) / 64 * 64; /* a slot of the frame, 64-byte aligned as a stack slot is */
+  if (cg->split && bytes <= SMALL_NODE_BYTES && cg->frame_bytes + slot_bytes <= STACK_BUDGET) {
+    set_mem(cg, n, cg->frame, cg->frame_bytes / cg->L->elem_size, numel);
+    cg->frame_bytes += slot_bytes;
+    return;
+  }
+  if (!cg->split && bytes <= SMALL_NODE_BYTES && cg->stack_bytes + bytes <= STACK_BUDGET) {
     LLVMTypeRef ty = LLVMArrayType2(cg->T, (uint64_t)(bytes / cg->L->elem_size));
     char name[128];
     LLVMValueRef slot = LLVMBuildAlloca(cg->alloc, ty, cg_llvm_name(cg, n, name, sizeof name));
@@ -1127,6 +1140,11 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
   for (int i = 0; i < len; i++) {
     cg->pack_off[i] = pack_span[i] >= 0 ? spans[pack_span[i]].off : -1;
     if (span_of[i] < 0) continue;
+    if (cg->split) { /* the workspace and an offset, as segments reach it */
+      cg->st[i].base = cg->ws;
+      cg->st[i].off = spans[span_of[i]].off / cg->L->elem_size;
+      continue;
+    }
     char name[128];
     LLVMValueRef off = ci(cg, spans[span_of[i]].off);
     cg->st[i].base = LLVMBuildInBoundsGEP2(cg->alloc, i8, cg->ws, &off, 1, cg_llvm_name(cg, g->nodes[i], name, sizeof name));
@@ -1139,6 +1157,51 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
   free(span_of);
   free(pack_span);
   free(spans);
+}
+
+/* ---- segments ----
+ *
+ * LLVM's time on a function grows faster than the function: loop
+ * rotation and the SLP vectorizer in the optimization, instruction
+ * selection and the scheduler in machine code. A chain of 100 small
+ * layers is thousands of small loops in one training step, and took
+ * seconds. So a function whose code passes SEGMENTS_FROM instructions is
+ * built again as segments: functions of about SEGMENT_WEIGHT
+ * instructions each, internal and never inlined, that it calls in turn
+ * with its own arguments and its frame. Whatever a segment leaves for a
+ * later one is in memory they all reach: the buffer, the workspace, the
+ * frame (the stack slots of a function built whole). Values the cache
+ * holds in registers are stored at each segment's end. The function
+ * itself only calls them and copies out its results. Every example's
+ * functions are built whole (the largest, circles' straight-line training
+ * step, is about 6,400 instructions). */
+enum { SEGMENTS_FROM = 12000, SEGMENT_WEIGHT = 2000 };
+
+/* The instructions of a function so far, counted from where the last
+ * count ended (the code grows at its end; what is added to earlier
+ * blocks, stack slots and loop preheaders, is missed after their count). */
+typedef struct Weight {
+  LLVMBasicBlockRef bb; /* the last block counted */
+  int64_t before;       /* instructions in the blocks before it */
+} Weight;
+
+static int64_t weigh(LLVMValueRef fn, Weight *w) {
+  int64_t n = w->bb ? w->before : 0;
+  for (LLVMBasicBlockRef bb = w->bb ? w->bb : LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb)) {
+    int64_t in_bb = 0;
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) in_bb++;
+    w->bb = bb, w->before = n;
+    n += in_bb;
+  }
+  return n;
+}
+
+/* Its small nodes are placed in a frame when the function is built as
+ * segments, addressed through a stand-in until its size is known. */
+static void plan_frame(CG *cg) {
+  cg->frame = cg->split ? LLVMAddGlobal(cg->mod, LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), 0), "nnc.frame.planned")
+                        : NULL;
+  cg->frame_bytes = 0;
 }
 
 /* Mark what this function computes, and how each node is stored. */
@@ -1165,6 +1228,7 @@ static void plan(CG *cg, Node **roots, int nroots, bool grads_given) {
     for (int k = 0; k < op_info[n->op].nin; k++)
       if (node_reads(n, k, cg_evaluation(cg))) cg->need[n->in[k]->id] = true;
   }
+  plan_frame(cg);
   /* readers within this function */
   int *users = nnc_xcalloc((size_t)g->len, sizeof(int));
   const Node **reader = nnc_xcalloc((size_t)g->len, sizeof(Node *));
@@ -1389,7 +1453,7 @@ static bool sliceable(CG *cg) {
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
     LLVMValueRef base = cg->st[i].base;
-    bool stack = base && LLVMIsAAllocaInst(base);
+    bool stack = in_slot(cg, n);
     if (!is_elementwise(n) || n->batched || !(stack || base == cg->buf)) return false;
     /* in the buffer, a node takes a tensor's place (in place, or a dead
        gradient's): a part writes only its slice of that tensor, which it
@@ -1499,107 +1563,212 @@ static void build_chunked(CG *cg, FnKind kind, LLVMValueRef batch) {
   compile_as_call_loop(cg, fn);
 }
 
-/* kind's function; sliced: update's as update_part (engine.h), when it
- * can be (else nothing, and NULL) */
-static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
-  const Graph *g = cg->g;
+/* A function kind's name and parameters (codegen.h, engine.h). */
+typedef struct Signature {
+  const char *name;
+  LLVMTypeRef ret;
+  LLVMTypeRef ps[9]; /* a segment's: the same and the frame */
+  const char *names[9];
+  int np;
+  unsigned readonly; /* bit i: parameter i is read only */
+  int rows;          /* the parameter that is a batch's row count, or -1 */
+} Signature;
+
+static Signature signature(CG *cg, FnKind kind, bool sliced) {
   LLVMTypeRef p = cg->ptr, I = cg->i64, V = LLVMVoidTypeInContext(cg->ctx);
-  LLVMValueRef fn;
-  cg->kind = kind;
-  cg->first = NULL;
-  cg->x = cg->t = cg->y = cg->loss = NULL;
-  LLVMValueRef module_ws = cg->ws;
-  int batch = cg->max_batch;
-  /* grad_part's code and workspace are for a shard's rows (its sizes,
-     scratch and the choices that follow the rows, planned as for a batch
-     of that many) */
-  if (kind == FN_GRAD_PART) cg->max_batch = codegen_part_rows(g, batch);
-  int nroots = 0;
-  Node **roots = nnc_xcalloc((size_t)(g->params.len + g->nupdates + 4), sizeof(Node *));
   switch (kind) {
-  case FN_FORWARD: {
-    LLVMTypeRef ps[] = {p, p, p, I, p, p};
-    const char *names[] = {"buf", "x", "t", "n", "y", "loss"};
-    fn = cg_declare(cg, "forward_batch", V, ps, 6, names, 0x6);
-    rows_range(cg, fn, 3);
-    cg_begin_body(cg, fn);
-    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
-    cg->y = LLVMGetParam(fn, 4), cg->loss = LLVMGetParam(fn, 5);
-    set_rows(cg, LLVMGetParam(fn, 3));
-    roots[nroots++] = g->output;
-    roots[nroots++] = g->loss;
-    break;
-  }
-  case FN_PREDICT: {
-    LLVMTypeRef ps[] = {p, p, I, p};
-    const char *names[] = {"buf", "x", "n", "y"};
-    fn = cg_declare(cg, "predict_batch", V, ps, 4, names, 0x2);
-    rows_range(cg, fn, 2);
-    cg_begin_body(cg, fn);
-    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->y = LLVMGetParam(fn, 3);
-    set_rows(cg, LLVMGetParam(fn, 2));
-    roots[nroots++] = g->output;
-    break;
-  }
-  case FN_BACKWARD: case FN_TRAIN_STEP: {
-    LLVMTypeRef ps[] = {p, p, p, I};
-    const char *names[] = {"buf", "x", "t", "n"};
-    fn = cg_declare(cg, kind == FN_BACKWARD ? "backward" : "train_step", cg->T, ps, 4, names, 0x6);
-    rows_range(cg, fn, 3);
-    cg_begin_body(cg, fn);
-    cg->buf = LLVMGetParam(fn, 0), cg->x = LLVMGetParam(fn, 1), cg->t = LLVMGetParam(fn, 2);
-    set_rows(cg, LLVMGetParam(fn, 3));
-    roots[nroots++] = g->batch_loss;
-    if (kind == FN_BACKWARD)
-      for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
-    else
-      for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
-    break;
-  }
-  case FN_GRAD_PART: {
+  case FN_FORWARD:
+    return (Signature){"forward_batch", V, {p, p, p, I, p, p}, {"buf", "x", "t", "n", "y", "loss"}, 6, 0x6, 3};
+  case FN_PREDICT:
+    return (Signature){"predict_batch", V, {p, p, I, p}, {"buf", "x", "n", "y"}, 4, 0x2, 2};
+  case FN_BACKWARD: case FN_TRAIN_STEP:
+    return (Signature){kind == FN_BACKWARD ? "backward" : "train_step", cg->T, {p, p, p, I}, {"buf", "x", "t", "n"},
+                       4, 0x6, 3};
+  case FN_GRAD_PART:
     /* a shard of a batch: gradients of its n rows into grad (the buffer's
        layout), scaled by 1/total, the rows of the whole batch; its own
        workspace, so threads can run it side by side */
-    LLVMTypeRef ps[] = {p, p, p, p, p, I, I, I};
-    const char *names[] = {"buf", "grad", "ws", "x", "t", "n", "total", "first"};
-    fn = cg_declare(cg, "grad_part", cg->T, ps, 8, names, 0x19);
-    cg_begin_body(cg, fn);
-    cg->buf = LLVMGetParam(fn, 0), cg->gbuf = LLVMGetParam(fn, 1), cg->ws = LLVMGetParam(fn, 2);
-    cg->x = LLVMGetParam(fn, 3), cg->t = LLVMGetParam(fn, 4);
-    cg->n = LLVMGetParam(fn, 5);
-    cg->first = LLVMGetParam(fn, 7);
-    cg->inv_n = b_fdiv(cg, cT(cg, 1), LLVMBuildSIToFP(cg->b, LLVMGetParam(fn, 6), cg->T, ""));
-    roots[nroots++] = g->batch_loss;
-    for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
+    return (Signature){"grad_part", cg->T, {p, p, p, p, p, I, I, I},
+                       {"buf", "grad", "ws", "x", "t", "n", "total", "first"}, 8, 0x19, -1};
+  case FN_UPDATE:
+    return (Signature){sliced ? "update_part" : "update", V, {p, I, I, p, I}, {"buf", "part", "parts", "grad2", "nt"},
+                       sliced ? 5 : 1, sliced ? 0x8 : 0, -1};
+  case FN_TRAIN_EPOCH: case FN_COUNT:
     break;
   }
-  case FN_UPDATE: {
-    LLVMTypeRef ps[] = {p, I, I, p, I};
-    const char *names[] = {"buf", "part", "parts", "grad2", "nt"};
-    fn = cg_declare(cg, sliced ? "update_part" : "update", V, ps, sliced ? 5 : 1, names, sliced ? 0x8 : 0);
-    cg_begin_body(cg, fn);
-    cg->buf = LLVMGetParam(fn, 0);
-    if (sliced) {
-      cg->slice_part = LLVMGetParam(fn, 1), cg->slice_parts = LLVMGetParam(fn, 2);
-      cg->slice_grad = LLVMGetParam(fn, 3), cg->slice_nt = LLVMGetParam(fn, 4);
-    }
+  nnc_die("codegen: bad function kind");
+}
+
+/* What cg's code reads of the function being built: its parameters and
+ * what is computed from them once. */
+typedef struct Bound {
+  LLVMValueRef buf, gbuf, ws, x, t, y, loss, n, inv_n, first, frame;
+  LLVMValueRef slice_part, slice_parts, slice_grad, slice_nt;
+} Bound;
+
+static Bound bound_now(const CG *cg) {
+  return (Bound){cg->buf, cg->gbuf, cg->ws, cg->x, cg->t, cg->y, cg->loss, cg->n, cg->inv_n, cg->first, cg->frame,
+                 cg->slice_part, cg->slice_parts, cg->slice_grad, cg->slice_nt};
+}
+
+static void bind(CG *cg, const Bound *b) {
+  cg->buf = b->buf, cg->gbuf = b->gbuf, cg->ws = b->ws, cg->x = b->x, cg->t = b->t, cg->y = b->y;
+  cg->loss = b->loss, cg->n = b->n, cg->inv_n = b->inv_n, cg->first = b->first, cg->frame = b->frame;
+  cg->slice_part = b->slice_part, cg->slice_parts = b->slice_parts, cg->slice_grad = b->slice_grad;
+  cg->slice_nt = b->slice_nt;
+}
+
+/* cg's view of fn's parameters: fn is cg->kind's function or one of its
+ * segments (then the frame is its last parameter). */
+static void bind_params(CG *cg, LLVMValueRef fn) {
+  LLVMValueRef P[9] = {0};
+  unsigned np = LLVMCountParams(fn);
+  for (unsigned i = 0; i < np && i < 9; i++) P[i] = LLVMGetParam(fn, i);
+  switch (cg->kind) {
+  case FN_FORWARD:
+    cg->buf = P[0], cg->x = P[1], cg->t = P[2], cg->y = P[4], cg->loss = P[5];
+    set_rows(cg, P[3]);
+    break;
+  case FN_PREDICT:
+    cg->buf = P[0], cg->x = P[1], cg->y = P[3];
+    set_rows(cg, P[2]);
+    break;
+  case FN_BACKWARD: case FN_TRAIN_STEP:
+    cg->buf = P[0], cg->x = P[1], cg->t = P[2];
+    set_rows(cg, P[3]);
+    break;
+  case FN_GRAD_PART:
+    cg->buf = P[0], cg->gbuf = P[1], cg->ws = P[2], cg->x = P[3], cg->t = P[4], cg->n = P[5], cg->first = P[7];
+    cg->inv_n = b_fdiv(cg, cT(cg, 1), LLVMBuildSIToFP(cg->b, P[6], cg->T, ""));
+    break;
+  case FN_UPDATE:
+    cg->buf = P[0];
+    if (np >= 5) cg->slice_part = P[1], cg->slice_parts = P[2], cg->slice_grad = P[3], cg->slice_nt = P[4];
     set_rows(cg, ci(cg, 1));
-    for (int u = 0; u < g->nupdates; u++)
-      if (!g->updates[u].from_batch) roots[nroots++] = g->updates[u].value; /* it has no batch */
     break;
-  }
-  case FN_TRAIN_EPOCH: case FN_COUNT: default:
+  case FN_TRAIN_EPOCH: case FN_COUNT:
     nnc_die("codegen: bad function kind");
   }
-  if (kind != FN_GRAD_PART) cg->gbuf = cg->buf;
+  if (cg->kind != FN_GRAD_PART) cg->gbuf = cg->buf;
+}
+
+/* Point every node's storage at what is bound now instead of what was
+ * bound (`was`): another function's parameters, frame and workspace. */
+static void rebind(CG *cg, const Bound *was) {
+  LLVMValueRef from[] = {was->buf, was->gbuf, was->ws, was->x, was->t, was->y, was->loss, was->frame};
+  LLVMValueRef to[] = {cg->buf, cg->gbuf, cg->ws, cg->x, cg->t, cg->y, cg->loss, cg->frame};
+  for (int i = 0; i < cg->g->len; i++) {
+    Store *s = &cg->st[i];
+    if (s->kind == ST_VALUE && s->value == was->inv_n) s->value = cg->inv_n;
+    if (s->kind != ST_MEM || !s->base) continue;
+    int k = 0;
+    while (k < 8 && s->base != from[k]) k++;
+    if (k == 8) nnc_die("codegen: node %d's memory is out of a segment's reach", i);
+    s->base = to[k];
+  }
+}
+
+/* The frame, now that its size is known: a stack slot of the function,
+ * where its stand-in was. */
+static void frame_ready(CG *cg) {
+  LLVMValueRef planned = cg->frame;
+  LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(cg->ctx), (uint64_t)(cg->frame_bytes > 0 ? cg->frame_bytes : 64));
+  cg->frame = LLVMBuildAlloca(cg->alloc, ty, "frame");
+  LLVMSetAlignment(cg->frame, 64);
+  for (int i = 0; i < cg->g->len; i++)
+    if (cg->st[i].kind == ST_MEM && cg->st[i].base == planned) cg->st[i].base = cg->frame;
+  LLVMDeleteGlobal(planned);
+}
+
+typedef struct Segments {
+  const Signature *sig;
+  LLVMValueRef fn;        /* the function they make up */
+  LLVMValueRef seg;       /* the open segment, or NULL */
+  Weight weight;          /* the open segment's */
+  LLVMBasicBlockRef body; /* the function's block that calls them */
+  Bound fn_bound;         /* the function's own */
+  int count;
+} Segments;
+
+/* The open segment's end: what the cache holds stored, and back to the
+ * function (the builders at its calls, its bindings). */
+static void segment_close(CG *cg, Segments *s) {
+  Bound was = bound_now(cg);
+  for (int i = 0; i < cg->g->len; i++) cg_flush(cg, cg->g->nodes[i]);
+  LLVMBuildRetVoid(cg->b);
+  cg_end_body(cg);
+  cg->fn = s->fn;
+  LLVMPositionBuilderAtEnd(cg->b, s->body);
+  LLVMPositionBuilderAtEnd(cg->alloc, LLVMGetEntryBasicBlock(s->fn));
+  cg_forget_cache(cg);
+  bind(cg, &s->fn_bound);
+  rebind(cg, &was);
+  s->seg = NULL;
+}
+
+/* Before a node's code: a segment open with room for it (one opened, the
+ * full one closed, as needed). */
+static void segment_next(CG *cg, Segments *s) {
+  if (s->seg && weigh(s->seg, &s->weight) < cg->segment_weight) return;
+  if (s->seg) segment_close(cg, s);
+  if (!s->count) {
+    s->body = LLVMGetInsertBlock(cg->b);
+    s->fn_bound = bound_now(cg);
+  }
+  const Signature *sig = s->sig;
+  LLVMTypeRef ps[9];
+  const char *names[9];
+  for (int i = 0; i < sig->np; i++) ps[i] = sig->ps[i], names[i] = sig->names[i];
+  ps[sig->np] = cg->ptr, names[sig->np] = "frame";
+  char name[64];
+  snprintf(name, sizeof name, "%s.seg%d", sig->name, ++s->count);
+  s->seg = cg_declare(cg, name, LLVMVoidTypeInContext(cg->ctx), ps, sig->np + 1, names, sig->readonly);
+  s->weight = (Weight){0};
+  LLVMSetLinkage(s->seg, LLVMInternalLinkage);
+  cg_add_attr(cg, s->seg, LLVMAttributeFunctionIndex, "noinline");
+  if (sig->rows >= 0) rows_range(cg, s->seg, (unsigned)sig->rows);
+  LLVMValueRef args[9];
+  for (int i = 0; i < sig->np; i++) args[i] = LLVMGetParam(s->fn, (unsigned)i);
+  args[sig->np] = cg->frame;
+  LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(s->seg), s->seg, args, (unsigned)sig->np + 1, "");
+  Bound was = bound_now(cg);
+  cg_begin_body(cg, s->seg);
+  bind_params(cg, s->seg);
+  cg->frame = LLVMGetParam(s->seg, (unsigned)sig->np);
+  rebind(cg, &was);
+}
+
+static void segments_end(CG *cg, Segments *s) {
+  if (s->seg) segment_close(cg, s);
+}
+
+/* fn's body: the nodes the roots need, then its results. Built whole, it
+ * is left unfinished, and false returned, once its code passes
+ * cg->segments_from instructions (build_function builds it again as
+ * segments). */
+static bool build_body(CG *cg, LLVMValueRef fn, const Signature *sig, Node **roots, int nroots, bool sliced) {
+  const Graph *g = cg->g;
+  FnKind kind = cg->kind;
+  cg_begin_body(cg, fn);
+  bind_params(cg, fn);
   plan(cg, roots, nroots, kind == FN_UPDATE);
+  if (cg->split) frame_ready(cg);
   cg->slice_failed = sliced && !sliceable(cg);
   AdamStep *adam = plan_adam_calls(cg);
+  Segments seg = {.sig = sig, .fn = fn};
+  Weight weight = {0};
+  bool whole = true;
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
-  for (int i = 0; i < g->len; i++) {
+  for (int i = 0; i < g->len && whole; i++) {
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
+    if (cg->split)
+      segment_next(cg, &seg);
+    else if (weigh(fn, &weight) > cg->segments_from) {
+      whole = false;
+      break;
+    }
     if (cg->adam_of && cg->adam_of[i]) { /* one call, at the first of its updates */
       const AdamStep *a = cg->adam_of[i];
       if (n == a->m_new) adam_step_call(cg, a, scalar_value(cg, a->ss), scalar_value(cg, a->bc));
@@ -1612,6 +1781,14 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
     }
     emit_node(cg, cg->epi_gemm[i] ? cg->epi_gemm[i] : n);
   }
+  free(cg->adam_of);
+  free(adam);
+  cg->adam_of = NULL;
+  if (!whole) {
+    cg_forget_cache(cg);
+    return false;
+  }
+  if (cg->split) segments_end(cg, &seg);
   switch (kind) {
   case FN_FORWARD:
     copy_out(cg, g->output, cg->y, 0, shape_numel(&g->output->shape), true);
@@ -1643,14 +1820,70 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
     break;
   }
   cg_end_body(cg);
+  return true;
+}
+
+/* kind's function; sliced: update's as update_part (engine.h), when it
+ * can be (else nothing, and NULL) */
+static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
+  const Graph *g = cg->g;
+  LLVMValueRef fn;
+  cg->kind = kind;
+  cg->first = NULL;
+  cg->x = cg->t = cg->y = cg->loss = NULL;
+  LLVMValueRef module_ws = cg->ws;
+  int batch = cg->max_batch;
+  /* grad_part's code and workspace are for a shard's rows (its sizes,
+     scratch and the choices that follow the rows, planned as for a batch
+     of that many) */
+  if (kind == FN_GRAD_PART) cg->max_batch = codegen_part_rows(g, batch);
+  int nroots = 0;
+  Node **roots = nnc_xcalloc((size_t)(g->params.len + g->nupdates + 4), sizeof(Node *));
+  switch (kind) {
+  case FN_FORWARD:
+    roots[nroots++] = g->output;
+    roots[nroots++] = g->loss;
+    break;
+  case FN_PREDICT:
+    roots[nroots++] = g->output;
+    break;
+  case FN_BACKWARD: case FN_TRAIN_STEP:
+    roots[nroots++] = g->batch_loss;
+    if (kind == FN_BACKWARD)
+      for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
+    else
+      for (int u = 0; u < g->nupdates; u++) roots[nroots++] = g->updates[u].value;
+    break;
+  case FN_GRAD_PART:
+    roots[nroots++] = g->batch_loss;
+    for (int i = 0; i < g->params.len; i++) roots[nroots++] = g->grads[i];
+    break;
+  case FN_UPDATE:
+    for (int u = 0; u < g->nupdates; u++)
+      if (!g->updates[u].from_batch) roots[nroots++] = g->updates[u].value; /* it has no batch */
+    break;
+  case FN_TRAIN_EPOCH: case FN_COUNT: default:
+    nnc_die("codegen: bad function kind");
+  }
+  Signature sig = signature(cg, kind, sliced);
+  int64_t ws_bytes = cg->ws_bytes;
+  /* whole, unless its code is too large for that (then again as segments) */
+  cg->split = cg->segments_from == 0;
+  for (;;) {
+    fn = cg_declare(cg, sig.name, sig.ret, sig.ps, sig.np, sig.names, sig.readonly);
+    if (sig.rows >= 0) rows_range(cg, fn, (unsigned)sig.rows);
+    if (build_body(cg, fn, &sig, roots, nroots, sliced)) break;
+    LLVMDeleteFunction(fn);
+    cg->ws_bytes = ws_bytes; /* the plan that counts is the segments' */
+    cg->split = true;
+  }
   cg->ws = module_ws;
   cg->max_batch = batch;
   free(roots);
-  free(cg->adam_of);
-  free(adam);
-  cg->adam_of = NULL;
   if (sliced && cg->slice_failed) LLVMDeleteFunction(fn), fn = NULL;
   cg->slice_part = cg->slice_parts = cg->slice_grad = cg->slice_nt = NULL;
+  cg->split = false;
+  cg->frame = NULL;
   /* train_epoch calls train_step twice, for full batches and the last
      one: its code exists once (compile time grows with every copy). A
      small step was inlined at both calls, the full batches' copy
@@ -1741,6 +1974,14 @@ static void define_workspace(CG *cg, bool external) {
   cg->ws = NULL;
 }
 
+/* A count from the environment variable `name`, or `dflt`. */
+static int env_count(const char *name, int dflt) {
+  const char *v = getenv(name);
+  char *end;
+  long n = v ? strtol(v, &end, 10) : -1;
+  return v && *v && !*end && n >= 0 && n <= 1 << 30 ? (int)n : dflt;
+}
+
 LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *layout, int max_batch,
                              unsigned fns, const CgTarget *target, CgInfo *info) {
   CG cg = {.ctx = ctx, .g = g, .L = layout, .max_batch = max_batch};
@@ -1772,6 +2013,10 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.avx_lane_swap = target->x86_avx;
   const char *vec_env = getenv("NNC_VECTOR_LOOPS"); /* 0: scalar loops, for comparison */
   cg.vec_loops = !vec_env || strcmp(vec_env, "0") != 0;
+  /* segments of other sizes, for tests and comparisons: NNC_SEGMENTS_FROM=0
+     NNC_SEGMENT_WEIGHT=1 builds every function as a segment a node */
+  cg.segments_from = env_count("NNC_SEGMENTS_FROM", SEGMENTS_FROM);
+  cg.segment_weight = env_count("NNC_SEGMENT_WEIGHT", SEGMENT_WEIGHT);
   cg.gemm_kernels = target->gemm_kernels;
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
