@@ -455,6 +455,12 @@ static int check_clashes(const Compilation *c) {
 
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
+  char why[512];
+  /* code the host may lack instructions of would end in SIGILL */
+  if (o->jit && o->cpu && driver_cpu_not_here(o->cpu, why, sizeof why)) {
+    fprintf(stderr, "nnc: error: %s\n", why);
+    return 1;
+  }
   if (check_outputs(o)) return 1;
   int rc = frontend(c);
   if (rc) return rc;
@@ -493,6 +499,20 @@ const char *driver_overrides_error(const NncOptions *o) {
   if (o->opt_level < 0 || o->opt_level > 3) return "opt_level must be 0 to 3";
   if (o->threads < 0 || o->threads > 256) return "threads must be 0 (as many as gain) to 256";
   return NULL;
+}
+
+bool driver_cpu_not_here(const char *cpu, char *msg, size_t n) {
+  if (jit_cpu_runs_here(cpu)) return false;
+  char levels[80] = "";
+  const char *const names[] = {"x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (jit_cpu_runs_here(names[i]))
+      snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%s", *levels ? ", " : " or a level it has (",
+               names[i]);
+  snprintf(msg, n, "--jit runs the code it compiles on this machine, which may lack instructions of CPU '%s': with "
+                   "--jit, --cpu is native, this machine's name (%s)%s%s; --emit compiles for any CPU",
+           cpu, jit_host_cpu_name(), levels, *levels ? ")" : "");
+  return true;
 }
 
 bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
