@@ -353,11 +353,11 @@ static int run_task(Compilation *c) {
     /* as torch.autograd.gradcheck on random inputs */
     int64_t rows = c->prog.train.batch;
     bool indices = rt_random_data(&c->prog, c->opt_g, rows, &train);
-    fprintf(stderr, "%s: note: the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1)%s and "
-                    "targets from U(0, 1) with seed %llu\n",
-            o->file, o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
-            indices ? " (embedding indices uniformly from their tables' rows)" : "",
-            (unsigned long long)c->prog.train.seed);
+    diag_note(&c->diag, (Loc){0, 0}, "the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1)%s "
+              "and targets from U(0, 1) with seed %llu",
+              o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
+              indices ? " (embedding indices uniformly from their tables' rows)" : "",
+              (unsigned long long)c->prog.train.seed);
   } else {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   }

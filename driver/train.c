@@ -1411,7 +1411,7 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *pa
   printf("gradient check %s (tolerance: %g x max(1, largest |gradient|) + %g x |gradient| + rounding of the loss)\n",
          failed.len ? "FAILED" : "passed", tol.atol, tol.rtol);
   fflush(stdout);
-  if (failed.len) fprintf(stderr, "%s: error: gradient check failed for %s\n", path, failed.data);
+  if (failed.len) diag_file_error(path, "gradient check failed for %s", failed.data);
   bool ok = failed.len == 0;
   sb_free(&failed);
   for (int i = 0; i < g->params.len; i++) free(pv[i]);
@@ -1430,7 +1430,7 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
   char err[1024];
   int tgt = (int)engine_target_cols(g);
   if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), tgt, label_column ? tgt : 0, 1, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
+    diag_error_line(err);
     return 1;
   }
   if (check_data(g, &d, csv_path) != 0) {
