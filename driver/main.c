@@ -243,6 +243,15 @@ static int run_command(int argc, char **argv) {
       if (optopt == 'O') return usage_error("unknown option '%s'", "-O");
       return usage_error("%s needs a value", written);
     } else {
+      /* an unknown short option, maybe within a cluster (-xy), is optopt:
+         argv[optind - 1] is then the argument before, or the cluster. (A
+         long option given a value it does not take is '?' too, with its
+         code in optopt: --help's is 'h', which is never unknown.) */
+      char short_opt[8];
+      if (code == '?' && optopt > 0 && optopt < 256 && optopt != 'h') {
+        snprintf(short_opt, sizeof short_opt, "-%c", optopt);
+        written = short_opt;
+      }
       int rc = take_option(&o, code == '?' ? 0 : code, written, optarg, &plot_scale);
       if (rc) return rc;
     }
