@@ -63,6 +63,7 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->stat_layer = old->stat_layer;
   g->stat_values = old->stat_values;
   g->output_is_logit = old->output_is_logit;
+  g->optimizer = old->optimizer;
   r->old = old;
   r->g = g;
   r->map = nnc_xcalloc((size_t)old->len, sizeof(Node *));
