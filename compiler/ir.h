@@ -221,6 +221,7 @@ typedef struct Graph {
    * values from one row, and how many (0: the model has none) */
   const char *stat_layer;
   int64_t stat_values;
+  Loc stat_loc; /* that layer in the source, for errors about its batches */
   /* the output is the logit a bce_logits loss reads: a 0/1 label is
    * predicted where it is above 0 (probability 0.5), not above 0.5 */
   bool output_is_logit;

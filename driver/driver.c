@@ -243,17 +243,21 @@ static int run_facts_agree(const Compilation *c, const Engine *e, const TrainSta
 
 /* batch_norm's batch statistics are over every row of a batch in one step,
  * so no threads or MPI ranks (their shards would each normalize with their
- * own rows). */
-static int check_batch_stats(const Compilation *c) {
+ * own rows), and no batch of 1 row when a row gives a channel one value.
+ * Before compiling; the errors point at the layer. */
+static int check_batch_stats(Compilation *c, const NncData *train) {
   const Graph *g = c->opt_g;
   const NncOptions *o = c->opt;
   if (!g->stat_values) return 0;
-  if (o->train && !o->eval && (o->threads > 1 || par_size() > 1)) {
-    fprintf(stderr, "nnc: error: %s normalizes with the statistics of the whole batch, computed in one step, so a "
-                    "model with batch_norm trains on one thread of one process (%s)\n",
-            g->stat_layer, par_size() > 1 ? "not under mpirun" : "--threads 1");
+  if (o->train && (o->threads > 1 || par_size() > 1)) {
+    diag_error(&c->diag, g->stat_loc, "%s normalizes with the statistics of the whole batch, computed in one step, "
+               "so a model with batch_norm trains on one thread of one process (%s)",
+               g->stat_layer, par_size() > 1 ? "not under mpirun" : "--threads 1");
     return 1;
   }
+  const char *task = o->grad ? "--grad" : o->check_grad ? "--check-grad" : NULL;
+  if ((o->train || task) && rt_batch_stats_rows(g, &c->src, (int64_t)train->rows, c->prog.train.batch, task) != 0)
+    return 1;
   return 0;
 }
 
@@ -362,7 +366,7 @@ static int run_task(Compilation *c) {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   }
   bool loaded = rc == 0; /* (a failed load holds nothing) */
-  if (rc == 0) rc = check_batch_stats(c);
+  if (rc == 0) rc = check_batch_stats(c, &train);
   bool parallel = false;
   Engine *e = rc == 0 ? make_engine(c, &st, &parallel) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
