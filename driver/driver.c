@@ -540,6 +540,10 @@ bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
   else if (o->resume && !o->train)
     snprintf(msg, n, "--resume goes with --train (--load reads parameters for the other modes)");
   else if (o->resume && o->load) snprintf(msg, n, "--resume reads the parameters too: give --resume or --load, not both");
+  else if (o->load && modes - (o->emit != NULL) == 0)
+    snprintf(msg, n, "--load goes with --train, --grad, --check-grad, --eval or --predict (the modes that run the "
+                     "model)");
+  else if (o->threads > 0 && !o->train) snprintf(msg, n, "--threads goes with --train (it splits the training batches)");
   else if (o->threads > 1 && !o->jit)
     snprintf(msg, n, "--threads above 1 needs --jit (the interpreter runs on one thread)");
   else
