@@ -1143,9 +1143,13 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
   r.va.src = valid;
   r.has_valid = valid && valid->rows > 0;
   run_open(&r);
-  if (o->resumed && !o->quiet && r.start >= r.tc->epochs)
-    fprintf(stderr, "nnc: note: %s reached epoch %" PRId64 ", and the run has %" PRId64 " epochs: none is left to train "
-                    "(the final lines are for its parameters)\n", o->resumed, r.start, r.tc->epochs);
+  if (o->resumed && !o->quiet && r.start >= r.tc->epochs) {
+    Source checkpoint = {.path = o->resumed}; /* (diag shows the path as it shows a model's) */
+    Diag at_checkpoint = {.src = &checkpoint};
+    diag_note(&at_checkpoint, (Loc){0, 0}, "the checkpoint reached epoch %" PRId64 ", and the run has %" PRId64
+              " epoch%s: none is left to train (the final lines are for its parameters)", r.start, r.tc->epochs,
+              r.tc->epochs == 1 ? "" : "s");
+  }
   int status = 0;
   /* (the command line's: a library leaves its host's signals alone) */
   StopHandlers handlers;
