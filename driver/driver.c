@@ -483,7 +483,7 @@ static int run(Compilation *c) {
     int64_t count = 0;
     for (int i = 0; i < c->opt_g->params.len; i++) count += shape_numel(&((Node *)c->opt_g->params.items[i])->shape);
     printf("%s: model %s, %s, %lld parameters in %d tensors; run it with --train, --grad, "
-           "--check-grad, --predict CSV or --emit KIND\n",
+           "--check-grad, --eval, --predict CSV or --emit KIND\n",
            o->file, c->prog.model_name, dtype_name(c->prog.dtype), (long long)count, c->opt_g->params.len);
     return 0;
   }

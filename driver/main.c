@@ -3,6 +3,7 @@
  * getopt_long: `--emit ir`, `--emit=ir`, `-O2`, `-o FILE`, `-oFILE`) and
  * hand them to the library (nnc_run). Misuse exits 2 with a usage line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -72,7 +73,12 @@ static bool names_a_file(const char *path) {
   return *last && strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
 }
 
+/* Whether s begins with white space, which strtoll and strtod skip: a
+ * value is refused with space before it as with space after it. */
+static bool leading_space(const char *s) { return isspace((unsigned char)*s); }
+
 static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  if (leading_space(s)) return -1;
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -189,7 +195,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
     char *end;
     errno = 0;
     double lr = strtod(val, &end);
-    if (errno || end == val || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a number greater than 0 and at most 1e6, got '%s'", val);
+    if (errno || end == val || *end || leading_space(val) || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a number greater than 0 and at most 1e6, got '%s'", val);
     o->lr = lr;
     break;
   }
