@@ -292,8 +292,11 @@ void diag_error_line(const char *line) {
     memcpy(path, line, (size_t)(sep - line));
     path[sep - line] = 0;
   }
+  /* the path as diag_file_error shows it: a newline in it would split the
+     line before emit sees it (the runtime formats these messages) */
   StrBuf text = {0};
-  sb_printf(&text, "%s\n", line);
+  if (path) put_shown(&text, path, path + strlen(path));
+  sb_printf(&text, "%s\n", sep ? sep : line);
   emit(file_sink, path ? path : "nnc", (Loc){0, 0}, NNC_ERROR, sep ? sep + 9 : line, text.data);
   sb_free(&text);
   free(path);

@@ -207,6 +207,7 @@ typedef struct Graph {
   Update *updates;
   int nupdates, cap_updates; /* (graph_add_update grows the array) */
   Node *lr; /* the learning rate state the updates read (update.h), or NULL */
+  const char *optimizer; /* the updates' optimizer, as the file names it (checkpoints record it), or NULL */
   int max_batch; /* rows per batch the graph is built for (>= 1) */
   /* the steps' batch may hold more rows than one call sees: MPI ranks each
      compute a shard of it (grad_part's total), so a mean over the batch
@@ -220,6 +221,7 @@ typedef struct Graph {
    * values from one row, and how many (0: the model has none) */
   const char *stat_layer;
   int64_t stat_values;
+  Loc stat_loc; /* that layer in the source, for errors about its batches */
   /* the output is the logit a bce_logits loss reads: a 0/1 label is
    * predicted where it is above 0 (probability 0.5), not above 0.5 */
   bool output_is_logit;

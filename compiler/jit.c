@@ -57,6 +57,8 @@ static const char *host_cpu_name(void) {
   return host_cpu;
 }
 
+const char *jit_host_cpu_name(void) { return host_cpu_name(); }
+
 static const char *host_cpu_features(void) {
   pthread_once(&host_once, read_host);
   return host_features;
@@ -135,12 +137,49 @@ bool jit_cpu_known(const char *cpu) {
   return x86_64_cpu(cpu) != NULL;
 }
 
+static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
+
+/* Whether the host's feature string ("+avx2,-fma4,...") has every one of
+ * `wanted`, a NULL-terminated list of LLVM feature names. */
+static bool host_has_features(const char *const *wanted) {
+  const char *features = host_cpu_features();
+  for (; *wanted; wanted++) {
+    size_t len = strlen(*wanted);
+    bool found = false;
+    for (const char *p = features; *p && !found;) {
+      size_t item = strcspn(p, ",");
+      found = item == len + 1 && p[0] == '+' && strncmp(p + 1, *wanted, len) == 0;
+      p += item + (p[item] == ',');
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+/* LLVM's names of the features each x86-64 level adds to the one below
+ * (the x86-64 psABI's microarchitecture levels). */
+static const char *const level_v2[] = {"cx16", "sahf", "popcnt", "sse3", "sse4.1", "sse4.2", "ssse3", NULL};
+static const char *const level_v3[] = {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave", NULL};
+static const char *const level_v4[] = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", NULL};
+
+bool jit_cpu_runs_here(const char *cpu) {
+  if (is_native(cpu) || strcmp(cpu, host_cpu_name()) == 0) return true;
+  if (!host_is_x86_64()) return false;
+  /* a level runs here when the host has its features and those below it;
+     any other processor's features LLVM-C does not tell, so it may not */
+  int level = strcmp(cpu, "x86-64") == 0      ? 1
+            : strcmp(cpu, "x86-64-v2") == 0 ? 2
+            : strcmp(cpu, "x86-64-v3") == 0 ? 3
+            : strcmp(cpu, "x86-64-v4") == 0 ? 4
+                                            : 0;
+  return level >= 1 && (level < 2 || host_has_features(level_v2)) && (level < 3 || host_has_features(level_v3)) &&
+         (level < 4 || host_has_features(level_v4));
+}
+
 static const char *default_cpu(NncEmit kind) {
   if ((kind == NNC_EMIT_OBJ || kind == NNC_EMIT_ASM) && host_is_x86_64()) return NNC_PORTABLE_CPU;
   return "native";
 }
-
-static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
 
 CgTarget jit_target(const char *cpu) {
   CgTarget t = {128, false};
@@ -873,6 +912,9 @@ static bool two_threads(bool small) {
 Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int opt_level, unsigned fns,
                        bool time, const char *cpu) {
   init_llvm();
+  /* the host's own name is the host: its features, not the ones LLVM gives
+     that processor (a virtual machine may hide some) */
+  if (cpu && strcmp(cpu, host_cpu_name()) == 0) cpu = NULL;
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT; /* as codegen_module does */
   /* One module holds every function the run calls, compiled on this
      thread: the training and evaluation functions share their GEMM

@@ -67,5 +67,11 @@ CgTarget jit_target(const char *cpu);
  * LLVM's 64-bit x86 processor names (x86-64, x86-64-v2..v4, haswell,
  * znver4, ...). */
 bool jit_cpu_known(const char *cpu);
+/* Whether code for `cpu` surely runs on this host, as --jit runs it:
+ * "native", the host's own name, or an x86-64 level (x86-64, x86-64-v2..v4)
+ * whose features the host has. Other names are for --emit. */
+bool jit_cpu_runs_here(const char *cpu);
+/* LLVM's name of the host's CPU ("znver4", ...). */
+const char *jit_host_cpu_name(void);
 
 #endif

@@ -180,7 +180,7 @@ static Node *lower_batch_norm(Lower *L, const Expr *e, Node *x) {
   double momentum = call->num[BATCH_NORM_MOMENTUM];
   int64_t C = x->shape.dim[0], positions = shape_numel(&x->shape) / C;
   Shape channels = shape1(C);
-  if (!g->stat_values || positions < g->stat_values) g->stat_layer = layer, g->stat_values = positions;
+  if (!g->stat_values || positions < g->stat_values) g->stat_layer = layer, g->stat_values = positions, g->stat_loc = loc;
   InitSpec ones = {.kind = NNC_INIT_CONSTANT, .arg = 1};
   Node *gain = new_param(L, arena_printf(g->arena, "%s.g", layer), channels, loc, PINIT_OWN, &ones);
   Node *bias = new_param(L, arena_printf(g->arena, "%s.b", layer), channels, loc, PINIT_ZERO, NULL);

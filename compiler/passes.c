@@ -62,7 +62,9 @@ static Graph *rebuild(Graph *old, RewriteFn fn, Rebuild *r) {
   g->part_rows = old->part_rows;
   g->stat_layer = old->stat_layer;
   g->stat_values = old->stat_values;
+  g->stat_loc = old->stat_loc;
   g->output_is_logit = old->output_is_logit;
+  g->optimizer = old->optimizer;
   r->old = old;
   r->g = g;
   r->map = nnc_xcalloc((size_t)old->len, sizeof(Node *));

@@ -117,6 +117,9 @@ static void rmsprop_step(U *u, Node *p, Node *grad) {
 void build_updates(Graph *g, const OptimSpec *o) {
   U u = {.g = g, .o = o, .loc = g->batch_loss ? g->batch_loss->loc : (Loc){0, 0}};
   if (!g->params.len) return;
+  static const char *const names[] = {[OPTIM_SGD] = "sgd", [OPTIM_ADAM] = "adam", [OPTIM_ADAMW] = "adamw",
+                                      [OPTIM_RMSPROP] = "rmsprop"};
+  g->optimizer = names[o->kind];
   int first = g->len;
   u.lr = g->lr = state(&u, OPTIMIZER_STATE_PREFIX "lr", shape0(), o->lr);
   if (o->kind == OPTIM_ADAM || o->kind == OPTIM_ADAMW) {

@@ -134,12 +134,16 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   Sink k;
   m->c.diag.sink = sink_open(&k, diags);
   int rc = 0;
+  char why[512];
   const char *bad = driver_overrides_error(&m->opt);
   if (bad) {
     diag_file_error(m->name, "options: %s", bad);
     rc = 1;
   } else if (!jit_cpu_known(m->opt.cpu)) {
     diag_file_error(m->name, "unknown CPU '%s'", m->opt.cpu);
+    rc = 1;
+  } else if (m->opt.jit && m->opt.cpu && driver_cpu_not_here(m->opt.cpu, why, sizeof why)) {
+    diag_file_error(m->name, "%s", why);
     rc = 1;
   } else if (text) {
     size_t len = strlen(text);
@@ -244,6 +248,11 @@ static const char *const fn_names[] = {"forward", "predict", "backward", "update
 const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
   if (opt_level < 0) opt_level = 0;
   if (opt_level > 3) opt_level = 3;
+  char why[512];
+  if (m->opt.cpu && driver_cpu_not_here(m->opt.cpu, why, sizeof why)) { /* (else SIGILL, at a call) */
+    fprintf(stderr, "nnc: error: %s\n", why);
+    return NULL;
+  }
   Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
                              m->opt.cpu);
   if (!e) return NULL;

@@ -14,7 +14,8 @@
  *   last.NAME         with early stopping, when the last epoch was not the
  *                     best: the last epoch's parameters and layer states,
  *                     where --resume goes on from
- * and in __metadata__: model, dtype, format "nnc", epoch (epochs trained),
+ * and in __metadata__: model, dtype, format "nnc", optimizer (its name in
+ * the file: a checkpoint of Adam's moments is not AdamW's), epoch (epochs trained),
  * steps (optimizer steps taken), shuffle_rng (the shuffling generator's
  * state: four 64-bit words in hexadecimal), and with early stopping
  * best_epoch and best_valid_loss (a C99 hexadecimal float: exact).
@@ -206,6 +207,19 @@ int rt_resume(const char *path, Engine *e, TrainState *st) {
   const Graph *g = e->g;
   memset(st, 0, sizeof *st);
   char err[1024];
+  /* another optimizer's state may have the same names (Adam's and
+     AdamW's): the checkpoint says whose it is (older ones do not; then
+     the check of the states below) */
+  char saved_with[32];
+  int found = g->optimizer ? meta(path, "optimizer", saved_with, sizeof saved_with) : 0;
+  if (found < 0) return -1;
+  if (found && strcmp(saved_with, g->optimizer) != 0) {
+    char shown[64];
+    diag_file_error(path, "the checkpoint holds the state of optimizer %s, and this model trains with %s: --resume "
+                          "continues a run with its own optimizer; --load reads the parameters alone",
+                    diag_excerpt(shown, sizeof shown, saved_with), g->optimizer);
+    return -1;
+  }
   /* a checkpoint without this optimizer's state: a clear word, not a
      missing tensor */
   for (int j = 0; j < g->states.len; j++) {
@@ -303,9 +317,10 @@ int rt_save_checkpoint(const char *path, Engine *e, const char *model_name, cons
      signal stopped the run within epoch + 1 */
   const char *best[] = {"best_epoch", best_epoch, "best_valid_loss", best_loss};
   const char *cut[] = {"epoch_rows", epoch_rows, "epoch_loss", epoch_loss};
-  const char *meta[20] = {"model", model_name ? model_name : "", "epoch", epoch, "dtype", dtype_name(g->dtype),
+  const char *meta[24] = {"model", model_name ? model_name : "", "epoch", epoch, "dtype", dtype_name(g->dtype),
                           "format", "nnc", "steps", steps, "shuffle_rng", rng};
   int nmeta = 6;
+  if (g->optimizer) meta[2 * nmeta] = "optimizer", meta[2 * nmeta + 1] = g->optimizer, nmeta++;
   if (st->best_epoch) memcpy(meta + 2 * nmeta, best, sizeof best), nmeta += 2;
   if (st->epoch_rows) memcpy(meta + 2 * nmeta, cut, sizeof cut), nmeta += 2;
   char err[1024];

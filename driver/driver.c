@@ -243,17 +243,21 @@ static int run_facts_agree(const Compilation *c, const Engine *e, const TrainSta
 
 /* batch_norm's batch statistics are over every row of a batch in one step,
  * so no threads or MPI ranks (their shards would each normalize with their
- * own rows). */
-static int check_batch_stats(const Compilation *c) {
+ * own rows), and no batch of 1 row when a row gives a channel one value.
+ * Before compiling; the errors point at the layer. */
+static int check_batch_stats(Compilation *c, const NncData *train) {
   const Graph *g = c->opt_g;
   const NncOptions *o = c->opt;
   if (!g->stat_values) return 0;
-  if (o->train && !o->eval && (o->threads > 1 || par_size() > 1)) {
-    fprintf(stderr, "nnc: error: %s normalizes with the statistics of the whole batch, computed in one step, so a "
-                    "model with batch_norm trains on one thread of one process (%s)\n",
-            g->stat_layer, par_size() > 1 ? "not under mpirun" : "--threads 1");
+  if (o->train && (o->threads > 1 || par_size() > 1)) {
+    diag_error(&c->diag, g->stat_loc, "%s normalizes with the statistics of the whole batch, computed in one step, "
+               "so a model with batch_norm trains on one thread of one process (%s)",
+               g->stat_layer, par_size() > 1 ? "not under mpirun" : "--threads 1");
     return 1;
   }
+  const char *task = o->grad ? "--grad" : o->check_grad ? "--check-grad" : NULL;
+  if ((o->train || task) && rt_batch_stats_rows(g, &c->src, (int64_t)train->rows, c->prog.train.batch, task) != 0)
+    return 1;
   return 0;
 }
 
@@ -353,16 +357,16 @@ static int run_task(Compilation *c) {
     /* as torch.autograd.gradcheck on random inputs */
     int64_t rows = c->prog.train.batch;
     bool indices = rt_random_data(&c->prog, c->opt_g, rows, &train);
-    fprintf(stderr, "%s: note: the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1)%s and "
-                    "targets from U(0, 1) with seed %llu\n",
-            o->file, o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
-            indices ? " (embedding indices uniformly from their tables' rows)" : "",
-            (unsigned long long)c->prog.train.seed);
+    diag_note(&c->diag, (Loc){0, 0}, "the train block has no data: %s uses %lld row%s of inputs drawn from N(0, 1)%s "
+              "and targets from U(0, 1) with seed %llu",
+              o->grad ? "--grad" : "--check-grad", (long long)rows, rows == 1 ? "" : "s",
+              indices ? " (embedding indices uniformly from their tables' rows)" : "",
+              (unsigned long long)c->prog.train.seed);
   } else {
     rc = rt_load_data(&c->prog, c->opt_g, &train, &valid);
   }
   bool loaded = rc == 0; /* (a failed load holds nothing) */
-  if (rc == 0) rc = check_batch_stats(c);
+  if (rc == 0) rc = check_batch_stats(c, &train);
   bool parallel = false;
   Engine *e = rc == 0 ? make_engine(c, &st, &parallel) : NULL;
   /* with MPI, every rank must get here: one failing rank stops them all,
@@ -455,6 +459,12 @@ static int check_clashes(const Compilation *c) {
 
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
+  char why[512];
+  /* code the host may lack instructions of would end in SIGILL */
+  if (o->jit && o->cpu && driver_cpu_not_here(o->cpu, why, sizeof why)) {
+    fprintf(stderr, "nnc: error: %s\n", why);
+    return 1;
+  }
   if (check_outputs(o)) return 1;
   int rc = frontend(c);
   if (rc) return rc;
@@ -473,7 +483,7 @@ static int run(Compilation *c) {
     int64_t count = 0;
     for (int i = 0; i < c->opt_g->params.len; i++) count += shape_numel(&((Node *)c->opt_g->params.items[i])->shape);
     printf("%s: model %s, %s, %lld parameters in %d tensors; run it with --train, --grad, "
-           "--check-grad, --predict CSV or --emit KIND\n",
+           "--check-grad, --eval, --predict CSV or --emit KIND\n",
            o->file, c->prog.model_name, dtype_name(c->prog.dtype), (long long)count, c->opt_g->params.len);
     return 0;
   }
@@ -493,6 +503,20 @@ const char *driver_overrides_error(const NncOptions *o) {
   if (o->opt_level < 0 || o->opt_level > 3) return "opt_level must be 0 to 3";
   if (o->threads < 0 || o->threads > 256) return "threads must be 0 (as many as gain) to 256";
   return NULL;
+}
+
+bool driver_cpu_not_here(const char *cpu, char *msg, size_t n) {
+  if (jit_cpu_runs_here(cpu)) return false;
+  char levels[80] = "";
+  const char *const names[] = {"x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (jit_cpu_runs_here(names[i]))
+      snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%s", *levels ? ", " : " or a level it has (",
+               names[i]);
+  snprintf(msg, n, "--jit runs the code it compiles on this machine, which may lack instructions of CPU '%s': with "
+                   "--jit, --cpu is native, this machine's name (%s)%s%s; --emit compiles for any CPU",
+           cpu, jit_host_cpu_name(), levels, *levels ? ")" : "");
+  return true;
 }
 
 bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
@@ -516,6 +540,10 @@ bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
   else if (o->resume && !o->train)
     snprintf(msg, n, "--resume goes with --train (--load reads parameters for the other modes)");
   else if (o->resume && o->load) snprintf(msg, n, "--resume reads the parameters too: give --resume or --load, not both");
+  else if (o->load && modes - (o->emit != NULL) == 0)
+    snprintf(msg, n, "--load goes with --train, --grad, --check-grad, --eval or --predict (the modes that run the "
+                     "model)");
+  else if (o->threads > 0 && !o->train) snprintf(msg, n, "--threads goes with --train (it splits the training batches)");
   else if (o->threads > 1 && !o->jit)
     snprintf(msg, n, "--threads above 1 needs --jit (the interpreter runs on one thread)");
   else

@@ -61,4 +61,9 @@ const char *driver_overrides_error(const NncOptions *o);
  * error, nnc_run as `nnc: error: options: ...` and status 2. */
 bool driver_options_error(const NncOptions *o, char *msg, size_t n);
 
+/* Whether the code --jit compiles for `cpu` may not run on this host (an
+ * unknown name's features, or a level's the host lacks); then why, with
+ * the names it would run, in msg. */
+bool driver_cpu_not_here(const char *cpu, char *msg, size_t n);
+
 #endif

@@ -3,6 +3,7 @@
  * getopt_long: `--emit ir`, `--emit=ir`, `-O2`, `-o FILE`, `-oFILE`) and
  * hand them to the library (nnc_run). Misuse exits 2 with a usage line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,11 +38,13 @@ static const char help_text[] =
     "  --predict CSV     print the model output for each input row, as CSV\n"
     "  --emit KIND       print a stage and exit: ast, ir, grad, opt, layout, llvm, asm, dot,\n"
     "                    obj or header (obj and header need -o)\n"
-    "  --load FILE       read parameters (safetensors; optimizer state is not read)\n"
+    "  --load FILE       read parameters for --train, --grad, --check-grad, --eval or\n"
+    "                    --predict (safetensors; optimizer state is not read)\n"
     "  --save FILE       write parameters and optimizer state after training (safetensors)\n"
     "  --resume FILE     with --train: continue the run a --save checkpoint holds\n"
     "  --epochs N  --lr X  --batch N  --seed N  --dtype f32|f64   override the file\n"
-    "  -O0 .. -O3        LLVM optimization level for --jit (default -O2)\n"
+    "  -O0 .. -O3        LLVM optimization level for --jit and --emit llvm, asm, obj, header\n"
+    "                    (default -O2)\n"
     "  --cpu NAME        the CPU to compile for: native (the host; default for --jit and\n"
     "                    --emit llvm), x86-64-v2 (default for --emit obj and asm), x86-64,\n"
     "                    x86-64-v3, x86-64-v4 or an LLVM processor name (haswell, znver4, ...)\n"
@@ -70,7 +73,12 @@ static bool names_a_file(const char *path) {
   return *last && strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
 }
 
+/* Whether s begins with white space, which strtoll and strtod skip: a
+ * value is refused with space before it as with space after it. */
+static bool leading_space(const char *s) { return isspace((unsigned char)*s); }
+
 static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  if (leading_space(s)) return -1;
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -143,7 +151,7 @@ static int twice(const char *opt, const char *first, const char *second) {
 
 /* One option and its value into o; returns 0, or 2 after a usage error.
  * `opt` is the option as written (for messages). */
-static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale) {
+static int take_option(NncOptions *o, int code, const char *opt, const char *val, bool *plot_scale, bool *opt_level) {
   long long v;
   switch (code) {
   case OPT_JIT: o->jit = true; break;
@@ -155,6 +163,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
   case 'O':
     if (strlen(val) != 1 || val[0] < '0' || val[0] > '3') return usage_error("unknown option '-O%s'", val);
     o->opt_level = val[0] - '0';
+    *opt_level = true;
     break;
   case OPT_PREDICT: o->predict = val; break;
   case OPT_EMIT: o->emit = val; break;
@@ -186,7 +195,7 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
     char *end;
     errno = 0;
     double lr = strtod(val, &end);
-    if (errno || end == val || *end || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a number greater than 0 and at most 1e6, got '%s'", val);
+    if (errno || end == val || *end || leading_space(val) || !(lr > 0) || lr > 1e6) return usage_error("--lr needs a number greater than 0 and at most 1e6, got '%s'", val);
     o->lr = lr;
     break;
   }
@@ -207,11 +216,16 @@ static int take_option(NncOptions *o, int code, const char *opt, const char *val
   return 0;
 }
 
-/* Options that go together, once all are read. */
-static int check_combination(const NncOptions *o, bool plot_scale) {
+/* Options that go together, once all are read. plot_scale, opt_level:
+ * whether --plot-scale, -O were given (their values do not tell). */
+static int check_combination(const NncOptions *o, bool plot_scale, bool opt_level) {
   char bad[256];
   if (driver_options_error(o, bad, sizeof bad)) return usage_error("%s", bad);
   if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
+  NncEmit emit = nnc_emit_kind(o->emit);
+  bool llvm_code = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
+  if (opt_level && !o->jit && !llvm_code)
+    return usage_error("%s", "-O goes with --jit or --emit llvm, asm, obj or header (LLVM's optimization level)");
   const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
   for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)
     if (outputs[i][1] && !names_a_file(outputs[i][1])) {
@@ -224,7 +238,7 @@ static int check_combination(const NncOptions *o, bool plot_scale) {
 static int run_command(int argc, char **argv) {
   NncOptions o;
   nnc_options_default(&o);
-  bool plot_scale = false;
+  bool plot_scale = false, opt_level = false;
   opterr = 0; /* the messages are ours */
   int code;
   while ((code = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
@@ -243,7 +257,16 @@ static int run_command(int argc, char **argv) {
       if (optopt == 'O') return usage_error("unknown option '%s'", "-O");
       return usage_error("%s needs a value", written);
     } else {
-      int rc = take_option(&o, code == '?' ? 0 : code, written, optarg, &plot_scale);
+      /* an unknown short option, maybe within a cluster (-xy), is optopt:
+         argv[optind - 1] is then the argument before, or the cluster. (A
+         long option given a value it does not take is '?' too, with its
+         code in optopt: --help's is 'h', which is never unknown.) */
+      char short_opt[8];
+      if (code == '?' && optopt > 0 && optopt < 256 && optopt != 'h') {
+        snprintf(short_opt, sizeof short_opt, "-%c", optopt);
+        written = short_opt;
+      }
+      int rc = take_option(&o, code == '?' ? 0 : code, written, optarg, &plot_scale, &opt_level);
       if (rc) return rc;
     }
   }
@@ -252,7 +275,7 @@ static int run_command(int argc, char **argv) {
     if (o.file) return usage_error("one .nn file at a time (also got '%s')", argv[i]);
     o.file = argv[i];
   }
-  int rc = check_combination(&o, plot_scale);
+  int rc = check_combination(&o, plot_scale, opt_level);
   return rc ? rc : nnc_run(&o);
 }
 

@@ -1091,28 +1091,24 @@ static int run_report(Run *r) {
   return status;
 }
 
-/* A training batch of one row when a row gives some batch_norm channel one
- * value: its variance is no statistic (PyTorch refuses it too). `rows` in
- * batches of `batch`; task: "--grad", "--check-grad" or NULL for training.
- * Returns 0, or -1 after the error. */
-static int one_value_per_channel(const Graph *g, int64_t rows, int64_t batch, const char *task) {
+int rt_batch_stats_rows(const Graph *g, const Source *src, int64_t rows, int64_t batch, const char *task) {
   if (graph_min_train_rows(g) < 2) return 0;
   char line[512];
   if (task && (rows < batch ? rows : batch) == 1)
-    snprintf(line, sizeof line, "nnc: error: %s gets one value per channel from a batch of 1 row, and the variance of "
-             "one value is no statistic (PyTorch refuses it too); %s needs a batch of at least 2 rows",
-             g->stat_layer, task);
+    snprintf(line, sizeof line, "%s gets one value per channel from a batch of 1 row, and the variance of one value "
+             "is no statistic (PyTorch refuses it too); %s needs a batch of at least 2 rows", g->stat_layer, task);
   else if (!task && batch == 1)
-    snprintf(line, sizeof line, "nnc: error: %s gets one value per channel from a training batch of 1 row, and the "
-             "variance of one value is no statistic (PyTorch refuses it too); train with batches of at least 2 rows",
+    snprintf(line, sizeof line, "%s gets one value per channel from a training batch of 1 row, and the variance of "
+             "one value is no statistic (PyTorch refuses it too); train with batches of at least 2 rows",
              g->stat_layer);
   else if (!task && rows % batch == 1)
-    snprintf(line, sizeof line, "nnc: error: the last training batch of each epoch has 1 row (%" PRId64 " rows in "
-             "batches of %" PRId64 "), which gives %s one value per channel (PyTorch refuses it too); choose a batch "
-             "that leaves no row or at least 2", rows, batch, g->stat_layer);
+    snprintf(line, sizeof line, "the last training batch of each epoch has 1 row (%" PRId64 " rows in batches of "
+             "%" PRId64 "), which gives %s one value per channel (PyTorch refuses it too); choose a batch that "
+             "leaves no row or at least 2", rows, batch, g->stat_layer);
   else
     return 0;
-  diag_error_line(line);
+  Diag at_layer = {.src = src}; /* the batch_norm in the model's source */
+  diag_error(&at_layer, g->stat_loc, "%s", line);
   return -1;
 }
 
@@ -1140,16 +1136,20 @@ int rt_train(const Program *p, Engine *e, const NncData *train, const NncData *v
     diag_file_error(p->src->path, "the training set is empty");
     return 1;
   }
-  if (one_value_per_channel(e->g, (int64_t)train->rows, p->train.batch, NULL) != 0) return 1;
+  if (rt_batch_stats_rows(e->g, p->src, (int64_t)train->rows, p->train.batch, NULL) != 0) return 1;
   if (cut_epoch_fits(st, e, train->rows, o->resumed) != 0) return 1;
   Run r = {.p = p, .tc = &p->train, .e = e, .o = o, .st = st, .tty = !o->quiet && isatty(STDOUT_FILENO)};
   r.tr.src = train;
   r.va.src = valid;
   r.has_valid = valid && valid->rows > 0;
   run_open(&r);
-  if (o->resumed && !o->quiet && r.start >= r.tc->epochs)
-    fprintf(stderr, "nnc: note: %s reached epoch %" PRId64 ", and the run has %" PRId64 " epochs: none is left to train "
-                    "(the final lines are for its parameters)\n", o->resumed, r.start, r.tc->epochs);
+  if (o->resumed && !o->quiet && r.start >= r.tc->epochs) {
+    Source checkpoint = {.path = o->resumed}; /* (diag shows the path as it shows a model's) */
+    Diag at_checkpoint = {.src = &checkpoint};
+    diag_note(&at_checkpoint, (Loc){0, 0}, "the checkpoint reached epoch %" PRId64 ", and the run has %" PRId64
+              " epoch%s: none is left to train (the final lines are for its parameters)", r.start, r.tc->epochs,
+              r.tc->epochs == 1 ? "" : "s");
+  }
   int status = 0;
   /* (the command line's: a library leaves its host's signals alone) */
   StopHandlers handlers;
@@ -1218,15 +1218,12 @@ static void print_shape(FILE *f, const Shape *s) {
 }
 
 /* Gradients into e->buf for the first `batch` rows of train (--grad and
- * --check-grad): *n gets the row count, *loss the batch loss. */
-static int first_batch_backward(Engine *e, const NncData *train, int64_t batch, const char *task, int64_t *n,
-                                double *loss) {
+ * --check-grad): *n gets the row count, *loss the batch loss. The caller
+ * has checked the rows (rt_batch_stats_rows; the data loaders refuse an
+ * empty set). */
+static int first_batch_backward(Engine *e, const NncData *train, int64_t batch, int64_t *n, double *loss) {
   *n = (int64_t)train->rows < batch ? (int64_t)train->rows : batch;
-  if (*n < 1) {
-    fprintf(stderr, "nnc: error: the training set is empty\n");
-    return -1;
-  }
-  if (one_value_per_channel(e->g, *n, batch, task) != 0) return -1;
+  if (*n < 1) return -1; /* (no data set is empty) */
   void *x = rt_data_cast(train, false, e->g->dtype), *t = rt_data_cast(train, true, e->g->dtype);
   *loss = e->backward(e, x, t, *n);
   free(x);
@@ -1238,7 +1235,7 @@ int rt_print_grad(Engine *e, const NncData *train, int64_t batch) {
   const Graph *g = e->g;
   int64_t n;
   double loss;
-  if (first_batch_backward(e, train, batch, "--grad", &n, &loss) != 0) return 1;
+  if (first_batch_backward(e, train, batch, &n, &loss) != 0) return 1;
   printf("loss ");
   rt_print_value(stdout, loss, g->dtype);
   printf("\n");
@@ -1319,7 +1316,7 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *pa
   const Graph *g = e->g;
   int64_t n;
   double loss;
-  if (first_batch_backward(e, train, batch, "--check-grad", &n, &loss) != 0) return 1;
+  if (first_batch_backward(e, train, batch, &n, &loss) != 0) return 1;
   /* the reference: the same graph in the interpreter, in f64 */
   Interp *in = interp_new(g, (int)n, true);
   give_leaf_rows(in, &g->inputs, train->x, train->in_cols, n);
@@ -1411,7 +1408,7 @@ int rt_check_grad(Engine *e, const NncData *train, int64_t batch, const char *pa
   printf("gradient check %s (tolerance: %g x max(1, largest |gradient|) + %g x |gradient| + rounding of the loss)\n",
          failed.len ? "FAILED" : "passed", tol.atol, tol.rtol);
   fflush(stdout);
-  if (failed.len) fprintf(stderr, "%s: error: gradient check failed for %s\n", path, failed.data);
+  if (failed.len) diag_file_error(path, "gradient check failed for %s", failed.data);
   bool ok = failed.len == 0;
   sb_free(&failed);
   for (int i = 0; i < g->params.len; i++) free(pv[i]);
@@ -1430,7 +1427,7 @@ int rt_predict(Engine *e, const char *csv_path, bool label_column) {
   char err[1024];
   int tgt = (int)engine_target_cols(g);
   if (nnc_data_csv(&d, csv_path, (int)engine_input_cols(g), tgt, label_column ? tgt : 0, 1, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
+    diag_error_line(err);
     return 1;
   }
   if (check_data(g, &d, csv_path) != 0) {

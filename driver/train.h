@@ -112,6 +112,14 @@ void health_free(Health *h);
  * in e->buf, without training. Returns the exit status. */
 int rt_eval(Engine *e, const NncData *train, const NncData *valid);
 
+/* A batch_norm whose channels get one value from a row cannot train on a
+ * batch of 1 row (its variance is no statistic; PyTorch refuses it too):
+ * an error at the layer in src when `rows` in batches of `batch` would
+ * give one. task: "--grad" or "--check-grad" (the first batch alone), or
+ * NULL for training (every batch, the last included). Returns 0, or -1
+ * after the error. */
+int rt_batch_stats_rows(const Graph *g, const Source *src, int64_t rows, int64_t batch, const char *task);
+
 /* --grad: loss and gradients for the first batch rows of train. */
 int rt_print_grad(Engine *e, const NncData *train, int64_t batch);
 

@@ -256,7 +256,9 @@ typedef struct NncFunctions {
 
 /* Compile the model's functions with LLVM at opt_level 0..3 for the CPU of
  * the compile options (default: the host) and return pointers to them, or
- * NULL after printing an internal error on standard error. The code lives
+ * NULL after printing an error on standard error: an internal one, or a CPU
+ * this host may not run the code of (as --jit --cpu refuses it; with jit
+ * in the compile options, the compile refuses it). The code lives
  * until nnc_model_free; calling again compiles again. */
 NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
 

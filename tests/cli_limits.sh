@@ -15,8 +15,9 @@
 #                   (before main): the same one line, not std::terminate;
 #                   limits from 64 to 120 MB, each one that nnc does not
 #                   fit in must give the line (and at least one must)
-#   control_name    a file name with a newline and an escape sequence is
-#                   shown as \xNN: one line, nothing for the terminal to act on
+#   control_name    a file name with a newline and an escape sequence (the
+#                   model's, --load's, --resume's, --predict's) is shown
+#                   as \xNN: one line, nothing for the terminal to act on
 #   file_size       outputs past `ulimit -f` (-o, --save): "cannot write:
 #                   File too large", not a death by SIGXFSZ, no temporary
 #                   file left, the old file kept; the object cache's entry
@@ -146,6 +147,13 @@ llvm_memory)
 control_name)
   "$nnc" "$(printf 'a\nb\033[31m.nn')" --grad 2>"$tmp/err"
   one_error $? '^a\\x0ab\\x1b\[31m\.nn: error: cannot open: No such file or directory$'
+  # the files the options read: --load, --resume, --predict
+  name=$(printf 'a\nb\033[31m')
+  for args in "--grad --load" "--train --resume" "--predict"; do
+    # shellcheck disable=SC2086
+    "$nnc" "$here/gradcheck/exp.nn" $args "$name" 2>"$tmp/err"
+    one_error $? '^a\\x0ab\\x1b\[31m: error: cannot open: No such file or directory$'
+  done
   ;;
 file_size)
   cd "$tmp" || exit 1

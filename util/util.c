@@ -531,11 +531,18 @@ char *nnc_out_target(const char *path) {
  * (/tmp), which lets only the file's or the directory's owner rename over
  * a file. */
 static int out_check_replace(const char *dest) {
+  /* the trial's temporary has a short name when dest's is long, so a name
+     past the file system's NAME_MAX is checked here, not at the rename */
+  const char *slash = strrchr(dest, '/');
+  char *dir = dir_of(dest);
+  long name_max = pathconf(dir, _PC_NAME_MAX);
+  free(dir);
+  if (name_max > 0 && strlen(slash ? slash + 1 : dest) > (size_t)name_max) return ENAMETOOLONG;
   NncOut trial;
   int err = nnc_out_open(&trial, dest, 0);
   if (err) return err;
   nnc_out_discard(&trial);
-  char *dir = dir_of(dest);
+  dir = dir_of(dest);
   struct stat dir_st, st;
   uid_t me = geteuid();
   if (me != 0 && stat(dir, &dir_st) == 0 && (dir_st.st_mode & S_ISVTX) && stat(dest, &st) == 0 &&

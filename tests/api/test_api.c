@@ -58,6 +58,12 @@ static void errors_as_data(void) {
   CHECK(nnc_compile_string("x.nn", "model a {\n input x[1]\n target t[1]\n loss squared(x, t)\n}\n", &o, &d) == NULL);
   CHECK(d.count == 1 && strstr(d.items[0].message, "pentium9") != NULL);
   nnc_diagnostics_free(&d);
+  /* a CPU whose code this host may not run (bdver1: AMD's FMA4), for jit */
+  o.cpu = "bdver1";
+  o.jit = true;
+  CHECK(nnc_compile_string("x.nn", "model a {\n input x[1]\n target t[1]\n loss squared(x, t)\n}\n", &o, &d) == NULL);
+  CHECK(d.count == 1 && strstr(d.items[0].message, "'bdver1'") != NULL);
+  nnc_diagnostics_free(&d);
   CHECK(nnc_compile_string("bad.nn", "model {", NULL, NULL) == NULL);
 
   /* a note does not stop the compilation */

@@ -67,21 +67,27 @@ PY
 "$nnc" "$m" --eval --load "$tmp/partial.safetensors" "${args[@]}" >/dev/null 2>"$tmp/err" && fail "a checkpoint without running statistics loaded"
 grep -q "batch_norm1.running_mean" "$tmp/err" || { cat "$tmp/err"; fail "the error does not name the missing running statistics"; }
 
-# errors: one value per channel in a training batch, threads
+# errors: one value per channel in a training batch, threads; each at the
+# layer (line 9, column 36), with its source line and a caret under it,
+# before compiling
 expect_error() { # MESSAGE ARGS...
   local msg=$1
   shift
   "$nnc" "$m" "$@" "${args[@]}" >"$tmp/out" 2>"$tmp/err"
   [ $? = 1 ] || fail "$* did not exit 1"
   [ ! -s "$tmp/out" ] || fail "$* printed on standard output"
-  [ "$(cat "$tmp/err")" = "$msg" ] || { cat "$tmp/err"; fail "$*: expected: $msg"; }
+  local layer
+  layer=$(sed -n 2p "$tmp/err")
+  layer=${layer%%batch_norm*} # the source line up to the layer
+  [ "$(head -1 "$tmp/err")" = "$m:9:36: error: $msg" ] && [ "$(wc -l <"$tmp/err")" = 3 ] &&
+    [ "$(sed -n 3p "$tmp/err")" = "${layer//?/ }^" ] || { cat "$tmp/err"; fail "$*: expected: $msg"; }
 }
-expect_error "nnc: error: features gets one value per channel from a training batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); train with batches of at least 2 rows" --train --batch 1
-expect_error "nnc: error: the last training batch of each epoch has 1 row (5 rows in batches of 2), which gives features one value per channel (PyTorch refuses it too); choose a batch that leaves no row or at least 2" --train --batch 2
-expect_error "nnc: error: features gets one value per channel from a batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); --grad needs a batch of at least 2 rows" --grad --batch 1
-expect_error "nnc: error: features gets one value per channel from a batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); --check-grad needs a batch of at least 2 rows" --check-grad --batch 1
+expect_error "features gets one value per channel from a training batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); train with batches of at least 2 rows" --train --batch 1
+expect_error "the last training batch of each epoch has 1 row (5 rows in batches of 2), which gives features one value per channel (PyTorch refuses it too); choose a batch that leaves no row or at least 2" --train --batch 2
+expect_error "features gets one value per channel from a batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); --grad needs a batch of at least 2 rows" --grad --batch 1
+expect_error "features gets one value per channel from a batch of 1 row, and the variance of one value is no statistic (PyTorch refuses it too); --check-grad needs a batch of at least 2 rows" --check-grad --batch 1
 if [ "$engine" = jit ]; then
-  expect_error "nnc: error: features normalizes with the statistics of the whole batch, computed in one step, so a model with batch_norm trains on one thread of one process (--threads 1)" --train --threads 2
+  expect_error "features normalizes with the statistics of the whole batch, computed in one step, so a model with batch_norm trains on one thread of one process (--threads 1)" --train --threads 2
 fi
 # a batch of 1 row is fine for evaluation, and for a channel with several values
 "$nnc" "$m" --predict <(head -2 "$csv") --load "$init" "${args[@]}" >/dev/null || fail "--predict of one row"

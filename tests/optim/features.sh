@@ -24,7 +24,9 @@
 #   resume_no_epoch      --resume of a checkpoint --save did not write while
 #                 training (no epoch in its metadata): exit 1, one line
 #   resume_other_optimizer  --resume with another optimizer than the
-#                 checkpoint's: exit 1, one line naming the missing state
+#                 checkpoint's (sgd or adam under adamw): exit 1, one line
+#                 naming both; of a checkpoint without the optimizer in its
+#                 metadata, one line naming the missing state
 #   resume_bad_metadata  --resume of a checkpoint whose metadata was changed
 #                 (set_metadata.py): an epoch that is not a whole number, an
 #                 epoch or a step count past 2^53, a shuffle_rng that is not
@@ -157,10 +159,12 @@ case $case in
     grep -q '^epoch ' "$tmp/again" && fail "the resumed run trained"
     diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/again") || fail "other final lines"
     python3 "$check" params "$tmp/a.safetensors" "$tmp/b.safetensors" 0 || fail "the checkpoints differ"
-    grep -q "^nnc: note: .*a.safetensors reached epoch 10, and the run has 10 epochs: none is left" "$tmp/again.err" ||
+    grep -q "a.safetensors: note: the checkpoint reached epoch 10, and the run has 10 epochs: none is left" "$tmp/again.err" ||
       { cat "$tmp/again.err"; fail "no note that nothing is left to train"; }
     run past 0 "$here/resume_adam.nn" --train --epochs 4 --resume "$tmp/a.safetensors"
     grep -q "reached epoch 10, and the run has 4 epochs" "$tmp/past.err" || { cat "$tmp/past.err"; fail "no note"; }
+    run past1 0 "$here/resume_adam.nn" --train --epochs 1 --resume "$tmp/a.safetensors"
+    grep -q "reached epoch 10, and the run has 1 epoch: none" "$tmp/past1.err" || { cat "$tmp/past.err"; fail "no note"; }
     diff <(grep '^final' "$tmp/out") <(grep '^final' "$tmp/past") || fail "other final lines past the run's epochs"
     echo "ok: $case ($engine)" ;;
   resume_no_epoch)
@@ -170,7 +174,17 @@ case $case in
     run out 0 "$here/resume_nesterov.nn" --train --epochs 2 --save "$tmp/n.safetensors"
     sed 's/optimizer .*/optimizer adamw(lr: 0.01)/' "$here/resume_nesterov.nn" >"$tmp/adamw.nn"
     run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/n.safetensors"
-    one_line_error bad 'n.safetensors: error: the checkpoint has no optimizer.bias_correction1, which this optimizer keeps' ;;
+    one_line_error bad 'n.safetensors: error: the checkpoint holds the state of optimizer sgd, and this model trains with adamw: '
+    # Adam's state has AdamW's names: the recorded optimizer tells them apart
+    sed 's/optimizer .*/optimizer adam(lr: 0.01)/' "$here/resume_nesterov.nn" >"$tmp/adam.nn"
+    run out 0 "$tmp/adam.nn" --train --epochs 2 --save "$tmp/a.safetensors"
+    run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/a.safetensors"
+    one_line_error bad 'a.safetensors: error: the checkpoint holds the state of optimizer adam, and this model trains with adamw: '
+    # a checkpoint without the optimizer in its metadata (an older nnc's):
+    # the state it lacks
+    python3 "$here/set_metadata.py" "$tmp/n.safetensors" "$tmp/old.safetensors" optimizer=
+    run bad 1 "$tmp/adamw.nn" --train --resume "$tmp/old.safetensors"
+    one_line_error bad 'old.safetensors: error: the checkpoint has no optimizer.bias_correction1, which this optimizer keeps' ;;
   resume_bad_metadata)
     run out 0 "$here/early_stop.nn" --train --epochs 3 --save "$tmp/es.safetensors"
     # refused KEY=VALUE... REGEX: --resume of es.safetensors with those metadata: one error line

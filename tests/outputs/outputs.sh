@@ -17,7 +17,8 @@
 #     the --resume checkpoint is not (read first, then replaced whole).
 #   - an output that could not be written at the end (a deleted working
 #     directory, too few descriptors, another user's file in a sticky
-#     directory) is an error before any work.
+#     directory, a name longer than the file system takes) is an error
+#     before any work.
 set -u
 nnc=$1 examples=$2
 moons=$examples/moons.nn
@@ -137,6 +138,12 @@ nnc_few_fds() { # (descriptors the test runner left open would count too)
    ulimit -n 5 && exec "$nnc_real" "$@")
 }
 nnc_real=$nnc nnc=nnc_few_fds before_work few.st "$moons" --train --epochs 1 --save few.st || exit 1
+# a name past the file system's NAME_MAX (255 here), for each output
+toolong=$(printf 'n%.0s' $(seq 1 300))
+before_work "$toolong.st" "$moons" --train --epochs 1 --save "$toolong.st"
+before_work "$toolong.svg" "$moons" --train --epochs 1 --plot "$toolong.svg"
+before_work "$toolong.o" "$moons" --emit obj -o "$toolong.o"
+grep -q 'File name too long$' "$tmp/err" || fail "a 304-byte name: $(cat "$tmp/err")"
 # a file of another user in a sticky directory (/tmp), which only its owner
 # or the directory's may replace
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&

@@ -235,7 +235,7 @@ mpi.fault)
 mpi.batch_norm)
   mpi "$nnc" "$examples/../tests/batch_norm/resume.nn" --jit --train >"$tmp/out" 2>"$tmp/err"
   [ $? -ne 0 ] || fail "batch_norm trained under mpirun"
-  [ "$(grep -c '^nnc: error: batch_norm1 normalizes with the statistics of the whole batch, computed in one step, so a model with batch_norm trains on one thread of one process (not under mpirun)$' "$tmp/err")" = 1 ] ||
+  [ "$(grep -c ': error: batch_norm1 normalizes with the statistics of the whole batch, computed in one step, so a model with batch_norm trains on one thread of one process (not under mpirun)$' "$tmp/err")" = 1 ] ||
     fail "message: $(cat "$tmp/err")"
   grep -q "^final" "$tmp/out" && fail "a rank trained"
   ;;
