@@ -1974,9 +1974,8 @@ static void define_workspace(CG *cg, bool external) {
   cg->ws = NULL;
 }
 
-/* A count from the environment variable `name`, or `dflt`. */
-static int env_count(const char *name, int dflt) {
-  const char *v = getenv(name);
+/* A count from an environment variable's value v (NULL: unset), or dflt. */
+static int env_count(const char *v, int dflt) {
   char *end;
   long n = v ? strtol(v, &end, 10) : -1;
   return v && *v && !*end && n >= 0 && n <= 1 << 30 ? (int)n : dflt;
@@ -2015,8 +2014,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.vec_loops = !vec_env || strcmp(vec_env, "0") != 0;
   /* segments of other sizes, for tests and comparisons: NNC_SEGMENTS_FROM=0
      NNC_SEGMENT_WEIGHT=1 builds every function as a segment a node */
-  cg.segments_from = env_count("NNC_SEGMENTS_FROM", SEGMENTS_FROM);
-  cg.segment_weight = env_count("NNC_SEGMENT_WEIGHT", SEGMENT_WEIGHT);
+  cg.segments_from = env_count(getenv("NNC_SEGMENTS_FROM"), SEGMENTS_FROM);
+  cg.segment_weight = env_count(getenv("NNC_SEGMENT_WEIGHT"), SEGMENT_WEIGHT);
   cg.gemm_kernels = target->gemm_kernels;
   /* an output computed from targets cannot be predicted from inputs */
   if (graph_output_needs_targets(g)) fns &= ~(unsigned)CG_PREDICT;
