@@ -1144,6 +1144,24 @@ static void c_ident(const char *name, char *out, size_t n) {
   out[k] = 0;
 }
 
+/* v as a C constant of the dtype: a double's 17 digits, or a float
+ * constant (1.0f, 0.001f: the fewest digits that give the float v rounds
+ * to) that a float buffer takes without a conversion from double
+ * (-Wconversion, -Wfloat-conversion). */
+static void c_literal(double v, DType dt, char *out, size_t n) {
+  if (dt == DT_F64) {
+    snprintf(out, n, "%.17g", v);
+    return;
+  }
+  float f = (float)v;
+  for (int digits = 1; digits <= 9; digits++) { /* 9 digits give any float back */
+    snprintf(out, n, "%.*g", digits, (double)f);
+    if (strtof(out, NULL) == f) break;
+  }
+  if (!strpbrk(out, ".eEn")) strncat(out, ".0", n - strlen(out) - 1); /* 1 -> 1.0: 1f is no constant */
+  strncat(out, "f", n - strlen(out) - 1);
+}
+
 /* A macro of the header's and whose it is: parameter i, the state
  * params.len + j, or -1 for the header's own (LR_OFFSET). */
 typedef struct Macro {
@@ -1310,8 +1328,10 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   for (int j = 0; j < layout->nstates; j++) {
     const Node *st = g->states.items[j];
     if (st->attr.value == 0) continue;
-    sb_printf(sb, "  for (int64_t i = 0; i < %" PRId64 "; i++) buf[%" PRId64 " + i] = %.17g; /* %s */\n",
-              shape_numel(&st->shape), layout->state_off[j], st->attr.value, st->name ? st->name : "state");
+    char value[48];
+    c_literal(st->attr.value, g->dtype, value, sizeof value);
+    sb_printf(sb, "  for (int64_t i = 0; i < %" PRId64 "; i++) buf[%" PRId64 " + i] = %s; /* %s */\n",
+              shape_numel(&st->shape), layout->state_off[j], value, st->name ? st->name : "state");
   }
   sb_puts(sb, "}\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
   sb_printf(sb, "void %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", P, T, T, T, T,
