@@ -161,8 +161,9 @@ CgTarget jit_target(const char *cpu) {
 /* A target machine for the default triple and `cpu`: NULL or "native" is the
  * host CPU and its features (what --jit uses), any other name that CPU with
  * its own default features. Position-independent code either way, so an
- * object links into a PIE or a shared library. */
-static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) {
+ * object links into a PIE or a shared library. code_model: the JIT's
+ * LLVMCodeModelDefault, or an object's (object_code_model). */
+static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name, LLVMCodeModel code_model) {
   bool native = is_native(cpu_name);
   char *triple = LLVMGetDefaultTargetTriple();
   const char *cpu = native ? host_cpu_name() : cpu_name;
@@ -172,7 +173,7 @@ static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) 
   LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &target, &err) == 0)
     tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_level(opt_level), LLVMRelocPIC,
-                                 LLVMCodeModelDefault);
+                                 code_model);
   else {
     fprintf(stderr, "nnc: internal error: no LLVM target for %s: %s\n", triple, err);
     LLVMDisposeMessage(err);
@@ -471,7 +472,7 @@ typedef struct Build {
  * the host's CPU and its hundred features, 1.1 M instructions of a moons
  * run (callgrind), 2% of the whole process. */
 static LLVMOrcLLJITRef create_jit(void) {
-  LLVMTargetMachineRef jit_tm = target_machine(0, "generic");
+  LLVMTargetMachineRef jit_tm = target_machine(0, "generic", LLVMCodeModelDefault);
   if (!jit_tm) return NULL;
   LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -695,7 +696,7 @@ static void *build_object(void *arg) {
       return NULL;
     }
   }
-  LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu);
+  LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu, LLVMCodeModelDefault);
   if (tm && verify_and_optimize(mod, tm, b->opt_level, shape, &b->timer) == 0) {
     char *err = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &b->obj)) {
@@ -1344,6 +1345,27 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_puts(sb, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
 
+/* An object's workspace (a zeroed global) above this size puts it in
+ * x86-64's large data sections: the default (small) code model reaches
+ * .bss and .data by 32-bit offsets from the code, so all of a program's
+ * small data must lie within 2 GiB of it, and a workspace over that (or
+ * several objects' together) breaks the link of whatever data follows.
+ * 64 KiB is gcc's and clang's large-data threshold for the medium code
+ * model: an object then holds at most that much of a program's small data,
+ * and the workspaces of small models keep their 32-bit addresses. */
+#define LARGE_WORKSPACE_BYTES 65536
+
+/* The code model of an object whose workspace has ws_bytes: small, or
+ * medium for a large workspace. Under the medium model the code stays
+ * small and reaches the data LLVM counts as large by 64-bit offsets, in
+ * .lbss (no bytes in the file, as .bss) and .lrodata, which the linker
+ * puts after all other data, where their size does not matter. LLVM-C sets
+ * no large-data threshold (LLVM's is 0 then), so every global of the
+ * module is large, its constant tables too. */
+static LLVMCodeModel object_code_model(int64_t ws_bytes) {
+  return ws_bytes > LARGE_WORKSPACE_BYTES ? LLVMCodeModelMedium : LLVMCodeModelDefault;
+}
+
 int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, NncEmit kind, bool time,
                   const char *cpu, StrBuf *out) {
   if (kind == NNC_EMIT_HEADER) {
@@ -1355,9 +1377,10 @@ int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_l
   LLVMContextRef ctx = LLVMContextCreate();
   if (!cpu) cpu = default_cpu(kind);
   CgTarget target = jit_target(cpu);
-  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, NULL);
+  CgInfo info;
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, &info);
   lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
+  LLVMTargetMachineRef tm = target_machine(opt_level, cpu, object_code_model(info.ws_bytes));
   int rc = 1;
   if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch) ? CODE_SMALL_STEP : CODE_LOOPS,
                                 &timer) == 0) {
