@@ -323,14 +323,26 @@ static Engine *engine_for(NncModel *m, const NncFunctions *code) {
  * standard error. */
 const char *nnc_version(void) { return NNC_VERSION; }
 
+/* compilation_symbols_ok, its error (at the model's name, with the source
+ * line) into `to`; the model's count of errors stays its compile's. */
+static bool symbols_ok(NncModel *m, NncDiagnostics *to) {
+  Diag saved = m->c.diag;
+  m->c.diag.sink = to;
+  bool ok = compilation_symbols_ok(&m->c);
+  m->c.diag = saved;
+  return ok;
+}
+
 char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
   Sink k;
-  sink_open(&k, diags);
+  NncDiagnostics *to = sink_open(&k, diags);
   StrBuf sb = {0};
   if (!kind) kind = "";
   NncEmit emit = nnc_emit_kind(kind);
   bool ok = compilation_dump(&m->c, emit, &sb);
-  if (!ok && emit != NNC_EMIT_NONE) {
+  if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !symbols_ok(m, to)) {
+    /* reported */
+  } else if (!ok && emit != NNC_EMIT_NONE) {
     int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;
     ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, emit, false, m->opt.cpu, &sb) == 0;
     if (!ok) diag_file_error(m->name, "cannot emit %s: LLVM failed (its message is on standard error)", kind);

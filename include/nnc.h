@@ -290,7 +290,10 @@ NNC_API void nnc_buffer_init(const NncModel *m, void *buf);
  * dot, llvm, asm, header (text) or obj (the bytes of an object file).
  * opt_level (0..3) is -O for llvm, asm and obj, and the CPU the compile
  * options' (as --cpu). Returns a malloc'd buffer with a NUL after the *len
- * bytes (free it with free()), or NULL when the kind is unknown. */
+ * bytes (free it with free()), or NULL when the kind is unknown, or it is
+ * obj or header and the model's name would put the object's symbols among
+ * the library's (a model named interp: nnc_interp_forward; an error at
+ * the name). */
 NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags);
 
 /* buf to and from a safetensors checkpoint, as --save and --load: save

@@ -264,6 +264,22 @@ static void emit_text(void) {
   free(text);
   CHECK(nnc_model_emit(m, NULL, 2, &len, NULL) == NULL); /* printed nowhere */
   nnc_model_free(m);
+
+  /* a model whose object's symbols would be libnnc's (nnc_interp_forward):
+     no object, no header, an error at the name; its other kinds are fine */
+  m = nnc_compile_string("interp.nn", "model interp {\n  input x[1]\n  target t[1]\n  loss squared(x, t)\n}\n", NULL,
+                         &d);
+  CHECK(m != NULL && d.count == 0);
+  if (!m) return;
+  for (int k = 0; k < 2; k++) {
+    CHECK(nnc_model_emit(m, k ? "header" : "obj", 2, &len, &d) == NULL);
+    CHECK(d.count == 1 && d.items[0].line == 1 && d.items[0].col == 7 && strstr(d.items[0].text, "^\n"));
+    CHECK(one_error(&d, "prefix nnc_interp_ of libnnc's functions"));
+  }
+  text = nnc_model_emit(m, "llvm", 2, &len, &d);
+  CHECK(text != NULL && d.count == 0);
+  free(text);
+  nnc_model_free(m);
 }
 
 static const char trainable[] = "model two {\n"
