@@ -1205,6 +1205,40 @@ static bool *macro_clashes(const Graph *g) {
   return clash;
 }
 
+static uint32_t fnv1a(uint32_t h, int64_t v) {
+  for (int k = 0; k < 8; k++) h = (h ^ (uint8_t)((uint64_t)v >> (8 * k))) * 16777619u;
+  return h;
+}
+
+/* The name of a symbol the object defines and its header refers to:
+ * nnc_MODEL_abi_DTYPE_bMAX_BATCH_HASH, the hash (FNV-1a) over the buffer's
+ * layout (sizes and offsets of parameters, gradients and states, the
+ * learning rate's place) and the rows' columns. The functions' types and
+ * the sizes of their arguments come from the header: a header and an
+ * object that differ in any of these do not link ("undefined reference to
+ * nnc_MODEL_abi_..."), instead of overrunning each other's buffers. */
+static void abi_symbol(const Graph *g, const Layout *layout, int max_batch, char *out, size_t n) {
+  uint32_t h = 2166136261u;
+  h = fnv1a(h, layout->elem_size), h = fnv1a(h, layout->total), h = fnv1a(h, layout->lr_off);
+  h = fnv1a(h, max_batch), h = fnv1a(h, graph_min_train_rows(g)), h = fnv1a(h, !graph_output_needs_targets(g));
+  const PtrVec *rows[] = {&g->inputs, &g->targets};
+  for (int r = 0; r < 2; r++) {
+    h = fnv1a(h, rows[r]->len);
+    for (int i = 0; i < rows[r]->len; i++) h = fnv1a(h, shape_numel(&((Node *)rows[r]->items[i])->shape));
+  }
+  h = fnv1a(h, shape_numel(&g->output->shape));
+  h = fnv1a(h, g->params.len);
+  for (int i = 0; i < g->params.len; i++)
+    h = fnv1a(fnv1a(fnv1a(h, layout->param_off[i]), layout->grad_off[i]),
+              shape_numel(&((Node *)g->params.items[i])->shape));
+  h = fnv1a(h, layout->nstates);
+  for (int j = 0; j < layout->nstates; j++)
+    h = fnv1a(fnv1a(h, layout->state_off[j]), shape_numel(&((Node *)g->states.items[j])->shape));
+  char prefix[128];
+  snprintf(out, n, "%sabi_%s_b%d_%08" PRIx32, codegen_prefix(g, prefix, sizeof prefix), dtype_name(g->dtype),
+           max_batch, h);
+}
+
 static void emit_header(const Graph *g, const Layout *layout, int max_batch, StrBuf *sb) {
   char prefix[128];
   codegen_prefix(g, prefix, sizeof prefix);
@@ -1342,6 +1376,28 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_printf(sb, "void %supdate(%s *buf);\n", P, T);
   sb_printf(sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, P, T, T, T);
   sb_printf(sb, "%s %strain_epoch(%s *buf, const %s *x, const %s *t, int64_t rows);\n", T, P, T, T, T);
+  char abi[256];
+  abi_symbol(g, layout, max_batch, abi, sizeof abi);
+  /* the reference is kept (used) and, where the compiler has `retain`, kept
+     by the linker's --gc-sections too, which would drop it and its
+     undefined reference with it */
+  sb_printf(sb,
+            "\n/* Defined by the object of this dtype, batch and layout alone: with one\n"
+            " * that differs, the program does not link (an undefined reference to it). */\n"
+            "extern const char %s;\n"
+            "#if defined(__GNUC__) || defined(__clang__)\n"
+            "#if defined(__has_attribute)\n"
+            "#if __has_attribute(__retain__)\n"
+            "__attribute__((__used__, __unused__, __retain__))\n"
+            "#else\n"
+            "__attribute__((__used__, __unused__))\n"
+            "#endif\n"
+            "#else\n"
+            "__attribute__((__used__, __unused__))\n"
+            "#endif\n"
+            "static const void *const %sabi_ref = &%s;\n"
+            "#endif\n",
+            abi, P, abi);
   sb_puts(sb, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
 
@@ -1380,6 +1436,11 @@ int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_l
   CgInfo info;
   LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, &info);
   lap(&timer, "codegen");
+  char abi[256]; /* the symbol the header refers to (abi_symbol) */
+  abi_symbol(g, layout, max_batch, abi, sizeof abi);
+  LLVMValueRef abi_global = LLVMAddGlobal(mod, LLVMInt8TypeInContext(ctx), abi);
+  LLVMSetInitializer(abi_global, LLVMConstInt(LLVMInt8TypeInContext(ctx), 0, false));
+  LLVMSetGlobalConstant(abi_global, true);
   LLVMTargetMachineRef tm = target_machine(opt_level, cpu, object_code_model(info.ws_bytes));
   int rc = 1;
   if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch) ? CODE_SMALL_STEP : CODE_LOOPS,

@@ -88,6 +88,8 @@ add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_
 add_test(NAME llvm.header_names COMMAND ${LLVM_TESTS}/header_names.sh $<TARGET_FILE:nnc>)
 add_test(NAME llvm.reserved_names COMMAND ${LLVM_TESTS}/reserved_names.sh $<TARGET_FILE:nnc>
          ${PROJECT_SOURCE_DIR}/include/nnc.h)
+add_test(NAME llvm.abi_mismatch COMMAND ${LLVM_TESTS}/abi_mismatch.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples)
 add_test(NAME llvm.large_workspace COMMAND ${LLVM_TESTS}/large_workspace.sh $<TARGET_FILE:nnc>
          ${PROJECT_SOURCE_DIR}/examples)
 
