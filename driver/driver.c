@@ -33,6 +33,7 @@
 #include "driver.h"
 
 void nnc_options_default(NncOptions *o) {
+  if (!o) return;
   memset(o, 0, sizeof *o);
   o->epochs = o->batch = o->seed = -1;
   o->lr = -1;
