@@ -1205,6 +1205,7 @@ static bool *macro_clashes(const Graph *g) {
   return clash;
 }
 
+/* FNV-1a over v's eight bytes, lowest first: the same hash on any host. */
 static uint32_t fnv1a(uint32_t h, int64_t v) {
   for (int k = 0; k < 8; k++) h = (h ^ (uint8_t)((uint64_t)v >> (8 * k))) * 16777619u;
   return h;
