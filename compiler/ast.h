@@ -86,7 +86,8 @@ struct Stmt {
 typedef struct Block {
   bool is_model; /* model NAME { } or train { } */
   const char *name;
-  Loc loc;
+  Loc loc;      /* the keyword */
+  Loc name_loc; /* the model's NAME */
   Stmt *stmts;
   struct Block *next;
 } Block;

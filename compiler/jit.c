@@ -200,8 +200,9 @@ CgTarget jit_target(const char *cpu) {
 /* A target machine for the default triple and `cpu`: NULL or "native" is the
  * host CPU and its features (what --jit uses), any other name that CPU with
  * its own default features. Position-independent code either way, so an
- * object links into a PIE or a shared library. */
-static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) {
+ * object links into a PIE or a shared library. code_model: the JIT's
+ * LLVMCodeModelDefault, or an object's (object_code_model). */
+static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name, LLVMCodeModel code_model) {
   bool native = is_native(cpu_name);
   char *triple = LLVMGetDefaultTargetTriple();
   const char *cpu = native ? host_cpu_name() : cpu_name;
@@ -211,7 +212,7 @@ static LLVMTargetMachineRef target_machine(int opt_level, const char *cpu_name) 
   LLVMTargetMachineRef tm = NULL;
   if (LLVMGetTargetFromTriple(triple, &target, &err) == 0)
     tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_level(opt_level), LLVMRelocPIC,
-                                 LLVMCodeModelDefault);
+                                 code_model);
   else {
     fprintf(stderr, "nnc: internal error: no LLVM target for %s: %s\n", triple, err);
     LLVMDisposeMessage(err);
@@ -510,7 +511,7 @@ typedef struct Build {
  * the host's CPU and its hundred features, 1.1 M instructions of a moons
  * run (callgrind), 2% of the whole process. */
 static LLVMOrcLLJITRef create_jit(void) {
-  LLVMTargetMachineRef jit_tm = target_machine(0, "generic");
+  LLVMTargetMachineRef jit_tm = target_machine(0, "generic", LLVMCodeModelDefault);
   if (!jit_tm) return NULL;
   LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm); /* takes jit_tm */
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -734,7 +735,7 @@ static void *build_object(void *arg) {
       return NULL;
     }
   }
-  LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu);
+  LLVMTargetMachineRef tm = target_machine(b->opt_level, b->cpu, LLVMCodeModelDefault);
   if (tm && verify_and_optimize(mod, tm, b->opt_level, shape, &b->timer) == 0) {
     char *err = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &b->obj)) {
@@ -1186,6 +1187,24 @@ static void c_ident(const char *name, char *out, size_t n) {
   out[k] = 0;
 }
 
+/* v as a C constant of the dtype: a double's 17 digits, or a float
+ * constant (1.0f, 0.001f: the fewest digits that give the float v rounds
+ * to) that a float buffer takes without a conversion from double
+ * (-Wconversion, -Wfloat-conversion). */
+static void c_literal(double v, DType dt, char *out, size_t n) {
+  if (dt == DT_F64) {
+    snprintf(out, n, "%.17g", v);
+    return;
+  }
+  float f = (float)v;
+  for (int digits = 1; digits <= 9; digits++) { /* 9 digits give any float back */
+    snprintf(out, n, "%.*g", digits, (double)f);
+    if (strtof(out, NULL) == f) break;
+  }
+  if (!strpbrk(out, ".eEn")) strncat(out, ".0", n - strlen(out) - 1); /* 1 -> 1.0: 1f is no constant */
+  strncat(out, "f", n - strlen(out) - 1);
+}
+
 /* A macro of the header's and whose it is: parameter i, the state
  * params.len + j, or -1 for the header's own (LR_OFFSET). */
 typedef struct Macro {
@@ -1226,6 +1245,41 @@ static bool *macro_clashes(const Graph *g) {
     }
   free(m);
   return clash;
+}
+
+/* FNV-1a over v's eight bytes, lowest first: the same hash on any host. */
+static uint32_t fnv1a(uint32_t h, int64_t v) {
+  for (int k = 0; k < 8; k++) h = (h ^ (uint8_t)((uint64_t)v >> (8 * k))) * 16777619u;
+  return h;
+}
+
+/* The name of a symbol the object defines and its header refers to:
+ * nnc_MODEL_abi_DTYPE_bMAX_BATCH_HASH, the hash (FNV-1a) over the buffer's
+ * layout (sizes and offsets of parameters, gradients and states, the
+ * learning rate's place) and the rows' columns. The functions' types and
+ * the sizes of their arguments come from the header: a header and an
+ * object that differ in any of these do not link ("undefined reference to
+ * nnc_MODEL_abi_..."), instead of overrunning each other's buffers. */
+static void abi_symbol(const Graph *g, const Layout *layout, int max_batch, char *out, size_t n) {
+  uint32_t h = 2166136261u;
+  h = fnv1a(h, layout->elem_size), h = fnv1a(h, layout->total), h = fnv1a(h, layout->lr_off);
+  h = fnv1a(h, max_batch), h = fnv1a(h, graph_min_train_rows(g)), h = fnv1a(h, !graph_output_needs_targets(g));
+  const PtrVec *rows[] = {&g->inputs, &g->targets};
+  for (int r = 0; r < 2; r++) {
+    h = fnv1a(h, rows[r]->len);
+    for (int i = 0; i < rows[r]->len; i++) h = fnv1a(h, shape_numel(&((Node *)rows[r]->items[i])->shape));
+  }
+  h = fnv1a(h, shape_numel(&g->output->shape));
+  h = fnv1a(h, g->params.len);
+  for (int i = 0; i < g->params.len; i++)
+    h = fnv1a(fnv1a(fnv1a(h, layout->param_off[i]), layout->grad_off[i]),
+              shape_numel(&((Node *)g->params.items[i])->shape));
+  h = fnv1a(h, layout->nstates);
+  for (int j = 0; j < layout->nstates; j++)
+    h = fnv1a(fnv1a(h, layout->state_off[j]), shape_numel(&((Node *)g->states.items[j])->shape));
+  char prefix[128];
+  snprintf(out, n, "%sabi_%s_b%d_%08" PRIx32, codegen_prefix(g, prefix, sizeof prefix), dtype_name(g->dtype),
+           max_batch, h);
 }
 
 static void emit_header(const Graph *g, const Layout *layout, int max_batch, StrBuf *sb) {
@@ -1352,8 +1406,10 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   for (int j = 0; j < layout->nstates; j++) {
     const Node *st = g->states.items[j];
     if (st->attr.value == 0) continue;
-    sb_printf(sb, "  for (int64_t i = 0; i < %" PRId64 "; i++) buf[%" PRId64 " + i] = %.17g; /* %s */\n",
-              shape_numel(&st->shape), layout->state_off[j], st->attr.value, st->name ? st->name : "state");
+    char value[48];
+    c_literal(st->attr.value, g->dtype, value, sizeof value);
+    sb_printf(sb, "  for (int64_t i = 0; i < %" PRId64 "; i++) buf[%" PRId64 " + i] = %s; /* %s */\n",
+              shape_numel(&st->shape), layout->state_off[j], value, st->name ? st->name : "state");
   }
   sb_puts(sb, "}\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
   sb_printf(sb, "void %sforward(%s *buf, const %s *x, const %s *t, int64_t n, %s *y, %s *loss);\n", P, T, T, T, T,
@@ -1363,7 +1419,50 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
   sb_printf(sb, "void %supdate(%s *buf);\n", P, T);
   sb_printf(sb, "%s %strain_step(%s *buf, const %s *x, const %s *t, int64_t n);\n", T, P, T, T, T);
   sb_printf(sb, "%s %strain_epoch(%s *buf, const %s *x, const %s *t, int64_t rows);\n", T, P, T, T, T);
+  char abi[256];
+  abi_symbol(g, layout, max_batch, abi, sizeof abi);
+  /* the reference is kept (used) and, where the compiler has `retain`, kept
+     by the linker's --gc-sections too, which would drop it and its
+     undefined reference with it */
+  sb_printf(sb,
+            "\n/* Defined by the object of this dtype, batch and layout alone: with one\n"
+            " * that differs, the program does not link (an undefined reference to it). */\n"
+            "extern const char %s;\n"
+            "#if defined(__GNUC__) || defined(__clang__)\n"
+            "#if defined(__has_attribute)\n"
+            "#if __has_attribute(__retain__)\n"
+            "__attribute__((__used__, __unused__, __retain__))\n"
+            "#else\n"
+            "__attribute__((__used__, __unused__))\n"
+            "#endif\n"
+            "#else\n"
+            "__attribute__((__used__, __unused__))\n"
+            "#endif\n"
+            "static const void *const %sabi_ref = &%s;\n"
+            "#endif\n",
+            abi, P, abi);
   sb_puts(sb, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
+}
+
+/* An object's workspace (a zeroed global) above this size puts it in
+ * x86-64's large data sections: the default (small) code model reaches
+ * .bss and .data by 32-bit offsets from the code, so all of a program's
+ * small data must lie within 2 GiB of it, and a workspace over that (or
+ * several objects' together) breaks the link of whatever data follows.
+ * 64 KiB is gcc's and clang's large-data threshold for the medium code
+ * model: an object then holds at most that much of a program's small data,
+ * and the workspaces of small models keep their 32-bit addresses. */
+#define LARGE_WORKSPACE_BYTES 65536
+
+/* The code model of an object whose workspace has ws_bytes: small, or
+ * medium for a large workspace. Under the medium model the code stays
+ * small and reaches the data LLVM counts as large by 64-bit offsets, in
+ * .lbss (no bytes in the file, as .bss) and .lrodata, which the linker
+ * puts after all other data, where their size does not matter. LLVM-C sets
+ * no large-data threshold (LLVM's is 0 then), so every global of the
+ * module is large, its constant tables too. */
+static LLVMCodeModel object_code_model(int64_t ws_bytes) {
+  return ws_bytes > LARGE_WORKSPACE_BYTES ? LLVMCodeModelMedium : LLVMCodeModelDefault;
 }
 
 int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, NncEmit kind, bool time,
@@ -1377,9 +1476,15 @@ int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_l
   LLVMContextRef ctx = LLVMContextCreate();
   if (!cpu) cpu = default_cpu(kind);
   CgTarget target = jit_target(cpu);
-  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, NULL);
+  CgInfo info;
+  LLVMModuleRef mod = codegen_module(ctx, g, layout, max_batch, CG_ALL, &target, &info);
   lap(&timer, "codegen");
-  LLVMTargetMachineRef tm = target_machine(opt_level, cpu);
+  char abi[256]; /* the symbol the header refers to (abi_symbol) */
+  abi_symbol(g, layout, max_batch, abi, sizeof abi);
+  LLVMValueRef abi_global = LLVMAddGlobal(mod, LLVMInt8TypeInContext(ctx), abi);
+  LLVMSetInitializer(abi_global, LLVMConstInt(LLVMInt8TypeInContext(ctx), 0, false));
+  LLVMSetGlobalConstant(abi_global, true);
+  LLVMTargetMachineRef tm = target_machine(opt_level, cpu, object_code_model(info.ws_bytes));
   int rc = 1;
   if (tm && verify_and_optimize(mod, tm, opt_level, codegen_step_is_small(g, max_batch) ? CODE_SMALL_STEP : CODE_LOOPS,
                                 &timer) == 0) {

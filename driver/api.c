@@ -168,7 +168,21 @@ static NncModel *compile(const char *name, const char *text, const NncOptions *o
   return m;
 }
 
+/* A required pointer argument `arg` of the call `fn` is NULL: an error into
+ * the call's diagnostics (a Sink is open), at the model's file, or at "nnc"
+ * without a model. */
+static void null_argument(const NncModel *m, const char *fn, const char *arg) {
+  diag_file_error(m ? m->name : "nnc", "%s: %s is NULL", fn, arg);
+}
+
 NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags) {
+  if (!path) {
+    Sink k;
+    sink_open(&k, diags);
+    null_argument(NULL, "nnc_compile_file", "the path");
+    sink_close(&k);
+    return NULL;
+  }
   return compile(path, NULL, opts, diags);
 }
 
@@ -196,23 +210,27 @@ void nnc_model_free(NncModel *m) {
   free(m);
 }
 
-const NncLayout *nnc_model_layout(const NncModel *m) { return &m->layout; }
+const NncLayout *nnc_model_layout(const NncModel *m) { return m ? &m->layout : NULL; }
 
-void nnc_model_restart(NncModel *m) { m->fitted = (TrainState){0}; }
+void nnc_model_restart(NncModel *m) {
+  if (m) m->fitted = (TrainState){0};
+}
 
 int nnc_model_index_inputs(const NncModel *m, const NncIndexInput **inputs) {
-  *inputs = m->index_inputs;
-  return m->nindex_inputs;
+  if (inputs) *inputs = m ? m->index_inputs : NULL;
+  return m ? m->nindex_inputs : 0;
 }
 
 static size_t buffer_bytes(const NncModel *m) { return (size_t)m->layout.total * (size_t)m->layout.elem_size; }
 
 void nnc_buffer_init(const NncModel *m, void *buf) {
+  if (!m || !buf) return;
   memset(buf, 0, buffer_bytes(m));
   layout_init_states(m->c.opt_g, m->c.layout, buf);
 }
 
 void *nnc_buffer_new(const NncModel *m) {
+  if (!m) return NULL;
   size_t bytes = buffer_bytes(m);
   void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!buf) return NULL;
@@ -236,6 +254,7 @@ static void *lend(Engine *e, void *buf) {
 
 void nnc_model_init_params(const NncModel *cm, void *buf) {
   NncModel *m = (NncModel *)cm; /* the interpreter engine is a cache */
+  if (!m || !buf) return;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   rt_init_params(&m->c.prog, m->c.inits, e);
@@ -246,6 +265,7 @@ void nnc_model_init_params(const NncModel *cm, void *buf) {
 static const char *const fn_names[] = {"forward", "predict", "backward", "update", "train_step", "train_epoch"};
 
 const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
+  if (!m) return NULL;
   if (opt_level < 0) opt_level = 0;
   if (opt_level > 3) opt_level = 3;
   char why[512];
@@ -289,7 +309,7 @@ static bool rows_ok(const NncModel *m, int64_t n) {
 }
 
 int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y, void *loss) {
-  if (n < 0 || !y || (!t && !m->layout.has_predict) || !m->interp_fits) return -1;
+  if (!m || !buf || !x || !y || n < 0 || (!t && !m->layout.has_predict) || !m->interp_fits) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   e->forward(e, x, t && loss ? t : NULL, n, y, t ? loss : NULL);
@@ -300,7 +320,7 @@ int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int
 /* backward, or backward and the optimizer step, on the caller's buffer */
 static int interp_step(NncModel *m, void *buf, const void *x, const void *t, int64_t n, double *loss,
                        bool update) {
-  if (!rows_ok(m, n) || !t || !m->interp_fits) return -1;
+  if (!m || !buf || !x || !t || !rows_ok(m, n) || !m->interp_fits) return -1;
   Engine *e = interp(m);
   void *own = lend(e, buf);
   double l = update ? e->train_step(e, x, t, n) : e->backward(e, x, t, n);
@@ -332,14 +352,28 @@ static Engine *engine_for(NncModel *m, const NncFunctions *code) {
  * standard error. */
 const char *nnc_version(void) { return NNC_VERSION; }
 
+/* compilation_symbols_ok, its error (at the model's name, with the source
+ * line) into `to`; the model's count of errors stays its compile's. */
+static bool symbols_ok(NncModel *m, NncDiagnostics *to) {
+  Diag saved = m->c.diag;
+  m->c.diag.sink = to;
+  bool ok = compilation_symbols_ok(&m->c);
+  m->c.diag = saved;
+  return ok;
+}
+
 char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags) {
   Sink k;
-  sink_open(&k, diags);
+  NncDiagnostics *to = sink_open(&k, diags);
   StrBuf sb = {0};
   if (!kind) kind = "";
   NncEmit emit = nnc_emit_kind(kind);
-  bool ok = compilation_dump(&m->c, emit, &sb);
-  if (!ok && emit != NNC_EMIT_NONE) {
+  bool ok = m && compilation_dump(&m->c, emit, &sb);
+  if (!m) {
+    null_argument(m, "nnc_model_emit", "the model");
+  } else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !symbols_ok(m, to)) {
+    /* reported */
+  } else if (!ok && emit != NNC_EMIT_NONE) {
     int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;
     ok = jit_emit_text(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, level, emit, false, m->opt.cpu, &sb) == 0;
     if (!ok) diag_file_error(m->name, "cannot emit %s: LLVM failed (its message is on standard error)", kind);
@@ -363,26 +397,36 @@ char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, 
 int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
-  Engine *e = interp(m);
-  void *own = lend(e, (void *)buf); /* saving only reads it */
-  /* the metadata of the run that reached this epoch, as --save writes it */
-  TrainState st = m->fitted.epoch == epoch ? m->fitted : (TrainState){.epoch = epoch};
-  int rc = rt_save_checkpoint(path ? path : "", e, m->layout.model, &st, NULL);
-  e->buf = own;
+  int rc = -1;
+  if (!m || !buf || !path) {
+    null_argument(m, "nnc_model_save", !m ? "the model" : !buf ? "buf" : "the path");
+  } else {
+    Engine *e = interp(m);
+    void *own = lend(e, (void *)buf); /* saving only reads it */
+    /* the metadata of the run that reached this epoch, as --save writes it */
+    TrainState st = m->fitted.epoch == epoch ? m->fitted : (TrainState){.epoch = epoch};
+    rc = rt_save_checkpoint(path, e, m->layout.model, &st, NULL) ? -1 : 0;
+    e->buf = own;
+  }
   sink_close(&k);
-  return rc ? -1 : 0;
+  return rc;
 }
 
 int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags) {
   Sink k;
   sink_open(&k, diags);
+  if (!m || !buf || !path) {
+    null_argument(m, "nnc_model_load", !m ? "the model" : !buf ? "buf" : "the path");
+    sink_close(&k);
+    return -1;
+  }
   /* into a copy, so a failed load leaves buf as it was */
   size_t bytes = buffer_bytes(m);
   void *copy = nnc_xaligned(bytes);
   memcpy(copy, buf, bytes);
   Engine *e = interp(m);
   void *own = lend(e, copy);
-  int rc = rt_load_params(path ? path : "", e);
+  int rc = rt_load_params(path, e);
   e->buf = own;
   if (rc == 0) { /* as --load: a new run from these parameters */
     layout_reset_run_state(m->c.opt_g, m->c.layout, copy);
@@ -401,20 +445,23 @@ static void dataset_take(const NncData *d, DType dt, NncDataset *out) {
 }
 
 int nnc_model_data(NncModel *m, NncDataset *train, NncDataset *valid, NncDiagnostics *diags) {
-  memset(train, 0, sizeof *train);
-  memset(valid, 0, sizeof *valid);
+  if (train) memset(train, 0, sizeof *train);
+  if (valid) memset(valid, 0, sizeof *valid);
   Sink k;
   sink_open(&k, diags);
+  int rc = -1;
   NncData tr, va;
-  int rc = rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va);
-  if (rc == 0) {
-    dataset_take(&tr, m->c.opt_g->dtype, train);
-    dataset_take(&va, m->c.opt_g->dtype, valid);
+  if (!m) {
+    null_argument(m, "nnc_model_data", "the model");
+  } else if (rt_load_data(&m->c.prog, m->c.opt_g, &tr, &va) == 0) {
+    rc = 0;
+    if (train) dataset_take(&tr, m->c.opt_g->dtype, train);
+    if (valid) dataset_take(&va, m->c.opt_g->dtype, valid);
     nnc_data_free(&tr);
     nnc_data_free(&va);
   }
   sink_close(&k);
-  return rc ? -1 : 0;
+  return rc;
 }
 
 void nnc_dataset_free(NncDataset *d) {
@@ -432,9 +479,11 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   Sink k;
   sink_open(&k, diags);
   int rc = -1;
-  Engine *e = engine_for(m, code);
+  Engine *e = m ? engine_for(m, code) : NULL;
   NncData tr = {0}, va = {0};
-  if (!e) {
+  if (!m || !buf) {
+    null_argument(m, "nnc_model_fit", !m ? "the model" : "buf");
+  } else if (!e) {
     diag_file_error(m->name, "nnc_model_fit: the code is not this model's");
   } else if (!code && !m->interp_fits) {
     diag_file_error(m->name, "nnc_model_fit: the interpreter would need %.1f GiB for a batch (limit %.0f GiB): "
@@ -469,7 +518,9 @@ int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epoc
   return rc;
 }
 
-void nnc_model_stop(NncModel *m, bool stop) { atomic_store(&m->stop, stop); }
+void nnc_model_stop(NncModel *m, bool stop) {
+  if (m) atomic_store(&m->stop, stop);
+}
 
 void nnc_fit_result_free(NncFitResult *r) {
   if (!r) return;

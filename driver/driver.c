@@ -33,6 +33,7 @@
 #include "driver.h"
 
 void nnc_options_default(NncOptions *o) {
+  if (!o) return;
   memset(o, 0, sizeof *o);
   o->epochs = o->batch = o->seed = -1;
   o->lr = -1;
@@ -457,6 +458,30 @@ static int check_clashes(const Compilation *c) {
   return 0;
 }
 
+/* The first words of libnnc's functions (include/nnc.h: nnc_model_jit,
+ * nnc_interp_forward, ...). A model named one of them, or one of them and
+ * `_` and more, would have an object whose symbols, nnc_NAME_forward and
+ * the others, are in the library's namespace: nnc_interp_forward and
+ * nnc_interp_backward are libnnc's, and the object's would take their
+ * place in a program that links both. */
+static const char *const libnnc_words[] = {"buffer", "compile", "cpu", "dataset", "diagnostics", "emit", "fit",
+                                           "interp", "model", "options", "parallel", "run", "version"};
+
+bool compilation_symbols_ok(Compilation *c) {
+  const char *name = c->prog.model_name;
+  for (size_t i = 0; i < sizeof libnnc_words / sizeof *libnnc_words; i++) {
+    size_t n = strlen(libnnc_words[i]);
+    if (strncmp(name, libnnc_words[i], n) == 0 && (name[n] == 0 || name[n] == '_')) {
+      diag_error(&c->diag, c->prog.model->name_loc,
+                 "model name '%s' would give the object's symbols (nnc_%s_forward, ...) the prefix nnc_%s_ of "
+                 "libnnc's functions: rename the model",
+                 name, name, libnnc_words[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
   char why[512];
@@ -469,6 +494,7 @@ static int run(Compilation *c) {
   int rc = frontend(c);
   if (rc) return rc;
   if (check_clashes(c)) return 1;
+  if ((c->emit == NNC_EMIT_OBJ || c->emit == NNC_EMIT_HEADER) && !compilation_symbols_ok(c)) return 1;
   StrBuf sb = {0};
   if (c->emit == NNC_EMIT_IR) {
     compilation_dump(c, NNC_EMIT_IR, &sb);

@@ -33,6 +33,11 @@ typedef struct Compilation {
  * diag_file_error). */
 int compilation_run(Compilation *c);
 
+/* Whether the model's name may name the symbols of an object and a
+ * header (--emit obj and header), nnc_NAME_forward and the others; if
+ * not, reports an error at the name and returns false. */
+bool compilation_symbols_ok(Compilation *c);
+
 /* The text of `--emit KIND` for the kinds drawn from the compilation's
  * graphs, into out: ast (parsed), ir (lowered), grad, opt, dot and layout
  * (after the middle). Returns false for any other kind. */

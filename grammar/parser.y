@@ -133,6 +133,7 @@ file
 block
   : MODEL IDENT opt_nl '{' stmts '}'
       { Block *b = ast_block(AR, true, loc_of(@1), $2, stmts_in_order($5));
+        b->name_loc = loc_of(@2);
         b->next = PS->ast->blocks; PS->ast->blocks = b; }
   | TRAIN opt_nl '{' stmts '}'
       { Block *b = ast_block(AR, false, loc_of(@1), NULL, stmts_in_order($4));
@@ -140,6 +141,7 @@ block
   /* a statement error can run into the block's end */
   | MODEL IDENT opt_nl '{' stmts error '}'
       { Block *b = ast_block(AR, true, loc_of(@1), $2, stmts_in_order($5));
+        b->name_loc = loc_of(@2);
         b->next = PS->ast->blocks; PS->ast->blocks = b; yyerrok; }
   | TRAIN opt_nl '{' stmts error '}'
       { Block *b = ast_block(AR, false, loc_of(@1), NULL, stmts_in_order($4));

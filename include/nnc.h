@@ -57,6 +57,14 @@
  * (min_train_rows..max_batch, and no last batch of one row for
  * train_epoch, with a batch_norm that a row gives one value per channel).
  * A model and its functions may be used from one thread at a time.
+ *
+ * NULL: no nnc_ call crashes on a NULL pointer. Those a call takes as NULL
+ * on purpose are said at it (opts, diags, an out-parameter it then leaves
+ * unfilled); any other NULL (a model, a buffer, rows, a path) makes the
+ * call do nothing and return its error value (NULL, -1 or 0), with an
+ * error in diags for the calls that take them ("FILE: error: nnc_model_save:
+ * buf is NULL"). The compiled functions (NncFunctions, an object's) check
+ * nothing: their pointers must be valid.
  */
 #ifndef NNC_H
 #define NNC_H
@@ -98,6 +106,7 @@ typedef struct NncOptions {
   bool eval;                   /* --eval: the final lines for the parameters, no training */
 } NncOptions;
 
+/* The defaults of every field (what `nnc FILE` alone runs); o NULL: nothing. */
 NNC_API void nnc_options_default(NncOptions *o);
 /* The library's version, NNC_VERSION as it was built (a program may have
  * been compiled with another nnc.h). */
@@ -153,13 +162,15 @@ typedef struct NncModel NncModel;
  * workspace when it plans it), else also every intermediate of a batch,
  * which the interpreter holds; the other fields are ignored. Diagnostics (errors, and notes such as the
  * stable rewrites) are appended to *diags when diags is not NULL, and
- * printed nowhere. Returns NULL when there were errors. */
+ * printed nowhere. Returns NULL when there were errors (a NULL path is
+ * one). */
 NNC_API NncModel *nnc_compile_file(const char *path, const NncOptions *opts, NncDiagnostics *diags);
-/* The same for source text (copied); name is used in diagnostics, and as
- * the directory that relative csv() paths start from. */
+/* The same for source text (copied; NULL is empty text); name is used in
+ * diagnostics, and as the directory that relative csv() paths start from
+ * (NULL: "<string>"). */
 NNC_API NncModel *nnc_compile_string(const char *name, const char *source, const NncOptions *opts,
                                      NncDiagnostics *diags);
-/* Free the model and all code compiled for it. */
+/* Free the model and all code compiled for it (NULL: nothing). */
 NNC_API void nnc_model_free(NncModel *m);
 
 /* ---- the parameter buffer ---- */
@@ -202,7 +213,7 @@ typedef struct NncLayout {
   int min_train_rows;
 } NncLayout;
 
-/* Lives as long as the model. */
+/* Lives as long as the model (NULL for a NULL model). */
 NNC_API const NncLayout *nnc_model_layout(const NncModel *m);
 
 /* An input an embedding reads its rows by: values [column, column + count)
@@ -216,10 +227,12 @@ typedef struct NncIndexInput {
   const char *table; /* the embedding's table, e.g. "embedding1.W" */
   int64_t column, count, rows;
 } NncIndexInput;
-/* How many there are; *inputs gets them (they live as long as the model). */
+/* How many there are; *inputs gets them (they live as long as the model)
+ * unless inputs is NULL. */
 NNC_API int nnc_model_index_inputs(const NncModel *m, const NncIndexInput **inputs);
 /* A new buffer of layout->total elements, 64-byte aligned, zero, with the
- * optimizer state at its starting values; free it with free(). */
+ * optimizer state at its starting values; free it with free(). NULL when
+ * memory runs out. */
 NNC_API void *nnc_buffer_new(const NncModel *m);
 /* Set the parameters in buf as `nnc --train` starts: the train block's init
  * for layer weights, zero biases, a param's own initializer. */
@@ -271,7 +284,9 @@ NNC_API const NncFunctions *nnc_model_jit(NncModel *m, int opt_level);
  * forward), or
  * y is asked for without targets and the output needs them, or the
  * interpreter would hold more than 16 GiB for a batch (a model compiled
- * with opts jit, which held it to compiled code's memory). */
+ * with opts jit, which held it to compiled code's memory), or buf, x, y
+ * (forward) or t (backward, train_step) is NULL. t and loss of forward and
+ * loss of backward and train_step may be NULL. */
 NNC_API int nnc_interp_forward(NncModel *m, void *buf, const void *x, const void *t, int64_t n, void *y,
                                void *loss);
 NNC_API int nnc_interp_backward(NncModel *m, void *buf, const void *x, const void *t, int64_t n,
@@ -292,7 +307,10 @@ NNC_API void nnc_buffer_init(const NncModel *m, void *buf);
  * dot, llvm, asm, header (text) or obj (the bytes of an object file).
  * opt_level (0..3) is -O for llvm, asm and obj, and the CPU the compile
  * options' (as --cpu). Returns a malloc'd buffer with a NUL after the *len
- * bytes (free it with free()), or NULL when the kind is unknown. */
+ * bytes (len may be NULL; free it with free()), or NULL when the kind is
+ * unknown (or NULL), or it is obj or header and the model's name would put
+ * the object's symbols among the library's (a model named interp:
+ * nnc_interp_forward; an error at the name). */
 NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, NncDiagnostics *diags);
 
 /* buf to and from a safetensors checkpoint, as --save and --load: save
@@ -302,14 +320,15 @@ NNC_API char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_
  * buf's back to its starting values, and starts a new run
  * (nnc_model_restart), as --load does. A load must find every parameter
  * with its dtype and shape, and finite values; it changes buf only when it
- * succeeds. Return 0 or -1. */
+ * succeeds. Return 0 or -1 (also for a NULL buf or path, with an error). */
 NNC_API int nnc_model_save(NncModel *m, const void *buf, const char *path, int64_t epoch, NncDiagnostics *diags);
 NNC_API int nnc_model_load(NncModel *m, void *buf, const char *path, NncDiagnostics *diags);
 
 /* The train block's data sets (data, valid, split) as `nnc --train` loads
  * them: rows of layout->input_cols inputs and target_cols targets in the
  * model's dtype (malloc'd). valid has 0 rows when the block has none.
- * Returns 0, or -1 (an unreadable file, a bad split). */
+ * train or valid may be NULL: that set is not kept. Returns 0, or -1 (an
+ * unreadable file, a bad split). */
 typedef struct NncDataset {
   int64_t rows;
   void *x, *t;
@@ -339,8 +358,9 @@ typedef struct NncFitResult {
  * schedule spans the run up to the end of this call); early stopping
  * watches this call's epochs. verbose: print the progress and final lines
  * as --train does.
+ * r may be NULL (the figures are not kept).
  * Returns 0; -1 when training could not start (the data could not be
- * loaded); 1 when it stopped at a value that is not finite (an error names
+ * loaded, buf is NULL); 1 when it stopped at a value that is not finite (an error names
  * the step and the value; buf holds the last finite parameters, *r the
  * epochs before). */
 NNC_API int nnc_model_fit(NncModel *m, void *buf, const NncFunctions *code, int64_t epochs, bool verbose,

@@ -270,6 +270,22 @@ static void emit_text(void) {
   free(text);
   CHECK(nnc_model_emit(m, NULL, 2, &len, NULL) == NULL); /* printed nowhere */
   nnc_model_free(m);
+
+  /* a model whose object's symbols would be libnnc's (nnc_interp_forward):
+     no object, no header, an error at the name; its other kinds are fine */
+  m = nnc_compile_string("interp.nn", "model interp {\n  input x[1]\n  target t[1]\n  loss squared(x, t)\n}\n", NULL,
+                         &d);
+  CHECK(m != NULL && d.count == 0);
+  if (!m) return;
+  for (int k = 0; k < 2; k++) {
+    CHECK(nnc_model_emit(m, k ? "header" : "obj", 2, &len, &d) == NULL);
+    CHECK(d.count == 1 && d.items[0].line == 1 && d.items[0].col == 7 && strstr(d.items[0].text, "^\n"));
+    CHECK(one_error(&d, "prefix nnc_interp_ of libnnc's functions"));
+  }
+  text = nnc_model_emit(m, "llvm", 2, &len, &d);
+  CHECK(text != NULL && d.count == 0);
+  free(text);
+  nnc_model_free(m);
 }
 
 static const char trainable[] = "model two {\n"
@@ -520,6 +536,77 @@ static void learning_rate(void) {
   nnc_model_free(m);
 }
 
+/* NULL where nnc.h allows it does what it says; any other NULL is the
+ * call's error value (and an error in diags), never a crash. */
+static void null_arguments(void) {
+  NncDiagnostics d = {0};
+  nnc_options_default(NULL);
+  CHECK(nnc_compile_file(NULL, NULL, &d) == NULL);
+  CHECK(d.count == 1 && strcmp(d.items[0].text, "nnc: error: nnc_compile_file: the path is NULL\n") == 0);
+  nnc_diagnostics_free(&d);
+  CHECK(nnc_model_layout(NULL) == NULL && nnc_buffer_new(NULL) == NULL && nnc_model_jit(NULL, 2) == NULL);
+  const NncIndexInput *in = (const NncIndexInput *)&d;
+  CHECK(nnc_model_index_inputs(NULL, &in) == 0 && in == NULL);
+  nnc_model_stop(NULL, true);
+  nnc_model_restart(NULL);
+  nnc_buffer_init(NULL, NULL);
+  nnc_model_init_params(NULL, NULL);
+  CHECK(nnc_model_emit(NULL, "ir", 2, NULL, &d) == NULL);
+  CHECK(one_error(&d, "nnc_model_emit: the model is NULL"));
+  CHECK(nnc_model_fit(NULL, NULL, NULL, 1, false, NULL, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_fit: the model is NULL"));
+  CHECK(nnc_model_data(NULL, NULL, NULL, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_data: the model is NULL"));
+
+  NncModel *m = compile_trainable("0.05");
+  if (!m) return;
+  const NncLayout *L = nnc_model_layout(m);
+  CHECK(nnc_model_index_inputs(m, NULL) == 0); /* the count alone */
+  nnc_buffer_init(m, NULL);
+  nnc_model_init_params(m, NULL);
+  double *buf = nnc_buffer_new(m);
+  nnc_model_init_params(m, buf);
+  double x[2 * 2] = {0.5, -0.5, 1, 0}, t[2] = {1, 0}, y[2], loss;
+  CHECK(nnc_interp_forward(m, NULL, x, t, 2, y, NULL) == -1);
+  CHECK(nnc_interp_forward(m, buf, NULL, t, 2, y, NULL) == -1);
+  CHECK(nnc_interp_forward(m, buf, x, t, 2, NULL, NULL) == -1);
+  CHECK(nnc_interp_forward(m, buf, x, NULL, 2, y, NULL) == 0); /* t and loss may be NULL */
+  CHECK(nnc_interp_backward(m, NULL, x, t, 2, &loss) == -1);
+  CHECK(nnc_interp_backward(m, buf, NULL, t, 2, &loss) == -1);
+  CHECK(nnc_interp_train_step(m, buf, NULL, t, 2, &loss) == -1);
+  CHECK(nnc_interp_backward(m, buf, x, t, 2, NULL) == 0);
+
+  char path[] = "/tmp/nnc_api_nullXXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd >= 0) close(fd);
+  CHECK(nnc_model_save(m, buf, NULL, 0, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_save: the path is NULL"));
+  CHECK(nnc_model_save(m, NULL, path, 0, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_save: buf is NULL"));
+  CHECK(nnc_model_save(NULL, buf, path, 0, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_save: the model is NULL"));
+  CHECK(nnc_model_save(m, buf, path, 0, &d) == 0 && d.count == 0);
+  CHECK(nnc_model_load(m, buf, NULL, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_load: the path is NULL"));
+  CHECK(nnc_model_load(m, NULL, path, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_load: buf is NULL"));
+  CHECK(nnc_model_load(m, buf, path, &d) == 0 && d.count == 0);
+  unlink(path);
+
+  /* either data set may be left out */
+  NncDataset tr;
+  CHECK(nnc_model_data(m, &tr, NULL, &d) == 0 && d.count == 0 && tr.rows == 40 && tr.x && tr.t);
+  nnc_dataset_free(&tr);
+  CHECK(nnc_model_data(m, NULL, NULL, &d) == 0 && d.count == 0);
+  CHECK(nnc_model_fit(m, NULL, NULL, 1, false, NULL, &d) == -1);
+  CHECK(one_error(&d, "nnc_model_fit: buf is NULL"));
+  CHECK(nnc_model_fit(m, buf, NULL, 1, false, NULL, &d) == 0 && d.count == 0); /* no result wanted */
+  CHECK(L->input_cols == 2);
+  free(buf);
+  nnc_model_free(m);
+}
+
 int main(void) {
   errors_as_data();
   layout();
@@ -532,5 +619,6 @@ int main(void) {
   divergence();
   override_limits();
   run_limits();
+  null_arguments();
   return check_report();
 }

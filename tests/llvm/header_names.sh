@@ -27,6 +27,7 @@ train {
 }
 NN
 "$nnc" "$tmp/clash.nn" --emit header -o "$tmp/clash.h"
+"$nnc" "$tmp/clash.nn" --emit obj -o "$tmp/clash.o" # (a program with the header links its object)
 lr=$("$nnc" "$tmp/clash.nn" --emit layout | awk '$1 == "state" && $2 == "optimizer.lr" { print $5 }')
 cat >"$tmp/main.c" <<'C'
 #include <stdio.h>
@@ -36,7 +37,7 @@ int main(void) {
   return 0;
 }
 C
-cc -std=c99 -Wall -Wextra -pedantic-errors -Werror -I"$tmp" -o "$tmp/main" "$tmp/main.c"
+cc -std=c99 -Wall -Wextra -pedantic-errors -Werror -I"$tmp" -o "$tmp/main" "$tmp/main.c" "$tmp/clash.o" -lm
 set -- $("$tmp/main")
 [ "$1" = "$lr" ] || { echo "LR_OFFSET is $1, the learning rate is at $lr"; exit 1; }
 [ "$3" = 1 ] || { echo "a.b has $3 values"; exit 1; }

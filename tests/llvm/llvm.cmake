@@ -86,6 +86,12 @@ add_test(NAME llvm.dot_loop COMMAND ${LLVM_TESTS}/unrolled_runs.sh $<TARGET_FILE
          ${PROJECT_SOURCE_DIR}/examples/fashion_cnn.nn dot_loop)
 add_test(NAME llvm.emit_obj_header COMMAND ${LLVM_TESTS}/obj_header.sh $<TARGET_FILE:nnc> ${MOONS})
 add_test(NAME llvm.header_names COMMAND ${LLVM_TESTS}/header_names.sh $<TARGET_FILE:nnc>)
+add_test(NAME llvm.reserved_names COMMAND ${LLVM_TESTS}/reserved_names.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/include/nnc.h)
+add_test(NAME llvm.abi_mismatch COMMAND ${LLVM_TESTS}/abi_mismatch.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples)
+add_test(NAME llvm.large_workspace COMMAND ${LLVM_TESTS}/large_workspace.sh $<TARGET_FILE:nnc>
+         ${PROJECT_SOURCE_DIR}/examples)
 
 add_executable(test_jit_lifecycle ${PROJECT_SOURCE_DIR}/tests/unit/test_jit_lifecycle.c)
 target_compile_options(test_jit_lifecycle PRIVATE ${NNC_WARNINGS})

@@ -5,7 +5,10 @@
 # position-independent (no absolute relocations; it links into a shared
 # library), and its layout table agrees with --emit layout. The step reads
 # the learning rate at LR_OFFSET: buffer_init writes the file's, and 0 there
-# leaves the parameters as they are.
+# leaves the parameters as they are. The header, in f64 and f32, compiles
+# without a warning as C99, C11, C++11 and C++17 with gcc, g++, clang and
+# clang++ (those installed) at -Wall -Wextra -pedantic -Wconversion: an f32
+# header's constants are float constants.
 set -eu
 nnc=$1 model=$2
 tmp=$(mktemp -d)
@@ -47,3 +50,23 @@ cat "$tmp/out"
 # the offsets in the header's table are the ones --emit layout prints
 "$nnc" "$model" --emit layout | awk '$1 == "param" {print $2, $5}' > "$tmp/layout"
 tail -n +2 "$tmp/out" | diff - "$tmp/layout"
+
+# the header alone, by every compiler there is
+"$nnc" "$model" --emit header --dtype f32 -o "$tmp/m32.h"
+for h in m.h m32.h; do
+  printf '#include "%s"\n#include "%s"\nint main(void) {\n  static nnc_moons_real buf[nnc_moons_BUFFER_ELEMS];\n  nnc_moons_buffer_init(buf);\n  return buf[0] != 0;\n}\n' "$h" "$h" > "$tmp/use_$h.c"
+  cp "$tmp/use_$h.c" "$tmp/use_$h.cpp"
+  for cc in gcc clang; do
+    command -v $cc >/dev/null || continue
+    for std in c99 c11; do
+      $cc -std=$std -Wall -Wextra -pedantic -Wconversion -Werror -I"$tmp" -c "$tmp/use_$h.c" -o "$tmp/use.o"
+    done
+  done
+  for cxx in g++ clang++; do
+    command -v $cxx >/dev/null || continue
+    for std in c++11 c++17; do
+      $cxx -std=$std -Wall -Wextra -pedantic -Wconversion -Werror -I"$tmp" -c "$tmp/use_$h.cpp" -o "$tmp/use.o"
+    done
+  done
+done
+grep -q '= 0.05f;' "$tmp/m32.h" || { echo "no float constant for the learning rate in the f32 header"; exit 1; }
