@@ -113,6 +113,7 @@ typedef struct CG {
   LLVMValueRef frame;  /* the frame while the function is split, else NULL */
   int64_t frame_bytes;
   int segments_from, segment_weight; /* codegen.c's SEGMENTS_FROM, SEGMENT_WEIGHT */
+  int *last_read; /* per node: the position of its last read in the function (plan_workspace) */
 } CG;
 
 /* ---- small builders ---- */

@@ -1116,6 +1116,7 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
     for (int k = 0; k < op_info[n->op].nin; k++)
       if (last[n->in[k]->id] < at) last[n->in[k]->id] = at;
   }
+  memcpy(cg->last_read, last, sizeof(int) * (size_t)len);
   for (int i = 0; i < len; i++) {
     span_of[i] = pack_span[i] = -1;
     if (cg->need[i] && !cg->given[i] && pack_bytes(cg, g->nodes[i])) {
@@ -1178,8 +1179,10 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
 enum { SEGMENTS_FROM = 12000, SEGMENT_WEIGHT = 2000 };
 
 /* The instructions of a function so far, counted from where the last
- * count ended (the code grows at its end; what is added to earlier
- * blocks, stack slots and loop preheaders, is missed after their count). */
+ * count ended: new blocks come at the end, and what is added to blocks
+ * counted before (stack slots, loop preheaders, a loop's exit block that
+ * the code goes on in) is missed. An estimate, which is all the sizes
+ * need. */
 typedef struct Weight {
   LLVMBasicBlockRef bb; /* the last block counted */
   int64_t before;       /* instructions in the blocks before it */
@@ -1690,11 +1693,18 @@ typedef struct Segments {
   int count;
 } Segments;
 
-/* The open segment's end: what the cache holds stored, and back to the
- * function (the builders at its calls, its bindings). */
-static void segment_close(CG *cg, Segments *s) {
+/* The open segment's end, before the node at position `at`: what the
+ * cache holds of nodes read from there on stored, and back to the function
+ * (the builders at its calls, its bindings). The values of a node no
+ * longer read are dropped: its workspace range may be another node's by
+ * now, and storing them would overwrite that node. */
+static void segment_close(CG *cg, Segments *s, int at) {
   Bound was = bound_now(cg);
-  for (int i = 0; i < cg->g->len; i++) cg_flush(cg, cg->g->nodes[i]);
+  for (int i = 0; i < cg->g->len; i++)
+    if (cg->last_read[i] >= at)
+      cg_flush(cg, cg->g->nodes[i]);
+    else
+      cg_forget_node(cg, cg->g->nodes[i]);
   LLVMBuildRetVoid(cg->b);
   cg_end_body(cg);
   cg->fn = s->fn;
@@ -1706,11 +1716,11 @@ static void segment_close(CG *cg, Segments *s) {
   s->seg = NULL;
 }
 
-/* Before a node's code: a segment open with room for it (one opened, the
- * full one closed, as needed). */
-static void segment_next(CG *cg, Segments *s) {
+/* Before the code of the node at position `at`: a segment open with room
+ * for it (one opened, the full one closed, as needed). */
+static void segment_next(CG *cg, Segments *s, int at) {
   if (s->seg && weigh(s->seg, &s->weight) < cg->segment_weight) return;
-  if (s->seg) segment_close(cg, s);
+  if (s->seg) segment_close(cg, s, at);
   if (!s->count) {
     s->body = LLVMGetInsertBlock(cg->b);
     s->fn_bound = bound_now(cg);
@@ -1738,8 +1748,23 @@ static void segment_next(CG *cg, Segments *s) {
   rebind(cg, &was);
 }
 
+/* fn and its segments gone from the module. */
+static void delete_function(CG *cg, LLVMValueRef fn) {
+  size_t len;
+  char name[256];
+  snprintf(name, sizeof name, "%s", LLVMGetValueName2(fn, &len));
+  LLVMDeleteFunction(fn);
+  for (int k = 1;; k++) {
+    char seg[300];
+    snprintf(seg, sizeof seg, "%s.seg%d", name, k);
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, seg);
+    if (!f) break;
+    LLVMDeleteFunction(f);
+  }
+}
+
 static void segments_end(CG *cg, Segments *s) {
-  if (s->seg) segment_close(cg, s);
+  if (s->seg) segment_close(cg, s, cg->g->len); /* the results are read after */
 }
 
 /* fn's body: the nodes the roots need, then its results. Built whole, it
@@ -1764,7 +1789,7 @@ static bool build_body(CG *cg, LLVMValueRef fn, const Signature *sig, Node **roo
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
     if (cg->split)
-      segment_next(cg, &seg);
+      segment_next(cg, &seg, i);
     else if (weigh(fn, &weight) > cg->segments_from) {
       whole = false;
       break;
@@ -1880,7 +1905,7 @@ static LLVMValueRef build_function(CG *cg, FnKind kind, bool sliced) {
   cg->ws = module_ws;
   cg->max_batch = batch;
   free(roots);
-  if (sliced && cg->slice_failed) LLVMDeleteFunction(fn), fn = NULL;
+  if (sliced && cg->slice_failed) delete_function(cg, fn), fn = NULL;
   cg->slice_part = cg->slice_parts = cg->slice_grad = cg->slice_nt = NULL;
   cg->split = false;
   cg->frame = NULL;
@@ -2002,6 +2027,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
   cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  cg.last_read = nnc_xcalloc((size_t)g->len, sizeof(int));
   cg.fused_into = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   cg.epi_gemm = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   /* the functions address the workspace through a stand-in until its size,
@@ -2066,6 +2092,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.need);
   free(cg.given);
   free(cg.pack_off);
+  free(cg.last_read);
   gemm_free(&cg);
   free(cg.fused_into);
   free(cg.epi_gemm);

@@ -5,7 +5,9 @@
 #                          (FileCheck); W2's is built whole
 #   segments.agree.*       deep.nn (fifty layers, built as segments): --grad
 #                          of the interpreter = --jit's, and training ends
-#                          where the interpreter's does
+#                          where the interpreter's does; spill.nn (a full
+#                          frame, straight-line nodes in the workspace):
+#                          --grad of one row
 #   agree.segments.NAME.DTYPE.b3
 #                          every gradcheck model, moons and circles built
 #                          as one segment a node (NNC_SEGMENTS_FROM=0
@@ -36,6 +38,10 @@ foreach(dtype f64 f32)
   set_tests_properties(segments.agree.deep.${dtype}.b3 segments.agree.deep_train.${dtype}
                        PROPERTIES LABELS "segments;agree;jit" TIMEOUT 300)
 endforeach()
+
+add_test(NAME segments.agree.spill.f64.b1
+         COMMAND ${PROJECT_SOURCE_DIR}/tests/train/jit_agree.sh $<TARGET_FILE:nnc> ${SEGMENTS_DIR}/spill.nn f64 1)
+set_tests_properties(segments.agree.spill.f64.b1 PROPERTIES LABELS "segments;agree;jit" TIMEOUT 300)
 
 foreach(nn ${SUITES_GRADCHECK_MODELS} ${PROJECT_SOURCE_DIR}/examples/moons.nn ${PROJECT_SOURCE_DIR}/examples/circles.nn)
   get_filename_component(name ${nn} NAME_WE)
