@@ -1426,9 +1426,11 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
      undefined reference with it */
   sb_printf(sb,
             "\n/* Defined by the object of this dtype, batch and layout alone: with one\n"
-            " * that differs, the program does not link (an undefined reference to it). */\n"
+            " * that differs, the program does not link (an undefined reference to it).\n"
+            " * A program that uses the header without the object (its sizes, a\n"
+            " * library it opens at run time) defines NNC_NO_ABI_CHECK first. */\n"
             "extern const char %s;\n"
-            "#if defined(__GNUC__) || defined(__clang__)\n"
+            "#if (defined(__GNUC__) || defined(__clang__)) && !defined(NNC_NO_ABI_CHECK)\n"
             "#if defined(__has_attribute)\n"
             "#if __has_attribute(__retain__)\n"
             "__attribute__((__used__, __unused__, __retain__))\n"
@@ -1462,7 +1464,8 @@ static void emit_header(const Graph *g, const Layout *layout, int max_batch, Str
  * no large-data threshold (LLVM's is 0 then), so every global of the
  * module is large, its constant tables too. */
 static LLVMCodeModel object_code_model(int64_t ws_bytes) {
-  return ws_bytes > LARGE_WORKSPACE_BYTES ? LLVMCodeModelMedium : LLVMCodeModelDefault;
+  /* x86-64's: AArch64, for one, has no medium model (LLVM stops) */
+  return ws_bytes > LARGE_WORKSPACE_BYTES && host_is_x86_64() ? LLVMCodeModelMedium : LLVMCodeModelDefault;
 }
 
 int jit_emit_text(const Graph *g, const Layout *layout, int max_batch, int opt_level, NncEmit kind, bool time,

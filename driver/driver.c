@@ -485,8 +485,10 @@ bool compilation_symbols_ok(Compilation *c) {
 static int run(Compilation *c) {
   const NncOptions *o = c->opt;
   char why[512];
-  /* code the host may lack instructions of would end in SIGILL */
-  if (o->jit && o->cpu && driver_cpu_not_here(o->cpu, why, sizeof why)) {
+  /* code the host may lack instructions of would end in SIGILL (--emit
+     and the summary run none) */
+  bool runs_code = o->train || o->grad || o->check_grad || o->eval || o->predict;
+  if (o->jit && runs_code && !o->emit && o->cpu && driver_cpu_not_here(o->cpu, why, sizeof why)) {
     fprintf(stderr, "nnc: error: %s\n", why);
     return 1;
   }

@@ -38,6 +38,9 @@ int main(void) {
 }
 C
 cc -std=c99 -Wall -Wextra -pedantic-errors -Werror -I"$tmp" -o "$tmp/main" "$tmp/main.c" "$tmp/clash.o" -lm
+# the header alone, for its sizes, with the ABI check off
+cc -std=c99 -Wall -Wextra -pedantic-errors -Werror -DNNC_NO_ABI_CHECK -I"$tmp" -o "$tmp/alone" "$tmp/main.c" ||
+  { echo "the header alone does not link with NNC_NO_ABI_CHECK"; exit 1; }
 set -- $("$tmp/main")
 [ "$1" = "$lr" ] || { echo "LR_OFFSET is $1, the learning rate is at $lr"; exit 1; }
 [ "$3" = 1 ] || { echo "a.b has $3 values"; exit 1; }
