@@ -131,49 +131,54 @@ static bool host_is_x86_64(void) {
   return x86;
 }
 
+static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
+
 bool jit_cpu_known(const char *cpu) {
-  if (!cpu || strcmp(cpu, "native") == 0) return true;
+  if (is_native(cpu)) return true;
   if (!host_is_x86_64()) return false; /* only `native` elsewhere */
   return x86_64_cpu(cpu) != NULL;
 }
 
-static bool is_native(const char *cpu) { return !cpu || strcmp(cpu, "native") == 0; }
+/* Whether the comma-separated list `have` names feature f[0..len) ("+avx2"). */
+static bool has_feature(const char *have, const char *f, size_t len) {
+  for (const char *p = have; *p;) {
+    size_t n = strcspn(p, ",");
+    if (n == len && memcmp(p, f, len) == 0) return true;
+    p += n + (p[n] == ',');
+  }
+  return false;
+}
 
-/* Whether the host's feature string ("+avx2,-fma4,...") has every one of
- * `wanted`, a NULL-terminated list of LLVM feature names. */
-static bool host_has_features(const char *const *wanted) {
-  const char *features = host_cpu_features();
-  for (; *wanted; wanted++) {
-    size_t len = strlen(*wanted);
-    bool found = false;
-    for (const char *p = features; *p && !found;) {
-      size_t item = strcspn(p, ",");
-      found = item == len + 1 && p[0] == '+' && strncmp(p + 1, *wanted, len) == 0;
-      p += item + (p[item] == ',');
-    }
-    if (!found) return false;
+/* Whether `have` names every feature of the comma-separated list `wanted`. */
+static bool has_features(const char *have, const char *wanted) {
+  for (const char *f = wanted; *f;) {
+    size_t len = strcspn(f, ",");
+    if (!has_feature(have, f, len)) return false;
+    f += len + (f[len] == ',');
   }
   return true;
 }
 
-/* LLVM's names of the features each x86-64 level adds to the one below
- * (the x86-64 psABI's microarchitecture levels). */
-static const char *const level_v2[] = {"cx16", "sahf", "popcnt", "sse3", "sse4.1", "sse4.2", "ssse3", NULL};
-static const char *const level_v3[] = {"avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave", NULL};
-static const char *const level_v4[] = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", NULL};
+/* The x86-64 levels and the features each needs (kernels.h). */
+static const struct {
+  const char *cpu, *features;
+} x86_64_levels[] = {{"x86-64", ""},
+                     {"x86-64-v2", NNC_X86_64_V2_FEATURES},
+                     {"x86-64-v3", NNC_X86_64_V3_FEATURES},
+                     {"x86-64-v4", NNC_X86_64_V4_FEATURES}};
+
+const char *jit_cpu_level(int i) {
+  return i >= 0 && i < (int)(sizeof x86_64_levels / sizeof *x86_64_levels) ? x86_64_levels[i].cpu : NULL;
+}
 
 bool jit_cpu_runs_here(const char *cpu) {
   if (is_native(cpu) || strcmp(cpu, host_cpu_name()) == 0) return true;
   if (!host_is_x86_64()) return false;
-  /* a level runs here when the host has its features and those below it;
-     any other processor's features LLVM-C does not tell, so it may not */
-  int level = strcmp(cpu, "x86-64") == 0      ? 1
-            : strcmp(cpu, "x86-64-v2") == 0 ? 2
-            : strcmp(cpu, "x86-64-v3") == 0 ? 3
-            : strcmp(cpu, "x86-64-v4") == 0 ? 4
-                                            : 0;
-  return level >= 1 && (level < 2 || host_has_features(level_v2)) && (level < 3 || host_has_features(level_v3)) &&
-         (level < 4 || host_has_features(level_v4));
+  /* a level runs here when the host has its features; any other
+     processor's features LLVM-C does not tell, so it may not */
+  for (size_t i = 0; i < sizeof x86_64_levels / sizeof *x86_64_levels; i++)
+    if (strcmp(cpu, x86_64_levels[i].cpu) == 0) return has_features(host_cpu_features(), x86_64_levels[i].features);
+  return false;
 }
 
 static const char *default_cpu(NncEmit kind) {
@@ -525,27 +530,10 @@ static LLVMOrcLLJITRef create_jit(void) {
   return jit;
 }
 
-/* Whether the comma-separated list `have` names feature f[0..len) ("+avx2"). */
-static bool has_feature(const char *have, const char *f, size_t len) {
-  for (const char *p = have; *p;) {
-    size_t n = strcspn(p, ",");
-    if (n == len && memcmp(p, f, len) == 0) return true;
-    p += n + (p[n] == ',');
-  }
-  return false;
-}
-
 const KernelSet *kernel_set_for(const char *features, int vector_bits, bool f64) {
   for (int i = 0; i < kernel_set_count; i++) {
     const KernelSet *ks = &kernel_sets[i];
-    if (ks->vector_bits != vector_bits || ks->f64 != f64) continue;
-    bool all = true;
-    for (const char *f = ks->features; *f && all;) {
-      size_t len = strcspn(f, ",");
-      all = has_feature(features, f, len);
-      f += len + (f[len] == ',');
-    }
-    if (all) return ks;
+    if (ks->vector_bits == vector_bits && ks->f64 == f64 && has_features(features, ks->features)) return ks;
   }
   return NULL;
 }

@@ -71,6 +71,9 @@ bool jit_cpu_known(const char *cpu);
  * "native", the host's own name, or an x86-64 level (x86-64, x86-64-v2..v4)
  * whose features the host has. Other names are for --emit. */
 bool jit_cpu_runs_here(const char *cpu);
+/* The x86-64 levels --cpu names, x86-64 up to x86-64-v4, by i from 0;
+ * NULL past the last. */
+const char *jit_cpu_level(int i);
 /* LLVM's name of the host's CPU ("znver4", ...). */
 const char *jit_host_cpu_name(void);
 

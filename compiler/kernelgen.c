@@ -27,12 +27,9 @@ typedef struct Level {
   int vector_bits;
   const char *features;
 } Level;
-#define V2_FEATURES "+cx16,+sahf,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3"
-#define V3_FEATURES V2_FEATURES ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
-#define V4_FEATURES V3_FEATURES ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"
-static const Level levels[] = {{"x86-64-v2", "v2", 128, V2_FEATURES},
-                               {"x86-64-v3", "v3", 256, V3_FEATURES},
-                               {"x86-64-v4", "v4", 512, V4_FEATURES}};
+static const Level levels[] = {{"x86-64-v2", "v2", 128, NNC_X86_64_V2_FEATURES},
+                               {"x86-64-v3", "v3", 256, NNC_X86_64_V3_FEATURES},
+                               {"x86-64-v4", "v4", 512, NNC_X86_64_V4_FEATURES}};
 
 static const Level *level_named(const char *cpu) {
   for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)

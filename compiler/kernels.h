@@ -23,6 +23,13 @@
   "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"                   \
   "instcombine<no-verify-fixpoint>)"
 
+/* LLVM's features of the x86-64 micro-architecture levels (the psABI's),
+ * each with the levels' below (LLVMGetHostCPUFeatures' names): what a
+ * prebuilt set needs of the host, and what --jit --cpu LEVEL does. */
+#define NNC_X86_64_V2_FEATURES "+cx16,+sahf,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3"
+#define NNC_X86_64_V3_FEATURES NNC_X86_64_V2_FEATURES ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
+#define NNC_X86_64_V4_FEATURES NNC_X86_64_V3_FEATURES ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"
+
 /* One prebuilt set: the kernels for one CPU level, vector width and dtype,
  * in gemm_fixed_kernel_names' order. */
 typedef struct KernelSet {

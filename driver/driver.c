@@ -536,11 +536,10 @@ const char *driver_overrides_error(const NncOptions *o) {
 bool driver_cpu_not_here(const char *cpu, char *msg, size_t n) {
   if (jit_cpu_runs_here(cpu)) return false;
   char levels[80] = "";
-  const char *const names[] = {"x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"};
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (jit_cpu_runs_here(names[i]))
+  for (int i = 0; jit_cpu_level(i); i++)
+    if (jit_cpu_runs_here(jit_cpu_level(i)))
       snprintf(levels + strlen(levels), sizeof levels - strlen(levels), "%s%s", *levels ? ", " : " or a level it has (",
-               names[i]);
+               jit_cpu_level(i));
   snprintf(msg, n, "--jit runs the code it compiles on this machine, which may lack instructions of CPU '%s': with "
                    "--jit, --cpu is native, this machine's name (%s)%s%s; --emit compiles for any CPU",
            cpu, jit_host_cpu_name(), levels, *levels ? ")" : "");

@@ -536,13 +536,14 @@ static int out_check_replace(const char *dest) {
   const char *slash = strrchr(dest, '/');
   char *dir = dir_of(dest);
   long name_max = pathconf(dir, _PC_NAME_MAX);
-  free(dir);
-  if (name_max > 0 && strlen(slash ? slash + 1 : dest) > (size_t)name_max) return ENAMETOOLONG;
+  int err = name_max > 0 && strlen(slash ? slash + 1 : dest) > (size_t)name_max ? ENAMETOOLONG : 0;
   NncOut trial;
-  int err = nnc_out_open(&trial, dest, 0);
-  if (err) return err;
+  if (!err) err = nnc_out_open(&trial, dest, 0);
+  if (err) {
+    free(dir);
+    return err;
+  }
   nnc_out_discard(&trial);
-  dir = dir_of(dest);
   struct stat dir_st, st;
   uid_t me = geteuid();
   if (me != 0 && stat(dir, &dir_st) == 0 && (dir_st.st_mode & S_ISVTX) && stat(dest, &st) == 0 &&
