@@ -74,6 +74,8 @@ typedef struct CG {
   int vl;                      /* elements per vector register */
   int gemm_nv;                 /* vectors per GEMM block row */
   int64_t *pack_off;           /* per GEMM node: workspace offset of its scratch (packed B), or -1 */
+  int64_t *fork_off;           /* with fork_gemms: of the worker's copy of that scratch */
+  bool fork_gemms;             /* CgTarget's */
   struct GemmKernels *gemm;    /* the module's GEMM kernels, once made (gemm.c) */
   CgGemmKernels gemm_kernels;  /* made here or declared (CgTarget) */
   /* GEMM epilogues: a GEMM node whose elementwise readers up to a stored

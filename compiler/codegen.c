@@ -1105,7 +1105,7 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
   int len = g->len;
   int *last = nnc_xcalloc((size_t)len, sizeof(int)), *span_of = nnc_xcalloc((size_t)len, sizeof(int));
   int *pack_span = nnc_xcalloc((size_t)len, sizeof(int));
-  Span *spans = nnc_xcalloc((size_t)len * 2 + 1, sizeof(Span));
+  Span *spans = nnc_xcalloc((size_t)len * 3 + 1, sizeof(Span));
   int nspans = 0;
   /* last reads, from the end: a view is read where its readers are */
   for (int i = 0; i < len; i++) last[i] = root[i] ? len : -1;
@@ -1123,6 +1123,8 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
       int at = eval_point(cg, reader, i);
       pack_span[i] = nspans;
       spans[nspans++] = (Span){.bytes = pack_bytes(cg, g->nodes[i]), .from = at, .to = at};
+      if (cg->fork_gemms) /* the worker's copy, live at the same point: its own range */
+        spans[nspans] = spans[nspans - 1], nspans++;
     }
     if (!in_workspace(cg, i)) continue;
     const Node *n = g->nodes[i];
@@ -1140,6 +1142,7 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
   LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->ctx);
   for (int i = 0; i < len; i++) {
     cg->pack_off[i] = pack_span[i] >= 0 ? spans[pack_span[i]].off : -1;
+    if (cg->fork_gemms) cg->fork_off[i] = pack_span[i] >= 0 ? spans[pack_span[i] + 1].off : -1;
     if (span_of[i] < 0) continue;
     if (cg->split) { /* the workspace and an offset, as segments reach it */
       cg->st[i].base = cg->ws;
@@ -2027,6 +2030,8 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   cg.cache = nnc_xcalloc((size_t)g->len, sizeof(LLVMValueRef *));
   cg.dirty = nnc_xcalloc((size_t)g->len, sizeof(bool *));
   cg.pack_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  cg.fork_off = nnc_xcalloc((size_t)g->len, sizeof(int64_t));
+  cg.fork_gemms = target->fork_gemms;
   cg.last_read = nnc_xcalloc((size_t)g->len, sizeof(int));
   cg.fused_into = nnc_xcalloc((size_t)g->len, sizeof(Node *));
   cg.epi_gemm = nnc_xcalloc((size_t)g->len, sizeof(Node *));
@@ -2092,6 +2097,7 @@ LLVMModuleRef codegen_module(LLVMContextRef ctx, const Graph *g, const Layout *l
   free(cg.need);
   free(cg.given);
   free(cg.pack_off);
+  free(cg.fork_off);
   free(cg.last_read);
   gemm_free(&cg);
   free(cg.fused_into);

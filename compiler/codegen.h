@@ -33,7 +33,11 @@ enum {
      row's place in it), scaled by 1/total, into grad (a buffer of the same layout), uses
      ws (CgInfo's part_ws_bytes, 64-byte aligned) for its intermediates,
      and returns the sum of the rows' losses / total */
-  CG_GRAD_PART = 64
+  CG_GRAD_PART = 64,
+  /* not a function, for jit_engine_new: every GEMM of the engine's
+     modules calls nnc_fork_gemm (CgTarget's fork_gemms), the feature split
+     of two threads (runtime/fork.h) */
+  CG_FORK_GEMMS = 128
 };
 
 
@@ -67,6 +71,10 @@ typedef struct CgTarget {
      JIT defines at memory it maps. Otherwise (objects for --emit) it is a
      zeroed internal global of the module (.bss) */
   bool workspace_extern;
+  /* every GEMM is a call of FORK_GEMM_SYMBOL (runtime/fork.h), which
+     splits it between the caller and a worker thread when the caller is
+     in a pool; each GEMM's scratch is twice its size (the worker's copy) */
+  bool fork_gemms;
 } CgTarget;
 
 #define CG_WORKSPACE_SYMBOL "nnc.workspace"

@@ -38,6 +38,7 @@
 #include "channel.h"
 #include "optstep.h"
 #include "window.h"
+#include "fork.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,8 @@ struct GemmKernels {
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
   LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty, adam_ty;
+  LLVMValueRef fork;   /* nnc_fork_gemm, declared at its first call (fork_gemms) */
+  LLVMTypeRef fork_ty;
   int nepi, nown; /* the epilogues used, and those made here */
   EpiKernels *epi;
 };
@@ -969,7 +972,7 @@ static LLVMValueRef build_epi(CG *cg, const char *key, const char *name) {
  *
  * void gemm(i64 M, i64 N, i64 K, T *A, i64 rsa, i64 csa, pack, void *bdesc,
  *           T *C, i64 ldc, epi, i64 *ctx, T *ws, i64 kb, i64 add, i64 *roff,
- *           i64 *koff, i64 trans)
+ *           i64 *koff, i64 trans, i64 i0, i64 i1, i64 j0, i64 j1)
  * pack(ws, bdesc, ...) makes B~ (nnc.gemm.pack_b); ws holds kb x
  * round_up(min(N, NC), NR) elements. A null pack: B is B~ already
  * (gemm_pack_all, N <= NC), k-block pc at B + pc*round_up(N, NR). epi is
@@ -985,6 +988,7 @@ static LLVMValueRef build_epi(CG *cg, const char *key, const char *name) {
  * transpose as an edge tile of up to NR rows and MR columns. */
 enum {
   G_M, G_N, G_K, G_A, G_RSA, G_CSA, G_PACK, G_BDESC, G_C, G_LDC, G_EPI, G_CTX, G_WS, G_KB, G_ADD, G_ROFF, G_KOFF, G_TRANS,
+  G_I0, G_I1, G_J0, G_J1, /* the part computed: rows [i0, i1), columns [j0, j1) */
   G_COUNT
 };
 
@@ -1114,7 +1118,7 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef P[G_COUNT];
   for (int i = 0; i < G_COUNT; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   int64_t nr = nr_of(cg), mc_max = mc_of(cg);
-  LLVMValueRef M = P[G_M], N = P[G_N], K = P[G_K], kb = P[G_KB];
+  LLVMValueRef N = P[G_N], K = P[G_K], kb = P[G_KB];
   LLVMValueRef tile = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(GEMM_MR * nr)), "tile");
   LLVMSetAlignment(tile, 64);
   LLVMValueRef tt = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(cg->T, (uint64_t)(nr * nr)), "tile_t");
@@ -1124,8 +1128,9 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef ncp = imul(cg, blocks_of(cg, imin(cg, N, ci(cg, GEMM_NC)), nr), ci(cg, nr));
   LLVMValueRef S = gep(cg, P[G_WS], imul(cg, kb, ncp));
   Loop jl, kl, il, rl, ml;
-  LLVMValueRef jc = imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, N, GEMM_NC)), ci(cg, GEMM_NC));
-  LLVMValueRef nc = imin(cg, ci(cg, GEMM_NC), isub(cg, N, jc));
+  LLVMValueRef j0 = P[G_J0], j1 = P[G_J1];
+  LLVMValueRef jc = iadd(cg, j0, imul(cg, cg_loop_begin(cg, &jl, blocks_of(cg, isub(cg, j1, j0), GEMM_NC)), ci(cg, GEMM_NC)));
+  LLVMValueRef nc = imin(cg, ci(cg, GEMM_NC), isub(cg, j1, jc));
   /* at least one k-block: K = 0 (no rows) still computes the epilogue */
   LLVMValueRef nkb = LLVMBuildSDiv(cg->b, iadd(cg, K, isub(cg, kb, ci(cg, 1))), kb, "");
   nkb = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, nkb, ci(cg, 0)), nkb, ci(cg, 1), "");
@@ -1144,7 +1149,8 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef small =
       LLVMBuildAnd(cg->b, trans, icmp(cg, LLVMIntSLE, imul(cg, kc, nc), ci(cg, GEMM_SMALL_BYTES / es(cg))), "small");
   LLVMValueRef mcb = LLVMBuildSelect(cg->b, small, ci(cg, GEMM_MR), ci(cg, mc_max), "");
-  LLVMValueRef nib = LLVMBuildSDiv(cg->b, iadd(cg, M, isub(cg, mcb, ci(cg, 1))), mcb, "");
+  LLVMValueRef i0 = P[G_I0], i1 = P[G_I1];
+  LLVMValueRef nib = LLVMBuildSDiv(cg->b, iadd(cg, isub(cg, i1, i0), isub(cg, mcb, ci(cg, 1))), mcb, "");
   /* A block larger than L2 that one block of rows runs over once (the
    * input gradient's weight: 2 MiB a k-block at 2048 x 2048): each
    * micro-panel is packed just before its row tiles, into the first
@@ -1159,8 +1165,8 @@ static LLVMValueRef build_gemm(CG *cg) {
   LLVMValueRef pargs[P_COUNT] = {P[G_WS], P[G_BDESC], pc, kc, jc, nc};
   LLVMBuildCall2(cg->b, gk->pack_ty, P[G_PACK], pargs, P_COUNT, "");
   go_to(cg, join, join);
-  LLVMValueRef ic = imul(cg, cg_loop_begin(cg, &il, nib), mcb);
-  LLVMValueRef mc = imin(cg, mcb, isub(cg, M, ic));
+  LLVMValueRef ic = iadd(cg, i0, imul(cg, cg_loop_begin(cg, &il, nib), mcb));
+  LLVMValueRef mc = imin(cg, mcb, isub(cg, i1, ic));
   LLVMValueRef jr = imul(cg, cg_loop_begin(cg, &rl, blocks_of(cg, nc, nr)), ci(cg, nr));
   LLVMValueRef nrv = imin(cg, ci(cg, nr), isub(cg, nc, jr));
   LLVMValueRef col = iadd(cg, jc, jr);
@@ -1170,7 +1176,7 @@ static LLVMValueRef build_gemm(CG *cg) {
   go_to(cg, join, el);
   go_to(cg, join, join);
   LLVMValueRef bp = sel(cg, by_panel, P[G_WS], gep(cg, P[G_WS], imul(cg, jr, kc)));
-  bp = sel(cg, packed, gep(cg, bsrc, iadd(cg, imul(cg, pc, ncp), imul(cg, jr, kc))), bp);
+  bp = sel(cg, packed, gep(cg, bsrc, iadd(cg, imul(cg, pc, ncp), imul(cg, col, kc))), bp);
   LLVMValueRef ntile = blocks_of(cg, mc, GEMM_MR);
   LLVMValueRef ti = cg_loop_begin(cg, &ml, ntile);
   LLVMValueRef ir = iadd(cg, ic, imul(cg, ti, ci(cg, GEMM_MR)));
@@ -1269,7 +1275,7 @@ static GemmKernels *kernels(CG *cg) {
   LLVMTypeRef I = cg->i64, p = cg->ptr, V = LLVMVoidTypeInContext(cg->ctx);
   LLVMTypeRef u[U_COUNT] = {I, p, I, I, p, p, I, p, I, I, I, I, p, I, I, p, p};
   LLVMTypeRef t[T_COUNT] = {p, p, I, I, I, I, I, p};
-  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, p, p, I};
+  LLVMTypeRef g[G_COUNT] = {I, I, I, p, I, I, p, p, p, I, p, p, p, I, I, p, p, I, I, I, I, I};
   LLVMTypeRef k[P_COUNT] = {p, p, I, I, I, I};
   gk->ukr_ty = LLVMFunctionType(V, u, U_COUNT, 0);
   gk->epi_ty = LLVMFunctionType(V, t, T_COUNT, 0);
@@ -1427,6 +1433,42 @@ static LLVMValueRef k_block(CG *cg, const Gemm *gm, bool trans) {
   return ci(cg, kc_of(cg));
 }
 
+/* Which of the product's dimensions its threads split: not the batch's
+ * (a row count the function is called with, or a sum over the batch: a
+ * weight's gradient, rows of the weight). So each thread keeps the same
+ * features of every layer: its columns of the activations, its rows of
+ * each weight and of its gradient, and those cross between the cores
+ * only where a product needs all of them. */
+static int64_t fork_split(const Gemm *gm) {
+  if (!LLVMIsAConstantInt(gm->M)) return FORK_COLUMNS;
+  if (!LLVMIsAConstantInt(gm->N)) return FORK_ROWS;
+  if (!LLVMIsAConstantInt(gm->K)) return FORK_ROWS;
+  return FORK_EITHER;
+}
+
+/* The call nnc_fork_gemm(kernel, args, the worker's scratch, MR, NR)
+ * (runtime/fork.h): the kernel's arguments as i64s in a stack array. */
+static void fork_call(CG *cg, LLVMValueRef *args, int64_t worker_off, int64_t split) {
+  GemmKernels *gk = cg->gemm;
+  _Static_assert((int)G_COUNT == (int)FORK_GEMM_ARGS && (int)G_I0 == (int)FORK_I0 && (int)G_WS == (int)FORK_WS, "fork.h: the kernel's arguments");
+  if (!gk->fork) {
+    LLVMTypeRef p = cg->ptr, I = cg->i64;
+    LLVMTypeRef f[6] = {p, p, p, I, I, I};
+    gk->fork_ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), f, 6, 0);
+    gk->fork = LLVMAddFunction(cg->mod, FORK_GEMM_SYMBOL, gk->fork_ty);
+  }
+  LLVMValueRef a = slot_array(cg, G_COUNT, "fork");
+  for (int i = 0; i < G_COUNT; i++) {
+    LLVMValueRef v = args[i];
+    if (LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMPointerTypeKind) v = LLVMBuildPtrToInt(cg->b, v, cg->i64, "");
+    LLVMBuildStore(cg->b, v, gep_i64(cg, a, i));
+  }
+  LLVMValueRef at = ci(cg, worker_off);
+  LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "fork_pack");
+  LLVMValueRef x[6] = {gk->gemm, a, ws, ci(cg, GEMM_MR), ci(cg, nr_of(cg)), ci(cg, split)};
+  LLVMBuildCall2(cg->b, gk->fork_ty, gk->fork, x, 6, "");
+}
+
 void gemm_emit(CG *cg, const Gemm *gm) {
   GemmKernels *gk = kernels(cg);
   int slots = 0;
@@ -1449,8 +1491,12 @@ void gemm_emit(CG *cg, const Gemm *gm) {
   LLVMValueRef none = LLVMConstNull(cg->ptr);
   LLVMValueRef args[G_COUNT] = {gm->M, gm->N, gm->K, gm->A.ptr, gm->A.rs, gm->A.cs, gm->packed ? none : gk->pack, desc,
                                 gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
-                                ci(cg, gm->accumulate), gm->koff ? gm->roff : none, gm->koff ? gm->koff : none, trans};
-  LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
+                                ci(cg, gm->accumulate), gm->koff ? gm->roff : none, gm->koff ? gm->koff : none, trans,
+                                ci(cg, 0), gm->M, ci(cg, 0), gm->N};
+  if (cg->fork_gemms)
+    fork_call(cg, args, cg->fork_off[gm->owner->id], fork_split(gm));
+  else
+    LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
 
 void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst) {

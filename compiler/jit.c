@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "codegen.h"
+#include "fork.h"
 #include "diag.h"
 #include "kernels.h"
 #include "objcache.h"
@@ -398,6 +399,7 @@ struct JEngine {
   char *cpu; /* NULL: native */
   bool time;
   const KernelSet *prebuilt;
+  bool fork_gemms; /* CG_FORK_GEMMS */
   unsigned built; /* the CG_ functions compiled (or tried) */
   int nextra;     /* workspaces of later modules that need more than ws_bytes */
   void *extra_ws[FN_COUNT];
@@ -506,6 +508,7 @@ typedef struct Build {
   LLVMModuleRef mod;
   CgInfo info;                /* codegen_module's account of the module */
   LLVMMemoryBufferRef split;  /* partition_module: the one module's bitcode, this build's part to keep */
+  bool fork_gemms;            /* CG_FORK_GEMMS */
 } Build;
 
 /* An ORC LLJIT, or NULL after saying why. It links the object files
@@ -561,6 +564,22 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
   if (err) {
     LLVMOrcDisposeMaterializationUnit(mu);
     report_error("cannot define the GEMM kernels in the JIT", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Define the runtime's functions that compiled code calls
+ * (FORK_GEMM_SYMBOL, when built with fork_gemms). */
+static int define_runtime(LLVMOrcLLJITRef jit) {
+  LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, FORK_GEMM_SYMBOL),
+                               {(uintptr_t)nnc_fork_gemm,
+                                {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&sym, 1); /* takes the name */
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
+  if (err) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    report_error("cannot define the runtime's functions in the JIT", err);
     return -1;
   }
   return 0;
@@ -695,6 +714,7 @@ static void build_codegen(Build *b) {
   CgTarget target = jit_target(b->cpu);
   target.gemm_kernels = b->gemm_kernels;
   target.workspace_extern = true; /* define_workspace maps it */
+  target.fork_gemms = b->fork_gemms;
   b->mod = codegen_module(b->ctx, b->g, b->layout, b->max_batch, b->fns, &target, &b->info);
   lap(&b->timer, "codegen");
 }
@@ -920,10 +940,13 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
      module's pass pipeline follows its code, CodeShape), the training and
      the evaluation functions each in a module generated on its own. The
      objects' code is the same either way. */
+  bool fork_gemms = fns & CG_FORK_GEMMS;
+  fns &= ~(unsigned)CG_FORK_GEMMS;
   unsigned train_fns = fns & (CG_BACKWARD | CG_UPDATE | CG_TRAIN_STEP | CG_TRAIN_EPOCH | CG_GRAD_PART);
   unsigned eval_fns = fns & (CG_FORWARD | CG_PREDICT);
   Build part[2] = {{g, layout, max_batch, opt_level, fns, cpu, {time, nnc_now()}, NULL, NULL, false},
                    {g, layout, max_batch, opt_level, eval_fns, cpu, {false, 0}, NULL, NULL, true}};
+  part[0].fork_gemms = part[1].fork_gemms = fork_gemms;
   int nparts = 1;
   CgTarget target = jit_target(cpu);
   const KernelSet *prebuilt = prebuilt_kernels(cpu, &target, g->dtype == DT_F64);
@@ -1004,6 +1027,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   LLVMOrcLLJITRef jit = part[nparts - 1].jit;
   if (ok && !jit && !(jit = create_jit())) ok = false;
   if (ok && prebuilt && define_kernels(jit, prebuilt)) ok = false;
+  if (ok && define_runtime(jit)) ok = false;
   int64_t ws_bytes = part[0].info.ws_bytes; /* shared by the modules: the larger */
   if (nparts == 2 && part[1].info.ws_bytes > ws_bytes) ws_bytes = part[1].info.ws_bytes;
   void *ws = NULL;
@@ -1047,6 +1071,7 @@ Engine *jit_engine_new(const Graph *g, const Layout *layout, int max_batch, int 
   je->cpu = is_native(cpu) ? NULL : nnc_xstrdup(cpu);
   je->time = time;
   je->prebuilt = prebuilt;
+  je->fork_gemms = fork_gemms;
   je->built = fns;
   pthread_mutex_init(&je->lock, NULL);
   lap(&timer, "jit-link");
@@ -1088,6 +1113,7 @@ static int compile_more(JEngine *je, unsigned fns) {
   je->built |= fns; /* tried once: a failure is not compiled again */
   Build b = {je->g, je->layout, je->max_batch, je->opt_level, fns, je->cpu, {je->time, nnc_now()}, NULL, NULL, false};
   b.gemm_kernels = je->prebuilt ? GEMM_KERNELS_PREBUILT : GEMM_KERNELS_OWN;
+  b.fork_gemms = je->fork_gemms;
   build_codegen(&b);
   char name[64] = CG_WORKSPACE_SYMBOL;
   size_t bytes = (size_t)b.info.ws_bytes;

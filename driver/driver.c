@@ -270,13 +270,39 @@ static bool leave_to_exit; /* driver_leave_run_to_exit */
 
 void driver_leave_run_to_exit(void) { leave_to_exit = true; }
 
+/* How two threads share a training step: split the batch (each thread
+ * the gradients of half the rows, summed; parallel.c's engine) or the
+ * features (each large matrix product split between the threads by its
+ * output columns or rows, the step otherwise one thread's; the same bits
+ * as one thread: par_fork_engine_new). The features on two threads of
+ * one process for a model without convolutions: a convolution's products
+ * are per row of the batch, small, and the batch split gains more there
+ * (fashion_cnn 1.8x); an MLP's products move less between the cores split
+ * by features than its gradients and weights do split by rows (784-1024-
+ * 1024-10: 1.7x against 1.2x; bench/RESULTS.md). NNC_SPLIT=batch or
+ * features chooses (docs/internals.md). */
+static bool feature_split(const Compilation *c, int threads) {
+  if (threads != 2 || par_size() > 1 || !c->opt->jit || !c->opt->train) return false;
+  const char *env = getenv("NNC_SPLIT");
+  if (env && strcmp(env, "batch") == 0) return false;
+  if (env && strcmp(env, "features") == 0) return true;
+  const Graph *g = c->opt_g;
+  for (int i = 0; i < g->len; i++) {
+    Op op = g->nodes[i]->op;
+    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX)
+      return false;
+  }
+  return true;
+}
+
 /* *parallel: whether the engine is parallel.c's, threads or MPI ranks. */
 static Engine *make_engine(Compilation *c, TrainState *st, bool *parallel_out) {
   const NncOptions *o = c->opt;
   Engine *e = NULL;
   int threads = train_threads(c, true);
-  bool parallel = o->train && (threads > 1 || par_size() > 1);
-  *parallel_out = parallel;
+  bool features = feature_split(c, threads);
+  bool parallel = o->train && !features && (threads > 1 || par_size() > 1);
+  *parallel_out = parallel || features;
   if (o->jit) {
     /* the functions the run calls, nothing more (compile time) */
     unsigned fns = o->predict ? CG_PREDICT
@@ -291,6 +317,7 @@ static Engine *make_engine(Compilation *c, TrainState *st, bool *parallel_out) {
        not the whole batch (fashion_cnn at batch 1024 on 8 threads: 2.4 GB
        of workspaces) */
     if (parallel) c->opt_g->part_rows = (int)((c->prog.train.batch + threads - 1) / threads);
+    if (features) fns |= CG_FORK_GEMMS;
     e = jit_engine_new(c->opt_g, c->layout, (int)c->prog.train.batch, o->opt_level, fns, o->time, o->cpu);
     if (!e) return NULL;
     /* LLVM is done: its code pages were ~25 MiB of a training run's peak.
@@ -316,6 +343,7 @@ static Engine *make_engine(Compilation *c, TrainState *st, bool *parallel_out) {
     return NULL;
   }
   if (parallel) e = par_engine_new(e, threads);
+  if (features) e = par_fork_engine_new(e);
   return e;
 }
 

@@ -53,8 +53,9 @@ static const char help_text[] =
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
     "  --plot-scale S    the report's loss axis: log (default) or linear\n"
     "  --time            print compile time per stage and the workspace size on standard error\n"
-    "  --threads N       with --jit --train: split each batch across N threads (default: the\n"
-    "                    machine's cores when the batch is large enough to gain, else 1)\n"
+    "  --threads N       with --jit --train: train on N threads, which split each batch, or\n"
+    "                    (two, no convolutions) each matrix product (default: the machine's\n"
+    "                    cores when the batch is large enough to gain, else 1)\n"
     "  under mpirun -np P: P processes train as one, each with its share of every batch\n"
     "  environment: NNC_CACHE_DIR (compiled objects; default ~/.cache/nnc), NNC_CACHE=0 (no cache)\n"
     "  --help, --version\n";

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "plugin.h"
 #include "util.h"
 
@@ -1009,5 +1010,94 @@ Engine *par_engine_new(Engine *inner, int threads) {
   e->destroy = par_destroy;
   e->rows_per_step = inner->max_batch * par_size();
   e->impl = p;
+  return e;
+}
+
+/* ---- the feature split ----
+ *
+ * The engine's code was compiled with CG_FORK_GEMMS: each product calls
+ * nnc_fork_gemm, which splits it with the pool's worker while the
+ * calling thread is in the pool. Every entry enters it around the inner
+ * engine's call. */
+
+typedef struct ForkEngine {
+  Engine *inner;
+  ForkPool *pool;
+  uint64_t steps;
+  bool print_stats;
+} ForkEngine;
+
+static Engine *fork_inner(Engine *e) {
+  ForkEngine *f = e->impl;
+  fork_pool_enter(f->pool);
+  return f->inner;
+}
+
+static double fork_backward(Engine *e, const void *x, const void *t, int64_t n) {
+  Engine *in = fork_inner(e);
+  return in->backward(in, x, t, n);
+}
+
+static void fork_update(Engine *e) {
+  Engine *in = fork_inner(e);
+  in->update(in);
+}
+
+static double fork_train_step(Engine *e, const void *x, const void *t, int64_t n) {
+  Engine *in = fork_inner(e);
+  ((ForkEngine *)e->impl)->steps++;
+  return in->train_step(in, x, t, n);
+}
+
+static double fork_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
+  Engine *in = fork_inner(e);
+  ((ForkEngine *)e->impl)->steps += (uint64_t)((rows + in->max_batch - 1) / in->max_batch);
+  return in->train_epoch(in, x, t, rows);
+}
+
+static void fork_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
+  Engine *in = fork_inner(e);
+  in->forward(in, x, t, n, y, loss);
+}
+
+static void fork_destroy(Engine *e) {
+  ForkEngine *f = e->impl;
+  if (f->print_stats) {
+    ForkStats s = fork_pool_stats(f->pool);
+    double n = f->steps ? (double)f->steps : 1;
+    fprintf(stderr,
+            "threads: 2 (features), steps: %llu; per step: products split %.2f, whole %.2f, waits %.2f (%.1f us),"
+            " worker slept %.2f\n",
+            (unsigned long long)f->steps, (double)s.forks / n, (double)s.whole / n, (double)s.waits / n,
+            (double)s.wait_ns / 1e3 / n, (double)s.slept / n);
+  }
+  fork_pool_stop(f->pool);
+  f->inner->destroy(f->inner);
+  free(f);
+  free(e);
+}
+
+Engine *par_fork_engine_new(Engine *inner) {
+  ForkPool *pool = fork_pool_start(-1);
+  if (!pool) {
+    fprintf(stderr, "nnc: note: cannot start training thread 2 of 2 (%s); training on 1\n", strerror(errno));
+    return inner;
+  }
+  ForkEngine *f = nnc_xcalloc(1, sizeof *f);
+  f->inner = inner;
+  f->pool = pool;
+  const char *ps = getenv("NNC_THREAD_STATS");
+  f->print_stats = ps && *ps && strcmp(ps, "0") != 0;
+  Engine *e = nnc_xmalloc(sizeof *e);
+  *e = *inner;
+  e->backward = fork_backward;
+  e->update = fork_update;
+  e->train_step = fork_train_step;
+  e->train_epoch = fork_train_epoch;
+  e->forward = fork_forward;
+  e->grad_part = NULL;
+  e->update_part = NULL;
+  e->destroy = fork_destroy;
+  e->impl = f;
   return e;
 }

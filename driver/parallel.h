@@ -92,6 +92,14 @@ int par_default_threads(int64_t work_per_row, int64_t batch);
  * is inner's; the wrapper owns inner. */
 Engine *par_engine_new(Engine *inner, int threads);
 
+/* The feature split of two threads: an engine whose inner engine was
+ * compiled with CG_FORK_GEMMS and whose every call runs inner's on this
+ * thread in a fork pool (runtime/fork.h), so that each large matrix
+ * product is split between this thread and a worker, by output columns
+ * or rows. The results are inner's to the bit. inner itself when the
+ * worker cannot start (after a note); the wrapper owns inner. */
+Engine *par_fork_engine_new(Engine *inner);
+
 /* How long a waiting thread spins before it sleeps in the kernel
  * (parallel.c, await_change): the target is 1.5x the running mean of what
  * waking a sleeping thread costs (from the start of the FUTEX_WAKE until

@@ -46,7 +46,8 @@ def check(nnc, case, name, engine, dtype):
         out = os.path.join(tmp, "out.safetensors")
         cmd = [nnc, nn, "--train", "--dtype", dtype, "--load", os.path.join(HERE, "init_%s.safetensors" % dtype),
                "--save", out] + {"interp": [], "jit": ["--jit"], "threads": ["--jit", "--threads", "2"]}[engine]
-        run = subprocess.run(cmd, capture_output=True, text=True)
+        # threads: the batch split (the features' is one thread's step)
+        run = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, NNC_SPLIT="batch"))
         if run.returncode != 0:
             print("FAIL: %s exited %d\n%s%s" % (" ".join(cmd), run.returncode, run.stdout, run.stderr))
             return 1

@@ -35,6 +35,7 @@ foreach(engine interp jit)
 endforeach()
 add_test(NAME optim.resume.threads
          COMMAND ${OPTIM_DIR}/resume.sh $<TARGET_FILE:nnc> ${OPTIM_DIR}/resume_adam.nn jit 4 --threads 2 --batch 4)
+set_tests_properties(optim.resume.threads PROPERTIES ENVIRONMENT NNC_SPLIT=batch)
 
 # early stopping, --eval, --load of a checkpoint with optimizer state,
 # --resume errors, gradients without data, training-health notes

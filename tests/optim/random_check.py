@@ -28,7 +28,7 @@ def train(nnc, cwd, nn, init, out, engine):
     """nnc trains nn from init and saves to out: (parameters, None), or
     (None, what went wrong)."""
     cmd = [nnc, nn, "--train", "--load", init, "--save", out] + ENGINES[engine]
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=dict(os.environ, NNC_CACHE="0"),
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=dict(os.environ, NNC_CACHE="0", NNC_SPLIT="batch"),
                        timeout=300)
     log = "$ %s\n%s%s(exit %d)\n" % (" ".join(cmd), p.stdout, p.stderr, p.returncode)
     if p.returncode != 0:

@@ -1,6 +1,7 @@
 # tests/parallel/parallel.cmake - threads and MPI (included from tests/CMakeLists.txt)
 set(NNC_PAR ${CMAKE_CURRENT_LIST_DIR}/parallel.sh)
-foreach(case threads.repeat threads.agree threads.adam threads.gemm threads.dropout threads.unbatched threads.usage threads.clamp threads.stats)
+foreach(case threads.repeat threads.agree threads.adam threads.gemm threads.dropout threads.unbatched threads.usage threads.clamp threads.stats
+             features.bits features.conv features.choice)
   add_test(NAME parallel.${case} COMMAND ${NNC_PAR} $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples ${case})
   set_tests_properties(parallel.${case} PROPERTIES LABELS parallel TIMEOUT 120)
 endforeach()
@@ -41,3 +42,11 @@ if(NOT NNC_SANITIZE)
   add_test(NAME parallel.thread_limit
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/thread_limit.sh $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR}/examples)
 endif()
+
+# the feature split's worker (runtime/fork.c) with a kernel that records
+# the parts it is called for
+add_executable(test_fork ${CMAKE_CURRENT_LIST_DIR}/test_fork.c)
+target_compile_options(test_fork PRIVATE ${NNC_WARNINGS})
+target_link_libraries(test_fork PRIVATE nnc_lib)
+add_test(NAME parallel.fork.unit COMMAND test_fork)
+set_tests_properties(parallel.fork.unit PROPERTIES LABELS parallel TIMEOUT 60)

@@ -26,6 +26,19 @@
 #                    same training as without it; nothing without it; the
 #                    bytes of parameters each thread read before a shard
 #                    whose lines went through memory
+#   features.bits    the feature split (each large product split between two
+#                    threads by columns or rows, runtime/fork.h): --threads 2
+#                    prints the epoch and final lines of --threads 1, bit for
+#                    bit, and splits products: W2 (f32, f64 at a batch of 77,
+#                    Adam), an MLP of odd widths at batches 13 and 200 with
+#                    SGD momentum, for 512-, 256- and 128-bit vectors, and W2
+#                    built as segments
+#   features.conv    NNC_SPLIT=features on a convnet: the same bits as one
+#                    thread, its convolutions' products split
+#   features.choice  --threads 2 splits the features of a model without
+#                    convolutions and the batch of one with them; NNC_SPLIT=
+#                    batch or features chooses; 3 threads split the batch;
+#                    NNC_THREAD_STATS=1's line for the features
 #   mpi.equal        mpirun -np 2 with batch B = one process with batch 2B (1e-12),
 #                    also at B = 1, and only rank 0 prints
 #   mpi.dropout      the same model under mpirun -np 2 with batch B = one
@@ -44,6 +57,8 @@
 #                    at once, one message naming what differs, exit 1
 set -u
 nnc=$1 examples=$2 case=$3
+# the threads.* and mpi.* cases are the batch split's; features.* choose
+export NNC_SPLIT=batch
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
@@ -71,8 +86,84 @@ with_dropout() { # moons with a dropout after its first relu, as $tmp/drop.nn
   grep -q dropout "$tmp/drop.nn" || fail "no dropout in the model"
 }
 mpi() { timeout 120 mpirun --oversubscribe -np 2 "$@"; }
+lines() { # the epoch and final lines of a run, without its speed
+  grep -E '^(epoch|final)' "$1" | grep -v '^final.*\(time\|steps/s\)' | sed 's/  [0-9.]* steps\/s.*//'
+}
+same_bits() { # MODEL [OPTIONS]: --threads 2 (NNC_SPLIT as set) prints --threads 1's lines and splits products
+  local nn=$1
+  shift
+  "$nnc" "$nn" --jit --train "$@" --threads 1 >"$tmp/one" || fail "$nn $*: --threads 1"
+  NNC_THREAD_STATS=1 "$nnc" "$nn" --jit --train "$@" --threads 2 >"$tmp/two" 2>"$tmp/stats" || fail "$nn $*: --threads 2"
+  [ -s "$tmp/one" ] && [ "$(lines "$tmp/one")" = "$(lines "$tmp/two")" ] ||
+    fail "$nn $*: --threads 2 differs: $(diff <(lines "$tmp/one") <(lines "$tmp/two") | head -4)"
+  grep -q '^threads: 2 (features), .* products split [1-9]' "$tmp/stats" || fail "$nn $*: no product split: $(cat "$tmp/stats")"
+}
 moons="$examples/moons.nn"
 case $case in
+features.bits)
+  export NNC_SPLIT=features
+  w2="$examples/../bench/w2_digits.nn"
+  same_bits "$w2" --epochs 3
+  same_bits "$w2" --epochs 2 --dtype f64 --batch 77
+  sed -e 's/optimizer .*/optimizer adam(lr: 0.001)/' -e "s#\.\./examples/data#$examples/data#" "$w2" >"$tmp/w2_adam.nn"
+  grep -q adam "$tmp/w2_adam.nn" || fail "no adam in the model"
+  same_bits "$tmp/w2_adam.nn" --epochs 2
+  sed -e 's/linear(256) -> relu -> linear(256) -> relu/linear(300) -> relu -> linear(129) -> tanh -> linear(37) -> relu/' \
+    -e 's/optimizer .*/optimizer sgd(lr: 0.05, momentum: 0.9)/' -e "s#\.\./examples/data#$examples/data#" "$w2" >"$tmp/odd.nn"
+  grep -q 'linear(129)' "$tmp/odd.nn" || fail "no odd widths in the model"
+  for bits in 512 256 128; do
+    for batch in 13 200; do
+      NNC_VECTOR_BITS=$bits same_bits "$tmp/odd.nn" --epochs 2 --batch $batch
+    done
+  done
+  NNC_SEGMENTS_FROM=200 NNC_SEGMENT_WEIGHT=100 same_bits "$w2" --epochs 2
+  ;;
+features.conv)
+  export NNC_SPLIT=features
+  python3 - "$tmp/img.csv" <<'PY' || fail "data"
+import random, sys
+random.seed(5)
+with open(sys.argv[1], "w") as f:
+    f.write(",".join(["x%d" % i for i in range(3 * 16 * 16)] + ["t%d" % i for i in range(4)]) + "\n")
+    for r in range(48):
+        c = r % 4
+        f.write(",".join(["%.3f" % random.gauss(0, 1) for _ in range(3 * 16 * 16)] + ["1" if i == c else "0" for i in range(4)]) + "\n")
+PY
+  cat >"$tmp/conv.nn" <<NN
+model conv {
+  input  x[3, 16, 16]
+  target t[4]
+  y = x -> conv2d(16, kernel: 3, padding: "same") -> relu -> conv2d(32, kernel: 3, padding: "same") -> relu
+        -> max_pool2d(2) -> flatten -> linear(64) -> relu -> linear(4)
+  loss cross_entropy(y, t)
+}
+train {
+  data      csv("$tmp/img.csv")
+  optimizer adam(lr: 0.001)
+  epochs    2
+  batch     8
+}
+NN
+  same_bits "$tmp/conv.nn"
+  same_bits "$tmp/conv.nn" --dtype f64
+  ;;
+features.choice)
+  unset NNC_SPLIT
+  w2="$examples/../bench/w2_digits.nn"
+  NNC_THREAD_STATS=1 "$nnc" "$w2" --jit --train --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "W2"
+  grep -q '^threads: 2 (features), steps: 29; per step: products split [0-9.]*, whole [0-9.]*, waits [0-9.]* ([0-9.]* us), worker slept [0-9.]*$' "$tmp/err" ||
+    fail "W2 on two threads: $(cat "$tmp/err")"
+  NNC_SPLIT=batch NNC_THREAD_STATS=1 "$nnc" "$w2" --jit --train --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "W2, batch"
+  grep -q '^threads: 2, steps: ' "$tmp/err" || fail "NNC_SPLIT=batch: $(cat "$tmp/err")"
+  NNC_THREAD_STATS=1 "$nnc" "$w2" --jit --train --epochs 1 --threads 3 >/dev/null 2>"$tmp/err" || fail "W2, 3 threads"
+  grep -q '^threads: 3, steps: ' "$tmp/err" || fail "3 threads: $(cat "$tmp/err")"
+  cd "$(dirname "$0")/../conv" || fail "no tests/conv"
+  NNC_THREAD_STATS=1 "$nnc" conv_net.nn --jit --train --batch 8 --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "conv_net"
+  grep -q '^threads: 2, steps: ' "$tmp/err" || fail "conv_net on two threads: $(cat "$tmp/err")"
+  NNC_SPLIT=features NNC_THREAD_STATS=1 "$nnc" conv_net.nn --jit --train --batch 8 --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" ||
+    fail "conv_net, features"
+  grep -q '^threads: 2 (features)' "$tmp/err" || fail "NNC_SPLIT=features: $(cat "$tmp/err")"
+  ;;
 threads.repeat)
   "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 2 >"$tmp/a" || fail "run 1"
   "$nnc" "$moons" --jit --train --batch 32 --epochs 30 --threads 2 >"$tmp/b" || fail "run 2"
