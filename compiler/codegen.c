@@ -1053,6 +1053,11 @@ static int64_t pack_bytes(const CG *cg, const Node *n) {
   return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch, cg->kind == FN_GRAD_PART) + window_scratch_bytes(n, cg->L->elem_size, cg->max_batch);
 }
 
+/* The worker's copy of that scratch (fork_gemms): what its GEMM packs. */
+static int64_t fork_bytes(const CG *cg, const Node *n) {
+  return gemm_scratch_bytes(n, cg->L->elem_size, cg->max_batch, cg->kind == FN_GRAD_PART) + window_pack_bytes(n, cg->L->elem_size);
+}
+
 static bool in_workspace(const CG *cg, int i) {
   return cg->need[i] && !cg->given[i] && !cg->fused_into[i] && cg->st[i].kind == ST_MEM && !cg->st[i].base;
 }
@@ -1124,7 +1129,7 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
       pack_span[i] = nspans;
       spans[nspans++] = (Span){.bytes = pack_bytes(cg, g->nodes[i]), .from = at, .to = at};
       if (cg->fork_gemms) /* the worker's copy, live at the same point: its own range */
-        spans[nspans] = spans[nspans - 1], nspans++;
+        spans[nspans++] = (Span){.bytes = fork_bytes(cg, g->nodes[i]), .from = at, .to = at};
     }
     if (!in_workspace(cg, i)) continue;
     const Node *n = g->nodes[i];

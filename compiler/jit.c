@@ -570,12 +570,13 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
 }
 
 /* Define the runtime's functions that compiled code calls
- * (FORK_GEMM_SYMBOL, when built with fork_gemms). */
+ * (FORK_GEMM_SYMBOL and FORK_ADAM_SYMBOL, when built with fork_gemms). */
 static int define_runtime(LLVMOrcLLJITRef jit) {
-  LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, FORK_GEMM_SYMBOL),
-                               {(uintptr_t)nnc_fork_gemm,
-                                {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
-  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&sym, 1); /* takes the name */
+  LLVMJITSymbolFlags flags = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+  LLVMOrcCSymbolMapPair sym[2] = {
+      {LLVMOrcLLJITMangleAndIntern(jit, FORK_GEMM_SYMBOL), {(uintptr_t)nnc_fork_gemm, flags}},
+      {LLVMOrcLLJITMangleAndIntern(jit, FORK_ADAM_SYMBOL), {(uintptr_t)nnc_fork_adam, flags}}};
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(sym, 2); /* takes the names */
   LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
   if (err) {
     LLVMOrcDisposeMaterializationUnit(mu);

@@ -166,6 +166,12 @@ static int64_t pack_part(const Node *n, const Geo *g, int elem_size) {
   return (bytes + 63) / 64 * 64;
 }
 
+int64_t window_pack_bytes(const Node *n, int elem_size) {
+  if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
+  Geo g = geo_of(n);
+  return pack_part(n, &g, elem_size);
+}
+
 int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch) {
   if (n->op != OP_CONV && n->op != OP_CONV_DX && n->op != OP_CONV_DW) return 0;
   Geo g = geo_of(n);

@@ -13,6 +13,10 @@ void window_emit(CG *cg, const Node *n);
  * im2col matrix, of one row or, when small, of max_batch rows, and copies
  * of one row of operands that are not in memory), or 0. */
 int64_t window_scratch_bytes(const Node *n, int elem_size, int max_batch);
+/* The part of that scratch its GEMM uses (the packed B, a transposed
+ * product's partial sums), at its start: the copy a second thread of the
+ * feature split needs; 0 for other nodes. */
+int64_t window_pack_bytes(const Node *n, int elem_size);
 /* Is n a convolution's weight gradient whose one reader c sums it over
  * the batch? Then n is not stored: window_batch_dw builds c as one GEMM
  * per row accumulating into c. */

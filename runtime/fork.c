@@ -36,10 +36,19 @@
  * cache-line round trips between the cores (0.1-1 us), which a product
  * of 2^17 multiply-adds (about 1 us on one core) pays back. */
 enum { FORK_MIN_WORK = 1 << 17 };
+/* Adam's steps of fewer elements run whole (2^14: about 450 KB of
+ * parameters, gradients and moments to read, some 20 us). */
+enum { FORK_MIN_ELEMS = 1 << 14 };
 /* How long a waiter spins before it sleeps: the worker between products
  * (those of one step come microseconds apart), the caller for the
  * worker's part. */
 enum { WORKER_SPIN_NS = 200000, CALLER_SPIN_NS = 200000 };
+
+/* Adam's step of a parameter (compiler/optstep.h), f32 and f64. */
+typedef void AdamF32(float *, const float *, float *, float *, int64_t, float, float, float, float, float, float,
+                     float, const float *, int64_t);
+typedef void AdamF64(double *, const double *, double *, double *, int64_t, double, double, double, double, double,
+                     double, double, const double *, int64_t);
 
 typedef void GemmFn(int64_t, int64_t, int64_t, void *, int64_t, int64_t, void *, void *, void *, int64_t, void *,
                     int64_t *, void *, int64_t, int64_t, int64_t *, int64_t *, int64_t, int64_t, int64_t, int64_t,
@@ -49,7 +58,8 @@ struct ForkPool {
   _Alignas(64) atomic_uint posted; /* jobs posted (the worker's futex) */
   atomic_uint worker_sleeps;       /* the worker sleeps on posted */
   atomic_bool quit;
-  _Alignas(64) GemmFn *gemm;       /* the job: the kernel and its arguments */
+  _Alignas(64) void *fn;           /* the job: a kernel, its kind and its arguments */
+  int kind;                        /* JOB_GEMM, JOB_ADAM_F32, JOB_ADAM_F64 */
   int64_t args[FORK_GEMM_ARGS];
   _Alignas(64) atomic_uint done;   /* jobs done (the caller's futex) */
   atomic_uint caller_sleeps;
@@ -64,6 +74,32 @@ static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+enum { JOB_GEMM, JOB_ADAM_F32, JOB_ADAM_F64 };
+
+static float f32_of(int64_t bits) {
+  uint32_t b = (uint32_t)bits;
+  float f;
+  memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+static double f64_of(int64_t bits) {
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+static void run_adam(void *fn, int kind, const int64_t *a) {
+#define P(i) ((void *)(intptr_t)a[i])
+  if (kind == JOB_ADAM_F32)
+    ((AdamF32 *)fn)(P(0), P(1), P(2), P(3), a[4], f32_of(a[5]), f32_of(a[6]), f32_of(a[7]), f32_of(a[8]),
+                    f32_of(a[9]), f32_of(a[10]), f32_of(a[11]), P(12), a[13]);
+  else
+    ((AdamF64 *)fn)(P(0), P(1), P(2), P(3), a[4], f64_of(a[5]), f64_of(a[6]), f64_of(a[7]), f64_of(a[8]),
+                    f64_of(a[9]), f64_of(a[10]), f64_of(a[11]), P(12), a[13]);
+#undef P
 }
 
 static void run(GemmFn *gemm, const int64_t *a) {
@@ -101,7 +137,10 @@ static void *worker_main(void *arg) {
   for (;;) {
     seen = await_change(&p->posted, &p->worker_sleeps, seen, WORKER_SPIN_NS, &p->worker_slept);
     if (atomic_load(&p->quit)) return NULL;
-    run(p->gemm, p->args);
+    if (p->kind == JOB_GEMM)
+      run((GemmFn *)p->fn, p->args);
+    else
+      run_adam(p->fn, p->kind, p->args);
     atomic_store(&p->done, seen);
     wake(&p->done, &p->caller_sleeps);
   }
@@ -149,6 +188,24 @@ ForkStats fork_pool_stats(const ForkPool *p) {
   return s;
 }
 
+/* Posts the job written in p (the worker's part); returns its number. */
+static unsigned post(ForkPool *p) {
+  unsigned job = atomic_fetch_add(&p->posted, 1) + 1;
+  wake(&p->posted, &p->worker_sleeps);
+  p->stats.forks++;
+  return job;
+}
+
+/* Waits for the worker's part of job. */
+static void finish(ForkPool *p, unsigned job) {
+  if (atomic_load_explicit(&p->done, memory_order_acquire) != job) {
+    int64_t t0 = now_ns();
+    p->stats.waits++;
+    await_change(&p->done, &p->caller_sleeps, job - 1, CALLER_SPIN_NS, NULL);
+    p->stats.wait_ns += now_ns() - t0;
+  }
+}
+
 void nnc_fork_gemm(void *gemm, const int64_t *args, void *scratch, int64_t mr, int64_t nr, int64_t split) {
   GemmFn *fn = (GemmFn *)gemm;
   ForkPool *p = tl_pool;
@@ -175,15 +232,33 @@ void nnc_fork_gemm(void *gemm, const int64_t *args, void *scratch, int64_t mr, i
     mine[FORK_I0 + 1] = i;
     p->args[FORK_I0] = i;
   }
-  p->gemm = fn;
-  unsigned job = atomic_fetch_add(&p->posted, 1) + 1;
-  wake(&p->posted, &p->worker_sleeps);
+  p->fn = (void *)fn, p->kind = JOB_GEMM;
+  unsigned job = post(p);
   run(fn, mine);
-  p->stats.forks++;
-  if (atomic_load_explicit(&p->done, memory_order_acquire) != job) {
-    int64_t t0 = now_ns();
-    p->stats.waits++;
-    await_change(&p->done, &p->caller_sleeps, job - 1, CALLER_SPIN_NS, NULL);
-    p->stats.wait_ns += now_ns() - t0;
+  finish(p, job);
+}
+
+void nnc_fork_adam(void *adam, const int64_t *args, int64_t f64) {
+  ForkPool *p = tl_pool;
+  int kind = f64 ? JOB_ADAM_F64 : JOB_ADAM_F32;
+  int64_t n = args[FORK_ADAM_N], es = f64 ? 8 : 4, line = 64 / es;
+  if (!p || n < FORK_MIN_ELEMS) {
+    if (p) p->stats.whole++;
+    run_adam(adam, kind, args);
+    return;
   }
+  /* the second half from a line boundary (the kernel's vectors), so
+     that no line is written by both threads */
+  int64_t h = (n / 2 + line - 1) / line * line;
+  int64_t mine[FORK_ADAM_ARGS];
+  memcpy(mine, args, sizeof mine);
+  memcpy(p->args, args, sizeof mine);
+  mine[FORK_ADAM_N] = h;
+  p->args[FORK_ADAM_N] = n - h;
+  for (int i = 0; i < 4; i++) p->args[i] += h * es; /* the parameter, its gradient and moments */
+  if (p->args[FORK_ADAM_G2]) p->args[FORK_ADAM_G2] += h * es;
+  p->fn = adam, p->kind = kind;
+  unsigned job = post(p);
+  run_adam(adam, kind, mine);
+  finish(p, job);
 }

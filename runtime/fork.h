@@ -3,7 +3,8 @@
  * feature split of --threads 2.
  *
  * A model compiled for it (CgTarget's fork_gemms) calls nnc_fork_gemm
- * instead of its GEMM kernel. When the calling thread has entered a pool
+ * instead of its GEMM kernel, and nnc_fork_adam instead of its Adam
+ * kernel. When the calling thread has entered a pool
  * (fork_pool_enter) and the product is large enough, its output columns
  * (or, with one panel of columns, its rows) are split in two: the pool's
  * worker computes the second part while the caller computes the first,
@@ -26,8 +27,8 @@ typedef struct ForkPool ForkPool;
 
 /* The numbers of a pool's waits (for --stats). */
 typedef struct ForkStats {
-  int64_t forks;      /* products split */
-  int64_t whole;      /* products run whole on the caller (too small) */
+  int64_t forks;      /* products (and Adam steps) split */
+  int64_t whole;      /* run whole on the caller (too small) */
   int64_t waits;      /* the caller waited for the worker */
   int64_t wait_ns;    /* time it waited */
   int64_t slept;      /* the worker slept on the futex between products */
@@ -55,5 +56,13 @@ enum { FORK_GEMM_ARGS = 22, FORK_WS = 12, FORK_I0 = 18 };
 enum { FORK_EITHER, FORK_ROWS, FORK_COLUMNS };
 void nnc_fork_gemm(void *gemm, const int64_t *args, void *scratch, int64_t mr, int64_t nr, int64_t split);
 #define FORK_GEMM_SYMBOL "nnc_fork_gemm"
+
+/* Adam's step of one parameter (compiler/optstep.h's kernel) the same
+ * way: its arguments as i64s, a scalar as its bits (a float's in the low
+ * half), elements [0, n) cut in two at a 64-byte line when n is large
+ * enough; f64: the model's dtype. */
+enum { FORK_ADAM_ARGS = 14, FORK_ADAM_N = 4, FORK_ADAM_G2 = 12 };
+void nnc_fork_adam(void *adam, const int64_t *args, int64_t f64);
+#define FORK_ADAM_SYMBOL "nnc_fork_adam"
 
 #endif

@@ -8,7 +8,10 @@
  *     once; the worker's part packs into the worker's scratch;
  *   - thousands of products in a row, and a worker that went to sleep
  *     between two of them (woken, its sleep counted);
- *   - a pool stopped while its worker sleeps.
+ *   - a pool stopped while its worker sleeps;
+ *   - Adam's step of a parameter: whole below 2^14 elements, else halves
+ *     from a 64-byte line, every pointer of the second half moved, the
+ *     scalars (floats in an i64's low half, or doubles) passed intact.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -121,8 +124,93 @@ static void test_split(void) {
   CHECK(call(64, 256, 64, FORK_EITHER) == 1 && is_whole(64, 256));
 }
 
+/* ---- Adam's step ---- */
+
+typedef struct AdamPart {
+  intptr_t p, g, m, v, g2;
+  int64_t n, nt;
+  double scalars[7];
+  pthread_t thread;
+} AdamPart;
+
+static AdamPart adam_parts[2];
+static atomic_int nadam;
+
+static void adam_f32(float *p, const float *g, float *m, float *v, int64_t n, float b1, float c1, float b2, float c2,
+                     float eps, float ss, float bc, const float *g2, int64_t nt) {
+  int k = atomic_fetch_add(&nadam, 1);
+  if (k < 2)
+    adam_parts[k] = (AdamPart){(intptr_t)p, (intptr_t)g, (intptr_t)m, (intptr_t)v, (intptr_t)g2, n, nt,
+                               {b1, c1, b2, c2, eps, ss, bc}, pthread_self()};
+}
+
+static void adam_f64(double *p, const double *g, double *m, double *v, int64_t n, double b1, double c1, double b2,
+                     double c2, double eps, double ss, double bc, const double *g2, int64_t nt) {
+  int k = atomic_fetch_add(&nadam, 1);
+  if (k < 2)
+    adam_parts[k] = (AdamPart){(intptr_t)p, (intptr_t)g, (intptr_t)m, (intptr_t)v, (intptr_t)g2, n, nt,
+                               {b1, c1, b2, c2, eps, ss, bc}, pthread_self()};
+}
+
+static const double adam_k[7] = {0.9, 0.1, 0.999, 0.001, 1e-8, 0.0123, 0.5};
+
+/* Adam's step of n elements of es bytes at base addresses 0x100000 (p),
+ * 0x200000 (g), ...; g2 at 0x600000 when with_g2. Returns the parts. */
+static int adam_call(int64_t n, int es, bool with_g2) {
+  int64_t a[FORK_ADAM_ARGS] = {0x100000, 0x200000, 0x300000, 0x400000, n};
+  for (int i = 0; i < 7; i++) {
+    if (es == 8)
+      memcpy(&a[5 + i], &adam_k[i], 8);
+    else {
+      float f = (float)adam_k[i];
+      uint32_t b;
+      memcpy(&b, &f, 4);
+      a[5 + i] = (int64_t)b;
+    }
+  }
+  a[FORK_ADAM_G2] = with_g2 ? 0x600000 : 0;
+  a[13] = 1;
+  atomic_store(&nadam, 0);
+  nnc_fork_adam(es == 8 ? (void *)adam_f64 : (void *)adam_f32, a, es == 8);
+  return atomic_load(&nadam);
+}
+
+/* The parts: the caller's [0, at), the worker's [at, n), scalars intact. */
+static bool adam_split_ok(int64_t n, int es, int64_t at, bool with_g2) {
+  AdamPart mine = adam_parts[0], theirs = adam_parts[1];
+  if (!pthread_equal(mine.thread, pthread_self())) mine = adam_parts[1], theirs = adam_parts[0];
+  if (!pthread_equal(mine.thread, pthread_self()) || pthread_equal(theirs.thread, pthread_self())) return false;
+  intptr_t off = (intptr_t)(at * es);
+  bool ok = mine.n == at && theirs.n == n - at && mine.p == 0x100000 && theirs.p == 0x100000 + off &&
+            theirs.g == 0x200000 + off && theirs.m == 0x300000 + off && theirs.v == 0x400000 + off &&
+            mine.g2 == (with_g2 ? 0x600000 : 0) && theirs.g2 == (with_g2 ? 0x600000 + off : 0) && mine.nt == 1 &&
+            theirs.nt == 1;
+  for (int i = 0; i < 7; i++) {
+    double want = es == 8 ? adam_k[i] : (double)(float)adam_k[i];
+    ok = ok && mine.scalars[i] == want && theirs.scalars[i] == want;
+  }
+  return ok;
+}
+
+static void test_adam(void) {
+  fork_pool_enter(NULL);
+  CHECK(adam_call(100000, 4, false) == 1 && adam_parts[0].n == 100000 && adam_parts[0].scalars[5] == (double)(float)0.0123);
+  ForkPool *p = fork_pool_start(-1);
+  REQUIRE(p);
+  fork_pool_enter(p);
+  /* below 2^14 elements: whole */
+  CHECK(adam_call(16383, 4, false) == 1 && adam_parts[0].n == 16383);
+  /* halves from a 64-byte line: 16 floats, 8 doubles */
+  CHECK(adam_call(16384, 4, false) == 2 && adam_split_ok(16384, 4, 8192, false));
+  CHECK(adam_call(100010, 4, false) == 2 && adam_split_ok(100010, 4, 50016, false));
+  CHECK(adam_call(100010, 8, true) == 2 && adam_split_ok(100010, 8, 50008, true));
+  CHECK(adam_call(16390, 8, false) == 2 && adam_split_ok(16390, 8, 8200, false));
+  fork_pool_stop(p);
+}
+
 int main(void) {
   run_group("no pool", test_no_pool);
   run_group("split", test_split);
+  run_group("adam", test_adam);
   return check_report();
 }

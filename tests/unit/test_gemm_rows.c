@@ -42,14 +42,19 @@ static char *function_text(const Graph *g, const Layout *L, unsigned fns, const 
   return out;
 }
 
-/* The last argument (trans) of each call of the macro-kernel, in order. */
+/* The trans argument (the fifth from the end, before the part it
+ * computes) of each call of the macro-kernel, in order. */
 static int trans_args(const char *fn, char args[][16], int max) {
   int k = 0;
   for (const char *p = fn; k < max && (p = strstr(p, "call void @nnc.gemm(")); p++) {
     const char *eol = strchr(p, '\n'), *end = eol ? eol : p + strlen(p);
     while (end > p && *end != ')') end--; /* the call's own, after any constant expression's */
     const char *comma = end;
-    while (comma > p && *comma != ',') comma--;
+    for (int skip = 0; skip < 5; skip++) { /* past i1, j0, j1 and i0 to the comma before trans */
+      if (skip) end = comma;
+      comma = end - 1;
+      while (comma > p && *comma != ',') comma--;
+    }
     snprintf(args[k++], 16, "%.*s", (int)(end - comma - 2), comma + 2);
   }
   return k;
