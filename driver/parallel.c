@@ -1067,9 +1067,9 @@ static void fork_destroy(Engine *e) {
     double n = f->steps ? (double)f->steps : 1;
     fprintf(stderr,
             "threads: 2 (features), steps: %llu; per step: products split %.2f, whole %.2f, waits %.2f (%.1f us),"
-            " worker slept %.2f\n",
+            " worker slept %.2f, its part taken back %.2f\n",
             (unsigned long long)f->steps, (double)s.forks / n, (double)s.whole / n, (double)s.waits / n,
-            (double)s.wait_ns / 1e3 / n, (double)s.slept / n);
+            (double)s.wait_ns / 1e3 / n, (double)s.slept / n, (double)s.stolen / n);
   }
   fork_pool_stop(f->pool);
   f->inner->destroy(f->inner);

@@ -3,11 +3,18 @@
  * product (see fork.h).
  *
  * One job at a time: the caller writes the job, then bumps `posted`; the
- * worker computes its part and sets `done` to the job's number. Both
- * counters only grow, so a waiter compares against the number it wants.
- * A waiter spins, then sleeps on the counter's futex after announcing
- * itself in `sleeping`; the other side wakes it only when it announced
- * (sequentially consistent accesses on both sides, so no wake is lost).
+ * worker claims it (`claimed` from its number - 1 to its number, by
+ * compare-and-swap), computes its part and sets `done` to the job's
+ * number. The caller, its own part done, tries the same claim: when the
+ * worker has not started (preempted by other work, or asleep and not yet
+ * back), the caller computes the worker's part itself and sets `done`,
+ * so a worker that lost its CPU costs the step the worker's part, not
+ * the wait for a time slice. Whoever computes it, every element is the
+ * same sum. The counters only grow, so a waiter compares against the
+ * number it wants. A waiter spins, then sleeps on the counter's futex
+ * after announcing itself in `sleeping`; the other side wakes it only
+ * when it announced (sequentially consistent accesses on both sides, so
+ * no wake is lost).
  */
 #include "fork.h"
 
@@ -61,6 +68,7 @@ struct ForkPool {
   _Alignas(64) void *fn;           /* the job: a kernel, its kind and its arguments */
   int kind;                        /* JOB_GEMM, JOB_ADAM_F32, JOB_ADAM_F64 */
   int64_t args[FORK_GEMM_ARGS];
+  atomic_uint claimed;             /* the last job the worker or the caller took */
   _Alignas(64) atomic_uint done;   /* jobs done (the caller's futex) */
   atomic_uint caller_sleeps;
   _Alignas(64) ForkStats stats;    /* the caller's, but slept: the worker's */
@@ -131,16 +139,22 @@ static void wake(atomic_uint *word, atomic_uint *sleepers) {
   if (atomic_load(sleepers) > 0) syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+static void run_job(ForkPool *p) {
+  if (p->kind == JOB_GEMM)
+    run((GemmFn *)p->fn, p->args);
+  else
+    run_adam(p->fn, p->kind, p->args);
+}
+
 static void *worker_main(void *arg) {
   ForkPool *p = arg;
   unsigned seen = 0;
   for (;;) {
     seen = await_change(&p->posted, &p->worker_sleeps, seen, WORKER_SPIN_NS, &p->worker_slept);
     if (atomic_load(&p->quit)) return NULL;
-    if (p->kind == JOB_GEMM)
-      run((GemmFn *)p->fn, p->args);
-    else
-      run_adam(p->fn, p->kind, p->args);
+    unsigned before = seen - 1;
+    if (!atomic_compare_exchange_strong(&p->claimed, &before, seen)) continue; /* the caller took it */
+    run_job(p);
     atomic_store(&p->done, seen);
     wake(&p->done, &p->caller_sleeps);
   }
@@ -196,8 +210,16 @@ static unsigned post(ForkPool *p) {
   return job;
 }
 
-/* Waits for the worker's part of job. */
+/* The worker's part of job done: by the worker (waited for), or here
+ * when the worker has not taken it. */
 static void finish(ForkPool *p, unsigned job) {
+  unsigned before = job - 1;
+  if (atomic_compare_exchange_strong(&p->claimed, &before, job)) {
+    p->stats.stolen++;
+    run_job(p);
+    atomic_store(&p->done, job);
+    return;
+  }
   if (atomic_load_explicit(&p->done, memory_order_acquire) != job) {
     int64_t t0 = now_ns();
     p->stats.waits++;

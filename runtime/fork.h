@@ -14,8 +14,10 @@
  * is the kernel's, whole.
  *
  * Waiting: the worker spins for a while after a product (the next one
- * usually comes within microseconds), then sleeps on a futex; the caller
- * spins for the worker's part, then sleeps too.
+ * usually comes within microseconds), then sleeps on a futex. The caller,
+ * its part done, computes the worker's part as well when the worker has
+ * not begun it (its CPU taken by other work); else it spins for it, then
+ * sleeps too.
  */
 #ifndef NNC_FORK_H
 #define NNC_FORK_H
@@ -32,6 +34,8 @@ typedef struct ForkStats {
   int64_t waits;      /* the caller waited for the worker */
   int64_t wait_ns;    /* time it waited */
   int64_t slept;      /* the worker slept on the futex between products */
+  int64_t stolen;     /* the caller computed the worker's part too: the
+                         worker had not taken it when the caller's was done */
 } ForkStats;
 
 /* A pool with one worker thread, pinned to cpu when cpu >= 0. NULL with

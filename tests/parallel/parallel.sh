@@ -151,7 +151,7 @@ features.choice)
   unset NNC_SPLIT
   w2="$examples/../bench/w2_digits.nn"
   NNC_THREAD_STATS=1 "$nnc" "$w2" --jit --train --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "W2"
-  grep -q '^threads: 2 (features), steps: 29; per step: products split [0-9.]*, whole [0-9.]*, waits [0-9.]* ([0-9.]* us), worker slept [0-9.]*$' "$tmp/err" ||
+  grep -q '^threads: 2 (features), steps: 29; per step: products split [0-9.]*, whole [0-9.]*, waits [0-9.]* ([0-9.]* us), worker slept [0-9.]*, its part taken back [0-9.]*$' "$tmp/err" ||
     fail "W2 on two threads: $(cat "$tmp/err")"
   NNC_SPLIT=batch NNC_THREAD_STATS=1 "$nnc" "$w2" --jit --train --epochs 1 --threads 2 >/dev/null 2>"$tmp/err" || fail "W2, batch"
   grep -q '^threads: 2, steps: ' "$tmp/err" || fail "NNC_SPLIT=batch: $(cat "$tmp/err")"

@@ -9,6 +9,8 @@
  *   - thousands of products in a row, and a worker that went to sleep
  *     between two of them (woken, its sleep counted);
  *   - a pool stopped while its worker sleeps;
+ *   - the worker's part taken back by the caller when the worker has not
+ *     begun it;
  *   - Adam's step of a parameter: whole below 2^14 elements, else halves
  *     from a 64-byte line, every pointer of the second half moved, the
  *     scalars (floats in an i64's low half, or doubles) passed intact.
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fork.h"
@@ -34,6 +37,23 @@ typedef struct Part {
 
 static Part parts[2];
 static atomic_int nparts;
+static pthread_t caller;
+/* the caller's part waits (up to 200 ms) until the worker has taken its
+ * own, so that the worker computes it instead of the caller taking it
+ * back (fork.c's finish) */
+static bool wait_for_worker = true;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void await_worker(atomic_int *count) {
+  if (!wait_for_worker || !pthread_equal(pthread_self(), caller)) return;
+  for (int64_t until = now_ms() + 200; atomic_load(count) < 2 && now_ms() < until;) {
+  }
+}
 
 static void record(int64_t M, int64_t N, int64_t K, void *A, int64_t rsa, int64_t csa, void *pack, void *bdesc,
                    void *C, int64_t ldc, void *epi, int64_t *ctx, void *ws, int64_t kb, int64_t add, int64_t *roff,
@@ -42,6 +62,7 @@ static void record(int64_t M, int64_t N, int64_t K, void *A, int64_t rsa, int64_
   (void)ctx, (void)kb, (void)add, (void)roff, (void)koff, (void)trans;
   int k = atomic_fetch_add(&nparts, 1);
   if (k < 2) parts[k] = (Part){i0, i1, j0, j1, (intptr_t)ws, pthread_self()};
+  await_worker(&nparts);
 }
 
 static int64_t args[FORK_GEMM_ARGS];
@@ -124,6 +145,33 @@ static void test_split(void) {
   CHECK(call(64, 256, 64, FORK_EITHER) == 1 && is_whole(64, 256));
 }
 
+/* The worker asleep and the caller's part instant: the caller takes the
+ * worker's part back (a woken worker needs microseconds), and the two
+ * parts are the same as the worker's would have been. */
+static void test_taken_back(void) {
+  ForkPool *p = fork_pool_start(-1);
+  REQUIRE(p);
+  fork_pool_enter(p);
+  wait_for_worker = false;
+  int both_here = 0;
+  for (int round = 0; round < 5 && !both_here; round++) {
+    usleep(300000); /* past the worker's spin: asleep */
+    if (call(64, 256, 64, FORK_EITHER) == 2 && pthread_equal(parts[0].thread, pthread_self()) &&
+        pthread_equal(parts[1].thread, pthread_self()))
+      both_here = parts[0].j0 == 0 && parts[0].j1 == 128 && parts[0].ws == (intptr_t)own_ws && parts[1].j0 == 128 &&
+                  parts[1].j1 == 256 && parts[1].ws == (intptr_t)worker_ws;
+  }
+  CHECK(both_here);
+  CHECK(fork_pool_stats(p).stolen >= 1);
+  /* and the worker, woken for a part it no longer had, takes the next */
+  wait_for_worker = true;
+  int bad = 0;
+  for (int r = 0; r < 1000; r++)
+    if (call(64, 256, 64, FORK_EITHER) != 2 || !is_split(64, 256, false, 128)) bad++;
+  CHECK(bad == 0);
+  fork_pool_stop(p);
+}
+
 /* ---- Adam's step ---- */
 
 typedef struct AdamPart {
@@ -142,6 +190,7 @@ static void adam_f32(float *p, const float *g, float *m, float *v, int64_t n, fl
   if (k < 2)
     adam_parts[k] = (AdamPart){(intptr_t)p, (intptr_t)g, (intptr_t)m, (intptr_t)v, (intptr_t)g2, n, nt,
                                {b1, c1, b2, c2, eps, ss, bc}, pthread_self()};
+  await_worker(&nadam);
 }
 
 static void adam_f64(double *p, const double *g, double *m, double *v, int64_t n, double b1, double c1, double b2,
@@ -150,6 +199,7 @@ static void adam_f64(double *p, const double *g, double *m, double *v, int64_t n
   if (k < 2)
     adam_parts[k] = (AdamPart){(intptr_t)p, (intptr_t)g, (intptr_t)m, (intptr_t)v, (intptr_t)g2, n, nt,
                                {b1, c1, b2, c2, eps, ss, bc}, pthread_self()};
+  await_worker(&nadam);
 }
 
 static const double adam_k[7] = {0.9, 0.1, 0.999, 0.001, 1e-8, 0.0123, 0.5};
@@ -209,8 +259,10 @@ static void test_adam(void) {
 }
 
 int main(void) {
+  caller = pthread_self();
   run_group("no pool", test_no_pool);
   run_group("split", test_split);
   run_group("adam", test_adam);
+  run_group("taken back", test_taken_back);
   return check_report();
 }
