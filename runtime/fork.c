@@ -39,10 +39,13 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Products of fewer multiply-adds run whole: splitting costs about two
- * cache-line round trips between the cores (0.1-1 us), which a product
- * of 2^17 multiply-adds (about 1 us on one core) pays back. */
-enum { FORK_MIN_WORK = 1 << 17 };
+/* Products of fewer multiply-adds run whole: splitting one costs two
+ * cache-line round trips between the cores (0.1-1 us) and brings the
+ * other core's half of its operands over, which a product of 2^18
+ * multiply-adds (about 4 us on one core) pays back (W2's products of
+ * 164k, 64 x 256 x 10 and the like, took longer split than whole; 2^18
+ * gave W2 3% more steps than 2^17 on the Intel VM). */
+enum { FORK_MIN_WORK = 1 << 18 };
 /* Adam's steps of fewer elements run whole (2^14: about 450 KB of
  * parameters, gradients and moments to read, some 20 us). */
 enum { FORK_MIN_ELEMS = 1 << 14 };

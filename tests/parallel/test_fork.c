@@ -108,10 +108,10 @@ static void test_split(void) {
   ForkPool *p = fork_pool_start(-1);
   REQUIRE(p);
   fork_pool_enter(p);
-  /* too small to pay: fewer than 2^17 multiply-adds stay whole */
+  /* too small to pay: fewer than 2^18 multiply-adds stay whole */
   CHECK(call(64, 64, 16, FORK_EITHER) == 1 && is_whole(64, 64));
-  CHECK(call(32, 64, 63, FORK_EITHER) == 1 && is_whole(32, 64));
-  CHECK(call(32, 64, 64, FORK_EITHER) == 2 && is_split(32, 64, true, 18));
+  CHECK(call(64, 64, 63, FORK_EITHER) == 1 && is_whole(64, 64));
+  CHECK(call(64, 64, 64, FORK_EITHER) == 2 && is_split(64, 64, true, 36));
   /* one tile of rows and one panel: nothing to split */
   CHECK(call(6, 64, 100000, FORK_EITHER) == 1 && is_whole(6, 64));
   /* columns: 4 panels, 2 here */
