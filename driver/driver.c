@@ -419,9 +419,11 @@ static int run_task(Compilation *c) {
       rc = rt_eval(e, &train, &valid);
     else {
       char engine[64];
-      if (o->jit)
-        snprintf(engine, sizeof engine, "jit -O%d, %d thread%s", o->opt_level, train_threads(c, false),
-                 train_threads(c, false) > 1 ? "s" : "");
+      int threads;
+      bool features = par_engine_threads(e, &threads);
+      if (o->jit) /* the threads that run (fewer than planned when one could not start) */
+        snprintf(engine, sizeof engine, "jit -O%d, %d thread%s%s", o->opt_level, threads, threads > 1 ? "s" : "",
+                 features ? " (features)" : "");
       else
         snprintf(engine, sizeof engine, "interpreter");
       if (par_size() > 1)
@@ -585,6 +587,8 @@ bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
   else if (modes > 1) snprintf(msg, n, "choose one of --train, --grad, --check-grad, --eval, --predict and --emit");
   else if (o->emit && emit == NNC_EMIT_NONE)
     snprintf(msg, n, "unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
+  else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && o->out && strcmp(o->out, "-") == 0)
+    snprintf(msg, n, "--emit %s writes a file: -o - (standard output) is for the text kinds", o->emit);
   else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out) snprintf(msg, n, "--emit %s needs -o FILE", o->emit);
   else if (o->out && !o->emit) snprintf(msg, n, "-o goes with --emit");
   else if (o->cpu && !jit_cpu_known(o->cpu))
@@ -614,6 +618,11 @@ int nnc_run(const NncOptions *o) {
     fprintf(stderr, "nnc: error: options: %s\n", o ? bad : "NULL");
     return 2;
   }
+  /* -o - is standard output, as no -o (the text kinds; driver_options_error
+     refused it for obj and header) */
+  NncOptions own = *o;
+  if (own.out && strcmp(own.out, "-") == 0) own.out = NULL;
+  o = &own;
   void *locale = nnc_c_locale_begin();
   Compilation c = {.opt = o, .emit = nnc_emit_kind(o->emit)};
   arena_init(&c.arena);

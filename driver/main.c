@@ -49,7 +49,7 @@ static const char help_text[] =
     "                    --emit llvm), x86-64-v2 (default for --emit obj and asm), x86-64,\n"
     "                    x86-64-v3, x86-64-v4 or an LLVM processor name (haswell, znver4, ...);\n"
     "                    with --jit, one this machine runs: native, its own name or a level\n"
-    "  -o FILE           where --emit writes (default: standard output)\n"
+    "  -o FILE           where --emit writes (default, and -o -: standard output)\n"
     "  --plot FILE       with --train: a report as .svg, .pdf or .png\n"
     "  --plot-scale S    the report's loss axis: log (default) or linear\n"
     "  --time            print compile time per stage and the workspace size on standard error\n"
@@ -230,7 +230,7 @@ static int check_combination(const NncOptions *o, bool plot_scale, bool opt_leve
     return usage_error("%s", "-O goes with --jit or --emit llvm, asm, obj or header (LLVM's optimization level)");
   const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
   for (size_t i = 0; i < sizeof outputs / sizeof *outputs; i++)
-    if (outputs[i][1] && !names_a_file(outputs[i][1])) {
+    if (outputs[i][1] && !names_a_file(outputs[i][1]) && !(i == 0 && strcmp(outputs[i][1], "-") == 0)) {
       fprintf(stderr, "nnc: %s needs a file name, got '%s'\n%s", outputs[i][0], outputs[i][1], usage_line);
       return 2;
     }

@@ -1101,3 +1101,8 @@ Engine *par_fork_engine_new(Engine *inner) {
   e->impl = f;
   return e;
 }
+
+bool par_engine_threads(const Engine *e, int *threads) {
+  *threads = e->destroy == par_destroy ? ((const Par *)e->impl)->started + 1 : e->destroy == fork_destroy ? 2 : 1;
+  return e->destroy == fork_destroy;
+}

@@ -100,6 +100,10 @@ Engine *par_engine_new(Engine *inner, int threads);
  * worker cannot start (after a note); the wrapper owns inner. */
 Engine *par_fork_engine_new(Engine *inner);
 
+/* The threads engine e trains on (*threads; 1 for an engine of neither
+ * kind above); true for the feature split's. */
+bool par_engine_threads(const Engine *e, int *threads);
+
 /* How long a waiting thread spins before it sleeps in the kernel
  * (parallel.c, await_change): the target is 1.5x the running mean of what
  * waking a sleeping thread costs (from the start of the FUTEX_WAKE until

@@ -15,6 +15,7 @@
  * grad_part that only sleeps and looks at the other threads.
  */
 #include <dirent.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -128,10 +129,19 @@ static void test_waits_sleep(void) {
   in->grad_part = slow_grad_part;
   in->ws_bytes = 64;
   main_tid = gettid();
+  int threads = 0;
+  CHECK(!par_engine_threads(in, &threads) && threads == 1);
   Engine *e = par_engine_new(in, 2);
+  CHECK(!par_engine_threads(e, &threads) && threads == 2);
   double x[16] = {0}, t[8] = {0};
   e->train_epoch(e, x, t, 8); /* two steps of 4 rows: 2 per thread */
   e->destroy(e);
+  /* the feature split's engine (over the interpreter, which has no
+     products to split: the same training) */
+  Engine *f = par_fork_engine_new(interp_engine_new(c.opt_g, c.layout, 4));
+  CHECK(par_engine_threads(f, &threads) && threads == 2);
+  CHECK(isfinite(f->train_epoch(f, x, t, 8)));
+  f->destroy(f);
   source_free(&c.src);
   arena_free(&c.arena);
   CHECK(worker_tid != 0 && worker_tid != main_tid);
