@@ -282,11 +282,12 @@ void driver_leave_run_to_exit(void) { leave_to_exit = true; }
  * 1024-10: 1.7x against 1.2x; bench/RESULTS.md). NNC_SPLIT=batch or
  * features chooses (docs/internals.md). */
 static bool feature_split(const Compilation *c, int threads) {
-  /* (on one CPU the two threads would wait out each other's spins) */
-  if (threads != 2 || par_size() > 1 || !c->opt->jit || !c->opt->train || par_available_cpus() < 2) return false;
+  if (threads != 2 || par_size() > 1 || !c->opt->jit || !c->opt->train) return false;
   const char *env = getenv("NNC_SPLIT");
   if (env && strcmp(env, "batch") == 0) return false;
   if (env && strcmp(env, "features") == 0) return true;
+  /* (on one CPU the two threads would wait out each other's spins) */
+  if (par_available_cpus() < 2) return false;
   const Graph *g = c->opt_g;
   for (int i = 0; i < g->len; i++) {
     Op op = g->nodes[i]->op;

@@ -75,7 +75,7 @@ struct ForkPool {
   _Alignas(64) atomic_uint done;   /* jobs done (the caller's futex) */
   atomic_uint caller_sleeps;
   _Alignas(64) ForkStats stats;    /* the caller's, but slept: the worker's */
-  int64_t worker_slept;
+  atomic_int_least64_t worker_slept; /* the worker's count of its sleeps */
   pthread_t thread;
 };
 
@@ -122,7 +122,7 @@ static void run(GemmFn *gemm, const int64_t *a) {
 /* Waits until *word differs from seen (spinning up to spin_ns first);
  * returns the new value. */
 static unsigned await_change(atomic_uint *word, atomic_uint *sleepers, unsigned seen, int64_t spin_ns,
-                             int64_t *slept) {
+                             atomic_int_least64_t *slept) {
   unsigned v;
   int64_t until = now_ns() + spin_ns;
   do {
@@ -134,7 +134,7 @@ static unsigned await_change(atomic_uint *word, atomic_uint *sleepers, unsigned 
   atomic_fetch_add(sleepers, 1);
   while ((v = atomic_load(word)) == seen) syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
   atomic_fetch_sub(sleepers, 1);
-  if (slept) ++*slept;
+  if (slept) atomic_fetch_add_explicit(slept, 1, memory_order_relaxed);
   return v;
 }
 
@@ -201,7 +201,7 @@ void fork_pool_enter(ForkPool *p) { tl_pool = p; }
 
 ForkStats fork_pool_stats(const ForkPool *p) {
   ForkStats s = p->stats;
-  s.slept = p->worker_slept;
+  s.slept = atomic_load_explicit(&((ForkPool *)p)->worker_slept, memory_order_relaxed);
   return s;
 }
 
