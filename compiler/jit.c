@@ -549,6 +549,19 @@ static const KernelSet *prebuilt_kernels(const char *cpu, const CgTarget *target
   return kernel_set_for(host_cpu_features(), target->vector_bits, f64);
 }
 
+/* Define n names at absolute addresses in the JIT's main library (the
+ * names are taken); -1 after saying `what` and why. */
+static int define_absolute(LLVMOrcLLJITRef jit, LLVMOrcCSymbolMapPair *sym, size_t n, const char *what) {
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(sym, n);
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
+  if (err) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    report_error(what, err);
+    return -1;
+  }
+  return 0;
+}
+
 /* Define the fixed kernels' names in the JIT as the prebuilt set's
  * addresses (the modules declare them). */
 static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
@@ -559,14 +572,7 @@ static int define_kernels(LLVMOrcLLJITRef jit, const KernelSet *ks) {
     sym[k].Sym = (LLVMJITEvaluatedSymbol){
         addr, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}};
   }
-  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(sym, GEMM_FIXED_KERNELS); /* takes the names */
-  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
-  if (err) {
-    LLVMOrcDisposeMaterializationUnit(mu);
-    report_error("cannot define the GEMM kernels in the JIT", err);
-    return -1;
-  }
-  return 0;
+  return define_absolute(jit, sym, GEMM_FIXED_KERNELS, "cannot define the GEMM kernels in the JIT");
 }
 
 /* Define the runtime's functions that compiled code calls
@@ -576,14 +582,7 @@ static int define_runtime(LLVMOrcLLJITRef jit) {
   LLVMOrcCSymbolMapPair sym[2] = {
       {LLVMOrcLLJITMangleAndIntern(jit, FORK_GEMM_SYMBOL), {(uintptr_t)nnc_fork_gemm, flags}},
       {LLVMOrcLLJITMangleAndIntern(jit, FORK_ADAM_SYMBOL), {(uintptr_t)nnc_fork_adam, flags}}};
-  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(sym, 2); /* takes the names */
-  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
-  if (err) {
-    LLVMOrcDisposeMaterializationUnit(mu);
-    report_error("cannot define the runtime's functions in the JIT", err);
-    return -1;
-  }
-  return 0;
+  return define_absolute(jit, sym, 2, "cannot define the runtime's functions in the JIT");
 }
 
 /* The workspace made ready on a thread of its own while LLVM compiles:
@@ -667,11 +666,7 @@ static int define_workspace(LLVMOrcLLJITRef jit, const char *name, size_t bytes,
   }
   LLVMOrcCSymbolMapPair sym = {LLVMOrcLLJITMangleAndIntern(jit, name),
                                {(uintptr_t)*ws, {LLVMJITSymbolGenericFlagsExported, 0}}};
-  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(&sym, 1); /* takes the name */
-  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit), mu);
-  if (err) {
-    LLVMOrcDisposeMaterializationUnit(mu);
-    report_error("cannot define the workspace in the JIT", err);
+  if (define_absolute(jit, &sym, 1, "cannot define the workspace in the JIT")) {
     nnc_bulk_free(*ws, bytes);
     *ws = NULL;
     return -1;

@@ -940,6 +940,24 @@ static void par_destroy(Engine *e) {
   free(e);
 }
 
+/* An engine that is inner but for the entries `entries` sets (backward,
+ * update, train_step, train_epoch, forward, destroy) and impl: no
+ * grad_part or update_part (its entries run them). */
+static Engine *wrapper_of(const Engine *inner, const Engine *entries, void *impl) {
+  Engine *e = nnc_xmalloc(sizeof *e);
+  *e = *inner;
+  e->backward = entries->backward;
+  e->update = entries->update;
+  e->train_step = entries->train_step;
+  e->train_epoch = entries->train_epoch;
+  e->forward = entries->forward;
+  e->destroy = entries->destroy;
+  e->grad_part = NULL;
+  e->update_part = NULL;
+  e->impl = impl;
+  return e;
+}
+
 Engine *par_engine_new(Engine *inner, int threads) {
   if (threads < 1) threads = 1;
   if (threads > 1 && !inner->grad_part) nnc_die("parallel: threads need compiled code");
@@ -998,18 +1016,10 @@ Engine *par_engine_new(Engine *inner, int threads) {
     }
     p->started = k;
   }
-  Engine *e = nnc_xmalloc(sizeof *e);
-  *e = *inner;
-  e->backward = par_backward;
-  e->update = par_update;
-  e->train_step = par_train_step;
-  e->train_epoch = par_train_epoch;
-  e->forward = par_forward;
-  e->grad_part = NULL;
-  e->update_part = NULL;
-  e->destroy = par_destroy;
+  static const Engine entries = {.backward = par_backward, .update = par_update, .train_step = par_train_step,
+                                 .train_epoch = par_train_epoch, .forward = par_forward, .destroy = par_destroy};
+  Engine *e = wrapper_of(inner, &entries, p);
   e->rows_per_step = inner->max_batch * par_size();
-  e->impl = p;
   return e;
 }
 
@@ -1088,18 +1098,9 @@ Engine *par_fork_engine_new(Engine *inner) {
   f->pool = pool;
   const char *ps = getenv("NNC_THREAD_STATS");
   f->print_stats = ps && *ps && strcmp(ps, "0") != 0;
-  Engine *e = nnc_xmalloc(sizeof *e);
-  *e = *inner;
-  e->backward = fork_backward;
-  e->update = fork_update;
-  e->train_step = fork_train_step;
-  e->train_epoch = fork_train_epoch;
-  e->forward = fork_forward;
-  e->grad_part = NULL;
-  e->update_part = NULL;
-  e->destroy = fork_destroy;
-  e->impl = f;
-  return e;
+  static const Engine entries = {.backward = fork_backward, .update = fork_update, .train_step = fork_train_step,
+                                 .train_epoch = fork_train_epoch, .forward = fork_forward, .destroy = fork_destroy};
+  return wrapper_of(inner, &entries, f);
 }
 
 bool par_engine_threads(const Engine *e, int *threads) {
