@@ -13,6 +13,7 @@
 #include "interp.h"
 #include "jit.h"
 #include "nnc.h"
+#include "parallel.h"
 #include "train.h"
 
 typedef struct JitCode {
@@ -273,8 +274,11 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
     fprintf(stderr, "nnc: error: %s\n", why);
     return NULL;
   }
-  Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level, CG_ALL, false,
-                             m->opt.cpu);
+  /* threads 2: the feature split in nnc_model_fit (its engine's calls;
+     the functions called directly run whole on the caller's thread) */
+  bool features = m->opt.threads == 2;
+  Engine *e = jit_engine_new(m->c.opt_g, m->c.layout, (int)m->c.prog.train.batch, opt_level,
+                             CG_ALL | (features ? CG_FORK_GEMMS : 0u), false, m->opt.cpu);
   if (!e) return NULL;
   JitCode *j = nnc_xcalloc(1, sizeof *j);
   j->engine = e;
@@ -298,6 +302,7 @@ const NncFunctions *nnc_model_jit(NncModel *m, int opt_level) {
     free(j);
     return NULL;
   }
+  if (features) j->engine = par_fork_engine_new(e); /* (e itself when its worker cannot start) */
   j->next = m->jits;
   m->jits = j;
   return &j->fns;

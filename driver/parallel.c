@@ -1032,42 +1032,55 @@ Engine *par_engine_new(Engine *inner, int threads) {
 
 typedef struct ForkEngine {
   Engine *inner;
+  void *inner_buf; /* inner's own buffer (its entries run on the wrapper's, which a caller may lend) */
   ForkPool *pool;
   uint64_t steps;
   bool print_stats;
 } ForkEngine;
 
+/* Each entry runs inner's on this thread inside the pool, on the
+ * wrapper's buffer, and leaves the pool after (the thread may call other
+ * code, or outlive the pool). */
 static Engine *fork_inner(Engine *e) {
   ForkEngine *f = e->impl;
   fork_pool_enter(f->pool);
+  f->inner->buf = e->buf;
   return f->inner;
 }
 
 static double fork_backward(Engine *e, const void *x, const void *t, int64_t n) {
   Engine *in = fork_inner(e);
-  return in->backward(in, x, t, n);
+  double loss = in->backward(in, x, t, n);
+  fork_pool_enter(NULL);
+  return loss;
 }
 
 static void fork_update(Engine *e) {
   Engine *in = fork_inner(e);
   in->update(in);
+  fork_pool_enter(NULL);
 }
 
 static double fork_train_step(Engine *e, const void *x, const void *t, int64_t n) {
   Engine *in = fork_inner(e);
   ((ForkEngine *)e->impl)->steps++;
-  return in->train_step(in, x, t, n);
+  double loss = in->train_step(in, x, t, n);
+  fork_pool_enter(NULL);
+  return loss;
 }
 
 static double fork_train_epoch(Engine *e, const void *x, const void *t, int64_t rows) {
   Engine *in = fork_inner(e);
   ((ForkEngine *)e->impl)->steps += (uint64_t)((rows + in->max_batch - 1) / in->max_batch);
-  return in->train_epoch(in, x, t, rows);
+  double sum = in->train_epoch(in, x, t, rows);
+  fork_pool_enter(NULL);
+  return sum;
 }
 
 static void fork_forward(Engine *e, const void *x, const void *t, int64_t n, void *y, void *loss) {
   Engine *in = fork_inner(e);
   in->forward(in, x, t, n, y, loss);
+  fork_pool_enter(NULL);
 }
 
 static void fork_destroy(Engine *e) {
@@ -1082,6 +1095,7 @@ static void fork_destroy(Engine *e) {
             (double)s.wait_ns / 1e3 / n, (double)s.slept / n, (double)s.stolen / n);
   }
   fork_pool_stop(f->pool);
+  f->inner->buf = f->inner_buf;
   f->inner->destroy(f->inner);
   free(f);
   free(e);
@@ -1095,6 +1109,7 @@ Engine *par_fork_engine_new(Engine *inner) {
   }
   ForkEngine *f = nnc_xcalloc(1, sizeof *f);
   f->inner = inner;
+  f->inner_buf = inner->buf;
   f->pool = pool;
   const char *ps = getenv("NNC_THREAD_STATS");
   f->print_stats = ps && *ps && strcmp(ps, "0") != 0;

@@ -99,7 +99,9 @@ typedef struct NncOptions {
   int dtype;                   /* -1, 0 (f32) or 1 (f64) */
   int opt_level;               /* 0..3 */
   bool time;                   /* per-stage compile times on stderr */
-  int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N */
+  int threads;                 /* --threads: 0 = as many as gain (see parallel.h), else N; for
+                                  the library, 2 makes nnc_model_fit of nnc_model_jit's code split
+                                  each large matrix product between two threads (the same bits) */
   bool plot_linear;            /* --plot-scale linear (default: log loss axis) */
   const char *cpu;             /* --cpu: NULL (default), "native" or a CPU name */
   const char *resume;          /* --resume: a checkpoint to continue training from, or NULL */

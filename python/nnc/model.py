@@ -88,9 +88,10 @@ def _int_arg(v, name, lo, hi):
     return int(v)
 
 
-def _options(epochs, batch, seed, lr, dtype, cpu):
+def _options(epochs, batch, seed, lr, dtype, cpu, threads=1):
     o = NncOptions()
     lib.options_default(byref(o))
+    o.threads = _int_arg(threads, "threads", 1, 2)
     if epochs is not None:
         o.epochs = _int_arg(epochs, "epochs", 0, 100000000)
     if batch is not None:
@@ -345,17 +346,20 @@ class Model:
     Model(path, jit=True): compile the file; jit=True runs LLVM-compiled
     native code (at opt_level 0..3, for `cpu`), jit=False the reference
     interpreter. epochs, batch, seed, lr and dtype override the file's train
-    block as the command line's options do. Source errors raise CompileError.
+    block as the command line's options do. threads=2 (with jit): fit()
+    splits each large matrix product, and Adam's step of a large parameter,
+    between two threads, with the results of one thread, bit for bit.
+    Source errors raise CompileError.
     """
 
     def __init__(self, path, jit=True, *, opt_level=2, epochs=None, batch=None, seed=None, lr=None, dtype=None,
-                 cpu=None):
+                 cpu=None, threads=1):
         self._m = None
-        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+        self._setup(_path_arg(path), None, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu, threads))
 
     @classmethod
     def from_source(cls, text, name="<string>", jit=True, *, opt_level=2, epochs=None, batch=None, seed=None,
-                    lr=None, dtype=None, cpu=None):
+                    lr=None, dtype=None, cpu=None, threads=1):
         """Compile source text; name stands for the file in messages, and
         relative csv() paths start from its directory. The other arguments
         are Model()'s."""
@@ -368,7 +372,8 @@ class Model:
             raise ValueError("the source text holds a NUL character")
         self = cls.__new__(cls)
         self._m = None
-        self._setup(_path_arg(name, "name"), source, jit, opt_level, _options(epochs, batch, seed, lr, dtype, cpu))
+        self._setup(_path_arg(name, "name"), source, jit, opt_level,
+                    _options(epochs, batch, seed, lr, dtype, cpu, threads))
         return self
 
     name = property(lambda self: self._name, doc="the model's name (`model NAME`)")
@@ -411,6 +416,8 @@ class Model:
         self._m = None
         self._guard = _Guard()
         opt_level = _int_arg(opt_level, "opt_level", 0, 3)
+        if opts.threads > 1 and not jit:
+            raise ValueError("threads=2 needs jit=True (the interpreter runs on one thread)")
         opts.jit = bool(jit)  # which memory limit applies: compiled code's or the interpreter's
         d = NncDiagnostics()
         with compile_lock:

@@ -275,3 +275,33 @@ def test_params_refuse_values_that_are_not_finite():
         f32.params["linear1.b"] = np.full(3, 1e300)
     f32.params["linear1.b"] = np.full(3, 0.1)  # rounds to f32, as the buffer holds it
     assert f32.params["linear1.b"][0] == np.float32(0.1)
+
+
+W2 = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench",
+                  "w2_digits.nn")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd(lr: 0.1)", "adam(lr: 0.001)"])
+def test_fit_on_two_threads_is_one_thread_bit_for_bit(optimizer, tmp_path):
+    """threads=2: fit() splits W2's products (and Adam's steps of its
+    weights) between two threads, and ends with the parameters and history
+    of one thread, bit for bit."""
+    src = open(W2).read().replace("sgd(lr: 0.1)", optimizer)
+    assert optimizer in src
+    name = os.path.join(os.path.dirname(W2), "w2_threads.nn")  # its csv() path is relative to bench/
+    runs = []
+    for threads in (1, 2):
+        m = nnc.Model.from_source(src, name=name, epochs=2, threads=threads)
+        h = m.fit()
+        runs.append((np.array(h), m.buffer.copy()))  # parameters, gradients, optimizer state
+        m.close()
+    assert np.array_equal(runs[0][0], runs[1][0])
+    assert np.array_equal(runs[0][1], runs[1][1])
+
+
+def test_threads_argument():
+    with pytest.raises(ValueError, match="threads"):
+        nnc.Model.from_source(TINY, name="tiny.nn", threads=3)
+    with pytest.raises(ValueError, match="threads=2 needs jit=True"):
+        nnc.Model.from_source(TINY, name="tiny.nn", jit=False, threads=2)
+
