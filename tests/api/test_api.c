@@ -607,6 +607,41 @@ static void null_arguments(void) {
   nnc_model_free(m);
 }
 
+/* threads 2: nnc_model_fit of the JIT code splits the products between
+ * two threads on the caller's buffer, and ends with one thread's bits;
+ * the model's own buffer is the engine's again after (freed once). */
+static void two_threads_fit(void) {
+  static const char *src = "model wide {\n  input x[2]\n  target t[1]\n"
+                           "  y = x -> linear(512) -> relu -> linear(512) -> relu -> linear(1)\n"
+                           "  loss squared(y, t)\n}\n"
+                           "train {\n  data moons(samples: 256, noise: 0.1, seed: 1)\n"
+                           "  optimizer adam(lr: 0.001)\n  epochs 2\n  batch 64\n}\n";
+  void *bufs[2] = {NULL, NULL};
+  size_t bytes = 0;
+  for (int threads = 1; threads <= 2; threads++) {
+    NncOptions o;
+    nnc_options_default(&o);
+    o.threads = threads;
+    NncDiagnostics d = {0};
+    NncModel *m = nnc_compile_string("wide.nn", src, &o, &d);
+    CHECK(m != NULL && d.count == 0);
+    nnc_diagnostics_free(&d);
+    if (!m) return;
+    const NncLayout *L = nnc_model_layout(m);
+    bytes = (size_t)L->total * (L->dtype == NNC_F64 ? 8 : 4);
+    bufs[threads - 1] = nnc_buffer_new(m);
+    nnc_model_init_params(m, bufs[threads - 1]);
+    const NncFunctions *f = nnc_model_jit(m, 2);
+    NncFitResult r;
+    CHECK(f && nnc_model_fit(m, bufs[threads - 1], f, -1, false, &r, &d) == 0 && r.epochs == 2 && r.steps == 8);
+    nnc_fit_result_free(&r);
+    nnc_model_free(m);
+  }
+  CHECK(bufs[0] && bufs[1] && memcmp(bufs[0], bufs[1], bytes) == 0);
+  free(bufs[0]);
+  free(bufs[1]);
+}
+
 int main(void) {
   errors_as_data();
   layout();
@@ -616,6 +651,7 @@ int main(void) {
   jit_equals_interp("f32");
   emit_text();
   data_and_fit();
+  two_threads_fit();
   divergence();
   override_limits();
   run_limits();
