@@ -1108,7 +1108,7 @@ static int64_t place_spans(Span *spans, int n) {
 static void plan_workspace(CG *cg, const Node **reader, const int *users, const bool *root) {
   const Graph *g = cg->g;
   int len = g->len;
-  int *last = nnc_xcalloc((size_t)len, sizeof(int)), *span_of = nnc_xcalloc((size_t)len, sizeof(int));
+  int *last = cg->last_read, *span_of = nnc_xcalloc((size_t)len, sizeof(int));
   int *pack_span = nnc_xcalloc((size_t)len, sizeof(int));
   Span *spans = nnc_xcalloc((size_t)len * 3 + 1, sizeof(Span));
   int nspans = 0;
@@ -1121,7 +1121,6 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
     for (int k = 0; k < op_info[n->op].nin; k++)
       if (last[n->in[k]->id] < at) last[n->in[k]->id] = at;
   }
-  memcpy(cg->last_read, last, sizeof(int) * (size_t)len);
   for (int i = 0; i < len; i++) {
     span_of[i] = pack_span[i] = -1;
     if (cg->need[i] && !cg->given[i] && pack_bytes(cg, g->nodes[i])) {
@@ -1162,7 +1161,6 @@ static void plan_workspace(CG *cg, const Node **reader, const int *users, const 
     cg->part_ws_bytes = peak;
   else if (peak > cg->ws_bytes)
     cg->ws_bytes = peak;
-  free(last);
   free(span_of);
   free(pack_span);
   free(spans);
@@ -1793,7 +1791,7 @@ static bool build_body(CG *cg, LLVMValueRef fn, const Signature *sig, Node **roo
   bool whole = true;
   /* nodes stored in the buffer are inputs here (params, state, given
      gradients); everything else in the plan is computed, in order */
-  for (int i = 0; i < g->len && whole; i++) {
+  for (int i = 0; i < g->len; i++) {
     const Node *n = g->nodes[i];
     if (!emits_here(cg, i)) continue;
     if (cg->split)

@@ -101,8 +101,6 @@ struct GemmKernels {
   /* window.c's fixed kernels from GEMM_IM2COL on, once made or declared */
   LLVMValueRef win[GEMM_FIXED_KERNELS - GEMM_IM2COL];
   LLVMTypeRef gemm_ty, pack_ty, ukr_ty, epi_ty, win_ty, pool_ty, ch_ty, aff_ty, adam_ty;
-  LLVMValueRef fork;   /* nnc_fork_gemm, declared at its first call (fork_gemms) */
-  LLVMTypeRef fork_ty;
   int nepi, nown; /* the epilogues used, and those made here */
   EpiKernels *epi;
 };
@@ -1250,13 +1248,10 @@ static LLVMValueRef build_window(CG *cg, int k) {
  * maps (the window and channel kernels a module exports)? Without a graph
  * (a prebuilt set): yes. */
 static bool has_window(const Graph *g) {
-  for (int i = 0; g && i < g->len; i++) {
-    Op op = g->nodes[i]->op;
-    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX ||
-        channel_kernel_node(g->nodes[i]))
-      return true;
-  }
-  return !g;
+  if (!g || graph_has_windows(g)) return true;
+  for (int i = 0; i < g->len; i++)
+    if (channel_kernel_node(g->nodes[i])) return true;
+  return false;
 }
 
 static GemmKernels *kernels(CG *cg);
@@ -1446,27 +1441,28 @@ static int64_t fork_split(const Gemm *gm) {
   return FORK_EITHER;
 }
 
-/* The call nnc_fork_gemm(kernel, args, the worker's scratch, MR, NR)
- * (runtime/fork.h): the kernel's arguments as i64s in a stack array. */
-static void fork_call(CG *cg, LLVMValueRef *args, int64_t worker_off, int64_t split) {
-  GemmKernels *gk = cg->gemm;
-  _Static_assert((int)G_COUNT == (int)FORK_GEMM_ARGS && (int)G_I0 == (int)FORK_I0 && (int)G_WS == (int)FORK_WS, "fork.h: the kernel's arguments");
-  if (!gk->fork) {
-    LLVMTypeRef p = cg->ptr, I = cg->i64;
-    LLVMTypeRef f[6] = {p, p, p, I, I, I};
-    gk->fork_ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), f, 6, 0);
-    gk->fork = LLVMAddFunction(cg->mod, FORK_GEMM_SYMBOL, gk->fork_ty);
-  }
-  LLVMValueRef a = slot_array(cg, G_COUNT, "fork");
-  for (int i = 0; i < G_COUNT; i++) {
+void gemm_fork_call(CG *cg, const char *symbol, LLVMValueRef kernel, const LLVMValueRef *args, int nargs,
+                    const LLVMValueRef *extra, int nextra) {
+  LLVMTypeRef I = cg->i64, params[8] = {cg->ptr, cg->ptr};
+  for (int i = 0; i < nextra; i++) params[2 + i] = LLVMTypeOf(extra[i]);
+  LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), params, (unsigned)(2 + nextra), 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, symbol);
+  if (!fn) fn = LLVMAddFunction(cg->mod, symbol, ty);
+  LLVMValueRef a = slot_array(cg, nargs, symbol);
+  for (int i = 0; i < nargs; i++) {
     LLVMValueRef v = args[i];
-    if (LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMPointerTypeKind) v = LLVMBuildPtrToInt(cg->b, v, cg->i64, "");
+    LLVMTypeKind k = LLVMGetTypeKind(LLVMTypeOf(v));
+    if (k == LLVMPointerTypeKind)
+      v = LLVMBuildPtrToInt(cg->b, v, I, "");
+    else if (k == LLVMFloatTypeKind)
+      v = LLVMBuildZExt(cg->b, LLVMBuildBitCast(cg->b, v, LLVMInt32TypeInContext(cg->ctx), ""), I, "");
+    else if (k == LLVMDoubleTypeKind)
+      v = LLVMBuildBitCast(cg->b, v, I, "");
     LLVMBuildStore(cg->b, v, gep_i64(cg, a, i));
   }
-  LLVMValueRef at = ci(cg, worker_off);
-  LLVMValueRef ws = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &at, 1, "fork_pack");
-  LLVMValueRef x[6] = {gk->gemm, a, ws, ci(cg, GEMM_MR), ci(cg, nr_of(cg)), ci(cg, split)};
-  LLVMBuildCall2(cg->b, gk->fork_ty, gk->fork, x, 6, "");
+  LLVMValueRef x[8] = {kernel, a};
+  for (int i = 0; i < nextra; i++) x[2 + i] = extra[i];
+  LLVMBuildCall2(cg->b, ty, fn, x, (unsigned)(2 + nextra), "");
 }
 
 void gemm_emit(CG *cg, const Gemm *gm) {
@@ -1493,9 +1489,14 @@ void gemm_emit(CG *cg, const Gemm *gm) {
                                 gm->C, gm->ldc, ek ? ek->epi : none, w.ctx, ws, kb,
                                 ci(cg, gm->accumulate), gm->koff ? gm->roff : none, gm->koff ? gm->koff : none, trans,
                                 ci(cg, 0), gm->M, ci(cg, 0), gm->N};
-  if (cg->fork_gemms)
-    fork_call(cg, args, cg->fork_off[gm->owner->id], fork_split(gm));
-  else
+  if (cg->fork_gemms) { /* nnc_fork_gemm(kernel, args, the worker's scratch, MR, NR, split) */
+    _Static_assert((int)G_COUNT == (int)FORK_GEMM_ARGS && (int)G_I0 == (int)FORK_I0 && (int)G_WS == (int)FORK_WS,
+                   "fork.h: the kernel's arguments");
+    LLVMValueRef off = ci(cg, cg->fork_off[gm->owner->id]);
+    LLVMValueRef extra[4] = {LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), cg->ws, &off, 1, "fork_pack"),
+                             ci(cg, GEMM_MR), ci(cg, nr_of(cg)), ci(cg, fork_split(gm))};
+    gemm_fork_call(cg, FORK_GEMM_SYMBOL, gk->gemm, args, G_COUNT, extra, 4);
+  } else
     LLVMBuildCall2(cg->b, gk->gemm_ty, gk->gemm, args, G_COUNT, "");
 }
 

@@ -53,6 +53,13 @@ void gemm_emit(CG *cg, const Gemm *gm);
  * and k-block: then gm->B.ptr = dst and gm->packed make calls that use it
  * as it is (a weight packed once for every row of a batch). */
 void gemm_pack_all(CG *cg, const Gemm *gm, LLVMValueRef dst);
+/* A call symbol(kernel, args as an i64 array, extra...) of a runtime
+ * function that runs the kernel in parts (runtime/fork.h): the nargs
+ * arguments stored as i64s (pointers as integers, a float's bits in the
+ * low half, a double's bits), the extra ones (at most 6) passed as they
+ * are. */
+void gemm_fork_call(CG *cg, const char *symbol, LLVMValueRef kernel, const LLVMValueRef *args, int nargs,
+                    const LLVMValueRef *extra, int nextra);
 /* Release the module's kernel table (codegen_module, at its end). */
 void gemm_free(CG *cg);
 

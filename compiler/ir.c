@@ -822,3 +822,11 @@ bool graph_output_needs_targets(const Graph *g) {
   free(need);
   return found;
 }
+
+bool graph_has_windows(const Graph *g) {
+  for (int i = 0; i < g->len; i++) {
+    Op op = g->nodes[i]->op;
+    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX) return true;
+  }
+  return false;
+}

@@ -252,6 +252,8 @@ Node *node_make(Graph *g, Op op, Node *a, Node *b, const OpAttr *attr,
 /* Does the output depend on a target (so it cannot be predicted from
  * inputs alone)? */
 bool graph_output_needs_targets(const Graph *g);
+/* Does g have a convolution or max pooling (or their gradients)? */
+bool graph_has_windows(const Graph *g);
 /* Values computed per row of a batch: the elements of every batched node
  * (how large a training step is, per row). */
 int64_t graph_row_values(const Graph *g);

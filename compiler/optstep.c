@@ -117,33 +117,6 @@ void adam_kernel_body(CG *cg, LLVMValueRef fn) {
   LLVMPositionBuilderAtEnd(cg->b, done);
 }
 
-/* The call nnc_fork_adam(kernel, args, f64) (runtime/fork.h): the
- * kernel's arguments as i64s in a stack array, scalars as their bits. */
-static void fork_adam_call(CG *cg, LLVMValueRef kernel, const LLVMValueRef *args) {
-  _Static_assert((int)AD_COUNT == (int)FORK_ADAM_ARGS && (int)AD_N == (int)FORK_ADAM_N && (int)AD_G2 == (int)FORK_ADAM_G2,
-                 "fork.h: Adam's arguments");
-  LLVMTypeRef p = cg->ptr, I = cg->i64, f[3] = {p, p, I};
-  LLVMTypeRef ty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), f, 3, 0);
-  LLVMValueRef fork = LLVMGetNamedFunction(cg->mod, FORK_ADAM_SYMBOL);
-  if (!fork) fork = LLVMAddFunction(cg->mod, FORK_ADAM_SYMBOL, ty);
-  LLVMValueRef a = LLVMBuildAlloca(cg->alloc, LLVMArrayType2(I, AD_COUNT), "fork_adam");
-  bool f64 = cg->L->elem_size == 8;
-  for (int i = 0; i < AD_COUNT; i++) {
-    LLVMValueRef v = args[i];
-    LLVMTypeKind k = LLVMGetTypeKind(LLVMTypeOf(v));
-    if (k == LLVMPointerTypeKind)
-      v = LLVMBuildPtrToInt(cg->b, v, I, "");
-    else if (k == LLVMFloatTypeKind)
-      v = LLVMBuildZExt(cg->b, LLVMBuildBitCast(cg->b, v, LLVMInt32TypeInContext(cg->ctx), ""), I, "");
-    else if (k == LLVMDoubleTypeKind)
-      v = LLVMBuildBitCast(cg->b, v, I, "");
-    LLVMValueRef at = ci(cg, i);
-    LLVMBuildStore(cg->b, v, LLVMBuildInBoundsGEP2(cg->b, I, a, &at, 1, ""));
-  }
-  LLVMValueRef x[3] = {kernel, a, ci(cg, f64)};
-  LLVMBuildCall2(cg->b, ty, fork, x, 3, "");
-}
-
 void adam_step_call(CG *cg, const AdamStep *a, LLVMValueRef ss, LLVMValueRef bc) {
   const Node *mem[] = {a->p_new, cg_stored(cg, a->grad), a->m_new, a->v_new};
   const Node *old[] = {a->p, a->grad, a->m, a->v};
@@ -175,8 +148,12 @@ void adam_step_call(CG *cg, const AdamStep *a, LLVMValueRef ss, LLVMValueRef bc)
   }
   LLVMTypeRef ty;
   LLVMValueRef fn = gemm_fixed_kernel(cg, GEMM_OPT_ADAM, &ty);
-  if (cg->fork_gemms && !cg->slice_part)
-    fork_adam_call(cg, fn, args);
-  else
+  if (cg->fork_gemms && !cg->slice_part) { /* nnc_fork_adam(kernel, args, f64) */
+    _Static_assert((int)AD_COUNT == (int)FORK_ADAM_ARGS && (int)AD_N == (int)FORK_ADAM_N &&
+                       (int)AD_G2 == (int)FORK_ADAM_G2,
+                   "fork.h: Adam's arguments");
+    LLVMValueRef f64 = ci(cg, cg->L->elem_size == 8);
+    gemm_fork_call(cg, FORK_ADAM_SYMBOL, fn, args, AD_COUNT, &f64, 1);
+  } else
     LLVMBuildCall2(cg->b, ty, fn, args, AD_COUNT, "");
 }

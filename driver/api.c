@@ -376,7 +376,7 @@ char *nnc_model_emit(NncModel *m, const char *kind, int opt_level, size_t *len, 
   bool ok = m && compilation_dump(&m->c, emit, &sb);
   if (!m) {
     null_argument(m, "nnc_model_emit", "the model");
-  } else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !symbols_ok(m, to)) {
+  } else if (emit_to_file(emit) && !symbols_ok(m, to)) {
     /* reported */
   } else if (!ok && emit != NNC_EMIT_NONE) {
     int level = opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level;

@@ -288,13 +288,7 @@ static bool feature_split(const Compilation *c, int threads) {
   if (env && strcmp(env, "features") == 0) return true;
   /* (on one CPU the two threads would wait out each other's spins) */
   if (par_available_cpus() < 2) return false;
-  const Graph *g = c->opt_g;
-  for (int i = 0; i < g->len; i++) {
-    Op op = g->nodes[i]->op;
-    if (op == OP_CONV || op == OP_CONV_DX || op == OP_CONV_DW || op == OP_MAX_POOL || op == OP_MAX_POOL_DX)
-      return false;
-  }
-  return true;
+  return !graph_has_windows(c->opt_g);
 }
 
 /* *parallel: whether the engine is parallel.c's, threads or MPI ranks. */
@@ -528,7 +522,7 @@ static int run(Compilation *c) {
   int rc = frontend(c);
   if (rc) return rc;
   if (check_clashes(c)) return 1;
-  if ((c->emit == NNC_EMIT_OBJ || c->emit == NNC_EMIT_HEADER) && !compilation_symbols_ok(c)) return 1;
+  if (emit_to_file(c->emit) && !compilation_symbols_ok(c)) return 1;
   StrBuf sb = {0};
   if (c->emit == NNC_EMIT_IR) {
     compilation_dump(c, NNC_EMIT_IR, &sb);
@@ -582,15 +576,15 @@ bool driver_options_error(const NncOptions *o, char *msg, size_t n) {
   const char *bad = driver_overrides_error(o);
   int modes = o->train + o->grad + o->check_grad + o->eval + (o->predict != NULL) + (o->emit != NULL);
   NncEmit emit = nnc_emit_kind(o->emit);
-  bool for_cpu = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
+  bool for_cpu = emit_for_cpu(emit);
   if (bad) snprintf(msg, n, "%s", bad);
   else if (!o->file) snprintf(msg, n, "no input file");
   else if (modes > 1) snprintf(msg, n, "choose one of --train, --grad, --check-grad, --eval, --predict and --emit");
   else if (o->emit && emit == NNC_EMIT_NONE)
     snprintf(msg, n, "unknown --emit kind '%s' (ast, ir, grad, opt, layout, llvm, asm, dot, obj, header)", o->emit);
-  else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && o->out && strcmp(o->out, "-") == 0)
+  else if (emit_to_file(emit) && o->out && strcmp(o->out, "-") == 0)
     snprintf(msg, n, "--emit %s writes a file: -o - (standard output) is for the text kinds", o->emit);
-  else if ((emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER) && !o->out) snprintf(msg, n, "--emit %s needs -o FILE", o->emit);
+  else if (emit_to_file(emit) && !o->out) snprintf(msg, n, "--emit %s needs -o FILE", o->emit);
   else if (o->out && !o->emit) snprintf(msg, n, "-o goes with --emit");
   else if (o->cpu && !jit_cpu_known(o->cpu))
     snprintf(msg, n, "unknown CPU '%s' for --cpu (native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM x86-64 "

@@ -42,6 +42,13 @@ bool compilation_symbols_ok(Compilation *c);
  * graphs, into out: ast (parsed), ir (lowered), grad, opt, dot and layout
  * (after the middle). Returns false for any other kind. */
 bool compilation_dump(const Compilation *c, NncEmit kind, StrBuf *out);
+/* The --emit kinds of code for a CPU (LLVM's: --cpu and -O apply), and
+ * those of them that must go to a file (-o FILE, and the model's symbols
+ * checked against libnnc's). */
+static inline bool emit_for_cpu(NncEmit k) {
+  return k == NNC_EMIT_LLVM || k == NNC_EMIT_ASM || k == NNC_EMIT_OBJ || k == NNC_EMIT_HEADER;
+}
+static inline bool emit_to_file(NncEmit k) { return k == NNC_EMIT_OBJ || k == NNC_EMIT_HEADER; }
 
 /* The nnc command compiles once per process: after that, nnc_run drops
  * the compiler's code pages (LLVM's, above all) from the process, most of

@@ -225,7 +225,7 @@ static int check_combination(const NncOptions *o, bool plot_scale, bool opt_leve
   if (driver_options_error(o, bad, sizeof bad)) return usage_error("%s", bad);
   if (plot_scale && !o->plot) return usage_error("%s", "--plot-scale goes with --plot");
   NncEmit emit = nnc_emit_kind(o->emit);
-  bool llvm_code = emit == NNC_EMIT_LLVM || emit == NNC_EMIT_ASM || emit == NNC_EMIT_OBJ || emit == NNC_EMIT_HEADER;
+  bool llvm_code = emit_for_cpu(emit);
   if (opt_level && !o->jit && !llvm_code)
     return usage_error("%s", "-O goes with --jit or --emit llvm, asm, obj or header (LLVM's optimization level)");
   const char *outputs[][2] = {{"-o", o->out}, {"--save", o->save}, {"--plot", o->plot}};
